@@ -1,0 +1,83 @@
+/* cfg.h - etc/vapora.conf: one INI file (parsed by libinih) for the supervisor
+ * and every service.
+ *
+ * Values are interpolated when loaded: "${VAR}" is replaced by the
+ * environment variable VAR and "${VAR:-default}" by VAR when it is set and
+ * non-empty, else by "default". "$$" stands for a literal "$". An unset
+ * ${VAR} without a default is a load error that names the section and key.
+ * Inline comments start with " ;" as libinih defines.
+ *
+ * Unknown sections and keys are not errors: cfg_check_schema() reports each
+ * one as a warning (the caller logs them). Section names may be typed:
+ * "service:backend" has type "service" and name "backend".
+ *
+ * A cfg_t is immutable after loading and may be read from any thread. */
+#ifndef VAPORA_CFG_H
+#define VAPORA_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct cfg cfg_t;
+
+/* Loads path. On failure returns NULL and writes a one-line human reason
+ * (with the file, line, section and key where they apply) into err. */
+cfg_t *cfg_load(const char *path, char *err, size_t errlen);
+/* The same from a string held in memory; name is used in messages. */
+cfg_t *cfg_load_string(const char *text, const char *name, char *err,
+                       size_t errlen);
+void cfg_destroy(cfg_t **cfgp);
+
+/* The interpolated value of section/key, or NULL when absent. The string is
+ * owned by cfg. Later duplicates of a key replace earlier ones. */
+const char *cfg_get(const cfg_t *cfg, const char *section, const char *key);
+/* As cfg_get, but returns def when absent. */
+const char *cfg_get_str(const cfg_t *cfg, const char *section, const char *key,
+                        const char *def);
+/* Typed getters: 0 and *out set (def when absent), or -EINVAL with a reason
+ * naming section, key and value in err. */
+int cfg_get_long(const cfg_t *cfg, const char *section, const char *key,
+                 long def, long min, long max, long *out, char *err,
+                 size_t errlen);
+int cfg_get_double(const cfg_t *cfg, const char *section, const char *key,
+                   double def, double min, double max, double *out, char *err,
+                   size_t errlen);
+/* Accepts true/false, yes/no, on/off, 1/0 (case-insensitive). */
+int cfg_get_bool(const cfg_t *cfg, const char *section, const char *key,
+                 bool def, bool *out, char *err, size_t errlen);
+
+bool cfg_has_section(const cfg_t *cfg, const char *section);
+/* Number of sections, and the i-th section name in file order (first
+ * appearance); NULL when out of range. */
+size_t cfg_section_count(const cfg_t *cfg);
+const char *cfg_section_name(const cfg_t *cfg, size_t i);
+/* Keys of a section in file order; NULL when out of range. */
+size_t cfg_key_count(const cfg_t *cfg, const char *section);
+const char *cfg_key_name(const cfg_t *cfg, const char *section, size_t i);
+
+/* One entry of a schema: a section pattern and the keys allowed in it.
+ * A pattern is either an exact section name ("supervisor") or a type
+ * followed by ":*" ("service:*"). keys is NULL-terminated. */
+typedef struct cfg_schema {
+    const char *section;
+    const char *const *keys;
+} cfg_schema_t;
+
+/* The schema of every section VAPORA knows (see cfg_schema.c). */
+extern const cfg_schema_t cfg_vapora_schema[];
+extern const size_t cfg_vapora_schema_len;
+
+/* Calls warn(msg, ud) once per unknown section ("unknown section [x]") and
+ * once per unknown key ("unknown key 'k' in section [s]"), in file order.
+ * Returns the number of warnings. */
+size_t cfg_check_schema(const cfg_t *cfg, const cfg_schema_t *schema,
+                        size_t schema_len,
+                        void (*warn)(const char *msg, void *ud), void *ud);
+
+/* Splits a comma-separated list value into trimmed, non-empty items.
+ * Returns the count; *items is a heap array of heap strings, freed with
+ * cfg_list_free. */
+size_t cfg_split_list(const char *value, char ***items);
+void cfg_list_free(char **items, size_t n);
+
+#endif

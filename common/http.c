@@ -1,0 +1,940 @@
+/* http.c - see http.h. */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define HTTP_MAX_SEGS 16
+#define HTTP_MAX_PARAMS 8
+#define HTTP_STATUS_CACHE 12
+#define HTTP_ACCEPT_BATCH 8
+
+static const double s_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001,
+                                          0.0025, 0.005,   0.01,   0.025,
+                                          0.05,   0.1,     0.25,   0.5,
+                                          1,      2.5,     5,      10};
+
+typedef struct status_series {
+    unsigned status;
+    metric_series_t *series;
+} status_series_t;
+
+typedef struct route {
+    char *method;
+    char *pattern;
+    char *segs[HTTP_MAX_SEGS]; /* literal, or "{name}" */
+    unsigned nsegs;
+    unsigned flags;
+    http_handler_fn fn;
+    void *ud;
+    metric_series_t *latency;
+    status_series_t by_status[HTTP_STATUS_CACHE];
+} route_t;
+
+typedef struct header {
+    char *name, *value;
+} header_t;
+
+struct http_req {
+    http_server_t *srv;
+    struct MHD_Connection *conn;
+    const char *method; /* NULL until the access handler's first call */
+    const char *url;
+    size_t uri_len; /* the full request-target, query string included */
+    route_t *route;
+    uint64_t start_ns;
+    /* A request-level error found while receiving: replied at the end. */
+    unsigned err_status;
+    const char *err_code;
+    char *err_msg;
+    char *allow; /* Allow header for 405 */
+    sbuf_t body;
+    bool body_overflow;
+    json_t *json;
+    char *pathbuf; /* NUL-separated copies of the param values */
+    const char *pnames[HTTP_MAX_PARAMS];
+    const char *pvals[HTTP_MAX_PARAMS];
+    unsigned nparams;
+    header_t *headers;
+    unsigned nheaders;
+    struct MHD_Response *resp;
+    unsigned status;
+    bool handled;   /* the handler has run */
+    bool suspended; /* MHD_suspend_connection in effect */
+    bool replied;
+    void *data;
+    http_req_t *prev, *next; /* live list, for shutdown */
+};
+
+struct http_server {
+    loop_t *loop;
+    metrics_t *metrics;
+    http_config_t cfg;
+    char *service;
+    struct MHD_Daemon *daemon;
+    int mhd_epfd;
+    int listen_fd;
+    bool accepting;
+    bool draining;
+    bool dirty; /* MHD_run needed before sleeping */
+    loop_timer_t *accept_retry;
+    route_t *routes;
+    size_t nroutes;
+    route_t unmatched; /* metrics of requests that matched no route */
+    metric_family_t *req_total;
+    metric_family_t *latency;
+    unsigned in_flight;
+    uint64_t completed;
+    char date[40]; /* IMF-fixdate of date_sec, for the Date header */
+    time_t date_sec;
+    http_req_t *live;
+};
+
+void http_config_defaults(http_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->service = "vapora";
+    cfg->max_body = 1024 * 1024;
+    cfg->max_url = 4096;
+    cfg->max_header = 8192;
+    cfg->max_connections = 4096;
+    cfg->request_timeout = 30;
+    cfg->access_log = false;
+}
+
+/* ---- metrics ---- */
+
+static void s_route_metrics(http_server_t *srv, route_t *r)
+{
+    sbuf_t l = {0};
+    metrics_label(&l, "service", srv->service);
+    metrics_label(&l, "route", r->pattern);
+    r->latency = metrics_series(srv->latency, l.data);
+    sbuf_free(&l);
+}
+
+static metric_series_t *s_status_series(http_server_t *srv, route_t *r,
+                                        unsigned status)
+{
+    for (unsigned i = 0; i < HTTP_STATUS_CACHE; i++) {
+        status_series_t *ss = &r->by_status[i];
+        if (ss->status == status)
+            return ss->series;
+        if (ss->status == 0 || i == HTTP_STATUS_CACHE - 1) {
+            char st[8];
+            snprintf(st, sizeof st, "%u", status);
+            sbuf_t l = {0};
+            metrics_label(&l, "service", srv->service);
+            metrics_label(&l, "route", r->pattern);
+            metrics_label(&l, "status", st);
+            metric_series_t *s = metrics_series(srv->req_total, l.data);
+            sbuf_free(&l);
+            if (ss->status == 0) { /* cache it; the last slot is never cached */
+                ss->status = status;
+                ss->series = s;
+            }
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* ---- routing ---- */
+
+static int s_split_pattern(route_t *r, const char *pattern)
+{
+    if (pattern[0] != '/')
+        return -EINVAL;
+    const char *p = pattern + 1;
+    while (*p) {
+        if (r->nsegs == HTTP_MAX_SEGS)
+            return -EINVAL;
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0)
+            return -EINVAL;
+        r->segs[r->nsegs++] = xstrndup(p, n);
+        p += n + (e ? 1 : 0);
+    }
+    return 0;
+}
+
+static bool s_is_param(const char *seg)
+{
+    size_t n = strlen(seg);
+    return n > 2 && seg[0] == '{' && seg[n - 1] == '}';
+}
+
+int http_route(http_server_t *srv, const char *method, const char *pattern,
+               unsigned flags, http_handler_fn fn, void *ud)
+{
+    srv->routes = xrealloc(srv->routes, (srv->nroutes + 1) * sizeof *srv->routes);
+    route_t *r = &srv->routes[srv->nroutes];
+    memset(r, 0, sizeof *r);
+    if (s_split_pattern(r, pattern) < 0) {
+        for (unsigned i = 0; i < r->nsegs; i++)
+            free(r->segs[i]);
+        return -EINVAL;
+    }
+    r->method = xstrdup(method);
+    r->pattern = xstrdup(pattern);
+    r->flags = flags;
+    r->fn = fn;
+    r->ud = ud;
+    srv->nroutes++;
+    /* Route pointers are handed out only after start, so realloc is safe;
+     * series are (re)looked up then. */
+    return 0;
+}
+
+/* Matches path against r; on success fills the request's params. */
+static bool s_match(route_t *r, const char *path, http_req_t *req)
+{
+    const char *p = path;
+    if (*p != '/')
+        return false;
+    p++;
+    unsigned np = 0;
+    const char *vals[HTTP_MAX_PARAMS];
+    size_t lens[HTTP_MAX_PARAMS];
+    for (unsigned i = 0; i < r->nsegs; i++) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0)
+            return false;
+        const char *seg = r->segs[i];
+        if (s_is_param(seg)) {
+            if (np == HTTP_MAX_PARAMS)
+                return false;
+            vals[np] = p;
+            lens[np++] = n;
+        } else if (strlen(seg) != n || memcmp(seg, p, n) != 0) {
+            return false;
+        }
+        p += n;
+        if (*p == '/')
+            p++;
+        else if (i + 1 < r->nsegs)
+            return false;
+    }
+    if (*p != '\0' || (p > path + 1 && p[-1] == '/' && r->nsegs > 0))
+        return false;
+    if (!req)
+        return true;
+    size_t total = 0;
+    for (unsigned i = 0; i < np; i++)
+        total += lens[i] + 1;
+    if (np) {
+        req->pathbuf = xmalloc(total);
+        char *w = req->pathbuf;
+        unsigned k = 0;
+        for (unsigned i = 0; i < r->nsegs; i++) {
+            if (!s_is_param(r->segs[i]))
+                continue;
+            memcpy(w, vals[k], lens[k]);
+            w[lens[k]] = '\0';
+            req->pnames[k] = r->segs[i];
+            req->pvals[k] = w;
+            w += lens[k] + 1;
+            k++;
+        }
+    }
+    req->nparams = np;
+    return true;
+}
+
+static bool s_method_is(const route_t *r, const char *method)
+{
+    if (strcmp(r->method, method) == 0)
+        return true;
+    return strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
+}
+
+static void s_set_error(http_req_t *req, unsigned status, const char *code,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void s_set_error(http_req_t *req, unsigned status, const char *code,
+                        const char *fmt, ...)
+{
+    if (req->err_status)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    sbuf_t b = {0};
+    sbuf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    req->err_status = status;
+    req->err_code = code;
+    req->err_msg = sbuf_steal(&b);
+}
+
+/* Finds the route, or records 404/405 on the request. */
+static void s_route_request(http_server_t *srv, http_req_t *req)
+{
+    sbuf_t allow = {0};
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        route_t *r = &srv->routes[i];
+        if (!s_match(r, req->url, NULL))
+            continue;
+        if (s_method_is(r, req->method)) {
+            s_match(r, req->url, req);
+            req->route = r;
+            sbuf_free(&allow);
+            return;
+        }
+        if (!strstr(allow.data ? allow.data : "", r->method)) {
+            if (allow.len)
+                sbuf_puts(&allow, ", ");
+            sbuf_puts(&allow, r->method);
+            if (strcmp(r->method, "GET") == 0)
+                sbuf_puts(&allow, ", HEAD");
+        }
+    }
+    if (allow.len) {
+        req->allow = sbuf_steal(&allow);
+        s_set_error(req, 405, "method_not_allowed",
+                    "method %s is not allowed on %s (allowed: %s)", req->method,
+                    req->url, req->allow);
+    } else {
+        s_set_error(req, 404, "not_found", "no route for %s %s", req->method,
+                    req->url);
+    }
+}
+
+/* ---- request checks done when the headers arrive ---- */
+
+static enum MHD_Result s_sum_header(void *cls, enum MHD_ValueKind kind,
+                                    const char *key, const char *value)
+{
+    UNUSED(kind);
+    size_t *sum = cls;
+    *sum += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+static bool s_is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    char c = ct[16];
+    return c == '\0' || c == ';' || c == ' ';
+}
+
+static void s_check_request(http_server_t *srv, http_req_t *req)
+{
+    const http_config_t *c = &srv->cfg;
+    if (req->uri_len > c->max_url) {
+        s_set_error(req, 414, "uri_too_long",
+                    "the request URL is longer than %zu bytes", c->max_url);
+        return;
+    }
+    size_t hsum = 0;
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_sum_header, &hsum);
+    if (hsum > c->max_header) {
+        s_set_error(req, 431, "headers_too_large",
+                    "the request headers are larger than %zu bytes",
+                    c->max_header);
+        return;
+    }
+    s_route_request(srv, req);
+    if (req->err_status)
+        return;
+    if (req->route->flags & (HTTP_JSON_BODY | HTTP_JSON_OPTIONAL)) {
+        const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *te =
+            http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        bool has_body = (cl && strcmp(cl, "0") != 0) || te;
+        const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (has_body && !s_is_json_type(ct))
+            s_set_error(req, 415, "unsupported_media_type",
+                        "the request body must be application/json, not %s",
+                        ct ? ct : "untyped");
+    }
+}
+
+/* ---- replies ---- */
+
+/* The Date header, formatted at most once a second (MHD would format it
+ * for every response). */
+static const char *s_date(http_server_t *srv)
+{
+    time_t now = time(NULL);
+    if (now != srv->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        srv->date_sec = now;
+    }
+    return srv->date;
+}
+
+static void s_queue(http_req_t *req)
+{
+    http_server_t *srv = req->srv;
+    MHD_add_response_header(req->resp, MHD_HTTP_HEADER_DATE, s_date(srv));
+    if (srv->draining)
+        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(req->conn, req->status, req->resp) != MHD_YES)
+        log_warn("MHD_queue_response failed for %s %s", req->method, req->url);
+    MHD_destroy_response(req->resp);
+    req->resp = NULL;
+}
+
+void http_req_add_header(http_req_t *req, const char *name, const char *value)
+{
+    req->headers =
+        xrealloc(req->headers, (req->nheaders + 1) * sizeof *req->headers);
+    req->headers[req->nheaders].name = xstrdup(name);
+    req->headers[req->nheaders].value = xstrdup(value);
+    req->nheaders++;
+}
+
+void http_reply(http_req_t *req, unsigned status, const char *content_type,
+                const void *body, size_t len)
+{
+    VP_ASSERT(!req->replied);
+    req->replied = true;
+    req->status = status;
+    req->resp = MHD_create_response_from_buffer(len, (void *)body,
+                                                MHD_RESPMEM_MUST_COPY);
+    VP_ASSERT(req->resp != NULL);
+    if (content_type)
+        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type);
+    for (unsigned i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(req->resp, req->headers[i].name,
+                                req->headers[i].value);
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+        req->srv->dirty = true;
+    } else if (req->handled) {
+        s_queue(req);
+    }
+    /* Otherwise the access handler queues it when the handler returns. */
+}
+
+void http_reply_json(http_req_t *req, unsigned status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    VP_ASSERT(s != NULL);
+    http_reply(req, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+static void s_reply_error_str(http_req_t *req, unsigned status,
+                              const char *code, const char *msg)
+{
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    http_reply_json(req, status, j);
+}
+
+void http_reply_error(http_req_t *req, unsigned status, const char *code,
+                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sbuf_t b = {0};
+    sbuf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    s_reply_error_str(req, status, code, b.data);
+    sbuf_free(&b);
+}
+
+/* ---- blocking work ---- */
+
+typedef struct blocking {
+    http_req_t *req;
+    pool_work_fn work;
+    http_done_fn done;
+    void *arg;
+} blocking_t;
+
+static void s_blocking_work(void *p)
+{
+    blocking_t *b = p;
+    b->work(b->arg);
+}
+
+static void s_blocking_done(void *p, int status)
+{
+    blocking_t *b = p;
+    b->done(b->req, b->arg, status);
+    free(b);
+}
+
+int http_req_run_blocking(http_req_t *req, pool_t *pool, pool_work_fn work,
+                          http_done_fn done, void *arg)
+{
+    blocking_t *b = xmalloc(sizeof *b);
+    *b = (blocking_t){req, work, done, arg};
+    int rc = pool_submit(pool, s_blocking_work, s_blocking_done, b, NULL);
+    if (rc < 0) {
+        free(b);
+        http_reply_error(req, 503, "overloaded",
+                         "the server is busy; retry shortly");
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- the MHD access handler ---- */
+
+/* MHD's URI-log callback: the first sight of a request, with the whole
+ * request-target. The request context is born here. */
+static void *s_req_new(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    http_server_t *srv = cls;
+    http_req_t *req = xcalloc(1, sizeof *req);
+    req->srv = srv;
+    req->conn = conn;
+    req->uri_len = strlen(uri);
+    req->start_ns = time_now_ns();
+    req->next = srv->live;
+    if (srv->live)
+        srv->live->prev = req;
+    srv->live = req;
+    srv->in_flight++;
+    return req;
+}
+
+static void s_req_free(http_req_t *req)
+{
+    http_server_t *srv = req->srv;
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        srv->live = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    srv->in_flight--;
+    if (req->resp)
+        MHD_destroy_response(req->resp);
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        free(req->headers[i].name);
+        free(req->headers[i].value);
+    }
+    free(req->headers);
+    json_decref(req->json);
+    sbuf_free(&req->body);
+    free(req->err_msg);
+    free(req->allow);
+    free(req->pathbuf);
+    free(req);
+}
+
+static void s_collect_body(http_req_t *req, const char *data, size_t *size)
+{
+    size_t max = req->srv->cfg.max_body;
+    if (!req->err_status && req->body.len + *size > max) {
+        s_set_error(req, 413, "payload_too_large",
+                    "the request body is larger than %zu bytes", max);
+        sbuf_free(&req->body);
+    }
+    if (!req->err_status)
+        sbuf_append(&req->body, data, *size);
+    *size = 0;
+}
+
+/* Parses the body of a JSON route; records 400 on failure. */
+static void s_parse_json(http_req_t *req)
+{
+    unsigned flags = req->route->flags;
+    if (!(flags & (HTTP_JSON_BODY | HTTP_JSON_OPTIONAL)))
+        return;
+    if (req->body.len == 0) {
+        if (flags & HTTP_JSON_BODY)
+            s_set_error(req, 400, "missing_body",
+                        "this request needs a JSON object body");
+        return;
+    }
+    json_error_t e;
+    req->json = json_loadb(req->body.data, req->body.len, 0, &e);
+    if (!req->json)
+        s_set_error(req, 400, "invalid_json",
+                    "the request body is not valid JSON: %s (line %d, column %d)",
+                    e.text, e.line, e.column);
+    else if (!json_is_object(req->json))
+        s_set_error(req, 400, "invalid_json",
+                    "the request body must be a JSON object");
+}
+
+static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn,
+                                const char *url, const char *method,
+                                const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
+{
+    UNUSED(version);
+    http_server_t *srv = cls;
+    http_req_t *req = *con_cls;
+    VP_ASSERT(req != NULL); /* made by s_req_new */
+    if (!req->method) {
+        req->method = method;
+        req->url = url;
+        s_check_request(srv, req);
+        const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        long n;
+        if (cl && parse_long(cl, 0, LONG_MAX, &n) == 0 &&
+            (size_t)n > srv->cfg.max_body) {
+            /* Refuse now rather than read a body we will not keep: this
+             * closes the connection, which is what a client sending too
+             * much should expect. */
+            req->handled = true;
+            http_reply_error(req, 413, "payload_too_large",
+                             "the request body is larger than %zu bytes",
+                             srv->cfg.max_body);
+            return MHD_YES;
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        s_collect_body(req, upload_data, upload_data_size);
+        return MHD_YES;
+    }
+    if (req->resp) { /* resumed with a reply, or replied within the handler */
+        s_queue(req);
+        return MHD_YES;
+    }
+    if (req->handled)
+        return MHD_YES; /* still waiting (spurious call) */
+    req->handled = true;
+    if (!req->err_status)
+        s_parse_json(req);
+    if (req->err_status) {
+        if (req->allow)
+            http_req_add_header(req, "Allow", req->allow);
+        s_reply_error_str(req, req->err_status, req->err_code, req->err_msg);
+    } else {
+        req->route->fn(req, req->route->ud);
+    }
+    if (req->resp) {
+        s_queue(req);
+    } else if (!req->replied) {
+        req->suspended = true;
+        MHD_suspend_connection(conn);
+    }
+    return MHD_YES;
+}
+
+static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    UNUSED(conn);
+    http_server_t *srv = cls;
+    http_req_t *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    if (req->replied) {
+        route_t *r = req->route ? req->route : &srv->unmatched;
+        double secs = (double)(time_now_ns() - req->start_ns) / 1e9;
+        metric_inc(s_status_series(srv, r, req->status), 1);
+        metric_observe(r->latency, secs);
+        srv->completed++;
+        if (srv->cfg.access_log)
+            log_info("%s %s %u %.3fms%s", req->method, req->url, req->status,
+                     secs * 1e3,
+                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+    }
+    s_req_free(req);
+}
+
+static void s_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    UNUSED(cls);
+    sbuf_t b = {0};
+    sbuf_vprintf(&b, fmt, ap);
+    while (b.len && (b.data[b.len - 1] == '\n'))
+        b.data[--b.len] = '\0';
+    log_debug("libmicrohttpd: %s", b.data);
+    sbuf_free(&b);
+}
+
+/* ---- loop integration ---- */
+
+static void s_run(http_server_t *srv)
+{
+    srv->dirty = false;
+    MHD_run(srv->daemon);
+}
+
+static void s_on_mhd(loop_t *loop, int fd, unsigned ev, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(fd);
+    UNUSED(ev);
+    s_run(ud);
+}
+
+static int64_t s_before_sleep(loop_t *loop, void *ud)
+{
+    UNUSED(loop);
+    http_server_t *srv = ud;
+    if (!srv->daemon)
+        return -1;
+    if (srv->dirty)
+        s_run(srv);
+    MHD_UNSIGNED_LONG_LONG t;
+    if (MHD_get_timeout(srv->daemon, &t) != MHD_YES)
+        return -1;
+    if (t == 0)
+        srv->dirty = true; /* buffered work: run again right after the poll */
+    return (int64_t)t;
+}
+
+static void s_accept_resume(loop_t *loop, loop_timer_t *t, void *ud);
+
+static void s_pause_accepting(http_server_t *srv, uint64_t ms)
+{
+    if (!srv->accepting)
+        return;
+    loop_del_fd(srv->loop, srv->listen_fd);
+    srv->accepting = false;
+    if (!srv->draining)
+        srv->accept_retry =
+            loop_add_timer(srv->loop, ms, 0, s_accept_resume, srv);
+}
+
+static void s_on_listen(loop_t *loop, int fd, unsigned ev, void *ud);
+
+static void s_accept_resume(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(t);
+    http_server_t *srv = ud;
+    srv->accept_retry = NULL;
+    if (srv->draining || srv->accepting)
+        return;
+    if (loop_add_fd(loop, srv->listen_fd, LOOP_READ | LOOP_EXCLUSIVE,
+                    s_on_listen, srv) == 0)
+        srv->accepting = true;
+}
+
+static void s_on_listen(loop_t *loop, int fd, unsigned ev, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(ev);
+    http_server_t *srv = ud;
+    for (int i = 0; i < HTTP_ACCEPT_BATCH; i++) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(
+            srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (info && info->num_connections >= srv->cfg.max_connections) {
+            /* Leave the rest in the backlog (siblings may take them). */
+            s_pause_accepting(srv, 50);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int c = accept4(fd, (struct sockaddr *)&ss, &sl,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                return;
+            log_err(errno, "accept4(%d)", fd);
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM)
+                s_pause_accepting(srv, 100);
+            return;
+        }
+        if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+            int one = 1;
+            setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        if (MHD_add_connection(srv->daemon, c, (struct sockaddr *)&ss, sl) !=
+            MHD_YES)
+            log_warn_errno(errno, "MHD_add_connection refused a connection");
+        srv->dirty = true;
+    }
+}
+
+http_server_t *http_server_new(loop_t *loop, metrics_t *metrics,
+                               const http_config_t *cfg)
+{
+    http_server_t *srv = xcalloc(1, sizeof *srv);
+    srv->loop = loop;
+    srv->metrics = metrics;
+    srv->cfg = *cfg;
+    srv->service = xstrdup(cfg->service ? cfg->service : "vapora");
+    srv->cfg.service = srv->service;
+    srv->listen_fd = -1;
+    srv->mhd_epfd = -1;
+    srv->req_total = metrics_family(
+        metrics, "vapora_http_requests_total",
+        "HTTP requests completed, by route and status.", METRIC_COUNTER, NULL, 0);
+    srv->latency = metrics_family(
+        metrics, "vapora_http_request_duration_seconds",
+        "Time from the request's headers to its completion.", METRIC_HISTOGRAM,
+        s_latency_bounds, ARRAY_LEN(s_latency_bounds));
+    srv->unmatched.pattern = xstrdup("unmatched");
+    loop_add_before_sleep(loop, s_before_sleep, srv);
+    return srv;
+}
+
+int http_server_start(http_server_t *srv, int listen_fd)
+{
+    for (size_t i = 0; i < srv->nroutes; i++)
+        s_route_metrics(srv, &srv->routes[i]);
+    s_route_metrics(srv, &srv->unmatched);
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_UPGRADE |
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG |
+                     MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_NOTIFY_COMPLETED,
+        s_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, s_req_new, srv,
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)srv->cfg.max_connections + 16, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)srv->cfg.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)16384, MHD_OPTION_EXTERNAL_LOGGER,
+        s_mhd_log, srv, MHD_OPTION_END);
+    if (!srv->daemon)
+        return -EIO;
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!info)
+        return -EIO;
+    srv->mhd_epfd = info->epoll_fd;
+    int rc = loop_add_fd(srv->loop, srv->mhd_epfd, LOOP_READ, s_on_mhd, srv);
+    if (rc < 0)
+        return rc;
+    srv->listen_fd = listen_fd;
+    rc = loop_add_fd(srv->loop, listen_fd, LOOP_READ | LOOP_EXCLUSIVE,
+                     s_on_listen, srv);
+    if (rc < 0)
+        return rc;
+    srv->accepting = true;
+    return 0;
+}
+
+void http_server_drain(http_server_t *srv)
+{
+    if (srv->draining)
+        return;
+    srv->draining = true;
+    if (srv->accepting) {
+        loop_del_fd(srv->loop, srv->listen_fd);
+        srv->accepting = false;
+    }
+    loop_cancel_timer(srv->loop, &srv->accept_retry);
+}
+
+bool http_server_draining(const http_server_t *srv)
+{
+    return srv->draining;
+}
+
+unsigned http_server_in_flight(const http_server_t *srv)
+{
+    return srv->in_flight;
+}
+
+uint64_t http_server_requests(const http_server_t *srv)
+{
+    return srv->completed;
+}
+
+static void s_route_free(route_t *r)
+{
+    for (unsigned i = 0; i < r->nsegs; i++)
+        free(r->segs[i]);
+    free(r->method);
+    free(r->pattern);
+}
+
+void http_server_destroy(http_server_t **srvp)
+{
+    http_server_t *srv = srvp ? *srvp : NULL;
+    if (!srv)
+        return;
+    http_server_drain(srv);
+    if (srv->daemon) {
+        /* MHD aborts when stopped with a suspended connection. */
+        for (http_req_t *r = srv->live; r; r = r->next)
+            if (r->suspended)
+                http_reply_error(r, 503, "shutting_down",
+                                 "the server is shutting down");
+        MHD_run(srv->daemon);
+        loop_del_fd(srv->loop, srv->mhd_epfd);
+        MHD_stop_daemon(srv->daemon);
+    }
+    for (size_t i = 0; i < srv->nroutes; i++)
+        s_route_free(&srv->routes[i]);
+    free(srv->routes);
+    s_route_free(&srv->unmatched);
+    free(srv->service);
+    free(srv);
+    *srvp = NULL;
+}
+
+/* ---- accessors ---- */
+
+const char *http_req_method(const http_req_t *req)
+{
+    return req->method;
+}
+
+const char *http_req_path(const http_req_t *req)
+{
+    return req->url;
+}
+
+const char *http_req_param(const http_req_t *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (unsigned i = 0; i < req->nparams; i++) {
+        const char *p = req->pnames[i];
+        if (strncmp(p + 1, name, n) == 0 && p[n + 1] == '}' && p[n + 2] == '\0')
+            return req->pvals[i];
+    }
+    return NULL;
+}
+
+const char *http_req_query(const http_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_req_header(const http_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_req_body(const http_req_t *req, size_t *len)
+{
+    if (len)
+        *len = req->body.len;
+    return req->body.len ? req->body.data : NULL;
+}
+
+json_t *http_req_json(const http_req_t *req)
+{
+    return req->json;
+}
+
+void http_req_set_data(http_req_t *req, void *data)
+{
+    req->data = data;
+}
+
+void *http_req_get_data(const http_req_t *req)
+{
+    return req->data;
+}

@@ -1,0 +1,124 @@
+/* http.h - the HTTP layer of a worker: libmicrohttpd in external-epoll mode,
+ * driven from our loop, with routing, JSON in and out, limits and metrics.
+ *
+ * DESIGN. MHD runs with MHD_USE_EPOLL and no thread of its own; its epoll fd
+ * sits in our loop and MHD_run() is called after each of its wake-ups and
+ * from a before-sleep hook whenever MHD has buffered work (timeout 0), a
+ * connection was resumed, or one was added. We accept connections ourselves
+ * (MHD_USE_NO_LISTEN_SOCKET) on a listening fd registered EPOLLEXCLUSIVE, so
+ * worker processes sharing one socket do not all wake per connection.
+ *
+ * A request is routed when its headers arrive; the body is collected (up to
+ * max_body) and the handler runs once the request is complete, so the
+ * response never closes a keep-alive connection. A handler either replies at
+ * once or returns without replying: the connection is then suspended until
+ * http_reply*() is called later on the loop thread (typically from a pool
+ * job's done() callback; see http_req_run_blocking).
+ *
+ * Errors are JSON: {"error":{"code":"snake_case","message":"sentence"}}.
+ * Every call here is loop-thread only. */
+#ifndef VAPORA_HTTP_H
+#define VAPORA_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "metrics.h"
+#include "pool.h"
+
+typedef struct http_server http_server_t;
+typedef struct http_req http_req_t;
+
+typedef void (*http_handler_fn)(http_req_t *req, void *ud);
+
+typedef struct http_config {
+    const char *service;      /* the `service` label of the metrics */
+    size_t max_body;          /* bytes; larger bodies get 413 */
+    size_t max_url;           /* bytes; longer URLs get 414 */
+    size_t max_header;        /* bytes of all header lines; more gets 431 */
+    unsigned max_connections; /* more wait in the listen backlog */
+    unsigned request_timeout; /* seconds a connection may stall or idle */
+    bool access_log;          /* one log line per request at info level */
+} http_config_t;
+
+/* Fills cfg with the defaults: 1 MiB body, 4 KiB URL, 8 KiB headers, 4096
+ * connections, 30 s timeout, no access log. */
+void http_config_defaults(http_config_t *cfg);
+
+/* Route flags. */
+enum {
+    /* The route takes a JSON object body: 415 unless Content-Type is
+     * application/json, 400 `missing_body` when absent, 400 `invalid_json`
+     * when malformed or not an object. http_req_json() returns it. */
+    HTTP_JSON_BODY = 1u << 0,
+    /* As HTTP_JSON_BODY, but an empty body is allowed (json is then NULL). */
+    HTTP_JSON_OPTIONAL = 1u << 1,
+};
+
+/* Creates a server (not yet accepting). metrics and loop are borrowed and
+ * must outlive it. NULL on failure. */
+http_server_t *http_server_new(loop_t *loop, metrics_t *metrics,
+                               const http_config_t *cfg);
+/* Replies 503 to suspended requests, closes every connection and frees the
+ * server. The listening fd is not closed. Accepts NULL; sets *srvp = NULL. */
+void http_server_destroy(http_server_t **srvp);
+
+/* Adds a route. method is "GET", "POST", ...; pattern is a path whose
+ * segments are literals or {name} ("/api/v1/tasks/{id}"). The pattern is
+ * also the `route` label of the metrics. GET routes answer HEAD too.
+ * Returns 0 or -EINVAL on a malformed pattern. */
+int http_route(http_server_t *srv, const char *method, const char *pattern,
+               unsigned flags, http_handler_fn fn, void *ud);
+
+/* Starts accepting on listen_fd (a bound, listening, non-blocking socket the
+ * caller keeps owning). Returns 0 or -errno. */
+int http_server_start(http_server_t *srv, int listen_fd);
+/* Stops accepting; later responses carry `Connection: close`. */
+void http_server_drain(http_server_t *srv);
+bool http_server_draining(const http_server_t *srv);
+/* Requests received but not yet completed. */
+unsigned http_server_in_flight(const http_server_t *srv);
+/* Requests completed since start. */
+uint64_t http_server_requests(const http_server_t *srv);
+
+/* ---- request accessors (valid until the reply is sent) ---- */
+const char *http_req_method(const http_req_t *req);
+const char *http_req_path(const http_req_t *req);
+/* The value of a {name} segment of the matched pattern, or NULL. */
+const char *http_req_param(const http_req_t *req, const char *name);
+/* A query-string argument, or NULL. */
+const char *http_req_query(const http_req_t *req, const char *name);
+/* A request header (case-insensitive name), or NULL. */
+const char *http_req_header(const http_req_t *req, const char *name);
+/* The raw body (NUL-terminated, *len bytes; NULL when empty). */
+const char *http_req_body(const http_req_t *req, size_t *len);
+/* The parsed body of HTTP_JSON_* routes (borrowed), or NULL. */
+json_t *http_req_json(const http_req_t *req);
+/* Per-request slot for the handler's own state (not freed by the layer). */
+void http_req_set_data(http_req_t *req, void *data);
+void *http_req_get_data(const http_req_t *req);
+
+/* ---- replying: exactly once per request ---- */
+/* Adds a response header (copied); call before the reply. */
+void http_req_add_header(http_req_t *req, const char *name, const char *value);
+/* Replies with a copy of body. */
+void http_reply(http_req_t *req, unsigned status, const char *content_type,
+                const void *body, size_t len);
+/* Replies with body serialised compactly; takes the reference to body. */
+void http_reply_json(http_req_t *req, unsigned status, json_t *body);
+/* Replies {"error":{"code":code,"message":<printf>}}. */
+void http_reply_error(http_req_t *req, unsigned status, const char *code,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Runs work(arg) on the pool with the request suspended; done(req, arg,
+ * status) then runs on the loop thread and must reply. When the queue is
+ * full, replies 503 `overloaded` at once and returns -EBUSY (neither
+ * function is called; arg stays the caller's). */
+typedef void (*http_done_fn)(http_req_t *req, void *arg, int status);
+int http_req_run_blocking(http_req_t *req, pool_t *pool, pool_work_fn work,
+                          http_done_fn done, void *arg);
+
+#endif

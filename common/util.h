@@ -1,0 +1,78 @@
+/* util.h - small helpers every module uses: fatal allocation, monotonic and
+ * wall-clock time, a growable string buffer, and fd flag helpers.
+ *
+ * Out of memory in a worker is fatal: x*alloc() abort with a log line instead
+ * of returning NULL, so callers never check. */
+#ifndef VAPORA_UTIL_H
+#define VAPORA_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VAPORA_VERSION "0.1.0"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED(x) ((void)(x))
+
+/* Asserted in release builds too: an invariant that does not hold is a bug
+ * that must not run on. */
+#define VP_ASSERT(cond)                                                        \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            util__assert_fail(#cond, __FILE__, __LINE__);                      \
+    } while (0)
+
+void util__assert_fail(const char *cond, const char *file, int line)
+    __attribute__((noreturn));
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a fresh heap string; the caller frees it. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Milliseconds / nanoseconds on CLOCK_MONOTONIC. */
+uint64_t time_now_ms(void);
+uint64_t time_now_ns(void);
+/* Writes an RFC 3339 UTC timestamp with milliseconds ("2026-11-24T10:00:00.123Z")
+ * of the current wall-clock time into buf (at least 32 bytes). */
+void time_iso8601(char *buf, size_t len);
+
+/* Growable NUL-terminated byte buffer. Zero-initialise (`sbuf_t b = {0};`)
+ * or use sbuf_init; release with sbuf_free. */
+typedef struct sbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+} sbuf_t;
+
+void sbuf_reserve(sbuf_t *b, size_t extra);
+void sbuf_append(sbuf_t *b, const void *data, size_t len);
+void sbuf_puts(sbuf_t *b, const char *s);
+void sbuf_printf(sbuf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sbuf_vprintf(sbuf_t *b, const char *fmt, va_list ap);
+void sbuf_reset(sbuf_t *b);
+void sbuf_free(sbuf_t *b);
+/* Hands the heap string to the caller (never NULL) and empties b. */
+char *sbuf_steal(sbuf_t *b);
+
+/* Sets O_NONBLOCK / FD_CLOEXEC on fd. Return 0 or -errno. */
+int fd_set_nonblock(int fd);
+int fd_set_cloexec(int fd);
+
+/* Parses "host:port" ("0.0.0.0:8001", "[::1]:8001", ":8001"). host receives
+ * at most hostlen-1 bytes; an empty host means "all addresses"; port 0
+ * (any free port) is accepted.
+ * Returns 0 or -EINVAL. */
+int addr_split(const char *addr, char *host, size_t hostlen, int *port);
+
+/* Parses a whole base-10 integer in [min,max]; returns 0 or -EINVAL/-ERANGE. */
+int parse_long(const char *s, long min, long max, long *out);
+/* Parses a whole finite double; returns 0 or -EINVAL. */
+int parse_double(const char *s, double *out);
+
+#endif

@@ -1,0 +1,451 @@
+/* worker.c - see worker.h.
+ *
+ * DESIGN. Signals are blocked and read from a signalfd on the loop, so no
+ * work ever happens in a signal handler. A 50 ms probe timer keeps the loop
+ * lag measurable even when idle; a 1 s tick folds the worst lag of the last
+ * second into vapora_loop_lag_seconds and warns (at most every 10 s) when it
+ * passes 100 ms: a starving loop. */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+#include "util.h"
+
+#define WORKER_LAG_WARN_NS (100ull * 1000000ull)
+#define WORKER_LAG_WARN_EVERY_MS 10000
+
+struct worker {
+    const worker_service_t *svc;
+    char *section;
+    cfg_t *cfg;
+    loop_t *loop;
+    pool_t *pool;
+    metrics_t *metrics;
+    http_server_t *http;
+    int listen_fd;
+    int sigfd;
+    long shutdown_timeout;
+    uint64_t started_ms;
+    int pid;
+    time_t started_wall;
+    double lag_s;          /* worst lag of the last full second */
+    uint64_t last_lag_warn_ms;
+    bool stopping;
+    loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
+    void *data;
+    int exit_status;
+};
+
+loop_t *worker_loop(worker_t *w) { return w->loop; }
+pool_t *worker_pool(worker_t *w) { return w->pool; }
+http_server_t *worker_http(worker_t *w) { return w->http; }
+metrics_t *worker_metrics(worker_t *w) { return w->metrics; }
+const cfg_t *worker_cfg(worker_t *w) { return w->cfg; }
+const char *worker_section(worker_t *w) { return w->section; }
+const char *worker_service_name(worker_t *w) { return w->svc->name; }
+void worker_set_data(worker_t *w, void *data) { w->data = data; }
+void *worker_get_data(worker_t *w) { return w->data; }
+
+const char *worker_setting(worker_t *w, const char *key)
+{
+    const char *v = cfg_get(w->cfg, w->section, key);
+    return v ? v : cfg_get(w->cfg, "runtime", key);
+}
+
+/* Reads a numeric runtime key into *out; logs and returns -EINVAL when bad. */
+static int s_setting_long(worker_t *w, const char *key, long def, long min,
+                          long max, long *out)
+{
+    char err[256];
+    const char *sec = cfg_get(w->cfg, w->section, key) ? w->section : "runtime";
+    if (cfg_get_long(w->cfg, sec, key, def, min, max, out, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- built-in endpoints ---- */
+
+static void s_health(http_req_t *req, void *ud)
+{
+    worker_t *w = ud;
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"status\":\"healthy\",\"service\":\"%s\",\"pid\":%d,"
+                     "\"uptime_s\":%llu,\"version\":\"" VAPORA_VERSION "\"}",
+                     w->svc->name, w->pid,
+                     (unsigned long long)((loop_now_ms(w->loop) - w->started_ms) /
+                                          1000));
+    http_reply(req, 200, "application/json", buf, (size_t)n);
+}
+
+static void s_metrics(http_req_t *req, void *ud)
+{
+    worker_t *w = ud;
+    sbuf_t out = {0};
+    metrics_render(w->metrics, &out);
+    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data,
+               out.len);
+    sbuf_free(&out);
+}
+
+static long s_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void s_collect(sbuf_t *out, void *ud)
+{
+    worker_t *w = ud;
+    sbuf_t l = {0};
+    metrics_label(&l, "service", w->svc->name);
+    pool_stats_t ps;
+    pool_get_stats(w->pool, &ps);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    metrics_write_sample(out, "vapora_loop_lag_seconds",
+                         "Worst lateness of loop timers over the last second.",
+                         "gauge", l.data, w->lag_s);
+    metrics_write_sample(out, "vapora_http_in_flight",
+                         "Requests received and not yet completed.", "gauge",
+                         l.data, http_server_in_flight(w->http));
+    metrics_write_sample(out, "vapora_pool_queue_depth",
+                         "Jobs waiting for a pool thread.", "gauge", l.data,
+                         ps.queued);
+    metrics_write_sample(out, "vapora_pool_busy_threads",
+                         "Pool threads running a job.", "gauge", l.data, ps.busy);
+    metrics_write_sample(out, "vapora_pool_rejected_total",
+                         "Jobs refused because the pool queue was full.",
+                         "counter", l.data, (double)ps.rejected);
+    metrics_write_sample(out, "process_cpu_seconds_total",
+                         "User and system CPU time of this process.", "counter",
+                         l.data, cpu);
+    metrics_write_sample(out, "process_resident_memory_bytes",
+                         "Resident memory of this process.", "gauge", l.data,
+                         (double)s_rss_bytes());
+    metrics_write_sample(out, "process_start_time_seconds",
+                         "Start time of this process since the Unix epoch.",
+                         "gauge", l.data, (double)w->started_wall);
+    sbuf_free(&l);
+}
+
+/* ---- timers ---- */
+
+static void s_probe(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(t);
+    UNUSED(ud);
+}
+
+static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(t);
+    worker_t *w = ud;
+    uint64_t lag = loop_take_max_lag(loop);
+    w->lag_s = (double)lag / 1e9;
+    uint64_t now = loop_now_ms(loop);
+    if (lag > WORKER_LAG_WARN_NS &&
+        (w->last_lag_warn_ms == 0 ||
+         now - w->last_lag_warn_ms >= WORKER_LAG_WARN_EVERY_MS)) {
+        w->last_lag_warn_ms = now;
+        log_warn("event loop starved: timers fired %.0f ms late (threshold "
+                 "100 ms); something blocks the loop thread",
+                 (double)lag / 1e6);
+    }
+}
+
+/* ---- graceful stop ---- */
+
+static void s_drain_check(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(t);
+    worker_t *w = ud;
+    if (http_server_in_flight(w->http) == 0) {
+        log_info("drained: no request in flight; stopping");
+        loop_stop(loop);
+    }
+}
+
+static void s_drain_deadline(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(t);
+    worker_t *w = ud;
+    w->drain_deadline = NULL;
+    log_warn("shutdown_timeout (%ld s) passed with %u request(s) in flight; "
+             "stopping anyway",
+             w->shutdown_timeout, http_server_in_flight(w->http));
+    loop_stop(loop);
+}
+
+static void s_begin_stop(worker_t *w, const char *why)
+{
+    if (w->stopping) {
+        log_warn("%s again: stopping at once", why);
+        loop_stop(w->loop);
+        return;
+    }
+    w->stopping = true;
+    log_info("%s: draining (up to %ld s)", why, w->shutdown_timeout);
+    http_server_drain(w->http);
+    w->drain_check = loop_add_timer(w->loop, 0, 10, s_drain_check, w);
+    w->drain_deadline = loop_add_timer(w->loop, (uint64_t)w->shutdown_timeout * 1000,
+                                       0, s_drain_deadline, w);
+}
+
+static void s_on_signal(loop_t *loop, int fd, unsigned ev, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(ev);
+    worker_t *w = ud;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGTERM)
+            s_begin_stop(w, "SIGTERM");
+        else if (si.ssi_signo == SIGINT)
+            s_begin_stop(w, "SIGINT");
+    }
+}
+
+/* ---- set-up ---- */
+
+static void s_usage(FILE *f, const char *prog)
+{
+    fprintf(f,
+            "usage: %s [-c CONFIG] [-l HOST:PORT]\n"
+            "  -c, --config FILE   configuration (default etc/vapora.conf)\n"
+            "  -l, --listen ADDR   listen address, overriding the config\n"
+            "  -h, --help          this text\n",
+            prog);
+}
+
+static void s_schema_warn(const char *msg, void *ud)
+{
+    UNUSED(ud);
+    log_warn("%s", msg);
+}
+
+static int s_setup_logging(worker_t *w)
+{
+    log_level_t lvl = LOG_INFO;
+    log_format_t fmt = LOG_FMT_LOGFMT;
+    const char *v = worker_setting(w, "log_level");
+    if (v && log_parse_level(v, &lvl) < 0) {
+        log_error("[%s] log_level: \"%s\" is not debug, info, warn or error",
+                  w->section, v);
+        return -EINVAL;
+    }
+    v = worker_setting(w, "log_format");
+    if (v && log_parse_format(v, &fmt) < 0) {
+        log_error("[%s] log_format: \"%s\" is not logfmt or json", w->section, v);
+        return -EINVAL;
+    }
+    log_init(w->svc->name, lvl, fmt);
+    return 0;
+}
+
+static int s_http_config(worker_t *w, http_config_t *hc)
+{
+    long body, url, hdr, conns, tmo;
+    bool access = false;
+    char err[256];
+    http_config_defaults(hc);
+    hc->service = w->svc->name;
+    if (s_setting_long(w, "max_body_bytes", (long)hc->max_body, 1, 1l << 30, &body) ||
+        s_setting_long(w, "max_url_bytes", (long)hc->max_url, 64, 16384, &url) ||
+        s_setting_long(w, "max_header_bytes", (long)hc->max_header, 256, 24576, &hdr) ||
+        s_setting_long(w, "max_connections", hc->max_connections, 1, 1000000, &conns) ||
+        s_setting_long(w, "request_timeout", hc->request_timeout, 1, 3600, &tmo))
+        return -EINVAL;
+    const char *sec = cfg_get(w->cfg, w->section, "access_log") ? w->section : "runtime";
+    if (cfg_get_bool(w->cfg, sec, "access_log", false, &access, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    hc->max_body = (size_t)body;
+    hc->max_url = (size_t)url;
+    hc->max_header = (size_t)hdr;
+    hc->max_connections = (unsigned)conns;
+    hc->request_timeout = (unsigned)tmo;
+    hc->access_log = access;
+    return 0;
+}
+
+static int s_open_listen(worker_t *w, const char *listen_override)
+{
+    w->listen_fd = listen_override ? -1 : net_take_listen_fd();
+    if (w->listen_fd >= 0) {
+        log_info("serving on the listening socket handed over (fd %d)", w->listen_fd);
+        return 0;
+    }
+    const char *addr = listen_override ? listen_override
+                                       : cfg_get_str(w->cfg, w->section, "listen",
+                                                     w->svc->default_listen);
+    char err[256];
+    w->listen_fd = net_listen(addr, 4096, true, err, sizeof err);
+    if (w->listen_fd < 0) {
+        log_error("%s", err);
+        return w->listen_fd;
+    }
+    log_info("listening on %s", addr);
+    return 0;
+}
+
+static int s_open_signals(worker_t *w)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (w->sigfd < 0) {
+        log_err(errno, "signalfd");
+        return -errno;
+    }
+    return loop_add_fd(w->loop, w->sigfd, LOOP_READ, s_on_signal, w);
+}
+
+static int s_start(worker_t *w, const char *listen_override)
+{
+    long threads, queue;
+    http_config_t hc;
+    if (s_setup_logging(w) < 0 ||
+        s_setting_long(w, "pool_threads", 4, 1, 256, &threads) < 0 ||
+        s_setting_long(w, "pool_queue", 1024, 1, 1000000, &queue) < 0 ||
+        s_http_config(w, &hc) < 0)
+        return -EINVAL;
+    const char *sec = cfg_get(w->cfg, w->section, "shutdown_timeout") ? w->section
+                      : cfg_get(w->cfg, "runtime", "shutdown_timeout") ? "runtime"
+                                                                        : "supervisor";
+    char err[256];
+    if (cfg_get_long(w->cfg, sec, "shutdown_timeout", 10, 0, 3600,
+                     &w->shutdown_timeout, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    cfg_check_schema(w->cfg, cfg_vapora_schema, cfg_vapora_schema_len,
+                     s_schema_warn, NULL);
+    w->loop = loop_new();
+    if (!w->loop)
+        return -errno;
+    if (s_open_signals(w) < 0 || s_open_listen(w, listen_override) < 0)
+        return -EIO;
+    w->pool = pool_new(w->loop, (unsigned)threads, (unsigned)queue);
+    if (!w->pool) {
+        log_err(errno, "starting %ld pool threads", threads);
+        return -EIO;
+    }
+    w->metrics = metrics_new();
+    metrics_add_collector(w->metrics, s_collect, w);
+    w->http = http_server_new(w->loop, w->metrics, &hc);
+    http_route(w->http, "GET", "/health", 0, s_health, w);
+    http_route(w->http, "GET", "/metrics", 0, s_metrics, w);
+    if (w->svc->setup && w->svc->setup(w) < 0) {
+        log_error("the %s service failed to set up", w->svc->name);
+        return -EIO;
+    }
+    int rc = http_server_start(w->http, w->listen_fd);
+    if (rc < 0) {
+        log_err(rc, "starting the HTTP server");
+        return rc;
+    }
+    w->started_ms = time_now_ms();
+    w->pid = (int)getpid();
+    w->started_wall = time(NULL);
+    w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);
+    w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
+    log_info("%s worker ready (pid %d, %ld pool threads, version %s)",
+             w->svc->name, (int)getpid(), threads, VAPORA_VERSION);
+    return 0;
+}
+
+static void s_stop(worker_t *w)
+{
+    if (w->loop) {
+        loop_cancel_timer(w->loop, &w->probe);
+        loop_cancel_timer(w->loop, &w->tick);
+        loop_cancel_timer(w->loop, &w->drain_check);
+        loop_cancel_timer(w->loop, &w->drain_deadline);
+    }
+    /* Pool first: cancelled and finishing jobs reply to their requests,
+     * which the HTTP server then flushes before closing. */
+    pool_destroy(&w->pool);
+    if (w->svc->teardown && w->http)
+        w->svc->teardown(w);
+    http_server_destroy(&w->http);
+    metrics_destroy(&w->metrics);
+    if (w->sigfd >= 0) {
+        loop_del_fd(w->loop, w->sigfd);
+        close(w->sigfd);
+    }
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    loop_destroy(&w->loop);
+    cfg_destroy(&w->cfg);
+    free(w->section);
+}
+
+int worker_main(int argc, char **argv, const worker_service_t *svc)
+{
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"listen", required_argument, 0, 'l'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *config = "etc/vapora.conf", *listen_override = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'l': listen_override = optarg; break;
+        case 'h': s_usage(stdout, argv[0]); return 0;
+        default: s_usage(stderr, argv[0]); return 2;
+        }
+    }
+    if (optind < argc) {
+        s_usage(stderr, argv[0]);
+        return 2;
+    }
+    log_init(svc->name, LOG_INFO, LOG_FMT_LOGFMT);
+    worker_t w = {.svc = svc, .listen_fd = -1, .sigfd = -1};
+    char err[512];
+    w.cfg = cfg_load(config, err, sizeof err);
+    if (!w.cfg) {
+        log_error("configuration: %s", err);
+        return 2;
+    }
+    w.section = xasprintf("service:%s", svc->name);
+    int status = 0;
+    if (s_start(&w, listen_override) < 0)
+        status = 1;
+    else if (loop_run(w.loop) < 0)
+        status = 1;
+    s_stop(&w);
+    if (status == 0)
+        log_info("stopped cleanly");
+    return status;
+}

@@ -1,0 +1,57 @@
+/* worker.h - the process runtime every service binary shares.
+ *
+ * worker_main() parses the command line (-c CONFIG, -l ADDR), loads the
+ * config, sets up logging, the loop, the blocking pool, metrics and the HTTP
+ * server (with GET /health and GET /metrics), takes the listening socket
+ * from a supervisor (LISTEN_FDS) or binds [service:NAME] listen itself, calls
+ * the service's setup(), and runs the loop until SIGTERM/SIGINT. Then it
+ * stops accepting, lets in-flight requests finish for up to
+ * shutdown_timeout seconds, calls teardown(), closes everything and
+ * returns the exit status (0 on a clean stop).
+ *
+ * Runtime keys are read from [service:NAME] first, then [runtime]:
+ * pool_threads (4), pool_queue (1024), max_body_bytes (1048576),
+ * max_url_bytes (4096), max_header_bytes (8192), max_connections (4096),
+ * request_timeout (30 s), shutdown_timeout (10 s; also [supervisor]),
+ * log_level (info), log_format (logfmt), access_log (false). */
+#ifndef VAPORA_WORKER_H
+#define VAPORA_WORKER_H
+
+#include "cfg.h"
+#include "http.h"
+#include "loop.h"
+#include "metrics.h"
+#include "pool.h"
+
+typedef struct worker worker_t;
+
+typedef struct worker_service {
+    const char *name;           /* "backend": section [service:backend] */
+    const char *default_listen; /* used when the section has no listen */
+    /* Adds routes and opens the service's resources; loop thread, before
+     * the first connection. Returns 0, or -errno to exit with status 1. */
+    int (*setup)(worker_t *w);
+    /* Releases what setup() opened; in-flight requests are done. */
+    void (*teardown)(worker_t *w);
+} worker_service_t;
+
+/* Runs the worker; returns the process exit status. */
+int worker_main(int argc, char **argv, const worker_service_t *svc);
+
+/* Accessors for setup()/handlers; all owned by the worker. */
+loop_t *worker_loop(worker_t *w);
+pool_t *worker_pool(worker_t *w);
+http_server_t *worker_http(worker_t *w);
+metrics_t *worker_metrics(worker_t *w);
+const cfg_t *worker_cfg(worker_t *w);
+/* "service:NAME", the section of this service. */
+const char *worker_section(worker_t *w);
+const char *worker_service_name(worker_t *w);
+/* A per-service pointer (the service's own state). */
+void worker_set_data(worker_t *w, void *data);
+void *worker_get_data(worker_t *w);
+
+/* Reads a runtime key: [service:NAME] first, then [runtime]. */
+const char *worker_setting(worker_t *w, const char *key);
+
+#endif

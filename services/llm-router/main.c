@@ -1,0 +1,16 @@
+/* main.c - vapora-llm-router: OpenAI/Anthropic-compatible LLM gateway.
+ *
+ * Wiring only: the shared worker runtime (common/worker.h) provides the loop,
+ * the pool, GET /health and GET /metrics; the service's own routes are added
+ * in later issues. */
+#include "worker.h"
+
+static const worker_service_t s_service = {
+    .name = "llm-router",
+    .default_listen = "0.0.0.0:8003",
+};
+
+int main(int argc, char **argv)
+{
+    return worker_main(argc, argv, &s_service);
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# run.sh - runs the criterion suites (unit, then integration), shows their
+# output, and ends with one total line. Exits non-zero on any failure.
+set -uo pipefail
+BUILD=${BUILD:-build}
+export VAPORA_BIN_DIR=${VAPORA_BIN_DIR:-$PWD/$BUILD/bin}
+export VAPORA_TEST_TMP=${VAPORA_TEST_TMP:-$(mktemp -d /tmp/vapora-tests.XXXXXX)}
+trap 'rm -rf "$VAPORA_TEST_TMP"' EXIT
+passed=0; failed=0; status=0
+for suite in unit-tests integration-tests; do
+  bin=$BUILD/tests/$suite
+  [ -x "$bin" ] || { echo "missing $bin" >&2; status=1; continue; }
+  echo "== $suite"
+  out=$("$bin" --jobs 2 --timeout 120 2>&1); rc=$?
+  printf '%s\n' "$out"
+  syn=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n1)
+  t=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$syn"); t=${t:-0}
+  p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$syn"); p=${p:-0}
+  passed=$((passed + p)); failed=$((failed + t - p))
+  if [ $rc -ne 0 ] || [ -z "$syn" ]; then status=1; [ "$t" = "$p" ] && failed=$((failed + 1)); fi
+done
+echo "tests: $passed passed, $failed failed"
+exit $status

@@ -1,0 +1,58 @@
+/* test_util.c - unit tests for common/util.c: address parsing, number
+ * parsing and the string buffer. */
+#include "util.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+
+Test(util, addr_split_forms)
+{
+    char host[64];
+    int port = 0;
+    cr_assert_eq(addr_split("0.0.0.0:8001", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "0.0.0.0");
+    cr_assert_eq(port, 8001);
+    cr_assert_eq(addr_split("[::1]:9", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "::1");
+    cr_assert_eq(port, 9);
+    cr_assert_eq(addr_split(":80", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "");
+    cr_assert_eq(addr_split("localhost", host, sizeof host, &port), -EINVAL);
+    cr_assert_eq(addr_split("h:0", host, sizeof host, &port), 0);
+    cr_assert_eq(port, 0);
+    cr_assert_eq(addr_split("h:-1", host, sizeof host, &port), -EINVAL);
+    cr_assert_eq(addr_split("h:70000", host, sizeof host, &port), -EINVAL);
+    cr_assert_eq(addr_split("[::1:80", host, sizeof host, &port), -EINVAL);
+}
+
+Test(util, parse_numbers)
+{
+    long v;
+    double d;
+    cr_assert_eq(parse_long("42", 0, 100, &v), 0);
+    cr_assert_eq(v, 42);
+    cr_assert_eq(parse_long("101", 0, 100, &v), -ERANGE);
+    cr_assert_eq(parse_long("4x", 0, 100, &v), -EINVAL);
+    cr_assert_eq(parse_long("", 0, 100, &v), -EINVAL);
+    cr_assert_eq(parse_double("0.5", &d), 0);
+    cr_assert_float_eq(d, 0.5, 1e-12);
+    cr_assert_eq(parse_double("nan", &d), -EINVAL);
+    cr_assert_eq(parse_double("1e999", &d), -EINVAL);
+}
+
+Test(util, sbuf_grows_and_steals)
+{
+    sbuf_t b = {0};
+    for (int i = 0; i < 1000; i++)
+        sbuf_printf(&b, "%d,", i);
+    cr_assert_eq(b.len, strlen(b.data));
+    cr_assert(strncmp(b.data, "0,1,2,", 6) == 0);
+    char *s = sbuf_steal(&b);
+    cr_assert_null(b.data);
+    cr_assert_eq(b.len, 0);
+    free(s);
+    s = sbuf_steal(&b); /* an empty buffer yields "" */
+    cr_assert_str_eq(s, "");
+    free(s);
+}

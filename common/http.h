@@ -76,7 +76,8 @@ int http_route(http_server_t *srv, const char *method, const char *pattern,
 /* Starts accepting on listen_fd (a bound, listening, non-blocking socket the
  * caller keeps owning). Returns 0 or -errno. */
 int http_server_start(http_server_t *srv, int listen_fd);
-/* Stops accepting; later responses carry `Connection: close`. */
+/* Stops accepting (the caller may then close the listening fd); later
+ * responses carry `Connection: close`. */
 void http_server_drain(http_server_t *srv);
 bool http_server_draining(const http_server_t *srv);
 /* Requests received but not yet completed. */

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "net.h"
 #include "util.h"
@@ -43,6 +44,8 @@ struct worker {
     double lag_s;          /* worst lag of the last full second */
     uint64_t last_lag_warn_ms;
     bool stopping;
+    bool forced; /* stopping without waiting for running pool jobs */
+    control_t *control; /* NULL when running alone */
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
     void *data;
     int exit_status;
@@ -114,6 +117,14 @@ static long s_rss_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
+static double s_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static void s_collect(sbuf_t *out, void *ud)
 {
     worker_t *w = ud;
@@ -121,10 +132,7 @@ static void s_collect(sbuf_t *out, void *ud)
     metrics_label(&l, "service", w->svc->name);
     pool_stats_t ps;
     pool_get_stats(w->pool, &ps);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    double cpu = s_cpu_seconds();
     metrics_write_sample(out, "vapora_loop_lag_seconds",
                          "Worst lateness of loop timers over the last second.",
                          "gauge", l.data, w->lag_s);
@@ -160,12 +168,31 @@ static void s_probe(loop_t *loop, loop_timer_t *t, void *ud)
     UNUSED(ud);
 }
 
+static void s_heartbeat(worker_t *w)
+{
+    pool_stats_t ps;
+    pool_get_stats(w->pool, &ps);
+    control_stats_t st = {
+        .requests = http_server_requests(w->http),
+        .in_flight = http_server_in_flight(w->http),
+        .loop_lag_ms = w->lag_s * 1e3,
+        .pool_queue = ps.queued,
+        .pool_busy = ps.busy,
+        .cpu_seconds = s_cpu_seconds(),
+        .rss_bytes = (uint64_t)s_rss_bytes(),
+    };
+    control_send_heartbeat(w->control, &st);
+}
+
+/* Every second: fold the loop lag, warn on starvation, send a heartbeat. */
 static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
 {
     UNUSED(t);
     worker_t *w = ud;
     uint64_t lag = loop_take_max_lag(loop);
     w->lag_s = (double)lag / 1e9;
+    if (w->control)
+        s_heartbeat(w);
     uint64_t now = loop_now_ms(loop);
     if (lag > WORKER_LAG_WARN_NS &&
         (w->last_lag_warn_ms == 0 ||
@@ -197,6 +224,7 @@ static void s_drain_deadline(loop_t *loop, loop_timer_t *t, void *ud)
     log_warn("shutdown_timeout (%ld s) passed with %u request(s) in flight; "
              "stopping anyway",
              w->shutdown_timeout, http_server_in_flight(w->http));
+    w->forced = true;
     loop_stop(loop);
 }
 
@@ -204,12 +232,18 @@ static void s_begin_stop(worker_t *w, const char *why)
 {
     if (w->stopping) {
         log_warn("%s again: stopping at once", why);
+        w->forced = true;
         loop_stop(w->loop);
         return;
     }
     w->stopping = true;
     log_info("%s: draining (up to %ld s)", why, w->shutdown_timeout);
     http_server_drain(w->http);
+    /* Our copy of the socket: closing it refuses new connections when we
+     * run alone; under a supervisor its copy keeps the socket open and the
+     * other workers take them. */
+    close(w->listen_fd);
+    w->listen_fd = -1;
     w->drain_check = loop_add_timer(w->loop, 0, 10, s_drain_check, w);
     w->drain_deadline = loop_add_timer(w->loop, (uint64_t)w->shutdown_timeout * 1000,
                                        0, s_drain_deadline, w);
@@ -227,6 +261,27 @@ static void s_on_signal(loop_t *loop, int fd, unsigned ev, void *ud)
         else if (si.ssi_signo == SIGINT)
             s_begin_stop(w, "SIGINT");
     }
+}
+
+/* ---- supervisor commands ---- */
+
+static void s_on_drain(void *ud)
+{
+    worker_t *w = ud;
+    if (!w->stopping) /* a repeated drain is not an order to stop at once */
+        s_begin_stop(w, "drain requested by the supervisor");
+}
+
+static void s_on_log_level(void *ud, const char *level)
+{
+    UNUSED(ud);
+    log_level_t lvl;
+    if (log_parse_level(level, &lvl) < 0) {
+        log_warn("control: unknown log level \"%s\"", level);
+        return;
+    }
+    log_set_level(lvl);
+    log_info("log level set to %s", log_level_name(lvl));
 }
 
 /* ---- set-up ---- */
@@ -379,6 +434,10 @@ static int s_start(worker_t *w, const char *listen_override)
     w->started_wall = time(NULL);
     w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);
     w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
+    static const control_ops_t ops = {s_on_drain, s_on_log_level};
+    w->control = control_from_env(w->loop, &ops, w);
+    if (w->control)
+        control_send_ready(w->control);
     log_info("%s worker ready (pid %d, %ld pool threads, version %s)",
              w->svc->name, (int)getpid(), threads, VAPORA_VERSION);
     return 0;
@@ -392,9 +451,22 @@ static void s_stop(worker_t *w)
         loop_cancel_timer(w->loop, &w->drain_check);
         loop_cancel_timer(w->loop, &w->drain_deadline);
     }
+    if (w->forced && w->pool) {
+        pool_stats_t ps;
+        pool_get_stats(w->pool, &ps);
+        if (ps.busy > 0) {
+            /* Waiting for running jobs is what we were told not to do:
+             * answer what waits with 503, and leave without joining. */
+            log_warn("abandoning %u running pool job(s)", ps.busy);
+            http_server_destroy(&w->http);
+            log_info("stopped (forced)");
+            _exit(0);
+        }
+    }
     /* Pool first: cancelled and finishing jobs reply to their requests,
      * which the HTTP server then flushes before closing. */
     pool_destroy(&w->pool);
+    control_destroy(&w->control);
     if (w->svc->teardown && w->http)
         w->svc->teardown(w);
     http_server_destroy(&w->http);

@@ -1,0 +1,190 @@
+/* harness.h - helpers for the integration tests: free ports, temp config
+ * files, spawning and stopping service workers, reading their logs, and a
+ * minimal HTTP/1.1 client over raw TCP sockets.
+ *
+ * DESIGN. Every blocking step (connect, send, receive, waiting for a child)
+ * has a deadline in milliseconds and fails with -ETIMEDOUT when it passes,
+ * so a hung server fails a test instead of hanging it. Processes, connections
+ * and responses made here are remembered in per-process lists; th_cleanup()
+ * (the criterion .fini of every test) kills what still runs, closes what is
+ * still open and frees what is still allocated, so a test that fails half
+ * way leaks nothing. Children also get PR_SET_PDEATHSIG, so a test process
+ * that criterion kills on timeout takes its workers with it.
+ *
+ * Criterion runs each test in its own process, single-threaded: nothing here
+ * is thread-safe, and nothing needs to be.
+ *
+ * Errors are returned as 0 / -errno, pointers as NULL on failure. */
+#ifndef VAPORA_TEST_HARNESS_H
+#define VAPORA_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Default bounds (ms) used by the convenience calls. */
+#define TH_READY_MS 5000 /* a worker must accept connections within this */
+#define TH_EXIT_MS 5000  /* ... and exit within this after a signal */
+#define TH_IO_MS 5000    /* one request/response exchange */
+
+/* ---- temp files and ports ---- */
+
+/* Returns a free TCP port on 127.0.0.1 (bound to port 0, read back, closed),
+ * or -errno. Another process may take it before it is used: th_start()
+ * retries with a new port when the worker cannot bind. */
+int th_free_port(void);
+
+/* A fresh path "$VAPORA_TEST_TMP/<tag>-<pid>-<n><suffix>" (falls back to
+ * /tmp). The caller owns the heap string. */
+char *th_tmp_path(const char *tag, const char *suffix);
+
+/* Writes text to a fresh temp file; returns its path (caller frees and
+ * unlinks) or NULL. */
+char *th_write_temp(const char *tag, const char *suffix, const char *text);
+
+/* Reads a whole file into a NUL-terminated heap string (caller frees), or
+ * NULL when it cannot be read. *len, when non-NULL, receives its length. */
+char *th_read_file(const char *path, size_t *len);
+
+/* The path of a binary: "vapora-backend" -> $VAPORA_BIN_DIR/vapora-backend
+ * (default build/bin); "vapora-testsvc" -> $VAPORA_BIN_DIR/../tests/...
+ * The caller owns the heap string. */
+char *th_bin_path(const char *name);
+
+/* ---- processes ---- */
+
+typedef struct th_proc th_proc_t;
+
+/* A started worker. Owned by the harness list; end it with th_proc_free()
+ * or let th_cleanup() do it. */
+struct th_proc {
+    pid_t pid;    /* 0 once reaped */
+    int port;     /* the port it listens on (0 when not known) */
+    int status;   /* wait status, valid once pid == 0 */
+    char *bin;    /* the program */
+    char *config; /* its config file (removed by th_proc_free) */
+    char *log;    /* its stdout+stderr (removed by th_proc_free) */
+    th_proc_t *prev, *next;
+};
+
+/* Spawns bin -c config with stdout and stderr appended to a fresh log file,
+ * every fd above 2 closed and PR_SET_PDEATHSIG set. Does not wait for it to
+ * be ready. Takes ownership of config (a heap path). NULL on failure. */
+th_proc_t *th_spawn(const char *bin, char *config);
+
+/* Waits until the worker accepts TCP connections on 127.0.0.1:port.
+ * Returns 0, -ECHILD when it exited first (its status is then recorded), or
+ * -ETIMEDOUT. */
+int th_wait_ready(th_proc_t *p, int port, int timeout_ms);
+
+/* Starts a service worker ready to serve: picks a free port, writes a config
+ * with "[service:<section>]\nlisten = 127.0.0.1:<port>\n" followed by the
+ * lines of extra (may be NULL; it may open other sections), spawns
+ * <bin_name> and waits for it. Retries with another port when the worker
+ * exits before listening (a port taken in between). NULL on failure, with
+ * the reason logged to stderr. */
+th_proc_t *th_start(const char *bin_name, const char *section, const char *extra);
+
+/* Waits up to timeout_ms for p to exit. Returns its exit status (0..255),
+ * 128+N when killed by signal N, or -ETIMEDOUT; in that case the process is
+ * SIGKILLed and reaped, so nothing outlives the call. */
+int th_wait_exit(th_proc_t *p, int timeout_ms);
+
+/* Sends sig to p (if it still runs). Returns 0 or -errno. */
+int th_signal(th_proc_t *p, int sig);
+
+/* th_signal then th_wait_exit. */
+int th_stop(th_proc_t *p, int sig, int timeout_ms);
+
+/* Whether p has not exited yet (reaps it when it has). */
+bool th_running(th_proc_t *p);
+
+/* The log of p so far (caller frees); "" when empty, never NULL. */
+char *th_log(const th_proc_t *p);
+
+/* Polls the log until it contains needle. Returns true when found within
+ * timeout_ms. */
+bool th_log_wait(const th_proc_t *p, const char *needle, int timeout_ms);
+
+/* SIGKILLs p if it still runs, reaps it, removes its files unless
+ * VAPORA_TEST_KEEP is set, and frees it. Accepts NULL; sets *pp = NULL. */
+void th_proc_free(th_proc_t **pp);
+
+/* ---- HTTP client ---- */
+
+typedef struct th_conn th_conn_t;
+
+/* Opens a TCP connection to 127.0.0.1:port (keep-alive is the HTTP/1.1
+ * default). NULL on failure or timeout, errno set. Owned by the harness
+ * list; close with th_conn_close(). */
+th_conn_t *th_connect(int port, int timeout_ms);
+
+/* Closes the socket and frees c. Accepts NULL; sets *cp = NULL. */
+void th_conn_close(th_conn_t **cp);
+
+/* The socket of c, to check that a connection stayed the same one. */
+int th_conn_fd(const th_conn_t *c);
+
+/* Sends len raw bytes. Returns 0, -ETIMEDOUT, or -errno (-EPIPE when the
+ * peer has closed). */
+int th_send_raw(th_conn_t *c, const void *data, size_t len, int timeout_ms);
+
+/* Sends "METHOD path HTTP/1.1", Host, the header lines of headers (each
+ * ending in "\r\n"; may be NULL), then Content-Length and body when body is
+ * non-NULL. Returns as th_send_raw. */
+int th_send_request(th_conn_t *c, const char *method, const char *path,
+                    const char *headers, const void *body, size_t body_len);
+
+typedef struct th_header {
+    char *name, *value;
+} th_header_t;
+
+/* A parsed response. Owned by the harness list; free with th_resp_free(). */
+typedef struct th_resp th_resp_t;
+struct th_resp {
+    int status;
+    th_header_t *headers;
+    size_t nheaders;
+    char *body; /* NUL-terminated (body_len bytes before the NUL) */
+    size_t body_len;
+    th_resp_t *prev, *next;
+};
+
+/* Reads one response: status line, headers, and a body delimited by
+ * Content-Length, chunked encoding, or (neither) the peer closing. Returns
+ * 0 and *out; -ETIMEDOUT; -ECONNRESET when the peer closed or reset before
+ * a whole response arrived; -EPROTO when it is not HTTP. */
+int th_read_response(th_conn_t *c, th_resp_t **out, int timeout_ms);
+
+/* Waits until the peer closes (EOF or reset), discarding any data. Returns
+ * 0, or -ETIMEDOUT when it stayed open. */
+int th_wait_closed(th_conn_t *c, int timeout_ms);
+
+/* Whether the peer has closed c by now, without waiting (discards any data
+ * that arrived). */
+bool th_peer_closed(th_conn_t *c);
+
+/* One exchange on a new connection, closed afterwards. Returns as
+ * th_read_response; on failure *out is NULL. */
+int th_request(int port, const char *method, const char *path, const char *headers,
+               const char *body, th_resp_t **out);
+
+/* The value of a response header (case-insensitive name), or NULL. */
+const char *th_resp_header(const th_resp_t *r, const char *name);
+
+/* Frees r. Accepts NULL; sets *rp = NULL. */
+void th_resp_free(th_resp_t **rp);
+
+/* ---- per-test cleanup ---- */
+
+/* Kills and reaps every process, closes every connection and frees every
+ * response this test process still holds. Use as criterion .fini. */
+void th_cleanup(void);
+
+/* Monotonic milliseconds, for the tests' own timing. */
+long long th_now_ms(void);
+
+/* Sleeps ms milliseconds (restarted on EINTR). */
+void th_sleep_ms(int ms);
+
+#endif

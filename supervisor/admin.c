@@ -1,0 +1,283 @@
+/* admin.c - the supervisor's HTTP admin API (loopback by default):
+ * GET /status, POST /services/{name}/scale, POST /services/{name}/restart,
+ * POST /reload, POST /shutdown, GET /metrics and GET /health. Served by the
+ * same HTTP layer as every worker, on the supervisor's loop. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+#include "spawn.h"
+#include "sv.h"
+#include "util.h"
+
+static json_t *s_time_json(time_t t)
+{
+    if (t == 0)
+        return json_null();
+    struct tm tm;
+    char buf[32];
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static json_t *s_exit_json(int status)
+{
+    if (status < 0)
+        return json_null();
+    char how[96];
+    spawn_describe_status(status, how, sizeof how);
+    return json_string(how);
+}
+
+static json_t *s_worker_json(const sv_worker_t *w)
+{
+    json_t *j = json_pack(
+        "{s:i,s:I,s:s,s:o,s:i,s:o,s:I,s:i,s:f,s:I,s:f,s:i,s:i}", "pid", (int)w->p.pid,
+        "id", (json_int_t)w->id, "state", sv_state_name(w->p.state), "started_at",
+        s_time_json(w->p.pid ? w->p.started_wall : 0), "restarts", (int)w->p.restarts,
+        "last_exit", s_exit_json(w->p.last_status), "requests",
+        (json_int_t)w->stats.requests, "in_flight", (int)w->stats.in_flight,
+        "cpu_percent", w->cpu_percent, "rss_bytes", (json_int_t)w->stats.rss_bytes,
+        "loop_lag_ms", w->stats.loop_lag_ms, "pool_queue", (int)w->stats.pool_queue,
+        "generation", (int)w->gen);
+    if (w->p.state == SV_BACKOFF)
+        json_object_set_new(j, "next_attempt_at", s_time_json(w->p.next_attempt_wall));
+    return j;
+}
+
+json_t *sv_service_json(sv_t *sv, sv_service_t *svc)
+{
+    UNUSED(sv);
+    json_t *ws = json_array();
+    for (size_t i = 0; i < svc->nworkers; i++)
+        json_array_append_new(ws, s_worker_json(svc->workers[i]));
+    return json_pack("{s:s,s:s,s:i,s:o}", "name", svc->name, "listen", svc->listen,
+                     "desired", (int)svc->desired, "workers", ws);
+}
+
+static json_t *s_program_json(const sv_program_t *pg)
+{
+    json_t *j = json_pack("{s:s,s:i,s:s,s:o,s:i,s:o}", "name", pg->name, "pid",
+                          (int)pg->p.pid, "state",
+                          pg->p.state == SV_DRAINING ? "stopping"
+                                                     : sv_state_name(pg->p.state),
+                          "started_at", s_time_json(pg->p.pid ? pg->p.started_wall : 0),
+                          "restarts", (int)pg->p.restarts, "last_exit",
+                          s_exit_json(pg->p.last_status));
+    if (pg->p.state == SV_BACKOFF)
+        json_object_set_new(j, "next_attempt_at", s_time_json(pg->p.next_attempt_wall));
+    return j;
+}
+
+static void s_status(http_req_t *req, void *ud)
+{
+    sv_t *sv = ud;
+    json_t *svcs = json_array(), *progs = json_array();
+    for (size_t i = 0; i < sv->nservices; i++)
+        if (!sv->services[i]->removed)
+            json_array_append_new(svcs, sv_service_json(sv, sv->services[i]));
+    for (size_t i = 0; i < sv->nprograms; i++)
+        json_array_append_new(progs, s_program_json(sv->programs[i]));
+    http_reply_json(req, 200,
+                    json_pack("{s:o,s:o,s:i,s:o,s:s}", "services", svcs, "programs",
+                              progs, "pid", (int)getpid(), "started_at",
+                              s_time_json(sv->started_wall), "state",
+                              sv->phase == SV_PHASE_RUNNING ? "running" : "stopping"));
+}
+
+static sv_service_t *s_service_or_404(sv_t *sv, http_req_t *req)
+{
+    const char *name = http_req_param(req, "name");
+    sv_service_t *svc = sv_find_service(sv, name);
+    if (!svc)
+        http_reply_error(req, 404, "unknown_service", "no service named \"%s\"", name);
+    return svc;
+}
+
+static bool s_refuse_when_stopping(sv_t *sv, http_req_t *req)
+{
+    if (sv->phase == SV_PHASE_RUNNING)
+        return false;
+    http_reply_error(req, 409, "shutting_down", "the supervisor is shutting down");
+    return true;
+}
+
+static void s_scale(http_req_t *req, void *ud)
+{
+    sv_t *sv = ud;
+    if (s_refuse_when_stopping(sv, req))
+        return;
+    sv_service_t *svc = s_service_or_404(sv, req);
+    if (!svc)
+        return;
+    json_t *n = json_object_get(http_req_json(req), "workers");
+    if (!json_is_integer(n) || json_integer_value(n) < 0 ||
+        json_integer_value(n) > 256 || json_object_size(http_req_json(req)) != 1) {
+        http_reply_error(req, 400, "invalid_workers",
+                         "the body must be {\"workers\":N} with N a whole number "
+                         "from 0 to 256");
+        return;
+    }
+    sv_scale(sv, svc, (long)json_integer_value(n));
+    http_reply_json(req, 200, sv_service_json(sv, svc));
+}
+
+static void s_restart(http_req_t *req, void *ud)
+{
+    sv_t *sv = ud;
+    if (s_refuse_when_stopping(sv, req))
+        return;
+    sv_service_t *svc = s_service_or_404(sv, req);
+    if (!svc)
+        return;
+    sv_rolling_restart(sv, svc);
+    http_reply_json(req, 202, sv_service_json(sv, svc));
+}
+
+static void s_reload(http_req_t *req, void *ud)
+{
+    sv_t *sv = ud;
+    if (s_refuse_when_stopping(sv, req))
+        return;
+    char err[512];
+    if (sv_reload(sv, err, sizeof err) < 0) {
+        log_error("POST /reload: configuration not reloaded: %s", err);
+        http_reply_error(req, 422, "invalid_config",
+                         "configuration not reloaded, nothing changed: %s", err);
+        return;
+    }
+    http_reply_json(req, 200, json_pack("{s:b}", "reloaded", 1));
+}
+
+static void s_shutdown(http_req_t *req, void *ud)
+{
+    sv_t *sv = ud;
+    http_reply_json(req, 202, json_pack("{s:b}", "stopping", 1));
+    sv_shutdown(sv, "POST /shutdown");
+}
+
+static void s_health(http_req_t *req, void *ud)
+{
+    sv_t *sv = ud;
+    http_reply_json(req, 200,
+                    json_pack("{s:s,s:s,s:i,s:I,s:s}", "status",
+                              sv->phase == SV_PHASE_RUNNING ? "healthy" : "stopping",
+                              "service", "supervisor", "pid", (int)getpid(), "uptime_s",
+                              (json_int_t)(time(NULL) - sv->started_wall), "version",
+                              VAPORA_VERSION));
+}
+
+/* ---- /metrics: the supervisor's own and every worker's figures ---- */
+
+typedef double (*worker_value_fn)(const sv_worker_t *w);
+
+static double s_up(const sv_worker_t *w) { return w->p.state == SV_RUNNING; }
+static double s_restarts(const sv_worker_t *w) { return w->p.restarts; }
+static double s_cpu(const sv_worker_t *w) { return w->stats.cpu_seconds; }
+static double s_rss(const sv_worker_t *w) { return (double)w->stats.rss_bytes; }
+static double s_lag(const sv_worker_t *w) { return w->stats.loop_lag_ms / 1e3; }
+static double s_queue(const sv_worker_t *w) { return w->stats.pool_queue; }
+static double s_requests(const sv_worker_t *w) { return (double)w->stats.requests; }
+
+static void s_worker_family(sv_t *sv, sbuf_t *out, const char *name, const char *type,
+                            const char *help, worker_value_fn fn)
+{
+    sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (size_t i = 0; i < sv->nservices; i++) {
+        sv_service_t *svc = sv->services[i];
+        for (size_t j = 0; j < svc->nworkers; j++) {
+            const sv_worker_t *w = svc->workers[j];
+            char id[16], pid[16];
+            snprintf(id, sizeof id, "%u", w->id);
+            snprintf(pid, sizeof pid, "%d", (int)w->p.pid);
+            sbuf_t l = {0};
+            metrics_label(&l, "service", svc->name);
+            metrics_label(&l, "worker", id);
+            metrics_label(&l, "pid", pid);
+            sbuf_printf(out, "%s{%s} %.17g\n", name, l.data, fn(w));
+            sbuf_free(&l);
+        }
+    }
+}
+
+static void s_collect(sbuf_t *out, void *ud)
+{
+    sv_t *sv = ud;
+    s_worker_family(sv, out, "vapora_worker_up", "gauge",
+                    "1 when the worker is running and ready.", s_up);
+    s_worker_family(sv, out, "vapora_worker_restarts_total", "counter",
+                    "Times the worker's slot was restarted after an exit.", s_restarts);
+    s_worker_family(sv, out, "vapora_worker_cpu_seconds_total", "counter",
+                    "CPU time of the worker, from its last heartbeat.", s_cpu);
+    s_worker_family(sv, out, "vapora_worker_rss_bytes", "gauge",
+                    "Resident memory of the worker, from its last heartbeat.", s_rss);
+    s_worker_family(sv, out, "vapora_worker_loop_lag_seconds", "gauge",
+                    "Worst loop lag of the worker over its last second.", s_lag);
+    s_worker_family(sv, out, "vapora_worker_pool_queue_depth", "gauge",
+                    "Jobs waiting in the worker's blocking pool.", s_queue);
+    s_worker_family(sv, out, "vapora_worker_requests_total", "counter",
+                    "HTTP requests the worker completed.", s_requests);
+    sbuf_puts(out, "# HELP vapora_program_up 1 when the program runs.\n"
+                   "# TYPE vapora_program_up gauge\n");
+    for (size_t i = 0; i < sv->nprograms; i++) {
+        sbuf_t l = {0};
+        metrics_label(&l, "program", sv->programs[i]->name);
+        sbuf_printf(out, "vapora_program_up{%s} %d\n", l.data,
+                    sv->programs[i]->p.pid != 0);
+        sbuf_free(&l);
+    }
+}
+
+static void s_metrics(http_req_t *req, void *ud)
+{
+    sv_t *sv = ud;
+    sbuf_t out = {0};
+    metrics_render(sv->metrics, &out);
+    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+    sbuf_free(&out);
+}
+
+int sv_admin_start(sv_t *sv, char *err, size_t errlen)
+{
+    sv->admin_fd = net_listen(sv->cfg->admin, 128, false, err, errlen);
+    if (sv->admin_fd < 0)
+        return sv->admin_fd;
+    sv->metrics = metrics_new();
+    metrics_add_collector(sv->metrics, s_collect, sv);
+    http_config_t hc;
+    http_config_defaults(&hc);
+    hc.service = "supervisor";
+    hc.max_body = 64 * 1024;
+    hc.max_connections = 256;
+    sv->admin = http_server_new(sv->loop, sv->metrics, &hc);
+    http_route(sv->admin, "GET", "/status", 0, s_status, sv);
+    http_route(sv->admin, "GET", "/health", 0, s_health, sv);
+    http_route(sv->admin, "GET", "/metrics", 0, s_metrics, sv);
+    http_route(sv->admin, "POST", "/services/{name}/scale", HTTP_JSON_BODY, s_scale, sv);
+    http_route(sv->admin, "POST", "/services/{name}/restart", HTTP_JSON_OPTIONAL,
+               s_restart, sv);
+    http_route(sv->admin, "POST", "/reload", HTTP_JSON_OPTIONAL, s_reload, sv);
+    http_route(sv->admin, "POST", "/shutdown", HTTP_JSON_OPTIONAL, s_shutdown, sv);
+    int rc = http_server_start(sv->admin, sv->admin_fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start the admin API: %s", strerror(-rc));
+        return rc;
+    }
+    log_info("admin API on http://%s", sv->cfg->admin);
+    return 0;
+}
+
+void sv_admin_stop(sv_t *sv)
+{
+    http_server_destroy(&sv->admin);
+    metrics_destroy(&sv->metrics);
+    if (sv->admin_fd >= 0)
+        close(sv->admin_fd);
+    sv->admin_fd = -1;
+}

@@ -1,0 +1,26 @@
+/* spawn.h - fork + exec of a supervised process, safe in a process that
+ * already has threads (libzmq's): everything is prepared before fork(), and
+ * the child only makes async-signal-safe calls before execve(). */
+#ifndef VAPORA_SPAWN_H
+#define VAPORA_SPAWN_H
+
+#include <sys/types.h>
+
+typedef struct spawn_req {
+    char *const *argv;      /* argv[0] is resolved against PATH if it has no '/' */
+    const char *directory;  /* chdir there first, or NULL */
+    int listen_fd;          /* handed over as fd 3 with LISTEN_FDS=1, or -1 */
+    const char *const *env; /* extra NAME=value entries, NULL-terminated, or NULL */
+} spawn_req_t;
+
+/* Starts the process in its own process group (so a terminal's Ctrl-C
+ * reaches only the supervisor), with an empty signal mask, default SIGPIPE,
+ * and SIGTERM as its parent-death signal. Returns the pid, or -errno with a
+ * reason in err (e.g. the command is not found or not executable). */
+pid_t spawn_process(const spawn_req_t *req, char *err, size_t errlen);
+
+/* Describes a wait status: "exit status 3", "killed by SIGKILL",
+ * "killed by SIGSEGV (core dumped)". */
+void spawn_describe_status(int status, char *buf, size_t len);
+
+#endif

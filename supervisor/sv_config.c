@@ -1,0 +1,309 @@
+/* sv_config.c - see sv_config.h. */
+#define _GNU_SOURCE
+#include "sv_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+void sv_argv_free(char **argv)
+{
+    if (!argv)
+        return;
+    for (char **a = argv; *a; a++)
+        free(*a);
+    free(argv);
+}
+
+char **sv_split_command(const char *cmd)
+{
+    char **argv = NULL;
+    size_t n = 0;
+    const char *p = cmd;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        sbuf_t w = {0};
+        while (*p && *p != ' ' && *p != '\t') {
+            if (*p == '\'' || *p == '"') {
+                char q = *p++;
+                const char *e = strchr(p, q);
+                if (!e) {
+                    sbuf_free(&w);
+                    argv = xrealloc(argv, (n + 1) * sizeof *argv);
+                    argv[n] = NULL;
+                    sv_argv_free(argv);
+                    return NULL;
+                }
+                sbuf_append(&w, p, (size_t)(e - p));
+                p = e + 1;
+            } else {
+                sbuf_append(&w, p++, 1);
+            }
+        }
+        argv = xrealloc(argv, (n + 2) * sizeof *argv);
+        argv[n++] = sbuf_steal(&w);
+        argv[n] = NULL;
+    }
+    return argv;
+}
+
+/* Reads "quota period" (v2 cpu.max) or two v1 files; returns CPUs or 0. */
+static unsigned s_cgroup_cpus(void)
+{
+    char path[600] = "", line[512];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (f) {
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "0::", 3) == 0) {
+                line[strcspn(line, "\n")] = '\0';
+                snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", line + 3);
+            }
+        fclose(f);
+    }
+    long long quota = -1, period = 0;
+    if (path[0] && (f = fopen(path, "r"))) {
+        char q[32];
+        if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max") != 0)
+            quota = atoll(q);
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) {
+        if (fscanf(f, "%lld", &quota) != 1)
+            quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r"))) {
+            if (fscanf(f, "%lld", &period) != 1)
+                period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (unsigned)((quota + period - 1) / period);
+}
+
+unsigned sv_cpus_available(void)
+{
+    cpu_set_t set;
+    unsigned n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (unsigned)CPU_COUNT(&set);
+    if (n == 0)
+        n = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned q = s_cgroup_cpus();
+    if (q > 0 && q < n)
+        n = q;
+    return n ? n : 1;
+}
+
+static char *s_fingerprint(const cfg_t *cfg, const char *section)
+{
+    sbuf_t b = {0};
+    size_t n = cfg_key_count(cfg, section);
+    for (size_t i = 0; i < n; i++) {
+        const char *k = cfg_key_name(cfg, section, i);
+        sbuf_printf(&b, "%s=%s\n", k, cfg_get(cfg, section, k));
+    }
+    return sbuf_steal(&b);
+}
+
+static char *s_abspath(const char *p)
+{
+    if (p[0] == '/')
+        return xstrdup(p);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return xstrdup(p);
+    return xasprintf("%s/%s", cwd, p);
+}
+
+static int s_load_service(sv_config_t *c, const char *section, const char *bin_dir,
+                          char *err, size_t errlen)
+{
+    const char *name = section + strlen("service:");
+    sv_service_cfg_t *s = &c->services[c->nservices];
+    memset(s, 0, sizeof *s);
+    s->name = xstrdup(name);
+    c->nservices++;
+    const char *listen = cfg_get(c->cfg, section, "listen");
+    char host[256];
+    int port;
+    if (!listen || addr_split(listen, host, sizeof host, &port) < 0 || port == 0) {
+        snprintf(err, errlen, "[%s] listen: \"%s\" is not host:port", section,
+                 listen ? listen : "(missing)");
+        return -EINVAL;
+    }
+    s->listen = xstrdup(listen);
+    const char *w = cfg_get_str(c->cfg, section, "workers", "auto");
+    long n;
+    if (strcmp(w, "auto") == 0) {
+        s->workers_auto = true;
+        s->workers = sv_cpus_available();
+    } else if (parse_long(w, 0, 256, &n) == 0) {
+        s->workers = (unsigned)n;
+    } else {
+        snprintf(err, errlen, "[%s] workers: \"%s\" is not auto or a number 0-256",
+                 section, w);
+        return -EINVAL;
+    }
+    const char *cmd = cfg_get(c->cfg, section, "command");
+    char *def = NULL;
+    if (!cmd)
+        cmd = def = xasprintf("%s/vapora-%s", bin_dir, name);
+    char **argv = sv_split_command(cmd);
+    free(def);
+    if (!argv) {
+        snprintf(err, errlen, "[%s] command: empty or unterminated quote", section);
+        return -EINVAL;
+    }
+    size_t argc = 0;
+    while (argv[argc])
+        argc++;
+    argv = xrealloc(argv, (argc + 3) * sizeof *argv);
+    argv[argc] = xstrdup("-c");
+    argv[argc + 1] = xstrdup(c->path);
+    argv[argc + 2] = NULL;
+    s->argv = argv;
+    s->fingerprint = s_fingerprint(c->cfg, section);
+    return 0;
+}
+
+static int s_load_program(sv_config_t *c, const char *section, char *err,
+                          size_t errlen)
+{
+    sv_program_cfg_t *p = &c->programs[c->nprograms];
+    memset(p, 0, sizeof *p);
+    p->name = xstrdup(section + strlen("program:"));
+    c->nprograms++;
+    const char *cmd = cfg_get(c->cfg, section, "command");
+    p->argv = cmd ? sv_split_command(cmd) : NULL;
+    if (!p->argv) {
+        snprintf(err, errlen, "[%s] command: %s", section,
+                 cmd ? "empty or unterminated quote" : "missing");
+        return -EINVAL;
+    }
+    const char *dir = cfg_get(c->cfg, section, "directory");
+    p->directory = dir ? xstrdup(dir) : NULL;
+    p->fingerprint = s_fingerprint(c->cfg, section);
+    return 0;
+}
+
+static int s_load_supervisor(sv_config_t *c, char *err, size_t errlen)
+{
+    long v;
+    c->admin = xstrdup(cfg_get_str(c->cfg, "supervisor", "admin", "127.0.0.1:8000"));
+    char host[256];
+    int port;
+    if (addr_split(c->admin, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "[supervisor] admin: \"%s\" is not host:port", c->admin);
+        return -EINVAL;
+    }
+    c->data_dir = s_abspath(cfg_get_str(c->cfg, "supervisor", "data_dir", "data"));
+    if (cfg_get_long(c->cfg, "supervisor", "shutdown_timeout", 10, 0, 3600, &v, err,
+                     errlen) < 0)
+        return -EINVAL;
+    c->shutdown_timeout = (unsigned)v;
+    if (cfg_get_long(c->cfg, "supervisor", "watchdog_timeout", 10, 1, 3600, &v, err,
+                     errlen) < 0)
+        return -EINVAL;
+    c->watchdog_timeout = (unsigned)v;
+    return 0;
+}
+
+static void s_warn(const char *msg, void *ud)
+{
+    UNUSED(ud);
+    log_warn("%s", msg);
+}
+
+sv_config_t *sv_config_load(const char *path, const char *bin_dir, char *err,
+                            size_t errlen)
+{
+    sv_config_t *c = xcalloc(1, sizeof *c);
+    c->path = s_abspath(path);
+    c->cfg = cfg_load(path, err, errlen);
+    if (!c->cfg || s_load_supervisor(c, err, errlen) < 0) {
+        sv_config_destroy(&c);
+        return NULL;
+    }
+    cfg_check_schema(c->cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_warn, NULL);
+    size_t ns = cfg_section_count(c->cfg);
+    c->services = xcalloc(ns, sizeof *c->services);
+    c->programs = xcalloc(ns, sizeof *c->programs);
+    for (size_t i = 0; i < ns; i++) {
+        const char *sec = cfg_section_name(c->cfg, i);
+        int rc = 0;
+        if (strncmp(sec, "service:", 8) == 0 && sec[8])
+            rc = s_load_service(c, sec, bin_dir, err, errlen);
+        else if (strncmp(sec, "program:", 8) == 0 && sec[8])
+            rc = s_load_program(c, sec, err, errlen);
+        if (rc < 0) {
+            sv_config_destroy(&c);
+            return NULL;
+        }
+    }
+    /* Two services cannot share a listen address. */
+    for (size_t i = 0; i < c->nservices; i++)
+        for (size_t j = i + 1; j < c->nservices; j++)
+            if (strcmp(c->services[i].listen, c->services[j].listen) == 0) {
+                snprintf(err, errlen, "[service:%s] and [service:%s] both listen on %s",
+                         c->services[i].name, c->services[j].name,
+                         c->services[i].listen);
+                sv_config_destroy(&c);
+                return NULL;
+            }
+    return c;
+}
+
+void sv_config_destroy(sv_config_t **cp)
+{
+    sv_config_t *c = cp ? *cp : NULL;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nservices; i++) {
+        free(c->services[i].name);
+        free(c->services[i].listen);
+        sv_argv_free(c->services[i].argv);
+        free(c->services[i].fingerprint);
+    }
+    for (size_t i = 0; i < c->nprograms; i++) {
+        free(c->programs[i].name);
+        sv_argv_free(c->programs[i].argv);
+        free(c->programs[i].directory);
+        free(c->programs[i].fingerprint);
+    }
+    free(c->services);
+    free(c->programs);
+    free(c->path);
+    free(c->admin);
+    free(c->data_dir);
+    cfg_destroy(&c->cfg);
+    free(c);
+    *cp = NULL;
+}
+
+const sv_service_cfg_t *sv_config_service(const sv_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nservices; i++)
+        if (strcmp(c->services[i].name, name) == 0)
+            return &c->services[i];
+    return NULL;
+}
+
+const sv_program_cfg_t *sv_config_program(const sv_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nprograms; i++)
+        if (strcmp(c->programs[i].name, name) == 0)
+            return &c->programs[i];
+    return NULL;
+}

@@ -1,0 +1,64 @@
+/* sv_config.h - the supervisor's view of etc/vapora.conf: [supervisor],
+ * every [service:NAME] and every [program:NAME], validated.
+ *
+ * A section's "fingerprint" is its keys and values rendered in order: when
+ * a reload sees a different fingerprint for a service, its workers are
+ * rolling-replaced; a program is restarted. */
+#ifndef VAPORA_SV_CONFIG_H
+#define VAPORA_SV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cfg.h"
+
+typedef struct sv_service_cfg {
+    char *name;        /* "backend" */
+    char *listen;      /* "0.0.0.0:8001" */
+    unsigned workers;  /* resolved: auto → CPUs this process may use */
+    bool workers_auto;
+    char **argv;       /* command, then "-c", the config path; NULL-terminated */
+    char *fingerprint; /* the section, rendered */
+} sv_service_cfg_t;
+
+typedef struct sv_program_cfg {
+    char *name;
+    char **argv; /* NULL-terminated */
+    char *directory; /* working directory, or NULL */
+    char *fingerprint;
+} sv_program_cfg_t;
+
+typedef struct sv_config {
+    char *path;     /* absolute path of the file */
+    char *admin;    /* "127.0.0.1:8000" */
+    char *data_dir; /* absolute */
+    unsigned shutdown_timeout;
+    unsigned watchdog_timeout;
+    sv_service_cfg_t *services;
+    size_t nservices;
+    sv_program_cfg_t *programs;
+    size_t nprograms;
+    cfg_t *cfg;
+} sv_config_t;
+
+/* Loads and validates path. bin_dir is where default service binaries live
+ * (the supervisor's own directory). On failure returns NULL with a reason
+ * in err. Warnings (unknown keys) go to the log. */
+sv_config_t *sv_config_load(const char *path, const char *bin_dir, char *err,
+                            size_t errlen);
+void sv_config_destroy(sv_config_t **cp);
+
+const sv_service_cfg_t *sv_config_service(const sv_config_t *c, const char *name);
+const sv_program_cfg_t *sv_config_program(const sv_config_t *c, const char *name);
+
+/* Splits a command line on blanks, honouring '...' and "..." quotes.
+ * Returns a NULL-terminated heap array (free with sv_argv_free), or NULL
+ * when empty or a quote is unterminated. */
+char **sv_split_command(const char *cmd);
+void sv_argv_free(char **argv);
+
+/* CPUs this process may use: its affinity mask, capped by a cgroup CPU
+ * quota (v2 cpu.max or v1 cfs_quota_us), rounded up; at least 1. */
+unsigned sv_cpus_available(void);
+
+#endif

@@ -33,35 +33,6 @@ static uint64_t s_now(sv_t *sv)
     return time_now_ms();
 }
 
-/* ---- restart policy ---- */
-
-/* Records an unexpected exit and returns the delay before the next start:
- * at once for the first failure after a healthy run, then 100 ms doubling
- * to 30 s, with up to 25 % jitter. A process that ran 30 s is healthy
- * again and its failure count starts over. */
-static uint64_t s_backoff_after_exit(sv_proc_t *p, uint64_t now, bool was_ready)
-{
-    if (was_ready && now - p->started_ms >= SV_HEALTHY_RESET_MS)
-        p->failures = 0;
-    p->failures++;
-    if (p->failures == 1 && was_ready)
-        return 0;
-    unsigned shift = p->failures - (was_ready ? 2 : 1);
-    uint64_t d = SV_BACKOFF_MIN_MS;
-    while (shift-- > 0 && d < SV_BACKOFF_MAX_MS)
-        d *= 2;
-    if (d > SV_BACKOFF_MAX_MS)
-        d = SV_BACKOFF_MAX_MS;
-    return d + (uint64_t)(random() % (long)(d / 4 + 1));
-}
-
-static void s_enter_backoff(sv_proc_t *p, uint64_t now, uint64_t delay)
-{
-    p->state = SV_BACKOFF;
-    p->next_attempt_ms = now + delay;
-    p->next_attempt_wall = time(NULL) + (time_t)((delay + 999) / 1000);
-}
-
 /* ---- sockets ---- */
 
 static sv_socket_t *s_socket_open(const char *addr, char *err, size_t errlen)
@@ -133,7 +104,7 @@ static void s_worker_exec(sv_t *sv, sv_worker_t *w)
         log_error("cannot start %s: %s", w->ident, err);
         w->p.pid = 0;
         w->p.last_status = 127 << 8;
-        s_enter_backoff(&w->p, now, s_backoff_after_exit(&w->p, now, false));
+        sv_enter_backoff(&w->p, now, sv_backoff_after_exit(&w->p, now, false));
         return;
     }
     w->p.pid = pid;
@@ -301,7 +272,7 @@ static void s_program_exec(sv_t *sv, sv_program_t *pg)
         log_error("cannot start program %s: %s", pg->name, err);
         pg->p.pid = 0;
         pg->p.last_status = 127 << 8;
-        s_enter_backoff(&pg->p, now, s_backoff_after_exit(&pg->p, now, false));
+        sv_enter_backoff(&pg->p, now, sv_backoff_after_exit(&pg->p, now, false));
         return;
     }
     pg->p.pid = pid;
@@ -377,7 +348,7 @@ static void s_on_worker_exit(sv_t *sv, sv_worker_t *w, int status)
         s_worker_forget(w->svc, w);
         return;
     }
-    uint64_t delay = s_backoff_after_exit(&w->p, now, w->ready);
+    uint64_t delay = sv_backoff_after_exit(&w->p, now, w->ready);
     w->p.restarts++;
     if (delay == 0) {
         log_warn("%s %s; replacing it now", d, how);
@@ -385,7 +356,7 @@ static void s_on_worker_exit(sv_t *sv, sv_worker_t *w, int status)
     } else {
         log_warn("%s %s; restart %u in %llu ms (backoff)", d, how, w->p.failures,
                  (unsigned long long)delay);
-        s_enter_backoff(&w->p, now, delay);
+        sv_enter_backoff(&w->p, now, delay);
     }
 }
 
@@ -395,6 +366,7 @@ static void s_on_program_exit(sv_t *sv, sv_program_t *pg, int status)
     spawn_describe_status(status, how, sizeof how);
     uint64_t now = s_now(sv);
     bool stopping = pg->p.state == SV_DRAINING;
+    pid_t pid = pg->p.pid;
     pg->p.pid = 0;
     pg->p.last_status = status;
     if (pg->removed) {
@@ -411,14 +383,14 @@ static void s_on_program_exit(sv_t *sv, sv_program_t *pg, int status)
         }
         return;
     }
-    uint64_t delay = s_backoff_after_exit(&pg->p, now, true);
+    uint64_t delay = sv_backoff_after_exit(&pg->p, now, true);
     pg->p.restarts++;
-    log_warn("program %s (pid %d) %s; restart in %llu ms", pg->name, 0, how,
+    log_warn("program %s (pid %d) %s; restart in %llu ms", pg->name, (int)pid, how,
              (unsigned long long)delay);
     if (delay == 0)
         s_program_exec(sv, pg);
     else
-        s_enter_backoff(&pg->p, now, delay);
+        sv_enter_backoff(&pg->p, now, delay);
 }
 
 static void s_reap(sv_t *sv)

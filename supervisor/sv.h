@@ -136,6 +136,15 @@ typedef struct sv {
     time_t started_wall;
 } sv_t;
 
+/* backoff.c: the restart policy. Records an exit of p at `now` (ms,
+ * monotonic) and returns the delay before the next start: none for the
+ * first failure after the process became ready, else 100 ms doubling per
+ * consecutive failure up to 30 s, plus up to 25 % jitter. A process that
+ * had been ready for 30 s starts a fresh count. */
+uint64_t sv_backoff_after_exit(sv_proc_t *p, uint64_t now, bool was_ready);
+/* Puts p in backoff until now + delay. */
+void sv_enter_backoff(sv_proc_t *p, uint64_t now, uint64_t delay);
+
 /* supervisor.c */
 int sv_start(sv_t *sv, const char *config_path, char *err, size_t errlen);
 void sv_stop(sv_t *sv);

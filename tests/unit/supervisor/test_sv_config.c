@@ -1,0 +1,150 @@
+/* test_sv_config.c - unit tests for supervisor/sv_config.c and spawn.c:
+ * command splitting, CPU counting, validation, fingerprints and wait-status
+ * descriptions. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spawn.h"
+#include "sv_config.h"
+
+static char *s_write(const char *text)
+{
+    char *path = strdup("/tmp/vapora-svcfg-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static sv_config_t *s_load(const char *text, char *err)
+{
+    char *path = s_write(text);
+    sv_config_t *c = sv_config_load(path, "/opt/vapora/bin", err, 512);
+    unlink(path);
+    free(path);
+    return c;
+}
+
+Test(sv_config, split_command_with_quotes)
+{
+    char **a = sv_split_command("  nats-server -js  -sd 'my dir' \"a b\"c ");
+    cr_assert_not_null(a);
+    cr_assert_str_eq(a[0], "nats-server");
+    cr_assert_str_eq(a[1], "-js");
+    cr_assert_str_eq(a[2], "-sd");
+    cr_assert_str_eq(a[3], "my dir");
+    cr_assert_str_eq(a[4], "a bc");
+    cr_assert_null(a[5]);
+    sv_argv_free(a);
+    cr_assert_null(sv_split_command("   "));
+    cr_assert_null(sv_split_command("sh -c 'unterminated"));
+}
+
+Test(sv_config, cpus_available_is_positive_and_bounded)
+{
+    unsigned n = sv_cpus_available();
+    cr_assert_geq(n, 1);
+    cr_assert_leq(n, (unsigned)sysconf(_SC_NPROCESSORS_CONF));
+}
+
+Test(sv_config, services_programs_and_defaults)
+{
+    char err[512];
+    sv_config_t *c = s_load("[supervisor]\nadmin = 127.0.0.1:9000\ndata_dir = /tmp/d\n"
+                            "[service:backend]\nlisten = 127.0.0.1:9001\n"
+                            "workers = 3\n"
+                            "[service:agents]\nlisten = 127.0.0.1:9002\n"
+                            "command = /x/agents --fast\n"
+                            "[program:nats]\ncommand = nats-server -p 4222\n",
+                            err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_str_eq(c->admin, "127.0.0.1:9000");
+    cr_assert_str_eq(c->data_dir, "/tmp/d");
+    cr_assert_eq(c->shutdown_timeout, 10);
+    cr_assert_eq(c->watchdog_timeout, 10);
+    const sv_service_cfg_t *b = sv_config_service(c, "backend");
+    cr_assert_not_null(b);
+    cr_assert_eq(b->workers, 3);
+    cr_assert_str_eq(b->argv[0], "/opt/vapora/bin/vapora-backend");
+    cr_assert_str_eq(b->argv[1], "-c");
+    cr_assert_eq(b->argv[2][0], '/'); /* the config's absolute path */
+    const sv_service_cfg_t *a = sv_config_service(c, "agents");
+    cr_assert(a->workers_auto);
+    cr_assert_eq(a->workers, sv_cpus_available());
+    cr_assert_str_eq(a->argv[0], "/x/agents");
+    cr_assert_str_eq(a->argv[1], "--fast");
+    cr_assert_str_eq(a->argv[2], "-c");
+    cr_assert_str_neq(a->fingerprint, b->fingerprint);
+    const sv_program_cfg_t *n = sv_config_program(c, "nats");
+    cr_assert_str_eq(n->argv[0], "nats-server");
+    cr_assert_null(n->argv[3]);
+    cr_assert_null(sv_config_service(c, "nats"));
+    sv_config_destroy(&c);
+    cr_assert_null(c);
+}
+
+static void s_invalid(const char *text, const char *want)
+{
+    char err[512] = "";
+    sv_config_t *c = s_load(text, err);
+    cr_assert_null(c, "loaded, want error \"%s\"", want);
+    cr_assert(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
+}
+
+Test(sv_config, invalid_configs_name_the_problem)
+{
+    s_invalid("[service:b]\nlisten = nowhere\n", "[service:b] listen");
+    s_invalid("[service:b]\n", "[service:b] listen");
+    s_invalid("[service:b]\nlisten = 127.0.0.1:1\nworkers = banana\n",
+              "[service:b] workers");
+    s_invalid("[service:b]\nlisten = 127.0.0.1:1\nworkers = 999\n", "workers");
+    s_invalid("[service:a]\nlisten = 127.0.0.1:1\n[service:b]\nlisten = 127.0.0.1:1\n",
+              "both listen on 127.0.0.1:1");
+    s_invalid("[program:p]\n", "[program:p] command: missing");
+    s_invalid("[program:p]\ncommand = 'x\n", "unterminated quote");
+    s_invalid("[supervisor]\nadmin = bad\n", "[supervisor] admin");
+    s_invalid("[supervisor]\nwatchdog_timeout = 0\n", "watchdog_timeout");
+}
+
+Test(spawn, describes_wait_statuses)
+{
+    char buf[96];
+    spawn_describe_status(3 << 8, buf, sizeof buf);
+    cr_assert_str_eq(buf, "exit status 3");
+    spawn_describe_status(SIGKILL, buf, sizeof buf);
+    cr_assert_str_eq(buf, "killed by SIGKILL");
+    spawn_describe_status(SIGSEGV | 0x80, buf, sizeof buf);
+    cr_assert_str_eq(buf, "killed by SIGSEGV (core dumped)");
+}
+
+Test(spawn, runs_a_command_with_the_listening_socket_as_fd_3)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    /* The child reports its LISTEN_* variables and whether fd 3 is open. */
+    char *const argv[] = {"sh", "-c",
+                          "test \"$LISTEN_PID\" = \"$$\" && test \"$LISTEN_FDS\" = 1 "
+                          "&& test -e /proc/self/fd/3 && test \"$EXTRA\" = yes",
+                          NULL};
+    const char *env[] = {"EXTRA=yes", NULL};
+    spawn_req_t req = {.argv = argv, .listen_fd = fds[0], .env = env};
+    char err[128];
+    pid_t pid = spawn_process(&req, err, sizeof err);
+    cr_assert_gt(pid, 0, "%s", err);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    close(fds[0]);
+    close(fds[1]);
+    char *const bad[] = {"/nonexistent/prog", NULL};
+    spawn_req_t req2 = {.argv = bad, .listen_fd = -1};
+    cr_assert_lt(spawn_process(&req2, err, sizeof err), 0);
+    cr_assert(strstr(err, "not found"), "%s", err);
+}

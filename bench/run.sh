@@ -1,32 +1,57 @@
 #!/usr/bin/env bash
-# bench/run.sh - `make bench`: measures GET /health of the backend with wrk,
-# side by side with the seed's Tokio runtime and nginx when the shared
-# compare-health script is present (../shared/bench). Prints figures; never
-# fails on speed.
-#
-# Until the supervisor exists, one backend worker per core is started on the
-# same port (SO_REUSEPORT), which is what workers = auto will do.
+# bench/run.sh - `make bench`. Starts vapora-supervisor (workers = auto) on
+# free loopback ports and measures:
+#   1. GET /health with wrk, side by side with the seed's Tokio runtime and
+#      nginx when ../shared/bench/compare-health is present;
+#   2. kill -9 of a worker to its replacement being ready (median of 20);
+#   3. failed requests while every worker is rolling-restarted under wrk.
+# Prints figures; never fails on speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BUILD:-build}/bin
+BIN=$PWD/${BUILD:-build}/bin
 SECS=${BENCH_SECS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cores=$(nproc)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+work=$(mktemp -d /tmp/vapora-bench.XXXXXX)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port); admin_port=$(free_port)
+cat > "$work/vapora.conf" <<CONF
+[supervisor]
+admin = 127.0.0.1:$admin_port
+data_dir = $work/data
+shutdown_timeout = 5
+
+[service:backend]
+listen = 127.0.0.1:$port
+workers = auto
+CONF
+"$BIN/vapora-supervisor" -c "$work/vapora.conf" 2>"$work/supervisor.log" &
+sv=$!
+cleanup() { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-for _ in $(seq "$cores"); do
-  "$BIN/vapora-backend" -c etc/vapora.conf -l "127.0.0.1:$port" 2>/dev/null &
-  pids+=($!)
-done
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 url="http://127.0.0.1:$port/health"
-echo "== /health: $cores backend workers on one port, wrk -c100 -t2, ${SECS}s x $ROUNDS rounds"
+for _ in $(seq 100); do curl -sf "$url" >/dev/null && break; sleep 0.05; done
+ctl() { "$BIN/vaporactl" -a "127.0.0.1:$admin_port" "$@"; }
+echo "== 1. GET /health through the supervisor ($(nproc) cores, workers = auto), wrk -t2 -c100, ${SECS}s x $ROUNDS"
 compare=${COMPARE_HEALTH:-../shared/bench/compare-health}
 if [ -x "$compare" ]; then
   "$compare" "$url" "$SECS" "$ROUNDS"
 else
-  echo "(no $compare: measuring ours alone)"
+  echo "(no $compare: ours alone)"
   wrk -t2 -c100 -d"${SECS}s" --latency "$url" | grep -E 'Requests/sec|99%'
 fi
+echo
+echo "== 2. kill -9 of a worker to its replacement ready"
+python3 bench/killbench.py "127.0.0.1:$admin_port" backend "${KILL_ROUNDS:-20}"
+echo
+echo "== 3. rolling restart of every worker under wrk -t2 -c100 (6 s, restart at 2 s)"
+wrk -t2 -c100 -d6s "$url" > "$work/wrk.txt" 2>&1 &
+wrkpid=$!
+sleep 2
+before=$(ctl --json status | python3 -c 'import json,sys; print(sorted(w["pid"] for w in json.load(sys.stdin)["services"][0]["workers"]))')
+ctl restart backend
+wait "$wrkpid"
+after=$(ctl --json status | python3 -c 'import json,sys; print(sorted(w["pid"] for w in json.load(sys.stdin)["services"][0]["workers"]))')
+echo "worker pids before $before, after $after"
+grep -E 'requests in|Requests/sec|Socket errors|Non-2xx' "$work/wrk.txt" || true
+errs=$(awk '/Socket errors/ {gsub(",",""); print $4+$6+$8+$10} /Non-2xx/ {print $5}' "$work/wrk.txt" | paste -sd+ | bc 2>/dev/null || echo 0)
+echo "failed requests during the rolling restart: ${errs:-0}"

@@ -10,7 +10,7 @@
 #define CFG_RUNTIME_KEYS                                                               \
     "pool_threads", "pool_queue", "max_body_bytes", "max_url_bytes",                   \
         "max_header_bytes", "max_connections", "request_timeout", "shutdown_timeout",  \
-        "log_level", "log_format", "access_log"
+        "log_level", "log_format", "access_log", "yield_after_us"
 
 static const char *const s_supervisor[] = {
     "admin",      "data_dir", "shutdown_timeout", "watchdog_timeout", "log_level",

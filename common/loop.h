@@ -69,6 +69,14 @@ void loop_stop(loop_t *loop);
 /* Wakes a sleeping loop from any thread (async-signal-safe). */
 void loop_wakeup(loop_t *loop);
 
+/* After busy_ns of work without sleeping, the loop yields its core once
+ * (sched_yield) before polling again, so that a loop that always has work
+ * does not hold the core until the scheduler's tick preempts it. 0 (the
+ * default) never yields. */
+void loop_set_yield(loop_t *loop, uint64_t busy_ns);
+/* How many times the loop yielded (for tests and stats). */
+uint64_t loop_yields(const loop_t *loop);
+
 /* Monotonic time (ms) cached at the start of the current iteration. */
 uint64_t loop_now_ms(const loop_t *loop);
 /* Worst timer lag (ns) seen since the previous call; resets the maximum. */

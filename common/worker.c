@@ -387,11 +387,12 @@ static int s_open_signals(worker_t *w)
 
 static int s_start(worker_t *w, const char *listen_override)
 {
-    long threads, queue;
+    long threads, queue, yield_us;
     http_config_t hc;
     if (s_setup_logging(w) < 0 ||
         s_setting_long(w, "pool_threads", 4, 1, 256, &threads) < 0 ||
         s_setting_long(w, "pool_queue", 1024, 1, 1000000, &queue) < 0 ||
+        s_setting_long(w, "yield_after_us", 1000, 0, 1000000, &yield_us) < 0 ||
         s_http_config(w, &hc) < 0)
         return -EINVAL;
     const char *sec = cfg_get(w->cfg, w->section, "shutdown_timeout") ? w->section
@@ -408,6 +409,7 @@ static int s_start(worker_t *w, const char *listen_override)
     w->loop = loop_new();
     if (!w->loop)
         return -errno;
+    loop_set_yield(w->loop, (uint64_t)yield_us * 1000);
     if (s_open_signals(w) < 0 || s_open_listen(w, listen_override) < 0)
         return -EIO;
     w->pool = pool_new(w->loop, (unsigned)threads, (unsigned)queue);

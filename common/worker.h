@@ -13,7 +13,8 @@
  * pool_threads (4), pool_queue (1024), max_body_bytes (1048576),
  * max_url_bytes (4096), max_header_bytes (8192), max_connections (4096),
  * request_timeout (30 s), shutdown_timeout (10 s; also [supervisor]),
- * log_level (info), log_format (logfmt), access_log (false). */
+ * log_level (info), log_format (logfmt), access_log (false),
+ * yield_after_us (1000: see loop_set_yield; 0 never yields). */
 #ifndef VAPORA_WORKER_H
 #define VAPORA_WORKER_H
 

@@ -53,5 +53,5 @@ wait "$wrkpid"
 after=$(ctl --json status | python3 -c 'import json,sys; print(sorted(w["pid"] for w in json.load(sys.stdin)["services"][0]["workers"]))')
 echo "worker pids before $before, after $after"
 grep -E 'requests in|Requests/sec|Socket errors|Non-2xx' "$work/wrk.txt" || true
-errs=$(awk '/Socket errors/ {gsub(",",""); print $4+$6+$8+$10} /Non-2xx/ {print $5}' "$work/wrk.txt" | paste -sd+ | bc 2>/dev/null || echo 0)
+errs=$(awk '/Socket errors/ {gsub(",",""); n += $4+$6+$8+$10} /Non-2xx/ {n += $5} END {print n+0}' "$work/wrk.txt")
 echo "failed requests during the rolling restart: ${errs:-0}"

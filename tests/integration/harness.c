@@ -3,22 +3,29 @@
  * DESIGN. The client keeps one receive buffer per connection; a response is
  * parsed out of its front and whatever follows stays for the next one. All
  * sockets are non-blocking and every wait is a poll() bounded by a deadline
- * computed once per call, so a call never takes longer than its timeout. */
+ * computed once per call, so a call never takes longer than its timeout.
+ * The concurrent client (th_load_*) has its own small parser on a fixed
+ * buffer per thread and touches none of the lists; its counts are guarded
+ * by one mutex per load. */
 #define _GNU_SOURCE
 #include "harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -208,8 +215,8 @@ static bool s_keep_files(void)
 }
 
 /* In the child: stdout+stderr to logfd, a clean fd table and signal state,
- * death with the parent, then exec. Never returns. */
-static void s_child_exec(const char *bin, const char *config, int logfd, pid_t parent)
+ * no core files, death with the parent, then exec. Never returns. */
+static void s_child_exec(char *const argv[], int logfd, pid_t parent)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -222,6 +229,10 @@ static void s_child_exec(const char *bin, const char *config, int logfd, pid_t p
         close(devnull);
     }
     close_range(3, ~0u, 0);
+    /* A process the supervisor's watchdog aborts must not leave a core
+     * file in the working directory (the source tree). */
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -230,18 +241,18 @@ static void s_child_exec(const char *bin, const char *config, int logfd, pid_t p
     signal(SIGINT, SIG_DFL);
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_PID");
-    execl(bin, bin, "-c", config, (char *)NULL);
-    dprintf(STDERR_FILENO, "harness: exec %s: %s\n", bin, strerror(errno));
+    execv(argv[0], argv);
+    dprintf(STDERR_FILENO, "harness: exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
 }
 
-th_proc_t *th_spawn(const char *bin, char *config)
+th_proc_t *th_spawn_argv(const char *const argv[], char *config)
 {
     th_proc_t *p = calloc(1, sizeof *p);
-    const char *base = strrchr(bin, '/');
-    p->bin = strdup(bin);
+    const char *base = strrchr(argv[0], '/');
+    p->bin = strdup(argv[0]);
     p->config = config;
-    p->log = th_tmp_path(base ? base + 1 : bin, ".log");
+    p->log = th_tmp_path(base ? base + 1 : argv[0], ".log");
     TH_LINK(s_procs, p);
     int logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (logfd < 0) {
@@ -252,7 +263,7 @@ th_proc_t *th_spawn(const char *bin, char *config)
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        s_child_exec(bin, config, logfd, parent);
+        s_child_exec((char *const *)argv, logfd, parent);
     close(logfd);
     if (pid < 0) {
         fprintf(stderr, "harness: fork: %s\n", strerror(errno));
@@ -261,6 +272,12 @@ th_proc_t *th_spawn(const char *bin, char *config)
     }
     p->pid = pid;
     return p;
+}
+
+th_proc_t *th_spawn(const char *bin, char *config)
+{
+    const char *argv[] = {bin, "-c", config, NULL};
+    return th_spawn_argv(argv, config);
 }
 
 /* Decodes a wait status: the exit code, or 128 + the signal. */
@@ -422,6 +439,112 @@ void th_proc_free(th_proc_t **pp)
     free(p);
 }
 
+int th_run(const char *const argv[], int timeout_ms, char **out)
+{
+    if (out)
+        *out = NULL;
+    th_proc_t *p = th_spawn_argv(argv, NULL);
+    if (!p) {
+        if (out)
+            *out = strdup("");
+        return -ECHILD;
+    }
+    int rc = th_wait_exit(p, timeout_ms);
+    if (out)
+        *out = th_log(p);
+    th_proc_free(&p);
+    return rc;
+}
+
+/* ---- other processes, by pid ---- */
+
+/* Reads /proc/<pid>/stat: the state letter and the start time (field 22).
+ * Returns 0, or -ENOENT when there is no such process. */
+static int s_pid_stat(pid_t pid, char *state, unsigned long long *start)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *text = th_read_file(path, NULL);
+    if (!text)
+        return -ENOENT;
+    /* The command name may hold blanks and parentheses: skip past the last
+     * ')' before counting fields. */
+    char *p = strrchr(text, ')');
+    int rc = p && sscanf(p + 1, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+                                "%*s %*s %*s %*s %*s %*s %llu",
+                         state, start) == 2
+                 ? 0
+                 : -ENOENT;
+    free(text);
+    return rc;
+}
+
+char th_pid_state(pid_t pid)
+{
+    char st = 0;
+    unsigned long long start;
+    return pid > 0 && s_pid_stat(pid, &st, &start) == 0 ? st : 0;
+}
+
+/* Pids the tests learnt about (workers, programs), with their start times
+ * so that a recycled pid is never mistaken for them. */
+typedef struct th_tracked {
+    pid_t pid;
+    unsigned long long start;
+} th_tracked_t;
+
+static th_tracked_t *s_tracked;
+static size_t s_ntracked;
+
+void th_track_pid(pid_t pid)
+{
+    char st;
+    unsigned long long start;
+    if (pid <= 0 || s_pid_stat(pid, &st, &start) < 0)
+        return;
+    for (size_t i = 0; i < s_ntracked; i++)
+        if (s_tracked[i].pid == pid && s_tracked[i].start == start)
+            return;
+    s_tracked = realloc(s_tracked, (s_ntracked + 1) * sizeof *s_tracked);
+    s_tracked[s_ntracked++] = (th_tracked_t){pid, start};
+}
+
+bool th_pid_remains(pid_t pid)
+{
+    char st;
+    unsigned long long start;
+    if (pid <= 0 || s_pid_stat(pid, &st, &start) < 0)
+        return false;
+    bool known = false;
+    for (size_t i = 0; i < s_ntracked; i++) {
+        if (s_tracked[i].pid != pid)
+            continue;
+        known = true;
+        if (s_tracked[i].start == start)
+            return true;
+    }
+    return !known; /* tracked under another start time: the pid was reused */
+}
+
+/* SIGKILLs every tracked process that still runs (continuing it first, in
+ * case a test stopped it) and forgets them all. */
+static void s_kill_tracked(void)
+{
+    for (size_t i = 0; i < s_ntracked; i++) {
+        char st;
+        unsigned long long start;
+        pid_t pid = s_tracked[i].pid;
+        if (s_pid_stat(pid, &st, &start) == 0 && start == s_tracked[i].start &&
+            st != 'Z') {
+            kill(pid, SIGCONT);
+            kill(pid, SIGKILL);
+        }
+    }
+    free(s_tracked);
+    s_tracked = NULL;
+    s_ntracked = 0;
+}
+
 /* ---- HTTP client: connections ---- */
 
 /* Finishes a non-blocking connect(); returns 0 or -errno. */
@@ -439,12 +562,13 @@ static int s_connect_wait(int fd, long long deadline)
     return -err;
 }
 
-th_conn_t *th_connect(int port, int timeout_ms)
+/* Connects a non-blocking socket to 127.0.0.1:port before deadline.
+ * Returns the fd or -errno. Thread-safe. */
+static int s_tcp_connect(int port, long long deadline)
 {
-    long long deadline = th_now_ms() + timeout_ms;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return NULL;
+        return -errno;
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -453,11 +577,20 @@ th_conn_t *th_connect(int port, int timeout_ms)
         rc = s_connect_wait(fd, deadline);
     if (rc < 0) {
         close(fd);
-        errno = -rc;
-        return NULL;
+        return rc;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+th_conn_t *th_connect(int port, int timeout_ms)
+{
+    int fd = s_tcp_connect(port, th_now_ms() + timeout_ms);
+    if (fd < 0) {
+        errno = -fd;
+        return NULL;
+    }
     th_conn_t *c = calloc(1, sizeof *c);
     c->fd = fd;
     TH_LINK(s_conns, c);
@@ -770,10 +903,597 @@ void th_resp_free(th_resp_t **rp)
     free(r);
 }
 
+/* ---- a concurrent client ---- */
+
+struct th_load {
+    int port;
+    char path[256];
+    unsigned reqs_per_conn;
+    long quota;   /* connections in all; 0: until stopped */
+    int pause_ms;
+    pthread_t *threads;
+    unsigned nthreads;
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;
+    bool stop, held;
+    unsigned active;  /* threads inside a connection */
+    unsigned running; /* threads not yet finished */
+    long claimed;     /* connections started, against quota */
+    th_load_stats_t st;
+    th_load_t *prev, *next; /* the main thread's list */
+};
+
+static th_load_t *s_loads;
+
+/* One thread's connection: fd and its receive buffer. */
+typedef struct s_lconn {
+    int fd;
+    char buf[16384];
+    size_t len;
+} s_lconn_t;
+
+/* Receives into lc->buf until deadline. Returns bytes read, -ECONNRESET on
+ * EOF or reset, -ETIMEDOUT, -ENOBUFS when the buffer is full, or -errno. */
+static int s_lc_fill(s_lconn_t *lc, long long deadline)
+{
+    if (lc->len >= sizeof lc->buf - 1)
+        return -ENOBUFS;
+    for (;;) {
+        ssize_t n = recv(lc->fd, lc->buf + lc->len, sizeof lc->buf - 1 - lc->len, 0);
+        if (n > 0) {
+            lc->len += (size_t)n;
+            lc->buf[lc->len] = '\0';
+            return (int)n;
+        }
+        if (n == 0 || errno == ECONNRESET)
+            return -ECONNRESET;
+        if (errno != EAGAIN && errno != EINTR)
+            return -errno;
+        int ev = s_poll(lc->fd, POLLIN, deadline);
+        if (ev < 0)
+            return ev;
+        if (ev == 0)
+            return -ETIMEDOUT;
+    }
+}
+
+/* The value of header name in a NUL-terminated response head, or NULL. */
+static const char *s_head_value(const char *head, const char *name, char *out,
+                                size_t outlen)
+{
+    size_t n = strlen(name);
+    for (const char *l = strstr(head, "\r\n"); l; l = strstr(l, "\r\n")) {
+        l += 2;
+        if (strncasecmp(l, name, n) == 0 && l[n] == ':') {
+            const char *v = l + n + 1;
+            v += strspn(v, " \t");
+            size_t len = strcspn(v, "\r\n");
+            snprintf(out, outlen, "%.*s", (int)(len < outlen ? len : outlen - 1), v);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* One GET on lc: returns the status (*close set when the server said
+ * Connection: close) or -errno. The body is read and dropped. */
+static int s_lc_get(s_lconn_t *lc, const char *path, bool *close_after)
+{
+    long long deadline = th_now_ms() + TH_IO_MS;
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    for (int off = 0; off < n;) {
+        ssize_t w = send(lc->fd, req + off, (size_t)(n - off), MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (int)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            return -errno;
+        int ev = s_poll(lc->fd, POLLOUT, deadline);
+        if (ev <= 0)
+            return ev < 0 ? ev : -ETIMEDOUT;
+    }
+    char *end;
+    while (!(end = memmem(lc->buf, lc->len, "\r\n\r\n", 4))) {
+        int rc = s_lc_fill(lc, deadline);
+        if (rc < 0)
+            return rc;
+    }
+    *end = '\0';
+    int status = 0;
+    if (sscanf(lc->buf, "HTTP/1.%*1[01] %3d", &status) != 1)
+        return -EPROTO;
+    char v[64];
+    size_t body = s_head_value(lc->buf, "Content-Length", v, sizeof v)
+                      ? strtoul(v, NULL, 10)
+                      : 0;
+    *close_after = s_head_value(lc->buf, "Connection", v, sizeof v) &&
+                   strcasecmp(v, "close") == 0;
+    size_t head = (size_t)(end - lc->buf) + 4;
+    memmove(lc->buf, lc->buf + head, lc->len - head);
+    lc->len -= head;
+    while (body > 0) {
+        if (lc->len == 0) {
+            int rc = s_lc_fill(lc, deadline);
+            if (rc < 0)
+                return rc;
+        }
+        size_t take = lc->len < body ? lc->len : body;
+        memmove(lc->buf, lc->buf + take, lc->len - take);
+        lc->len -= take;
+        body -= take;
+    }
+    return status;
+}
+
+/* Records a failure (the first one's description is kept). */
+static void s_load_fail(th_load_t *l, const char *fmt, ...)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->st.failed++ == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(l->st.first_error, sizeof l->st.first_error, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Makes reqs_per_conn requests on one connection, opening another when the
+ * server closes it after a response that said so. */
+static void s_load_conn(th_load_t *l)
+{
+    s_lconn_t *lc = calloc(1, sizeof *lc);
+    lc->fd = -1;
+    long ok = 0, conns = 0;
+    for (unsigned i = 0; i < l->reqs_per_conn; i++) {
+        if (lc->fd < 0) {
+            lc->fd = s_tcp_connect(l->port, th_now_ms() + TH_IO_MS);
+            lc->len = 0;
+            if (lc->fd < 0) {
+                s_load_fail(l, "connect: %s", strerror(-lc->fd));
+                break;
+            }
+            conns++;
+        }
+        bool close_after = false;
+        int rc = s_lc_get(lc, l->path, &close_after);
+        if (rc < 0) {
+            s_load_fail(l, "GET %s, request %u on its connection: no response (%s)",
+                        l->path, i + 1, strerror(-rc));
+            break;
+        }
+        if (rc != 200)
+            s_load_fail(l, "GET %s: status %d", l->path, rc);
+        else
+            ok++;
+        if (close_after) {
+            close(lc->fd);
+            lc->fd = -1;
+        }
+    }
+    if (lc->fd >= 0)
+        close(lc->fd);
+    free(lc);
+    pthread_mutex_lock(&l->mu);
+    l->st.ok += ok;
+    l->st.conns += conns;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void *s_load_thread(void *arg)
+{
+    th_load_t *l = arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (l->held && !l->stop)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->stop || (l->quota > 0 && l->claimed >= l->quota))
+            break;
+        l->claimed++;
+        l->active++;
+        pthread_mutex_unlock(&l->mu);
+        s_load_conn(l);
+        if (l->pause_ms > 0)
+            th_sleep_ms(l->pause_ms);
+        pthread_mutex_lock(&l->mu);
+        l->active--;
+        pthread_cond_broadcast(&l->cv);
+    }
+    l->running--;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+th_load_t *th_load_start(const th_load_opts_t *o)
+{
+    th_load_t *l = calloc(1, sizeof *l);
+    l->port = o->port;
+    snprintf(l->path, sizeof l->path, "%s", o->path);
+    l->reqs_per_conn = o->reqs_per_conn ? o->reqs_per_conn : 1;
+    l->quota = o->conns;
+    l->pause_ms = o->pause_ms;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->threads = calloc(o->threads, sizeof *l->threads);
+    TH_LINK(s_loads, l);
+    /* Threads block the signals the tests send to children, so none of
+     * them is delivered to a client thread by accident. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (unsigned i = 0; i < o->threads; i++) {
+        pthread_mutex_lock(&l->mu);
+        l->running++;
+        pthread_mutex_unlock(&l->mu);
+        if (pthread_create(&l->threads[i], NULL, s_load_thread, l) != 0) {
+            pthread_mutex_lock(&l->mu);
+            l->running--;
+            pthread_mutex_unlock(&l->mu);
+            break;
+        }
+        l->nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (l->nthreads < o->threads) {
+        fprintf(stderr, "harness: started %u of %u client threads\n", l->nthreads,
+                o->threads);
+        th_load_stop(&l, 0, NULL);
+    }
+    return l;
+}
+
+void th_load_hold(th_load_t *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->held = true;
+    while (l->active > 0)
+        pthread_cond_wait(&l->cv, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void th_load_release(th_load_t *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->held = false;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void th_load_get(th_load_t *l, th_load_stats_t *st)
+{
+    pthread_mutex_lock(&l->mu);
+    *st = l->st;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void th_load_stop(th_load_t **lp, int wait_ms, th_load_stats_t *st)
+{
+    th_load_t *l = lp ? *lp : NULL;
+    if (!l)
+        return;
+    *lp = NULL;
+    TH_UNLINK(s_loads, l);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&l->mu);
+    while (l->quota > 0 && l->running > 0 && wait_ms > 0 &&
+           pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0) {
+    }
+    l->stop = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    for (unsigned i = 0; i < l->nthreads; i++)
+        pthread_join(l->threads[i], NULL);
+    if (st)
+        *st = l->st;
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l->threads);
+    free(l);
+}
+
+/* ---- a supervisor under test ---- */
+
+static th_sv_t *s_svs;
+
+/* Writes text to path through a temp file and rename(), so a supervisor
+ * reading it sees the old or the new file, never half of one. */
+static int s_replace_file(const char *path, const char *text)
+{
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.new", path) < 0)
+        return -ENOMEM;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? -errno : s_write_all(fd, text, strlen(text));
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/* Appends to b (a heap string, *len its length) n bytes of s. */
+static void s_append(char **b, size_t *len, const char *s, size_t n)
+{
+    *b = realloc(*b, *len + n + 1);
+    memcpy(*b + *len, s, n);
+    *len += n;
+    (*b)[*len] = '\0';
+}
+
+/* The value of a template placeholder (between the @s), or NULL. */
+static const char *s_placeholder(const th_sv_t *sv, const char *name, size_t n,
+                                 char *buf, size_t buflen)
+{
+    if (n == 5 && strncmp(name, "ADMIN", 5) == 0)
+        return sv->admin;
+    if (n == 4 && strncmp(name, "DATA", 4) == 0)
+        return sv->data_dir;
+    if (n == 7 && strncmp(name, "TESTSVC", 7) == 0)
+        return sv->testsvc;
+    if (n == 5 && strncmp(name, "PORT", 4) == 0 && name[4] >= '1' &&
+        name[4] < '1' + TH_SV_PORTS) {
+        snprintf(buf, buflen, "%d", sv->ports[name[4] - '1']);
+        return buf;
+    }
+    return NULL;
+}
+
+/* The config text: [supervisor] admin and data_dir, then tmpl with its
+ * placeholders replaced. The caller frees it. */
+static char *s_sv_expand(const th_sv_t *sv, const char *tmpl)
+{
+    char *out = NULL;
+    size_t len = 0;
+    const char *head = "[supervisor]\nadmin = @ADMIN@\ndata_dir = @DATA@\n";
+    for (int part = 0; part < 2; part++) {
+        const char *p = part == 0 ? head : tmpl;
+        while (*p) {
+            const char *at = strchr(p, '@');
+            const char *end = at ? strchr(at + 1, '@') : NULL;
+            char buf[16];
+            const char *v = end ? s_placeholder(sv, at + 1, (size_t)(end - at - 1), buf,
+                                                sizeof buf)
+                                : NULL;
+            if (!v) { /* up to and including a lone '@' */
+                size_t n = at ? (size_t)(at - p) + 1 : strlen(p);
+                s_append(&out, &len, p, n);
+                p += n;
+                continue;
+            }
+            s_append(&out, &len, p, (size_t)(at - p));
+            s_append(&out, &len, v, strlen(v));
+            p = end + 1;
+        }
+    }
+    return out;
+}
+
+/* Picks fresh ports for sv. Returns 0 or -errno. */
+static int s_sv_pick_ports(th_sv_t *sv)
+{
+    sv->admin_port = th_free_port();
+    if (sv->admin_port < 0)
+        return sv->admin_port;
+    snprintf(sv->admin, sizeof sv->admin, "127.0.0.1:%d", sv->admin_port);
+    for (int i = 0; i < TH_SV_PORTS; i++) {
+        sv->ports[i] = th_free_port();
+        if (sv->ports[i] < 0)
+            return sv->ports[i];
+    }
+    return 0;
+}
+
+/* Waits until the admin API answers GET /health with 200. Returns 0,
+ * -ECHILD when the supervisor exited, or -ETIMEDOUT. */
+static int s_sv_wait_admin(th_sv_t *sv, int timeout_ms)
+{
+    long long deadline = th_now_ms() + timeout_ms;
+    for (;;) {
+        if (!th_running(sv->proc))
+            return -ECHILD;
+        th_resp_t *r = NULL;
+        th_conn_t *c = th_connect(sv->admin_port, 200);
+        if (c && th_send_request(c, "GET", "/health", NULL, NULL, 0) == 0)
+            th_read_response(c, &r, 1000);
+        th_conn_close(&c);
+        bool up = r && r->status == 200;
+        th_resp_free(&r);
+        if (up)
+            return 0;
+        if (th_now_ms() >= deadline)
+            return -ETIMEDOUT;
+        th_sleep_ms(20);
+    }
+}
+
+/* Everything of sv but the supervisor process; unlinks and frees sv. */
+static void s_sv_release(th_sv_t *sv)
+{
+    TH_UNLINK(s_svs, sv);
+    if (!s_keep_files() && sv->data_dir) {
+        char *run = NULL;
+        if (asprintf(&run, "%s/run", sv->data_dir) >= 0) {
+            char *f = NULL;
+            if (asprintf(&f, "%s/supervisor.lock", run) >= 0)
+                unlink(f);
+            free(f);
+            rmdir(run);
+            free(run);
+        }
+        rmdir(sv->data_dir);
+    }
+    free(sv->data_dir);
+    free(sv->testsvc);
+    free(sv);
+}
+
+/* One attempt of th_sv_start on fresh ports; *retry is set when a port was
+ * taken meanwhile. */
+static th_sv_t *s_sv_start_once(const char *tmpl, bool *retry)
+{
+    th_sv_t *sv = calloc(1, sizeof *sv);
+    TH_LINK(s_svs, sv);
+    sv->data_dir = th_tmp_path("svdata", "");
+    char *tsvc = th_bin_path("vapora-testsvc"), real[PATH_MAX];
+    sv->testsvc = strdup(realpath(tsvc, real) ? real : tsvc);
+    free(tsvc);
+    char *bin = th_bin_path("vapora-supervisor");
+    char *text = NULL, *config = NULL;
+    if (s_sv_pick_ports(sv) == 0 && (text = s_sv_expand(sv, tmpl)))
+        config = th_write_temp("supervisor", ".conf", text);
+    free(text);
+    if (config)
+        sv->proc = th_spawn(bin, config);
+    free(bin);
+    int rc = sv->proc ? s_sv_wait_admin(sv, TH_READY_MS) : -EIO;
+    if (rc == 0)
+        return sv;
+    char *log = th_log(sv->proc);
+    *retry = rc == -ECHILD && strstr(log, "Address already in use");
+    fprintf(stderr, "harness: the supervisor did not start (%s); log:\n%s\n",
+            strerror(-rc), log);
+    free(log);
+    th_proc_free(&sv->proc);
+    s_sv_release(sv);
+    return NULL;
+}
+
+th_sv_t *th_sv_start(const char *tmpl)
+{
+    th_sv_t *sv = NULL;
+    bool retry = true;
+    for (int i = 0; !sv && retry && i < TH_START_TRIES; i++) {
+        retry = false;
+        sv = s_sv_start_once(tmpl, &retry);
+    }
+    return sv;
+}
+
+int th_sv_write_config(th_sv_t *sv, const char *tmpl)
+{
+    char *text = s_sv_expand(sv, tmpl);
+    int rc = s_replace_file(sv->proc->config, text);
+    free(text);
+    return rc;
+}
+
+/* Remembers every worker and program pid of a /status document. */
+static void s_sv_track(json_t *st)
+{
+    size_t i, j;
+    json_t *s, *w;
+    json_array_foreach(json_object_get(st, "services"), i, s)
+        json_array_foreach(json_object_get(s, "workers"), j, w)
+            th_track_pid((pid_t)json_integer_value(json_object_get(w, "pid")));
+    json_array_foreach(json_object_get(st, "programs"), i, s)
+        th_track_pid((pid_t)json_integer_value(json_object_get(s, "pid")));
+}
+
+json_t *th_sv_status(th_sv_t *sv)
+{
+    th_resp_t *r = NULL;
+    if (th_request(sv->admin_port, "GET", "/status", NULL, NULL, &r) < 0)
+        return NULL;
+    json_t *st = r->status == 200 ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    th_resp_free(&r);
+    if (st)
+        s_sv_track(st);
+    return st;
+}
+
+json_t *th_sv_find(json_t *status, const char *kind, const char *name)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(status, kind), i, s)
+    {
+        const char *n = json_string_value(json_object_get(s, "name"));
+        if (n && strcmp(n, name) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+unsigned th_sv_count(json_t *service, const char *state)
+{
+    unsigned n = 0;
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(service, "workers"), i, w)
+    {
+        const char *s = json_string_value(json_object_get(w, "state"));
+        n += !state || (s && strcmp(s, state) == 0);
+    }
+    return n;
+}
+
+bool th_sv_wait_settled(th_sv_t *sv, const char *service, unsigned n, int timeout_ms)
+{
+    long long deadline = th_now_ms() + timeout_ms;
+    for (;;) {
+        json_t *st = th_sv_status(sv);
+        json_t *s = th_sv_find(st, "services", service);
+        bool done = s && th_sv_count(s, NULL) == n && th_sv_count(s, "running") == n &&
+                    json_integer_value(json_object_get(s, "desired")) == (json_int_t)n;
+        json_decref(st);
+        if (done)
+            return true;
+        if (th_now_ms() >= deadline)
+            return false;
+        th_sleep_ms(20);
+    }
+}
+
+void th_sv_free(th_sv_t **svp)
+{
+    th_sv_t *sv = svp ? *svp : NULL;
+    if (!sv)
+        return;
+    *svp = NULL;
+    if (th_running(sv->proc)) {
+        /* A worker a test stopped must run to hear its drain. */
+        for (size_t i = 0; i < s_ntracked; i++)
+            if (th_pid_remains(s_tracked[i].pid))
+                kill(s_tracked[i].pid, SIGCONT);
+        /* SIGTERM drains; a second SIGINT makes the supervisor SIGKILL and
+         * reap everything it runs; SIGKILL (th_proc_free) is the last resort,
+         * after which s_kill_tracked() ends the orphans. */
+        th_signal(sv->proc, SIGTERM);
+        for (long long end = th_now_ms() + 3000; th_running(sv->proc) && th_now_ms() < end;)
+            th_sleep_ms(10);
+        th_signal(sv->proc, SIGINT);
+        for (long long end = th_now_ms() + 3000; th_running(sv->proc) && th_now_ms() < end;)
+            th_sleep_ms(10);
+    }
+    th_proc_free(&sv->proc);
+    s_sv_release(sv);
+}
+
 /* ---- per-test cleanup ---- */
 
 void th_cleanup(void)
 {
+    while (s_loads) {
+        th_load_t *l = s_loads;
+        th_load_stop(&l, 0, NULL);
+    }
+    while (s_svs) {
+        th_sv_t *sv = s_svs;
+        th_sv_free(&sv);
+    }
     while (s_resps) {
         th_resp_t *r = s_resps;
         th_resp_free(&r);
@@ -786,4 +1506,5 @@ void th_cleanup(void)
         th_proc_t *p = s_procs;
         th_proc_free(&p);
     }
+    s_kill_tracked();
 }

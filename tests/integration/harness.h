@@ -12,12 +12,20 @@
  * that criterion kills on timeout takes its workers with it.
  *
  * Criterion runs each test in its own process, single-threaded: nothing here
- * is thread-safe, and nothing needs to be.
+ * is thread-safe, and nothing needs to be, except the concurrent client
+ * (th_load_*), whose threads share nothing with the rest of the harness.
+ *
+ * A supervisor under test (th_sv_*) is stopped the way an operator would
+ * (SIGTERM, then a second SIGINT, then SIGKILL); every worker and program
+ * pid a test saw in its /status is remembered with its start time, and
+ * whatever of those still runs at th_cleanup() is SIGKILLed, so a failed
+ * test leaves no orphan behind and a recycled pid is never mistaken for one.
  *
  * Errors are returned as 0 / -errno, pointers as NULL on failure. */
 #ifndef VAPORA_TEST_HARNESS_H
 #define VAPORA_TEST_HARNESS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -72,6 +80,17 @@ struct th_proc {
  * be ready. Takes ownership of config (a heap path). NULL on failure. */
 th_proc_t *th_spawn(const char *bin, char *config);
 
+/* Like th_spawn, but runs argv as given (argv[0] is the program's path,
+ * the array is NULL-terminated). Takes ownership of config (a heap path,
+ * removed with the process; may be NULL). NULL on failure. */
+th_proc_t *th_spawn_argv(const char *const argv[], char *config);
+
+/* Runs argv to completion within timeout_ms. Returns its exit code as
+ * th_wait_exit does (-ETIMEDOUT: it was killed), or -ECHILD when it could
+ * not be started. When out is non-NULL, *out receives what it printed on
+ * stdout and stderr (caller frees; never NULL). */
+int th_run(const char *const argv[], int timeout_ms, char **out);
+
 /* Waits until the worker accepts TCP connections on 127.0.0.1:port.
  * Returns 0, -ECHILD when it exited first (its status is then recorded), or
  * -ETIMEDOUT. */
@@ -109,6 +128,20 @@ bool th_log_wait(const th_proc_t *p, const char *needle, int timeout_ms);
 /* SIGKILLs p if it still runs, reaps it, removes its files unless
  * VAPORA_TEST_KEEP is set, and frees it. Accepts NULL; sets *pp = NULL. */
 void th_proc_free(th_proc_t **pp);
+
+/* ---- other processes (a supervisor's children), by pid ---- */
+
+/* The state letter of pid in /proc (R, S, D, T, Z, ...), or 0 when there is
+ * no such process. */
+char th_pid_state(pid_t pid);
+
+/* Remembers pid and its start time; th_cleanup() SIGKILLs it if the same
+ * process still runs then. th_sv_status() tracks every pid it reports. */
+void th_track_pid(pid_t pid);
+
+/* Whether pid still exists (a zombie counts) and, when it was tracked, is
+ * still the process that was tracked rather than a recycled pid. */
+bool th_pid_remains(pid_t pid);
 
 /* ---- HTTP client ---- */
 
@@ -175,10 +208,107 @@ const char *th_resp_header(const th_resp_t *r, const char *name);
 /* Frees r. Accepts NULL; sets *rp = NULL. */
 void th_resp_free(th_resp_t **rp);
 
+/* ---- a concurrent client (thread-safe) ---- */
+
+/* Threads that each open a connection, make reqs_per_conn GET requests on
+ * it (opening a new connection when a response said Connection: close),
+ * close it and start over. A failure is a connection that could not be
+ * made, a request without a whole response within TH_IO_MS (reset, EOF,
+ * timeout), or a status other than 200. */
+typedef struct th_load_opts {
+    int port;               /* on 127.0.0.1 */
+    const char *path;       /* copied */
+    unsigned threads;
+    unsigned reqs_per_conn; /* 0 counts as 1 */
+    long conns;             /* connections in all, then the threads end; 0: until stopped */
+    int pause_ms;           /* per thread, between connections */
+} th_load_opts_t;
+
+typedef struct th_load_stats {
+    long ok;     /* requests answered 200 */
+    long failed; /* failures as defined above */
+    long conns;  /* connections opened */
+    char first_error[256];
+} th_load_stats_t;
+
+typedef struct th_load th_load_t;
+
+/* Starts the threads (every signal blocked in them). The load is owned by
+ * the harness list; end it with th_load_stop() or let th_cleanup() do it.
+ * Main thread only, like everything else here but the threads' own work. */
+th_load_t *th_load_start(const th_load_opts_t *o);
+
+/* Waits until no thread is inside a connection and keeps them from opening
+ * new ones until th_load_release(): with reqs_per_conn 1, no request is on
+ * the wire in between. */
+void th_load_hold(th_load_t *l);
+void th_load_release(th_load_t *l);
+
+/* The counts so far. */
+void th_load_get(th_load_t *l, th_load_stats_t *st);
+
+/* Waits up to wait_ms for a load with a connection quota to finish it, then
+ * stops the threads (a request under way completes or times out first),
+ * joins them, fills *st (may be NULL) and frees l. Accepts NULL; sets
+ * *lp = NULL. */
+void th_load_stop(th_load_t **lp, int wait_ms, th_load_stats_t *st);
+
+/* ---- a supervisor under test ---- */
+
+#define TH_SV_PORTS 4
+
+/* A running vapora-supervisor. Owned by the harness list; end it with
+ * th_sv_free() or let th_cleanup() do it. */
+typedef struct th_sv th_sv_t;
+struct th_sv {
+    th_proc_t *proc;        /* the supervisor; its log holds its workers' too */
+    int admin_port;
+    char admin[32];         /* "127.0.0.1:<admin_port>", for vaporactl -a */
+    int ports[TH_SV_PORTS]; /* free ports, for @PORT1@ .. @PORT4@ */
+    char *data_dir;         /* a fresh directory under $VAPORA_TEST_TMP */
+    char *testsvc;          /* absolute path of vapora-testsvc */
+    th_sv_t *prev, *next;
+};
+
+/* Writes a config and starts build/bin/vapora-supervisor on it, then waits
+ * until its admin API answers GET /health (not for any worker). The config
+ * is "[supervisor]\nadmin = @ADMIN@\ndata_dir = @DATA@\n" followed by tmpl, so
+ * tmpl may go on with [supervisor] keys. In both, @ADMIN@ stands for
+ * sv->admin, @DATA@ for sv->data_dir, @TESTSVC@ for sv->testsvc and @PORTn@
+ * (n = 1..TH_SV_PORTS) for sv->ports[n-1]. Retries on other ports when one
+ * was taken meanwhile. NULL on failure, with the log on stderr. */
+th_sv_t *th_sv_start(const char *tmpl);
+
+/* Replaces the config file of sv (atomically) with tmpl expanded as by
+ * th_sv_start, with the same ports. Returns 0 or -errno. */
+int th_sv_write_config(th_sv_t *sv, const char *tmpl);
+
+/* GET /status, parsed; NULL when it failed. Tracks every pid it lists.
+ * The caller owns the reference. */
+json_t *th_sv_status(th_sv_t *sv);
+
+/* The entry of status's "services" or "programs" (kind) named name, or
+ * NULL. Borrowed from status. */
+json_t *th_sv_find(json_t *status, const char *kind, const char *name);
+
+/* The workers of a service entry in state (NULL: all of them). */
+unsigned th_sv_count(json_t *service, const char *state);
+
+/* Polls /status until service desires n workers and lists exactly n, all
+ * running. Returns whether that happened within timeout_ms. */
+bool th_sv_wait_settled(th_sv_t *sv, const char *service, unsigned n, int timeout_ms);
+
+/* Stops the supervisor if it still runs (SIGCONT to the tracked pids, then
+ * SIGTERM, SIGINT and SIGKILL, each after up to 3 s), removes its files and
+ * frees sv. Accepts NULL; sets *svp = NULL. */
+void th_sv_free(th_sv_t **svp);
+
 /* ---- per-test cleanup ---- */
 
-/* Kills and reaps every process, closes every connection and frees every
- * response this test process still holds. Use as criterion .fini. */
+/* Stops every client load and supervisor, kills and reaps every process,
+ * closes every connection, frees every response this test process still
+ * holds, and SIGKILLs what still runs of the tracked pids. Use as criterion
+ * .fini. */
 void th_cleanup(void);
 
 /* Monotonic milliseconds, for the tests' own timing. */

@@ -91,15 +91,6 @@ static void s_status(http_req_t *req, void *ud)
                               sv->phase == SV_PHASE_RUNNING ? "running" : "stopping"));
 }
 
-static sv_service_t *s_service_or_404(sv_t *sv, http_req_t *req)
-{
-    const char *name = http_req_param(req, "name");
-    sv_service_t *svc = sv_find_service(sv, name);
-    if (!svc)
-        http_reply_error(req, 404, "unknown_service", "no service named \"%s\"", name);
-    return svc;
-}
-
 static bool s_refuse_when_stopping(sv_t *sv, http_req_t *req)
 {
     if (sv->phase == SV_PHASE_RUNNING)
@@ -108,12 +99,23 @@ static bool s_refuse_when_stopping(sv_t *sv, http_req_t *req)
     return true;
 }
 
+/* The service a /services/{name}/... request acts on, or NULL after
+ * replying 409 (shutting down) or 404 (no such service). */
+static sv_service_t *s_target_service(sv_t *sv, http_req_t *req)
+{
+    if (s_refuse_when_stopping(sv, req))
+        return NULL;
+    const char *name = http_req_param(req, "name");
+    sv_service_t *svc = sv_find_service(sv, name);
+    if (!svc)
+        http_reply_error(req, 404, "unknown_service", "no service named \"%s\"", name);
+    return svc;
+}
+
 static void s_scale(http_req_t *req, void *ud)
 {
     sv_t *sv = ud;
-    if (s_refuse_when_stopping(sv, req))
-        return;
-    sv_service_t *svc = s_service_or_404(sv, req);
+    sv_service_t *svc = s_target_service(sv, req);
     if (!svc)
         return;
     json_t *n = json_object_get(http_req_json(req), "workers");
@@ -131,9 +133,7 @@ static void s_scale(http_req_t *req, void *ud)
 static void s_restart(http_req_t *req, void *ud)
 {
     sv_t *sv = ud;
-    if (s_refuse_when_stopping(sv, req))
-        return;
-    sv_service_t *svc = s_service_or_404(sv, req);
+    sv_service_t *svc = s_target_service(sv, req);
     if (!svc)
         return;
     sv_rolling_restart(sv, svc);

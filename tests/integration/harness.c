@@ -470,8 +470,9 @@ static int s_pid_stat(pid_t pid, char *state, unsigned long long *start)
     /* The command name may hold blanks and parentheses: skip past the last
      * ')' before counting fields. */
     char *p = strrchr(text, ')');
-    int rc = p && sscanf(p + 1, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-                                "%*s %*s %*s %*s %*s %*s %llu",
+    int rc = p && sscanf(p + 1,
+                         " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+                         "%*s %*s %*s %*s %*s %*s %llu",
                          state, start) == 2
                  ? 0
                  : -ENOENT;
@@ -909,7 +910,7 @@ struct th_load {
     int port;
     char path[256];
     unsigned reqs_per_conn;
-    long quota;   /* connections in all; 0: until stopped */
+    long quota; /* connections in all; 0: until stopped */
     int pause_ms;
     pthread_t *threads;
     unsigned nthreads;
@@ -981,7 +982,8 @@ static int s_lc_get(s_lconn_t *lc, const char *path, bool *close_after)
 {
     long long deadline = th_now_ms() + TH_IO_MS;
     char req[512];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
     for (int off = 0; off < n;) {
         ssize_t w = send(lc->fd, req + off, (size_t)(n - off), MSG_NOSIGNAL);
         if (w > 0) {
@@ -1005,11 +1007,10 @@ static int s_lc_get(s_lconn_t *lc, const char *path, bool *close_after)
     if (sscanf(lc->buf, "HTTP/1.%*1[01] %3d", &status) != 1)
         return -EPROTO;
     char v[64];
-    size_t body = s_head_value(lc->buf, "Content-Length", v, sizeof v)
-                      ? strtoul(v, NULL, 10)
-                      : 0;
-    *close_after = s_head_value(lc->buf, "Connection", v, sizeof v) &&
-                   strcasecmp(v, "close") == 0;
+    size_t body =
+        s_head_value(lc->buf, "Content-Length", v, sizeof v) ? strtoul(v, NULL, 10) : 0;
+    *close_after =
+        s_head_value(lc->buf, "Connection", v, sizeof v) && strcasecmp(v, "close") == 0;
     size_t head = (size_t)(end - lc->buf) + 4;
     memmove(lc->buf, lc->buf + head, lc->len - head);
     lc->len -= head;
@@ -1264,9 +1265,9 @@ static char *s_sv_expand(const th_sv_t *sv, const char *tmpl)
             const char *at = strchr(p, '@');
             const char *end = at ? strchr(at + 1, '@') : NULL;
             char buf[16];
-            const char *v = end ? s_placeholder(sv, at + 1, (size_t)(end - at - 1), buf,
-                                                sizeof buf)
-                                : NULL;
+            const char *v =
+                end ? s_placeholder(sv, at + 1, (size_t)(end - at - 1), buf, sizeof buf)
+                    : NULL;
             if (!v) { /* up to and including a lone '@' */
                 size_t n = at ? (size_t)(at - p) + 1 : strlen(p);
                 s_append(&out, &len, p, n);
@@ -1472,10 +1473,12 @@ void th_sv_free(th_sv_t **svp)
          * reap everything it runs; SIGKILL (th_proc_free) is the last resort,
          * after which s_kill_tracked() ends the orphans. */
         th_signal(sv->proc, SIGTERM);
-        for (long long end = th_now_ms() + 3000; th_running(sv->proc) && th_now_ms() < end;)
+        for (long long end = th_now_ms() + 3000;
+             th_running(sv->proc) && th_now_ms() < end;)
             th_sleep_ms(10);
         th_signal(sv->proc, SIGINT);
-        for (long long end = th_now_ms() + 3000; th_running(sv->proc) && th_now_ms() < end;)
+        for (long long end = th_now_ms() + 3000;
+             th_running(sv->proc) && th_now_ms() < end;)
             th_sleep_ms(10);
     }
     th_proc_free(&sv->proc);

@@ -216,11 +216,11 @@ void th_resp_free(th_resp_t **rp);
  * made, a request without a whole response within TH_IO_MS (reset, EOF,
  * timeout), or a status other than 200. */
 typedef struct th_load_opts {
-    int port;               /* on 127.0.0.1 */
-    const char *path;       /* copied */
+    int port;         /* on 127.0.0.1 */
+    const char *path; /* copied */
     unsigned threads;
     unsigned reqs_per_conn; /* 0 counts as 1 */
-    long conns;             /* connections in all, then the threads end; 0: until stopped */
+    long conns;             /* in all, then the threads end; 0: until stopped */
     int pause_ms;           /* per thread, between connections */
 } th_load_opts_t;
 
@@ -261,7 +261,7 @@ void th_load_stop(th_load_t **lp, int wait_ms, th_load_stats_t *st);
  * th_sv_free() or let th_cleanup() do it. */
 typedef struct th_sv th_sv_t;
 struct th_sv {
-    th_proc_t *proc;        /* the supervisor; its log holds its workers' too */
+    th_proc_t *proc; /* the supervisor; its log has its workers' too */
     int admin_port;
     char admin[32];         /* "127.0.0.1:<admin_port>", for vaporactl -a */
     int ports[TH_SV_PORTS]; /* free ports, for @PORT1@ .. @PORT4@ */

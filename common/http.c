@@ -99,6 +99,7 @@ struct http_server {
     metric_family_t *latency;
     unsigned in_flight;
     uint64_t completed;
+    uint64_t last_request_ms; /* monotonic: when the last request's headers came */
     char date[40]; /* IMF-fixdate of date_sec, for the Date header */
     time_t date_sec;
     http_req_t *live;
@@ -593,6 +594,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn,
         req->method = method;
         req->url = url;
         srv->in_flight++;
+        srv->last_request_ms = loop_now_ms(srv->loop);
         s_check_request(srv, req);
         const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
         long n;
@@ -882,6 +884,11 @@ bool http_server_draining(const http_server_t *srv)
 unsigned http_server_in_flight(const http_server_t *srv)
 {
     return srv->in_flight;
+}
+
+uint64_t http_server_last_request_ms(const http_server_t *srv)
+{
+    return srv->last_request_ms;
 }
 
 uint64_t http_server_requests(const http_server_t *srv)

@@ -82,6 +82,8 @@ void http_server_drain(http_server_t *srv);
 bool http_server_draining(const http_server_t *srv);
 /* Requests received but not yet completed. */
 unsigned http_server_in_flight(const http_server_t *srv);
+/* When (loop_now_ms) the latest request's headers arrived; 0: none yet. */
+uint64_t http_server_last_request_ms(const http_server_t *srv);
 /* Requests completed since start. */
 uint64_t http_server_requests(const http_server_t *srv);
 

@@ -26,6 +26,7 @@
 
 #define WORKER_LAG_WARN_NS (100ull * 1000000ull)
 #define WORKER_LAG_WARN_EVERY_MS 10000
+#define WORKER_DRAIN_QUIET_MS 200
 
 struct worker {
     const worker_service_t *svc;
@@ -44,6 +45,7 @@ struct worker {
     double lag_s;          /* worst lag of the last full second */
     uint64_t last_lag_warn_ms;
     bool stopping;
+    uint64_t drain_started_ms;
     bool forced; /* stopping without waiting for running pool jobs */
     control_t *control; /* NULL when running alone */
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
@@ -206,11 +208,18 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
 
 /* ---- graceful stop ---- */
 
+/* A drain ends when no request is in flight and none has started for
+ * WORKER_DRAIN_QUIET_MS: a connection accepted just before the drain began
+ * may still be carrying its first request. */
 static void s_drain_check(loop_t *loop, loop_timer_t *t, void *ud)
 {
     UNUSED(t);
     worker_t *w = ud;
-    if (http_server_in_flight(w->http) == 0) {
+    uint64_t last = http_server_last_request_ms(w->http);
+    if (last < w->drain_started_ms)
+        last = w->drain_started_ms;
+    if (http_server_in_flight(w->http) == 0 &&
+        loop_now_ms(loop) - last >= WORKER_DRAIN_QUIET_MS) {
         log_info("drained: no request in flight; stopping");
         loop_stop(loop);
     }
@@ -237,6 +246,7 @@ static void s_begin_stop(worker_t *w, const char *why)
         return;
     }
     w->stopping = true;
+    w->drain_started_ms = loop_now_ms(w->loop);
     log_info("%s: draining (up to %ld s)", why, w->shutdown_timeout);
     http_server_drain(w->http);
     /* Our copy of the socket: closing it refuses new connections when we

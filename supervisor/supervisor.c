@@ -33,6 +33,15 @@ static uint64_t s_now(sv_t *sv)
     return time_now_ms();
 }
 
+/* Signals a child's whole process group (each child leads its own), so
+ * what a program started goes with it; falls back to the pid alone if the
+ * child has not made its group yet. */
+static void s_signal(pid_t pid, int sig)
+{
+    if (kill(-pid, sig) < 0)
+        kill(pid, sig);
+}
+
 /* ---- sockets ---- */
 
 static sv_socket_t *s_socket_open(const char *addr, char *err, size_t errlen)
@@ -168,7 +177,7 @@ static bool s_worker_retire(sv_t *sv, sv_worker_t *w, unsigned timeout_s)
     /* A worker that never connected cannot hear "drain": SIGTERM does the
      * same in our runtime. */
     if (!w->ready || s_send_control(sv, w->ident, "{\"type\":\"drain\"}") < 0)
-        kill(w->p.pid, SIGTERM);
+        s_signal(w->p.pid, SIGTERM);
     char d[128];
     s_worker_describe(w, d, sizeof d);
     log_info("draining %s", d);
@@ -202,7 +211,7 @@ static void s_reconcile(sv_t *sv, sv_service_t *svc)
 {
     if (sv->phase != SV_PHASE_RUNNING || svc->removed)
         return;
-    unsigned fresh = 0, stale = 0, starting = 0;
+    unsigned fresh = 0, stale = 0, pending = 0;
     for (size_t i = 0; i < svc->nworkers; i++) {
         sv_worker_t *w = svc->workers[i];
         if (!s_is_live(w))
@@ -211,7 +220,8 @@ static void s_reconcile(sv_t *sv, sv_service_t *svc)
             stale++;
         else {
             fresh++;
-            starting += w->p.state == SV_STARTING;
+            /* Not serving yet: starting, or crashing in backoff. */
+            pending += w->p.state != SV_RUNNING;
         }
     }
     unsigned total = fresh + stale;
@@ -220,8 +230,8 @@ static void s_reconcile(sv_t *sv, sv_service_t *svc)
             s_worker_new(sv, svc);
         return;
     }
-    if (starting > 0)
-        return; /* one replacement at a time: wait until it serves */
+    if (pending > 0 && stale > 0)
+        return; /* one replacement at a time: the old keep serving until it does */
     if (stale > 0) {
         if (total > svc->desired)
             s_worker_retire(sv, s_pick_extra(svc, true), sv->cfg->shutdown_timeout);
@@ -306,7 +316,7 @@ static void s_program_stop(sv_t *sv, sv_program_t *pg)
         return;
     pg->p.state = SV_DRAINING;
     pg->p.kill_at_ms = s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000;
-    kill(pg->p.pid, SIGTERM);
+    s_signal(pg->p.pid, SIGTERM);
     log_info("stopping program %s (pid %d)", pg->name, (int)pg->p.pid);
 }
 
@@ -488,7 +498,7 @@ static void s_check_worker(sv_t *sv, sv_worker_t *w, uint64_t now)
     if (w->p.kill_at_ms && now >= w->p.kill_at_ms) {
         s_worker_describe(w, d, sizeof d);
         log_error("%s did not exit in time: SIGKILL", d);
-        kill(w->p.pid, SIGKILL);
+        s_signal(w->p.pid, SIGKILL);
         w->p.kill_at_ms = now + 5000; /* repeat if it somehow survives */
         return;
     }
@@ -515,7 +525,7 @@ static void s_check_program(sv_t *sv, sv_program_t *pg, uint64_t now)
     } else if (pg->p.pid && pg->p.kill_at_ms && now >= pg->p.kill_at_ms) {
         log_error("program %s (pid %d) did not stop in time: SIGKILL", pg->name,
                   (int)pg->p.pid);
-        kill(pg->p.pid, SIGKILL);
+        s_signal(pg->p.pid, SIGKILL);
         pg->p.kill_at_ms = now + 5000;
     }
 }
@@ -604,8 +614,7 @@ void sv_shutdown(sv_t *sv, const char *why)
         return;
     log_info("%s: draining every worker (up to %u s), then stopping programs", why,
              sv->cfg->shutdown_timeout);
-    sv->phase = SV_PHASE_STOP_SERVICES;
-    http_server_drain(sv->admin);
+    sv->phase = SV_PHASE_STOP_SERVICES; /* the admin API keeps answering */
     for (size_t i = 0; i < sv->nservices; i++) {
         sv_service_t *svc = sv->services[i];
         for (size_t j = 0; j < svc->nworkers;) {
@@ -623,10 +632,10 @@ static void s_kill_everything(sv_t *sv)
     for (size_t i = 0; i < sv->nservices; i++)
         for (size_t j = 0; j < sv->services[i]->nworkers; j++)
             if (sv->services[i]->workers[j]->p.pid)
-                kill(sv->services[i]->workers[j]->p.pid, SIGKILL);
+                s_signal(sv->services[i]->workers[j]->p.pid, SIGKILL);
     for (size_t i = 0; i < sv->nprograms; i++)
         if (sv->programs[i]->p.pid)
-            kill(sv->programs[i]->p.pid, SIGKILL);
+            s_signal(sv->programs[i]->p.pid, SIGKILL);
     for (size_t i = 0; i < sv->nservices; i++)
         for (size_t j = 0; j < sv->services[i]->nworkers; j++)
             if (sv->services[i]->workers[j]->p.pid)

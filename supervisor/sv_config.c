@@ -106,13 +106,16 @@ unsigned sv_cpus_available(void)
     return n ? n : 1;
 }
 
+/* The section rendered, less the worker count: scaling is applied on its
+ * own and never replaces running workers. */
 static char *s_fingerprint(const cfg_t *cfg, const char *section)
 {
     sbuf_t b = {0};
     size_t n = cfg_key_count(cfg, section);
     for (size_t i = 0; i < n; i++) {
         const char *k = cfg_key_name(cfg, section, i);
-        sbuf_printf(&b, "%s=%s\n", k, cfg_get(cfg, section, k));
+        if (strcmp(k, "workers") != 0)
+            sbuf_printf(&b, "%s=%s\n", k, cfg_get(cfg, section, k));
     }
     return sbuf_steal(&b);
 }

@@ -1,7 +1,8 @@
 /* sv_config.h - the supervisor's view of etc/vapora.conf: [supervisor],
  * every [service:NAME] and every [program:NAME], validated.
  *
- * A section's "fingerprint" is its keys and values rendered in order: when
+ * A section's "fingerprint" is its keys and values rendered in order, less
+ * a service's `workers` (scaling never replaces workers): when
  * a reload sees a different fingerprint for a service, its workers are
  * rolling-replaced; a program is restarted. */
 #ifndef VAPORA_SV_CONFIG_H

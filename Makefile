@@ -6,7 +6,7 @@ OPT      ?= -O2
 SANITIZE ?=
 
 # Libraries (pkg-config names) the programs and the tests link against.
-PKGS      := libmicrohttpd jansson inih libzmq libcurl
+PKGS      := libmicrohttpd jansson inih libzmq libcurl libnats
 TEST_PKGS := criterion
 
 SANFLAGS_ON := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -28,6 +28,12 @@
 #define WORKER_LAG_WARN_EVERY_MS 10000
 #define WORKER_DRAIN_QUIET_MS 200
 
+typedef struct check {
+    char *name;
+    worker_check_fn fn;
+    void *ud;
+} check_t;
+
 struct worker {
     const worker_service_t *svc;
     char *section;
@@ -48,6 +54,9 @@ struct worker {
     uint64_t drain_started_ms;
     bool forced; /* stopping without waiting for running pool jobs */
     control_t *control; /* NULL when running alone */
+    natsc_t *nats;       /* NULL when [nats] url is not set */
+    check_t *checks;
+    size_t nchecks;
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
     void *data;
     int exit_status;
@@ -61,6 +70,13 @@ const cfg_t *worker_cfg(worker_t *w) { return w->cfg; }
 const char *worker_section(worker_t *w) { return w->section; }
 const char *worker_service_name(worker_t *w) { return w->svc->name; }
 void worker_set_data(worker_t *w, void *data) { w->data = data; }
+natsc_t *worker_nats(worker_t *w) { return w->nats; }
+
+void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud)
+{
+    w->checks = xrealloc(w->checks, (w->nchecks + 1) * sizeof *w->checks);
+    w->checks[w->nchecks++] = (check_t){xstrdup(name), fn, ud};
+}
 void *worker_get_data(worker_t *w) { return w->data; }
 
 const char *worker_setting(worker_t *w, const char *key)
@@ -84,17 +100,67 @@ static int s_setting_long(worker_t *w, const char *key, long def, long min,
 
 /* ---- built-in endpoints ---- */
 
+/* Runs the checks; returns the worst result, with "name: reason" of the
+ * first failing one in reason. */
+static int s_run_checks(worker_t *w, char *reason, size_t len)
+{
+    int worst = WORKER_HEALTHY;
+    for (size_t i = 0; i < w->nchecks; i++) {
+        char buf[256] = "";
+        int r = w->checks[i].fn(w->checks[i].ud, buf, sizeof buf);
+        if (r > worst) {
+            snprintf(reason, len, "%s: %s", w->checks[i].name, buf);
+            worst = r;
+        }
+    }
+    return worst;
+}
+
 static void s_health(http_req_t *req, void *ud)
 {
     worker_t *w = ud;
+    unsigned long long up = (loop_now_ms(w->loop) - w->started_ms) / 1000;
+    char reason[320];
+    int state = w->nchecks ? s_run_checks(w, reason, sizeof reason) : WORKER_HEALTHY;
+    if (state != WORKER_HEALTHY) {
+        json_t *j = json_pack("{s:s,s:s,s:i,s:I,s:s,s:s}", "status",
+                              state == WORKER_DEGRADED ? "degraded" : "unhealthy",
+                              "service", w->svc->name, "pid", w->pid, "uptime_s",
+                              (json_int_t)up, "version", VAPORA_VERSION, "reason",
+                              reason);
+        http_reply_json(req, 503, j);
+        return;
+    }
     char buf[256];
     int n = snprintf(buf, sizeof buf,
                      "{\"status\":\"healthy\",\"service\":\"%s\",\"pid\":%d,"
                      "\"uptime_s\":%llu,\"version\":\"" VAPORA_VERSION "\"}",
-                     w->svc->name, w->pid,
-                     (unsigned long long)((loop_now_ms(w->loop) - w->started_ms) /
-                                          1000));
+                     w->svc->name, w->pid, up);
     http_reply(req, 200, "application/json", buf, (size_t)n);
+}
+
+static int s_check_nats(void *ud, char *buf, size_t len)
+{
+    worker_t *w = ud;
+    if (natsc_connected(w->nats))
+        return WORKER_HEALTHY;
+    natsc_state(w->nats, buf, len);
+    return WORKER_DEGRADED;
+}
+
+/* Connects to [nats] url, when set, in the background. */
+static int s_open_nats(worker_t *w)
+{
+    const char *url = cfg_get(w->cfg, "nats", "url");
+    if (!url || !*url)
+        return 0;
+    char name[96];
+    snprintf(name, sizeof name, "vapora-%s-%d", w->svc->name, (int)getpid());
+    w->nats = natsc_new(w->pool, url, name);
+    if (!w->nats)
+        return -EINVAL;
+    worker_add_check(w, "nats", s_check_nats, w);
+    return 0;
 }
 
 static void s_metrics(http_req_t *req, void *ud)
@@ -427,6 +493,8 @@ static int s_start(worker_t *w, const char *listen_override)
         log_err(errno, "starting %ld pool threads", threads);
         return -EIO;
     }
+    if (s_open_nats(w) < 0)
+        return -EINVAL;
     w->metrics = metrics_new();
     metrics_add_collector(w->metrics, s_collect, w);
     w->http = http_server_new(w->loop, w->metrics, &hc);
@@ -478,7 +546,11 @@ static void s_stop(worker_t *w)
     /* Pool first: cancelled and finishing jobs reply to their requests,
      * which the HTTP server then flushes before closing. */
     pool_destroy(&w->pool);
+    natsc_destroy(&w->nats); /* after the pool: its connect job is done */
     control_destroy(&w->control);
+    for (size_t i = 0; i < w->nchecks; i++)
+        free(w->checks[i].name);
+    free(w->checks);
     if (w->svc->teardown && w->http)
         w->svc->teardown(w);
     http_server_destroy(&w->http);

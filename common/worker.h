@@ -5,6 +5,8 @@
  * server (with GET /health and GET /metrics), takes the listening socket
  * from a supervisor (LISTEN_FDS) or binds [service:NAME] listen itself, calls
  * the service's setup(), and runs the loop until SIGTERM/SIGINT. Then it
+ * connects to NATS in the background when [nats] url is set (GET /health
+ * says "degraded" while it is away),
  * stops accepting, lets in-flight requests finish for up to
  * shutdown_timeout seconds, calls teardown(), closes everything and
  * returns the exit status (0 on a clean stop).
@@ -22,6 +24,7 @@
 #include "http.h"
 #include "loop.h"
 #include "metrics.h"
+#include "natsc.h"
 #include "pool.h"
 
 typedef struct worker worker_t;
@@ -51,6 +54,19 @@ const char *worker_service_name(worker_t *w);
 /* A per-service pointer (the service's own state). */
 void worker_set_data(worker_t *w, void *data);
 void *worker_get_data(worker_t *w);
+
+/* The NATS connection, or NULL when [nats] url is not set. Borrowed. */
+natsc_t *worker_nats(worker_t *w);
+
+/* A dependency check for GET /health: returns WORKER_HEALTHY, or
+ * WORKER_DEGRADED / WORKER_UNHEALTHY with a one-line reason in buf. Runs on
+ * the loop thread for each /health request: it must not block. */
+enum { WORKER_HEALTHY = 0, WORKER_DEGRADED = 1, WORKER_UNHEALTHY = 2 };
+typedef int (*worker_check_fn)(void *ud, char *buf, size_t len);
+/* Adds a check named name (copied). Then /health answers 503 with
+ * "status":"degraded" or "unhealthy" and "reason":"<name>: <reason>" while
+ * a check fails. The worker adds "nats" itself when [nats] url is set. */
+void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud);
 
 /* Reads a runtime key: [service:NAME] first, then [runtime]. */
 const char *worker_setting(worker_t *w, const char *key);

@@ -654,6 +654,31 @@ Test(lifecycle, shutdown_timeout_bounds_a_running_pool_job, .timeout = 30,
     s_assert_log(p, "abandoning 1 running pool job", "warn");
 }
 
+/* NATS configured but not there: the worker serves, /health says degraded
+ * with the reason, and SIGTERM still stops it at once. */
+Test(lifecycle, nats_away_is_degraded_not_down, .timeout = 30, .fini = s_fini)
+{
+    int nport = th_free_port(); /* nothing listens there */
+    char extra[128];
+    snprintf(extra, sizeof extra, "[nats]\nurl = nats://127.0.0.1:%d\n", nport);
+    th_proc_t *p = s_start(TESTSVC, "testsvc", extra);
+    th_resp_t *r = s_request(p, "GET", "/health", NULL, NULL);
+    cr_assert_eq(r->status, 503, "%d %.300s", r->status, r->body);
+    s_assert_type(r, "application/json");
+    json_t *j = s_json(r);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "degraded");
+    const char *reason = json_string_value(json_object_get(j, "reason"));
+    cr_assert(reason && strncmp(reason, "nats: ", 6) == 0, "reason %s", reason);
+    cr_assert_eq(json_integer_value(json_object_get(j, "pid")), p->pid);
+    th_resp_free(&r);
+    r = s_request(p, "GET", "/items/x", NULL, NULL);
+    cr_assert_eq(r->status, 200, "other routes serve: %d", r->status);
+    th_resp_free(&r);
+    long long t0 = th_now_ms();
+    cr_assert_eq(th_stop(p, SIGTERM, TH_EXIT_MS), 0);
+    cr_assert_lt(th_now_ms() - t0, 3000, "stopping waited on NATS");
+}
+
 /* ---- pool overload ---- */
 
 Test(lifecycle, full_pool_queue_is_503, .timeout = 30, .fini = s_fini)

@@ -836,6 +836,66 @@ Test(supervisor_lifecycle, admin_api_answers_while_stopping, .timeout = 60,
     cr_assert_eq(th_wait_exit(sv->proc, 8000), 0);
 }
 
+/* GET /health of a service, on a new connection: the status, and the body
+ * in *body (caller frees). */
+static int s_health(th_sv_t *sv, char **body)
+{
+    th_resp_t *r = NULL;
+    int rc = th_request(sv->ports[0], "GET", "/health", NULL, NULL, &r);
+    cr_assert_eq(rc, 0, "GET /health: %s", strerror(-rc));
+    int status = r->status;
+    *body = strdup(r->body ? r->body : "");
+    th_resp_free(&r);
+    return status;
+}
+
+/* Polls /health until it answers want; returns the last body (freed by the
+ * caller) or fails the test after timeout_ms. */
+static char *s_wait_health(th_sv_t *sv, int want, int timeout_ms)
+{
+    long long end = th_now_ms() + timeout_ms;
+    char *body = NULL;
+    int got = 0;
+    while (th_now_ms() < end) {
+        free(body);
+        got = s_health(sv, &body);
+        if (got == want)
+            return body;
+        th_sleep_ms(50);
+    }
+    cr_assert_fail("GET /health stayed %d (want %d): %s", got, want, body);
+    return body;
+}
+
+/* Services cope with nats-server (a program) coming up late and dying: they
+ * reconnect, and /health says "degraded" with the reason meanwhile. */
+Test(supervisor_programs, services_follow_a_late_and_restarting_nats, .timeout = 60,
+     .fini = s_fini)
+{
+    th_sv_t *sv = s_start("[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n" WEB("1")
+                          "[program:nats]\ncommand = sh -c 'sleep 1; exec nats-server "
+                          "-a 127.0.0.1 -p @PORT2@'\n");
+    s_assert_settled(sv, "web", 1, 5000);
+    char *body = NULL;
+    cr_assert_eq(s_health(sv, &body), 503, "%s", body);
+    cr_assert(strstr(body, "\"status\":\"degraded\""), "%s", body);
+    cr_assert(strstr(body, "\"reason\":\"nats: "), "%s", body);
+    free(body);
+    free(s_wait_health(sv, 200, 8000)); /* nats-server came up: reconnected */
+
+    json_t *pg = th_sv_find(s_status(sv), "programs", "nats");
+    cr_assert_not_null(pg);
+    pid_t nats = (pid_t)s_int(pg, "pid");
+    cr_assert_gt(nats, 0);
+    cr_assert_eq(kill(nats, SIGKILL), 0);
+    body = s_wait_health(sv, 503, 3000);
+    cr_assert(strstr(body, "nats: disconnected"), "%s", body);
+    free(body);
+    free(s_wait_health(sv, 200, 8000)); /* restarted by the supervisor */
+    pg = th_sv_find(s_status(sv), "programs", "nats");
+    cr_assert_geq(s_int(pg, "restarts"), 1);
+}
+
 /* What a program starts goes with it: its whole process group is stopped. */
 Test(supervisor_programs, stopping_a_program_stops_its_children, .timeout = 60,
      .fini = s_fini)

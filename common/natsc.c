@@ -1,0 +1,171 @@
+/* natsc.c - see natsc.h. */
+#define _GNU_SOURCE
+#include "natsc.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "util.h"
+
+struct natsc {
+    char *url;
+    natsOptions *opts;
+    natsConnection *nc; /* set by the connect job's done() (loop thread) */
+    natsConnection *pending; /* written by the pool thread */
+    natsStatus connect_status;
+    atomic_bool job_running;
+    bool destroyed;
+};
+
+static void s_on_connected(natsConnection *nc, void *ud)
+{
+    UNUSED(nc);
+    natsc_t *c = ud;
+    log_info("nats: connected to %s", c->url);
+}
+
+static void s_on_disconnected(natsConnection *nc, void *ud)
+{
+    UNUSED(nc);
+    natsc_t *c = ud;
+    log_warn("nats: disconnected from %s; reconnecting", c->url);
+}
+
+static void s_on_reconnected(natsConnection *nc, void *ud)
+{
+    UNUSED(nc);
+    natsc_t *c = ud;
+    log_info("nats: reconnected to %s", c->url);
+}
+
+static void s_on_closed(natsConnection *nc, void *ud)
+{
+    UNUSED(nc);
+    natsc_t *c = ud;
+    if (!c->destroyed)
+        log_error("nats: connection to %s closed", c->url);
+}
+
+/* Pool thread: the first attempt; with retry on, returns at once if the
+ * server is not there. */
+static void s_connect_job(void *arg)
+{
+    natsc_t *c = arg;
+    c->connect_status = natsConnection_Connect(&c->pending, c->opts);
+}
+
+static void s_connect_done(void *arg, int status)
+{
+    natsc_t *c = arg;
+    atomic_store(&c->job_running, false);
+    if (status != 0)
+        return; /* cancelled: the pool is stopping */
+    c->nc = c->pending;
+    if (c->connect_status == NATS_OK)
+        log_info("nats: connected to %s", c->url);
+    else if (c->connect_status == NATS_NOT_YET_CONNECTED)
+        log_warn("nats: %s is not reachable yet; retrying in the background", c->url);
+    else
+        log_error("nats: cannot connect to %s: %s", c->url,
+                  natsStatus_GetText(c->connect_status));
+}
+
+static int s_options(natsc_t *c, const char *name)
+{
+    natsStatus s = natsOptions_Create(&c->opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(c->opts, c->url);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(c->opts, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(c->opts, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(c->opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(c->opts, 250);
+    if (s == NATS_OK) /* a server that stops answering is noticed in ~4 s */
+        s = natsOptions_SetPingInterval(c->opts, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut(c->opts, 2);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(c->opts, true, s_on_connected, c);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(c->opts, s_on_disconnected, c);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(c->opts, s_on_reconnected, c);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(c->opts, s_on_closed, c);
+    if (s != NATS_OK) {
+        log_error("nats: invalid options for %s: %s", c->url, natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
+
+natsc_t *natsc_new(pool_t *pool, const char *url, const char *name)
+{
+    natsc_t *c = xcalloc(1, sizeof *c);
+    c->url = xstrdup(url);
+    if (s_options(c, name) < 0) {
+        natsc_destroy(&c);
+        return NULL;
+    }
+    atomic_store(&c->job_running, true);
+    if (pool_submit(pool, s_connect_job, s_connect_done, c, NULL) < 0) {
+        log_error("nats: the pool refused the connect job");
+        atomic_store(&c->job_running, false);
+        natsc_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void natsc_destroy(natsc_t **cp)
+{
+    natsc_t *c = cp ? *cp : NULL;
+    if (!c)
+        return;
+    VP_ASSERT(!atomic_load(&c->job_running));
+    c->destroyed = true;
+    natsConnection *nc = c->nc ? c->nc : c->pending;
+    if (nc) {
+        natsConnection_Close(nc);
+        natsConnection_Destroy(nc);
+    }
+    natsOptions_Destroy(c->opts);
+    free(c->url);
+    free(c);
+    nats_CloseAndWait(2000);
+    *cp = NULL;
+}
+
+bool natsc_connected(natsc_t *c)
+{
+    return c->nc && natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+void natsc_state(natsc_t *c, char *buf, size_t len)
+{
+    if (!c->nc) {
+        snprintf(buf, len, "connecting to %s", c->url);
+        return;
+    }
+    switch (natsConnection_Status(c->nc)) {
+    case NATS_CONN_STATUS_CONNECTED: snprintf(buf, len, "%s", ""); break;
+    case NATS_CONN_STATUS_CONNECTING:
+        snprintf(buf, len, "connecting to %s", c->url);
+        break;
+    case NATS_CONN_STATUS_RECONNECTING:
+    case NATS_CONN_STATUS_DISCONNECTED:
+        snprintf(buf, len, "disconnected from %s, reconnecting", c->url);
+        break;
+    default: snprintf(buf, len, "connection to %s closed", c->url); break;
+    }
+}
+
+natsConnection *natsc_conn(natsc_t *c)
+{
+    return c->nc;
+}

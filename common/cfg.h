@@ -24,8 +24,7 @@ typedef struct cfg cfg_t;
  * (with the file, line, section and key where they apply) into err. */
 cfg_t *cfg_load(const char *path, char *err, size_t errlen);
 /* The same from a string held in memory; name is used in messages. */
-cfg_t *cfg_load_string(const char *text, const char *name, char *err,
-                       size_t errlen);
+cfg_t *cfg_load_string(const char *text, const char *name, char *err, size_t errlen);
 void cfg_destroy(cfg_t **cfgp);
 
 /* The interpolated value of section/key, or NULL when absent. The string is
@@ -36,15 +35,13 @@ const char *cfg_get_str(const cfg_t *cfg, const char *section, const char *key,
                         const char *def);
 /* Typed getters: 0 and *out set (def when absent), or -EINVAL with a reason
  * naming section, key and value in err. */
-int cfg_get_long(const cfg_t *cfg, const char *section, const char *key,
-                 long def, long min, long max, long *out, char *err,
-                 size_t errlen);
-int cfg_get_double(const cfg_t *cfg, const char *section, const char *key,
-                   double def, double min, double max, double *out, char *err,
-                   size_t errlen);
+int cfg_get_long(const cfg_t *cfg, const char *section, const char *key, long def,
+                 long min, long max, long *out, char *err, size_t errlen);
+int cfg_get_double(const cfg_t *cfg, const char *section, const char *key, double def,
+                   double min, double max, double *out, char *err, size_t errlen);
 /* Accepts true/false, yes/no, on/off, 1/0 (case-insensitive). */
-int cfg_get_bool(const cfg_t *cfg, const char *section, const char *key,
-                 bool def, bool *out, char *err, size_t errlen);
+int cfg_get_bool(const cfg_t *cfg, const char *section, const char *key, bool def,
+                 bool *out, char *err, size_t errlen);
 
 bool cfg_has_section(const cfg_t *cfg, const char *section);
 /* Number of sections, and the i-th section name in file order (first
@@ -70,8 +67,7 @@ extern const size_t cfg_vapora_schema_len;
 /* Calls warn(msg, ud) once per unknown section ("unknown section [x]") and
  * once per unknown key ("unknown key 'k' in section [s]"), in file order.
  * Returns the number of warnings. */
-size_t cfg_check_schema(const cfg_t *cfg, const cfg_schema_t *schema,
-                        size_t schema_len,
+size_t cfg_check_schema(const cfg_t *cfg, const cfg_schema_t *schema, size_t schema_len,
                         void (*warn)(const char *msg, void *ud), void *ud);
 
 /* Splits a comma-separated list value into trimmed, non-empty items.

@@ -106,12 +106,11 @@ int control_send_ready(control_t *c)
 
 char *control_stats_json(const control_stats_t *st)
 {
-    json_t *j = json_pack("{s:I,s:i,s:f,s:i,s:i,s:f,s:I}", "requests",
-                          (json_int_t)st->requests, "in_flight", (int)st->in_flight,
-                          "loop_lag_ms", st->loop_lag_ms, "pool_queue",
-                          (int)st->pool_queue, "pool_busy", (int)st->pool_busy,
-                          "cpu_seconds", st->cpu_seconds, "rss_bytes",
-                          (json_int_t)st->rss_bytes);
+    json_t *j = json_pack(
+        "{s:I,s:i,s:f,s:i,s:i,s:f,s:I}", "requests", (json_int_t)st->requests,
+        "in_flight", (int)st->in_flight, "loop_lag_ms", st->loop_lag_ms, "pool_queue",
+        (int)st->pool_queue, "pool_busy", (int)st->pool_busy, "cpu_seconds",
+        st->cpu_seconds, "rss_bytes", (json_int_t)st->rss_bytes);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return s;

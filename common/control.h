@@ -23,12 +23,12 @@
 typedef struct control control_t;
 
 typedef struct control_stats {
-    uint64_t requests;   /* completed since start */
+    uint64_t requests; /* completed since start */
     unsigned in_flight;
-    double loop_lag_ms;  /* worst over the last second */
+    double loop_lag_ms; /* worst over the last second */
     unsigned pool_queue;
     unsigned pool_busy;
-    double cpu_seconds;  /* user + system */
+    double cpu_seconds; /* user + system */
     uint64_t rss_bytes;
 } control_stats_t;
 

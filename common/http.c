@@ -23,9 +23,8 @@
 #define HTTP_STATUS_CACHE 12
 #define HTTP_ACCEPT_BATCH 4
 
-static const double s_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001,
-                                          0.0025, 0.005,   0.01,   0.025,
-                                          0.05,   0.1,     0.25,   0.5,
+static const double s_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                          0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                           1,      2.5,     5,      10};
 
 typedef struct status_series {
@@ -100,7 +99,7 @@ struct http_server {
     unsigned in_flight;
     uint64_t completed;
     uint64_t last_request_ms; /* monotonic: when the last request's headers came */
-    char date[40]; /* IMF-fixdate of date_sec, for the Date header */
+    char date[40];            /* IMF-fixdate of date_sec, for the Date header */
     time_t date_sec;
     http_req_t *live;
 };
@@ -128,8 +127,7 @@ static void s_route_metrics(http_server_t *srv, route_t *r)
     sbuf_free(&l);
 }
 
-static metric_series_t *s_status_series(http_server_t *srv, route_t *r,
-                                        unsigned status)
+static metric_series_t *s_status_series(http_server_t *srv, route_t *r, unsigned status)
 {
     for (unsigned i = 0; i < HTTP_STATUS_CACHE; i++) {
         status_series_t *ss = &r->by_status[i];
@@ -311,15 +309,14 @@ static void s_route_request(http_server_t *srv, http_req_t *req)
                     "method %s is not allowed on %s (allowed: %s)", req->method,
                     req->url, req->allow);
     } else {
-        s_set_error(req, 404, "not_found", "no route for %s %s", req->method,
-                    req->url);
+        s_set_error(req, 404, "not_found", "no route for %s %s", req->method, req->url);
     }
 }
 
 /* ---- request checks done when the headers arrive ---- */
 
-static enum MHD_Result s_sum_header(void *cls, enum MHD_ValueKind kind,
-                                    const char *key, const char *value)
+static enum MHD_Result s_sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
 {
     UNUSED(kind);
     size_t *sum = cls;
@@ -351,8 +348,7 @@ static void s_check_request(http_server_t *srv, http_req_t *req)
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_sum_header, &hsum);
     if (hsum > c->max_header) {
         s_set_error(req, 431, "headers_too_large",
-                    "the request headers are larger than %zu bytes",
-                    c->max_header);
+                    "the request headers are larger than %zu bytes", c->max_header);
         return;
     }
     s_route_request(srv, req);
@@ -360,8 +356,7 @@ static void s_check_request(http_server_t *srv, http_req_t *req)
         return;
     if (req->route->flags & (HTTP_JSON_BODY | HTTP_JSON_OPTIONAL)) {
         const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        const char *te =
-            http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        const char *te = http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
         bool has_body = (cl && strcmp(cl, "0") != 0) || te;
         const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (has_body && !s_is_json_type(ct))
@@ -401,8 +396,7 @@ static void s_queue(http_req_t *req)
 
 void http_req_add_header(http_req_t *req, const char *name, const char *value)
 {
-    req->headers =
-        xrealloc(req->headers, (req->nheaders + 1) * sizeof *req->headers);
+    req->headers = xrealloc(req->headers, (req->nheaders + 1) * sizeof *req->headers);
     req->headers[req->nheaders].name = xstrdup(name);
     req->headers[req->nheaders].value = xstrdup(value);
     req->nheaders++;
@@ -414,15 +408,13 @@ void http_reply(http_req_t *req, unsigned status, const char *content_type,
     VP_ASSERT(!req->replied);
     req->replied = true;
     req->status = status;
-    req->resp = MHD_create_response_from_buffer(len, (void *)body,
-                                                MHD_RESPMEM_MUST_COPY);
+    req->resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     VP_ASSERT(req->resp != NULL);
     if (content_type)
-        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                content_type);
+        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (unsigned i = 0; i < req->nheaders; i++)
-        MHD_add_response_header(req->resp, req->headers[i].name,
-                                req->headers[i].value);
+        MHD_add_response_header(req->resp, req->headers[i].name, req->headers[i].value);
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
@@ -442,8 +434,8 @@ void http_reply_json(http_req_t *req, unsigned status, json_t *body)
     free(s);
 }
 
-static void s_reply_error_str(http_req_t *req, unsigned status,
-                              const char *code, const char *msg)
+static void s_reply_error_str(http_req_t *req, unsigned status, const char *code,
+                              const char *msg)
 {
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     http_reply_json(req, status, j);
@@ -491,8 +483,7 @@ int http_req_run_blocking(http_req_t *req, pool_t *pool, pool_work_fn work,
     int rc = pool_submit(pool, s_blocking_work, s_blocking_done, b, NULL);
     if (rc < 0) {
         free(b);
-        http_reply_error(req, 503, "overloaded",
-                         "the server is busy; retry shortly");
+        http_reply_error(req, 503, "overloaded", "the server is busy; retry shortly");
         return rc;
     }
     return 0;
@@ -575,14 +566,13 @@ static void s_parse_json(http_req_t *req)
                     "the request body is not valid JSON: %s (line %d, column %d)",
                     e.text, e.line, e.column);
     else if (!json_is_object(req->json))
-        s_set_error(req, 400, "invalid_json",
-                    "the request body must be a JSON object");
+        s_set_error(req, 400, "invalid_json", "the request body must be a JSON object");
 }
 
-static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn,
-                                const char *url, const char *method,
-                                const char *version, const char *upload_data,
-                                size_t *upload_data_size, void **con_cls)
+static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version,
+                                const char *upload_data, size_t *upload_data_size,
+                                void **con_cls)
 {
     UNUSED(version);
     http_server_t *srv = cls;
@@ -732,8 +722,8 @@ static void s_accept_resume(loop_t *loop, loop_timer_t *t, void *ud)
     srv->accept_retry = NULL;
     if (srv->draining || srv->accepting)
         return;
-    if (loop_add_fd(loop, srv->listen_fd, LOOP_READ | LOOP_EXCLUSIVE,
-                    s_on_listen, srv) == 0)
+    if (loop_add_fd(loop, srv->listen_fd, LOOP_READ | LOOP_EXCLUSIVE, s_on_listen,
+                    srv) == 0)
         srv->accepting = true;
 }
 
@@ -747,8 +737,8 @@ static void s_rotate_accept(http_server_t *srv)
     if (!srv->accepting)
         return;
     loop_del_fd(srv->loop, srv->listen_fd);
-    if (loop_add_fd(srv->loop, srv->listen_fd, LOOP_READ | LOOP_EXCLUSIVE,
-                    s_on_listen, srv) < 0) {
+    if (loop_add_fd(srv->loop, srv->listen_fd, LOOP_READ | LOOP_EXCLUSIVE, s_on_listen,
+                    srv) < 0) {
         srv->accepting = false;
         s_accept_resume_later(srv, 10);
     }
@@ -761,8 +751,8 @@ static void s_on_listen(loop_t *loop, int fd, unsigned ev, void *ud)
     http_server_t *srv = ud;
     int accepted = 0;
     for (int i = 0; i < HTTP_ACCEPT_BATCH; i++) {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(
-            srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
         if (info && info->num_connections >= srv->cfg.max_connections) {
             /* Leave the rest in the backlog (siblings may take them). */
             s_pause_accepting(srv, 50);
@@ -770,8 +760,7 @@ static void s_on_listen(loop_t *loop, int fd, unsigned ev, void *ud)
         }
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        int c = accept4(fd, (struct sockaddr *)&ss, &sl,
-                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int c = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
                 break;
@@ -785,8 +774,7 @@ static void s_on_listen(loop_t *loop, int fd, unsigned ev, void *ud)
             int one = 1;
             setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
-        if (MHD_add_connection(srv->daemon, c, (struct sockaddr *)&ss, sl) !=
-            MHD_YES)
+        if (MHD_add_connection(srv->daemon, c, (struct sockaddr *)&ss, sl) != MHD_YES)
             log_warn_errno(errno, "MHD_add_connection refused a connection");
         srv->dirty = true;
         accepted++;
@@ -806,13 +794,13 @@ http_server_t *http_server_new(loop_t *loop, metrics_t *metrics,
     srv->cfg.service = srv->service;
     srv->listen_fd = -1;
     srv->mhd_epfd = -1;
-    srv->req_total = metrics_family(
-        metrics, "vapora_http_requests_total",
-        "HTTP requests completed, by route and status.", METRIC_COUNTER, NULL, 0);
-    srv->latency = metrics_family(
-        metrics, "vapora_http_request_duration_seconds",
-        "Time from the request's headers to its completion.", METRIC_HISTOGRAM,
-        s_latency_bounds, ARRAY_LEN(s_latency_bounds));
+    srv->req_total = metrics_family(metrics, "vapora_http_requests_total",
+                                    "HTTP requests completed, by route and status.",
+                                    METRIC_COUNTER, NULL, 0);
+    srv->latency =
+        metrics_family(metrics, "vapora_http_request_duration_seconds",
+                       "Time from the request's headers to its completion.",
+                       METRIC_HISTOGRAM, s_latency_bounds, ARRAY_LEN(s_latency_bounds));
     srv->unmatched.pattern = xstrdup("unmatched");
     loop_add_before_sleep(loop, s_before_sleep, srv);
     return srv;
@@ -834,17 +822,15 @@ int http_server_start(http_server_t *srv, int listen_fd)
         s_route_metrics(srv, &srv->routes[i]);
     s_route_metrics(srv, &srv->unmatched);
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_UPGRADE |
-                     MHD_USE_TURBO | MHD_USE_ERROR_LOG |
-                     MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_UPGRADE | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_NOTIFY_COMPLETED,
-        s_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, s_req_new, srv,
-        MHD_OPTION_CONNECTION_LIMIT,
+        flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_NOTIFY_COMPLETED, s_completed,
+        srv, MHD_OPTION_URI_LOG_CALLBACK, s_req_new, srv, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)srv->cfg.max_connections + 16, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)srv->cfg.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        s_conn_memory(&srv->cfg), MHD_OPTION_EXTERNAL_LOGGER,
-        s_mhd_log, srv, MHD_OPTION_END);
+        s_conn_memory(&srv->cfg), MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, srv,
+        MHD_OPTION_END);
     if (!srv->daemon)
         return -EIO;
     const union MHD_DaemonInfo *info =
@@ -856,8 +842,8 @@ int http_server_start(http_server_t *srv, int listen_fd)
     if (rc < 0)
         return rc;
     srv->listen_fd = listen_fd;
-    rc = loop_add_fd(srv->loop, listen_fd, LOOP_READ | LOOP_EXCLUSIVE,
-                     s_on_listen, srv);
+    rc =
+        loop_add_fd(srv->loop, listen_fd, LOOP_READ | LOOP_EXCLUSIVE, s_on_listen, srv);
     if (rc < 0)
         return rc;
     srv->accepting = true;

@@ -42,10 +42,10 @@ void log_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 void log_warn_errno(int err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-#define log_debug(...)                                                         \
-    do {                                                                       \
-        if (log_get_level() <= LOG_DEBUG)                                      \
-            log_msg(LOG_DEBUG, __VA_ARGS__);                                   \
+#define log_debug(...)                                                                 \
+    do {                                                                               \
+        if (log_get_level() <= LOG_DEBUG)                                              \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                           \
     } while (0)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -67,9 +67,9 @@ void metrics_destroy(metrics_t **mp)
     *mp = NULL;
 }
 
-metric_family_t *metrics_family(metrics_t *m, const char *name,
-                                const char *help, metric_type_t type,
-                                const double *bounds, size_t nbounds)
+metric_family_t *metrics_family(metrics_t *m, const char *name, const char *help,
+                                metric_type_t type, const double *bounds,
+                                size_t nbounds)
 {
     for (metric_family_t *f = m->head; f; f = f->next)
         if (strcmp(f->name, name) == 0)
@@ -192,8 +192,8 @@ static void s_sample(sbuf_t *out, const char *name, const char *suffix,
     sbuf_printf(out, "%s%s", name, suffix);
     bool has = labels && *labels, hasx = extra && *extra;
     if (has || hasx)
-        sbuf_printf(out, "{%s%s%s}", has ? labels : "",
-                    has && hasx ? "," : "", hasx ? extra : "");
+        sbuf_printf(out, "{%s%s%s}", has ? labels : "", has && hasx ? "," : "",
+                    hasx ? extra : "");
     sbuf_append(out, " ", 1);
     s_num(out, v);
     sbuf_append(out, "\n", 1);
@@ -224,8 +224,8 @@ void metrics_render(metrics_t *m, sbuf_t *out)
     for (metric_family_t *f = m->head; f; f = f->next) {
         if (!f->head)
             continue;
-        sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
-                    f->name, types[f->type]);
+        sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
+                    types[f->type]);
         for (metric_series_t *s = f->head; s; s = s->next) {
             if (f->type == METRIC_HISTOGRAM)
                 s_render_histogram(out, f, s);

@@ -31,9 +31,9 @@ void metrics_destroy(metrics_t **mp);
 /* Returns the family called name, creating it on first use. For histograms,
  * bounds are the ascending upper bounds (copied; +Inf is implied). Asking
  * again for an existing name returns it unchanged. The registry owns it. */
-metric_family_t *metrics_family(metrics_t *m, const char *name,
-                                const char *help, metric_type_t type,
-                                const double *bounds, size_t nbounds);
+metric_family_t *metrics_family(metrics_t *m, const char *name, const char *help,
+                                metric_type_t type, const double *bounds,
+                                size_t nbounds);
 
 /* Returns the series with this label set ("" for none), creating it at 0.
  * labels must already be rendered and escaped (see metrics_label). */

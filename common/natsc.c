@@ -12,7 +12,7 @@
 struct natsc {
     char *url;
     natsOptions *opts;
-    natsConnection *nc; /* set by the connect job's done() (loop thread) */
+    natsConnection *nc;      /* set by the connect job's done() (loop thread) */
     natsConnection *pending; /* written by the pool thread */
     natsStatus connect_status;
     atomic_bool job_running;

@@ -13,8 +13,7 @@
 
 #include "util.h"
 
-int net_listen(const char *addr, int backlog, bool reuseport, char *err,
-               size_t errlen)
+int net_listen(const char *addr, int backlog, bool reuseport, char *err, size_t errlen)
 {
     char host[256], portstr[8];
     int port;
@@ -23,9 +22,8 @@ int net_listen(const char *addr, int backlog, bool reuseport, char *err,
         return -EINVAL;
     }
     snprintf(portstr, sizeof portstr, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
     if (gai != 0) {

@@ -13,8 +13,7 @@
  * once). reuseport sets SO_REUSEPORT so several standalone processes may
  * bind the same port. The fd is non-blocking and close-on-exec. Returns the
  * fd, or -errno with a reason in err. */
-int net_listen(const char *addr, int backlog, bool reuseport, char *err,
-               size_t errlen);
+int net_listen(const char *addr, int backlog, bool reuseport, char *err, size_t errlen);
 
 /* When LISTEN_PID is this process and LISTEN_FDS >= 1, returns fd 3 (made
  * non-blocking and close-on-exec) and unsets both variables; else -1. */

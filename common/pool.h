@@ -28,10 +28,10 @@ typedef void (*pool_done_fn)(void *arg, int status);
 
 typedef struct pool_stats {
     unsigned threads;
-    unsigned busy;        /* threads running a job now */
-    unsigned queued;      /* jobs waiting for a thread */
-    uint64_t rejected;    /* submissions refused because the queue was full */
-    uint64_t completed;   /* done() callbacks run */
+    unsigned busy;      /* threads running a job now */
+    unsigned queued;    /* jobs waiting for a thread */
+    uint64_t rejected;  /* submissions refused because the queue was full */
+    uint64_t completed; /* done() callbacks run */
 } pool_stats_t;
 
 /* Starts `threads` threads with room for `max_queue` waiting jobs, and

@@ -17,10 +17,10 @@
 
 /* Asserted in release builds too: an invariant that does not hold is a bug
  * that must not run on. */
-#define VP_ASSERT(cond)                                                        \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            util__assert_fail(#cond, __FILE__, __LINE__);                      \
+#define VP_ASSERT(cond)                                                                \
+    do {                                                                               \
+        if (!(cond))                                                                   \
+            util__assert_fail(#cond, __FILE__, __LINE__);                              \
     } while (0)
 
 void util__assert_fail(const char *cond, const char *file, int line)
@@ -52,8 +52,7 @@ typedef struct sbuf {
 void sbuf_reserve(sbuf_t *b, size_t extra);
 void sbuf_append(sbuf_t *b, const void *data, size_t len);
 void sbuf_puts(sbuf_t *b, const char *s);
-void sbuf_printf(sbuf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void sbuf_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sbuf_vprintf(sbuf_t *b, const char *fmt, va_list ap);
 void sbuf_reset(sbuf_t *b);
 void sbuf_free(sbuf_t *b);

@@ -48,13 +48,13 @@ struct worker {
     uint64_t started_ms;
     int pid;
     time_t started_wall;
-    double lag_s;          /* worst lag of the last full second */
+    double lag_s; /* worst lag of the last full second */
     uint64_t last_lag_warn_ms;
     bool stopping;
     uint64_t drain_started_ms;
-    bool forced; /* stopping without waiting for running pool jobs */
+    bool forced;        /* stopping without waiting for running pool jobs */
     control_t *control; /* NULL when running alone */
-    natsc_t *nats;       /* NULL when [nats] url is not set */
+    natsc_t *nats;      /* NULL when [nats] url is not set */
     check_t *checks;
     size_t nchecks;
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
@@ -62,22 +62,52 @@ struct worker {
     int exit_status;
 };
 
-loop_t *worker_loop(worker_t *w) { return w->loop; }
-pool_t *worker_pool(worker_t *w) { return w->pool; }
-http_server_t *worker_http(worker_t *w) { return w->http; }
-metrics_t *worker_metrics(worker_t *w) { return w->metrics; }
-const cfg_t *worker_cfg(worker_t *w) { return w->cfg; }
-const char *worker_section(worker_t *w) { return w->section; }
-const char *worker_service_name(worker_t *w) { return w->svc->name; }
-void worker_set_data(worker_t *w, void *data) { w->data = data; }
-natsc_t *worker_nats(worker_t *w) { return w->nats; }
+loop_t *worker_loop(worker_t *w)
+{
+    return w->loop;
+}
+pool_t *worker_pool(worker_t *w)
+{
+    return w->pool;
+}
+http_server_t *worker_http(worker_t *w)
+{
+    return w->http;
+}
+metrics_t *worker_metrics(worker_t *w)
+{
+    return w->metrics;
+}
+const cfg_t *worker_cfg(worker_t *w)
+{
+    return w->cfg;
+}
+const char *worker_section(worker_t *w)
+{
+    return w->section;
+}
+const char *worker_service_name(worker_t *w)
+{
+    return w->svc->name;
+}
+void worker_set_data(worker_t *w, void *data)
+{
+    w->data = data;
+}
+natsc_t *worker_nats(worker_t *w)
+{
+    return w->nats;
+}
 
 void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud)
 {
     w->checks = xrealloc(w->checks, (w->nchecks + 1) * sizeof *w->checks);
     w->checks[w->nchecks++] = (check_t){xstrdup(name), fn, ud};
 }
-void *worker_get_data(worker_t *w) { return w->data; }
+void *worker_get_data(worker_t *w)
+{
+    return w->data;
+}
 
 const char *worker_setting(worker_t *w, const char *key)
 {
@@ -86,8 +116,8 @@ const char *worker_setting(worker_t *w, const char *key)
 }
 
 /* Reads a numeric runtime key into *out; logs and returns -EINVAL when bad. */
-static int s_setting_long(worker_t *w, const char *key, long def, long min,
-                          long max, long *out)
+static int s_setting_long(worker_t *w, const char *key, long def, long min, long max,
+                          long *out)
 {
     char err[256];
     const char *sec = cfg_get(w->cfg, w->section, key) ? w->section : "runtime";
@@ -123,11 +153,11 @@ static void s_health(http_req_t *req, void *ud)
     char reason[320];
     int state = w->nchecks ? s_run_checks(w, reason, sizeof reason) : WORKER_HEALTHY;
     if (state != WORKER_HEALTHY) {
-        json_t *j = json_pack("{s:s,s:s,s:i,s:I,s:s,s:s}", "status",
-                              state == WORKER_DEGRADED ? "degraded" : "unhealthy",
-                              "service", w->svc->name, "pid", w->pid, "uptime_s",
-                              (json_int_t)up, "version", VAPORA_VERSION, "reason",
-                              reason);
+        json_t *j =
+            json_pack("{s:s,s:s,s:i,s:I,s:s,s:s}", "status",
+                      state == WORKER_DEGRADED ? "degraded" : "unhealthy", "service",
+                      w->svc->name, "pid", w->pid, "uptime_s", (json_int_t)up,
+                      "version", VAPORA_VERSION, "reason", reason);
         http_reply_json(req, 503, j);
         return;
     }
@@ -168,8 +198,7 @@ static void s_metrics(http_req_t *req, void *ud)
     worker_t *w = ud;
     sbuf_t out = {0};
     metrics_render(w->metrics, &out);
-    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data,
-               out.len);
+    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     sbuf_free(&out);
 }
 
@@ -202,28 +231,27 @@ static void s_collect(sbuf_t *out, void *ud)
     pool_get_stats(w->pool, &ps);
     double cpu = s_cpu_seconds();
     metrics_write_sample(out, "vapora_loop_lag_seconds",
-                         "Worst lateness of loop timers over the last second.",
-                         "gauge", l.data, w->lag_s);
+                         "Worst lateness of loop timers over the last second.", "gauge",
+                         l.data, w->lag_s);
     metrics_write_sample(out, "vapora_http_in_flight",
-                         "Requests received and not yet completed.", "gauge",
-                         l.data, http_server_in_flight(w->http));
+                         "Requests received and not yet completed.", "gauge", l.data,
+                         http_server_in_flight(w->http));
     metrics_write_sample(out, "vapora_pool_queue_depth",
-                         "Jobs waiting for a pool thread.", "gauge", l.data,
-                         ps.queued);
-    metrics_write_sample(out, "vapora_pool_busy_threads",
-                         "Pool threads running a job.", "gauge", l.data, ps.busy);
+                         "Jobs waiting for a pool thread.", "gauge", l.data, ps.queued);
+    metrics_write_sample(out, "vapora_pool_busy_threads", "Pool threads running a job.",
+                         "gauge", l.data, ps.busy);
     metrics_write_sample(out, "vapora_pool_rejected_total",
-                         "Jobs refused because the pool queue was full.",
-                         "counter", l.data, (double)ps.rejected);
+                         "Jobs refused because the pool queue was full.", "counter",
+                         l.data, (double)ps.rejected);
     metrics_write_sample(out, "process_cpu_seconds_total",
-                         "User and system CPU time of this process.", "counter",
-                         l.data, cpu);
+                         "User and system CPU time of this process.", "counter", l.data,
+                         cpu);
     metrics_write_sample(out, "process_resident_memory_bytes",
                          "Resident memory of this process.", "gauge", l.data,
                          (double)s_rss_bytes());
     metrics_write_sample(out, "process_start_time_seconds",
-                         "Start time of this process since the Unix epoch.",
-                         "gauge", l.data, (double)w->started_wall);
+                         "Start time of this process since the Unix epoch.", "gauge",
+                         l.data, (double)w->started_wall);
     sbuf_free(&l);
 }
 
@@ -321,8 +349,8 @@ static void s_begin_stop(worker_t *w, const char *why)
     close(w->listen_fd);
     w->listen_fd = -1;
     w->drain_check = loop_add_timer(w->loop, 0, 10, s_drain_check, w);
-    w->drain_deadline = loop_add_timer(w->loop, (uint64_t)w->shutdown_timeout * 1000,
-                                       0, s_drain_deadline, w);
+    w->drain_deadline = loop_add_timer(w->loop, (uint64_t)w->shutdown_timeout * 1000, 0,
+                                       s_drain_deadline, w);
 }
 
 static void s_on_signal(loop_t *loop, int fd, unsigned ev, void *ud)
@@ -410,7 +438,8 @@ static int s_http_config(worker_t *w, http_config_t *hc)
         s_setting_long(w, "max_connections", hc->max_connections, 1, 1000000, &conns) ||
         s_setting_long(w, "request_timeout", hc->request_timeout, 1, 3600, &tmo))
         return -EINVAL;
-    const char *sec = cfg_get(w->cfg, w->section, "access_log") ? w->section : "runtime";
+    const char *sec =
+        cfg_get(w->cfg, w->section, "access_log") ? w->section : "runtime";
     if (cfg_get_bool(w->cfg, sec, "access_log", false, &access, err, sizeof err) < 0) {
         log_error("%s", err);
         return -EINVAL;
@@ -471,17 +500,17 @@ static int s_start(worker_t *w, const char *listen_override)
         s_setting_long(w, "yield_after_us", 1000, 0, 1000000, &yield_us) < 0 ||
         s_http_config(w, &hc) < 0)
         return -EINVAL;
-    const char *sec = cfg_get(w->cfg, w->section, "shutdown_timeout") ? w->section
+    const char *sec = cfg_get(w->cfg, w->section, "shutdown_timeout")  ? w->section
                       : cfg_get(w->cfg, "runtime", "shutdown_timeout") ? "runtime"
-                                                                        : "supervisor";
+                                                                       : "supervisor";
     char err[256];
-    if (cfg_get_long(w->cfg, sec, "shutdown_timeout", 10, 0, 3600,
-                     &w->shutdown_timeout, err, sizeof err) < 0) {
+    if (cfg_get_long(w->cfg, sec, "shutdown_timeout", 10, 0, 3600, &w->shutdown_timeout,
+                     err, sizeof err) < 0) {
         log_error("%s", err);
         return -EINVAL;
     }
-    cfg_check_schema(w->cfg, cfg_vapora_schema, cfg_vapora_schema_len,
-                     s_schema_warn, NULL);
+    cfg_check_schema(w->cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_schema_warn,
+                     NULL);
     w->loop = loop_new();
     if (!w->loop)
         return -errno;
@@ -518,8 +547,8 @@ static int s_start(worker_t *w, const char *listen_override)
     w->control = control_from_env(w->loop, &ops, w);
     if (w->control)
         control_send_ready(w->control);
-    log_info("%s worker ready (pid %d, %ld pool threads, version %s)",
-             w->svc->name, (int)getpid(), threads, VAPORA_VERSION);
+    log_info("%s worker ready (pid %d, %ld pool threads, version %s)", w->svc->name,
+             (int)getpid(), threads, VAPORA_VERSION);
     return 0;
 }
 

@@ -16,8 +16,8 @@ struct zchan {
     int fd;
     zchan_fn fn;
     void *ud;
-    bool in_pump;      /* re-entrancy guard: a callback that sends */
-    bool *destroyed;   /* set when destroyed from inside a callback */
+    bool in_pump;    /* re-entrancy guard: a callback that sends */
+    bool *destroyed; /* set when destroyed from inside a callback */
 };
 
 /* Receives one whole message; returns 0, -EAGAIN when none, or -errno. */

@@ -41,8 +41,7 @@ void zchan_destroy(zchan_t **chp);
  * peer's pipe is full, -EHOSTUNREACH when a ROUTER does not know the peer,
  * or -errno. Messages that arrived meanwhile are dispatched before it
  * returns, so the callback may run inside zchan_send. */
-int zchan_send(zchan_t *ch, const void *const *parts, const size_t *lens,
-               size_t n);
+int zchan_send(zchan_t *ch, const void *const *parts, const size_t *lens, size_t n);
 
 /* The underlying libzmq socket (borrowed), e.g. for setsockopt. */
 void *zchan_socket(zchan_t *ch);

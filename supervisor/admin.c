@@ -63,13 +63,11 @@ json_t *sv_service_json(sv_t *sv, sv_service_t *svc)
 
 static json_t *s_program_json(const sv_program_t *pg)
 {
-    json_t *j = json_pack("{s:s,s:i,s:s,s:o,s:i,s:o}", "name", pg->name, "pid",
-                          (int)pg->p.pid, "state",
-                          pg->p.state == SV_DRAINING ? "stopping"
-                                                     : sv_state_name(pg->p.state),
-                          "started_at", s_time_json(pg->p.pid ? pg->p.started_wall : 0),
-                          "restarts", (int)pg->p.restarts, "last_exit",
-                          s_exit_json(pg->p.last_status));
+    json_t *j = json_pack(
+        "{s:s,s:i,s:s,s:o,s:i,s:o}", "name", pg->name, "pid", (int)pg->p.pid, "state",
+        pg->p.state == SV_DRAINING ? "stopping" : sv_state_name(pg->p.state),
+        "started_at", s_time_json(pg->p.pid ? pg->p.started_wall : 0), "restarts",
+        (int)pg->p.restarts, "last_exit", s_exit_json(pg->p.last_status));
     if (pg->p.state == SV_BACKOFF)
         json_object_set_new(j, "next_attempt_at", s_time_json(pg->p.next_attempt_wall));
     return j;
@@ -177,13 +175,34 @@ static void s_health(http_req_t *req, void *ud)
 
 typedef double (*worker_value_fn)(const sv_worker_t *w);
 
-static double s_up(const sv_worker_t *w) { return w->p.state == SV_RUNNING; }
-static double s_restarts(const sv_worker_t *w) { return w->p.restarts; }
-static double s_cpu(const sv_worker_t *w) { return w->stats.cpu_seconds; }
-static double s_rss(const sv_worker_t *w) { return (double)w->stats.rss_bytes; }
-static double s_lag(const sv_worker_t *w) { return w->stats.loop_lag_ms / 1e3; }
-static double s_queue(const sv_worker_t *w) { return w->stats.pool_queue; }
-static double s_requests(const sv_worker_t *w) { return (double)w->stats.requests; }
+static double s_up(const sv_worker_t *w)
+{
+    return w->p.state == SV_RUNNING;
+}
+static double s_restarts(const sv_worker_t *w)
+{
+    return w->p.restarts;
+}
+static double s_cpu(const sv_worker_t *w)
+{
+    return w->stats.cpu_seconds;
+}
+static double s_rss(const sv_worker_t *w)
+{
+    return (double)w->stats.rss_bytes;
+}
+static double s_lag(const sv_worker_t *w)
+{
+    return w->stats.loop_lag_ms / 1e3;
+}
+static double s_queue(const sv_worker_t *w)
+{
+    return w->stats.pool_queue;
+}
+static double s_requests(const sv_worker_t *w)
+{
+    return (double)w->stats.requests;
+}
 
 static void s_worker_family(sv_t *sv, sbuf_t *out, const char *name, const char *type,
                             const char *help, worker_value_fn fn)
@@ -259,7 +278,8 @@ int sv_admin_start(sv_t *sv, char *err, size_t errlen)
     http_route(sv->admin, "GET", "/status", 0, s_status, sv);
     http_route(sv->admin, "GET", "/health", 0, s_health, sv);
     http_route(sv->admin, "GET", "/metrics", 0, s_metrics, sv);
-    http_route(sv->admin, "POST", "/services/{name}/scale", HTTP_JSON_BODY, s_scale, sv);
+    http_route(sv->admin, "POST", "/services/{name}/scale", HTTP_JSON_BODY, s_scale,
+               sv);
     http_route(sv->admin, "POST", "/services/{name}/restart", HTTP_JSON_OPTIONAL,
                s_restart, sv);
     http_route(sv->admin, "POST", "/reload", HTTP_JSON_OPTIONAL, s_reload, sv);

@@ -40,8 +40,8 @@ static char *s_resolve(const char *cmd)
 
 static bool s_is_ours(const char *kv)
 {
-    static const char *const names[] = {"LISTEN_FDS=", "LISTEN_PID=",
-                                        "LISTEN_FDNAMES=", NULL};
+    static const char *const names[] = {
+        "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", NULL};
     for (const char *const *n = names; *n; n++)
         if (strncmp(kv, *n, strlen(*n)) == 0)
             return true;
@@ -145,9 +145,8 @@ void spawn_describe_status(int status, char *buf, size_t len)
     if (WIFEXITED(status))
         snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
-        snprintf(buf, len, "killed by SIG%s%s", sigabbrev_np(WTERMSIG(status))
-                                                     ? sigabbrev_np(WTERMSIG(status))
-                                                     : "?",
+        snprintf(buf, len, "killed by SIG%s%s",
+                 sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?",
                  WCOREDUMP(status) ? " (core dumped)" : "");
     else
         snprintf(buf, len, "wait status %d", status);

@@ -449,8 +449,8 @@ static void s_on_heartbeat(sv_worker_t *w, json_t *stats, uint64_t now)
     if (control_stats_parse(stats, &st) < 0)
         return;
     if (w->stats_ms && now > w->stats_ms)
-        w->cpu_percent = (st.cpu_seconds - w->stats.cpu_seconds) * 1e5 /
-                         (double)(now - w->stats_ms);
+        w->cpu_percent =
+            (st.cpu_seconds - w->stats.cpu_seconds) * 1e5 / (double)(now - w->stats_ms);
     w->stats = st;
     w->stats_ms = now;
 }

@@ -51,30 +51,30 @@ typedef struct sv_service sv_service_t;
 
 /* What every supervised process shares: restart bookkeeping. */
 typedef struct sv_proc {
-    pid_t pid;            /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     sv_state_t state;
-    uint64_t started_ms;  /* monotonic */
+    uint64_t started_ms; /* monotonic */
     time_t started_wall;
-    unsigned restarts;    /* replacements of this slot */
-    unsigned failures;    /* consecutive exits before SV_HEALTHY_RESET_MS */
-    int last_status;      /* wait status of the last exit; -1: none */
-    uint64_t next_attempt_ms;   /* monotonic, in backoff */
+    unsigned restarts;        /* replacements of this slot */
+    unsigned failures;        /* consecutive exits before SV_HEALTHY_RESET_MS */
+    int last_status;          /* wait status of the last exit; -1: none */
+    uint64_t next_attempt_ms; /* monotonic, in backoff */
     time_t next_attempt_wall;
-    uint64_t kill_at_ms;  /* SIGKILL deadline (drain, stop or watchdog); 0: none */
+    uint64_t kill_at_ms; /* SIGKILL deadline (drain, stop or watchdog); 0: none */
 } sv_proc_t;
 
 typedef struct sv_worker {
     sv_proc_t p;
     sv_service_t *svc;
     unsigned id;
-    unsigned gen;         /* the service generation it was started for */
-    char ident[96];       /* routing id on the control channel: "backend/3" */
+    unsigned gen;   /* the service generation it was started for */
+    char ident[96]; /* routing id on the control channel: "backend/3" */
     sv_socket_t *sock;
     bool ready;
     uint64_t ready_ms;
     uint64_t last_seen_ms; /* last ready or heartbeat */
-    bool aborted;         /* the watchdog sent SIGABRT */
-    bool retiring;        /* not replaced when it exits */
+    bool aborted;          /* the watchdog sent SIGABRT */
+    bool retiring;         /* not replaced when it exits */
     control_stats_t stats;
     double cpu_percent;
     uint64_t stats_ms;
@@ -87,7 +87,7 @@ struct sv_service {
     char *fingerprint;
     unsigned desired;
     unsigned gen;
-    bool removed;         /* dropped from the config: retire, then forget */
+    bool removed; /* dropped from the config: retire, then forget */
     sv_socket_t *sock;
     sv_worker_t **workers;
     size_t nworkers;
@@ -116,8 +116,8 @@ typedef struct sv {
     sv_config_t *cfg;
     char *config_path;
     char *bin_dir;
-    char *run_dir;        /* data_dir/run: ipc socket and lock */
-    char *control_ep;     /* ipc://… */
+    char *run_dir;    /* data_dir/run: ipc socket and lock */
+    char *control_ep; /* ipc://… */
     int lock_fd;
     void *zctx;
     zchan_t *router;

@@ -181,8 +181,7 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
     return 0;
 }
 
-static int s_load_program(sv_config_t *c, const char *section, char *err,
-                          size_t errlen)
+static int s_load_program(sv_config_t *c, const char *section, char *err, size_t errlen)
 {
     sv_program_cfg_t *p = &c->programs[c->nprograms];
     memset(p, 0, sizeof *p);

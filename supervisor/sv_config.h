@@ -14,9 +14,9 @@
 #include "cfg.h"
 
 typedef struct sv_service_cfg {
-    char *name;        /* "backend" */
-    char *listen;      /* "0.0.0.0:8001" */
-    unsigned workers;  /* resolved: auto → CPUs this process may use */
+    char *name;       /* "backend" */
+    char *listen;     /* "0.0.0.0:8001" */
+    unsigned workers; /* resolved: auto → CPUs this process may use */
     bool workers_auto;
     char **argv;       /* command, then "-c", the config path; NULL-terminated */
     char *fingerprint; /* the section, rendered */
@@ -24,7 +24,7 @@ typedef struct sv_service_cfg {
 
 typedef struct sv_program_cfg {
     char *name;
-    char **argv; /* NULL-terminated */
+    char **argv;     /* NULL-terminated */
     char *directory; /* working directory, or NULL */
     char *fingerprint;
 } sv_program_cfg_t;

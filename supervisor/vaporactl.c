@@ -97,11 +97,10 @@ static void s_print_status(json_t *st)
     if (json_array_size(progs) > 0) {
         printf("\n%-12s %-7s %-9s %-8s %s\n", "PROGRAM", "PID", "STATE", "RESTARTS",
                "LAST EXIT");
-        json_array_foreach(progs, i, s)
-            printf("%-12s %-7lld %-9s %-8lld %s\n", s_str(s, "name"),
-                   json_integer_value(json_object_get(s, "pid")), s_str(s, "state"),
-                   json_integer_value(json_object_get(s, "restarts")),
-                   s_str(s, "last_exit"));
+        json_array_foreach(progs, i, s) printf(
+            "%-12s %-7lld %-9s %-8lld %s\n", s_str(s, "name"),
+            json_integer_value(json_object_get(s, "pid")), s_str(s, "state"),
+            json_integer_value(json_object_get(s, "restarts")), s_str(s, "last_exit"));
     }
 }
 
@@ -162,8 +161,8 @@ static int s_report(const cmd_t *c, long status, const sbuf_t *out, bool json)
     json_t *j = json_loads(out->data ? out->data : "", 0, NULL);
     int rc = status >= 200 && status < 300 ? 0 : 1;
     if (rc != 0) {
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(j, "error"), "message"));
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(j, "error"), "message"));
         fprintf(stderr, "vaporactl: %s (HTTP %ld)\n", msg ? msg : "request failed",
                 status);
     } else if (json) {

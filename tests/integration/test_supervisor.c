@@ -872,9 +872,9 @@ static char *s_wait_health(th_sv_t *sv, int want, int timeout_ms)
 Test(supervisor_programs, services_follow_a_late_and_restarting_nats, .timeout = 60,
      .fini = s_fini)
 {
-    th_sv_t *sv = s_start("[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n" WEB("1")
-                          "[program:nats]\ncommand = sh -c 'sleep 1; exec nats-server "
-                          "-a 127.0.0.1 -p @PORT2@'\n");
+    th_sv_t *sv = s_start("[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n" WEB(
+        "1") "[program:nats]\ncommand = sh -c 'sleep 1; exec nats-server "
+             "-a 127.0.0.1 -p @PORT2@'\n");
     s_assert_settled(sv, "web", 1, 5000);
     char *body = NULL;
     cr_assert_eq(s_health(sv, &body), 503, "%s", body);
@@ -923,7 +923,8 @@ Test(supervisor_programs, stopping_a_program_stops_its_children, .timeout = 60,
     th_track_pid(child);
     cr_assert_eq(th_signal(sv->proc, SIGTERM), 0);
     cr_assert_eq(th_wait_exit(sv->proc, 8000), 0);
-    cr_assert(s_wait_gone(child, 3000), "the program's child %d outlived it", (int)child);
+    cr_assert(s_wait_gone(child, 3000), "the program's child %d outlived it",
+              (int)child);
 }
 
 Test(supervisor_lifecycle, sigterm_drains_in_flight_requests_and_leaves_nothing,

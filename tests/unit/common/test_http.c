@@ -135,7 +135,8 @@ static void s_fini(fixture_t *f)
     loop_destroy(&f->loop);
 }
 
-#define REQ(line, extra) line " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" extra "\r\n"
+#define REQ(line, extra)                                                               \
+    line " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" extra "\r\n"
 
 static fixture_t F;
 
@@ -143,8 +144,8 @@ static void s_expect(int i, const char *status_line, const char *body_part)
 {
     cr_assert(strncmp(F.resp[i], status_line, strlen(status_line)) == 0,
               "request %d: got %.60s", i, F.resp[i]);
-    cr_assert(strstr(F.resp[i], body_part), "request %d: no \"%s\" in %s", i,
-              body_part, F.resp[i]);
+    cr_assert(strstr(F.resp[i], body_part), "request %d: no \"%s\" in %s", i, body_part,
+              F.resp[i]);
 }
 
 Test(http, routing_params_errors_and_deferred_replies)
@@ -186,14 +187,16 @@ Test(http, routing_params_errors_and_deferred_replies)
     /* Every reply is JSON with the error shape where it is an error. */
     for (int i = 1; i < 10; i++)
         if (i != 3 && i != 8)
-            cr_assert(strstr(F.resp[i], "{\"error\":{\"code\":"), "%d: %s", i, F.resp[i]);
+            cr_assert(strstr(F.resp[i], "{\"error\":{\"code\":"), "%d: %s", i,
+                      F.resp[i]);
     cr_assert_eq(http_server_in_flight(F.srv), 0);
     sbuf_t out = {0};
     metrics_render(F.metrics, &out);
     cr_assert(strstr(out.data, "vapora_http_requests_total{service=\"unit\",route="
                                "\"/p/{pid}/t/{tid}\",status=\"200\"} 2"),
               "%s", out.data);
-    cr_assert(strstr(out.data, "route=\"unmatched\",status=\"404\"} 2"), "%s", out.data);
+    cr_assert(strstr(out.data, "route=\"unmatched\",status=\"404\"} 2"), "%s",
+              out.data);
     cr_assert(strstr(out.data, "route=\"/deferred\",status=\"200\"} 1"));
     sbuf_free(&out);
     s_fini(&F);

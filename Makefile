@@ -8,11 +8,13 @@ SANITIZE ?=
 # Libraries (pkg-config names) the programs and the tests link against.
 PKGS      := libmicrohttpd jansson inih libzmq libcurl libnats
 TEST_PKGS := criterion
+# Extra libraries of one service.
+PKGS_backend := sqlite3 libsodium libjwt
 
 SANFLAGS_ON := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SANFLAGS := $(if $(SANITIZE),$(SANFLAGS_ON))
 # `=` (not `:=`): pkg-config runs when a recipe needs the flags, after deps.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -MMD -MP -Icommon -Isupervisor $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
@@ -62,7 +64,7 @@ $(COMMON_LIB): $(COMMON_OBJ)
 define service_rule
 $(BUILD)/bin/vapora-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(COMMON_LIB)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) $$^ -o $$@ $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) $$^ -o $$@ $$(LDLIBS) $$(if $$(PKGS_$(1)),$$(shell pkg-config --libs $$(PKGS_$(1))))
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 

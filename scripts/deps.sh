@@ -15,6 +15,8 @@ declare -A LIBS=(
   [libcurl]=libcurl4-openssl-dev
   [sqlite3]=libsqlite3-dev
   [libnats]=libnats-dev
+  [libsodium]=libsodium-dev
+  [libjwt]=libjwt-dev
 )
 # command -> Debian package
 declare -A TOOLS=(

@@ -1,13 +1,65 @@
-/* main.c - vapora-backend: REST API: projects, tasks, auth and live events.
+/* main.c - vapora-backend: REST API for projects, tasks and users.
  *
- * Wiring only: the shared worker runtime (common/worker.h) provides the loop,
- * the pool, GET /health and GET /metrics; the service's own routes are added
- * in later issues. */
-#include "worker.h"
+ * Wiring only: opens the store (migrations run here, at start-up, before
+ * the first connection), loads the JWT secret and creates the first admin
+ * (auth.c), and adds the routes (users.c, projects.c, tasks.c). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "backend.h"
+#include "log.h"
+#include "util.h"
+
+static backend_t s_backend;
+
+static int s_setup(worker_t *w)
+{
+    backend_t *b = &s_backend;
+    b->w = w;
+    const cfg_t *cfg = worker_cfg(w);
+    char err[512];
+    b->data_dir = xstrdup(cfg_get_str(cfg, "supervisor", "data_dir", "data"));
+    if (mkdir(b->data_dir, 0755) < 0 && errno != EEXIST) {
+        log_err(errno, "creating data_dir %s", b->data_dir);
+        return -EIO;
+    }
+    if (cfg_get_long(cfg, "backend", "token_ttl", 3600, 1, 30L * 86400, &b->token_ttl,
+                     err, sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    const char *db = cfg_get(cfg, "backend", "database");
+    char *path = db && *db ? xstrdup(db) : xasprintf("%s/vapora.db", b->data_dir);
+    b->store = store_open(path, err, sizeof err);
+    free(path);
+    if (!b->store || auth_init(b, err, sizeof err) < 0) {
+        log_error("backend: %s", err);
+        return -EIO;
+    }
+    users_routes(b);
+    projects_routes(b);
+    tasks_routes(b);
+    return 0;
+}
+
+static void s_teardown(worker_t *w)
+{
+    UNUSED(w);
+    backend_t *b = &s_backend;
+    auth_fini(b);
+    store_close(&b->store);
+    free(b->data_dir);
+    b->data_dir = NULL;
+}
 
 static const worker_service_t s_service = {
     .name = "backend",
     .default_listen = "0.0.0.0:8001",
+    .setup = s_setup,
+    .teardown = s_teardown,
 };
 
 int main(int argc, char **argv)

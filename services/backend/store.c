@@ -1,0 +1,1014 @@
+/* store.c - SQLite implementation of store.h. */
+#define _GNU_SOURCE
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "rules.h"
+#include "util.h"
+
+#define STMT_CACHE 48
+
+struct store {
+    char *path;
+    pthread_key_t key; /* the calling thread's conn_t */
+};
+
+typedef struct conn {
+    sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STMT_CACHE];
+    unsigned ncache;
+} conn_t;
+
+/* ---- the schema, one migration per entry; never edit a shipped one ---- */
+
+static const char *const s_migrations[] = {
+    /* 1: users, projects, tasks and task dependencies. seq orders lists and
+     * backs the cursors: AUTOINCREMENT never reuses a value. */
+    "CREATE TABLE users(id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE,"
+    " password_hash TEXT NOT NULL, role TEXT NOT NULL, created_at TEXT NOT NULL);"
+    "CREATE TABLE projects(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, description TEXT NOT NULL,"
+    " created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE TABLE tasks(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    " project_id TEXT NOT NULL REFERENCES projects(id), title TEXT NOT NULL,"
+    " description TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,"
+    " priority TEXT NOT NULL, progress INTEGER NOT NULL, assigned_role TEXT,"
+    " assigned_agent TEXT, estimated_hours REAL, actual_hours REAL, result TEXT,"
+    " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL);"
+    "CREATE INDEX tasks_by_project ON tasks(project_id, seq);"
+    "CREATE TABLE task_deps(task_id TEXT NOT NULL, blocked_by TEXT NOT NULL,"
+    " PRIMARY KEY(task_id, blocked_by));"
+    "CREATE INDEX task_deps_by_blocker ON task_deps(blocked_by);",
+};
+
+/* ---- connections ---- */
+
+static int s_busy(void *ud, int count)
+{
+    UNUSED(ud);
+    usleep(200); /* fairer between processes than SQLite's default handler */
+    return count < 25000;
+}
+
+static void s_conn_free(void *p)
+{
+    conn_t *c = p;
+    for (unsigned i = 0; i < c->ncache; i++)
+        sqlite3_finalize(c->cache[i].st);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static sqlite3 *s_open_db(const char *path, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_busy_handler(db, s_busy, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static conn_t *s_conn(store_t *s)
+{
+    conn_t *c = pthread_getspecific(s->key);
+    if (c)
+        return c;
+    char err[256];
+    sqlite3 *db = s_open_db(s->path, err, sizeof err);
+    if (!db) {
+        log_error("store: %s", err);
+        return NULL;
+    }
+    c = xcalloc(1, sizeof *c);
+    c->db = db;
+    pthread_setspecific(s->key, c);
+    return c;
+}
+
+/* A prepared statement for sql (a string literal: cached by address). */
+static sqlite3_stmt *s_stmt(conn_t *c, const char *sql)
+{
+    for (unsigned i = 0; i < c->ncache; i++) {
+        if (c->cache[i].sql == sql) {
+            sqlite3_reset(c->cache[i].st);
+            sqlite3_clear_bindings(c->cache[i].st);
+            return c->cache[i].st;
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+        SQLITE_OK) {
+        log_error("store: prepare failed: %s (%s)", sqlite3_errmsg(c->db), sql);
+        return NULL;
+    }
+    VP_ASSERT(c->ncache < STMT_CACHE);
+    c->cache[c->ncache].sql = sql;
+    c->cache[c->ncache].st = st;
+    c->ncache++;
+    return st;
+}
+
+static store_rc_t s_fail(conn_t *c, store_err_t *e)
+{
+    e->code = "storage_error";
+    snprintf(e->msg, sizeof e->msg, "the database failed: %s",
+             c ? sqlite3_errmsg(c->db) : "no connection");
+    log_error("store: %s", e->msg);
+    return STORE_ERROR;
+}
+
+static store_rc_t s_not_found(store_err_t *e, const char *what, const char *id)
+{
+    e->code = "not_found";
+    snprintf(e->msg, sizeof e->msg, "no %s with id %s", what, id);
+    return STORE_NOT_FOUND;
+}
+
+static bool s_exec(conn_t *c, const char *sql)
+{
+    return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static bool s_begin(conn_t *c)
+{
+    return s_exec(c, "BEGIN IMMEDIATE");
+}
+
+static bool s_commit(conn_t *c)
+{
+    if (s_exec(c, "COMMIT"))
+        return true;
+    s_exec(c, "ROLLBACK");
+    return false;
+}
+
+static void s_rollback(conn_t *c)
+{
+    s_exec(c, "ROLLBACK");
+}
+
+/* ---- values ---- */
+
+static void s_uuid(char out[37])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+             b[12], b[13], b[14], b[15]);
+}
+
+static void s_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static json_t *s_col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? json_string((const char *)t) : json_null();
+}
+
+static json_t *s_col_real(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL
+               ? json_null()
+               : json_real(sqlite3_column_double(st, i));
+}
+
+void store_cursor_encode(char kind, int64_t pos, char *buf, size_t len)
+{
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "%c.%lld", kind, (long long)pos);
+    sodium_bin2base64(buf, len, (const unsigned char *)raw, (size_t)n,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+bool store_cursor_decode(char kind, const char *cursor, int64_t *pos)
+{
+    unsigned char raw[32];
+    size_t n = 0;
+    if (sodium_base642bin(raw, sizeof raw - 1, cursor, strlen(cursor), NULL, &n, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        n < 3 || raw[0] != (unsigned char)kind || raw[1] != '.')
+        return false;
+    raw[n] = '\0';
+    long v;
+    if (parse_long((const char *)raw + 2, 1, 0x7fffffffffffffffL, &v) < 0)
+        return false;
+    *pos = v;
+    return true;
+}
+
+/* ---- open and migrate ---- */
+
+static int s_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    if (sqlite3_exec(db,
+                     "CREATE TABLE IF NOT EXISTS schema_migrations("
+                     "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations",
+                       -1, &st, NULL);
+    int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    int want = (int)ARRAY_LEN(s_migrations);
+    for (int v = have + 1; v <= want; v++) {
+        char ts[40], *ins;
+        time_iso8601(ts, sizeof ts);
+        ins = xasprintf("INSERT INTO schema_migrations VALUES(%d,'%s')", v, ts);
+        int rc = sqlite3_exec(db, s_migrations[v - 1], NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db, ins, NULL, NULL, NULL);
+        free(ins);
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "migration %d failed: %s", v, sqlite3_errmsg(db));
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -EIO;
+        }
+        log_info("store: applied schema migration %d", v);
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (have > want) {
+        snprintf(err, errlen, "the database is at schema %d, newer than this build (%d)",
+                 have, want);
+        return -EIO;
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "migrations: %s", sqlite3_errmsg(db));
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -EIO;
+}
+
+store_t *store_open(const char *path, char *err, size_t errlen)
+{
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return NULL;
+    }
+    sqlite3 *db = s_open_db(path, err, errlen);
+    if (!db)
+        return NULL;
+    int rc = s_migrate(db, err, errlen);
+    sqlite3_close(db);
+    if (rc < 0)
+        return NULL;
+    store_t *s = xcalloc(1, sizeof *s);
+    s->path = xstrdup(path);
+    pthread_key_create(&s->key, s_conn_free);
+    return s;
+}
+
+void store_close(store_t **sp)
+{
+    store_t *s = sp ? *sp : NULL;
+    if (!s)
+        return;
+    /* Pool threads closed their connections when they exited. */
+    conn_t *c = pthread_getspecific(s->key);
+    if (c)
+        s_conn_free(c);
+    pthread_key_delete(s->key);
+    free(s->path);
+    free(s);
+    *sp = NULL;
+}
+
+/* ---- users ---- */
+
+static const char *const SQL_USER_INSERT =
+    "INSERT INTO users(id,username,password_hash,role,created_at) VALUES(?,?,?,?,?)";
+static const char *const SQL_USER_BY_NAME =
+    "SELECT id,username,role,created_at,password_hash FROM users WHERE username=?";
+static const char *const SQL_USER_BY_ID =
+    "SELECT id,username,role,created_at FROM users WHERE id=?";
+static const char *const SQL_USER_LIST =
+    "SELECT id,username,role,created_at FROM users ORDER BY created_at, username";
+
+static json_t *s_user_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:o,s:o,s:o,s:o}", "id", s_col_text(st, 0), "username",
+                     s_col_text(st, 1), "role", s_col_text(st, 2), "created_at",
+                     s_col_text(st, 3));
+}
+
+static int s_insert_user(conn_t *c, const char *username, const char *hash,
+                         const char *role, json_t **out)
+{
+    char id[37], ts[40];
+    s_uuid(id);
+    time_iso8601(ts, sizeof ts);
+    sqlite3_stmt *st = s_stmt(c, SQL_USER_INSERT);
+    if (!st)
+        return SQLITE_ERROR;
+    s_bind_text(st, 1, id);
+    s_bind_text(st, 2, username);
+    s_bind_text(st, 3, hash);
+    s_bind_text(st, 4, role);
+    s_bind_text(st, 5, ts);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE && out)
+        *out = json_pack("{s:s,s:s,s:s,s:s}", "id", id, "username", username, "role",
+                         role, "created_at", ts);
+    return rc;
+}
+
+store_rc_t store_user_create(store_t *s, const char *username, const char *hash,
+                             const char *role, json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    if (!c)
+        return s_fail(c, e);
+    int rc = s_insert_user(c, username, hash, role, out);
+    if (rc == SQLITE_CONSTRAINT) {
+        e->code = "username_taken";
+        snprintf(e->msg, sizeof e->msg, "a user named \"%s\" already exists", username);
+        return STORE_CONFLICT;
+    }
+    return rc == SQLITE_DONE ? STORE_OK : s_fail(c, e);
+}
+
+store_rc_t store_user_ensure(store_t *s, const char *username, const char *hash,
+                             const char *role, bool *created, store_err_t *e)
+{
+    json_t *u = NULL;
+    store_rc_t rc = store_user_create(s, username, hash, role, &u, e);
+    json_decref(u);
+    *created = rc == STORE_OK;
+    return rc == STORE_CONFLICT ? STORE_OK : rc;
+}
+
+store_rc_t store_user_by_name(store_t *s, const char *username, json_t **out,
+                              char **hash, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_USER_BY_NAME) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    s_bind_text(st, 1, username);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return s_not_found(e, "user named", username);
+    if (rc != SQLITE_ROW)
+        return s_fail(c, e);
+    *out = s_user_row(st);
+    *hash = xstrdup((const char *)sqlite3_column_text(st, 4));
+    return STORE_OK;
+}
+
+store_rc_t store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_USER_BY_ID) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    s_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return s_not_found(e, "user", id);
+    if (rc != SQLITE_ROW)
+        return s_fail(c, e);
+    *out = s_user_row(st);
+    return STORE_OK;
+}
+
+store_rc_t store_user_list(store_t *s, json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_USER_LIST) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    json_t *items = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(items, s_user_row(st));
+    if (rc != SQLITE_DONE) {
+        json_decref(items);
+        return s_fail(c, e);
+    }
+    *out = items;
+    return STORE_OK;
+}
+
+/* ---- projects ---- */
+
+#define PROJECT_COLS "seq,id,name,description,created_at,updated_at"
+static const char *const SQL_PROJECT_INSERT =
+    "INSERT INTO projects(id,name,description,created_at,updated_at) VALUES(?,?,?,?,?)";
+static const char *const SQL_PROJECT_GET =
+    "SELECT " PROJECT_COLS " FROM projects WHERE id=?";
+static const char *const SQL_PROJECT_LIST =
+    "SELECT " PROJECT_COLS " FROM projects WHERE seq>? ORDER BY seq LIMIT ?";
+static const char *const SQL_PROJECT_UPDATE =
+    "UPDATE projects SET name=COALESCE(?,name), description=COALESCE(?,description),"
+    " updated_at=? WHERE id=?";
+static const char *const SQL_PROJECT_DELETE = "DELETE FROM projects WHERE id=?";
+static const char *const SQL_PROJECT_TASKS =
+    "SELECT COUNT(*) FROM tasks WHERE project_id=?";
+static const char *const SQL_PROJECT_DEPS_DELETE =
+    "DELETE FROM task_deps WHERE task_id IN (SELECT id FROM tasks WHERE project_id=?)"
+    " OR blocked_by IN (SELECT id FROM tasks WHERE project_id=?)";
+static const char *const SQL_PROJECT_TASKS_DELETE = "DELETE FROM tasks WHERE project_id=?";
+
+static json_t *s_project_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o}", "id", s_col_text(st, 1), "name",
+                     s_col_text(st, 2), "description", s_col_text(st, 3),
+                     "created_at", s_col_text(st, 4), "updated_at", s_col_text(st, 5));
+}
+
+store_rc_t store_project_create(store_t *s, const char *name, const char *desc,
+                                json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_PROJECT_INSERT) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    char id[37], ts[40];
+    s_uuid(id);
+    time_iso8601(ts, sizeof ts);
+    s_bind_text(st, 1, id);
+    s_bind_text(st, 2, name);
+    s_bind_text(st, 3, desc ? desc : "");
+    s_bind_text(st, 4, ts);
+    s_bind_text(st, 5, ts);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return s_fail(c, e);
+    *out = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name, "description",
+                     desc ? desc : "", "created_at", ts, "updated_at", ts);
+    return STORE_OK;
+}
+
+static store_rc_t s_project_get(conn_t *c, const char *id, json_t **out, store_err_t *e)
+{
+    sqlite3_stmt *st = s_stmt(c, SQL_PROJECT_GET);
+    if (!st)
+        return s_fail(c, e);
+    s_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return s_not_found(e, "project", id);
+    if (rc != SQLITE_ROW)
+        return s_fail(c, e);
+    if (out)
+        *out = s_project_row(st);
+    return STORE_OK;
+}
+
+store_rc_t store_project_get(store_t *s, const char *id, json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    return c ? s_project_get(c, id, out, e) : s_fail(c, e);
+}
+
+store_rc_t store_project_list(store_t *s, int64_t after, int limit, json_t **items,
+                              int64_t *next, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_PROJECT_LIST) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int(st, 2, limit + 1); /* one more tells whether a page follows */
+    json_t *a = json_array();
+    int rc, n = 0;
+    int64_t last = 0;
+    *next = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *next = last;
+            break;
+        }
+        json_array_append_new(a, s_project_row(st));
+        last = sqlite3_column_int64(st, 0);
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref(a);
+        return s_fail(c, e);
+    }
+    *items = a;
+    return STORE_OK;
+}
+
+store_rc_t store_project_update(store_t *s, const char *id, const json_t *patch,
+                                json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    if (!c || !s_begin(c))
+        return s_fail(c, e);
+    sqlite3_stmt *st = s_stmt(c, SQL_PROJECT_UPDATE);
+    char ts[40];
+    time_iso8601(ts, sizeof ts);
+    if (st) {
+        s_bind_text(st, 1, json_string_value(json_object_get(patch, "name")));
+        s_bind_text(st, 2, json_string_value(json_object_get(patch, "description")));
+        s_bind_text(st, 3, ts);
+        s_bind_text(st, 4, id);
+    }
+    if (!st || sqlite3_step(st) != SQLITE_DONE) {
+        s_rollback(c);
+        return s_fail(c, e);
+    }
+    if (sqlite3_changes(c->db) == 0) {
+        s_rollback(c);
+        return s_not_found(e, "project", id);
+    }
+    store_rc_t r = s_project_get(c, id, out, e);
+    if (r != STORE_OK || !s_commit(c)) {
+        if (r == STORE_OK) {
+            json_decref(*out);
+            *out = NULL;
+        }
+        return r == STORE_OK ? s_fail(c, e) : r;
+    }
+    return STORE_OK;
+}
+
+static int s_step_id(conn_t *c, const char *sql, const char *id, const char *id2)
+{
+    sqlite3_stmt *st = s_stmt(c, sql);
+    if (!st)
+        return SQLITE_ERROR;
+    s_bind_text(st, 1, id);
+    if (id2)
+        s_bind_text(st, 2, id2);
+    return sqlite3_step(st);
+}
+
+store_rc_t store_project_delete(store_t *s, const char *id, bool cascade,
+                                store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    if (!c || !s_begin(c))
+        return s_fail(c, e);
+    store_rc_t r = s_project_get(c, id, NULL, e);
+    if (r != STORE_OK) {
+        s_rollback(c);
+        return r;
+    }
+    sqlite3_stmt *cnt = s_stmt(c, SQL_PROJECT_TASKS);
+    s_bind_text(cnt, 1, id);
+    int64_t tasks = sqlite3_step(cnt) == SQLITE_ROW ? sqlite3_column_int64(cnt, 0) : -1;
+    if (tasks > 0 && !cascade) {
+        s_rollback(c);
+        e->code = "project_has_tasks";
+        snprintf(e->msg, sizeof e->msg,
+                 "the project has %lld task(s); delete them first or pass cascade=true",
+                 (long long)tasks);
+        return STORE_CONFLICT;
+    }
+    if (tasks < 0 || s_step_id(c, SQL_PROJECT_DEPS_DELETE, id, id) != SQLITE_DONE ||
+        s_step_id(c, SQL_PROJECT_TASKS_DELETE, id, NULL) != SQLITE_DONE ||
+        s_step_id(c, SQL_PROJECT_DELETE, id, NULL) != SQLITE_DONE || !s_commit(c)) {
+        s_rollback(c);
+        return s_fail(c, e);
+    }
+    return STORE_OK;
+}
+
+/* ---- tasks ---- */
+
+#define TASK_COLS                                                                      \
+    "seq,id,project_id,title,description,type,status,priority,progress,"               \
+    "assigned_role,assigned_agent,estimated_hours,actual_hours,result,created_at,"     \
+    "updated_at,version"
+static const char *const SQL_TASK_INSERT =
+    "INSERT INTO tasks(id,project_id,title,description,type,status,priority,progress,"
+    "estimated_hours,created_at,updated_at,version) VALUES(?,?,?,?,?,'todo',?,0,?,?,?,1)";
+static const char *const SQL_TASK_GET = "SELECT " TASK_COLS " FROM tasks WHERE id=?";
+static const char *const SQL_TASK_LIST =
+    "SELECT " TASK_COLS " FROM tasks WHERE seq>?1 AND (?2 IS NULL OR project_id=?2)"
+    " AND (?3 IS NULL OR status=?3) AND (?4 IS NULL OR priority=?4)"
+    " AND (?5 IS NULL OR assigned_role=?5) ORDER BY seq LIMIT ?6";
+static const char *const SQL_TASK_BOARD =
+    "SELECT " TASK_COLS " FROM tasks WHERE project_id=? ORDER BY"
+    " CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, seq";
+static const char *const SQL_DEPS_OF = "SELECT blocked_by FROM task_deps WHERE task_id=?";
+static const char *const SQL_DEP_INSERT = "INSERT OR IGNORE INTO task_deps VALUES(?,?)";
+static const char *const SQL_DEPS_DELETE = "DELETE FROM task_deps WHERE task_id=?";
+static const char *const SQL_DEPS_DELETE_ALL =
+    "DELETE FROM task_deps WHERE task_id=?1 OR blocked_by=?1";
+static const char *const SQL_TASK_DELETE = "DELETE FROM tasks WHERE id=?";
+static const char *const SQL_TASK_STATUS =
+    "SELECT status, project_id FROM tasks WHERE id=?";
+
+static json_t *s_task_row(conn_t *c, sqlite3_stmt *st)
+{
+    json_t *result = json_null();
+    const char *rt = (const char *)sqlite3_column_text(st, 13);
+    if (rt) {
+        json_t *r = json_loads(rt, JSON_DECODE_ANY, NULL);
+        if (r) {
+            json_decref(result);
+            result = r;
+        }
+    }
+    json_t *t = json_pack(
+        "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "id",
+        s_col_text(st, 1), "project_id", s_col_text(st, 2), "title", s_col_text(st, 3),
+        "description", s_col_text(st, 4), "type", s_col_text(st, 5), "status",
+        s_col_text(st, 6), "priority", s_col_text(st, 7), "progress",
+        sqlite3_column_int(st, 8), "assigned_role", s_col_text(st, 9), "assigned_agent",
+        s_col_text(st, 10), "estimated_hours", s_col_real(st, 11), "actual_hours",
+        s_col_real(st, 12), "result", result, "created_at", s_col_text(st, 14),
+        "updated_at", s_col_text(st, 15), "version",
+        (json_int_t)sqlite3_column_int64(st, 16));
+    json_t *deps = json_array();
+    sqlite3_stmt *d = s_stmt(c, SQL_DEPS_OF);
+    if (d) {
+        s_bind_text(d, 1, json_string_value(json_object_get(t, "id")));
+        while (sqlite3_step(d) == SQLITE_ROW)
+            json_array_append_new(deps, s_col_text(d, 0));
+        sqlite3_reset(d);
+    }
+    json_object_set_new(t, "blocked_by", deps);
+    return t;
+}
+
+static store_rc_t s_task_get(conn_t *c, const char *id, json_t **out, store_err_t *e)
+{
+    sqlite3_stmt *st = s_stmt(c, SQL_TASK_GET);
+    if (!st)
+        return s_fail(c, e);
+    s_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return s_not_found(e, "task", id);
+    if (rc != SQLITE_ROW)
+        return s_fail(c, e);
+    *out = s_task_row(c, st);
+    sqlite3_reset(st);
+    return STORE_OK;
+}
+
+store_rc_t store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    return c ? s_task_get(c, id, out, e) : s_fail(c, e);
+}
+
+/* Checks every blocker of task `self` in project: it exists there and is not
+ * the task itself. *all_done says whether they are all done. */
+static store_rc_t s_check_blockers(conn_t *c, const json_t *ids, const char *project,
+                                   const char *self, bool *all_done, store_err_t *e)
+{
+    size_t i;
+    json_t *v;
+    *all_done = true;
+    json_array_foreach(ids, i, v)
+    {
+        const char *bid = json_string_value(v);
+        sqlite3_stmt *st = s_stmt(c, SQL_TASK_STATUS);
+        if (!st)
+            return s_fail(c, e);
+        s_bind_text(st, 1, bid);
+        int rc = sqlite3_step(st);
+        bool ok = rc == SQLITE_ROW &&
+                  strcmp((const char *)sqlite3_column_text(st, 1), project) == 0 &&
+                  !(self && strcmp(bid, self) == 0);
+        if (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "done"))
+            *all_done = false;
+        sqlite3_reset(st);
+        if (!ok) {
+            e->code = "invalid_blocked_by";
+            snprintf(e->msg, sizeof e->msg,
+                     "blocked_by: %s is not another task of this project", bid);
+            return STORE_INVALID;
+        }
+    }
+    return STORE_OK;
+}
+
+static bool s_insert_deps(conn_t *c, const char *id, const json_t *ids)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        sqlite3_stmt *st = s_stmt(c, SQL_DEP_INSERT);
+        if (!st)
+            return false;
+        s_bind_text(st, 1, id);
+        s_bind_text(st, 2, json_string_value(v));
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return false;
+    }
+    return true;
+}
+
+/* Ends a write transaction that produced task id: commits and reads it back
+ * (inside, so the answer is what was committed). */
+static store_rc_t s_finish_task(conn_t *c, const char *id, json_t **out, store_err_t *e)
+{
+    store_rc_t r = s_task_get(c, id, out, e);
+    if (r != STORE_OK) {
+        s_rollback(c);
+        return r;
+    }
+    if (!s_commit(c)) {
+        json_decref(*out);
+        *out = NULL;
+        return s_fail(c, e);
+    }
+    return STORE_OK;
+}
+
+store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *f,
+                             json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    if (!c || !s_begin(c))
+        return s_fail(c, e);
+    bool done;
+    json_t *blockers = json_object_get(f, "blocked_by");
+    store_rc_t r = s_project_get(c, project_id, NULL, e);
+    if (r == STORE_OK && blockers)
+        r = s_check_blockers(c, blockers, project_id, NULL, &done, e);
+    if (r != STORE_OK) {
+        s_rollback(c);
+        return r;
+    }
+    char id[37], ts[40];
+    s_uuid(id);
+    time_iso8601(ts, sizeof ts);
+    sqlite3_stmt *st = s_stmt(c, SQL_TASK_INSERT);
+    if (st) {
+        json_t *eh = json_object_get(f, "estimated_hours");
+        const char *desc = json_string_value(json_object_get(f, "description"));
+        s_bind_text(st, 1, id);
+        s_bind_text(st, 2, project_id);
+        s_bind_text(st, 3, json_string_value(json_object_get(f, "title")));
+        s_bind_text(st, 4, desc ? desc : "");
+        s_bind_text(st, 5, json_string_value(json_object_get(f, "type")));
+        s_bind_text(st, 6, json_string_value(json_object_get(f, "priority")));
+        if (json_is_number(eh))
+            sqlite3_bind_double(st, 7, json_number_value(eh));
+        s_bind_text(st, 8, ts);
+        s_bind_text(st, 9, ts);
+    }
+    if (!st || sqlite3_step(st) != SQLITE_DONE ||
+        (blockers && !s_insert_deps(c, id, blockers))) {
+        s_rollback(c);
+        return s_fail(c, e);
+    }
+    return s_finish_task(c, id, out, e);
+}
+
+store_rc_t store_task_list(store_t *s, const store_task_filter_t *f, int64_t after,
+                           int limit, json_t **items, int64_t *next, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_TASK_LIST) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    sqlite3_bind_int64(st, 1, after);
+    s_bind_text(st, 2, f->project_id);
+    s_bind_text(st, 3, f->status);
+    s_bind_text(st, 4, f->priority);
+    s_bind_text(st, 5, f->assigned_role);
+    sqlite3_bind_int(st, 6, limit + 1);
+    json_t *a = json_array();
+    int rc, n = 0;
+    int64_t last = 0;
+    *next = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *next = last;
+            break;
+        }
+        json_array_append_new(a, s_task_row(c, st));
+        last = sqlite3_column_int64(st, 0);
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref(a);
+        return s_fail(c, e);
+    }
+    *items = a;
+    return STORE_OK;
+}
+
+store_rc_t store_project_board(store_t *s, const char *id, json_t **out,
+                               store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    if (!c)
+        return s_fail(c, e);
+    store_rc_t r = s_project_get(c, id, NULL, e);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *st = s_stmt(c, SQL_TASK_BOARD);
+    if (!st)
+        return s_fail(c, e);
+    json_t *cols[8];
+    json_t *columns = json_array();
+    for (unsigned i = 0; i < rules_nstatuses; i++) {
+        cols[i] = json_array();
+        json_array_append_new(columns,
+                              json_pack("{s:s,s:o}", "status", rules_statuses[i],
+                                        "tasks", cols[i]));
+    }
+    s_bind_text(st, 1, id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(st, 6);
+        for (unsigned i = 0; i < rules_nstatuses; i++)
+            if (strcmp(status, rules_statuses[i]) == 0)
+                json_array_append_new(cols[i], s_task_row(c, st));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(columns);
+        return s_fail(c, e);
+    }
+    *out = json_pack("{s:s,s:o}", "project_id", id, "columns", columns);
+    return STORE_OK;
+}
+
+/* The columns a PATCH may set, in the order of the UPDATE it builds. */
+static const char *const s_task_fields[] = {
+    "title",         "description",     "type",         "priority",
+    "status",        "progress",        "assigned_role", "assigned_agent",
+    "estimated_hours", "actual_hours",  "result"};
+
+static void s_bind_json(sqlite3_stmt *st, int i, const char *field, json_t *v)
+{
+    if (strcmp(field, "result") == 0) {
+        if (json_is_null(v)) {
+            sqlite3_bind_null(st, i);
+        } else {
+            char *txt = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            sqlite3_bind_text(st, i, txt, -1, free);
+        }
+    } else if (json_is_string(v)) {
+        s_bind_text(st, i, json_string_value(v));
+    } else if (json_is_integer(v)) {
+        sqlite3_bind_int64(st, i, json_integer_value(v));
+    } else if (json_is_real(v)) {
+        sqlite3_bind_double(st, i, json_real_value(v));
+    } else {
+        sqlite3_bind_null(st, i);
+    }
+}
+
+/* Runs UPDATE tasks SET <fields of patch>, version+1, updated_at. */
+static bool s_apply_patch(conn_t *c, const char *id, const json_t *patch)
+{
+    sbuf_t sql = {0};
+    sbuf_puts(&sql, "UPDATE tasks SET version=version+1, updated_at=?1");
+    int n = 2;
+    for (size_t i = 0; i < ARRAY_LEN(s_task_fields); i++)
+        if (json_object_get(patch, s_task_fields[i]))
+            sbuf_printf(&sql, ", %s=?%d", s_task_fields[i], n++);
+    sbuf_printf(&sql, " WHERE id=?%d", n);
+    sqlite3_stmt *st = NULL;
+    bool ok = sqlite3_prepare_v2(c->db, sql.data, -1, &st, NULL) == SQLITE_OK;
+    sbuf_free(&sql);
+    if (!ok)
+        return false;
+    char ts[40];
+    time_iso8601(ts, sizeof ts);
+    s_bind_text(st, 1, ts);
+    n = 2;
+    for (size_t i = 0; i < ARRAY_LEN(s_task_fields); i++) {
+        json_t *v = json_object_get(patch, s_task_fields[i]);
+        if (v)
+            s_bind_json(st, n++, s_task_fields[i], v);
+    }
+    s_bind_text(st, n, id);
+    ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/* Whether the patch changes anything but status (and blocked_by counts). */
+static bool s_other_fields(const json_t *patch)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)patch, k, v)
+    {
+        if (strcmp(k, "status") != 0)
+            return true;
+    }
+    return false;
+}
+
+/* The checks of an update, inside its transaction. */
+static store_rc_t s_check_update(conn_t *c, const json_t *cur, const json_t *patch,
+                                 int64_t if_match, store_err_t *e)
+{
+    const char *id = json_string_value(json_object_get(cur, "id"));
+    json_int_t version = json_integer_value(json_object_get(cur, "version"));
+    if (if_match >= 0 && if_match != version) {
+        e->code = "version_mismatch";
+        snprintf(e->msg, sizeof e->msg, "the task is at version %lld, not %lld",
+                 (long long)version, (long long)if_match);
+        return STORE_PRECONDITION;
+    }
+    json_t *blockers = json_object_get(patch, "blocked_by");
+    if (!blockers)
+        blockers = json_object_get(cur, "blocked_by");
+    bool done = true;
+    store_rc_t r = s_check_blockers(
+        c, blockers, json_string_value(json_object_get(cur, "project_id")), id, &done, e);
+    if (r != STORE_OK)
+        return r;
+    const char *code = rules_check_change(
+        json_string_value(json_object_get(cur, "status")),
+        json_string_value(json_object_get(patch, "status")), s_other_fields(patch), done,
+        e->msg, sizeof e->msg);
+    if (code) {
+        e->code = code;
+        return STORE_CONFLICT;
+    }
+    return STORE_OK;
+}
+
+store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
+                             int64_t if_match, json_t **out, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    if (!c || !s_begin(c))
+        return s_fail(c, e);
+    json_t *cur = NULL;
+    store_rc_t r = s_task_get(c, id, &cur, e);
+    if (r == STORE_OK)
+        r = s_check_update(c, cur, patch, if_match, e);
+    json_decref(cur);
+    if (r != STORE_OK) {
+        s_rollback(c);
+        return r;
+    }
+    json_t *blockers = json_object_get(patch, "blocked_by");
+    if (!s_apply_patch(c, id, patch) ||
+        (blockers && (s_step_id(c, SQL_DEPS_DELETE, id, NULL) != SQLITE_DONE ||
+                      !s_insert_deps(c, id, blockers)))) {
+        s_rollback(c);
+        return s_fail(c, e);
+    }
+    return s_finish_task(c, id, out, e);
+}
+
+store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    if (!c || !s_begin(c))
+        return s_fail(c, e);
+    if (s_step_id(c, SQL_DEPS_DELETE_ALL, id, NULL) != SQLITE_DONE ||
+        s_step_id(c, SQL_TASK_DELETE, id, NULL) != SQLITE_DONE) {
+        s_rollback(c);
+        return s_fail(c, e);
+    }
+    if (sqlite3_changes(c->db) == 0) {
+        s_rollback(c);
+        return s_not_found(e, "task", id);
+    }
+    return s_commit(c) ? STORE_OK : s_fail(c, e);
+}
+
+void store_end(store_t *s)
+{
+    conn_t *c = pthread_getspecific(s->key);
+    for (unsigned i = 0; c && i < c->ncache; i++)
+        sqlite3_reset(c->cache[i].st);
+}

@@ -1,0 +1,104 @@
+/* store.h - the backend's storage: the one module handlers call, so that a
+ * PostgreSQL driver can slot in behind the same functions later.
+ *
+ * DESIGN. SQLite in WAL mode, synchronous=NORMAL. Every function below runs
+ * on a blocking-pool thread (never the loop thread) and uses that thread's
+ * own connection, opened on first use and closed when the thread exits;
+ * statements are prepared once per connection and reused. Each write is one
+ * BEGIN IMMEDIATE transaction: when a function returns STORE_OK its change
+ * is committed. Several worker processes share the file: a busy handler
+ * retries every 200 µs for up to 5 s.
+ *
+ * Rows come back as jansson objects in the API's shape; the caller owns
+ * them. Errors carry an API error code and a sentence in store_err_t. */
+#ifndef VAPORA_STORE_H
+#define VAPORA_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+typedef enum store_rc {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,    /* 404 */
+    STORE_CONFLICT,     /* 409: err.code says which */
+    STORE_PRECONDITION, /* 412 version_mismatch */
+    STORE_INVALID,      /* 422: err.code names the field */
+    STORE_ERROR,        /* 500 */
+} store_rc_t;
+
+typedef struct store_err {
+    const char *code;
+    char msg[256];
+} store_err_t;
+
+/* Opens (creating) the database at path and applies pending migrations,
+ * on the calling thread: call once at start-up, before serving. NULL with a
+ * reason in err on failure. */
+store_t *store_open(const char *path, char *err, size_t errlen);
+void store_close(store_t **sp);
+
+/* ---- users ---- */
+/* Creates a user; STORE_CONFLICT username_taken. *out: the user (no hash). */
+store_rc_t store_user_create(store_t *s, const char *username, const char *hash,
+                             const char *role, json_t **out, store_err_t *e);
+/* Inserts the user only when no user of that name exists; *created says
+ * whether this call created it. */
+store_rc_t store_user_ensure(store_t *s, const char *username, const char *hash,
+                             const char *role, bool *created, store_err_t *e);
+/* The user and its password hash (*hash, caller frees), by name. */
+store_rc_t store_user_by_name(store_t *s, const char *username, json_t **out,
+                              char **hash, store_err_t *e);
+store_rc_t store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e);
+store_rc_t store_user_list(store_t *s, json_t **out, store_err_t *e);
+
+/* ---- projects ---- */
+store_rc_t store_project_create(store_t *s, const char *name, const char *desc,
+                                json_t **out, store_err_t *e);
+store_rc_t store_project_get(store_t *s, const char *id, json_t **out, store_err_t *e);
+/* Projects after cursor position `after` (0: from the start), at most limit;
+ * *next is the position of the last one when more may follow, else 0. */
+store_rc_t store_project_list(store_t *s, int64_t after, int limit, json_t **items,
+                              int64_t *next, store_err_t *e);
+/* Applies name/description from patch (already validated). */
+store_rc_t store_project_update(store_t *s, const char *id, const json_t *patch,
+                                json_t **out, store_err_t *e);
+/* STORE_CONFLICT project_has_tasks unless cascade. */
+store_rc_t store_project_delete(store_t *s, const char *id, bool cascade,
+                                store_err_t *e);
+/* {"project_id","columns":[{"status","tasks":[…]}…]} */
+store_rc_t store_project_board(store_t *s, const char *id, json_t **out,
+                               store_err_t *e);
+
+/* ---- tasks ---- */
+typedef struct store_task_filter {
+    const char *project_id, *status, *priority, *assigned_role; /* NULL: any */
+} store_task_filter_t;
+
+/* Creates a task from validated fields (title, description, type, priority,
+ * estimated_hours, blocked_by). STORE_NOT_FOUND when the project does not
+ * exist; STORE_INVALID invalid_blocked_by for unknown blockers. */
+store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *fields,
+                             json_t **out, store_err_t *e);
+store_rc_t store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e);
+store_rc_t store_task_list(store_t *s, const store_task_filter_t *f, int64_t after,
+                           int limit, json_t **items, int64_t *next, store_err_t *e);
+/* Applies a validated patch under the status rules (see rules.h), in one
+ * transaction. if_match < 0: no precondition. */
+store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
+                             int64_t if_match, json_t **out, store_err_t *e);
+store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e);
+
+/* Ends the calling thread's use of the store for now: resets its cached
+ * statements so that no read transaction stays open between jobs (stale
+ * snapshots, a WAL that cannot be checkpointed). Call after every job. */
+void store_end(store_t *s);
+
+/* Opaque cursors: encode a position, decode one (false when malformed).
+ * kind tells lists apart ('p' projects, 't' tasks). */
+void store_cursor_encode(char kind, int64_t pos, char *buf, size_t len);
+bool store_cursor_decode(char kind, const char *cursor, int64_t *pos);
+
+#endif

@@ -1,0 +1,118 @@
+/* validate.c - field checks shared by the handlers (see backend.h). Each
+ * failure names the field in its code: invalid_<field>. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend.h"
+
+static bool s_fail(verr_t *e, const char *key, const char *what)
+{
+    static __thread char code[64];
+    snprintf(code, sizeof code, "invalid_%s", key);
+    e->code = code;
+    snprintf(e->msg, sizeof e->msg, "%s: %s", key, what);
+    return false;
+}
+
+bool v_known_fields(const json_t *body, const char *const *allowed, verr_t *e)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(k, *a) == 0;
+        if (!ok) {
+            e->code = "unknown_field";
+            snprintf(e->msg, sizeof e->msg, "unknown field \"%.100s\"", k);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Characters (UTF-8 code points) in s. */
+static size_t s_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+bool v_string(const json_t *body, const char *key, bool required, size_t min,
+              size_t max, const char **out, verr_t *e)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v)
+        return required ? s_fail(e, key, "is required") : true;
+    if (!json_is_string(v))
+        return s_fail(e, key, "must be a string");
+    size_t n = s_chars(json_string_value(v));
+    if (n < min)
+        return s_fail(e, key, min == 1 ? "must not be empty" : "is too short");
+    if (n > max) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "must be at most %zu characters", max);
+        return s_fail(e, key, msg);
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+bool v_enum(const json_t *body, const char *key, bool required, bool (*fn)(const char *),
+            const char **out, verr_t *e)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v)
+        return required ? s_fail(e, key, "is required") : true;
+    if (!json_is_string(v) || !fn(json_string_value(v)))
+        return s_fail(e, key, "is not one of the allowed values");
+    *out = json_string_value(v);
+    return true;
+}
+
+bool v_number(const json_t *body, const char *key, double min, double max,
+              bool nullable, verr_t *e)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || (nullable && json_is_null(v)))
+        return true;
+    if (!json_is_number(v))
+        return s_fail(e, key, "must be a number");
+    double d = json_number_value(v);
+    if (!isfinite(d) || d < min || d > max) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "must be between %g and %g", min, max);
+        return s_fail(e, key, msg);
+    }
+    return true;
+}
+
+bool v_id_array(const json_t *body, const char *key, verr_t *e)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v)
+        return true;
+    if (!json_is_array(v) || json_array_size(v) > 100)
+        return s_fail(e, key, "must be an array of at most 100 task ids");
+    size_t i, j;
+    json_t *x, *y;
+    json_array_foreach(v, i, x)
+    {
+        if (!json_is_string(x) || json_string_length(x) == 0 ||
+            json_string_length(x) > 64)
+            return s_fail(e, key, "must hold task ids (strings)");
+        json_array_foreach(v, j, y)
+        {
+            if (j < i && json_equal(x, y))
+                return s_fail(e, key, "lists a task twice");
+        }
+    }
+    return true;
+}

@@ -16,7 +16,8 @@ SANFLAGS := $(if $(SANITIZE),$(SANFLAGS_ON))
 # `=` (not `:=`): pkg-config runs when a recipe needs the flags, after deps.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
-CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -MMD -MP -Icommon -Isupervisor $(SANFLAGS) $(PKG_CFLAGS)
+CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -MMD -MP -Icommon -Isupervisor \
+            -Iservices/backend $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
@@ -32,6 +33,9 @@ BINS     := $(SERVICES:%=$(BUILD)/bin/vapora-%) $(BUILD)/bin/vapora-supervisor \
 SV_SRC := $(filter-out supervisor/vaporactl.c supervisor/main.c,$(wildcard supervisor/*.c))
 SV_OBJ := $(SV_SRC:%.c=$(BUILD)/obj/%.o)
 SV_LIB := $(BUILD)/lib/libvapora-supervisor.a
+# The backend's modules, likewise.
+BE_SRC := $(filter-out services/backend/main.c,$(wildcard services/backend/*.c))
+BE_LIB := $(BUILD)/lib/libvapora-backend.a
 
 UNIT_SRC := $(shell find tests/unit -name '*.c' 2>/dev/null)
 UNIT_BIN := $(BUILD)/tests/unit-tests
@@ -72,6 +76,10 @@ $(SV_LIB): $(SV_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(BE_LIB): $(BE_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/bin/vapora-supervisor: $(BUILD)/obj/supervisor/main.o $(SV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -80,9 +88,9 @@ $(BUILD)/bin/vaporactl: $(BUILD)/obj/supervisor/vaporactl.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs libcurl)
 
-$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(COMMON_LIB)
+$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(BE_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS))
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend))
 
 $(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
 	@mkdir -p $(dir $@)

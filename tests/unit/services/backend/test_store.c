@@ -1,0 +1,146 @@
+/* test_store.c - unit tests for services/backend/store.c on a temporary
+ * database: migrations, projects, tasks under the rules, pages that stay
+ * whole while rows are inserted, cascade delete. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char s_dir[] = "/tmp/vapora-store-XXXXXX";
+static store_t *s_store;
+
+static void s_init(void)
+{
+    cr_assert_not_null(mkdtemp(s_dir));
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/t.db", s_dir);
+    s_store = store_open(path, err, sizeof err);
+    cr_assert_not_null(s_store, "%s", err);
+}
+
+static void s_fini(void)
+{
+    store_end(s_store);
+    store_close(&s_store);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static char *s_project(void)
+{
+    json_t *p = NULL;
+    store_err_t e;
+    cr_assert_eq(store_project_create(s_store, "P", "d", &p, &e), STORE_OK);
+    char *id = strdup(json_string_value(json_object_get(p, "id")));
+    json_decref(p);
+    return id;
+}
+
+static char *s_task(const char *project, const char *title, json_t *blockers)
+{
+    json_t *f = json_pack("{s:s,s:s,s:s}", "title", title, "type", "feature",
+                          "priority", "medium");
+    if (blockers)
+        json_object_set(f, "blocked_by", blockers);
+    json_t *t = NULL;
+    store_err_t e;
+    cr_assert_eq(store_task_create(s_store, project, f, &t, &e), STORE_OK, "%s", e.msg);
+    char *id = strdup(json_string_value(json_object_get(t, "id")));
+    json_decref(t);
+    json_decref(f);
+    return id;
+}
+
+static store_rc_t s_status(const char *id, const char *status, int64_t if_match,
+                           store_err_t *e)
+{
+    json_t *patch = json_pack("{s:s}", "status", status), *out = NULL;
+    store_rc_t rc = store_task_update(s_store, id, patch, if_match, &out, e);
+    json_decref(patch);
+    json_decref(out);
+    return rc;
+}
+
+Test(store, reopening_applies_no_migration_twice, .init = s_init, .fini = s_fini)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/t.db", s_dir);
+    store_t *again = store_open(path, err, sizeof err);
+    cr_assert_not_null(again, "%s", err);
+    store_close(&again);
+}
+
+Test(store, tasks_follow_the_rules_in_one_transaction, .init = s_init, .fini = s_fini)
+{
+    store_err_t e;
+    char *p = s_project();
+    char *a = s_task(p, "a", NULL);
+    json_t *bl = json_pack("[s]", a);
+    char *b = s_task(p, "b", bl);
+    json_decref(bl);
+    cr_assert_eq(s_status(b, "in-progress", -1, &e), STORE_CONFLICT);
+    cr_assert_str_eq(e.code, "blocked");
+    cr_assert_eq(s_status(a, "review", -1, &e), STORE_CONFLICT);
+    cr_assert_str_eq(e.code, "invalid_transition");
+    cr_assert_eq(s_status(a, "in-progress", 2, &e), STORE_PRECONDITION);
+    cr_assert_eq(s_status(a, "in-progress", 1, &e), STORE_OK);
+    cr_assert_eq(s_status(a, "review", -1, &e), STORE_OK);
+    cr_assert_eq(s_status(a, "done", -1, &e), STORE_OK);
+    cr_assert_eq(s_status(b, "in-progress", -1, &e), STORE_OK, "%s", e.msg);
+    json_t *t = NULL;
+    cr_assert_eq(store_task_get(s_store, a, &t, &e), STORE_OK);
+    cr_assert_eq(json_integer_value(json_object_get(t, "version")), 4);
+    json_decref(t);
+    json_t *bad = json_pack("{s:s,s:s,s:s,s:[s]}", "title", "c", "type", "feature",
+                            "priority", "low", "blocked_by", "no-such-task");
+    cr_assert_eq(store_task_create(s_store, p, bad, &t, &e), STORE_INVALID);
+    cr_assert_str_eq(e.code, "invalid_blocked_by");
+    json_decref(bad);
+    cr_assert_eq(store_project_delete(s_store, p, false, &e), STORE_CONFLICT);
+    cr_assert_eq(store_project_delete(s_store, p, true, &e), STORE_OK);
+    cr_assert_eq(store_task_get(s_store, a, &t, &e), STORE_NOT_FOUND);
+    free(a);
+    free(b);
+    free(p);
+}
+
+Test(store, pages_have_no_gaps_or_duplicates_while_inserting, .init = s_init,
+     .fini = s_fini)
+{
+    char *p = s_project();
+    char *ids[60];
+    for (int i = 0; i < 50; i++)
+        ids[i] = s_task(p, "t", NULL);
+    store_task_filter_t f = {.project_id = p};
+    int64_t after = 0, next = 0;
+    int seen[60] = {0}, inserted = 50;
+    store_err_t e;
+    do {
+        json_t *items = NULL;
+        cr_assert_eq(store_task_list(s_store, &f, after, 7, &items, &next, &e),
+                     STORE_OK);
+        size_t i;
+        json_t *t;
+        json_array_foreach(items, i, t)
+        {
+            const char *id = json_string_value(json_object_get(t, "id"));
+            for (int k = 0; k < inserted; k++)
+                if (strcmp(ids[k], id) == 0)
+                    seen[k]++;
+        }
+        json_decref(items);
+        if (next && inserted < 60) /* rows keep arriving between pages */
+            ids[inserted++] = s_task(p, "late", NULL);
+        after = next;
+    } while (next);
+    for (int k = 0; k < inserted; k++) {
+        cr_assert_eq(seen[k], 1, "task %d seen %d times", k, seen[k]);
+        free(ids[k]);
+    }
+    free(p);
+}

@@ -575,13 +575,14 @@ static void s_stop(worker_t *w)
     /* Pool first: cancelled and finishing jobs reply to their requests,
      * which the HTTP server then flushes before closing. */
     pool_destroy(&w->pool);
+    /* The service's own threads may use NATS: they stop first. */
+    if (w->svc->teardown && w->http)
+        w->svc->teardown(w);
     natsc_destroy(&w->nats); /* after the pool: its connect job is done */
     control_destroy(&w->control);
     for (size_t i = 0; i < w->nchecks; i++)
         free(w->checks[i].name);
     free(w->checks);
-    if (w->svc->teardown && w->http)
-        w->svc->teardown(w);
     http_server_destroy(&w->http);
     metrics_destroy(&w->metrics);
     if (w->sigfd >= 0) {

@@ -2,7 +2,8 @@
  *
  * Wiring only: opens the store (migrations run here, at start-up, before
  * the first connection), loads the JWT secret and creates the first admin
- * (auth.c), and adds the routes (users.c, projects.c, tasks.c). */
+ * (auth.c), starts the events publisher (events.c) and adds the routes
+ * (users.c, projects.c, tasks.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -10,10 +11,12 @@
 #include <sys/stat.h>
 
 #include "backend.h"
+#include "events.h"
 #include "log.h"
 #include "util.h"
 
 static backend_t s_backend;
+static events_t *s_events;
 
 static int s_setup(worker_t *w)
 {
@@ -39,6 +42,14 @@ static int s_setup(worker_t *w)
         log_error("backend: %s", err);
         return -EIO;
     }
+    long outbox_max;
+    if (cfg_get_long(cfg, "backend", "outbox_max", 100000, 1, 10000000, &outbox_max, err,
+                     sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    store_set_outbox_max(b->store, outbox_max);
+    s_events = events_start(b);
     users_routes(b);
     projects_routes(b);
     tasks_routes(b);
@@ -49,6 +60,7 @@ static void s_teardown(worker_t *w)
 {
     UNUSED(w);
     backend_t *b = &s_backend;
+    events_stop(&s_events);
     auth_fini(b);
     store_close(&b->store);
     free(b->data_dir);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -20,6 +21,10 @@
 struct store {
     char *path;
     pthread_key_t key; /* the calling thread's conn_t */
+    long outbox_max;
+    atomic_long backlog;   /* estimate, refreshed by store_outbox_fetch */
+    atomic_ulong dropped;  /* events not queued: the outbox was full */
+    atomic_ulong last_drop_log;
 };
 
 typedef struct conn {
@@ -51,6 +56,9 @@ static const char *const s_migrations[] = {
     "CREATE TABLE task_deps(task_id TEXT NOT NULL, blocked_by TEXT NOT NULL,"
     " PRIMARY KEY(task_id, blocked_by));"
     "CREATE INDEX task_deps_by_blocker ON task_deps(blocked_by);",
+    /* 2: the transactional outbox of events, drained in seq order to NATS. */
+    "CREATE TABLE outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL,"
+    " payload TEXT NOT NULL, created_at TEXT NOT NULL);",
 };
 
 /* ---- connections ---- */
@@ -173,6 +181,52 @@ static void s_rollback(conn_t *c)
     s_exec(c, "ROLLBACK");
 }
 
+/* ---- events: queued in the outbox inside the change's transaction ---- */
+
+static void s_bind_text(sqlite3_stmt *st, int i, const char *v);
+
+static const char *const SQL_OUTBOX_INSERT =
+    "INSERT INTO outbox(subject,payload,created_at) VALUES(?,?,?)";
+
+/* Queues {"type":type,"id","project_id","data":data,"at"} on subject. A full
+ * outbox drops the event (counted, logged at most every 10 s): the write
+ * itself still succeeds. Returns false only when the database fails. */
+static bool s_emit(store_t *s, conn_t *c, const char *subject, const char *type,
+                   const json_t *data)
+{
+    if (s->outbox_max == 0)
+        return true; /* events are off: no NATS configured */
+    if (atomic_load(&s->backlog) >= s->outbox_max) {
+        unsigned long n = atomic_fetch_add(&s->dropped, 1) + 1;
+        unsigned long now = (unsigned long)(time_now_ms() / 10000);
+        if (atomic_exchange(&s->last_drop_log, now) != now)
+            log_warn("events: the outbox is full (%ld); %lu event(s) dropped so far",
+                     s->outbox_max, n);
+        return true;
+    }
+    char at[40];
+    time_iso8601(at, sizeof at);
+    json_t *pid = json_object_get(data, "project_id");
+    json_t *ev = json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", type, "id",
+                           json_object_get(data, "id"), "project_id",
+                           pid ? pid : json_object_get(data, "id"), "data", data, "at",
+                           at);
+    char *txt = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    sqlite3_stmt *st = s_stmt(c, SQL_OUTBOX_INSERT);
+    bool ok = st != NULL;
+    if (ok) {
+        s_bind_text(st, 1, subject);
+        sqlite3_bind_text(st, 2, txt, -1, SQLITE_TRANSIENT);
+        s_bind_text(st, 3, at);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    free(txt);
+    if (ok)
+        atomic_fetch_add(&s->backlog, 1);
+    return ok;
+}
+
 /* ---- values ---- */
 
 static void s_uuid(char out[37])
@@ -292,7 +346,11 @@ store_t *store_open(const char *path, char *err, size_t errlen)
         return NULL;
     store_t *s = xcalloc(1, sizeof *s);
     s->path = xstrdup(path);
+    s->outbox_max = 100000;
     pthread_key_create(&s->key, s_conn_free);
+    store_err_t e;
+    if (store_outbox_refresh(s, &e) != STORE_OK) /* start-up: this thread */
+        log_warn("store: %s", e.msg);
     return s;
 }
 
@@ -469,10 +527,19 @@ store_rc_t store_project_create(store_t *s, const char *name, const char *desc,
     s_bind_text(st, 3, desc ? desc : "");
     s_bind_text(st, 4, ts);
     s_bind_text(st, 5, ts);
-    if (sqlite3_step(st) != SQLITE_DONE)
+    if (!s_begin(c))
         return s_fail(c, e);
-    *out = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name, "description",
-                     desc ? desc : "", "created_at", ts, "updated_at", ts);
+    json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name,
+                          "description", desc ? desc : "", "created_at", ts,
+                          "updated_at", ts);
+    if (sqlite3_step(st) != SQLITE_DONE ||
+        !s_emit(s, c, "vapora.projects.created", "project.created", p) ||
+        !s_commit(c)) {
+        json_decref(p);
+        s_rollback(c);
+        return s_fail(c, e);
+    }
+    *out = p;
     return STORE_OK;
 }
 
@@ -552,6 +619,12 @@ store_rc_t store_project_update(store_t *s, const char *id, const json_t *patch,
         return s_not_found(e, "project", id);
     }
     store_rc_t r = s_project_get(c, id, out, e);
+    if (r == STORE_OK && !s_emit(s, c, "vapora.projects.updated", "project.updated", *out)) {
+        json_decref(*out);
+        *out = NULL;
+        s_rollback(c);
+        return s_fail(c, e);
+    }
     if (r != STORE_OK || !s_commit(c)) {
         if (r == STORE_OK) {
             json_decref(*out);
@@ -595,9 +668,14 @@ store_rc_t store_project_delete(store_t *s, const char *id, bool cascade,
                  (long long)tasks);
         return STORE_CONFLICT;
     }
-    if (tasks < 0 || s_step_id(c, SQL_PROJECT_DEPS_DELETE, id, id) != SQLITE_DONE ||
-        s_step_id(c, SQL_PROJECT_TASKS_DELETE, id, NULL) != SQLITE_DONE ||
-        s_step_id(c, SQL_PROJECT_DELETE, id, NULL) != SQLITE_DONE || !s_commit(c)) {
+    json_t *gone = json_pack("{s:s,s:b}", "id", id, "cascade", tasks > 0);
+    bool ok = tasks >= 0 && s_step_id(c, SQL_PROJECT_DEPS_DELETE, id, id) == SQLITE_DONE &&
+              s_step_id(c, SQL_PROJECT_TASKS_DELETE, id, NULL) == SQLITE_DONE &&
+              s_step_id(c, SQL_PROJECT_DELETE, id, NULL) == SQLITE_DONE &&
+              s_emit(s, c, "vapora.projects.deleted", "project.deleted", gone) &&
+              s_commit(c);
+    json_decref(gone);
+    if (!ok) {
         s_rollback(c);
         return s_fail(c, e);
     }
@@ -736,14 +814,19 @@ static bool s_insert_deps(conn_t *c, const char *id, const json_t *ids)
 
 /* Ends a write transaction that produced task id: commits and reads it back
  * (inside, so the answer is what was committed). */
-static store_rc_t s_finish_task(conn_t *c, const char *id, json_t **out, store_err_t *e)
+static store_rc_t s_finish_task(store_t *s, conn_t *c, const char *id, const char *what,
+                                json_t **out, store_err_t *e)
 {
     store_rc_t r = s_task_get(c, id, out, e);
     if (r != STORE_OK) {
         s_rollback(c);
         return r;
     }
-    if (!s_commit(c)) {
+    char subject[64], type[64];
+    snprintf(subject, sizeof subject, "vapora.tasks.%s", what);
+    snprintf(type, sizeof type, "task.%s", what);
+    if (!s_emit(s, c, subject, type, *out) || !s_commit(c)) {
+        s_rollback(c);
         json_decref(*out);
         *out = NULL;
         return s_fail(c, e);
@@ -789,7 +872,7 @@ store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *f
         s_rollback(c);
         return s_fail(c, e);
     }
-    return s_finish_task(c, id, out, e);
+    return s_finish_task(s, c, id, "created", out, e);
 }
 
 store_rc_t store_task_list(store_t *s, const store_task_filter_t *f, int64_t after,
@@ -986,7 +1069,18 @@ store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
         s_rollback(c);
         return s_fail(c, e);
     }
-    return s_finish_task(c, id, out, e);
+    if (json_object_get(patch, "assigned_role")) {
+        /* An assignment is an update, and an event of its own. */
+        json_t *t = NULL;
+        if (s_task_get(c, id, &t, e) != STORE_OK ||
+            !s_emit(s, c, "vapora.tasks.assigned", "task.assigned", t)) {
+            json_decref(t);
+            s_rollback(c);
+            return s_fail(c, e);
+        }
+        json_decref(t);
+    }
+    return s_finish_task(s, c, id, "updated", out, e);
 }
 
 store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e)
@@ -994,16 +1088,100 @@ store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e)
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
         return s_fail(c, e);
-    if (s_step_id(c, SQL_DEPS_DELETE_ALL, id, NULL) != SQLITE_DONE ||
-        s_step_id(c, SQL_TASK_DELETE, id, NULL) != SQLITE_DONE) {
+    json_t *t = NULL;
+    store_rc_t r = s_task_get(c, id, &t, e);
+    if (r != STORE_OK) {
+        s_rollback(c);
+        return r;
+    }
+    bool ok = s_step_id(c, SQL_DEPS_DELETE_ALL, id, NULL) == SQLITE_DONE &&
+              s_step_id(c, SQL_TASK_DELETE, id, NULL) == SQLITE_DONE &&
+              s_emit(s, c, "vapora.tasks.deleted", "task.deleted", t) && s_commit(c);
+    json_decref(t);
+    if (!ok) {
         s_rollback(c);
         return s_fail(c, e);
     }
-    if (sqlite3_changes(c->db) == 0) {
-        s_rollback(c);
-        return s_not_found(e, "task", id);
+    return STORE_OK;
+}
+
+/* ---- the outbox, for the events publisher ---- */
+
+static const char *const SQL_OUTBOX_FETCH =
+    "SELECT seq,subject,payload FROM outbox ORDER BY seq LIMIT ?";
+static const char *const SQL_OUTBOX_DELETE = "DELETE FROM outbox WHERE seq<=?";
+static const char *const SQL_OUTBOX_SIZE =
+    "SELECT COALESCE(MAX(seq)-MIN(seq)+1,0) FROM outbox";
+
+void store_set_outbox_max(store_t *s, long max)
+{
+    s->outbox_max = max;
+}
+
+long store_outbox_backlog(store_t *s)
+{
+    return atomic_load(&s->backlog);
+}
+
+unsigned long store_outbox_dropped(store_t *s)
+{
+    return atomic_load(&s->dropped);
+}
+
+store_rc_t store_outbox_refresh(store_t *s, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_OUTBOX_SIZE) : NULL;
+    if (!st || sqlite3_step(st) != SQLITE_ROW)
+        return s_fail(c, e);
+    atomic_store(&s->backlog, (long)sqlite3_column_int64(st, 0));
+    return STORE_OK;
+}
+
+store_rc_t store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
+                              store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_OUTBOX_FETCH) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    sqlite3_bind_int(st, 1, limit);
+    *evs = xcalloc((size_t)limit, sizeof **evs);
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_event_t *ev = &(*evs)[(*n)++];
+        ev->seq = sqlite3_column_int64(st, 0);
+        ev->subject = xstrdup((const char *)sqlite3_column_text(st, 1));
+        ev->payload = xstrdup((const char *)sqlite3_column_text(st, 2));
     }
-    return s_commit(c) ? STORE_OK : s_fail(c, e);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        store_outbox_free(*evs, *n);
+        *evs = NULL;
+        *n = 0;
+        return s_fail(c, e);
+    }
+    return STORE_OK;
+}
+
+store_rc_t store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_OUTBOX_DELETE) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    sqlite3_bind_int64(st, 1, seq);
+    return sqlite3_step(st) == SQLITE_DONE ? STORE_OK : s_fail(c, e);
+}
+
+void store_outbox_free(store_event_t *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(evs[i].subject);
+        free(evs[i].payload);
+    }
+    free(evs);
 }
 
 void store_end(store_t *s)

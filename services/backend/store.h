@@ -91,6 +91,31 @@ store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
                              int64_t if_match, json_t **out, store_err_t *e);
 store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e);
 
+/* ---- events: every write above queues its event in the outbox, in the
+ * same transaction (vapora.projects.created|updated|deleted,
+ * vapora.tasks.created|updated|deleted, and vapora.tasks.assigned when an
+ * update sets assigned_role), as {"type","id","project_id","data","at"}. ---- */
+typedef struct store_event {
+    int64_t seq;
+    char *subject;
+    char *payload;
+} store_event_t;
+
+/* At most max events wait; more are dropped (the writes still succeed).
+ * 0 turns events off. */
+void store_set_outbox_max(store_t *s, long max);
+/* Events waiting (an estimate, any thread), and events dropped so far. */
+long store_outbox_backlog(store_t *s);
+unsigned long store_outbox_dropped(store_t *s);
+/* Re-reads the backlog estimate from the database. */
+store_rc_t store_outbox_refresh(store_t *s, store_err_t *e);
+/* The oldest limit events, in order; free with store_outbox_free. */
+store_rc_t store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
+                              store_err_t *e);
+/* Forgets every event up to seq (published). */
+store_rc_t store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e);
+void store_outbox_free(store_event_t *evs, size_t n);
+
 /* Ends the calling thread's use of the store for now: resets its cached
  * statements so that no read transaction stays open between jobs (stale
  * snapshots, a WAL that cannot be checkpointed). Call after every job. */

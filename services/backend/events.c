@@ -1,0 +1,258 @@
+/* events.c - see events.h. */
+#define _GNU_SOURCE
+#include "events.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define EVENTS_BATCH 256
+#define EVENTS_IDLE_MS 20
+#define EVENTS_RETRY_MS 250
+
+struct events {
+    backend_t *b;
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    int lock_fd;
+    bool leader;
+    jsCtx *js;
+    natsConnection *js_nc; /* the connection js was made on */
+    bool stream_ok;
+    atomic_ulong published;
+    atomic_bool is_leader;
+};
+
+/* Waits ms, or less when stopping. Returns false when stopping. */
+static bool s_wait(events_t *ev, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&ev->mu);
+    if (!ev->stop)
+        pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
+    bool go = !ev->stop;
+    pthread_mutex_unlock(&ev->mu);
+    return go;
+}
+
+static bool s_take_lead(events_t *ev)
+{
+    if (ev->leader)
+        return true;
+    if (flock(ev->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+        ev->leader = true;
+        atomic_store(&ev->is_leader, true);
+        log_info("events: this worker publishes the outbox to NATS");
+    }
+    return ev->leader;
+}
+
+/* A JetStream context on the current connection, with the stream there. */
+static bool s_ready(events_t *ev)
+{
+    natsc_t *n = worker_nats(ev->b->w);
+    natsConnection *nc = n ? natsc_conn(n) : NULL;
+    if (!nc || !natsc_connected(n))
+        return false;
+    if (ev->js && ev->js_nc != nc) {
+        jsCtx_Destroy(ev->js);
+        ev->js = NULL;
+    }
+    if (!ev->js) {
+        jsOptions o;
+        jsOptions_Init(&o);
+        o.Wait = 2000;
+        if (natsConnection_JetStream(&ev->js, nc, &o) != NATS_OK)
+            return false;
+        ev->js_nc = nc;
+        ev->stream_ok = false;
+    }
+    if (ev->stream_ok)
+        return true;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, ev->js, "VAPORA", NULL, &jerr);
+    if (s == NATS_NOT_FOUND) {
+        jsStreamConfig cfg;
+        jsStreamConfig_Init(&cfg);
+        const char *subjects[] = {"vapora.>"};
+        cfg.Name = "VAPORA";
+        cfg.Subjects = subjects;
+        cfg.SubjectsLen = 1;
+        cfg.Storage = js_FileStorage;
+        cfg.Duplicates = 120LL * 1000000000LL; /* nanoseconds */
+        s = js_AddStream(&si, ev->js, &cfg, NULL, &jerr);
+        if (s == NATS_OK)
+            log_info("events: created stream VAPORA (vapora.>, file storage)");
+    }
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK) {
+        log_warn("events: stream VAPORA not available: %s (%d)", natsStatus_GetText(s),
+                 (int)jerr);
+        return false;
+    }
+    ev->stream_ok = true;
+    return true;
+}
+
+/* Publishes one batch; returns how many went out (-1 on a failure). */
+static int s_publish_batch(events_t *ev)
+{
+    store_event_t *evs = NULL;
+    size_t n = 0;
+    store_err_t e;
+    backend_t *b = ev->b;
+    if (store_outbox_fetch(b->store, EVENTS_BATCH, &evs, &n, &e) != STORE_OK)
+        return -1;
+    int64_t last = 0;
+    int sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        char msgid[48];
+        snprintf(msgid, sizeof msgid, "vapora-outbox-%lld", (long long)evs[i].seq);
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = msgid;
+        po.MaxWait = 2000;
+        jsPubAck *ack = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s = js_Publish(&ack, ev->js, evs[i].subject, evs[i].payload,
+                                  (int)strlen(evs[i].payload), &po, &jerr);
+        jsPubAck_Destroy(ack);
+        if (s != NATS_OK) {
+            log_warn("events: publishing %s (outbox %lld) failed: %s; retrying",
+                     evs[i].subject, (long long)evs[i].seq, natsStatus_GetText(s));
+            if (s == NATS_NO_RESPONDERS)
+                ev->stream_ok = false; /* the server lost the stream: make it again */
+            sent = -1;
+            break;
+        }
+        last = evs[i].seq;
+        sent++;
+    }
+    store_outbox_free(evs, n);
+    if (last && store_outbox_delete_upto(b->store, last, &e) != STORE_OK)
+        sent = -1;
+    if (last)
+        atomic_fetch_add(&ev->published, (unsigned long)(sent > 0 ? sent : 0));
+    store_outbox_refresh(b->store, &e);
+    return sent;
+}
+
+static void *s_thread(void *arg)
+{
+    events_t *ev = arg;
+    int idle = 0;
+    while (!ev->stop) {
+        int wait = EVENTS_IDLE_MS;
+        if (!s_take_lead(ev)) {
+            wait = 200;
+        } else if (!s_ready(ev)) {
+            wait = EVENTS_RETRY_MS;
+        } else {
+            int sent = s_publish_batch(ev);
+            if (sent > 0)
+                wait = 0;
+            else if (sent < 0)
+                wait = EVENTS_RETRY_MS;
+        }
+        store_end(ev->b->store);
+        if (wait > 0) {
+            if (++idle % 50 == 0) { /* every second or so, the shared backlog */
+                store_err_t e;
+                store_outbox_refresh(ev->b->store, &e);
+                store_end(ev->b->store);
+            }
+            if (!s_wait(ev, wait))
+                break;
+        }
+    }
+    return NULL;
+}
+
+static void s_collect(sbuf_t *out, void *ud)
+{
+    events_t *ev = ud;
+    metrics_write_sample(out, "vapora_events_outbox_depth",
+                         "Events waiting in the outbox for NATS.", "gauge",
+                         "service=\"backend\"",
+                         (double)store_outbox_backlog(ev->b->store));
+    metrics_write_sample(out, "vapora_events_published_total",
+                         "Events this worker published to JetStream.", "counter",
+                         "service=\"backend\"", (double)atomic_load(&ev->published));
+    metrics_write_sample(out, "vapora_events_dropped_total",
+                         "Events dropped because the outbox was full.", "counter",
+                         "service=\"backend\"",
+                         (double)store_outbox_dropped(ev->b->store));
+    metrics_write_sample(out, "vapora_events_publisher",
+                         "1 when this worker is the one publishing the outbox.", "gauge",
+                         "service=\"backend\"", atomic_load(&ev->is_leader) ? 1 : 0);
+}
+
+events_t *events_start(backend_t *b)
+{
+    if (!worker_nats(b->w)) {
+        store_set_outbox_max(b->store, 0);
+        log_info("events: [nats] url is not set; no events are published");
+        return NULL;
+    }
+    events_t *ev = xcalloc(1, sizeof *ev);
+    ev->b = b;
+    char *path = xasprintf("%s/events.lock", b->data_dir);
+    ev->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(path);
+    if (ev->lock_fd < 0) {
+        log_err(errno, "events: opening the publisher lock");
+        free(ev);
+        return NULL;
+    }
+    pthread_mutex_init(&ev->mu, NULL);
+    pthread_cond_init(&ev->cv, NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&ev->tid, NULL, s_thread, ev);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        log_err(rc, "events: starting the publisher thread");
+        close(ev->lock_fd);
+        free(ev);
+        return NULL;
+    }
+    metrics_add_collector(worker_metrics(b->w), s_collect, ev);
+    return ev;
+}
+
+void events_stop(events_t **ep)
+{
+    events_t *ev = ep ? *ep : NULL;
+    if (!ev)
+        return;
+    pthread_mutex_lock(&ev->mu);
+    ev->stop = true;
+    pthread_cond_signal(&ev->cv);
+    pthread_mutex_unlock(&ev->mu);
+    pthread_join(ev->tid, NULL);
+    jsCtx_Destroy(ev->js);
+    close(ev->lock_fd); /* releases the lead */
+    pthread_mutex_destroy(&ev->mu);
+    pthread_cond_destroy(&ev->cv);
+    free(ev);
+    *ep = NULL;
+}

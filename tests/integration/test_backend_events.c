@@ -1,0 +1,182 @@
+/* test_backend_events.c - the backend's events, consumed from real NATS:
+ * under the supervisor with two backend workers and nats-server as a
+ * program, every change reaches JetStream stream VAPORA, and with
+ * nats-server killed mid-way no write fails and the queued events arrive,
+ * in order, once it is back. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static void s_fini(void)
+{
+    th_cleanup();
+    nats_CloseAndWait(2000);
+}
+
+#define SETUP                                                                          \
+    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"                \
+    "[backend]\nadmin_password = events-test-password\n\n"                             \
+    "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 2\n\n"                   \
+    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd @DATA@/nats\n"
+
+/* POSTs JSON with the token; returns the parsed body, asserting status. */
+static json_t *s_post(th_sv_t *sv, const char *token, const char *path, const char *body,
+                      int want)
+{
+    char hdr[1024];
+    snprintf(hdr, sizeof hdr, "Content-Type: application/json\r\n%s%s%s",
+             token ? "Authorization: Bearer " : "", token ? token : "",
+             token ? "\r\n" : "");
+    th_resp_t *r = NULL;
+    int rc = th_request(sv->ports[0], "POST", path, hdr, body, &r);
+    cr_assert_eq(rc, 0, "POST %s: %s", path, strerror(-rc));
+    cr_assert_eq(r->status, want, "POST %s: %d %.300s", path, r->status, r->body);
+    json_t *j = json_loads(r->body, 0, NULL);
+    th_resp_free(&r);
+    cr_assert_not_null(j);
+    return j;
+}
+
+static char *s_login(th_sv_t *sv)
+{
+    long long end = th_now_ms() + 10000;
+    th_resp_t *r = NULL;
+    while (th_now_ms() < end) { /* the workers may still be starting */
+        if (th_request(sv->ports[0], "POST", "/api/v1/auth/login",
+                       "Content-Type: application/json\r\n",
+                       "{\"username\":\"admin\",\"password\":\"events-test-password\"}",
+                       &r) == 0 &&
+            r->status == 200)
+            break;
+        th_resp_free(&r);
+        th_sleep_ms(100);
+    }
+    cr_assert_not_null(r, "login never answered 200");
+    json_t *j = json_loads(r->body, 0, NULL);
+    char *tok = strdup(json_string_value(json_object_get(j, "access_token")));
+    json_decref(j);
+    th_resp_free(&r);
+    return tok;
+}
+
+static natsConnection *s_nats(th_sv_t *sv)
+{
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", sv->ports[1]);
+    natsConnection *nc = NULL;
+    for (int i = 0; i < 100 && natsConnection_ConnectTo(&nc, url) != NATS_OK; i++)
+        th_sleep_ms(100);
+    cr_assert_not_null(nc, "cannot connect to the test's nats-server");
+    return nc;
+}
+
+/* Reads every message of subject from the stream, from the start, until
+ * want arrived or timeout_ms passed; returns them as a JSON array. */
+static json_t *s_consume(natsConnection *nc, const char *subject, size_t want,
+                         int timeout_ms)
+{
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "VAPORA";
+    so.Config.DeliverPolicy = js_DeliverAll;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = NATS_ERR;
+    long long end = th_now_ms() + timeout_ms;
+    while (th_now_ms() < end &&
+           (s = js_SubscribeSync(&sub, js, subject, NULL, &so, &jerr)) != NATS_OK)
+        th_sleep_ms(100); /* the stream is made by the backend */
+    cr_assert_eq(s, NATS_OK, "subscribe: %s (%d)", natsStatus_GetText(s), (int)jerr);
+    json_t *got = json_array();
+    while (json_array_size(got) < want && th_now_ms() < end) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 200) != NATS_OK)
+            continue;
+        json_t *ev = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0,
+                                NULL);
+        if (ev)
+            json_array_append_new(got, ev);
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    return got;
+}
+
+Test(backend_events, changes_reach_jetstream_with_the_documented_payload, .timeout = 60,
+     .fini = s_fini)
+{
+    th_sv_t *sv = th_sv_start(SETUP);
+    cr_assert_not_null(sv);
+    char *tok = s_login(sv);
+    json_t *p = s_post(sv, tok, "/api/v1/projects", "{\"name\":\"events\"}", 201);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",
+             json_string_value(json_object_get(p, "id")));
+    json_t *t = s_post(sv, tok, path, "{\"title\":\"first\"}", 201);
+    natsConnection *nc = s_nats(sv);
+    json_t *evs = s_consume(nc, "vapora.tasks.created", 1, 10000);
+    cr_assert_eq(json_array_size(evs), 1, "no task.created event");
+    json_t *ev = json_array_get(evs, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(ev, "type")), "task.created");
+    cr_assert(json_equal(json_object_get(ev, "id"), json_object_get(t, "id")));
+    cr_assert(json_equal(json_object_get(ev, "project_id"), json_object_get(p, "id")));
+    cr_assert(json_equal(json_object_get(ev, "data"), t), "data is not the task");
+    cr_assert(json_is_string(json_object_get(ev, "at")));
+    json_decref(evs);
+    evs = s_consume(nc, "vapora.projects.created", 1, 5000);
+    cr_assert_eq(json_array_size(evs), 1, "no project.created event");
+    json_decref(evs);
+    natsConnection_Destroy(nc);
+    json_decref(t);
+    json_decref(p);
+    free(tok);
+}
+
+Test(backend_events, nats_killed_mid_way_loses_no_write_and_no_event, .timeout = 60,
+     .fini = s_fini)
+{
+    th_sv_t *sv = th_sv_start(SETUP);
+    cr_assert_not_null(sv);
+    char *tok = s_login(sv);
+    json_t *p = s_post(sv, tok, "/api/v1/projects", "{\"name\":\"outage\"}", 201);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",
+             json_string_value(json_object_get(p, "id")));
+    json_decref(s_post(sv, tok, path, "{\"title\":\"t0\"}", 201));
+    json_t *st = th_sv_status(sv);
+    json_t *pg = th_sv_find(st, "programs", "nats");
+    cr_assert_not_null(pg);
+    pid_t nats = (pid_t)json_integer_value(json_object_get(pg, "pid"));
+    json_decref(st);
+    cr_assert_eq(kill(nats, SIGKILL), 0);
+    th_sleep_ms(100);
+    for (int i = 1; i <= 5; i++) { /* writes succeed while NATS is away */
+        char body[64];
+        snprintf(body, sizeof body, "{\"title\":\"t%d\"}", i);
+        json_decref(s_post(sv, tok, path, body, 201));
+    }
+    natsConnection *nc = s_nats(sv); /* the supervisor restarted it */
+    json_t *evs = s_consume(nc, "vapora.tasks.created", 6, 15000);
+    cr_assert_eq(json_array_size(evs), 6, "got %zu of 6 task.created events",
+                 json_array_size(evs));
+    for (size_t i = 0; i < 6; i++) { /* in order, none twice */
+        char want[8];
+        snprintf(want, sizeof want, "t%zu", i);
+        json_t *data = json_object_get(json_array_get(evs, i), "data");
+        cr_assert_str_eq(json_string_value(json_object_get(data, "title")), want);
+    }
+    json_decref(evs);
+    natsConnection_Destroy(nc);
+    json_decref(p);
+    free(tok);
+}

@@ -6,7 +6,7 @@ OPT      ?= -O2
 SANITIZE ?=
 
 # Libraries (pkg-config names) the programs and the tests link against.
-PKGS      := libmicrohttpd jansson inih libzmq libcurl libnats
+PKGS      := libmicrohttpd jansson inih libzmq libcurl libnats nettle
 TEST_PKGS := criterion
 # Extra libraries of one service.
 PKGS_backend := sqlite3 libsodium libjwt
@@ -19,7 +19,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -MMD -MP -Icommon -Isupervisor \
             -Iservices/backend $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
-LDLIBS   += $(PKG_LIBS) -lpthread -lm
+LDLIBS   += $(PKG_LIBS) -lwslay -lpthread -lm
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)

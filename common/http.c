@@ -386,7 +386,7 @@ static void s_queue(http_req_t *req)
 {
     http_server_t *srv = req->srv;
     MHD_add_response_header(req->resp, MHD_HTTP_HEADER_DATE, s_date(srv));
-    if (srv->draining)
+    if (srv->draining && req->status != 101)
         MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (MHD_queue_response(req->conn, req->status, req->resp) != MHD_YES)
         log_warn("MHD_queue_response failed for %s %s", req->method, req->url);
@@ -423,6 +423,48 @@ void http_reply(http_req_t *req, unsigned status, const char *content_type,
         s_queue(req);
     }
     /* Otherwise the access handler queues it when the handler returns. */
+}
+
+typedef struct upgrade {
+    http_upgrade_fn fn;
+    void *ud;
+} upgrade_t;
+
+static void s_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls,
+                       const char *extra, size_t extra_len, MHD_socket sock,
+                       struct MHD_UpgradeResponseHandle *urh)
+{
+    UNUSED(conn);
+    UNUSED(con_cls);
+    upgrade_t *u = cls;
+    u->fn(u->ud, sock, extra, extra_len, urh);
+    free(u);
+}
+
+void http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
+{
+    VP_ASSERT(!req->replied && !req->suspended);
+    upgrade_t *u = xmalloc(sizeof *u);
+    *u = (upgrade_t){fn, ud};
+    req->replied = true;
+    req->status = 101;
+    req->resp = MHD_create_response_for_upgrade(s_upgraded, u);
+    VP_ASSERT(req->resp != NULL);
+    for (unsigned i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(req->resp, req->headers[i].name, req->headers[i].value);
+    if (req->handled)
+        s_queue(req);
+}
+
+void http_upgrade_close(http_server_t *srv, void *urh)
+{
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    srv->dirty = true;
+}
+
+http_server_t *http_req_server(const http_req_t *req)
+{
+    return req->srv;
 }
 
 void http_reply_json(http_req_t *req, unsigned status, json_t *body)

@@ -116,6 +116,17 @@ void http_reply_json(http_req_t *req, unsigned status, json_t *body);
 void http_reply_error(http_req_t *req, unsigned status, const char *code,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Upgrades the connection (101 Switching Protocols, with the headers added
+ * by http_req_add_header): once the 101 is out, fn(ud, fd, extra,
+ * extra_len, urh) runs on the loop thread with the raw socket (not in our
+ * loop yet) and the bytes already read past the request. The socket is
+ * never close()d by its user: http_upgrade_close(srv, urh) ends it. */
+typedef void (*http_upgrade_fn)(void *ud, int fd, const char *extra, size_t extra_len,
+                                void *urh);
+void http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud);
+void http_upgrade_close(http_server_t *srv, void *urh);
+http_server_t *http_req_server(const http_req_t *req);
+
 /* Runs work(arg) on the pool with the request suspended; done(req, arg,
  * status) then runs on the loop thread and must reply. When the queue is
  * full, replies 503 `overloaded` at once and returns -EBUSY (neither

@@ -17,6 +17,11 @@ declare -A LIBS=(
   [libnats]=libnats-dev
   [libsodium]=libsodium-dev
   [libjwt]=libjwt-dev
+  [nettle]=nettle-dev
+)
+# headers of libraries that ship no pkg-config file -> Debian package
+declare -A HEADERS=(
+  [/usr/include/wslay/wslay.h]=libwslay-dev
 )
 # command -> Debian package
 declare -A TOOLS=(
@@ -40,6 +45,9 @@ if command -v pkg-config >/dev/null 2>&1; then
 else
   missing+=("${LIBS[@]}")
 fi
+for h in "${!HEADERS[@]}"; do
+  [ -e "$h" ] || missing+=("${HEADERS[$h]}")
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

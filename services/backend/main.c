@@ -12,11 +12,13 @@
 
 #include "backend.h"
 #include "events.h"
+#include "live.h"
 #include "log.h"
 #include "util.h"
 
 static backend_t s_backend;
 static events_t *s_events;
+static live_t *s_live;
 
 static int s_setup(worker_t *w)
 {
@@ -50,6 +52,7 @@ static int s_setup(worker_t *w)
     }
     store_set_outbox_max(b->store, outbox_max);
     s_events = events_start(b);
+    s_live = live_start(b);
     users_routes(b);
     projects_routes(b);
     tasks_routes(b);
@@ -60,6 +63,7 @@ static void s_teardown(worker_t *w)
 {
     UNUSED(w);
     backend_t *b = &s_backend;
+    live_stop(&s_live);
     events_stop(&s_events);
     auth_fini(b);
     store_close(&b->store);

@@ -52,14 +52,13 @@ const char *rules_check_change(const char *from, const char *to_status,
                                unsigned len)
 {
     bool moves = to_status && strcmp(to_status, from) != 0;
-    if (strcmp(from, "done") == 0 &&
-        (other_fields || (moves && strcmp(to_status, "archived") != 0))) {
-        snprintf(msg, len, "a done task is read-only; it can only be archived");
-        return "task_done";
-    }
     if (moves && !rules_transition_ok(from, to_status)) {
         snprintf(msg, len, "a task cannot go from %s to %s", from, to_status);
         return "invalid_transition";
+    }
+    if (strcmp(from, "done") == 0 && other_fields) {
+        snprintf(msg, len, "a done task is read-only; it can only be archived");
+        return "task_done";
     }
     if (moves && strcmp(to_status, "in-progress") == 0 && !blockers_done) {
         snprintf(msg, len, "the task is blocked by tasks that are not done");

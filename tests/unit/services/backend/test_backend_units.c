@@ -33,6 +33,8 @@ Test(rules, done_tasks_blockers_and_codes)
     cr_assert_str_eq(rules_check_change("done", NULL, true, true, msg, sizeof msg),
                      "task_done");
     cr_assert_str_eq(rules_check_change("done", "review", false, true, msg, sizeof msg),
+                     "invalid_transition");
+    cr_assert_str_eq(rules_check_change("done", "archived", true, true, msg, sizeof msg),
                      "task_done");
     cr_assert_str_eq(rules_check_change("todo", "done", false, true, msg, sizeof msg),
                      "invalid_transition");

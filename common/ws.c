@@ -1,0 +1,336 @@
+/* ws.c - see ws.h. */
+#define _GNU_SOURCE
+#include "ws.h"
+
+#include <errno.h>
+#include <nettle/base64.h>
+#include <nettle/sha1.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+#include "log.h"
+#include "util.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+struct ws {
+    ws_hub_t *hub;
+    int fd;
+    void *urh;
+    wslay_event_context_ptr ctx;
+    const char *extra; /* bytes read past the request, fed first */
+    size_t extra_len;
+    ws_message_fn on_message;
+    ws_closed_fn on_closed;
+    void *ud;
+    uint64_t last_seen_ms;
+    uint64_t last_ping_ms;
+    bool closing;
+    ws_t *prev, *next;
+};
+
+struct ws_hub {
+    loop_t *loop;
+    http_server_t *http;
+    ws_config_t cfg;
+    ws_t *head;
+    unsigned count;
+    loop_timer_t *tick;
+};
+
+typedef struct pending {
+    ws_hub_t *hub;
+    ws_message_fn on_message;
+    ws_closed_fn on_closed;
+    void *ud;
+} pending_t;
+
+void ws_accept_key(const char *key, char out[29])
+{
+    struct sha1_ctx sha;
+    uint8_t digest[SHA1_DIGEST_SIZE];
+    sha1_init(&sha);
+    sha1_update(&sha, strlen(key), (const uint8_t *)key);
+    sha1_update(&sha, strlen(WS_GUID), (const uint8_t *)WS_GUID);
+    sha1_digest(&sha, sizeof digest, digest);
+    base64_encode_raw(out, sizeof digest, digest);
+    out[28] = '\0';
+}
+
+/* ---- wslay callbacks ---- */
+
+static ssize_t s_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                      void *user)
+{
+    UNUSED(flags);
+    ws_t *ws = user;
+    if (ws->extra_len) {
+        size_t n = ws->extra_len < len ? ws->extra_len : len;
+        memcpy(buf, ws->extra, n);
+        ws->extra += n;
+        ws->extra_len -= n;
+        return (ssize_t)n;
+    }
+    ssize_t n = recv(ws->fd, buf, len, 0);
+    if (n < 0) {
+        wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+                                       ? WSLAY_ERR_WOULDBLOCK
+                                       : WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    if (n == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    ws->last_seen_ms = loop_now_ms(ws->hub->loop);
+    return n;
+}
+
+static ssize_t s_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+                      int flags, void *user)
+{
+    ws_t *ws = user;
+    ssize_t n = send(ws->fd, data, len,
+                     MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
+    if (n < 0) {
+        wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+                                       ? WSLAY_ERR_WOULDBLOCK
+                                       : WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return n;
+}
+
+static void s_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
+                     void *user)
+{
+    UNUSED(ctx);
+    ws_t *ws = user;
+    if ((a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME) &&
+        ws->on_message)
+        ws->on_message(ws, a->opcode == WSLAY_TEXT_FRAME, a->msg, a->msg_length, ws->ud);
+}
+
+/* ---- the session on the loop ---- */
+
+static void s_free(ws_t *ws)
+{
+    ws_hub_t *hub = ws->hub;
+    if (ws->prev)
+        ws->prev->next = ws->next;
+    else
+        hub->head = ws->next;
+    if (ws->next)
+        ws->next->prev = ws->prev;
+    hub->count--;
+    loop_del_fd(hub->loop, ws->fd);
+    wslay_event_context_free(ws->ctx);
+    http_upgrade_close(hub->http, ws->urh);
+    if (ws->on_closed)
+        ws->on_closed(ws, ws->ud);
+    free(ws);
+}
+
+/* Updates the fd's interest, or ends the session when wslay is done. */
+static void s_update(ws_t *ws)
+{
+    bool r = wslay_event_want_read(ws->ctx), w = wslay_event_want_write(ws->ctx);
+    if (!r && !w) {
+        s_free(ws);
+        return;
+    }
+    loop_mod_fd(ws->hub->loop, ws->fd, (r ? LOOP_READ : 0) | (w ? LOOP_WRITE : 0));
+}
+
+static void s_on_io(loop_t *loop, int fd, unsigned ev, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(fd);
+    ws_t *ws = ud;
+    if (((ev & LOOP_READ) && wslay_event_recv(ws->ctx) != 0) ||
+        ((ev & (LOOP_WRITE | LOOP_READ)) && wslay_event_send(ws->ctx) != 0)) {
+        s_free(ws); /* peer gone or protocol error */
+        return;
+    }
+    s_update(ws);
+}
+
+static void s_opened(void *ud, int fd, const char *extra, size_t extra_len, void *urh)
+{
+    pending_t *p = ud;
+    ws_hub_t *hub = p->hub;
+    ws_t *ws = xcalloc(1, sizeof *ws);
+    ws->hub = hub;
+    ws->fd = fd;
+    ws->urh = urh;
+    ws->extra = extra;
+    ws->extra_len = extra_len;
+    ws->on_message = p->on_message;
+    ws->on_closed = p->on_closed;
+    ws->ud = p->ud;
+    free(p);
+    ws->last_seen_ms = ws->last_ping_ms = loop_now_ms(hub->loop);
+    static const struct wslay_event_callbacks cbs = {s_recv, s_send, NULL, NULL,
+                                                     NULL,   NULL,   s_on_msg};
+    wslay_event_context_server_init(&ws->ctx, &cbs, ws);
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, hub->cfg.max_message);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* MHD turned it off */
+    fd_set_nonblock(fd);
+    ws->next = hub->head;
+    if (hub->head)
+        hub->head->prev = ws;
+    hub->head = ws;
+    hub->count++;
+    if (loop_add_fd(hub->loop, fd, LOOP_READ, s_on_io, ws) < 0) {
+        s_free(ws);
+        return;
+    }
+    if (extra_len) /* frames that came with the request */
+        s_on_io(hub->loop, fd, LOOP_READ, ws);
+}
+
+int ws_accept(ws_hub_t *hub, http_req_t *req, ws_message_fn on_message,
+              ws_closed_fn on_closed, void *ud)
+{
+    const char *up = http_req_header(req, "Upgrade");
+    const char *key = http_req_header(req, "Sec-WebSocket-Key");
+    const char *ver = http_req_header(req, "Sec-WebSocket-Version");
+    if (strcmp(http_req_method(req), "GET") != 0 || !up ||
+        strcasecmp(up, "websocket") != 0 || !key || strlen(key) != 24) {
+        http_reply_error(req, 400, "not_websocket",
+                         "this endpoint needs a WebSocket upgrade (GET with Upgrade: "
+                         "websocket and a Sec-WebSocket-Key)");
+        return -EINVAL;
+    }
+    if (!ver || strcmp(ver, "13") != 0) {
+        http_req_add_header(req, "Sec-WebSocket-Version", "13");
+        http_reply_error(req, 426, "websocket_version",
+                         "only WebSocket version 13 is supported");
+        return -EINVAL;
+    }
+    char accept[29];
+    ws_accept_key(key, accept);
+    http_req_add_header(req, "Upgrade", "websocket");
+    http_req_add_header(req, "Sec-WebSocket-Accept", accept);
+    pending_t *p = xmalloc(sizeof *p);
+    *p = (pending_t){hub, on_message, on_closed, ud};
+    http_reply_upgrade(req, s_opened, p);
+    return 0;
+}
+
+int ws_send_text(ws_t *ws, const char *text, size_t len)
+{
+    if (ws->closing || wslay_event_get_close_sent(ws->ctx))
+        return -EPIPE;
+    if (wslay_event_get_queued_msg_length(ws->ctx) + len > ws->hub->cfg.max_queue) {
+        log_warn("websocket client too slow (%zu bytes waiting): closing it",
+                 wslay_event_get_queued_msg_length(ws->ctx));
+        ws_close(ws, 1008, "too slow: messages piled up");
+        return -ENOBUFS;
+    }
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
+    if (wslay_event_queue_msg(ws->ctx, &m) != 0)
+        return -EPIPE;
+    if (wslay_event_send(ws->ctx) != 0) {
+        s_free(ws);
+        return -EPIPE;
+    }
+    s_update(ws);
+    return 0;
+}
+
+void ws_close(ws_t *ws, uint16_t code, const char *reason)
+{
+    if (ws->closing)
+        return;
+    ws->closing = true;
+    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, strlen(reason));
+    if (wslay_event_send(ws->ctx) != 0)
+        s_free(ws);
+    else
+        s_update(ws);
+}
+
+void *ws_data(const ws_t *ws)
+{
+    return ws->ud;
+}
+
+/* ---- the hub ---- */
+
+static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(t);
+    ws_hub_t *hub = ud;
+    uint64_t now = loop_now_ms(loop);
+    for (ws_t *ws = hub->head, *next; ws; ws = next) {
+        next = ws->next;
+        if (now - ws->last_seen_ms > (uint64_t)hub->cfg.idle_timeout * 1000) {
+            if (ws->closing) {
+                s_free(ws); /* the close handshake itself stalled */
+                continue;
+            }
+            ws_close(ws, 1001, "idle");
+            continue;
+        }
+        if (!ws->closing && now - ws->last_ping_ms >= (uint64_t)hub->cfg.ping_interval * 1000) {
+            struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"", 0};
+            ws->last_ping_ms = now;
+            if (wslay_event_queue_msg(ws->ctx, &ping) == 0 && wslay_event_send(ws->ctx) != 0)
+                s_free(ws);
+            else
+                s_update(ws);
+        }
+    }
+}
+
+ws_hub_t *ws_hub_new(loop_t *loop, http_server_t *http, const ws_config_t *cfg)
+{
+    ws_hub_t *hub = xcalloc(1, sizeof *hub);
+    hub->loop = loop;
+    hub->http = http;
+    hub->cfg = cfg ? *cfg
+                   : (ws_config_t){.max_queue = 1 << 20,
+                                   .max_message = 64 << 10,
+                                   .ping_interval = 20,
+                                   .idle_timeout = 60};
+    hub->tick = loop_add_timer(loop, 1000, 1000, s_tick, hub);
+    return hub;
+}
+
+void ws_hub_destroy(ws_hub_t **hp)
+{
+    ws_hub_t *hub = hp ? *hp : NULL;
+    if (!hub)
+        return;
+    while (hub->head) {
+        ws_t *ws = hub->head;
+        ws_close(ws, 1001, "server stopping");
+        if (hub->head == ws) /* still there: the close frame is queued */
+            s_free(ws);
+    }
+    loop_cancel_timer(hub->loop, &hub->tick);
+    free(hub);
+    *hp = NULL;
+}
+
+unsigned ws_hub_count(const ws_hub_t *hub)
+{
+    return hub->count;
+}
+
+void ws_hub_each(ws_hub_t *hub, void (*fn)(ws_t *ws, void *ud), void *ud)
+{
+    for (ws_t *ws = hub->head, *next; ws; ws = next) {
+        next = ws->next;
+        fn(ws, ud);
+    }
+}

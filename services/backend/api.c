@@ -14,7 +14,7 @@ bool api_authorize(http_req_t *req, backend_t *b, int min_rank, claims_t *out)
 {
     const char *h = http_req_header(req, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7] ||
-        auth_verify_token(b, h + 7, out) < 0) {
+        auth_verify_token_cached(b, h + 7, out) < 0) {
         http_req_add_header(req, "WWW-Authenticate", "Bearer");
         http_reply_error(req, 401, "unauthorized",
                          h ? "the bearer token is invalid or expired"
@@ -48,6 +48,10 @@ static void s_work(void *arg)
     job_t *j = arg;
     j->fn(j);
     store_end(j->b->store);
+    /* Serialise here: a page of tasks is tens of KiB of JSON, work the loop
+     * thread should not do. A hook may still change out (then it is redone). */
+    if (j->out && !j->after)
+        j->body = json_dumps(j->out, JSON_COMPACT);
 }
 
 static unsigned s_status_of(store_rc_t rc)
@@ -74,7 +78,9 @@ static void s_done(http_req_t *req, void *arg, int status)
     } else {
         if (j->location[0])
             http_req_add_header(req, "Location", j->location);
-        if (j->out) {
+        if (j->body) {
+            http_reply(req, j->status, "application/json", j->body, strlen(j->body));
+        } else if (j->out) {
             http_reply_json(req, j->status, j->out);
             j->out = NULL;
         } else {
@@ -83,6 +89,7 @@ static void s_done(http_req_t *req, void *arg, int status)
     }
     json_decref(j->out);
     json_decref(j->in);
+    free(j->body);
     free(j);
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -181,6 +182,12 @@ void auth_fini(backend_t *b)
         sodium_memzero(b->jwt_key, b->jwt_key_len);
     free(b->jwt_key);
     free(b->dummy_hash);
+    for (size_t i = 0; i < BACKEND_TOKEN_CACHE; i++) {
+        free(b->tokens[i].token);
+        free(b->tokens[i].claims);
+        b->tokens[i].token = NULL;
+        b->tokens[i].claims = NULL;
+    }
     b->jwt_key = NULL;
     b->dummy_hash = NULL;
 }
@@ -203,7 +210,7 @@ char *auth_issue_token(backend_t *b, const json_t *user)
     return tok;
 }
 
-int auth_verify_token(backend_t *b, const char *token, claims_t *out)
+static int s_verify(backend_t *b, const char *token, claims_t *out, long *exp_out)
 {
     jwt_t *jwt = NULL;
     if (jwt_decode(&jwt, token, b->jwt_key, (int)b->jwt_key_len) != 0 || !jwt)
@@ -218,10 +225,41 @@ int auth_verify_token(backend_t *b, const char *token, claims_t *out)
         snprintf(out->sub, sizeof out->sub, "%s", sub);
         snprintf(out->username, sizeof out->username, "%s", name);
         snprintf(out->role, sizeof out->role, "%s", role);
+        *exp_out = exp;
         rc = 0;
     }
     jwt_free(jwt);
     return rc;
+}
+
+int auth_verify_token(backend_t *b, const char *token, claims_t *out)
+{
+    long exp;
+    return s_verify(b, token, out, &exp);
+}
+
+int auth_verify_token_cached(backend_t *b, const char *token, claims_t *out)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = token; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    token_slot_t *slot = &b->tokens[h % BACKEND_TOKEN_CACHE];
+    if (slot->token && strcmp(slot->token, token) == 0) {
+        if (slot->exp <= time(NULL))
+            return -1;
+        *out = *slot->claims;
+        return 0;
+    }
+    long exp;
+    if (s_verify(b, token, out, &exp) < 0)
+        return -1;
+    free(slot->token);
+    slot->token = xstrdup(token);
+    slot->exp = exp;
+    if (!slot->claims)
+        slot->claims = xmalloc(sizeof *slot->claims);
+    *slot->claims = *out;
+    return 0;
 }
 
 static login_fail_t *s_slot(backend_t *b, const char *username)

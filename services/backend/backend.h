@@ -13,12 +13,20 @@
 #include "worker.h"
 
 #define BACKEND_LOGIN_SLOTS 256
+#define BACKEND_TOKEN_CACHE 1024
 
 typedef struct login_fail {
     char username[64];
     unsigned count;
     uint64_t first_ms;
 } login_fail_t;
+
+/* The claims of a token already verified (see auth_verify_token_cached). */
+typedef struct token_slot {
+    char *token;
+    long exp;
+    struct claims *claims;
+} token_slot_t;
 
 typedef struct backend {
     worker_t *w;
@@ -29,6 +37,7 @@ typedef struct backend {
     long token_ttl;
     char *dummy_hash; /* verified for unknown users: same work, same time */
     login_fail_t fails[BACKEND_LOGIN_SLOTS];
+    token_slot_t tokens[BACKEND_TOKEN_CACHE]; /* loop thread only */
 } backend_t;
 
 /* Roles, in increasing power. */
@@ -53,8 +62,13 @@ char *auth_hash_password(const char *password);
 bool auth_verify_password(const char *hash, const char *password);
 /* A signed token for user {"id","username","role"}; heap string. */
 char *auth_issue_token(backend_t *b, const json_t *user);
-/* Verifies signature, algorithm and expiry; 0 with claims, or -1. */
+/* Verifies signature, algorithm and expiry; 0 with claims, or -1. Any
+ * thread. */
 int auth_verify_token(backend_t *b, const char *token, claims_t *out);
+/* The same, remembering tokens that verified (expiry is checked on every
+ * use): the signature of a client's token is checked once, not per
+ * request. Loop thread only. */
+int auth_verify_token_cached(backend_t *b, const char *token, claims_t *out);
 /* Login slow-down: the delay (ms) before answering the n-th failure of
  * username; record a failure / forget a username on success. Loop thread. */
 uint64_t auth_failure_delay(backend_t *b, const char *username);
@@ -100,6 +114,7 @@ struct job {
     bool flag;
     store_task_filter_t filter;
     json_t *out;       /* the reply body (owned); NULL with 204 */
+    char *body;        /* out serialised on the pool thread (owned) */
     unsigned status;   /* HTTP status of a successful answer */
     store_rc_t rc;
     store_err_t err;

@@ -153,7 +153,7 @@ static void s_ws(http_req_t *req, void *ud)
     claims_t who;
     const char *tok = http_req_query(req, "token");
     if (tok && !http_req_header(req, "Authorization")) {
-        if (auth_verify_token(l->b, tok, &who) < 0) {
+        if (auth_verify_token_cached(l->b, tok, &who) < 0) {
             http_reply_error(req, 401, "unauthorized",
                              "the token is invalid or expired");
             return;

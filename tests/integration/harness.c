@@ -643,8 +643,11 @@ int th_send_raw(th_conn_t *c, const void *data, size_t len, int timeout_ms)
     return s_send_until(c, data, len, th_now_ms() + timeout_ms);
 }
 
-int th_send_request(th_conn_t *c, const char *method, const char *path,
-                    const char *headers, const void *body, size_t body_len)
+/* Formats a request (head and body in one buffer, so they leave in as few
+ * segments as possible); *len receives its length. The caller frees it.
+ * Thread-safe. */
+static char *s_format_request(const char *method, const char *path, const char *headers,
+                              const void *body, size_t body_len, size_t *len)
 {
     char *head = NULL;
     int n = body ? asprintf(&head,
@@ -654,14 +657,24 @@ int th_send_request(th_conn_t *c, const char *method, const char *path,
                  : asprintf(&head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n",
                             method, path, headers ? headers : "");
     if (n < 0)
-        return -ENOMEM;
-    /* One buffer, so head and body leave in as few segments as possible. */
+        return NULL;
     char *msg = malloc((size_t)n + body_len);
     memcpy(msg, head, (size_t)n);
-    if (body_len)
+    if (body && body_len)
         memcpy(msg + n, body, body_len);
     free(head);
-    int rc = th_send_raw(c, msg, (size_t)n + body_len, TH_IO_MS);
+    *len = (size_t)n + body_len;
+    return msg;
+}
+
+int th_send_request(th_conn_t *c, const char *method, const char *path,
+                    const char *headers, const void *body, size_t body_len)
+{
+    size_t len = 0;
+    char *msg = s_format_request(method, path, headers, body, body_len, &len);
+    if (!msg)
+        return -ENOMEM;
+    int rc = th_send_raw(c, msg, len, TH_IO_MS);
     free(msg);
     return rc;
 }
@@ -823,15 +836,28 @@ static int s_read_body(th_conn_t *c, th_resp_t *r, long long deadline)
     return 0;
 }
 
-int th_read_response(th_conn_t *c, th_resp_t **out, int timeout_ms)
+/* Frees a response that is on no list. */
+static void s_resp_destroy(th_resp_t *r)
 {
-    long long deadline = th_now_ms() + timeout_ms;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    free(r->body);
+    free(r);
+}
+
+/* Reads one response into a new th_resp_t that is on no list (so this is
+ * thread-safe for a connection only this thread uses). Returns as
+ * th_read_response. */
+static int s_read_response(th_conn_t *c, th_resp_t **out, long long deadline)
+{
     *out = NULL;
     long end = s_need_delim(c, "\r\n\r\n", deadline);
     if (end < 0)
         return (int)end;
     th_resp_t *r = calloc(1, sizeof *r);
-    TH_LINK(s_resps, r);
     c->buf[end] = '\0';
     int rc = s_parse_head(c->buf, r);
     s_consume(c, (size_t)end + 4);
@@ -840,11 +866,19 @@ int th_read_response(th_conn_t *c, th_resp_t **out, int timeout_ms)
     if (rc == 0 && !r->body)
         s_body_append(r, "", 0);
     if (rc < 0) {
-        th_resp_free(&r);
+        s_resp_destroy(r);
         return rc;
     }
     *out = r;
     return 0;
+}
+
+int th_read_response(th_conn_t *c, th_resp_t **out, int timeout_ms)
+{
+    int rc = s_read_response(c, out, th_now_ms() + timeout_ms);
+    if (rc == 0)
+        TH_LINK(s_resps, *out);
+    return rc;
 }
 
 int th_wait_closed(th_conn_t *c, int timeout_ms)
@@ -895,13 +929,38 @@ void th_resp_free(th_resp_t **rp)
         return;
     *rp = NULL;
     TH_UNLINK(s_resps, r);
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
+    s_resp_destroy(r);
+}
+
+int th_call(int port, const char *method, const char *path, const char *headers,
+            const char *body, char **resp_body, int timeout_ms)
+{
+    long long deadline = th_now_ms() + timeout_ms;
+    if (resp_body)
+        *resp_body = NULL;
+    int fd = s_tcp_connect(port, deadline);
+    if (fd < 0)
+        return fd;
+    th_conn_t c = {.fd = fd};
+    size_t len = 0;
+    char *msg =
+        s_format_request(method, path, headers, body, body ? strlen(body) : 0, &len);
+    int rc = msg ? s_send_until(&c, msg, len, deadline) : -ENOMEM;
+    free(msg);
+    th_resp_t *r = NULL;
+    if (rc == 0)
+        rc = s_read_response(&c, &r, deadline);
+    close(fd);
+    free(c.buf);
+    if (rc < 0)
+        return rc;
+    rc = r->status;
+    if (resp_body) {
+        *resp_body = r->body;
+        r->body = NULL;
     }
-    free(r->headers);
-    free(r->body);
-    free(r);
+    s_resp_destroy(r);
+    return rc;
 }
 
 /* ---- a concurrent client ---- */
@@ -1244,6 +1303,8 @@ static const char *s_placeholder(const th_sv_t *sv, const char *name, size_t n,
         return sv->data_dir;
     if (n == 7 && strncmp(name, "TESTSVC", 7) == 0)
         return sv->testsvc;
+    if (n == 7 && strncmp(name, "BACKEND", 7) == 0)
+        return sv->backend;
     if (n == 5 && strncmp(name, "PORT", 4) == 0 && name[4] >= '1' &&
         name[4] < '1' + TH_SV_PORTS) {
         snprintf(buf, buflen, "%d", sv->ports[name[4] - '1']);
@@ -1338,19 +1399,23 @@ static void s_sv_release(th_sv_t *sv)
     }
     free(sv->data_dir);
     free(sv->testsvc);
+    free(sv->backend);
     free(sv);
 }
 
 /* One attempt of th_sv_start on fresh ports; *retry is set when a port was
  * taken meanwhile. */
-static th_sv_t *s_sv_start_once(const char *tmpl, bool *retry)
+static th_sv_t *s_sv_start_once(const char *data_dir, const char *tmpl, bool *retry)
 {
     th_sv_t *sv = calloc(1, sizeof *sv);
     TH_LINK(s_svs, sv);
-    sv->data_dir = th_tmp_path("svdata", "");
+    sv->data_dir = data_dir ? strdup(data_dir) : th_tmp_path("svdata", "");
     char *tsvc = th_bin_path("vapora-testsvc"), real[PATH_MAX];
     sv->testsvc = strdup(realpath(tsvc, real) ? real : tsvc);
     free(tsvc);
+    char *be = th_bin_path("vapora-backend");
+    sv->backend = strdup(realpath(be, real) ? real : be);
+    free(be);
     char *bin = th_bin_path("vapora-supervisor");
     char *text = NULL, *config = NULL;
     if (s_sv_pick_ports(sv) == 0 && (text = s_sv_expand(sv, tmpl)))
@@ -1372,15 +1437,20 @@ static th_sv_t *s_sv_start_once(const char *tmpl, bool *retry)
     return NULL;
 }
 
-th_sv_t *th_sv_start(const char *tmpl)
+th_sv_t *th_sv_start_in(const char *data_dir, const char *tmpl)
 {
     th_sv_t *sv = NULL;
     bool retry = true;
     for (int i = 0; !sv && retry && i < TH_START_TRIES; i++) {
         retry = false;
-        sv = s_sv_start_once(tmpl, &retry);
+        sv = s_sv_start_once(data_dir, tmpl, &retry);
     }
     return sv;
+}
+
+th_sv_t *th_sv_start(const char *tmpl)
+{
+    return th_sv_start_in(NULL, tmpl);
 }
 
 int th_sv_write_config(th_sv_t *sv, const char *tmpl)

@@ -202,6 +202,16 @@ bool th_peer_closed(th_conn_t *c);
 int th_request(int port, const char *method, const char *path, const char *headers,
                const char *body, th_resp_t **out);
 
+/* One exchange on a new connection within timeout_ms, like th_request but
+ * thread-safe: it touches none of the harness lists, so client threads a
+ * test starts itself may use it (with every signal blocked in them). body
+ * is NUL-terminated (NULL: none). Returns the status (100..599), or -errno
+ * as th_read_response when no whole response arrived. *resp_body, when
+ * resp_body is non-NULL, receives the response body (NUL-terminated, caller
+ * frees) or NULL on failure. */
+int th_call(int port, const char *method, const char *path, const char *headers,
+            const char *body, char **resp_body, int timeout_ms);
+
 /* The value of a response header (case-insensitive name), or NULL. */
 const char *th_resp_header(const th_resp_t *r, const char *name);
 
@@ -267,6 +277,7 @@ struct th_sv {
     int ports[TH_SV_PORTS]; /* free ports, for @PORT1@ .. @PORT4@ */
     char *data_dir;         /* a fresh directory under $VAPORA_TEST_TMP */
     char *testsvc;          /* absolute path of vapora-testsvc */
+    char *backend;          /* absolute path of vapora-backend, for @BACKEND@ */
     th_sv_t *prev, *next;
 };
 
@@ -274,10 +285,16 @@ struct th_sv {
  * until its admin API answers GET /health (not for any worker). The config
  * is "[supervisor]\nadmin = @ADMIN@\ndata_dir = @DATA@\n" followed by tmpl, so
  * tmpl may go on with [supervisor] keys. In both, @ADMIN@ stands for
- * sv->admin, @DATA@ for sv->data_dir, @TESTSVC@ for sv->testsvc and @PORTn@
- * (n = 1..TH_SV_PORTS) for sv->ports[n-1]. Retries on other ports when one
- * was taken meanwhile. NULL on failure, with the log on stderr. */
+ * sv->admin, @DATA@ for sv->data_dir, @TESTSVC@ for sv->testsvc, @BACKEND@
+ * for sv->backend and @PORTn@ (n = 1..TH_SV_PORTS) for sv->ports[n-1].
+ * Retries on other ports when one was taken meanwhile. NULL on failure,
+ * with the log on stderr. */
 th_sv_t *th_sv_start(const char *tmpl);
+
+/* Like th_sv_start, but on the given data_dir (copied; NULL: a fresh one),
+ * e.g. to restart on the data a supervisor stopped before left behind. The
+ * directory is removed with sv only when it is empty by then. */
+th_sv_t *th_sv_start_in(const char *data_dir, const char *tmpl);
 
 /* Replaces the config file of sv (atomically) with tmpl expanded as by
  * th_sv_start, with the same ports. Returns 0 or -errno. */

@@ -1,0 +1,249 @@
+/* test_backend_ws.c - GET /ws through the supervisor: a WebSocket client
+ * on one backend worker receives, as a JSON text frame, the event of a
+ * change made through another worker (both share the database and learn of
+ * changes through a real nats-server); the project filter holds; ping gets
+ * pong; the close handshake completes; bad upgrades get JSON errors. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static void s_fini(void)
+{
+    th_cleanup();
+}
+
+/* Two backend services on one database and one NATS: the WebSocket goes
+ * to @PORT3@ (backend2), the changes to @PORT1@ (backend). */
+#define SETUP                                                                          \
+    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"                \
+    "[backend]\nadmin_password = ws-test-password\n\n"                                 \
+    "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"                   \
+    "[service:backend2]\nlisten = 127.0.0.1:@PORT3@\nworkers = 1\n"                    \
+    "command = @BACKEND@\n\n"                                                          \
+    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd @DATA@/nats\n"
+
+static json_t *s_call(int port, const char *method, const char *path, const char *token,
+                      const char *body, int want)
+{
+    char hdr[1024];
+    snprintf(hdr, sizeof hdr, "Content-Type: application/json\r\nAuthorization: Bearer %s\r\n",
+             token);
+    th_resp_t *r = NULL;
+    int rc = th_request(port, method, path, hdr, body, &r);
+    cr_assert_eq(rc, 0, "%s %s: %s", method, path, strerror(-rc));
+    cr_assert_eq(r->status, want, "%s %s: %d %.300s", method, path, r->status, r->body);
+    json_t *j = json_loads(r->body, 0, NULL);
+    th_resp_free(&r);
+    return j;
+}
+
+static char *s_login(int port)
+{
+    th_resp_t *r = NULL;
+    for (int i = 0; i < 100; i++) {
+        if (th_request(port, "POST", "/api/v1/auth/login",
+                       "Content-Type: application/json\r\n",
+                       "{\"username\":\"admin\",\"password\":\"ws-test-password\"}",
+                       &r) == 0 &&
+            r->status == 200)
+            break;
+        th_resp_free(&r);
+        th_sleep_ms(100);
+    }
+    cr_assert_not_null(r);
+    json_t *j = json_loads(r->body, 0, NULL);
+    char *tok = strdup(json_string_value(json_object_get(j, "access_token")));
+    json_decref(j);
+    th_resp_free(&r);
+    return tok;
+}
+
+/* ---- a minimal WebSocket client ---- */
+
+static int s_read_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+    size_t off = 0;
+    while (off < len) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            return -1;
+        ssize_t n = read(fd, (char *)buf + off, len - off);
+        if (n <= 0)
+            return -1;
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+/* Opens ws://127.0.0.1:port/path; returns the fd after a checked 101. */
+static int s_ws_open(int port, const char *path)
+{
+    th_conn_t *c = th_connect(port, 3000);
+    cr_assert_not_null(c);
+    int fd = dup(th_conn_fd(c));
+    th_conn_close(&c);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    char head[2048];
+    size_t off = 0;
+    while (off < sizeof head - 1 && !strstr(head, "\r\n\r\n")) {
+        cr_assert_eq(s_read_full(fd, head + off, 1, 3000), 0, "no upgrade answer");
+        head[++off] = '\0';
+    }
+    cr_assert(strncmp(head, "HTTP/1.1 101", 12) == 0, "%s", head);
+    /* RFC 6455's own example key and answer. */
+    cr_assert(strcasestr(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+              "%s", head);
+    return fd;
+}
+
+/* Reads one frame; returns its opcode and the payload (caller frees). */
+static int s_ws_read(int fd, char **payload, size_t *len, int timeout_ms)
+{
+    unsigned char h[2];
+    if (s_read_full(fd, h, 2, timeout_ms) < 0)
+        return -1;
+    cr_assert_eq(h[1] & 0x80, 0, "server frames must not be masked");
+    uint64_t n = h[1] & 0x7f;
+    if (n == 126) {
+        unsigned char e[2];
+        cr_assert_eq(s_read_full(fd, e, 2, timeout_ms), 0);
+        n = ((uint64_t)e[0] << 8) | e[1];
+    } else if (n == 127) {
+        unsigned char e[8];
+        cr_assert_eq(s_read_full(fd, e, 8, timeout_ms), 0);
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = (n << 8) | e[i];
+    }
+    *payload = calloc(1, n + 1);
+    *len = n;
+    cr_assert_eq(s_read_full(fd, *payload, n, timeout_ms), 0);
+    return h[0] & 0x0f;
+}
+
+static void s_ws_write(int fd, int opcode, const char *data, size_t len)
+{
+    unsigned char f[140];
+    cr_assert_lt(len, 126);
+    const unsigned char mask[4] = {1, 2, 3, 4};
+    f[0] = (unsigned char)(0x80 | opcode);
+    f[1] = (unsigned char)(0x80 | len);
+    memcpy(f + 2, mask, 4);
+    for (size_t i = 0; i < len; i++)
+        f[6 + i] = (unsigned char)data[i] ^ mask[i % 4];
+    cr_assert_eq(write(fd, f, 6 + len), (ssize_t)(6 + len));
+}
+
+/* Reads text frames until one whose "type" is type arrives. */
+static json_t *s_ws_wait_event(int fd, const char *type, int timeout_ms)
+{
+    long long end = th_now_ms() + timeout_ms;
+    while (th_now_ms() < end) {
+        char *p = NULL;
+        size_t n = 0;
+        int op = s_ws_read(fd, &p, &n, (int)(end - th_now_ms()));
+        if (op < 0) {
+            free(p);
+            break;
+        }
+        json_t *j = op == 1 ? json_loadb(p, n, 0, NULL) : NULL;
+        free(p);
+        if (j && strcmp(json_string_value(json_object_get(j, "type")), type) == 0)
+            return j;
+        json_decref(j);
+    }
+    return NULL;
+}
+
+Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
+     .fini = s_fini)
+{
+    th_sv_t *sv = th_sv_start(SETUP);
+    cr_assert_not_null(sv);
+    char *tok = s_login(sv->ports[0]);
+    free(s_login(sv->ports[2])); /* backend2 is up too */
+    json_t *p1 = s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"a\"}", 201);
+    json_t *p2 = s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"b\"}", 201);
+    const char *pid1 = json_string_value(json_object_get(p1, "id"));
+    char path[512];
+    snprintf(path, sizeof path, "/ws?token=%s&project_id=%s", tok, pid1);
+    int fd = s_ws_open(sv->ports[2], path);
+    th_sleep_ms(300); /* backend2's subscription is in place */
+
+    char tasks[160];
+    snprintf(tasks, sizeof tasks, "/api/v1/projects/%s/tasks",
+             json_string_value(json_object_get(p2, "id")));
+    json_decref(s_call(sv->ports[0], "POST", tasks, tok, "{\"title\":\"other\"}", 201));
+    snprintf(tasks, sizeof tasks, "/api/v1/projects/%s/tasks", pid1);
+    json_t *t = s_call(sv->ports[0], "POST", tasks, tok, "{\"title\":\"mine\"}", 201);
+
+    json_t *ev = s_ws_wait_event(fd, "task.created", 5000);
+    cr_assert_not_null(ev, "no task.created event on the WebSocket");
+    cr_assert(json_equal(json_object_get(ev, "id"), json_object_get(t, "id")),
+              "the filtered-out project's event came first");
+    cr_assert_str_eq(json_string_value(json_object_get(ev, "project_id")), pid1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "data"), "title")),
+                     "mine");
+    json_decref(ev);
+
+    s_ws_write(fd, 0x9, "hi", 2); /* ping → pong with the same payload */
+    char *pl = NULL;
+    size_t n = 0;
+    int op;
+    while ((op = s_ws_read(fd, &pl, &n, 3000)) == 1) {
+        free(pl);
+        pl = NULL;
+    }
+    cr_assert_eq(op, 0xA, "no pong (opcode %d)", op);
+    cr_assert_eq(n, 2);
+    cr_assert(memcmp(pl, "hi", 2) == 0);
+    free(pl);
+
+    s_ws_write(fd, 0x8, "\x03\xe8", 2); /* close 1000 → the server closes too */
+    op = s_ws_read(fd, &pl, &n, 3000);
+    cr_assert_eq(op, 0x8, "no close frame back (opcode %d)", op);
+    free(pl);
+    char b;
+    cr_assert_leq(read(fd, &b, 1), 0, "the server kept the socket open");
+    close(fd);
+    json_decref(t);
+    json_decref(p1);
+    json_decref(p2);
+    free(tok);
+}
+
+Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60, .fini = s_fini)
+{
+    th_sv_t *sv = th_sv_start(SETUP);
+    cr_assert_not_null(sv);
+    free(s_login(sv->ports[0]));
+    th_resp_t *r = NULL;
+    cr_assert_eq(th_request(sv->ports[0], "GET", "/ws?token=forged.token.x", NULL, NULL, &r),
+                 0);
+    cr_assert_eq(r->status, 401, "%d %s", r->status, r->body);
+    cr_assert(strstr(r->body, "\"unauthorized\""));
+    th_resp_free(&r);
+    char *tok = s_login(sv->ports[0]);
+    char path[512];
+    snprintf(path, sizeof path, "/ws?token=%s", tok);
+    cr_assert_eq(th_request(sv->ports[0], "GET", path, NULL, NULL, &r), 0);
+    cr_assert_eq(r->status, 400, "a plain GET: %d %s", r->status, r->body);
+    cr_assert(strstr(r->body, "\"not_websocket\""));
+    th_resp_free(&r);
+    free(tok);
+}

@@ -101,6 +101,11 @@ job_t *api_start(http_req_t *req, backend_t *b, job_fn fn, int min_rank)
         return NULL;
     }
     const char *id = http_req_param(req, "id");
+    if (id && strlen(id) >= sizeof j->id) { /* no id is that long */
+        http_reply_error(req, 404, "not_found", "no such id");
+        free(j);
+        return NULL;
+    }
     if (id)
         snprintf(j->id, sizeof j->id, "%s", id);
     return j;

@@ -18,6 +18,10 @@ static bool s_check_body(http_req_t *req, const json_t *body, bool creating)
         api_invalid(req, &e);
         return false;
     }
+    if (!creating && json_object_size(body) == 0) {
+        http_reply_error(req, 422, "empty_patch", "the body names no field to change");
+        return false;
+    }
     return true;
 }
 

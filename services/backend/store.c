@@ -707,6 +707,15 @@ static const char *const SQL_DEPS_DELETE_ALL =
 static const char *const SQL_TASK_DELETE = "DELETE FROM tasks WHERE id=?";
 static const char *const SQL_TASK_STATUS =
     "SELECT status, project_id FROM tasks WHERE id=?";
+/* Whether ?2 is among the tasks ?1 waits on, directly or not. */
+static const char *const SQL_DEP_REACHES =
+    "WITH RECURSIVE up(id) AS (SELECT blocked_by FROM task_deps WHERE task_id=?1"
+    " UNION SELECT d.blocked_by FROM task_deps d JOIN up ON d.task_id=up.id)"
+    " SELECT 1 FROM up WHERE id=?2 LIMIT 1";
+static const char *const SQL_DEPENDENTS =
+    "SELECT task_id FROM task_deps WHERE blocked_by=?";
+static const char *const SQL_TASK_TOUCH =
+    "UPDATE tasks SET version=version+1, updated_at=? WHERE id=?";
 
 static json_t *s_task_row(conn_t *c, sqlite3_stmt *st)
 {
@@ -789,6 +798,12 @@ static store_rc_t s_check_blockers(conn_t *c, const json_t *ids, const char *pro
             e->code = "invalid_blocked_by";
             snprintf(e->msg, sizeof e->msg,
                      "blocked_by: %s is not another task of this project", bid);
+            return STORE_INVALID;
+        }
+        if (self && s_step_id(c, SQL_DEP_REACHES, bid, self) == SQLITE_ROW) {
+            e->code = "invalid_blocked_by";
+            snprintf(e->msg, sizeof e->msg,
+                     "blocked_by: %s already waits on this task (a cycle)", bid);
             return STORE_INVALID;
         }
     }
@@ -1094,9 +1109,37 @@ store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e)
         s_rollback(c);
         return r;
     }
-    bool ok = s_step_id(c, SQL_DEPS_DELETE_ALL, id, NULL) == SQLITE_DONE &&
+    /* The tasks it blocked change too: their blocked_by loses it. */
+    json_t *deps = json_array();
+    sqlite3_stmt *st = s_stmt(c, SQL_DEPENDENTS);
+    if (st) {
+        s_bind_text(st, 1, id);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(deps, s_col_text(st, 0));
+        sqlite3_reset(st);
+    }
+    bool ok = st && s_step_id(c, SQL_DEPS_DELETE_ALL, id, NULL) == SQLITE_DONE &&
               s_step_id(c, SQL_TASK_DELETE, id, NULL) == SQLITE_DONE &&
-              s_emit(s, c, "vapora.tasks.deleted", "task.deleted", t) && s_commit(c);
+              s_emit(s, c, "vapora.tasks.deleted", "task.deleted", t);
+    size_t i;
+    json_t *d;
+    json_array_foreach(deps, i, d)
+    {
+        char ts[40];
+        json_t *dt = NULL;
+        time_iso8601(ts, sizeof ts);
+        sqlite3_stmt *u = ok ? s_stmt(c, SQL_TASK_TOUCH) : NULL;
+        if (u) {
+            s_bind_text(u, 1, ts);
+            s_bind_text(u, 2, json_string_value(d));
+        }
+        ok = u && sqlite3_step(u) == SQLITE_DONE &&
+             s_task_get(c, json_string_value(d), &dt, e) == STORE_OK &&
+             s_emit(s, c, "vapora.tasks.updated", "task.updated", dt);
+        json_decref(dt);
+    }
+    json_decref(deps);
+    ok = ok && s_commit(c);
     json_decref(t);
     if (!ok) {
         s_rollback(c);

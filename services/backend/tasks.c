@@ -144,6 +144,8 @@ static bool s_if_match(http_req_t *req, int64_t *out)
     if (!h)
         return true;
     char buf[32];
+    if (strcmp(h, "*") == 0)
+        return true; /* any version */
     if (strncmp(h, "W/", 2) == 0)
         h += 2;
     size_t n = strlen(h);

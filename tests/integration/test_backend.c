@@ -2001,3 +2001,33 @@ Test(backend_supervised, four_clients_create_400_tasks_on_two_workers, .timeout 
     json_array_foreach(items, i, o) seen[i] = s_id(o);
     s_assert_each_once(seen, json_array_size(items), made, nmade);
 }
+
+/* If-Match: * is any version; an If-Match that is no version is 400; an
+ * empty PATCH is 422 on tasks and projects alike; an id too long to exist
+ * is 404. */
+Test(backend_tasks, if_match_star_empty_patches_and_long_ids, .timeout = 60,
+     .fini = s_fini)
+{
+    s_backend(NULL, NULL);
+    const char *tok = s_login("admin", PW);
+    json_t *p = s_project(tok, "edges");
+    json_t *t = s_task(tok, p, "edge", NULL);
+    th_resp_t *r = s_patch_if(tok, t, "*", "{\"title\":\"any version\"}");
+    s_assert_status(r, 200, "PATCH If-Match: *", s_task_path(t));
+    th_resp_free(&r);
+    r = s_patch_if(tok, t, "abc", "{\"title\":\"x\"}");
+    s_assert_error(r, 400, "invalid_if_match", "If-Match: abc");
+    th_resp_free(&r);
+    r = s_send("PATCH", s_task_path(t), tok, "{}");
+    s_assert_error(r, 422, "empty_patch", "PATCH task {}");
+    th_resp_free(&r);
+    r = s_send("PATCH", s_fmt(API "/projects/%s", s_str(p, "id")), tok, "{}");
+    s_assert_error(r, 422, "empty_patch", "PATCH project {}");
+    th_resp_free(&r);
+    char longid[200];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    r = s_send("GET", s_fmt(API "/tasks/%s", longid), tok, NULL);
+    s_assert_error(r, 404, "not_found", "a 199-character id");
+    th_resp_free(&r);
+}

@@ -144,3 +144,34 @@ Test(store, pages_have_no_gaps_or_duplicates_while_inserting, .init = s_init,
     }
     free(p);
 }
+
+Test(store, cycles_are_refused_and_deleting_a_blocker_bumps_its_dependents,
+     .init = s_init, .fini = s_fini)
+{
+    store_err_t e;
+    char *p = s_project();
+    char *a = s_task(p, "a", NULL);
+    json_t *bl = json_pack("[s]", a);
+    char *b = s_task(p, "b", bl); /* b waits on a */
+    json_decref(bl);
+    bl = json_pack("[s]", b);
+    char *c = s_task(p, "c", bl); /* c waits on b */
+    json_decref(bl);
+    json_t *patch = json_pack("{s:[s]}", "blocked_by", c), *out = NULL;
+    cr_assert_eq(store_task_update(s_store, a, patch, -1, &out, &e), STORE_INVALID,
+                 "a -> c -> b -> a accepted");
+    cr_assert_str_eq(e.code, "invalid_blocked_by");
+    cr_assert(strstr(e.msg, "cycle"), "%s", e.msg);
+    json_decref(patch);
+    cr_assert_eq(store_task_delete(s_store, a, &e), STORE_OK);
+    json_t *t = NULL;
+    cr_assert_eq(store_task_get(s_store, b, &t, &e), STORE_OK);
+    cr_assert_eq(json_array_size(json_object_get(t, "blocked_by")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(t, "version")), 2,
+                 "a dependent's version did not move");
+    json_decref(t);
+    free(a);
+    free(b);
+    free(c);
+    free(p);
+}

@@ -113,6 +113,7 @@ test: deps
 # report must abort the test process to count.
 asan: deps
 	@ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 SANITIZE=1 test-run
 
 run: deps

@@ -135,9 +135,11 @@ void natsc_destroy(natsc_t **cp)
         natsConnection_Destroy(nc);
     }
     natsOptions_Destroy(c->opts);
+    /* nats.c runs connection callbacks on its own threads, after Close has
+     * returned: they may still read c until the library has stopped. */
+    nats_CloseAndWait(2000);
     free(c->url);
     free(c);
-    nats_CloseAndWait(2000);
     *cp = NULL;
 }
 

@@ -50,7 +50,7 @@ static void s_work(void *arg)
     store_end(j->b->store);
     /* Serialise here: a page of tasks is tens of KiB of JSON, work the loop
      * thread should not do. A hook may still change out (then it is redone). */
-    if (j->out && !j->after)
+    if (j->out && !j->after && !j->body)
         j->body = json_dumps(j->out, JSON_COMPACT);
 }
 

@@ -114,7 +114,8 @@ struct job {
     bool flag;
     store_task_filter_t filter;
     json_t *out;       /* the reply body (owned); NULL with 204 */
-    char *body;        /* out serialised on the pool thread (owned) */
+    char *body;        /* the reply as JSON text (owned): set by fn, or out
+                          serialised on the pool thread */
     unsigned status;   /* HTTP status of a successful answer */
     store_rc_t rc;
     store_err_t err;

@@ -59,6 +59,9 @@ static const char *const s_migrations[] = {
     /* 2: the transactional outbox of events, drained in seq order to NATS. */
     "CREATE TABLE outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL,"
     " payload TEXT NOT NULL, created_at TEXT NOT NULL);",
+    /* 3: each task's JSON, rendered by every write that changes the task, so
+     * reads serve stored text instead of building it per request. */
+    "ALTER TABLE tasks ADD COLUMN doc TEXT;",
 };
 
 /* ---- connections ---- */
@@ -716,6 +719,23 @@ static const char *const SQL_DEPENDENTS =
     "SELECT task_id FROM task_deps WHERE blocked_by=?";
 static const char *const SQL_TASK_TOUCH =
     "UPDATE tasks SET version=version+1, updated_at=? WHERE id=?";
+static const char *const SQL_TASK_SAVE_DOC = "UPDATE tasks SET doc=? WHERE id=?";
+static const char *const SQL_TASK_DOC = "SELECT doc FROM tasks WHERE id=?";
+static const char *const SQL_TASK_PAGE =
+    "SELECT seq, doc, id FROM tasks WHERE seq>?1 AND (?2 IS NULL OR project_id=?2)"
+    " AND (?3 IS NULL OR status=?3) AND (?4 IS NULL OR priority=?4)"
+    " AND (?5 IS NULL OR assigned_role=?5) ORDER BY seq LIMIT ?6";
+
+/* Stores the rendered JSON of task t (inside the write's transaction). */
+static bool s_save_doc(conn_t *c, const json_t *t)
+{
+    sqlite3_stmt *st = s_stmt(c, SQL_TASK_SAVE_DOC);
+    if (!st)
+        return false;
+    sqlite3_bind_text(st, 1, json_dumps(t, JSON_COMPACT), -1, free);
+    s_bind_text(st, 2, json_string_value(json_object_get(t, "id")));
+    return sqlite3_step(st) == SQLITE_DONE;
+}
 
 static json_t *s_task_row(conn_t *c, sqlite3_stmt *st)
 {
@@ -840,7 +860,7 @@ static store_rc_t s_finish_task(store_t *s, conn_t *c, const char *id, const cha
     char subject[64], type[64];
     snprintf(subject, sizeof subject, "vapora.tasks.%s", what);
     snprintf(type, sizeof type, "task.%s", what);
-    if (!s_emit(s, c, subject, type, *out) || !s_commit(c)) {
+    if (!s_save_doc(c, *out) || !s_emit(s, c, subject, type, *out) || !s_commit(c)) {
         s_rollback(c);
         json_decref(*out);
         *out = NULL;
@@ -888,6 +908,81 @@ store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *f
         return s_fail(c, e);
     }
     return s_finish_task(s, c, id, "created", out, e);
+}
+
+store_rc_t store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_TASK_DOC) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    s_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return s_not_found(e, "task", id);
+    if (rc != SQLITE_ROW)
+        return s_fail(c, e);
+    const char *d = (const char *)sqlite3_column_text(st, 0);
+    if (d) {
+        *doc = xstrdup(d);
+        return STORE_OK;
+    }
+    json_t *t = NULL; /* a row from before migration 3 */
+    store_rc_t r = s_task_get(c, id, &t, e);
+    if (r == STORE_OK)
+        *doc = json_dumps(t, JSON_COMPACT);
+    json_decref(t);
+    return r;
+}
+
+store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t after,
+                           int limit, sbuf_t *items, int64_t *next, store_err_t *e)
+{
+    conn_t *c = s_conn(s);
+    sqlite3_stmt *st = c ? s_stmt(c, SQL_TASK_PAGE) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    sqlite3_bind_int64(st, 1, after);
+    s_bind_text(st, 2, f->project_id);
+    s_bind_text(st, 3, f->status);
+    s_bind_text(st, 4, f->priority);
+    s_bind_text(st, 5, f->assigned_role);
+    sqlite3_bind_int(st, 6, limit + 1);
+    int rc, n = 0;
+    int64_t last = 0;
+    *next = 0;
+    sbuf_append(items, "[", 1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *next = last;
+            break;
+        }
+        if (n > 0)
+            sbuf_append(items, ",", 1);
+        const char *d = (const char *)sqlite3_column_text(st, 1);
+        if (d) {
+            sbuf_append(items, d, (size_t)sqlite3_column_bytes(st, 1));
+        } else { /* a row from before migration 3 */
+            json_t *t = NULL;
+            char id[64];
+            snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 2));
+            if (s_task_get(c, id, &t, e) != STORE_OK) {
+                sqlite3_reset(st);
+                return STORE_ERROR;
+            }
+            char *txt = json_dumps(t, JSON_COMPACT);
+            sbuf_puts(items, txt);
+            free(txt);
+            json_decref(t);
+        }
+        last = sqlite3_column_int64(st, 0);
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return s_fail(c, e);
+    sbuf_append(items, "]", 1);
+    return STORE_OK;
 }
 
 store_rc_t store_task_list(store_t *s, const store_task_filter_t *f, int64_t after,
@@ -1134,7 +1229,7 @@ store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e)
             s_bind_text(u, 2, json_string_value(d));
         }
         ok = u && sqlite3_step(u) == SQLITE_DONE &&
-             s_task_get(c, json_string_value(d), &dt, e) == STORE_OK &&
+             s_task_get(c, json_string_value(d), &dt, e) == STORE_OK && s_save_doc(c, dt) &&
              s_emit(s, c, "vapora.tasks.updated", "task.updated", dt);
         json_decref(dt);
     }

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util.h"
+
 typedef struct store store_t;
 
 typedef enum store_rc {
@@ -85,6 +87,11 @@ store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *f
 store_rc_t store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e);
 store_rc_t store_task_list(store_t *s, const store_task_filter_t *f, int64_t after,
                            int limit, json_t **items, int64_t *next, store_err_t *e);
+/* The fast read paths: the task's stored JSON (*doc, caller frees), and a
+ * page of them appended to items as a JSON array, as store_task_list. */
+store_rc_t store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e);
+store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t after,
+                           int limit, sbuf_t *items, int64_t *next, store_err_t *e);
 /* Applies a validated patch under the status rules (see rules.h), in one
  * transaction. if_match < 0: no precondition. */
 store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,

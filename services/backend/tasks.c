@@ -75,12 +75,20 @@ static void s_create(http_req_t *req, void *ud)
 
 static void s_list_job(job_t *j)
 {
-    json_t *items = NULL;
+    sbuf_t b = {0};
     int64_t next = 0;
-    j->rc = store_task_list(j->b->store, &j->filter, j->num, j->limit, &items, &next,
+    sbuf_puts(&b, "{\"items\":");
+    j->rc = store_task_page(j->b->store, &j->filter, j->num, j->limit, &b, &next,
                             &j->err);
-    if (j->rc == STORE_OK)
-        j->out = api_page_body(items, 't', next);
+    if (j->rc == STORE_OK) {
+        char cur[64];
+        if (next)
+            store_cursor_encode('t', next, cur, sizeof cur);
+        sbuf_printf(&b, ",\"next_cursor\":%s%s%s}", next ? "\"" : "",
+                    next ? cur : "null", next ? "\"" : "");
+        j->body = sbuf_steal(&b);
+    }
+    sbuf_free(&b);
 }
 
 /* A query filter: absent, or a value fn accepts; false after a 400. */
@@ -118,7 +126,7 @@ static void s_list(http_req_t *req, void *ud)
 
 static void s_get_job(job_t *j)
 {
-    j->rc = store_task_get(j->b->store, j->id, &j->out, &j->err);
+    j->rc = store_task_get_doc(j->b->store, j->id, &j->body, &j->err);
 }
 
 static void s_get(http_req_t *req, void *ud)

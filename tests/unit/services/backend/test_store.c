@@ -175,3 +175,49 @@ Test(store, cycles_are_refused_and_deleting_a_blocker_bumps_its_dependents,
     free(c);
     free(p);
 }
+
+/* The stored document always equals the task built from its columns. */
+static void s_assert_doc_fresh(const char *id)
+{
+    store_err_t e;
+    json_t *t = NULL;
+    char *doc = NULL;
+    cr_assert_eq(store_task_get(s_store, id, &t, &e), STORE_OK);
+    cr_assert_eq(store_task_get_doc(s_store, id, &doc, &e), STORE_OK);
+    json_t *d = json_loads(doc, 0, NULL);
+    cr_assert(json_equal(t, d), "stored %s", doc);
+    json_decref(d);
+    json_decref(t);
+    free(doc);
+}
+
+Test(store, stored_documents_follow_every_write, .init = s_init, .fini = s_fini)
+{
+    store_err_t e;
+    char *p = s_project();
+    char *a = s_task(p, "a", NULL);
+    json_t *bl = json_pack("[s]", a);
+    char *b = s_task(p, "b", bl);
+    json_decref(bl);
+    s_assert_doc_fresh(b);
+    json_t *patch = json_pack("{s:s,s:i}", "title", "b2", "progress", 40), *out = NULL;
+    cr_assert_eq(store_task_update(s_store, b, patch, -1, &out, &e), STORE_OK);
+    json_decref(patch);
+    json_decref(out);
+    s_assert_doc_fresh(b);
+    cr_assert_eq(store_task_delete(s_store, a, &e), STORE_OK);
+    s_assert_doc_fresh(b); /* its blocked_by lost a */
+    sbuf_t page = {0};
+    int64_t next;
+    store_task_filter_t f = {.project_id = p};
+    cr_assert_eq(store_task_page(s_store, &f, 0, 10, &page, &next, &e), STORE_OK);
+    json_t *arr = json_loads(page.data, 0, NULL);
+    cr_assert_eq(json_array_size(arr), 1, "%s", page.data);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "title")),
+                     "b2");
+    json_decref(arr);
+    sbuf_free(&page);
+    free(a);
+    free(b);
+    free(p);
+}

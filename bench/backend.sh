@@ -25,6 +25,7 @@ admin_password = bench-password-123
 [service:backend]
 listen = 127.0.0.1:$port
 workers = auto
+pool_threads = ${POOL_THREADS:-16}
 CONF
 "$BIN/vapora-supervisor" -c "$work/vapora.conf" 2>"$work/supervisor.log" &
 sv=$!

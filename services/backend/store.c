@@ -25,6 +25,11 @@ struct store {
     atomic_long backlog;   /* estimate, refreshed by store_outbox_fetch */
     atomic_ulong dropped;  /* events not queued: the outbox was full */
     atomic_ulong last_drop_log;
+    /* Group commit: writers queue here; one of them runs the batch. */
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    struct wop *wq_head, *wq_tail;
+    bool combining;
 };
 
 typedef struct conn {
@@ -166,22 +171,27 @@ static bool s_exec(conn_t *c, const char *sql)
     return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK;
 }
 
+/* Inside a group commit (see s_write) every write is a savepoint of the
+ * batch's one transaction: these three then mean SAVEPOINT, RELEASE and
+ * ROLLBACK TO, so a write's body is the same alone or batched. */
+static __thread bool t_batched;
+
 static bool s_begin(conn_t *c)
 {
-    return s_exec(c, "BEGIN IMMEDIATE");
+    return s_exec(c, t_batched ? "SAVEPOINT w" : "BEGIN IMMEDIATE");
 }
 
 static bool s_commit(conn_t *c)
 {
-    if (s_exec(c, "COMMIT"))
+    if (s_exec(c, t_batched ? "RELEASE w" : "COMMIT"))
         return true;
-    s_exec(c, "ROLLBACK");
+    s_exec(c, t_batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
     return false;
 }
 
 static void s_rollback(conn_t *c)
 {
-    s_exec(c, "ROLLBACK");
+    s_exec(c, t_batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
 }
 
 /* ---- events: queued in the outbox inside the change's transaction ---- */
@@ -350,6 +360,8 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     store_t *s = xcalloc(1, sizeof *s);
     s->path = xstrdup(path);
     s->outbox_max = 100000;
+    pthread_mutex_init(&s->wmu, NULL);
+    pthread_cond_init(&s->wcv, NULL);
     pthread_key_create(&s->key, s_conn_free);
     store_err_t e;
     if (store_outbox_refresh(s, &e) != STORE_OK) /* start-up: this thread */
@@ -367,6 +379,8 @@ void store_close(store_t **sp)
     if (c)
         s_conn_free(c);
     pthread_key_delete(s->key);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_cond_destroy(&s->wcv);
     free(s->path);
     free(s);
     *sp = NULL;
@@ -515,7 +529,7 @@ static json_t *s_project_row(sqlite3_stmt *st)
                      "created_at", s_col_text(st, 4), "updated_at", s_col_text(st, 5));
 }
 
-store_rc_t store_project_create(store_t *s, const char *name, const char *desc,
+static store_rc_t s_project_create_impl(store_t *s, const char *name, const char *desc,
                                 json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -598,7 +612,7 @@ store_rc_t store_project_list(store_t *s, int64_t after, int limit, json_t **ite
     return STORE_OK;
 }
 
-store_rc_t store_project_update(store_t *s, const char *id, const json_t *patch,
+static store_rc_t s_project_update_impl(store_t *s, const char *id, const json_t *patch,
                                 json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -649,7 +663,7 @@ static int s_step_id(conn_t *c, const char *sql, const char *id, const char *id2
     return sqlite3_step(st);
 }
 
-store_rc_t store_project_delete(store_t *s, const char *id, bool cascade,
+static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade,
                                 store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -869,7 +883,7 @@ static store_rc_t s_finish_task(store_t *s, conn_t *c, const char *id, const cha
     return STORE_OK;
 }
 
-store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *f,
+static store_rc_t s_task_create_impl(store_t *s, const char *project_id, const json_t *f,
                              json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -1157,7 +1171,7 @@ static store_rc_t s_check_update(conn_t *c, const json_t *cur, const json_t *pat
     return STORE_OK;
 }
 
-store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
+static store_rc_t s_task_update_impl(store_t *s, const char *id, const json_t *patch,
                              int64_t if_match, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -1193,7 +1207,7 @@ store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
     return s_finish_task(s, c, id, "updated", out, e);
 }
 
-store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e)
+static store_rc_t s_task_delete_impl(store_t *s, const char *id, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
@@ -1327,4 +1341,160 @@ void store_end(store_t *s)
     conn_t *c = pthread_getspecific(s->key);
     for (unsigned i = 0; c && i < c->ncache; i++)
         sqlite3_reset(c->cache[i].st);
+}
+
+/* ---- group commit ----
+ *
+ * A write queues its operation; the first writer to find no batch running
+ * takes up to STORE_BATCH queued operations and runs them in one BEGIN
+ * IMMEDIATE transaction, each in its own savepoint (an operation that fails
+ * rolls back alone), commits once, and wakes the others. Concurrent
+ * requests thus share one commit and one hold of the database's write lock
+ * instead of queueing for it one by one. No network I/O happens inside. */
+
+#define STORE_BATCH 64
+
+typedef struct wop {
+    store_rc_t (*run)(struct wop *w, store_t *s);
+    const char *a, *b;
+    const json_t *j;
+    bool flag;
+    int64_t num;
+    json_t **out;
+    store_err_t *e;
+    store_rc_t rc;
+    bool done;
+    struct wop *next;
+} wop_t;
+
+static void s_run_batch(store_t *s, wop_t *batch)
+{
+    conn_t *c = s_conn(s);
+    bool ok = c && s_exec(c, "BEGIN IMMEDIATE");
+    t_batched = true;
+    for (wop_t *w = batch; w; w = w->next)
+        w->rc = ok ? w->run(w, s) : s_fail(c, w->e);
+    t_batched = false;
+    if (!ok)
+        return;
+    if (s_exec(c, "COMMIT"))
+        return;
+    s_exec(c, "ROLLBACK");
+    for (wop_t *w = batch; w; w = w->next) {
+        if (w->rc == STORE_OK) {
+            if (w->out) {
+                json_decref(*w->out);
+                *w->out = NULL;
+            }
+            w->rc = s_fail(c, w->e);
+        }
+    }
+}
+
+static store_rc_t s_write(store_t *s, wop_t *w)
+{
+    pthread_mutex_lock(&s->wmu);
+    w->next = NULL;
+    if (s->wq_tail)
+        s->wq_tail->next = w;
+    else
+        s->wq_head = w;
+    s->wq_tail = w;
+    while (!w->done) {
+        if (s->combining) {
+            pthread_cond_wait(&s->wcv, &s->wmu);
+            continue;
+        }
+        s->combining = true;
+        wop_t *batch = s->wq_head, *last = batch;
+        for (int n = 1; n < STORE_BATCH && last->next; n++)
+            last = last->next;
+        s->wq_head = last->next;
+        if (!s->wq_head)
+            s->wq_tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->wmu);
+        s_run_batch(s, batch);
+        pthread_mutex_lock(&s->wmu);
+        for (wop_t *x = batch, *n; x; x = n) {
+            n = x->next;
+            x->done = true;
+        }
+        s->combining = false;
+        pthread_cond_broadcast(&s->wcv);
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return w->rc;
+}
+
+static store_rc_t s_op_project_create(wop_t *w, store_t *s)
+{
+    return s_project_create_impl(s, w->a, w->b, w->out, w->e);
+}
+
+store_rc_t store_project_create(store_t *s, const char *name, const char *desc,
+                                json_t **out, store_err_t *e)
+{
+    wop_t w = {.run = s_op_project_create, .a = name, .b = desc, .out = out, .e = e};
+    return s_write(s, &w);
+}
+
+static store_rc_t s_op_project_update(wop_t *w, store_t *s)
+{
+    return s_project_update_impl(s, w->a, w->j, w->out, w->e);
+}
+
+store_rc_t store_project_update(store_t *s, const char *id, const json_t *patch,
+                                json_t **out, store_err_t *e)
+{
+    wop_t w = {.run = s_op_project_update, .a = id, .j = patch, .out = out, .e = e};
+    return s_write(s, &w);
+}
+
+static store_rc_t s_op_project_delete(wop_t *w, store_t *s)
+{
+    return s_project_delete_impl(s, w->a, w->flag, w->e);
+}
+
+store_rc_t store_project_delete(store_t *s, const char *id, bool cascade,
+                                store_err_t *e)
+{
+    wop_t w = {.run = s_op_project_delete, .a = id, .flag = cascade, .e = e};
+    return s_write(s, &w);
+}
+
+static store_rc_t s_op_task_create(wop_t *w, store_t *s)
+{
+    return s_task_create_impl(s, w->a, w->j, w->out, w->e);
+}
+
+store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *fields,
+                             json_t **out, store_err_t *e)
+{
+    wop_t w = {.run = s_op_task_create, .a = project_id, .j = fields, .out = out, .e = e};
+    return s_write(s, &w);
+}
+
+static store_rc_t s_op_task_update(wop_t *w, store_t *s)
+{
+    return s_task_update_impl(s, w->a, w->j, w->num, w->out, w->e);
+}
+
+store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
+                             int64_t if_match, json_t **out, store_err_t *e)
+{
+    wop_t w = {.run = s_op_task_update, .a = id, .j = patch, .num = if_match, .out = out,
+               .e = e};
+    return s_write(s, &w);
+}
+
+static store_rc_t s_op_task_delete(wop_t *w, store_t *s)
+{
+    return s_task_delete_impl(s, w->a, w->e);
+}
+
+store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e)
+{
+    wop_t w = {.run = s_op_task_delete, .a = id, .e = e};
+    return s_write(s, &w);
 }

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 BIN=$PWD/${BUILD:-build}/bin
 SECS=${BENCH_SECS:-5}
 work=$(mktemp -d /tmp/vapora-bench-backend.XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 port=$(free_port); admin=$(free_port)
 cat > "$work/vapora.conf" <<CONF
 [supervisor]
@@ -32,7 +32,7 @@ sv=$!
 cleanup() { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 B=http://127.0.0.1:$port
-for _ in $(seq 100); do curl -sf "$B/health" >/dev/null && break; sleep 0.05; done
+wait_http "$B/health"
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 tok=$(curl -sf -XPOST "$B/api/v1/auth/login" -H 'Content-Type: application/json' \
   -d '{"username":"admin","password":"bench-password-123"}' | json '["access_token"]')

@@ -12,7 +12,7 @@ BIN=$PWD/${BUILD:-build}/bin
 SECS=${BENCH_SECS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 work=$(mktemp -d /tmp/vapora-bench.XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 port=$(free_port); admin_port=$(free_port)
 cat > "$work/vapora.conf" <<CONF
 [supervisor]
@@ -29,7 +29,7 @@ sv=$!
 cleanup() { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 url="http://127.0.0.1:$port/health"
-for _ in $(seq 100); do curl -sf "$url" >/dev/null && break; sleep 0.05; done
+wait_http "$url"
 ctl() { "$BIN/vaporactl" -a "127.0.0.1:$admin_port" "$@"; }
 echo "== 1. GET /health through the supervisor ($(nproc) cores, workers = auto), wrk -t2 -c100, ${SECS}s x $ROUNDS"
 compare=${COMPARE_HEALTH:-../shared/bench/compare-health}

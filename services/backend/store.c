@@ -709,10 +709,6 @@ static const char *const SQL_TASK_INSERT =
     "INSERT INTO tasks(id,project_id,title,description,type,status,priority,progress,"
     "estimated_hours,created_at,updated_at,version) VALUES(?,?,?,?,?,'todo',?,0,?,?,?,1)";
 static const char *const SQL_TASK_GET = "SELECT " TASK_COLS " FROM tasks WHERE id=?";
-static const char *const SQL_TASK_LIST =
-    "SELECT " TASK_COLS " FROM tasks WHERE seq>?1 AND (?2 IS NULL OR project_id=?2)"
-    " AND (?3 IS NULL OR status=?3) AND (?4 IS NULL OR priority=?4)"
-    " AND (?5 IS NULL OR assigned_role=?5) ORDER BY seq LIMIT ?6";
 static const char *const SQL_TASK_BOARD =
     "SELECT " TASK_COLS " FROM tasks WHERE project_id=? ORDER BY"
     " CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, seq";
@@ -996,41 +992,6 @@ store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t aft
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return s_fail(c, e);
     sbuf_append(items, "]", 1);
-    return STORE_OK;
-}
-
-store_rc_t store_task_list(store_t *s, const store_task_filter_t *f, int64_t after,
-                           int limit, json_t **items, int64_t *next, store_err_t *e)
-{
-    conn_t *c = s_conn(s);
-    sqlite3_stmt *st = c ? s_stmt(c, SQL_TASK_LIST) : NULL;
-    if (!st)
-        return s_fail(c, e);
-    sqlite3_bind_int64(st, 1, after);
-    s_bind_text(st, 2, f->project_id);
-    s_bind_text(st, 3, f->status);
-    s_bind_text(st, 4, f->priority);
-    s_bind_text(st, 5, f->assigned_role);
-    sqlite3_bind_int(st, 6, limit + 1);
-    json_t *a = json_array();
-    int rc, n = 0;
-    int64_t last = 0;
-    *next = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit) {
-            *next = last;
-            break;
-        }
-        json_array_append_new(a, s_task_row(c, st));
-        last = sqlite3_column_int64(st, 0);
-        n++;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        json_decref(a);
-        return s_fail(c, e);
-    }
-    *items = a;
     return STORE_OK;
 }
 

@@ -85,10 +85,10 @@ typedef struct store_task_filter {
 store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *fields,
                              json_t **out, store_err_t *e);
 store_rc_t store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e);
-store_rc_t store_task_list(store_t *s, const store_task_filter_t *f, int64_t after,
-                           int limit, json_t **items, int64_t *next, store_err_t *e);
-/* The fast read paths: the task's stored JSON (*doc, caller frees), and a
- * page of them appended to items as a JSON array, as store_task_list. */
+/* Reads serve each task's stored JSON: one task (*doc, caller frees), or
+ * the tasks matching f after cursor position `after` (0: from the start),
+ * at most limit, appended to items as a JSON array; *next is the position
+ * of the last one when more may follow, else 0. */
 store_rc_t store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e);
 store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t after,
                            int limit, sbuf_t *items, int64_t *next, store_err_t *e);

@@ -121,9 +121,11 @@ Test(store, pages_have_no_gaps_or_duplicates_while_inserting, .init = s_init,
     int seen[60] = {0}, inserted = 50;
     store_err_t e;
     do {
-        json_t *items = NULL;
-        cr_assert_eq(store_task_list(s_store, &f, after, 7, &items, &next, &e),
-                     STORE_OK);
+        sbuf_t page = {0};
+        cr_assert_eq(store_task_page(s_store, &f, after, 7, &page, &next, &e), STORE_OK);
+        json_t *items = json_loads(page.data, 0, NULL);
+        sbuf_free(&page);
+        cr_assert(json_is_array(items));
         size_t i;
         json_t *t;
         json_array_foreach(items, i, t)

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <jwt.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -167,13 +168,29 @@ int auth_init(backend_t *b, char *err, size_t errlen)
     }
     if (s_load_secret(b, err, errlen) < 0 || s_bootstrap_admin(b, err, errlen) < 0)
         return -EIO;
-    /* A hash of a random password, verified when the user does not exist. */
+    return 0;
+}
+
+static pthread_once_t s_dummy_once = PTHREAD_ONCE_INIT;
+static char *s_dummy;
+
+static void s_make_dummy(void)
+{
     unsigned char raw[16];
     char pw[40];
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(pw, sizeof pw, raw, sizeof raw);
-    b->dummy_hash = auth_hash_password(pw);
-    return b->dummy_hash ? 0 : -EIO;
+    s_dummy = auth_hash_password(pw);
+}
+
+/* A hash of a random password, verified when the user does not exist, so
+ * unknown users cost what wrong passwords do. Made on first need (a pool
+ * thread), not at start-up: an argon2id hash there delayed every worker's
+ * readiness by ~15 ms. */
+const char *auth_dummy_hash(void)
+{
+    pthread_once(&s_dummy_once, s_make_dummy);
+    return s_dummy;
 }
 
 void auth_fini(backend_t *b)
@@ -181,7 +198,6 @@ void auth_fini(backend_t *b)
     if (b->jwt_key)
         sodium_memzero(b->jwt_key, b->jwt_key_len);
     free(b->jwt_key);
-    free(b->dummy_hash);
     for (size_t i = 0; i < BACKEND_TOKEN_CACHE; i++) {
         free(b->tokens[i].token);
         free(b->tokens[i].claims);
@@ -189,7 +205,6 @@ void auth_fini(backend_t *b)
         b->tokens[i].claims = NULL;
     }
     b->jwt_key = NULL;
-    b->dummy_hash = NULL;
 }
 
 char *auth_issue_token(backend_t *b, const json_t *user)

@@ -35,7 +35,6 @@ typedef struct backend {
     unsigned char *jwt_key;
     size_t jwt_key_len;
     long token_ttl;
-    char *dummy_hash; /* verified for unknown users: same work, same time */
     login_fail_t fails[BACKEND_LOGIN_SLOTS];
     token_slot_t tokens[BACKEND_TOKEN_CACHE]; /* loop thread only */
 } backend_t;
@@ -60,6 +59,9 @@ void auth_fini(backend_t *b);
 /* argon2id; pool threads (slow on purpose). Returns a heap string or NULL. */
 char *auth_hash_password(const char *password);
 bool auth_verify_password(const char *hash, const char *password);
+/* The hash verified for unknown users (same work, same time); made once,
+ * on first use. Pool threads. */
+const char *auth_dummy_hash(void);
 /* A signed token for user {"id","username","role"}; heap string. */
 char *auth_issue_token(backend_t *b, const json_t *user);
 /* Verifies signature, algorithm and expiry; 0 with claims, or -1. Any

@@ -18,7 +18,7 @@ static void s_login_job(job_t *j)
     char *hash = NULL;
     store_rc_t rc = store_user_by_name(j->b->store, name, &user, &hash, &j->err);
     /* Unknown users cost the same as wrong passwords. */
-    bool ok = auth_verify_password(rc == STORE_OK ? hash : j->b->dummy_hash, pw);
+    bool ok = auth_verify_password(rc == STORE_OK ? hash : auth_dummy_hash(), pw);
     free(hash);
     if (rc == STORE_ERROR) {
         j->rc = rc;

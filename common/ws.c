@@ -19,6 +19,8 @@
 #include "util.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_SNDBUF (64 * 1024)
+#define WS_CLOSE_TIMEOUT_MS 5000
 
 struct ws {
     ws_hub_t *hub;
@@ -32,6 +34,7 @@ struct ws {
     void *ud;
     uint64_t last_seen_ms;
     uint64_t last_ping_ms;
+    uint64_t closing_ms;
     bool closing;
     ws_t *prev, *next;
 };
@@ -183,6 +186,11 @@ static void s_opened(void *ud, int fd, const char *extra, size_t extra_len, void
     wslay_event_config_set_max_recv_msg_length(ws->ctx, hub->cfg.max_message);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* MHD turned it off */
+    /* Without a bound the kernel autotunes a socket's send buffer up to
+     * megabytes, which a client that does not read would pin: keep it
+     * small, so that max_queue is what bounds a slow client. */
+    int sndbuf = WS_SNDBUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     fd_set_nonblock(fd);
     ws->next = hub->head;
     if (hub->head)
@@ -231,9 +239,11 @@ int ws_send_text(ws_t *ws, const char *text, size_t len)
     if (ws->closing || wslay_event_get_close_sent(ws->ctx))
         return -EPIPE;
     if (wslay_event_get_queued_msg_length(ws->ctx) + len > ws->hub->cfg.max_queue) {
-        log_warn("websocket client too slow (%zu bytes waiting): closing it",
+        /* It does not read, so a close handshake would never finish: drop
+         * it now, with everything queued for it. */
+        log_warn("websocket client too slow (%zu bytes waiting): dropping it",
                  wslay_event_get_queued_msg_length(ws->ctx));
-        ws_close(ws, 1008, "too slow: messages piled up");
+        s_free(ws);
         return -ENOBUFS;
     }
     struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
@@ -252,6 +262,7 @@ void ws_close(ws_t *ws, uint16_t code, const char *reason)
     if (ws->closing)
         return;
     ws->closing = true;
+    ws->closing_ms = loop_now_ms(ws->hub->loop);
     wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, strlen(reason));
     if (wslay_event_send(ws->ctx) != 0)
         s_free(ws);
@@ -273,11 +284,11 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
     uint64_t now = loop_now_ms(loop);
     for (ws_t *ws = hub->head, *next; ws; ws = next) {
         next = ws->next;
-        if (now - ws->last_seen_ms > (uint64_t)hub->cfg.idle_timeout * 1000) {
-            if (ws->closing) {
-                s_free(ws); /* the close handshake itself stalled */
-                continue;
-            }
+        if (ws->closing && now - ws->closing_ms > WS_CLOSE_TIMEOUT_MS) {
+            s_free(ws); /* the peer never answered our close */
+            continue;
+        }
+        if (!ws->closing && now - ws->last_seen_ms > (uint64_t)hub->cfg.idle_timeout * 1000) {
             ws_close(ws, 1001, "idle");
             continue;
         }

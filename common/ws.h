@@ -3,9 +3,11 @@
  *
  * DESIGN. The upgraded socket joins our loop (MHD no longer watches it);
  * we read on EPOLLIN and write on EPOLLOUT only while wslay has something
- * to send. Every session has a send queue capped at max_queue bytes: a
- * client that does not read is closed (1008) before it costs unbounded
- * memory. Incoming messages are capped at max_message bytes (1009). A ping
+ * to send. Every session has a send queue capped at max_queue bytes, and
+ * its socket's kernel send buffer is held to 64 KiB (the kernel would
+ * otherwise grow it to megabytes): a client that does not read is closed
+ * dropped before it costs unbounded memory. A close handshake the peer does
+ * not answer within 5 s ends the session anyway. Incoming messages are capped at max_message bytes (1009). A ping
  * goes out every ping_interval seconds; a session silent for idle_timeout
  * seconds is closed. Sessions end through MHD (never close() on the fd).
  *

@@ -189,7 +189,16 @@ live_t *live_start(backend_t *b)
     l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&l->mu, NULL);
     loop_t *loop = worker_loop(b->w);
-    l->hub = ws_hub_new(loop, worker_http(b->w), NULL);
+    ws_config_t wc = {.max_queue = 1 << 20, .max_message = 64 << 10,
+                      .ping_interval = 20, .idle_timeout = 60};
+    long maxq;
+    char err[256];
+    if (cfg_get_long(worker_cfg(b->w), "backend", "ws_max_queue", (long)wc.max_queue, 4096,
+                     1L << 30, &maxq, err, sizeof err) < 0)
+        log_warn("%s; using %zu", err, wc.max_queue);
+    else
+        wc.max_queue = (size_t)maxq;
+    l->hub = ws_hub_new(loop, worker_http(b->w), &wc);
     if (l->evfd < 0 || loop_add_fd(loop, l->evfd, LOOP_READ, s_on_wake, l) < 0) {
         log_err(errno, "live: eventfd");
         live_stop(&l);

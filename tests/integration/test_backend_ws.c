@@ -227,6 +227,66 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     free(tok);
 }
 
+/* A client that never reads is closed once ws_max_queue bytes wait for
+ * it, instead of growing the worker's memory. */
+Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60, .fini = s_fini)
+{
+    th_sv_t *sv = th_sv_start("shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
+                              "[backend]\nadmin_password = ws-test-password\n"
+                              "ws_max_queue = 16384\n\n"
+                              "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
+                              "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p "
+                              "@PORT2@ -sd @DATA@/nats\n");
+    cr_assert_not_null(sv);
+    char *tok = s_login(sv->ports[0]);
+    json_t *p = s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"slow\"}", 201);
+    /* A client socket with a tiny receive window, which never reads. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 2048;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sv->ports[0])};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET /ws?token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     tok);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    th_sleep_ms(300);
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",
+             json_string_value(json_object_get(p, "id")));
+    char title[600];
+    memset(title, 'x', sizeof title - 1);
+    title[sizeof title - 1] = '\0';
+    char body[700];
+    snprintf(body, sizeof body, "{\"title\":\"%.480s\"}", title);
+    bool dropped = false;
+    for (int i = 0; i < 3000 && !dropped; i++) {
+        json_decref(s_call(sv->ports[0], "POST", path, tok, body, 201));
+        if (i % 100 == 99) {
+            th_resp_t *m = NULL;
+            cr_assert_eq(th_request(sv->ports[0], "GET", "/metrics", NULL, NULL, &m), 0);
+            dropped = strstr(m->body, "vapora_ws_sessions{service=\"backend\"} 0") != NULL;
+            th_resp_free(&m);
+        }
+    }
+    cr_assert(dropped, "the session that never reads is still open after 3000 events");
+    char *log = th_log(sv->proc);
+    cr_assert(strstr(log, "websocket client too slow"), "no log line for the drop");
+    char buf[65536];
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0) { /* what reached the kernel, then EOF */
+    }
+    cr_assert_leq(got, 0, "the dropped socket is still open");
+    free(log);
+    close(fd);
+    json_decref(p);
+    free(tok);
+}
+
 Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60, .fini = s_fini)
 {
     th_sv_t *sv = th_sv_start(SETUP);

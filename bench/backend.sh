@@ -12,12 +12,15 @@ BIN=$PWD/${BUILD:-build}/bin
 SECS=${BENCH_SECS:-5}
 work=$(mktemp -d /tmp/vapora-bench-backend.XXXXXX)
 . bench/lib.sh
-port=$(free_port); admin=$(free_port)
+port=$(free_port); admin=$(free_port); nats=$(free_port)
 cat > "$work/vapora.conf" <<CONF
 [supervisor]
 admin = 127.0.0.1:$admin
 data_dir = $work/data
 shutdown_timeout = 5
+
+[nats]
+url = nats://127.0.0.1:$nats
 
 [backend]
 admin_password = bench-password-123
@@ -26,6 +29,9 @@ admin_password = bench-password-123
 listen = 127.0.0.1:$port
 workers = auto
 pool_threads = ${POOL_THREADS:-16}
+
+[program:nats]
+command = nats-server -js -a 127.0.0.1 -p $nats -sd $work/data/nats
 CONF
 "$BIN/vapora-supervisor" -c "$work/vapora.conf" 2>"$work/supervisor.log" &
 sv=$!
@@ -63,7 +69,16 @@ cc -O2 -o "$work/sqlite_rate" bench/sqlite_rate.c $(pkg-config --cflags --libs s
 raw=$("$work/sqlite_rate" "$work/raw.db" "$SECS")
 printf "%-28s tx/s  %9.0f   (single-row transactions, WAL/NORMAL, one process)\n" \
   "raw SQLite commits" "$raw"
-run "POST /projects/{id}/tasks" "$work/post.lua" "$B/api/v1/projects/$pid/tasks"
+# Reads first: the writes leave tens of thousands of events for the
+# publisher, whose work would otherwise overlap the read figures.
 run "GET /tasks/{id}" "$work/get.lua" "$B/api/v1/tasks/$tid"
 run "GET /tasks?limit=50" "$work/get.lua" "$B/api/v1/tasks?project_id=$pid&limit=50"
 run "GET /health" "" "$B/health"
+run "POST /projects/{id}/tasks" "$work/post.lua" "$B/api/v1/projects/$pid/tasks"
+# Let the publisher catch up before timing single changes.
+for _ in $(seq 600); do
+  d=$(curl -sf "$B/metrics" | awk '/^vapora_events_outbox_depth/ {print $2}')
+  [ "${d:-0}" = 0 ] && break; sleep 0.1
+done
+cc -O2 -o "$work/ws_latency" bench/ws_latency.c
+"$work/ws_latency" "$port" "$port" "$tok" "$pid" "${WS_ROUNDS:-200}"

@@ -186,6 +186,15 @@ static void *s_thread(void *arg)
     return NULL;
 }
 
+/* A commit queued events: wake the publisher (any thread). */
+static void s_kick(void *ud)
+{
+    events_t *ev = ud;
+    pthread_mutex_lock(&ev->mu);
+    pthread_cond_signal(&ev->cv);
+    pthread_mutex_unlock(&ev->mu);
+}
+
 static void s_collect(sbuf_t *out, void *ud)
 {
     events_t *ev = ud;
@@ -236,6 +245,7 @@ events_t *events_start(backend_t *b)
         return NULL;
     }
     metrics_add_collector(worker_metrics(b->w), s_collect, ev);
+    store_set_commit_hook(b->store, s_kick, ev);
     return ev;
 }
 
@@ -244,6 +254,7 @@ void events_stop(events_t **ep)
     events_t *ev = ep ? *ep : NULL;
     if (!ev)
         return;
+    store_set_commit_hook(ev->b->store, NULL, NULL);
     pthread_mutex_lock(&ev->mu);
     ev->stop = true;
     pthread_cond_signal(&ev->cv);

@@ -30,6 +30,8 @@ struct store {
     pthread_cond_t wcv;
     struct wop *wq_head, *wq_tail;
     bool combining;
+    void (*on_commit)(void *ud); /* after a batch that queued events */
+    void *on_commit_ud;
 };
 
 typedef struct conn {
@@ -1226,6 +1228,12 @@ static const char *const SQL_OUTBOX_DELETE = "DELETE FROM outbox WHERE seq<=?";
 static const char *const SQL_OUTBOX_SIZE =
     "SELECT COALESCE(MAX(seq)-MIN(seq)+1,0) FROM outbox";
 
+void store_set_commit_hook(store_t *s, void (*fn)(void *ud), void *ud)
+{
+    s->on_commit = fn;
+    s->on_commit_ud = ud;
+}
+
 void store_set_outbox_max(store_t *s, long max)
 {
     s->outbox_max = max;
@@ -1338,8 +1346,12 @@ static void s_run_batch(store_t *s, wop_t *batch)
     t_batched = false;
     if (!ok)
         return;
-    if (s_exec(c, "COMMIT"))
+    long queued = atomic_load(&s->backlog);
+    if (s_exec(c, "COMMIT")) {
+        if (s->on_commit && queued > 0)
+            s->on_commit(s->on_commit_ud);
         return;
+    }
     s_exec(c, "ROLLBACK");
     for (wop_t *w = batch; w; w = w->next) {
         if (w->rc == STORE_OK) {

@@ -111,6 +111,9 @@ typedef struct store_event {
 /* At most max events wait; more are dropped (the writes still succeed).
  * 0 turns events off. */
 void store_set_outbox_max(store_t *s, long max);
+/* fn(ud) runs (on the committing pool thread) after each commit of writes
+ * while events wait: the publisher wakes at once instead of at its poll. */
+void store_set_commit_hook(store_t *s, void (*fn)(void *ud), void *ud);
 /* Events waiting (an estimate, any thread), and events dropped so far. */
 long store_outbox_backlog(store_t *s);
 unsigned long store_outbox_dropped(store_t *s);

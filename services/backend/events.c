@@ -34,7 +34,19 @@ struct events {
     bool stream_ok;
     atomic_ulong published;
     atomic_bool is_leader;
+    atomic_bool async_failed; /* an asynchronous publish of this batch failed */
+    atomic_bool stream_lost;
 };
+
+/* nats.c thread: a publish of the current batch was refused or lost. */
+static void s_async_err(jsCtx *js, jsPubAckErr *pae, void *ud)
+{
+    UNUSED(js);
+    events_t *ev = ud;
+    atomic_store(&ev->async_failed, true);
+    if (pae->Err == NATS_NO_RESPONDERS)
+        atomic_store(&ev->stream_lost, true);
+}
 
 /* Waits ms, or less when stopping. Returns false when stopping. */
 static bool s_wait(events_t *ev, int ms)
@@ -79,11 +91,16 @@ static bool s_ready(events_t *ev)
         jsOptions o;
         jsOptions_Init(&o);
         o.Wait = 2000;
+        o.PublishAsync.MaxPending = EVENTS_BATCH * 2;
+        o.PublishAsync.ErrHandler = s_async_err;
+        o.PublishAsync.ErrHandlerClosure = ev;
         if (natsConnection_JetStream(&ev->js, nc, &o) != NATS_OK)
             return false;
         ev->js_nc = nc;
         ev->stream_ok = false;
     }
+    if (atomic_exchange(&ev->stream_lost, false))
+        ev->stream_ok = false; /* the server lost the stream: make it again */
     if (ev->stream_ok)
         return true;
     jsStreamInfo *si = NULL;
@@ -112,7 +129,11 @@ static bool s_ready(events_t *ev)
     return true;
 }
 
-/* Publishes one batch; returns how many went out (-1 on a failure). */
+/* Publishes one batch asynchronously and waits for every acknowledgement;
+ * returns how many went out (-1 on a failure). A batch that fails, even in
+ * part, stays in the outbox and is sent again whole: the stream drops the
+ * copies it already has (same Nats-Msg-Id), so nothing is lost or doubled
+ * and the order holds. */
 static int s_publish_batch(events_t *ev)
 {
     store_event_t *evs = NULL;
@@ -121,38 +142,42 @@ static int s_publish_batch(events_t *ev)
     backend_t *b = ev->b;
     if (store_outbox_fetch(b->store, EVENTS_BATCH, &evs, &n, &e) != STORE_OK)
         return -1;
-    int64_t last = 0;
-    int sent = 0;
-    for (size_t i = 0; i < n; i++) {
+    if (n == 0) {
+        store_outbox_free(evs, n);
+        return 0;
+    }
+    atomic_store(&ev->async_failed, false);
+    natsStatus s = NATS_OK;
+    for (size_t i = 0; i < n && s == NATS_OK; i++) {
         char msgid[48];
         snprintf(msgid, sizeof msgid, "vapora-outbox-%lld", (long long)evs[i].seq);
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = msgid;
-        po.MaxWait = 2000;
-        jsPubAck *ack = NULL;
-        jsErrCode jerr = 0;
-        natsStatus s = js_Publish(&ack, ev->js, evs[i].subject, evs[i].payload,
-                                  (int)strlen(evs[i].payload), &po, &jerr);
-        jsPubAck_Destroy(ack);
-        if (s != NATS_OK) {
-            log_warn("events: publishing %s (outbox %lld) failed: %s; retrying",
-                     evs[i].subject, (long long)evs[i].seq, natsStatus_GetText(s));
-            if (s == NATS_NO_RESPONDERS)
-                ev->stream_ok = false; /* the server lost the stream: make it again */
-            sent = -1;
-            break;
-        }
-        last = evs[i].seq;
-        sent++;
+        s = js_PublishAsync(ev->js, evs[i].subject, evs[i].payload,
+                            (int)strlen(evs[i].payload), &po);
     }
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = 5000;
+    natsStatus done = js_PublishAsyncComplete(ev->js, &wait);
+    if (done != NATS_OK) { /* forget what is still pending: it goes again */
+        natsMsgList pending;
+        if (js_PublishAsyncGetPendingList(&pending, ev->js) == NATS_OK)
+            natsMsgList_Destroy(&pending);
+    }
+    int64_t last = evs[n - 1].seq;
     store_outbox_free(evs, n);
-    if (last && store_outbox_delete_upto(b->store, last, &e) != STORE_OK)
-        sent = -1;
-    if (last)
-        atomic_fetch_add(&ev->published, (unsigned long)(sent > 0 ? sent : 0));
+    if (s != NATS_OK || done != NATS_OK || atomic_load(&ev->async_failed)) {
+        log_warn("events: publishing %zu event(s) failed (%s); sending them again",
+                 n, natsStatus_GetText(s != NATS_OK ? s : done != NATS_OK ? done : NATS_ERR));
+        return -1;
+    }
+    if (store_outbox_delete_upto(b->store, last, &e) != STORE_OK)
+        return -1;
+    atomic_fetch_add(&ev->published, (unsigned long)n);
     store_outbox_refresh(b->store, &e);
-    return sent;
+    return (int)n;
 }
 
 static void *s_thread(void *arg)

@@ -21,7 +21,8 @@ static const char *const s_service[] = {"listen", "workers", "command",
 static const char *const s_program[] = {"command", "directory", "environment", NULL};
 static const char *const s_nats[] = {"url", NULL};
 static const char *const s_backend[] = {"database",  "jwt_secret", "admin_password",
-                                        "token_ttl", "outbox_max", "ws_max_queue", NULL};
+                                        "token_ttl", "outbox_max", "ws_max_queue",
+                                        NULL};
 static const char *const s_agents[] = {NULL};
 static const char *const s_router[] = {"api_keys", "default_max_tokens", NULL};
 static const char *const s_provider[] = {"kind",   "base_url", "api_key",

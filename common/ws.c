@@ -83,9 +83,10 @@ static ssize_t s_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int
     }
     ssize_t n = recv(ws->fd, buf, len, 0);
     if (n < 0) {
-        wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
-                                       ? WSLAY_ERR_WOULDBLOCK
-                                       : WSLAY_ERR_CALLBACK_FAILURE);
+        wslay_event_set_error(ctx,
+                              errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+                                  ? WSLAY_ERR_WOULDBLOCK
+                                  : WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
     if (n == 0) {
@@ -103,22 +104,24 @@ static ssize_t s_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t l
     ssize_t n = send(ws->fd, data, len,
                      MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
     if (n < 0) {
-        wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
-                                       ? WSLAY_ERR_WOULDBLOCK
-                                       : WSLAY_ERR_CALLBACK_FAILURE);
+        wslay_event_set_error(ctx,
+                              errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+                                  ? WSLAY_ERR_WOULDBLOCK
+                                  : WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
     return n;
 }
 
-static void s_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
-                     void *user)
+static void s_on_msg(wslay_event_context_ptr ctx,
+                     const struct wslay_event_on_msg_recv_arg *a, void *user)
 {
     UNUSED(ctx);
     ws_t *ws = user;
     if ((a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME) &&
         ws->on_message)
-        ws->on_message(ws, a->opcode == WSLAY_TEXT_FRAME, a->msg, a->msg_length, ws->ud);
+        ws->on_message(ws, a->opcode == WSLAY_TEXT_FRAME, a->msg, a->msg_length,
+                       ws->ud);
 }
 
 /* ---- the session on the loop ---- */
@@ -180,7 +183,7 @@ static void s_opened(void *ud, int fd, const char *extra, size_t extra_len, void
     ws->ud = p->ud;
     free(p);
     ws->last_seen_ms = ws->last_ping_ms = loop_now_ms(hub->loop);
-    static const struct wslay_event_callbacks cbs = {s_recv, s_send, NULL, NULL,
+    static const struct wslay_event_callbacks cbs = {s_recv, s_send, NULL,    NULL,
                                                      NULL,   NULL,   s_on_msg};
     wslay_event_context_server_init(&ws->ctx, &cbs, ws);
     wslay_event_config_set_max_recv_msg_length(ws->ctx, hub->cfg.max_message);
@@ -288,14 +291,17 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
             s_free(ws); /* the peer never answered our close */
             continue;
         }
-        if (!ws->closing && now - ws->last_seen_ms > (uint64_t)hub->cfg.idle_timeout * 1000) {
+        if (!ws->closing &&
+            now - ws->last_seen_ms > (uint64_t)hub->cfg.idle_timeout * 1000) {
             ws_close(ws, 1001, "idle");
             continue;
         }
-        if (!ws->closing && now - ws->last_ping_ms >= (uint64_t)hub->cfg.ping_interval * 1000) {
+        if (!ws->closing &&
+            now - ws->last_ping_ms >= (uint64_t)hub->cfg.ping_interval * 1000) {
             struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"", 0};
             ws->last_ping_ms = now;
-            if (wslay_event_queue_msg(ws->ctx, &ping) == 0 && wslay_event_send(ws->ctx) != 0)
+            if (wslay_event_queue_msg(ws->ctx, &ping) == 0 &&
+                wslay_event_send(ws->ctx) != 0)
                 s_free(ws);
             else
                 s_update(ws);

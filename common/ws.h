@@ -7,9 +7,10 @@
  * its socket's kernel send buffer is held to 64 KiB (the kernel would
  * otherwise grow it to megabytes): a client that does not read is closed
  * dropped before it costs unbounded memory. A close handshake the peer does
- * not answer within 5 s ends the session anyway. Incoming messages are capped at max_message bytes (1009). A ping
- * goes out every ping_interval seconds; a session silent for idle_timeout
- * seconds is closed. Sessions end through MHD (never close() on the fd).
+ * not answer within 5 s ends the session anyway. Incoming messages are capped at
+ * max_message bytes (1009). A ping goes out every ping_interval seconds; a session
+ * silent for idle_timeout seconds is closed. Sessions end through MHD (never close() on
+ * the fd).
  *
  * Loop thread only. */
 #ifndef VAPORA_WS_H

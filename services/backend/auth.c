@@ -107,7 +107,8 @@ static int s_load_secret(backend_t *b, char *err, size_t errlen)
         memcpy(b->jwt_key, cfg, b->jwt_key_len);
         return 0;
     }
-    b->jwt_key = s_secret_file(b->data_dir, "jwt-secret", 32, &b->jwt_key_len, err, errlen);
+    b->jwt_key =
+        s_secret_file(b->data_dir, "jwt-secret", 32, &b->jwt_key_len, err, errlen);
     return b->jwt_key ? 0 : -EIO;
 }
 
@@ -135,8 +136,9 @@ static int s_bootstrap_admin(backend_t *b, char *err, size_t errlen)
     }
     char *hash = auth_hash_password(pw);
     bool created = false;
-    store_rc_t rc = hash ? store_user_ensure(b->store, "admin", hash, "owner", &created, &e)
-                         : STORE_ERROR;
+    store_rc_t rc =
+        hash ? store_user_ensure(b->store, "admin", hash, "owner", &created, &e)
+             : STORE_ERROR;
     free(hash);
     store_end(b->store);
     if (rc != STORE_OK) {
@@ -150,8 +152,8 @@ static int s_bootstrap_admin(backend_t *b, char *err, size_t errlen)
         bool ok = fd >= 0 && write(fd, pw, strlen(pw)) == (ssize_t)strlen(pw);
         if (fd >= 0)
             close(fd);
-        log_warn("created user admin with the generated password %s (also in %s%s)",
-                 pw, path, ok ? "" : ": could not be written");
+        log_warn("created user admin with the generated password %s (also in %s%s)", pw,
+                 path, ok ? "" : ": could not be written");
         free(path);
     } else if (created) {
         log_info("created user admin with [backend] admin_password");
@@ -213,10 +215,12 @@ char *auth_issue_token(backend_t *b, const json_t *user)
     char *tok = NULL;
     time_t now = time(NULL);
     if (jwt_new(&jwt) == 0 &&
-        jwt_add_grant(jwt, "sub", json_string_value(json_object_get(user, "id"))) == 0 &&
+        jwt_add_grant(jwt, "sub", json_string_value(json_object_get(user, "id"))) ==
+            0 &&
         jwt_add_grant(jwt, "username",
                       json_string_value(json_object_get(user, "username"))) == 0 &&
-        jwt_add_grant(jwt, "role", json_string_value(json_object_get(user, "role"))) == 0 &&
+        jwt_add_grant(jwt, "role", json_string_value(json_object_get(user, "role"))) ==
+            0 &&
         jwt_add_grant_int(jwt, "iat", now) == 0 &&
         jwt_add_grant_int(jwt, "exp", now + b->token_ttl) == 0 &&
         jwt_set_alg(jwt, JWT_ALG_HS256, b->jwt_key, (int)b->jwt_key_len) == 0)

@@ -169,8 +169,10 @@ static int s_publish_batch(events_t *ev)
     int64_t last = evs[n - 1].seq;
     store_outbox_free(evs, n);
     if (s != NATS_OK || done != NATS_OK || atomic_load(&ev->async_failed)) {
-        log_warn("events: publishing %zu event(s) failed (%s); sending them again",
-                 n, natsStatus_GetText(s != NATS_OK ? s : done != NATS_OK ? done : NATS_ERR));
+        log_warn("events: publishing %zu event(s) failed (%s); sending them again", n,
+                 natsStatus_GetText(s != NATS_OK      ? s
+                                    : done != NATS_OK ? done
+                                                      : NATS_ERR));
         return -1;
     }
     if (store_outbox_delete_upto(b->store, last, &e) != STORE_OK)
@@ -223,10 +225,9 @@ static void s_kick(void *ud)
 static void s_collect(sbuf_t *out, void *ud)
 {
     events_t *ev = ud;
-    metrics_write_sample(out, "vapora_events_outbox_depth",
-                         "Events waiting in the outbox for NATS.", "gauge",
-                         "service=\"backend\"",
-                         (double)store_outbox_backlog(ev->b->store));
+    metrics_write_sample(
+        out, "vapora_events_outbox_depth", "Events waiting in the outbox for NATS.",
+        "gauge", "service=\"backend\"", (double)store_outbox_backlog(ev->b->store));
     metrics_write_sample(out, "vapora_events_published_total",
                          "Events this worker published to JetStream.", "counter",
                          "service=\"backend\"", (double)atomic_load(&ev->published));
@@ -235,8 +236,9 @@ static void s_collect(sbuf_t *out, void *ud)
                          "service=\"backend\"",
                          (double)store_outbox_dropped(ev->b->store));
     metrics_write_sample(out, "vapora_events_publisher",
-                         "1 when this worker is the one publishing the outbox.", "gauge",
-                         "service=\"backend\"", atomic_load(&ev->is_leader) ? 1 : 0);
+                         "1 when this worker is the one publishing the outbox.",
+                         "gauge", "service=\"backend\"",
+                         atomic_load(&ev->is_leader) ? 1 : 0);
 }
 
 events_t *events_start(backend_t *b)

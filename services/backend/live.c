@@ -112,8 +112,8 @@ static void s_on_wake(loop_t *loop, int fd, unsigned ev, void *ud)
         list = it->next;
         if (ws_hub_count(l->hub) > 0) {
             json_t *j = json_loadb(it->payload, it->len, 0, NULL);
-            fanout_t f = {json_string_value(json_object_get(j, "project_id")), it->payload,
-                          it->len};
+            fanout_t f = {json_string_value(json_object_get(j, "project_id")),
+                          it->payload, it->len};
             ws_hub_each(l->hub, s_send_one, &f);
             json_decref(j);
         }
@@ -189,12 +189,14 @@ live_t *live_start(backend_t *b)
     l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&l->mu, NULL);
     loop_t *loop = worker_loop(b->w);
-    ws_config_t wc = {.max_queue = 1 << 20, .max_message = 64 << 10,
-                      .ping_interval = 20, .idle_timeout = 60};
+    ws_config_t wc = {.max_queue = 1 << 20,
+                      .max_message = 64 << 10,
+                      .ping_interval = 20,
+                      .idle_timeout = 60};
     long maxq;
     char err[256];
-    if (cfg_get_long(worker_cfg(b->w), "backend", "ws_max_queue", (long)wc.max_queue, 4096,
-                     1L << 30, &maxq, err, sizeof err) < 0)
+    if (cfg_get_long(worker_cfg(b->w), "backend", "ws_max_queue", (long)wc.max_queue,
+                     4096, 1L << 30, &maxq, err, sizeof err) < 0)
         log_warn("%s; using %zu", err, wc.max_queue);
     else
         wc.max_queue = (size_t)maxq;

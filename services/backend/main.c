@@ -45,8 +45,8 @@ static int s_setup(worker_t *w)
         return -EIO;
     }
     long outbox_max;
-    if (cfg_get_long(cfg, "backend", "outbox_max", 100000, 1, 10000000, &outbox_max, err,
-                     sizeof err) < 0) {
+    if (cfg_get_long(cfg, "backend", "outbox_max", 100000, 1, 10000000, &outbox_max,
+                     err, sizeof err) < 0) {
         log_error("%s", err);
         return -EINVAL;
     }

@@ -27,10 +27,9 @@ static bool s_check_body(http_req_t *req, const json_t *body, bool creating)
 
 static void s_create_job(job_t *j)
 {
-    j->rc = store_project_create(j->b->store,
-                                 json_string_value(json_object_get(j->in, "name")),
-                                 json_string_value(json_object_get(j->in, "description")),
-                                 &j->out, &j->err);
+    j->rc = store_project_create(
+        j->b->store, json_string_value(json_object_get(j->in, "name")),
+        json_string_value(json_object_get(j->in, "description")), &j->out, &j->err);
     if (j->rc == STORE_OK) {
         j->status = 201;
         snprintf(j->location, sizeof j->location, "/api/v1/projects/%s",

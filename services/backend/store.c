@@ -22,8 +22,8 @@ struct store {
     char *path;
     pthread_key_t key; /* the calling thread's conn_t */
     long outbox_max;
-    atomic_long backlog;   /* estimate, refreshed by store_outbox_fetch */
-    atomic_ulong dropped;  /* events not queued: the outbox was full */
+    atomic_long backlog;  /* estimate, refreshed by store_outbox_fetch */
+    atomic_ulong dropped; /* events not queued: the outbox was full */
     atomic_ulong last_drop_log;
     /* Group commit: writers queue here; one of them runs the batch. */
     pthread_mutex_t wmu;
@@ -92,17 +92,17 @@ static void s_conn_free(void *p)
 static sqlite3 *s_open_db(const char *path, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+        NULL);
     if (rc == SQLITE_OK)
         sqlite3_busy_handler(db, s_busy, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db,
-                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;",
-                          NULL, NULL, NULL);
+        rc =
+            sqlite3_exec(db,
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                         " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;",
+                         NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -222,10 +222,9 @@ static bool s_emit(store_t *s, conn_t *c, const char *subject, const char *type,
     char at[40];
     time_iso8601(at, sizeof at);
     json_t *pid = json_object_get(data, "project_id");
-    json_t *ev = json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", type, "id",
-                           json_object_get(data, "id"), "project_id",
-                           pid ? pid : json_object_get(data, "id"), "data", data, "at",
-                           at);
+    json_t *ev = json_pack(
+        "{s:s,s:O,s:O,s:O,s:s}", "type", type, "id", json_object_get(data, "id"),
+        "project_id", pid ? pid : json_object_get(data, "id"), "data", data, "at", at);
     char *txt = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     sqlite3_stmt *st = s_stmt(c, SQL_OUTBOX_INSERT);
@@ -312,8 +311,8 @@ static int s_migrate(sqlite3 *db, char *err, size_t errlen)
         sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations",
-                       -1, &st, NULL);
+    sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations", -1,
+                       &st, NULL);
     int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
     int want = (int)ARRAY_LEN(s_migrations);
@@ -335,8 +334,9 @@ static int s_migrate(sqlite3 *db, char *err, size_t errlen)
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     if (have > want) {
-        snprintf(err, errlen, "the database is at schema %d, newer than this build (%d)",
-                 have, want);
+        snprintf(err, errlen,
+                 "the database is at schema %d, newer than this build (%d)", have,
+                 want);
         return -EIO;
     }
     return 0;
@@ -522,17 +522,18 @@ static const char *const SQL_PROJECT_TASKS =
 static const char *const SQL_PROJECT_DEPS_DELETE =
     "DELETE FROM task_deps WHERE task_id IN (SELECT id FROM tasks WHERE project_id=?)"
     " OR blocked_by IN (SELECT id FROM tasks WHERE project_id=?)";
-static const char *const SQL_PROJECT_TASKS_DELETE = "DELETE FROM tasks WHERE project_id=?";
+static const char *const SQL_PROJECT_TASKS_DELETE =
+    "DELETE FROM tasks WHERE project_id=?";
 
 static json_t *s_project_row(sqlite3_stmt *st)
 {
     return json_pack("{s:o,s:o,s:o,s:o,s:o}", "id", s_col_text(st, 1), "name",
-                     s_col_text(st, 2), "description", s_col_text(st, 3),
-                     "created_at", s_col_text(st, 4), "updated_at", s_col_text(st, 5));
+                     s_col_text(st, 2), "description", s_col_text(st, 3), "created_at",
+                     s_col_text(st, 4), "updated_at", s_col_text(st, 5));
 }
 
 static store_rc_t s_project_create_impl(store_t *s, const char *name, const char *desc,
-                                json_t **out, store_err_t *e)
+                                        json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     sqlite3_stmt *st = c ? s_stmt(c, SQL_PROJECT_INSERT) : NULL;
@@ -548,9 +549,9 @@ static store_rc_t s_project_create_impl(store_t *s, const char *name, const char
     s_bind_text(st, 5, ts);
     if (!s_begin(c))
         return s_fail(c, e);
-    json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name,
-                          "description", desc ? desc : "", "created_at", ts,
-                          "updated_at", ts);
+    json_t *p =
+        json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name, "description",
+                  desc ? desc : "", "created_at", ts, "updated_at", ts);
     if (sqlite3_step(st) != SQLITE_DONE ||
         !s_emit(s, c, "vapora.projects.created", "project.created", p) ||
         !s_commit(c)) {
@@ -615,7 +616,7 @@ store_rc_t store_project_list(store_t *s, int64_t after, int limit, json_t **ite
 }
 
 static store_rc_t s_project_update_impl(store_t *s, const char *id, const json_t *patch,
-                                json_t **out, store_err_t *e)
+                                        json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
@@ -638,7 +639,8 @@ static store_rc_t s_project_update_impl(store_t *s, const char *id, const json_t
         return s_not_found(e, "project", id);
     }
     store_rc_t r = s_project_get(c, id, out, e);
-    if (r == STORE_OK && !s_emit(s, c, "vapora.projects.updated", "project.updated", *out)) {
+    if (r == STORE_OK &&
+        !s_emit(s, c, "vapora.projects.updated", "project.updated", *out)) {
         json_decref(*out);
         *out = NULL;
         s_rollback(c);
@@ -666,7 +668,7 @@ static int s_step_id(conn_t *c, const char *sql, const char *id, const char *id2
 }
 
 static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade,
-                                store_err_t *e)
+                                        store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
@@ -688,11 +690,11 @@ static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade
         return STORE_CONFLICT;
     }
     json_t *gone = json_pack("{s:s,s:b}", "id", id, "cascade", tasks > 0);
-    bool ok = tasks >= 0 && s_step_id(c, SQL_PROJECT_DEPS_DELETE, id, id) == SQLITE_DONE &&
-              s_step_id(c, SQL_PROJECT_TASKS_DELETE, id, NULL) == SQLITE_DONE &&
-              s_step_id(c, SQL_PROJECT_DELETE, id, NULL) == SQLITE_DONE &&
-              s_emit(s, c, "vapora.projects.deleted", "project.deleted", gone) &&
-              s_commit(c);
+    bool ok =
+        tasks >= 0 && s_step_id(c, SQL_PROJECT_DEPS_DELETE, id, id) == SQLITE_DONE &&
+        s_step_id(c, SQL_PROJECT_TASKS_DELETE, id, NULL) == SQLITE_DONE &&
+        s_step_id(c, SQL_PROJECT_DELETE, id, NULL) == SQLITE_DONE &&
+        s_emit(s, c, "vapora.projects.deleted", "project.deleted", gone) && s_commit(c);
     json_decref(gone);
     if (!ok) {
         s_rollback(c);
@@ -709,12 +711,14 @@ static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade
     "updated_at,version"
 static const char *const SQL_TASK_INSERT =
     "INSERT INTO tasks(id,project_id,title,description,type,status,priority,progress,"
-    "estimated_hours,created_at,updated_at,version) VALUES(?,?,?,?,?,'todo',?,0,?,?,?,1)";
+    "estimated_hours,created_at,updated_at,version) "
+    "VALUES(?,?,?,?,?,'todo',?,0,?,?,?,1)";
 static const char *const SQL_TASK_GET = "SELECT " TASK_COLS " FROM tasks WHERE id=?";
 static const char *const SQL_TASK_BOARD =
     "SELECT " TASK_COLS " FROM tasks WHERE project_id=? ORDER BY"
     " CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, seq";
-static const char *const SQL_DEPS_OF = "SELECT blocked_by FROM task_deps WHERE task_id=?";
+static const char *const SQL_DEPS_OF =
+    "SELECT blocked_by FROM task_deps WHERE task_id=?";
 static const char *const SQL_DEP_INSERT = "INSERT OR IGNORE INTO task_deps VALUES(?,?)";
 static const char *const SQL_DEPS_DELETE = "DELETE FROM task_deps WHERE task_id=?";
 static const char *const SQL_DEPS_DELETE_ALL =
@@ -823,7 +827,8 @@ static store_rc_t s_check_blockers(conn_t *c, const json_t *ids, const char *pro
         bool ok = rc == SQLITE_ROW &&
                   strcmp((const char *)sqlite3_column_text(st, 1), project) == 0 &&
                   !(self && strcmp(bid, self) == 0);
-        if (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "done"))
+        if (rc == SQLITE_ROW &&
+            strcmp((const char *)sqlite3_column_text(st, 0), "done"))
             *all_done = false;
         sqlite3_reset(st);
         if (!ok) {
@@ -881,8 +886,8 @@ static store_rc_t s_finish_task(store_t *s, conn_t *c, const char *id, const cha
     return STORE_OK;
 }
 
-static store_rc_t s_task_create_impl(store_t *s, const char *project_id, const json_t *f,
-                             json_t **out, store_err_t *e)
+static store_rc_t s_task_create_impl(store_t *s, const char *project_id,
+                                     const json_t *f, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
@@ -997,8 +1002,7 @@ store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t aft
     return STORE_OK;
 }
 
-store_rc_t store_project_board(store_t *s, const char *id, json_t **out,
-                               store_err_t *e)
+store_rc_t store_project_board(store_t *s, const char *id, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c)
@@ -1013,9 +1017,8 @@ store_rc_t store_project_board(store_t *s, const char *id, json_t **out,
     json_t *columns = json_array();
     for (unsigned i = 0; i < rules_nstatuses; i++) {
         cols[i] = json_array();
-        json_array_append_new(columns,
-                              json_pack("{s:s,s:o}", "status", rules_statuses[i],
-                                        "tasks", cols[i]));
+        json_array_append_new(columns, json_pack("{s:s,s:o}", "status",
+                                                 rules_statuses[i], "tasks", cols[i]));
     }
     s_bind_text(st, 1, id);
     int rc;
@@ -1036,9 +1039,9 @@ store_rc_t store_project_board(store_t *s, const char *id, json_t **out,
 
 /* The columns a PATCH may set, in the order of the UPDATE it builds. */
 static const char *const s_task_fields[] = {
-    "title",         "description",     "type",         "priority",
-    "status",        "progress",        "assigned_role", "assigned_agent",
-    "estimated_hours", "actual_hours",  "result"};
+    "title",           "description",  "type",          "priority",
+    "status",          "progress",     "assigned_role", "assigned_agent",
+    "estimated_hours", "actual_hours", "result"};
 
 static void s_bind_json(sqlite3_stmt *st, int i, const char *field, json_t *v)
 {
@@ -1120,13 +1123,14 @@ static store_rc_t s_check_update(conn_t *c, const json_t *cur, const json_t *pat
         blockers = json_object_get(cur, "blocked_by");
     bool done = true;
     store_rc_t r = s_check_blockers(
-        c, blockers, json_string_value(json_object_get(cur, "project_id")), id, &done, e);
+        c, blockers, json_string_value(json_object_get(cur, "project_id")), id, &done,
+        e);
     if (r != STORE_OK)
         return r;
-    const char *code = rules_check_change(
-        json_string_value(json_object_get(cur, "status")),
-        json_string_value(json_object_get(patch, "status")), s_other_fields(patch), done,
-        e->msg, sizeof e->msg);
+    const char *code =
+        rules_check_change(json_string_value(json_object_get(cur, "status")),
+                           json_string_value(json_object_get(patch, "status")),
+                           s_other_fields(patch), done, e->msg, sizeof e->msg);
     if (code) {
         e->code = code;
         return STORE_CONFLICT;
@@ -1135,7 +1139,7 @@ static store_rc_t s_check_update(conn_t *c, const json_t *cur, const json_t *pat
 }
 
 static store_rc_t s_task_update_impl(store_t *s, const char *id, const json_t *patch,
-                             int64_t if_match, json_t **out, store_err_t *e)
+                                     int64_t if_match, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
@@ -1206,7 +1210,8 @@ static store_rc_t s_task_delete_impl(store_t *s, const char *id, store_err_t *e)
             s_bind_text(u, 2, json_string_value(d));
         }
         ok = u && sqlite3_step(u) == SQLITE_DONE &&
-             s_task_get(c, json_string_value(d), &dt, e) == STORE_OK && s_save_doc(c, dt) &&
+             s_task_get(c, json_string_value(d), &dt, e) == STORE_OK &&
+             s_save_doc(c, dt) &&
              s_emit(s, c, "vapora.tasks.updated", "task.updated", dt);
         json_decref(dt);
     }
@@ -1444,7 +1449,8 @@ static store_rc_t s_op_task_create(wop_t *w, store_t *s)
 store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *fields,
                              json_t **out, store_err_t *e)
 {
-    wop_t w = {.run = s_op_task_create, .a = project_id, .j = fields, .out = out, .e = e};
+    wop_t w = {
+        .run = s_op_task_create, .a = project_id, .j = fields, .out = out, .e = e};
     return s_write(s, &w);
 }
 
@@ -1456,7 +1462,11 @@ static store_rc_t s_op_task_update(wop_t *w, store_t *s)
 store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
                              int64_t if_match, json_t **out, store_err_t *e)
 {
-    wop_t w = {.run = s_op_task_update, .a = id, .j = patch, .num = if_match, .out = out,
+    wop_t w = {.run = s_op_task_update,
+               .a = id,
+               .j = patch,
+               .num = if_match,
+               .out = out,
                .e = e};
     return s_write(s, &w);
 }

@@ -14,9 +14,9 @@
 static bool s_is_agent_role(const char *r)
 {
     static const char *const roles[] = {
-        "architect", "developer", "code-reviewer", "tester",         "documenter",
-        "marketer",  "presenter", "devops",        "security",       "project-manager",
-        "decision-maker", NULL};
+        "architect",  "developer",       "code-reviewer",  "tester",
+        "documenter", "marketer",        "presenter",      "devops",
+        "security",   "project-manager", "decision-maker", NULL};
     for (const char *const *x = roles; r && *x; x++)
         if (strcmp(r, *x) == 0)
             return true;
@@ -58,7 +58,8 @@ static void s_create(http_req_t *req, void *ud)
     verr_t e;
     const char *title;
     if (!v_known_fields(body, allowed, &e) ||
-        !v_string(body, "title", true, 1, 500, &title, &e) || !s_check_common(body, &e)) {
+        !v_string(body, "title", true, 1, 500, &title, &e) ||
+        !s_check_common(body, &e)) {
         api_invalid(req, &e);
         api_discard(j);
         return;
@@ -78,8 +79,8 @@ static void s_list_job(job_t *j)
     sbuf_t b = {0};
     int64_t next = 0;
     sbuf_puts(&b, "{\"items\":");
-    j->rc = store_task_page(j->b->store, &j->filter, j->num, j->limit, &b, &next,
-                            &j->err);
+    j->rc =
+        store_task_page(j->b->store, &j->filter, j->num, j->limit, &b, &next, &j->err);
     if (j->rc == STORE_OK) {
         char cur[64];
         if (next)
@@ -99,9 +100,10 @@ static bool s_filter(http_req_t *req, const char *key, bool (*fn)(const char *),
     *out = v;
     if (!v || !fn || fn(v))
         return true;
-    http_reply_error(req, 400, key[0] == 's' ? "invalid_status"
-                               : key[0] == 'p' ? "invalid_priority"
-                                               : "invalid_assigned_role",
+    http_reply_error(req, 400,
+                     key[0] == 's'   ? "invalid_status"
+                     : key[0] == 'p' ? "invalid_priority"
+                                     : "invalid_assigned_role",
                      "%s=%s is not one of the allowed values", key, v);
     return false;
 }
@@ -181,11 +183,19 @@ static bool s_if_match(http_req_t *req, int64_t *out)
 
 static bool s_check_patch(const json_t *body, verr_t *e)
 {
-    static const char *const allowed[] = {
-        "title",          "description",  "type",         "priority",
-        "status",         "progress",     "assigned_role", "assigned_agent",
-        "estimated_hours", "actual_hours", "blocked_by",   "result",
-        NULL};
+    static const char *const allowed[] = {"title",
+                                          "description",
+                                          "type",
+                                          "priority",
+                                          "status",
+                                          "progress",
+                                          "assigned_role",
+                                          "assigned_agent",
+                                          "estimated_hours",
+                                          "actual_hours",
+                                          "blocked_by",
+                                          "result",
+                                          NULL};
     const char *s;
     json_t *role = json_object_get(body, "assigned_role");
     json_t *agent = json_object_get(body, "assigned_agent");
@@ -206,7 +216,8 @@ static bool s_check_patch(const json_t *body, verr_t *e)
         snprintf(e->msg, sizeof e->msg, "assigned_role: not a known agent role");
         return false;
     }
-    if (agent && !json_is_null(agent) && !v_string(body, "assigned_agent", false, 1, 200, &s, e))
+    if (agent && !json_is_null(agent) &&
+        !v_string(body, "assigned_agent", false, 1, 200, &s, e))
         return false;
     if (json_object_size(body) == 0) {
         e->code = "empty_patch";
@@ -261,12 +272,13 @@ static void s_publish_assigned(job_t *j, http_req_t *req)
         return;
     char at[40];
     time_iso8601(at, sizeof at);
-    json_t *ev = json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", "task.assigned", "id",
-                           json_object_get(j->out, "id"), "project_id",
-                           json_object_get(j->out, "project_id"), "data", j->out, "at",
-                           at);
+    json_t *ev =
+        json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", "task.assigned", "id",
+                  json_object_get(j->out, "id"), "project_id",
+                  json_object_get(j->out, "project_id"), "data", j->out, "at", at);
     char *txt = json_dumps(ev, JSON_COMPACT);
-    natsStatus s = natsConnection_PublishString(natsc_conn(nc), "vapora.tasks.assigned", txt);
+    natsStatus s =
+        natsConnection_PublishString(natsc_conn(nc), "vapora.tasks.assigned", txt);
     if (s != NATS_OK)
         log_warn("nats: publishing vapora.tasks.assigned failed: %s",
                  natsStatus_GetText(s));

@@ -128,17 +128,17 @@ static void s_users_list(http_req_t *req, void *ud)
 
 static void s_user_create_job(job_t *j)
 {
-    char *hash = auth_hash_password(json_string_value(json_object_get(j->in, "password")));
+    char *hash =
+        auth_hash_password(json_string_value(json_object_get(j->in, "password")));
     if (!hash) {
         j->rc = STORE_ERROR;
         j->err.code = "hash_error";
         snprintf(j->err.msg, sizeof j->err.msg, "could not hash the password");
         return;
     }
-    j->rc = store_user_create(j->b->store,
-                              json_string_value(json_object_get(j->in, "username")), hash,
-                              json_string_value(json_object_get(j->in, "role")), &j->out,
-                              &j->err);
+    j->rc = store_user_create(
+        j->b->store, json_string_value(json_object_get(j->in, "username")), hash,
+        json_string_value(json_object_get(j->in, "role")), &j->out, &j->err);
     free(hash);
     if (j->rc == STORE_OK) {
         j->status = 201;

@@ -64,8 +64,8 @@ bool v_string(const json_t *body, const char *key, bool required, size_t min,
     return true;
 }
 
-bool v_enum(const json_t *body, const char *key, bool required, bool (*fn)(const char *),
-            const char **out, verr_t *e)
+bool v_enum(const json_t *body, const char *key, bool required,
+            bool (*fn)(const char *), const char **out, verr_t *e)
 {
     json_t *v = json_object_get(body, key);
     *out = NULL;

@@ -21,14 +21,15 @@ static void s_fini(void)
 }
 
 #define SETUP                                                                          \
-    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"                \
+    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"               \
     "[backend]\nadmin_password = events-test-password\n\n"                             \
     "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 2\n\n"                   \
-    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd @DATA@/nats\n"
+    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "           \
+    "@DATA@/nats\n"
 
 /* POSTs JSON with the token; returns the parsed body, asserting status. */
-static json_t *s_post(th_sv_t *sv, const char *token, const char *path, const char *body,
-                      int want)
+static json_t *s_post(th_sv_t *sv, const char *token, const char *path,
+                      const char *body, int want)
 {
     char hdr[1024];
     snprintf(hdr, sizeof hdr, "Content-Type: application/json\r\n%s%s%s",
@@ -101,8 +102,8 @@ static json_t *s_consume(natsConnection *nc, const char *subject, size_t want,
         natsMsg *m = NULL;
         if (natsSubscription_NextMsg(&m, sub, 200) != NATS_OK)
             continue;
-        json_t *ev = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0,
-                                NULL);
+        json_t *ev =
+            json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
         if (ev)
             json_array_append_new(got, ev);
         natsMsg_Destroy(m);

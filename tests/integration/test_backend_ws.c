@@ -24,19 +24,20 @@ static void s_fini(void)
 /* Two backend services on one database and one NATS: the WebSocket goes
  * to @PORT3@ (backend2), the changes to @PORT1@ (backend). */
 #define SETUP                                                                          \
-    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"                \
+    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"               \
     "[backend]\nadmin_password = ws-test-password\n\n"                                 \
     "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"                   \
     "[service:backend2]\nlisten = 127.0.0.1:@PORT3@\nworkers = 1\n"                    \
     "command = @BACKEND@\n\n"                                                          \
-    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd @DATA@/nats\n"
+    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "           \
+    "@DATA@/nats\n"
 
 static json_t *s_call(int port, const char *method, const char *path, const char *token,
                       const char *body, int want)
 {
     char hdr[1024];
-    snprintf(hdr, sizeof hdr, "Content-Type: application/json\r\nAuthorization: Bearer %s\r\n",
-             token);
+    snprintf(hdr, sizeof hdr,
+             "Content-Type: application/json\r\nAuthorization: Bearer %s\r\n", token);
     th_resp_t *r = NULL;
     int rc = th_request(port, method, path, hdr, body, &r);
     cr_assert_eq(rc, 0, "%s %s: %s", method, path, strerror(-rc));
@@ -92,11 +93,12 @@ static int s_ws_open(int port, const char *path)
     int fd = dup(th_conn_fd(c));
     th_conn_close(&c);
     char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     path);
+    int n = snprintf(
+        req, sizeof req,
+        "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n",
+        path);
     cr_assert_eq(write(fd, req, (size_t)n), n);
     char head[2048];
     size_t off = 0;
@@ -177,8 +179,10 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     cr_assert_not_null(sv);
     char *tok = s_login(sv->ports[0]);
     free(s_login(sv->ports[2])); /* backend2 is up too */
-    json_t *p1 = s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"a\"}", 201);
-    json_t *p2 = s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"b\"}", 201);
+    json_t *p1 =
+        s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"a\"}", 201);
+    json_t *p2 =
+        s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"b\"}", 201);
     const char *pid1 = json_string_value(json_object_get(p1, "id"));
     char path[512];
     snprintf(path, sizeof path, "/ws?token=%s&project_id=%s", tok, pid1);
@@ -197,8 +201,9 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     cr_assert(json_equal(json_object_get(ev, "id"), json_object_get(t, "id")),
               "the filtered-out project's event came first");
     cr_assert_str_eq(json_string_value(json_object_get(ev, "project_id")), pid1);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "data"), "title")),
-                     "mine");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(ev, "data"), "title")),
+        "mine");
     json_decref(ev);
 
     s_ws_write(fd, 0x9, "hi", 2); /* ping → pong with the same payload */
@@ -231,28 +236,32 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
  * it, instead of growing the worker's memory. */
 Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60, .fini = s_fini)
 {
-    th_sv_t *sv = th_sv_start("shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
-                              "[backend]\nadmin_password = ws-test-password\n"
-                              "ws_max_queue = 16384\n\n"
-                              "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
-                              "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p "
-                              "@PORT2@ -sd @DATA@/nats\n");
+    th_sv_t *sv =
+        th_sv_start("shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
+                    "[backend]\nadmin_password = ws-test-password\n"
+                    "ws_max_queue = 16384\n\n"
+                    "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
+                    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p "
+                    "@PORT2@ -sd @DATA@/nats\n");
     cr_assert_not_null(sv);
     char *tok = s_login(sv->ports[0]);
-    json_t *p = s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"slow\"}", 201);
+    json_t *p = s_call(sv->ports[0], "POST", "/api/v1/projects", tok,
+                       "{\"name\":\"slow\"}", 201);
     /* A client socket with a tiny receive window, which never reads. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int small = 2048;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sv->ports[0])};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)sv->ports[0])};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "GET /ws?token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     tok);
+    int n = snprintf(
+        req, sizeof req,
+        "GET /ws?token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n",
+        tok);
     cr_assert_eq(write(fd, req, (size_t)n), n);
     th_sleep_ms(300);
     char path[160];
@@ -268,8 +277,10 @@ Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60, .fini = 
         json_decref(s_call(sv->ports[0], "POST", path, tok, body, 201));
         if (i % 100 == 99) {
             th_resp_t *m = NULL;
-            cr_assert_eq(th_request(sv->ports[0], "GET", "/metrics", NULL, NULL, &m), 0);
-            dropped = strstr(m->body, "vapora_ws_sessions{service=\"backend\"} 0") != NULL;
+            cr_assert_eq(th_request(sv->ports[0], "GET", "/metrics", NULL, NULL, &m),
+                         0);
+            dropped =
+                strstr(m->body, "vapora_ws_sessions{service=\"backend\"} 0") != NULL;
             th_resp_free(&m);
         }
     }
@@ -278,7 +289,8 @@ Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60, .fini = 
     cr_assert(strstr(log, "websocket client too slow"), "no log line for the drop");
     char buf[65536];
     ssize_t got;
-    while ((got = read(fd, buf, sizeof buf)) > 0) { /* what reached the kernel, then EOF */
+    while ((got = read(fd, buf, sizeof buf)) >
+           0) { /* what reached the kernel, then EOF */
     }
     cr_assert_leq(got, 0, "the dropped socket is still open");
     free(log);
@@ -293,8 +305,8 @@ Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60, .fini =
     cr_assert_not_null(sv);
     free(s_login(sv->ports[0]));
     th_resp_t *r = NULL;
-    cr_assert_eq(th_request(sv->ports[0], "GET", "/ws?token=forged.token.x", NULL, NULL, &r),
-                 0);
+    cr_assert_eq(
+        th_request(sv->ports[0], "GET", "/ws?token=forged.token.x", NULL, NULL, &r), 0);
     cr_assert_eq(r->status, 401, "%d %s", r->status, r->body);
     cr_assert(strstr(r->body, "\"unauthorized\""));
     th_resp_free(&r);

@@ -29,20 +29,23 @@ Test(rules, transitions)
 Test(rules, done_tasks_blockers_and_codes)
 {
     char msg[128];
-    cr_assert_null(rules_check_change("done", "archived", false, true, msg, sizeof msg));
+    cr_assert_null(
+        rules_check_change("done", "archived", false, true, msg, sizeof msg));
     cr_assert_str_eq(rules_check_change("done", NULL, true, true, msg, sizeof msg),
                      "task_done");
     cr_assert_str_eq(rules_check_change("done", "review", false, true, msg, sizeof msg),
                      "invalid_transition");
-    cr_assert_str_eq(rules_check_change("done", "archived", true, true, msg, sizeof msg),
-                     "task_done");
+    cr_assert_str_eq(
+        rules_check_change("done", "archived", true, true, msg, sizeof msg),
+        "task_done");
     cr_assert_str_eq(rules_check_change("todo", "done", false, true, msg, sizeof msg),
                      "invalid_transition");
     cr_assert(strstr(msg, "todo") && strstr(msg, "done"), "%s", msg);
-    cr_assert_str_eq(rules_check_change("todo", "in-progress", false, false, msg,
-                                        sizeof msg),
-                     "blocked");
-    cr_assert_null(rules_check_change("todo", "in-progress", true, true, msg, sizeof msg));
+    cr_assert_str_eq(
+        rules_check_change("todo", "in-progress", false, false, msg, sizeof msg),
+        "blocked");
+    cr_assert_null(
+        rules_check_change("todo", "in-progress", true, true, msg, sizeof msg));
     cr_assert_null(rules_check_change("todo", NULL, true, false, msg, sizeof msg));
     cr_assert(rules_is_type("tech-debt") && !rules_is_type("chore"));
     cr_assert(rules_is_priority("low") && !rules_is_priority("urgent"));
@@ -107,8 +110,8 @@ Test(auth, tokens_verify_and_reject_forgeries)
 {
     backend_t b;
     s_backend(&b, 3600);
-    json_t *u = json_pack("{s:s,s:s,s:s}", "id", "u1", "username", "ann", "role",
-                          "member");
+    json_t *u =
+        json_pack("{s:s,s:s,s:s}", "id", "u1", "username", "ann", "role", "member");
     char *tok = auth_issue_token(&b, u);
     cr_assert_not_null(tok);
     claims_t c;

@@ -122,7 +122,8 @@ Test(store, pages_have_no_gaps_or_duplicates_while_inserting, .init = s_init,
     store_err_t e;
     do {
         sbuf_t page = {0};
-        cr_assert_eq(store_task_page(s_store, &f, after, 7, &page, &next, &e), STORE_OK);
+        cr_assert_eq(store_task_page(s_store, &f, after, 7, &page, &next, &e),
+                     STORE_OK);
         json_t *items = json_loads(page.data, 0, NULL);
         sbuf_free(&page);
         cr_assert(json_is_array(items));
@@ -215,8 +216,8 @@ Test(store, stored_documents_follow_every_write, .init = s_init, .fini = s_fini)
     cr_assert_eq(store_task_page(s_store, &f, 0, 10, &page, &next, &e), STORE_OK);
     json_t *arr = json_loads(page.data, 0, NULL);
     cr_assert_eq(json_array_size(arr), 1, "%s", page.data);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "title")),
-                     "b2");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(arr, 0), "title")), "b2");
     json_decref(arr);
     sbuf_free(&page);
     free(a);

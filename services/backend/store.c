@@ -388,6 +388,25 @@ void store_close(store_t **sp)
     *sp = NULL;
 }
 
+/* Runs sql (one "?" for key) and leaves *row on the first row: STORE_OK,
+ * STORE_NOT_FOUND naming `what` and key, or STORE_ERROR. c may be NULL (no
+ * connection: an error). */
+static store_rc_t s_find_row(conn_t *c, const char *sql, const char *key,
+                             const char *what, sqlite3_stmt **row, store_err_t *e)
+{
+    sqlite3_stmt *st = c ? s_stmt(c, sql) : NULL;
+    if (!st)
+        return s_fail(c, e);
+    s_bind_text(st, 1, key);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return s_not_found(e, what, key);
+    if (rc != SQLITE_ROW)
+        return s_fail(c, e);
+    *row = st;
+    return STORE_OK;
+}
+
 /* ---- users ---- */
 
 static const char *const SQL_USER_INSERT =
@@ -455,16 +474,10 @@ store_rc_t store_user_ensure(store_t *s, const char *username, const char *hash,
 store_rc_t store_user_by_name(store_t *s, const char *username, json_t **out,
                               char **hash, store_err_t *e)
 {
-    conn_t *c = s_conn(s);
-    sqlite3_stmt *st = c ? s_stmt(c, SQL_USER_BY_NAME) : NULL;
-    if (!st)
-        return s_fail(c, e);
-    s_bind_text(st, 1, username);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return s_not_found(e, "user named", username);
-    if (rc != SQLITE_ROW)
-        return s_fail(c, e);
+    sqlite3_stmt *st;
+    store_rc_t r = s_find_row(s_conn(s), SQL_USER_BY_NAME, username, "user named", &st, e);
+    if (r != STORE_OK)
+        return r;
     *out = s_user_row(st);
     *hash = xstrdup((const char *)sqlite3_column_text(st, 4));
     return STORE_OK;
@@ -472,16 +485,10 @@ store_rc_t store_user_by_name(store_t *s, const char *username, json_t **out,
 
 store_rc_t store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e)
 {
-    conn_t *c = s_conn(s);
-    sqlite3_stmt *st = c ? s_stmt(c, SQL_USER_BY_ID) : NULL;
-    if (!st)
-        return s_fail(c, e);
-    s_bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return s_not_found(e, "user", id);
-    if (rc != SQLITE_ROW)
-        return s_fail(c, e);
+    sqlite3_stmt *st;
+    store_rc_t r = s_find_row(s_conn(s), SQL_USER_BY_ID, id, "user", &st, e);
+    if (r != STORE_OK)
+        return r;
     *out = s_user_row(st);
     return STORE_OK;
 }
@@ -565,15 +572,10 @@ static store_rc_t s_project_create_impl(store_t *s, const char *name, const char
 
 static store_rc_t s_project_get(conn_t *c, const char *id, json_t **out, store_err_t *e)
 {
-    sqlite3_stmt *st = s_stmt(c, SQL_PROJECT_GET);
-    if (!st)
-        return s_fail(c, e);
-    s_bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return s_not_found(e, "project", id);
-    if (rc != SQLITE_ROW)
-        return s_fail(c, e);
+    sqlite3_stmt *st;
+    store_rc_t r = s_find_row(c, SQL_PROJECT_GET, id, "project", &st, e);
+    if (r != STORE_OK)
+        return r;
     if (out)
         *out = s_project_row(st);
     return STORE_OK;
@@ -788,15 +790,10 @@ static json_t *s_task_row(conn_t *c, sqlite3_stmt *st)
 
 static store_rc_t s_task_get(conn_t *c, const char *id, json_t **out, store_err_t *e)
 {
-    sqlite3_stmt *st = s_stmt(c, SQL_TASK_GET);
-    if (!st)
-        return s_fail(c, e);
-    s_bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return s_not_found(e, "task", id);
-    if (rc != SQLITE_ROW)
-        return s_fail(c, e);
+    sqlite3_stmt *st;
+    store_rc_t r = s_find_row(c, SQL_TASK_GET, id, "task", &st, e);
+    if (r != STORE_OK)
+        return r;
     *out = s_task_row(c, st);
     sqlite3_reset(st);
     return STORE_OK;
@@ -930,22 +927,17 @@ static store_rc_t s_task_create_impl(store_t *s, const char *project_id,
 store_rc_t store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e)
 {
     conn_t *c = s_conn(s);
-    sqlite3_stmt *st = c ? s_stmt(c, SQL_TASK_DOC) : NULL;
-    if (!st)
-        return s_fail(c, e);
-    s_bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return s_not_found(e, "task", id);
-    if (rc != SQLITE_ROW)
-        return s_fail(c, e);
+    sqlite3_stmt *st;
+    store_rc_t r = s_find_row(c, SQL_TASK_DOC, id, "task", &st, e);
+    if (r != STORE_OK)
+        return r;
     const char *d = (const char *)sqlite3_column_text(st, 0);
     if (d) {
         *doc = xstrdup(d);
         return STORE_OK;
     }
     json_t *t = NULL; /* a row from before migration 3 */
-    store_rc_t r = s_task_get(c, id, &t, e);
+    r = s_task_get(c, id, &t, e);
     if (r == STORE_OK)
         *doc = json_dumps(t, JSON_COMPACT);
     json_decref(t);

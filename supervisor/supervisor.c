@@ -91,6 +91,28 @@ static void s_worker_describe(const sv_worker_t *w, char *buf, size_t len)
     snprintf(buf, len, "worker %s (pid %d)", w->ident, (int)w->p.pid);
 }
 
+/* Records the outcome of spawning p: running in `state` from now, or, when
+ * the spawn failed (pid < 0, reason in err), an exit status 127 and the
+ * backoff that follows. who names it in the log. Returns whether it runs. */
+static bool s_record_spawn(sv_proc_t *p, pid_t pid, sv_state_t state, uint64_t now,
+                           const char *who, const char *err)
+{
+    p->kill_at_ms = 0;
+    if (pid < 0) {
+        log_error("cannot start %s: %s", who, err);
+        p->pid = 0;
+        p->last_status = 127 << 8;
+        sv_enter_backoff(p, now, sv_backoff_after_exit(p, now, false));
+        return false;
+    }
+    p->pid = pid;
+    p->state = state;
+    p->started_ms = now;
+    p->started_wall = time(NULL);
+    log_info("started %s (pid %d)", who, (int)pid);
+    return true;
+}
+
 /* Forks the worker's process; on failure the worker goes to backoff. */
 static void s_worker_exec(sv_t *sv, sv_worker_t *w)
 {
@@ -105,23 +127,13 @@ static void s_worker_exec(sv_t *sv, sv_worker_t *w)
     pid_t pid = spawn_process(&req, err, sizeof err);
     w->ready = false;
     w->aborted = false;
-    w->p.kill_at_ms = 0;
     memset(&w->stats, 0, sizeof w->stats);
     w->cpu_percent = 0;
     w->stats_ms = 0;
-    if (pid < 0) {
-        log_error("cannot start %s: %s", w->ident, err);
-        w->p.pid = 0;
-        w->p.last_status = 127 << 8;
-        sv_enter_backoff(&w->p, now, sv_backoff_after_exit(&w->p, now, false));
-        return;
-    }
-    w->p.pid = pid;
-    w->p.state = SV_STARTING;
-    w->p.started_ms = now;
-    w->p.started_wall = time(NULL);
-    w->last_seen_ms = now;
-    log_info("started worker %s (pid %d)", w->ident, (int)pid);
+    char who[128];
+    snprintf(who, sizeof who, "worker %s", w->ident);
+    if (s_record_spawn(&w->p, pid, SV_STARTING, now, who, err))
+        w->last_seen_ms = now;
 }
 
 static sv_worker_t *s_worker_new(sv_t *sv, sv_service_t *svc)
@@ -277,19 +289,9 @@ static void s_program_exec(sv_t *sv, sv_program_t *pg)
     char err[256];
     uint64_t now = s_now(sv);
     pid_t pid = spawn_process(&req, err, sizeof err);
-    pg->p.kill_at_ms = 0;
-    if (pid < 0) {
-        log_error("cannot start program %s: %s", pg->name, err);
-        pg->p.pid = 0;
-        pg->p.last_status = 127 << 8;
-        sv_enter_backoff(&pg->p, now, sv_backoff_after_exit(&pg->p, now, false));
-        return;
-    }
-    pg->p.pid = pid;
-    pg->p.state = SV_RUNNING;
-    pg->p.started_ms = now;
-    pg->p.started_wall = time(NULL);
-    log_info("started program %s (pid %d)", pg->name, (int)pid);
+    char who[128];
+    snprintf(who, sizeof who, "program %s", pg->name);
+    s_record_spawn(&pg->p, pid, SV_RUNNING, now, who, err);
 }
 
 static sv_program_t *s_program_new(sv_t *sv, const sv_program_cfg_t *pc)

@@ -69,6 +69,15 @@ void ws_accept_key(const char *key, char out[29])
 
 /* ---- wslay callbacks ---- */
 
+/* Tells wslay why a recv/send failed: "try later" or a real error. */
+static ssize_t s_io_error(wslay_event_context_ptr ctx)
+{
+    wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+                                   ? WSLAY_ERR_WOULDBLOCK
+                                   : WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+}
+
 static ssize_t s_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                       void *user)
 {
@@ -82,13 +91,8 @@ static ssize_t s_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int
         return (ssize_t)n;
     }
     ssize_t n = recv(ws->fd, buf, len, 0);
-    if (n < 0) {
-        wslay_event_set_error(ctx,
-                              errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
-                                  ? WSLAY_ERR_WOULDBLOCK
-                                  : WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
+    if (n < 0)
+        return s_io_error(ctx);
     if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -103,13 +107,8 @@ static ssize_t s_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t l
     ws_t *ws = user;
     ssize_t n = send(ws->fd, data, len,
                      MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
-    if (n < 0) {
-        wslay_event_set_error(ctx,
-                              errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
-                                  ? WSLAY_ERR_WOULDBLOCK
-                                  : WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
+    if (n < 0)
+        return s_io_error(ctx);
     return n;
 }
 

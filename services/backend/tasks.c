@@ -92,19 +92,18 @@ static void s_list_job(job_t *j)
     sbuf_free(&b);
 }
 
-/* A query filter: absent, or a value fn accepts; false after a 400. */
+/* A query filter: absent, or a value fn accepts; false after a 400
+ * invalid_<key>. */
 static bool s_filter(http_req_t *req, const char *key, bool (*fn)(const char *),
                      const char **out)
 {
     const char *v = http_req_query(req, key);
     *out = v;
-    if (!v || !fn || fn(v))
+    if (!v || fn(v))
         return true;
-    http_reply_error(req, 400,
-                     key[0] == 's'   ? "invalid_status"
-                     : key[0] == 'p' ? "invalid_priority"
-                                     : "invalid_assigned_role",
-                     "%s=%s is not one of the allowed values", key, v);
+    char code[64];
+    snprintf(code, sizeof code, "invalid_%s", key);
+    http_reply_error(req, 400, code, "%s=%s is not one of the allowed values", key, v);
     return false;
 }
 

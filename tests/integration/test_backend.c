@@ -1438,6 +1438,11 @@ Test(backend_tasks, filters_combine, .timeout = 60, .fini = s_fini)
     s_assert_query(tok, "priority=low&status=todo", a4, NULL);
     s_assert_query(tok, "assigned_role=developer&status=todo", a1, a6, b1, NULL);
     s_assert_query(tok, "", a1, a2, a3, a4, a5, a6, b1, b2, NULL);
+    /* A filter value that is not one of the allowed ones is a 400 naming it. */
+    s_api_err(400, "invalid_status", "GET", API "/tasks?status=bogus", tok, NULL);
+    s_api_err(400, "invalid_priority", "GET", API "/tasks?priority=urgent", tok, NULL);
+    s_api_err(400, "invalid_assigned_role", "GET", API "/tasks?assigned_role=chef", tok,
+              NULL);
 }
 
 /* =================================================================== */

@@ -75,7 +75,6 @@ struct http_req {
     bool handled;   /* the handler has run */
     bool suspended; /* MHD_suspend_connection in effect */
     bool replied;
-    void *data;
     http_req_t *prev, *next; /* live list, for shutdown */
 };
 
@@ -460,11 +459,6 @@ void http_upgrade_close(http_server_t *srv, void *urh)
 {
     MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
     srv->dirty = true;
-}
-
-http_server_t *http_req_server(const http_req_t *req)
-{
-    return req->srv;
 }
 
 void http_reply_json(http_req_t *req, unsigned status, json_t *body)
@@ -904,11 +898,6 @@ void http_server_drain(http_server_t *srv)
     loop_cancel_timer(srv->loop, &srv->accept_retry);
 }
 
-bool http_server_draining(const http_server_t *srv)
-{
-    return srv->draining;
-}
-
 unsigned http_server_in_flight(const http_server_t *srv)
 {
     return srv->in_flight;
@@ -1002,12 +991,3 @@ json_t *http_req_json(const http_req_t *req)
     return req->json;
 }
 
-void http_req_set_data(http_req_t *req, void *data)
-{
-    req->data = data;
-}
-
-void *http_req_get_data(const http_req_t *req)
-{
-    return req->data;
-}

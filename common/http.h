@@ -79,7 +79,6 @@ int http_server_start(http_server_t *srv, int listen_fd);
 /* Stops accepting (the caller may then close the listening fd); later
  * responses carry `Connection: close`. */
 void http_server_drain(http_server_t *srv);
-bool http_server_draining(const http_server_t *srv);
 /* Requests received but not yet completed. */
 unsigned http_server_in_flight(const http_server_t *srv);
 /* When (loop_now_ms) the latest request's headers arrived; 0: none yet. */
@@ -100,9 +99,6 @@ const char *http_req_header(const http_req_t *req, const char *name);
 const char *http_req_body(const http_req_t *req, size_t *len);
 /* The parsed body of HTTP_JSON_* routes (borrowed), or NULL. */
 json_t *http_req_json(const http_req_t *req);
-/* Per-request slot for the handler's own state (not freed by the layer). */
-void http_req_set_data(http_req_t *req, void *data);
-void *http_req_get_data(const http_req_t *req);
 
 /* ---- replying: exactly once per request ---- */
 /* Adds a response header (copied); call before the reply. */
@@ -125,7 +121,6 @@ typedef void (*http_upgrade_fn)(void *ud, int fd, const char *extra, size_t extr
                                 void *urh);
 void http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud);
 void http_upgrade_close(http_server_t *srv, void *urh);
-http_server_t *http_req_server(const http_req_t *req);
 
 /* Runs work(arg) on the pool with the request suspended; done(req, arg,
  * status) then runs on the loop thread and must reply. When the queue is

@@ -58,7 +58,6 @@ struct worker {
     check_t *checks;
     size_t nchecks;
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
-    void *data;
     int exit_status;
 };
 
@@ -86,14 +85,6 @@ const char *worker_section(worker_t *w)
 {
     return w->section;
 }
-const char *worker_service_name(worker_t *w)
-{
-    return w->svc->name;
-}
-void worker_set_data(worker_t *w, void *data)
-{
-    w->data = data;
-}
 natsc_t *worker_nats(worker_t *w)
 {
     return w->nats;
@@ -104,11 +95,6 @@ void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *u
     w->checks = xrealloc(w->checks, (w->nchecks + 1) * sizeof *w->checks);
     w->checks[w->nchecks++] = (check_t){xstrdup(name), fn, ud};
 }
-void *worker_get_data(worker_t *w)
-{
-    return w->data;
-}
-
 const char *worker_setting(worker_t *w, const char *key)
 {
     const char *v = cfg_get(w->cfg, w->section, key);

@@ -50,10 +50,6 @@ metrics_t *worker_metrics(worker_t *w);
 const cfg_t *worker_cfg(worker_t *w);
 /* "service:NAME", the section of this service. */
 const char *worker_section(worker_t *w);
-const char *worker_service_name(worker_t *w);
-/* A per-service pointer (the service's own state). */
-void worker_set_data(worker_t *w, void *data);
-void *worker_get_data(worker_t *w);
 
 /* The NATS connection, or NULL when [nats] url is not set. Borrowed. */
 natsc_t *worker_nats(worker_t *w);

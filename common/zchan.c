@@ -133,8 +133,3 @@ int zchan_send(zchan_t *ch, const void *const *parts, const size_t *lens, size_t
     s_pump(ch); /* the send may have consumed a read edge */
     return rc;
 }
-
-void *zchan_socket(zchan_t *ch)
-{
-    return ch->sock;
-}

@@ -43,7 +43,4 @@ void zchan_destroy(zchan_t **chp);
  * returns, so the callback may run inside zchan_send. */
 int zchan_send(zchan_t *ch, const void *const *parts, const size_t *lens, size_t n);
 
-/* The underlying libzmq socket (borrowed), e.g. for setsockopt. */
-void *zchan_socket(zchan_t *ch);
-
 #endif

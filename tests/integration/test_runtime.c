@@ -766,3 +766,37 @@ Test(config, unknown_key_warns_and_starts, .timeout = 30, .fini = s_fini)
     int st = th_stop(p, SIGTERM, TH_EXIT_MS);
     cr_assert_eq(st, 0, "exit status %d", st);
 }
+
+/* log_format = json: every line of the worker's log is a JSON object with
+ * time, level, service, pid and msg; access_log = true adds one line per
+ * request. */
+Test(config, json_logs_and_access_log, .timeout = 30, .fini = s_fini)
+{
+    th_proc_t *p = s_start(BACKEND, "backend", "log_format = json\naccess_log = true\n");
+    th_resp_t *r = s_request(p, "GET", "/health", NULL, NULL);
+    cr_assert_eq(r->status, 200);
+    th_resp_free(&r);
+    r = s_request(p, "GET", "/nope", NULL, NULL);
+    cr_assert_eq(r->status, 404);
+    th_resp_free(&r);
+    cr_assert(th_log_wait(p, "GET /nope 404", 3000), "no access-log line for GET /nope");
+    char *log = th_log(p);
+    int lines = 0, access = 0;
+    for (char *l = strtok(log, "\n"); l; l = strtok(NULL, "\n")) {
+        json_t *j = json_loads(l, 0, NULL);
+        cr_assert_not_null(j, "not a JSON log line: %s", l);
+        cr_assert(json_is_string(json_object_get(j, "time")) &&
+                      json_is_string(json_object_get(j, "level")) &&
+                      json_is_integer(json_object_get(j, "pid")) &&
+                      json_is_string(json_object_get(j, "msg")),
+                  "missing fields: %s", l);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "service")), "backend");
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        access += strncmp(msg, "GET /health 200", 15) == 0 || strncmp(msg, "GET /nope 404", 13) == 0;
+        json_decref(j);
+        lines++;
+    }
+    free(log);
+    cr_assert_geq(lines, 3);
+    cr_assert_eq(access, 2, "want one access line per request, got %d", access);
+}

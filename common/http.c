@@ -75,7 +75,21 @@ struct http_req {
     bool handled;   /* the handler has run */
     bool suspended; /* MHD_suspend_connection in effect */
     bool replied;
+    http_stream_t *stream; /* a streamed reply in progress */
     http_req_t *prev, *next; /* live list, for shutdown */
+};
+
+/* A streamed reply: owned by its MHD response (freed by s_stream_free once
+ * MHD is done with it); req is NULL once the request has ended. */
+struct http_stream {
+    http_req_t *req;
+    struct MHD_Response *resp;
+    sbuf_t buf;     /* bytes written but not yet handed to MHD */
+    size_t off;     /* how much of buf MHD has taken */
+    bool ended;     /* http_stream_end called */
+    bool failed;    /* end with an error (MHD_CONTENT_READER_END_WITH_ERROR) */
+    http_stream_gone_fn gone;
+    void *ud;
 };
 
 struct http_server {
@@ -101,6 +115,8 @@ struct http_server {
     char date[40];            /* IMF-fixdate of date_sec, for the Date header */
     time_t date_sec;
     http_req_t *live;
+    http_error_fn error_fn;
+    void *error_ud;
 };
 
 void http_config_defaults(http_config_t *cfg)
@@ -461,6 +477,112 @@ void http_upgrade_close(http_server_t *srv, void *urh)
     srv->dirty = true;
 }
 
+/* ---- streamed replies ---- */
+
+static void s_resume(http_req_t *req)
+{
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+        req->srv->dirty = true;
+    }
+}
+
+/* MHD asks for the next bytes of a streamed reply. With nothing buffered
+ * and the stream still open, the connection is suspended (returning 0
+ * without suspending would make MHD spin) until the next write or end. */
+static ssize_t s_stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    UNUSED(pos);
+    http_stream_t *st = cls;
+    size_t avail = st->buf.len - st->off;
+    if (avail) {
+        size_t n = avail < max ? avail : max;
+        memcpy(out, st->buf.data + st->off, n);
+        st->off += n;
+        if (st->off == st->buf.len)
+            st->off = st->buf.len = 0;
+        return (ssize_t)n;
+    }
+    if (st->ended || !st->req)
+        return st->failed || !st->req ? MHD_CONTENT_READER_END_WITH_ERROR
+                                      : MHD_CONTENT_READER_END_OF_STREAM;
+    st->req->suspended = true;
+    MHD_suspend_connection(st->req->conn);
+    return 0;
+}
+
+static void s_stream_free(void *cls)
+{
+    http_stream_t *st = cls;
+    if (st->req)
+        st->req->stream = NULL;
+    sbuf_free(&st->buf);
+    free(st);
+}
+
+http_stream_t *http_reply_stream(http_req_t *req, unsigned status,
+                                 const char *content_type, http_stream_gone_fn gone,
+                                 void *ud)
+{
+    VP_ASSERT(!req->replied);
+    http_stream_t *st = xcalloc(1, sizeof *st);
+    st->req = req;
+    st->gone = gone;
+    st->ud = ud;
+    req->replied = true;
+    req->status = status;
+    req->stream = st;
+    req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                  s_stream_read, st, s_stream_free);
+    VP_ASSERT(req->resp != NULL);
+    st->resp = req->resp;
+    if (content_type)
+        MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    for (unsigned i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(req->resp, req->headers[i].name, req->headers[i].value);
+    if (req->suspended)
+        s_resume(req);
+    else if (req->handled)
+        s_queue(req);
+    return st;
+}
+
+void http_stream_write(http_stream_t *st, const void *data, size_t len)
+{
+    if (!st->req || st->ended || !len)
+        return;
+    sbuf_append(&st->buf, data, len);
+    s_resume(st->req);
+}
+
+void http_stream_trailer(http_stream_t *st, const char *name, const char *value)
+{
+    if (st->req && !st->ended)
+        MHD_add_response_footer(st->resp, name, value);
+}
+
+void http_stream_end(http_stream_t *st, bool failed)
+{
+    if (!st->req || st->ended)
+        return;
+    st->ended = true;
+    st->failed = failed;
+    s_resume(st->req);
+}
+
+size_t http_stream_pending(const http_stream_t *st)
+{
+    return st->buf.len - st->off;
+}
+
+void http_server_set_error_fn(http_server_t *srv, http_error_fn fn, void *ud)
+{
+    srv->error_fn = fn;
+    srv->error_ud = ud;
+}
+
 void http_reply_json(http_req_t *req, unsigned status, json_t *body)
 {
     char *s = json_dumps(body, JSON_COMPACT);
@@ -473,6 +595,14 @@ void http_reply_json(http_req_t *req, unsigned status, json_t *body)
 static void s_reply_error_str(http_req_t *req, unsigned status, const char *code,
                               const char *msg)
 {
+    http_server_t *srv = req->srv;
+    char *custom = srv->error_fn ? srv->error_fn(req, status, code, msg, srv->error_ud)
+                                 : NULL;
+    if (custom) {
+        http_reply(req, status, "application/json", custom, strlen(custom));
+        free(custom);
+        return;
+    }
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     http_reply_json(req, status, j);
 }
@@ -675,6 +805,13 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
+    if (req->stream) {
+        http_stream_t *st = req->stream;
+        st->req = NULL;
+        req->stream = NULL;
+        if (!st->ended && st->gone)
+            st->gone(st->ud);
+    }
     if (req->replied) {
         route_t *r = req->route ? req->route : &srv->unmatched;
         double secs = (double)(time_now_ns() - req->start_ns) / 1e9;
@@ -929,10 +1066,13 @@ void http_server_destroy(http_server_t **srvp)
     http_server_drain(srv);
     if (srv->daemon) {
         /* MHD aborts when stopped with a suspended connection. */
-        for (http_req_t *r = srv->live; r; r = r->next)
-            if (r->suspended)
+        for (http_req_t *r = srv->live; r; r = r->next) {
+            if (r->stream)
+                http_stream_end(r->stream, true);
+            else if (r->suspended)
                 http_reply_error(r, 503, "shutting_down",
                                  "the server is shutting down");
+        }
         MHD_run(srv->daemon);
         loop_del_fd(srv->loop, srv->mhd_epfd);
         MHD_stop_daemon(srv->daemon);

@@ -122,6 +122,34 @@ typedef void (*http_upgrade_fn)(void *ud, int fd, const char *extra, size_t extr
 void http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud);
 void http_upgrade_close(http_server_t *srv, void *urh);
 
+/* A streamed reply (chunked transfer): the status and headers go out with
+ * the first bytes; data is queued with http_stream_write and sent as the
+ * client takes it; http_stream_end finishes. gone(ud) runs on the loop
+ * thread when the request ends before http_stream_end (the client went
+ * away, or the server stopped); the handle is invalid after gone() or
+ * after http_stream_end. The stream is owned by the server. */
+typedef struct http_stream http_stream_t;
+typedef void (*http_stream_gone_fn)(void *ud);
+http_stream_t *http_reply_stream(http_req_t *req, unsigned status,
+                                 const char *content_type, http_stream_gone_fn gone,
+                                 void *ud);
+/* Queues a copy of data (no-op after the end). */
+void http_stream_write(http_stream_t *st, const void *data, size_t len);
+/* Adds a trailer (an HTTP footer after the last chunk); before the end. */
+void http_stream_trailer(http_stream_t *st, const char *name, const char *value);
+/* Ends the stream once the queued bytes are out; failed = end it abruptly
+ * (no terminating chunk, so the client sees a broken transfer). */
+void http_stream_end(http_stream_t *st, bool failed);
+/* Bytes queued but not yet taken by the connection (for backpressure). */
+size_t http_stream_pending(const http_stream_t *st);
+
+/* Formats the body of errors the server produces itself (404, 405, 413,
+ * 415, 400 invalid JSON, 503 ...) and of http_reply_error: returns a heap
+ * JSON string, or NULL for the default {"error":{"code","message"}}. */
+typedef char *(*http_error_fn)(const http_req_t *req, unsigned status, const char *code,
+                               const char *message, void *ud);
+void http_server_set_error_fn(http_server_t *srv, http_error_fn fn, void *ud);
+
 /* Runs work(arg) on the pool with the request suspended; done(req, arg,
  * status) then runs on the loop thread and must reply. When the queue is
  * full, replies 503 `overloaded` at once and returns -EBUSY (neither

@@ -1,0 +1,255 @@
+/* curlm.c - libcurl's multi-socket API driven by the worker's loop.
+ * See curlm.h for the design. */
+#include "curlm.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "util.h"
+
+typedef struct xfer {
+    CURL *easy;
+    curlm_done_fn done;
+    void *ud;
+    struct curl_slist *headers; /* freed with an aborted handle */
+    bool aborted;
+    bool removed; /* out of the multi handle already */
+    bool unpause;
+    bool queued;  /* on m->pending */
+    struct xfer *next_pending;
+} xfer_t;
+
+struct curlm {
+    loop_t *loop;
+    CURLM *multi;
+    loop_timer_t *timer;
+    xfer_t *pending; /* aborts and unpauses for the top of the loop */
+    unsigned running;
+};
+
+static void s_check_done(curlm_t *m)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode rc = msg->data.result;
+        xfer_t *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(m->multi, easy);
+        m->running--;
+        x->removed = true;
+        if (x->aborted)
+            continue; /* freed by the before-sleep hook */
+        curlm_done_fn done = x->done;
+        void *ud = x->ud;
+        if (x->queued) /* an unpause is queued: the hook frees it */
+            x->aborted = true, x->easy = NULL;
+        else
+            free(x);
+        if (done)
+            done(easy, rc, ud);
+    }
+}
+
+static void s_action(curlm_t *m, curl_socket_t fd, int flags)
+{
+    int running;
+    CURLMcode rc = curl_multi_socket_action(m->multi, fd, flags, &running);
+    if (rc != CURLM_OK)
+        log_warn("curl_multi_socket_action: %s", curl_multi_strerror(rc));
+    s_check_done(m);
+}
+
+static void s_on_fd(loop_t *loop, int fd, unsigned ev, void *ud)
+{
+    UNUSED(loop);
+    int flags = 0;
+    if (ev & LOOP_READ)
+        flags |= CURL_CSELECT_IN;
+    if (ev & LOOP_WRITE)
+        flags |= CURL_CSELECT_OUT;
+    if (ev & LOOP_ERROR)
+        flags |= CURL_CSELECT_ERR;
+    s_action(ud, fd, flags);
+}
+
+static int s_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    UNUSED(easy);
+    curlm_t *m = ud;
+    if (what == CURL_POLL_REMOVE) {
+        if (sockp)
+            loop_del_fd(m->loop, fd);
+        curl_multi_assign(m->multi, fd, NULL);
+        return 0;
+    }
+    unsigned ev = 0;
+    if (what & CURL_POLL_IN)
+        ev |= LOOP_READ;
+    if (what & CURL_POLL_OUT)
+        ev |= LOOP_WRITE;
+    if (!sockp) {
+        int rc = loop_add_fd(m->loop, fd, ev, s_on_fd, m);
+        if (rc == -EEXIST)
+            rc = loop_mod_fd(m->loop, fd, ev);
+        if (rc < 0) {
+            log_err(-rc, "curlm: watching socket %d", fd);
+            return -1;
+        }
+        curl_multi_assign(m->multi, fd, m); /* any non-NULL: "registered" */
+    } else if (loop_mod_fd(m->loop, fd, ev) < 0) {
+        log_warn("curlm: loop_mod_fd(%d) failed", fd);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_on_timer(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(t);
+    curlm_t *m = ud;
+    m->timer = NULL; /* one-shot: the loop frees it after this callback */
+    s_action(m, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* Must not call libcurl: only (re)arms our timer. */
+static int s_timer_cb(CURLM *multi, long timeout_ms, void *ud)
+{
+    UNUSED(multi);
+    curlm_t *m = ud;
+    loop_cancel_timer(m->loop, &m->timer);
+    if (timeout_ms >= 0)
+        m->timer = loop_add_timer(m->loop, (uint64_t)timeout_ms, 0, s_on_timer, m);
+    return 0;
+}
+
+static size_t s_sink(char *p, size_t size, size_t n, void *ud)
+{
+    UNUSED(p);
+    UNUSED(size);
+    UNUSED(n);
+    UNUSED(ud);
+    return 0; /* any byte after an abort fails the transfer */
+}
+
+/* Carries out aborts and unpauses recorded from other libraries' callbacks. */
+static int64_t s_before_sleep(loop_t *loop, void *ud)
+{
+    UNUSED(loop);
+    curlm_t *m = ud;
+    bool acted = false;
+    while (m->pending) {
+        xfer_t *x = m->pending;
+        m->pending = x->next_pending;
+        x->queued = false;
+        if (x->aborted) {
+            if (x->easy && !x->removed) {
+                curl_multi_remove_handle(m->multi, x->easy);
+                m->running--;
+            }
+            if (x->easy)
+                curl_easy_cleanup(x->easy);
+            curl_slist_free_all(x->headers);
+            free(x);
+        } else if (x->unpause) {
+            x->unpause = false;
+            curl_easy_pause(x->easy, CURLPAUSE_CONT);
+            acted = true;
+        }
+    }
+    if (acted)
+        s_check_done(m);
+    return -1;
+}
+
+static void s_queue(curlm_t *m, xfer_t *x)
+{
+    if (x->queued)
+        return;
+    x->queued = true;
+    x->next_pending = m->pending;
+    m->pending = x;
+}
+
+curlm_t *curlm_new(loop_t *loop, long max_total, long max_cached)
+{
+    curlm_t *m = xcalloc(1, sizeof *m);
+    m->loop = loop;
+    m->multi = curl_multi_init();
+    if (!m->multi || loop_add_before_sleep(loop, s_before_sleep, m) < 0) {
+        if (m->multi)
+            curl_multi_cleanup(m->multi);
+        free(m);
+        return NULL;
+    }
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, s_socket_cb);
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, s_timer_cb);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_total);
+    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, max_cached);
+    return m;
+}
+
+int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
+{
+    xfer_t *x = xcalloc(1, sizeof *x);
+    x->easy = easy;
+    x->done = done;
+    x->ud = ud;
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    CURLMcode rc = curl_multi_add_handle(m->multi, easy);
+    if (rc != CURLM_OK) {
+        log_warn("curl_multi_add_handle: %s", curl_multi_strerror(rc));
+        free(x);
+        return -EINVAL;
+    }
+    m->running++;
+    return 0;
+}
+
+void curlm_abort(curlm_t *m, CURL *easy, struct curl_slist *headers)
+{
+    xfer_t *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    VP_ASSERT(x != NULL && !x->aborted);
+    x->aborted = true;
+    x->headers = headers;
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, s_sink);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_sink);
+    s_queue(m, x);
+}
+
+void curlm_unpause(curlm_t *m, CURL *easy)
+{
+    xfer_t *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (!x || x->aborted)
+        return;
+    x->unpause = true;
+    s_queue(m, x);
+}
+
+unsigned curlm_running(const curlm_t *m)
+{
+    return m->running;
+}
+
+void curlm_destroy(curlm_t **mp)
+{
+    curlm_t *m = mp ? *mp : NULL;
+    if (!m)
+        return;
+    s_before_sleep(m->loop, m); /* finish queued aborts */
+    loop_cancel_timer(m->loop, &m->timer);
+    curl_multi_cleanup(m->multi);
+    free(m);
+    *mp = NULL;
+}

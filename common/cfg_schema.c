@@ -24,7 +24,7 @@ static const char *const s_backend[] = {"database",  "jwt_secret", "admin_passwo
                                         "token_ttl", "outbox_max", "ws_max_queue",
                                         NULL};
 static const char *const s_agents[] = {NULL};
-static const char *const s_router[] = {"api_keys", "default_max_tokens", NULL};
+static const char *const s_router[] = {"api_keys", "default_max_tokens", "database", NULL};
 static const char *const s_provider[] = {"kind",   "base_url", "api_key",
                                          "models", "timeout",  NULL};
 static const char *const s_model[] = {"input_usd_per_mtok", "output_usd_per_mtok",

@@ -241,7 +241,7 @@ static void s_child_exec(char *const argv[], int logfd, pid_t parent)
     signal(SIGINT, SIG_DFL);
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_PID");
-    execv(argv[0], argv);
+    execvp(argv[0], argv);
     dprintf(STDERR_FILENO, "harness: exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
 }
@@ -1305,6 +1305,8 @@ static const char *s_placeholder(const th_sv_t *sv, const char *name, size_t n,
         return sv->testsvc;
     if (n == 7 && strncmp(name, "BACKEND", 7) == 0)
         return sv->backend;
+    if (n == 6 && strncmp(name, "ROUTER", 6) == 0)
+        return sv->router;
     if (n == 5 && strncmp(name, "PORT", 4) == 0 && name[4] >= '1' &&
         name[4] < '1' + TH_SV_PORTS) {
         snprintf(buf, buflen, "%d", sv->ports[name[4] - '1']);
@@ -1400,6 +1402,7 @@ static void s_sv_release(th_sv_t *sv)
     free(sv->data_dir);
     free(sv->testsvc);
     free(sv->backend);
+    free(sv->router);
     free(sv);
 }
 
@@ -1416,6 +1419,9 @@ static th_sv_t *s_sv_start_once(const char *data_dir, const char *tmpl, bool *re
     char *be = th_bin_path("vapora-backend");
     sv->backend = strdup(realpath(be, real) ? real : be);
     free(be);
+    char *rt = th_bin_path("vapora-llm-router");
+    sv->router = strdup(realpath(rt, real) ? real : rt);
+    free(rt);
     char *bin = th_bin_path("vapora-supervisor");
     char *text = NULL, *config = NULL;
     if (s_sv_pick_ports(sv) == 0 && (text = s_sv_expand(sv, tmpl)))
@@ -1580,4 +1586,57 @@ void th_cleanup(void)
         th_proc_free(&p);
     }
     s_kill_tracked();
+}
+
+/* ---- the fake LLM provider ---- */
+
+th_proc_t *th_fake_llm_start(void)
+{
+    const char *dir = getenv("VAPORA_FAKES_DIR");
+    char *script = NULL, parent[32];
+    if (asprintf(&script, "%s/fake_llm.py", dir && *dir ? dir : "tests/fakes") < 0)
+        return NULL;
+    snprintf(parent, sizeof parent, "%d", (int)getpid());
+    const char *argv[] = {"python3", script, "--port", "0", "--parent-pid", parent,
+                          "--ttl", "300", NULL};
+    th_proc_t *p = th_spawn_argv(argv, NULL);
+    free(script);
+    if (!p)
+        return NULL;
+    long long end = th_now_ms() + 10000;
+    while (th_now_ms() < end && th_running(p)) {
+        char *log = th_log(p);
+        char *at = strstr(log, "ready ");
+        if (at && strchr(at, '\n'))
+            p->port = atoi(at + 6);
+        free(log);
+        if (p->port > 0)
+            return p;
+        th_sleep_ms(20);
+    }
+    fprintf(stderr, "the fake LLM provider did not start\n");
+    th_proc_free(&p);
+    return NULL;
+}
+
+int th_fake_llm_config(const th_proc_t *fake, const char *scope, const char *json)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s%s/_fake/config", scope ? "/s/" : "", scope ? scope : "");
+    char *body = NULL;
+    int st = th_call(fake->port, "POST", path, "Content-Type: application/json\r\n", json,
+                     &body, TH_IO_MS);
+    free(body);
+    return st == 200 ? 0 : -EPROTO;
+}
+
+json_t *th_fake_llm_stats(const th_proc_t *fake, const char *scope)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s%s/_fake/stats", scope ? "/s/" : "", scope ? scope : "");
+    char *body = NULL;
+    int st = th_call(fake->port, "GET", path, NULL, NULL, &body, TH_IO_MS);
+    json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    return j;
 }

@@ -278,6 +278,7 @@ struct th_sv {
     char *data_dir;         /* a fresh directory under $VAPORA_TEST_TMP */
     char *testsvc;          /* absolute path of vapora-testsvc */
     char *backend;          /* absolute path of vapora-backend, for @BACKEND@ */
+    char *router;           /* absolute path of vapora-llm-router, for @ROUTER@ */
     th_sv_t *prev, *next;
 };
 
@@ -319,6 +320,17 @@ bool th_sv_wait_settled(th_sv_t *sv, const char *service, unsigned n, int timeou
  * SIGTERM, SIGINT and SIGKILL, each after up to 3 s), removes its files and
  * frees sv. Accepts NULL; sets *svp = NULL. */
 void th_sv_free(th_sv_t **svp);
+
+/* ---- the fake LLM provider (tests/fakes/fake_llm.py) ---- */
+
+/* Starts the fake on a free port (p->port), stopping by itself when this
+ * process ends. $VAPORA_FAKES_DIR overrides tests/fakes. NULL on failure. */
+th_proc_t *th_fake_llm_start(void);
+/* POSTs json to the fake's /_fake/config of scope (NULL: the default
+ * scope). Returns 0 or -EPROTO. */
+int th_fake_llm_config(const th_proc_t *fake, const char *scope, const char *json);
+/* GET /_fake/stats of scope, parsed (caller owns), or NULL. */
+json_t *th_fake_llm_stats(const th_proc_t *fake, const char *scope);
 
 /* ---- per-test cleanup ---- */
 

@@ -232,9 +232,9 @@ static void s_assert_metrics(const th_resp_t *r, const char *service)
 }
 
 /* Starts a shipped service, checks /health and /metrics, stops it. */
-static void s_check_service(const char *bin, const char *service)
+static void s_check_service(const char *bin, const char *service, const char *extra)
 {
-    th_proc_t *p = s_start(bin, service, NULL);
+    th_proc_t *p = s_start(bin, service, extra);
     th_conn_t *c = th_connect(p->port, TH_IO_MS);
     cr_assert_not_null(c, "connect: %s", strerror(errno));
     th_resp_t *r = s_exchange(c, "GET", "/health", NULL, NULL);
@@ -254,17 +254,29 @@ static void s_check_service(const char *bin, const char *service)
 
 Test(services, backend_health_metrics_sigterm, .timeout = 30, .fini = s_fini)
 {
-    s_check_service("vapora-backend", "backend");
+    s_check_service("vapora-backend", "backend", NULL);
 }
 
 Test(services, agents_health_metrics_sigterm, .timeout = 30, .fini = s_fini)
 {
-    s_check_service("vapora-agents", "agents");
+    s_check_service("vapora-agents", "agents", NULL);
 }
 
 Test(services, llm_router_health_metrics_sigterm, .timeout = 30, .fini = s_fini)
 {
-    s_check_service("vapora-llm-router", "llm-router");
+    /* The router refuses to start without a provider to call. */
+    char *data = th_tmp_path("rtdata", "");
+    char *extra = NULL;
+    cr_assert(asprintf(&extra,
+                       "[supervisor]\ndata_dir = %s\n[provider:p]\nkind = openai\n"
+                       "base_url = http://127.0.0.1:9/v1\nmodels = m\n",
+                       data) > 0);
+    s_check_service("vapora-llm-router", "llm-router", extra);
+    free(extra);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", data);
+    cr_assert_eq(system(cmd), 0);
+    free(data);
 }
 
 /* ---- keep-alive ---- */

@@ -10,14 +10,15 @@ PKGS      := libmicrohttpd jansson inih libzmq libcurl libnats nettle
 TEST_PKGS := criterion
 # Extra libraries of one service.
 PKGS_backend := sqlite3 libsodium libjwt
+PKGS_llm-router := sqlite3
 
 SANFLAGS_ON := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SANFLAGS := $(if $(SANITIZE),$(SANFLAGS_ON))
 # `=` (not `:=`): pkg-config runs when a recipe needs the flags, after deps.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend) $(PKGS_llm-router))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -MMD -MP -Icommon -Isupervisor \
-            -Iservices/backend $(SANFLAGS) $(PKG_CFLAGS)
+            -Iservices/backend -Iservices/llm-router $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(PKG_LIBS) -lwslay -lpthread -lm
 
@@ -36,6 +37,9 @@ SV_LIB := $(BUILD)/lib/libvapora-supervisor.a
 # The backend's modules, likewise.
 BE_SRC := $(filter-out services/backend/main.c,$(wildcard services/backend/*.c))
 BE_LIB := $(BUILD)/lib/libvapora-backend.a
+# The LLM router's modules, likewise.
+RT_SRC := $(filter-out services/llm-router/main.c,$(wildcard services/llm-router/*.c))
+RT_LIB := $(BUILD)/lib/libvapora-router.a
 
 UNIT_SRC := $(shell find tests/unit -name '*.c' 2>/dev/null)
 UNIT_BIN := $(BUILD)/tests/unit-tests
@@ -80,6 +84,10 @@ $(BE_LIB): $(BE_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(RT_LIB): $(RT_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/bin/vapora-supervisor: $(BUILD)/obj/supervisor/main.o $(SV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -88,9 +96,9 @@ $(BUILD)/bin/vaporactl: $(BUILD)/obj/supervisor/vaporactl.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs libcurl)
 
-$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(BE_LIB) $(COMMON_LIB)
+$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(BE_LIB) $(RT_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend))
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend) $(PKGS_llm-router))
 
 $(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
 	@mkdir -p $(dir $@)

@@ -57,3 +57,4 @@ errs=$(awk '/Socket errors/ {gsub(",",""); n += $4+$6+$8+$10} /Non-2xx/ {n += $5
 echo "failed requests during the rolling restart: ${errs:-0}"
 echo
 bench/backend.sh
+bench/router.sh

@@ -533,7 +533,7 @@ http_stream_t *http_reply_stream(http_req_t *req, unsigned status,
     req->replied = true;
     req->status = status;
     req->stream = st;
-    req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+    req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 2048,
                                                   s_stream_read, st, s_stream_free);
     VP_ASSERT(req->resp != NULL);
     st->resp = req->resp;
@@ -985,8 +985,11 @@ http_server_t *http_server_new(loop_t *loop, metrics_t *metrics,
  * max_url + max_header always reaches our checks and their JSON errors. */
 static size_t s_conn_memory(const http_config_t *c)
 {
+    /* Headers and URL are read into the first half; the rest holds the
+     * response headers and write buffer. A service with small limits (the
+     * LLM router, which holds thousands of streams) gets small pools. */
     size_t need = c->max_url + c->max_header + 4096;
-    return need < 16384 ? 16384 : (need + 1023) & ~(size_t)1023;
+    return need < 8192 ? 8192 : (need + 1023) & ~(size_t)1023;
 }
 
 int http_server_start(http_server_t *srv, int listen_fd)

@@ -1,0 +1,251 @@
+/* config.c - loads the router's sections of etc/vapora.conf into an
+ * rt_config_t (see router.h), checking every reference between them. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+#include "util.h"
+
+static int s_fail(char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* "provider:claude" -> "claude" when the section has type `type`. */
+static const char *s_typed(const char *section, const char *type)
+{
+    size_t n = strlen(type);
+    if (strncmp(section, type, n) == 0 && section[n] == ':' && section[n + 1])
+        return section + n + 1;
+    return NULL;
+}
+
+static void s_trim_slash(char *s)
+{
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '/')
+        s[--n] = '\0';
+}
+
+static int s_load_provider(const cfg_t *cfg, const char *sec, const char *name,
+                           rt_provider_t *p, char *err, size_t len)
+{
+    p->name = xstrdup(name);
+    const char *kind = cfg_get(cfg, sec, "kind");
+    if (!kind || wire_kind_parse(kind, &p->kind) < 0)
+        return s_fail(err, len, "[%s] kind: must be openai, anthropic, gemini or ollama",
+                      sec);
+    const char *url = cfg_get(cfg, sec, "base_url");
+    if (!url || !*url)
+        return s_fail(err, len, "[%s] base_url: required", sec);
+    if (strstr(url, "://") && strncmp(url, "http://", 7) != 0 &&
+        strncmp(url, "https://", 8) != 0)
+        return s_fail(err, len, "[%s] base_url: must be an http:// or https:// URL", sec);
+    /* OLLAMA_HOST is often "host:port" alone. */
+    p->base_url = strstr(url, "://") ? xstrdup(url) : xasprintf("http://%s", url);
+    s_trim_slash(p->base_url);
+    p->api_key = xstrdup(cfg_get_str(cfg, sec, "api_key", ""));
+    p->nmodels = cfg_split_list(cfg_get_str(cfg, sec, "models", ""), &p->models);
+    if (p->nmodels == 0)
+        return s_fail(err, len, "[%s] models: list at least one model", sec);
+    return cfg_get_long(cfg, sec, "timeout", 120, 1, 3600, &p->timeout_s, err, len);
+}
+
+static int s_load_model(const cfg_t *cfg, const char *sec, const char *name,
+                        rt_model_t *m, char *err, size_t len)
+{
+    m->name = xstrdup(name);
+    m->nequivalents = cfg_split_list(cfg_get_str(cfg, sec, "equivalents", ""),
+                                     &m->equivalents);
+    if (cfg_get_double(cfg, sec, "input_usd_per_mtok", 0, 0, 1e6,
+                       &m->input_usd_per_mtok, err, len) < 0)
+        return -EINVAL;
+    return cfg_get_double(cfg, sec, "output_usd_per_mtok", 0, 0, 1e6,
+                          &m->output_usd_per_mtok, err, len);
+}
+
+static int s_load_route(const cfg_t *cfg, const char *sec, const char *name,
+                        rt_route_t *r, char *err, size_t len)
+{
+    r->name = xstrdup(name);
+    r->ntask_types = cfg_split_list(cfg_get_str(cfg, sec, "task_types", ""),
+                                    &r->task_types);
+    const char *model = cfg_get(cfg, sec, "model");
+    if (!model || !*model)
+        return s_fail(err, len, "[%s] model: required", sec);
+    r->model = xstrdup(model);
+    if (r->ntask_types == 0)
+        return s_fail(err, len, "[%s] task_types: list at least one task type", sec);
+    return 0;
+}
+
+static int s_load_budget(const cfg_t *cfg, const char *sec, const char *name,
+                         rt_budget_t *b, char *err, size_t len)
+{
+    b->role = xstrdup(name);
+    const char *w = cfg_get_str(cfg, sec, "window", "monthly");
+    if (strcmp(w, "daily") == 0)
+        b->window = RT_DAILY;
+    else if (strcmp(w, "weekly") == 0)
+        b->window = RT_WEEKLY;
+    else if (strcmp(w, "monthly") == 0)
+        b->window = RT_MONTHLY;
+    else
+        return s_fail(err, len, "[%s] window: must be daily, weekly or monthly, not '%s'",
+                      sec, w);
+    if (!cfg_get(cfg, sec, "limit_usd"))
+        return s_fail(err, len, "[%s] limit_usd: required", sec);
+    if (cfg_get_double(cfg, sec, "limit_usd", 0, 0, 1e12, &b->limit_usd, err, len) < 0)
+        return -EINVAL;
+    return cfg_get_double(cfg, sec, "near_percent", 80, 0, 100, &b->near_percent, err,
+                          len);
+}
+
+/* Loads every [TYPE:NAME] section into a fresh array of `size`-byte items. */
+typedef int (*load_fn)(const cfg_t *, const char *, const char *, void *, char *, size_t);
+
+static int s_load_typed(const cfg_t *cfg, const char *type, size_t size, load_fn fn,
+                        void **items, size_t *n, char *err, size_t len)
+{
+    size_t count = cfg_section_count(cfg);
+    *items = xcalloc(count ? count : 1, size);
+    *n = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *sec = cfg_section_name(cfg, i);
+        const char *name = s_typed(sec, type);
+        if (!name)
+            continue;
+        void *item = (char *)*items + *n * size;
+        (*n)++;
+        if (fn(cfg, sec, name, item, err, len) < 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static int s_load_routing(const cfg_t *cfg, rt_config_t *c, char *err, size_t len)
+{
+    char **names;
+    size_t n = cfg_split_list(cfg_get_str(cfg, "routing", "fallback_chain", ""), &names);
+    c->chain = xcalloc(n ? n : 1, sizeof *c->chain);
+    for (size_t i = 0; i < n; i++) {
+        rt_provider_t *p = rt_provider_find(c, names[i]);
+        if (!p) {
+            s_fail(err, len, "[routing] fallback_chain: no [provider:%s] section", names[i]);
+            cfg_list_free(names, n);
+            return -EINVAL;
+        }
+        c->chain[c->nchain++] = p;
+    }
+    cfg_list_free(names, n);
+    if (c->nchain == 0) /* no chain: every provider, in file order */
+        for (size_t i = 0; i < c->nproviders; i++)
+            c->chain[c->nchain++] = &c->providers[i];
+    if (cfg_get_long(cfg, "routing", "retries", 2, 0, 10, &c->retries, err, len) < 0 ||
+        cfg_get_long(cfg, "routing", "cooldown_failures", 3, 1, 1000,
+                     &c->cooldown_failures, err, len) < 0 ||
+        cfg_get_double(cfg, "routing", "cooldown", 5, 0, 3600, &c->cooldown_s, err,
+                       len) < 0)
+        return -EINVAL;
+    const char *dm = cfg_get(cfg, "routing", "default_model");
+    if (dm && *dm)
+        c->default_model = xstrdup(dm);
+    else if (c->nproviders)
+        c->default_model = xstrdup(c->chain[0]->models[0]);
+    return 0;
+}
+
+/* Every model a route or equivalents name must be served by some provider. */
+static int s_check_refs(const rt_config_t *c, char *err, size_t len)
+{
+    if (c->nproviders == 0)
+        return s_fail(err, len, "no [provider:NAME] section: the router has nothing to call");
+    if (c->nchain > RT_MAX_ATTEMPTS)
+        return s_fail(err, len, "[routing] fallback_chain: at most %d providers",
+                      RT_MAX_ATTEMPTS);
+    if (!rt_model_known(c, c->default_model))
+        return s_fail(err, len, "[routing] default_model: no provider serves '%s'",
+                      c->default_model);
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (!rt_model_known(c, c->routes[i].model))
+            return s_fail(err, len, "[route:%s] model: no provider serves '%s'",
+                          c->routes[i].name, c->routes[i].model);
+    return 0;
+}
+
+static int s_load_router(const cfg_t *cfg, rt_config_t *c, char *err, size_t len)
+{
+    c->napi_keys = cfg_split_list(cfg_get_str(cfg, "router", "api_keys", ""), &c->api_keys);
+    return cfg_get_long(cfg, "router", "default_max_tokens", 4096, 1, 10000000,
+                        &c->default_max_tokens, err, len);
+}
+
+rt_config_t *rt_config_load(const cfg_t *cfg, char *err, size_t errlen)
+{
+    rt_config_t *c = xcalloc(1, sizeof *c);
+    int rc = s_load_typed(cfg, "provider", sizeof(rt_provider_t), (load_fn)s_load_provider,
+                          (void **)&c->providers, &c->nproviders, err, errlen);
+    if (rc == 0)
+        rc = s_load_typed(cfg, "model", sizeof(rt_model_t), (load_fn)s_load_model,
+                          (void **)&c->models, &c->nmodels, err, errlen);
+    if (rc == 0)
+        rc = s_load_typed(cfg, "route", sizeof(rt_route_t), (load_fn)s_load_route,
+                          (void **)&c->routes, &c->nroutes, err, errlen);
+    if (rc == 0)
+        rc = s_load_typed(cfg, "budget", sizeof(rt_budget_t), (load_fn)s_load_budget,
+                          (void **)&c->budgets, &c->nbudgets, err, errlen);
+    if (rc == 0)
+        rc = s_load_routing(cfg, c, err, errlen);
+    if (rc == 0)
+        rc = s_load_router(cfg, c, err, errlen);
+    if (rc == 0)
+        rc = s_check_refs(c, err, errlen);
+    if (rc < 0)
+        rt_config_destroy(&c);
+    return c;
+}
+
+void rt_config_destroy(rt_config_t **cp)
+{
+    rt_config_t *c = cp ? *cp : NULL;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nproviders; i++) {
+        rt_provider_t *p = &c->providers[i];
+        free(p->name);
+        free(p->base_url);
+        free(p->api_key);
+        cfg_list_free(p->models, p->nmodels);
+    }
+    for (size_t i = 0; i < c->nmodels; i++) {
+        free(c->models[i].name);
+        cfg_list_free(c->models[i].equivalents, c->models[i].nequivalents);
+    }
+    for (size_t i = 0; i < c->nroutes; i++) {
+        free(c->routes[i].name);
+        free(c->routes[i].model);
+        cfg_list_free(c->routes[i].task_types, c->routes[i].ntask_types);
+    }
+    for (size_t i = 0; i < c->nbudgets; i++)
+        free(c->budgets[i].role);
+    free(c->providers);
+    free(c->models);
+    free(c->routes);
+    free(c->budgets);
+    free(c->chain);
+    free(c->default_model);
+    cfg_list_free(c->api_keys, c->napi_keys);
+    free(c);
+    *cp = NULL;
+}

@@ -1,0 +1,310 @@
+/* ledger.c - spend reservations and usage totals in SQLite; see ledger.h. */
+#define _GNU_SOURCE
+#include "ledger.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+enum {
+    Q_SPENT,
+    Q_RESERVED,
+    Q_RESERVE,
+    Q_UNRESERVE,
+    Q_ADD_SPENT,
+    Q_ADD_USAGE,
+    Q_COUNT
+};
+
+static const char *const s_sql[Q_COUNT] = {
+    [Q_SPENT] = "SELECT spent FROM spend WHERE role = ?1 AND window_start = ?2",
+    [Q_RESERVED] = "SELECT COALESCE(SUM(amount), 0) FROM reservation "
+                   "WHERE role = ?1 AND window_start = ?2",
+    [Q_RESERVE] = "INSERT INTO reservation (role, window_start, amount, pid, created) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_UNRESERVE] = "DELETE FROM reservation WHERE id = ?1",
+    [Q_ADD_SPENT] = "INSERT INTO spend (role, window_start, spent) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT (role, window_start) DO UPDATE SET spent = spent + ?3",
+    [Q_ADD_USAGE] =
+        "INSERT INTO usage (minute, role, provider, model, requests, errors, "
+        "input_tokens, output_tokens, cost, estimated) "
+        "VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT (minute, role, provider, model) DO UPDATE SET "
+        "requests = requests + 1, errors = errors + ?5, input_tokens = input_tokens + ?6, "
+        "output_tokens = output_tokens + ?7, cost = cost + ?8, estimated = estimated + ?9",
+};
+
+static const char s_schema[] =
+    "CREATE TABLE IF NOT EXISTS spend (role TEXT NOT NULL, window_start INTEGER NOT NULL,"
+    " spent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (role, window_start));"
+    "CREATE TABLE IF NOT EXISTS reservation (id INTEGER PRIMARY KEY, role TEXT NOT NULL,"
+    " window_start INTEGER NOT NULL, amount INTEGER NOT NULL, pid INTEGER NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS reservation_role ON reservation (role, window_start);"
+    "CREATE TABLE IF NOT EXISTS usage (minute INTEGER NOT NULL, role TEXT NOT NULL,"
+    " provider TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL,"
+    " errors INTEGER NOT NULL, input_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL, cost INTEGER NOT NULL, estimated INTEGER NOT NULL,"
+    " PRIMARY KEY (minute, role, provider, model));";
+
+struct ledger {
+    pthread_mutex_t lock;
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+};
+
+/* Short sleeps: SQLite's default busy handler sleeps up to 100 ms, unfairly
+ * between processes (see the field guide). */
+static int s_busy(void *ud, int count)
+{
+    UNUSED(ud);
+    if (count > 20000) /* ~5 s */
+        return 0;
+    struct timespec ts = {0, (150 + (count % 4) * 50) * 1000L};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+static int s_exec(ledger_t *l, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(l->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_warn("ledger: %s: %s", sql, msg ? msg : sqlite3_errmsg(l->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+ledger_t *ledger_open(const char *path, char *err, size_t errlen)
+{
+    ledger_t *l = xcalloc(1, sizeof *l);
+    pthread_mutex_init(&l->lock, NULL);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "opening %s: %s", path,
+                 l->db ? sqlite3_errmsg(l->db) : "out of memory");
+        ledger_close(&l);
+        return NULL;
+    }
+    sqlite3_busy_handler(l->db, s_busy, NULL);
+    if (s_exec(l, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0 ||
+        s_exec(l, s_schema) < 0) {
+        snprintf(err, errlen, "preparing %s: %s", path, sqlite3_errmsg(l->db));
+        ledger_close(&l);
+        return NULL;
+    }
+    for (int i = 0; i < Q_COUNT; i++) {
+        if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->q[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "preparing a statement on %s: %s", path,
+                     sqlite3_errmsg(l->db));
+            ledger_close(&l);
+            return NULL;
+        }
+    }
+    return l;
+}
+
+void ledger_close(ledger_t **lp)
+{
+    ledger_t *l = lp ? *lp : NULL;
+    if (!l)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(l->q[i]);
+    sqlite3_close(l->db);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+    *lp = NULL;
+}
+
+static sqlite3_stmt *s_q(ledger_t *l, int i)
+{
+    sqlite3_reset(l->q[i]);
+    sqlite3_clear_bindings(l->q[i]);
+    return l->q[i];
+}
+
+static int64_t s_scalar(ledger_t *l, int q, const char *role, int64_t window)
+{
+    sqlite3_stmt *st = s_q(l, q);
+    sqlite3_bind_text(st, 1, role, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, window);
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return v;
+}
+
+static rt_state_t s_state(int64_t used, int64_t limit, double near_percent)
+{
+    if (used >= limit)
+        return RT_EXCEEDED;
+    if ((double)used >= (double)limit * near_percent / 100.0)
+        return RT_NEAR;
+    return RT_NORMAL;
+}
+
+static int s_reserve(ledger_t *l, ledger_admit_t *a, int64_t amount)
+{
+    sqlite3_stmt *st = s_q(l, Q_RESERVE);
+    sqlite3_bind_text(st, 1, a->role, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->window_start);
+    sqlite3_bind_int64(st, 3, amount);
+    sqlite3_bind_int64(st, 4, getpid());
+    sqlite3_bind_int64(st, 5, time(NULL));
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    a->reservation = sqlite3_last_insert_rowid(l->db);
+    return 0;
+}
+
+void ledger_admit(ledger_t *l, ledger_admit_t *a)
+{
+    pthread_mutex_lock(&l->lock);
+    a->rc = -1;
+    if (s_exec(l, "BEGIN IMMEDIATE") < 0)
+        goto out;
+    a->spent = s_scalar(l, Q_SPENT, a->role, a->window_start);
+    a->reserved = s_scalar(l, Q_RESERVED, a->role, a->window_start);
+    int64_t used = a->spent + a->reserved;
+    a->state = s_state(used, a->limit, a->near_percent);
+    a->rc = 1;
+    for (int s = (int)a->state; s <= RT_EXCEEDED; s++) {
+        int64_t amount = a->amounts[s];
+        if (amount < 0 || (amount > 0 && used + amount > a->limit))
+            continue;
+        a->plan = s;
+        a->rc = amount > 0 ? s_reserve(l, a, amount) : 0;
+        break;
+    }
+    if (s_exec(l, a->rc < 0 ? "ROLLBACK" : "COMMIT") < 0)
+        a->rc = -1;
+out:
+    pthread_mutex_unlock(&l->lock);
+}
+
+static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
+{
+    sqlite3_stmt *st;
+    if (e->reservation) {
+        st = s_q(l, Q_UNRESERVE);
+        sqlite3_bind_int64(st, 1, e->reservation);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return -1;
+    }
+    if (e->window_start && e->cost) {
+        st = s_q(l, Q_ADD_SPENT);
+        sqlite3_bind_text(st, 1, e->role, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, e->window_start);
+        sqlite3_bind_int64(st, 3, e->cost);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return -1;
+    }
+    st = s_q(l, Q_ADD_USAGE);
+    sqlite3_bind_int64(st, 1, e->minute);
+    sqlite3_bind_text(st, 2, e->role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->provider, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e->model, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, e->error);
+    sqlite3_bind_int64(st, 6, e->input_tokens);
+    sqlite3_bind_int64(st, 7, e->output_tokens);
+    sqlite3_bind_int64(st, 8, e->cost);
+    sqlite3_bind_int(st, 9, e->estimated);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+int ledger_apply(ledger_t *l, const ledger_entry_t *e, size_t n)
+{
+    pthread_mutex_lock(&l->lock);
+    int rc = s_exec(l, "BEGIN IMMEDIATE");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((rc = s_apply_one(l, &e[i])) < 0)
+            log_warn("ledger: recording usage: %s", sqlite3_errmsg(l->db));
+    if (rc == 0)
+        rc = s_exec(l, "COMMIT");
+    else
+        s_exec(l, "ROLLBACK");
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_reset(l->q[i]);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+int ledger_balance(ledger_t *l, const char *role, int64_t window_start, int64_t *spent,
+                   int64_t *reserved)
+{
+    pthread_mutex_lock(&l->lock);
+    *spent = s_scalar(l, Q_SPENT, role, window_start);
+    *reserved = s_scalar(l, Q_RESERVED, role, window_start);
+    pthread_mutex_unlock(&l->lock);
+    return 0;
+}
+
+int ledger_release_dead(ledger_t *l)
+{
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = NULL;
+    int released = 0;
+    if (sqlite3_prepare_v2(l->db, "SELECT DISTINCT pid FROM reservation", -1, &st, NULL) !=
+        SQLITE_OK) {
+        pthread_mutex_unlock(&l->lock);
+        return -1;
+    }
+    sbuf_t sql = {0};
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        pid_t pid = (pid_t)sqlite3_column_int64(st, 0);
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            sbuf_printf(&sql, "DELETE FROM reservation WHERE pid = %d;", (int)pid);
+    }
+    sqlite3_finalize(st);
+    if (sql.len && s_exec(l, sql.data) == 0)
+        released = sqlite3_changes(l->db) > 0 ? sqlite3_changes(l->db) : 1;
+    sbuf_free(&sql);
+    pthread_mutex_unlock(&l->lock);
+    return released;
+}
+
+json_t *ledger_usage(ledger_t *l, const char *group_by, int64_t since)
+{
+    const char *col = strcmp(group_by, "provider") == 0 ? "provider"
+                      : strcmp(group_by, "model") == 0  ? "model"
+                                                        : "role";
+    char *sql = xasprintf("SELECT %s, SUM(requests), SUM(errors), SUM(input_tokens), "
+                          "SUM(output_tokens), SUM(cost), SUM(estimated) FROM usage "
+                          "WHERE minute >= ?1 GROUP BY 1 ORDER BY 1",
+                          col);
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = NULL;
+    json_t *out = NULL;
+    if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, since / 60);
+        out = json_array();
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(
+                out, json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:I}", col,
+                               (const char *)sqlite3_column_text(st, 0), "requests",
+                               (json_int_t)sqlite3_column_int64(st, 1), "errors",
+                               (json_int_t)sqlite3_column_int64(st, 2), "input_tokens",
+                               (json_int_t)sqlite3_column_int64(st, 3), "output_tokens",
+                               (json_int_t)sqlite3_column_int64(st, 4), "cost_usd",
+                               (double)sqlite3_column_int64(st, 5) / LEDGER_NANO,
+                               "estimated", (json_int_t)sqlite3_column_int64(st, 6)));
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&l->lock);
+    free(sql);
+    return out;
+}

@@ -1,0 +1,307 @@
+/* test_router.c - unit tests for the router's configuration (config.c),
+ * routing plans (plan.c) and the ledger's exact admission (ledger.c). */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ledger.h"
+#include "router.h"
+
+static const char s_conf[] =
+    "[provider:claude]\n"
+    "kind = anthropic\n"
+    "base_url = http://127.0.0.1:1/\n"
+    "models = opus, sonnet, haiku\n"
+    "[provider:oai]\n"
+    "kind = openai\n"
+    "base_url = http://127.0.0.1:2/v1\n"
+    "models = gpt-big, gpt-mini\n"
+    "[provider:local]\n"
+    "kind = ollama\n"
+    "base_url = 127.0.0.1:11434\n"
+    "models = llama\n"
+    "[model:opus]\n"
+    "input_usd_per_mtok = 15\n"
+    "output_usd_per_mtok = 75\n"
+    "equivalents = gpt-mini, gpt-big\n"
+    "[model:sonnet]\n"
+    "input_usd_per_mtok = 3\n"
+    "output_usd_per_mtok = 15\n"
+    "[model:haiku]\n"
+    "input_usd_per_mtok = 1\n"
+    "output_usd_per_mtok = 1\n"
+    "[model:gpt-big]\n"
+    "input_usd_per_mtok = 2\n"
+    "output_usd_per_mtok = 10\n"
+    "[model:gpt-mini]\n"
+    "input_usd_per_mtok = 0.1\n"
+    "output_usd_per_mtok = 0.5\n"
+    "[routing]\n"
+    "default_model = sonnet\n"
+    "fallback_chain = claude, oai, local\n"
+    "cooldown_failures = 2\n"
+    "cooldown = 5\n"
+    "[route:arch]\n"
+    "task_types = architecture, design\n"
+    "model = opus\n"
+    "[budget:architect]\n"
+    "window = weekly\n"
+    "limit_usd = 10\n";
+
+static rt_config_t *s_load(const char *text, char *err, size_t len)
+{
+    cfg_t *cfg = cfg_load_string(text, "test", err, len);
+    cr_assert_not_null(cfg, "%s", err);
+    rt_config_t *c = rt_config_load(cfg, err, len);
+    cfg_destroy(&cfg);
+    return c;
+}
+
+Test(router_config, loads_sections_and_references)
+{
+    char err[256] = "";
+    rt_config_t *c = s_load(s_conf, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->nproviders, 3);
+    cr_assert_str_eq(c->providers[0].base_url, "http://127.0.0.1:1");
+    cr_assert_str_eq(c->providers[2].base_url, "http://127.0.0.1:11434");
+    cr_assert_eq(c->providers[1].kind, WIRE_OPENAI);
+    cr_assert_eq(c->nchain, 3);
+    cr_assert_eq(c->retries, 2);
+    cr_assert_eq(c->budgets[0].window, RT_WEEKLY);
+    cr_assert_float_eq(c->budgets[0].near_percent, 80, 1e-9);
+    cr_assert_float_eq(rt_cost(c, "opus", 1000000, 1000000), 90, 1e-9);
+    cr_assert_float_eq(rt_cost(c, "llama", 1000000, 1000000), 0, 1e-9);
+    rt_config_destroy(&c);
+    cr_assert_null(c);
+}
+
+Test(router_config, rejects_what_cannot_work)
+{
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"[provider:x]\nkind = foo\nbase_url = http://a\nmodels = m\n", "[provider:x] kind"},
+        {"[provider:x]\nkind = openai\nbase_url = ftp://a\nmodels = m\n", "base_url"},
+        {"[provider:x]\nkind = openai\nbase_url = http://a\n", "[provider:x] models"},
+        {"[provider:x]\nkind = openai\nbase_url = http://a\nmodels = m\n[routing]\n"
+         "fallback_chain = x, y\n",
+         "no [provider:y]"},
+        {"[provider:x]\nkind = openai\nbase_url = http://a\nmodels = m\n[routing]\n"
+         "default_model = nope\n",
+         "default_model"},
+        {"[provider:x]\nkind = openai\nbase_url = http://a\nmodels = m\n[route:r]\n"
+         "task_types = a\nmodel = nope\n",
+         "[route:r] model"},
+        {"[provider:x]\nkind = openai\nbase_url = http://a\nmodels = m\n[budget:b]\n"
+         "window = yearly\nlimit_usd = 1\n",
+         "[budget:b] window"},
+        {"[provider:x]\nkind = openai\nbase_url = http://a\nmodels = m\n[budget:b]\n",
+         "limit_usd"},
+        {"[router]\n", "no [provider:NAME]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[256] = "";
+        rt_config_t *c = s_load(bad[i].text, err, sizeof err);
+        cr_assert_null(c, "case %zu loaded", i);
+        cr_assert(strstr(err, bad[i].want), "case %zu: '%s' lacks '%s'", i, err,
+                  bad[i].want);
+    }
+}
+
+static rt_config_t *s_cfg(void)
+{
+    char err[256];
+    rt_config_t *c = s_load(s_conf, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    return c;
+}
+
+static void s_expect(const rt_plan_t *p, const char *want)
+{
+    char got[256] = "";
+    for (size_t i = 0; i < p->n; i++) {
+        size_t n = strlen(got);
+        snprintf(got + n, sizeof got - n, "%s%s/%s", i ? " " : "", p->attempts[i].provider->name,
+                 p->attempts[i].model);
+    }
+    cr_assert_str_eq(got, want);
+}
+
+Test(router_plan, model_rules_and_fallback_order)
+{
+    rt_config_t *c = s_cfg();
+    rt_plan_t plans[3];
+    rt_request_t rq = {.model = "opus"};
+    cr_assert_eq(rt_plan(c, &rq, 1000, plans), RT_PLAN_OK);
+    /* opus's equivalents pick gpt-mini on oai; local has only llama. */
+    s_expect(&plans[RT_NORMAL], "claude/opus oai/gpt-mini local/llama");
+    s_expect(&plans[RT_NEAR], "local/llama claude/haiku oai/gpt-mini");
+    s_expect(&plans[RT_EXCEEDED], "local/llama");
+
+    rq = (rt_request_t){.model = "auto", .task_type = "Design"};
+    rt_plan(c, &rq, 1000, plans);
+    cr_assert_str_eq(plans[RT_NORMAL].attempts[0].model, "opus");
+    rq = (rt_request_t){.model = NULL, .task_type = "coding"};
+    rt_plan(c, &rq, 1000, plans);
+    s_expect(&plans[RT_NORMAL], "claude/sonnet oai/gpt-big local/llama");
+
+    rq = (rt_request_t){.model = "gpt-mini", .provider = "claude"};
+    rt_plan(c, &rq, 1000, plans);
+    s_expect(&plans[RT_NORMAL], "claude/opus"); /* override: that provider alone */
+    rq = (rt_request_t){.model = "nope"};
+    cr_assert_eq(rt_plan(c, &rq, 1000, plans), RT_PLAN_UNKNOWN_MODEL);
+    rq = (rt_request_t){.model = "opus", .provider = "nope"};
+    cr_assert_eq(rt_plan(c, &rq, 1000, plans), RT_PLAN_UNKNOWN_PROVIDER);
+    rt_config_destroy(&c);
+}
+
+Test(router_plan, cooldown_leaves_a_provider_out_until_it_ends)
+{
+    rt_config_t *c = s_cfg();
+    rt_provider_t *claude = rt_provider_find(c, "claude");
+    rt_provider_failure(c, claude, 1000);
+    cr_assert(rt_provider_available(claude, 1000));
+    rt_provider_failure(c, claude, 1000);
+    cr_assert_not(rt_provider_available(claude, 1000));
+    rt_plan_t plans[3];
+    rt_request_t rq = {.model = "sonnet"};
+    rt_plan(c, &rq, 2000, plans);
+    s_expect(&plans[RT_NORMAL], "claude/sonnet oai/gpt-big local/llama");
+    rq.model = "gpt-big";
+    rt_plan(c, &rq, 2000, plans);
+    s_expect(&plans[RT_NORMAL], "oai/gpt-big local/llama");
+    rt_plan(c, &rq, 6000, plans); /* 5 s later */
+    s_expect(&plans[RT_NORMAL], "oai/gpt-big claude/opus local/llama");
+    rt_provider_success(c, claude, 12.5);
+    cr_assert_eq(claude->failures, 0);
+    cr_assert_float_eq(claude->latency_ewma_ms, 12.5, 1e-9);
+    rt_config_destroy(&c);
+}
+
+Test(router_plan, windows_are_utc_calendar_periods)
+{
+    int64_t s, e;
+    /* 2026-11-25 (a Wednesday) 13:14:15 UTC */
+    int64_t t = 1795612455;
+    rt_window_bounds(RT_DAILY, t, &s, &e);
+    cr_assert_eq(s, 1795564800);
+    cr_assert_eq(e, 1795564800 + 86400);
+    rt_window_bounds(RT_WEEKLY, t, &s, &e);
+    cr_assert_eq(s, 1795564800 - 2 * 86400); /* Monday 23rd */
+    cr_assert_eq(e - s, 7 * 86400);
+    rt_window_bounds(RT_MONTHLY, t, &s, &e);
+    cr_assert_eq(s, 1793491200); /* 2026-11-01 */
+    cr_assert_eq(e, 1796083200); /* 2026-12-01 */
+}
+
+/* ---- ledger ---- */
+
+static char s_dir[] = "/tmp/vapora-ledger-XXXXXX";
+static char s_path[128];
+
+static void s_ledger_init(void)
+{
+    cr_assert_not_null(mkdtemp(s_dir));
+    snprintf(s_path, sizeof s_path, "%s/l.db", s_dir);
+}
+
+static void s_ledger_fini(void)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static ledger_admit_t s_admit(ledger_t *l, int64_t normal, int64_t near, int64_t exceeded)
+{
+    ledger_admit_t a = {.role = "dev", .window_start = 100, .limit = 1000,
+                        .near_percent = 80, .amounts = {normal, near, exceeded}};
+    ledger_admit(l, &a);
+    return a;
+}
+
+Test(router_ledger, admission_degrades_then_refuses, .init = s_ledger_init,
+     .fini = s_ledger_fini)
+{
+    char err[256];
+    ledger_t *l = ledger_open(s_path, err, sizeof err);
+    cr_assert_not_null(l, "%s", err);
+    ledger_admit_t a = s_admit(l, 700, 100, -1);
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(a.state, RT_NORMAL);
+    cr_assert_eq(a.plan, RT_NORMAL);
+    a = s_admit(l, 700, 100, 0); /* 700 more does not fit: the near plan does */
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(a.plan, RT_NEAR);
+    cr_assert_eq(a.reserved, 700);
+    a = s_admit(l, 700, 300, -1); /* used 800 = 80 %: near; 300 does not fit */
+    cr_assert_eq(a.state, RT_NEAR);
+    cr_assert_eq(a.rc, 1);
+    a = s_admit(l, 700, 300, 0); /* the free plan always fits */
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(a.plan, RT_EXCEEDED);
+    cr_assert_eq(a.reservation, 0);
+    /* Settling releases the reservation and adds the real cost. */
+    ledger_entry_t e = {.reservation = 1, .window_start = 100, .minute = 1, .cost = 650};
+    strcpy(e.role, "dev");
+    strcpy(e.provider, "p");
+    strcpy(e.model, "m");
+    cr_assert_eq(ledger_apply(l, &e, 1), 0);
+    int64_t spent, reserved;
+    ledger_balance(l, "dev", 100, &spent, &reserved);
+    cr_assert_eq(spent, 650);
+    cr_assert_eq(reserved, 100);
+    json_t *u = ledger_usage(l, "provider", 0);
+    cr_assert_eq(json_array_size(u), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(u, 0), "requests")), 1);
+    json_decref(u);
+    ledger_close(&l);
+}
+
+typedef struct racer {
+    int admitted;
+} racer_t;
+
+static void *s_race(void *arg)
+{
+    racer_t *r = arg;
+    char err[256];
+    ledger_t *l = ledger_open(s_path, err, sizeof err);
+    for (int i = 0; i < 50; i++) {
+        ledger_admit_t a = s_admit(l, 30, 30, -1);
+        if (a.rc == 0)
+            r->admitted++;
+    }
+    ledger_close(&l);
+    return NULL;
+}
+
+/* Four connections (as four workers would) race for a 1000 limit in 30s:
+ * exactly 33 reservations fit, never 34. */
+Test(router_ledger, concurrent_admission_never_overspends, .init = s_ledger_init,
+     .fini = s_ledger_fini)
+{
+    char err[256];
+    ledger_t *l = ledger_open(s_path, err, sizeof err);
+    cr_assert_not_null(l, "%s", err);
+    pthread_t t[4];
+    racer_t r[4] = {0};
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, s_race, &r[i]);
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        total += r[i].admitted;
+    }
+    cr_assert_eq(total, 33, "admitted %d", total);
+    int64_t spent, reserved;
+    ledger_balance(l, "dev", 100, &spent, &reserved);
+    cr_assert_eq(reserved, 990);
+    cr_assert_eq(ledger_release_dead(l), 0); /* this process is alive */
+    ledger_close(&l);
+}

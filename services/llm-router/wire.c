@@ -62,6 +62,15 @@ static bool s_is(const char *s, const char *want)
     return s && strcmp(s, want) == 0;
 }
 
+/* Whether s is one of the n strings of set. */
+static bool s_in(const char *s, const char *const *set, size_t n)
+{
+    while (s && n-- > 0)
+        if (strcmp(s, set[n]) == 0)
+            return true;
+    return false;
+}
+
 /* Whether o[key] is there and not null (OpenAI treats null as absent). */
 static bool s_present(const json_t *o, const char *key)
 {
@@ -420,26 +429,20 @@ static int s_check_message(const json_t *m, size_t i, char *err, size_t len)
     static const char *const roles[] = {"system", "developer", "user", "assistant",
                                         "tool"};
     const char *role = s_str(m, "role");
-    size_t r = 0;
     if (!json_is_object(m))
         return s_fail(err, len, "messages[%zu]: must be an object", i);
-    while (role && r < ARRAY_LEN(roles) && strcmp(role, roles[r]) != 0)
-        r++;
-    if (!role || r == ARRAY_LEN(roles))
-        return s_fail(err, len,
-                      "messages[%zu].role: must be one of system, developer, "
-                      "user, assistant, tool",
-                      i);
+    if (!s_in(role, roles, ARRAY_LEN(roles)))
+        return s_fail(err, len, "messages[%zu].role: %s", i,
+                      "must be one of system, developer, user, assistant, tool");
     const json_t *c = json_object_get(m, "content");
     bool assistant = strcmp(role, "assistant") == 0;
-    if (json_is_array(c)
-            ? s_check_parts(c, i, err, len) < 0
-            : !json_is_string(c) && !(assistant && (!c || json_is_null(c))))
-        return json_is_array(c) ? -1
-                                : s_fail(err, len,
-                                         "messages[%zu].content: must be a string "
-                                         "or an array of content parts",
-                                         i);
+    if (json_is_array(c) && s_check_parts(c, i, err, len) < 0)
+        return -1;
+    /* An assistant message that only calls tools may have no content. */
+    if (!json_is_array(c) && !json_is_string(c) &&
+        !(assistant && (!c || json_is_null(c))))
+        return s_fail(err, len, "messages[%zu].content: %s", i,
+                      "must be a string or an array of content parts");
     if (assistant && s_present(m, "tool_calls") &&
         s_check_tool_calls(json_object_get(m, "tool_calls"), i, err, len) < 0)
         return -1;
@@ -621,11 +624,8 @@ static int s_a_image(const json_t *b, size_t mi, size_t j, json_t *parts, char *
     else if (s_is(type, "url") && u)
         url = xstrdup(u);
     else
-        return s_fail(
-            err, len,
-            "messages[%zu].content[%zu].source: must be a base64 or url image "
-            "source",
-            mi, j);
+        return s_fail(err, len, "messages[%zu].content[%zu].source: %s", mi, j,
+                      "must be a base64 or url image source");
     json_array_append_new(parts, json_pack("{s:s,s:{s:s}}", "type", "image_url",
                                            "image_url", "url", url));
     free(url);
@@ -668,10 +668,8 @@ static int s_a_tool_result(const json_t *b, size_t mi, size_t j, json_t *msgs,
     else if (c && !json_is_null(c) &&
              (!json_is_array(c) || s_join_text_blocks(c, "\n", &t) < 0)) {
         sbuf_free(&t);
-        return s_fail(err, len,
-                      "messages[%zu].content[%zu].content: must be a string or "
-                      "an array of blocks",
-                      mi, j);
+        return s_fail(err, len, "messages[%zu].content[%zu].content: %s", mi, j,
+                      "must be a string or an array of blocks");
     }
     json_array_append_new(msgs,
                           json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", id,
@@ -691,13 +689,14 @@ static int s_a_user(const json_t *c, size_t mi, json_t *msgs, char *err, size_t 
     json_array_foreach(c, j, b)
     {
         const char *type = s_str(b, "type");
-        int rc = !type ? s_fail(err, len,
-                                "messages[%zu].content[%zu].type: must be a "
-                                "string",
-                                mi, j)
-                 : strcmp(type, "tool_result") == 0
-                     ? s_a_tool_result(b, mi, j, msgs, err, len)
-                     : s_a_part(b, type, mi, j, parts, err, len);
+        int rc;
+        if (!type)
+            rc = s_fail(err, len, "messages[%zu].content[%zu].type: must be a string",
+                        mi, j);
+        else if (strcmp(type, "tool_result") == 0)
+            rc = s_a_tool_result(b, mi, j, msgs, err, len);
+        else
+            rc = s_a_part(b, type, mi, j, parts, err, len);
         if (rc < 0) {
             json_decref(parts);
             return -1;
@@ -720,10 +719,8 @@ static int s_a_tool_use(const json_t *b, size_t mi, size_t j, json_t *calls, cha
 {
     const char *id = s_str(b, "id"), *name = s_str(b, "name");
     if (!id || !name)
-        return s_fail(err, len,
-                      "messages[%zu].content[%zu]: tool_use needs a string id "
-                      "and name",
-                      mi, j);
+        return s_fail(err, len, "messages[%zu].content[%zu]: %s", mi, j,
+                      "tool_use needs a string id and name");
     char *args = s_dumps(json_object_get(b, "input"));
     json_array_append_new(calls, s_tool_call(id, name, args));
     free(args);
@@ -746,10 +743,8 @@ static int s_a_assistant(const json_t *c, size_t mi, json_t *msgs, char *err,
         else if (s_is(type, "text") && s_str(b, "text"))
             s_append_str(&text, json_object_get(b, "text"));
         else if (!s_is(type, "thinking") && !s_is(type, "redacted_thinking"))
-            rc = s_fail(err, len,
-                        "messages[%zu].content[%zu].type: must be text, "
-                        "tool_use or thinking",
-                        mi, j);
+            rc = s_fail(err, len, "messages[%zu].content[%zu].type: %s", mi, j,
+                        "must be text, tool_use or thinking");
         if (rc < 0)
             break;
     }
@@ -778,10 +773,8 @@ static int s_a_messages(const json_t *req, json_t *msgs, char *err, size_t len)
             json_array_append_new(msgs,
                                   json_pack("{s:s,s:O}", "role", role, "content", c));
         else if (!json_is_array(c))
-            rc = s_fail(err, len,
-                        "messages[%zu].content: must be a string or an array of "
-                        "content blocks",
-                        i);
+            rc = s_fail(err, len, "messages[%zu].content: %s", i,
+                        "must be a string or an array of content blocks");
         else
             rc = s_is(role, "user") ? s_a_user(c, i, msgs, err, len)
                                     : s_a_assistant(c, i, msgs, err, len);
@@ -888,8 +881,10 @@ long wire_prompt_token_bound(const json_t *canon)
     const json_t *m, *tools = json_object_get(canon, "tools");
     size_t i;
     long n = 0;
-    json_array_foreach(json_object_get(canon, "messages"), i, m) n +=
-        WIRE_MSG_OVERHEAD + s_message_bytes(m);
+    json_array_foreach(json_object_get(canon, "messages"), i, m)
+    {
+        n += WIRE_MSG_OVERHEAD + s_message_bytes(m);
+    }
     if (tools) {
         char *s = s_dumps(tools);
         n += (long)strlen(s);
@@ -1034,10 +1029,12 @@ static json_t *s_an_tool_result(const json_t *m)
     sbuf_t t = {0};
     s_content_text(json_object_get(m, "content"), "\n", &t);
     const char *id = s_str(m, "tool_call_id");
-    json_t *b = json_pack("[{s:s,s:s,s:o}]", "type", "tool_result", "tool_use_id",
-                          id ? id : "", "content", s_sbuf_json(&t));
+    json_t *b =
+        json_pack("{s:s,s:s}", "type", "tool_result", "tool_use_id", id ? id : "");
+    if (t.len) /* content is optional, and Anthropic refuses empty texts */
+        json_object_set_new(b, "content", s_sbuf_json(&t));
     sbuf_free(&t);
-    return b;
+    return json_pack("[o]", b);
 }
 
 static void s_an_messages(const json_t *canon, json_t *r)
@@ -1071,9 +1068,9 @@ static void s_an_params(const json_t *canon, json_t *r)
     const char *user = s_str(canon, "user");
     /* OpenAI's temperature goes to 2, Anthropic's to 1. */
     if (json_is_number(t))
-        json_object_set_new(
-            r, "temperature",
-            json_real(json_number_value(t) > 1 ? 1 : json_number_value(t)));
+        json_object_set_new(r, "temperature",
+                            json_number_value(t) > 1 ? json_real(1)
+                                                     : json_deep_copy(t));
     s_copy(r, "top_p", canon, "top_p");
     if (stop)
         json_object_set_new(r, "stop_sequences", stop);
@@ -1234,16 +1231,32 @@ static void s_ge_contents(const json_t *canon, json_t *r)
 static const char *const s_ge_unsupported[] = {"$schema", "$id", "$comment",
                                                "additionalProperties"};
 
-/* A JSON Schema copied without the keywords Gemini's schema subset rejects
- * (property names under "properties" are kept whatever they are). */
+static json_t *s_ge_schema(const json_t *s);
+
+/* A "properties" object: the names are kept, each schema cleaned. */
+static json_t *s_ge_properties(const json_t *props)
+{
+    json_t *o = json_object(), *v;
+    const char *k;
+    json_object_foreach((json_t *)props, k, v)
+    {
+        json_object_set_new(o, k, s_ge_schema(v));
+    }
+    return o;
+}
+
+/* A JSON Schema copied without the keywords Gemini's schema subset rejects. */
 static json_t *s_ge_schema(const json_t *s)
 {
     const char *k;
     json_t *v, *o;
-    size_t i, n;
+    size_t i;
     if (json_is_array(s)) {
         o = json_array();
-        json_array_foreach(s, i, v) json_array_append_new(o, s_ge_schema(v));
+        json_array_foreach(s, i, v)
+        {
+            json_array_append_new(o, s_ge_schema(v));
+        }
         return o;
     }
     if (!json_is_object(s))
@@ -1251,19 +1264,12 @@ static json_t *s_ge_schema(const json_t *s)
     o = json_object();
     json_object_foreach((json_t *)s, k, v)
     {
-        for (n = 0; n < ARRAY_LEN(s_ge_unsupported) && strcmp(k, s_ge_unsupported[n]);
-             n++)
-            ;
-        if (n < ARRAY_LEN(s_ge_unsupported))
+        if (s_in(k, s_ge_unsupported, ARRAY_LEN(s_ge_unsupported)))
             continue;
-        json_object_set_new(
-            o, k, strcmp(k, "properties") == 0 ? json_object() : s_ge_schema(v));
-        if (strcmp(k, "properties") == 0 && json_is_object(v)) {
-            const char *pk;
-            json_t *pv;
-            json_object_foreach(v, pk, pv)
-                json_object_set_new(json_object_get(o, k), pk, s_ge_schema(pv));
-        }
+        json_object_set_new(o, k,
+                            strcmp(k, "properties") == 0 && json_is_object(v)
+                                ? s_ge_properties(v)
+                                : s_ge_schema(v));
     }
     return o;
 }
@@ -2288,7 +2294,8 @@ void wire_emit_end(wire_emitter_t *e, const wire_usage_t *usage, sbuf_t *out)
     wire_usage_t u = {.input_tokens = e->input_estimate};
     if (e->ended)
         return;
-    if (usage && usage->present)
+    /* A caller's estimate (counts without present) is still the best known. */
+    if (usage && (usage->present || usage->input_tokens || usage->output_tokens))
         u = *usage;
     else if (e->usage.present)
         u = e->usage;

@@ -34,13 +34,30 @@ static void s_unlink(call_t *c)
     c->prev = c->next_call = NULL;
 }
 
+/* Easy handles are kept for reuse: creating one costs a dozen allocations
+ * per request. */
+static CURL *s_easy_get(gateway_t *gw)
+{
+    CURL *e = gw->nidle ? gw->idle[--gw->nidle] : curl_easy_init();
+    VP_ASSERT(e != NULL);
+    return e;
+}
+
+static void s_easy_put(gateway_t *gw, CURL *e)
+{
+    if (gw->nidle < ARRAY_LEN(gw->idle)) {
+        curl_easy_reset(e);
+        gw->idle[gw->nidle++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
 static void s_drop_transfer(call_t *c)
 {
     if (c->easy)
-        curl_easy_cleanup(c->easy);
-    curl_slist_free_all(c->hdrs);
+        s_easy_put(c->gw, c->easy);
     c->easy = NULL;
-    c->hdrs = NULL;
     wire_parser_destroy(&c->parser);
     sbuf_reset(&c->body);
 }
@@ -112,11 +129,36 @@ static void s_fail(call_t *c, unsigned status, const char *code, const char *msg
     call_free(c);
 }
 
+/* OpenAI to an OpenAI caller: the provider's bytes go back as they are
+ * (only the usage is read), which saves rebuilding the JSON. */
+static bool s_relay_openai(call_t *c, const rt_attempt_t *a, json_t *body)
+{
+    json_t *usage = json_object_get(body, "usage");
+    if (!json_is_array(json_object_get(body, "choices")))
+        return false;
+    c->usage.input_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));
+    c->usage.output_tokens =
+        (long)json_integer_value(json_object_get(usage, "completion_tokens"));
+    c->usage.present = json_is_object(usage);
+    double cost = rt_cost(c->gw->cfg, a->model, c->usage.input_tokens,
+                          c->usage.output_tokens);
+    s_add_headers(c, a, cost, true);
+    http_reply(c->req, 200, "application/json", c->body.data, c->body.len);
+    usage_record(c->gw, c, a, cost, false, 200);
+    call_free(c);
+    return true;
+}
+
 static void s_reply_whole(call_t *c, const rt_attempt_t *a)
 {
     char err[256];
     json_error_t je;
     json_t *body = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &je);
+    if (body && a->provider->kind == WIRE_OPENAI && c->format == GW_OPENAI &&
+        s_relay_openai(c, a, body)) {
+        json_decref(body);
+        return;
+    }
     json_t *canon = body ? wire_canonical_response(a->provider->kind, body, c->id,
                                                    a->model, &c->usage, err, sizeof err)
                          : NULL;
@@ -158,9 +200,8 @@ static void s_gone(void *ud)
     c->req = NULL;
     c->st = NULL;
     if (c->easy) { /* curlm takes the handle; nothing of c is called again */
-        curlm_abort(c->gw->curlm, c->easy, c->hdrs);
+        curlm_abort(c->gw->curlm, c->easy, NULL);
         c->easy = NULL;
-        c->hdrs = NULL;
     }
     const rt_attempt_t *a = s_current(c);
     wire_usage_t u = c->usage;
@@ -423,17 +464,32 @@ static void s_attempt(call_t *c)
         return;
     }
     char path[512];
-    json_t *body = wire_upstream_request(a->provider->kind, c->canon, a->model, c->stream,
-                                         gw->cfg->default_max_tokens, path, sizeof path);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    char *text;
+    const char *asked = json_string_value(json_object_get(c->canon, "model"));
+    size_t raw_len = 0;
+    const char *raw = c->req ? http_req_body(c->req, &raw_len) : NULL;
+    if (a->provider->kind == WIRE_OPENAI && c->format == GW_OPENAI && !c->stream && raw &&
+        asked && strcmp(asked, a->model) == 0) {
+        /* The caller's own request is the upstream's: send its bytes. */
+        snprintf(path, sizeof path, "/chat/completions");
+        text = xstrndup(raw, raw_len);
+    } else {
+        json_t *body = wire_upstream_request(a->provider->kind, c->canon, a->model,
+                                             c->stream, gw->cfg->default_max_tokens, path,
+                                             sizeof path);
+        text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+    }
     char *url = xasprintf("%s%s", a->provider->base_url, path);
-    c->easy = curl_easy_init();
-    VP_ASSERT(c->easy != NULL);
-    c->hdrs = s_headers(a->provider);
+    c->easy = s_easy_get(gw);
+    size_t pi = (size_t)(a->provider - gw->cfg->providers);
+    if (!gw->headers)
+        gw->headers = xcalloc(gw->cfg->nproviders, sizeof *gw->headers);
+    if (!gw->headers[pi])
+        gw->headers[pi] = s_headers(a->provider);
     curl_easy_setopt(c->easy, CURLOPT_URL, url);
     curl_easy_setopt(c->easy, CURLOPT_COPYPOSTFIELDS, text);
-    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, gw->headers[pi]);
     curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, s_on_data);
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, s_on_header);
@@ -550,12 +606,17 @@ void call_abort_all(gateway_t *gw)
     while (gw->calls) {
         call_t *c = gw->calls;
         if (c->easy) {
-            curlm_abort(gw->curlm, c->easy, c->hdrs);
+            curlm_abort(gw->curlm, c->easy, NULL);
             c->easy = NULL;
-            c->hdrs = NULL;
         }
         if (c->st)
             http_stream_end(c->st, true);
         call_free(c);
     }
+    while (gw->nidle)
+        curl_easy_cleanup(gw->idle[--gw->nidle]);
+    for (size_t i = 0; gw->headers && i < gw->cfg->nproviders; i++)
+        curl_slist_free_all(gw->headers[i]);
+    free(gw->headers);
+    gw->headers = NULL;
 }

@@ -42,6 +42,10 @@ typedef struct gateway {
     bool flushing;
     loop_timer_t *flush_timer;
     call_t *calls; /* live calls, for teardown */
+    /* call.c: reused easy handles and each provider's fixed headers */
+    CURL *idle[64];
+    size_t nidle;
+    struct curl_slist **headers; /* by provider index, built on first use */
 } gateway_t;
 
 /* The caller's wire format. */
@@ -72,7 +76,6 @@ struct call {
     int64_t reservation;
     /* the current upstream transfer */
     CURL *easy;
-    struct curl_slist *hdrs;
     long status;
     double retry_after;   /* seconds, from the upstream's Retry-After */
     sbuf_t body;          /* a whole (non-stream or error) upstream answer */
@@ -96,7 +99,7 @@ struct call {
 void call_start(call_t *c);
 /* Frees a call that never started (validation failed). */
 void call_free(call_t *c);
-/* Aborts every live call (teardown). */
+/* Aborts every live call and frees the handles kept for reuse (teardown). */
 void call_abort_all(gateway_t *gw);
 
 /* usage.c */

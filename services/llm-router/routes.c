@@ -120,8 +120,11 @@ static bool s_authorized(gateway_t *gw, http_req_t *req)
 static void s_call_id(call_t *c)
 {
     static unsigned long seq;
+    static pid_t pid;
+    if (!pid)
+        pid = getpid();
     snprintf(c->id, sizeof c->id, "%s%x%06lx%08lx",
-             c->format == GW_ANTHROPIC ? "msg_vp" : "chatcmpl-vp", (unsigned)getpid(),
+             c->format == GW_ANTHROPIC ? "msg_vp" : "chatcmpl-vp", (unsigned)pid,
              ++seq & 0xffffff, (unsigned long)time(NULL));
 }
 

@@ -103,6 +103,14 @@ void rt_provider_failure(const rt_config_t *c, rt_provider_t *p, uint64_t now_ms
         p->cooldown_until = now_ms + (uint64_t)(c->cooldown_s * 1000);
 }
 
+static bool s_in_chain(const rt_config_t *c, const rt_provider_t *p)
+{
+    for (size_t i = 0; i < c->nchain; i++)
+        if (c->chain[i] == p)
+            return true;
+    return false;
+}
+
 /* Whether at least one chain provider is out of cooldown. */
 static bool s_any_available(const rt_config_t *c, uint64_t now_ms)
 {
@@ -135,9 +143,12 @@ static void s_fill(const rt_config_t *c, const char *model, bool use_all, uint64
         if ((use_all || rt_provider_available(p, now)) && rt_provider_serves(p, model))
             s_push(plan, p, model);
     }
-    for (size_t i = 0; plan->n == 0 && i < c->nproviders; i++)
-        if (rt_provider_serves(&c->providers[i], model))
-            s_push(plan, &c->providers[i], model);
+    for (size_t i = 0; plan->n == 0 && i < c->nproviders; i++) {
+        rt_provider_t *p = &c->providers[i];
+        if (!s_in_chain(c, p) && (use_all || rt_provider_available(p, now)) &&
+            rt_provider_serves(p, model))
+            s_push(plan, p, model);
+    }
     for (size_t i = 0; i < c->nchain; i++) {
         rt_provider_t *p = c->chain[i];
         if (use_all || rt_provider_available(p, now))

@@ -32,6 +32,8 @@ declare -A TOOLS=(
   [curl]=curl
   [wrk]=wrk
   [python3]=python3
+  [node]=nodejs
+  [npm]=npm
 )
 
 missing=()

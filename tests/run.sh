@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run.sh - runs the criterion suites (unit, then integration), shows their
-# output, and ends with one total line. Exits non-zero on any failure.
+# run.sh - runs the criterion suites (unit, then integration) and the SDK
+# checks (tests/sdk), shows their output, and ends with one total line.
+# Exits non-zero on any failure.
 set -uo pipefail
 BUILD=${BUILD:-build}
 export VAPORA_BIN_DIR=${VAPORA_BIN_DIR:-$PWD/$BUILD/bin}
@@ -19,5 +20,14 @@ for suite in unit-tests integration-tests; do
   passed=$((passed + p)); failed=$((failed + t - p))
   if [ $rc -ne 0 ] || [ -z "$syn" ]; then status=1; [ "$t" = "$p" ] && failed=$((failed + 1)); fi
 done
+# The official OpenAI and Anthropic SDKs against a real router worker.
+echo "== sdk (tests/sdk/run.sh)"
+out=$(BUILD=$BUILD tests/sdk/run.sh 2>&1); rc=$?
+printf '%s\n' "$out"
+line=$(grep '^sdk: ' <<<"$out" | tail -n1)
+p=$(sed -n 's/^sdk: \([0-9]*\) passed.*/\1/p' <<<"$line"); p=${p:-0}
+f=$(sed -n 's/.* \([0-9]*\) failed/\1/p' <<<"$line"); f=${f:-1}
+passed=$((passed + p)); failed=$((failed + f))
+[ $rc -eq 0 ] || status=1
 echo "tests: $passed passed, $failed failed"
 exit $status

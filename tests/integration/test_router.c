@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nats/nats.h>
+
 #include "harness.h"
 
 #define REPLY "The quick brown fox jumps over the lazy dog."
@@ -1361,4 +1363,64 @@ Test(router_routing, task_type_rules_and_the_default_model, .timeout = 60,
         s_resp_clear(&r);
         free(body);
     }
+}
+
+/* ---- usage events on NATS ---- */
+
+static void s_nats_fini(void)
+{
+    th_cleanup();
+    nats_CloseAndWait(2000);
+}
+
+/* With [nats] url set (nats-server as the supervisor's program), each
+ * finished call publishes vapora.llm.usage with its role, provider, model,
+ * tokens, cost and status. */
+Test(router_usage, each_call_publishes_its_usage_on_nats, .timeout = 60,
+     .fini = s_nats_fini)
+{
+    th_proc_t *fake = s_fake();
+    s_opts_t o = {.extra = "[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
+                           "[program:nats]\ncommand = nats-server -a 127.0.0.1 -p @PORT2@\n"};
+    th_sv_t *sv = s_start(fake, &o);
+    /* Both workers say healthy once their NATS connection is up. */
+    long long end = th_now_ms() + 10000;
+    int healthy = 0;
+    while (th_now_ms() < end && healthy < 10) {
+        healthy = th_call(sv->ports[0], "GET", "/health", NULL, NULL, NULL, 2000) == 200
+                      ? healthy + 1
+                      : 0;
+        th_sleep_ms(20);
+    }
+    cr_assert_eq(healthy, 10, "the workers never reported NATS up");
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", sv->ports[1]);
+    natsConnection *nc = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    natsSubscription *sub = NULL;
+    cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, "vapora.llm.usage"), NATS_OK);
+    cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+    char *body = s_body(false, "gpt-a", false, 0);
+    s_resp_t r = s_call(sv, OAI, "X-Vapora-Role: developer\r\n", body, 200);
+    s_resp_clear(&r);
+    free(body);
+    natsMsg *msg = NULL;
+    cr_assert_eq(natsSubscription_NextMsg(&msg, sub, 5000), NATS_OK,
+                 "no vapora.llm.usage event within 5 s");
+    json_t *ev = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0,
+                            NULL);
+    cr_assert_not_null(ev);
+    cr_assert_str_eq(s_str(ev, "type"), "llm.usage");
+    cr_assert_str_eq(s_str(ev, "role"), "developer");
+    cr_assert_str_eq(s_str(ev, "provider"), "oai");
+    cr_assert_str_eq(s_str(ev, "model"), "gpt-a");
+    cr_assert_eq(s_num(ev, "input_tokens"), 10);
+    cr_assert_eq(s_num(ev, "output_tokens"), 20);
+    cr_assert(S_CLOSE(s_num(ev, "cost_usd"), 0.05), "cost %g", s_num(ev, "cost_usd"));
+    cr_assert_eq(s_num(ev, "status"), 200);
+    cr_assert(json_is_false(json_object_get(ev, "estimated")));
+    json_decref(ev);
+    natsMsg_Destroy(msg);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
 }

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -27,6 +29,11 @@ struct curlm {
     loop_timer_t *timer;
     xfer_t *pending; /* aborts and unpauses for the top of the loop */
     unsigned running;
+    struct {
+        unsigned char state;
+        unsigned ev;
+    } *fds;
+    size_t nfds;
 };
 
 static void s_check_done(curlm_t *m)
@@ -65,9 +72,41 @@ static void s_action(curlm_t *m, curl_socket_t fd, int flags)
     s_check_done(m);
 }
 
+/* Our registration of each socket curl uses, by fd. A socket curl stops
+ * watching between transfers (its connection back in the cache) stays
+ * registered, "parked", so that the next transfer on it costs no
+ * epoll_ctl; curl closes sockets through s_close_cb, which drops them. */
+enum { FD_NONE = 0, FD_ACTIVE = 1, FD_PARKED = 2 };
+
+static void s_fd_set(curlm_t *m, int fd, unsigned char state, unsigned ev)
+{
+    if ((size_t)fd >= m->nfds) {
+        size_t n = m->nfds ? m->nfds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        m->fds = xrealloc(m->fds, n * sizeof *m->fds);
+        memset(m->fds + m->nfds, 0, (n - m->nfds) * sizeof *m->fds);
+        m->nfds = n;
+    }
+    m->fds[fd].state = state;
+    m->fds[fd].ev = ev;
+}
+
+static unsigned char s_fd_state(const curlm_t *m, int fd)
+{
+    return (size_t)fd < m->nfds ? m->fds[fd].state : FD_NONE;
+}
+
 static void s_on_fd(loop_t *loop, int fd, unsigned ev, void *ud)
 {
-    UNUSED(loop);
+    curlm_t *m = ud;
+    if (s_fd_state(m, fd) == FD_PARKED) {
+        /* An idle cached connection stirred (the server closed it): stop
+         * watching; curl finds it dead when it next looks. */
+        loop_del_fd(loop, fd);
+        s_fd_set(m, fd, FD_NONE, 0);
+        return;
+    }
     int flags = 0;
     if (ev & LOOP_READ)
         flags |= CURL_CSELECT_IN;
@@ -75,17 +114,22 @@ static void s_on_fd(loop_t *loop, int fd, unsigned ev, void *ud)
         flags |= CURL_CSELECT_OUT;
     if (ev & LOOP_ERROR)
         flags |= CURL_CSELECT_ERR;
-    s_action(ud, fd, flags);
+    s_action(m, fd, flags);
 }
 
 static int s_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
 {
     UNUSED(easy);
+    UNUSED(sockp);
     curlm_t *m = ud;
+    unsigned char state = s_fd_state(m, fd);
     if (what == CURL_POLL_REMOVE) {
-        if (sockp)
-            loop_del_fd(m->loop, fd);
-        curl_multi_assign(m->multi, fd, NULL);
+        if (state == FD_ACTIVE && (m->fds[fd].ev & LOOP_WRITE)) {
+            loop_del_fd(m->loop, fd); /* writable would fire at once */
+            s_fd_set(m, fd, FD_NONE, 0);
+        } else if (state == FD_ACTIVE) {
+            m->fds[fd].state = FD_PARKED;
+        }
         return 0;
     }
     unsigned ev = 0;
@@ -93,20 +137,27 @@ static int s_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *s
         ev |= LOOP_READ;
     if (what & CURL_POLL_OUT)
         ev |= LOOP_WRITE;
-    if (!sockp) {
-        int rc = loop_add_fd(m->loop, fd, ev, s_on_fd, m);
-        if (rc == -EEXIST)
-            rc = loop_mod_fd(m->loop, fd, ev);
-        if (rc < 0) {
-            log_err(-rc, "curlm: watching socket %d", fd);
-            return -1;
-        }
-        curl_multi_assign(m->multi, fd, m); /* any non-NULL: "registered" */
-    } else if (loop_mod_fd(m->loop, fd, ev) < 0) {
-        log_warn("curlm: loop_mod_fd(%d) failed", fd);
+    int rc = 0;
+    if (state == FD_NONE)
+        rc = loop_add_fd(m->loop, fd, ev, s_on_fd, m);
+    else if (m->fds[fd].ev != ev)
+        rc = loop_mod_fd(m->loop, fd, ev);
+    if (rc < 0) {
+        log_err(-rc, "curlm: watching socket %d", fd);
         return -1;
     }
+    s_fd_set(m, fd, FD_ACTIVE, ev);
     return 0;
+}
+
+static int s_close_cb(void *ud, curl_socket_t fd)
+{
+    curlm_t *m = ud;
+    if (s_fd_state(m, fd) != FD_NONE) {
+        loop_del_fd(m->loop, fd);
+        s_fd_set(m, fd, FD_NONE, 0);
+    }
+    return close(fd);
 }
 
 static void s_on_timer(loop_t *loop, loop_timer_t *t, void *ud)
@@ -205,6 +256,8 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
     x->ud = ud;
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, s_close_cb);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, m);
     CURLMcode rc = curl_multi_add_handle(m->multi, easy);
     if (rc != CURLM_OK) {
         log_warn("curl_multi_add_handle: %s", curl_multi_strerror(rc));
@@ -249,7 +302,11 @@ void curlm_destroy(curlm_t **mp)
         return;
     s_before_sleep(m->loop, m); /* finish queued aborts */
     loop_cancel_timer(m->loop, &m->timer);
-    curl_multi_cleanup(m->multi);
+    curl_multi_cleanup(m->multi); /* closes cached connections: s_close_cb */
+    for (size_t fd = 0; fd < m->nfds; fd++)
+        if (m->fds[fd].state != FD_NONE)
+            loop_del_fd(m->loop, (int)fd);
+    free(m->fds);
     free(m);
     *mp = NULL;
 }

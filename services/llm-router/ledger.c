@@ -38,9 +38,9 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_ADD_USAGE] =
         "INSERT INTO usage (minute, role, provider, model, requests, errors, "
         "input_tokens, output_tokens, cost, estimated) "
-        "VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9) "
+        "VALUES (?1, ?2, ?3, ?4, ?10, ?5, ?6, ?7, ?8, ?9) "
         "ON CONFLICT (minute, role, provider, model) DO UPDATE SET "
-        "requests = requests + 1, errors = errors + ?5, input_tokens = input_tokens + ?6, "
+        "requests = requests + ?10, errors = errors + ?5, input_tokens = input_tokens + ?6, "
         "output_tokens = output_tokens + ?7, cost = cost + ?8, estimated = estimated + ?9",
 };
 
@@ -218,11 +218,12 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
     sqlite3_bind_text(st, 2, e->role, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, e->provider, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, e->model, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, e->error);
+    sqlite3_bind_int64(st, 5, e->errors);
     sqlite3_bind_int64(st, 6, e->input_tokens);
     sqlite3_bind_int64(st, 7, e->output_tokens);
     sqlite3_bind_int64(st, 8, e->cost);
-    sqlite3_bind_int(st, 9, e->estimated);
+    sqlite3_bind_int64(st, 9, e->estimated);
+    sqlite3_bind_int64(st, 10, e->requests);
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 

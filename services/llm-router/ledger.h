@@ -53,7 +53,8 @@ typedef struct ledger_admit {
 } ledger_admit_t;
 void ledger_admit(ledger_t *l, ledger_admit_t *a);
 
-/* One finished request, queued for the next flush. */
+/* One finished request, or several with the same key and no reservation,
+ * queued for the next flush. */
 typedef struct ledger_entry {
     int64_t reservation; /* 0: none */
     char role[64], provider[64], model[128];
@@ -61,8 +62,9 @@ typedef struct ledger_entry {
     int64_t minute;       /* unix minute of the request */
     int64_t cost;         /* nano-USD */
     long input_tokens, output_tokens;
-    bool error;
-    bool estimated;
+    long requests;  /* the calls this entry adds up (see usage.c's batching) */
+    long errors;    /* of which answered with an error */
+    long estimated; /* of which counted from streamed text */
 } ledger_entry_t;
 /* Applies n entries in one transaction. Returns 0 or -1. */
 int ledger_apply(ledger_t *l, const ledger_entry_t *e, size_t n);

@@ -41,7 +41,7 @@ static void s_publish(gateway_t *gw, const ledger_entry_t *e, const call_t *c,
         "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f,s:b,s:f,s:i,s:i,s:s}", "type", "llm.usage",
         "id", c->id, "role", e->role, "provider", e->provider, "model", e->model,
         "input_tokens", (json_int_t)e->input_tokens, "output_tokens",
-        (json_int_t)e->output_tokens, "cost_usd", cost, "estimated", e->estimated,
+        (json_int_t)e->output_tokens, "cost_usd", cost, "estimated", e->estimated != 0,
         "latency_ms", (double)(time_now_ns() - c->start_ns) / 1e6, "status", status,
         "attempts", (int)c->attempts, "at", at);
     char *s = json_dumps(ev, JSON_COMPACT);
@@ -70,7 +70,8 @@ void usage_record(gateway_t *gw, call_t *c, const rt_attempt_t *a, double cost_u
     e->cost = (int64_t)(cost_usd * LEDGER_NANO + 0.5);
     e->input_tokens = c->usage.input_tokens;
     e->output_tokens = c->usage.output_tokens;
-    e->error = http_status >= 400;
+    e->requests = 1;
+    e->errors = http_status >= 400;
     e->estimated = estimated;
     if (a) {
         a->provider->input_tokens += (uint64_t)c->usage.input_tokens;
@@ -101,12 +102,49 @@ static void s_batch_done(void *arg, int status)
     free(b);
 }
 
+static bool s_same_key(const ledger_entry_t *a, const ledger_entry_t *b)
+{
+    return a->minute == b->minute && a->window_start == b->window_start &&
+           strcmp(a->role, b->role) == 0 && strcmp(a->provider, b->provider) == 0 &&
+           strcmp(a->model, b->model) == 0;
+}
+
+/* Adds up entries with the same key and no reservation to settle, so that
+ * a batch of thousands of calls is a handful of upserts. In place (an
+ * entry only ever moves down); returns the new count. */
+static size_t s_coalesce(ledger_entry_t *e, size_t n)
+{
+    size_t out = 0, agg[32], nagg = 0; /* agg: where the running sums are */
+    for (size_t i = 0; i < n; i++) {
+        ledger_entry_t cur = e[i];
+        if (!cur.reservation) {
+            size_t j = 0;
+            while (j < nagg && !s_same_key(&e[agg[j]], &cur))
+                j++;
+            if (j < nagg) {
+                ledger_entry_t *sum = &e[agg[j]];
+                sum->requests += cur.requests;
+                sum->errors += cur.errors;
+                sum->estimated += cur.estimated;
+                sum->input_tokens += cur.input_tokens;
+                sum->output_tokens += cur.output_tokens;
+                sum->cost += cur.cost;
+                continue;
+            }
+            if (nagg < ARRAY_LEN(agg))
+                agg[nagg++] = out;
+        }
+        e[out++] = cur;
+    }
+    return out;
+}
+
 static batch_t *s_take(gateway_t *gw)
 {
     batch_t *b = xcalloc(1, sizeof *b);
     b->gw = gw;
     b->e = gw->pending;
-    b->n = gw->npending;
+    b->n = s_coalesce(gw->pending, gw->npending);
     gw->pending = NULL;
     gw->npending = gw->cap = 0;
     return b;

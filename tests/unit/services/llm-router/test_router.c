@@ -248,7 +248,8 @@ Test(router_ledger, admission_degrades_then_refuses, .init = s_ledger_init,
     cr_assert_eq(a.plan, RT_EXCEEDED);
     cr_assert_eq(a.reservation, 0);
     /* Settling releases the reservation and adds the real cost. */
-    ledger_entry_t e = {.reservation = 1, .window_start = 100, .minute = 1, .cost = 650};
+    ledger_entry_t e = {.reservation = 1, .window_start = 100, .minute = 1, .cost = 650,
+                        .requests = 1};
     strcpy(e.role, "dev");
     strcpy(e.provider, "p");
     strcpy(e.model, "m");

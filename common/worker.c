@@ -370,8 +370,9 @@ static void s_on_log_level(void *ud, const char *level)
         log_warn("control: unknown log level \"%s\"", level);
         return;
     }
-    log_set_level(lvl);
+    /* Said at the old level, so that a move to a quieter one is still seen. */
     log_info("log level set to %s", log_level_name(lvl));
+    log_set_level(lvl);
 }
 
 /* ---- set-up ---- */

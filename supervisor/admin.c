@@ -138,6 +138,26 @@ static void s_restart(http_req_t *req, void *ud)
     http_reply_json(req, 202, sv_service_json(sv, svc));
 }
 
+static void s_log_level(http_req_t *req, void *ud)
+{
+    sv_t *sv = ud;
+    sv_service_t *svc = s_target_service(sv, req);
+    if (!svc)
+        return;
+    json_t *body = http_req_json(req);
+    const char *level = json_string_value(json_object_get(body, "level"));
+    int told = json_object_size(body) == 1 ? sv_set_log_level(sv, svc, level) : -EINVAL;
+    if (told < 0) {
+        http_reply_error(req, 400, "invalid_level",
+                         "the body must be {\"level\":L} with L one of debug, info, "
+                         "warn, error");
+        return;
+    }
+    http_reply_json(req, 200,
+                    json_pack("{s:s,s:s,s:i}", "service", svc->name, "level",
+                              svc->log_level, "workers", told));
+}
+
 static void s_reload(http_req_t *req, void *ud)
 {
     sv_t *sv = ud;
@@ -282,6 +302,8 @@ int sv_admin_start(sv_t *sv, char *err, size_t errlen)
                sv);
     http_route(sv->admin, "POST", "/services/{name}/restart", HTTP_JSON_OPTIONAL,
                s_restart, sv);
+    http_route(sv->admin, "POST", "/services/{name}/log-level", HTTP_JSON_BODY,
+               s_log_level, sv);
     http_route(sv->admin, "POST", "/reload", HTTP_JSON_OPTIONAL, s_reload, sv);
     http_route(sv->admin, "POST", "/shutdown", HTTP_JSON_OPTIONAL, s_shutdown, sv);
     int rc = http_server_start(sv->admin, sv->admin_fd);

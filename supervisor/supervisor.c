@@ -172,6 +172,33 @@ static int s_send_control(sv_t *sv, const char *ident, const char *json)
     return zchan_send(sv->router, parts, lens, 2);
 }
 
+static void s_send_log_level(sv_t *sv, sv_worker_t *w)
+{
+    char msg[64];
+    snprintf(msg, sizeof msg, "{\"type\":\"log_level\",\"level\":\"%s\"}",
+             w->svc->log_level);
+    if (s_send_control(sv, w->ident, msg) < 0)
+        log_warn("could not tell %s its log level", w->ident);
+}
+
+int sv_set_log_level(sv_t *sv, sv_service_t *svc, const char *level)
+{
+    log_level_t lvl;
+    if (!level || log_parse_level(level, &lvl) < 0)
+        return -EINVAL;
+    snprintf(svc->log_level, sizeof svc->log_level, "%s", log_level_name(lvl));
+    int told = 0;
+    for (size_t i = 0; i < svc->nworkers; i++) {
+        sv_worker_t *w = svc->workers[i];
+        if (w->ready && w->p.pid != 0) {
+            s_send_log_level(sv, w);
+            told++;
+        }
+    }
+    log_info("%s: log level %s (%d worker(s) told)", svc->name, svc->log_level, told);
+    return told;
+}
+
 /* Asks a worker to finish its in-flight requests and exit; it will not be
  * replaced. A worker without a process is forgotten at once. Returns true
  * when the worker was forgotten (the pointer is then invalid). */
@@ -478,6 +505,8 @@ static void s_on_control(zchan_t *ch, const zchan_msg_t *m, void *ud)
             log_info("worker %s (pid %d) is ready (%llu ms after start)", w->ident,
                      (int)w->p.pid, (unsigned long long)(now - w->p.started_ms));
         }
+        if (w->svc->log_level[0])
+            s_send_log_level(sv, w);
         s_reconcile(sv, w->svc); /* a rolling restart moves on */
     } else if (type && strcmp(type, "heartbeat") == 0) {
         s_on_heartbeat(w, json_object_get(j, "stats"), now);

@@ -92,6 +92,7 @@ struct sv_service {
     sv_worker_t **workers;
     size_t nworkers;
     unsigned next_id;
+    char log_level[16]; /* set at run time (sv_set_log_level); "": the config's */
 };
 
 typedef struct sv_program {
@@ -153,6 +154,11 @@ sv_service_t *sv_find_service(sv_t *sv, const char *name);
 int sv_scale(sv_t *sv, sv_service_t *svc, long n);
 /* Starts a rolling replacement of every worker of svc. */
 void sv_rolling_restart(sv_t *sv, sv_service_t *svc);
+/* Tells every worker of svc to log at level ("debug", "info", "warn",
+ * "error") from now on; workers started later are told once ready, until
+ * the supervisor restarts. Returns the number of workers told, or -EINVAL
+ * for an unknown level. */
+int sv_set_log_level(sv_t *sv, sv_service_t *svc, const char *level);
 /* Re-reads the config; on failure changes nothing and returns -EINVAL
  * with the reason in err. */
 int sv_reload(sv_t *sv, char *err, size_t errlen);

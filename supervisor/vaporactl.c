@@ -111,6 +111,7 @@ static void s_usage(FILE *f)
                "  status                 services, workers and programs\n"
                "  scale SERVICE N        run N workers of SERVICE\n"
                "  restart SERVICE        rolling restart (one worker at a time)\n"
+               "  log-level SERVICE L    workers of SERVICE log at L (debug|info|warn|error)\n"
                "  reload                 re-read the configuration\n"
                "  stop                   drain everything and stop the supervisor\n"
                "options:\n"
@@ -144,6 +145,10 @@ static int s_parse(int argc, char **argv, cmd_t *c)
     } else if (strcmp(v, "restart") == 0 && argc == 2) {
         *c = (cmd_t){"POST", xasprintf("/services/%s/restart", argv[1]), NULL,
                      "rolling restart of %s started", argv[1]};
+    } else if (strcmp(v, "log-level") == 0 && argc == 3) {
+        *c = (cmd_t){"POST", xasprintf("/services/%s/log-level", argv[1]),
+                     xasprintf("{\"level\":\"%s\"}", argv[2]), "log level of %s set",
+                     argv[1]};
     } else if (strcmp(v, "reload") == 0 && argc == 1) {
         *c = (cmd_t){"POST", xstrdup("/reload"), NULL, "configuration reloaded%s", ""};
     } else if (strcmp(v, "stop") == 0 && argc == 1) {

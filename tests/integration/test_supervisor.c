@@ -1236,3 +1236,50 @@ Test(supervisor_api, metrics_has_every_worker_family_with_labels, .timeout = 60,
     cr_assert_eq(s_sample(m->body, "vapora_program_up", prog), 1, "\n%s", m->body);
     th_resp_free(&m);
 }
+
+/* ---- log level at run time ---- */
+
+/* Counts the non-overlapping occurrences of needle in the supervisor's log
+ * (its workers log there too). */
+static int s_log_count(th_sv_t *sv, const char *needle)
+{
+    char *log = th_log(sv->proc);
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(log);
+    return n;
+}
+
+Test(supervisor_control, vaporactl_log_level_reaches_every_worker_and_new_ones,
+     .timeout = 60, .fini = s_fini)
+{
+    th_sv_t *sv = s_start("shutdown_timeout = 3\n\n"
+                          "[service:web]\nlisten = 127.0.0.1:@PORT1@\nworkers = 2\n"
+                          "command = @TESTSVC@\n");
+    s_assert_settled(sv, "web", 2, 5000);
+    char *out = NULL;
+    int rc = s_ctl(sv, NULL, &out, "log-level", "web", "debug");
+    cr_assert_eq(rc, 0, "vaporactl log-level: exit %d: %s", rc, out);
+    cr_assert(strstr(out, "log level of web set"), "output: %s", out);
+    free(out);
+    long long end = th_now_ms() + 3000;
+    while (th_now_ms() < end && s_log_count(sv, "log level set to debug") < 2)
+        th_sleep_ms(20);
+    cr_assert_eq(s_log_count(sv, "log level set to debug"), 2,
+                 "both workers did not report the new level");
+    /* A worker started later is told too. */
+    s_ctl_scale(sv, 3);
+    end = th_now_ms() + 3000;
+    while (th_now_ms() < end && s_log_count(sv, "log level set to debug") < 3)
+        th_sleep_ms(20);
+    cr_assert_eq(s_log_count(sv, "log level set to debug"), 3);
+    /* Bad input: a clear error and a non-zero exit. */
+    rc = s_ctl(sv, NULL, &out, "log-level", "web", "loud");
+    cr_assert_eq(rc, 1, "exit %d: %s", rc, out);
+    cr_assert(strstr(out, "debug, info, warn, error"), "output: %s", out);
+    free(out);
+    th_resp_t *r = s_admin_post(sv, "/services/nope/log-level", "{\"level\":\"info\"}");
+    s_assert_error(r, 404, "unknown_service");
+    th_resp_free(&r);
+}

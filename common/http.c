@@ -533,7 +533,7 @@ http_stream_t *http_reply_stream(http_req_t *req, unsigned status,
     req->replied = true;
     req->status = status;
     req->stream = st;
-    req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 2048,
+    req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024,
                                                   s_stream_read, st, s_stream_free);
     VP_ASSERT(req->resp != NULL);
     st->resp = req->resp;

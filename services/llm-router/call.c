@@ -496,7 +496,7 @@ static void s_attempt(call_t *c)
     curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, a->provider->timeout_s * 1000L);
     curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, c->stream ? 2048L : 16384L);
+    curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, c->stream ? 1024L : 16384L);
     curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "vapora-llm-router/" VAPORA_VERSION);
     free(url);
     free(text);

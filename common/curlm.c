@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -31,6 +32,7 @@ struct curlm {
     unsigned running;
     struct {
         unsigned char state;
+        bool owned; /* opened by s_open_cb, closed by s_close_cb */
         unsigned ev;
     } *fds;
     size_t nfds;
@@ -72,13 +74,16 @@ static void s_action(curlm_t *m, curl_socket_t fd, int flags)
     s_check_done(m);
 }
 
-/* Our registration of each socket curl uses, by fd. A socket curl stops
- * watching between transfers (its connection back in the cache) stays
+/* Our registration of each socket curl uses, by fd. A connection socket
+ * curl stops watching between transfers (back in the cache) stays
  * registered, "parked", so that the next transfer on it costs no
- * epoll_ctl; curl closes sockets through s_close_cb, which drops them. */
+ * epoll_ctl. Only sockets curl opened through s_open_cb (marked `owned`)
+ * are parked: those it closes through s_close_cb, which drops them; its
+ * other sockets (the threaded resolver's socketpair) are closed behind our
+ * back, so they are unregistered at REMOVE as usual. */
 enum { FD_NONE = 0, FD_ACTIVE = 1, FD_PARKED = 2 };
 
-static void s_fd_set(curlm_t *m, int fd, unsigned char state, unsigned ev)
+static void s_fd_grow(curlm_t *m, int fd)
 {
     if ((size_t)fd >= m->nfds) {
         size_t n = m->nfds ? m->nfds : 64;
@@ -88,6 +93,11 @@ static void s_fd_set(curlm_t *m, int fd, unsigned char state, unsigned ev)
         memset(m->fds + m->nfds, 0, (n - m->nfds) * sizeof *m->fds);
         m->nfds = n;
     }
+}
+
+static void s_fd_set(curlm_t *m, int fd, unsigned char state, unsigned ev)
+{
+    s_fd_grow(m, fd);
     m->fds[fd].state = state;
     m->fds[fd].ev = ev;
 }
@@ -124,10 +134,12 @@ static int s_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *s
     curlm_t *m = ud;
     unsigned char state = s_fd_state(m, fd);
     if (what == CURL_POLL_REMOVE) {
-        if (state == FD_ACTIVE && (m->fds[fd].ev & LOOP_WRITE)) {
-            loop_del_fd(m->loop, fd); /* writable would fire at once */
+        if (state != FD_ACTIVE)
+            return 0;
+        if (!m->fds[fd].owned || (m->fds[fd].ev & LOOP_WRITE)) {
+            loop_del_fd(m->loop, fd); /* not ours to park, or would fire at once */
             s_fd_set(m, fd, FD_NONE, 0);
-        } else if (state == FD_ACTIVE) {
+        } else {
             m->fds[fd].state = FD_PARKED;
         }
         return 0;
@@ -142,6 +154,12 @@ static int s_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *s
         rc = loop_add_fd(m->loop, fd, ev, s_on_fd, m);
     else if (m->fds[fd].ev != ev)
         rc = loop_mod_fd(m->loop, fd, ev);
+    if (rc == -ENOENT || rc == -EEXIST) {
+        /* Our record and the kernel's disagree (a socket closed behind our
+         * back and its number reused): start afresh. */
+        loop_del_fd(m->loop, fd);
+        rc = loop_add_fd(m->loop, fd, ev, s_on_fd, m);
+    }
     if (rc < 0) {
         log_err(-rc, "curlm: watching socket %d", fd);
         return -1;
@@ -150,12 +168,26 @@ static int s_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *s
     return 0;
 }
 
+static curl_socket_t s_open_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    curlm_t *m = ud;
+    UNUSED(purpose);
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    s_fd_grow(m, fd);
+    m->fds[fd].owned = true;
+    return fd;
+}
+
 static int s_close_cb(void *ud, curl_socket_t fd)
 {
     curlm_t *m = ud;
-    if (s_fd_state(m, fd) != FD_NONE) {
+    if (s_fd_state(m, fd) != FD_NONE)
         loop_del_fd(m->loop, fd);
-        s_fd_set(m, fd, FD_NONE, 0);
+    if ((size_t)fd < m->nfds) {
+        m->fds[fd].state = FD_NONE;
+        m->fds[fd].owned = false;
     }
     return close(fd);
 }
@@ -256,6 +288,8 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
     x->ud = ud;
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, s_open_cb);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, m);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, s_close_cb);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, m);
     CURLMcode rc = curl_multi_add_handle(m->multi, easy);

@@ -1424,3 +1424,44 @@ Test(router_usage, each_call_publishes_its_usage_on_nats, .timeout = 60,
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
 }
+
+/* ---- upstreams by host name ---- */
+
+/* A base_url with a host name goes through curl's threaded resolver, whose
+ * own socket curl watches and closes by itself (each host:port is resolved
+ * once); with providers refusing connections in between, fd numbers are
+ * reused all the time. Calls keep working and no socket error is logged. */
+Test(router_formats, providers_named_by_host_name_keep_working, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = s_fake();
+    int dead[3];
+    for (int i = 0; i < 3; i++)
+        dead[i] = th_free_port();
+    char *extra = NULL;
+    cr_assert_gt(asprintf(&extra,
+                          "[provider:d0]\nkind = openai\nbase_url = http://localhost:%d/v1\n"
+                          "models = by-name\n\n"
+                          "[provider:d1]\nkind = anthropic\nbase_url = http://localhost:%d\n"
+                          "models = by-name\n\n"
+                          "[provider:d2]\nkind = ollama\nbase_url = http://localhost:%d\n"
+                          "models = by-name\n\n"
+                          "[provider:byname]\nkind = openai\n"
+                          "base_url = http://localhost:%d/s/oai/v1\nmodels = by-name\n",
+                          dead[0], dead[1], dead[2], fake->port),
+                 0);
+    th_sv_t *sv = s_start(fake, &(s_opts_t){.workers = 1, .extra = extra,
+                                            .chain = "d0, d1, d2, byname"});
+    free(extra);
+    for (int i = 0; i < 12; i++) {
+        char *body = s_body(i % 2, "by-name", i % 4 < 2, 50);
+        s_resp_t r = s_call(sv, i % 2 ? ANT : OAI, NULL, body, 200);
+        cr_assert(strstr(r.body, "fox"), "call %d: %.300s", i, r.body);
+        s_resp_clear(&r);
+        free(body);
+    }
+    char *log = th_log(sv->proc);
+    cr_assert_null(strstr(log, "curlm:"), "socket errors in the log:\n%s", log);
+    cr_assert_null(strstr(log, "curl_multi_socket_action"), "curl errors:\n%s", log);
+    free(log);
+}

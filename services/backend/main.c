@@ -8,7 +8,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "events.h"
@@ -19,6 +22,28 @@
 static backend_t s_backend;
 static events_t *s_events;
 static live_t *s_live;
+
+/* Blocks until this process holds data_dir/backend-setup.lock; -1 (and a
+ * warning) when it cannot be taken: set-up then goes on unserialised. */
+static int s_setup_lock(const char *dir)
+{
+    char *path = xasprintf("%s/backend-setup.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        log_err(errno, "locking %s", path);
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    free(path);
+    return fd;
+}
+
+static void s_setup_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the lock */
+}
 
 static int s_setup(worker_t *w)
 {
@@ -38,9 +63,18 @@ static int s_setup(worker_t *w)
     }
     const char *db = cfg_get(cfg, "backend", "database");
     char *path = db && *db ? xstrdup(db) : xasprintf("%s/vapora.db", b->data_dir);
+    /* Workers start together: one at a time creates the database (WAL
+     * switch, migrations), the secret and the first admin. SQLite answers
+     * "locked" at once, without its busy handler, to a WAL switch or a read
+     * snapshot upgraded while another process writes. */
+    int lock = s_setup_lock(b->data_dir);
     b->store = store_open(path, err, sizeof err);
     free(path);
-    if (!b->store || auth_init(b, err, sizeof err) < 0) {
+    int rc = b->store ? auth_init(b, err, sizeof err) : -1;
+    if (b->store)
+        store_end(b->store);
+    s_setup_unlock(lock);
+    if (rc < 0) {
         log_error("backend: %s", err);
         return -EIO;
     }

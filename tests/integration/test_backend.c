@@ -368,6 +368,19 @@ static th_sv_t *s_sv_backend(const char *data_dir, const char *tmpl, unsigned n)
         cr_assert_fail("the backend did not settle on %u running workers; log:\n%s", n,
                        log);
     }
+    if (!data_dir) {
+        /* Workers starting together on a fresh data_dir must all come up
+         * the first time (one once lost a race for the new database). */
+        json_t *st = th_sv_status(sv);
+        json_t *svc = th_sv_find(st, "services", "backend");
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(svc, "workers"), i, w)
+            cr_assert_eq(json_integer_value(json_object_get(w, "restarts")), 0,
+                         "a backend worker restarted at first start: %s",
+                         s_keep_str(th_log(sv->proc)));
+        json_decref(st);
+    }
     s_port = sv->ports[0];
     th_conn_close(&s_c);
     s_wait_serving();

@@ -3,6 +3,8 @@
 #include "ledger.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -86,7 +88,29 @@ static int s_exec(ledger_t *l, const char *sql)
     return 0;
 }
 
+static ledger_t *s_open(const char *path, char *err, size_t errlen);
+
+/* Workers start together: one at a time creates the file, switches it to
+ * WAL and creates the tables (SQLite answers "locked" to a concurrent WAL
+ * switch at once, without its busy handler). */
 ledger_t *ledger_open(const char *path, char *err, size_t errlen)
+{
+    char *lock_path = xasprintf("%s.lock", path);
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0)
+        log_err(errno, "ledger: locking %s (opening without it)", lock_path);
+    free(lock_path);
+    ledger_t *l = s_open(path, err, errlen);
+    if (fd >= 0)
+        close(fd);
+    return l;
+}
+
+static ledger_t *s_open(const char *path, char *err, size_t errlen)
 {
     ledger_t *l = xcalloc(1, sizeof *l);
     pthread_mutex_init(&l->lock, NULL);

@@ -106,14 +106,14 @@ static th_sv_t *s_start_in(const char *data_dir, const char *tmpl, int workers)
     cr_assert(th_sv_wait_settled(sv, "llm-router", (unsigned)workers, 10000),
               "the router workers did not start");
     /* Workers starting together on the ledger all come up the first time. */
-    json_t *st = th_sv_status(sv);
+    json_t *status = th_sv_status(sv);
+    json_t *svc = th_sv_find(status, "services", "llm-router");
     size_t i;
     json_t *w;
-    json_array_foreach(json_object_get(th_sv_find(st, "services", "llm-router"), "workers"),
-                       i, w)
+    json_array_foreach(json_object_get(svc, "workers"), i, w)
         cr_assert_eq(json_integer_value(json_object_get(w, "restarts")), 0,
                      "a router worker restarted at start");
-    json_decref(st);
+    json_decref(status);
     long long end = th_now_ms() + 10000;
     int st = 0;
     while (th_now_ms() < end && st != 200) {

@@ -138,7 +138,8 @@ static int s_load_routing(const cfg_t *cfg, rt_config_t *c, char *err, size_t le
 {
     char **names;
     size_t n = cfg_split_list(cfg_get_str(cfg, "routing", "fallback_chain", ""), &names);
-    c->chain = xcalloc(n ? n : 1, sizeof *c->chain);
+    size_t room = n > c->nproviders ? n : c->nproviders; /* no chain: every provider */
+    c->chain = xcalloc(room ? room : 1, sizeof *c->chain);
     for (size_t i = 0; i < n; i++) {
         rt_provider_t *p = rt_provider_find(c, names[i]);
         if (!p) {

@@ -57,4 +57,4 @@ printf '%s\n' "$out"
 ok=$(grep -c '^ok ' <<<"$out" || true); bad=$(grep -c '^FAIL ' <<<"$out" || true)
 [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
 echo "sdk: $ok passed, $bad failed"
-[ "$rc" -eq 0 ] || { echo "--- router log"; tail -20 "$work/router.log"; exit 1; }
+[ "$rc" -eq 0 ] || { echo "--- router log"; tail -60 "$work/router.log"; exit 1; }

@@ -307,3 +307,18 @@ Test(router_ledger, concurrent_admission_never_overspends, .init = s_ledger_init
     cr_assert_eq(ledger_release_dead(l), 0); /* this process is alive */
     ledger_close(&l);
 }
+
+/* Without [routing] fallback_chain the chain is every provider, in order. */
+Test(router_config, no_chain_means_every_provider)
+{
+    char err[256] = "";
+    rt_config_t *c = s_load("[provider:a]\nkind = openai\nbase_url = http://a/v1\nmodels = m1\n"
+                            "[provider:b]\nkind = ollama\nbase_url = http://b\nmodels = m2\n"
+                            "[provider:c]\nkind = gemini\nbase_url = http://c\nmodels = m3\n",
+                            err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->nchain, 3);
+    cr_assert_str_eq(c->chain[2]->name, "c");
+    cr_assert_str_eq(c->default_model, "m1");
+    rt_config_destroy(&c);
+}

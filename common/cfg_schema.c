@@ -22,7 +22,7 @@ static const char *const s_program[] = {"command", "directory", "environment", N
 static const char *const s_nats[] = {"url", NULL};
 static const char *const s_backend[] = {"database",  "jwt_secret", "admin_password",
                                         "token_ttl", "outbox_max", "ws_max_queue",
-                                        NULL};
+                                        "read_cache", NULL};
 static const char *const s_agents[] = {NULL};
 static const char *const s_router[] = {"api_keys", "default_max_tokens", "database", NULL};
 static const char *const s_provider[] = {"kind",   "base_url", "api_key",

@@ -37,6 +37,7 @@ typedef struct backend {
     long token_ttl;
     login_fail_t fails[BACKEND_LOGIN_SLOTS];
     token_slot_t tokens[BACKEND_TOKEN_CACHE]; /* loop thread only */
+    struct rcache *cache; /* task documents (cache.h); NULL: off */
 } backend_t;
 
 /* Roles, in increasing power. */
@@ -122,6 +123,7 @@ struct job {
     store_rc_t rc;
     store_err_t err;
     char location[160];
+    uint64_t tag;      /* store_version() before fn ran (cacheable reads) */
     /* Loop thread, before the reply (e.g. to publish an event); optional.
      * A hook that sets rc to anything but STORE_OK has answered (or will
      * answer) the request itself. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cache.h"
 #include "events.h"
 #include "live.h"
 #include "log.h"
@@ -43,6 +44,20 @@ static void s_setup_unlock(int fd)
 {
     if (fd >= 0)
         close(fd); /* releases the lock */
+}
+
+static void s_cache_metrics(sbuf_t *out, void *ud)
+{
+    backend_t *b = ud;
+    if (!b->cache)
+        return;
+    sbuf_puts(out, "# HELP vapora_backend_read_cache_total GET /tasks/{id} answered from "
+                   "the worker's cache (hit) or the database (miss).\n"
+                   "# TYPE vapora_backend_read_cache_total counter\n");
+    sbuf_printf(out, "vapora_backend_read_cache_total{result=\"hit\"} %llu\n",
+                (unsigned long long)rcache_hits(b->cache));
+    sbuf_printf(out, "vapora_backend_read_cache_total{result=\"miss\"} %llu\n",
+                (unsigned long long)rcache_misses(b->cache));
 }
 
 static int s_setup(worker_t *w)
@@ -85,6 +100,15 @@ static int s_setup(worker_t *w)
         return -EINVAL;
     }
     store_set_outbox_max(b->store, outbox_max);
+    long slots;
+    if (cfg_get_long(cfg, "backend", "read_cache", 1024, 0, 1000000, &slots, err,
+                     sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    if (store_version_known(b->store))
+        b->cache = rcache_new((size_t)slots);
+    metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
     s_events = events_start(b);
     s_live = live_start(b);
     users_routes(b);
@@ -99,6 +123,7 @@ static void s_teardown(worker_t *w)
     backend_t *b = &s_backend;
     live_stop(&s_live);
     events_stop(&s_events);
+    rcache_destroy(&b->cache);
     auth_fini(b);
     store_close(&b->store);
     free(b->data_dir);

@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sodium.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -32,6 +35,10 @@ struct store {
     bool combining;
     void (*on_commit)(void *ud); /* after a batch that queued events */
     void *on_commit_ud;
+    /* Bumped after every committed write by any worker process: a page of
+     * `<database>-version` mapped shared (see store_version). */
+    _Atomic uint64_t *version;
+    size_t version_len;
 };
 
 typedef struct conn {
@@ -41,6 +48,7 @@ typedef struct conn {
         sqlite3_stmt *st;
     } cache[STMT_CACHE];
     unsigned ncache;
+    _Atomic uint64_t *version; /* the store's */
 } conn_t;
 
 /* ---- the schema, one migration per entry; never edit a shipped one ---- */
@@ -125,6 +133,7 @@ static conn_t *s_conn(store_t *s)
     }
     c = xcalloc(1, sizeof *c);
     c->db = db;
+    c->version = s->version;
     pthread_setspecific(s->key, c);
     return c;
 }
@@ -183,10 +192,19 @@ static bool s_begin(conn_t *c)
     return s_exec(c, t_batched ? "SAVEPOINT w" : "BEGIN IMMEDIATE");
 }
 
+static void s_bump(conn_t *c)
+{
+    if (c->version)
+        atomic_fetch_add_explicit(c->version, 1, memory_order_release);
+}
+
 static bool s_commit(conn_t *c)
 {
-    if (s_exec(c, t_batched ? "RELEASE w" : "COMMIT"))
+    if (s_exec(c, t_batched ? "RELEASE w" : "COMMIT")) {
+        if (!t_batched)
+            s_bump(c);
         return true;
+    }
     s_exec(c, t_batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
     return false;
 }
@@ -346,6 +364,36 @@ fail:
     return -EIO;
 }
 
+/* Maps `<path>-version` (created if missing). Without it (logged), the
+ * version stays 0 and store_version_known() says so. */
+static void s_map_version(store_t *s, const char *path)
+{
+    char *vpath = xasprintf("%s-version", path);
+    int fd = open(vpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct stat st;
+    void *p = MAP_FAILED;
+    size_t len = 4096;
+    if (fd >= 0 && fstat(fd, &st) == 0 && ((size_t)st.st_size >= len || ftruncate(fd, (off_t)len) == 0))
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        log_err(errno, "store: mapping %s (reads will not be cached)", vpath);
+    else
+        s->version = p, s->version_len = len;
+    if (fd >= 0)
+        close(fd);
+    free(vpath);
+}
+
+uint64_t store_version(const store_t *s)
+{
+    return s->version ? atomic_load_explicit(s->version, memory_order_acquire) : 0;
+}
+
+bool store_version_known(const store_t *s)
+{
+    return s->version != NULL;
+}
+
 store_t *store_open(const char *path, char *err, size_t errlen)
 {
     if (sodium_init() < 0) {
@@ -365,6 +413,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->wcv, NULL);
     pthread_key_create(&s->key, s_conn_free);
+    s_map_version(s, path);
     store_err_t e;
     if (store_outbox_refresh(s, &e) != STORE_OK) /* start-up: this thread */
         log_warn("store: %s", e.msg);
@@ -383,6 +432,8 @@ void store_close(store_t **sp)
     pthread_key_delete(s->key);
     pthread_mutex_destroy(&s->wmu);
     pthread_cond_destroy(&s->wcv);
+    if (s->version)
+        munmap((void *)s->version, s->version_len);
     free(s->path);
     free(s);
     *sp = NULL;
@@ -1345,6 +1396,7 @@ static void s_run_batch(store_t *s, wop_t *batch)
         return;
     long queued = atomic_load(&s->backlog);
     if (s_exec(c, "COMMIT")) {
+        s_bump(c);
         if (s->on_commit && queued > 0)
             s->on_commit(s->on_commit_ud);
         return;

@@ -131,6 +131,14 @@ void store_outbox_free(store_event_t *evs, size_t n);
  * snapshots, a WAL that cannot be checkpointed). Call after every job. */
 void store_end(store_t *s);
 
+/* A number that grows after every committed write of any worker process
+ * sharing the database (a counter in `<database>-version`, mapped shared):
+ * what was read while it kept one value is still current. Any thread; no
+ * SQLite call. 0 when the counter could not be mapped (store_version_known
+ * is then false and nothing should be cached). */
+uint64_t store_version(const store_t *s);
+bool store_version_known(const store_t *s);
+
 /* Opaque cursors: encode a position, decode one (false when malformed).
  * kind tells lists apart ('p' projects, 't' tasks). */
 void store_cursor_encode(char kind, int64_t pos, char *buf, size_t len);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cache.h"
 #include "log.h"
 #include "rules.h"
 #include "util.h"
@@ -130,11 +131,33 @@ static void s_get_job(job_t *j)
     j->rc = store_task_get_doc(j->b->store, j->id, &j->body, &j->err);
 }
 
+/* Keeps the document read for the next GET, tagged with the version read
+ * before the database was asked. */
+static void s_get_keep(job_t *j, http_req_t *req)
+{
+    UNUSED(req);
+    rcache_put(j->b->cache, j->id, j->tag, j->body);
+}
+
 static void s_get(http_req_t *req, void *ud)
 {
-    job_t *j = api_start(req, ud, s_get_job, ROLE_VIEWER);
-    if (j)
-        api_run(req, j);
+    backend_t *b = ud;
+    job_t *j = api_start(req, b, s_get_job, ROLE_VIEWER);
+    if (!j)
+        return;
+    if (b->cache) {
+        uint64_t v = store_version(b->store);
+        size_t len;
+        const char *body = rcache_get(b->cache, j->id, v, &len);
+        if (body) { /* no write anywhere since it was read */
+            http_reply(req, 200, "application/json", body, len);
+            api_discard(j);
+            return;
+        }
+        j->tag = v;
+        j->after = s_get_keep;
+    }
+    api_run(req, j);
 }
 
 /* ---- update ---- */

@@ -2049,3 +2049,50 @@ Test(backend_tasks, if_match_star_empty_patches_and_long_ids, .timeout = 60,
     s_assert_error(r, 404, "not_found", "a 199-character id");
     th_resp_free(&r);
 }
+
+/* ---- the read cache of GET /tasks/{id} ---- */
+
+/* GETs path on a new connection (so either worker answers); returns the
+ * task (kept). */
+static json_t *s_get_fresh(const char *tok, const char *path)
+{
+    char *body = NULL;
+    int st = th_call(s_port, "GET", path, s_fmt("Authorization: Bearer %s\r\n", tok), NULL,
+                     &body, TH_IO_MS);
+    cr_assert_eq(st, 200, "GET %s: %d %s", path, st, body ? body : "");
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    cr_assert_not_null(j);
+    s_keep(j);
+    return j;
+}
+
+/* Both workers cache what they read; a write through either one is seen
+ * by the very next read on both, and the hits show in /metrics. */
+Test(backend_supervised, cached_reads_never_outlive_a_write_on_either_worker,
+     .timeout = 60, .fini = s_fini)
+{
+    s_sv_backend(NULL, BE_SV("2"), 2);
+    const char *tok = s_login("admin", PW);
+    json_t *t = s_task(tok, s_project(tok, "cached"), "round 0", NULL);
+    const char *path = s_task_path(t);
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 20; i++) {
+            json_t *g = s_get_fresh(tok, path);
+            cr_assert_eq(s_int(g, "version"), round + 1, "round %d read %d: %s", round, i,
+                         s_dump(g));
+            cr_assert_str_eq(s_str(g, "title"), s_fmt("round %d", round));
+        }
+        t = s_patch(tok, t, s_fmt("{\"title\":\"round %d\"}", round + 1));
+    }
+    char *m = NULL;
+    double hits = 0;
+    for (int i = 0; i < 10 && hits == 0; i++) {
+        cr_assert_eq(th_call(s_port, "GET", "/metrics", NULL, NULL, &m, TH_IO_MS), 200);
+        const char *at = strstr(m, "vapora_backend_read_cache_total{result=\"hit\"} ");
+        cr_assert_not_null(at, "no cache metrics: %.300s", m);
+        hits = atof(at + strlen("vapora_backend_read_cache_total{result=\"hit\"} "));
+        free(m);
+    }
+    cr_assert_gt(hits, 0, "no worker served a read from its cache");
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <strings.h>
 #include <time.h>
 
@@ -43,10 +44,11 @@ static CURL *s_easy_get(gateway_t *gw)
     return e;
 }
 
+/* Not reset: every attempt sets the same options again (s_attempt), and a
+ * reset re-initialises all of them, which costs more than it saves. */
 static void s_easy_put(gateway_t *gw, CURL *e)
 {
     if (gw->nidle < ARRAY_LEN(gw->idle)) {
-        curl_easy_reset(e);
         gw->idle[gw->nidle++] = e;
     } else {
         curl_easy_cleanup(e);
@@ -75,6 +77,7 @@ void call_free(call_t *c)
     sbuf_free(&c->out);
     free(c->stream_error);
     free(c->last_error);
+    free(c->upbody);
     free(c);
 }
 
@@ -129,17 +132,59 @@ static void s_fail(call_t *c, unsigned status, const char *code, const char *msg
     call_free(c);
 }
 
-/* OpenAI to an OpenAI caller: the provider's bytes go back as they are
- * (only the usage is read), which saves rebuilding the JSON. */
-static bool s_relay_openai(call_t *c, const rt_attempt_t *a, json_t *body)
+/* The first byte of the value of a top-level member `key` of the JSON
+ * object in [p, end), or NULL. A scan without allocation: strings are
+ * skipped whole, so a key-like text inside one is never taken. */
+static const char *s_member(const char *p, const char *end, const char *key)
 {
-    json_t *usage = json_object_get(body, "usage");
-    if (!json_is_array(json_object_get(body, "choices")))
+    size_t klen = strlen(key);
+    int depth = 0;
+    while (p < end) {
+        char ch = *p++;
+        if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+        } else if (ch == '"') {
+            const char *s = p;
+            while (p < end && *p != '"')
+                p += *p == '\\' ? 2 : 1;
+            if (p >= end)
+                return NULL;
+            size_t n = (size_t)(p++ - s);
+            while (p < end && isspace((unsigned char)*p))
+                p++;
+            if (depth == 1 && n == klen && memcmp(s, key, klen) == 0 && p < end &&
+                *p == ':') {
+                for (p++; p < end && isspace((unsigned char)*p); p++)
+                    ;
+                return p;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* OpenAI to an OpenAI caller: the provider's bytes go back as they are and
+ * only its usage is parsed, which saves parsing and rebuilding the rest.
+ * false: not a completion this scan recognises (the full path decides). */
+static bool s_relay_openai(call_t *c, const rt_attempt_t *a)
+{
+    const char *p = c->body.data, *end = p + c->body.len;
+    while (p < end && isspace((unsigned char)*p))
+        p++;
+    const char *choices = p < end && *p == '{' ? s_member(p, end, "choices") : NULL;
+    if (!choices || *choices != '[')
         return false;
+    const char *u = s_member(p, end, "usage");
+    json_t *usage = u && *u == '{'
+                        ? json_loadb(u, (size_t)(end - u), JSON_DISABLE_EOF_CHECK, NULL)
+                        : NULL;
     c->usage.input_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));
     c->usage.output_tokens =
         (long)json_integer_value(json_object_get(usage, "completion_tokens"));
     c->usage.present = json_is_object(usage);
+    json_decref(usage);
     double cost = rt_cost(c->gw->cfg, a->model, c->usage.input_tokens,
                           c->usage.output_tokens);
     s_add_headers(c, a, cost, true);
@@ -153,12 +198,10 @@ static void s_reply_whole(call_t *c, const rt_attempt_t *a)
 {
     char err[256];
     json_error_t je;
-    json_t *body = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &je);
-    if (body && a->provider->kind == WIRE_OPENAI && c->format == GW_OPENAI &&
-        s_relay_openai(c, a, body)) {
-        json_decref(body);
+    if (a->provider->kind == WIRE_OPENAI && c->format == GW_OPENAI && c->body.len &&
+        s_relay_openai(c, a))
         return;
-    }
+    json_t *body = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &je);
     json_t *canon = body ? wire_canonical_response(a->provider->kind, body, c->id,
                                                    a->model, &c->usage, err, sizeof err)
                          : NULL;
@@ -488,7 +531,10 @@ static void s_attempt(call_t *c)
     if (!gw->headers[pi])
         gw->headers[pi] = s_headers(a->provider);
     curl_easy_setopt(c->easy, CURLOPT_URL, url);
-    curl_easy_setopt(c->easy, CURLOPT_COPYPOSTFIELDS, text);
+    free(c->upbody); /* the previous attempt's */
+    c->upbody = text; /* curl reads it in place until the transfer ends */
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, text);
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, gw->headers[pi]);
     curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, s_on_data);
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
@@ -499,7 +545,6 @@ static void s_attempt(call_t *c)
     curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, c->stream ? 1024L : 16384L);
     curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "vapora-llm-router/" VAPORA_VERSION);
     free(url);
-    free(text);
     if (c->stream)
         c->parser = wire_parser_new(a->provider->kind);
     c->attempts++;

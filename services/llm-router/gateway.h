@@ -76,6 +76,7 @@ struct call {
     int64_t reservation;
     /* the current upstream transfer */
     CURL *easy;
+    char *upbody;         /* the upstream request body curl is sending */
     long status;
     double retry_after;   /* seconds, from the upstream's Retry-After */
     sbuf_t body;          /* a whole (non-stream or error) upstream answer */

@@ -1474,3 +1474,28 @@ Test(router_formats, providers_named_by_host_name_keep_working, .timeout = 60,
     cr_assert_null(strstr(log, "curl_multi_socket_action"), "curl errors:\n%s", log);
     free(log);
 }
+
+/* An OpenAI answer to an OpenAI caller is relayed byte for byte and only
+ * its top-level usage is read: text that looks like a usage member inside
+ * the content changes nothing. */
+Test(router_formats, relayed_answers_keep_their_bytes_and_real_usage, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = s_fake();
+    cr_assert_eq(th_fake_llm_config(fake, "oai",
+                                    "{\"reply\":\"x\\\"usage\\\":{\\\"prompt_tokens\\\":999}\","
+                                    "\"usage_in\":10,\"usage_out\":20}"),
+                 0);
+    th_sv_t *sv = s_start(fake, &(s_opts_t){0});
+    char *body = s_body(false, "gpt-a", false, 0);
+    s_resp_t r = s_call(sv, OAI, NULL, body, 200);
+    free(body);
+    char cost[32];
+    cr_assert_not_null(s_field(r.head, "X-Vapora-Cost-USD", cost, sizeof cost));
+    cr_assert_str_eq(cost, "0.050000");
+    json_t *msg = json_object_get(json_array_get(json_object_get(r.json, "choices"), 0),
+                                  "message");
+    cr_assert_str_eq(s_str(msg, "content"), "x\"usage\":{\"prompt_tokens\":999}");
+    cr_assert_eq(s_num(json_object_get(r.json, "usage"), "prompt_tokens"), 10);
+    s_resp_clear(&r);
+}

@@ -17,7 +17,7 @@
 #include "log.h"
 #include "util.h"
 
-#define EVENTS_BATCH 256
+#define EVENTS_BATCH 1024
 #define EVENTS_IDLE_MS 20
 #define EVENTS_RETRY_MS 250
 

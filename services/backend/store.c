@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +22,9 @@
 #include "util.h"
 
 #define STMT_CACHE 48
+
+/* How often each worker's checkpointer copies the WAL back (ms). */
+#define STORE_CHECKPOINT_MS 100
 
 struct store {
     char *path;
@@ -39,6 +44,10 @@ struct store {
      * `<database>-version` mapped shared (see store_version). */
     _Atomic uint64_t *version;
     size_t version_len;
+    /* The checkpointer (see s_checkpointer). */
+    pthread_t ckpt;
+    bool ckpt_running;
+    atomic_bool ckpt_stop;
 };
 
 typedef struct conn {
@@ -49,6 +58,8 @@ typedef struct conn {
     } cache[STMT_CACHE];
     unsigned ncache;
     _Atomic uint64_t *version; /* the store's */
+    int lockfd;                /* this connection's handle on the write lock */
+    bool locked;
 } conn_t;
 
 /* ---- the schema, one migration per entry; never edit a shipped one ---- */
@@ -94,6 +105,8 @@ static void s_conn_free(void *p)
     for (unsigned i = 0; i < c->ncache; i++)
         sqlite3_finalize(c->cache[i].st);
     sqlite3_close(c->db);
+    if (c->lockfd >= 0)
+        close(c->lockfd);
     free(c);
 }
 
@@ -109,7 +122,8 @@ static sqlite3 *s_open_db(const char *path, char *err, size_t errlen)
         rc =
             sqlite3_exec(db,
                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                         " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;",
+                         " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
+                         " PRAGMA wal_autocheckpoint=0;",
                          NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
@@ -134,6 +148,11 @@ static conn_t *s_conn(store_t *s)
     c = xcalloc(1, sizeof *c);
     c->db = db;
     c->version = s->version;
+    char *lp = xasprintf("%s-writelock", s->path);
+    c->lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (c->lockfd < 0)
+        log_err(errno, "store: %s (writers will poll SQLite's lock instead)", lp);
+    free(lp);
     pthread_setspecific(s->key, c);
     return c;
 }
@@ -187,9 +206,37 @@ static bool s_exec(conn_t *c, const char *sql)
  * ROLLBACK TO, so a write's body is the same alone or batched. */
 static __thread bool t_batched;
 
+/* The write lock: an flock on `<database>-writelock`, taken before BEGIN
+ * IMMEDIATE and released after COMMIT or ROLLBACK. SQLite's own lock is
+ * polled by a busy handler that sleeps, so a process that just committed
+ * took it again before the other woke: unfair, and the tail of write
+ * latency. Waiters on an flock are woken by the kernel at its release. */
+static void s_lock(conn_t *c)
+{
+    if (c->lockfd < 0 || c->locked)
+        return;
+    while (flock(c->lockfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    c->locked = true;
+}
+
+static void s_unlock(conn_t *c)
+{
+    if (c->locked) {
+        flock(c->lockfd, LOCK_UN);
+        c->locked = false;
+    }
+}
+
 static bool s_begin(conn_t *c)
 {
-    return s_exec(c, t_batched ? "SAVEPOINT w" : "BEGIN IMMEDIATE");
+    if (t_batched)
+        return s_exec(c, "SAVEPOINT w");
+    s_lock(c);
+    if (s_exec(c, "BEGIN IMMEDIATE"))
+        return true;
+    s_unlock(c);
+    return false;
 }
 
 static void s_bump(conn_t *c)
@@ -201,17 +248,23 @@ static void s_bump(conn_t *c)
 static bool s_commit(conn_t *c)
 {
     if (s_exec(c, t_batched ? "RELEASE w" : "COMMIT")) {
-        if (!t_batched)
+        if (!t_batched) {
             s_bump(c);
+            s_unlock(c);
+        }
         return true;
     }
     s_exec(c, t_batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
+    if (!t_batched)
+        s_unlock(c);
     return false;
 }
 
 static void s_rollback(conn_t *c)
 {
     s_exec(c, t_batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
+    if (!t_batched)
+        s_unlock(c);
 }
 
 /* ---- events: queued in the outbox inside the change's transaction ---- */
@@ -384,6 +437,40 @@ static void s_map_version(store_t *s, const char *path)
     free(vpath);
 }
 
+/* Checkpoints run here, off every request's path: a commit that had to
+ * checkpoint the WAL itself (SQLite's automatic checkpoint, turned off in
+ * s_open_db) took several milliseconds longer, the tail of POST latency.
+ * Passive checkpoints never wait for writers or readers; each worker runs
+ * one, and SQLite lets one at a time proceed. */
+static void *s_checkpointer(void *arg)
+{
+    store_t *s = arg;
+    char err[256];
+    sqlite3 *db = s_open_db(s->path, err, sizeof err);
+    if (!db) {
+        log_warn("store: checkpointer: %s", err);
+        return NULL;
+    }
+    while (!atomic_load(&s->ckpt_stop)) {
+        int frames = 0, done = 0;
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+        usleep(STORE_CHECKPOINT_MS * 1000);
+    }
+    sqlite3_close(db);
+    return NULL;
+}
+
+static void s_start_checkpointer(store_t *s)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals stay with the loop */
+    s->ckpt_running = pthread_create(&s->ckpt, NULL, s_checkpointer, s) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!s->ckpt_running)
+        log_warn("store: no checkpointer thread; commits will checkpoint");
+}
+
 uint64_t store_version(const store_t *s)
 {
     return s->version ? atomic_load_explicit(s->version, memory_order_acquire) : 0;
@@ -414,6 +501,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     pthread_cond_init(&s->wcv, NULL);
     pthread_key_create(&s->key, s_conn_free);
     s_map_version(s, path);
+    s_start_checkpointer(s);
     store_err_t e;
     if (store_outbox_refresh(s, &e) != STORE_OK) /* start-up: this thread */
         log_warn("store: %s", e.msg);
@@ -425,6 +513,10 @@ void store_close(store_t **sp)
     store_t *s = sp ? *sp : NULL;
     if (!s)
         return;
+    if (s->ckpt_running) {
+        atomic_store(&s->ckpt_stop, true);
+        pthread_join(s->ckpt, NULL);
+    }
     /* Pool threads closed their connections when they exited. */
     conn_t *c = pthread_getspecific(s->key);
     if (c)
@@ -1358,6 +1450,11 @@ void store_end(store_t *s)
     conn_t *c = pthread_getspecific(s->key);
     for (unsigned i = 0; c && i < c->ncache; i++)
         sqlite3_reset(c->cache[i].st);
+    if (c && c->locked) { /* a path that began a write and never ended it */
+        log_error("store: a write transaction was left open; rolled back");
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        s_unlock(c);
+    }
 }
 
 /* ---- group commit ----
@@ -1387,21 +1484,29 @@ typedef struct wop {
 static void s_run_batch(store_t *s, wop_t *batch)
 {
     conn_t *c = s_conn(s);
+    if (c)
+        s_lock(c);
     bool ok = c && s_exec(c, "BEGIN IMMEDIATE");
     t_batched = true;
     for (wop_t *w = batch; w; w = w->next)
         w->rc = ok ? w->run(w, s) : s_fail(c, w->e);
     t_batched = false;
-    if (!ok)
+    if (!ok) {
+        if (c)
+            s_unlock(c);
         return;
+    }
     long queued = atomic_load(&s->backlog);
-    if (s_exec(c, "COMMIT")) {
+    bool committed = s_exec(c, "COMMIT");
+    if (!committed)
+        s_exec(c, "ROLLBACK");
+    s_unlock(c);
+    if (committed) {
         s_bump(c);
         if (s->on_commit && queued > 0)
             s->on_commit(s->on_commit_ud);
         return;
     }
-    s_exec(c, "ROLLBACK");
     for (wop_t *w = batch; w; w = w->next) {
         if (w->rc == STORE_OK) {
             if (w->out) {

@@ -674,6 +674,9 @@ static const char *const SQL_PROJECT_DEPS_DELETE =
     " OR blocked_by IN (SELECT id FROM tasks WHERE project_id=?)";
 static const char *const SQL_PROJECT_TASKS_DELETE =
     "DELETE FROM tasks WHERE project_id=?";
+static const char *const SQL_PROJECT_TASK_IDS =
+    "SELECT id FROM tasks WHERE project_id=?1 ORDER BY seq";
+
 
 static json_t *s_project_row(sqlite3_stmt *st)
 {
@@ -812,6 +815,9 @@ static int s_step_id(conn_t *c, const char *sql, const char *id, const char *id2
     return sqlite3_step(st);
 }
 
+static store_rc_t s_task_get(conn_t *c, const char *id, json_t **out, store_err_t *e);
+static json_t *s_ids(conn_t *c, const char *sql, const char *id);
+
 static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade,
                                         store_err_t *e)
 {
@@ -835,12 +841,29 @@ static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade
         return STORE_CONFLICT;
     }
     json_t *gone = json_pack("{s:s,s:b}", "id", id, "cascade", tasks > 0);
-    bool ok =
-        tasks >= 0 && s_step_id(c, SQL_PROJECT_DEPS_DELETE, id, id) == SQLITE_DONE &&
-        s_step_id(c, SQL_PROJECT_TASKS_DELETE, id, NULL) == SQLITE_DONE &&
-        s_step_id(c, SQL_PROJECT_DELETE, id, NULL) == SQLITE_DONE &&
-        s_emit(s, c, "vapora.projects.deleted", "project.deleted", gone) && s_commit(c);
+    /* A cascade deletes tasks: each gets its task.deleted (blocked_by stays
+     * within a project, so no task elsewhere changes). */
+    json_t *docs = json_array(), *ids = s_ids(c, SQL_PROJECT_TASK_IDS, id);
+    bool ok = tasks >= 0 && ids;
+    size_t i;
+    json_t *v;
+    json_array_foreach(ok ? ids : NULL, i, v)
+    {
+        json_t *t = NULL;
+        ok = ok && s_task_get(c, json_string_value(v), &t, e) == STORE_OK;
+        if (t)
+            json_array_append_new(docs, t);
+    }
+    ok = ok && s_step_id(c, SQL_PROJECT_DEPS_DELETE, id, id) == SQLITE_DONE &&
+         s_step_id(c, SQL_PROJECT_TASKS_DELETE, id, NULL) == SQLITE_DONE &&
+         s_step_id(c, SQL_PROJECT_DELETE, id, NULL) == SQLITE_DONE;
+    json_array_foreach(ok ? docs : NULL, i, v)
+        ok = ok && s_emit(s, c, "vapora.tasks.deleted", "task.deleted", v);
+    ok = ok && s_emit(s, c, "vapora.projects.deleted", "project.deleted", gone) &&
+         s_commit(c);
     json_decref(gone);
+    json_decref(docs);
+    json_decref(ids);
     if (!ok) {
         s_rollback(c);
         return s_fail(c, e);
@@ -1309,6 +1332,49 @@ static store_rc_t s_task_update_impl(store_t *s, const char *id, const json_t *p
     return s_finish_task(s, c, id, "updated", out, e);
 }
 
+/* The tasks whose blocked_by lost a deleted task changed: a new version,
+ * their stored document and a task.updated event each. */
+static bool s_touch_dependents(store_t *s, conn_t *c, const json_t *ids, store_err_t *e)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(ids, i, d)
+    {
+        char ts[40];
+        json_t *dt = NULL;
+        time_iso8601(ts, sizeof ts);
+        sqlite3_stmt *u = s_stmt(c, SQL_TASK_TOUCH);
+        if (u) {
+            s_bind_text(u, 1, ts);
+            s_bind_text(u, 2, json_string_value(d));
+        }
+        bool ok = u && sqlite3_step(u) == SQLITE_DONE &&
+                  s_task_get(c, json_string_value(d), &dt, e) == STORE_OK &&
+                  s_save_doc(c, dt) &&
+                  s_emit(s, c, "vapora.tasks.updated", "task.updated", dt);
+        json_decref(dt);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* The first column of every row sql gives for id (bound to ?1), as strings. */
+static json_t *s_ids(conn_t *c, const char *sql, const char *id)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = s_stmt(c, sql);
+    if (!st) {
+        json_decref(out);
+        return NULL;
+    }
+    s_bind_text(st, 1, id);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(out, s_col_text(st, 0));
+    sqlite3_reset(st);
+    return out;
+}
+
 static store_rc_t s_task_delete_impl(store_t *s, const char *id, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -1332,24 +1398,7 @@ static store_rc_t s_task_delete_impl(store_t *s, const char *id, store_err_t *e)
     bool ok = st && s_step_id(c, SQL_DEPS_DELETE_ALL, id, NULL) == SQLITE_DONE &&
               s_step_id(c, SQL_TASK_DELETE, id, NULL) == SQLITE_DONE &&
               s_emit(s, c, "vapora.tasks.deleted", "task.deleted", t);
-    size_t i;
-    json_t *d;
-    json_array_foreach(deps, i, d)
-    {
-        char ts[40];
-        json_t *dt = NULL;
-        time_iso8601(ts, sizeof ts);
-        sqlite3_stmt *u = ok ? s_stmt(c, SQL_TASK_TOUCH) : NULL;
-        if (u) {
-            s_bind_text(u, 1, ts);
-            s_bind_text(u, 2, json_string_value(d));
-        }
-        ok = u && sqlite3_step(u) == SQLITE_DONE &&
-             s_task_get(c, json_string_value(d), &dt, e) == STORE_OK &&
-             s_save_doc(c, dt) &&
-             s_emit(s, c, "vapora.tasks.updated", "task.updated", dt);
-        json_decref(dt);
-    }
+    ok = ok && s_touch_dependents(s, c, deps, e);
     json_decref(deps);
     ok = ok && s_commit(c);
     json_decref(t);

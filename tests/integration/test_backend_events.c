@@ -181,3 +181,47 @@ Test(backend_events, nats_killed_mid_way_loses_no_write_and_no_event, .timeout =
     json_decref(p);
     free(tok);
 }
+
+/* A cascading project delete is every one of its deletes: a task.deleted
+ * per task (one blocked by another among them), then project.deleted. */
+Test(backend_events, a_cascade_delete_publishes_every_task_it_deletes, .timeout = 60,
+     .fini = s_fini)
+{
+    th_sv_t *sv = th_sv_start(SETUP);
+    cr_assert_not_null(sv);
+    char *tok = s_login(sv);
+    json_t *p = s_post(sv, tok, "/api/v1/projects", "{\"name\":\"doomed\"}", 201);
+    char path[160], body[256];
+    snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",
+             json_string_value(json_object_get(p, "id")));
+    json_t *t[3];
+    for (int i = 0; i < 2; i++)
+        t[i] = s_post(sv, tok, path, "{\"title\":\"gone\"}", 201);
+    snprintf(body, sizeof body, "{\"title\":\"blocked\",\"blocked_by\":[\"%s\"]}",
+             json_string_value(json_object_get(t[0], "id")));
+    t[2] = s_post(sv, tok, path, body, 201);
+    char hdr[1024];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", tok);
+    snprintf(path, sizeof path, "/api/v1/projects/%s?cascade=true",
+             json_string_value(json_object_get(p, "id")));
+    int st = th_call(sv->ports[0], "DELETE", path, hdr, NULL, NULL, 5000);
+    cr_assert(st == 204 || st == 200, "DELETE %s: %d", path, st);
+    natsConnection *nc = s_nats(sv);
+    json_t *evs = s_consume(nc, "vapora.tasks.deleted", 3, 10000);
+    cr_assert_eq(json_array_size(evs), 3, "task.deleted events: %zu", json_array_size(evs));
+    for (int i = 0; i < 3; i++) {
+        json_t *ev = json_array_get(evs, (size_t)i);
+        cr_assert_str_eq(json_string_value(json_object_get(ev, "type")), "task.deleted");
+        cr_assert(json_equal(json_object_get(ev, "id"), json_object_get(t[i], "id")));
+        cr_assert(json_equal(json_object_get(ev, "project_id"), json_object_get(p, "id")));
+    }
+    json_decref(evs);
+    evs = s_consume(nc, "vapora.projects.deleted", 1, 5000);
+    cr_assert_eq(json_array_size(evs), 1, "no project.deleted");
+    json_decref(evs);
+    natsConnection_Destroy(nc);
+    for (int i = 0; i < 3; i++)
+        json_decref(t[i]);
+    json_decref(p);
+    free(tok);
+}

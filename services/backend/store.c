@@ -1296,6 +1296,20 @@ static store_rc_t s_check_update(conn_t *c, const json_t *cur, const json_t *pat
     return STORE_OK;
 }
 
+/* Whether applying patch to the task cur changes anything. */
+static bool s_patch_changes(const json_t *cur, const json_t *patch)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)patch, k, v)
+    {
+        json_t *old = json_object_get(cur, k);
+        if (!old || !json_equal(old, v))
+            return true;
+    }
+    return false;
+}
+
 static store_rc_t s_task_update_impl(store_t *s, const char *id, const json_t *patch,
                                      int64_t if_match, json_t **out, store_err_t *e)
 {
@@ -1306,6 +1320,12 @@ static store_rc_t s_task_update_impl(store_t *s, const char *id, const json_t *p
     store_rc_t r = s_task_get(c, id, &cur, e);
     if (r == STORE_OK)
         r = s_check_update(c, cur, patch, if_match, e);
+    if (r == STORE_OK && !s_patch_changes(cur, patch)) {
+        /* Nothing changes: no new version, no event. */
+        s_rollback(c);
+        *out = cur;
+        return STORE_OK;
+    }
     json_decref(cur);
     if (r != STORE_OK) {
         s_rollback(c);

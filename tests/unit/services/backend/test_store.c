@@ -224,3 +224,27 @@ Test(store, stored_documents_follow_every_write, .init = s_init, .fini = s_fini)
     free(b);
     free(p);
 }
+
+/* A PATCH that changes nothing is not a change: the version stays, and
+ * the next real change moves it by one. */
+Test(store, a_patch_that_changes_nothing_keeps_the_version, .init = s_init,
+     .fini = s_fini)
+{
+    char *p = s_project();
+    char *t = s_task(p, "same", NULL);
+    store_err_t e;
+    json_t *patch = json_pack("{s:s,s:s}", "title", "same", "status", "todo"), *out = NULL;
+    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), STORE_OK, "%s", e.msg);
+    cr_assert_eq(json_integer_value(json_object_get(out, "version")), 1);
+    json_decref(out);
+    json_decref(patch);
+    store_end(s_store);
+    patch = json_pack("{s:s}", "title", "other");
+    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), STORE_OK, "%s", e.msg);
+    cr_assert_eq(json_integer_value(json_object_get(out, "version")), 2);
+    cr_assert_str_eq(json_string_value(json_object_get(out, "title")), "other");
+    json_decref(out);
+    json_decref(patch);
+    free(t);
+    free(p);
+}

@@ -3,15 +3,17 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <jwt.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <stdint.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -162,6 +164,45 @@ static int s_bootstrap_admin(backend_t *b, char *err, size_t errlen)
     return 0;
 }
 
+void auth_failures_open(backend_t *b)
+{
+    size_t len = BACKEND_LOGIN_SLOTS * sizeof(login_fail_t);
+    char *path = xasprintf("%s/login-failures", b->data_dir);
+    b->fails_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    void *p = MAP_FAILED;
+    struct stat st;
+    if (b->fails_fd >= 0 && fstat(b->fails_fd, &st) == 0 &&
+        ((size_t)st.st_size == len || ftruncate(b->fails_fd, (off_t)len) == 0))
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, b->fails_fd, 0);
+    if (p == MAP_FAILED) {
+        log_err(errno, "auth: sharing %s (login failures are counted per worker)", path);
+        if (b->fails_fd >= 0)
+            close(b->fails_fd);
+        b->fails_fd = -1;
+        b->fails = xcalloc(BACKEND_LOGIN_SLOTS, sizeof *b->fails);
+    } else {
+        b->fails = p;
+        b->fails_shared = true;
+    }
+    free(path);
+}
+
+/* A few non-blocking tries: the holder is another worker inside a few
+ * instructions; the loop thread never waits on it. */
+static bool s_fails_lock(backend_t *b)
+{
+    for (int i = 0; b->fails_fd >= 0 && i < 1000; i++)
+        if (flock(b->fails_fd, LOCK_EX | LOCK_NB) == 0)
+            return true;
+    return false;
+}
+
+static void s_fails_unlock(backend_t *b, bool locked)
+{
+    if (locked)
+        flock(b->fails_fd, LOCK_UN);
+}
+
 int auth_init(backend_t *b, char *err, size_t errlen)
 {
     if (sodium_init() < 0) {
@@ -170,6 +211,7 @@ int auth_init(backend_t *b, char *err, size_t errlen)
     }
     if (s_load_secret(b, err, errlen) < 0 || s_bootstrap_admin(b, err, errlen) < 0)
         return -EIO;
+    auth_failures_open(b);
     return 0;
 }
 
@@ -207,6 +249,22 @@ void auth_fini(backend_t *b)
         b->tokens[i].claims = NULL;
     }
     b->jwt_key = NULL;
+    auth_failures_close(b);
+}
+
+void auth_failures_close(backend_t *b)
+{
+    if (!b->fails)
+        return; /* never opened */
+    if (b->fails_shared)
+        munmap(b->fails, BACKEND_LOGIN_SLOTS * sizeof *b->fails);
+    else
+        free(b->fails);
+    if (b->fails_fd >= 0)
+        close(b->fails_fd);
+    b->fails = NULL;
+    b->fails_fd = -1;
+    b->fails_shared = false;
 }
 
 char *auth_issue_token(backend_t *b, const json_t *user)
@@ -292,17 +350,19 @@ static login_fail_t *s_slot(backend_t *b, const char *username)
 uint64_t auth_failure_delay(backend_t *b, const char *username)
 {
     login_fail_t *f = s_slot(b, username);
-    uint64_t now = time_now_ms();
+    uint64_t now = time_now_ms(); /* CLOCK_MONOTONIC: one clock for all workers */
+    bool locked = s_fails_lock(b);
     if (strncmp(f->username, username, sizeof f->username) != 0 ||
         now - f->first_ms > AUTH_FAIL_WINDOW_MS) {
         snprintf(f->username, sizeof f->username, "%s", username);
         f->count = 0;
         f->first_ms = now;
     }
-    f->count++;
-    if (f->count <= AUTH_FAIL_FREE)
+    unsigned count = ++f->count;
+    s_fails_unlock(b, locked);
+    if (count <= AUTH_FAIL_FREE)
         return 0;
-    unsigned over = f->count - AUTH_FAIL_FREE - 1;
+    unsigned over = count - AUTH_FAIL_FREE - 1;
     uint64_t d = 250ull << (over < 5 ? over : 5);
     return d > 8000 ? 8000 : d;
 }
@@ -310,6 +370,8 @@ uint64_t auth_failure_delay(backend_t *b, const char *username)
 void auth_forget_failures(backend_t *b, const char *username)
 {
     login_fail_t *f = s_slot(b, username);
+    bool locked = s_fails_lock(b);
     if (strncmp(f->username, username, sizeof f->username) == 0)
         memset(f, 0, sizeof *f);
+    s_fails_unlock(b, locked);
 }

@@ -35,7 +35,12 @@ typedef struct backend {
     unsigned char *jwt_key;
     size_t jwt_key_len;
     long token_ttl;
-    login_fail_t fails[BACKEND_LOGIN_SLOTS];
+    /* Login failures by username, shared by every worker: a mapping of
+     * DATA_DIR/login-failures (or private memory when it cannot be made),
+     * updated under an flock of fails_fd. */
+    login_fail_t *fails;
+    int fails_fd;
+    bool fails_shared;
     token_slot_t tokens[BACKEND_TOKEN_CACHE]; /* loop thread only */
     struct rcache *cache; /* task documents (cache.h); NULL: off */
 } backend_t;
@@ -74,6 +79,12 @@ int auth_verify_token(backend_t *b, const char *token, claims_t *out);
 int auth_verify_token_cached(backend_t *b, const char *token, claims_t *out);
 /* Login slow-down: the delay (ms) before answering the n-th failure of
  * username; record a failure / forget a username on success. Loop thread. */
+/* The login-failure table, shared by every worker through a mapping of
+ * DATA_DIR/login-failures (private memory, logged, when that fails), so
+ * that spreading guesses over the workers buys no more of them. auth_init
+ * opens it and auth_fini closes it. */
+void auth_failures_open(backend_t *b);
+void auth_failures_close(backend_t *b);
 uint64_t auth_failure_delay(backend_t *b, const char *username);
 void auth_forget_failures(backend_t *b, const char *username);
 

@@ -152,6 +152,11 @@ Test(auth, repeated_failures_are_slowed_down)
 {
     backend_t b;
     s_backend(&b, 60);
+    char dir[] = "/tmp/vapora-fails-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    b.data_dir = dir;
+    auth_failures_open(&b);
+    cr_assert(b.fails_shared);
     for (int i = 0; i < 5; i++)
         cr_assert_eq(auth_failure_delay(&b, "bob"), 0);
     cr_assert_eq(auth_failure_delay(&b, "bob"), 250);
@@ -162,7 +167,22 @@ Test(auth, repeated_failures_are_slowed_down)
     cr_assert_eq(auth_failure_delay(&b, "alice"), 0);
     auth_forget_failures(&b, "bob");
     cr_assert_eq(auth_failure_delay(&b, "bob"), 0);
+    /* A second worker on the same data_dir counts the same failures. */
+    backend_t other;
+    s_backend(&other, 60);
+    other.data_dir = dir;
+    auth_failures_open(&other);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(auth_failure_delay(i % 2 ? &b : &other, "carol"), 0);
+    cr_assert_eq(auth_failure_delay(&other, "carol"), 0);
+    cr_assert_eq(auth_failure_delay(&b, "carol"), 250);
+    auth_failures_close(&other);
+    auth_failures_close(&b);
+    free(other.jwt_key);
     free(b.jwt_key);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }
 
 Test(roles, ranks)

@@ -236,33 +236,9 @@ static void s_models(http_req_t *req, void *ud)
     http_reply_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
-static void s_providers(http_req_t *req, void *ud)
-{
-    gateway_t *gw = ud;
-    if (!s_authorized(gw, req))
-        return;
-    json_t *out = json_array();
-    uint64_t now = loop_now_ms(gw->loop);
-    for (size_t i = 0; i < gw->cfg->nproviders; i++) {
-        const rt_provider_t *p = &gw->cfg->providers[i];
-        bool ok = rt_provider_available(p, now);
-        json_array_append_new(
-            out, json_pack("{s:s,s:s,s:s,s:i,s:f,s:I,s:I,s:I,s:I,s:f,s:I}", "name", p->name,
-                           "kind", wire_kind_name(p->kind), "state",
-                           ok ? "available" : "cooldown", "consecutive_failures",
-                           (int)p->failures, "latency_ewma_ms", p->latency_ewma_ms,
-                           "requests", (json_int_t)p->requests, "errors",
-                           (json_int_t)p->errors, "input_tokens",
-                           (json_int_t)p->input_tokens, "output_tokens",
-                           (json_int_t)p->output_tokens, "cost_usd", p->cost_usd,
-                           "cooldown_remaining_ms",
-                           (json_int_t)(ok ? 0 : p->cooldown_until - now)));
-    }
-    http_reply_json(req, 200, out);
-}
-
 typedef struct report {
     http_req_t *req;
+    gateway_t *gw;
     const char *group_by;
     int64_t since;
     int64_t now;
@@ -318,6 +294,70 @@ static void s_report(gateway_t *gw, report_t *r, void (*fn)(gateway_t *, void *)
     r->now = time(NULL);
     if (usage_after_flush(gw, fn, s_report_done, r) < 0) {
         http_reply_error(r->req, 503, "overloaded", "the router is busy; retry shortly");
+        free(r);
+    }
+}
+
+/* GET /api/v1/providers: health as this worker sees it (state, failures in
+ * a row, latency, its own attempts), and the calls each provider answered,
+ * their tokens and cost across every worker (from the ledger, read on the
+ * pool; the health is read here, on the loop thread, once that is back). */
+static void s_providers_work(gateway_t *gw, void *ud)
+{
+    report_t *r = ud;
+    r->out = ledger_usage(gw->ledger, "provider", 0);
+}
+
+static json_t *s_provider_json(const rt_provider_t *p, const json_t *t, uint64_t now)
+{
+    bool ok = rt_provider_available(p, now);
+    return json_pack(
+        "{s:s,s:s,s:s,s:i,s:f,s:I,s:I,s:I,s:I,s:I,s:f,s:{s:I,s:I}}", "name", p->name,
+        "kind", wire_kind_name(p->kind), "state", ok ? "available" : "cooldown",
+        "consecutive_failures", (int)p->failures, "latency_ewma_ms", p->latency_ewma_ms,
+        "cooldown_remaining_ms", (json_int_t)(ok ? 0 : p->cooldown_until - now), "requests",
+        json_integer_value(json_object_get(t, "requests")), "errors",
+        json_integer_value(json_object_get(t, "errors")), "input_tokens",
+        json_integer_value(json_object_get(t, "input_tokens")), "output_tokens",
+        json_integer_value(json_object_get(t, "output_tokens")), "cost_usd",
+        json_real_value(json_object_get(t, "cost_usd")), "worker", "attempts",
+        (json_int_t)p->requests, "failed_attempts", (json_int_t)p->errors);
+}
+
+static void s_providers_done(void *ud, int status)
+{
+    report_t *r = ud;
+    gateway_t *gw = r->gw;
+    if (status < 0 || !r->out) {
+        http_reply_error(r->req, 503, "ledger_unavailable", "the ledger could not be read");
+    } else {
+        json_t *list = json_array();
+        uint64_t now = loop_now_ms(gw->loop);
+        for (size_t i = 0; i < gw->cfg->nproviders; i++) {
+            const rt_provider_t *p = &gw->cfg->providers[i];
+            json_t *t = NULL, *e;
+            size_t k;
+            json_array_foreach(r->out, k, e)
+                if (strcmp(json_string_value(json_object_get(e, "provider")), p->name) == 0)
+                    t = e;
+            json_array_append_new(list, s_provider_json(p, t, now));
+        }
+        http_reply_json(r->req, 200, list);
+    }
+    json_decref(r->out);
+    free(r);
+}
+
+static void s_providers(http_req_t *req, void *ud)
+{
+    gateway_t *gw = ud;
+    if (!s_authorized(gw, req))
+        return;
+    report_t *r = xcalloc(1, sizeof *r);
+    r->req = req;
+    r->gw = gw;
+    if (usage_after_flush(gw, s_providers_work, s_providers_done, r) < 0) {
+        http_reply_error(req, 503, "overloaded", "the router is busy; retry shortly");
         free(r);
     }
 }

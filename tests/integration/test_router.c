@@ -848,7 +848,17 @@ Test(router_cooldown, a_failing_provider_is_skipped_then_tried_again, .timeout =
     th_sleep_ms(3300);
     s_expect_fallback(sv, "oai", "gpt-a", "1");
     ps = s_get(sv, "/api/v1/providers");
-    cr_assert_str_eq(s_str(s_find(ps, "name", "oai"), "state"), "available");
+    oai = s_find(ps, "name", "oai");
+    cr_assert_str_eq(s_str(oai, "state"), "available");
+    /* Calls answered (all workers, from the ledger) and this worker's
+     * attempts: claude answered the 5 fallbacks, oai 1 call in 4 tries. */
+    json_t *claude = s_find(ps, "name", "claude");
+    cr_assert_eq(s_num(claude, "requests"), 5, "%s", json_dumps(claude, 0));
+    cr_assert(S_CLOSE(s_num(claude, "cost_usd"), 0.125), "%s", json_dumps(claude, 0));
+    cr_assert_eq(s_num(claude, "output_tokens"), 100);
+    cr_assert_eq(s_num(oai, "requests"), 1);
+    cr_assert_eq(s_num(json_object_get(oai, "worker"), "attempts"), 4);
+    cr_assert_eq(s_num(json_object_get(oai, "worker"), "failed_attempts"), 3);
     json_decref(ps);
 }
 

@@ -76,6 +76,10 @@ struct http_req {
     bool suspended; /* MHD_suspend_connection in effect */
     bool replied;
     http_stream_t *stream; /* a streamed reply in progress */
+    /* http_req_watch_gone: told when the client leaves while suspended */
+    http_gone_fn gone_fn;
+    void *gone_ud;
+    int watch_fd; /* the connection's socket in our loop; -1: not watched */
     http_req_t *prev, *next; /* live list, for shutdown */
 };
 
@@ -397,6 +401,15 @@ static const char *s_date(http_server_t *srv)
     return srv->date;
 }
 
+/* Stops watching the client of a request that gets its reply. */
+static void s_unwatch(http_req_t *req)
+{
+    if (req->watch_fd >= 0) {
+        loop_del_fd(req->srv->loop, req->watch_fd);
+        req->watch_fd = -1;
+    }
+}
+
 static void s_queue(http_req_t *req)
 {
     http_server_t *srv = req->srv;
@@ -430,6 +443,7 @@ void http_reply(http_req_t *req, unsigned status, const char *content_type,
         MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (unsigned i = 0; i < req->nheaders; i++)
         MHD_add_response_header(req->resp, req->headers[i].name, req->headers[i].value);
+    s_unwatch(req);
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
@@ -481,6 +495,7 @@ void http_upgrade_close(http_server_t *srv, void *urh)
 
 static void s_resume(http_req_t *req)
 {
+    s_unwatch(req);
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
@@ -655,6 +670,45 @@ int http_req_run_blocking(http_req_t *req, pool_t *pool, pool_work_fn work,
     return 0;
 }
 
+/* ---- noticing a client that leaves while its request waits ---- */
+
+static void s_on_client(loop_t *loop, int fd, unsigned ev, void *ud)
+{
+    UNUSED(fd);
+    http_req_t *req = ud;
+    if (!(ev & (LOOP_HANGUP | LOOP_ERROR)))
+        return;
+    loop_del_fd(loop, req->watch_fd);
+    req->watch_fd = -1;
+    http_gone_fn fn = req->gone_fn;
+    req->gone_fn = NULL;
+    if (fn)
+        fn(req->gone_ud); /* it still replies (the reply is then dropped) */
+}
+
+/* A suspended connection is out of MHD's epoll and MHD would not notice
+ * its client leave; we watch its socket for the peer's close meanwhile. */
+static void s_watch(http_req_t *req)
+{
+    if (!req->gone_fn || req->watch_fd >= 0)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    int fd = ci->connect_fd;
+    if (loop_add_fd(req->srv->loop, fd, LOOP_HANGUP, s_on_client, req) == 0)
+        req->watch_fd = fd;
+}
+
+void http_req_watch_gone(http_req_t *req, http_gone_fn fn, void *ud)
+{
+    req->gone_fn = fn;
+    req->gone_ud = ud;
+    if (req->suspended)
+        s_watch(req);
+}
+
 /* ---- the MHD access handler ---- */
 
 /* MHD's URI-log callback: the first sight of a request, with the whole
@@ -667,6 +721,7 @@ static void *s_req_new(void *cls, const char *uri, struct MHD_Connection *conn)
     req->conn = conn;
     req->uri_len = strlen(uri);
     req->start_ns = time_now_ns();
+    req->watch_fd = -1;
     req->next = srv->live;
     if (srv->live)
         srv->live->prev = req;
@@ -683,6 +738,8 @@ static void s_req_free(http_req_t *req)
         srv->live = req->next;
     if (req->next)
         req->next->prev = req->prev;
+    if (req->watch_fd >= 0)
+        loop_del_fd(srv->loop, req->watch_fd);
     if (req->method) /* counted once its headers were complete */
         srv->in_flight--;
     if (req->resp)
@@ -792,6 +849,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     } else if (!req->replied) {
         req->suspended = true;
         MHD_suspend_connection(conn);
+        s_watch(req);
     }
     return MHD_YES;
 }

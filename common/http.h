@@ -150,6 +150,13 @@ typedef char *(*http_error_fn)(const http_req_t *req, unsigned status, const cha
                                const char *message, void *ud);
 void http_server_set_error_fn(http_server_t *srv, http_error_fn fn, void *ud);
 
+/* Asks to be told when the client closes its connection while the request
+ * waits for its reply (suspended): fn(ud) then runs on the loop thread,
+ * once; the request must still be replied to (the reply is dropped). A
+ * client that only shuts down its sending side counts as gone. */
+typedef void (*http_gone_fn)(void *ud);
+void http_req_watch_gone(http_req_t *req, http_gone_fn fn, void *ud);
+
 /* Runs work(arg) on the pool with the request suspended; done(req, arg,
  * status) then runs on the loop thread and must reply. When the queue is
  * full, replies 503 `overloaded` at once and returns -EBUSY (neither

@@ -27,6 +27,7 @@ enum {
     LOOP_ERROR = 1u << 2,     /* reported only: EPOLLERR or EPOLLHUP */
     LOOP_EXCLUSIVE = 1u << 3, /* EPOLLEXCLUSIVE: for listen fds shared by processes */
     LOOP_EDGE = 1u << 4,      /* EPOLLET */
+    LOOP_HANGUP = 1u << 5,    /* EPOLLRDHUP: the peer closed (or shut down) its side */
 };
 
 typedef void (*loop_fd_fn)(loop_t *loop, int fd, unsigned events, void *ud);

@@ -113,6 +113,8 @@ static uint32_t s_epoll_events(unsigned ev)
         e |= EPOLLEXCLUSIVE;
     if (ev & LOOP_EDGE)
         e |= EPOLLET;
+    if (ev & LOOP_HANGUP)
+        e |= EPOLLRDHUP;
     return e;
 }
 
@@ -353,6 +355,8 @@ static void s_dispatch(loop_t *l, const struct epoll_event *ev)
         e |= LOOP_WRITE;
     if (ev->events & (EPOLLERR | EPOLLHUP))
         e |= LOOP_ERROR | (s->events & (LOOP_READ | LOOP_WRITE));
+    if ((ev->events & (EPOLLRDHUP | EPOLLHUP)) && (s->events & LOOP_HANGUP))
+        e |= LOOP_HANGUP;
     s->fn(l, fd, e, s->ud);
 }
 

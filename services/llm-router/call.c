@@ -578,6 +578,13 @@ static void s_admit_done(void *arg, int status)
     admit_job_t *j = arg;
     call_t *c = j->c;
     ledger_admit_t *a = &j->a;
+    c->admitting = false;
+    if (c->client_gone) { /* nothing was asked yet; release what was reserved */
+        c->reservation = a->rc == 0 ? a->reservation : 0;
+        free(j);
+        s_fail(c, 499, "client_closed", "the client closed its connection");
+        return;
+    }
     if (status < 0 || a->rc < 0) {
         free(j);
         s_fail(c, 503, "ledger_unavailable", "the budget ledger could not be read");
@@ -616,9 +623,32 @@ static int64_t s_worst(const call_t *c, const rt_plan_t *p)
     return (int64_t)ceil(worst * LEDGER_NANO);
 }
 
+/* The caller closed its connection before any byte of the answer: the
+ * upstream call stops (it would cost money for nobody), the reservation is
+ * released, what the prompt cost is counted as an estimate. */
+static void s_client_gone(void *ud)
+{
+    call_t *c = ud;
+    c->client_gone = true;
+    if (c->admitting)
+        return; /* s_admit_done ends it */
+    if (c->easy) {
+        curlm_abort(c->gw->curlm, c->easy, NULL);
+        c->easy = NULL;
+    }
+    loop_cancel_timer(c->gw->loop, &c->retry_timer);
+    const rt_attempt_t *a = c->attempts ? s_current(c) : NULL;
+    c->usage = (wire_usage_t){a ? c->prompt_bound : 0, 0, false};
+    gw_reply_error(c->req, 499, "client_closed", "the client closed its connection");
+    usage_record(c->gw, c, a, a ? rt_cost(c->gw->cfg, a->model, c->prompt_bound, 0) : 0,
+                 true, 499);
+    call_free(c);
+}
+
 void call_start(call_t *c)
 {
     gateway_t *gw = c->gw;
+    http_req_watch_gone(c->req, s_client_gone, c);
     c->next_call = gw->calls;
     if (gw->calls)
         gw->calls->prev = c;
@@ -640,7 +670,9 @@ void call_start(call_t *c)
                             .near_percent = c->budget->near_percent};
     for (int s = 0; s < 3; s++)
         j->a.amounts[s] = s_worst(c, &c->plans[s]);
+    c->admitting = true;
     if (pool_submit(gw->pool, s_admit_work, s_admit_done, j, NULL) < 0) {
+        c->admitting = false;
         free(j);
         s_fail(c, 503, "overloaded", "the router is busy; retry shortly");
     }

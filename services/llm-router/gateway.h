@@ -86,6 +86,8 @@ struct call {
     bool stream_failed;   /* the upstream stream was malformed or errored */
     char *stream_error;
     char *last_error;     /* of the latest failed attempt, for the caller */
+    bool admitting;       /* the admission job is on the pool */
+    bool client_gone;     /* the caller closed its connection before the reply */
     CURLcode last_result;
     /* outcome */
     wire_usage_t usage;

@@ -463,6 +463,7 @@ class Scope:
             "peak_active_streams": self.active,
             "cut": 0,
             "stalled": 0,
+            "stall_released": 0,
             "last": None,
         }
 
@@ -1082,6 +1083,7 @@ class FakeServer:
         if scope.config["stall"]:
             scope.stats["stalled"] += 1
             await conn.wait_gone()
+            scope.stats["stall_released"] += 1  # the client gave up on it
             return False
         return await conn.watched(self.answer(conn, req, scope, kind, route, body, parse_err))
 

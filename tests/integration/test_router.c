@@ -1509,3 +1509,41 @@ Test(router_formats, relayed_answers_keep_their_bytes_and_real_usage, .timeout =
     cr_assert_eq(s_num(json_object_get(r.json, "usage"), "prompt_tokens"), 10);
     s_resp_clear(&r);
 }
+
+/* ---- a caller that leaves before its answer ---- */
+
+/* Without a stream, nothing is written to the caller until the answer is
+ * there; the router still notices the caller leave and stops the upstream
+ * call at once (the provider's timeout is 120 s here). */
+Test(router_streams, a_caller_leaving_a_whole_answer_aborts_the_upstream, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = s_fake();
+    cr_assert_eq(th_fake_llm_config(fake, "claude", "{\"stall\":true}"), 0);
+    th_sv_t *sv = s_start(fake, &(s_opts_t){0});
+    th_conn_t *c = th_connect(sv->ports[0], TH_IO_MS);
+    cr_assert_not_null(c);
+    char *body = s_body(false, "claude-x", false, 0);
+    cr_assert_eq(th_send_request(c, "POST", OAI,
+                                 "Content-Type: application/json\r\n"
+                                 "X-Vapora-Provider: claude\r\n",
+                                 body, strlen(body)),
+                 0);
+    free(body);
+    long long end = th_now_ms() + 5000;
+    while (th_now_ms() < end && s_fake_num(fake, "claude", "stalled") < 1)
+        th_sleep_ms(20);
+    cr_assert_eq(s_fake_num(fake, "claude", "stalled"), 1, "the call never reached claude");
+    th_conn_close(&c);
+    end = th_now_ms() + 3000;
+    while (th_now_ms() < end && s_fake_num(fake, "claude", "stall_released") < 1)
+        th_sleep_ms(20);
+    cr_assert_eq(s_fake_num(fake, "claude", "stall_released"), 1,
+                 "the upstream call outlived its caller");
+    /* The router goes on serving, and counted the abandoned call. */
+    cr_assert_eq(th_fake_llm_config(fake, "claude", "{\"stall\":false}"), 0);
+    body = s_body(false, "claude-x", false, 0);
+    s_resp_t r = s_call(sv, OAI, "X-Vapora-Provider: claude\r\n", body, 200);
+    s_resp_clear(&r);
+    free(body);
+}

@@ -44,9 +44,6 @@ typedef struct route {
     status_series_t by_status[HTTP_STATUS_CACHE];
 } route_t;
 
-typedef struct header {
-    char *name, *value;
-} header_t;
 
 struct http_req {
     http_server_t *srv;
@@ -68,7 +65,7 @@ struct http_req {
     const char *pnames[HTTP_MAX_PARAMS];
     const char *pvals[HTTP_MAX_PARAMS];
     unsigned nparams;
-    header_t *headers;
+    sbuf_t headers;    /* response headers: "name\0value\0" pairs */
     unsigned nheaders;
     struct MHD_Response *resp;
     unsigned status;
@@ -422,11 +419,23 @@ static void s_queue(http_req_t *req)
     req->resp = NULL;
 }
 
+/* Adds the headers http_req_add_header collected to req->resp. */
+static void s_add_headers(http_req_t *req)
+{
+    const char *p = req->headers.data;
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        const char *name = p, *value = p + strlen(p) + 1;
+        MHD_add_response_header(req->resp, name, value);
+        p = value + strlen(value) + 1;
+    }
+}
+
 void http_req_add_header(http_req_t *req, const char *name, const char *value)
 {
-    req->headers = xrealloc(req->headers, (req->nheaders + 1) * sizeof *req->headers);
-    req->headers[req->nheaders].name = xstrdup(name);
-    req->headers[req->nheaders].value = xstrdup(value);
+    if (!req->headers.cap)
+        sbuf_reserve(&req->headers, 256); /* one allocation for the usual few */
+    sbuf_append(&req->headers, name, strlen(name) + 1);
+    sbuf_append(&req->headers, value, strlen(value) + 1);
     req->nheaders++;
 }
 
@@ -441,8 +450,7 @@ void http_reply(http_req_t *req, unsigned status, const char *content_type,
     VP_ASSERT(req->resp != NULL);
     if (content_type)
         MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    for (unsigned i = 0; i < req->nheaders; i++)
-        MHD_add_response_header(req->resp, req->headers[i].name, req->headers[i].value);
+    s_add_headers(req);
     s_unwatch(req);
     if (req->suspended) {
         req->suspended = false;
@@ -479,8 +487,7 @@ void http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
     req->status = 101;
     req->resp = MHD_create_response_for_upgrade(s_upgraded, u);
     VP_ASSERT(req->resp != NULL);
-    for (unsigned i = 0; i < req->nheaders; i++)
-        MHD_add_response_header(req->resp, req->headers[i].name, req->headers[i].value);
+    s_add_headers(req);
     if (req->handled)
         s_queue(req);
 }
@@ -555,8 +562,7 @@ http_stream_t *http_reply_stream(http_req_t *req, unsigned status,
     if (content_type)
         MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    for (unsigned i = 0; i < req->nheaders; i++)
-        MHD_add_response_header(req->resp, req->headers[i].name, req->headers[i].value);
+    s_add_headers(req);
     if (req->suspended)
         s_resume(req);
     else if (req->handled)
@@ -744,11 +750,7 @@ static void s_req_free(http_req_t *req)
         srv->in_flight--;
     if (req->resp)
         MHD_destroy_response(req->resp);
-    for (unsigned i = 0; i < req->nheaders; i++) {
-        free(req->headers[i].name);
-        free(req->headers[i].value);
-    }
-    free(req->headers);
+    sbuf_free(&req->headers);
     json_decref(req->json);
     sbuf_free(&req->body);
     free(req->err_msg);

@@ -300,6 +300,8 @@ static size_t s_on_data(char *ptr, size_t size, size_t n, void *ud)
     if (!c->stream || c->status != 200) {
         if (c->body.len + len > CALL_MAX_BODY)
             return 0;
+        if (!c->body.cap)
+            sbuf_reserve(&c->body, len < 2048 ? 2048 : len); /* most answers: one malloc */
         sbuf_append(&c->body, ptr, len);
         return len;
     }
@@ -515,7 +517,7 @@ static void s_attempt(call_t *c)
         asked && strcmp(asked, a->model) == 0) {
         /* The caller's own request is the upstream's: send its bytes. */
         snprintf(path, sizeof path, "/chat/completions");
-        text = xstrndup(raw, raw_len);
+        text = raw_len <= 16384 ? NULL : xstrndup(raw, raw_len);
     } else {
         json_t *body = wire_upstream_request(a->provider->kind, c->canon, a->model,
                                              c->stream, gw->cfg->default_max_tokens, path,
@@ -533,8 +535,11 @@ static void s_attempt(call_t *c)
     curl_easy_setopt(c->easy, CURLOPT_URL, url);
     free(c->upbody); /* the previous attempt's */
     c->upbody = text; /* curl reads it in place until the transfer ends */
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, text);
+    /* A small request of the caller's own is read from the request itself:
+     * it leaves in the first send, long before the request could be freed. */
+    const char *send = text ? text : raw;
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)(text ? strlen(text) : raw_len));
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, send);
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, gw->headers[pi]);
     curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, s_on_data);
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);

@@ -52,6 +52,7 @@ static void s_check_done(curlm_t *m)
         curl_multi_remove_handle(m->multi, easy);
         m->running--;
         x->removed = true;
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL); /* x may be freed below */
         if (x->aborted)
             continue; /* freed by the before-sleep hook */
         curlm_done_fn done = x->done;
@@ -107,9 +108,12 @@ static unsigned char s_fd_state(const curlm_t *m, int fd)
     return (size_t)fd < m->nfds ? m->fds[fd].state : FD_NONE;
 }
 
+static void s_flush_pending(curlm_t *m);
+
 static void s_on_fd(loop_t *loop, int fd, unsigned ev, void *ud)
 {
     curlm_t *m = ud;
+    s_flush_pending(m);
     if (s_fd_state(m, fd) == FD_PARKED) {
         /* An idle cached connection stirred (the server closed it): stop
          * watching; curl finds it dead when it next looks. */
@@ -198,6 +202,7 @@ static void s_on_timer(loop_t *loop, loop_timer_t *t, void *ud)
     UNUSED(t);
     curlm_t *m = ud;
     m->timer = NULL; /* one-shot: the loop frees it after this callback */
+    s_flush_pending(m);
     s_action(m, CURL_SOCKET_TIMEOUT, 0);
 }
 
@@ -221,11 +226,12 @@ static size_t s_sink(char *p, size_t size, size_t n, void *ud)
     return 0; /* any byte after an abort fails the transfer */
 }
 
-/* Carries out aborts and unpauses recorded from other libraries' callbacks. */
-static int64_t s_before_sleep(loop_t *loop, void *ud)
+/* Carries out the aborts and unpauses recorded from other libraries'
+ * callbacks. Runs before anything lets curl run a transfer (our fd and
+ * timer callbacks) and before the loop sleeps: an aborted transfer must
+ * never run again, since what it reads (its request body) may be gone. */
+static void s_flush_pending(curlm_t *m)
 {
-    UNUSED(loop);
-    curlm_t *m = ud;
     bool acted = false;
     while (m->pending) {
         xfer_t *x = m->pending;
@@ -248,6 +254,12 @@ static int64_t s_before_sleep(loop_t *loop, void *ud)
     }
     if (acted)
         s_check_done(m);
+}
+
+static int64_t s_before_sleep(loop_t *loop, void *ud)
+{
+    UNUSED(loop);
+    s_flush_pending(ud);
     return -1;
 }
 
@@ -334,7 +346,7 @@ void curlm_destroy(curlm_t **mp)
     curlm_t *m = mp ? *mp : NULL;
     if (!m)
         return;
-    s_before_sleep(m->loop, m); /* finish queued aborts */
+    s_flush_pending(m); /* finish queued aborts */
     loop_cancel_timer(m->loop, &m->timer);
     curl_multi_cleanup(m->multi); /* closes cached connections: s_close_cb */
     for (size_t fd = 0; fd < m->nfds; fd++)

@@ -510,6 +510,9 @@ static void s_resume(http_req_t *req)
     }
 }
 
+static void s_watch_with(http_req_t *req, loop_fd_fn fn);
+static void s_on_stream_client(loop_t *loop, int fd, unsigned ev, void *ud);
+
 /* MHD asks for the next bytes of a streamed reply. With nothing buffered
  * and the stream still open, the connection is suspended (returning 0
  * without suspending would make MHD spin) until the next write or end. */
@@ -531,6 +534,7 @@ static ssize_t s_stream_read(void *cls, uint64_t pos, char *out, size_t max)
                                       : MHD_CONTENT_READER_END_OF_STREAM;
     st->req->suspended = true;
     MHD_suspend_connection(st->req->conn);
+    s_watch_with(st->req, s_on_stream_client);
     return 0;
 }
 
@@ -694,17 +698,43 @@ static void s_on_client(loop_t *loop, int fd, unsigned ev, void *ud)
 
 /* A suspended connection is out of MHD's epoll and MHD would not notice
  * its client leave; we watch its socket for the peer's close meanwhile. */
-static void s_watch(http_req_t *req)
+static void s_watch_with(http_req_t *req, loop_fd_fn fn)
 {
-    if (!req->gone_fn || req->watch_fd >= 0)
+    if (req->watch_fd >= 0)
         return;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
         return;
     int fd = ci->connect_fd;
-    if (loop_add_fd(req->srv->loop, fd, LOOP_HANGUP, s_on_client, req) == 0)
+    if (loop_add_fd(req->srv->loop, fd, LOOP_HANGUP, fn, req) == 0)
         req->watch_fd = fd;
+}
+
+static void s_watch(http_req_t *req)
+{
+    if (req->gone_fn)
+        s_watch_with(req, s_on_client);
+}
+
+/* A streamed reply waiting for its next bytes: the client left. The stream
+ * ends (MHD then closes the connection) and its owner is told. */
+static void s_on_stream_client(loop_t *loop, int fd, unsigned ev, void *ud)
+{
+    UNUSED(fd);
+    http_req_t *req = ud;
+    if (!(ev & (LOOP_HANGUP | LOOP_ERROR)))
+        return;
+    loop_del_fd(loop, req->watch_fd);
+    req->watch_fd = -1;
+    http_stream_t *st = req->stream;
+    if (!st || st->ended)
+        return;
+    http_stream_gone_fn gone = st->gone;
+    st->gone = NULL;
+    http_stream_end(st, true);
+    if (gone)
+        gone(st->ud);
 }
 
 void http_req_watch_gone(http_req_t *req, http_gone_fn fn, void *ud)

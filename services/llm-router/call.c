@@ -419,10 +419,14 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
     double ms = (double)(time_now_ns() - c->attempt_ns) / 1e6;
     bool ok = result == CURLE_OK && c->status >= 200 && c->status < 300 &&
               !c->stream_failed;
-    if (ok && c->stream && !wire_parser_complete(c->parser) && c->st == NULL &&
-        c->streamed_bytes == 0) {
-        ok = false; /* a 200 that carried no stream at all */
-        s_last_error(c, "%s: the stream ended before any event", a->provider->name);
+    if (ok && c->stream && !wire_parser_complete(c->parser)) {
+        /* The body ended without the stream's end marker: cut short. Before
+         * any byte reached the caller that is a failure to fall back from;
+         * after, the caller's stream ends with an error event (below). */
+        ok = false;
+        c->stream_failed = true;
+        free(c->stream_error);
+        c->stream_error = xstrdup("the stream ended before its end");
     }
     if (ok) {
         rt_provider_success(gw->cfg, a->provider, ms);
@@ -545,7 +549,17 @@ static void s_attempt(call_t *c)
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, s_on_header);
     curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, a->provider->timeout_s * 1000L);
+    if (c->stream) {
+        /* A stream may rightly last longer than any total bound: `timeout`
+         * bounds its silences instead (less than a byte a second for that
+         * long), which also covers the wait for its first byte. */
+        curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, 0L);
+        curl_easy_setopt(c->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(c->easy, CURLOPT_LOW_SPEED_TIME, a->provider->timeout_s);
+    } else {
+        curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, a->provider->timeout_s * 1000L);
+        curl_easy_setopt(c->easy, CURLOPT_LOW_SPEED_LIMIT, 0L);
+    }
     curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, c->stream ? 1024L : 16384L);
     curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "vapora-llm-router/" VAPORA_VERSION);
@@ -693,6 +707,13 @@ void call_abort_all(gateway_t *gw)
         }
         if (c->st)
             http_stream_end(c->st, true);
+        /* What it cost so far is counted and its reservation released
+         * (usage_stop writes these last records). */
+        const rt_attempt_t *a = c->attempts ? s_current(c) : NULL;
+        long out = (long)((c->streamed_bytes + 3) / 4);
+        c->usage = (wire_usage_t){a ? c->prompt_bound : 0, out, false};
+        usage_record(gw, c, a, a ? rt_cost(gw->cfg, a->model, c->prompt_bound, out) : 0, true,
+                     503);
         call_free(c);
     }
     while (gw->nidle)

@@ -302,6 +302,15 @@ int ledger_release_dead(ledger_t *l)
     return released;
 }
 
+void ledger_release_pid(ledger_t *l, pid_t pid)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM reservation WHERE pid = %d", (int)pid);
+    pthread_mutex_lock(&l->lock);
+    s_exec(l, sql);
+    pthread_mutex_unlock(&l->lock);
+}
+
 json_t *ledger_usage(ledger_t *l, const char *group_by, int64_t since)
 {
     const char *col = strcmp(group_by, "provider") == 0 ? "provider"

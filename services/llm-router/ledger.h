@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "router.h"
 
@@ -32,6 +33,8 @@ void ledger_close(ledger_t **lp);
 /* Releases reservations held by processes that no longer exist. Returns
  * how many were released, or -1. */
 int ledger_release_dead(ledger_t *l);
+/* Releases every reservation of process pid (a worker at its end). */
+void ledger_release_pid(ledger_t *l, pid_t pid);
 
 /* Admission of one request of a budgeted role in the window starting at
  * window_start: amounts[s] is the worst-case cost (nano-USD) of the plan for

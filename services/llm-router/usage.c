@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gateway.h"
 #include "log.h"
 #include "util.h"
 
 #define USAGE_FLUSH_MS 200
+#define USAGE_MAX_PENDING 1000000 /* records waiting for the ledger, at most */
 
 typedef struct batch {
     gateway_t *gw;
@@ -21,6 +23,7 @@ typedef struct batch {
     void (*fn)(gateway_t *gw, void *ud); /* usage_after_flush */
     pool_done_fn done;
     void *ud;
+    bool failed; /* the ledger refused the batch */
 } batch_t;
 
 static void s_copy(char *dst, size_t len, const char *src)
@@ -55,6 +58,13 @@ static void s_publish(gateway_t *gw, const ledger_entry_t *e, const call_t *c,
 void usage_record(gateway_t *gw, call_t *c, const rt_attempt_t *a, double cost_usd,
                   bool estimated, int http_status)
 {
+    if (gw->npending >= USAGE_MAX_PENDING) { /* the ledger has been refusing for long */
+        static uint64_t dropped;
+        if (dropped++ % 10000 == 0)
+            log_error("usage: the ledger is not taking records; %llu dropped",
+                      (unsigned long long)dropped);
+        return;
+    }
     if (gw->npending == gw->cap) {
         gw->cap = gw->cap ? gw->cap * 2 : 64;
         gw->pending = xrealloc(gw->pending, gw->cap * sizeof *gw->pending);
@@ -85,19 +95,29 @@ void usage_record(gateway_t *gw, call_t *c, const rt_attempt_t *a, double cost_u
 static void s_batch_work(void *arg)
 {
     batch_t *b = arg;
-    if (b->n && ledger_apply(b->gw->ledger, b->e, b->n) < 0)
-        log_warn("usage: %zu records could not be written; they are lost", b->n);
+    if (b->n && ledger_apply(b->gw->ledger, b->e, b->n) < 0) {
+        log_warn("usage: %zu records could not be written; trying again", b->n);
+        b->failed = true;
+    }
     if (b->fn)
         b->fn(b->gw, b->ud);
 }
 
+static void s_put_back(gateway_t *gw, batch_t *b);
+
 static void s_batch_done(void *arg, int status)
 {
     batch_t *b = arg;
+    gateway_t *gw = b->gw;
     if (!b->fn)
-        b->gw->flushing = false;
+        gw->flushing = false;
     if (b->done)
         b->done(b->ud, status);
+    if (status < 0 || b->failed) { /* cancelled (shutdown) or refused: keep them */
+        b->fn = NULL;
+        s_put_back(gw, b);
+        return;
+    }
     free(b->e);
     free(b);
 }
@@ -204,9 +224,12 @@ void usage_start(gateway_t *gw)
 void usage_stop(gateway_t *gw)
 {
     loop_cancel_timer(gw->loop, &gw->flush_timer);
-    /* The end of the process: the last records are written here, blocking. */
-    if (gw->npending && ledger_apply(gw->ledger, gw->pending, gw->npending) < 0)
-        log_warn("usage: %zu records could not be written at exit", gw->npending);
+    /* The end of the process: the last records are written here, blocking;
+     * whatever this worker still holds reserved is then stale. */
+    size_t n = s_coalesce(gw->pending, gw->npending);
+    if (n && ledger_apply(gw->ledger, gw->pending, n) < 0)
+        log_warn("usage: %zu records could not be written at exit", n);
+    ledger_release_pid(gw->ledger, getpid());
     free(gw->pending);
     gw->pending = NULL;
     gw->npending = gw->cap = 0;

@@ -398,6 +398,7 @@ DEFAULT_CONFIG = {
     "retry_after": None,      # Retry-After on injected failures (seconds)
     "stall": False,           # read the request, never answer
     "cut_after": None,        # close the connection after N stream pieces
+    "end_after": None,        # end the body cleanly after N stream pieces, without the stream's end
     "reply": None,            # None: "Hello from MODEL."
     "usage_in": 10,
     "usage_out": 20,
@@ -425,6 +426,7 @@ CONFIG_CHECKS = {
                     "null, a number of seconds or a string"),
     "stall": (lambda v: isinstance(v, bool), "a boolean"),
     "cut_after": (lambda v: v is None or (_is_int(v) and v >= 0), "null or an integer >= 0"),
+    "end_after": (lambda v: v is None or (_is_int(v) and v >= 0), "null or an integer >= 0"),
     "reply": (lambda v: v is None or isinstance(v, str), "null or a string"),
     "usage_in": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "usage_out": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
@@ -1139,18 +1141,27 @@ class FakeServer:
             for event in kind.stream_open(ctx, route):
                 await out.write(event)
             pieces = kind.stream_pieces(ctx)
+            end_after = cfg["end_after"]
             for i, text in enumerate(pieces):
                 if cut is not None and i >= cut:
                     break
+                if end_after is not None and i >= end_after:
+                    break
                 if delay:
                     await asyncio.sleep(delay)
-                final = cut is None and i == len(pieces) - 1
+                final = cut is None and end_after is None and i == len(pieces) - 1
                 await out.write(kind.stream_piece(ctx, route, i, text, final))
             if cut is not None:
                 # Close without the stream's end or the terminal chunk.
                 scope.stats["cut"] += 1
                 conn.close()
                 return False
+            if cfg["end_after"] is not None:
+                # A well-formed HTTP body that stops mid-answer: no finish
+                # reason, no end event, no [DONE].
+                await out.finish()
+                scope.stats["cut"] += 1
+                return out.keep
             for event in kind.stream_close(ctx, route):
                 await out.write(event)
             await out.finish()

@@ -898,11 +898,14 @@ Test(router_streams, a_cut_stream_ends_with_an_error_event_and_no_fallback,
 
 /* ---- a caller that goes away mid-stream aborts the upstream ---- */
 
-Test(router_streams, a_caller_disconnecting_aborts_the_upstream, .timeout = 60,
-     .fini = th_cleanup)
+/* Streams claude's answer (a piece every delay_ms), reads the first piece,
+ * closes the connection, and asserts the upstream stream was aborted
+ * within within_ms. */
+static void s_leave_stream(int delay_ms, int within_ms)
 {
     th_proc_t *fake = s_fake();
-    char cfg[1024] = "{\"chunk_delay_ms\":200,\"reply\":\"";
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"chunk_delay_ms\":%d,\"reply\":\"", delay_ms);
     for (int i = 1; i <= 60; i++)
         snprintf(cfg + strlen(cfg), sizeof cfg - strlen(cfg), "word%d ", i);
     strcat(cfg, "end.\"}");
@@ -919,7 +922,7 @@ Test(router_streams, a_caller_disconnecting_aborts_the_upstream, .timeout = 60,
     free(body);
     char buf[65536];
     size_t len = 0;
-    long long end = th_now_ms() + 5000;
+    long long end = th_now_ms() + 5000 + delay_ms;
     while (!memmem(buf, len, "word1", 5) && th_now_ms() < end && len < sizeof buf - 1) {
         struct pollfd pfd = {.fd = th_conn_fd(c), .events = POLLIN};
         if (poll(&pfd, 1, 100) > 0) {
@@ -931,13 +934,27 @@ Test(router_streams, a_caller_disconnecting_aborts_the_upstream, .timeout = 60,
     cr_assert(memmem(buf, len, "word1", 5), "no first piece: %.*s", (int)len, buf);
     th_conn_close(&c);
     long aborted = 0;
-    end = th_now_ms() + 3000;
+    end = th_now_ms() + within_ms;
     while ((aborted = s_fake_num(fake, "claude", "aborted_streams")) == 0 &&
            th_now_ms() < end)
         th_sleep_ms(50);
-    cr_assert_eq(aborted, 1, "the upstream stream was not aborted");
+    cr_assert_eq(aborted, 1, "the upstream stream was not aborted within %d ms", within_ms);
     cr_assert_eq(s_fake_num(fake, "claude", "completed_streams"), 0);
     cr_assert_eq(s_fake_num(fake, "claude", "active_streams"), 0);
+}
+
+Test(router_streams, a_caller_disconnecting_aborts_the_upstream, .timeout = 60,
+     .fini = th_cleanup)
+{
+    s_leave_stream(200, 3000);
+}
+
+/* Between two pieces the reply waits, out of MHD's sight: the caller
+ * leaving is still seen at once, not at the next piece (4 s later). */
+Test(router_streams, a_caller_leaving_a_quiet_stream_aborts_the_upstream_at_once,
+     .timeout = 60, .fini = th_cleanup)
+{
+    s_leave_stream(4000, 2000);
 }
 
 /* ---- budgets: near takes the cheapest model, exceeded only free ones,
@@ -1544,6 +1561,31 @@ Test(router_streams, a_caller_leaving_a_whole_answer_aborts_the_upstream, .timeo
     cr_assert_eq(th_fake_llm_config(fake, "claude", "{\"stall\":false}"), 0);
     body = s_body(false, "claude-x", false, 0);
     s_resp_t r = s_call(sv, OAI, "X-Vapora-Provider: claude\r\n", body, 200);
+    s_resp_clear(&r);
+    free(body);
+}
+
+/* A stream whose HTTP body ends cleanly but before the stream's own end
+ * (no finish, no end event) is cut short, not complete: before any byte
+ * reached the caller the next provider answers; after, the caller's stream
+ * ends with an error event. */
+Test(router_streams, a_stream_ending_before_its_end_is_not_an_answer, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = s_fake();
+    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"end_after\":0}"), 0);
+    th_sv_t *sv = s_start(fake, &(s_opts_t){0});
+    char *body = s_body(false, "gpt-a", true, 0);
+    s_resp_t r = s_call(sv, OAI, NULL, body, 200);
+    char v[64];
+    cr_assert_not_null(s_field(r.head, "X-Vapora-Provider", v, sizeof v));
+    cr_assert_str_eq(v, "claude", "an empty stream was taken as oai's answer: %s", r.body);
+    cr_assert(strstr(r.body, "data: [DONE]") && !strstr(r.body, "\"error\""), "%s", r.body);
+    s_resp_clear(&r);
+    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"end_after\":3}"), 0);
+    r = s_call(sv, OAI, NULL, body, 200);
+    cr_assert(strstr(r.body, "\"error\""), "a cut stream looked complete: %s", r.body);
+    cr_assert_null(strstr(r.body, "\"finish_reason\":\"stop\""), "%s", r.body);
     s_resp_clear(&r);
     free(body);
 }

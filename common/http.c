@@ -439,14 +439,13 @@ void http_req_add_header(http_req_t *req, const char *name, const char *value)
     req->nheaders++;
 }
 
-void http_reply(http_req_t *req, unsigned status, const char *content_type,
-                const void *body, size_t len)
+static void s_reply_mem(http_req_t *req, unsigned status, const char *content_type,
+                        const void *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
     VP_ASSERT(!req->replied);
     req->replied = true;
     req->status = status;
-    req->resp =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    req->resp = MHD_create_response_from_buffer(len, (void *)body, mode);
     VP_ASSERT(req->resp != NULL);
     if (content_type)
         MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
@@ -460,6 +459,18 @@ void http_reply(http_req_t *req, unsigned status, const char *content_type,
         s_queue(req);
     }
     /* Otherwise the access handler queues it when the handler returns. */
+}
+
+void http_reply(http_req_t *req, unsigned status, const char *content_type,
+                const void *body, size_t len)
+{
+    s_reply_mem(req, status, content_type, body, len, MHD_RESPMEM_MUST_COPY);
+}
+
+void http_reply_owned(http_req_t *req, unsigned status, const char *content_type,
+                      char *body, size_t len)
+{
+    s_reply_mem(req, status, content_type, body, len, MHD_RESPMEM_MUST_FREE);
 }
 
 typedef struct upgrade {
@@ -613,8 +624,7 @@ void http_reply_json(http_req_t *req, unsigned status, json_t *body)
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     VP_ASSERT(s != NULL);
-    http_reply(req, status, "application/json", s, strlen(s));
-    free(s);
+    http_reply_owned(req, status, "application/json", s, strlen(s));
 }
 
 static void s_reply_error_str(http_req_t *req, unsigned status, const char *code,
@@ -624,8 +634,7 @@ static void s_reply_error_str(http_req_t *req, unsigned status, const char *code
     char *custom = srv->error_fn ? srv->error_fn(req, status, code, msg, srv->error_ud)
                                  : NULL;
     if (custom) {
-        http_reply(req, status, "application/json", custom, strlen(custom));
-        free(custom);
+        http_reply_owned(req, status, "application/json", custom, strlen(custom));
         return;
     }
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);

@@ -106,6 +106,9 @@ void http_req_add_header(http_req_t *req, const char *name, const char *value);
 /* Replies with a copy of body. */
 void http_reply(http_req_t *req, unsigned status, const char *content_type,
                 const void *body, size_t len);
+/* Replies with body, a malloc'd buffer the server takes and frees. */
+void http_reply_owned(http_req_t *req, unsigned status, const char *content_type,
+                      char *body, size_t len);
 /* Replies with body serialised compactly; takes the reference to body. */
 void http_reply_json(http_req_t *req, unsigned status, json_t *body);
 /* Replies {"error":{"code":code,"message":<printf>}}. */

@@ -188,7 +188,8 @@ static bool s_relay_openai(call_t *c, const rt_attempt_t *a)
     double cost = rt_cost(c->gw->cfg, a->model, c->usage.input_tokens,
                           c->usage.output_tokens);
     s_add_headers(c, a, cost, true);
-    http_reply(c->req, 200, "application/json", c->body.data, c->body.len);
+    size_t blen = c->body.len;
+    http_reply_owned(c->req, 200, "application/json", sbuf_steal(&c->body), blen);
     usage_record(c->gw, c, a, cost, false, 200);
     call_free(c);
     return true;
@@ -529,7 +530,7 @@ static void s_attempt(call_t *c)
         text = json_dumps(body, JSON_COMPACT);
         json_decref(body);
     }
-    char *url = xasprintf("%s%s", a->provider->base_url, path);
+    char *url = xasprintf("%s%s", a->provider->base_url, path); /* ~100 ns; curl parses it anyway */
     c->easy = s_easy_get(gw);
     size_t pi = (size_t)(a->provider - gw->cfg->providers);
     if (!gw->headers)

@@ -16,7 +16,6 @@ typedef struct xfer {
     CURL *easy;
     curlm_done_fn done;
     void *ud;
-    struct curl_slist *headers; /* freed with an aborted handle */
     bool aborted;
     bool removed; /* out of the multi handle already */
     bool unpause;
@@ -244,7 +243,6 @@ static void s_flush_pending(curlm_t *m)
             }
             if (x->easy)
                 curl_easy_cleanup(x->easy);
-            curl_slist_free_all(x->headers);
             free(x);
         } else if (x->unpause) {
             x->unpause = false;
@@ -314,13 +312,12 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
     return 0;
 }
 
-void curlm_abort(curlm_t *m, CURL *easy, struct curl_slist *headers)
+void curlm_abort(curlm_t *m, CURL *easy)
 {
     xfer_t *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     VP_ASSERT(x != NULL && !x->aborted);
     x->aborted = true;
-    x->headers = headers;
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, s_sink);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_sink);
     s_queue(m, x);

@@ -39,10 +39,10 @@ void curlm_destroy(curlm_t **mp);
 int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud);
 /* Stops a transfer at the top of the loop; done() is never called and no
  * more write/header callbacks reach the caller. curlm takes the easy handle
- * and cleans it up (with its header list: pass it here, or NULL). Safe from
+ * and cleans it up. Safe from
  * any callback of another library (not from a curl callback of this very
  * transfer: return an error from the callback instead). */
-void curlm_abort(curlm_t *m, CURL *easy, struct curl_slist *headers);
+void curlm_abort(curlm_t *m, CURL *easy);
 /* Resumes a transfer paused with CURL_WRITEFUNC_PAUSE, at the top of the loop. */
 void curlm_unpause(curlm_t *m, CURL *easy);
 /* Transfers running now. */

@@ -236,6 +236,18 @@ static void s_reply_passthrough(call_t *c)
     free(m);
 }
 
+/* Records a call that ended without the provider's final usage: the
+ * prompt and the streamed text, by estimate (about 4 bytes a token). a
+ * NULL: no provider was asked. */
+static void s_record_estimate(call_t *c, const rt_attempt_t *a, int status)
+{
+    long out = (long)((c->streamed_bytes + 3) / 4);
+    c->usage = (wire_usage_t){a ? c->prompt_bound : 0, a ? out : 0, false};
+    double cost =
+        a ? rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens) : 0;
+    usage_record(c->gw, c, a, cost, true, status);
+}
+
 /* ---- streaming ---- */
 
 static void s_gone(void *ud)
@@ -244,20 +256,17 @@ static void s_gone(void *ud)
     c->req = NULL;
     c->st = NULL;
     if (c->easy) { /* curlm takes the handle; nothing of c is called again */
-        curlm_abort(c->gw->curlm, c->easy, NULL);
+        curlm_abort(c->gw->curlm, c->easy);
         c->easy = NULL;
     }
     const rt_attempt_t *a = s_current(c);
-    wire_usage_t u = c->usage;
-    bool est = !u.present;
-    if (est) {
-        u.input_tokens = c->prompt_bound;
-        u.output_tokens = (long)((c->streamed_bytes + 3) / 4);
-    }
-    c->usage = u;
-    usage_record(c->gw, c, a, rt_cost(c->gw->cfg, a->model, u.input_tokens,
-                                       u.output_tokens),
-                 est, 499);
+    if (c->usage.present)
+        usage_record(c->gw, c, a,
+                     rt_cost(c->gw->cfg, a->model, c->usage.input_tokens,
+                             c->usage.output_tokens),
+                     false, 499);
+    else
+        s_record_estimate(c, a, 499);
     call_free(c);
 }
 
@@ -365,10 +374,7 @@ static void s_break_stream(call_t *c, const rt_attempt_t *a, const char *why)
     wire_emit_error(c->emitter, why, &c->out);
     http_stream_write(c->st, c->out.data, c->out.len);
     http_stream_end(c->st, false);
-    long out = (long)((c->streamed_bytes + 3) / 4);
-    c->usage = (wire_usage_t){c->prompt_bound, out, false};
-    usage_record(c->gw, c, a, rt_cost(c->gw->cfg, a->model, c->prompt_bound, out), true,
-                 502);
+    s_record_estimate(c, a, 502);
     call_free(c);
 }
 
@@ -405,11 +411,6 @@ static void s_next(call_t *c, const rt_attempt_t *a)
     c->retry_timer = loop_add_timer(gw->loop, (uint64_t)ms, 0, s_retry_timer, c);
 }
 
-static const char *s_curl_reason(CURLcode rc)
-{
-    return curl_easy_strerror(rc);
-}
-
 static void s_on_done(CURL *easy, CURLcode result, void *ud)
 {
     call_t *c = ud;
@@ -440,7 +441,7 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
     bool retriable = result != CURLE_OK || c->status == 429 || c->status >= 500 ||
                      c->stream_failed;
     if (result != CURLE_OK)
-        s_last_error(c, "%s: %s", a->provider->name, s_curl_reason(result));
+        s_last_error(c, "%s: %s", a->provider->name, curl_easy_strerror(result));
     else if (c->stream_failed)
         s_last_error(c, "%s: %s", a->provider->name,
                      c->stream_error ? c->stream_error : "malformed stream");
@@ -653,15 +654,12 @@ static void s_client_gone(void *ud)
     if (c->admitting)
         return; /* s_admit_done ends it */
     if (c->easy) {
-        curlm_abort(c->gw->curlm, c->easy, NULL);
+        curlm_abort(c->gw->curlm, c->easy);
         c->easy = NULL;
     }
     loop_cancel_timer(c->gw->loop, &c->retry_timer);
-    const rt_attempt_t *a = c->attempts ? s_current(c) : NULL;
-    c->usage = (wire_usage_t){a ? c->prompt_bound : 0, 0, false};
     gw_reply_error(c->req, 499, "client_closed", "the client closed its connection");
-    usage_record(c->gw, c, a, a ? rt_cost(c->gw->cfg, a->model, c->prompt_bound, 0) : 0,
-                 true, 499);
+    s_record_estimate(c, c->attempts ? s_current(c) : NULL, 499);
     call_free(c);
 }
 
@@ -703,18 +701,14 @@ void call_abort_all(gateway_t *gw)
     while (gw->calls) {
         call_t *c = gw->calls;
         if (c->easy) {
-            curlm_abort(gw->curlm, c->easy, NULL);
+            curlm_abort(gw->curlm, c->easy);
             c->easy = NULL;
         }
         if (c->st)
             http_stream_end(c->st, true);
         /* What it cost so far is counted and its reservation released
          * (usage_stop writes these last records). */
-        const rt_attempt_t *a = c->attempts ? s_current(c) : NULL;
-        long out = (long)((c->streamed_bytes + 3) / 4);
-        c->usage = (wire_usage_t){a ? c->prompt_bound : 0, out, false};
-        usage_record(gw, c, a, a ? rt_cost(gw->cfg, a->model, c->prompt_bound, out) : 0, true,
-                     503);
+        s_record_estimate(c, c->attempts ? s_current(c) : NULL, 503);
         call_free(c);
     }
     while (gw->nidle)

@@ -57,6 +57,7 @@ static void s_easy_put(gateway_t *gw, CURL *e)
 
 static void s_drop_transfer(call_t *c)
 {
+    loop_cancel_timer(c->gw->loop, &c->silence_timer);
     if (c->easy)
         s_easy_put(c->gw, c->easy);
     c->easy = NULL;
@@ -305,6 +306,7 @@ static size_t s_on_data(char *ptr, size_t size, size_t n, void *ud)
 {
     call_t *c = ud;
     size_t len = size * n;
+    c->last_data_ms = loop_now_ms(c->gw->loop);
     if (!c->status)
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
     if (!c->stream || c->status != 200) {
@@ -491,6 +493,35 @@ static struct curl_slist *s_headers(const rt_provider_t *p)
     return h;
 }
 
+/* A stream's upstream has been silent for its provider's timeout: the
+ * transfer stops, as a timeout: another provider is asked when nothing
+ * reached the caller yet, else the caller's stream ends with an error. */
+static void s_silence_check(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(t);
+    call_t *c = ud;
+    c->silence_timer = NULL; /* one-shot */
+    const rt_attempt_t *a = s_current(c);
+    uint64_t limit = (uint64_t)a->provider->timeout_s * 1000;
+    uint64_t quiet = loop_now_ms(loop) - c->last_data_ms;
+    if (quiet < limit) {
+        c->silence_timer = loop_add_timer(loop, limit - quiet, 0, s_silence_check, c);
+        return;
+    }
+    curlm_abort(c->gw->curlm, c->easy);
+    c->easy = NULL;
+    wire_parser_destroy(&c->parser);
+    sbuf_reset(&c->body);
+    rt_provider_failure(c->gw->cfg, a->provider, loop_now_ms(loop));
+    s_last_error(c, "%s: the stream was silent for %ld s", a->provider->name,
+                 a->provider->timeout_s);
+    c->last_result = CURLE_OPERATION_TIMEDOUT;
+    if (c->st)
+        s_break_stream(c, a, c->last_error);
+    else
+        s_next(c, a);
+}
+
 /* Every attempt failed: the caller gets the last failure's kind. */
 static void s_exhausted(call_t *c)
 {
@@ -551,16 +582,15 @@ static void s_attempt(call_t *c)
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, s_on_header);
     curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
+    /* A stream may rightly last longer than any total bound: for it,
+     * `timeout` bounds the silences instead (s_silence_check), the wait
+     * for its first byte included. */
+    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, c->stream ? 0L : a->provider->timeout_s * 1000L);
     if (c->stream) {
-        /* A stream may rightly last longer than any total bound: `timeout`
-         * bounds its silences instead (less than a byte a second for that
-         * long), which also covers the wait for its first byte. */
-        curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, 0L);
-        curl_easy_setopt(c->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(c->easy, CURLOPT_LOW_SPEED_TIME, a->provider->timeout_s);
-    } else {
-        curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, a->provider->timeout_s * 1000L);
-        curl_easy_setopt(c->easy, CURLOPT_LOW_SPEED_LIMIT, 0L);
+        c->last_data_ms = loop_now_ms(gw->loop);
+        loop_cancel_timer(gw->loop, &c->silence_timer);
+        c->silence_timer = loop_add_timer(gw->loop, (uint64_t)a->provider->timeout_s * 1000, 0,
+                                          s_silence_check, c);
     }
     curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, c->stream ? 1024L : 16384L);

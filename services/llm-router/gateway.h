@@ -70,6 +70,8 @@ struct call {
     unsigned tries;       /* on the current provider */
     unsigned attempts;    /* in total */
     loop_timer_t *retry_timer;
+    loop_timer_t *silence_timer; /* a stream's longest silence (provider timeout) */
+    uint64_t last_data_ms;       /* loop_now_ms of the upstream's last bytes */
     /* budget */
     const rt_budget_t *budget;
     int64_t window_start;

@@ -1589,3 +1589,26 @@ Test(router_streams, a_stream_ending_before_its_end_is_not_an_answer, .timeout =
     s_resp_clear(&r);
     free(body);
 }
+
+/* A stream is bounded by its silences: oai (timeout 2 s) opens its stream,
+ * then says nothing for 3 s. After 2 s of silence, with nothing sent to the
+ * caller yet, the next provider answers instead of the caller hanging. */
+Test(router_streams, a_silent_stream_times_out_by_its_silence, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = s_fake();
+    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"chunk_delay_ms\":3000}"), 0);
+    th_sv_t *sv = s_start(fake, &(s_opts_t){0});
+    char *body = s_body(false, "gpt-a", true, 0);
+    long long t0 = th_now_ms();
+    s_resp_t r = s_call(sv, OAI, NULL, body, 200);
+    long long took = th_now_ms() - t0;
+    char v[64];
+    cr_assert_not_null(s_field(r.head, "X-Vapora-Provider", v, sizeof v));
+    cr_assert_str_eq(v, "claude");
+    cr_assert(strstr(r.body, "data: [DONE]") && !strstr(r.body, "\"error\""), "%s", r.body);
+    cr_assert(took >= 1500 && took < 2900, "the silence lasted %lld ms", took);
+    cr_assert_eq(s_fake_num(fake, "oai", "aborted_streams"), 1);
+    s_resp_clear(&r);
+    free(body);
+}

@@ -56,5 +56,8 @@ grep -E 'requests in|Requests/sec|Socket errors|Non-2xx' "$work/wrk.txt" || true
 errs=$(awk '/Socket errors/ {gsub(",",""); n += $4+$6+$8+$10} /Non-2xx/ {n += $5} END {print n+0}' "$work/wrk.txt")
 echo "failed requests during the rolling restart: ${errs:-0}"
 echo
+# Each part measures alone: this supervisor and its workers go first.
+cleanup
+trap - EXIT
 bench/backend.sh
 bench/router.sh

@@ -1228,6 +1228,13 @@ const char *http_req_body(const http_req_t *req, size_t *len)
     return req->body.len ? req->body.data : NULL;
 }
 
+void http_req_drop_body(http_req_t *req)
+{
+    sbuf_free(&req->body);
+    json_decref(req->json);
+    req->json = NULL;
+}
+
 json_t *http_req_json(const http_req_t *req)
 {
     return req->json;

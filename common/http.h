@@ -99,6 +99,9 @@ const char *http_req_header(const http_req_t *req, const char *name);
 const char *http_req_body(const http_req_t *req, size_t *len);
 /* The parsed body of HTTP_JSON_* routes (borrowed), or NULL. */
 json_t *http_req_json(const http_req_t *req);
+/* Frees the body and its parse early (a long-lived request that no longer
+ * needs them); http_req_body and http_req_json return NULL afterwards. */
+void http_req_drop_body(http_req_t *req);
 
 /* ---- replying: exactly once per request ---- */
 /* Adds a response header (copied); call before the reply. */

@@ -274,6 +274,11 @@ static void s_gone(void *ud)
 static void s_start_stream(call_t *c)
 {
     const rt_attempt_t *a = s_current(c);
+    /* From the first byte on there is no other attempt: what only attempts
+     * need goes now (a stream may be held for minutes, by the thousand). */
+    json_decref(c->canon);
+    c->canon = NULL;
+    http_req_drop_body(c->req); /* (curl sends c->upbody, the rendered request) */
     s_add_headers(c, a, 0, false);
     c->emitter = wire_emitter_new((wire_kind_t)c->format, c->id, a->model,
                                   c->include_usage, c->prompt_bound);

@@ -24,12 +24,19 @@ const rt_model_t *rt_model_find(const rt_config_t *c, const char *name)
     return NULL;
 }
 
-bool rt_provider_serves(const rt_provider_t *p, const char *model)
+/* p's own copy of the name model (so plans never point into a request),
+ * or NULL when p does not serve it. */
+static const char *s_served(const rt_provider_t *p, const char *model)
 {
     for (size_t i = 0; model && i < p->nmodels; i++)
         if (strcmp(p->models[i], model) == 0)
-            return true;
-    return false;
+            return p->models[i];
+    return NULL;
+}
+
+bool rt_provider_serves(const rt_provider_t *p, const char *model)
+{
+    return s_served(p, model) != NULL;
 }
 
 bool rt_model_known(const rt_config_t *c, const char *model)
@@ -71,8 +78,9 @@ const char *rt_state_name(rt_state_t s)
 
 const char *rt_stand_in(const rt_config_t *c, const rt_provider_t *p, const char *model)
 {
-    if (rt_provider_serves(p, model))
-        return model;
+    const char *own = s_served(p, model);
+    if (own)
+        return own;
     const rt_model_t *m = rt_model_find(c, model);
     for (size_t i = 0; m && i < m->nequivalents; i++)
         for (size_t j = 0; j < p->nmodels; j++)
@@ -141,13 +149,13 @@ static void s_fill(const rt_config_t *c, const char *model, bool use_all, uint64
     for (size_t i = 0; i < c->nchain; i++) {
         rt_provider_t *p = c->chain[i];
         if ((use_all || rt_provider_available(p, now)) && rt_provider_serves(p, model))
-            s_push(plan, p, model);
+            s_push(plan, p, s_served(p, model));
     }
     for (size_t i = 0; plan->n == 0 && i < c->nproviders; i++) {
         rt_provider_t *p = &c->providers[i];
         if (!s_in_chain(c, p) && (use_all || rt_provider_available(p, now)) &&
             rt_provider_serves(p, model))
-            s_push(plan, p, model);
+            s_push(plan, p, s_served(p, model));
     }
     for (size_t i = 0; i < c->nchain; i++) {
         rt_provider_t *p = c->chain[i];

@@ -322,3 +322,23 @@ Test(router_config, no_chain_means_every_provider)
     cr_assert_str_eq(c->default_model, "m1");
     rt_config_destroy(&c);
 }
+
+/* A plan names models by the config's own strings, never by the request's:
+ * a stream drops its request once it has started. */
+Test(router_plan, plans_never_point_into_the_request)
+{
+    rt_config_t *c = s_cfg();
+    char *asked = strdup("opus");
+    rt_plan_t plans[3];
+    rt_request_t rq = {.model = asked};
+    cr_assert_eq(rt_plan(c, &rq, 1000, plans), RT_PLAN_OK);
+    for (int st = 0; st < 3; st++)
+        for (size_t i = 0; i < plans[st].n; i++)
+            cr_assert_neq((void *)plans[st].attempts[i].model, (void *)asked);
+    rq.provider = "claude";
+    rt_plan(c, &rq, 1000, plans);
+    cr_assert_neq((void *)plans[RT_NORMAL].attempts[0].model, (void *)asked);
+    cr_assert_str_eq(plans[RT_NORMAL].attempts[0].model, "opus");
+    free(asked);
+    rt_config_destroy(&c);
+}

@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,4 +237,38 @@ int parse_double(const char *s, double *out)
         return -EINVAL;
     *out = v;
     return 0;
+}
+
+int file_lock(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno != EINTR) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+    }
+    return fd;
+}
+
+void *file_map_shared(const char *path, size_t len, int *fdp)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct stat st;
+    void *p = MAP_FAILED;
+    if (fd >= 0 && fstat(fd, &st) == 0 &&
+        ((size_t)st.st_size >= len || ftruncate(fd, (off_t)len) == 0))
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    if (fd >= 0 && (p == MAP_FAILED || !fdp))
+        close(fd);
+    errno = e;
+    if (p == MAP_FAILED)
+        return NULL;
+    if (fdp)
+        *fdp = fd;
+    return p;
 }

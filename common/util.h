@@ -63,6 +63,16 @@ char *sbuf_steal(sbuf_t *b);
 int fd_set_nonblock(int fd);
 int fd_set_cloexec(int fd);
 
+/* Opens path (created, mode 0600) and waits for an exclusive flock on it,
+ * which lasts until the returned fd is closed. Returns the fd or -errno.
+ * For set-up that processes starting together must do one at a time. */
+int file_lock(const char *path);
+/* Maps len bytes of path (created with mode 0600, grown to len when
+ * shorter) read-write and shared between processes. Returns the mapping
+ * (munmap it) or NULL with errno set. With fdp, *fdp receives the open fd
+ * (for flock; the caller closes it); otherwise the fd is closed. */
+void *file_map_shared(const char *path, size_t len, int *fdp);
+
 /* Parses "host:port" ("0.0.0.0:8001", "[::1]:8001", ":8001"). host receives
  * at most hostlen-1 bytes; an empty host means "all addresses"; port 0
  * (any free port) is accepted.

@@ -168,17 +168,10 @@ void auth_failures_open(backend_t *b)
 {
     size_t len = BACKEND_LOGIN_SLOTS * sizeof(login_fail_t);
     char *path = xasprintf("%s/login-failures", b->data_dir);
-    b->fails_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    void *p = MAP_FAILED;
-    struct stat st;
-    if (b->fails_fd >= 0 && fstat(b->fails_fd, &st) == 0 &&
-        ((size_t)st.st_size == len || ftruncate(b->fails_fd, (off_t)len) == 0))
-        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, b->fails_fd, 0);
-    if (p == MAP_FAILED) {
+    b->fails_fd = -1;
+    void *p = file_map_shared(path, len, &b->fails_fd);
+    if (!p) {
         log_err(errno, "auth: sharing %s (login failures are counted per worker)", path);
-        if (b->fails_fd >= 0)
-            close(b->fails_fd);
-        b->fails_fd = -1;
         b->fails = xcalloc(BACKEND_LOGIN_SLOTS, sizeof *b->fails);
     } else {
         b->fails = p;

@@ -29,13 +29,9 @@ static live_t *s_live;
 static int s_setup_lock(const char *dir)
 {
     char *path = xasprintf("%s/backend-setup.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-        log_err(errno, "locking %s", path);
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
+    int fd = file_lock(path);
+    if (fd < 0)
+        log_err(-fd, "locking %s", path);
     free(path);
     return fd;
 }

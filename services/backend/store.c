@@ -422,18 +422,12 @@ fail:
 static void s_map_version(store_t *s, const char *path)
 {
     char *vpath = xasprintf("%s-version", path);
-    int fd = open(vpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    struct stat st;
-    void *p = MAP_FAILED;
     size_t len = 4096;
-    if (fd >= 0 && fstat(fd, &st) == 0 && ((size_t)st.st_size >= len || ftruncate(fd, (off_t)len) == 0))
-        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED)
+    void *p = file_map_shared(vpath, len, NULL);
+    if (!p)
         log_err(errno, "store: mapping %s (reads will not be cached)", vpath);
     else
         s->version = p, s->version_len = len;
-    if (fd >= 0)
-        close(fd);
     free(vpath);
 }
 

@@ -96,13 +96,9 @@ static ledger_t *s_open(const char *path, char *err, size_t errlen);
 ledger_t *ledger_open(const char *path, char *err, size_t errlen)
 {
     char *lock_path = xasprintf("%s.lock", path);
-    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
-        close(fd);
-        fd = -1;
-    }
+    int fd = file_lock(lock_path);
     if (fd < 0)
-        log_err(errno, "ledger: locking %s (opening without it)", lock_path);
+        log_err(-fd, "ledger: locking %s (opening without it)", lock_path);
     free(lock_path);
     ledger_t *l = s_open(path, err, errlen);
     if (fd >= 0)

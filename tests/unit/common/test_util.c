@@ -4,7 +4,12 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 Test(util, addr_split_forms)
 {
@@ -55,4 +60,35 @@ Test(util, sbuf_grows_and_steals)
     s = sbuf_steal(&b); /* an empty buffer yields "" */
     cr_assert_str_eq(s, "");
     free(s);
+}
+
+/* Two mappings of one file see each other's writes (as two workers do);
+ * a lock file is created and held; a path that cannot exist fails. */
+Test(util, shared_files_and_lock_files)
+{
+    char dir[] = "/tmp/vapora-util-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[64], lock[64];
+    snprintf(path, sizeof path, "%s/shared", dir);
+    snprintf(lock, sizeof lock, "%s/lock", dir);
+    int fd = -1;
+    unsigned char *a = file_map_shared(path, 4096, &fd);
+    unsigned char *b = file_map_shared(path, 4096, NULL);
+    cr_assert(a && b && fd >= 0);
+    a[100] = 42;
+    cr_assert_eq(b[100], 42);
+    munmap(a, 4096);
+    munmap(b, 4096);
+    close(fd);
+    int l = file_lock(lock);
+    cr_assert_geq(l, 0);
+    int other = open(lock, O_RDWR | O_CLOEXEC);
+    cr_assert_neq(flock(other, LOCK_EX | LOCK_NB), 0, "a second description took a held lock");
+    close(other);
+    close(l);
+    cr_assert_eq(file_lock("/nonexistent-dir/x.lock"), -ENOENT);
+    cr_assert_null(file_map_shared("/nonexistent-dir/x", 4096, NULL));
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }

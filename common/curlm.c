@@ -18,8 +18,6 @@ typedef struct xfer {
     void *ud;
     bool aborted;
     bool removed; /* out of the multi handle already */
-    bool unpause;
-    bool queued;  /* on m->pending */
     struct xfer *next_pending;
 } xfer_t;
 
@@ -27,8 +25,7 @@ struct curlm {
     loop_t *loop;
     CURLM *multi;
     loop_timer_t *timer;
-    xfer_t *pending; /* aborts and unpauses for the top of the loop */
-    unsigned running;
+    xfer_t *pending; /* aborts for the top of the loop */
     struct {
         unsigned char state;
         bool owned; /* opened by s_open_cb, closed by s_close_cb */
@@ -49,19 +46,14 @@ static void s_check_done(curlm_t *m)
         xfer_t *x = NULL;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
         curl_multi_remove_handle(m->multi, easy);
-        m->running--;
         x->removed = true;
-        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL); /* x may be freed below */
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL); /* x is freed below */
         if (x->aborted)
-            continue; /* freed by the before-sleep hook */
+            continue; /* freed by s_flush_pending */
         curlm_done_fn done = x->done;
         void *ud = x->ud;
-        if (x->queued) /* an unpause is queued: the hook frees it */
-            x->aborted = true, x->easy = NULL;
-        else
-            free(x);
-        if (done)
-            done(easy, rc, ud);
+        free(x);
+        done(easy, rc, ud);
     }
 }
 
@@ -225,33 +217,21 @@ static size_t s_sink(char *p, size_t size, size_t n, void *ud)
     return 0; /* any byte after an abort fails the transfer */
 }
 
-/* Carries out the aborts and unpauses recorded from other libraries'
- * callbacks. Runs before anything lets curl run a transfer (our fd and
- * timer callbacks) and before the loop sleeps: an aborted transfer must
- * never run again, since what it reads (its request body) may be gone. */
+/* Carries out the aborts recorded from other libraries' callbacks. Runs
+ * before anything lets curl run a transfer (our fd and timer callbacks)
+ * and before the loop sleeps: an aborted transfer must never run again,
+ * since what it reads (its request body) may be gone. */
 static void s_flush_pending(curlm_t *m)
 {
-    bool acted = false;
     while (m->pending) {
         xfer_t *x = m->pending;
         m->pending = x->next_pending;
-        x->queued = false;
-        if (x->aborted) {
-            if (x->easy && !x->removed) {
-                curl_multi_remove_handle(m->multi, x->easy);
-                m->running--;
-            }
-            if (x->easy)
-                curl_easy_cleanup(x->easy);
-            free(x);
-        } else if (x->unpause) {
-            x->unpause = false;
-            curl_easy_pause(x->easy, CURLPAUSE_CONT);
-            acted = true;
-        }
+        if (x->easy && !x->removed)
+            curl_multi_remove_handle(m->multi, x->easy);
+        if (x->easy)
+            curl_easy_cleanup(x->easy);
+        free(x);
     }
-    if (acted)
-        s_check_done(m);
 }
 
 static int64_t s_before_sleep(loop_t *loop, void *ud)
@@ -259,15 +239,6 @@ static int64_t s_before_sleep(loop_t *loop, void *ud)
     UNUSED(loop);
     s_flush_pending(ud);
     return -1;
-}
-
-static void s_queue(curlm_t *m, xfer_t *x)
-{
-    if (x->queued)
-        return;
-    x->queued = true;
-    x->next_pending = m->pending;
-    m->pending = x;
 }
 
 curlm_t *curlm_new(loop_t *loop, long max_total, long max_cached)
@@ -308,7 +279,6 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
         free(x);
         return -EINVAL;
     }
-    m->running++;
     return 0;
 }
 
@@ -318,24 +288,10 @@ void curlm_abort(curlm_t *m, CURL *easy)
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     VP_ASSERT(x != NULL && !x->aborted);
     x->aborted = true;
+    x->next_pending = m->pending; /* once: an xfer is aborted only once */
+    m->pending = x;
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, s_sink);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_sink);
-    s_queue(m, x);
-}
-
-void curlm_unpause(curlm_t *m, CURL *easy)
-{
-    xfer_t *x = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-    if (!x || x->aborted)
-        return;
-    x->unpause = true;
-    s_queue(m, x);
-}
-
-unsigned curlm_running(const curlm_t *m)
-{
-    return m->running;
 }
 
 void curlm_destroy(curlm_t **mp)

@@ -8,7 +8,7 @@
  * collect finished transfers with curl_multi_info_read, calling each one's
  * done() from the loop, outside any libcurl callback. Aborting or
  * unpausing a transfer from inside a libmicrohttpd callback is not allowed
- * by either library, so curlm_abort and curlm_unpause only record the wish;
+ * by either library, so curlm_abort only records the wish;
  * a before-sleep hook carries it out at the top of the loop.
  *
  * Every call is loop-thread only. The caller owns each easy handle until
@@ -43,9 +43,5 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud);
  * any callback of another library (not from a curl callback of this very
  * transfer: return an error from the callback instead). */
 void curlm_abort(curlm_t *m, CURL *easy);
-/* Resumes a transfer paused with CURL_WRITEFUNC_PAUSE, at the top of the loop. */
-void curlm_unpause(curlm_t *m, CURL *easy);
-/* Transfers running now. */
-unsigned curlm_running(const curlm_t *m);
 
 #endif

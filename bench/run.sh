@@ -40,6 +40,24 @@ else
   wrk -t2 -c100 -d"${SECS}s" --latency "$url" | grep -E 'Requests/sec|99%'
 fi
 echo
+# Where the CPU goes: the anchors compare-health built and installed, run
+# here again so that their processes can be measured. See docs/runtime.md.
+anchors=${BENCH_WORK:-${TMPDIR:-/tmp}/vapora-bench}
+tokio_bin=$anchors/tokio-health/target/release/tokio-health
+if [ -x "$tokio_bin" ] && command -v nginx >/dev/null; then
+  echo "== 1b. CPU per /health request: ours, Tokio, nginx (wrk -t2 -c100, ${SECS}s x $ROUNDS)"
+  tport=$(free_port); nport=$(free_port)
+  sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$nport#g" ../shared/bench/anchors/nginx.conf.in > "$work/nginx.conf"
+  "$tokio_bin" "$tport" & tpid=$!
+  nginx -c "$work/nginx.conf" & npid=$!
+  wait_http "http://127.0.0.1:$tport/health"; wait_http "http://127.0.0.1:$nport/health"
+  wpids=$(ctl --json status | python3 -c 'import json,sys; print(",".join(str(w["pid"]) for w in json.load(sys.stdin)["services"][0]["workers"]))')
+  npids=$(pgrep -d, -P "$npid"),$npid
+  python3 bench/cpusplit.py "$ROUNDS" "$SECS" "ours=$url=$wpids" \
+    "tokio=http://127.0.0.1:$tport/health=$tpid" "nginx=http://127.0.0.1:$nport/health=$npids" || true
+  kill "$tpid" "$npid" 2>/dev/null || true; wait "$tpid" "$npid" 2>/dev/null || true
+  echo
+fi
 echo "== 2. kill -9 of a worker to its replacement ready"
 python3 bench/killbench.py "127.0.0.1:$admin_port" backend "${KILL_ROUNDS:-20}"
 echo

@@ -6,8 +6,10 @@ alike) runs wrk -t2 -c100 for SECS against URL and reads, before and after,
 the CPU time of the server's processes (all threads: user and kernel) and of
 the whole machine. Prints, per request, the medians of:
   server user   - the server's own code and libraries
-  server kernel - system calls, TCP, softirq work charged to the server
-  rest          - everything else that ran (wrk, its kernel work, others)
+  server kernel - the server's system calls (TCP send and receive)
+  rest          - everything else that ran: wrk and its system calls, and
+                  softirq work, which on loopback carries every segment to
+                  the other side (the kernel accounts it to no process)
   idle          - share of the machine's CPU time that nothing used
 and, for the first target, the best ratio of requests per second against
 each other target it could reach if its user-space time were zero and all

@@ -619,11 +619,20 @@ void http_server_set_error_fn(http_server_t *srv, http_error_fn fn, void *ud)
     srv->error_ud = ud;
 }
 
+static void s_reply_error_str(http_req_t *req, unsigned status, const char *code,
+                              const char *msg);
+
 void http_reply_json(http_req_t *req, unsigned status, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
+    /* body is NULL when json_pack refused its input (text that is not
+     * UTF-8): a bug in the caller, but the client still gets an answer. */
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    VP_ASSERT(s != NULL);
+    if (!s) {
+        log_warn("could not encode the JSON reply to %s %s", req->method, req->url);
+        s_reply_error_str(req, 500, "internal", "the reply could not be encoded");
+        return;
+    }
     http_reply_owned(req, status, "application/json", s, strlen(s));
 }
 
@@ -631,13 +640,19 @@ static void s_reply_error_str(http_req_t *req, unsigned status, const char *code
                               const char *msg)
 {
     http_server_t *srv = req->srv;
-    char *custom = srv->error_fn ? srv->error_fn(req, status, code, msg, srv->error_ud)
+    /* Messages quote the request (a path parameter, a name): make them JSON
+     * strings whatever bytes the client sent. */
+    char *text = utf8_repair(msg);
+    char *custom = srv->error_fn ? srv->error_fn(req, status, code, text, srv->error_ud)
                                  : NULL;
     if (custom) {
+        free(text);
         http_reply_owned(req, status, "application/json", custom, strlen(custom));
         return;
     }
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", text);
+    free(text);
+    VP_ASSERT(j != NULL); /* code is ours, text is UTF-8 */
     http_reply_json(req, status, j);
 }
 

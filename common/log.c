@@ -97,6 +97,9 @@ void log_vmsg(log_level_t level, int err, const char *fmt, va_list ap)
     time_iso8601(ts, sizeof ts);
     sbuf_t msg = {0}, line = {0};
     sbuf_vprintf(&msg, fmt, ap);
+    char *text = utf8_repair(msg.data); /* messages quote requests */
+    sbuf_free(&msg);
+    msg.data = text;
     if (s_format == LOG_FMT_JSON) {
         sbuf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"service\":", ts,
                     log_level_name(level));

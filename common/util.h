@@ -59,6 +59,12 @@ void sbuf_free(sbuf_t *b);
 /* Hands the heap string to the caller (never NULL) and empties b. */
 char *sbuf_steal(sbuf_t *b);
 
+/* Returns a heap copy of the NUL-terminated s in which every byte that is
+ * not part of a well-formed UTF-8 sequence (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF) is replaced by U+FFFD, so that text
+ * from a request (a percent-decoded path, say) can go into JSON. */
+char *utf8_repair(const char *s);
+
 /* Sets O_NONBLOCK / FD_CLOEXEC on fd. Return 0 or -errno. */
 int fd_set_nonblock(int fd);
 int fd_set_cloexec(int fd);

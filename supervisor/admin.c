@@ -38,14 +38,14 @@ static json_t *s_exit_json(int status)
 static json_t *s_worker_json(const sv_worker_t *w)
 {
     json_t *j = json_pack(
-        "{s:i,s:I,s:s,s:o,s:i,s:o,s:I,s:i,s:f,s:I,s:f,s:i,s:i}", "pid", (int)w->p.pid,
+        "{s:i,s:I,s:s,s:o,s:i,s:o,s:I,s:i,s:f,s:I,s:f,s:i,s:i,s:i}", "pid", (int)w->p.pid,
         "id", (json_int_t)w->id, "state", sv_state_name(w->p.state), "started_at",
         s_time_json(w->p.pid ? w->p.started_wall : 0), "restarts", (int)w->p.restarts,
         "last_exit", s_exit_json(w->p.last_status), "requests",
         (json_int_t)w->stats.requests, "in_flight", (int)w->stats.in_flight,
         "cpu_percent", w->cpu_percent, "rss_bytes", (json_int_t)w->stats.rss_bytes,
         "loop_lag_ms", w->stats.loop_lag_ms, "pool_queue", (int)w->stats.pool_queue,
-        "generation", (int)w->gen);
+        "pool_busy", (int)w->stats.pool_busy, "generation", (int)w->gen);
     if (w->p.state == SV_BACKOFF)
         json_object_set_new(j, "next_attempt_at", s_time_json(w->p.next_attempt_wall));
     return j;
@@ -219,6 +219,10 @@ static double s_queue(const sv_worker_t *w)
 {
     return w->stats.pool_queue;
 }
+static double s_busy(const sv_worker_t *w)
+{
+    return w->stats.pool_busy;
+}
 static double s_requests(const sv_worker_t *w)
 {
     return (double)w->stats.requests;
@@ -232,13 +236,13 @@ static void s_worker_family(sv_t *sv, sbuf_t *out, const char *name, const char 
         sv_service_t *svc = sv->services[i];
         for (size_t j = 0; j < svc->nworkers; j++) {
             const sv_worker_t *w = svc->workers[j];
-            char id[16], pid[16];
+            /* worker is the slot's id: it keeps it across restarts, so its
+             * counters go on (the pid is in /status). */
+            char id[16];
             snprintf(id, sizeof id, "%u", w->id);
-            snprintf(pid, sizeof pid, "%d", (int)w->p.pid);
             sbuf_t l = {0};
             metrics_label(&l, "service", svc->name);
             metrics_label(&l, "worker", id);
-            metrics_label(&l, "pid", pid);
             sbuf_printf(out, "%s{%s} %.17g\n", name, l.data, fn(w));
             sbuf_free(&l);
         }
@@ -260,6 +264,8 @@ static void s_collect(sbuf_t *out, void *ud)
                     "Worst loop lag of the worker over its last second.", s_lag);
     s_worker_family(sv, out, "vapora_worker_pool_queue_depth", "gauge",
                     "Jobs waiting in the worker's blocking pool.", s_queue);
+    s_worker_family(sv, out, "vapora_worker_pool_busy_threads", "gauge",
+                    "Pool threads of the worker running a job.", s_busy);
     s_worker_family(sv, out, "vapora_worker_requests_total", "counter",
                     "HTTP requests the worker completed.", s_requests);
     sbuf_puts(out, "# HELP vapora_program_up 1 when the program runs.\n"

@@ -387,6 +387,16 @@ static void s_on_worker_exit(sv_t *sv, sv_worker_t *w, int status)
         s_worker_forget(w->svc, w);
         return;
     }
+    if (w->gen != w->svc->gen) {
+        /* A worker of the generation being replaced: its command and
+         * config are gone, so reconcile starts a current one instead. */
+        log_warn("%s %s during a rolling restart; a current worker replaces it", d,
+                 how);
+        sv_service_t *svc = w->svc;
+        s_worker_forget(svc, w);
+        s_reconcile(sv, svc);
+        return;
+    }
     uint64_t delay = sv_backoff_after_exit(&w->p, now, w->ready);
     w->p.restarts++;
     if (delay == 0) {
@@ -533,7 +543,8 @@ static void s_check_worker(sv_t *sv, sv_worker_t *w, uint64_t now)
         w->p.kill_at_ms = now + 5000; /* repeat if it somehow survives */
         return;
     }
-    uint64_t silent = now - w->last_seen_ms;
+    /* last_seen_ms may be later than now: a worker restarted in this tick. */
+    uint64_t silent = now > w->last_seen_ms ? now - w->last_seen_ms : 0;
     if (!w->aborted && w->p.state != SV_DRAINING &&
         silent > (uint64_t)sv->cfg->watchdog_timeout * 1000) {
         s_worker_describe(w, d, sizeof d);
@@ -854,13 +865,17 @@ static int s_open_run_dir(sv_t *sv, char *err, size_t errlen)
     }
     chmod(sv->run_dir, 0700);
     char *lock = xasprintf("%s/supervisor.lock", sv->run_dir);
-    sv->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    int rc = sv->lock_fd < 0 ? -errno : flock(sv->lock_fd, LOCK_EX | LOCK_NB);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? -errno : flock(fd, LOCK_EX | LOCK_NB);
     free(lock);
     if (rc != 0) {
+        /* Not ours: nothing under run_dir may be touched on the way out. */
+        if (fd >= 0)
+            close(fd);
         snprintf(err, errlen, "another supervisor already uses %s", sv->cfg->data_dir);
         return -EBUSY;
     }
+    sv->lock_fd = fd;
     sv->control_ep = xasprintf("ipc://%s/control.ipc", sv->run_dir);
     if (strlen(sv->control_ep) - 6 > 107) {
         snprintf(err, errlen, "data_dir path too long for an ipc socket: %s",
@@ -974,12 +989,10 @@ void sv_stop(sv_t *sv)
         unlink(sv->control_ep + strlen("ipc://"));
         free(sv->control_ep);
     }
-    if (sv->lock_fd >= 0) {
-        char *lock = xasprintf("%s/supervisor.lock", sv->run_dir);
-        unlink(lock);
-        free(lock);
+    /* The lock file stays: unlinking it would let a supervisor that opened
+     * it just before and one that creates it afresh both hold "the" lock. */
+    if (sv->lock_fd >= 0)
         close(sv->lock_fd);
-    }
     free(sv->run_dir);
     if (sv->sigfd >= 0) {
         loop_del_fd(sv->loop, sv->sigfd);

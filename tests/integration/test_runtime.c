@@ -576,6 +576,11 @@ Test(http, path_parameter, .timeout = 30, .fini = s_fini)
     r = s_request(p, "GET", "/items/abc/def", NULL, NULL);
     s_assert_error(r, 404, "not_found");
     th_resp_free(&r);
+    /* A percent-decoded byte that is not UTF-8 is quoted as U+FFFD. */
+    r = s_request(p, "GET", "/items/abc/%ff", NULL, NULL);
+    s_assert_error(r, 404, "not_found");
+    cr_assert(strstr(r->body, "\xef\xbf\xbd"), "%.300s", r->body);
+    th_resp_free(&r);
     s_assert_serving(p);
 }
 

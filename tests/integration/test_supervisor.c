@@ -25,12 +25,14 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -758,6 +760,34 @@ Test(supervisor_scale, reload_to_a_broken_command_keeps_the_old_workers_serving,
     th_load_stats_t st;
     th_load_stop(&l, 0, &st);
     s_assert_clean(&st, "a rolling restart onto a broken command");
+
+    /* An old worker that dies meanwhile is not started again: neither with
+     * the new command (a second crash loop) nor the old one (gone). */
+    json_int_t old_gen = -1;
+    size_t j;
+    json_t *w;
+    json_array_foreach(json_object_get(s, "workers"), j, w)
+    {
+        if (s_int(w, "pid") == old[0])
+            old_gen = s_int(w, "generation");
+    }
+    cr_assert_eq(kill(old[0], SIGKILL), 0);
+    th_sleep_ms(1500);
+    s = s_service(sv, "web");
+    dump = json_dumps(s, JSON_INDENT(1));
+    size_t n = 0, old_left = 0;
+    json_array_foreach(json_object_get(s, "workers"), j, w)
+    {
+        n++;
+        if (s_int(w, "generation") == old_gen) {
+            old_left++;
+            cr_assert_eq(s_int(w, "pid"), old[1], "%s", dump);
+            cr_assert_str_eq(s_str(w, "state"), "running", "%s", dump);
+        }
+    }
+    cr_assert_eq(old_left, 1, "%s", dump);
+    cr_assert_eq(n, 2, "one old worker and one replacement expected: %s", dump);
+    free(dump);
 }
 
 /* Scaling through a reload applies the count alone: running workers stay. */
@@ -989,8 +1019,12 @@ Test(supervisor_lifecycle, sigterm_drains_in_flight_requests_and_leaves_nothing,
     char path[600];
     snprintf(path, sizeof path, "%s/run/control.ipc", sv->data_dir);
     cr_assert_neq(access(path, F_OK), 0, "%s is still there", path);
+    /* The lock file stays (see sv_stop), released. */
     snprintf(path, sizeof path, "%s/run/supervisor.lock", sv->data_dir);
-    cr_assert_neq(access(path, F_OK), 0, "%s is still there", path);
+    int lock = open(path, O_RDWR | O_CLOEXEC);
+    cr_assert_geq(lock, 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(flock(lock, LOCK_EX | LOCK_NB), 0, "%s is still locked", path);
+    close(lock);
 }
 
 /* ---- programs ---- */
@@ -1069,6 +1103,10 @@ Test(supervisor_api, errors_of_admin_api_vaporactl_and_check, .timeout = 60,
     r = s_admin_post(sv, "/services/nope/restart", NULL);
     s_assert_error(r, 404, "unknown_service");
     th_resp_free(&r);
+    /* A name that is not UTF-8 is quoted, not a reason to crash. */
+    r = s_admin_post(sv, "/services/%ff/restart", NULL);
+    s_assert_error(r, 404, "unknown_service");
+    th_resp_free(&r);
     const char *bad[] = {"{\"workers\":-1}", "{\"workers\":\"x\"}", "{\"workers\":257}",
                          "{\"workers\":1.5}", "{\"count\":2}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -1126,7 +1164,33 @@ Test(supervisor_api, errors_of_admin_api_vaporactl_and_check, .timeout = 60,
     cr_assert(strstr(out, "listen") && strstr(out, "nowhere"),
               "--check does not give the reason: %s", out);
     free(out);
+
+    /* A second supervisor on the same data_dir gives up and leaves the
+     * first one's lock and control socket alone: twice, then a worker of
+     * the first still gets replaced and connects. */
+    const char *again[] = {bin, "-c", sv->proc->config, NULL};
+    for (int i = 0; i < 2; i++) {
+        rc = th_run(again, 5000, &out);
+        cr_assert_eq(rc, 1, "a second supervisor: exit %d: %s", rc, out);
+        cr_assert(strstr(out, "another supervisor"), "%s", out);
+        free(out);
+    }
     free(bin);
+    pid_t first;
+    cr_assert_eq(s_pids(s_service(sv, "web"), &first, 1), 1);
+    cr_assert_eq(kill(first, SIGKILL), 0);
+    long long until = th_now_ms() + 5000;
+    pid_t now_pid = first;
+    while (th_now_ms() < until) {
+        json_t *ws = s_service(sv, "web");
+        if (s_pids(ws, &now_pid, 1) == 1 && now_pid != first &&
+            strcmp(s_str(json_array_get(json_object_get(ws, "workers"), 0), "state"),
+                   "running") == 0)
+            break;
+        th_sleep_ms(20);
+    }
+    cr_assert_neq(now_pid, first, "the killed worker was not replaced");
+    s_assert_settled(sv, "web", 1, 5000);
 
     rc = s_ctl(sv, NULL, &out, "stop", NULL, NULL);
     cr_assert_eq(rc, 0, "vaporactl stop: exit %d: %s", rc, out);
@@ -1185,6 +1249,7 @@ Test(supervisor_api, metrics_has_every_worker_family_with_labels, .timeout = 60,
         {"vapora_worker_rss_bytes", "gauge"},
         {"vapora_worker_loop_lag_seconds", "gauge"},
         {"vapora_worker_pool_queue_depth", "gauge"},
+        {"vapora_worker_pool_busy_threads", "gauge"},
         {"vapora_worker_requests_total", "counter"},
     };
     /* Request counts arrive with the heartbeats: poll until all 20 are in. */
@@ -1217,15 +1282,14 @@ Test(supervisor_api, metrics_has_every_worker_family_with_labels, .timeout = 60,
         cr_assert(strstr(m->body, type), "no '%.*s' in:\n%s", (int)strlen(type) - 1,
                   type, m->body);
         for (int w = 0; w < 2; w++) {
-            char id[32], pid[32];
+            char id[32];
             snprintf(id, sizeof id, "worker=\"%lld\"",
                      (long long)s_int(json_array_get(json_object_get(s, "workers"), w),
                                       "id"));
-            snprintf(pid, sizeof pid, "pid=\"%d\"", (int)pids[w]);
-            const char *const labels[] = {"service=\"web\"", id, pid, NULL};
+            const char *const labels[] = {"service=\"web\"", id, NULL};
             double v = s_sample(m->body, fams[f].name, labels);
-            cr_assert_geq(v, 0, "no %s{service=\"web\",%s,%s} in:\n%s", fams[f].name,
-                          id, pid, m->body);
+            cr_assert_geq(v, 0, "no %s{service=\"web\",%s} in:\n%s", fams[f].name, id,
+                          m->body);
             if (strcmp(fams[f].name, "vapora_worker_up") == 0)
                 cr_assert_eq(v, 1, "%s{%s} = %g", fams[f].name, id, v);
             if (strcmp(fams[f].name, "vapora_worker_rss_bytes") == 0)
@@ -1234,7 +1298,26 @@ Test(supervisor_api, metrics_has_every_worker_family_with_labels, .timeout = 60,
     }
     const char *const prog[] = {"program=\"sleeper\"", NULL};
     cr_assert_eq(s_sample(m->body, "vapora_program_up", prog), 1, "\n%s", m->body);
+    /* Only service and worker: a series that lives across restarts, so the
+     * restart counter counts. */
+    cr_assert_null(strstr(m->body, "pid=\""), "a pid label:\n%s", m->body);
     th_resp_free(&m);
+
+    char id[32];
+    snprintf(id, sizeof id, "worker=\"%lld\"",
+             (long long)s_int(json_array_get(json_object_get(s, "workers"), 0), "id"));
+    const char *const labels[] = {"service=\"web\"", id, NULL};
+    cr_assert_eq(kill(pids[0], SIGKILL), 0);
+    deadline = th_now_ms() + 5000;
+    double restarts = 0;
+    while (restarts < 1 && th_now_ms() < deadline) {
+        th_sleep_ms(50);
+        cr_assert_eq(th_request(sv->admin_port, "GET", "/metrics", NULL, NULL, &m), 0);
+        restarts = s_sample(m->body, "vapora_worker_restarts_total", labels);
+        th_resp_free(&m);
+    }
+    cr_assert_eq(restarts, 1, "vapora_worker_restarts_total{%s} = %g after a kill", id,
+                 restarts);
 }
 
 /* ---- log level at run time ---- */

@@ -212,7 +212,7 @@ static bool s_worker_retire(sv_t *sv, sv_worker_t *w, unsigned timeout_s)
     if (w->p.state == SV_DRAINING)
         return false;
     w->p.state = SV_DRAINING;
-    w->p.kill_at_ms = s_now(sv) + (uint64_t)timeout_s * 1000 + 1000;
+    w->p.kill_at_ms = s_now(sv) + (uint64_t)timeout_s * 1000 + SV_EXIT_SLACK_MS;
     /* A worker that never connected cannot hear "drain": SIGTERM does the
      * same in our runtime. */
     if (!w->ready || s_send_control(sv, w->ident, "{\"type\":\"drain\"}") < 0)
@@ -335,8 +335,10 @@ static sv_program_t *s_program_new(sv_t *sv, const sv_program_cfg_t *pc)
     return pg;
 }
 
-static void s_program_stop(sv_t *sv, sv_program_t *pg)
+/* SIGTERM now, SIGKILL at kill_at (monotonic ms). */
+static void s_program_stop(sv_t *sv, sv_program_t *pg, uint64_t kill_at)
 {
+    UNUSED(sv);
     if (pg->p.pid == 0) {
         pg->p.state = SV_STOPPED;
         return;
@@ -344,7 +346,7 @@ static void s_program_stop(sv_t *sv, sv_program_t *pg)
     if (pg->p.state == SV_DRAINING)
         return;
     pg->p.state = SV_DRAINING;
-    pg->p.kill_at_ms = s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000;
+    pg->p.kill_at_ms = kill_at;
     s_signal(pg->p.pid, SIGTERM);
     log_info("stopping program %s (pid %d)", pg->name, (int)pg->p.pid);
 }
@@ -614,9 +616,13 @@ static void s_sweep_services(sv_t *sv)
 static void s_advance_shutdown(sv_t *sv)
 {
     if (sv->phase == SV_PHASE_STOP_SERVICES && s_count_workers(sv) == 0) {
+        /* Programs get what is left of shutdown_timeout, and at least
+         * SV_PROGRAM_STOP_MS when the workers used all of it. */
         sv->phase = SV_PHASE_STOP_PROGRAMS;
+        uint64_t floor = s_now(sv) + SV_PROGRAM_STOP_MS;
+        uint64_t kill_at = sv->phase_deadline_ms > floor ? sv->phase_deadline_ms : floor;
         for (size_t i = 0; i < sv->nprograms; i++)
-            s_program_stop(sv, sv->programs[i]);
+            s_program_stop(sv, sv->programs[i], kill_at);
     }
     if (sv->phase == SV_PHASE_STOP_PROGRAMS && s_count_programs_running(sv) == 0) {
         sv->phase = SV_PHASE_DONE;
@@ -657,12 +663,19 @@ void sv_shutdown(sv_t *sv, const char *why)
     log_info("%s: draining every worker (up to %u s), then stopping programs", why,
              sv->cfg->shutdown_timeout);
     sv->phase = SV_PHASE_STOP_SERVICES; /* the admin API keeps answering */
+    /* One deadline for everything: workers drain until it (their runtime
+     * stops itself then; SIGKILL shortly after), programs stop after them. */
+    sv->phase_deadline_ms = s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000;
     for (size_t i = 0; i < sv->nservices; i++) {
         sv_service_t *svc = sv->services[i];
         for (size_t j = 0; j < svc->nworkers;) {
             sv_worker_t *w = svc->workers[j];
-            if (!s_worker_retire(sv, w, sv->cfg->shutdown_timeout))
+            if (!s_worker_retire(sv, w, sv->cfg->shutdown_timeout)) {
+                uint64_t last = sv->phase_deadline_ms + SV_EXIT_SLACK_MS;
+                if (!w->p.kill_at_ms || w->p.kill_at_ms > last)
+                    w->p.kill_at_ms = last; /* one draining since a scale-down */
                 j++;
+            }
         }
     }
     s_advance_shutdown(sv);
@@ -769,7 +782,7 @@ static void s_apply_programs(sv_t *sv, const sv_config_t *nc)
                 s_program_forget(sv, pg);
                 i--;
             } else {
-                s_program_stop(sv, pg);
+                s_program_stop(sv, pg, s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000);
             }
         } else if (strcmp(pc->fingerprint, pg->fingerprint) != 0) {
             sv_argv_free(pg->argv);
@@ -781,7 +794,7 @@ static void s_apply_programs(sv_t *sv, const sv_config_t *nc)
             log_info("reload: program %s changed; restarting it", pg->name);
             if (pg->p.pid) {
                 pg->restart_pending = true;
-                s_program_stop(sv, pg);
+                s_program_stop(sv, pg, s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000);
             } else {
                 s_program_exec(sv, pg);
             }

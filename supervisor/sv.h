@@ -30,6 +30,11 @@
 #define SV_HEALTHY_RESET_MS 30000
 #define SV_ABORT_GRACE_MS 2000
 #define SV_TICK_MS 100
+/* A draining worker stops itself at its timeout; SIGKILL comes this much
+ * later. */
+#define SV_EXIT_SLACK_MS 500
+/* At shutdown, the least time programs get between SIGTERM and SIGKILL. */
+#define SV_PROGRAM_STOP_MS 1000
 
 typedef enum sv_state {
     SV_STARTING,

@@ -1027,6 +1027,36 @@ Test(supervisor_lifecycle, sigterm_drains_in_flight_requests_and_leaves_nothing,
     close(lock);
 }
 
+/* shutdown_timeout bounds the whole stop: a worker that never finishes and a
+ * program that ignores SIGTERM share it (programs get at least 1 s). */
+Test(supervisor_lifecycle, shutdown_timeout_bounds_stubborn_workers_and_programs,
+     .timeout = 60, .fini = s_fini)
+{
+    th_sv_t *sv = s_start("shutdown_timeout = 3\n\n" WEB(
+        "1") "[program:stubborn]\ncommand = sh -c 'trap \"\" TERM; "
+             "while :; do sleep 0.1; done'\n");
+    s_assert_settled(sv, "web", 1, 5000);
+    pid_t pids[2];
+    cr_assert_eq(s_pids(s_service(sv, "web"), pids, 1), 1);
+    pids[1] = (pid_t)s_int(s_program(sv, "stubborn"), "pid");
+    cr_assert_gt(pids[1], 0);
+    cr_assert_eq(kill(pids[0], SIGSTOP), 0); /* cannot drain */
+    long long t0 = th_now_ms();
+    cr_assert_eq(th_signal(sv->proc, SIGTERM), 0);
+    int rc = th_wait_exit(sv->proc, 10000);
+    long long took = th_now_ms() - t0;
+    char *log = th_log(sv->proc);
+    cr_assert_eq(rc, 0, "exit %d; log:\n%s", rc, log);
+    /* 3 s, SIGKILL 0.5 s later, then 1 s for the program; before, each
+     * had its own shutdown_timeout (over 7 s). */
+    cr_assert_lt(took, 5500, "stopping took %lld ms with shutdown_timeout = 3; log:\n%s",
+                 took, log);
+    free(log);
+    for (int i = 0; i < 2; i++)
+        cr_assert_not(th_pid_remains(pids[i]), "pid %d outlived the supervisor",
+                      (int)pids[i]);
+}
+
 /* ---- programs ---- */
 
 Test(supervisor_programs, killed_program_restarts_and_crashing_one_backs_off,

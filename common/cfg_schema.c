@@ -16,15 +16,16 @@ static const char *const s_supervisor[] = {
     "admin",      "data_dir", "shutdown_timeout", "watchdog_timeout", "log_level",
     "log_format", NULL};
 static const char *const s_runtime[] = {CFG_RUNTIME_KEYS, NULL};
-static const char *const s_service[] = {"listen", "workers", "command",
-                                        CFG_RUNTIME_KEYS, NULL};
+static const char *const s_service[] = {
+    "listen", "workers", "command", "control", "start_timeout", CFG_RUNTIME_KEYS, NULL};
 static const char *const s_program[] = {"command", "directory", "environment", NULL};
 static const char *const s_nats[] = {"url", NULL};
-static const char *const s_backend[] = {"database",  "jwt_secret", "admin_password",
-                                        "token_ttl", "outbox_max", "ws_max_queue",
+static const char *const s_backend[] = {"database",   "jwt_secret", "admin_password",
+                                        "token_ttl",  "outbox_max", "ws_max_queue",
                                         "read_cache", NULL};
 static const char *const s_agents[] = {NULL};
-static const char *const s_router[] = {"api_keys", "default_max_tokens", "database", NULL};
+static const char *const s_router[] = {"api_keys", "default_max_tokens", "database",
+                                       NULL};
 static const char *const s_provider[] = {"kind",   "base_url", "api_key",
                                          "models", "timeout",  NULL};
 static const char *const s_model[] = {"input_usd_per_mtok", "output_usd_per_mtok",

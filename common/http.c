@@ -44,7 +44,6 @@ typedef struct route {
     status_series_t by_status[HTTP_STATUS_CACHE];
 } route_t;
 
-
 struct http_req {
     http_server_t *srv;
     struct MHD_Connection *conn;
@@ -65,7 +64,7 @@ struct http_req {
     const char *pnames[HTTP_MAX_PARAMS];
     const char *pvals[HTTP_MAX_PARAMS];
     unsigned nparams;
-    sbuf_t headers;    /* response headers: "name\0value\0" pairs */
+    sbuf_t headers; /* response headers: "name\0value\0" pairs */
     unsigned nheaders;
     struct MHD_Response *resp;
     unsigned status;
@@ -76,7 +75,7 @@ struct http_req {
     /* http_req_watch_gone: told when the client leaves while suspended */
     http_gone_fn gone_fn;
     void *gone_ud;
-    int watch_fd; /* the connection's socket in our loop; -1: not watched */
+    int watch_fd;            /* the connection's socket in our loop; -1: not watched */
     http_req_t *prev, *next; /* live list, for shutdown */
 };
 
@@ -85,10 +84,10 @@ struct http_req {
 struct http_stream {
     http_req_t *req;
     struct MHD_Response *resp;
-    sbuf_t buf;     /* bytes written but not yet handed to MHD */
-    size_t off;     /* how much of buf MHD has taken */
-    bool ended;     /* http_stream_end called */
-    bool failed;    /* end with an error (MHD_CONTENT_READER_END_WITH_ERROR) */
+    sbuf_t buf;  /* bytes written but not yet handed to MHD */
+    size_t off;  /* how much of buf MHD has taken */
+    bool ended;  /* http_stream_end called */
+    bool failed; /* end with an error (MHD_CONTENT_READER_END_WITH_ERROR) */
     http_stream_gone_fn gone;
     void *ud;
 };
@@ -570,8 +569,8 @@ http_stream_t *http_reply_stream(http_req_t *req, unsigned status,
     req->replied = true;
     req->status = status;
     req->stream = st;
-    req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024,
-                                                  s_stream_read, st, s_stream_free);
+    req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, s_stream_read,
+                                                  st, s_stream_free);
     VP_ASSERT(req->resp != NULL);
     st->resp = req->resp;
     if (content_type)
@@ -643,8 +642,8 @@ static void s_reply_error_str(http_req_t *req, unsigned status, const char *code
     /* Messages quote the request (a path parameter, a name): make them JSON
      * strings whatever bytes the client sent. */
     char *text = utf8_repair(msg);
-    char *custom = srv->error_fn ? srv->error_fn(req, status, code, text, srv->error_ud)
-                                 : NULL;
+    char *custom =
+        srv->error_fn ? srv->error_fn(req, status, code, text, srv->error_ud) : NULL;
     if (custom) {
         free(text);
         http_reply_owned(req, status, "application/json", custom, strlen(custom));
@@ -1254,4 +1253,3 @@ json_t *http_req_json(const http_req_t *req)
 {
     return req->json;
 }
-

@@ -323,3 +323,32 @@ char *utf8_repair(const char *s)
     }
     return sbuf_steal(&b);
 }
+
+char *file_read_all(const char *path, size_t *lenp)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    sbuf_t b = {0};
+    for (;;) {
+        sbuf_reserve(&b, 4096);
+        ssize_t n = read(fd, b.data + b.len, b.cap - b.len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            sbuf_free(&b);
+            errno = e;
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        b.len += (size_t)n;
+    }
+    close(fd);
+    b.data[b.len] = '\0';
+    if (lenp)
+        *lenp = b.len;
+    return sbuf_steal(&b);
+}

@@ -59,6 +59,10 @@ void sbuf_free(sbuf_t *b);
 /* Hands the heap string to the caller (never NULL) and empties b. */
 char *sbuf_steal(sbuf_t *b);
 
+/* Reads the whole file at path into a NUL-terminated heap string (*lenp,
+ * when given, receives its length). NULL with errno set on failure. */
+char *file_read_all(const char *path, size_t *lenp);
+
 /* Returns a heap copy of the NUL-terminated s in which every byte that is
  * not part of a well-formed UTF-8 sequence (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF) is replaced by U+FFFD, so that text

@@ -38,10 +38,10 @@ static json_t *s_exit_json(int status)
 static json_t *s_worker_json(const sv_worker_t *w)
 {
     json_t *j = json_pack(
-        "{s:i,s:I,s:s,s:o,s:i,s:o,s:I,s:i,s:f,s:I,s:f,s:i,s:i,s:i}", "pid", (int)w->p.pid,
-        "id", (json_int_t)w->id, "state", sv_state_name(w->p.state), "started_at",
-        s_time_json(w->p.pid ? w->p.started_wall : 0), "restarts", (int)w->p.restarts,
-        "last_exit", s_exit_json(w->p.last_status), "requests",
+        "{s:i,s:I,s:s,s:o,s:i,s:o,s:I,s:i,s:f,s:I,s:f,s:i,s:i,s:i}", "pid",
+        (int)w->p.pid, "id", (json_int_t)w->id, "state", sv_state_name(w->p.state),
+        "started_at", s_time_json(w->p.pid ? w->p.started_wall : 0), "restarts",
+        (int)w->p.restarts, "last_exit", s_exit_json(w->p.last_status), "requests",
         (json_int_t)w->stats.requests, "in_flight", (int)w->stats.in_flight,
         "cpu_percent", w->cpu_percent, "rss_bytes", (json_int_t)w->stats.rss_bytes,
         "loop_lag_ms", w->stats.loop_lag_ms, "pool_queue", (int)w->stats.pool_queue,

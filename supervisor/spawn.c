@@ -18,8 +18,7 @@
 
 extern char **environ;
 
-/* Resolves a command name on PATH; returns a heap path or NULL. */
-static char *s_resolve(const char *cmd)
+char *spawn_resolve(const char *cmd)
 {
     if (strchr(cmd, '/'))
         return access(cmd, X_OK) == 0 ? xstrdup(cmd) : NULL;
@@ -117,7 +116,7 @@ static void s_child(const spawn_req_t *req, const char *path, char **envp,
 
 pid_t spawn_process(const spawn_req_t *req, char *err, size_t errlen)
 {
-    char *path = s_resolve(req->argv[0]);
+    char *path = spawn_resolve(req->argv[0]);
     if (!path) {
         snprintf(err, errlen, "command \"%s\" not found or not executable",
                  req->argv[0]);

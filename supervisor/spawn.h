@@ -19,6 +19,10 @@ typedef struct spawn_req {
  * reason in err (e.g. the command is not found or not executable). */
 pid_t spawn_process(const spawn_req_t *req, char *err, size_t errlen);
 
+/* The path cmd runs (PATH is searched when it has no '/'), if executable;
+ * heap string, or NULL. */
+char *spawn_resolve(const char *cmd);
+
 /* Describes a wait status: "exit status 3", "killed by SIGKILL",
  * "killed by SIGSEGV (core dumped)". */
 void spawn_describe_status(int status, char *buf, size_t len);

@@ -121,10 +121,21 @@ static void s_worker_exec(sv_t *sv, sv_worker_t *w)
     snprintf(env_ctl, sizeof env_ctl, "VAPORA_CONTROL=%s", sv->control_ep);
     snprintf(env_id, sizeof env_id, "VAPORA_WORKER_ID=%s", w->ident);
     const char *env[] = {env_ctl, env_id, NULL};
-    spawn_req_t req = {.argv = svc->argv, .listen_fd = w->sock->fd, .env = env};
+    /* Our workers get the config the supervisor validated last. */
+    size_t argc = 0;
+    while (svc->argv[argc])
+        argc++;
+    char **argv = xcalloc(argc + 3, sizeof *argv);
+    memcpy(argv, svc->argv, argc * sizeof *argv);
+    if (svc->control) {
+        argv[argc] = "-c";
+        argv[argc + 1] = sv->worker_config;
+    }
+    spawn_req_t req = {.argv = argv, .listen_fd = w->sock->fd, .env = env};
     char err[256];
     uint64_t now = s_now(sv);
     pid_t pid = spawn_process(&req, err, sizeof err);
+    free(argv);
     w->ready = false;
     w->aborted = false;
     memset(&w->stats, 0, sizeof w->stats);
@@ -132,7 +143,10 @@ static void s_worker_exec(sv_t *sv, sv_worker_t *w)
     w->stats_ms = 0;
     char who[128];
     snprintf(who, sizeof who, "worker %s", w->ident);
-    if (s_record_spawn(&w->p, pid, SV_STARTING, now, who, err))
+    /* A service without the control channel cannot say ready: it counts
+     * as running once started. */
+    if (s_record_spawn(&w->p, pid, svc->control ? SV_STARTING : SV_RUNNING, now, who,
+                       err))
         w->last_seen_ms = now;
 }
 
@@ -399,7 +413,7 @@ static void s_on_worker_exit(sv_t *sv, sv_worker_t *w, int status)
         s_reconcile(sv, svc);
         return;
     }
-    uint64_t delay = sv_backoff_after_exit(&w->p, now, w->ready);
+    uint64_t delay = sv_backoff_after_exit(&w->p, now, w->ready || !w->svc->control);
     w->p.restarts++;
     if (delay == 0) {
         log_warn("%s %s; replacing it now", d, how);
@@ -545,20 +559,29 @@ static void s_check_worker(sv_t *sv, sv_worker_t *w, uint64_t now)
         w->p.kill_at_ms = now + 5000; /* repeat if it somehow survives */
         return;
     }
+    if (w->aborted || w->p.state == SV_DRAINING || !w->svc->control)
+        return;
     /* last_seen_ms may be later than now: a worker restarted in this tick. */
     uint64_t silent = now > w->last_seen_ms ? now - w->last_seen_ms : 0;
-    if (!w->aborted && w->p.state != SV_DRAINING &&
-        silent > (uint64_t)sv->cfg->watchdog_timeout * 1000) {
+    uint64_t started = now > w->p.started_ms ? now - w->p.started_ms : 0;
+    if (!w->ready && started > (uint64_t)w->svc->start_timeout * 1000) {
+        s_worker_describe(w, d, sizeof d);
+        log_error("%s did not say ready in %u s (start_timeout): hung; "
+                  "SIGABRT for a core dump, SIGKILL in %d ms",
+                  d, w->svc->start_timeout, SV_ABORT_GRACE_MS);
+    } else if (w->ready && silent > (uint64_t)sv->cfg->watchdog_timeout * 1000) {
         s_worker_describe(w, d, sizeof d);
         log_error("%s sent no heartbeat for %llu ms (watchdog_timeout %u s): hung; "
                   "SIGABRT for a core dump, SIGKILL in %d ms",
                   d, (unsigned long long)silent, sv->cfg->watchdog_timeout,
                   SV_ABORT_GRACE_MS);
-        kill(w->p.pid, SIGABRT);
-        kill(w->p.pid, SIGCONT); /* a stopped process must run to abort */
-        w->aborted = true;
-        w->p.kill_at_ms = now + SV_ABORT_GRACE_MS;
+    } else {
+        return;
     }
+    kill(w->p.pid, SIGABRT);
+    kill(w->p.pid, SIGCONT); /* a stopped process must run to abort */
+    w->aborted = true;
+    w->p.kill_at_ms = now + SV_ABORT_GRACE_MS;
 }
 
 static void s_check_program(sv_t *sv, sv_program_t *pg, uint64_t now)
@@ -620,7 +643,8 @@ static void s_advance_shutdown(sv_t *sv)
          * SV_PROGRAM_STOP_MS when the workers used all of it. */
         sv->phase = SV_PHASE_STOP_PROGRAMS;
         uint64_t floor = s_now(sv) + SV_PROGRAM_STOP_MS;
-        uint64_t kill_at = sv->phase_deadline_ms > floor ? sv->phase_deadline_ms : floor;
+        uint64_t kill_at =
+            sv->phase_deadline_ms > floor ? sv->phase_deadline_ms : floor;
         for (size_t i = 0; i < sv->nprograms; i++)
             s_program_stop(sv, sv->programs[i], kill_at);
     }
@@ -738,6 +762,8 @@ static sv_service_t *s_service_new(sv_t *sv, const sv_service_cfg_t *sc,
     svc->name = xstrdup(sc->name);
     svc->listen = xstrdup(sc->listen);
     svc->argv = s_argv_dup(sc->argv);
+    svc->control = sc->control;
+    svc->start_timeout = sc->start_timeout;
     svc->fingerprint = xstrdup(sc->fingerprint);
     svc->desired = sc->workers;
     svc->sock = sock;
@@ -760,8 +786,11 @@ static void s_apply_service(sv_t *sv, sv_service_t *svc, const sv_service_cfg_t 
     }
     bool changed = strcmp(svc->fingerprint, sc->fingerprint) != 0 ||
                    svc->argv[0] == NULL || strcmp(svc->argv[0], sc->argv[0]) != 0;
+    changed |= svc->control != sc->control;
     sv_argv_free(svc->argv);
     svc->argv = s_argv_dup(sc->argv);
+    svc->control = sc->control;
+    svc->start_timeout = sc->start_timeout;
     free(svc->fingerprint);
     svc->fingerprint = xstrdup(sc->fingerprint);
     if (svc->desired != sc->workers)
@@ -782,7 +811,8 @@ static void s_apply_programs(sv_t *sv, const sv_config_t *nc)
                 s_program_forget(sv, pg);
                 i--;
             } else {
-                s_program_stop(sv, pg, s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000);
+                s_program_stop(sv, pg,
+                               s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000);
             }
         } else if (strcmp(pc->fingerprint, pg->fingerprint) != 0) {
             sv_argv_free(pg->argv);
@@ -794,7 +824,8 @@ static void s_apply_programs(sv_t *sv, const sv_config_t *nc)
             log_info("reload: program %s changed; restarting it", pg->name);
             if (pg->p.pid) {
                 pg->restart_pending = true;
-                s_program_stop(sv, pg, s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000);
+                s_program_stop(sv, pg,
+                               s_now(sv) + (uint64_t)sv->cfg->shutdown_timeout * 1000);
             } else {
                 s_program_exec(sv, pg);
             }
@@ -810,6 +841,35 @@ static void s_apply_programs(sv_t *sv, const sv_config_t *nc)
     }
 }
 
+/* Writes text as the config every worker started from now on reads
+ * (rename: a worker starting meanwhile reads the old or the new file). */
+static int s_write_worker_config(sv_t *sv, const char *text, char *err, size_t errlen)
+{
+    char *tmp = xasprintf("%s.tmp", sv->worker_config);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t len = strlen(text), off = 0;
+    while (fd >= 0 && off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    int rc = fd >= 0 && off == len ? 0 : -1;
+    if (fd >= 0 && close(fd) < 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, sv->worker_config) < 0)
+        rc = -1;
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", sv->worker_config,
+                 strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
 int sv_reload(sv_t *sv, char *err, size_t errlen)
 {
     if (sv->phase != SV_PHASE_RUNNING) {
@@ -821,18 +881,20 @@ int sv_reload(sv_t *sv, char *err, size_t errlen)
         return -EINVAL;
     /* Bind every new address first, so a failure changes nothing. */
     sv_socket_t **socks = xcalloc(nc->nservices + 1, sizeof *socks);
-    for (size_t i = 0; i < nc->nservices; i++) {
+    bool bound = true;
+    for (size_t i = 0; i < nc->nservices && bound; i++) {
         sv_service_t *svc = sv_find_service(sv, nc->services[i].name);
         if (svc && strcmp(svc->listen, nc->services[i].listen) == 0)
             continue;
         socks[i] = s_socket_open(nc->services[i].listen, err, errlen);
-        if (!socks[i]) {
-            for (size_t k = 0; k < i; k++)
-                s_socket_unref(&socks[k]);
-            free(socks);
-            sv_config_destroy(&nc);
-            return -EINVAL;
-        }
+        bound = socks[i] != NULL;
+    }
+    if (!bound || s_write_worker_config(sv, nc->text, err, errlen) < 0) {
+        for (size_t k = 0; k < nc->nservices; k++)
+            s_socket_unref(&socks[k]);
+        free(socks);
+        sv_config_destroy(&nc);
+        return -EINVAL;
     }
     for (size_t i = 0; i < sv->nservices; i++) {
         sv_service_t *svc = sv->services[i];
@@ -951,6 +1013,9 @@ int sv_start(sv_t *sv, const char *config_path, char *err, size_t errlen)
     }
     if (s_open_run_dir(sv, err, errlen) < 0 || s_open_control(sv, err, errlen) < 0)
         return -EIO;
+    sv->worker_config = xasprintf("%s/config.conf", sv->run_dir);
+    if (s_write_worker_config(sv, sv->cfg->text, err, errlen) < 0)
+        return -EIO;
     /* Bind every service socket before starting anything. */
     sv_socket_t **socks = xcalloc(sv->cfg->nservices + 1, sizeof *socks);
     for (size_t i = 0; i < sv->cfg->nservices; i++) {
@@ -1001,6 +1066,10 @@ void sv_stop(sv_t *sv)
     if (sv->control_ep) {
         unlink(sv->control_ep + strlen("ipc://"));
         free(sv->control_ep);
+    }
+    if (sv->worker_config) {
+        unlink(sv->worker_config);
+        free(sv->worker_config);
     }
     /* The lock file stays: unlinking it would let a supervisor that opened
      * it just before and one that creates it afresh both hold "the" lock. */

@@ -89,6 +89,8 @@ struct sv_service {
     char *name;
     char *listen;
     char **argv;
+    bool control;           /* speaks the control protocol */
+    unsigned start_timeout; /* seconds to say ready */
     char *fingerprint;
     unsigned desired;
     unsigned gen;
@@ -124,6 +126,7 @@ typedef struct sv {
     char *bin_dir;
     char *run_dir;    /* data_dir/run: ipc socket and lock */
     char *control_ep; /* ipc://… */
+    char *worker_config; /* run_dir/config.conf: the last valid file, for -c */
     int lock_fd;
     void *zctx;
     zchan_t *router;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "spawn.h"
 #include "util.h"
 
 void sv_argv_free(char **argv)
@@ -106,18 +107,68 @@ unsigned sv_cpus_available(void)
     return n ? n : 1;
 }
 
-/* The section rendered, less the worker count: scaling is applied on its
- * own and never replaces running workers. */
-static char *s_fingerprint(const cfg_t *cfg, const char *section)
+/* Renders section's keys into b, less those named in skip. */
+static void s_render(sbuf_t *b, const cfg_t *cfg, const char *section,
+                     const char *const *skip)
 {
-    sbuf_t b = {0};
+    sbuf_printf(b, "[%s]\n", section);
     size_t n = cfg_key_count(cfg, section);
     for (size_t i = 0; i < n; i++) {
         const char *k = cfg_key_name(cfg, section, i);
-        if (strcmp(k, "workers") != 0)
-            sbuf_printf(&b, "%s=%s\n", k, cfg_get(cfg, section, k));
+        bool skipped = false;
+        for (const char *const *s = skip; *s && !skipped; s++)
+            skipped = strcmp(k, *s) == 0;
+        if (!skipped)
+            sbuf_printf(b, "%s=%s\n", k, cfg_get(cfg, section, k));
+    }
+}
+
+/* A program reads only its own section. */
+static char *s_program_fingerprint(const cfg_t *cfg, const char *section)
+{
+    static const char *const none[] = {NULL};
+    sbuf_t b = {0};
+    s_render(&b, cfg, section, none);
+    return sbuf_steal(&b);
+}
+
+/* What a service's workers read: the whole file but the programs, the other
+ * services and what only the supervisor uses, and less the worker count, so
+ * that scaling never replaces running workers. */
+static char *s_service_fingerprint(const cfg_t *cfg, const char *own)
+{
+    static const char *const own_skip[] = {"workers", NULL};
+    static const char *const sv_skip[] = {"admin", "watchdog_timeout", NULL};
+    static const char *const none[] = {NULL};
+    sbuf_t b = {0};
+    size_t n = cfg_section_count(cfg);
+    for (size_t i = 0; i < n; i++) {
+        const char *sec = cfg_section_name(cfg, i);
+        if (strncmp(sec, "program:", 8) == 0 ||
+            (strncmp(sec, "service:", 8) == 0 && strcmp(sec, own) != 0))
+            continue;
+        s_render(&b, cfg, sec,
+                 strcmp(sec, own) == 0            ? own_skip
+                 : strcmp(sec, "supervisor") == 0 ? sv_skip
+                                                  : none);
     }
     return sbuf_steal(&b);
+}
+
+/* Checks that argv[0] names an executable (on PATH when it has no '/'). */
+static int s_check_command(char *const *argv, const char *section, const char *dir,
+                           char *err, size_t errlen)
+{
+    if (dir && argv[0][0] != '/' && strchr(argv[0], '/'))
+        return 0; /* relative to the program's directory: checked at start */
+    char *path = spawn_resolve(argv[0]);
+    if (!path) {
+        snprintf(err, errlen, "[%s] command: %s is not an executable file%s", section,
+                 argv[0], strchr(argv[0], '/') ? "" : " on PATH");
+        return -EINVAL;
+    }
+    free(path);
+    return 0;
 }
 
 static char *s_abspath(const char *p)
@@ -169,15 +220,18 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
         snprintf(err, errlen, "[%s] command: empty or unterminated quote", section);
         return -EINVAL;
     }
-    size_t argc = 0;
-    while (argv[argc])
-        argc++;
-    argv = xrealloc(argv, (argc + 3) * sizeof *argv);
-    argv[argc] = xstrdup("-c");
-    argv[argc + 1] = xstrdup(c->path);
-    argv[argc + 2] = NULL;
     s->argv = argv;
-    s->fingerprint = s_fingerprint(c->cfg, section);
+    if (s_check_command(argv, section, NULL, err, errlen) < 0)
+        return -EINVAL;
+    bool control;
+    long start;
+    if (cfg_get_bool(c->cfg, section, "control", true, &control, err, errlen) < 0 ||
+        cfg_get_long(c->cfg, section, "start_timeout", 60, 1, 3600, &start, err,
+                     errlen) < 0)
+        return -EINVAL;
+    s->control = control;
+    s->start_timeout = (unsigned)start;
+    s->fingerprint = s_service_fingerprint(c->cfg, section);
     return 0;
 }
 
@@ -196,7 +250,9 @@ static int s_load_program(sv_config_t *c, const char *section, char *err, size_t
     }
     const char *dir = cfg_get(c->cfg, section, "directory");
     p->directory = dir ? xstrdup(dir) : NULL;
-    p->fingerprint = s_fingerprint(c->cfg, section);
+    if (s_check_command(p->argv, section, p->directory, err, errlen) < 0)
+        return -EINVAL;
+    p->fingerprint = s_program_fingerprint(c->cfg, section);
     return 0;
 }
 
@@ -206,7 +262,8 @@ static int s_load_supervisor(sv_config_t *c, char *err, size_t errlen)
     c->admin = xstrdup(cfg_get_str(c->cfg, "supervisor", "admin", "127.0.0.1:8000"));
     char host[256];
     int port;
-    if (addr_split(c->admin, host, sizeof host, &port) < 0) {
+    if (addr_split(c->admin, host, sizeof host, &port) < 0 || port == 0) {
+        /* Port 0 would be a random port vaporactl cannot find. */
         snprintf(err, errlen, "[supervisor] admin: \"%s\" is not host:port", c->admin);
         return -EINVAL;
     }
@@ -233,7 +290,15 @@ sv_config_t *sv_config_load(const char *path, const char *bin_dir, char *err,
 {
     sv_config_t *c = xcalloc(1, sizeof *c);
     c->path = s_abspath(path);
-    c->cfg = cfg_load(path, err, errlen);
+    /* Kept as read: workers get this text (sv.h, worker_config), not
+     * whatever the file holds when they start. */
+    c->text = file_read_all(path, NULL);
+    if (!c->text) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        sv_config_destroy(&c);
+        return NULL;
+    }
+    c->cfg = cfg_load_string(c->text, path, err, errlen);
     if (!c->cfg || s_load_supervisor(c, err, errlen) < 0) {
         sv_config_destroy(&c);
         return NULL;
@@ -287,6 +352,7 @@ void sv_config_destroy(sv_config_t **cp)
     free(c->services);
     free(c->programs);
     free(c->path);
+    free(c->text);
     free(c->admin);
     free(c->data_dir);
     cfg_destroy(&c->cfg);

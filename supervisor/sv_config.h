@@ -1,10 +1,11 @@
 /* sv_config.h - the supervisor's view of etc/vapora.conf: [supervisor],
  * every [service:NAME] and every [program:NAME], validated.
  *
- * A section's "fingerprint" is its keys and values rendered in order, less
- * a service's `workers` (scaling never replaces workers): when
- * a reload sees a different fingerprint for a service, its workers are
- * rolling-replaced; a program is restarted. */
+ * A "fingerprint" renders what a child reads: a program, its section; a
+ * service, every section but the programs, the other services and the
+ * supervisor-only keys, less its `workers` (scaling never replaces
+ * workers). When a reload sees a different fingerprint, the service's
+ * workers are rolling-replaced, the program restarted. */
 #ifndef VAPORA_SV_CONFIG_H
 #define VAPORA_SV_CONFIG_H
 
@@ -18,8 +19,10 @@ typedef struct sv_service_cfg {
     char *listen;     /* "0.0.0.0:8001" */
     unsigned workers; /* resolved: auto → CPUs this process may use */
     bool workers_auto;
-    char **argv;       /* command, then "-c", the config path; NULL-terminated */
-    char *fingerprint; /* the section, rendered */
+    char **argv;       /* the command; NULL-terminated */
+    char *fingerprint; /* what its workers read, rendered */
+    bool control;      /* speaks the control protocol (see docs/supervisor.md) */
+    unsigned start_timeout; /* seconds a starting worker has to say ready */
 } sv_service_cfg_t;
 
 typedef struct sv_program_cfg {
@@ -31,6 +34,7 @@ typedef struct sv_program_cfg {
 
 typedef struct sv_config {
     char *path;     /* absolute path of the file */
+    char *text;     /* the file as read */
     char *admin;    /* "127.0.0.1:8000" */
     char *data_dir; /* absolute */
     unsigned shutdown_timeout;

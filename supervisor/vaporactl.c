@@ -106,18 +106,20 @@ static void s_print_status(json_t *st)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f, "usage: vaporactl [-a ADDR] [--json] COMMAND\n"
-               "commands:\n"
-               "  status                 services, workers and programs\n"
-               "  scale SERVICE N        run N workers of SERVICE\n"
-               "  restart SERVICE        rolling restart (one worker at a time)\n"
-               "  log-level SERVICE L    workers of SERVICE log at L (debug|info|warn|error)\n"
-               "  reload                 re-read the configuration\n"
-               "  stop                   drain everything and stop the supervisor\n"
-               "options:\n"
-               "  -a, --addr HOST:PORT   admin API (default $VAPORA_ADMIN_ADDR or "
-               "127.0.0.1:8000)\n"
-               "  -j, --json             print the API's JSON\n");
+    fprintf(
+        f,
+        "usage: vaporactl [-a ADDR] [--json] COMMAND\n"
+        "commands:\n"
+        "  status                 services, workers and programs\n"
+        "  scale SERVICE N        run N workers of SERVICE\n"
+        "  restart SERVICE        rolling restart (one worker at a time)\n"
+        "  log-level SERVICE L    workers of SERVICE log at L (debug|info|warn|error)\n"
+        "  reload                 re-read the configuration\n"
+        "  stop                   drain everything and stop the supervisor\n"
+        "options:\n"
+        "  -a, --addr HOST:PORT   admin API (default $VAPORA_ADMIN_ADDR or "
+        "127.0.0.1:8000)\n"
+        "  -j, --json             print the API's JSON\n");
 }
 
 typedef struct cmd {

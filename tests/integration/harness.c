@@ -1391,9 +1391,14 @@ static void s_sv_release(th_sv_t *sv)
         char *run = NULL;
         if (asprintf(&run, "%s/run", sv->data_dir) >= 0) {
             char *f = NULL;
-            if (asprintf(&f, "%s/supervisor.lock", run) >= 0)
-                unlink(f);
-            free(f);
+            static const char *const left[] = {"supervisor.lock", "config.conf",
+                                               "config.conf.tmp"};
+            for (size_t i = 0; i < sizeof left / sizeof *left; i++) {
+                if (asprintf(&f, "%s/%s", run, left[i]) >= 0)
+                    unlink(f);
+                free(f);
+                f = NULL;
+            }
             rmdir(run);
             free(run);
         }

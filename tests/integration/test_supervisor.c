@@ -791,6 +791,47 @@ Test(supervisor_scale, reload_to_a_broken_command_keeps_the_old_workers_serving,
 }
 
 /* Scaling through a reload applies the count alone: running workers stay. */
+/* Workers read the file the supervisor validated last: a change to a
+ * section they read replaces them; a broken file on SIGHUP is never read. */
+Test(supervisor_scale, reload_follows_what_workers_read_and_never_hands_out_a_broken_file,
+     .timeout = 60, .fini = s_fini)
+{
+    th_sv_t *sv = s_start(WEB("2"));
+    s_assert_settled(sv, "web", 2, 5000);
+    json_int_t gen =
+        s_int(json_array_get(json_object_get(s_service(sv, "web"), "workers"), 0),
+              "generation");
+
+    cr_assert_eq(th_sv_write_config(sv, WEB("2") "[runtime]\nlog_level = info\n"), 0);
+    th_resp_t *r = s_admin_post(sv, "/reload", NULL);
+    cr_assert_eq(r->status, 200, "POST /reload: %d %.300s", r->status, r->body);
+    th_resp_free(&r);
+    cr_assert(s_wait_generation(sv, "web", 2, (int)gen + 1, 10000),
+              "a [runtime] change did not replace the workers");
+
+    cr_assert_eq(th_sv_write_config(sv, WEB("2") "[runtime\nbroken\n"), 0);
+    cr_assert_eq(th_signal(sv->proc, SIGHUP), 0);
+    th_sleep_ms(300);
+    pid_t pids[2];
+    cr_assert_eq(s_pids(s_service(sv, "web"), pids, 2), 2);
+    cr_assert_eq(kill(pids[0], SIGKILL), 0);
+    th_sleep_ms(1500);
+    s_assert_settled(sv, "web", 2, 5000);
+    json_t *s = s_service(sv, "web");
+    char *dump = json_dumps(s, JSON_INDENT(1));
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(s, "workers"), i, w)
+    {
+        cr_assert_neq(s_int(w, "pid"), pids[0], "%s", dump);
+        cr_assert_leq(s_int(w, "restarts"), 1, "the replacement crash-looped: %s", dump);
+    }
+    free(dump);
+    char *log = th_log(sv->proc);
+    cr_assert(strstr(log, "configuration not reloaded"), "log:\n%s", log);
+    free(log);
+}
+
 Test(supervisor_scale, reload_of_worker_count_keeps_running_workers, .timeout = 60,
      .fini = s_fini)
 {
@@ -1057,6 +1098,101 @@ Test(supervisor_lifecycle, shutdown_timeout_bounds_stubborn_workers_and_programs
                       (int)pids[i]);
 }
 
+/* ---- services that do not speak the control protocol ---- */
+
+/* A plain HTTP server on fd 3 (LISTEN_FDS), no control channel: it answers
+ * with its pid and how many arguments it got. */
+static const char s_plain_py[] =
+    "import http.server, os, socket, socketserver, sys\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    protocol_version = 'HTTP/1.1'\n"
+    "    def do_GET(self):\n"
+    "        b = ('{\"pid\":%d,\"args\":%d}' % (os.getpid(), len(sys.argv) - 1)).encode()\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Type', 'application/json')\n"
+    "        self.send_header('Content-Length', str(len(b)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(b)\n"
+    "    def log_message(self, *a):\n"
+    "        pass\n"
+    "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
+    "    daemon_threads = True\n"
+    "srv = S(('127.0.0.1', 0), H, bind_and_activate=False)\n"
+    "srv.socket = socket.socket(fileno=3)\n"
+    "srv.serve_forever()\n";
+
+Test(supervisor_generic, service_without_control_channel_is_supervised,
+     .timeout = 60, .fini = s_fini)
+{
+    char *script = th_write_temp("plain", ".py", s_plain_py);
+    cr_assert_not_null(script);
+    char tmpl[1024];
+    snprintf(tmpl, sizeof tmpl,
+             "shutdown_timeout = 3\n\n[service:plain]\nlisten = 127.0.0.1:@PORT2@\n"
+             "workers = 2\ncontrol = no\ncommand = python3 %s\n",
+             script);
+    th_sv_t *sv = s_start(tmpl);
+    s_assert_settled(sv, "plain", 2, 5000);
+    pid_t pids[2];
+    cr_assert_eq(s_pids(s_service(sv, "plain"), pids, 2), 2);
+    /* It serves through the supervisor's socket, given no -c. */
+    th_resp_t *r = NULL;
+    long long until = th_now_ms() + 5000;
+    while (th_request(sv->ports[1], "GET", "/", NULL, NULL, &r) != 0 &&
+           th_now_ms() < until) {
+        th_resp_free(&r);
+        th_sleep_ms(50);
+    }
+    cr_assert_not_null(r, "the plain service does not answer");
+    cr_assert_eq(r->status, 200, "%d %.300s", r->status, r->body);
+    cr_assert(strstr(r->body, "\"args\":0"), "%.300s", r->body);
+    th_resp_free(&r);
+    th_sleep_ms(1200); /* well past a heartbeat: no watchdog for it */
+    cr_assert_eq(kill(pids[0], SIGKILL), 0);
+    th_sleep_ms(500);
+    s_assert_settled(sv, "plain", 2, 5000);
+    pid_t now[2];
+    cr_assert_eq(s_pids(s_service(sv, "plain"), now, 2), 2);
+    cr_assert(!s_has_pid(now, 2, pids[0]) && s_has_pid(now, 2, pids[1]),
+              "kill -9 of %d: workers now %d, %d", (int)pids[0], (int)now[0],
+              (int)now[1]);
+    char *log = th_log(sv->proc);
+    cr_assert_null(strstr(log, "hung"), "log:\n%s", log);
+    free(log);
+    cr_assert_eq(th_signal(sv->proc, SIGTERM), 0);
+    cr_assert_eq(th_wait_exit(sv->proc, 8000), 0);
+    unlink(script);
+    free(script);
+}
+
+/* A worker that never says ready is hung after start_timeout. */
+Test(supervisor_generic, worker_silent_at_start_is_aborted_after_start_timeout,
+     .timeout = 60, .fini = s_fini)
+{
+    th_sv_t *sv = s_start("[service:mute]\nlisten = 127.0.0.1:@PORT2@\nworkers = 1\n"
+                          "start_timeout = 1\ncommand = sh -c 'exec sleep 1000'\n");
+    long long until = th_now_ms() + 8000;
+    bool seen = false;
+    while (!seen && th_now_ms() < until) {
+        char *log = th_log(sv->proc);
+        seen = strstr(log, "did not say ready in 1 s (start_timeout)") != NULL;
+        free(log);
+        th_sleep_ms(100);
+    }
+    char *log = th_log(sv->proc);
+    cr_assert(seen, "log:\n%s", log);
+    free(log);
+    until = th_now_ms() + 5000;
+    while (s_int(json_array_get(json_object_get(s_service(sv, "mute"), "workers"), 0),
+                 "restarts") < 1 &&
+           th_now_ms() < until)
+        th_sleep_ms(100);
+    cr_assert_geq(
+        s_int(json_array_get(json_object_get(s_service(sv, "mute"), "workers"), 0),
+              "restarts"),
+        1);
+}
+
 /* ---- programs ---- */
 
 Test(supervisor_programs, killed_program_restarts_and_crashing_one_backs_off,
@@ -1194,6 +1330,29 @@ Test(supervisor_api, errors_of_admin_api_vaporactl_and_check, .timeout = 60,
     cr_assert(strstr(out, "listen") && strstr(out, "nowhere"),
               "--check does not give the reason: %s", out);
     free(out);
+    static const struct {
+        const char *text, *reason;
+    } refused[] = {
+        {"[service:web]\nlisten = 127.0.0.1:1\ncommand = /nonexistent/x\n",
+         "/nonexistent/x is not an executable"},
+        {"[program:p]\ncommand = no-such-program-anywhere\n",
+         "no-such-program-anywhere is not an executable file on PATH"},
+        {"[supervisor]\nadmin = 127.0.0.1:0\n", "admin"},
+        {"[service:web]\nlisten = 127.0.0.1:1\ncommand = /bin/true\ncontrol = maybe\n",
+         "control"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        char *cfg = th_write_temp("refused", ".conf", refused[i].text);
+        cr_assert_not_null(cfg);
+        check[2] = cfg;
+        rc = th_run(check, 5000, &out);
+        unlink(cfg);
+        free(cfg);
+        cr_assert_eq(rc, 1, "--check of %s: exit %d: %s", refused[i].text, rc, out);
+        cr_assert(strstr(out, refused[i].reason), "--check of %s: %s", refused[i].text,
+                  out);
+        free(out);
+    }
 
     /* A second supervisor on the same data_dir gives up and leaves the
      * first one's lock and control socket alone: twice, then a worker of

@@ -3,10 +3,13 @@
  * descriptions. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,10 +26,43 @@ static char *s_write(const char *text)
     return path;
 }
 
+/* A bin directory with executable vapora-backend, vapora-a and vapora-b,
+ * for the default commands. */
+static const char *s_bin_dir(void)
+{
+    static char dir[64];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/vapora-svcfg-bin-%d", (int)getpid());
+        cr_assert(mkdir(dir, 0700) == 0 || errno == EEXIST);
+        static const char *const names[] = {"vapora-backend", "vapora-a", "vapora-b"};
+        for (size_t i = 0; i < 3; i++) {
+            char path[128];
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+            cr_assert_geq(fd, 0);
+            cr_assert_eq(write(fd, "#!/bin/sh\n", 10), 10);
+            close(fd);
+        }
+    }
+    return dir;
+}
+
+static void s_fini(void)
+{
+    const char *dir = s_bin_dir();
+    static const char *const names[] = {"vapora-backend", "vapora-a", "vapora-b"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 static sv_config_t *s_load(const char *text, char *err)
 {
     char *path = s_write(text);
-    sv_config_t *c = sv_config_load(path, "/opt/vapora/bin", err, 512);
+    sv_config_t *c = sv_config_load(path, s_bin_dir(), err, 512);
     unlink(path);
     free(path);
     return c;
@@ -54,14 +90,15 @@ Test(sv_config, cpus_available_is_positive_and_bounded)
     cr_assert_leq(n, (unsigned)sysconf(_SC_NPROCESSORS_CONF));
 }
 
-Test(sv_config, services_programs_and_defaults)
+Test(sv_config, services_programs_and_defaults, .fini = s_fini)
 {
     char err[512];
     sv_config_t *c = s_load("[supervisor]\nadmin = 127.0.0.1:9000\ndata_dir = /tmp/d\n"
                             "[service:backend]\nlisten = 127.0.0.1:9001\n"
                             "workers = 3\n"
                             "[service:agents]\nlisten = 127.0.0.1:9002\n"
-                            "command = /x/agents --fast\n"
+                            "command = /bin/echo --fast\n"
+                            "control = no\nstart_timeout = 5\n"
                             "[program:nats]\ncommand = nats-server -p 4222\n",
                             err);
     cr_assert_not_null(c, "%s", err);
@@ -72,16 +109,22 @@ Test(sv_config, services_programs_and_defaults)
     const sv_service_cfg_t *b = sv_config_service(c, "backend");
     cr_assert_not_null(b);
     cr_assert_eq(b->workers, 3);
-    cr_assert_str_eq(b->argv[0], "/opt/vapora/bin/vapora-backend");
-    cr_assert_str_eq(b->argv[1], "-c");
-    cr_assert_eq(b->argv[2][0], '/'); /* the config's absolute path */
+    char want[160];
+    snprintf(want, sizeof want, "%s/vapora-backend", s_bin_dir());
+    cr_assert_str_eq(b->argv[0], want);
+    cr_assert_null(b->argv[1]); /* -c and the config come at spawn */
+    cr_assert(b->control);
+    cr_assert_eq(b->start_timeout, 60);
     const sv_service_cfg_t *a = sv_config_service(c, "agents");
     cr_assert(a->workers_auto);
     cr_assert_eq(a->workers, sv_cpus_available());
-    cr_assert_str_eq(a->argv[0], "/x/agents");
+    cr_assert_str_eq(a->argv[0], "/bin/echo");
     cr_assert_str_eq(a->argv[1], "--fast");
-    cr_assert_str_eq(a->argv[2], "-c");
+    cr_assert_null(a->argv[2]);
+    cr_assert_not(a->control);
+    cr_assert_eq(a->start_timeout, 5);
     cr_assert_str_neq(a->fingerprint, b->fingerprint);
+    cr_assert_not_null(strstr(c->text, "[program:nats]"));
     const sv_program_cfg_t *n = sv_config_program(c, "nats");
     cr_assert_str_eq(n->argv[0], "nats-server");
     cr_assert_null(n->argv[3]);
@@ -98,7 +141,7 @@ static void s_invalid(const char *text, const char *want)
     cr_assert(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
 }
 
-Test(sv_config, invalid_configs_name_the_problem)
+Test(sv_config, invalid_configs_name_the_problem, .fini = s_fini)
 {
     s_invalid("[service:b]\nlisten = nowhere\n", "[service:b] listen");
     s_invalid("[service:b]\n", "[service:b] listen");
@@ -111,6 +154,78 @@ Test(sv_config, invalid_configs_name_the_problem)
     s_invalid("[program:p]\ncommand = 'x\n", "unterminated quote");
     s_invalid("[supervisor]\nadmin = bad\n", "[supervisor] admin");
     s_invalid("[supervisor]\nwatchdog_timeout = 0\n", "watchdog_timeout");
+    s_invalid("[supervisor]\nadmin = 127.0.0.1:0\n", "[supervisor] admin");
+    s_invalid("[service:b]\nlisten = 127.0.0.1:1\ncommand = /no/such/file\n",
+              "[service:b] command: /no/such/file is not an executable file");
+    s_invalid("[service:zz]\nlisten = 127.0.0.1:1\n",
+              "vapora-zz is not an executable file");
+    s_invalid("[program:p]\ncommand = no-such-command-on-path -x\n",
+              "no-such-command-on-path is not an executable file on PATH");
+    s_invalid("[service:b]\nlisten = 127.0.0.1:1\ncontrol = perhaps\n", "control");
+    s_invalid("[service:b]\nlisten = 127.0.0.1:1\nstart_timeout = 0\n",
+              "start_timeout");
+}
+
+/* A service's fingerprint covers what its workers read, and only that. */
+Test(sv_config, fingerprints_follow_what_each_child_reads, .fini = s_fini)
+{
+    static const char base[] = "[supervisor]\nadmin = 127.0.0.1:9000\n"
+                               "[runtime]\npool_threads = 4\n"
+                               "[service:a]\nlisten = 127.0.0.1:9001\nworkers = 1\n"
+                               "[service:b]\nlisten = 127.0.0.1:9002\n"
+                               "[program:p]\ncommand = /bin/true\n";
+    static const struct {
+        const char *text;
+        bool a, b, p; /* whose fingerprint changes */
+    } cases[] = {
+        {"[supervisor]\nadmin = 127.0.0.1:9009\n"
+         "[runtime]\npool_threads = 4\n"
+         "[service:a]\nlisten = 127.0.0.1:9001\nworkers = 1\n"
+         "[service:b]\nlisten = 127.0.0.1:9002\n"
+         "[program:p]\ncommand = /bin/true\n",
+         false, false, false},
+        {"[supervisor]\nadmin = 127.0.0.1:9000\n"
+         "[runtime]\npool_threads = 8\n"
+         "[service:a]\nlisten = 127.0.0.1:9001\nworkers = 1\n"
+         "[service:b]\nlisten = 127.0.0.1:9002\n"
+         "[program:p]\ncommand = /bin/true\n",
+         true, true, false},
+        {"[supervisor]\nadmin = 127.0.0.1:9000\n"
+         "[runtime]\npool_threads = 4\n"
+         "[service:a]\nlisten = 127.0.0.1:9001\nworkers = 5\n"
+         "[service:b]\nlisten = 127.0.0.1:9002\n"
+         "[program:p]\ncommand = /bin/true\n",
+         false, false, false},
+        {"[supervisor]\nadmin = 127.0.0.1:9000\n"
+         "[runtime]\npool_threads = 4\n"
+         "[service:a]\nlisten = 127.0.0.1:9001\nworkers = 1\nmax_connections = 9\n"
+         "[service:b]\nlisten = 127.0.0.1:9002\n"
+         "[program:p]\ncommand = /bin/true\n",
+         true, false, false},
+        {"[supervisor]\nadmin = 127.0.0.1:9000\n"
+         "[runtime]\npool_threads = 4\n"
+         "[service:a]\nlisten = 127.0.0.1:9001\nworkers = 1\n"
+         "[service:b]\nlisten = 127.0.0.1:9002\n"
+         "[program:p]\ncommand = /bin/true -x\n",
+         false, false, true},
+    };
+    char err[512];
+    sv_config_t *c0 = s_load(base, err);
+    cr_assert_not_null(c0, "%s", err);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sv_config_t *c = s_load(cases[i].text, err);
+        cr_assert_not_null(c, "%s", err);
+        bool a = strcmp(sv_config_service(c, "a")->fingerprint,
+                        sv_config_service(c0, "a")->fingerprint) != 0;
+        bool b = strcmp(sv_config_service(c, "b")->fingerprint,
+                        sv_config_service(c0, "b")->fingerprint) != 0;
+        bool p = strcmp(sv_config_program(c, "p")->fingerprint,
+                        sv_config_program(c0, "p")->fingerprint) != 0;
+        cr_assert(a == cases[i].a && b == cases[i].b && p == cases[i].p,
+                  "case %zu: changed a=%d b=%d p=%d", i, a, b, p);
+        sv_config_destroy(&c);
+    }
+    sv_config_destroy(&c0);
 }
 
 Test(spawn, describes_wait_statuses)

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <math.h>
 #include <sys/file.h>
@@ -351,4 +352,27 @@ char *file_read_all(const char *path, size_t *lenp)
     if (lenp)
         *lenp = b.len;
     return sbuf_steal(&b);
+}
+
+int dir_make(const char *path, unsigned mode)
+{
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        bool end = *s == '\0';
+        if (*s == '/' || end) {
+            *s = '\0';
+            struct stat st;
+            if (mkdir(p, (mode_t)mode) < 0 &&
+                (errno != EEXIST || stat(p, &st) < 0 || !S_ISDIR(st.st_mode))) {
+                rc = errno == EEXIST ? -ENOTDIR : -errno;
+                break;
+            }
+            if (end)
+                break;
+            *s = '/';
+        }
+    }
+    free(p);
+    return rc;
 }

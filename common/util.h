@@ -59,6 +59,10 @@ void sbuf_free(sbuf_t *b);
 /* Hands the heap string to the caller (never NULL) and empties b. */
 char *sbuf_steal(sbuf_t *b);
 
+/* mkdir -p: creates path and its missing parents (mode for each new one).
+ * Returns 0 (also when it exists as a directory) or -errno. */
+int dir_make(const char *path, unsigned mode);
+
 /* Reads the whole file at path into a NUL-terminated heap string (*lenp,
  * when given, receives its length). NULL with errno set on failure. */
 char *file_read_all(const char *path, size_t *lenp);

@@ -767,6 +767,12 @@ static sv_service_t *s_service_new(sv_t *sv, const sv_service_cfg_t *sc,
     svc->fingerprint = xstrdup(sc->fingerprint);
     svc->desired = sc->workers;
     svc->sock = sock;
+    /* Worker ids name control-channel peers: a service added back while its
+     * removed namesake still drains goes on from that one's ids. */
+    for (size_t i = 0; i < sv->nservices; i++)
+        if (sv->services[i]->removed && strcmp(sv->services[i]->name, svc->name) == 0 &&
+            sv->services[i]->next_id > svc->next_id)
+            svc->next_id = sv->services[i]->next_id;
     sv->services = xrealloc(sv->services, (sv->nservices + 1) * sizeof *sv->services);
     sv->services[sv->nservices++] = svc;
     log_info("service %s on %s with %u worker(s)%s", svc->name, svc->listen,
@@ -886,7 +892,14 @@ int sv_reload(sv_t *sv, char *err, size_t errlen)
         sv_service_t *svc = sv_find_service(sv, nc->services[i].name);
         if (svc && strcmp(svc->listen, nc->services[i].listen) == 0)
             continue;
-        socks[i] = s_socket_open(nc->services[i].listen, err, errlen);
+        /* A service removed a moment ago may still drain on this address:
+         * its socket is still bound, and serves the new one too. */
+        for (size_t k = 0; k < sv->nservices && !socks[i]; k++)
+            if (sv->services[k]->removed &&
+                strcmp(sv->services[k]->listen, nc->services[i].listen) == 0)
+                socks[i] = s_socket_ref(sv->services[k]->sock);
+        if (!socks[i])
+            socks[i] = s_socket_open(nc->services[i].listen, err, errlen);
         bound = socks[i] != NULL;
     }
     if (!bound || s_write_worker_config(sv, nc->text, err, errlen) < 0) {
@@ -932,11 +945,13 @@ int sv_reload(sv_t *sv, char *err, size_t errlen)
 
 static int s_open_run_dir(sv_t *sv, char *err, size_t errlen)
 {
-    mkdir(sv->cfg->data_dir, 0755);
     sv->run_dir = xasprintf("%s/run", sv->cfg->data_dir);
-    if (mkdir(sv->run_dir, 0700) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", sv->run_dir, strerror(errno));
-        return -errno;
+    int made = dir_make(sv->cfg->data_dir, 0755);
+    if (made == 0 && mkdir(sv->run_dir, 0700) < 0 && errno != EEXIST)
+        made = -errno;
+    if (made < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", sv->run_dir, strerror(-made));
+        return made;
     }
     chmod(sv->run_dir, 0700);
     char *lock = xasprintf("%s/supervisor.lock", sv->run_dir);
@@ -963,7 +978,12 @@ static int s_open_run_dir(sv_t *sv, char *err, size_t errlen)
 static int s_open_control(sv_t *sv, char *err, size_t errlen)
 {
     sv->zctx = zmq_ctx_new();
-    void *s = zmq_socket(sv->zctx, ZMQ_ROUTER);
+    void *s = sv->zctx ? zmq_socket(sv->zctx, ZMQ_ROUTER) : NULL;
+    if (!s) {
+        snprintf(err, errlen, "cannot create the control socket: %s",
+                 zmq_strerror(errno));
+        return -EIO;
+    }
     int one = 1, zero = 0;
     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
@@ -1007,6 +1027,10 @@ int sv_start(sv_t *sv, const char *config_path, char *err, size_t errlen)
     if (!sv->cfg)
         return -EINVAL;
     sv->loop = loop_new();
+    if (!sv->loop) {
+        snprintf(err, errlen, "cannot create the event loop: %s", strerror(errno));
+        return -EIO;
+    }
     if (s_open_signals(sv) < 0) {
         snprintf(err, errlen, "signalfd: %s", strerror(errno));
         return -EIO;

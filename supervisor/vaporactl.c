@@ -130,6 +130,15 @@ typedef struct cmd {
     const char *arg;
 } cmd_t;
 
+/* "/services/NAME/what" with NAME percent-encoded. */
+static char *s_service_path(const char *name, const char *what)
+{
+    char *enc = curl_easy_escape(NULL, name, 0);
+    char *p = xasprintf("/services/%s/%s", enc ? enc : "", what);
+    curl_free(enc);
+    return p;
+}
+
 /* Maps the command line to a request; returns 0 or 2 on bad usage. */
 static int s_parse(int argc, char **argv, cmd_t *c)
 {
@@ -142,15 +151,21 @@ static int s_parse(int argc, char **argv, cmd_t *c)
             fprintf(stderr, "vaporactl: N must be a whole number from 0 to 256\n");
             return 2;
         }
-        *c = (cmd_t){"POST", xasprintf("/services/%s/scale", argv[1]),
+        *c = (cmd_t){"POST", s_service_path(argv[1], "scale"),
                      xasprintf("{\"workers\":%ld}", n), NULL, argv[1]};
     } else if (strcmp(v, "restart") == 0 && argc == 2) {
-        *c = (cmd_t){"POST", xasprintf("/services/%s/restart", argv[1]), NULL,
+        *c = (cmd_t){"POST", s_service_path(argv[1], "restart"), NULL,
                      "rolling restart of %s started", argv[1]};
     } else if (strcmp(v, "log-level") == 0 && argc == 3) {
-        *c = (cmd_t){"POST", xasprintf("/services/%s/log-level", argv[1]),
-                     xasprintf("{\"level\":\"%s\"}", argv[2]), "log level of %s set",
-                     argv[1]};
+        json_t *body = json_pack("{s:s}", "level", argv[2]);
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        if (!text) {
+            fprintf(stderr, "vaporactl: LEVEL must be debug, info, warn or error\n");
+            return 2;
+        }
+        *c = (cmd_t){"POST", s_service_path(argv[1], "log-level"), text,
+                     "log level of %s set", argv[1]};
     } else if (strcmp(v, "reload") == 0 && argc == 1) {
         *c = (cmd_t){"POST", xstrdup("/reload"), NULL, "configuration reloaded%s", ""};
     } else if (strcmp(v, "stop") == 0 && argc == 1) {

@@ -793,8 +793,9 @@ Test(supervisor_scale, reload_to_a_broken_command_keeps_the_old_workers_serving,
 /* Scaling through a reload applies the count alone: running workers stay. */
 /* Workers read the file the supervisor validated last: a change to a
  * section they read replaces them; a broken file on SIGHUP is never read. */
-Test(supervisor_scale, reload_follows_what_workers_read_and_never_hands_out_a_broken_file,
-     .timeout = 60, .fini = s_fini)
+Test(supervisor_scale,
+     reload_follows_what_workers_read_and_never_hands_out_a_broken_file, .timeout = 60,
+     .fini = s_fini)
 {
     th_sv_t *sv = s_start(WEB("2"));
     s_assert_settled(sv, "web", 2, 5000);
@@ -824,12 +825,42 @@ Test(supervisor_scale, reload_follows_what_workers_read_and_never_hands_out_a_br
     json_array_foreach(json_object_get(s, "workers"), i, w)
     {
         cr_assert_neq(s_int(w, "pid"), pids[0], "%s", dump);
-        cr_assert_leq(s_int(w, "restarts"), 1, "the replacement crash-looped: %s", dump);
+        cr_assert_leq(s_int(w, "restarts"), 1, "the replacement crash-looped: %s",
+                      dump);
     }
     free(dump);
     char *log = th_log(sv->proc);
     cr_assert(strstr(log, "configuration not reloaded"), "log:\n%s", log);
     free(log);
+}
+
+/* A service removed and added back while its old worker still drains
+ * gets the same socket (before: "Address already in use"). */
+Test(supervisor_scale, service_added_back_while_its_old_worker_drains, .timeout = 60,
+     .fini = s_fini)
+{
+    th_sv_t *sv = s_start("shutdown_timeout = 5\n\n" WEB("1"));
+    s_assert_settled(sv, "web", 1, 5000);
+    th_conn_t *c = th_connect(sv->ports[0], TH_IO_MS);
+    cr_assert_not_null(c);
+    cr_assert_eq(th_send_request(c, "GET", "/sleep?ms=1500", NULL, NULL, 0), 0);
+    th_sleep_ms(200);
+    cr_assert_eq(th_sv_write_config(sv, "shutdown_timeout = 5\n"), 0);
+    th_resp_t *r = s_admin_post(sv, "/reload", NULL);
+    cr_assert_eq(r->status, 200, "removing web: %d %.300s", r->status, r->body);
+    th_resp_free(&r);
+    cr_assert_eq(th_sv_write_config(sv, "shutdown_timeout = 5\n\n" WEB("1")), 0);
+    r = s_admin_post(sv, "/reload", NULL);
+    cr_assert_eq(r->status, 200, "adding web back: %d %.300s", r->status, r->body);
+    th_resp_free(&r);
+    cr_assert_eq(th_read_response(c, &r, 5000), 0);
+    cr_assert_eq(r->status, 200, "the draining worker's request: %d", r->status);
+    th_resp_free(&r);
+    th_conn_close(&c);
+    s_assert_settled(sv, "web", 1, 5000);
+    cr_assert_eq(th_request(sv->ports[0], "GET", "/health", NULL, NULL, &r), 0);
+    cr_assert_eq(r->status, 200);
+    th_resp_free(&r);
 }
 
 Test(supervisor_scale, reload_of_worker_count_keeps_running_workers, .timeout = 60,
@@ -1090,8 +1121,9 @@ Test(supervisor_lifecycle, shutdown_timeout_bounds_stubborn_workers_and_programs
     cr_assert_eq(rc, 0, "exit %d; log:\n%s", rc, log);
     /* 3 s, SIGKILL 0.5 s later, then 1 s for the program; before, each
      * had its own shutdown_timeout (over 7 s). */
-    cr_assert_lt(took, 5500, "stopping took %lld ms with shutdown_timeout = 3; log:\n%s",
-                 took, log);
+    cr_assert_lt(took, 5500,
+                 "stopping took %lld ms with shutdown_timeout = 3; log:\n%s", took,
+                 log);
     free(log);
     for (int i = 0; i < 2; i++)
         cr_assert_not(th_pid_remains(pids[i]), "pid %d outlived the supervisor",
@@ -1107,7 +1139,8 @@ static const char s_plain_py[] =
     "class H(http.server.BaseHTTPRequestHandler):\n"
     "    protocol_version = 'HTTP/1.1'\n"
     "    def do_GET(self):\n"
-    "        b = ('{\"pid\":%d,\"args\":%d}' % (os.getpid(), len(sys.argv) - 1)).encode()\n"
+    "        b = ('{\"pid\":%d,\"args\":%d}' % (os.getpid(), len(sys.argv) - "
+    "1)).encode()\n"
     "        self.send_response(200)\n"
     "        self.send_header('Content-Type', 'application/json')\n"
     "        self.send_header('Content-Length', str(len(b)))\n"
@@ -1121,8 +1154,8 @@ static const char s_plain_py[] =
     "srv.socket = socket.socket(fileno=3)\n"
     "srv.serve_forever()\n";
 
-Test(supervisor_generic, service_without_control_channel_is_supervised,
-     .timeout = 60, .fini = s_fini)
+Test(supervisor_generic, service_without_control_channel_is_supervised, .timeout = 60,
+     .fini = s_fini)
 {
     char *script = th_write_temp("plain", ".py", s_plain_py);
     cr_assert_not_null(script);
@@ -1288,6 +1321,11 @@ Test(supervisor_api, errors_of_admin_api_vaporactl_and_check, .timeout = 60,
     int rc = s_ctl(sv, NULL, &out, "scale", "nope", "2");
     cr_assert_eq(rc, 1, "vaporactl scale nope 2: exit %d: %s", rc, out);
     cr_assert(strstr(out, "nope") && strstr(out, "404"), "vaporactl said: %s", out);
+    free(out);
+
+    rc = s_ctl(sv, NULL, &out, "restart", "a b", NULL);
+    cr_assert_eq(rc, 1, "vaporactl restart 'a b': exit %d: %s", rc, out);
+    cr_assert(strstr(out, "404"), "a name with a blank is sent encoded: %s", out);
     free(out);
 
     char unreachable[32];

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 Test(util, addr_split_forms)
@@ -83,7 +84,8 @@ Test(util, shared_files_and_lock_files)
     int l = file_lock(lock);
     cr_assert_geq(l, 0);
     int other = open(lock, O_RDWR | O_CLOEXEC);
-    cr_assert_neq(flock(other, LOCK_EX | LOCK_NB), 0, "a second description took a held lock");
+    cr_assert_neq(flock(other, LOCK_EX | LOCK_NB), 0,
+                  "a second description took a held lock");
     close(other);
     close(l);
     cr_assert_eq(file_lock("/nonexistent-dir/x.lock"), -ENOENT);
@@ -99,10 +101,11 @@ Test(util, utf8_repair_keeps_valid_text_and_replaces_the_rest)
         const char *in, *out;
     } cases[] = {
         {"plain ascii", "plain ascii"},
-        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+         "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
         {"\xff", "\xef\xbf\xbd"},
-        {"a\xc3", "a\xef\xbf\xbd"},                         /* cut at the end */
-        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},           /* overlong '/' */
+        {"a\xc3", "a\xef\xbf\xbd"},                               /* cut at the end */
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong '/' */
         {"\xe0\x80\xaf", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* overlong */
         {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
         {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
@@ -114,4 +117,25 @@ Test(util, utf8_repair_keeps_valid_text_and_replaces_the_rest)
         cr_assert_str_eq(got, cases[i].out, "case %zu", i);
         free(got);
     }
+}
+
+Test(util, dir_make_creates_parents_and_accepts_existing)
+{
+    char base[64], deep[128], file[160];
+    snprintf(base, sizeof base, "/tmp/vapora-dirmake-%d", (int)getpid());
+    snprintf(deep, sizeof deep, "%s/a/b/c", base);
+    cr_assert_eq(dir_make(deep, 0700), 0);
+    struct stat st;
+    cr_assert_eq(stat(deep, &st), 0);
+    cr_assert(S_ISDIR(st.st_mode));
+    cr_assert_eq(dir_make(deep, 0700), 0, "an existing directory is fine");
+    snprintf(file, sizeof file, "%s/f", base);
+    int fd = open(file, O_WRONLY | O_CREAT, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    snprintf(deep, sizeof deep, "%s/f/x", base);
+    cr_assert_eq(dir_make(deep, 0700), -ENOTDIR);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    cr_assert_eq(system(cmd), 0);
 }

@@ -67,4 +67,11 @@ void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *u
 /* Reads a runtime key: [service:NAME] first, then [runtime]. */
 const char *worker_setting(worker_t *w, const char *key);
 
+/* Checks the runtime settings a worker of [section] would read (each from
+ * section, else [runtime]): numbers in bounds, access_log a boolean,
+ * log_level and log_format known. Returns 0, or -EINVAL with the reason in
+ * err. The supervisor runs it on every service before starting one. */
+int worker_check_settings(const cfg_t *cfg, const char *section, char *err,
+                          size_t errlen);
+
 #endif

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
+#include "worker.h"
 
 void sv_argv_free(char **argv)
 {
@@ -231,6 +232,10 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
         return -EINVAL;
     s->control = control;
     s->start_timeout = (unsigned)start;
+    /* Our workers would refuse to start on a bad runtime setting: say so
+     * now, before one is started or the running ones are replaced. */
+    if (control && worker_check_settings(c->cfg, section, err, errlen) < 0)
+        return -EINVAL;
     s->fingerprint = s_service_fingerprint(c->cfg, section);
     return 0;
 }

@@ -162,6 +162,15 @@ Test(sv_config, invalid_configs_name_the_problem, .fini = s_fini)
     s_invalid("[program:p]\ncommand = no-such-command-on-path -x\n",
               "no-such-command-on-path is not an executable file on PATH");
     s_invalid("[service:b]\nlisten = 127.0.0.1:1\ncontrol = perhaps\n", "control");
+    /* The runtime settings a worker would refuse, from either section. */
+    s_invalid("[runtime]\npool_threads = lots\n[service:b]\nlisten = 127.0.0.1:1\n",
+              "[runtime] pool_threads");
+    s_invalid("[service:b]\nlisten = 127.0.0.1:1\nmax_url_bytes = 10\n",
+              "[service:b] max_url_bytes");
+    s_invalid("[runtime]\nlog_level = loud\n[service:b]\nlisten = 127.0.0.1:1\n",
+              "[runtime] log_level");
+    s_invalid("[service:b]\nlisten = 127.0.0.1:1\naccess_log = sometimes\n",
+              "access_log");
     s_invalid("[service:b]\nlisten = 127.0.0.1:1\nstart_timeout = 0\n",
               "start_timeout");
 }

@@ -49,7 +49,10 @@ struct http_req {
     struct MHD_Connection *conn;
     const char *method; /* NULL until the access handler's first call */
     const char *url;
-    size_t uri_len; /* the full request-target, query string included */
+    const char *version; /* "HTTP/1.1" */
+    size_t uri_len;      /* the full request-target, query string included */
+    bool nul_in_uri;     /* %00 in it: decoded, it would cut the path short */
+    bool framing_error;  /* where its body ends is unclear: answer, then close */
     route_t *route;
     uint64_t start_ns;
     /* A request-level error found while receiving: replied at the end. */
@@ -330,12 +333,27 @@ static void s_route_request(http_server_t *srv, http_req_t *req)
 
 /* ---- request checks done when the headers arrive ---- */
 
-static enum MHD_Result s_sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
+typedef struct header_scan {
+    size_t sum;             /* bytes of the header block */
+    const char *length;     /* the first Content-Length */
+    bool lengths_differ;    /* another Content-Length with another value */
+    bool transfer_encoding; /* a Transfer-Encoding header */
+} header_scan_t;
+
+static enum MHD_Result s_scan_header(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value)
 {
     UNUSED(kind);
-    size_t *sum = cls;
-    *sum += strlen(key) + (value ? strlen(value) : 0) + 4;
+    header_scan_t *h = cls;
+    h->sum += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (!h->length)
+            h->length = value ? value : "";
+        else if (strcmp(h->length, value ? value : "") != 0)
+            h->lengths_differ = true;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        h->transfer_encoding = true;
+    }
     return MHD_YES;
 }
 
@@ -359,11 +377,26 @@ static void s_check_request(http_server_t *srv, http_req_t *req)
                     "the request URL is longer than %zu bytes", c->max_url);
         return;
     }
-    size_t hsum = 0;
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_sum_header, &hsum);
-    if (hsum > c->max_header) {
+    if (req->nul_in_uri) {
+        s_set_error(req, 400, "bad_request",
+                    "the request URL holds an encoded NUL (%%00)");
+        return;
+    }
+    header_scan_t h = {0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_scan_header, &h);
+    if (h.sum > c->max_header) {
         s_set_error(req, 431, "headers_too_large",
                     "the request headers are larger than %zu bytes", c->max_header);
+        return;
+    }
+    /* Two lengths, or a length and chunks, are read one way here and
+     * another by a proxy in front: refuse both (RFC 9112, 6.3). */
+    if (h.lengths_differ || (h.length && h.transfer_encoding)) {
+        req->framing_error = true;
+        s_set_error(req, 400, "bad_request",
+                    h.lengths_differ
+                        ? "the request has Content-Length headers that disagree"
+                        : "the request has both Content-Length and Transfer-Encoding");
         return;
     }
     s_route_request(srv, req);
@@ -488,9 +521,14 @@ static void s_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls,
     free(u);
 }
 
-void http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
+int http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
 {
     VP_ASSERT(!req->replied && !req->suspended);
+    if (!req->version || strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0) {
+        /* libmicrohttpd upgrades HTTP/1.1 only; it would queue nothing. */
+        http_reply_error(req, 400, "bad_request", "an upgrade needs HTTP/1.1");
+        return -EPROTO;
+    }
     upgrade_t *u = xmalloc(sizeof *u);
     *u = (upgrade_t){fn, ud};
     req->replied = true;
@@ -500,6 +538,7 @@ void http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
     s_add_headers(req);
     if (req->handled)
         s_queue(req);
+    return 0;
 }
 
 void http_upgrade_close(http_server_t *srv, void *urh)
@@ -779,6 +818,9 @@ static void *s_req_new(void *cls, const char *uri, struct MHD_Connection *conn)
     req->srv = srv;
     req->conn = conn;
     req->uri_len = strlen(uri);
+    for (const char *p = uri; (p = strchr(p, '%')); p++)
+        if (p[1] == '0' && p[2] == '0')
+            req->nul_in_uri = true;
     req->start_ns = time_now_ns();
     req->watch_fd = -1;
     req->next = srv->live;
@@ -852,7 +894,6 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
                                 const char *upload_data, size_t *upload_data_size,
                                 void **con_cls)
 {
-    UNUSED(version);
     http_server_t *srv = cls;
     http_req_t *req = *con_cls;
     VP_ASSERT(req != NULL); /* made by s_req_new */
@@ -861,13 +902,25 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
          * stalled in its headers does not hold up a drain). */
         req->method = method;
         req->url = url;
+        req->version = version;
         srv->in_flight++;
         srv->last_request_ms = loop_now_ms(srv->loop);
         s_check_request(srv, req);
+        if (req->framing_error) {
+            /* Answered before the body, libmicrohttpd closes the connection
+             * after the reply: nothing after it is read as a request. */
+            req->handled = true;
+            s_reply_error_str(req, req->err_status, req->err_code, req->err_msg);
+            return MHD_YES;
+        }
         const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
         long n;
-        if (cl && parse_long(cl, 0, LONG_MAX, &n) == 0 &&
-            (size_t)n > srv->cfg.max_body) {
+        /* Digits beyond a long are too large too. */
+        bool huge = cl && cl[0] && strspn(cl, "0123456789") == strlen(cl) &&
+                    parse_long(cl, 0, LONG_MAX, &n) < 0;
+        if (!req->err_status && cl &&
+            (huge ||
+             (parse_long(cl, 0, LONG_MAX, &n) == 0 && (size_t)n > srv->cfg.max_body))) {
             /* Refuse now rather than read a body we will not keep: this
              * closes the connection, which is what a client sending too
              * much should expect. */

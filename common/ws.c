@@ -207,17 +207,54 @@ static void s_opened(void *ud, int fd, const char *extra, size_t extra_len, void
         s_on_io(hub->loop, fd, LOOP_READ, ws);
 }
 
+/* A Sec-WebSocket-Key is 16 bytes in base64: 22 characters and "==". */
+static bool s_key_ok(const char *key)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (!key || strlen(key) != 24 || strcmp(key + 22, "==") != 0)
+        return false;
+    for (int i = 0; i < 22; i++)
+        if (!strchr(b64, key[i]))
+            return false;
+    /* The last character holds 2 bits of data: the rest must be zero. */
+    return (strchr(b64, key[21]) - b64) % 16 == 0;
+}
+
+/* Whether the comma-separated header value lists token. */
+static bool s_has_token(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = value; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        size_t trim = len;
+        while (trim && (p[trim - 1] == ' ' || p[trim - 1] == '\t'))
+            trim--;
+        if (trim == n && strncasecmp(p, token, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
 int ws_accept(ws_hub_t *hub, http_req_t *req, ws_message_fn on_message,
               ws_closed_fn on_closed, void *ud)
 {
     const char *up = http_req_header(req, "Upgrade");
+    const char *conn = http_req_header(req, "Connection");
     const char *key = http_req_header(req, "Sec-WebSocket-Key");
     const char *ver = http_req_header(req, "Sec-WebSocket-Version");
+    const char *cl = http_req_header(req, "Content-Length");
+    bool body =
+        (cl && strcmp(cl, "0") != 0) || http_req_header(req, "Transfer-Encoding");
     if (strcmp(http_req_method(req), "GET") != 0 || !up ||
-        strcasecmp(up, "websocket") != 0 || !key || strlen(key) != 24) {
+        strcasecmp(up, "websocket") != 0 || !conn || !s_has_token(conn, "upgrade") ||
+        !s_key_ok(key) || body) {
         http_reply_error(req, 400, "not_websocket",
-                         "this endpoint needs a WebSocket upgrade (GET with Upgrade: "
-                         "websocket and a Sec-WebSocket-Key)");
+                         "this endpoint needs a WebSocket upgrade (GET without a "
+                         "body, with Connection: Upgrade, Upgrade: websocket and a "
+                         "Sec-WebSocket-Key of 16 bytes in base64)");
         return -EINVAL;
     }
     if (!ver || strcmp(ver, "13") != 0) {
@@ -232,7 +269,10 @@ int ws_accept(ws_hub_t *hub, http_req_t *req, ws_message_fn on_message,
     http_req_add_header(req, "Sec-WebSocket-Accept", accept);
     pending_t *p = xmalloc(sizeof *p);
     *p = (pending_t){hub, on_message, on_closed, ud};
-    http_reply_upgrade(req, s_opened, p);
+    if (http_reply_upgrade(req, s_opened, p) < 0) {
+        free(p);
+        return -EPROTO;
+    }
     return 0;
 }
 

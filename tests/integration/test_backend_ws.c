@@ -317,5 +317,40 @@ Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60, .fini =
     cr_assert_eq(r->status, 400, "a plain GET: %d %s", r->status, r->body);
     cr_assert(strstr(r->body, "\"not_websocket\""));
     th_resp_free(&r);
+    /* Upgrades that are not quite WebSocket: each a JSON 400 at once. */
+    static const struct {
+        const char *version, *headers, *code;
+    } bad[] = {
+        {"HTTP/1.0",
+         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+         "bad_request"},
+        {"HTTP/1.1",
+         "Connection: Upgrade\r\nSec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!==\r\n",
+         "not_websocket"},
+        {"HTTP/1.1",
+         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n",
+         "not_websocket"},
+        {"HTTP/1.1", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+         "not_websocket"},
+        {"HTTP/1.1",
+         "Connection: close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+         "not_websocket"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        th_conn_t *c = th_connect(sv->ports[0], 3000);
+        cr_assert_not_null(c);
+        char req[1024];
+        int n = snprintf(req, sizeof req,
+                         "GET %s %s\r\nHost: x\r\nUpgrade: websocket\r\n%s"
+                         "Sec-WebSocket-Version: 13\r\n\r\n",
+                         path, bad[i].version, bad[i].headers);
+        cr_assert_eq(th_send_raw(c, req, (size_t)n, 3000), 0);
+        int rc = th_read_response(c, &r, 3000);
+        cr_assert_eq(rc, 0, "case %zu: no answer: %s", i, strerror(-rc));
+        cr_assert_eq(r->status, 400, "case %zu: %d %s", i, r->status, r->body);
+        cr_assert(strstr(r->body, bad[i].code), "case %zu: %s", i, r->body);
+        th_resp_free(&r);
+        th_conn_close(&c);
+    }
     free(tok);
 }

@@ -362,6 +362,46 @@ Test(http, body_over_limit_refused_before_body_is_sent, .timeout = 30, .fini = s
     s_assert_serving(p);
 }
 
+/* Requests whose framing is in doubt are answered at once and the
+ * connection closed: what follows is never read as a request. */
+Test(http, ambiguous_framing_is_refused_and_closed, .timeout = 30, .fini = s_fini)
+{
+    th_proc_t *p = s_start(TESTSVC, "testsvc", NULL);
+    static const struct {
+        const char *head;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"Content-Length: 2\r\nContent-Length: 5\r\n", 400, "bad_request"},
+        {"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", 400, "bad_request"},
+        {"Content-Length: 9223372036854775808\r\n", 413, "payload_too_large"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        th_conn_t *c = th_connect(p->port, TH_IO_MS);
+        cr_assert_not_null(c);
+        char req[512];
+        int n = snprintf(req, sizeof req,
+                         "POST /echo HTTP/1.1\r\nHost: x\r\n" JSON_CT "%s\r\n{}",
+                         cases[i].head);
+        cr_assert_eq(th_send_raw(c, req, (size_t)n, TH_IO_MS), 0);
+        th_resp_t *r = NULL;
+        int rc = th_read_response(c, &r, 3000);
+        cr_assert_eq(rc, 0, "case %zu: no answer: %s", i, strerror(-rc));
+        s_assert_error(r, cases[i].status, cases[i].code);
+        th_resp_free(&r);
+        cr_assert_eq(th_wait_closed(c, 3000), 0, "case %zu: still open", i);
+        th_conn_close(&c);
+    }
+    /* %00 would cut the path short once decoded. */
+    th_resp_t *r = s_request(p, "GET", "/health%00.json", NULL, NULL);
+    s_assert_error(r, 400, "bad_request");
+    th_resp_free(&r);
+    r = s_request(p, "GET", "/items/a%00b", NULL, NULL);
+    s_assert_error(r, 400, "bad_request");
+    th_resp_free(&r);
+    s_assert_serving(p);
+}
+
 /* Sends body to POST /echo in chunks of chunk bytes on c. */
 static void s_send_chunked(th_conn_t *c, const char *body, size_t chunk)
 {
@@ -789,14 +829,16 @@ Test(config, unknown_key_warns_and_starts, .timeout = 30, .fini = s_fini)
  * request. */
 Test(config, json_logs_and_access_log, .timeout = 30, .fini = s_fini)
 {
-    th_proc_t *p = s_start(BACKEND, "backend", "log_format = json\naccess_log = true\n");
+    th_proc_t *p =
+        s_start(BACKEND, "backend", "log_format = json\naccess_log = true\n");
     th_resp_t *r = s_request(p, "GET", "/health", NULL, NULL);
     cr_assert_eq(r->status, 200);
     th_resp_free(&r);
     r = s_request(p, "GET", "/nope", NULL, NULL);
     cr_assert_eq(r->status, 404);
     th_resp_free(&r);
-    cr_assert(th_log_wait(p, "GET /nope 404", 3000), "no access-log line for GET /nope");
+    cr_assert(th_log_wait(p, "GET /nope 404", 3000),
+              "no access-log line for GET /nope");
     char *log = th_log(p);
     int lines = 0, access = 0;
     for (char *l = strtok(log, "\n"); l; l = strtok(NULL, "\n")) {
@@ -809,7 +851,8 @@ Test(config, json_logs_and_access_log, .timeout = 30, .fini = s_fini)
                   "missing fields: %s", l);
         cr_assert_str_eq(json_string_value(json_object_get(j, "service")), "backend");
         const char *msg = json_string_value(json_object_get(j, "msg"));
-        access += strncmp(msg, "GET /health 200", 15) == 0 || strncmp(msg, "GET /nope 404", 13) == 0;
+        access += strncmp(msg, "GET /health 200", 15) == 0 ||
+                  strncmp(msg, "GET /nope 404", 13) == 0;
         json_decref(j);
         lines++;
     }

@@ -15,9 +15,9 @@
 #include "log.h"
 #include "util.h"
 
-#define CALL_MAX_BODY (8u << 20)     /* a whole upstream answer */
-#define CALL_MAX_BACKLOG (4u << 20)  /* streamed bytes the caller has not taken */
-#define CALL_MAX_RETRY_AFTER 10.0    /* longer: ask the next provider instead */
+#define CALL_MAX_BODY (8u << 20)    /* a whole upstream answer */
+#define CALL_MAX_BACKLOG (4u << 20) /* streamed bytes the caller has not taken */
+#define CALL_MAX_RETRY_AFTER 10.0   /* longer: ask the next provider instead */
 
 static void s_attempt(call_t *c);
 
@@ -87,7 +87,8 @@ static const rt_attempt_t *s_current(const call_t *c)
     return c->plan && c->next < c->plan->n ? &c->plan->attempts[c->next] : NULL;
 }
 
-static void s_last_error(call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_last_error(call_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void s_last_error(call_t *c, const char *fmt, ...)
 {
@@ -178,16 +179,20 @@ static bool s_relay_openai(call_t *c, const rt_attempt_t *a)
     if (!choices || *choices != '[')
         return false;
     const char *u = s_member(p, end, "usage");
-    json_t *usage = u && *u == '{'
-                        ? json_loadb(u, (size_t)(end - u), JSON_DISABLE_EOF_CHECK, NULL)
-                        : NULL;
-    c->usage.input_tokens = (long)json_integer_value(json_object_get(usage, "prompt_tokens"));
+    /* As reals: a count beyond 2^63 (in total_tokens, say) must not make
+     * the whole object unreadable and the call free. */
+    json_t *usage =
+        u && *u == '{'
+            ? json_loadb(u, (size_t)(end - u),
+                         JSON_DISABLE_EOF_CHECK | JSON_DECODE_INT_AS_REAL, NULL)
+            : NULL;
+    c->usage.input_tokens = wire_tokens_json(json_object_get(usage, "prompt_tokens"));
     c->usage.output_tokens =
-        (long)json_integer_value(json_object_get(usage, "completion_tokens"));
+        wire_tokens_json(json_object_get(usage, "completion_tokens"));
     c->usage.present = json_is_object(usage);
     json_decref(usage);
-    double cost = rt_cost(c->gw->cfg, a->model, c->usage.input_tokens,
-                          c->usage.output_tokens);
+    double cost =
+        rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
     s_add_headers(c, a, cost, true);
     size_t blen = c->body.len;
     http_reply_owned(c->req, 200, "application/json", sbuf_steal(&c->body), blen);
@@ -212,8 +217,8 @@ static void s_reply_whole(call_t *c, const rt_attempt_t *a)
         s_fail(c, 502, "upstream_error", "the provider's answer could not be read");
         return;
     }
-    double cost = rt_cost(c->gw->cfg, a->model, c->usage.input_tokens,
-                          c->usage.output_tokens);
+    double cost =
+        rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
     s_add_headers(c, a, cost, true);
     if (c->format == GW_ANTHROPIC) {
         json_t *m = wire_to_anthropic_response(canon);
@@ -233,7 +238,8 @@ static void s_reply_passthrough(call_t *c)
     const char *msg = body ? wire_error_message(body) : NULL;
     char *m = xstrdup(msg ? msg : "the provider refused the request");
     json_decref(body);
-    s_fail(c, (unsigned)c->status, c->status == 404 ? "not_found" : "upstream_rejected", m);
+    s_fail(c, (unsigned)c->status, c->status == 404 ? "not_found" : "upstream_rejected",
+           m);
     free(m);
 }
 
@@ -245,7 +251,8 @@ static void s_record_estimate(call_t *c, const rt_attempt_t *a, int status)
     long out = (long)((c->streamed_bytes + 3) / 4);
     c->usage = (wire_usage_t){a ? c->prompt_bound : 0, a ? out : 0, false};
     double cost =
-        a ? rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens) : 0;
+        a ? rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens)
+          : 0;
     usage_record(c->gw, c, a, cost, true, status);
 }
 
@@ -318,7 +325,8 @@ static size_t s_on_data(char *ptr, size_t size, size_t n, void *ud)
         if (c->body.len + len > CALL_MAX_BODY)
             return 0;
         if (!c->body.cap)
-            sbuf_reserve(&c->body, len < 2048 ? 2048 : len); /* most answers: one malloc */
+            sbuf_reserve(&c->body,
+                         len < 2048 ? 2048 : len); /* most answers: one malloc */
         sbuf_append(&c->body, ptr, len);
         return len;
     }
@@ -358,8 +366,8 @@ static void s_end_stream(call_t *c, const rt_attempt_t *a)
         c->usage.input_tokens = c->prompt_bound;
         c->usage.output_tokens = (long)((c->streamed_bytes + 3) / 4);
     }
-    double cost = rt_cost(c->gw->cfg, a->model, c->usage.input_tokens,
-                          c->usage.output_tokens);
+    double cost =
+        rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
     if (!c->st)
         s_start_stream(c); /* an empty stream is still a stream */
     sbuf_reset(&c->out);
@@ -426,8 +434,8 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
     if (!c->status)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &c->status);
     double ms = (double)(time_now_ns() - c->attempt_ns) / 1e6;
-    bool ok = result == CURLE_OK && c->status >= 200 && c->status < 300 &&
-              !c->stream_failed;
+    bool ok =
+        result == CURLE_OK && c->status >= 200 && c->status < 300 && !c->stream_failed;
     if (ok && c->stream && !wire_parser_complete(c->parser)) {
         /* The body ended without the stream's end marker: cut short. Before
          * any byte reached the caller that is a failure to fall back from;
@@ -445,8 +453,8 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
             s_reply_whole(c, a);
         return;
     }
-    bool retriable = result != CURLE_OK || c->status == 429 || c->status >= 500 ||
-                     c->stream_failed;
+    bool retriable =
+        result != CURLE_OK || c->status == 429 || c->status >= 500 || c->stream_failed;
     if (result != CURLE_OK)
         s_last_error(c, "%s: %s", a->provider->name, curl_easy_strerror(result));
     else if (c->stream_failed)
@@ -460,7 +468,8 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
         return;
     }
     if (!retriable) {
-        rt_provider_success(gw->cfg, a->provider, ms); /* it answered: the caller erred */
+        rt_provider_success(gw->cfg, a->provider,
+                            ms); /* it answered: the caller erred */
         s_reply_passthrough(c);
         return;
     }
@@ -489,8 +498,7 @@ static struct curl_slist *s_headers(const rt_provider_t *p)
         if (*p->api_key)
             line = xasprintf("x-goog-api-key: %s", p->api_key);
         break;
-    case WIRE_OLLAMA:
-        break;
+    case WIRE_OLLAMA: break;
     }
     if (line)
         h = curl_slist_append(h, line);
@@ -535,7 +543,8 @@ static void s_exhausted(call_t *c)
     if (c->last_result == CURLE_OPERATION_TIMEDOUT)
         status = 504, code = "upstream_timeout";
     else if (c->last_result == CURLE_OK && (c->status == 429 || c->status == 503))
-        status = (unsigned)c->status, code = c->status == 429 ? "rate_limited" : "unavailable";
+        status = (unsigned)c->status,
+        code = c->status == 429 ? "rate_limited" : "unavailable";
     char *msg = xasprintf("every provider failed (%u attempts); last: %s", c->attempts,
                           c->last_error ? c->last_error : "none available");
     s_fail(c, status, code, msg);
@@ -555,19 +564,20 @@ static void s_attempt(call_t *c)
     const char *asked = json_string_value(json_object_get(c->canon, "model"));
     size_t raw_len = 0;
     const char *raw = c->req ? http_req_body(c->req, &raw_len) : NULL;
-    if (a->provider->kind == WIRE_OPENAI && c->format == GW_OPENAI && !c->stream && raw &&
-        asked && strcmp(asked, a->model) == 0) {
+    if (a->provider->kind == WIRE_OPENAI && c->format == GW_OPENAI && !c->stream &&
+        raw && asked && strcmp(asked, a->model) == 0) {
         /* The caller's own request is the upstream's: send its bytes. */
         snprintf(path, sizeof path, "/chat/completions");
         text = raw_len <= 16384 ? NULL : xstrndup(raw, raw_len);
     } else {
-        json_t *body = wire_upstream_request(a->provider->kind, c->canon, a->model,
-                                             c->stream, gw->cfg->default_max_tokens, path,
-                                             sizeof path);
+        json_t *body =
+            wire_upstream_request(a->provider->kind, c->canon, a->model, c->stream,
+                                  gw->cfg->default_max_tokens, path, sizeof path);
         text = json_dumps(body, JSON_COMPACT);
         json_decref(body);
     }
-    char *url = xasprintf("%s%s", a->provider->base_url, path); /* ~100 ns; curl parses it anyway */
+    char *url = xasprintf("%s%s", a->provider->base_url,
+                          path); /* ~100 ns; curl parses it anyway */
     c->easy = s_easy_get(gw);
     size_t pi = (size_t)(a->provider - gw->cfg->providers);
     if (!gw->headers)
@@ -575,12 +585,13 @@ static void s_attempt(call_t *c)
     if (!gw->headers[pi])
         gw->headers[pi] = s_headers(a->provider);
     curl_easy_setopt(c->easy, CURLOPT_URL, url);
-    free(c->upbody); /* the previous attempt's */
+    free(c->upbody);  /* the previous attempt's */
     c->upbody = text; /* curl reads it in place until the transfer ends */
     /* A small request of the caller's own is read from the request itself:
      * it leaves in the first send, long before the request could be freed. */
     const char *send = text ? text : raw;
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)(text ? strlen(text) : raw_len));
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE,
+                     (long)(text ? strlen(text) : raw_len));
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, send);
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, gw->headers[pi]);
     curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, s_on_data);
@@ -590,12 +601,13 @@ static void s_attempt(call_t *c)
     /* A stream may rightly last longer than any total bound: for it,
      * `timeout` bounds the silences instead (s_silence_check), the wait
      * for its first byte included. */
-    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, c->stream ? 0L : a->provider->timeout_s * 1000L);
+    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS,
+                     c->stream ? 0L : a->provider->timeout_s * 1000L);
     if (c->stream) {
         c->last_data_ms = loop_now_ms(gw->loop);
         loop_cancel_timer(gw->loop, &c->silence_timer);
-        c->silence_timer = loop_add_timer(gw->loop, (uint64_t)a->provider->timeout_s * 1000, 0,
-                                          s_silence_check, c);
+        c->silence_timer = loop_add_timer(
+            gw->loop, (uint64_t)a->provider->timeout_s * 1000, 0, s_silence_check, c);
     }
     curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, c->stream ? 1024L : 16384L);
@@ -671,8 +683,8 @@ static int64_t s_worst(const call_t *c, const rt_plan_t *p)
         return -1;
     double worst = 0;
     for (size_t i = 0; i < p->n; i++) {
-        double cost = rt_cost(c->gw->cfg, p->attempts[i].model, c->prompt_bound,
-                              c->max_tokens);
+        double cost =
+            rt_cost(c->gw->cfg, p->attempts[i].model, c->prompt_bound, c->max_tokens);
         if (cost > worst)
             worst = cost;
     }
@@ -717,10 +729,11 @@ void call_start(call_t *c)
     j->c = c;
     int64_t end;
     rt_window_bounds(c->budget->window, time(NULL), &c->window_start, &end);
-    j->a = (ledger_admit_t){.role = c->role,
-                            .window_start = c->window_start,
-                            .limit = (int64_t)llround(c->budget->limit_usd * LEDGER_NANO),
-                            .near_percent = c->budget->near_percent};
+    j->a =
+        (ledger_admit_t){.role = c->role,
+                         .window_start = c->window_start,
+                         .limit = (int64_t)llround(c->budget->limit_usd * LEDGER_NANO),
+                         .near_percent = c->budget->near_percent};
     for (int s = 0; s < 3; s++)
         j->a.amounts[s] = s_worst(c, &c->plans[s]);
     c->admitting = true;

@@ -44,14 +44,15 @@ static int s_load_provider(const cfg_t *cfg, const char *sec, const char *name,
     p->name = xstrdup(name);
     const char *kind = cfg_get(cfg, sec, "kind");
     if (!kind || wire_kind_parse(kind, &p->kind) < 0)
-        return s_fail(err, len, "[%s] kind: must be openai, anthropic, gemini or ollama",
-                      sec);
+        return s_fail(err, len,
+                      "[%s] kind: must be openai, anthropic, gemini or ollama", sec);
     const char *url = cfg_get(cfg, sec, "base_url");
     if (!url || !*url)
         return s_fail(err, len, "[%s] base_url: required", sec);
     if (strstr(url, "://") && strncmp(url, "http://", 7) != 0 &&
         strncmp(url, "https://", 8) != 0)
-        return s_fail(err, len, "[%s] base_url: must be an http:// or https:// URL", sec);
+        return s_fail(err, len, "[%s] base_url: must be an http:// or https:// URL",
+                      sec);
     /* OLLAMA_HOST is often "host:port" alone. */
     p->base_url = strstr(url, "://") ? xstrdup(url) : xasprintf("http://%s", url);
     s_trim_slash(p->base_url);
@@ -66,8 +67,8 @@ static int s_load_model(const cfg_t *cfg, const char *sec, const char *name,
                         rt_model_t *m, char *err, size_t len)
 {
     m->name = xstrdup(name);
-    m->nequivalents = cfg_split_list(cfg_get_str(cfg, sec, "equivalents", ""),
-                                     &m->equivalents);
+    m->nequivalents =
+        cfg_split_list(cfg_get_str(cfg, sec, "equivalents", ""), &m->equivalents);
     if (cfg_get_double(cfg, sec, "input_usd_per_mtok", 0, 0, 1e6,
                        &m->input_usd_per_mtok, err, len) < 0)
         return -EINVAL;
@@ -79,8 +80,8 @@ static int s_load_route(const cfg_t *cfg, const char *sec, const char *name,
                         rt_route_t *r, char *err, size_t len)
 {
     r->name = xstrdup(name);
-    r->ntask_types = cfg_split_list(cfg_get_str(cfg, sec, "task_types", ""),
-                                    &r->task_types);
+    r->ntask_types =
+        cfg_split_list(cfg_get_str(cfg, sec, "task_types", ""), &r->task_types);
     const char *model = cfg_get(cfg, sec, "model");
     if (!model || !*model)
         return s_fail(err, len, "[%s] model: required", sec);
@@ -102,8 +103,9 @@ static int s_load_budget(const cfg_t *cfg, const char *sec, const char *name,
     else if (strcmp(w, "monthly") == 0)
         b->window = RT_MONTHLY;
     else
-        return s_fail(err, len, "[%s] window: must be daily, weekly or monthly, not '%s'",
-                      sec, w);
+        return s_fail(err, len,
+                      "[%s] window: must be daily, weekly or monthly, not '%s'", sec,
+                      w);
     if (!cfg_get(cfg, sec, "limit_usd"))
         return s_fail(err, len, "[%s] limit_usd: required", sec);
     if (cfg_get_double(cfg, sec, "limit_usd", 0, 0, 1e12, &b->limit_usd, err, len) < 0)
@@ -113,7 +115,8 @@ static int s_load_budget(const cfg_t *cfg, const char *sec, const char *name,
 }
 
 /* Loads every [TYPE:NAME] section into a fresh array of `size`-byte items. */
-typedef int (*load_fn)(const cfg_t *, const char *, const char *, void *, char *, size_t);
+typedef int (*load_fn)(const cfg_t *, const char *, const char *, void *, char *,
+                       size_t);
 
 static int s_load_typed(const cfg_t *cfg, const char *type, size_t size, load_fn fn,
                         void **items, size_t *n, char *err, size_t len)
@@ -137,13 +140,15 @@ static int s_load_typed(const cfg_t *cfg, const char *type, size_t size, load_fn
 static int s_load_routing(const cfg_t *cfg, rt_config_t *c, char *err, size_t len)
 {
     char **names;
-    size_t n = cfg_split_list(cfg_get_str(cfg, "routing", "fallback_chain", ""), &names);
+    size_t n =
+        cfg_split_list(cfg_get_str(cfg, "routing", "fallback_chain", ""), &names);
     size_t room = n > c->nproviders ? n : c->nproviders; /* no chain: every provider */
     c->chain = xcalloc(room ? room : 1, sizeof *c->chain);
     for (size_t i = 0; i < n; i++) {
         rt_provider_t *p = rt_provider_find(c, names[i]);
         if (!p) {
-            s_fail(err, len, "[routing] fallback_chain: no [provider:%s] section", names[i]);
+            s_fail(err, len, "[routing] fallback_chain: no [provider:%s] section",
+                   names[i]);
             cfg_list_free(names, n);
             return -EINVAL;
         }
@@ -171,7 +176,8 @@ static int s_load_routing(const cfg_t *cfg, rt_config_t *c, char *err, size_t le
 static int s_check_refs(const rt_config_t *c, char *err, size_t len)
 {
     if (c->nproviders == 0)
-        return s_fail(err, len, "no [provider:NAME] section: the router has nothing to call");
+        return s_fail(err, len,
+                      "no [provider:NAME] section: the router has nothing to call");
     if (c->nchain > RT_MAX_ATTEMPTS)
         return s_fail(err, len, "[routing] fallback_chain: at most %d providers",
                       RT_MAX_ATTEMPTS);
@@ -187,7 +193,8 @@ static int s_check_refs(const rt_config_t *c, char *err, size_t len)
 
 static int s_load_router(const cfg_t *cfg, rt_config_t *c, char *err, size_t len)
 {
-    c->napi_keys = cfg_split_list(cfg_get_str(cfg, "router", "api_keys", ""), &c->api_keys);
+    c->napi_keys =
+        cfg_split_list(cfg_get_str(cfg, "router", "api_keys", ""), &c->api_keys);
     return cfg_get_long(cfg, "router", "default_max_tokens", 4096, 1, 10000000,
                         &c->default_max_tokens, err, len);
 }
@@ -195,8 +202,9 @@ static int s_load_router(const cfg_t *cfg, rt_config_t *c, char *err, size_t len
 rt_config_t *rt_config_load(const cfg_t *cfg, char *err, size_t errlen)
 {
     rt_config_t *c = xcalloc(1, sizeof *c);
-    int rc = s_load_typed(cfg, "provider", sizeof(rt_provider_t), (load_fn)s_load_provider,
-                          (void **)&c->providers, &c->nproviders, err, errlen);
+    int rc =
+        s_load_typed(cfg, "provider", sizeof(rt_provider_t), (load_fn)s_load_provider,
+                     (void **)&c->providers, &c->nproviders, err, errlen);
     if (rc == 0)
         rc = s_load_typed(cfg, "model", sizeof(rt_model_t), (load_fn)s_load_model,
                           (void **)&c->models, &c->nmodels, err, errlen);

@@ -18,15 +18,7 @@
 #include "log.h"
 #include "util.h"
 
-enum {
-    Q_SPENT,
-    Q_RESERVED,
-    Q_RESERVE,
-    Q_UNRESERVE,
-    Q_ADD_SPENT,
-    Q_ADD_USAGE,
-    Q_COUNT
-};
+enum { Q_SPENT, Q_RESERVED, Q_RESERVE, Q_UNRESERVE, Q_ADD_SPENT, Q_ADD_USAGE, Q_COUNT };
 
 static const char *const s_sql[Q_COUNT] = {
     [Q_SPENT] = "SELECT spent FROM spend WHERE role = ?1 AND window_start = ?2",
@@ -42,21 +34,26 @@ static const char *const s_sql[Q_COUNT] = {
         "input_tokens, output_tokens, cost, estimated) "
         "VALUES (?1, ?2, ?3, ?4, ?10, ?5, ?6, ?7, ?8, ?9) "
         "ON CONFLICT (minute, role, provider, model) DO UPDATE SET "
-        "requests = requests + ?10, errors = errors + ?5, input_tokens = input_tokens + ?6, "
-        "output_tokens = output_tokens + ?7, cost = cost + ?8, estimated = estimated + ?9",
+        "requests = requests + ?10, errors = errors + ?5, input_tokens = input_tokens "
+        "+ ?6, "
+        "output_tokens = output_tokens + ?7, cost = cost + ?8, estimated = estimated + "
+        "?9",
 };
 
 static const char s_schema[] =
-    "CREATE TABLE IF NOT EXISTS spend (role TEXT NOT NULL, window_start INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS spend (role TEXT NOT NULL, window_start INTEGER NOT "
+    "NULL,"
     " spent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (role, window_start));"
-    "CREATE TABLE IF NOT EXISTS reservation (id INTEGER PRIMARY KEY, role TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS reservation (id INTEGER PRIMARY KEY, role TEXT NOT "
+    "NULL,"
     " window_start INTEGER NOT NULL, amount INTEGER NOT NULL, pid INTEGER NOT NULL,"
     " created INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS reservation_role ON reservation (role, window_start);"
     "CREATE TABLE IF NOT EXISTS usage (minute INTEGER NOT NULL, role TEXT NOT NULL,"
     " provider TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL,"
     " errors INTEGER NOT NULL, input_tokens INTEGER NOT NULL,"
-    " output_tokens INTEGER NOT NULL, cost INTEGER NOT NULL, estimated INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL, cost INTEGER NOT NULL, estimated INTEGER NOT "
+    "NULL,"
     " PRIMARY KEY (minute, role, provider, model));";
 
 struct ledger {
@@ -279,8 +276,8 @@ int ledger_release_dead(ledger_t *l)
     pthread_mutex_lock(&l->lock);
     sqlite3_stmt *st = NULL;
     int released = 0;
-    if (sqlite3_prepare_v2(l->db, "SELECT DISTINCT pid FROM reservation", -1, &st, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(l->db, "SELECT DISTINCT pid FROM reservation", -1, &st,
+                           NULL) != SQLITE_OK) {
         pthread_mutex_unlock(&l->lock);
         return -1;
     }
@@ -322,16 +319,21 @@ json_t *ledger_usage(ledger_t *l, const char *group_by, int64_t since)
     if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, since / 60);
         out = json_array();
-        while (sqlite3_step(st) == SQLITE_ROW)
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            /* A name stored before names were checked may not be UTF-8:
+             * report it repaired rather than drop its row. */
+            const char *name = (const char *)sqlite3_column_text(st, 0);
+            char *text = utf8_repair(name ? name : "");
             json_array_append_new(
-                out, json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:I}", col,
-                               (const char *)sqlite3_column_text(st, 0), "requests",
+                out, json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:I}", col, text, "requests",
                                (json_int_t)sqlite3_column_int64(st, 1), "errors",
                                (json_int_t)sqlite3_column_int64(st, 2), "input_tokens",
                                (json_int_t)sqlite3_column_int64(st, 3), "output_tokens",
                                (json_int_t)sqlite3_column_int64(st, 4), "cost_usd",
                                (double)sqlite3_column_int64(st, 5) / LEDGER_NANO,
                                "estimated", (json_int_t)sqlite3_column_int64(st, 6)));
+            free(text);
+        }
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&l->lock);

@@ -43,7 +43,8 @@ static int s_setup(worker_t *w)
     }
     int released = ledger_release_dead(gw->ledger);
     if (released > 0)
-        log_info("llm-router: released the reservations of %d exited workers", released);
+        log_info("llm-router: released the reservations of %d exited workers",
+                 released);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     gw->curlm = curlm_new(gw->loop, 0, 256);
     if (!gw->curlm) {
@@ -53,7 +54,8 @@ static int s_setup(worker_t *w)
     usage_start(gw);
     routes_add(gw);
     log_info("llm-router: %zu providers, %zu priced models, %zu routes, %zu budgets",
-             gw->cfg->nproviders, gw->cfg->nmodels, gw->cfg->nroutes, gw->cfg->nbudgets);
+             gw->cfg->nproviders, gw->cfg->nmodels, gw->cfg->nroutes,
+             gw->cfg->nbudgets);
     return 0;
 }
 

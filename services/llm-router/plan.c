@@ -67,7 +67,8 @@ double rt_cost(const rt_config_t *c, const char *model, long in_tokens, long out
     if (!m)
         return 0;
     return ((double)in_tokens * m->input_usd_per_mtok +
-            (double)out_tokens * m->output_usd_per_mtok) / 1e6;
+            (double)out_tokens * m->output_usd_per_mtok) /
+           1e6;
 }
 
 const char *rt_state_name(rt_state_t s)
@@ -160,7 +161,8 @@ static void s_fill(const rt_config_t *c, const char *model, bool use_all, uint64
     for (size_t i = 0; i < c->nchain; i++) {
         rt_provider_t *p = c->chain[i];
         if (use_all || rt_provider_available(p, now))
-            s_push(plan, p, cheap ? s_provider_cheapest(c, p) : rt_stand_in(c, p, model));
+            s_push(plan, p,
+                   cheap ? s_provider_cheapest(c, p) : rt_stand_in(c, p, model));
     }
     if (!free_only)
         return;
@@ -223,9 +225,8 @@ static void s_override(const rt_config_t *c, rt_provider_t *p, const char *model
 rt_plan_error_t rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now_ms,
                         rt_plan_t plans[3])
 {
-    const char *want = rq->model && *rq->model && strcmp(rq->model, "auto") != 0
-                           ? rq->model
-                           : NULL;
+    const char *want =
+        rq->model && *rq->model && strcmp(rq->model, "auto") != 0 ? rq->model : NULL;
     if (rq->provider && *rq->provider) {
         rt_provider_t *p = rt_provider_find(c, rq->provider);
         if (!p)

@@ -36,21 +36,14 @@ static const char *s_anthropic_type(unsigned status, const char *code)
     if (strcmp(code, "budget_exceeded") == 0)
         return "budget_exceeded";
     switch (status) {
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
     case 503:
-    case 529:
-        return "overloaded_error";
-    default:
-        return status >= 500 ? "api_error" : "invalid_request_error";
+    case 529: return "overloaded_error";
+    default: return status >= 500 ? "api_error" : "invalid_request_error";
     }
 }
 
@@ -93,7 +86,8 @@ static bool s_key_equal(const char *given, const char *key)
     size_t lg = strlen(given), lk = strlen(key);
     unsigned diff = lg != lk;
     for (size_t i = 0; i < lk; i++)
-        diff |= (unsigned)((unsigned char)(i < lg ? given[i] : 0) ^ (unsigned char)key[i]);
+        diff |=
+            (unsigned)((unsigned char)(i < lg ? given[i] : 0) ^ (unsigned char)key[i]);
     return diff == 0;
 }
 
@@ -133,8 +127,27 @@ static long s_max_tokens(const gateway_t *gw, const json_t *canon)
     json_t *v = json_object_get(canon, "max_completion_tokens");
     if (!json_is_integer(v))
         v = json_object_get(canon, "max_tokens");
-    return json_is_integer(v) && json_integer_value(v) > 0 ? (long)json_integer_value(v)
-                                                           : gw->cfg->default_max_tokens;
+    return json_is_integer(v) && json_integer_value(v) > 0
+               ? (long)json_integer_value(v)
+               : gw->cfg->default_max_tokens;
+}
+
+/* X-Vapora-Role names a budget: 1-63 characters a config name can have.
+ * Replies 400 and returns false otherwise. */
+static bool s_role_ok(http_req_t *req)
+{
+    const char *role = http_req_header(req, "X-Vapora-Role");
+    if (!role)
+        return true;
+    size_t n = strlen(role);
+    if (n >= 1 && n <= 63 &&
+        strspn(role, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                     "._:@/-") == n)
+        return true;
+    gw_reply_error(req, 400, "invalid_request",
+                   "X-Vapora-Role must be 1 to 63 characters of A-Z, a-z, 0-9 and "
+                   ". _ : @ / -");
+    return false;
 }
 
 static call_t *s_new_call(gateway_t *gw, http_req_t *req, gw_format_t format,
@@ -147,8 +160,8 @@ static call_t *s_new_call(gateway_t *gw, http_req_t *req, gw_format_t format,
     c->canon = canon;
     c->stream = json_is_true(json_object_get(canon, "stream"));
     json_t *so = json_object_get(canon, "stream_options");
-    c->include_usage = format == GW_OPENAI &&
-                       json_is_true(json_object_get(so, "include_usage"));
+    c->include_usage =
+        format == GW_OPENAI && json_is_true(json_object_get(so, "include_usage"));
     const char *role = http_req_header(req, "X-Vapora-Role");
     snprintf(c->role, sizeof c->role, "%s", role && *role ? role : "default");
     c->budget = rt_budget_find(gw->cfg, c->role);
@@ -168,13 +181,15 @@ static bool s_plan(gateway_t *gw, call_t *c)
     };
     rt_plan_error_t rc = rt_plan(gw->cfg, &rq, loop_now_ms(gw->loop), c->plans);
     if (rc == RT_PLAN_UNKNOWN_MODEL)
-        gw_reply_error(c->req, 404, "model_not_found",
-                       "the model '%s' does not exist or is not configured (GET /v1/models "
-                       "lists them)",
-                       rq.model);
+        gw_reply_error(
+            c->req, 404, "model_not_found",
+            "the model '%s' does not exist or is not configured (GET /v1/models "
+            "lists them)",
+            rq.model);
     else if (rc == RT_PLAN_UNKNOWN_PROVIDER)
         gw_reply_error(c->req, 400, "unknown_provider",
-                       "X-Vapora-Provider names no configured provider: '%s'", rq.provider);
+                       "X-Vapora-Provider names no configured provider: '%s'",
+                       rq.provider);
     if (rc != RT_PLAN_OK)
         call_free(c);
     return rc == RT_PLAN_OK;
@@ -183,7 +198,7 @@ static bool s_plan(gateway_t *gw, call_t *c)
 static void s_chat(http_req_t *req, void *ud)
 {
     gateway_t *gw = ud;
-    if (!s_authorized(gw, req))
+    if (!s_authorized(gw, req) || !s_role_ok(req))
         return;
     json_t *body = http_req_json(req);
     char err[256];
@@ -199,7 +214,7 @@ static void s_chat(http_req_t *req, void *ud)
 static void s_messages(http_req_t *req, void *ud)
 {
     gateway_t *gw = ud;
-    if (!s_authorized(gw, req))
+    if (!s_authorized(gw, req) || !s_role_ok(req))
         return;
     char err[256];
     json_t *canon = wire_from_anthropic_request(http_req_json(req), err, sizeof err);
@@ -228,9 +243,9 @@ static void s_models(http_req_t *req, void *ud)
             for (size_t k = 0; k < i && !seen; k++)
                 seen = rt_provider_serves(&cfg->providers[k], p->models[j]);
             if (!seen)
-                json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s}", "id",
-                                                      p->models[j], "object", "model",
-                                                      "created", 0, "owned_by", p->name));
+                json_array_append_new(
+                    data, json_pack("{s:s,s:s,s:i,s:s}", "id", p->models[j], "object",
+                                    "model", "created", 0, "owned_by", p->name));
         }
     }
     http_reply_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
@@ -255,7 +270,7 @@ static void s_budgets_work(gateway_t *gw, void *ud)
         rt_window_bounds(b->window, r->now, &start, &end);
         ledger_balance(gw->ledger, b->role, start, &spent, &reserved);
         double used = (double)(spent + reserved) / LEDGER_NANO;
-        const char *state = used >= b->limit_usd                          ? "exceeded"
+        const char *state = used >= b->limit_usd                           ? "exceeded"
                             : used >= b->limit_usd * b->near_percent / 100 ? "near"
                                                                            : "normal";
         char resets[32];
@@ -264,11 +279,11 @@ static void s_budgets_work(gateway_t *gw, void *ud)
         gmtime_r(&t, &tm);
         strftime(resets, sizeof resets, "%Y-%m-%dT%H:%M:%SZ", &tm);
         json_array_append_new(
-            r->out, json_pack("{s:s,s:s,s:f,s:f,s:f,s:s,s:s}", "role", b->role, "window",
-                              rt_window_name(b->window), "limit_usd", b->limit_usd,
-                              "spent_usd", (double)spent / LEDGER_NANO, "reserved_usd",
-                              (double)reserved / LEDGER_NANO, "state", state, "resets_at",
-                              resets));
+            r->out, json_pack("{s:s,s:s,s:f,s:f,s:f,s:s,s:s}", "role", b->role,
+                              "window", rt_window_name(b->window), "limit_usd",
+                              b->limit_usd, "spent_usd", (double)spent / LEDGER_NANO,
+                              "reserved_usd", (double)reserved / LEDGER_NANO, "state",
+                              state, "resets_at", resets));
     }
 }
 
@@ -282,7 +297,8 @@ static void s_report_done(void *ud, int status)
 {
     report_t *r = ud;
     if (status < 0 || !r->out)
-        http_reply_error(r->req, 503, "ledger_unavailable", "the ledger could not be read");
+        http_reply_error(r->req, 503, "ledger_unavailable",
+                         "the ledger could not be read");
     else
         http_reply_json(r->req, 200, r->out), r->out = NULL;
     json_decref(r->out);
@@ -293,7 +309,8 @@ static void s_report(gateway_t *gw, report_t *r, void (*fn)(gateway_t *, void *)
 {
     r->now = time(NULL);
     if (usage_after_flush(gw, fn, s_report_done, r) < 0) {
-        http_reply_error(r->req, 503, "overloaded", "the router is busy; retry shortly");
+        http_reply_error(r->req, 503, "overloaded",
+                         "the router is busy; retry shortly");
         free(r);
     }
 }
@@ -315,8 +332,8 @@ static json_t *s_provider_json(const rt_provider_t *p, const json_t *t, uint64_t
         "{s:s,s:s,s:s,s:i,s:f,s:I,s:I,s:I,s:I,s:I,s:f,s:{s:I,s:I}}", "name", p->name,
         "kind", wire_kind_name(p->kind), "state", ok ? "available" : "cooldown",
         "consecutive_failures", (int)p->failures, "latency_ewma_ms", p->latency_ewma_ms,
-        "cooldown_remaining_ms", (json_int_t)(ok ? 0 : p->cooldown_until - now), "requests",
-        json_integer_value(json_object_get(t, "requests")), "errors",
+        "cooldown_remaining_ms", (json_int_t)(ok ? 0 : p->cooldown_until - now),
+        "requests", json_integer_value(json_object_get(t, "requests")), "errors",
         json_integer_value(json_object_get(t, "errors")), "input_tokens",
         json_integer_value(json_object_get(t, "input_tokens")), "output_tokens",
         json_integer_value(json_object_get(t, "output_tokens")), "cost_usd",
@@ -329,7 +346,8 @@ static void s_providers_done(void *ud, int status)
     report_t *r = ud;
     gateway_t *gw = r->gw;
     if (status < 0 || !r->out) {
-        http_reply_error(r->req, 503, "ledger_unavailable", "the ledger could not be read");
+        http_reply_error(r->req, 503, "ledger_unavailable",
+                         "the ledger could not be read");
     } else {
         json_t *list = json_array();
         uint64_t now = loop_now_ms(gw->loop);
@@ -337,9 +355,10 @@ static void s_providers_done(void *ud, int status)
             const rt_provider_t *p = &gw->cfg->providers[i];
             json_t *t = NULL, *e;
             size_t k;
-            json_array_foreach(r->out, k, e)
-                if (strcmp(json_string_value(json_object_get(e, "provider")), p->name) == 0)
-                    t = e;
+            json_array_foreach(
+                r->out, k,
+                e) if (strcmp(json_string_value(json_object_get(e, "provider")),
+                              p->name) == 0) t = e;
             json_array_append_new(list, s_provider_json(p, t, now));
         }
         http_reply_json(r->req, 200, list);
@@ -410,7 +429,8 @@ static void s_usage(http_req_t *req, void *ud)
     if (since && s_parse_since(since, &r->since) < 0) {
         free(r);
         http_reply_error(req, 400, "invalid_since",
-                         "since must be unix seconds or an RFC 3339 time, not '%s'", since);
+                         "since must be unix seconds or an RFC 3339 time, not '%s'",
+                         since);
         return;
     }
     s_report(gw, r, s_usage_work);

@@ -217,8 +217,8 @@ int usage_after_flush(gateway_t *gw, void (*fn)(gateway_t *gw, void *ud),
 
 void usage_start(gateway_t *gw)
 {
-    gw->flush_timer = loop_add_timer(gw->loop, USAGE_FLUSH_MS, USAGE_FLUSH_MS,
-                                     s_flush_timer, gw);
+    gw->flush_timer =
+        loop_add_timer(gw->loop, USAGE_FLUSH_MS, USAGE_FLUSH_MS, s_flush_timer, gw);
 }
 
 void usage_stop(gateway_t *gw)

@@ -223,17 +223,34 @@ static void s_push(json_t *msgs, const char *role, const char *key, json_t *item
     }
 }
 
+long wire_tokens(long long reported)
+{
+    return reported < 0                 ? 0
+           : reported > WIRE_MAX_TOKENS ? WIRE_MAX_TOKENS
+                                        : (long)reported;
+}
+
+long wire_tokens_json(const json_t *reported)
+{
+    if (json_is_integer(reported))
+        return wire_tokens(json_integer_value(reported));
+    double v = json_number_value(reported); /* 0 when not a number */
+    return v != v || v <= 0               ? 0
+           : v >= (double)WIRE_MAX_TOKENS ? WIRE_MAX_TOKENS
+                                          : (long)v;
+}
+
 /* Reads two token counts of a usage object into u. */
 static void s_read_usage(const json_t *o, const char *in, const char *out,
                          wire_usage_t *u)
 {
     const json_t *i = json_object_get(o, in), *x = json_object_get(o, out);
     if (json_is_integer(i)) {
-        u->input_tokens = (long)json_integer_value(i);
+        u->input_tokens = wire_tokens(json_integer_value(i));
         u->present = true;
     }
     if (json_is_integer(x)) {
-        u->output_tokens = (long)json_integer_value(x);
+        u->output_tokens = wire_tokens(json_integer_value(x));
         u->present = true;
     }
 }
@@ -244,10 +261,11 @@ static void s_anthropic_usage(const json_t *o, wire_usage_t *u)
     s_read_usage(o, "input_tokens", "output_tokens", u);
     if (!json_is_integer(json_object_get(o, "input_tokens")))
         return;
-    u->input_tokens +=
-        (long)json_integer_value(json_object_get(o, "cache_read_input_tokens"));
-    u->input_tokens +=
-        (long)json_integer_value(json_object_get(o, "cache_creation_input_tokens"));
+    u->input_tokens = wire_tokens(
+        (long long)u->input_tokens +
+        wire_tokens(json_integer_value(json_object_get(o, "cache_read_input_tokens"))) +
+        wire_tokens(
+            json_integer_value(json_object_get(o, "cache_creation_input_tokens"))));
 }
 
 /* ------------------------------------------------------------------ */

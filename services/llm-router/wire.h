@@ -42,6 +42,15 @@ typedef struct wire_usage {
     bool present;
 } wire_usage_t;
 
+/* The most tokens one call is billed for: a provider's count is clamped to
+ * 0..WIRE_MAX_TOKENS, so that a corrupt one cannot overflow the ledger's
+ * nano-dollars (or make a cost negative and lift a budget). */
+#define WIRE_MAX_TOKENS 100000000L
+long wire_tokens(long long reported);
+/* The same for a JSON number, integer or real (a count parsed with
+ * JSON_DECODE_INT_AS_REAL, since one beyond 2^63 fails as an integer). */
+long wire_tokens_json(const json_t *reported);
+
 /* ---- caller requests -> canonical ---- */
 
 /* Validates an OpenAI Chat Completions request (model a string when

@@ -938,7 +938,8 @@ static void s_leave_stream(int delay_ms, int within_ms)
     while ((aborted = s_fake_num(fake, "claude", "aborted_streams")) == 0 &&
            th_now_ms() < end)
         th_sleep_ms(50);
-    cr_assert_eq(aborted, 1, "the upstream stream was not aborted within %d ms", within_ms);
+    cr_assert_eq(aborted, 1, "the upstream stream was not aborted within %d ms",
+                 within_ms);
     cr_assert_eq(s_fake_num(fake, "claude", "completed_streams"), 0);
     cr_assert_eq(s_fake_num(fake, "claude", "active_streams"), 0);
 }
@@ -1209,6 +1210,13 @@ static const s_bad_t s_bads[] = {
      "{\"model\":\"claude-x\",\"max_tokens\":10," MSGS "}", 401, "authentication_error",
      NULL},
     {ANT, CT_JSON KEY_A, NULL, 413, NULL, NULL},
+    /* A role names a budget: not any bytes at all. */
+    {OAI,
+     CT_JSON KEY_O "X-Vapora-Role: \xff"
+                   "bad\r\n",
+     "{\"model\":\"gpt-a\"," MSGS "}", 400, NULL, "invalid_request"},
+    {ANT, CT_JSON KEY_A "X-Vapora-Role: two words\r\n",
+     "{\"model\":\"claude-x\",\"max_tokens\":10," MSGS "}", 400, NULL, NULL},
 };
 
 /* Checks that r is an error in the format of path's API. */
@@ -1283,6 +1291,31 @@ static json_t *s_usage(th_sv_t *sv, const char *query, const char *key,
     } while (th_now_ms() < end);
     cr_assert_not_null(u, "GET %s failed", path);
     return u;
+}
+
+/* A provider's absurd token counts are clamped: spend stays a small
+ * positive number and the budget keeps counting. */
+Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = s_fake();
+    th_sv_t *sv = s_start(fake, &(s_opts_t){0});
+    cr_assert_eq(th_fake_llm_config(fake, "oai",
+                                    "{\"usage_in\":4611686018427387904,"
+                                    "\"usage_out\":4611686018427387904}"),
+                 0);
+    char *ob = s_body(false, "gpt-a", false, 0);
+    s_resp_t r = s_call(sv, OAI, "X-Vapora-Role: tester\r\n", ob, 200);
+    s_resp_clear(&r);
+    free(ob);
+    json_t *e, *u = s_usage(sv, "group_by=role", "role", "tester", 1, &e);
+    char *d = json_dumps(u, 0);
+    cr_assert(e && s_num(e, "input_tokens") == 100000000 &&
+                  s_num(e, "output_tokens") == 100000000 && s_num(e, "cost_usd") > 0 &&
+                  s_num(e, "cost_usd") < 1e9,
+              "usage %s", d);
+    free(d);
+    json_decref(u);
 }
 
 Test(router_usage, models_are_listed_and_usage_is_totalled, .timeout = 60,
@@ -1416,8 +1449,9 @@ Test(router_usage, each_call_publishes_its_usage_on_nats, .timeout = 60,
      .fini = s_nats_fini)
 {
     th_proc_t *fake = s_fake();
-    s_opts_t o = {.extra = "[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
-                           "[program:nats]\ncommand = nats-server -a 127.0.0.1 -p @PORT2@\n"};
+    s_opts_t o = {
+        .extra = "[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
+                 "[program:nats]\ncommand = nats-server -a 127.0.0.1 -p @PORT2@\n"};
     th_sv_t *sv = s_start(fake, &o);
     /* Both workers say healthy once their NATS connection is up. */
     long long end = th_now_ms() + 10000;
@@ -1443,8 +1477,8 @@ Test(router_usage, each_call_publishes_its_usage_on_nats, .timeout = 60,
     natsMsg *msg = NULL;
     cr_assert_eq(natsSubscription_NextMsg(&msg, sub, 5000), NATS_OK,
                  "no vapora.llm.usage event within 5 s");
-    json_t *ev = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0,
-                            NULL);
+    json_t *ev =
+        json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
     cr_assert_not_null(ev);
     cr_assert_str_eq(s_str(ev, "type"), "llm.usage");
     cr_assert_str_eq(s_str(ev, "role"), "developer");
@@ -1475,19 +1509,20 @@ Test(router_formats, providers_named_by_host_name_keep_working, .timeout = 60,
     for (int i = 0; i < 3; i++)
         dead[i] = th_free_port();
     char *extra = NULL;
-    cr_assert_gt(asprintf(&extra,
-                          "[provider:d0]\nkind = openai\nbase_url = http://localhost:%d/v1\n"
-                          "models = by-name\n\n"
-                          "[provider:d1]\nkind = anthropic\nbase_url = http://localhost:%d\n"
-                          "models = by-name\n\n"
-                          "[provider:d2]\nkind = ollama\nbase_url = http://localhost:%d\n"
-                          "models = by-name\n\n"
-                          "[provider:byname]\nkind = openai\n"
-                          "base_url = http://localhost:%d/s/oai/v1\nmodels = by-name\n",
-                          dead[0], dead[1], dead[2], fake->port),
-                 0);
-    th_sv_t *sv = s_start(fake, &(s_opts_t){.workers = 1, .extra = extra,
-                                            .chain = "d0, d1, d2, byname"});
+    cr_assert_gt(
+        asprintf(&extra,
+                 "[provider:d0]\nkind = openai\nbase_url = http://localhost:%d/v1\n"
+                 "models = by-name\n\n"
+                 "[provider:d1]\nkind = anthropic\nbase_url = http://localhost:%d\n"
+                 "models = by-name\n\n"
+                 "[provider:d2]\nkind = ollama\nbase_url = http://localhost:%d\n"
+                 "models = by-name\n\n"
+                 "[provider:byname]\nkind = openai\n"
+                 "base_url = http://localhost:%d/s/oai/v1\nmodels = by-name\n",
+                 dead[0], dead[1], dead[2], fake->port),
+        0);
+    th_sv_t *sv = s_start(
+        fake, &(s_opts_t){.workers = 1, .extra = extra, .chain = "d0, d1, d2, byname"});
     free(extra);
     for (int i = 0; i < 12; i++) {
         char *body = s_body(i % 2, "by-name", i % 4 < 2, 50);
@@ -1509,10 +1544,11 @@ Test(router_formats, relayed_answers_keep_their_bytes_and_real_usage, .timeout =
      .fini = th_cleanup)
 {
     th_proc_t *fake = s_fake();
-    cr_assert_eq(th_fake_llm_config(fake, "oai",
-                                    "{\"reply\":\"x\\\"usage\\\":{\\\"prompt_tokens\\\":999}\","
-                                    "\"usage_in\":10,\"usage_out\":20}"),
-                 0);
+    cr_assert_eq(
+        th_fake_llm_config(fake, "oai",
+                           "{\"reply\":\"x\\\"usage\\\":{\\\"prompt_tokens\\\":999}\","
+                           "\"usage_in\":10,\"usage_out\":20}"),
+        0);
     th_sv_t *sv = s_start(fake, &(s_opts_t){0});
     char *body = s_body(false, "gpt-a", false, 0);
     s_resp_t r = s_call(sv, OAI, NULL, body, 200);
@@ -1550,7 +1586,8 @@ Test(router_streams, a_caller_leaving_a_whole_answer_aborts_the_upstream, .timeo
     long long end = th_now_ms() + 5000;
     while (th_now_ms() < end && s_fake_num(fake, "claude", "stalled") < 1)
         th_sleep_ms(20);
-    cr_assert_eq(s_fake_num(fake, "claude", "stalled"), 1, "the call never reached claude");
+    cr_assert_eq(s_fake_num(fake, "claude", "stalled"), 1,
+                 "the call never reached claude");
     th_conn_close(&c);
     end = th_now_ms() + 3000;
     while (th_now_ms() < end && s_fake_num(fake, "claude", "stall_released") < 1)
@@ -1579,8 +1616,10 @@ Test(router_streams, a_stream_ending_before_its_end_is_not_an_answer, .timeout =
     s_resp_t r = s_call(sv, OAI, NULL, body, 200);
     char v[64];
     cr_assert_not_null(s_field(r.head, "X-Vapora-Provider", v, sizeof v));
-    cr_assert_str_eq(v, "claude", "an empty stream was taken as oai's answer: %s", r.body);
-    cr_assert(strstr(r.body, "data: [DONE]") && !strstr(r.body, "\"error\""), "%s", r.body);
+    cr_assert_str_eq(v, "claude", "an empty stream was taken as oai's answer: %s",
+                     r.body);
+    cr_assert(strstr(r.body, "data: [DONE]") && !strstr(r.body, "\"error\""), "%s",
+              r.body);
     s_resp_clear(&r);
     cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"end_after\":3}"), 0);
     r = s_call(sv, OAI, NULL, body, 200);
@@ -1606,7 +1645,8 @@ Test(router_streams, a_silent_stream_times_out_by_its_silence, .timeout = 60,
     char v[64];
     cr_assert_not_null(s_field(r.head, "X-Vapora-Provider", v, sizeof v));
     cr_assert_str_eq(v, "claude");
-    cr_assert(strstr(r.body, "data: [DONE]") && !strstr(r.body, "\"error\""), "%s", r.body);
+    cr_assert(strstr(r.body, "data: [DONE]") && !strstr(r.body, "\"error\""), "%s",
+              r.body);
     cr_assert(took >= 1500 && took < 2900, "the silence lasted %lld ms", took);
     cr_assert_eq(s_fake_num(fake, "oai", "aborted_streams"), 1);
     s_resp_clear(&r);

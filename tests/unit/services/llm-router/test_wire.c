@@ -1367,3 +1367,29 @@ Test(wire, relay_between_kinds)
     cr_assert_str_eq(log, "T yo\nF length\nU 9 2\n");
     free(log);
 }
+
+Test(wire, provider_token_counts_are_clamped)
+{
+    cr_assert_eq(wire_tokens(-5), 0);
+    cr_assert_eq(wire_tokens(0), 0);
+    cr_assert_eq(wire_tokens(1234), 1234);
+    cr_assert_eq(wire_tokens(WIRE_MAX_TOKENS), WIRE_MAX_TOKENS);
+    cr_assert_eq(wire_tokens(4611686018427387904LL), WIRE_MAX_TOKENS);
+    char err[256];
+    wire_usage_t u = {0};
+    const char *body =
+        "{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,"
+        "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+        "\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":-7,\"completion_tokens\":"
+        "9223372036854775807}}";
+    json_t *j = json_loads(body, 0, NULL);
+    cr_assert_not_null(j);
+    json_t *canon =
+        wire_canonical_response(WIRE_OPENAI, j, "i", "m", &u, err, sizeof err);
+    cr_assert_not_null(canon, "%s", err);
+    cr_assert_eq(u.input_tokens, 0);
+    cr_assert_eq(u.output_tokens, WIRE_MAX_TOKENS);
+    json_decref(canon);
+    json_decref(j);
+}

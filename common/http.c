@@ -44,6 +44,14 @@ typedef struct route {
     status_series_t by_status[HTTP_STATUS_CACHE];
 } route_t;
 
+/* A connection as the header deadline sees it (s_sweep). */
+typedef struct conn_track {
+    int fd;
+    uint64_t since_ms; /* waiting for a request's headers since */
+    bool busy;         /* a request is past its headers, or it was upgraded */
+    struct conn_track *prev, *next;
+} conn_track_t;
+
 struct http_req {
     http_server_t *srv;
     struct MHD_Connection *conn;
@@ -53,6 +61,7 @@ struct http_req {
     size_t uri_len;      /* the full request-target, query string included */
     bool nul_in_uri;     /* %00 in it: decoded, it would cut the path short */
     bool framing_error;  /* where its body ends is unclear: answer, then close */
+    conn_track_t *track; /* its connection's */
     route_t *route;
     uint64_t start_ns;
     /* A request-level error found while receiving: replied at the end. */
@@ -120,6 +129,8 @@ struct http_server {
     http_req_t *live;
     http_error_fn error_fn;
     void *error_ud;
+    conn_track_t *conns; /* every open connection */
+    loop_timer_t *sweep;
 };
 
 void http_config_defaults(http_config_t *cfg)
@@ -903,6 +914,11 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         req->method = method;
         req->url = url;
         req->version = version;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req->track = ci ? ci->socket_context : NULL;
+        if (req->track)
+            req->track->busy = true;
         srv->in_flight++;
         srv->last_request_ms = loop_now_ms(srv->loop);
         s_check_request(srv, req);
@@ -971,6 +987,10 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
+    if (req->track && req->status != 101) {
+        req->track->busy = false; /* keep-alive: waits for the next one */
+        req->track->since_ms = loop_now_ms(srv->loop);
+    }
     if (req->stream) {
         http_stream_t *st = req->stream;
         st->req = NULL;
@@ -1001,6 +1021,58 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
         b.data[--b.len] = '\0';
     log_debug("libmicrohttpd: %s", b.data);
     sbuf_free(&b);
+}
+
+/* ---- the header deadline ---- */
+
+/* libmicrohttpd's timeout counts idle time only: a client sending a header
+ * byte every few seconds would hold its connection for ever, and a few
+ * thousand of them every connection slot. Every connection must deliver a
+ * request's headers within request_timeout of connecting or of its last
+ * reply; a sweep each second shuts down the late ones (libmicrohttpd then
+ * reads the end of stream and closes them). */
+static void s_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    http_server_t *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_track_t *t = xcalloc(1, sizeof *t);
+        t->fd = ci ? ci->connect_fd : -1;
+        t->since_ms = loop_now_ms(srv->loop);
+        t->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = t;
+        srv->conns = t;
+        *socket_context = t;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        conn_track_t *t = *socket_context;
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            srv->conns = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+static void s_sweep(loop_t *loop, loop_timer_t *timer, void *ud)
+{
+    UNUSED(timer);
+    http_server_t *srv = ud;
+    uint64_t now = loop_now_ms(loop), limit = (uint64_t)srv->cfg.request_timeout * 1000;
+    for (conn_track_t *t = srv->conns; t; t = t->next) {
+        if (!t->busy && t->fd >= 0 && now - t->since_ms > limit) {
+            log_debug("closing a connection that sent no complete request in %u s",
+                      srv->cfg.request_timeout);
+            shutdown(t->fd, SHUT_RDWR);
+            t->busy = true; /* once */
+            srv->dirty = true;
+        }
+    }
 }
 
 /* ---- loop integration ---- */
@@ -1168,7 +1240,8 @@ int http_server_start(http_server_t *srv, int listen_fd)
                      MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_NOTIFY_COMPLETED, s_completed,
-        srv, MHD_OPTION_URI_LOG_CALLBACK, s_req_new, srv, MHD_OPTION_CONNECTION_LIMIT,
+        srv, MHD_OPTION_URI_LOG_CALLBACK, s_req_new, srv, MHD_OPTION_NOTIFY_CONNECTION,
+        s_notify_conn, srv, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)srv->cfg.max_connections + 16, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)srv->cfg.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         s_conn_memory(&srv->cfg), MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, srv,
@@ -1189,6 +1262,7 @@ int http_server_start(http_server_t *srv, int listen_fd)
     if (rc < 0)
         return rc;
     srv->accepting = true;
+    srv->sweep = loop_add_timer(srv->loop, 1000, 1000, s_sweep, srv);
     return 0;
 }
 
@@ -1246,6 +1320,7 @@ void http_server_destroy(http_server_t **srvp)
         loop_del_fd(srv->loop, srv->mhd_epfd);
         MHD_stop_daemon(srv->daemon);
     }
+    loop_cancel_timer(srv->loop, &srv->sweep);
     for (size_t i = 0; i < srv->nroutes; i++)
         s_route_free(&srv->routes[i]);
     free(srv->routes);

@@ -651,6 +651,43 @@ Test(http, stalled_client_is_cut_and_others_served, .timeout = 30, .fini = s_fin
     s_assert_serving(p);
 }
 
+/* A client that keeps trickling header bytes (slowloris) is never idle
+ * for request_timeout, yet must not hold its connection past it. */
+Test(http, trickling_headers_are_cut_at_request_timeout, .timeout = 30, .fini = s_fini)
+{
+    th_proc_t *p = s_start(BACKEND, "backend", "request_timeout = 2\n");
+    th_conn_t *c = th_connect(p->port, TH_IO_MS);
+    cr_assert_not_null(c);
+    const char *start = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    long long t0 = th_now_ms();
+    cr_assert_eq(th_send_raw(c, start, strlen(start), TH_IO_MS), 0);
+    bool closed = false;
+    while (!closed && th_now_ms() - t0 < 8000) {
+        th_sleep_ms(500);
+        closed = th_peer_closed(c) || th_send_raw(c, "a", 1, TH_IO_MS) < 0;
+    }
+    long long cut = th_now_ms() - t0;
+    cr_assert(closed, "a trickling client still holds its connection after %lld ms",
+              cut);
+    cr_assert(cut >= 1500 && cut <= 5000, "cut after %lld ms, request_timeout 2 s",
+              cut);
+    th_conn_close(&c);
+    /* A keep-alive client that asks in time is not affected. */
+    c = th_connect(p->port, TH_IO_MS);
+    cr_assert_not_null(c);
+    for (int i = 0; i < 4; i++) {
+        th_sleep_ms(800);
+        th_resp_t *r = NULL;
+        cr_assert_eq(th_send_request(c, "GET", "/health", NULL, NULL, 0), 0);
+        cr_assert_eq(th_read_response(c, &r, 3000), 0,
+                     "request %d on a kept connection", i);
+        cr_assert_eq(r->status, 200);
+        th_resp_free(&r);
+    }
+    th_conn_close(&c);
+    s_assert_serving(p);
+}
+
 /* ---- graceful stop ---- */
 
 Test(lifecycle, sigterm_lets_pool_request_finish, .timeout = 30, .fini = s_fini)

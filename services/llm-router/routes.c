@@ -53,7 +53,9 @@ static char *s_error_body(const http_req_t *req, unsigned status, const char *co
     UNUSED(ud);
     const char *path = http_req_path(req);
     json_t *j;
-    if (path && strncmp(path, "/v1/messages", 12) == 0)
+    /* /v1/messages and what is under it; not /v1/messagesx. */
+    if (path && strncmp(path, "/v1/messages", 12) == 0 &&
+        (path[12] == '\0' || path[12] == '/'))
         j = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
                       s_anthropic_type(status, code), "message", message);
     else if (path && strncmp(path, "/v1/", 4) == 0)

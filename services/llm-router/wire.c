@@ -601,6 +601,12 @@ static int s_a_params(const json_t *req, json_t *canon, char *err, size_t len)
         return -1;
     if (stops && !json_is_null(stops) && !s_all_strings(stops))
         return s_fail(err, len, "stop_sequences: must be an array of strings");
+    const json_t *meta = json_object_get(req, "metadata");
+    if (meta && !json_is_null(meta) && !json_is_object(meta))
+        return s_fail(err, len, "metadata: must be an object");
+    const json_t *uid = json_object_get(meta, "user_id");
+    if (uid && !json_is_null(uid) && !json_is_string(uid))
+        return s_fail(err, len, "metadata.user_id: must be a string");
     s_copy(canon, "model", req, "model");
     s_copy(canon, "max_tokens", req, "max_tokens");
     s_copy(canon, "temperature", req, "temperature");
@@ -618,9 +624,14 @@ static int s_a_system(const json_t *req, json_t *msgs, char *err, size_t len)
     sbuf_t b = {0};
     if (!sys || json_is_null(sys))
         return 0;
+    bool text_only = true; /* the system prompt takes text blocks only */
+    const json_t *blk;
+    size_t k;
+    json_array_foreach(sys, k, blk) text_only &= s_is(s_str(blk, "type"), "text");
     if (json_is_string(sys))
         s_append_str(&b, sys);
-    else if (!json_is_array(sys) || s_join_text_blocks(sys, "\n", &b) < 0) {
+    else if (!json_is_array(sys) || !text_only ||
+             s_join_text_blocks(sys, "\n", &b) < 0) {
         sbuf_free(&b);
         return s_fail(err, len, "system: must be a string or an array of text blocks");
     }
@@ -790,9 +801,9 @@ static int s_a_messages(const json_t *req, json_t *msgs, char *err, size_t len)
         if (json_is_string(c))
             json_array_append_new(msgs,
                                   json_pack("{s:s,s:O}", "role", role, "content", c));
-        else if (!json_is_array(c))
+        else if (!json_is_array(c) || json_array_size(c) == 0)
             rc = s_fail(err, len, "messages[%zu].content: %s", i,
-                        "must be a string or an array of content blocks");
+                        "must be a string or a non-empty array of content blocks");
         else
             rc = s_is(role, "user") ? s_a_user(c, i, msgs, err, len)
                                     : s_a_assistant(c, i, msgs, err, len);

@@ -1210,6 +1210,8 @@ static const s_bad_t s_bads[] = {
      "{\"model\":\"claude-x\",\"max_tokens\":10," MSGS "}", 401, "authentication_error",
      NULL},
     {ANT, CT_JSON KEY_A, NULL, 413, NULL, NULL},
+    /* Only /v1/messages itself answers in Anthropic's format. */
+    {"/v1/messagesx", CT_JSON KEY_O, "{}", 404, NULL, NULL},
     /* A role names a budget: not any bytes at all. */
     {OAI,
      CT_JSON KEY_O "X-Vapora-Role: \xff"

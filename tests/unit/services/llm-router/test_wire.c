@@ -295,7 +295,7 @@ Test(wire, anthropic_request_rejects)
         {"{\"max_tokens\":5,\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
          "messages[0].role: must be \"user\" or \"assistant\""},
         {"{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":5}]}",
-         "messages[0].content: must be a string or an array of content blocks"},
+         "messages[0].content: must be a string or a non-empty array of content blocks"},
         {"{\"max_tokens\":5,\"temperature\":1.5,\"messages\":[{\"role\":\"user\","
          "\"content\":\"x\"}]}",
          "temperature: must be a number between 0 and 1"},
@@ -317,6 +317,17 @@ Test(wire, anthropic_request_rejects)
         {"{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
          "\"tool_choice\":{\"type\":\"tool\"}}",
          "tool_choice: must be"},
+        {"{\"max_tokens\":5,\"metadata\":5,\"messages\":[{\"role\":\"user\","
+         "\"content\":\"x\"}]}",
+         "metadata: must be an object"},
+        {"{\"max_tokens\":5,\"metadata\":{\"user_id\":7},\"messages\":[{\"role\":"
+         "\"user\",\"content\":\"x\"}]}",
+         "metadata.user_id: must be a string"},
+        {"{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[]}]}",
+         "messages[0].content: must be a string or a non-empty array"},
+        {"{\"max_tokens\":5,\"system\":[{\"type\":\"image\"}],\"messages\":[{\"role\":"
+         "\"user\",\"content\":\"x\"}]}",
+         "system: must be a string or an array of text blocks"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[256] = "";

@@ -834,17 +834,26 @@ Test(supervisor_scale,
     free(log);
 }
 
+/* A supervisor (shutdown_timeout 5 s) whose one web worker has a 1.5 s
+ * request in flight on *c. */
+static th_sv_t *s_start_busy(th_conn_t **c)
+{
+    th_sv_t *sv = s_start("shutdown_timeout = 5\n\n" WEB("1"));
+    s_assert_settled(sv, "web", 1, 5000);
+    *c = th_connect(sv->ports[0], TH_IO_MS);
+    cr_assert_not_null(*c);
+    cr_assert_eq(th_send_request(*c, "GET", "/sleep?ms=1500", NULL, NULL, 0), 0);
+    th_sleep_ms(200);
+    return sv;
+}
+
 /* A service removed and added back while its old worker still drains
  * gets the same socket (before: "Address already in use"). */
 Test(supervisor_scale, service_added_back_while_its_old_worker_drains, .timeout = 60,
      .fini = s_fini)
 {
-    th_sv_t *sv = s_start("shutdown_timeout = 5\n\n" WEB("1"));
-    s_assert_settled(sv, "web", 1, 5000);
-    th_conn_t *c = th_connect(sv->ports[0], TH_IO_MS);
-    cr_assert_not_null(c);
-    cr_assert_eq(th_send_request(c, "GET", "/sleep?ms=1500", NULL, NULL, 0), 0);
-    th_sleep_ms(200);
+    th_conn_t *c = NULL;
+    th_sv_t *sv = s_start_busy(&c);
     cr_assert_eq(th_sv_write_config(sv, "shutdown_timeout = 5\n"), 0);
     th_resp_t *r = s_admin_post(sv, "/reload", NULL);
     cr_assert_eq(r->status, 200, "removing web: %d %.300s", r->status, r->body);
@@ -917,12 +926,8 @@ Test(supervisor_scale, draining_worker_serves_connections_accepted_before,
 Test(supervisor_lifecycle, admin_api_answers_while_stopping, .timeout = 60,
      .fini = s_fini)
 {
-    th_sv_t *sv = s_start("shutdown_timeout = 5\n\n" WEB("1"));
-    s_assert_settled(sv, "web", 1, 5000);
-    th_conn_t *c = th_connect(sv->ports[0], TH_IO_MS);
-    cr_assert_not_null(c);
-    cr_assert_eq(th_send_request(c, "GET", "/sleep?ms=1500", NULL, NULL, 0), 0);
-    th_sleep_ms(200);
+    th_conn_t *c = NULL;
+    th_sv_t *sv = s_start_busy(&c);
     cr_assert_eq(th_signal(sv->proc, SIGTERM), 0);
     th_sleep_ms(200);
     th_resp_t *r = NULL;

@@ -14,6 +14,8 @@
 
 #define BACKEND_LOGIN_SLOTS 256
 #define BACKEND_TOKEN_CACHE 1024
+/* A task's result, encoded, at most (as description: 100,000). */
+#define TASK_RESULT_MAX 100000
 
 typedef struct login_fail {
     char username[64];
@@ -42,7 +44,7 @@ typedef struct backend {
     int fails_fd;
     bool fails_shared;
     token_slot_t tokens[BACKEND_TOKEN_CACHE]; /* loop thread only */
-    struct rcache *cache; /* task documents (cache.h); NULL: off */
+    struct rcache *cache;                     /* task documents (cache.h); NULL: off */
 } backend_t;
 
 /* Roles, in increasing power. */
@@ -101,13 +103,15 @@ bool v_known_fields(const json_t *body, const char *const *allowed, verr_t *e);
 bool v_string(const json_t *body, const char *key, bool required, size_t min,
               size_t max, const char **out, verr_t *e);
 /* A string from a set (checked by fn); absent is fine unless required. */
-bool v_enum(const json_t *body, const char *key, bool required, bool (*fn)(const char *),
-            const char **out, verr_t *e);
+bool v_enum(const json_t *body, const char *key, bool required,
+            bool (*fn)(const char *), const char **out, verr_t *e);
 /* A number in [min,max] or null (when nullable). */
 bool v_number(const json_t *body, const char *key, double min, double max,
               bool nullable, verr_t *e);
 /* An array of distinct id strings. */
 bool v_id_array(const json_t *body, const char *key, verr_t *e);
+/* Any JSON value (or null) of at most max bytes once encoded. */
+bool v_json_size(const json_t *body, const char *key, size_t max, verr_t *e);
 
 /* ---- api.c ---- */
 /* Checks the bearer token and the role; false after replying 401 or 403. */
@@ -121,20 +125,20 @@ struct job {
     backend_t *b;
     job_fn fn;
     claims_t who;
-    json_t *in;        /* owned */
-    char id[64];       /* the path's {id} */
-    int64_t num;       /* a number argument (cursor position, If-Match…) */
+    json_t *in;  /* owned */
+    char id[64]; /* the path's {id} */
+    int64_t num; /* a number argument (cursor position, If-Match…) */
     int limit;
     bool flag;
     store_task_filter_t filter;
-    json_t *out;       /* the reply body (owned); NULL with 204 */
-    char *body;        /* the reply as JSON text (owned): set by fn, or out
-                          serialised on the pool thread */
-    unsigned status;   /* HTTP status of a successful answer */
+    json_t *out;     /* the reply body (owned); NULL with 204 */
+    char *body;      /* the reply as JSON text (owned): set by fn, or out
+                        serialised on the pool thread */
+    unsigned status; /* HTTP status of a successful answer */
     store_rc_t rc;
     store_err_t err;
     char location[160];
-    uint64_t tag;      /* store_version() before fn ran (cacheable reads) */
+    uint64_t tag; /* store_version() before fn ran (cacheable reads) */
     /* Loop thread, before the reply (e.g. to publish an event); optional.
      * A hook that sets rc to anything but STORE_OK has answered (or will
      * answer) the request itself. */

@@ -225,7 +225,9 @@ static bool s_check_patch(const json_t *body, verr_t *e)
         !v_string(body, "title", false, 1, 500, &s, e) || !s_check_common(body, e) ||
         !v_enum(body, "status", false, rules_is_status, &s, e) ||
         !v_number(body, "progress", 0, 100, false, e) ||
-        !v_number(body, "actual_hours", 0, 100000, true, e))
+        !v_number(body, "actual_hours", 0, 100000, true, e) ||
+        /* Boards and lists carry every result: keep each one bounded. */
+        !v_json_size(body, "result", TASK_RESULT_MAX, e))
         return false;
     if (json_object_get(body, "progress") &&
         !json_is_integer(json_object_get(body, "progress"))) {

@@ -116,3 +116,26 @@ bool v_id_array(const json_t *body, const char *key, verr_t *e)
     }
     return true;
 }
+
+/* Counts the encoded bytes and stops past the limit. */
+static int s_count(const char *buf, size_t size, void *data)
+{
+    UNUSED(buf);
+    size_t *left = data;
+    if (size > *left)
+        return -1;
+    *left -= size;
+    return 0;
+}
+
+bool v_json_size(const json_t *body, const char *key, size_t max, verr_t *e)
+{
+    json_t *v = json_object_get(body, key);
+    size_t left = max;
+    if (!v ||
+        json_dump_callback(v, s_count, &left, JSON_COMPACT | JSON_ENCODE_ANY) == 0)
+        return true;
+    char msg[64];
+    snprintf(msg, sizeof msg, "must be at most %zu bytes of JSON", max);
+    return s_fail(e, key, msg);
+}

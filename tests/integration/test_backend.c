@@ -1711,6 +1711,13 @@ Test(backend_validation, every_field_has_its_code, .timeout = 60, .fini = s_fini
               "{\"actual_hours\":100001}");
     s_api_err(422, "invalid_blocked_by", "PATCH", pt, tok,
               s_fmt("{\"blocked_by\":[%s]}", s_idj(t))); /* itself */
+    /* A result is any JSON, of at most 100,000 bytes encoded. */
+    char *big = malloc(100010);
+    memset(big, 'r', 100009);
+    big[100009] = '\0';
+    s_api_err(422, "invalid_result", "PATCH", pt, tok,
+              s_fmt("{\"result\":{\"log\":\"%s\"}}", big)); /* 100,019 bytes */
+    free(big);
     const char *m2 =
         s_api_err(422, "unknown_field", "PATCH", pt, tok, "{\"owner\":\"me\"}");
     cr_assert(strstr(m2, "owner"), "the message does not name the field: %s", m2);
@@ -2057,8 +2064,8 @@ Test(backend_tasks, if_match_star_empty_patches_and_long_ids, .timeout = 60,
 static json_t *s_get_fresh(const char *tok, const char *path)
 {
     char *body = NULL;
-    int st = th_call(s_port, "GET", path, s_fmt("Authorization: Bearer %s\r\n", tok), NULL,
-                     &body, TH_IO_MS);
+    int st = th_call(s_port, "GET", path, s_fmt("Authorization: Bearer %s\r\n", tok),
+                     NULL, &body, TH_IO_MS);
     cr_assert_eq(st, 200, "GET %s: %d %s", path, st, body ? body : "");
     json_t *j = json_loads(body, 0, NULL);
     free(body);
@@ -2079,8 +2086,8 @@ Test(backend_supervised, cached_reads_never_outlive_a_write_on_either_worker,
     for (int round = 0; round < 5; round++) {
         for (int i = 0; i < 20; i++) {
             json_t *g = s_get_fresh(tok, path);
-            cr_assert_eq(s_int(g, "version"), round + 1, "round %d read %d: %s", round, i,
-                         s_dump(g));
+            cr_assert_eq(s_int(g, "version"), round + 1, "round %d read %d: %s", round,
+                         i, s_dump(g));
             cr_assert_str_eq(s_str(g, "title"), s_fmt("round %d", round));
         }
         t = s_patch(tok, t, s_fmt("{\"title\":\"round %d\"}", round + 1));

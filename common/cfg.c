@@ -547,6 +547,13 @@ static const cfg_schema_t *s_schema_find(const cfg_schema_t *schema, size_t len,
     return NULL;
 }
 
+const char *cfg_section_reader(const cfg_schema_t *schema, size_t schema_len,
+                               const char *section)
+{
+    const cfg_schema_t *e = s_schema_find(schema, schema_len, section);
+    return e ? e->reader : NULL;
+}
+
 static bool s_key_allowed(const cfg_schema_t *entry, const char *key)
 {
     for (const char *const *k = entry->keys; k && *k; k++) {

@@ -58,11 +58,17 @@ const char *cfg_key_name(const cfg_t *cfg, const char *section, size_t i);
 typedef struct cfg_schema {
     const char *section;
     const char *const *keys;
+    const char *reader; /* the one service that reads it; NULL: every one */
 } cfg_schema_t;
 
 /* The schema of every section VAPORA knows (see cfg_schema.c). */
 extern const cfg_schema_t cfg_vapora_schema[];
 extern const size_t cfg_vapora_schema_len;
+
+/* The service that alone reads section per schema, or NULL when every
+ * service may (shared sections, and sections the schema does not know). */
+const char *cfg_section_reader(const cfg_schema_t *schema, size_t schema_len,
+                               const char *section);
 
 /* Calls warn(msg, ud) once per unknown section ("unknown section [x]") and
  * once per unknown key ("unknown key 'k' in section [s]"), in file order.

@@ -36,12 +36,22 @@ static const char *const s_routing[] = {"default_model", "fallback_chain",
 static const char *const s_route[] = {"task_types", "model", NULL};
 static const char *const s_budget[] = {"window", "limit_usd", "near_percent", NULL};
 
+/* reader: the service whose workers alone read the section, so that a
+ * change there rolls only its workers (supervisor/sv_config.c). */
 const cfg_schema_t cfg_vapora_schema[] = {
-    {"supervisor", s_supervisor}, {"runtime", s_runtime}, {"service:*", s_service},
-    {"program:*", s_program},     {"nats", s_nats},       {"backend", s_backend},
-    {"agents", s_agents},         {"router", s_router},   {"provider:*", s_provider},
-    {"model:*", s_model},         {"routing", s_routing}, {"route:*", s_route},
-    {"budget:*", s_budget},
+    {"supervisor", s_supervisor, NULL},
+    {"runtime", s_runtime, NULL},
+    {"service:*", s_service, NULL},
+    {"program:*", s_program, NULL},
+    {"nats", s_nats, NULL},
+    {"backend", s_backend, "backend"},
+    {"agents", s_agents, "agents"},
+    {"router", s_router, "llm-router"},
+    {"provider:*", s_provider, "llm-router"},
+    {"model:*", s_model, "llm-router"},
+    {"routing", s_routing, "llm-router"},
+    {"route:*", s_route, "llm-router"},
+    {"budget:*", s_budget, "llm-router"},
 };
 
 const size_t cfg_vapora_schema_len = ARRAY_LEN(cfg_vapora_schema);

@@ -22,6 +22,7 @@
 #define HTTP_MAX_PARAMS 8
 #define HTTP_STATUS_CACHE 12
 #define HTTP_ACCEPT_BATCH 4
+#define HTTP_DISCARD_MAX (1024 * 1024)
 
 static const double s_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                           0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
@@ -61,6 +62,7 @@ struct http_req {
     size_t uri_len;      /* the full request-target, query string included */
     bool nul_in_uri;     /* %00 in it: decoded, it would cut the path short */
     bool framing_error;  /* where its body ends is unclear: answer, then close */
+    size_t discarded;    /* body bytes read and dropped (the request is refused) */
     conn_track_t *track; /* its connection's */
     route_t *route;
     uint64_t start_ns;
@@ -349,6 +351,7 @@ typedef struct header_scan {
     const char *length;     /* the first Content-Length */
     bool lengths_differ;    /* another Content-Length with another value */
     bool transfer_encoding; /* a Transfer-Encoding header */
+    bool bad_coding;        /* one that is not just "chunked" */
 } header_scan_t;
 
 static enum MHD_Result s_scan_header(void *cls, enum MHD_ValueKind kind,
@@ -364,6 +367,10 @@ static enum MHD_Result s_scan_header(void *cls, enum MHD_ValueKind kind,
             h->lengths_differ = true;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         h->transfer_encoding = true;
+        /* Only chunked frames a request body (RFC 9112, 6.3): any other
+         * coding would make it run until the connection closes. */
+        if (!value || strcasecmp(value, "chunked") != 0)
+            h->bad_coding = true;
     }
     return MHD_YES;
 }
@@ -402,12 +409,14 @@ static void s_check_request(http_server_t *srv, http_req_t *req)
     }
     /* Two lengths, or a length and chunks, are read one way here and
      * another by a proxy in front: refuse both (RFC 9112, 6.3). */
-    if (h.lengths_differ || (h.length && h.transfer_encoding)) {
+    if (h.lengths_differ || (h.length && h.transfer_encoding) || h.bad_coding) {
         req->framing_error = true;
-        s_set_error(req, 400, "bad_request",
+        s_set_error(req, 400, "bad_request", "%s",
                     h.lengths_differ
                         ? "the request has Content-Length headers that disagree"
-                        : "the request has both Content-Length and Transfer-Encoding");
+                    : h.bad_coding ? "Transfer-Encoding must be chunked alone"
+                                   : "the request has both Content-Length and "
+                                     "Transfer-Encoding");
         return;
     }
     s_route_request(srv, req);
@@ -532,10 +541,17 @@ static void s_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls,
     free(u);
 }
 
+bool http_req_can_upgrade(const http_req_t *req)
+{
+    /* libmicrohttpd upgrades HTTP/1.1 and later 1.x only. */
+    const char *v = req->version;
+    return v && strncmp(v, "HTTP/1.", 7) == 0 && strcmp(v, MHD_HTTP_VERSION_1_0) != 0;
+}
+
 int http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
 {
     VP_ASSERT(!req->replied && !req->suspended);
-    if (!req->version || strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0) {
+    if (!http_req_can_upgrade(req)) {
         /* libmicrohttpd upgrades HTTP/1.1 only; it would queue nothing. */
         http_reply_error(req, 400, "bad_request", "an upgrade needs HTTP/1.1");
         return -EPROTO;
@@ -871,10 +887,13 @@ static void s_collect_body(http_req_t *req, const char *data, size_t *size)
     if (!req->err_status && req->body.len + *size > max) {
         s_set_error(req, 413, "payload_too_large",
                     "the request body is larger than %zu bytes", max);
+        req->discarded = req->body.len;
         sbuf_free(&req->body);
     }
     if (!req->err_status)
         sbuf_append(&req->body, data, *size);
+    else
+        req->discarded += *size;
     *size = 0;
 }
 
@@ -934,21 +953,29 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         /* Digits beyond a long are too large too. */
         bool huge = cl && cl[0] && strspn(cl, "0123456789") == strlen(cl) &&
                     parse_long(cl, 0, LONG_MAX, &n) < 0;
-        if (!req->err_status && cl &&
-            (huge ||
-             (parse_long(cl, 0, LONG_MAX, &n) == 0 && (size_t)n > srv->cfg.max_body))) {
+        if (cl && (huge || (parse_long(cl, 0, LONG_MAX, &n) == 0 &&
+                            (size_t)n > srv->cfg.max_body))) {
             /* Refuse now rather than read a body we will not keep: this
              * closes the connection, which is what a client sending too
-             * much should expect. */
+             * much should expect. A request already refused (404, 415, …)
+             * gets that answer, as early. */
             req->handled = true;
-            http_reply_error(req, 413, "payload_too_large",
-                             "the request body is larger than %zu bytes",
-                             srv->cfg.max_body);
+            if (req->err_status)
+                s_reply_error_str(req, req->err_status, req->err_code, req->err_msg);
+            else
+                http_reply_error(req, 413, "payload_too_large",
+                                 "the request body is larger than %zu bytes",
+                                 srv->cfg.max_body);
             return MHD_YES;
         }
         return MHD_YES;
     }
     if (*upload_data_size) {
+        /* A chunked body has no length to refuse up front. Its 413 comes
+         * once it ends; a client still sending 1 MiB past the limit is
+         * dropped instead. */
+        if (req->discarded > srv->cfg.max_body + HTTP_DISCARD_MAX)
+            return MHD_NO;
         s_collect_body(req, upload_data, upload_data_size);
         return MHD_YES;
     }

@@ -125,8 +125,11 @@ void http_reply_error(http_req_t *req, unsigned status, const char *code,
  * never close()d by its user: http_upgrade_close(srv, urh) ends it. */
 typedef void (*http_upgrade_fn)(void *ud, int fd, const char *extra, size_t extra_len,
                                 void *urh);
-/* Returns 0, or -EPROTO when the request cannot be upgraded (it is not
- * HTTP/1.1): it has then been answered 400, and fn will not run. */
+/* Whether req's HTTP version allows an upgrade (1.1 or a later 1.x). */
+bool http_req_can_upgrade(const http_req_t *req);
+/* Returns 0, or -EPROTO when the request cannot be upgraded
+ * (!http_req_can_upgrade): it has then been answered 400, and fn will not
+ * run. */
 int http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud);
 void http_upgrade_close(http_server_t *srv, void *urh);
 

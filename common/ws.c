@@ -257,6 +257,10 @@ int ws_accept(ws_hub_t *hub, http_req_t *req, ws_message_fn on_message,
                          "Sec-WebSocket-Key of 16 bytes in base64)");
         return -EINVAL;
     }
+    if (!http_req_can_upgrade(req)) {
+        http_reply_error(req, 400, "bad_request", "an upgrade needs HTTP/1.1");
+        return -EPROTO;
+    }
     if (!ver || strcmp(ver, "13") != 0) {
         http_req_add_header(req, "Sec-WebSocket-Version", "13");
         http_reply_error(req, 426, "websocket_version",

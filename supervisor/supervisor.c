@@ -885,6 +885,17 @@ int sv_reload(sv_t *sv, char *err, size_t errlen)
     sv_config_t *nc = sv_config_load(sv->config_path, sv->bin_dir, err, errlen);
     if (!nc)
         return -EINVAL;
+    /* The lock, the control socket and every worker's data live under
+     * data_dir, and vaporactl finds us at admin: both are fixed until a
+     * restart, so a file that moves them is refused as a whole. */
+    if (strcmp(nc->admin, sv->cfg->admin) != 0 ||
+        strcmp(nc->data_dir, sv->cfg->data_dir) != 0) {
+        snprintf(err, errlen,
+                 "[supervisor] admin and data_dir cannot change while running "
+                 "(restart the supervisor for that)");
+        sv_config_destroy(&nc);
+        return -EINVAL;
+    }
     /* Bind every new address first, so a failure changes nothing. */
     sv_socket_t **socks = xcalloc(nc->nservices + 1, sizeof *socks);
     bool bound = true;
@@ -892,11 +903,12 @@ int sv_reload(sv_t *sv, char *err, size_t errlen)
         sv_service_t *svc = sv_find_service(sv, nc->services[i].name);
         if (svc && strcmp(svc->listen, nc->services[i].listen) == 0)
             continue;
-        /* A service removed a moment ago may still drain on this address:
-         * its socket is still bound, and serves the new one too. */
+        /* The address may be bound already: by a service removed a moment
+         * ago that still drains, or one this file removes, renames or
+         * moves (two swapping addresses). That socket serves this one too:
+         * the file cannot give one address to two services. */
         for (size_t k = 0; k < sv->nservices && !socks[i]; k++)
-            if (sv->services[k]->removed &&
-                strcmp(sv->services[k]->listen, nc->services[i].listen) == 0)
+            if (strcmp(sv->services[k]->listen, nc->services[i].listen) == 0)
                 socks[i] = s_socket_ref(sv->services[k]->sock);
         if (!socks[i])
             socks[i] = s_socket_open(nc->services[i].listen, err, errlen);
@@ -928,9 +940,6 @@ int sv_reload(sv_t *sv, char *err, size_t errlen)
     }
     free(socks);
     s_apply_programs(sv, nc);
-    if (strcmp(nc->admin, sv->cfg->admin) != 0 ||
-        strcmp(nc->data_dir, sv->cfg->data_dir) != 0)
-        log_warn("reload: admin and data_dir changes take effect at the next start");
     sv_config_t *old = sv->cfg;
     sv->cfg = nc;
     sv_config_destroy(&old);

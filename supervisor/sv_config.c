@@ -134,19 +134,25 @@ static char *s_program_fingerprint(const cfg_t *cfg, const char *section)
 }
 
 /* What a service's workers read: the whole file but the programs, the other
- * services and what only the supervisor uses, and less the worker count, so
- * that scaling never replaces running workers. */
+ * services, the sections only another service reads (the schema's reader)
+ * and what only the supervisor uses, and less the worker count, so that
+ * scaling never replaces running workers. */
 static char *s_service_fingerprint(const cfg_t *cfg, const char *own)
 {
     static const char *const own_skip[] = {"workers", NULL};
-    static const char *const sv_skip[] = {"admin", "watchdog_timeout", NULL};
+    static const char *const sv_skip[] = {"admin", "watchdog_timeout", "log_level",
+                                          "log_format", NULL};
     static const char *const none[] = {NULL};
+    const char *name = own + strlen("service:");
     sbuf_t b = {0};
     size_t n = cfg_section_count(cfg);
     for (size_t i = 0; i < n; i++) {
         const char *sec = cfg_section_name(cfg, i);
+        const char *reader =
+            cfg_section_reader(cfg_vapora_schema, cfg_vapora_schema_len, sec);
         if (strncmp(sec, "program:", 8) == 0 ||
-            (strncmp(sec, "service:", 8) == 0 && strcmp(sec, own) != 0))
+            (strncmp(sec, "service:", 8) == 0 && strcmp(sec, own) != 0) ||
+            (reader && strcmp(reader, name) != 0))
             continue;
         s_render(&b, cfg, sec,
                  strcmp(sec, own) == 0            ? own_skip

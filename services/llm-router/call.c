@@ -167,6 +167,18 @@ static const char *s_member(const char *p, const char *end, const char *key)
     return NULL;
 }
 
+/* The cost of a whole answer of bytes bytes. Without readable usage from
+ * the provider the call is not free: its tokens are estimated (the prompt's
+ * bound, a token per 4 bytes of answer) and *estimated is set. */
+static double s_answer_cost(call_t *c, const rt_attempt_t *a, size_t bytes,
+                            bool *estimated)
+{
+    *estimated = !c->usage.present;
+    if (*estimated)
+        c->usage = (wire_usage_t){c->prompt_bound, (long)((bytes + 3) / 4), false};
+    return rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
+}
+
 /* OpenAI to an OpenAI caller: the provider's bytes go back as they are and
  * only its usage is parsed, which saves parsing and rebuilding the rest.
  * false: not a completion this scan recognises (the full path decides). */
@@ -191,12 +203,12 @@ static bool s_relay_openai(call_t *c, const rt_attempt_t *a)
         wire_tokens_json(json_object_get(usage, "completion_tokens"));
     c->usage.present = json_is_object(usage);
     json_decref(usage);
-    double cost =
-        rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
-    s_add_headers(c, a, cost, true);
+    bool estimated;
     size_t blen = c->body.len;
+    double cost = s_answer_cost(c, a, blen, &estimated);
+    s_add_headers(c, a, cost, true);
     http_reply_owned(c->req, 200, "application/json", sbuf_steal(&c->body), blen);
-    usage_record(c->gw, c, a, cost, false, 200);
+    usage_record(c->gw, c, a, cost, estimated, 200);
     call_free(c);
     return true;
 }
@@ -217,8 +229,8 @@ static void s_reply_whole(call_t *c, const rt_attempt_t *a)
         s_fail(c, 502, "upstream_error", "the provider's answer could not be read");
         return;
     }
-    double cost =
-        rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
+    bool estimated;
+    double cost = s_answer_cost(c, a, c->body.len, &estimated);
     s_add_headers(c, a, cost, true);
     if (c->format == GW_ANTHROPIC) {
         json_t *m = wire_to_anthropic_response(canon);
@@ -226,7 +238,7 @@ static void s_reply_whole(call_t *c, const rt_attempt_t *a)
         canon = m;
     }
     http_reply_json(c->req, 200, canon);
-    usage_record(c->gw, c, a, cost, false, 200);
+    usage_record(c->gw, c, a, cost, estimated, 200);
     call_free(c);
 }
 

@@ -91,10 +91,22 @@ static int s_load_route(const cfg_t *cfg, const char *sec, const char *name,
     return 0;
 }
 
+bool rt_role_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 1 && n <= 63 &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                        "._:@/-") == n;
+}
+
 static int s_load_budget(const cfg_t *cfg, const char *sec, const char *name,
                          rt_budget_t *b, char *err, size_t len)
 {
     b->role = xstrdup(name);
+    if (!rt_role_name_ok(name))
+        return s_fail(
+            err, len,
+            "[%s]: a role is 1 to 63 characters of A-Z, a-z, 0-9 and . _ : @ / -", sec);
     const char *w = cfg_get_str(cfg, sec, "window", "monthly");
     if (strcmp(w, "daily") == 0)
         b->window = RT_DAILY;

@@ -89,6 +89,9 @@ const rt_model_t *rt_model_find(const rt_config_t *c, const char *name);
 bool rt_provider_serves(const rt_provider_t *p, const char *model);
 /* Whether some provider serves model. */
 bool rt_model_known(const rt_config_t *c, const char *model);
+/* Whether name can be a role (a budget's name, X-Vapora-Role): 1 to 63
+ * characters of A-Z, a-z, 0-9 and . _ : @ / -. */
+bool rt_role_name_ok(const char *name);
 const rt_budget_t *rt_budget_find(const rt_config_t *c, const char *role);
 /* USD for the tokens at model's prices. */
 double rt_cost(const rt_config_t *c, const char *model, long in_tokens, long out_tokens);

@@ -139,12 +139,7 @@ static long s_max_tokens(const gateway_t *gw, const json_t *canon)
 static bool s_role_ok(http_req_t *req)
 {
     const char *role = http_req_header(req, "X-Vapora-Role");
-    if (!role)
-        return true;
-    size_t n = strlen(role);
-    if (n >= 1 && n <= 63 &&
-        strspn(role, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                     "._:@/-") == n)
+    if (!role || !*role || rt_role_name_ok(role)) /* empty: the default */
         return true;
     gw_reply_error(req, 400, "invalid_request",
                    "X-Vapora-Role must be 1 to 63 characters of A-Z, a-z, 0-9 and "

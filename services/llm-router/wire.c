@@ -801,7 +801,11 @@ static int s_a_messages(const json_t *req, json_t *msgs, char *err, size_t len)
         if (json_is_string(c))
             json_array_append_new(msgs,
                                   json_pack("{s:s,s:O}", "role", role, "content", c));
-        else if (!json_is_array(c) || json_array_size(c) == 0)
+        /* Empty content is Anthropic's prefill for the last assistant turn
+         * only. */
+        else if (!json_is_array(c) ||
+                 (json_array_size(c) == 0 &&
+                  !(s_is(role, "assistant") && i + 1 == json_array_size(ms))))
             rc = s_fail(err, len, "messages[%zu].content: %s", i,
                         "must be a string or a non-empty array of content blocks");
         else

@@ -349,6 +349,8 @@ Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60, .fini =
         cr_assert_eq(rc, 0, "case %zu: no answer: %s", i, strerror(-rc));
         cr_assert_eq(r->status, 400, "case %zu: %d %s", i, r->status, r->body);
         cr_assert(strstr(r->body, bad[i].code), "case %zu: %s", i, r->body);
+        cr_assert_null(th_resp_header(r, "Sec-WebSocket-Accept"),
+                       "case %zu: a refusal with the upgrade's headers", i);
         th_resp_free(&r);
         th_conn_close(&c);
     }

@@ -1318,6 +1318,25 @@ Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
               "usage %s", d);
     free(d);
     json_decref(u);
+
+    /* A count no JSON number type holds leaves the usage unreadable: the
+     * call is estimated, not free. */
+    char cfg[600] = "{\"usage_in\":1";
+    for (int i = 0; i < 400; i++)
+        strcat(cfg, "0");
+    strcat(cfg, "}");
+    cr_assert_eq(th_fake_llm_config(fake, "oai", cfg), 0);
+    ob = s_body(false, "gpt-a", false, 0);
+    r = s_call(sv, OAI, "X-Vapora-Role: unreadable\r\n", ob, 200);
+    s_resp_clear(&r);
+    free(ob);
+    u = s_usage(sv, "group_by=role", "role", "unreadable", 1, &e);
+    d = json_dumps(u, 0);
+    cr_assert(e && s_num(e, "estimated") == 1 && s_num(e, "input_tokens") > 0 &&
+                  s_num(e, "output_tokens") > 0 && s_num(e, "cost_usd") > 0,
+              "usage %s", d);
+    free(d);
+    json_decref(u);
 }
 
 Test(router_usage, models_are_listed_and_usage_is_totalled, .timeout = 60,

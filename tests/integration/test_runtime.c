@@ -375,6 +375,8 @@ Test(http, ambiguous_framing_is_refused_and_closed, .timeout = 30, .fini = s_fin
         {"Content-Length: 2\r\nContent-Length: 5\r\n", 400, "bad_request"},
         {"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", 400, "bad_request"},
         {"Content-Length: 9223372036854775808\r\n", 413, "payload_too_large"},
+        {"Transfer-Encoding: gzip\r\n", 400, "bad_request"},
+        {"Transfer-Encoding: chunked, identity\r\n", 400, "bad_request"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         th_conn_t *c = th_connect(p->port, TH_IO_MS);
@@ -392,6 +394,19 @@ Test(http, ambiguous_framing_is_refused_and_closed, .timeout = 30, .fini = s_fin
         cr_assert_eq(th_wait_closed(c, 3000), 0, "case %zu: still open", i);
         th_conn_close(&c);
     }
+    /* A request refused already (no route) with a body too large for us
+     * gets its answer before the body, too. */
+    th_conn_t *c = th_connect(p->port, TH_IO_MS);
+    cr_assert_not_null(c);
+    const char *nope = "POST /nope HTTP/1.1\r\nHost: x\r\n" JSON_CT
+                       "Content-Length: 100000000000\r\n\r\n";
+    cr_assert_eq(th_send_raw(c, nope, strlen(nope), TH_IO_MS), 0);
+    th_resp_t *nr = NULL;
+    cr_assert_eq(th_read_response(c, &nr, 3000), 0, "no early answer for /nope");
+    s_assert_error(nr, 404, "not_found");
+    th_resp_free(&nr);
+    cr_assert_eq(th_wait_closed(c, 3000), 0);
+    th_conn_close(&c);
     /* %00 would cut the path short once decoded. */
     th_resp_t *r = s_request(p, "GET", "/health%00.json", NULL, NULL);
     s_assert_error(r, 400, "bad_request");
@@ -439,6 +454,23 @@ Test(http, chunked_body_over_limit, .timeout = 30, .fini = s_fini)
     cr_assert_eq(th_read_response(c, &r, TH_IO_MS), 0);
     s_assert_error(r, 413, "payload_too_large");
     th_resp_free(&r);
+    th_conn_close(&c);
+
+    /* One that keeps sending is cut off 1 MiB past the limit. */
+    c = th_connect(p->port, TH_IO_MS);
+    cr_assert_not_null(c);
+    const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\n" JSON_CT
+                       "Transfer-Encoding: chunked\r\n\r\n";
+    cr_assert_eq(th_send_raw(c, head, strlen(head), TH_IO_MS), 0);
+    static char chunk[65536 + 16];
+    int n = snprintf(chunk, sizeof chunk, "%x\r\n", 65536);
+    memset(chunk + n, 'x', 65536);
+    memcpy(chunk + n + 65536, "\r\n", 2);
+    size_t sent = 0;
+    while (sent < (8u << 20) &&
+           th_send_raw(c, chunk, (size_t)n + 65536 + 2, TH_IO_MS) == 0)
+        sent += 65536;
+    cr_assert_lt(sent, 8u << 20, "8 MiB went into a 1 KiB limit");
     th_conn_close(&c);
     s_assert_serving(p);
 }

@@ -872,6 +872,35 @@ Test(supervisor_scale, service_added_back_while_its_old_worker_drains, .timeout 
     th_resp_free(&r);
 }
 
+/* Renaming a service keeps its address, bound all along; admin and
+ * data_dir cannot move under a running supervisor. */
+Test(supervisor_scale, renamed_service_keeps_its_socket, .timeout = 60, .fini = s_fini)
+{
+    th_sv_t *sv = s_start(WEB("1"));
+    s_assert_settled(sv, "web", 1, 5000);
+    th_load_t *l = s_load(sv->ports[0], "/health", 1, 5);
+    cr_assert_eq(th_sv_write_config(sv, "[service:site]\nlisten = 127.0.0.1:@PORT1@\n"
+                                        "workers = 1\ncommand = @TESTSVC@\n"),
+                 0);
+    th_resp_t *r = s_admin_post(sv, "/reload", NULL);
+    cr_assert_eq(r->status, 200, "renaming web: %d %.300s", r->status, r->body);
+    th_resp_free(&r);
+    s_assert_settled(sv, "site", 1, 5000);
+    th_sleep_ms(300);
+    th_load_stats_t st;
+    th_load_stop(&l, 0, &st);
+    s_assert_clean(&st, "renaming a service");
+
+    cr_assert_eq(th_sv_write_config(sv, "[supervisor]\ndata_dir = /tmp/elsewhere\n\n"
+                                        "[service:site]\nlisten = 127.0.0.1:@PORT1@\n"
+                                        "workers = 1\ncommand = @TESTSVC@\n"),
+                 0);
+    r = s_admin_post(sv, "/reload", NULL);
+    cr_assert_eq(r->status, 422, "moving data_dir: %d %.300s", r->status, r->body);
+    cr_assert(strstr(r->body, "cannot change while running"), "%s", r->body);
+    th_resp_free(&r);
+}
+
 Test(supervisor_scale, reload_of_worker_count_keeps_running_workers, .timeout = 60,
      .fini = s_fini)
 {

@@ -319,7 +319,7 @@ Test(cfg, schema_warnings)
 Test(cfg, schema_patterns)
 {
     static const char *const keys[] = {"a", NULL};
-    static const cfg_schema_t schema[] = {{"exact", keys}, {"t:*", keys}};
+    static const cfg_schema_t schema[] = {{"exact", keys, NULL}, {"t:*", keys, "svc"}};
     char err[ERRLEN];
     warns_t w = {0};
     cfg_t *cfg = s_load("[exact]\na=1\n[t:x]\na=1\n[t:x:y]\na=1\n[t]\na=1\n"
@@ -331,6 +331,9 @@ Test(cfg, schema_patterns)
     cr_assert_str_eq(w.msg[1], "unknown section [exactly]");
     cr_assert_str_eq(w.msg[2], "unknown section [u:x]");
     cfg_destroy(&cfg);
+    cr_assert_null(cfg_section_reader(schema, 2, "exact"));
+    cr_assert_str_eq(cfg_section_reader(schema, 2, "t:x"), "svc");
+    cr_assert_null(cfg_section_reader(schema, 2, "unknown"));
 }
 
 Test(cfg, split_list)

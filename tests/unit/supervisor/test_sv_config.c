@@ -272,3 +272,44 @@ Test(spawn, runs_a_command_with_the_listening_socket_as_fd_3)
     cr_assert_lt(spawn_process(&req2, err, sizeof err), 0);
     cr_assert(strstr(err, "not found"), "%s", err);
 }
+
+/* A section only one service reads ([backend], [router], [budget:*], ...)
+ * rolls that service alone; [supervisor] log settings roll none. */
+Test(sv_config, sections_of_one_service_roll_only_it, .fini = s_fini)
+{
+    static const char *const texts[] = {
+        "[supervisor]\nlog_level = info\n[backend]\nread_cache = 10\n"
+        "[budget:dev]\nlimit_usd = 5\n"
+        "[service:backend]\nlisten = 127.0.0.1:9001\n"
+        "[service:llm-router]\nlisten = 127.0.0.1:9003\ncommand = /bin/true\n",
+        "[supervisor]\nlog_level = debug\n[backend]\nread_cache = 10\n"
+        "[budget:dev]\nlimit_usd = 5\n"
+        "[service:backend]\nlisten = 127.0.0.1:9001\n"
+        "[service:llm-router]\nlisten = 127.0.0.1:9003\ncommand = /bin/true\n",
+        "[supervisor]\nlog_level = info\n[backend]\nread_cache = 20\n"
+        "[budget:dev]\nlimit_usd = 5\n"
+        "[service:backend]\nlisten = 127.0.0.1:9001\n"
+        "[service:llm-router]\nlisten = 127.0.0.1:9003\ncommand = /bin/true\n",
+        "[supervisor]\nlog_level = info\n[backend]\nread_cache = 10\n"
+        "[budget:dev]\nlimit_usd = 6\n"
+        "[service:backend]\nlisten = 127.0.0.1:9001\n"
+        "[service:llm-router]\nlisten = 127.0.0.1:9003\ncommand = /bin/true\n",
+    };
+    static const bool backend[] = {false, false, true, false};
+    static const bool router[] = {false, false, false, true};
+    char err[512];
+    sv_config_t *c0 = s_load(texts[0], err);
+    cr_assert_not_null(c0, "%s", err);
+    for (size_t i = 1; i < 4; i++) {
+        sv_config_t *c = s_load(texts[i], err);
+        cr_assert_not_null(c, "%s", err);
+        bool b = strcmp(sv_config_service(c, "backend")->fingerprint,
+                        sv_config_service(c0, "backend")->fingerprint) != 0;
+        bool r = strcmp(sv_config_service(c, "llm-router")->fingerprint,
+                        sv_config_service(c0, "llm-router")->fingerprint) != 0;
+        cr_assert(b == backend[i] && r == router[i], "text %zu: backend %d router %d",
+                  i, b, r);
+        sv_config_destroy(&c);
+    }
+    sv_config_destroy(&c0);
+}

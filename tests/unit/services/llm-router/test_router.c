@@ -11,46 +11,45 @@
 #include "ledger.h"
 #include "router.h"
 
-static const char s_conf[] =
-    "[provider:claude]\n"
-    "kind = anthropic\n"
-    "base_url = http://127.0.0.1:1/\n"
-    "models = opus, sonnet, haiku\n"
-    "[provider:oai]\n"
-    "kind = openai\n"
-    "base_url = http://127.0.0.1:2/v1\n"
-    "models = gpt-big, gpt-mini\n"
-    "[provider:local]\n"
-    "kind = ollama\n"
-    "base_url = 127.0.0.1:11434\n"
-    "models = llama\n"
-    "[model:opus]\n"
-    "input_usd_per_mtok = 15\n"
-    "output_usd_per_mtok = 75\n"
-    "equivalents = gpt-mini, gpt-big\n"
-    "[model:sonnet]\n"
-    "input_usd_per_mtok = 3\n"
-    "output_usd_per_mtok = 15\n"
-    "[model:haiku]\n"
-    "input_usd_per_mtok = 1\n"
-    "output_usd_per_mtok = 1\n"
-    "[model:gpt-big]\n"
-    "input_usd_per_mtok = 2\n"
-    "output_usd_per_mtok = 10\n"
-    "[model:gpt-mini]\n"
-    "input_usd_per_mtok = 0.1\n"
-    "output_usd_per_mtok = 0.5\n"
-    "[routing]\n"
-    "default_model = sonnet\n"
-    "fallback_chain = claude, oai, local\n"
-    "cooldown_failures = 2\n"
-    "cooldown = 5\n"
-    "[route:arch]\n"
-    "task_types = architecture, design\n"
-    "model = opus\n"
-    "[budget:architect]\n"
-    "window = weekly\n"
-    "limit_usd = 10\n";
+static const char s_conf[] = "[provider:claude]\n"
+                             "kind = anthropic\n"
+                             "base_url = http://127.0.0.1:1/\n"
+                             "models = opus, sonnet, haiku\n"
+                             "[provider:oai]\n"
+                             "kind = openai\n"
+                             "base_url = http://127.0.0.1:2/v1\n"
+                             "models = gpt-big, gpt-mini\n"
+                             "[provider:local]\n"
+                             "kind = ollama\n"
+                             "base_url = 127.0.0.1:11434\n"
+                             "models = llama\n"
+                             "[model:opus]\n"
+                             "input_usd_per_mtok = 15\n"
+                             "output_usd_per_mtok = 75\n"
+                             "equivalents = gpt-mini, gpt-big\n"
+                             "[model:sonnet]\n"
+                             "input_usd_per_mtok = 3\n"
+                             "output_usd_per_mtok = 15\n"
+                             "[model:haiku]\n"
+                             "input_usd_per_mtok = 1\n"
+                             "output_usd_per_mtok = 1\n"
+                             "[model:gpt-big]\n"
+                             "input_usd_per_mtok = 2\n"
+                             "output_usd_per_mtok = 10\n"
+                             "[model:gpt-mini]\n"
+                             "input_usd_per_mtok = 0.1\n"
+                             "output_usd_per_mtok = 0.5\n"
+                             "[routing]\n"
+                             "default_model = sonnet\n"
+                             "fallback_chain = claude, oai, local\n"
+                             "cooldown_failures = 2\n"
+                             "cooldown = 5\n"
+                             "[route:arch]\n"
+                             "task_types = architecture, design\n"
+                             "model = opus\n"
+                             "[budget:architect]\n"
+                             "window = weekly\n"
+                             "limit_usd = 10\n";
 
 static rt_config_t *s_load(const char *text, char *err, size_t len)
 {
@@ -85,7 +84,8 @@ Test(router_config, rejects_what_cannot_work)
     static const struct {
         const char *text, *want;
     } bad[] = {
-        {"[provider:x]\nkind = foo\nbase_url = http://a\nmodels = m\n", "[provider:x] kind"},
+        {"[provider:x]\nkind = foo\nbase_url = http://a\nmodels = m\n",
+         "[provider:x] kind"},
         {"[provider:x]\nkind = openai\nbase_url = ftp://a\nmodels = m\n", "base_url"},
         {"[provider:x]\nkind = openai\nbase_url = http://a\n", "[provider:x] models"},
         {"[provider:x]\nkind = openai\nbase_url = http://a\nmodels = m\n[routing]\n"
@@ -103,6 +103,9 @@ Test(router_config, rejects_what_cannot_work)
         {"[provider:x]\nkind = openai\nbase_url = http://a\nmodels = m\n[budget:b]\n",
          "limit_usd"},
         {"[router]\n", "no [provider:NAME]"},
+        {"[provider:x]\nkind = openai\nbase_url = http://a\nmodels = m\n"
+         "[budget:team lead]\nlimit_usd = 1\n",
+         "[budget:team lead]: a role is"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
@@ -126,8 +129,8 @@ static void s_expect(const rt_plan_t *p, const char *want)
     char got[256] = "";
     for (size_t i = 0; i < p->n; i++) {
         size_t n = strlen(got);
-        snprintf(got + n, sizeof got - n, "%s%s/%s", i ? " " : "", p->attempts[i].provider->name,
-                 p->attempts[i].model);
+        snprintf(got + n, sizeof got - n, "%s%s/%s", i ? " " : "",
+                 p->attempts[i].provider->name, p->attempts[i].model);
     }
     cr_assert_str_eq(got, want);
 }
@@ -218,10 +221,14 @@ static void s_ledger_fini(void)
     cr_assert_eq(system(cmd), 0);
 }
 
-static ledger_admit_t s_admit(ledger_t *l, int64_t normal, int64_t near, int64_t exceeded)
+static ledger_admit_t s_admit(ledger_t *l, int64_t normal, int64_t near,
+                              int64_t exceeded)
 {
-    ledger_admit_t a = {.role = "dev", .window_start = 100, .limit = 1000,
-                        .near_percent = 80, .amounts = {normal, near, exceeded}};
+    ledger_admit_t a = {.role = "dev",
+                        .window_start = 100,
+                        .limit = 1000,
+                        .near_percent = 80,
+                        .amounts = {normal, near, exceeded}};
     ledger_admit(l, &a);
     return a;
 }
@@ -248,8 +255,8 @@ Test(router_ledger, admission_degrades_then_refuses, .init = s_ledger_init,
     cr_assert_eq(a.plan, RT_EXCEEDED);
     cr_assert_eq(a.reservation, 0);
     /* Settling releases the reservation and adds the real cost. */
-    ledger_entry_t e = {.reservation = 1, .window_start = 100, .minute = 1, .cost = 650,
-                        .requests = 1};
+    ledger_entry_t e = {
+        .reservation = 1, .window_start = 100, .minute = 1, .cost = 650, .requests = 1};
     strcpy(e.role, "dev");
     strcpy(e.provider, "p");
     strcpy(e.model, "m");
@@ -260,7 +267,8 @@ Test(router_ledger, admission_degrades_then_refuses, .init = s_ledger_init,
     cr_assert_eq(reserved, 100);
     json_t *u = ledger_usage(l, "provider", 0);
     cr_assert_eq(json_array_size(u), 1);
-    cr_assert_eq(json_integer_value(json_object_get(json_array_get(u, 0), "requests")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(u, 0), "requests")),
+                 1);
     json_decref(u);
     ledger_close(&l);
 }
@@ -312,10 +320,11 @@ Test(router_ledger, concurrent_admission_never_overspends, .init = s_ledger_init
 Test(router_config, no_chain_means_every_provider)
 {
     char err[256] = "";
-    rt_config_t *c = s_load("[provider:a]\nkind = openai\nbase_url = http://a/v1\nmodels = m1\n"
-                            "[provider:b]\nkind = ollama\nbase_url = http://b\nmodels = m2\n"
-                            "[provider:c]\nkind = gemini\nbase_url = http://c\nmodels = m3\n",
-                            err, sizeof err);
+    rt_config_t *c =
+        s_load("[provider:a]\nkind = openai\nbase_url = http://a/v1\nmodels = m1\n"
+               "[provider:b]\nkind = ollama\nbase_url = http://b\nmodels = m2\n"
+               "[provider:c]\nkind = gemini\nbase_url = http://c\nmodels = m3\n",
+               err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_assert_eq(c->nchain, 3);
     cr_assert_str_eq(c->chain[2]->name, "c");

@@ -295,7 +295,8 @@ Test(wire, anthropic_request_rejects)
         {"{\"max_tokens\":5,\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
          "messages[0].role: must be \"user\" or \"assistant\""},
         {"{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":5}]}",
-         "messages[0].content: must be a string or a non-empty array of content blocks"},
+         "messages[0].content: must be a string or a non-empty array of content "
+         "blocks"},
         {"{\"max_tokens\":5,\"temperature\":1.5,\"messages\":[{\"role\":\"user\","
          "\"content\":\"x\"}]}",
          "temperature: must be a number between 0 and 1"},
@@ -1403,4 +1404,21 @@ Test(wire, provider_token_counts_are_clamped)
     cr_assert_eq(u.output_tokens, WIRE_MAX_TOKENS);
     json_decref(canon);
     json_decref(j);
+}
+
+Test(wire, anthropic_final_assistant_turn_may_be_empty)
+{
+    char err[256] = "";
+    json_t *r =
+        J("{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+          "{\"role\":\"assistant\",\"content\":[]}]}");
+    json_t *c = wire_from_anthropic_request(r, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    json_decref(c);
+    json_decref(r);
+    r = J("{\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\",\"content\":[]},"
+          "{\"role\":\"user\",\"content\":\"x\"}]}");
+    cr_assert_null(wire_from_anthropic_request(r, err, sizeof err));
+    cr_assert(strstr(err, "messages[0].content"), "%s", err);
+    json_decref(r);
 }

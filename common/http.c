@@ -407,8 +407,9 @@ static void s_check_request(http_server_t *srv, http_req_t *req)
                     "the request headers are larger than %zu bytes", c->max_header);
         return;
     }
-    /* Two lengths, or a length and chunks, are read one way here and
-     * another by a proxy in front: refuse both (RFC 9112, 6.3). */
+    /* Two lengths, a length and chunks, or a coding other than chunked
+     * are read one way here and another by a proxy in front: refuse them
+     * (RFC 9112, 6.3). */
     if (h.lengths_differ || (h.length && h.transfer_encoding) || h.bad_coding) {
         req->framing_error = true;
         s_set_error(req, 400, "bad_request", "%s",
@@ -552,7 +553,7 @@ int http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
 {
     VP_ASSERT(!req->replied && !req->suspended);
     if (!http_req_can_upgrade(req)) {
-        /* libmicrohttpd upgrades HTTP/1.1 only; it would queue nothing. */
+        /* libmicrohttpd would queue nothing for an HTTP/1.0 upgrade. */
         http_reply_error(req, 400, "bad_request", "an upgrade needs HTTP/1.1");
         return -EPROTO;
     }

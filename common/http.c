@@ -774,12 +774,12 @@ int http_req_run_blocking(http_req_t *req, pool_t *pool, pool_work_fn work,
 
 static void s_on_client(loop_t *loop, int fd, unsigned ev, void *ud)
 {
+    UNUSED(loop);
     UNUSED(fd);
     http_req_t *req = ud;
     if (!(ev & (LOOP_HANGUP | LOOP_ERROR)))
         return;
-    loop_del_fd(loop, req->watch_fd);
-    req->watch_fd = -1;
+    s_unwatch(req);
     http_gone_fn fn = req->gone_fn;
     req->gone_fn = NULL;
     if (fn)
@@ -811,12 +811,12 @@ static void s_watch(http_req_t *req)
  * ends (MHD then closes the connection) and its owner is told. */
 static void s_on_stream_client(loop_t *loop, int fd, unsigned ev, void *ud)
 {
+    UNUSED(loop);
     UNUSED(fd);
     http_req_t *req = ud;
     if (!(ev & (LOOP_HANGUP | LOOP_ERROR)))
         return;
-    loop_del_fd(loop, req->watch_fd);
-    req->watch_fd = -1;
+    s_unwatch(req);
     http_stream_t *st = req->stream;
     if (!st || st->ended)
         return;

@@ -121,15 +121,7 @@ void log_vmsg(log_level_t level, int err, const char *fmt, va_list ap)
         }
         sbuf_puts(&line, "\n");
     }
-    ssize_t off = 0;
-    while (off < (ssize_t)line.len) {
-        ssize_t n = write(STDERR_FILENO, line.data + off, line.len - (size_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += n;
-    }
+    (void)fd_write_all(STDERR_FILENO, line.data, line.len); /* nowhere to report */
     sbuf_free(&msg);
     sbuf_free(&line);
     errno = saved;

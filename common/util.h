@@ -73,6 +73,10 @@ char *file_read_all(const char *path, size_t *lenp);
  * from a request (a percent-decoded path, say) can go into JSON. */
 char *utf8_repair(const char *s);
 
+/* Writes all len bytes of data to fd (a blocking fd), retrying short
+ * writes and EINTR. Returns 0, or -errno (-EIO when write wrote nothing). */
+int fd_write_all(int fd, const void *data, size_t len);
+
 /* Sets O_NONBLOCK / FD_CLOEXEC on fd. Return 0 or -errno. */
 int fd_set_nonblock(int fd);
 int fd_set_cloexec(int fd);

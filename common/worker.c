@@ -95,13 +95,18 @@ void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *u
     w->checks = xrealloc(w->checks, (w->nchecks + 1) * sizeof *w->checks);
     w->checks[w->nchecks++] = (check_t){xstrdup(name), fn, ud};
 }
-const char *worker_setting(worker_t *w, const char *key)
+/* The section a setting comes from: the service's, else [runtime]. */
+static const char *s_setting_section(const cfg_t *cfg, const char *section,
+                                     const char *key)
 {
-    const char *v = cfg_get(w->cfg, w->section, key);
-    return v ? v : cfg_get(w->cfg, "runtime", key);
+    return cfg_get(cfg, section, key) ? section : "runtime";
 }
 
-/* Reads a numeric runtime key into *out; logs and returns -EINVAL when bad. */
+const char *worker_setting(worker_t *w, const char *key)
+{
+    return cfg_get(w->cfg, s_setting_section(w->cfg, w->section, key), key);
+}
+
 /* The numeric [runtime] settings (a [service:NAME] may override each) and
  * their bounds: one table for the worker and worker_check_settings. */
 static const struct {
@@ -115,13 +120,7 @@ static const struct {
     {"shutdown_timeout", 0, 3600},
 };
 
-/* The section a setting comes from: the service's, else [runtime]. */
-static const char *s_setting_section(const cfg_t *cfg, const char *section,
-                                     const char *key)
-{
-    return cfg_get(cfg, section, key) ? section : "runtime";
-}
-
+/* Reads a numeric runtime key into *out; logs and returns -EINVAL when bad. */
 static int s_setting_long(worker_t *w, const char *key, long def, long *out)
 {
     char err[256];
@@ -455,17 +454,18 @@ static int s_setup_logging(worker_t *w)
 {
     log_level_t lvl = LOG_INFO;
     log_format_t fmt = LOG_FMT_LOGFMT;
+    char err[256];
+    /* Every runtime setting at once, as the supervisor checks them. */
+    if (worker_check_settings(w->cfg, w->section, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
     const char *v = worker_setting(w, "log_level");
-    if (v && log_parse_level(v, &lvl) < 0) {
-        log_error("[%s] log_level: \"%s\" is not debug, info, warn or error",
-                  w->section, v);
-        return -EINVAL;
-    }
+    if (v)
+        log_parse_level(v, &lvl); /* known good by now */
     v = worker_setting(w, "log_format");
-    if (v && log_parse_format(v, &fmt) < 0) {
-        log_error("[%s] log_format: \"%s\" is not logfmt or json", w->section, v);
-        return -EINVAL;
-    }
+    if (v)
+        log_parse_format(v, &fmt);
     log_init(w->svc->name, lvl, fmt);
     return 0;
 }
@@ -483,8 +483,7 @@ static int s_http_config(worker_t *w, http_config_t *hc)
         s_setting_long(w, "max_connections", hc->max_connections, &conns) ||
         s_setting_long(w, "request_timeout", hc->request_timeout, &tmo))
         return -EINVAL;
-    const char *sec =
-        cfg_get(w->cfg, w->section, "access_log") ? w->section : "runtime";
+    const char *sec = s_setting_section(w->cfg, w->section, "access_log");
     if (cfg_get_bool(w->cfg, sec, "access_log", false, &access, err, sizeof err) < 0) {
         log_error("%s", err);
         return -EINVAL;

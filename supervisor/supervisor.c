@@ -853,23 +853,13 @@ static int s_write_worker_config(sv_t *sv, const char *text, char *err, size_t e
 {
     char *tmp = xasprintf("%s.tmp", sv->worker_config);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    size_t len = strlen(text), off = 0;
-    while (fd >= 0 && off < len) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    int rc = fd >= 0 && off == len ? 0 : -1;
-    if (fd >= 0 && close(fd) < 0)
-        rc = -1;
+    int rc = fd < 0 ? -errno : fd_write_all(fd, text, strlen(text));
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
+        rc = -errno;
     if (rc == 0 && rename(tmp, sv->worker_config) < 0)
-        rc = -1;
+        rc = -errno;
     if (rc < 0) {
-        snprintf(err, errlen, "cannot write %s: %s", sv->worker_config,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot write %s: %s", sv->worker_config, strerror(-rc));
         unlink(tmp);
     }
     free(tmp);

@@ -15,7 +15,9 @@
  * key/value pairs; lookups are linear, which is fine for a small file. */
 #define _GNU_SOURCE
 #include "cfg.h"
-#include "util.h"
+#include "alloc.h"
+#include "sbuf.h"
+#include "parse.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
  * [service:NAME] section may override any of them, so both entries share
  * one list, CFG_RUNTIME_KEYS. */
 #include "cfg.h"
-#include "util.h"
+#include "base.h"
 
 #define CFG_RUNTIME_KEYS                                                               \
     "pool_threads", "pool_queue", "max_body_bytes", "max_url_bytes",                   \

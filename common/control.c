@@ -9,7 +9,7 @@
 #include <zmq.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
 #include "zchan.h"
 
 struct control {

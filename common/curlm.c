@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
 
 typedef struct xfer {
     CURL *easy;

@@ -16,7 +16,11 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "now.h"
+#include "sbuf.h"
+#include "utf8.h"
+#include "parse.h"
 
 #define HTTP_MAX_SEGS 16
 #define HTTP_MAX_PARAMS 8
@@ -849,7 +853,7 @@ static void *s_req_new(void *cls, const char *uri, struct MHD_Connection *conn)
     for (const char *p = uri; (p = strchr(p, '%')); p++)
         if (p[1] == '0' && p[2] == '0')
             req->nul_in_uri = true;
-    req->start_ns = time_now_ns();
+    req->start_ns = now_ns();
     req->watch_fd = -1;
     req->next = srv->live;
     if (srv->live)
@@ -1028,7 +1032,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (req->replied) {
         route_t *r = req->route ? req->route : &srv->unmatched;
-        double secs = (double)(time_now_ns() - req->start_ns) / 1e9;
+        double secs = (double)(now_ns() - req->start_ns) / 1e9;
         metric_inc(s_status_series(srv, r, req->status), 1);
         metric_observe(r->latency, secs);
         srv->completed++;

@@ -9,7 +9,11 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base.h"
+#include "now.h"
+#include "sbuf.h"
+#include "fd.h"
+#include "utf8.h"
 
 static char s_service[64] = "vapora";
 static volatile log_level_t s_level = LOG_INFO;
@@ -94,7 +98,7 @@ void log_vmsg(log_level_t level, int err, const char *fmt, va_list ap)
         return;
     int saved = errno;
     char ts[40];
-    time_iso8601(ts, sizeof ts);
+    now_iso8601(ts, sizeof ts);
     sbuf_t msg = {0}, line = {0};
     sbuf_vprintf(&msg, fmt, ap);
     char *text = utf8_repair(msg.data); /* messages quote requests */

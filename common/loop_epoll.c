@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "now.h"
 
 #define LOOP_BATCH 256
 
@@ -81,7 +82,7 @@ loop_t *loop_new(void)
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     VP_ASSERT(epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) == 0);
-    l->now_ns = time_now_ns();
+    l->now_ns = now_ns();
     return l;
 }
 
@@ -254,7 +255,7 @@ loop_timer_t *loop_add_timer(loop_t *l, uint64_t after_ms, uint64_t repeat_ms,
                              loop_timer_fn fn, void *ud)
 {
     loop_timer_t *t = xcalloc(1, sizeof *t);
-    t->due_ns = time_now_ns() + after_ms * 1000000ull;
+    t->due_ns = now_ns() + after_ms * 1000000ull;
     t->repeat_ns = repeat_ms * 1000000ull;
     t->fn = fn;
     t->ud = ud;
@@ -280,7 +281,7 @@ void loop_cancel_timer(loop_t *l, loop_timer_t **timerp)
 
 static void s_run_timers(loop_t *l)
 {
-    uint64_t now = time_now_ns();
+    uint64_t now = now_ns();
     /* Bound the work per iteration so a 0 ms repeating timer cannot starve
      * fd events: only timers due at the start of this pass run. */
     size_t budget = l->heap_len;
@@ -322,7 +323,7 @@ static int s_sleep_ms(loop_t *l)
             wait = w;
     }
     if (l->heap_len > 0) {
-        uint64_t now = time_now_ns(), due = l->heap[0]->due_ns;
+        uint64_t now = now_ns(), due = l->heap[0]->due_ns;
         /* Round up so we never wake just before the timer is due. */
         int64_t t = due <= now ? 0 : (int64_t)((due - now + 999999) / 1000000);
         if (wait < 0 || t < wait)
@@ -370,7 +371,7 @@ static void s_maybe_yield(loop_t *l, uint64_t now)
     if (l->yield_ns && now - l->busy_since > l->yield_ns) {
         sched_yield();
         l->yields++;
-        l->busy_since = time_now_ns();
+        l->busy_since = now_ns();
     }
 }
 
@@ -378,25 +379,25 @@ int loop_run(loop_t *l)
 {
     struct epoll_event evs[LOOP_BATCH];
     l->stop = false;
-    l->busy_since = time_now_ns();
+    l->busy_since = now_ns();
     while (!l->stop) {
-        l->now_ns = time_now_ns();
+        l->now_ns = now_ns();
         s_run_timers(l);
         if (l->stop)
             break;
         int timeout = s_sleep_ms(l);
-        uint64_t before = time_now_ns();
+        uint64_t before = now_ns();
         s_maybe_yield(l, before);
         int n = epoll_wait(l->epfd, evs, LOOP_BATCH, timeout);
-        if (timeout != 0 && time_now_ns() - before > 50000)
-            l->busy_since = time_now_ns(); /* it slept */
+        if (timeout != 0 && now_ns() - before > 50000)
+            l->busy_since = now_ns(); /* it slept */
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             log_err(errno, "epoll_wait");
             return -errno;
         }
-        l->now_ns = time_now_ns();
+        l->now_ns = now_ns();
         for (int i = 0; i < n; i++)
             s_dispatch(l, &evs[i]);
     }

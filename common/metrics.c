@@ -1,6 +1,8 @@
 /* metrics.c - see metrics.h. */
 #define _GNU_SOURCE
 #include "metrics.h"
+#include "alloc.h"
+#include "sbuf.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "util.h"
+#include "sbuf.h"
 
 typedef struct metrics metrics_t;
 typedef struct metric_family metric_family_t;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
 
 struct natsc {
     char *url;

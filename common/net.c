@@ -11,13 +11,43 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "fd.h"
+#include "parse.h"
+
+int net_split_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    const char *h = addr;
+    size_t hl;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':')
+            return -EINVAL;
+        h = addr + 1;
+        hl = (size_t)(end - h);
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon)
+            return -EINVAL;
+        hl = (size_t)(colon - addr);
+    }
+    if (hl >= hostlen)
+        return -EINVAL;
+    long p;
+    if (parse_long(colon + 1, 0, 65535, &p) < 0)
+        return -EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}
 
 int net_listen(const char *addr, int backlog, bool reuseport, char *err, size_t errlen)
 {
     char host[256], portstr[8];
     int port;
-    if (addr_split(addr, host, sizeof host, &port) < 0) {
+    if (net_split_addr(addr, host, sizeof host, &port) < 0) {
         snprintf(err, errlen, "listen address \"%s\" is not host:port", addr);
         return -EINVAL;
     }

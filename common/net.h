@@ -9,6 +9,11 @@
 
 #define NET_LISTEN_FDS_START 3
 
+/* Parses "host:port" ("0.0.0.0:8001", "[::1]:8001", ":8001"). host receives
+ * at most hostlen-1 bytes; an empty host means "all addresses"; port 0
+ * (any free port) is accepted. Returns 0 or -EINVAL. */
+int net_split_addr(const char *addr, char *host, size_t hostlen, int *port);
+
 /* Binds and listens on "host:port" (IPv4 or IPv6 literal, or a name resolved
  * once). reuseport sets SO_REUSEPORT so several standalone processes may
  * bind the same port. The fd is non-blocking and close-on-exec. Returns the

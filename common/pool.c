@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
 
 struct pool_job {
     pool_work_fn work;

@@ -22,7 +22,9 @@
 #include "control.h"
 #include "log.h"
 #include "net.h"
-#include "util.h"
+#include "alloc.h"
+#include "now.h"
+#include "sbuf.h"
 
 #define WORKER_LAG_WARN_NS (100ull * 1000000ull)
 #define WORKER_LAG_WARN_EVERY_MS 10000
@@ -581,7 +583,7 @@ static int s_start(worker_t *w, const char *listen_override)
         log_err(rc, "starting the HTTP server");
         return rc;
     }
-    w->started_ms = time_now_ms();
+    w->started_ms = now_ms();
     w->pid = (int)getpid();
     w->started_wall = time(NULL);
     w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);

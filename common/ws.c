@@ -16,7 +16,8 @@
 #include <wslay/wslay.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "fd.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_SNDBUF (64 * 1024)

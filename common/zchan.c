@@ -8,7 +8,7 @@
 #include <zmq.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
 
 struct zchan {
     loop_t *loop;

@@ -13,7 +13,8 @@
 #include "net.h"
 #include "spawn.h"
 #include "sv.h"
-#include "util.h"
+#include "base.h"
+#include "sbuf.h"
 
 static json_t *s_time_json(time_t t)
 {

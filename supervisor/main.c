@@ -12,7 +12,7 @@
 
 #include "log.h"
 #include "sv.h"
-#include "util.h"
+#include "alloc.h"
 
 static void s_usage(FILE *f, const char *prog)
 {

@@ -17,7 +17,10 @@
 #include "net.h"
 #include "spawn.h"
 #include "sv.h"
-#include "util.h"
+#include "alloc.h"
+#include "now.h"
+#include "fd.h"
+#include "file.h"
 
 static const char *const s_state_names[] = {"starting", "running", "draining",
                                             "backoff", "stopped"};
@@ -30,7 +33,7 @@ const char *sv_state_name(sv_state_t s)
 static uint64_t s_now(sv_t *sv)
 {
     UNUSED(sv);
-    return time_now_ms();
+    return now_ms();
 }
 
 /* Signals a child's whole process group (each child leads its own), so
@@ -945,7 +948,7 @@ int sv_reload(sv_t *sv, char *err, size_t errlen)
 static int s_open_run_dir(sv_t *sv, char *err, size_t errlen)
 {
     sv->run_dir = xasprintf("%s/run", sv->cfg->data_dir);
-    int made = dir_make(sv->cfg->data_dir, 0755);
+    int made = file_mkdirs(sv->cfg->data_dir, 0755);
     if (made == 0 && mkdir(sv->run_dir, 0700) < 0 && errno != EEXIST)
         made = -errno;
     if (made < 0) {

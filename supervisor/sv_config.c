@@ -13,7 +13,11 @@
 
 #include "log.h"
 #include "spawn.h"
-#include "util.h"
+#include "alloc.h"
+#include "sbuf.h"
+#include "file.h"
+#include "parse.h"
+#include "net.h"
 #include "worker.h"
 
 void sv_argv_free(char **argv)
@@ -199,7 +203,7 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
     const char *listen = cfg_get(c->cfg, section, "listen");
     char host[256];
     int port;
-    if (!listen || addr_split(listen, host, sizeof host, &port) < 0 || port == 0) {
+    if (!listen || net_split_addr(listen, host, sizeof host, &port) < 0 || port == 0) {
         snprintf(err, errlen, "[%s] listen: \"%s\" is not host:port", section,
                  listen ? listen : "(missing)");
         return -EINVAL;
@@ -273,7 +277,7 @@ static int s_load_supervisor(sv_config_t *c, char *err, size_t errlen)
     c->admin = xstrdup(cfg_get_str(c->cfg, "supervisor", "admin", "127.0.0.1:8000"));
     char host[256];
     int port;
-    if (addr_split(c->admin, host, sizeof host, &port) < 0 || port == 0) {
+    if (net_split_addr(c->admin, host, sizeof host, &port) < 0 || port == 0) {
         /* Port 0 would be a random port vaporactl cannot find. */
         snprintf(err, errlen, "[supervisor] admin: \"%s\" is not host:port", c->admin);
         return -EINVAL;

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "alloc.h"
+#include "sbuf.h"
+#include "parse.h"
 
 static size_t s_collect(char *data, size_t size, size_t n, void *ud)
 {

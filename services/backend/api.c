@@ -8,7 +8,8 @@
 
 #include "backend.h"
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "parse.h"
 
 bool api_authorize(http_req_t *req, backend_t *b, int min_rank, claims_t *out)
 {

@@ -18,7 +18,9 @@
 
 #include "backend.h"
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "now.h"
+#include "file.h"
 
 /* OWASP's argon2id minimum: 19 MiB, 2 passes. */
 #define AUTH_MEMLIMIT (19u * 1024u * 1024u)
@@ -343,7 +345,7 @@ static login_fail_t *s_slot(backend_t *b, const char *username)
 uint64_t auth_failure_delay(backend_t *b, const char *username)
 {
     login_fail_t *f = s_slot(b, username);
-    uint64_t now = time_now_ms(); /* CLOCK_MONOTONIC: one clock for all workers */
+    uint64_t now = now_ms(); /* CLOCK_MONOTONIC: one clock for all workers */
     bool locked = s_fails_lock(b);
     if (strncmp(f->username, username, sizeof f->username) != 0 ||
         now - f->first_ms > AUTH_FAIL_WINDOW_MS) {

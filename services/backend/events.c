@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "sbuf.h"
 
 #define EVENTS_BATCH 1024
 #define EVENTS_IDLE_MS 20

@@ -18,7 +18,8 @@
 #include "backend.h"
 #include "live.h"
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "sbuf.h"
 #include "ws.h"
 
 #define LIVE_QUEUE_MAX 10000

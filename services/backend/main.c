@@ -18,7 +18,9 @@
 #include "events.h"
 #include "live.h"
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "sbuf.h"
+#include "file.h"
 
 static backend_t s_backend;
 static events_t *s_events;

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "backend.h"
-#include "util.h"
 
 static bool s_check_body(http_req_t *req, const json_t *body, bool creating)
 {

@@ -19,7 +19,11 @@
 
 #include "log.h"
 #include "rules.h"
-#include "util.h"
+#include "alloc.h"
+#include "now.h"
+#include "sbuf.h"
+#include "file.h"
+#include "parse.h"
 
 #define STMT_CACHE 48
 
@@ -284,14 +288,14 @@ static bool s_emit(store_t *s, conn_t *c, const char *subject, const char *type,
         return true; /* events are off: no NATS configured */
     if (atomic_load(&s->backlog) >= s->outbox_max) {
         unsigned long n = atomic_fetch_add(&s->dropped, 1) + 1;
-        unsigned long now = (unsigned long)(time_now_ms() / 10000);
+        unsigned long now = (unsigned long)(now_ms() / 10000);
         if (atomic_exchange(&s->last_drop_log, now) != now)
             log_warn("events: the outbox is full (%ld); %lu event(s) dropped so far",
                      s->outbox_max, n);
         return true;
     }
     char at[40];
-    time_iso8601(at, sizeof at);
+    now_iso8601(at, sizeof at);
     json_t *pid = json_object_get(data, "project_id");
     json_t *ev = json_pack(
         "{s:s,s:O,s:O,s:O,s:s}", "type", type, "id", json_object_get(data, "id"),
@@ -389,7 +393,7 @@ static int s_migrate(sqlite3 *db, char *err, size_t errlen)
     int want = (int)ARRAY_LEN(s_migrations);
     for (int v = have + 1; v <= want; v++) {
         char ts[40], *ins;
-        time_iso8601(ts, sizeof ts);
+        now_iso8601(ts, sizeof ts);
         ins = xasprintf("INSERT INTO schema_migrations VALUES(%d,'%s')", v, ts);
         int rc = sqlite3_exec(db, s_migrations[v - 1], NULL, NULL, NULL);
         if (rc == SQLITE_OK)
@@ -567,7 +571,7 @@ static int s_insert_user(conn_t *c, const char *username, const char *hash,
 {
     char id[37], ts[40];
     s_uuid(id);
-    time_iso8601(ts, sizeof ts);
+    now_iso8601(ts, sizeof ts);
     sqlite3_stmt *st = s_stmt(c, SQL_USER_INSERT);
     if (!st)
         return SQLITE_ERROR;
@@ -688,7 +692,7 @@ static store_rc_t s_project_create_impl(store_t *s, const char *name, const char
         return s_fail(c, e);
     char id[37], ts[40];
     s_uuid(id);
-    time_iso8601(ts, sizeof ts);
+    now_iso8601(ts, sizeof ts);
     s_bind_text(st, 1, id);
     s_bind_text(st, 2, name);
     s_bind_text(st, 3, desc ? desc : "");
@@ -765,7 +769,7 @@ static store_rc_t s_project_update_impl(store_t *s, const char *id, const json_t
         return s_fail(c, e);
     sqlite3_stmt *st = s_stmt(c, SQL_PROJECT_UPDATE);
     char ts[40];
-    time_iso8601(ts, sizeof ts);
+    now_iso8601(ts, sizeof ts);
     if (st) {
         s_bind_text(st, 1, json_string_value(json_object_get(patch, "name")));
         s_bind_text(st, 2, json_string_value(json_object_get(patch, "description")));
@@ -1060,7 +1064,7 @@ static store_rc_t s_task_create_impl(store_t *s, const char *project_id,
     }
     char id[37], ts[40];
     s_uuid(id);
-    time_iso8601(ts, sizeof ts);
+    now_iso8601(ts, sizeof ts);
     sqlite3_stmt *st = s_stmt(c, SQL_TASK_INSERT);
     if (st) {
         json_t *eh = json_object_get(f, "estimated_hours");
@@ -1231,7 +1235,7 @@ static bool s_apply_patch(conn_t *c, const char *id, const json_t *patch)
     if (!ok)
         return false;
     char ts[40];
-    time_iso8601(ts, sizeof ts);
+    now_iso8601(ts, sizeof ts);
     s_bind_text(st, 1, ts);
     n = 2;
     for (size_t i = 0; i < ARRAY_LEN(s_task_fields); i++) {
@@ -1356,7 +1360,7 @@ static bool s_touch_dependents(store_t *s, conn_t *c, const json_t *ids, store_e
     {
         char ts[40];
         json_t *dt = NULL;
-        time_iso8601(ts, sizeof ts);
+        now_iso8601(ts, sizeof ts);
         sqlite3_stmt *u = s_stmt(c, SQL_TASK_TOUCH);
         if (u) {
             s_bind_text(u, 1, ts);

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "sbuf.h"
 
 typedef struct store store_t;
 

@@ -9,7 +9,10 @@
 #include "cache.h"
 #include "log.h"
 #include "rules.h"
-#include "util.h"
+#include "base.h"
+#include "now.h"
+#include "sbuf.h"
+#include "parse.h"
 
 /* The agent roles a task may be assigned to. */
 static bool s_is_agent_role(const char *r)
@@ -295,7 +298,7 @@ static void s_publish_assigned(job_t *j, http_req_t *req)
     if (!nc || !natsc_conn(nc))
         return;
     char at[40];
-    time_iso8601(at, sizeof at);
+    now_iso8601(at, sizeof at);
     json_t *ev =
         json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", "task.assigned", "id",
                   json_object_get(j->out, "id"), "project_id",

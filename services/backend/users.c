@@ -6,7 +6,7 @@
 
 #include "backend.h"
 #include "log.h"
-#include "util.h"
+#include "base.h"
 
 /* ---- login ---- */
 

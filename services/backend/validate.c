@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "base.h"
 
 static bool s_fail(verr_t *e, const char *key, const char *what)
 {

@@ -13,7 +13,9 @@
 
 #include "gateway.h"
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "now.h"
+#include "sbuf.h"
 
 #define CALL_MAX_BODY (8u << 20)    /* a whole upstream answer */
 #define CALL_MAX_BACKLOG (4u << 20) /* streamed bytes the caller has not taken */
@@ -445,7 +447,7 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
     gateway_t *gw = c->gw;
     if (!c->status)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &c->status);
-    double ms = (double)(time_now_ns() - c->attempt_ns) / 1e6;
+    double ms = (double)(now_ns() - c->attempt_ns) / 1e6;
     bool ok =
         result == CURLE_OK && c->status >= 200 && c->status < 300 && !c->stream_failed;
     if (ok && c->stream && !wire_parser_complete(c->parser)) {
@@ -632,7 +634,7 @@ static void s_attempt(call_t *c)
     c->status = 0;
     c->retry_after = 0;
     c->stream_failed = false;
-    c->attempt_ns = time_now_ns();
+    c->attempt_ns = now_ns();
     a->provider->requests++;
     if (curlm_add(gw->curlm, c->easy, s_on_done, c) < 0) {
         s_drop_transfer(c);
@@ -730,7 +732,7 @@ void call_start(call_t *c)
     if (gw->calls)
         gw->calls->prev = c;
     gw->calls = c;
-    c->start_ns = time_now_ns();
+    c->start_ns = now_ns();
     if (!c->budget) {
         c->state = RT_NORMAL;
         c->plan = &c->plans[RT_NORMAL];

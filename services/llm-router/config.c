@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "router.h"
-#include "util.h"
+#include "alloc.h"
 
 static int s_fail(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

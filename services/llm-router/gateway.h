@@ -26,6 +26,7 @@
 #include "ledger.h"
 #include "router.h"
 #include "worker.h"
+#include "sbuf.h"
 
 typedef struct call call_t;
 

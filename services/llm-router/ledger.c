@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "sbuf.h"
+#include "file.h"
+#include "utf8.h"
 
 enum { Q_SPENT, Q_RESERVED, Q_RESERVE, Q_UNRESERVE, Q_ADD_SPENT, Q_ADD_USAGE, Q_COUNT };
 

@@ -11,7 +11,7 @@
 
 #include "gateway.h"
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
 
 static gateway_t s_gw;
 

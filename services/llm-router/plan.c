@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "router.h"
-#include "util.h"
+#include "base.h"
 
 rt_provider_t *rt_provider_find(const rt_config_t *c, const char *name)
 {
@@ -90,9 +90,9 @@ const char *rt_stand_in(const rt_config_t *c, const rt_provider_t *p, const char
     return p->models[0];
 }
 
-bool rt_provider_available(const rt_provider_t *p, uint64_t now_ms)
+bool rt_provider_available(const rt_provider_t *p, uint64_t now)
 {
-    return p->cooldown_until == 0 || now_ms >= p->cooldown_until;
+    return p->cooldown_until == 0 || now >= p->cooldown_until;
 }
 
 void rt_provider_success(const rt_config_t *c, rt_provider_t *p, double latency_ms)
@@ -105,11 +105,11 @@ void rt_provider_success(const rt_config_t *c, rt_provider_t *p, double latency_
                              : 0.8 * p->latency_ewma_ms + 0.2 * latency_ms;
 }
 
-void rt_provider_failure(const rt_config_t *c, rt_provider_t *p, uint64_t now_ms)
+void rt_provider_failure(const rt_config_t *c, rt_provider_t *p, uint64_t now)
 {
     p->errors++;
     if (++p->failures >= (unsigned)c->cooldown_failures)
-        p->cooldown_until = now_ms + (uint64_t)(c->cooldown_s * 1000);
+        p->cooldown_until = now + (uint64_t)(c->cooldown_s * 1000);
 }
 
 static bool s_in_chain(const rt_config_t *c, const rt_provider_t *p)
@@ -121,10 +121,10 @@ static bool s_in_chain(const rt_config_t *c, const rt_provider_t *p)
 }
 
 /* Whether at least one chain provider is out of cooldown. */
-static bool s_any_available(const rt_config_t *c, uint64_t now_ms)
+static bool s_any_available(const rt_config_t *c, uint64_t now)
 {
     for (size_t i = 0; i < c->nchain; i++)
-        if (rt_provider_available(c->chain[i], now_ms))
+        if (rt_provider_available(c->chain[i], now))
             return true;
     return false;
 }
@@ -222,7 +222,7 @@ static void s_override(const rt_config_t *c, rt_provider_t *p, const char *model
     }
 }
 
-rt_plan_error_t rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now_ms,
+rt_plan_error_t rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now,
                         rt_plan_t plans[3])
 {
     const char *want =
@@ -237,11 +237,11 @@ rt_plan_error_t rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t n
     if (want && !rt_model_known(c, want))
         return RT_PLAN_UNKNOWN_MODEL;
     const char *model = want ? want : s_rule_model(c, rq->task_type);
-    bool use_all = !s_any_available(c, now_ms);
-    const char *cheapest = s_cheapest(c, use_all, now_ms, model);
-    s_fill(c, model, use_all, now_ms, false, false, &plans[RT_NORMAL]);
-    s_fill(c, cheapest, use_all, now_ms, false, true, &plans[RT_NEAR]);
-    s_fill(c, cheapest, use_all, now_ms, true, true, &plans[RT_EXCEEDED]);
+    bool use_all = !s_any_available(c, now);
+    const char *cheapest = s_cheapest(c, use_all, now, model);
+    s_fill(c, model, use_all, now, false, false, &plans[RT_NORMAL]);
+    s_fill(c, cheapest, use_all, now, false, true, &plans[RT_NEAR]);
+    s_fill(c, cheapest, use_all, now, true, true, &plans[RT_EXCEEDED]);
     return RT_PLAN_OK;
 }
 

@@ -125,7 +125,7 @@ typedef enum rt_plan_error {
     RT_PLAN_UNKNOWN_PROVIDER = -2, /* X-Vapora-Provider names no provider */
 } rt_plan_error_t;
 
-/* Fills plans[RT_NORMAL..RT_EXCEEDED] for rq at time now_ms (loop_now_ms):
+/* Fills plans[RT_NORMAL..RT_EXCEEDED] for rq at time now (loop_now_ms):
  *  normal   - the chosen model on the first chain provider serving it (or
  *             the override provider, alone), then every other available
  *             chain provider with the model standing in for it there;
@@ -133,7 +133,7 @@ typedef enum rt_plan_error {
  *             the others as above;
  *  exceeded - only models priced 0.
  * Providers in cooldown are left out unless every one is. */
-rt_plan_error_t rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now_ms,
+rt_plan_error_t rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now,
                         rt_plan_t plans[3]);
 
 /* The model that stands in for `model` on provider p: model itself when p
@@ -142,8 +142,8 @@ const char *rt_stand_in(const rt_config_t *c, const rt_provider_t *p, const char
 
 /* Health bookkeeping after an attempt (loop thread). */
 void rt_provider_success(const rt_config_t *c, rt_provider_t *p, double latency_ms);
-void rt_provider_failure(const rt_config_t *c, rt_provider_t *p, uint64_t now_ms);
-bool rt_provider_available(const rt_provider_t *p, uint64_t now_ms);
+void rt_provider_failure(const rt_config_t *c, rt_provider_t *p, uint64_t now);
+bool rt_provider_available(const rt_provider_t *p, uint64_t now);
 
 /* The current window [start, end) of w containing `now` (unix seconds, UTC
  * calendar: days, ISO weeks from Monday, months). */

@@ -14,7 +14,9 @@
 
 #include "gateway.h"
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "sbuf.h"
+#include "parse.h"
 
 /* ---- errors in the caller's format ---- */
 

@@ -11,7 +11,8 @@
 
 #include "gateway.h"
 #include "log.h"
-#include "util.h"
+#include "alloc.h"
+#include "now.h"
 
 #define USAGE_FLUSH_MS 200
 #define USAGE_MAX_PENDING 1000000 /* records waiting for the ledger, at most */
@@ -39,13 +40,13 @@ static void s_publish(gateway_t *gw, const ledger_entry_t *e, const call_t *c,
     if (!conn)
         return; /* usage is in the ledger; the event is best effort */
     char at[40];
-    time_iso8601(at, sizeof at);
+    now_iso8601(at, sizeof at);
     json_t *ev = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f,s:b,s:f,s:i,s:i,s:s}", "type", "llm.usage",
         "id", c->id, "role", e->role, "provider", e->provider, "model", e->model,
         "input_tokens", (json_int_t)e->input_tokens, "output_tokens",
         (json_int_t)e->output_tokens, "cost_usd", cost, "estimated", e->estimated != 0,
-        "latency_ms", (double)(time_now_ns() - c->start_ns) / 1e6, "status", status,
+        "latency_ms", (double)(now_ns() - c->start_ns) / 1e6, "status", status,
         "attempts", (int)c->attempts, "at", at);
     char *s = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);

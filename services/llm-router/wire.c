@@ -25,6 +25,9 @@
 #include <time.h>
 
 #include "wire.h"
+#include "alloc.h"
+#include "now.h"
+#include "sbuf.h"
 
 #define WIRE_MAX_LINE (1u << 20)     /* bytes of one line or one event's data */
 #define WIRE_MSG_OVERHEAD 8          /* tokens per message in the prompt bound */
@@ -159,7 +162,7 @@ static void s_tool_id(char *buf, size_t len, unsigned long nonce, int n)
 static unsigned long s_nonce(void)
 {
     static unsigned long counter;
-    uint64_t x = time_now_ns() + __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) *
+    uint64_t x = now_ns() + __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) *
                                      0x9e3779b97f4a7c15ull;
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;

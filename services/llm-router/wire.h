@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "sbuf.h"
 
 typedef enum wire_kind {
     WIRE_OPENAI = 0,

@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "alloc.h"
+#include "parse.h"
 
 #define TESTSVC_MAX_MS 60000
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "sbuf.h"
 
 typedef struct fixture {
     loop_t *loop;

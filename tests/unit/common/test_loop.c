@@ -3,7 +3,7 @@
  * and lag measurement. */
 #define _GNU_SOURCE
 #include "loop.h"
-#include "util.h"
+#include "now.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -267,7 +267,7 @@ Test(loop, bad_fd_and_unknown_fd_are_errors)
 static int64_t s_busy_hook(loop_t *l, void *ud)
 {
     uint64_t *start = ud;
-    if (time_now_ms() - *start >= 20)
+    if (now_ms() - *start >= 20)
         loop_stop(l);
     return 0; /* always more work: the loop never sleeps */
 }
@@ -275,7 +275,7 @@ static int64_t s_busy_hook(loop_t *l, void *ud)
 Test(loop, busy_loop_yields_after_its_budget)
 {
     loop_t *l = loop_new();
-    uint64_t start = time_now_ms();
+    uint64_t start = now_ms();
     loop_add_before_sleep(l, s_busy_hook, &start);
     loop_set_yield(l, 1000000); /* 1 ms */
     cr_assert_eq(loop_run(l), 0);
@@ -283,7 +283,7 @@ Test(loop, busy_loop_yields_after_its_budget)
     cr_assert_geq(loop_yields(l), 5, "yields %llu", (unsigned long long)loop_yields(l));
     loop_destroy(&l);
     l = loop_new();
-    start = time_now_ms();
+    start = now_ms();
     loop_add_before_sleep(l, s_busy_hook, &start);
     cr_assert_eq(loop_run(l), 0); /* no budget set: never yields */
     cr_assert_eq(loop_yields(l), 0);

@@ -1,6 +1,7 @@
 /* test_metrics.c - unit tests for common/metrics.c: the Prometheus text
  * rendered for counters, gauges, histograms, label escaping and collectors. */
 #include "metrics.h"
+#include "sbuf.h"
 
 #include <criterion/criterion.h>
 #include <string.h>

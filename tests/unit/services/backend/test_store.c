@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "sbuf.h"
 
 static char s_dir[] = "/tmp/vapora-store-XXXXXX";
 static store_t *s_store;

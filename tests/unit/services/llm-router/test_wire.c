@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "wire.h"
+#include "sbuf.h"
 
 /* ---- helpers ---- */
 

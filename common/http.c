@@ -741,31 +741,32 @@ void http_reply_error(http_req_t *req, unsigned status, const char *code,
 /* ---- blocking work ---- */
 
 typedef struct blocking {
+    pool_work_t job;
     http_req_t *req;
-    pool_work_fn work;
+    http_work_fn work;
     http_done_fn done;
     void *arg;
 } blocking_t;
 
-static void s_blocking_work(void *p)
+static void s_blocking_work(pool_work_t *w)
 {
-    blocking_t *b = p;
+    blocking_t *b = container_of(w, blocking_t, job);
     b->work(b->arg);
 }
 
-static void s_blocking_done(void *p, int status)
+static void s_blocking_done(pool_work_t *w, int status)
 {
-    blocking_t *b = p;
+    blocking_t *b = container_of(w, blocking_t, job);
     b->done(b->req, b->arg, status);
     free(b);
 }
 
-int http_req_run_blocking(http_req_t *req, pool_t *pool, pool_work_fn work,
+int http_req_run_blocking(http_req_t *req, pool_t *pool, http_work_fn work,
                           http_done_fn done, void *arg)
 {
     blocking_t *b = xmalloc(sizeof *b);
-    *b = (blocking_t){req, work, done, arg};
-    int rc = pool_submit(pool, s_blocking_work, s_blocking_done, b, NULL);
+    *b = (blocking_t){.req = req, .work = work, .done = done, .arg = arg};
+    int rc = pool_submit(pool, &b->job, s_blocking_work, s_blocking_done);
     if (rc < 0) {
         free(b);
         http_reply_error(req, 503, "overloaded", "the server is busy; retry shortly");

@@ -172,8 +172,9 @@ void http_req_watch_gone(http_req_t *req, http_gone_fn fn, void *ud);
  * status) then runs on the loop thread and must reply. When the queue is
  * full, replies 503 `overloaded` at once and returns -EBUSY (neither
  * function is called; arg stays the caller's). */
+typedef void (*http_work_fn)(void *arg);
 typedef void (*http_done_fn)(http_req_t *req, void *arg, int status);
-int http_req_run_blocking(http_req_t *req, pool_t *pool, pool_work_fn work,
+int http_req_run_blocking(http_req_t *req, pool_t *pool, http_work_fn work,
                           http_done_fn done, void *arg);
 
 #endif

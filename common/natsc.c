@@ -16,6 +16,7 @@ struct natsc {
     natsConnection *pending; /* written by the pool thread */
     natsStatus connect_status;
     atomic_bool job_running;
+    pool_work_t connect; /* the connect job */
     bool destroyed;
 };
 
@@ -50,15 +51,15 @@ static void s_on_closed(natsConnection *nc, void *ud)
 
 /* Pool thread: the first attempt; with retry on, returns at once if the
  * server is not there. */
-static void s_connect_job(void *arg)
+static void s_connect_job(pool_work_t *w)
 {
-    natsc_t *c = arg;
+    natsc_t *c = container_of(w, natsc_t, connect);
     c->connect_status = natsConnection_Connect(&c->pending, c->opts);
 }
 
-static void s_connect_done(void *arg, int status)
+static void s_connect_done(pool_work_t *w, int status)
 {
-    natsc_t *c = arg;
+    natsc_t *c = container_of(w, natsc_t, connect);
     atomic_store(&c->job_running, false);
     if (status != 0)
         return; /* cancelled: the pool is stopping */
@@ -113,7 +114,7 @@ natsc_t *natsc_new(pool_t *pool, const char *url, const char *name)
         return NULL;
     }
     atomic_store(&c->job_running, true);
-    if (pool_submit(pool, s_connect_job, s_connect_done, c, NULL) < 0) {
+    if (pool_submit(pool, &c->connect, s_connect_job, s_connect_done) < 0) {
         log_error("nats: the pool refused the connect job");
         atomic_store(&c->job_running, false);
         natsc_destroy(&c);

@@ -7,24 +7,15 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "alloc.h"
-
-struct pool_job {
-    pool_work_fn work;
-    pool_done_fn done;
-    void *arg;
-    int status;
-    bool running;
-    pool_job_t *next, *prev; /* queue links (doubly linked for cancel) */
-};
+#include "log.h"
+#include "mailbox.h"
 
 struct pool {
     loop_t *loop;
-    int evfd;
+    mailbox_t *done; /* finished jobs, to the loop thread */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t *tids;
@@ -32,100 +23,71 @@ struct pool {
     unsigned max_queue;
     bool stopping;
     /* Guarded by mu. */
-    pool_job_t *qhead, *qtail;
+    list_t queue;
     unsigned queued;
     unsigned busy;
-    pool_job_t *done_head, *done_tail; /* singly linked through next */
     uint64_t rejected;
     uint64_t completed;
 };
-
-static void s_push_done(pool_t *p, pool_job_t *j)
-{
-    /* Caller holds mu. Returns nothing; wakes the loop on empty → non-empty. */
-    bool was_empty = p->done_head == NULL;
-    j->next = NULL;
-    if (p->done_tail)
-        p->done_tail->next = j;
-    else
-        p->done_head = j;
-    p->done_tail = j;
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t r = write(p->evfd, &one, sizeof one);
-        (void)r;
-    }
-}
-
-static void s_unlink(pool_t *p, pool_job_t *j)
-{
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        p->qhead = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        p->qtail = j->prev;
-    j->next = j->prev = NULL;
-    p->queued--;
-}
 
 static void *s_thread_main(void *arg)
 {
     pool_t *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->qhead && !p->stopping)
+        while (list_empty(&p->queue) && !p->stopping)
             pthread_cond_wait(&p->cv, &p->mu);
-        if (!p->qhead)
+        list_t *n = list_pop_front(&p->queue);
+        if (!n)
             break; /* stopping and nothing left */
-        pool_job_t *j = p->qhead;
-        s_unlink(p, j);
-        j->running = true;
+        pool_work_t *w = list_item(n, pool_work_t, link);
+        p->queued--;
+        w->running = true;
         p->busy++;
         pthread_mutex_unlock(&p->mu);
-        j->work(j->arg);
+        w->work(w);
+        w->status = 0;
         pthread_mutex_lock(&p->mu);
         p->busy--;
-        j->status = 0;
-        s_push_done(p, j);
+        pthread_mutex_unlock(&p->mu);
+        VP_ASSERT(mailbox_post(p->done, &w->link) == 0);
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
-/* Runs the done() callbacks of every finished job. Loop thread. */
-static void s_drain_completions(pool_t *p)
+/* Loop thread: runs the done() callbacks of the finished jobs. */
+static void s_on_done(list_t *items, void *ud)
 {
-    uint64_t v;
-    while (read(p->evfd, &v, sizeof v) > 0) {
-    }
-    pthread_mutex_lock(&p->mu);
-    pool_job_t *list = p->done_head;
-    p->done_head = p->done_tail = NULL;
-    pthread_mutex_unlock(&p->mu);
+    pool_t *p = ud;
     uint64_t n = 0;
-    while (list) {
-        pool_job_t *j = list;
-        list = j->next;
-        j->done(j->arg, j->status);
-        free(j);
+    list_for_each_safe(it, nx, items) {
+        pool_work_t *w = list_item(it, pool_work_t, link);
+        list_remove(it);
+        w->done(w, w->status);
         n++;
     }
-    if (n) {
-        pthread_mutex_lock(&p->mu);
-        p->completed += n;
-        pthread_mutex_unlock(&p->mu);
-    }
+    pthread_mutex_lock(&p->mu);
+    p->completed += n;
+    pthread_mutex_unlock(&p->mu);
 }
 
-static void s_on_event(loop_t *loop, int fd, unsigned events, void *ud)
+static unsigned s_start_threads(pool_t *p, unsigned threads)
 {
-    UNUSED(loop);
-    UNUSED(fd);
-    UNUSED(events);
-    s_drain_completions(ud);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* threads inherit the mask */
+    for (unsigned i = 0; i < threads; i++) {
+        int rc = pthread_create(&p->tids[i], NULL, s_thread_main, p);
+        if (rc != 0) {
+            log_err(rc, "pthread_create (pool thread %u)", i);
+            break;
+        }
+        p->nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return p->nthreads;
 }
 
 pool_t *pool_new(loop_t *loop, unsigned threads, unsigned max_queue)
@@ -137,29 +99,16 @@ pool_t *pool_new(loop_t *loop, unsigned threads, unsigned max_queue)
     pool_t *p = xcalloc(1, sizeof *p);
     p->loop = loop;
     p->max_queue = max_queue;
-    p->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (p->evfd < 0) {
+    list_init(&p->queue);
+    p->done = mailbox_new(loop, 0, s_on_done, p);
+    if (!p->done) {
         free(p);
         return NULL;
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    int rc = loop_add_fd(loop, p->evfd, LOOP_READ, s_on_event, p);
-    VP_ASSERT(rc == 0);
     p->tids = xcalloc(threads, sizeof *p->tids);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old); /* threads inherit the mask */
-    for (unsigned i = 0; i < threads; i++) {
-        rc = pthread_create(&p->tids[i], NULL, s_thread_main, p);
-        if (rc != 0) {
-            log_err(rc, "pthread_create (pool thread %u)", i);
-            break;
-        }
-        p->nthreads++;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (p->nthreads == 0) {
+    if (s_start_threads(p, threads) == 0) {
         pool_destroy(&p);
         errno = EAGAIN;
         return NULL;
@@ -167,8 +116,7 @@ pool_t *pool_new(loop_t *loop, unsigned threads, unsigned max_queue)
     return p;
 }
 
-int pool_submit(pool_t *p, pool_work_fn work, pool_done_fn done, void *arg,
-                pool_job_t **jobp)
+int pool_submit(pool_t *p, pool_work_t *w, pool_work_fn work, pool_done_fn done)
 {
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {
@@ -180,35 +128,29 @@ int pool_submit(pool_t *p, pool_work_fn work, pool_done_fn done, void *arg,
         pthread_mutex_unlock(&p->mu);
         return -EBUSY;
     }
-    pool_job_t *j = xcalloc(1, sizeof *j);
-    j->work = work;
-    j->done = done;
-    j->arg = arg;
-    j->prev = p->qtail;
-    if (p->qtail)
-        p->qtail->next = j;
-    else
-        p->qhead = j;
-    p->qtail = j;
+    w->work = work;
+    w->done = done;
+    w->status = 0;
+    w->running = false;
+    list_push_back(&p->queue, &w->link);
     p->queued++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    if (jobp)
-        *jobp = j;
     return 0;
 }
 
-int pool_cancel(pool_t *p, pool_job_t *j)
+int pool_cancel(pool_t *p, pool_work_t *w)
 {
     pthread_mutex_lock(&p->mu);
-    if (j->running) {
+    if (w->running) {
         pthread_mutex_unlock(&p->mu);
         return -EBUSY;
     }
-    s_unlink(p, j);
-    j->status = -ECANCELED;
-    s_push_done(p, j);
+    list_remove(&w->link);
+    p->queued--;
+    w->status = -ECANCELED;
     pthread_mutex_unlock(&p->mu);
+    VP_ASSERT(mailbox_post(p->done, &w->link) == 0);
     return 0;
 }
 
@@ -228,21 +170,21 @@ void pool_destroy(pool_t **poolp)
     pool_t *p = poolp ? *poolp : NULL;
     if (!p)
         return;
+    list_t cancelled = LIST_INIT(cancelled);
     pthread_mutex_lock(&p->mu);
     p->stopping = true;
-    while (p->qhead) {
-        pool_job_t *j = p->qhead;
-        s_unlink(p, j);
-        j->status = -ECANCELED;
-        s_push_done(p, j);
-    }
+    list_splice(&cancelled, &p->queue);
+    p->queued = 0;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    list_for_each_safe(it, nx, &cancelled) {
+        list_remove(it);
+        list_item(it, pool_work_t, link)->status = -ECANCELED;
+        VP_ASSERT(mailbox_post(p->done, it) == 0);
+    }
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->tids[i], NULL);
-    s_drain_completions(p);
-    loop_del_fd(p->loop, p->evfd);
-    close(p->evfd);
+    mailbox_destroy(&p->done); /* runs the last done() callbacks */
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->tids);

@@ -2,22 +2,21 @@
  *
  * DESIGN. Every backend worker subscribes to vapora.> on NATS, so a client
  * hears of a change whichever worker made it. nats.c delivers messages on
- * its own thread: they go into a bounded queue and the loop is woken
- * through an eventfd only when the queue goes from empty to non-empty; the
- * loop thread then sends each event to the sessions whose ?project_id=
- * filter matches. */
+ * its own thread: they go to the loop through a bounded mailbox
+ * (mailbox.h); the loop thread then sends each event to the sessions whose
+ * ?project_id= filter matches. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "live.h"
 #include "log.h"
+#include "mailbox.h"
 #include "alloc.h"
 #include "sbuf.h"
 #include "ws.h"
@@ -27,26 +26,29 @@
 typedef struct item {
     char *payload;
     size_t len;
-    struct item *next;
+    list_t link;
 } item_t;
 
 struct live {
     backend_t *b;
     ws_hub_t *hub;
-    int evfd;
+    mailbox_t *mb;
     natsSubscription *sub;
     loop_timer_t *retry;
-    pthread_mutex_t mu;
-    item_t *head, *tail; /* guarded by mu */
-    unsigned queued;
-    unsigned long dropped;
+    atomic_ulong dropped;
 };
 
 typedef struct session {
     char project[64]; /* "" = every project */
 } session_t;
 
-/* nats.c thread: queue the message, wake the loop on empty → non-empty. */
+static void s_item_free(item_t *it)
+{
+    free(it->payload);
+    free(it);
+}
+
+/* nats.c thread: hand the message to the loop (dropped when full). */
 static void s_on_nats(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ud)
 {
     UNUSED(nc);
@@ -55,28 +57,10 @@ static void s_on_nats(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     item_t *it = xmalloc(sizeof *it);
     it->len = (size_t)natsMsg_GetDataLength(msg);
     it->payload = xstrndup(natsMsg_GetData(msg), it->len);
-    it->next = NULL;
     natsMsg_Destroy(msg);
-    pthread_mutex_lock(&l->mu);
-    if (l->queued >= LIVE_QUEUE_MAX) {
-        l->dropped++;
-        pthread_mutex_unlock(&l->mu);
-        free(it->payload);
-        free(it);
-        return;
-    }
-    bool wake = l->head == NULL;
-    if (l->tail)
-        l->tail->next = it;
-    else
-        l->head = it;
-    l->tail = it;
-    l->queued++;
-    pthread_mutex_unlock(&l->mu);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t r = write(l->evfd, &one, sizeof one);
-        (void)r;
+    if (mailbox_post(l->mb, &it->link) < 0) {
+        atomic_fetch_add(&l->dropped, 1);
+        s_item_free(it);
     }
 }
 
@@ -95,31 +79,21 @@ static void s_send_one(ws_t *ws, void *ud)
     ws_send_text(ws, f->payload, f->len);
 }
 
-static void s_on_wake(loop_t *loop, int fd, unsigned ev, void *ud)
+/* Loop thread: relays each event to the sessions that want it. */
+static void s_on_events(list_t *items, void *ud)
 {
-    UNUSED(loop);
-    UNUSED(ev);
     live_t *l = ud;
-    uint64_t v;
-    while (read(fd, &v, sizeof v) > 0) {
-    }
-    pthread_mutex_lock(&l->mu);
-    item_t *list = l->head;
-    l->head = l->tail = NULL;
-    l->queued = 0;
-    pthread_mutex_unlock(&l->mu);
-    while (list) {
-        item_t *it = list;
-        list = it->next;
-        if (ws_hub_count(l->hub) > 0) {
+    list_for_each_safe(n, nx, items) {
+        item_t *it = list_item(n, item_t, link);
+        list_remove(n);
+        if (l->hub && ws_hub_count(l->hub) > 0) {
             json_t *j = json_loadb(it->payload, it->len, 0, NULL);
             fanout_t f = {json_string_value(json_object_get(j, "project_id")),
                           it->payload, it->len};
             ws_hub_each(l->hub, s_send_one, &f);
             json_decref(j);
         }
-        free(it->payload);
-        free(it);
+        s_item_free(it);
     }
 }
 
@@ -173,9 +147,7 @@ static void s_ws(http_req_t *req, void *ud)
 static void s_collect(sbuf_t *out, void *ud)
 {
     live_t *l = ud;
-    pthread_mutex_lock(&l->mu);
-    unsigned long dropped = l->dropped;
-    pthread_mutex_unlock(&l->mu);
+    unsigned long dropped = atomic_load(&l->dropped);
     metrics_write_sample(out, "vapora_ws_sessions", "Open WebSocket sessions.", "gauge",
                          "service=\"backend\"", ws_hub_count(l->hub));
     metrics_write_sample(out, "vapora_ws_events_dropped_total",
@@ -187,8 +159,6 @@ live_t *live_start(backend_t *b)
 {
     live_t *l = xcalloc(1, sizeof *l);
     l->b = b;
-    l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    pthread_mutex_init(&l->mu, NULL);
     loop_t *loop = worker_loop(b->w);
     ws_config_t wc = {.max_queue = 1 << 20,
                       .max_message = 64 << 10,
@@ -202,8 +172,9 @@ live_t *live_start(backend_t *b)
     else
         wc.max_queue = (size_t)maxq;
     l->hub = ws_hub_new(loop, worker_http(b->w), &wc);
-    if (l->evfd < 0 || loop_add_fd(loop, l->evfd, LOOP_READ, s_on_wake, l) < 0) {
-        log_err(errno, "live: eventfd");
+    l->mb = mailbox_new(loop, LIVE_QUEUE_MAX, s_on_events, l);
+    if (!l->mb) {
+        log_err(errno, "live: mailbox");
         live_stop(&l);
         return NULL;
     }
@@ -228,16 +199,7 @@ void live_stop(live_t **lp)
         natsSubscription_Destroy(l->sub);
     }
     ws_hub_destroy(&l->hub);
-    if (l->evfd >= 0) {
-        loop_del_fd(loop, l->evfd);
-        close(l->evfd);
-    }
-    for (item_t *it = l->head, *n; it; it = n) {
-        n = it->next;
-        free(it->payload);
-        free(it);
-    }
-    pthread_mutex_destroy(&l->mu);
+    mailbox_destroy(&l->mb); /* what is left is freed, not relayed */
     free(l);
     *lp = NULL;
 }

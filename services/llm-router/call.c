@@ -645,19 +645,20 @@ static void s_attempt(call_t *c)
 /* ---- admission ---- */
 
 typedef struct admit_job {
+    pool_work_t work;
     call_t *c;
     ledger_admit_t a;
 } admit_job_t;
 
-static void s_admit_work(void *arg)
+static void s_admit_work(pool_work_t *w)
 {
-    admit_job_t *j = arg;
+    admit_job_t *j = container_of(w, admit_job_t, work);
     ledger_admit(j->c->gw->ledger, &j->a);
 }
 
-static void s_admit_done(void *arg, int status)
+static void s_admit_done(pool_work_t *w, int status)
 {
-    admit_job_t *j = arg;
+    admit_job_t *j = container_of(w, admit_job_t, work);
     call_t *c = j->c;
     ledger_admit_t *a = &j->a;
     c->admitting = false;
@@ -751,7 +752,7 @@ void call_start(call_t *c)
     for (int s = 0; s < 3; s++)
         j->a.amounts[s] = s_worst(c, &c->plans[s]);
     c->admitting = true;
-    if (pool_submit(gw->pool, s_admit_work, s_admit_done, j, NULL) < 0) {
+    if (pool_submit(gw->pool, &j->work, s_admit_work, s_admit_done) < 0) {
         c->admitting = false;
         free(j);
         s_fail(c, 503, "overloaded", "the router is busy; retry shortly");

@@ -119,7 +119,7 @@ void usage_stop(gateway_t *gw);
 /* Runs fn(gw, ud) on the pool after everything recorded so far is written;
  * done(ud, status) follows on the loop thread. */
 int usage_after_flush(gateway_t *gw, void (*fn)(gateway_t *gw, void *ud),
-                      pool_done_fn done, void *ud);
+                      void (*done)(void *ud, int status), void *ud);
 
 /* routes.c */
 void routes_add(gateway_t *gw);

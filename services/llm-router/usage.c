@@ -18,11 +18,12 @@
 #define USAGE_MAX_PENDING 1000000 /* records waiting for the ledger, at most */
 
 typedef struct batch {
+    pool_work_t work;
     gateway_t *gw;
     ledger_entry_t *e;
     size_t n;
     void (*fn)(gateway_t *gw, void *ud); /* usage_after_flush */
-    pool_done_fn done;
+    void (*done)(void *ud, int status);
     void *ud;
     bool failed; /* the ledger refused the batch */
 } batch_t;
@@ -93,9 +94,9 @@ void usage_record(gateway_t *gw, call_t *c, const rt_attempt_t *a, double cost_u
     c->reservation = 0;
 }
 
-static void s_batch_work(void *arg)
+static void s_batch_work(pool_work_t *w)
 {
-    batch_t *b = arg;
+    batch_t *b = container_of(w, batch_t, work);
     if (b->n && ledger_apply(b->gw->ledger, b->e, b->n) < 0) {
         log_warn("usage: %zu records could not be written; trying again", b->n);
         b->failed = true;
@@ -106,9 +107,9 @@ static void s_batch_work(void *arg)
 
 static void s_put_back(gateway_t *gw, batch_t *b);
 
-static void s_batch_done(void *arg, int status)
+static void s_batch_done(pool_work_t *w, int status)
 {
-    batch_t *b = arg;
+    batch_t *b = container_of(w, batch_t, work);
     gateway_t *gw = b->gw;
     if (!b->fn)
         gw->flushing = false;
@@ -194,20 +195,20 @@ static void s_flush_timer(loop_t *loop, loop_timer_t *t, void *ud)
         return;
     batch_t *b = s_take(gw);
     gw->flushing = true;
-    if (pool_submit(gw->pool, s_batch_work, s_batch_done, b, NULL) < 0) {
+    if (pool_submit(gw->pool, &b->work, s_batch_work, s_batch_done) < 0) {
         gw->flushing = false;
         s_put_back(gw, b); /* the pool is full: next tick */
     }
 }
 
 int usage_after_flush(gateway_t *gw, void (*fn)(gateway_t *gw, void *ud),
-                      pool_done_fn done, void *ud)
+                      void (*done)(void *ud, int status), void *ud)
 {
     batch_t *b = s_take(gw);
     b->fn = fn;
     b->done = done;
     b->ud = ud;
-    int rc = pool_submit(gw->pool, s_batch_work, s_batch_done, b, NULL);
+    int rc = pool_submit(gw->pool, &b->work, s_batch_work, s_batch_done);
     if (rc < 0) {
         b->fn = NULL;
         b->done = NULL;

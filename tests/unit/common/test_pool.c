@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -42,25 +43,33 @@ static void s_ctx_fini(ctx_t *c)
     sem_destroy(&c->release);
 }
 
-static void s_work(void *arg)
+/* One submission: the job embedded in what its done() frees. */
+typedef struct tjob {
+    pool_work_t w;
+    ctx_t *c;
+} tjob_t;
+
+static void s_work(pool_work_t *w)
 {
-    ctx_t *c = arg;
+    ctx_t *c = container_of(w, tjob_t, w)->c;
     if (pthread_equal(pthread_self(), c->loop_thread))
         atomic_fetch_add(&c->wrong_thread_work, 1);
     atomic_fetch_add(&c->ran, 1);
 }
 
-static void s_blocking_work(void *arg)
+static void s_blocking_work(pool_work_t *w)
 {
-    ctx_t *c = arg;
+    ctx_t *c = container_of(w, tjob_t, w)->c;
     sem_post(&c->started);
     sem_wait(&c->release);
     atomic_fetch_add(&c->ran, 1);
 }
 
-static void s_done(void *arg, int status)
+static void s_done(pool_work_t *w, int status)
 {
-    ctx_t *c = arg;
+    tjob_t *j = container_of(w, tjob_t, w);
+    ctx_t *c = j->c;
+    free(j);
     if (!pthread_equal(pthread_self(), c->loop_thread))
         c->wrong_thread_done++;
     if (status == 0)
@@ -71,6 +80,19 @@ static void s_done(void *arg, int status)
         loop_stop(c->loop);
 }
 
+/* Submits fn for c; *wp (when given) receives the job's handle. */
+static int s_submit(pool_t *p, ctx_t *c, pool_work_fn fn, pool_work_t **wp)
+{
+    tjob_t *j = calloc(1, sizeof *j);
+    j->c = c;
+    int rc = pool_submit(p, &j->w, fn, s_done);
+    if (rc < 0)
+        free(j);
+    else if (wp)
+        *wp = &j->w;
+    return rc;
+}
+
 Test(pool, completions_run_on_the_loop_thread)
 {
     ctx_t c;
@@ -78,7 +100,7 @@ Test(pool, completions_run_on_the_loop_thread)
     pool_t *p = pool_new(c.loop, 4, 256);
     cr_assert_not_null(p);
     for (int i = 0; i < 200; i++)
-        cr_assert_eq(pool_submit(p, s_work, s_done, &c, NULL), 0);
+        cr_assert_eq(s_submit(p, &c, s_work, NULL), 0);
     cr_assert_eq(loop_run(c.loop), 0);
     cr_assert_eq(c.done_ok, 200);
     cr_assert_eq(atomic_load(&c.ran), 200);
@@ -99,11 +121,11 @@ Test(pool, full_queue_rejects_at_once)
     ctx_t c;
     s_ctx_init(&c, 3);
     pool_t *p = pool_new(c.loop, 1, 2);
-    cr_assert_eq(pool_submit(p, s_blocking_work, s_done, &c, NULL), 0);
+    cr_assert_eq(s_submit(p, &c, s_blocking_work, NULL), 0);
     sem_wait(&c.started); /* the only thread is now busy */
-    cr_assert_eq(pool_submit(p, s_work, s_done, &c, NULL), 0);
-    cr_assert_eq(pool_submit(p, s_work, s_done, &c, NULL), 0);
-    cr_assert_eq(pool_submit(p, s_work, s_done, &c, NULL), -EBUSY);
+    cr_assert_eq(s_submit(p, &c, s_work, NULL), 0);
+    cr_assert_eq(s_submit(p, &c, s_work, NULL), 0);
+    cr_assert_eq(s_submit(p, &c, s_work, NULL), -EBUSY);
     pool_stats_t st;
     pool_get_stats(p, &st);
     cr_assert_eq(st.queued, 2);
@@ -128,10 +150,10 @@ Test(pool, shutdown_cancels_queued_and_finishes_running)
     ctx_t c;
     s_ctx_init(&c, -1);
     pool_t *p = pool_new(c.loop, 1, 8);
-    cr_assert_eq(pool_submit(p, s_blocking_work, s_done, &c, NULL), 0);
+    cr_assert_eq(s_submit(p, &c, s_blocking_work, NULL), 0);
     sem_wait(&c.started);
-    cr_assert_eq(pool_submit(p, s_work, s_done, &c, NULL), 0);
-    cr_assert_eq(pool_submit(p, s_work, s_done, &c, NULL), 0);
+    cr_assert_eq(s_submit(p, &c, s_work, NULL), 0);
+    cr_assert_eq(s_submit(p, &c, s_work, NULL), 0);
     pthread_t t;
     pthread_create(&t, NULL, s_release_later, &c);
     pool_destroy(&p); /* waits for the running job */
@@ -147,10 +169,10 @@ Test(pool, cancel_queued_and_running_jobs)
     ctx_t c;
     s_ctx_init(&c, 2);
     pool_t *p = pool_new(c.loop, 1, 8);
-    pool_job_t *running, *queued;
-    cr_assert_eq(pool_submit(p, s_blocking_work, s_done, &c, &running), 0);
+    pool_work_t *running = NULL, *queued = NULL;
+    cr_assert_eq(s_submit(p, &c, s_blocking_work, &running), 0);
     sem_wait(&c.started);
-    cr_assert_eq(pool_submit(p, s_work, s_done, &c, &queued), 0);
+    cr_assert_eq(s_submit(p, &c, s_work, &queued), 0);
     cr_assert_eq(pool_cancel(p, queued), 0);
     cr_assert_eq(pool_cancel(p, running), -EBUSY);
     sem_post(&c.release);

@@ -17,8 +17,11 @@ SANFLAGS := $(if $(SANITIZE),$(SANFLAGS_ON))
 # `=` (not `:=`): pkg-config runs when a recipe needs the flags, after deps.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend) $(PKGS_llm-router))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
-CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -MMD -MP -Icommon -Isupervisor \
-            -Iservices/backend -Iservices/llm-router $(SANFLAGS) $(PKG_CFLAGS)
+# Only common/ is on every include path: a service's or the supervisor's
+# headers are found from its own folder (quoted includes), and by the unit
+# tests of that folder alone (below), so nothing in common/ can include them.
+CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -MMD -MP -Icommon \
+            $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(PKG_LIBS) -lwslay -lpthread -lm
 
@@ -60,6 +63,10 @@ deps:
 	@scripts/deps.sh
 
 bins: $(BINS)
+
+# The unit tests of a folder see that folder's headers.
+$(BUILD)/obj/tests/unit/supervisor/%.o: CFLAGS += -Isupervisor
+$(foreach s,$(SERVICES),$(eval $(BUILD)/obj/tests/unit/services/$(s)/%.o: CFLAGS += -Iservices/$(s)))
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

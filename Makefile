@@ -43,6 +43,9 @@ BE_LIB := $(BUILD)/lib/libvapora-backend.a
 # The LLM router's modules, likewise.
 RT_SRC := $(filter-out services/llm-router/main.c,$(wildcard services/llm-router/*.c))
 RT_LIB := $(BUILD)/lib/libvapora-router.a
+# The agents service's modules, likewise.
+AG_SRC := $(filter-out services/agents/main.c,$(wildcard services/agents/*.c))
+AG_LIB := $(BUILD)/lib/libvapora-agents.a
 
 UNIT_SRC := $(shell find tests/unit -name '*.c' 2>/dev/null)
 UNIT_BIN := $(BUILD)/tests/unit-tests
@@ -95,6 +98,10 @@ $(RT_LIB): $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(AG_LIB): $(AG_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/bin/vapora-supervisor: $(BUILD)/obj/supervisor/main.o $(SV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -103,7 +110,7 @@ $(BUILD)/bin/vaporactl: $(BUILD)/obj/supervisor/vaporactl.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs libcurl)
 
-$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(BE_LIB) $(RT_LIB) $(COMMON_LIB)
+$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(BE_LIB) $(RT_LIB) $(AG_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend) $(PKGS_llm-router))
 

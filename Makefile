@@ -11,11 +11,12 @@ TEST_PKGS := criterion
 # Extra libraries of one service.
 PKGS_backend := sqlite3 libsodium libjwt
 PKGS_llm-router := sqlite3
+PKGS_agents := sqlite3
 
 SANFLAGS_ON := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SANFLAGS := $(if $(SANITIZE),$(SANFLAGS_ON))
 # `=` (not `:=`): pkg-config runs when a recipe needs the flags, after deps.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend) $(PKGS_llm-router))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend) $(PKGS_llm-router) $(PKGS_agents))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 # Only common/ is on every include path: a service's or the supervisor's
 # headers are found from its own folder (quoted includes), and by the unit
@@ -112,7 +113,7 @@ $(BUILD)/bin/vaporactl: $(BUILD)/obj/supervisor/vaporactl.o $(COMMON_LIB)
 
 $(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(BE_LIB) $(RT_LIB) $(AG_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend) $(PKGS_llm-router))
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend) $(PKGS_llm-router) $(PKGS_agents))
 
 $(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
 	@mkdir -p $(dir $@)

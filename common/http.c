@@ -15,8 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "alloc.h"
+#include "list.h"
+#include "log.h"
 #include "now.h"
 #include "sbuf.h"
 #include "utf8.h"
@@ -54,7 +55,7 @@ typedef struct conn_track {
     int fd;
     uint64_t since_ms; /* waiting for a request's headers since */
     bool busy;         /* a request is past its headers, or it was upgraded */
-    struct conn_track *prev, *next;
+    list_t link;       /* http_server.conns */
 } conn_track_t;
 
 struct http_req {
@@ -93,8 +94,17 @@ struct http_req {
     /* http_req_watch_gone: told when the client leaves while suspended */
     http_gone_fn gone_fn;
     void *gone_ud;
-    int watch_fd;            /* the connection's socket in our loop; -1: not watched */
-    http_req_t *prev, *next; /* live list, for shutdown */
+    int watch_fd; /* the connection's socket in our loop; -1: not watched */
+    list_t link;  /* http_server.live, for shutdown */
+    /* http_req_run_blocking's job, one at a time. The request outlives it:
+     * it stays suspended until done() replies, and a worker stops its pool
+     * before its server. done is NULL when no job is pending. */
+    struct {
+        pool_work_t job;
+        http_work_fn work;
+        http_done_fn done;
+        void *arg;
+    } blocking;
 };
 
 /* A streamed reply: owned by its MHD response (freed by s_stream_free once
@@ -132,10 +142,10 @@ struct http_server {
     uint64_t last_request_ms; /* monotonic: when the last request's headers came */
     char date[40];            /* IMF-fixdate of date_sec, for the Date header */
     time_t date_sec;
-    http_req_t *live;
+    list_t live; /* every request from its first sight to its completion */
     http_error_fn error_fn;
     void *error_ud;
-    conn_track_t *conns; /* every open connection */
+    list_t conns; /* every open connection (conn_track_t) */
     loop_timer_t *sweep;
 };
 
@@ -740,35 +750,30 @@ void http_reply_error(http_req_t *req, unsigned status, const char *code,
 
 /* ---- blocking work ---- */
 
-typedef struct blocking {
-    pool_work_t job;
-    http_req_t *req;
-    http_work_fn work;
-    http_done_fn done;
-    void *arg;
-} blocking_t;
-
 static void s_blocking_work(pool_work_t *w)
 {
-    blocking_t *b = container_of(w, blocking_t, job);
-    b->work(b->arg);
+    http_req_t *req = container_of(w, http_req_t, blocking.job);
+    req->blocking.work(req->blocking.arg);
 }
 
 static void s_blocking_done(pool_work_t *w, int status)
 {
-    blocking_t *b = container_of(w, blocking_t, job);
-    b->done(b->req, b->arg, status);
-    free(b);
+    http_req_t *req = container_of(w, http_req_t, blocking.job);
+    http_done_fn done = req->blocking.done;
+    req->blocking.done = NULL; /* done() may run another job */
+    done(req, req->blocking.arg, status);
 }
 
 int http_req_run_blocking(http_req_t *req, pool_t *pool, http_work_fn work,
                           http_done_fn done, void *arg)
 {
-    blocking_t *b = xmalloc(sizeof *b);
-    *b = (blocking_t){.req = req, .work = work, .done = done, .arg = arg};
-    int rc = pool_submit(pool, &b->job, s_blocking_work, s_blocking_done);
+    VP_ASSERT(req->blocking.done == NULL); /* one job at a time */
+    req->blocking.work = work;
+    req->blocking.done = done;
+    req->blocking.arg = arg;
+    int rc = pool_submit(pool, &req->blocking.job, s_blocking_work, s_blocking_done);
     if (rc < 0) {
-        free(b);
+        req->blocking.done = NULL;
         http_reply_error(req, 503, "overloaded", "the server is busy; retry shortly");
         return rc;
     }
@@ -856,22 +861,14 @@ static void *s_req_new(void *cls, const char *uri, struct MHD_Connection *conn)
             req->nul_in_uri = true;
     req->start_ns = now_ns();
     req->watch_fd = -1;
-    req->next = srv->live;
-    if (srv->live)
-        srv->live->prev = req;
-    srv->live = req;
+    list_push_front(&srv->live, &req->link);
     return req;
 }
 
 static void s_req_free(http_req_t *req)
 {
     http_server_t *srv = req->srv;
-    if (req->prev)
-        req->prev->next = req->next;
-    else
-        srv->live = req->next;
-    if (req->next)
-        req->next->prev = req->prev;
+    list_remove(&req->link);
     if (req->watch_fd >= 0)
         loop_del_fd(srv->loop, req->watch_fd);
     if (req->method) /* counted once its headers were complete */
@@ -884,6 +881,9 @@ static void s_req_free(http_req_t *req)
     free(req->err_msg);
     free(req->allow);
     free(req->pathbuf);
+    if (req->blocking.done)
+        return; /* its job is still with the pool (a forced stop, which leaves
+                   without joining the pool): the job reads this memory */
     free(req);
 }
 
@@ -1074,19 +1074,11 @@ static void s_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_
         conn_track_t *t = xcalloc(1, sizeof *t);
         t->fd = ci ? ci->connect_fd : -1;
         t->since_ms = loop_now_ms(srv->loop);
-        t->next = srv->conns;
-        if (srv->conns)
-            srv->conns->prev = t;
-        srv->conns = t;
+        list_push_front(&srv->conns, &t->link);
         *socket_context = t;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
         conn_track_t *t = *socket_context;
-        if (t->prev)
-            t->prev->next = t->next;
-        else
-            srv->conns = t->next;
-        if (t->next)
-            t->next->prev = t->prev;
+        list_remove(&t->link);
         free(t);
         *socket_context = NULL;
     }
@@ -1097,7 +1089,8 @@ static void s_sweep(loop_t *loop, loop_timer_t *timer, void *ud)
     UNUSED(timer);
     http_server_t *srv = ud;
     uint64_t now = loop_now_ms(loop), limit = (uint64_t)srv->cfg.request_timeout * 1000;
-    for (conn_track_t *t = srv->conns; t; t = t->next) {
+    list_for_each(it, &srv->conns) {
+        conn_track_t *t = list_item(it, conn_track_t, link);
         if (!t->busy && t->fd >= 0 && now - t->since_ms > limit) {
             log_debug("closing a connection that sent no complete request in %u s",
                       srv->cfg.request_timeout);
@@ -1238,6 +1231,8 @@ http_server_t *http_server_new(loop_t *loop, metrics_t *metrics,
     srv->cfg.service = srv->service;
     srv->listen_fd = -1;
     srv->mhd_epfd = -1;
+    list_init(&srv->live);
+    list_init(&srv->conns);
     srv->req_total = metrics_family(metrics, "vapora_http_requests_total",
                                     "HTTP requests completed, by route and status.",
                                     METRIC_COUNTER, NULL, 0);
@@ -1342,7 +1337,8 @@ void http_server_destroy(http_server_t **srvp)
     http_server_drain(srv);
     if (srv->daemon) {
         /* MHD aborts when stopped with a suspended connection. */
-        for (http_req_t *r = srv->live; r; r = r->next) {
+        list_for_each(it, &srv->live) {
+            http_req_t *r = list_item(it, http_req_t, link);
             if (r->stream)
                 http_stream_end(r->stream, true);
             else if (r->suspended)

@@ -269,6 +269,8 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
     x->easy = easy;
     x->done = done;
     x->ud = ud;
+    char *was = NULL; /* a transfer's own, when the handle is added twice */
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &was);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, s_open_cb);
@@ -278,6 +280,7 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
     CURLMcode rc = curl_multi_add_handle(m->multi, easy);
     if (rc != CURLM_OK) {
         log_warn("curl_multi_add_handle: %s", curl_multi_strerror(rc));
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, was);
         free(x);
         return -EINVAL;
     }

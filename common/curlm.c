@@ -18,7 +18,7 @@ typedef struct xfer {
     curlm_done_fn done;
     void *ud;
     bool aborted;
-    bool removed; /* out of the multi handle already */
+    bool removed;   /* out of the multi handle already */
     list_t pending; /* curlm.pending once aborted */
 } xfer_t;
 

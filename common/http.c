@@ -205,7 +205,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     if (*upload_data_size)
-        return http__collect_body(req, upload_data, upload_data_size) ? MHD_YES : MHD_NO;
+        return http__collect_body(req, upload_data, upload_data_size) ? MHD_YES
+                                                                      : MHD_NO;
     if (req->resp) { /* resumed with a reply, or replied within the handler */
         http__queue(req);
         return MHD_YES;

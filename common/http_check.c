@@ -128,7 +128,8 @@ bool http__length_over_limit(const http_server_t *srv, const http_req_t *req)
     /* Digits beyond a long are too large too. */
     bool huge = cl[0] && strspn(cl, "0123456789") == strlen(cl) &&
                 parse_long(cl, 0, LONG_MAX, &n) < 0;
-    return huge || (parse_long(cl, 0, LONG_MAX, &n) == 0 && (size_t)n > srv->cfg.max_body);
+    return huge ||
+           (parse_long(cl, 0, LONG_MAX, &n) == 0 && (size_t)n > srv->cfg.max_body);
 }
 
 bool http__collect_body(http_req_t *req, const char *data, size_t *size)

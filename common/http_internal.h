@@ -34,8 +34,8 @@
 #include "list.h"
 #include "sbuf.h"
 
-#define HTTP_MAX_SEGS 16    /* segments of a route pattern */
-#define HTTP_MAX_PARAMS 8   /* {params} a request can match */
+#define HTTP_MAX_SEGS 16     /* segments of a route pattern */
+#define HTTP_MAX_PARAMS 8    /* {params} a request can match */
 #define HTTP_STATUS_CACHE 12 /* request counters cached per route, by status */
 
 typedef struct status_series {
@@ -198,8 +198,8 @@ void http__route_free(route_t *r);
 
 /* Records a request-level error, replied once the request is complete;
  * the first one recorded wins. */
-void http__set_error(http_req_t *req, unsigned status, const char *code, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
+void http__set_error(http_req_t *req, unsigned status, const char *code,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- http_reply.c ---- */
 

@@ -7,8 +7,8 @@
 
 #include "http_internal.h"
 
-void http__set_error(http_req_t *req, unsigned status, const char *code, const char *fmt,
-                     ...)
+void http__set_error(http_req_t *req, unsigned status, const char *code,
+                     const char *fmt, ...)
 {
     if (req->err_status)
         return;

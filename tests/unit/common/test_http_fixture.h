@@ -43,6 +43,7 @@ size_t hfix_exchange(int port, const char *req, char *out, size_t cap);
 
 /* A request with the Host and Connection: close headers; extra is more
  * header lines (each ending "\r\n"), then optionally "\r\n" and a body. */
-#define HFIX_REQ(line, extra) line " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" extra "\r\n"
+#define HFIX_REQ(line, extra)                                                          \
+    line " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" extra "\r\n"
 
 #endif

@@ -133,9 +133,9 @@ Test(route, a_param_takes_one_whole_segment)
 {
     s_add("GET", "/p/{id}");
     s_expect_route("GET", "/p/anything:at@all", "/p/{id}");
-    s_expect_error("GET", "/p/", 404, NULL);     /* empty */
-    s_expect_error("GET", "/p", 404, NULL);      /* missing */
-    s_expect_error("GET", "/p/a/b", 404, NULL);  /* two segments */
+    s_expect_error("GET", "/p/", 404, NULL);    /* empty */
+    s_expect_error("GET", "/p", 404, NULL);     /* missing */
+    s_expect_error("GET", "/p/a/b", 404, NULL); /* two segments */
     s_expect_error("GET", "/p//", 404, NULL);
 }
 
@@ -303,11 +303,11 @@ Test(route_wire, params_arrive_percent_decoded, .timeout = 20)
     cr_assert_eq(http_route(w.h.srv, "GET", "/p/{id}/x", 0, s_echo_param, NULL), 0);
     cr_assert_eq(http_route(w.h.srv, "POST", "/p/{id}/x", 0, s_echo_param, NULL), 0);
     const char *reqs[] = {
-        HFIX_REQ("GET /p/a%20b/x", ""),   HFIX_REQ("GET /p/%41%42/x", ""),
-        HFIX_REQ("GET /p/a+b/x", ""),     HFIX_REQ("GET /p/a%2Fb/x", ""),
-        HFIX_REQ("GET /p/a%2fb/x", ""),   HFIX_REQ("GET /p/q/x?q=1%202", ""),
-        HFIX_REQ("GET /p/a%00b/x", ""),   HFIX_REQ("GET /p/%e2%82%ac/x", ""),
-        HFIX_REQ("GET /p/%zz/x", ""),     HFIX_REQ("PUT /p/%41/x", ""),
+        HFIX_REQ("GET /p/a%20b/x", ""), HFIX_REQ("GET /p/%41%42/x", ""),
+        HFIX_REQ("GET /p/a+b/x", ""),   HFIX_REQ("GET /p/a%2Fb/x", ""),
+        HFIX_REQ("GET /p/a%2fb/x", ""), HFIX_REQ("GET /p/q/x?q=1%202", ""),
+        HFIX_REQ("GET /p/a%00b/x", ""), HFIX_REQ("GET /p/%e2%82%ac/x", ""),
+        HFIX_REQ("GET /p/%zz/x", ""),   HFIX_REQ("PUT /p/%41/x", ""),
         HFIX_REQ("GET /nope/%ff", ""),
     };
     w.n = (int)(sizeof reqs / sizeof reqs[0]);

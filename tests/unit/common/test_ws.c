@@ -24,7 +24,7 @@
 #define RFC_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define RFC_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 #define WS_HEADERS                                                                     \
-    "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"        \
+    "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"       \
     "Sec-WebSocket-Key: " RFC_KEY "\r\n"
 #define WS_UPGRADE "GET /ws HTTP/1.1\r\nHost: t\r\n" WS_HEADERS "\r\n"
 
@@ -277,7 +277,7 @@ static bool s_eof(int fd)
 #define CHECK(c, cond)                                                                 \
     do {                                                                               \
         if (!(cond)) {                                                                 \
-            snprintf((c)->detail, sizeof (c)->detail, "line %d: %s", __LINE__, #cond); \
+            snprintf((c)->detail, sizeof(c)->detail, "line %d: %s", __LINE__, #cond);  \
             return NULL;                                                               \
         }                                                                              \
     } while (0)
@@ -354,17 +354,21 @@ static const refusal_t s_refusals[] = {
     {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close\r\n"
      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " RFC_KEY "\r\n\r\n",
      "HTTP/1.1 400", "not_websocket"}, /* Connection does not list upgrade */
-    {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close, Upgrade\r\n"
+    {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close, "
+     "Upgrade\r\n"
      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n\r\n",
      "HTTP/1.1 400", "not_websocket"}, /* a key that is not 16 bytes */
-    {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close, Upgrade\r\n"
+    {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close, "
+     "Upgrade\r\n"
      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n\r\n",
      "HTTP/1.1 400", "not_websocket"}, /* padding bits set */
-    {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close, Upgrade\r\n"
+    {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close, "
+     "Upgrade\r\n"
      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " RFC_KEY
      "\r\nContent-Length: 2\r\n\r\nhi",
      "HTTP/1.1 400", "not_websocket"}, /* a body */
-    {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close, Upgrade\r\n"
+    {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: close, "
+     "Upgrade\r\n"
      "Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: " RFC_KEY "\r\n\r\n",
      "HTTP/1.1 426", "Sec-WebSocket-Version: 13\r\n"},
     {"GET /ws HTTP/1.0\r\nHost: t\r\n" WS_HEADERS "\r\n", "HTTP/1.1 400",
@@ -422,7 +426,9 @@ static void *s_big_client(void *arg)
 Test(ws, a_message_over_max_message_is_closed_1009, .timeout = 20)
 {
     static ctx_t c;
-    ws_config_t cfg = {.max_queue = 1 << 20, .max_message = 1024, .ping_interval = 20,
+    ws_config_t cfg = {.max_queue = 1 << 20,
+                       .max_message = 1024,
+                       .ping_interval = 20,
                        .idle_timeout = 60};
     s_setup(&c, &cfg);
     hfix_run(&c.h, s_big_client, &c);
@@ -449,7 +455,9 @@ static void *s_slow_client(void *arg)
 Test(ws, a_client_that_does_not_read_is_dropped_at_max_queue, .timeout = 30)
 {
     static ctx_t c;
-    ws_config_t cfg = {.max_queue = 64 << 10, .max_message = 1024, .ping_interval = 20,
+    ws_config_t cfg = {.max_queue = 64 << 10,
+                       .max_message = 1024,
+                       .ping_interval = 20,
                        .idle_timeout = 60};
     s_setup(&c, &cfg);
     hfix_run(&c.h, s_slow_client, &c);
@@ -488,7 +496,9 @@ static void *s_idle_client(void *arg)
 Test(ws, pings_go_out_and_a_silent_client_is_closed_idle, .timeout = 30)
 {
     static ctx_t c;
-    ws_config_t cfg = {.max_queue = 1 << 20, .max_message = 1024, .ping_interval = 1,
+    ws_config_t cfg = {.max_queue = 1 << 20,
+                       .max_message = 1024,
+                       .ping_interval = 1,
                        .idle_timeout = 2};
     s_setup(&c, &cfg);
     hfix_run(&c.h, s_idle_client, &c);

@@ -99,7 +99,8 @@ struct http_req {
     http_gone_fn gone_fn;
     void *gone_ud;
     int watch_fd; /* the connection's socket in our loop; -1: not watched */
-    list_t link;  /* http_server.live, for shutdown */
+    void (*left_fn)(http_req_t *req); /* http__watch_with's, while watched */
+    list_t link;                      /* http_server.live, for shutdown */
     /* http_req_run_blocking's job, one at a time. The request outlives it:
      * it stays suspended until done() replies, and a worker stops its pool
      * before its server. done is NULL when no job is pending. */
@@ -226,8 +227,9 @@ void http__stream_detach(http_req_t *req);
 
 /* ---- http_watch.c: the client-gone watch ---- */
 
-/* Watches a suspended request's socket: fn runs when the client leaves. */
-void http__watch_with(http_req_t *req, loop_fd_fn fn);
+/* Watches a suspended request's socket: once the client leaves, the watch
+ * ends and fn(req) runs. */
+void http__watch_with(http_req_t *req, void (*fn)(http_req_t *req));
 /* Watches for http_req_watch_gone's callback, if one was asked for. */
 void http__watch(http_req_t *req);
 /* Stops watching (the request gets its reply or resumes). */

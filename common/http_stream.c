@@ -18,14 +18,8 @@
 
 /* A streamed reply waiting for its next bytes: the client left. The stream
  * ends (MHD then closes the connection) and its owner is told. */
-static void s_on_stream_client(loop_t *loop, int fd, unsigned ev, void *ud)
+static void s_client_left(http_req_t *req)
 {
-    UNUSED(loop);
-    UNUSED(fd);
-    http_req_t *req = ud;
-    if (!(ev & (LOOP_HANGUP | LOOP_ERROR)))
-        return;
-    http__unwatch(req);
     http_stream_t *st = req->stream;
     if (!st || st->ended)
         return;
@@ -57,7 +51,7 @@ static ssize_t s_stream_read(void *cls, uint64_t pos, char *out, size_t max)
                                       : MHD_CONTENT_READER_END_OF_STREAM;
     st->req->suspended = true;
     MHD_suspend_connection(st->req->conn);
-    http__watch_with(st->req, s_on_stream_client);
+    http__watch_with(st->req, s_client_left);
     return 0;
 }
 

@@ -16,7 +16,19 @@ void http__unwatch(http_req_t *req)
     }
 }
 
-void http__watch_with(http_req_t *req, loop_fd_fn fn)
+static void s_on_hangup(loop_t *loop, int fd, unsigned ev, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(fd);
+    http_req_t *req = ud;
+    if (!(ev & (LOOP_HANGUP | LOOP_ERROR)))
+        return;
+    void (*fn)(http_req_t *) = req->left_fn;
+    http__unwatch(req);
+    fn(req);
+}
+
+void http__watch_with(http_req_t *req, void (*fn)(http_req_t *req))
 {
     if (req->watch_fd >= 0)
         return;
@@ -25,18 +37,15 @@ void http__watch_with(http_req_t *req, loop_fd_fn fn)
     if (!ci)
         return;
     int fd = ci->connect_fd;
-    if (loop_add_fd(req->srv->loop, fd, LOOP_HANGUP, fn, req) == 0)
+    if (loop_add_fd(req->srv->loop, fd, LOOP_HANGUP, s_on_hangup, req) == 0) {
         req->watch_fd = fd;
+        req->left_fn = fn;
+    }
 }
 
-static void s_on_client(loop_t *loop, int fd, unsigned ev, void *ud)
+/* A request waiting for its reply: the client left. */
+static void s_gone(http_req_t *req)
 {
-    UNUSED(loop);
-    UNUSED(fd);
-    http_req_t *req = ud;
-    if (!(ev & (LOOP_HANGUP | LOOP_ERROR)))
-        return;
-    http__unwatch(req);
     http_gone_fn fn = req->gone_fn;
     req->gone_fn = NULL;
     if (fn)
@@ -46,7 +55,7 @@ static void s_on_client(loop_t *loop, int fd, unsigned ev, void *ud)
 void http__watch(http_req_t *req)
 {
     if (req->gone_fn)
-        http__watch_with(req, s_on_client);
+        http__watch_with(req, s_gone);
 }
 
 void http_req_watch_gone(http_req_t *req, http_gone_fn fn, void *ud)

@@ -187,13 +187,6 @@ static void s_chain(http_req_t *req, void *ud)
     cr_assert_eq(http_req_run_blocking(req, c->pool, s_chain_work, s_chain_done, c), 0);
 }
 
-static void *s_chain_client(void *arg)
-{
-    chain_t *c = arg;
-    hfix_exchange(c->h.port, REQ("GET /chain", ""), c->resp, sizeof c->resp);
-    return NULL;
-}
-
 Test(http, done_may_run_the_next_blocking_job, .timeout = 20)
 {
     static chain_t c;
@@ -201,7 +194,7 @@ Test(http, done_may_run_the_next_blocking_job, .timeout = 20)
     c.pool = pool_new(c.h.loop, 2, 4);
     cr_assert_eq(http_route(c.h.srv, "GET", "/chain", 0, s_chain, &c), 0);
     hfix_start(&c.h);
-    hfix_run(&c.h, s_chain_client, &c);
+    hfix_run_exchange(&c.h, REQ("GET /chain", ""), c.resp, sizeof c.resp);
     cr_assert(strncmp(c.resp, "HTTP/1.1 200", 12) == 0, "%s", c.resp);
     cr_assert(strstr(c.resp, "runs 3"), "%s", c.resp);
     pool_stats_t ps;
@@ -244,20 +237,13 @@ static void s_stream(http_req_t *req, void *ud)
         loop_add_timer(s->h.loop, 20, 0, s_stream_more, s);
 }
 
-static void *s_stream_client(void *arg)
-{
-    streamer_t *s = arg;
-    hfix_exchange(s->h.port, REQ("GET /stream", ""), s->resp, sizeof s->resp);
-    return NULL;
-}
-
 Test(http, streamed_reply_is_chunked_with_trailers, .timeout = 20)
 {
     static streamer_t s;
     hfix_init(&s.h, NULL);
     cr_assert_eq(http_route(s.h.srv, "GET", "/stream", 0, s_stream, &s), 0);
     hfix_start(&s.h);
-    hfix_run(&s.h, s_stream_client, &s);
+    hfix_run_exchange(&s.h, REQ("GET /stream", ""), s.resp, sizeof s.resp);
     cr_assert(strstr(s.resp, "Transfer-Encoding: chunked\r\n"), "%s", s.resp);
     cr_assert(strstr(s.resp, "Cache-Control: no-cache\r\n"), "%s", s.resp);
     const char *body = strstr(s.resp, "\r\n\r\n");

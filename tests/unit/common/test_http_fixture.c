@@ -69,6 +69,26 @@ void hfix_run(hfix_t *f, void *(*client)(void *), void *arg)
     pthread_join(t, NULL);
 }
 
+typedef struct exchange {
+    hfix_t *f;
+    const char *req;
+    char *out;
+    size_t cap;
+} exchange_t;
+
+static void *s_exchange(void *arg)
+{
+    exchange_t *e = arg;
+    hfix_exchange(e->f->port, e->req, e->out, e->cap);
+    return NULL;
+}
+
+void hfix_run_exchange(hfix_t *f, const char *req, char *out, size_t cap)
+{
+    exchange_t e = {f, req, out, cap};
+    hfix_run(f, s_exchange, &e);
+}
+
 void hfix_fini(hfix_t *f)
 {
     http_server_destroy(&f->srv);

@@ -28,6 +28,9 @@ void hfix_start(hfix_t *f);
 /* Runs client(arg) on a thread and the loop here until it returns (or
  * until something calls loop_stop), then joins it. */
 void hfix_run(hfix_t *f, void *(*client)(void *), void *arg);
+/* hfix_run with a client that sends req on one connection and reads the
+ * reply into out (see hfix_exchange). */
+void hfix_run_exchange(hfix_t *f, const char *req, char *out, size_t cap);
 /* Destroys the server, then the rest. */
 void hfix_fini(hfix_t *f);
 

@@ -131,19 +131,30 @@ static void s_route_ws(http_req_t *req, void *ud)
     ws_accept(c->hub, req, s_on_message, s_on_closed, c);
 }
 
+static ws_config_t s_cfg(size_t max_queue, size_t max_message, unsigned ping_interval,
+                         unsigned idle_timeout)
+{
+    return (ws_config_t){max_queue, max_message, ping_interval, idle_timeout};
+}
+
 static void s_setup(ctx_t *c, const ws_config_t *cfg)
 {
     memset(c, 0, sizeof *c);
     hfix_init(&c->h, NULL);
-    c->cfg = cfg ? *cfg
-                 : (ws_config_t){.max_queue = 1 << 20,
-                                 .max_message = 64 << 10,
-                                 .ping_interval = 20,
-                                 .idle_timeout = 60};
+    c->cfg = cfg ? *cfg : s_cfg(1 << 20, 64 << 10, 20, 60);
     c->hub = ws_hub_new(c->h.loop, c->h.srv, &c->cfg);
     cr_assert_eq(http_route(c->h.srv, "GET", "/ws", 0, s_route_ws, c), 0);
     loop_add_before_sleep(c->h.loop, s_orders, c);
     hfix_start(&c->h);
+}
+
+/* Sets up with cfg (NULL: ws.h's defaults), runs client on a thread until
+ * it returns, and checks that it saw what it expected. */
+static void s_run_client(ctx_t *c, const ws_config_t *cfg, void *(*client)(void *))
+{
+    s_setup(c, cfg);
+    hfix_run(&c->h, client, c);
+    cr_assert(c->client_ok, "%s", c->detail);
 }
 
 static void s_teardown(ctx_t *c)
@@ -333,9 +344,7 @@ static void *s_handshake_client(void *arg)
 Test(ws, handshake_echo_ping_and_close, .timeout = 20)
 {
     static ctx_t c;
-    s_setup(&c, NULL);
-    hfix_run(&c.h, s_handshake_client, &c);
-    cr_assert(c.client_ok, "%s", c.detail);
+    s_run_client(&c, NULL, s_handshake_client);
     cr_assert_eq(atomic_load(&c.messages), 2);
     cr_assert_eq(atomic_load(&c.closed), 1);
     cr_assert_eq(ws_hub_count(c.hub), 0);
@@ -394,9 +403,7 @@ static void *s_refusal_client(void *arg)
 Test(ws, handshakes_that_are_not_websocket_13_are_refused, .timeout = 20)
 {
     static ctx_t c;
-    s_setup(&c, NULL);
-    hfix_run(&c.h, s_refusal_client, &c);
-    cr_assert(c.client_ok, "%s", c.detail);
+    s_run_client(&c, NULL, s_refusal_client);
     cr_assert_eq(ws_hub_count(c.hub), 0);
     s_teardown(&c);
 }
@@ -426,13 +433,8 @@ static void *s_big_client(void *arg)
 Test(ws, a_message_over_max_message_is_closed_1009, .timeout = 20)
 {
     static ctx_t c;
-    ws_config_t cfg = {.max_queue = 1 << 20,
-                       .max_message = 1024,
-                       .ping_interval = 20,
-                       .idle_timeout = 60};
-    s_setup(&c, &cfg);
-    hfix_run(&c.h, s_big_client, &c);
-    cr_assert(c.client_ok, "%s", c.detail);
+    ws_config_t cfg = s_cfg(1 << 20, 1024, 20, 60);
+    s_run_client(&c, &cfg, s_big_client);
     cr_assert_eq(atomic_load(&c.messages), 1);
     cr_assert_eq(atomic_load(&c.closed), 1);
     s_teardown(&c);
@@ -455,13 +457,8 @@ static void *s_slow_client(void *arg)
 Test(ws, a_client_that_does_not_read_is_dropped_at_max_queue, .timeout = 30)
 {
     static ctx_t c;
-    ws_config_t cfg = {.max_queue = 64 << 10,
-                       .max_message = 1024,
-                       .ping_interval = 20,
-                       .idle_timeout = 60};
-    s_setup(&c, &cfg);
-    hfix_run(&c.h, s_slow_client, &c);
-    cr_assert(c.client_ok, "%s", c.detail);
+    ws_config_t cfg = s_cfg(64 << 10, 1024, 20, 60);
+    s_run_client(&c, &cfg, s_slow_client);
     cr_assert_eq(c.flood_rc, -ENOBUFS);
     /* The kernel's buffers (send buffer held to 64 KiB) and the queue's
      * 64 KiB hold what was sent: far from the 64 MiB tried. */
@@ -496,13 +493,8 @@ static void *s_idle_client(void *arg)
 Test(ws, pings_go_out_and_a_silent_client_is_closed_idle, .timeout = 30)
 {
     static ctx_t c;
-    ws_config_t cfg = {.max_queue = 1 << 20,
-                       .max_message = 1024,
-                       .ping_interval = 1,
-                       .idle_timeout = 2};
-    s_setup(&c, &cfg);
-    hfix_run(&c.h, s_idle_client, &c);
-    cr_assert(c.client_ok, "%s", c.detail);
+    ws_config_t cfg = s_cfg(1 << 20, 1024, 1, 2);
+    s_run_client(&c, &cfg, s_idle_client);
     cr_assert_eq(atomic_load(&c.closed), 1);
     s_teardown(&c);
 }
@@ -527,9 +519,7 @@ static void *s_mute_client(void *arg)
 Test(ws, an_unanswered_close_ends_the_session_after_5_s, .timeout = 30)
 {
     static ctx_t c;
-    s_setup(&c, NULL);
-    hfix_run(&c.h, s_mute_client, &c);
-    cr_assert(c.client_ok, "%s", c.detail);
+    s_run_client(&c, NULL, s_mute_client);
     s_teardown(&c);
 }
 
@@ -567,9 +557,7 @@ static void *s_hub_client(void *arg)
 Test(ws, the_hub_broadcasts_and_closes_every_session_going_away, .timeout = 30)
 {
     static ctx_t c;
-    s_setup(&c, NULL);
-    hfix_run(&c.h, s_hub_client, &c);
-    cr_assert(c.client_ok, "%s", c.detail);
+    s_run_client(&c, NULL, s_hub_client);
     cr_assert_null(c.hub);
     s_teardown(&c);
 }

@@ -189,8 +189,9 @@ static void s_handle(http_req_t *req)
 }
 
 /* MHD's access handler: (1) the headers arrived, (2) each piece of body,
- * (3) the request is complete, and again after each resume. No response
- * is queued in call (1): that would close the keep-alive connection. */
+ * (3) the request is complete, and again after each resume. A response
+ * queued in call (1) closes the keep-alive connection: only the refusals
+ * made before the body (s_headers_arrived) want that. */
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version,
                                 const char *upload_data, size_t *upload_data_size,

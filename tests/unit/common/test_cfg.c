@@ -336,6 +336,37 @@ Test(cfg, schema_patterns)
     cr_assert_null(cfg_section_reader(schema, 2, "unknown"));
 }
 
+/* Two tables make one schema; the first match wins. Keys-only checking
+ * passes over the sections no table knows and still names unknown keys. */
+Test(cfg, schema_tables_and_keys_only)
+{
+    static const char *const a_keys[] = {"a", NULL};
+    static const char *const b_keys[] = {"b", NULL};
+    static const cfg_schema_t a[] = {{"shared", a_keys, NULL}};
+    static const cfg_schema_t b[] = {{"own:*", b_keys, "svc"}, {"shared", b_keys, "x"}};
+    static const cfg_schema_table_t ta = {a, 1}, tb = {b, 2};
+    static const cfg_schema_table_t *const both[] = {&ta, &tb};
+    char err[ERRLEN];
+    cfg_t *cfg = s_load("[shared]\na=1\nb=1\n[own:x]\nb=1\nc=1\n[other]\nz=1\n", err);
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_eq(cfg_schema_find(both, 2, "shared"), &a[0]);
+    cr_assert_eq(cfg_schema_find(both, 2, "own:y"), &b[0]);
+    cr_assert_null(cfg_schema_find(both, 2, "other"));
+    cr_assert_null(cfg_schema_find(both, 1, "own:y"));
+    warns_t w = {0};
+    cr_assert_eq(cfg_check_tables(cfg, both, 2, s_collect, &w), 3);
+    cr_assert_str_eq(w.msg[0], "unknown key 'b' in section [shared]");
+    cr_assert_str_eq(w.msg[1], "unknown key 'c' in section [own:x]");
+    cr_assert_str_eq(w.msg[2], "unknown section [other]");
+    warns_t k = {0};
+    cr_assert_eq(cfg_check_keys(cfg, both, 2, s_collect, &k), 2);
+    cr_assert_str_eq(k.msg[0], "unknown key 'b' in section [shared]");
+    cr_assert_str_eq(k.msg[1], "unknown key 'c' in section [own:x]");
+    cr_assert_eq(cfg_check_keys(cfg, both + 1, 1, NULL, NULL), 2,
+                 "[shared] takes b's keys alone, [own:x] still lacks c");
+    cfg_destroy(&cfg);
+}
+
 Test(cfg, split_list)
 {
     char **items;

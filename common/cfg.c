@@ -553,7 +553,8 @@ const cfg_schema_t *cfg_schema_find(const cfg_schema_table_t *const *tables,
                                     size_t ntables, const char *section)
 {
     for (size_t t = 0; t < ntables; t++) {
-        const cfg_schema_t *e = s_schema_find(tables[t]->entries, tables[t]->len, section);
+        const cfg_schema_t *e =
+            s_schema_find(tables[t]->entries, tables[t]->len, section);
         if (e)
             return e;
     }

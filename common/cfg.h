@@ -96,7 +96,8 @@ size_t cfg_check_tables(const cfg_t *cfg, const cfg_schema_table_t *const *table
  * matches are passed over in silence. For a process that knows only part
  * of the file (a worker: the shared sections and its service's own). */
 size_t cfg_check_keys(const cfg_t *cfg, const cfg_schema_table_t *const *tables,
-                      size_t ntables, void (*warn)(const char *msg, void *ud), void *ud);
+                      size_t ntables, void (*warn)(const char *msg, void *ud),
+                      void *ud);
 
 /* Splits a comma-separated list value into trimmed, non-empty items.
  * Returns the count; *items is a heap array of heap strings, freed with

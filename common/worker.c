@@ -25,6 +25,7 @@
 #include "alloc.h"
 #include "now.h"
 #include "sbuf.h"
+#include "settings.h"
 
 #define WORKER_LAG_WARN_NS (100ull * 1000000ull)
 #define WORKER_LAG_WARN_EVERY_MS 10000
@@ -97,77 +98,17 @@ void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *u
     w->checks = xrealloc(w->checks, (w->nchecks + 1) * sizeof *w->checks);
     w->checks[w->nchecks++] = (check_t){xstrdup(name), fn, ud};
 }
-/* The section a setting comes from: the service's, else [runtime]. */
-static const char *s_setting_section(const cfg_t *cfg, const char *section,
-                                     const char *key)
-{
-    return cfg_get(cfg, section, key) ? section : "runtime";
-}
-
 const char *worker_setting(worker_t *w, const char *key)
 {
-    return cfg_get(w->cfg, s_setting_section(w->cfg, w->section, key), key);
+    return settings_get(w->cfg, w->section, key);
 }
-
-/* The numeric [runtime] settings (a [service:NAME] may override each) and
- * their bounds: one table for the worker and worker_check_settings. */
-static const struct {
-    const char *key;
-    long min, max;
-} s_ranges[] = {
-    {"pool_threads", 1, 256},        {"pool_queue", 1, 1000000},
-    {"yield_after_us", 0, 1000000},  {"max_body_bytes", 1, 1l << 30},
-    {"max_url_bytes", 64, 16384},    {"max_header_bytes", 256, 24576},
-    {"max_connections", 1, 1000000}, {"request_timeout", 1, 3600},
-    {"shutdown_timeout", 0, 3600},
-};
 
 /* Reads a numeric runtime key into *out; logs and returns -EINVAL when bad. */
-static int s_setting_long(worker_t *w, const char *key, long def, long *out)
+static int s_setting_long(worker_t *w, const char *key, long *out)
 {
     char err[256];
-    for (size_t i = 0; i < ARRAY_LEN(s_ranges); i++) {
-        if (strcmp(s_ranges[i].key, key) != 0)
-            continue;
-        if (cfg_get_long(w->cfg, s_setting_section(w->cfg, w->section, key), key, def,
-                         s_ranges[i].min, s_ranges[i].max, out, err, sizeof err) < 0) {
-            log_error("%s", err);
-            return -EINVAL;
-        }
-        return 0;
-    }
-    VP_ASSERT(!"a setting without bounds");
-    return -EINVAL;
-}
-
-int worker_check_settings(const cfg_t *cfg, const char *section, char *err,
-                          size_t errlen)
-{
-    long v;
-    for (size_t i = 0; i < ARRAY_LEN(s_ranges); i++) {
-        const char *key = s_ranges[i].key;
-        if (cfg_get_long(cfg, s_setting_section(cfg, section, key), key, 0,
-                         s_ranges[i].min, s_ranges[i].max, &v, err, errlen) < 0)
-            return -EINVAL;
-    }
-    bool b;
-    if (cfg_get_bool(cfg, s_setting_section(cfg, section, "access_log"), "access_log",
-                     false, &b, err, errlen) < 0)
-        return -EINVAL;
-    log_level_t lvl;
-    log_format_t fmt;
-    const char *sec = s_setting_section(cfg, section, "log_level");
-    const char *val = cfg_get(cfg, sec, "log_level");
-    if (val && log_parse_level(val, &lvl) < 0) {
-        snprintf(err, errlen,
-                 "[%s] log_level: \"%s\" is not debug, info, warn or error", sec, val);
-        return -EINVAL;
-    }
-    sec = s_setting_section(cfg, section, "log_format");
-    val = cfg_get(cfg, sec, "log_format");
-    if (val && log_parse_format(val, &fmt) < 0) {
-        snprintf(err, errlen, "[%s] log_format: \"%s\" is not logfmt or json", sec,
-                 val);
+    if (settings_get_long(w->cfg, w->section, key, out, err, sizeof err) < 0) {
+        log_error("%s", err);
         return -EINVAL;
     }
     return 0;
@@ -458,7 +399,7 @@ static int s_setup_logging(worker_t *w)
     log_format_t fmt = LOG_FMT_LOGFMT;
     char err[256];
     /* Every runtime setting at once, as the supervisor checks them. */
-    if (worker_check_settings(w->cfg, w->section, err, sizeof err) < 0) {
+    if (settings_check(w->cfg, w->section, err, sizeof err) < 0) {
         log_error("%s", err);
         return -EINVAL;
     }
@@ -479,14 +420,13 @@ static int s_http_config(worker_t *w, http_config_t *hc)
     char err[256];
     http_config_defaults(hc);
     hc->service = w->svc->name;
-    if (s_setting_long(w, "max_body_bytes", (long)hc->max_body, &body) ||
-        s_setting_long(w, "max_url_bytes", (long)hc->max_url, &url) ||
-        s_setting_long(w, "max_header_bytes", (long)hc->max_header, &hdr) ||
-        s_setting_long(w, "max_connections", hc->max_connections, &conns) ||
-        s_setting_long(w, "request_timeout", hc->request_timeout, &tmo))
+    if (s_setting_long(w, "max_body_bytes", &body) ||
+        s_setting_long(w, "max_url_bytes", &url) ||
+        s_setting_long(w, "max_header_bytes", &hdr) ||
+        s_setting_long(w, "max_connections", &conns) ||
+        s_setting_long(w, "request_timeout", &tmo))
         return -EINVAL;
-    const char *sec = s_setting_section(w->cfg, w->section, "access_log");
-    if (cfg_get_bool(w->cfg, sec, "access_log", false, &access, err, sizeof err) < 0) {
+    if (settings_get_access_log(w->cfg, w->section, &access, err, sizeof err) < 0) {
         log_error("%s", err);
         return -EINVAL;
     }
@@ -540,20 +480,12 @@ static int s_start(worker_t *w, const char *listen_override)
 {
     long threads, queue, yield_us;
     http_config_t hc;
-    if (s_setup_logging(w) < 0 || s_setting_long(w, "pool_threads", 4, &threads) < 0 ||
-        s_setting_long(w, "pool_queue", 1024, &queue) < 0 ||
-        s_setting_long(w, "yield_after_us", 1000, &yield_us) < 0 ||
+    if (s_setup_logging(w) < 0 || s_setting_long(w, "pool_threads", &threads) < 0 ||
+        s_setting_long(w, "pool_queue", &queue) < 0 ||
+        s_setting_long(w, "yield_after_us", &yield_us) < 0 ||
+        s_setting_long(w, "shutdown_timeout", &w->shutdown_timeout) < 0 ||
         s_http_config(w, &hc) < 0)
         return -EINVAL;
-    const char *sec = cfg_get(w->cfg, w->section, "shutdown_timeout")  ? w->section
-                      : cfg_get(w->cfg, "runtime", "shutdown_timeout") ? "runtime"
-                                                                       : "supervisor";
-    char err[256];
-    if (cfg_get_long(w->cfg, sec, "shutdown_timeout", 10, 0, 3600, &w->shutdown_timeout,
-                     err, sizeof err) < 0) {
-        log_error("%s", err);
-        return -EINVAL;
-    }
     cfg_check_schema(w->cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_schema_warn,
                      NULL);
     w->loop = loop_new();

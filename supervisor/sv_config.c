@@ -18,7 +18,7 @@
 #include "file.h"
 #include "parse.h"
 #include "net.h"
-#include "worker.h"
+#include "settings.h"
 
 void sv_argv_free(char **argv)
 {
@@ -244,7 +244,7 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
     s->start_timeout = (unsigned)start;
     /* Our workers would refuse to start on a bad runtime setting: say so
      * now, before one is started or the running ones are replaced. */
-    if (control && worker_check_settings(c->cfg, section, err, errlen) < 0)
+    if (control && settings_check(c->cfg, section, err, errlen) < 0)
         return -EINVAL;
     s->fingerprint = s_service_fingerprint(c->cfg, section);
     return 0;

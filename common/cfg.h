@@ -69,10 +69,6 @@ typedef struct cfg_schema_table {
     size_t len;
 } cfg_schema_table_t;
 
-/* The schema of every section VAPORA knows (see cfg_schema.c). */
-extern const cfg_schema_t cfg_vapora_schema[];
-extern const size_t cfg_vapora_schema_len;
-
 /* The service that alone reads section per schema, or NULL when every
  * service may (shared sections, and sections the schema does not know). */
 const char *cfg_section_reader(const cfg_schema_t *schema, size_t schema_len,

@@ -486,8 +486,10 @@ static int s_start(worker_t *w, const char *listen_override)
         s_setting_long(w, "shutdown_timeout", &w->shutdown_timeout) < 0 ||
         s_http_config(w, &hc) < 0)
         return -EINVAL;
-    cfg_check_schema(w->cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_schema_warn,
-                     NULL);
+    /* Only the keys: the sections of other services are not ours to know;
+     * the supervisor warns about the whole file. */
+    const cfg_schema_table_t *const tables[] = {&settings_schema, w->svc->schema};
+    cfg_check_keys(w->cfg, tables, w->svc->schema ? 2 : 1, s_schema_warn, NULL);
     w->loop = loop_new();
     if (!w->loop)
         return -errno;

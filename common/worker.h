@@ -29,6 +29,10 @@ typedef struct worker worker_t;
 typedef struct worker_service {
     const char *name;           /* "backend": section [service:backend] */
     const char *default_listen; /* used when the section has no listen */
+    /* The sections the service declares (services/<name>/schema.c), or
+     * NULL: with the shared ones (settings.h), what the worker warns about
+     * unknown keys against. */
+    const cfg_schema_table_t *schema;
     /* Adds routes and opens the service's resources; loop thread, before
      * the first connection. Returns 0, or -errno to exit with status 1. */
     int (*setup)(worker_t *w);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "schemas.h"
 #include "spawn.h"
 #include "alloc.h"
 #include "sbuf.h"
@@ -138,7 +139,8 @@ static char *s_program_fingerprint(const cfg_t *cfg, const char *section)
 }
 
 /* What a service's workers read: the whole file but the programs, the other
- * services, the sections only another service reads (the schema's reader)
+ * services, the sections only another service reads (their reader, as the
+ * services declare it: schemas.h)
  * and what only the supervisor uses, and less the worker count, so that
  * scaling never replaces running workers. */
 static char *s_service_fingerprint(const cfg_t *cfg, const char *own)
@@ -152,8 +154,7 @@ static char *s_service_fingerprint(const cfg_t *cfg, const char *own)
     size_t n = cfg_section_count(cfg);
     for (size_t i = 0; i < n; i++) {
         const char *sec = cfg_section_name(cfg, i);
-        const char *reader =
-            cfg_section_reader(cfg_vapora_schema, cfg_vapora_schema_len, sec);
+        const char *reader = sv_schemas_reader(sec);
         if (strncmp(sec, "program:", 8) == 0 ||
             (strncmp(sec, "service:", 8) == 0 && strcmp(sec, own) != 0) ||
             (reader && strcmp(reader, name) != 0))
@@ -318,7 +319,7 @@ sv_config_t *sv_config_load(const char *path, const char *bin_dir, char *err,
         sv_config_destroy(&c);
         return NULL;
     }
-    cfg_check_schema(c->cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_warn, NULL);
+    sv_schemas_check(c->cfg, s_warn, NULL);
     size_t ns = cfg_section_count(c->cfg);
     c->services = xcalloc(ns, sizeof *c->services);
     c->programs = xcalloc(ns, sizeof *c->programs);

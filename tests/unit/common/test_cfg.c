@@ -286,36 +286,6 @@ static void s_collect(const char *msg, void *ud)
     w->n++;
 }
 
-Test(cfg, schema_warnings)
-{
-    char err[ERRLEN];
-    warns_t w = {0};
-    cfg_t *cfg = s_load("[supervisor]\nadmin = :9000\ncolour = red\n"
-                        "[service:backend]\nlisten = :8001\nworkers = 2\n"
-                        "pool_threads = 4\naccess_log = on\n"
-                        "[service:]\nlisten = :1\n"
-                        "[frobnicator]\nx = 1\n"
-                        "[agents]\n"
-                        "[provider:openai]\nkind = openai\nmodel = gpt\n"
-                        "[budget:daily]\nlimit_usd = 5\n"
-                        "[runtime]\nlisten = :1\nmax_body_bytes = 1\n",
-                        err);
-    cr_assert_not_null(cfg, "%s", err);
-    size_t n =
-        cfg_check_schema(cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_collect, &w);
-    cr_assert_eq(n, 5);
-    cr_assert_eq(w.n, 5);
-    cr_assert_str_eq(w.msg[0], "unknown key 'colour' in section [supervisor]");
-    cr_assert_str_eq(w.msg[1], "unknown section [service:]");
-    cr_assert_str_eq(w.msg[2], "unknown section [frobnicator]");
-    cr_assert_str_eq(w.msg[3], "unknown key 'model' in section "
-                               "[provider:openai]");
-    cr_assert_str_eq(w.msg[4], "unknown key 'listen' in section [runtime]");
-    cr_assert_eq(
-        cfg_check_schema(cfg, cfg_vapora_schema, cfg_vapora_schema_len, NULL, NULL), 5);
-    cfg_destroy(&cfg);
-}
-
 Test(cfg, schema_patterns)
 {
     static const char *const keys[] = {"a", NULL};

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include "now.h"
 #include "sbuf.h"
 #include "settings.h"
+#include "sigfd.h"
 
 #define WORKER_LAG_WARN_NS (100ull * 1000000ull)
 #define WORKER_LAG_WARN_EVERY_MS 10000
@@ -46,7 +46,7 @@ struct worker {
     metrics_t *metrics;
     http_server_t *http;
     int listen_fd;
-    int sigfd;
+    sigfd_t *signals;
     long shutdown_timeout;
     uint64_t started_ms;
     int pid;
@@ -339,18 +339,13 @@ static void s_begin_stop(worker_t *w, const char *why)
                                        s_drain_deadline, w);
 }
 
-static void s_on_signal(loop_t *loop, int fd, unsigned ev, void *ud)
+static void s_on_signal(int signo, void *ud)
 {
-    UNUSED(loop);
-    UNUSED(ev);
     worker_t *w = ud;
-    struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        if (si.ssi_signo == SIGTERM)
-            s_begin_stop(w, "SIGTERM");
-        else if (si.ssi_signo == SIGINT)
-            s_begin_stop(w, "SIGINT");
-    }
+    if (signo == SIGTERM)
+        s_begin_stop(w, "SIGTERM");
+    else if (signo == SIGINT)
+        s_begin_stop(w, "SIGINT");
 }
 
 /* ---- supervisor commands ---- */
@@ -459,21 +454,17 @@ static int s_open_listen(worker_t *w, const char *listen_override)
     return 0;
 }
 
+/* SIGHUP is taken too, and ignored: only the supervisor reloads. */
 static int s_open_signals(worker_t *w)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (w->sigfd < 0) {
-        log_err(errno, "signalfd");
-        return -errno;
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    w->signals = sigfd_new(w->loop, sigs, ARRAY_LEN(sigs), s_on_signal, w);
+    if (!w->signals) {
+        int e = errno;
+        log_err(e, "signalfd");
+        return -e;
     }
-    return loop_add_fd(w->loop, w->sigfd, LOOP_READ, s_on_signal, w);
+    return 0;
 }
 
 static int s_start(worker_t *w, const char *listen_override)
@@ -564,10 +555,7 @@ static void s_stop(worker_t *w)
     free(w->checks);
     http_server_destroy(&w->http);
     metrics_destroy(&w->metrics);
-    if (w->sigfd >= 0) {
-        loop_del_fd(w->loop, w->sigfd);
-        close(w->sigfd);
-    }
+    sigfd_destroy(&w->signals);
     if (w->listen_fd >= 0)
         close(w->listen_fd);
     loop_destroy(&w->loop);
@@ -596,7 +584,7 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
         return 2;
     }
     log_init(svc->name, LOG_INFO, LOG_FMT_LOGFMT);
-    worker_t w = {.svc = svc, .listen_fd = -1, .sigfd = -1};
+    worker_t w = {.svc = svc, .listen_fd = -1};
     char err[512];
     w.cfg = cfg_load(config, err, sizeof err);
     if (!w.cfg) {

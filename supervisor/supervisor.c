@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "sigfd.h"
 #include "spawn.h"
 #include "sv.h"
 #include "alloc.h"
@@ -729,29 +729,24 @@ static void s_kill_everything(sv_t *sv)
     loop_stop(sv->loop);
 }
 
-static void s_on_signal(loop_t *loop, int fd, unsigned ev, void *ud)
+static void s_on_signal(int signo, void *ud)
 {
-    UNUSED(loop);
-    UNUSED(ev);
     sv_t *sv = ud;
-    struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        switch (si.ssi_signo) {
-        case SIGCHLD: s_reap(sv); break;
-        case SIGHUP: {
-            char err[512];
-            if (sv_reload(sv, err, sizeof err) < 0)
-                log_error("SIGHUP: configuration not reloaded: %s", err);
-            break;
-        }
-        case SIGTERM:
-        case SIGINT:
-            if (sv->phase != SV_PHASE_RUNNING && si.ssi_signo == SIGINT)
-                s_kill_everything(sv);
-            else
-                sv_shutdown(sv, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-            break;
-        }
+    switch (signo) {
+    case SIGCHLD: s_reap(sv); break;
+    case SIGHUP: {
+        char err[512];
+        if (sv_reload(sv, err, sizeof err) < 0)
+            log_error("SIGHUP: configuration not reloaded: %s", err);
+        break;
+    }
+    case SIGTERM:
+    case SIGINT:
+        if (sv->phase != SV_PHASE_RUNNING && signo == SIGINT)
+            s_kill_everything(sv);
+        else
+            sv_shutdown(sv, signo == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
     }
     s_advance_shutdown(sv);
 }
@@ -1005,23 +1000,14 @@ static int s_open_control(sv_t *sv, char *err, size_t errlen)
 
 static int s_open_signals(sv_t *sv)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    sv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sv->sigfd < 0)
-        return -errno;
-    return loop_add_fd(sv->loop, sv->sigfd, LOOP_READ, s_on_signal, sv);
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+    sv->signals = sigfd_new(sv->loop, sigs, ARRAY_LEN(sigs), s_on_signal, sv);
+    return sv->signals ? 0 : -errno;
 }
 
 int sv_start(sv_t *sv, const char *config_path, char *err, size_t errlen)
 {
-    sv->lock_fd = sv->sigfd = sv->admin_fd = -1;
+    sv->lock_fd = sv->admin_fd = -1;
     sv->started_wall = time(NULL);
     srandom((unsigned)(time(NULL) ^ getpid()));
     sv->config_path = xstrdup(config_path);
@@ -1102,10 +1088,7 @@ void sv_stop(sv_t *sv)
     if (sv->lock_fd >= 0)
         close(sv->lock_fd);
     free(sv->run_dir);
-    if (sv->sigfd >= 0) {
-        loop_del_fd(sv->loop, sv->sigfd);
-        close(sv->sigfd);
-    }
+    sigfd_destroy(&sv->signals);
     loop_destroy(&sv->loop);
     sv_config_destroy(&sv->cfg);
     free(sv->config_path);

@@ -21,6 +21,7 @@
 #include "http.h"
 #include "loop.h"
 #include "metrics.h"
+#include "sigfd.h"
 #include "sv_config.h"
 #include "zchan.h"
 
@@ -130,7 +131,7 @@ typedef struct sv {
     int lock_fd;
     void *zctx;
     zchan_t *router;
-    int sigfd;
+    sigfd_t *signals;
     loop_timer_t *tick;
     metrics_t *metrics;
     http_server_t *admin;

@@ -20,6 +20,7 @@
 
 #include "control.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "alloc.h"
 #include "now.h"
@@ -177,15 +178,6 @@ static int s_open_nats(worker_t *w)
         return -EINVAL;
     worker_add_check(w, "nats", s_check_nats, w);
     return 0;
-}
-
-static void s_metrics(http_req_t *req, void *ud)
-{
-    worker_t *w = ud;
-    sbuf_t out = {0};
-    metrics_render(w->metrics, &out);
-    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
-    sbuf_free(&out);
 }
 
 static long s_rss_bytes(void)
@@ -498,7 +490,7 @@ static int s_start(worker_t *w, const char *listen_override)
     metrics_add_collector(w->metrics, s_collect, w);
     w->http = http_server_new(w->loop, w->metrics, &hc);
     http_route(w->http, "GET", "/health", 0, s_health, w);
-    http_route(w->http, "GET", "/metrics", 0, s_metrics, w);
+    metrics_http_route(w->http, w->metrics);
     if (w->svc->setup && w->svc->setup(w) < 0) {
         log_error("the %s service failed to set up", w->svc->name);
         return -EIO;

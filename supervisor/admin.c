@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "spawn.h"
 #include "sv.h"
@@ -280,15 +281,6 @@ static void s_collect(sbuf_t *out, void *ud)
     }
 }
 
-static void s_metrics(http_req_t *req, void *ud)
-{
-    sv_t *sv = ud;
-    sbuf_t out = {0};
-    metrics_render(sv->metrics, &out);
-    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
-    sbuf_free(&out);
-}
-
 int sv_admin_start(sv_t *sv, char *err, size_t errlen)
 {
     sv->admin_fd = net_listen(sv->cfg->admin, 128, false, err, errlen);
@@ -304,7 +296,7 @@ int sv_admin_start(sv_t *sv, char *err, size_t errlen)
     sv->admin = http_server_new(sv->loop, sv->metrics, &hc);
     http_route(sv->admin, "GET", "/status", 0, s_status, sv);
     http_route(sv->admin, "GET", "/health", 0, s_health, sv);
-    http_route(sv->admin, "GET", "/metrics", 0, s_metrics, sv);
+    metrics_http_route(sv->admin, sv->metrics);
     http_route(sv->admin, "POST", "/services/{name}/scale", HTTP_JSON_BODY, s_scale,
                sv);
     http_route(sv->admin, "POST", "/services/{name}/restart", HTTP_JSON_OPTIONAL,

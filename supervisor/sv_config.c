@@ -30,6 +30,17 @@ void sv_argv_free(char **argv)
     free(argv);
 }
 
+char **sv_argv_dup(char *const *argv)
+{
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char **a = xcalloc(n + 1, sizeof *a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = xstrdup(argv[i]);
+    return a;
+}
+
 char **sv_split_command(const char *cmd)
 {
     char **argv = NULL;
@@ -193,15 +204,11 @@ static char *s_abspath(const char *p)
     return xasprintf("%s/%s", cwd, p);
 }
 
-static int s_load_service(sv_config_t *c, const char *section, const char *bin_dir,
-                          char *err, size_t errlen)
+/* listen (required, host:port with a port) and workers (auto or 0-256). */
+static int s_load_shape(sv_service_cfg_t *s, const cfg_t *cfg, const char *section,
+                        char *err, size_t errlen)
 {
-    const char *name = section + strlen("service:");
-    sv_service_cfg_t *s = &c->services[c->nservices];
-    memset(s, 0, sizeof *s);
-    s->name = xstrdup(name);
-    c->nservices++;
-    const char *listen = cfg_get(c->cfg, section, "listen");
+    const char *listen = cfg_get(cfg, section, "listen");
     char host[256];
     int port;
     if (!listen || net_split_addr(listen, host, sizeof host, &port) < 0 || port == 0) {
@@ -210,7 +217,7 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
         return -EINVAL;
     }
     s->listen = xstrdup(listen);
-    const char *w = cfg_get_str(c->cfg, section, "workers", "auto");
+    const char *w = cfg_get_str(cfg, section, "workers", "auto");
     long n;
     if (strcmp(w, "auto") == 0) {
         s->workers_auto = true;
@@ -222,18 +229,35 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
                  section, w);
         return -EINVAL;
     }
-    const char *cmd = cfg_get(c->cfg, section, "command");
+    return 0;
+}
+
+/* command (default: vapora-NAME in bin_dir), which must be executable. */
+static int s_load_command(sv_service_cfg_t *s, const cfg_t *cfg, const char *section,
+                          const char *bin_dir, char *err, size_t errlen)
+{
+    const char *cmd = cfg_get(cfg, section, "command");
     char *def = NULL;
     if (!cmd)
-        cmd = def = xasprintf("%s/vapora-%s", bin_dir, name);
-    char **argv = sv_split_command(cmd);
+        cmd = def = xasprintf("%s/vapora-%s", bin_dir, s->name);
+    s->argv = sv_split_command(cmd);
     free(def);
-    if (!argv) {
+    if (!s->argv) {
         snprintf(err, errlen, "[%s] command: empty or unterminated quote", section);
         return -EINVAL;
     }
-    s->argv = argv;
-    if (s_check_command(argv, section, NULL, err, errlen) < 0)
+    return s_check_command(s->argv, section, NULL, err, errlen);
+}
+
+static int s_load_service(sv_config_t *c, const char *section, const char *bin_dir,
+                          char *err, size_t errlen)
+{
+    sv_service_cfg_t *s = &c->services[c->nservices];
+    memset(s, 0, sizeof *s);
+    s->name = xstrdup(section + strlen("service:"));
+    c->nservices++;
+    if (s_load_shape(s, c->cfg, section, err, errlen) < 0 ||
+        s_load_command(s, c->cfg, section, bin_dir, err, errlen) < 0)
         return -EINVAL;
     bool control;
     long start;

@@ -395,44 +395,47 @@ bool sv_workers_on_exit(sv_t *sv, pid_t pid, int status)
 
 /* ---- the tick: backoff, deadlines, watchdog ---- */
 
-/* A hung worker: SIGABRT for a core dump (SIGCONT: a stopped process must
- * run to abort), SIGKILL SV_ABORT_GRACE_MS later. */
-static void s_abort(sv_worker_t *w, uint64_t now)
-{
-    kill(w->p.pid, SIGABRT);
-    kill(w->p.pid, SIGCONT);
-    w->aborted = true;
-    w->p.kill_at_ms = now + SV_ABORT_GRACE_MS;
-}
-
-/* STARTING: it has start_timeout seconds to say ready. */
-static void s_watch_starting(sv_worker_t *w, uint64_t now)
+/* STARTING: it has start_timeout seconds to say ready. True when late,
+ * with what it failed to do in why. */
+static bool s_late_starting(const sv_worker_t *w, uint64_t now, char *why, size_t len)
 {
     uint64_t started = now > w->p.started_ms ? now - w->p.started_ms : 0;
     if (started <= (uint64_t)w->svc->start_timeout * 1000)
-        return;
-    char d[128];
-    s_worker_describe(w, d, sizeof d);
-    log_error("%s did not say ready in %u s (start_timeout): hung; "
-              "SIGABRT for a core dump, SIGKILL in %d ms",
-              d, w->svc->start_timeout, SV_ABORT_GRACE_MS);
-    s_abort(w, now);
+        return false;
+    snprintf(why, len, "did not say ready in %u s (start_timeout)",
+             w->svc->start_timeout);
+    return true;
 }
 
 /* RUNNING: a heartbeat at least every watchdog_timeout seconds. */
-static void s_watch_running(sv_t *sv, sv_worker_t *w, uint64_t now)
+static bool s_late_running(const sv_t *sv, const sv_worker_t *w, uint64_t now,
+                           char *why, size_t len)
 {
     /* last_seen_ms may be later than now: a worker restarted in this tick. */
     uint64_t silent = now > w->last_seen_ms ? now - w->last_seen_ms : 0;
     if (silent <= (uint64_t)sv->cfg->watchdog_timeout * 1000)
+        return false;
+    snprintf(why, len, "sent no heartbeat for %llu ms (watchdog_timeout %u s)",
+             (unsigned long long)silent, sv->cfg->watchdog_timeout);
+    return true;
+}
+
+/* The watchdog, for workers that speak the control channel: a hung one
+ * gets SIGABRT for a core dump (SIGCONT: a stopped process must run to
+ * abort), SIGKILL SV_ABORT_GRACE_MS later. */
+static void s_watchdog(sv_t *sv, sv_worker_t *w, uint64_t now)
+{
+    char why[128], d[128];
+    if (!(w->ready ? s_late_running(sv, w, now, why, sizeof why)
+                   : s_late_starting(w, now, why, sizeof why)))
         return;
-    char d[128];
     s_worker_describe(w, d, sizeof d);
-    log_error("%s sent no heartbeat for %llu ms (watchdog_timeout %u s): hung; "
-              "SIGABRT for a core dump, SIGKILL in %d ms",
-              d, (unsigned long long)silent, sv->cfg->watchdog_timeout,
+    log_error("%s %s: hung; SIGABRT for a core dump, SIGKILL in %d ms", d, why,
               SV_ABORT_GRACE_MS);
-    s_abort(w, now);
+    kill(w->p.pid, SIGABRT);
+    kill(w->p.pid, SIGCONT);
+    w->aborted = true;
+    w->p.kill_at_ms = now + SV_ABORT_GRACE_MS;
 }
 
 static void s_check_worker(sv_t *sv, sv_worker_t *w, uint64_t now)
@@ -452,14 +455,9 @@ static void s_check_worker(sv_t *sv, sv_worker_t *w, uint64_t now)
         w->p.kill_at_ms = now + 5000; /* repeat if it somehow survives */
         return;
     }
-    /* The watchdog: workers that speak the control channel, not yet
-     * aborted and not draining. */
-    if (w->aborted || w->p.state == SV_DRAINING || !w->svc->control)
-        return;
-    if (!w->ready)
-        s_watch_starting(w, now);
-    else
-        s_watch_running(sv, w, now);
+    /* Not yet aborted, not draining. */
+    if (!w->aborted && w->p.state != SV_DRAINING && w->svc->control)
+        s_watchdog(sv, w, now);
 }
 
 void sv_workers_tick(sv_t *sv, uint64_t now)

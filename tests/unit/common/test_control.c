@@ -94,24 +94,6 @@ static void s_send(sup_t *s, const char *const *parts, size_t n)
                       0);
 }
 
-static void s_timeout(loop_t *loop, loop_timer_t *t, void *ud)
-{
-    UNUSED(t);
-    *(bool *)ud = true;
-    loop_stop(loop);
-}
-
-/* Runs the worker's loop until a command arrives (5 s at most). */
-static void s_run(sup_t *s)
-{
-    bool timed_out = false;
-    loop_timer_t *t = loop_add_timer(s->loop, 5000, 0, s_timeout, &timed_out);
-    cr_assert_eq(loop_run(s->loop), 0);
-    if (!timed_out)
-        loop_cancel_timer(s->loop, &t);
-    cr_assert_not(timed_out, "no command arrived");
-}
-
 Test(control, alone_without_vapora_control)
 {
     unsetenv("VAPORA_CONTROL");
@@ -182,13 +164,13 @@ Test(control, obeys_drain_and_log_level_and_ignores_the_rest, .timeout = 20)
         s_send(&s, junk[i], junk[i][1] ? 2 : 1);
     static const char *const level[] = {"{\"type\":\"log_level\",\"level\":\"debug\"}"};
     s_send(&s, level, 1);
-    s_run(&s);
+    cr_assert_eq(loop_run(s.loop), 0); /* until a command; .timeout if none */
     cr_assert_eq(s.levels, 1);
     cr_assert_str_eq(s.level, "debug");
     cr_assert_eq(s.drains, 0, "nothing before it was a drain");
     static const char *const drain[] = {"{\"type\":\"drain\"}"};
     s_send(&s, drain, 1);
-    s_run(&s);
+    cr_assert_eq(loop_run(s.loop), 0); /* until a command; .timeout if none */
     cr_assert_eq(s.drains, 1);
     control_destroy(&c);
     s_unbind(&s);

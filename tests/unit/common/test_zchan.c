@@ -76,22 +76,11 @@ static void s_on_dealer(zchan_t *ch, const zchan_msg_t *m, void *ud)
         loop_stop(r->loop);
 }
 
-static void s_timeout(loop_t *loop, loop_timer_t *t, void *ud)
-{
-    UNUSED(t);
-    *(bool *)ud = true;
-    loop_stop(loop);
-}
-
-/* Runs the loop until a callback stops it; fails after 5 s. */
+/* Runs the loop until a callback stops it (the test's .timeout fails it
+ * if none does). */
 static void s_run(rig_t *r)
 {
-    bool timed_out = false;
-    loop_timer_t *t = loop_add_timer(r->loop, 5000, 0, s_timeout, &timed_out);
     cr_assert_eq(loop_run(r->loop), 0);
-    if (!timed_out)
-        loop_cancel_timer(r->loop, &t);
-    cr_assert_not(timed_out, "timed out");
 }
 
 static void *s_socket(rig_t *r, int type)
@@ -123,12 +112,27 @@ static void s_open_router(rig_t *r)
     cr_assert_not_null(r->router);
 }
 
+/* The usual rig: the ROUTER under zchan, the plain DEALER connected. */
+static void s_connected(rig_t *r)
+{
+    s_setup(r);
+    s_open_router(r);
+    cr_assert_eq(zmq_connect(r->dealer, "inproc://zchan"), 0);
+}
+
 static void s_dealer_send(rig_t *r, const char *const *parts, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         cr_assert_geq(zmq_send(r->dealer, parts[i], strlen(parts[i]),
                                i + 1 < n ? ZMQ_SNDMORE : 0),
                       0);
+}
+
+/* Sends each of texts as a message of its own. */
+static void s_dealer_send_each(rig_t *r, const char *const *texts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        s_dealer_send(r, &texts[i], 1);
 }
 
 static void s_teardown(rig_t *r)
@@ -144,9 +148,7 @@ static void s_teardown(rig_t *r)
 Test(zchan, multipart_both_ways_with_the_peer_id, .timeout = 10)
 {
     rig_t r = {0};
-    s_setup(&r);
-    s_open_router(&r);
-    cr_assert_eq(zmq_connect(r.dealer, "inproc://zchan"), 0);
+    s_connected(&r);
     r.dealer_ch = zchan_new(r.loop, r.dealer, s_on_dealer, &r);
     r.dealer = NULL; /* the channel owns it */
     cr_assert_not_null(r.dealer_ch);
@@ -169,9 +171,7 @@ Test(zchan, multipart_both_ways_with_the_peer_id, .timeout = 10)
 Test(zchan, parts_beyond_the_maximum_are_dropped, .timeout = 10)
 {
     rig_t r = {0};
-    s_setup(&r);
-    s_open_router(&r);
-    cr_assert_eq(zmq_connect(r.dealer, "inproc://zchan"), 0);
+    s_connected(&r);
     static const char *const ten[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
     static const char *const next[] = {"next"};
     s_dealer_send(&r, ten, ARRAY_LEN(ten));
@@ -210,17 +210,14 @@ Test(zchan, messages_queued_before_zchan_new_are_dispatched, .timeout = 10)
 Test(zchan, a_callback_that_sends_keeps_receiving, .timeout = 10)
 {
     rig_t r = {0};
-    s_setup(&r);
-    s_open_router(&r);
-    cr_assert_eq(zmq_connect(r.dealer, "inproc://zchan"), 0);
-    static const char *const m[][1] = {{"m1"}, {"m2"}, {"m3"}, {"m4"}, {"m5"}};
-    for (size_t i = 0; i < ARRAY_LEN(m); i++)
-        s_dealer_send(&r, m[i], 1);
+    s_connected(&r);
+    static const char *const m[] = {"m1", "m2", "m3", "m4", "m5"};
+    s_dealer_send_each(&r, m, ARRAY_LEN(m));
     r.at_router.want = ARRAY_LEN(m);
     r.at_router.reply = true;
     s_run(&r);
     for (size_t i = 0; i < ARRAY_LEN(m); i++)
-        cr_assert_str_eq(r.at_router.text[i], m[i][0]);
+        cr_assert_str_eq(r.at_router.text[i], m[i]);
     char buf[8];
     for (size_t i = 0; i < ARRAY_LEN(m); i++)
         cr_assert_eq(zmq_recv(r.dealer, buf, sizeof buf, 0), 3, "ack %zu", i);
@@ -233,9 +230,7 @@ Test(zchan, a_callback_that_sends_keeps_receiving, .timeout = 10)
 Test(zchan, a_send_dispatches_what_arrived_meanwhile, .timeout = 10)
 {
     rig_t r = {0};
-    s_setup(&r);
-    s_open_router(&r);
-    cr_assert_eq(zmq_connect(r.dealer, "inproc://zchan"), 0);
+    s_connected(&r);
     static const char *const one[] = {"meanwhile"};
     s_dealer_send(&r, one, 1);
     usleep(100 * 1000); /* inproc: delivered long before */
@@ -253,12 +248,9 @@ Test(zchan, a_send_dispatches_what_arrived_meanwhile, .timeout = 10)
 Test(zchan, a_callback_may_destroy_its_channel, .timeout = 10)
 {
     rig_t r = {0};
-    s_setup(&r);
-    s_open_router(&r);
-    cr_assert_eq(zmq_connect(r.dealer, "inproc://zchan"), 0);
-    static const char *const m[][1] = {{"x"}, {"y"}, {"z"}};
-    for (size_t i = 0; i < ARRAY_LEN(m); i++)
-        s_dealer_send(&r, m[i], 1);
+    s_connected(&r);
+    static const char *const m[] = {"x", "y", "z"};
+    s_dealer_send_each(&r, m, ARRAY_LEN(m));
     r.at_router.want = 1;
     r.at_router.destroy = true;
     r.at_router.self = &r.router;

@@ -459,20 +459,46 @@ static int s_open_signals(worker_t *w)
     return 0;
 }
 
-static int s_start(worker_t *w, const char *listen_override)
+/* Logging, then every setting the worker needs before its loop exists;
+ * the unknown keys of the sections it knows are warned about. */
+static int s_configure(worker_t *w, long *threads, long *queue, long *yield_us,
+                       http_config_t *hc)
 {
-    long threads, queue, yield_us;
-    http_config_t hc;
-    if (s_setup_logging(w) < 0 || s_setting_long(w, "pool_threads", &threads) < 0 ||
-        s_setting_long(w, "pool_queue", &queue) < 0 ||
-        s_setting_long(w, "yield_after_us", &yield_us) < 0 ||
+    if (s_setup_logging(w) < 0 || s_setting_long(w, "pool_threads", threads) < 0 ||
+        s_setting_long(w, "pool_queue", queue) < 0 ||
+        s_setting_long(w, "yield_after_us", yield_us) < 0 ||
         s_setting_long(w, "shutdown_timeout", &w->shutdown_timeout) < 0 ||
-        s_http_config(w, &hc) < 0)
+        s_http_config(w, hc) < 0)
         return -EINVAL;
     /* Only the keys: the sections of other services are not ours to know;
      * the supervisor warns about the whole file. */
     const cfg_schema_table_t *const tables[] = {&settings_schema, w->svc->schema};
     cfg_check_keys(w->cfg, tables, w->svc->schema ? 2 : 1, s_schema_warn, NULL);
+    return 0;
+}
+
+/* Serving: the timers, and "ready" to the supervisor when there is one. */
+static void s_go_live(worker_t *w, long threads)
+{
+    w->started_ms = now_ms();
+    w->pid = (int)getpid();
+    w->started_wall = time(NULL);
+    w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);
+    w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
+    static const control_ops_t ops = {s_on_drain, s_on_log_level};
+    w->control = control_from_env(w->loop, &ops, w);
+    if (w->control)
+        control_send_ready(w->control);
+    log_info("%s worker ready (pid %d, %ld pool threads, version %s)", w->svc->name,
+             (int)getpid(), threads, VAPORA_VERSION);
+}
+
+static int s_start(worker_t *w, const char *listen_override)
+{
+    long threads, queue, yield_us;
+    http_config_t hc;
+    if (s_configure(w, &threads, &queue, &yield_us, &hc) < 0)
+        return -EINVAL;
     w->loop = loop_new();
     if (!w->loop)
         return -errno;
@@ -500,17 +526,7 @@ static int s_start(worker_t *w, const char *listen_override)
         log_err(rc, "starting the HTTP server");
         return rc;
     }
-    w->started_ms = now_ms();
-    w->pid = (int)getpid();
-    w->started_wall = time(NULL);
-    w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);
-    w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
-    static const control_ops_t ops = {s_on_drain, s_on_log_level};
-    w->control = control_from_env(w->loop, &ops, w);
-    if (w->control)
-        control_send_ready(w->control);
-    log_info("%s worker ready (pid %d, %ld pool threads, version %s)", w->svc->name,
-             (int)getpid(), threads, VAPORA_VERSION);
+    s_go_live(w, threads);
     return 0;
 }
 

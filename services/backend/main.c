@@ -18,6 +18,7 @@
 #include "events.h"
 #include "live.h"
 #include "log.h"
+#include "schema.h"
 #include "alloc.h"
 #include "sbuf.h"
 #include "file.h"
@@ -131,6 +132,7 @@ static void s_teardown(worker_t *w)
 static const worker_service_t s_service = {
     .name = "backend",
     .default_listen = "0.0.0.0:8001",
+    .schema = &backend_schema,
     .setup = s_setup,
     .teardown = s_teardown,
 };

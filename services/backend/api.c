@@ -55,13 +55,13 @@ static void s_work(void *arg)
         j->body = json_dumps(j->out, JSON_COMPACT);
 }
 
-static unsigned s_status_of(store_rc_t rc)
+static unsigned s_status_of(int rc)
 {
     switch (rc) {
-    case STORE_NOT_FOUND: return 404;
-    case STORE_CONFLICT: return 409;
-    case STORE_PRECONDITION: return 412;
-    case STORE_INVALID: return 422;
+    case VP_ENOTFOUND: return 404;
+    case VP_ECONFLICT: return 409;
+    case VP_EPRECONDITION: return 412;
+    case VP_EINVALID: return 422;
     default: return 500;
     }
 }
@@ -71,10 +71,10 @@ static void s_done(http_req_t *req, void *arg, int status)
     job_t *j = arg;
     if (status != 0) {
         http_reply_error(req, 503, "shutting_down", "the server is shutting down");
-    } else if (j->rc != STORE_OK) {
+    } else if (j->rc != 0) {
         http_reply_error(req, s_status_of(j->rc), j->err.code ? j->err.code : "error",
                          "%s", j->err.msg);
-    } else if (j->after && (j->after(j, req), j->rc != STORE_OK)) {
+    } else if (j->after && (j->after(j, req), j->rc != 0)) {
         /* The hook answered (or will answer) the request itself. */
     } else {
         if (j->location[0])

@@ -132,7 +132,7 @@ static int s_bootstrap_admin(backend_t *b, char *err, size_t errlen)
     json_t *u = NULL;
     char *h = NULL;
     store_err_t e;
-    if (store_user_by_name(b->store, "admin", &u, &h, &e) == STORE_OK) {
+    if (store_user_by_name(b->store, "admin", &u, &h, &e) == 0) {
         json_decref(u);
         free(h);
         store_end(b->store);
@@ -140,12 +140,12 @@ static int s_bootstrap_admin(backend_t *b, char *err, size_t errlen)
     }
     char *hash = auth_hash_password(pw);
     bool created = false;
-    store_rc_t rc =
+    int rc =
         hash ? store_user_ensure(b->store, "admin", hash, "owner", &created, &e)
-             : STORE_ERROR;
+             : VP_ESTORE;
     free(hash);
     store_end(b->store);
-    if (rc != STORE_OK) {
+    if (rc != 0) {
         snprintf(err, errlen, "cannot create the admin user: %s",
                  hash ? e.msg : "hashing failed");
         return -EIO;

@@ -91,8 +91,10 @@ uint64_t auth_failure_delay(backend_t *b, const char *username);
 void auth_forget_failures(backend_t *b, const char *username);
 
 /* ---- validate.c: field checks; false with a 422-style error ---- */
+/* The error owns its text: nothing it says is overwritten by a later
+ * failure. */
 typedef struct verr {
-    const char *code;
+    char code[64];
     char msg[200];
 } verr_t;
 
@@ -135,12 +137,12 @@ struct job {
     char *body;      /* the reply as JSON text (owned): set by fn, or out
                         serialised on the pool thread */
     unsigned status; /* HTTP status of a successful answer */
-    store_rc_t rc;
+    int rc;
     store_err_t err;
     char location[160];
     uint64_t tag; /* store_version() before fn ran (cacheable reads) */
     /* Loop thread, before the reply (e.g. to publish an event); optional.
-     * A hook that sets rc to anything but STORE_OK has answered (or will
+     * A hook that sets rc to anything but 0 has answered (or will
      * answer) the request itself. */
     void (*after)(job_t *j, http_req_t *req);
 };

@@ -145,7 +145,7 @@ static int s_publish_batch(events_t *ev)
     size_t n = 0;
     store_err_t e;
     backend_t *b = ev->b;
-    if (store_outbox_fetch(b->store, EVENTS_BATCH, &evs, &n, &e) != STORE_OK)
+    if (store_outbox_fetch(b->store, EVENTS_BATCH, &evs, &n, &e) != 0)
         return -1;
     if (n == 0) {
         store_outbox_free(evs, n);
@@ -180,7 +180,7 @@ static int s_publish_batch(events_t *ev)
                                                       : NATS_ERR));
         return -1;
     }
-    if (store_outbox_delete_upto(b->store, last, &e) != STORE_OK)
+    if (store_outbox_delete_upto(b->store, last, &e) != 0)
         return -1;
     atomic_fetch_add(&ev->published, (unsigned long)n);
     store_outbox_refresh(b->store, &e);

@@ -123,7 +123,7 @@ static void s_teardown(worker_t *w)
     events_stop(&s_events);
     rcache_destroy(&b->cache);
     auth_fini(b);
-    store_close(&b->store);
+    store_destroy(&b->store);
     free(b->data_dir);
     b->data_dir = NULL;
 }

@@ -29,7 +29,7 @@ static void s_create_job(job_t *j)
     j->rc = store_project_create(
         j->b->store, json_string_value(json_object_get(j->in, "name")),
         json_string_value(json_object_get(j->in, "description")), &j->out, &j->err);
-    if (j->rc == STORE_OK) {
+    if (j->rc == 0) {
         j->status = 201;
         snprintf(j->location, sizeof j->location, "/api/v1/projects/%s",
                  json_string_value(json_object_get(j->out, "id")));
@@ -54,7 +54,7 @@ static void s_list_job(job_t *j)
     json_t *items = NULL;
     int64_t next = 0;
     j->rc = store_project_list(j->b->store, j->num, j->limit, &items, &next, &j->err);
-    if (j->rc == STORE_OK)
+    if (j->rc == 0)
         j->out = api_page_body(items, 'p', next);
 }
 

@@ -184,20 +184,20 @@ static sqlite3_stmt *s_stmt(conn_t *c, const char *sql)
     return st;
 }
 
-static store_rc_t s_fail(conn_t *c, store_err_t *e)
+static int s_fail(conn_t *c, store_err_t *e)
 {
     e->code = "storage_error";
     snprintf(e->msg, sizeof e->msg, "the database failed: %s",
              c ? sqlite3_errmsg(c->db) : "no connection");
     log_error("store: %s", e->msg);
-    return STORE_ERROR;
+    return VP_ESTORE;
 }
 
-static store_rc_t s_not_found(store_err_t *e, const char *what, const char *id)
+static int s_not_found(store_err_t *e, const char *what, const char *id)
 {
     e->code = "not_found";
     snprintf(e->msg, sizeof e->msg, "no %s with id %s", what, id);
-    return STORE_NOT_FOUND;
+    return VP_ENOTFOUND;
 }
 
 static bool s_exec(conn_t *c, const char *sql)
@@ -501,12 +501,12 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     s_map_version(s, path);
     s_start_checkpointer(s);
     store_err_t e;
-    if (store_outbox_refresh(s, &e) != STORE_OK) /* start-up: this thread */
+    if (store_outbox_refresh(s, &e) != 0) /* start-up: this thread */
         log_warn("store: %s", e.msg);
     return s;
 }
 
-void store_close(store_t **sp)
+void store_destroy(store_t **sp)
 {
     store_t *s = sp ? *sp : NULL;
     if (!s)
@@ -529,10 +529,10 @@ void store_close(store_t **sp)
     *sp = NULL;
 }
 
-/* Runs sql (one "?" for key) and leaves *row on the first row: STORE_OK,
- * STORE_NOT_FOUND naming `what` and key, or STORE_ERROR. c may be NULL (no
+/* Runs sql (one "?" for key) and leaves *row on the first row: 0,
+ * VP_ENOTFOUND naming `what` and key, or VP_ESTORE. c may be NULL (no
  * connection: an error). */
-static store_rc_t s_find_row(conn_t *c, const char *sql, const char *key,
+static int s_find_row(conn_t *c, const char *sql, const char *key,
                              const char *what, sqlite3_stmt **row, store_err_t *e)
 {
     sqlite3_stmt *st = c ? s_stmt(c, sql) : NULL;
@@ -545,7 +545,7 @@ static store_rc_t s_find_row(conn_t *c, const char *sql, const char *key,
     if (rc != SQLITE_ROW)
         return s_fail(c, e);
     *row = st;
-    return STORE_OK;
+    return 0;
 }
 
 /* ---- users ---- */
@@ -587,7 +587,7 @@ static int s_insert_user(conn_t *c, const char *username, const char *hash,
     return rc;
 }
 
-store_rc_t store_user_create(store_t *s, const char *username, const char *hash,
+int store_user_create(store_t *s, const char *username, const char *hash,
                              const char *role, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -597,44 +597,44 @@ store_rc_t store_user_create(store_t *s, const char *username, const char *hash,
     if (rc == SQLITE_CONSTRAINT) {
         e->code = "username_taken";
         snprintf(e->msg, sizeof e->msg, "a user named \"%s\" already exists", username);
-        return STORE_CONFLICT;
+        return VP_ECONFLICT;
     }
-    return rc == SQLITE_DONE ? STORE_OK : s_fail(c, e);
+    return rc == SQLITE_DONE ? 0 : s_fail(c, e);
 }
 
-store_rc_t store_user_ensure(store_t *s, const char *username, const char *hash,
+int store_user_ensure(store_t *s, const char *username, const char *hash,
                              const char *role, bool *created, store_err_t *e)
 {
     json_t *u = NULL;
-    store_rc_t rc = store_user_create(s, username, hash, role, &u, e);
+    int rc = store_user_create(s, username, hash, role, &u, e);
     json_decref(u);
-    *created = rc == STORE_OK;
-    return rc == STORE_CONFLICT ? STORE_OK : rc;
+    *created = rc == 0;
+    return rc == VP_ECONFLICT ? 0 : rc;
 }
 
-store_rc_t store_user_by_name(store_t *s, const char *username, json_t **out,
+int store_user_by_name(store_t *s, const char *username, json_t **out,
                               char **hash, store_err_t *e)
 {
     sqlite3_stmt *st;
-    store_rc_t r = s_find_row(s_conn(s), SQL_USER_BY_NAME, username, "user named", &st, e);
-    if (r != STORE_OK)
+    int r = s_find_row(s_conn(s), SQL_USER_BY_NAME, username, "user named", &st, e);
+    if (r != 0)
         return r;
     *out = s_user_row(st);
     *hash = xstrdup((const char *)sqlite3_column_text(st, 4));
-    return STORE_OK;
+    return 0;
 }
 
-store_rc_t store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e)
+int store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e)
 {
     sqlite3_stmt *st;
-    store_rc_t r = s_find_row(s_conn(s), SQL_USER_BY_ID, id, "user", &st, e);
-    if (r != STORE_OK)
+    int r = s_find_row(s_conn(s), SQL_USER_BY_ID, id, "user", &st, e);
+    if (r != 0)
         return r;
     *out = s_user_row(st);
-    return STORE_OK;
+    return 0;
 }
 
-store_rc_t store_user_list(store_t *s, json_t **out, store_err_t *e)
+int store_user_list(store_t *s, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     sqlite3_stmt *st = c ? s_stmt(c, SQL_USER_LIST) : NULL;
@@ -649,7 +649,7 @@ store_rc_t store_user_list(store_t *s, json_t **out, store_err_t *e)
         return s_fail(c, e);
     }
     *out = items;
-    return STORE_OK;
+    return 0;
 }
 
 /* ---- projects ---- */
@@ -683,7 +683,7 @@ static json_t *s_project_row(sqlite3_stmt *st)
                      s_col_text(st, 4), "updated_at", s_col_text(st, 5));
 }
 
-static store_rc_t s_project_create_impl(store_t *s, const char *name, const char *desc,
+static int s_project_create_impl(store_t *s, const char *name, const char *desc,
                                         json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -711,27 +711,27 @@ static store_rc_t s_project_create_impl(store_t *s, const char *name, const char
         return s_fail(c, e);
     }
     *out = p;
-    return STORE_OK;
+    return 0;
 }
 
-static store_rc_t s_project_get(conn_t *c, const char *id, json_t **out, store_err_t *e)
+static int s_project_get(conn_t *c, const char *id, json_t **out, store_err_t *e)
 {
     sqlite3_stmt *st;
-    store_rc_t r = s_find_row(c, SQL_PROJECT_GET, id, "project", &st, e);
-    if (r != STORE_OK)
+    int r = s_find_row(c, SQL_PROJECT_GET, id, "project", &st, e);
+    if (r != 0)
         return r;
     if (out)
         *out = s_project_row(st);
-    return STORE_OK;
+    return 0;
 }
 
-store_rc_t store_project_get(store_t *s, const char *id, json_t **out, store_err_t *e)
+int store_project_get(store_t *s, const char *id, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     return c ? s_project_get(c, id, out, e) : s_fail(c, e);
 }
 
-store_rc_t store_project_list(store_t *s, int64_t after, int limit, json_t **items,
+int store_project_list(store_t *s, int64_t after, int limit, json_t **items,
                               int64_t *next, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -758,10 +758,10 @@ store_rc_t store_project_list(store_t *s, int64_t after, int limit, json_t **ite
         return s_fail(c, e);
     }
     *items = a;
-    return STORE_OK;
+    return 0;
 }
 
-static store_rc_t s_project_update_impl(store_t *s, const char *id, const json_t *patch,
+static int s_project_update_impl(store_t *s, const char *id, const json_t *patch,
                                         json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -784,22 +784,22 @@ static store_rc_t s_project_update_impl(store_t *s, const char *id, const json_t
         s_rollback(c);
         return s_not_found(e, "project", id);
     }
-    store_rc_t r = s_project_get(c, id, out, e);
-    if (r == STORE_OK &&
+    int r = s_project_get(c, id, out, e);
+    if (r == 0 &&
         !s_emit(s, c, "vapora.projects.updated", "project.updated", *out)) {
         json_decref(*out);
         *out = NULL;
         s_rollback(c);
         return s_fail(c, e);
     }
-    if (r != STORE_OK || !s_commit(c)) {
-        if (r == STORE_OK) {
+    if (r != 0 || !s_commit(c)) {
+        if (r == 0) {
             json_decref(*out);
             *out = NULL;
         }
-        return r == STORE_OK ? s_fail(c, e) : r;
+        return r == 0 ? s_fail(c, e) : r;
     }
-    return STORE_OK;
+    return 0;
 }
 
 static int s_step_id(conn_t *c, const char *sql, const char *id, const char *id2)
@@ -813,17 +813,17 @@ static int s_step_id(conn_t *c, const char *sql, const char *id, const char *id2
     return sqlite3_step(st);
 }
 
-static store_rc_t s_task_get(conn_t *c, const char *id, json_t **out, store_err_t *e);
+static int s_task_get(conn_t *c, const char *id, json_t **out, store_err_t *e);
 static json_t *s_ids(conn_t *c, const char *sql, const char *id);
 
-static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade,
+static int s_project_delete_impl(store_t *s, const char *id, bool cascade,
                                         store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
         return s_fail(c, e);
-    store_rc_t r = s_project_get(c, id, NULL, e);
-    if (r != STORE_OK) {
+    int r = s_project_get(c, id, NULL, e);
+    if (r != 0) {
         s_rollback(c);
         return r;
     }
@@ -836,7 +836,7 @@ static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade
         snprintf(e->msg, sizeof e->msg,
                  "the project has %lld task(s); delete them first or pass cascade=true",
                  (long long)tasks);
-        return STORE_CONFLICT;
+        return VP_ECONFLICT;
     }
     json_t *gone = json_pack("{s:s,s:b}", "id", id, "cascade", tasks > 0);
     /* A cascade deletes tasks: each gets its task.deleted (blocked_by stays
@@ -848,7 +848,7 @@ static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade
     json_array_foreach(ok ? ids : NULL, i, v)
     {
         json_t *t = NULL;
-        ok = ok && s_task_get(c, json_string_value(v), &t, e) == STORE_OK;
+        ok = ok && s_task_get(c, json_string_value(v), &t, e) == 0;
         if (t)
             json_array_append_new(docs, t);
     }
@@ -866,7 +866,7 @@ static store_rc_t s_project_delete_impl(store_t *s, const char *id, bool cascade
         s_rollback(c);
         return s_fail(c, e);
     }
-    return STORE_OK;
+    return 0;
 }
 
 /* ---- tasks ---- */
@@ -952,18 +952,18 @@ static json_t *s_task_row(conn_t *c, sqlite3_stmt *st)
     return t;
 }
 
-static store_rc_t s_task_get(conn_t *c, const char *id, json_t **out, store_err_t *e)
+static int s_task_get(conn_t *c, const char *id, json_t **out, store_err_t *e)
 {
     sqlite3_stmt *st;
-    store_rc_t r = s_find_row(c, SQL_TASK_GET, id, "task", &st, e);
-    if (r != STORE_OK)
+    int r = s_find_row(c, SQL_TASK_GET, id, "task", &st, e);
+    if (r != 0)
         return r;
     *out = s_task_row(c, st);
     sqlite3_reset(st);
-    return STORE_OK;
+    return 0;
 }
 
-store_rc_t store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e)
+int store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     return c ? s_task_get(c, id, out, e) : s_fail(c, e);
@@ -971,7 +971,7 @@ store_rc_t store_task_get(store_t *s, const char *id, json_t **out, store_err_t 
 
 /* Checks every blocker of task `self` in project: it exists there and is not
  * the task itself. *all_done says whether they are all done. */
-static store_rc_t s_check_blockers(conn_t *c, const json_t *ids, const char *project,
+static int s_check_blockers(conn_t *c, const json_t *ids, const char *project,
                                    const char *self, bool *all_done, store_err_t *e)
 {
     size_t i;
@@ -996,16 +996,16 @@ static store_rc_t s_check_blockers(conn_t *c, const json_t *ids, const char *pro
             e->code = "invalid_blocked_by";
             snprintf(e->msg, sizeof e->msg,
                      "blocked_by: %s is not another task of this project", bid);
-            return STORE_INVALID;
+            return VP_EINVALID;
         }
         if (self && s_step_id(c, SQL_DEP_REACHES, bid, self) == SQLITE_ROW) {
             e->code = "invalid_blocked_by";
             snprintf(e->msg, sizeof e->msg,
                      "blocked_by: %s already waits on this task (a cycle)", bid);
-            return STORE_INVALID;
+            return VP_EINVALID;
         }
     }
-    return STORE_OK;
+    return 0;
 }
 
 static bool s_insert_deps(conn_t *c, const char *id, const json_t *ids)
@@ -1027,11 +1027,11 @@ static bool s_insert_deps(conn_t *c, const char *id, const json_t *ids)
 
 /* Ends a write transaction that produced task id: commits and reads it back
  * (inside, so the answer is what was committed). */
-static store_rc_t s_finish_task(store_t *s, conn_t *c, const char *id, const char *what,
+static int s_finish_task(store_t *s, conn_t *c, const char *id, const char *what,
                                 json_t **out, store_err_t *e)
 {
-    store_rc_t r = s_task_get(c, id, out, e);
-    if (r != STORE_OK) {
+    int r = s_task_get(c, id, out, e);
+    if (r != 0) {
         s_rollback(c);
         return r;
     }
@@ -1044,10 +1044,10 @@ static store_rc_t s_finish_task(store_t *s, conn_t *c, const char *id, const cha
         *out = NULL;
         return s_fail(c, e);
     }
-    return STORE_OK;
+    return 0;
 }
 
-static store_rc_t s_task_create_impl(store_t *s, const char *project_id,
+static int s_task_create_impl(store_t *s, const char *project_id,
                                      const json_t *f, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -1055,10 +1055,10 @@ static store_rc_t s_task_create_impl(store_t *s, const char *project_id,
         return s_fail(c, e);
     bool done;
     json_t *blockers = json_object_get(f, "blocked_by");
-    store_rc_t r = s_project_get(c, project_id, NULL, e);
-    if (r == STORE_OK && blockers)
+    int r = s_project_get(c, project_id, NULL, e);
+    if (r == 0 && blockers)
         r = s_check_blockers(c, blockers, project_id, NULL, &done, e);
-    if (r != STORE_OK) {
+    if (r != 0) {
         s_rollback(c);
         return r;
     }
@@ -1088,27 +1088,27 @@ static store_rc_t s_task_create_impl(store_t *s, const char *project_id,
     return s_finish_task(s, c, id, "created", out, e);
 }
 
-store_rc_t store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e)
+int store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     sqlite3_stmt *st;
-    store_rc_t r = s_find_row(c, SQL_TASK_DOC, id, "task", &st, e);
-    if (r != STORE_OK)
+    int r = s_find_row(c, SQL_TASK_DOC, id, "task", &st, e);
+    if (r != 0)
         return r;
     const char *d = (const char *)sqlite3_column_text(st, 0);
     if (d) {
         *doc = xstrdup(d);
-        return STORE_OK;
+        return 0;
     }
     json_t *t = NULL; /* a row from before migration 3 */
     r = s_task_get(c, id, &t, e);
-    if (r == STORE_OK)
+    if (r == 0)
         *doc = json_dumps(t, JSON_COMPACT);
     json_decref(t);
     return r;
 }
 
-store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t after,
+int store_task_page(store_t *s, const store_task_filter_t *f, int64_t after,
                            int limit, sbuf_t *items, int64_t *next, store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -1139,9 +1139,9 @@ store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t aft
             json_t *t = NULL;
             char id[64];
             snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 2));
-            if (s_task_get(c, id, &t, e) != STORE_OK) {
+            if (s_task_get(c, id, &t, e) != 0) {
                 sqlite3_reset(st);
-                return STORE_ERROR;
+                return VP_ESTORE;
             }
             char *txt = json_dumps(t, JSON_COMPACT);
             sbuf_puts(items, txt);
@@ -1155,16 +1155,16 @@ store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t aft
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return s_fail(c, e);
     sbuf_append(items, "]", 1);
-    return STORE_OK;
+    return 0;
 }
 
-store_rc_t store_project_board(store_t *s, const char *id, json_t **out, store_err_t *e)
+int store_project_board(store_t *s, const char *id, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c)
         return s_fail(c, e);
-    store_rc_t r = s_project_get(c, id, NULL, e);
-    if (r != STORE_OK)
+    int r = s_project_get(c, id, NULL, e);
+    if (r != 0)
         return r;
     sqlite3_stmt *st = s_stmt(c, SQL_TASK_BOARD);
     if (!st)
@@ -1190,7 +1190,7 @@ store_rc_t store_project_board(store_t *s, const char *id, json_t **out, store_e
         return s_fail(c, e);
     }
     *out = json_pack("{s:s,s:o}", "project_id", id, "columns", columns);
-    return STORE_OK;
+    return 0;
 }
 
 /* The columns a PATCH may set, in the order of the UPDATE it builds. */
@@ -1263,7 +1263,7 @@ static bool s_other_fields(const json_t *patch)
 }
 
 /* The checks of an update, inside its transaction. */
-static store_rc_t s_check_update(conn_t *c, const json_t *cur, const json_t *patch,
+static int s_check_update(conn_t *c, const json_t *cur, const json_t *patch,
                                  int64_t if_match, store_err_t *e)
 {
     const char *id = json_string_value(json_object_get(cur, "id"));
@@ -1272,16 +1272,16 @@ static store_rc_t s_check_update(conn_t *c, const json_t *cur, const json_t *pat
         e->code = "version_mismatch";
         snprintf(e->msg, sizeof e->msg, "the task is at version %lld, not %lld",
                  (long long)version, (long long)if_match);
-        return STORE_PRECONDITION;
+        return VP_EPRECONDITION;
     }
     json_t *blockers = json_object_get(patch, "blocked_by");
     if (!blockers)
         blockers = json_object_get(cur, "blocked_by");
     bool done = true;
-    store_rc_t r = s_check_blockers(
+    int r = s_check_blockers(
         c, blockers, json_string_value(json_object_get(cur, "project_id")), id, &done,
         e);
-    if (r != STORE_OK)
+    if (r != 0)
         return r;
     const char *code =
         rules_check_change(json_string_value(json_object_get(cur, "status")),
@@ -1289,9 +1289,9 @@ static store_rc_t s_check_update(conn_t *c, const json_t *cur, const json_t *pat
                            s_other_fields(patch), done, e->msg, sizeof e->msg);
     if (code) {
         e->code = code;
-        return STORE_CONFLICT;
+        return VP_ECONFLICT;
     }
-    return STORE_OK;
+    return 0;
 }
 
 /* Whether applying patch to the task cur changes anything. */
@@ -1308,24 +1308,24 @@ static bool s_patch_changes(const json_t *cur, const json_t *patch)
     return false;
 }
 
-static store_rc_t s_task_update_impl(store_t *s, const char *id, const json_t *patch,
+static int s_task_update_impl(store_t *s, const char *id, const json_t *patch,
                                      int64_t if_match, json_t **out, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
         return s_fail(c, e);
     json_t *cur = NULL;
-    store_rc_t r = s_task_get(c, id, &cur, e);
-    if (r == STORE_OK)
+    int r = s_task_get(c, id, &cur, e);
+    if (r == 0)
         r = s_check_update(c, cur, patch, if_match, e);
-    if (r == STORE_OK && !s_patch_changes(cur, patch)) {
+    if (r == 0 && !s_patch_changes(cur, patch)) {
         /* Nothing changes: no new version, no event. */
         s_rollback(c);
         *out = cur;
-        return STORE_OK;
+        return 0;
     }
     json_decref(cur);
-    if (r != STORE_OK) {
+    if (r != 0) {
         s_rollback(c);
         return r;
     }
@@ -1339,7 +1339,7 @@ static store_rc_t s_task_update_impl(store_t *s, const char *id, const json_t *p
     if (json_object_get(patch, "assigned_role")) {
         /* An assignment is an update, and an event of its own. */
         json_t *t = NULL;
-        if (s_task_get(c, id, &t, e) != STORE_OK ||
+        if (s_task_get(c, id, &t, e) != 0 ||
             !s_emit(s, c, "vapora.tasks.assigned", "task.assigned", t)) {
             json_decref(t);
             s_rollback(c);
@@ -1367,7 +1367,7 @@ static bool s_touch_dependents(store_t *s, conn_t *c, const json_t *ids, store_e
             s_bind_text(u, 2, json_string_value(d));
         }
         bool ok = u && sqlite3_step(u) == SQLITE_DONE &&
-                  s_task_get(c, json_string_value(d), &dt, e) == STORE_OK &&
+                  s_task_get(c, json_string_value(d), &dt, e) == 0 &&
                   s_save_doc(c, dt) &&
                   s_emit(s, c, "vapora.tasks.updated", "task.updated", dt);
         json_decref(dt);
@@ -1393,14 +1393,14 @@ static json_t *s_ids(conn_t *c, const char *sql, const char *id)
     return out;
 }
 
-static store_rc_t s_task_delete_impl(store_t *s, const char *id, store_err_t *e)
+static int s_task_delete_impl(store_t *s, const char *id, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     if (!c || !s_begin(c))
         return s_fail(c, e);
     json_t *t = NULL;
-    store_rc_t r = s_task_get(c, id, &t, e);
-    if (r != STORE_OK) {
+    int r = s_task_get(c, id, &t, e);
+    if (r != 0) {
         s_rollback(c);
         return r;
     }
@@ -1424,7 +1424,7 @@ static store_rc_t s_task_delete_impl(store_t *s, const char *id, store_err_t *e)
         s_rollback(c);
         return s_fail(c, e);
     }
-    return STORE_OK;
+    return 0;
 }
 
 /* ---- the outbox, for the events publisher ---- */
@@ -1456,17 +1456,17 @@ unsigned long store_outbox_dropped(store_t *s)
     return atomic_load(&s->dropped);
 }
 
-store_rc_t store_outbox_refresh(store_t *s, store_err_t *e)
+int store_outbox_refresh(store_t *s, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     sqlite3_stmt *st = c ? s_stmt(c, SQL_OUTBOX_SIZE) : NULL;
     if (!st || sqlite3_step(st) != SQLITE_ROW)
         return s_fail(c, e);
     atomic_store(&s->backlog, (long)sqlite3_column_int64(st, 0));
-    return STORE_OK;
+    return 0;
 }
 
-store_rc_t store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
+int store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
                               store_err_t *e)
 {
     conn_t *c = s_conn(s);
@@ -1490,17 +1490,17 @@ store_rc_t store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t
         *n = 0;
         return s_fail(c, e);
     }
-    return STORE_OK;
+    return 0;
 }
 
-store_rc_t store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e)
+int store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e)
 {
     conn_t *c = s_conn(s);
     sqlite3_stmt *st = c ? s_stmt(c, SQL_OUTBOX_DELETE) : NULL;
     if (!st)
         return s_fail(c, e);
     sqlite3_bind_int64(st, 1, seq);
-    return sqlite3_step(st) == SQLITE_DONE ? STORE_OK : s_fail(c, e);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : s_fail(c, e);
 }
 
 void store_outbox_free(store_event_t *evs, size_t n)
@@ -1536,14 +1536,14 @@ void store_end(store_t *s)
 #define STORE_BATCH 64
 
 typedef struct wop {
-    store_rc_t (*run)(struct wop *w, store_t *s);
+    int (*run)(struct wop *w, store_t *s);
     const char *a, *b;
     const json_t *j;
     bool flag;
     int64_t num;
     json_t **out;
     store_err_t *e;
-    store_rc_t rc;
+    int rc;
     bool done;
     struct wop *next;
 } wop_t;
@@ -1575,7 +1575,7 @@ static void s_run_batch(store_t *s, wop_t *batch)
         return;
     }
     for (wop_t *w = batch; w; w = w->next) {
-        if (w->rc == STORE_OK) {
+        if (w->rc == 0) {
             if (w->out) {
                 json_decref(*w->out);
                 *w->out = NULL;
@@ -1585,7 +1585,7 @@ static void s_run_batch(store_t *s, wop_t *batch)
     }
 }
 
-static store_rc_t s_write(store_t *s, wop_t *w)
+static int s_write(store_t *s, wop_t *w)
 {
     pthread_mutex_lock(&s->wmu);
     w->next = NULL;
@@ -1621,48 +1621,48 @@ static store_rc_t s_write(store_t *s, wop_t *w)
     return w->rc;
 }
 
-static store_rc_t s_op_project_create(wop_t *w, store_t *s)
+static int s_op_project_create(wop_t *w, store_t *s)
 {
     return s_project_create_impl(s, w->a, w->b, w->out, w->e);
 }
 
-store_rc_t store_project_create(store_t *s, const char *name, const char *desc,
+int store_project_create(store_t *s, const char *name, const char *desc,
                                 json_t **out, store_err_t *e)
 {
     wop_t w = {.run = s_op_project_create, .a = name, .b = desc, .out = out, .e = e};
     return s_write(s, &w);
 }
 
-static store_rc_t s_op_project_update(wop_t *w, store_t *s)
+static int s_op_project_update(wop_t *w, store_t *s)
 {
     return s_project_update_impl(s, w->a, w->j, w->out, w->e);
 }
 
-store_rc_t store_project_update(store_t *s, const char *id, const json_t *patch,
+int store_project_update(store_t *s, const char *id, const json_t *patch,
                                 json_t **out, store_err_t *e)
 {
     wop_t w = {.run = s_op_project_update, .a = id, .j = patch, .out = out, .e = e};
     return s_write(s, &w);
 }
 
-static store_rc_t s_op_project_delete(wop_t *w, store_t *s)
+static int s_op_project_delete(wop_t *w, store_t *s)
 {
     return s_project_delete_impl(s, w->a, w->flag, w->e);
 }
 
-store_rc_t store_project_delete(store_t *s, const char *id, bool cascade,
+int store_project_delete(store_t *s, const char *id, bool cascade,
                                 store_err_t *e)
 {
     wop_t w = {.run = s_op_project_delete, .a = id, .flag = cascade, .e = e};
     return s_write(s, &w);
 }
 
-static store_rc_t s_op_task_create(wop_t *w, store_t *s)
+static int s_op_task_create(wop_t *w, store_t *s)
 {
     return s_task_create_impl(s, w->a, w->j, w->out, w->e);
 }
 
-store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *fields,
+int store_task_create(store_t *s, const char *project_id, const json_t *fields,
                              json_t **out, store_err_t *e)
 {
     wop_t w = {
@@ -1670,12 +1670,12 @@ store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *f
     return s_write(s, &w);
 }
 
-static store_rc_t s_op_task_update(wop_t *w, store_t *s)
+static int s_op_task_update(wop_t *w, store_t *s)
 {
     return s_task_update_impl(s, w->a, w->j, w->num, w->out, w->e);
 }
 
-store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
+int store_task_update(store_t *s, const char *id, const json_t *patch,
                              int64_t if_match, json_t **out, store_err_t *e)
 {
     wop_t w = {.run = s_op_task_update,
@@ -1687,12 +1687,12 @@ store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
     return s_write(s, &w);
 }
 
-static store_rc_t s_op_task_delete(wop_t *w, store_t *s)
+static int s_op_task_delete(wop_t *w, store_t *s)
 {
     return s_task_delete_impl(s, w->a, w->e);
 }
 
-store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e)
+int store_task_delete(store_t *s, const char *id, store_err_t *e)
 {
     wop_t w = {.run = s_op_task_delete, .a = id, .e = e};
     return s_write(s, &w);

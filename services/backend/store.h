@@ -5,7 +5,7 @@
  * on a blocking-pool thread (never the loop thread) and uses that thread's
  * own connection, opened on first use and closed when the thread exits;
  * statements are prepared once per connection and reused. Each write is one
- * BEGIN IMMEDIATE transaction: when a function returns STORE_OK its change
+ * BEGIN IMMEDIATE transaction: when a function returns 0 its change
  * is committed. Several worker processes share the file: a busy handler
  * retries every 200 µs for up to 5 s.
  *
@@ -19,17 +19,14 @@
 #include <stdint.h>
 
 #include "sbuf.h"
+#include "vp_error.h"
 
 typedef struct store store_t;
 
-typedef enum store_rc {
-    STORE_OK = 0,
-    STORE_NOT_FOUND,    /* 404 */
-    STORE_CONFLICT,     /* 409: err.code says which */
-    STORE_PRECONDITION, /* 412 version_mismatch */
-    STORE_INVALID,      /* 422: err.code names the field */
-    STORE_ERROR,        /* 500 */
-} store_rc_t;
+/* Errors: every int below is 0 or a negative code of vp_error.h:
+ * VP_ENOTFOUND (404), VP_ECONFLICT (409: err.code says which),
+ * VP_EPRECONDITION (412 version_mismatch), VP_EINVALID (422: err.code names
+ * the field), VP_ESTORE (500: the database failed). */
 
 typedef struct store_err {
     const char *code;
@@ -40,38 +37,38 @@ typedef struct store_err {
  * on the calling thread: call once at start-up, before serving. NULL with a
  * reason in err on failure. */
 store_t *store_open(const char *path, char *err, size_t errlen);
-void store_close(store_t **sp);
+void store_destroy(store_t **sp);
 
 /* ---- users ---- */
-/* Creates a user; STORE_CONFLICT username_taken. *out: the user (no hash). */
-store_rc_t store_user_create(store_t *s, const char *username, const char *hash,
+/* Creates a user; VP_ECONFLICT username_taken. *out: the user (no hash). */
+int store_user_create(store_t *s, const char *username, const char *hash,
                              const char *role, json_t **out, store_err_t *e);
 /* Inserts the user only when no user of that name exists; *created says
  * whether this call created it. */
-store_rc_t store_user_ensure(store_t *s, const char *username, const char *hash,
+int store_user_ensure(store_t *s, const char *username, const char *hash,
                              const char *role, bool *created, store_err_t *e);
 /* The user and its password hash (*hash, caller frees), by name. */
-store_rc_t store_user_by_name(store_t *s, const char *username, json_t **out,
+int store_user_by_name(store_t *s, const char *username, json_t **out,
                               char **hash, store_err_t *e);
-store_rc_t store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e);
-store_rc_t store_user_list(store_t *s, json_t **out, store_err_t *e);
+int store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e);
+int store_user_list(store_t *s, json_t **out, store_err_t *e);
 
 /* ---- projects ---- */
-store_rc_t store_project_create(store_t *s, const char *name, const char *desc,
+int store_project_create(store_t *s, const char *name, const char *desc,
                                 json_t **out, store_err_t *e);
-store_rc_t store_project_get(store_t *s, const char *id, json_t **out, store_err_t *e);
+int store_project_get(store_t *s, const char *id, json_t **out, store_err_t *e);
 /* Projects after cursor position `after` (0: from the start), at most limit;
  * *next is the position of the last one when more may follow, else 0. */
-store_rc_t store_project_list(store_t *s, int64_t after, int limit, json_t **items,
+int store_project_list(store_t *s, int64_t after, int limit, json_t **items,
                               int64_t *next, store_err_t *e);
 /* Applies name/description from patch (already validated). */
-store_rc_t store_project_update(store_t *s, const char *id, const json_t *patch,
+int store_project_update(store_t *s, const char *id, const json_t *patch,
                                 json_t **out, store_err_t *e);
-/* STORE_CONFLICT project_has_tasks unless cascade. */
-store_rc_t store_project_delete(store_t *s, const char *id, bool cascade,
+/* VP_ECONFLICT project_has_tasks unless cascade. */
+int store_project_delete(store_t *s, const char *id, bool cascade,
                                 store_err_t *e);
 /* {"project_id","columns":[{"status","tasks":[…]}…]} */
-store_rc_t store_project_board(store_t *s, const char *id, json_t **out,
+int store_project_board(store_t *s, const char *id, json_t **out,
                                store_err_t *e);
 
 /* ---- tasks ---- */
@@ -80,23 +77,23 @@ typedef struct store_task_filter {
 } store_task_filter_t;
 
 /* Creates a task from validated fields (title, description, type, priority,
- * estimated_hours, blocked_by). STORE_NOT_FOUND when the project does not
- * exist; STORE_INVALID invalid_blocked_by for unknown blockers. */
-store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *fields,
+ * estimated_hours, blocked_by). VP_ENOTFOUND when the project does not
+ * exist; VP_EINVALID invalid_blocked_by for unknown blockers. */
+int store_task_create(store_t *s, const char *project_id, const json_t *fields,
                              json_t **out, store_err_t *e);
-store_rc_t store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e);
+int store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e);
 /* Reads serve each task's stored JSON: one task (*doc, caller frees), or
  * the tasks matching f after cursor position `after` (0: from the start),
  * at most limit, appended to items as a JSON array; *next is the position
  * of the last one when more may follow, else 0. */
-store_rc_t store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e);
-store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t after,
+int store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e);
+int store_task_page(store_t *s, const store_task_filter_t *f, int64_t after,
                            int limit, sbuf_t *items, int64_t *next, store_err_t *e);
 /* Applies a validated patch under the status rules (see rules.h), in one
  * transaction. if_match < 0: no precondition. */
-store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
+int store_task_update(store_t *s, const char *id, const json_t *patch,
                              int64_t if_match, json_t **out, store_err_t *e);
-store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e);
+int store_task_delete(store_t *s, const char *id, store_err_t *e);
 
 /* ---- events: every write above queues its event in the outbox, in the
  * same transaction (vapora.projects.created|updated|deleted,
@@ -118,12 +115,12 @@ void store_set_commit_hook(store_t *s, void (*fn)(void *ud), void *ud);
 long store_outbox_backlog(store_t *s);
 unsigned long store_outbox_dropped(store_t *s);
 /* Re-reads the backlog estimate from the database. */
-store_rc_t store_outbox_refresh(store_t *s, store_err_t *e);
+int store_outbox_refresh(store_t *s, store_err_t *e);
 /* The oldest limit events, in order; free with store_outbox_free. */
-store_rc_t store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
+int store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
                               store_err_t *e);
 /* Forgets every event up to seq (published). */
-store_rc_t store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e);
+int store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e);
 void store_outbox_free(store_event_t *evs, size_t n);
 
 /* Ends the calling thread's use of the store for now: resets its cached

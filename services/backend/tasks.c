@@ -43,7 +43,7 @@ static bool s_check_common(const json_t *body, verr_t *e)
 static void s_create_job(job_t *j)
 {
     j->rc = store_task_create(j->b->store, j->id, j->in, &j->out, &j->err);
-    if (j->rc == STORE_OK) {
+    if (j->rc == 0) {
         j->status = 201;
         snprintf(j->location, sizeof j->location, "/api/v1/tasks/%s",
                  json_string_value(json_object_get(j->out, "id")));
@@ -85,7 +85,7 @@ static void s_list_job(job_t *j)
     sbuf_puts(&b, "{\"items\":");
     j->rc =
         store_task_page(j->b->store, &j->filter, j->num, j->limit, &b, &next, &j->err);
-    if (j->rc == STORE_OK) {
+    if (j->rc == 0) {
         char cur[64];
         if (next)
             store_cursor_encode('t', next, cur, sizeof cur);
@@ -234,12 +234,12 @@ static bool s_check_patch(const json_t *body, verr_t *e)
         return false;
     if (json_object_get(body, "progress") &&
         !json_is_integer(json_object_get(body, "progress"))) {
-        e->code = "invalid_progress";
+        snprintf(e->code, sizeof e->code, "invalid_progress");
         snprintf(e->msg, sizeof e->msg, "progress: must be a whole number 0-100");
         return false;
     }
     if (role && !json_is_null(role) && !s_is_agent_role(json_string_value(role))) {
-        e->code = "invalid_assigned_role";
+        snprintf(e->code, sizeof e->code, "invalid_assigned_role");
         snprintf(e->msg, sizeof e->msg, "assigned_role: not a known agent role");
         return false;
     }
@@ -247,7 +247,7 @@ static bool s_check_patch(const json_t *body, verr_t *e)
         !v_string(body, "assigned_agent", false, 1, 200, &s, e))
         return false;
     if (json_object_size(body) == 0) {
-        e->code = "empty_patch";
+        snprintf(e->code, sizeof e->code, "empty_patch");
         snprintf(e->msg, sizeof e->msg, "the body names no field to change");
         return false;
     }

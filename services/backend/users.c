@@ -16,18 +16,18 @@ static void s_login_job(job_t *j)
     const char *pw = json_string_value(json_object_get(j->in, "password"));
     json_t *user = NULL;
     char *hash = NULL;
-    store_rc_t rc = store_user_by_name(j->b->store, name, &user, &hash, &j->err);
+    int rc = store_user_by_name(j->b->store, name, &user, &hash, &j->err);
     /* Unknown users cost the same as wrong passwords. */
-    bool ok = auth_verify_password(rc == STORE_OK ? hash : auth_dummy_hash(), pw);
+    bool ok = auth_verify_password(rc == 0 ? hash : auth_dummy_hash(), pw);
     free(hash);
-    if (rc == STORE_ERROR) {
+    if (rc == VP_ESTORE) {
         j->rc = rc;
-    } else if (rc != STORE_OK || !ok) {
+    } else if (rc != 0 || !ok) {
         j->flag = false;
     } else {
         char *tok = auth_issue_token(j->b, user);
         if (!tok) {
-            j->rc = STORE_ERROR;
+            j->rc = VP_ESTORE;
             j->err.code = "token_error";
             snprintf(j->err.msg, sizeof j->err.msg, "could not sign a token");
         } else {
@@ -68,7 +68,7 @@ static void s_login_after(job_t *j, http_req_t *req)
     uint64_t delay = auth_failure_delay(j->b, name);
     json_decref(j->out);
     j->out = NULL;
-    j->rc = STORE_INVALID; /* s_done must not reply: we do */
+    j->rc = VP_EINVALID; /* s_done must not reply: we do */
     if (delay == 0) {
         s_reply_invalid(req);
     } else {
@@ -115,7 +115,7 @@ static void s_users_list_job(job_t *j)
 {
     json_t *items = NULL;
     j->rc = store_user_list(j->b->store, &items, &j->err);
-    if (j->rc == STORE_OK)
+    if (j->rc == 0)
         j->out = json_pack("{s:o}", "items", items);
 }
 
@@ -131,7 +131,7 @@ static void s_user_create_job(job_t *j)
     char *hash =
         auth_hash_password(json_string_value(json_object_get(j->in, "password")));
     if (!hash) {
-        j->rc = STORE_ERROR;
+        j->rc = VP_ESTORE;
         j->err.code = "hash_error";
         snprintf(j->err.msg, sizeof j->err.msg, "could not hash the password");
         return;
@@ -140,7 +140,7 @@ static void s_user_create_job(job_t *j)
         j->b->store, json_string_value(json_object_get(j->in, "username")), hash,
         json_string_value(json_object_get(j->in, "role")), &j->out, &j->err);
     free(hash);
-    if (j->rc == STORE_OK) {
+    if (j->rc == 0) {
         j->status = 201;
         snprintf(j->location, sizeof j->location, "/api/v1/users/%s",
                  json_string_value(json_object_get(j->out, "id")));

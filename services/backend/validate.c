@@ -10,9 +10,7 @@
 
 static bool s_fail(verr_t *e, const char *key, const char *what)
 {
-    static __thread char code[64];
-    snprintf(code, sizeof code, "invalid_%s", key);
-    e->code = code;
+    snprintf(e->code, sizeof e->code, "invalid_%.50s", key);
     snprintf(e->msg, sizeof e->msg, "%s: %s", key, what);
     return false;
 }
@@ -27,7 +25,7 @@ bool v_known_fields(const json_t *body, const char *const *allowed, verr_t *e)
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = strcmp(k, *a) == 0;
         if (!ok) {
-            e->code = "unknown_field";
+            snprintf(e->code, sizeof e->code, "unknown_field");
             snprintf(e->msg, sizeof e->msg, "unknown field \"%.100s\"", k);
             return false;
         }

@@ -136,7 +136,7 @@ bool api_page(http_req_t *req, char kind, int *limit, int64_t *after)
     }
     *limit = (int)v;
     *after = 0;
-    if (c && *c && !store_cursor_decode(kind, c, after)) {
+    if (c && *c && !cursor_decode(kind, c, after)) {
         http_reply_error(req, 400, "invalid_cursor",
                          "the cursor is not one this list returned");
         return false;
@@ -148,7 +148,7 @@ json_t *api_page_body(json_t *items, char kind, int64_t next)
 {
     char cur[64];
     if (next)
-        store_cursor_encode(kind, next, cur, sizeof cur);
+        cursor_encode(kind, next, cur, sizeof cur);
     return json_pack("{s:o,s:o}", "items", items, "next_cursor",
                      next ? json_string(cur) : json_null());
 }

@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "now.h"
 #include "file.h"
+#include "store_users.h"
 
 /* OWASP's argon2id minimum: 19 MiB, 2 passes. */
 #define AUTH_MEMLIMIT (19u * 1024u * 1024u)

@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "cursor.h"
 #include "store.h"
+#include "store_tasks.h"
 #include "worker.h"
 
 #define BACKEND_LOGIN_SLOTS 256

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "alloc.h"
 #include "sbuf.h"
+#include "store_outbox.h"
 
 #define EVENTS_BATCH 1024
 #define EVENTS_IDLE_MS 20
@@ -253,7 +254,7 @@ static void s_collect(sbuf_t *out, void *ud)
 events_t *events_start(backend_t *b)
 {
     if (!worker_nats(b->w)) {
-        store_set_outbox_max(b->store, 0);
+        store_outbox_set_max(b->store, 0);
         log_info("events: [nats] url is not set; no events are published");
         return NULL;
     }
@@ -281,7 +282,7 @@ events_t *events_start(backend_t *b)
         return NULL;
     }
     metrics_add_collector(worker_metrics(b->w), s_collect, ev);
-    store_set_commit_hook(b->store, s_kick, ev);
+    store_outbox_set_commit_hook(b->store, s_kick, ev);
     return ev;
 }
 
@@ -290,7 +291,7 @@ void events_stop(events_t **ep)
     events_t *ev = ep ? *ep : NULL;
     if (!ev)
         return;
-    store_set_commit_hook(ev->b->store, NULL, NULL);
+    store_outbox_set_commit_hook(ev->b->store, NULL, NULL);
     pthread_mutex_lock(&ev->mu);
     ev->stop = true;
     pthread_cond_signal(&ev->cv);

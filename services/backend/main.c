@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "sbuf.h"
 #include "file.h"
+#include "store_outbox.h"
 
 static backend_t s_backend;
 static events_t *s_events;
@@ -97,7 +98,7 @@ static int s_setup(worker_t *w)
         log_error("%s", err);
         return -EINVAL;
     }
-    store_set_outbox_max(b->store, outbox_max);
+    store_outbox_set_max(b->store, outbox_max);
     long slots;
     if (cfg_get_long(cfg, "backend", "read_cache", 1024, 0, 1000000, &slots, err,
                      sizeof err) < 0) {

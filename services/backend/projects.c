@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "store_projects.h"
 
 static bool s_check_body(http_req_t *req, const json_t *body, bool creating)
 {

@@ -42,7 +42,18 @@ static bool s_check_common(const json_t *body, verr_t *e)
 
 static void s_create_job(job_t *j)
 {
-    j->rc = store_task_create(j->b->store, j->id, j->in, &j->out, &j->err);
+    json_t *eh = json_object_get(j->in, "estimated_hours");
+    store_task_new_t t = {
+        .project_id = j->id,
+        .title = json_string_value(json_object_get(j->in, "title")),
+        .description = json_string_value(json_object_get(j->in, "description")),
+        .type = json_string_value(json_object_get(j->in, "type")),
+        .priority = json_string_value(json_object_get(j->in, "priority")),
+        .has_estimate = json_is_number(eh),
+        .estimated_hours = json_number_value(eh),
+        .blocked_by = json_object_get(j->in, "blocked_by"),
+    };
+    j->rc = store_task_create(j->b->store, &t, &j->out, &j->err);
     if (j->rc == 0) {
         j->status = 201;
         snprintf(j->location, sizeof j->location, "/api/v1/tasks/%s",
@@ -88,7 +99,7 @@ static void s_list_job(job_t *j)
     if (j->rc == 0) {
         char cur[64];
         if (next)
-            store_cursor_encode('t', next, cur, sizeof cur);
+            cursor_encode('t', next, cur, sizeof cur);
         sbuf_printf(&b, ",\"next_cursor\":%s%s%s}", next ? "\"" : "",
                     next ? cur : "null", next ? "\"" : "");
         j->body = sbuf_steal(&b);

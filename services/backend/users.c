@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "log.h"
 #include "base.h"
+#include "store_users.h"
 
 /* ---- login ---- */
 

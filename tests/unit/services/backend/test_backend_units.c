@@ -86,14 +86,14 @@ Test(cursor, round_trip_and_rejects_garbage)
 {
     char buf[64];
     int64_t pos = 0;
-    store_cursor_encode('t', 12345, buf, sizeof buf);
-    cr_assert(store_cursor_decode('t', buf, &pos));
+    cursor_encode('t', 12345, buf, sizeof buf);
+    cr_assert(cursor_decode('t', buf, &pos));
     cr_assert_eq(pos, 12345);
-    cr_assert_not(store_cursor_decode('p', buf, &pos), "a task cursor on projects");
-    cr_assert_not(store_cursor_decode('t', "garbage!", &pos));
-    cr_assert_not(store_cursor_decode('t', "", &pos));
-    store_cursor_encode('t', 0, buf, sizeof buf);
-    cr_assert_not(store_cursor_decode('t', buf, &pos), "position 0 is not a cursor");
+    cr_assert_not(cursor_decode('p', buf, &pos), "a task cursor on projects");
+    cr_assert_not(cursor_decode('t', "garbage!", &pos));
+    cr_assert_not(cursor_decode('t', "", &pos));
+    cursor_encode('t', 0, buf, sizeof buf);
+    cr_assert_not(cursor_decode('t', buf, &pos), "position 0 is not a cursor");
 }
 
 static void s_backend(backend_t *b, long ttl)

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_projects.h"
+#include "store_tasks.h"
 #include "sbuf.h"
 
 static char s_dir[] = "/tmp/vapora-store-XXXXXX";
@@ -44,16 +46,16 @@ static char *s_project(void)
 
 static char *s_task(const char *project, const char *title, json_t *blockers)
 {
-    json_t *f = json_pack("{s:s,s:s,s:s}", "title", title, "type", "feature",
-                          "priority", "medium");
-    if (blockers)
-        json_object_set(f, "blocked_by", blockers);
+    store_task_new_t f = {.project_id = project,
+                          .title = title,
+                          .type = "feature",
+                          .priority = "medium",
+                          .blocked_by = blockers};
     json_t *t = NULL;
     store_err_t e;
-    cr_assert_eq(store_task_create(s_store, project, f, &t, &e), 0, "%s", e.msg);
+    cr_assert_eq(store_task_create(s_store, &f, &t, &e), 0, "%s", e.msg);
     char *id = strdup(json_string_value(json_object_get(t, "id")));
     json_decref(t);
-    json_decref(f);
     return id;
 }
 
@@ -97,11 +99,15 @@ Test(store, tasks_follow_the_rules_in_one_transaction, .init = s_init, .fini = s
     cr_assert_eq(store_task_get(s_store, a, &t, &e), 0);
     cr_assert_eq(json_integer_value(json_object_get(t, "version")), 4);
     json_decref(t);
-    json_t *bad = json_pack("{s:s,s:s,s:s,s:[s]}", "title", "c", "type", "feature",
-                            "priority", "low", "blocked_by", "no-such-task");
-    cr_assert_eq(store_task_create(s_store, p, bad, &t, &e), VP_EINVALID);
+    json_t *unknown = json_pack("[s]", "no-such-task");
+    store_task_new_t bad = {.project_id = p,
+                            .title = "c",
+                            .type = "feature",
+                            .priority = "low",
+                            .blocked_by = unknown};
+    cr_assert_eq(store_task_create(s_store, &bad, &t, &e), VP_EINVALID);
     cr_assert_str_eq(e.code, "invalid_blocked_by");
-    json_decref(bad);
+    json_decref(unknown);
     cr_assert_eq(store_project_delete(s_store, p, false, &e), VP_ECONFLICT);
     cr_assert_eq(store_project_delete(s_store, p, true, &e), 0);
     cr_assert_eq(store_task_get(s_store, a, &t, &e), VP_ENOTFOUND);

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "cursor.h"
 #include "parse.h"
+#include "render.h"
 #include "worker.h"
 
 bool api_authorize(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *out)
@@ -46,17 +47,26 @@ api_job_t *api_job(backend_t *b, size_t size, api_work_fn fn)
     return j;
 }
 
+bool api_check(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *who,
+               const char **id)
+{
+    if (!api_authorize(req, b, min_rank, who))
+        return false;
+    *id = http_req_param(req, "id");
+    if (*id && strlen(*id) >= 64) { /* no id is that long */
+        http_reply_error(req, 404, "not_found", "no such id");
+        return false;
+    }
+    return true;
+}
+
 api_job_t *api_start(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
                      int min_rank)
 {
     auth_claims_t who;
-    if (!api_authorize(req, b, min_rank, &who))
+    const char *id;
+    if (!api_check(req, b, min_rank, &who, &id))
         return NULL;
-    const char *id = http_req_param(req, "id");
-    if (id && strlen(id) >= 64) { /* no id is that long */
-        http_reply_error(req, 404, "not_found", "no such id");
-        return NULL;
-    }
     api_job_t *j = api_job(b, size, fn);
     j->who = who;
     j->id = id;
@@ -80,7 +90,7 @@ static void s_work(pool_work_t *w)
     /* Serialise here: a page of tasks is tens of KiB of JSON, work the loop
      * thread should not do. A hook may still change out (then it is redone). */
     if (j->out && !j->after && !j->body)
-        j->body = json_dumps(j->out, JSON_COMPACT);
+        j->body = render_json(j->out, JSON_COMPACT);
 }
 
 static unsigned s_status_of(int rc)

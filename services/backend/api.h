@@ -58,8 +58,13 @@ struct api_job {
 /* A zeroed job of `size` bytes (a route's struct starting with its
  * api_job_t) for fn, answering 200 unless fn says otherwise. */
 api_job_t *api_job(backend_t *b, size_t size, api_work_fn fn);
-/* The same after checking the caller's token and role (claims in j->who)
- * and the path's {id} (j->id); NULL after replying 401, 403 or 404. */
+/* Checks the caller's token and role (*who) and the path's {id} (*id,
+ * borrowed; NULL when the route has none); false after replying 401, 403
+ * or 404. */
+bool api_check(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *who,
+               const char **id);
+/* api_check, then api_job (claims in j->who, the path's {id} in j->id);
+ * NULL after replying 401, 403 or 404. */
 api_job_t *api_start(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
                      int min_rank);
 /* A route's job struct: `type` starts with `api_job_t job`. */

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "now.h"
+#include "render.h"
 #include "store_internal.h"
 
 static const char *const SQL_OUTBOX_INSERT =
@@ -45,7 +46,7 @@ bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *t
     json_t *ev = json_pack(
         "{s:s,s:O,s:O,s:O,s:s}", "type", type, "id", json_object_get(data, "id"),
         "project_id", pid ? pid : json_object_get(data, "id"), "data", data, "at", at);
-    char *txt = json_dumps(ev, JSON_COMPACT);
+    char *txt = render_json(ev, JSON_COMPACT);
     json_decref(ev);
     sqlite3_stmt *st = store__stmt(c, SQL_OUTBOX_INSERT);
     bool ok = st != NULL;

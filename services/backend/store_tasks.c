@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "now.h"
+#include "render.h"
 #include "rules.h"
 #include "store_internal.h"
 
@@ -51,7 +52,7 @@ static bool s_save_doc(store_conn_t *c, const json_t *t)
     sqlite3_stmt *st = store__stmt(c, SQL_TASK_SAVE_DOC);
     if (!st)
         return false;
-    sqlite3_bind_text(st, 1, json_dumps(t, JSON_COMPACT), -1, free);
+    sqlite3_bind_text(st, 1, render_json(t, JSON_COMPACT), -1, free);
     store__bind_text(st, 2, json_string_value(json_object_get(t, "id")));
     return sqlite3_step(st) == SQLITE_DONE;
 }
@@ -271,7 +272,7 @@ static int s_render(store_conn_t *c, const char *id, char **doc, store_err_t *e)
     json_t *t = NULL;
     int r = store__task_get(c, id, &t, e);
     if (r == 0)
-        *doc = json_dumps(t, JSON_COMPACT);
+        *doc = render_json(t, JSON_COMPACT);
     json_decref(t);
     return r;
 }

@@ -181,31 +181,26 @@ static void s_get_keep(api_job_t *j, http_req_t *req)
 }
 
 /* Answers from the cache when no write happened anywhere since the
- * document was read; true when it did. */
-static bool s_get_cached(http_req_t *req, backend_t *b, const char *id, uint64_t v)
-{
-    size_t len;
-    const char *body = rcache_get(b->cache, id, v, &len);
-    if (body)
-        http_reply(req, 200, "application/json", body, len);
-    return body != NULL;
-}
-
+ * document was read (no job is made then); else reads it on the pool. */
 static void s_get(http_req_t *req, void *ud)
 {
     backend_t *b = ud;
-    get_job_t *g = API_START(req, b, get_job_t, s_get_work, AUTH_VIEWER);
-    if (!g)
+    auth_claims_t who;
+    const char *id;
+    if (!api_check(req, b, AUTH_VIEWER, &who, &id))
         return;
-    if (b->cache) {
-        uint64_t v = store_version(b->store);
-        if (s_get_cached(req, b, g->job.id, v)) {
-            api_discard(&g->job);
-            return;
-        }
-        g->tag = v;
-        g->job.after = s_get_keep;
+    uint64_t v = b->cache ? store_version(b->store) : 0;
+    size_t len;
+    const char *body = b->cache ? rcache_get(b->cache, id, v, &len) : NULL;
+    if (body) {
+        http_reply(req, 200, "application/json", body, len);
+        return;
     }
+    get_job_t *g = API_JOB(b, get_job_t, s_get_work);
+    g->job.who = who;
+    g->job.id = id;
+    g->tag = v;
+    g->job.after = b->cache ? s_get_keep : NULL;
     api_run(req, &g->job);
 }
 

@@ -146,6 +146,13 @@ void api_run(http_req_t *req, api_job_t *j)
     }
 }
 
+void api_serve(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank)
+{
+    api_job_t *j = api_start(req, b, sizeof *j, fn, min_rank);
+    if (j)
+        api_run(req, j);
+}
+
 bool api_page(http_req_t *req, char kind, api_page_t *page)
 {
     const char *l = http_req_query(req, "limit");

@@ -73,6 +73,10 @@ api_job_t *api_start(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
 #define API_START(req, b, type, fn, min_rank)                                          \
     (API_JOB_CHECK(type), (type *)api_start((req), (b), sizeof(type), (fn), (min_rank)))
 
+/* api_start and api_run for a job that needs nothing but the caller and
+ * the path's {id} (a plain api_job_t). */
+void api_serve(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank);
+
 /* Frees a job that will not run (the handler replied instead). */
 void api_discard(api_job_t *j);
 /* Runs j->fn on the pool, then replies j's answer (or the error of j->rc)

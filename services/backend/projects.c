@@ -97,9 +97,7 @@ static void s_get_work(api_job_t *j)
 
 static void s_get(http_req_t *req, void *ud)
 {
-    api_job_t *j = api_start(req, ud, sizeof *j, s_get_work, AUTH_VIEWER);
-    if (j)
-        api_run(req, j);
+    api_serve(req, ud, s_get_work, AUTH_VIEWER);
 }
 
 static void s_board_work(api_job_t *j)
@@ -109,9 +107,7 @@ static void s_board_work(api_job_t *j)
 
 static void s_board(http_req_t *req, void *ud)
 {
-    api_job_t *j = api_start(req, ud, sizeof *j, s_board_work, AUTH_VIEWER);
-    if (j)
-        api_run(req, j);
+    api_serve(req, ud, s_board_work, AUTH_VIEWER);
 }
 
 /* ---- update ---- */

@@ -375,9 +375,7 @@ static void s_delete_work(api_job_t *j)
 
 static void s_delete(http_req_t *req, void *ud)
 {
-    api_job_t *j = api_start(req, ud, sizeof *j, s_delete_work, AUTH_MEMBER);
-    if (j)
-        api_run(req, j);
+    api_serve(req, ud, s_delete_work, AUTH_MEMBER);
 }
 
 void tasks_add_routes(backend_t *b)

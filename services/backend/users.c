@@ -115,9 +115,7 @@ static void s_me_work(api_job_t *j)
 
 static void s_me(http_req_t *req, void *ud)
 {
-    api_job_t *j = api_start(req, ud, sizeof *j, s_me_work, AUTH_VIEWER);
-    if (j)
-        api_run(req, j);
+    api_serve(req, ud, s_me_work, AUTH_VIEWER);
 }
 
 static void s_list_work(api_job_t *j)
@@ -130,9 +128,7 @@ static void s_list_work(api_job_t *j)
 
 static void s_list(http_req_t *req, void *ud)
 {
-    api_job_t *j = api_start(req, ud, sizeof *j, s_list_work, AUTH_OWNER);
-    if (j)
-        api_run(req, j);
+    api_serve(req, ud, s_list_work, AUTH_OWNER);
 }
 
 typedef struct create_job {

@@ -1,6 +1,7 @@
-/* test_store.c - unit tests for services/backend/store.c on a temporary
- * database: migrations, projects, tasks under the rules, pages that stay
- * whole while rows are inserted, cascade delete. */
+/* test_store.c - unit tests for the backend's store
+ * (services/backend/store*.c) on a temporary database: migrations,
+ * projects, tasks under the rules, pages that stay whole while rows are
+ * inserted, cascade delete. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <stdio.h>

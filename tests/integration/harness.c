@@ -8,4 +8,5 @@ void th_cleanup(void)
     th__http_release();
     th__procs_release();
     th__pids_kill();
+    th__keep_release();
 }

@@ -131,8 +131,7 @@ th_resp_t *be_send_raw(const char *method, const char *path, const char *headers
     if (s_c && th_peer_closed(s_c))
         th_conn_close(&s_c);
     if (!s_c) {
-        s_c = th_connect(s_port, TH_IO_MS);
-        cr_assert_not_null(s_c, "connect to 127.0.0.1:%d: %s", s_port, strerror(errno));
+        s_c = th_must_connect(s_port);
     }
     int rc = th_send_request(s_c, method, path, headers, body, body ? strlen(body) : 0);
     cr_assert_eq(rc, 0, "sending %s %s: %s", method, path, strerror(-rc));

@@ -25,6 +25,13 @@ th_sv_t *th_must_sv_start(const char *tmpl)
     return sv;
 }
 
+th_conn_t *th_must_connect(int port)
+{
+    th_conn_t *c = th_connect(port, TH_IO_MS);
+    cr_assert_not_null(c, "connect to 127.0.0.1:%d: %s", port, strerror(errno));
+    return c;
+}
+
 th_resp_t *th_must_exchange(th_conn_t *c, const char *method, const char *path,
                             const char *headers, const char *body)
 {

@@ -22,6 +22,10 @@ th_proc_t *th_must_start(const char *bin, const char *section, const char *extra
 /* th_sv_start(); asserts the supervisor started. */
 th_sv_t *th_must_sv_start(const char *tmpl);
 
+/* th_connect() to 127.0.0.1:port within TH_IO_MS; asserts it connected.
+ * The connection is the caller's (th_conn_close) like any th_conn_t. */
+th_conn_t *th_must_connect(int port);
+
 /* Sends one request on c and reads the response; asserts it arrived. The
  * response is the caller's (th_resp_free) like any th_resp_t. */
 th_resp_t *th_must_exchange(th_conn_t *c, const char *method, const char *path,

@@ -162,31 +162,38 @@ int th_send_request(th_conn_t *c, const char *method, const char *path,
 
 /* ---- receiving ---- */
 
-/* Reads what is available into c->buf, waiting until deadline. Returns the
- * bytes read, -ECONNRESET on EOF or reset, -ETIMEDOUT, or -errno. */
-static int s_fill(th_conn_t *c, long long deadline)
+int th__recv(int fd, char *buf, size_t room, long long deadline)
 {
     for (;;) {
-        if (c->cap - c->len < 4096) {
-            c->cap = c->cap ? c->cap * 2 : 16384;
-            c->buf = realloc(c->buf, c->cap);
-        }
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+        ssize_t n = recv(fd, buf, room - 1, 0);
         if (n > 0) {
-            c->len += (size_t)n;
-            c->buf[c->len] = '\0';
+            buf[n] = '\0';
             return (int)n;
         }
         if (n == 0 || errno == ECONNRESET)
             return -ECONNRESET;
         if (errno != EAGAIN && errno != EINTR)
             return -errno;
-        int ev = th__poll(c->fd, POLLIN, deadline);
+        int ev = th__poll(fd, POLLIN, deadline);
         if (ev < 0)
             return ev;
         if (ev == 0)
             return -ETIMEDOUT;
     }
+}
+
+/* Reads what is available into c->buf, waiting until deadline. Returns as
+ * th__recv(). */
+static int s_fill(th_conn_t *c, long long deadline)
+{
+    if (c->cap - c->len < 4096) {
+        c->cap = c->cap ? c->cap * 2 : 16384;
+        c->buf = realloc(c->buf, c->cap);
+    }
+    int n = th__recv(c->fd, c->buf + c->len, c->cap - c->len, deadline);
+    if (n > 0)
+        c->len += (size_t)n;
+    return n;
 }
 
 /* Drops the first n buffered bytes. */

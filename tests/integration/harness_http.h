@@ -101,6 +101,11 @@ void th_resp_free(th_resp_t **rp);
  * Thread-safe. */
 int th__tcp_connect(int port, long long deadline);
 
+/* Receives up to room - 1 bytes into buf (NUL-terminated after what came),
+ * waiting until deadline. Returns the bytes read, -ECONNRESET on EOF or
+ * reset, -ETIMEDOUT, or -errno. Thread-safe. */
+int th__recv(int fd, char *buf, size_t room, long long deadline);
+
 /* Frees every response and closes every connection still on the lists. */
 void th__http_release(void);
 

@@ -52,23 +52,10 @@ static int s_lc_fill(s_lconn_t *lc, long long deadline)
 {
     if (lc->len >= sizeof lc->buf - 1)
         return -ENOBUFS;
-    for (;;) {
-        ssize_t n = recv(lc->fd, lc->buf + lc->len, sizeof lc->buf - 1 - lc->len, 0);
-        if (n > 0) {
-            lc->len += (size_t)n;
-            lc->buf[lc->len] = '\0';
-            return (int)n;
-        }
-        if (n == 0 || errno == ECONNRESET)
-            return -ECONNRESET;
-        if (errno != EAGAIN && errno != EINTR)
-            return -errno;
-        int ev = th__poll(lc->fd, POLLIN, deadline);
-        if (ev < 0)
-            return ev;
-        if (ev == 0)
-            return -ETIMEDOUT;
-    }
+    int n = th__recv(lc->fd, lc->buf + lc->len, sizeof lc->buf - lc->len, deadline);
+    if (n > 0)
+        lc->len += (size_t)n;
+    return n;
 }
 
 /* The value of header name in a NUL-terminated response head, or NULL. */

@@ -51,8 +51,7 @@ th_proc_t *llm_fake(void)
     cr_assert_not_null(fake, "the fake provider did not start");
     const char *scopes[] = {"oai", "claude", "gem", "local"};
     for (size_t i = 0; i < 4; i++)
-        cr_assert_eq(
-            th_fake_llm_config(fake, scopes[i], "{\"reply\":\"" LLM_REPLY "\"}"), 0);
+        llm_fake_set(fake, scopes[i], "{\"reply\":\"" LLM_REPLY "\"}");
     return fake;
 }
 
@@ -152,8 +151,7 @@ more:
 llm_resp_t llm_send(int port, const char *method, const char *path, const char *hdrs,
                     const char *body, int timeout_ms)
 {
-    th_conn_t *c = th_connect(port, TH_IO_MS);
-    cr_assert_not_null(c, "connect: %s", strerror(errno));
+    th_conn_t *c = th_must_connect(port);
     /* A refused body (413) may fail to leave: the answer is read anyway. */
     th_send_request(c, method, path, hdrs, body, body ? strlen(body) : 0);
     llm_resp_t r = {0};
@@ -262,6 +260,22 @@ long llm_fake_num(const th_proc_t *fake, const char *scope, const char *key)
     }
     long v = (long)json_integer_value(json_object_get(o, key));
     json_decref(st);
+    return v;
+}
+
+void llm_fake_set(const th_proc_t *fake, const char *scope, const char *json)
+{
+    cr_assert_eq(th_fake_llm_config(fake, scope, json), 0,
+                 "the fake did not take %s for scope %s", json, scope ? scope : "-");
+}
+
+long llm_fake_wait(const th_proc_t *fake, const char *scope, const char *key, long want,
+                   int timeout_ms)
+{
+    long long end = th_now_ms() + timeout_ms;
+    long v;
+    while ((v = llm_fake_num(fake, scope, key)) < want && th_now_ms() < end)
+        th_sleep_ms(20);
     return v;
 }
 

@@ -113,8 +113,16 @@ json_t *llm_usage(th_sv_t *sv, const char *query, const char *key, const char *v
 
 /* ---- the fake's side ---- */
 
+/* th_fake_llm_config(); asserts the fake took json for scope. */
+void llm_fake_set(const th_proc_t *fake, const char *scope, const char *json);
+
 /* A number in the fake's stats of scope (key may be "by_kind.openai"). */
 long llm_fake_num(const th_proc_t *fake, const char *scope, const char *key);
+
+/* Polls llm_fake_num() every 20 ms until it is at least want or timeout_ms
+ * passed; returns the last number read. */
+long llm_fake_wait(const th_proc_t *fake, const char *scope, const char *key, long want,
+                   int timeout_ms);
 
 /* The fake's "last" request of scope (caller decrefs); asserts there is
  * one. */

@@ -141,8 +141,7 @@ th_sv_t *sup_start_busy(th_conn_t **c)
 {
     th_sv_t *sv = th_must_sv_start("shutdown_timeout = 5\n\n" SUP_WEB("1"));
     th_assert_settled(sv, "web", 1, 5000);
-    *c = th_connect(sv->ports[0], TH_IO_MS);
-    cr_assert_not_null(*c);
+    *c = th_must_connect(sv->ports[0]);
     cr_assert_eq(th_send_request(*c, "GET", "/sleep?ms=1500", NULL, NULL, 0), 0);
     th_sleep_ms(200);
     return sv;

@@ -42,8 +42,7 @@ static void s_fini(void)
 static void s_create_many(const char *tok, const json_t *p, const char *prefix, int n,
                           const char **ids, bool project)
 {
-    th_conn_t *c = th_connect(be_port(), TH_IO_MS);
-    cr_assert_not_null(c);
+    th_conn_t *c = th_must_connect(be_port());
     const char *path =
         project ? BE_API "/projects" : th_fmt(BE_API "/projects/%s/tasks", be_id(p));
     const char *hdr = be_headers(tok, NULL, true);

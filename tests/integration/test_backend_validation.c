@@ -144,8 +144,7 @@ Test(backend_validation, every_field_has_its_code, .timeout = 60, .fini = be_fin
     be_api_err(400, "invalid_json", "POST", tp, tok, "{\"title\": ");
     be_api_err(400, "invalid_json", "POST", BE_API "/projects", tok, "{name: 1}");
     be_api_err(400, "invalid_json", "PATCH", pt, tok, "[1,2");
-    th_conn_t *c = th_connect(be_port(), TH_IO_MS);
-    cr_assert_not_null(c);
+    th_conn_t *c = th_must_connect(be_port());
     const char *head = th_fmt("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
                               "Content-Length: 1048577\r\n\r\n",
                               tp, be_headers(tok, NULL, true));

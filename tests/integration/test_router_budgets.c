@@ -78,7 +78,7 @@ Test(router_budgets, near_takes_the_cheapest_model_and_exceeded_without_free_is_
 {
     th_proc_t *fake = llm_fake();
     /* Each gpt-a call costs 10 in + 100 out = 0.21 USD, its worst case too. */
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"usage_out\":100}"), 0);
+    llm_fake_set(fake, "oai", "{\"usage_out\":100}");
     th_sv_t *sv =
         llm_start(fake, &(llm_opts_t){.chain = "oai, claude",
                                       .extra = PRICED_LLAMA TINY_BUDGET("1")});
@@ -90,7 +90,7 @@ Test(router_budgets, near_takes_the_cheapest_model_and_exceeded_without_free_is_
     s_tiny_call(sv, "gpt-b", "near", "0.021000");
     s_expect_budget(sv, "tiny", 0.861, "near");
     /* A provider that reports more than asked for pushes it over. */
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"usage_out\":1000}"), 0);
+    llm_fake_set(fake, "oai", "{\"usage_out\":1000}");
     s_tiny_call(sv, "gpt-b", "near", "0.201000");
     s_expect_budget(sv, "tiny", 1.062, "exceeded");
     json_t *all = llm_get(sv, "/api/v1/budgets");
@@ -123,7 +123,7 @@ Test(router_budgets, near_takes_the_cheapest_model_and_exceeded_without_free_is_
 Test(router_budgets, exceeded_takes_the_free_model, .timeout = 60, .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"usage_out\":100}"), 0);
+    llm_fake_set(fake, "oai", "{\"usage_out\":100}");
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){.extra = TINY_BUDGET("0.1")});
     /* Worst case 10 in + 20 out = 0.05 fits; the provider reports 100 out. */
     char *body = llm_body(false, "gpt-a", false, 20);
@@ -167,7 +167,7 @@ Test(router_budgets, two_hundred_concurrent_calls_never_overspend, .timeout = 12
      .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"latency_ms\":300}"), 0);
+    llm_fake_set(fake, "oai", "{\"latency_ms\":300}");
     th_sv_t *sv = llm_start(
         fake, &(llm_opts_t){.chain = "oai", .extra = PRICED_LLAMA TINY_BUDGET("1")});
     char *body = llm_body(false, "gpt-a", false, 20);
@@ -243,10 +243,9 @@ Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
 {
     th_proc_t *fake = llm_fake();
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
-    cr_assert_eq(th_fake_llm_config(fake, "oai",
-                                    "{\"usage_in\":4611686018427387904,"
-                                    "\"usage_out\":4611686018427387904}"),
-                 0);
+    llm_fake_set(fake, "oai",
+                 "{\"usage_in\":4611686018427387904,"
+                 "\"usage_out\":4611686018427387904}");
     char *ob = llm_body(false, "gpt-a", false, 0);
     llm_resp_t r = llm_call(sv, LLM_OAI, "X-Vapora-Role: tester\r\n", ob, 200);
     llm_resp_clear(&r);
@@ -266,7 +265,7 @@ Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
     for (int i = 0; i < 400; i++)
         strcat(cfg, "0");
     strcat(cfg, "}");
-    cr_assert_eq(th_fake_llm_config(fake, "oai", cfg), 0);
+    llm_fake_set(fake, "oai", cfg);
     ob = llm_body(false, "gpt-a", false, 0);
     r = llm_call(sv, LLM_OAI, "X-Vapora-Role: unreadable\r\n", ob, 200);
     llm_resp_clear(&r);

@@ -23,14 +23,11 @@ Test(router_fallback, on_500_and_on_429_the_next_provider_answers, .timeout = 60
 {
     th_proc_t *fake = llm_fake();
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
-    cr_assert_eq(
-        th_fake_llm_config(fake, "oai", "{\"fail_status\":500,\"fail_count\":1}"), 0);
+    llm_fake_set(fake, "oai", "{\"fail_status\":500,\"fail_count\":1}");
     llm_expect_fallback(sv, "claude", "claude-x", "2");
     cr_assert_eq(llm_fake_num(fake, "oai", "failed"), 1);
-    cr_assert_eq(
-        th_fake_llm_config(fake, "oai",
-                           "{\"fail_status\":429,\"fail_count\":1,\"retry_after\":1}"),
-        0);
+    llm_fake_set(fake, "oai",
+                 "{\"fail_status\":429,\"fail_count\":1,\"retry_after\":1}");
     llm_expect_fallback(sv, "claude", "claude-x", "2");
     cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 2);
     cr_assert_eq(llm_fake_num(fake, "oai", "failed"), 2);
@@ -42,7 +39,7 @@ Test(router_fallback, on_timeout_the_next_provider_answers, .timeout = 60,
 {
     th_proc_t *fake = llm_fake();
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"stall\":true}"), 0);
+    llm_fake_set(fake, "oai", "{\"stall\":true}");
     long long t0 = th_now_ms();
     llm_expect_fallback(sv, "claude", "claude-x", "2");
     long long took = th_now_ms() - t0;
@@ -71,14 +68,11 @@ Test(router_fallback, retries_stay_on_the_provider_and_honour_retry_after,
 {
     th_proc_t *fake = llm_fake();
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){.retries = 1});
-    cr_assert_eq(
-        th_fake_llm_config(fake, "oai", "{\"fail_status\":500,\"fail_count\":1}"), 0);
+    llm_fake_set(fake, "oai", "{\"fail_status\":500,\"fail_count\":1}");
     llm_expect_fallback(sv, "oai", "gpt-a", "2");
     cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 2);
-    cr_assert_eq(
-        th_fake_llm_config(fake, "oai",
-                           "{\"fail_status\":429,\"fail_count\":1,\"retry_after\":1}"),
-        0);
+    llm_fake_set(fake, "oai",
+                 "{\"fail_status\":429,\"fail_count\":1,\"retry_after\":1}");
     long long t0 = th_now_ms();
     llm_expect_fallback(sv, "oai", "gpt-a", "2");
     long long took = th_now_ms() - t0;
@@ -92,11 +86,8 @@ Test(router_fallback, every_attempt_failing_is_502_or_the_last_status, .timeout 
 {
     th_proc_t *fake = llm_fake();
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){.chain = "oai, claude"});
-    cr_assert_eq(
-        th_fake_llm_config(fake, "oai", "{\"fail_status\":500,\"fail_count\":-1}"), 0);
-    cr_assert_eq(
-        th_fake_llm_config(fake, "claude", "{\"fail_status\":500,\"fail_count\":1}"),
-        0);
+    llm_fake_set(fake, "oai", "{\"fail_status\":500,\"fail_count\":-1}");
+    llm_fake_set(fake, "claude", "{\"fail_status\":500,\"fail_count\":1}");
     char *body = llm_body(false, "gpt-a", false, 0);
     llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 502);
     json_t *err = json_object_get(r.json, "error");
@@ -104,14 +95,11 @@ Test(router_fallback, every_attempt_failing_is_502_or_the_last_status, .timeout 
     cr_assert(strstr(r.body, "upstream_error"), "%s", r.body);
     llm_expect_field(r.head, "X-Vapora-Attempts", "2");
     llm_resp_clear(&r);
-    cr_assert_eq(
-        th_fake_llm_config(fake, "claude", "{\"fail_status\":503,\"fail_count\":1}"),
-        0);
+    llm_fake_set(fake, "claude", "{\"fail_status\":503,\"fail_count\":1}");
     r = llm_call(sv, LLM_OAI, NULL, body, 503);
     llm_resp_clear(&r);
     /* Other 4xx are passed back as they are, without fallback. */
-    cr_assert_eq(
-        th_fake_llm_config(fake, "oai", "{\"fail_status\":400,\"fail_count\":1}"), 0);
+    llm_fake_set(fake, "oai", "{\"fail_status\":400,\"fail_count\":1}");
     r = llm_call(sv, LLM_OAI, NULL, body, 400);
     cr_assert_eq(llm_fake_num(fake, "claude", "requests"), 2);
     llm_resp_clear(&r);
@@ -126,8 +114,7 @@ Test(router_cooldown, a_failing_provider_is_skipped_then_tried_again, .timeout =
 {
     th_proc_t *fake = llm_fake();
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){.workers = 1, .cooldown_s = 3});
-    cr_assert_eq(
-        th_fake_llm_config(fake, "oai", "{\"fail_status\":500,\"fail_count\":-1}"), 0);
+    llm_fake_set(fake, "oai", "{\"fail_status\":500,\"fail_count\":-1}");
     for (int i = 0; i < 3; i++)
         llm_expect_fallback(sv, "claude", "claude-x", "2");
     json_t *ps = llm_get(sv, "/api/v1/providers");
@@ -154,7 +141,7 @@ Test(router_cooldown, a_failing_provider_is_skipped_then_tried_again, .timeout =
         llm_resp_clear(&r);
         free(body);
     }
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"fail_count\":0}"), 0);
+    llm_fake_set(fake, "oai", "{\"fail_count\":0}");
     th_sleep_ms(3300);
     llm_expect_fallback(sv, "oai", "gpt-a", "1");
     ps = llm_get(sv, "/api/v1/providers");

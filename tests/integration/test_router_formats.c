@@ -171,11 +171,9 @@ Test(router_keys, each_provider_gets_its_own_key_and_never_the_callers, .timeout
     static const char *secrets[] = {"sk-oai-secret", "sk-ant-secret", "g-secret",
                                     "test-key"};
     th_proc_t *fake = llm_fake();
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"expect_key\":\"sk-oai-secret\"}"),
-                 0);
-    cr_assert_eq(
-        th_fake_llm_config(fake, "claude", "{\"expect_key\":\"sk-ant-secret\"}"), 0);
-    cr_assert_eq(th_fake_llm_config(fake, "gem", "{\"expect_key\":\"g-secret\"}"), 0);
+    llm_fake_set(fake, "oai", "{\"expect_key\":\"sk-oai-secret\"}");
+    llm_fake_set(fake, "claude", "{\"expect_key\":\"sk-ant-secret\"}");
+    llm_fake_set(fake, "gem", "{\"expect_key\":\"g-secret\"}");
     th_sv_t *sv =
         llm_start(fake, &(llm_opts_t){.router = "api_keys = test-key-1, test-key-2\n"});
     for (size_t i = 0; i < 8; i++) {
@@ -269,11 +267,9 @@ Test(router_formats, relayed_answers_keep_their_bytes_and_real_usage, .timeout =
      .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    cr_assert_eq(
-        th_fake_llm_config(fake, "oai",
-                           "{\"reply\":\"x\\\"usage\\\":{\\\"prompt_tokens\\\":999}\","
-                           "\"usage_in\":10,\"usage_out\":20}"),
-        0);
+    llm_fake_set(fake, "oai",
+                 "{\"reply\":\"x\\\"usage\\\":{\\\"prompt_tokens\\\":999}\","
+                 "\"usage_in\":10,\"usage_out\":20}");
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
     char *body = llm_body(false, "gpt-a", false, 0);
     llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);

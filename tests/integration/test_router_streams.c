@@ -22,7 +22,7 @@ Test(router_streams, a_cut_stream_ends_with_an_error_event_and_no_fallback,
 {
     th_proc_t *fake = llm_fake();
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"cut_after\":3}"), 0);
+    llm_fake_set(fake, "oai", "{\"cut_after\":3}");
     char *body = llm_body(false, "gpt-a", true, 0);
     llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);
     llm_oai_stream_t s = llm_oai_stream(r.body);
@@ -51,6 +51,20 @@ Test(router_streams, a_cut_stream_ends_with_an_error_event_and_no_fallback,
 
 /* ---- a caller that goes away mid-stream aborts the upstream ---- */
 
+/* Sends a claude-x call (streamed or not) to claude on a new connection,
+ * without reading the answer; returns the connection. */
+static th_conn_t *s_send_claude_call(th_sv_t *sv, bool stream)
+{
+    th_conn_t *c = th_must_connect(sv->ports[0]);
+    char *body = llm_body(false, "claude-x", stream, 0);
+    cr_assert_eq(th_send_request(c, "POST", LLM_OAI,
+                                 TH_JSON_CT "X-Vapora-Provider: claude\r\n", body,
+                                 strlen(body)),
+                 0);
+    free(body);
+    return c;
+}
+
 /* Streams claude's answer (a piece every delay_ms), reads the first piece,
  * closes the connection, and asserts the upstream stream was aborted
  * within within_ms. */
@@ -62,17 +76,9 @@ static void s_leave_stream(int delay_ms, int within_ms)
     for (int i = 1; i <= 60; i++)
         snprintf(cfg + strlen(cfg), sizeof cfg - strlen(cfg), "word%d ", i);
     strcat(cfg, "end.\"}");
-    cr_assert_eq(th_fake_llm_config(fake, "claude", cfg), 0);
+    llm_fake_set(fake, "claude", cfg);
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
-    th_conn_t *c = th_connect(sv->ports[0], TH_IO_MS);
-    cr_assert_not_null(c);
-    char *body = llm_body(false, "claude-x", true, 0);
-    cr_assert_eq(th_send_request(c, "POST", LLM_OAI,
-                                 "Content-Type: application/json\r\n"
-                                 "X-Vapora-Provider: claude\r\n",
-                                 body, strlen(body)),
-                 0);
-    free(body);
+    th_conn_t *c = s_send_claude_call(sv, true);
     char buf[65536];
     size_t len = 0;
     long long end = th_now_ms() + 5000 + delay_ms;
@@ -86,11 +92,7 @@ static void s_leave_stream(int delay_ms, int within_ms)
     }
     cr_assert(memmem(buf, len, "word1", 5), "no first piece: %.*s", (int)len, buf);
     th_conn_close(&c);
-    long aborted = 0;
-    end = th_now_ms() + within_ms;
-    while ((aborted = llm_fake_num(fake, "claude", "aborted_streams")) == 0 &&
-           th_now_ms() < end)
-        th_sleep_ms(50);
+    long aborted = llm_fake_wait(fake, "claude", "aborted_streams", 1, within_ms);
     cr_assert_eq(aborted, 1, "the upstream stream was not aborted within %d ms",
                  within_ms);
     cr_assert_eq(llm_fake_num(fake, "claude", "completed_streams"), 0);
@@ -120,34 +122,28 @@ Test(router_streams, a_caller_leaving_a_whole_answer_aborts_the_upstream, .timeo
      .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    cr_assert_eq(th_fake_llm_config(fake, "claude", "{\"stall\":true}"), 0);
+    llm_fake_set(fake, "claude", "{\"stall\":true}");
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
-    th_conn_t *c = th_connect(sv->ports[0], TH_IO_MS);
-    cr_assert_not_null(c);
-    char *body = llm_body(false, "claude-x", false, 0);
-    cr_assert_eq(th_send_request(c, "POST", LLM_OAI,
-                                 "Content-Type: application/json\r\n"
-                                 "X-Vapora-Provider: claude\r\n",
-                                 body, strlen(body)),
-                 0);
-    free(body);
-    long long end = th_now_ms() + 5000;
-    while (th_now_ms() < end && llm_fake_num(fake, "claude", "stalled") < 1)
-        th_sleep_ms(20);
-    cr_assert_eq(llm_fake_num(fake, "claude", "stalled"), 1,
+    th_conn_t *c = s_send_claude_call(sv, false);
+    cr_assert_eq(llm_fake_wait(fake, "claude", "stalled", 1, 5000), 1,
                  "the call never reached claude");
     th_conn_close(&c);
-    end = th_now_ms() + 3000;
-    while (th_now_ms() < end && llm_fake_num(fake, "claude", "stall_released") < 1)
-        th_sleep_ms(20);
-    cr_assert_eq(llm_fake_num(fake, "claude", "stall_released"), 1,
+    cr_assert_eq(llm_fake_wait(fake, "claude", "stall_released", 1, 3000), 1,
                  "the upstream call outlived its caller");
     /* The router goes on serving, and counted the abandoned call. */
-    cr_assert_eq(th_fake_llm_config(fake, "claude", "{\"stall\":false}"), 0);
-    body = llm_body(false, "claude-x", false, 0);
+    llm_fake_set(fake, "claude", "{\"stall\":false}");
+    char *body = llm_body(false, "claude-x", false, 0);
     llm_resp_t r = llm_call(sv, LLM_OAI, "X-Vapora-Provider: claude\r\n", body, 200);
     llm_resp_clear(&r);
     free(body);
+}
+
+/* Asserts that claude answered the stream r whole: [DONE], no error. */
+static void s_assert_claude_answered(const llm_resp_t *r)
+{
+    llm_expect_field(r->head, "X-Vapora-Provider", "claude");
+    cr_assert(strstr(r->body, "data: [DONE]") && !strstr(r->body, "\"error\""), "%s",
+              r->body);
 }
 
 /* A stream whose HTTP body ends cleanly but before the stream's own end
@@ -158,18 +154,13 @@ Test(router_streams, a_stream_ending_before_its_end_is_not_an_answer, .timeout =
      .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"end_after\":0}"), 0);
+    llm_fake_set(fake, "oai", "{\"end_after\":0}");
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
     char *body = llm_body(false, "gpt-a", true, 0);
     llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);
-    char v[64];
-    cr_assert_not_null(llm_field(r.head, "X-Vapora-Provider", v, sizeof v));
-    cr_assert_str_eq(v, "claude", "an empty stream was taken as oai's answer: %s",
-                     r.body);
-    cr_assert(strstr(r.body, "data: [DONE]") && !strstr(r.body, "\"error\""), "%s",
-              r.body);
+    s_assert_claude_answered(&r); /* an empty stream is not oai's answer */
     llm_resp_clear(&r);
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"end_after\":3}"), 0);
+    llm_fake_set(fake, "oai", "{\"end_after\":3}");
     r = llm_call(sv, LLM_OAI, NULL, body, 200);
     cr_assert(strstr(r.body, "\"error\""), "a cut stream looked complete: %s", r.body);
     cr_assert_null(strstr(r.body, "\"finish_reason\":\"stop\""), "%s", r.body);
@@ -184,17 +175,13 @@ Test(router_streams, a_silent_stream_times_out_by_its_silence, .timeout = 60,
      .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    cr_assert_eq(th_fake_llm_config(fake, "oai", "{\"chunk_delay_ms\":3000}"), 0);
+    llm_fake_set(fake, "oai", "{\"chunk_delay_ms\":3000}");
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
     char *body = llm_body(false, "gpt-a", true, 0);
     long long t0 = th_now_ms();
     llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);
     long long took = th_now_ms() - t0;
-    char v[64];
-    cr_assert_not_null(llm_field(r.head, "X-Vapora-Provider", v, sizeof v));
-    cr_assert_str_eq(v, "claude");
-    cr_assert(strstr(r.body, "data: [DONE]") && !strstr(r.body, "\"error\""), "%s",
-              r.body);
+    s_assert_claude_answered(&r);
     cr_assert(took >= 1500 && took < 2900, "the silence lasted %lld ms", took);
     cr_assert_eq(llm_fake_num(fake, "oai", "aborted_streams"), 1);
     llm_resp_clear(&r);

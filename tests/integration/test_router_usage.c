@@ -75,7 +75,7 @@ Test(router_usage, a_stream_without_usage_is_estimated, .timeout = 60,
      .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    cr_assert_eq(th_fake_llm_config(fake, "gem", "{\"stream_usage\":false}"), 0);
+    llm_fake_set(fake, "gem", "{\"stream_usage\":false}");
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
     char *body = llm_body(false, "gem-x", true, 0);
     llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);

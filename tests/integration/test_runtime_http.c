@@ -18,13 +18,41 @@
 #define BACKEND "vapora-backend"
 #define TESTSVC "vapora-testsvc"
 
+/* One request on a new connection; asserts it is refused with status and
+ * code, and that the worker goes on serving. */
+static void s_assert_refused(const th_proc_t *p, const char *method, const char *path,
+                             const char *headers, const char *body, int status,
+                             const char *code)
+{
+    th_resp_t *r = th_must_request(p->port, method, path, headers, body);
+    th_assert_error(r, status, code, NULL);
+    th_resp_free(&r);
+    th_assert_serving(p->port);
+}
+
+/* Sends the raw request req on a new connection; asserts that an error
+ * (status, code) is the answer within 3 s, whatever the request still
+ * owes, and that the connection is then closed (what: the case). */
+static void s_assert_answered_and_closed(const th_proc_t *p, const char *req,
+                                         int status, const char *code, const char *what)
+{
+    th_conn_t *c = th_must_connect(p->port);
+    cr_assert_eq(th_send_raw(c, req, strlen(req), TH_IO_MS), 0);
+    th_resp_t *r = NULL;
+    int rc = th_read_response(c, &r, 3000);
+    cr_assert_eq(rc, 0, "%s: no answer: %s", what, strerror(-rc));
+    th_assert_error(r, status, code, what);
+    th_resp_free(&r);
+    cr_assert_eq(th_wait_closed(c, 3000), 0, "%s: the connection stayed open", what);
+    th_conn_close(&c);
+}
+
 /* ---- keep-alive ---- */
 
 Test(http, keepalive_1000_requests_one_connection, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(BACKEND, "backend", NULL);
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
+    th_conn_t *c = th_must_connect(p->port);
     int fd = th_conn_fd(c);
     for (int i = 0; i < 1000; i++) {
         th_resp_t *r = th_must_exchange(c, "GET", "/health", NULL, NULL);
@@ -69,8 +97,7 @@ Test(http, body_over_limit_by_content_length, .timeout = 30, .fini = th_cleanup)
     free(body);
 
     body = s_json_of_size(1025);
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
+    th_conn_t *c = th_must_connect(p->port);
     r = th_must_exchange(c, "POST", "/echo", TH_JSON_CT, body);
     free(body);
     th_assert_error(r, 413, "payload_too_large", NULL);
@@ -84,19 +111,11 @@ Test(http, body_over_limit_refused_before_body_is_sent, .timeout = 30,
      .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(TESTSVC, "testsvc", "max_body_bytes = 1024\n");
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
-    const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT
-                       "Content-Length: 1048576\r\n\r\n";
-    cr_assert_eq(th_send_raw(c, head, strlen(head), TH_IO_MS), 0);
     /* No body follows: the 413 must come from the headers alone. */
-    th_resp_t *r = NULL;
-    int rc = th_read_response(c, &r, 3000);
-    cr_assert_eq(rc, 0, "no 413 before the body: %s", strerror(-rc));
-    th_assert_error(r, 413, "payload_too_large", NULL);
-    th_resp_free(&r);
-    cr_assert_eq(th_wait_closed(c, 3000), 0, "the connection stayed open after 413");
-    th_conn_close(&c);
+    s_assert_answered_and_closed(p,
+                                 "POST /echo HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT
+                                 "Content-Length: 1048576\r\n\r\n",
+                                 413, "payload_too_large", "1 MiB announced");
     th_assert_serving(p->port);
 }
 
@@ -116,35 +135,18 @@ Test(http, ambiguous_framing_is_refused_and_closed, .timeout = 30, .fini = th_cl
         {"Transfer-Encoding: gzip\r\n", 400, "bad_request"},
         {"Transfer-Encoding: chunked, identity\r\n", 400, "bad_request"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        th_conn_t *c = th_connect(p->port, TH_IO_MS);
-        cr_assert_not_null(c);
-        char req[512];
-        int n = snprintf(req, sizeof req,
-                         "POST /echo HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT "%s\r\n{}",
-                         cases[i].head);
-        cr_assert_eq(th_send_raw(c, req, (size_t)n, TH_IO_MS), 0);
-        th_resp_t *r = NULL;
-        int rc = th_read_response(c, &r, 3000);
-        cr_assert_eq(rc, 0, "case %zu: no answer: %s", i, strerror(-rc));
-        th_assert_error(r, cases[i].status, cases[i].code, NULL);
-        th_resp_free(&r);
-        cr_assert_eq(th_wait_closed(c, 3000), 0, "case %zu: still open", i);
-        th_conn_close(&c);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        s_assert_answered_and_closed(
+            p,
+            th_fmt("POST /echo HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT "%s\r\n{}",
+                   cases[i].head),
+            cases[i].status, cases[i].code, th_fmt("case %zu", i));
     /* A request refused already (no route) with a body too large for us
      * gets its answer before the body, too. */
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
-    const char *nope = "POST /nope HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT
-                       "Content-Length: 100000000000\r\n\r\n";
-    cr_assert_eq(th_send_raw(c, nope, strlen(nope), TH_IO_MS), 0);
-    th_resp_t *nr = NULL;
-    cr_assert_eq(th_read_response(c, &nr, 3000), 0, "no early answer for /nope");
-    th_assert_error(nr, 404, "not_found", NULL);
-    th_resp_free(&nr);
-    cr_assert_eq(th_wait_closed(c, 3000), 0);
-    th_conn_close(&c);
+    s_assert_answered_and_closed(p,
+                                 "POST /nope HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT
+                                 "Content-Length: 100000000000\r\n\r\n",
+                                 404, "not_found", "/nope");
     /* %00 would cut the path short once decoded. */
     th_resp_t *r = th_must_request(p->port, "GET", "/health%00.json", NULL, NULL);
     th_assert_error(r, 400, "bad_request", NULL);
@@ -175,8 +177,7 @@ static void s_send_chunked(th_conn_t *c, const char *body, size_t chunk)
 Test(http, chunked_body_over_limit, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(TESTSVC, "testsvc", "max_body_bytes = 1024\n");
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
+    th_conn_t *c = th_must_connect(p->port);
     char *body = s_json_of_size(1000); /* under the limit: echoed */
     s_send_chunked(c, body, 300);
     th_resp_t *r = NULL;
@@ -195,8 +196,7 @@ Test(http, chunked_body_over_limit, .timeout = 30, .fini = th_cleanup)
     th_conn_close(&c);
 
     /* One that keeps sending is cut off 1 MiB past the limit. */
-    c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
+    c = th_must_connect(p->port);
     const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT
                        "Transfer-Encoding: chunked\r\n\r\n";
     cr_assert_eq(th_send_raw(c, head, strlen(head), TH_IO_MS), 0);
@@ -235,39 +235,25 @@ Test(json, valid_object_is_echoed, .timeout = 30, .fini = th_cleanup)
 Test(json, malformed_is_400_invalid_json, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    th_resp_t *r = th_must_request(p->port, "POST", "/echo", TH_JSON_CT, "{\"a\": ");
-    th_assert_error(r, 400, "invalid_json", NULL);
-    th_resp_free(&r);
-    th_assert_serving(p->port);
-    r = th_must_request(p->port, "POST", "/echo", TH_JSON_CT,
-                        "[1,2]"); /* not an object */
-    th_assert_error(r, 400, "invalid_json", NULL);
-    th_resp_free(&r);
-    th_assert_serving(p->port);
+    s_assert_refused(p, "POST", "/echo", TH_JSON_CT, "{\"a\": ", 400, "invalid_json");
+    /* Not an object. */
+    s_assert_refused(p, "POST", "/echo", TH_JSON_CT, "[1,2]", 400, "invalid_json");
 }
 
 Test(json, wrong_content_type_is_415, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    th_resp_t *r = th_must_request(p->port, "POST", "/echo",
-                                   "Content-Type: text/plain\r\n", "{\"a\":1}");
-    th_assert_error(r, 415, "unsupported_media_type", NULL);
-    th_resp_free(&r);
-    th_assert_serving(p->port);
-    r = th_must_request(p->port, "POST", "/echo", NULL,
-                        "{\"a\":1}"); /* no Content-Type */
-    th_assert_error(r, 415, "unsupported_media_type", NULL);
-    th_resp_free(&r);
-    th_assert_serving(p->port);
+    s_assert_refused(p, "POST", "/echo", "Content-Type: text/plain\r\n", "{\"a\":1}",
+                     415, "unsupported_media_type");
+    /* No Content-Type. */
+    s_assert_refused(p, "POST", "/echo", NULL, "{\"a\":1}", 415,
+                     "unsupported_media_type");
 }
 
 Test(json, empty_body_is_400_missing_body, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    th_resp_t *r = th_must_request(p->port, "POST", "/echo", TH_JSON_CT, "");
-    th_assert_error(r, 400, "missing_body", NULL);
-    th_resp_free(&r);
-    th_assert_serving(p->port);
+    s_assert_refused(p, "POST", "/echo", TH_JSON_CT, "", 400, "missing_body");
 }
 
 /* ---- routing and request limits ---- */
@@ -275,10 +261,7 @@ Test(json, empty_body_is_400_missing_body, .timeout = 30, .fini = th_cleanup)
 Test(http, unknown_route_is_404, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(BACKEND, "backend", NULL);
-    th_resp_t *r = th_must_request(p->port, "GET", "/surely/not/a/route", NULL, NULL);
-    th_assert_error(r, 404, "not_found", NULL);
-    th_resp_free(&r);
-    th_assert_serving(p->port);
+    s_assert_refused(p, "GET", "/surely/not/a/route", NULL, NULL, 404, "not_found");
 }
 
 Test(http, wrong_method_is_405_with_allow, .timeout = 30, .fini = th_cleanup)
@@ -323,19 +306,21 @@ Test(http, long_url_is_414, .timeout = 30, .fini = th_cleanup)
     th_assert_serving(p->port);
 }
 
+/* A header line "X-Pad: aaa...\r\n" with n bytes of value (kept). */
+static const char *s_pad_header(size_t n)
+{
+    char *hdr = th_keep(malloc(n + 16));
+    memcpy(hdr, "X-Pad: ", 7);
+    memset(hdr + 7, 'a', n);
+    memcpy(hdr + 7 + n, "\r\n", 3);
+    return hdr;
+}
+
 Test(http, huge_header_is_431, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(BACKEND, "backend", NULL);
-    size_t n = 10000;
-    char *hdr = malloc(n + 16);
-    int k = snprintf(hdr, n + 16, "X-Pad: ");
-    memset(hdr + k, 'a', n);
-    strcpy(hdr + k + n, "\r\n");
-    th_resp_t *r = th_must_request(p->port, "GET", "/health", hdr, NULL);
-    free(hdr);
-    th_assert_error(r, 431, "headers_too_large", NULL);
-    th_resp_free(&r);
-    th_assert_serving(p->port);
+    s_assert_refused(p, "GET", "/health", s_pad_header(10000), NULL, 431,
+                     "headers_too_large");
 }
 
 Test(http, header_just_under_libmicrohttpd_memory_gets_json_431, .timeout = 30,
@@ -344,18 +329,8 @@ Test(http, header_just_under_libmicrohttpd_memory_gets_json_431, .timeout = 30,
     /* Between max_header_bytes and what libmicrohttpd can hold: our JSON 431,
      * never a silently dropped connection. */
     th_proc_t *p = th_must_start(BACKEND, "backend", NULL);
-    size_t n = 11000;
-    char *hdr = malloc(n + 16);
-    memcpy(hdr, "X-Pad: ", 7);
-    memset(hdr + 7, 'a', n);
-    memcpy(hdr + 7 + n, "\r\n", 3);
-    th_resp_t *r = NULL;
-    int rc = th_request(p->port, "GET", "/health", hdr, NULL, &r);
-    free(hdr);
-    cr_assert_eq(rc, 0, "no response: %s", strerror(-rc));
-    th_assert_error(r, 431, "headers_too_large", NULL);
-    th_resp_free(&r);
-    th_assert_serving(p->port);
+    s_assert_refused(p, "GET", "/health", s_pad_header(11000), NULL, 431,
+                     "headers_too_large");
 }
 
 Test(http, raised_header_limit_is_honoured, .timeout = 30, .fini = th_cleanup)
@@ -363,15 +338,8 @@ Test(http, raised_header_limit_is_honoured, .timeout = 30, .fini = th_cleanup)
     /* max_header_bytes above the default must not be capped silently by
      * libmicrohttpd's per-connection memory. */
     th_proc_t *p = th_must_start(BACKEND, "backend", "max_header_bytes = 24576\n");
-    size_t n = 20000;
-    char *hdr = malloc(n + 16);
-    memcpy(hdr, "X-Pad: ", 7);
-    memset(hdr + 7, 'a', n);
-    memcpy(hdr + 7 + n, "\r\n", 3);
-    th_resp_t *r = NULL;
-    int rc = th_request(p->port, "GET", "/health", hdr, NULL, &r);
-    free(hdr);
-    cr_assert_eq(rc, 0, "no response: %s", strerror(-rc));
+    th_resp_t *r =
+        th_must_request(p->port, "GET", "/health", s_pad_header(20000), NULL);
     cr_assert_eq(r->status, 200, "%d %.200s", r->status, r->body);
     th_resp_free(&r);
 }
@@ -403,8 +371,7 @@ Test(http, path_parameter, .timeout = 30, .fini = th_cleanup)
 Test(http, stalled_client_is_cut_and_others_served, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(BACKEND, "backend", "request_timeout = 1\n");
-    th_conn_t *stalled = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(stalled);
+    th_conn_t *stalled = th_must_connect(p->port);
     const char *half = "GET /health HTTP/1.1\r\nHost: x\r\n"; /* no blank line */
     long long t0 = th_now_ms();
     cr_assert_eq(th_send_raw(stalled, half, strlen(half), TH_IO_MS), 0);
@@ -431,8 +398,7 @@ Test(http, trickling_headers_are_cut_at_request_timeout, .timeout = 30,
      .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(BACKEND, "backend", "request_timeout = 2\n");
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
+    th_conn_t *c = th_must_connect(p->port);
     const char *start = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
     long long t0 = th_now_ms();
     cr_assert_eq(th_send_raw(c, start, strlen(start), TH_IO_MS), 0);
@@ -448,8 +414,7 @@ Test(http, trickling_headers_are_cut_at_request_timeout, .timeout = 30,
               cut);
     th_conn_close(&c);
     /* A keep-alive client that asks in time is not affected. */
-    c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
+    c = th_must_connect(p->port);
     for (int i = 0; i < 4; i++) {
         th_sleep_ms(800);
         th_resp_t *r = NULL;

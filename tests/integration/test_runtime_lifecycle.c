@@ -31,8 +31,7 @@ static th_resp_t *s_metrics(const th_proc_t *p)
 Test(lifecycle, sigterm_lets_pool_request_finish, .timeout = 30, .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
+    th_conn_t *c = th_must_connect(p->port);
     long long t0 = th_now_ms();
     cr_assert_eq(th_send_request(c, "GET", "/sleep?ms=1500", NULL, NULL, 0), 0);
     th_sleep_ms(200);
@@ -68,8 +67,7 @@ Test(lifecycle, shutdown_timeout_bounds_a_running_pool_job, .timeout = 30,
      .fini = th_cleanup)
 {
     th_proc_t *p = th_must_start(TESTSVC, "testsvc", "shutdown_timeout = 1\n");
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c);
+    th_conn_t *c = th_must_connect(p->port);
     cr_assert_eq(th_send_request(c, "GET", "/sleep?ms=8000", NULL, NULL, 0), 0);
     th_sleep_ms(200);
     long long t0 = th_now_ms();
@@ -119,8 +117,7 @@ Test(lifecycle, full_pool_queue_is_503, .timeout = 30, .fini = th_cleanup)
         th_must_start(TESTSVC, "testsvc", "pool_threads = 1\npool_queue = 1\n");
     th_conn_t *c[3];
     for (int i = 0; i < 3; i++) {
-        c[i] = th_connect(p->port, TH_IO_MS);
-        cr_assert_not_null(c[i]);
+        c[i] = th_must_connect(p->port);
     }
     for (int i = 0; i < 3; i++)
         cr_assert_eq(th_send_request(c[i], "GET", "/sleep?ms=500", NULL, NULL, 0), 0);

@@ -72,8 +72,7 @@ static void s_assert_metrics(const th_resp_t *r, const char *service)
 static void s_check_service(const char *bin, const char *service, const char *extra)
 {
     th_proc_t *p = th_must_start(bin, service, extra);
-    th_conn_t *c = th_connect(p->port, TH_IO_MS);
-    cr_assert_not_null(c, "connect: %s", strerror(errno));
+    th_conn_t *c = th_must_connect(p->port);
     th_resp_t *r = th_must_exchange(c, "GET", "/health", NULL, NULL);
     s_assert_health(r, service, p->pid);
     th_resp_free(&r);

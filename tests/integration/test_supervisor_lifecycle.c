@@ -150,8 +150,7 @@ Test(supervisor_lifecycle, sigterm_drains_in_flight_requests_and_leaves_nothing,
 
     th_conn_t *c[3];
     for (int i = 0; i < 3; i++) {
-        c[i] = th_connect(sv->ports[0], TH_IO_MS);
-        cr_assert_not_null(c[i]);
+        c[i] = th_must_connect(sv->ports[0]);
         cr_assert_eq(th_send_request(c[i], "GET", "/sleep?ms=1500", NULL, NULL, 0), 0);
     }
     th_sleep_ms(300);

@@ -400,8 +400,7 @@ Test(supervisor_scale, draining_worker_serves_connections_accepted_before,
     th_assert_settled(sv, "web", 1, 5000);
     th_conn_t *c[20];
     for (int i = 0; i < 20; i++) {
-        c[i] = th_connect(sv->ports[0], TH_IO_MS);
-        cr_assert_not_null(c[i]);
+        c[i] = th_must_connect(sv->ports[0]);
     }
     th_sleep_ms(50); /* the worker has accepted them */
     th_resp_t *r = sup_admin_post(sv, "/services/web/scale", "{\"workers\":0}");

@@ -96,11 +96,10 @@ int th_conn_fd(const th_conn_t *c)
     return c ? c->fd : -1;
 }
 
-/* Sends len bytes before deadline; returns 0 or -errno. */
-static int s_send_until(th_conn_t *c, const char *data, size_t len, long long deadline)
+int th__send(int fd, const char *data, size_t len, long long deadline)
 {
     while (len > 0) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
         if (n > 0) {
             data += n;
             len -= (size_t)n;
@@ -110,7 +109,7 @@ static int s_send_until(th_conn_t *c, const char *data, size_t len, long long de
             continue;
         if (n < 0 && errno != EAGAIN)
             return -errno;
-        int ev = th__poll(c->fd, POLLOUT, deadline);
+        int ev = th__poll(fd, POLLOUT, deadline);
         if (ev < 0)
             return ev;
         if (ev == 0)
@@ -121,7 +120,7 @@ static int s_send_until(th_conn_t *c, const char *data, size_t len, long long de
 
 int th_send_raw(th_conn_t *c, const void *data, size_t len, int timeout_ms)
 {
-    return s_send_until(c, data, len, th_now_ms() + timeout_ms);
+    return th__send(c->fd, data, len, th_now_ms() + timeout_ms);
 }
 
 /* Formats a request (head and body in one buffer, so they leave in as few
@@ -433,7 +432,7 @@ int th_call(int port, const char *method, const char *path, const char *headers,
     size_t len = 0;
     char *msg =
         s_format_request(method, path, headers, body, body ? strlen(body) : 0, &len);
-    int rc = msg ? s_send_until(&c, msg, len, deadline) : -ENOMEM;
+    int rc = msg ? th__send(fd, msg, len, deadline) : -ENOMEM;
     free(msg);
     th_resp_t *r = NULL;
     if (rc == 0)

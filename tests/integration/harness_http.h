@@ -101,6 +101,10 @@ void th_resp_free(th_resp_t **rp);
  * Thread-safe. */
 int th__tcp_connect(int port, long long deadline);
 
+/* Sends len bytes on the non-blocking socket fd before deadline. Returns 0,
+ * -ETIMEDOUT, or -errno (-EPIPE when the peer has closed). Thread-safe. */
+int th__send(int fd, const char *data, size_t len, long long deadline);
+
 /* Receives up to room - 1 bytes into buf (NUL-terminated after what came),
  * waiting until deadline. Returns the bytes read, -ECONNRESET on EOF or
  * reset, -ETIMEDOUT, or -errno. Thread-safe. */

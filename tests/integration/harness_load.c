@@ -76,6 +76,24 @@ static const char *s_head_value(const char *head, const char *name, char *out,
     return NULL;
 }
 
+/* Reads and drops body bytes of the response on lc. Returns 0 or as
+ * s_lc_fill. */
+static int s_lc_skip(s_lconn_t *lc, size_t body, long long deadline)
+{
+    while (body > 0) {
+        if (lc->len == 0) {
+            int rc = s_lc_fill(lc, deadline);
+            if (rc < 0)
+                return rc;
+        }
+        size_t take = lc->len < body ? lc->len : body;
+        memmove(lc->buf, lc->buf + take, lc->len - take);
+        lc->len -= take;
+        body -= take;
+    }
+    return 0;
+}
+
 /* One GET on lc: returns the status (*close set when the server said
  * Connection: close) or -errno. The body is read and dropped. */
 static int s_lc_get(s_lconn_t *lc, const char *path, bool *close_after)
@@ -84,22 +102,12 @@ static int s_lc_get(s_lconn_t *lc, const char *path, bool *close_after)
     char req[512];
     int n =
         snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
-    for (int off = 0; off < n;) {
-        ssize_t w = send(lc->fd, req + off, (size_t)(n - off), MSG_NOSIGNAL);
-        if (w > 0) {
-            off += (int)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR)
-            return -errno;
-        int ev = th__poll(lc->fd, POLLOUT, deadline);
-        if (ev <= 0)
-            return ev < 0 ? ev : -ETIMEDOUT;
-    }
+    int rc = th__send(lc->fd, req, (size_t)n, deadline);
+    if (rc < 0)
+        return rc;
     char *end;
     while (!(end = memmem(lc->buf, lc->len, "\r\n\r\n", 4))) {
-        int rc = s_lc_fill(lc, deadline);
-        if (rc < 0)
+        if ((rc = s_lc_fill(lc, deadline)) < 0)
             return rc;
     }
     *end = '\0';
@@ -114,18 +122,8 @@ static int s_lc_get(s_lconn_t *lc, const char *path, bool *close_after)
     size_t head = (size_t)(end - lc->buf) + 4;
     memmove(lc->buf, lc->buf + head, lc->len - head);
     lc->len -= head;
-    while (body > 0) {
-        if (lc->len == 0) {
-            int rc = s_lc_fill(lc, deadline);
-            if (rc < 0)
-                return rc;
-        }
-        size_t take = lc->len < body ? lc->len : body;
-        memmove(lc->buf, lc->buf + take, lc->len - take);
-        lc->len -= take;
-        body -= take;
-    }
-    return status;
+    rc = s_lc_skip(lc, body, deadline);
+    return rc < 0 ? rc : status;
 }
 
 /* Records a failure (the first one's description is kept). */

@@ -68,6 +68,36 @@ Test(backend_users, owner_creates_users_with_validation, .timeout = 60, .fini = 
     cr_assert_str_eq(th_str(json_object_get(lv, "user"), "role"), "viewer");
 }
 
+/* The viewer's token vie reads project p, its board and task t, and is
+ * refused every write. */
+static void s_viewer_reads_and_cannot_write(const char *vie, const json_t *p,
+                                            const json_t *t)
+{
+    const char *pp = th_fmt(BE_API "/projects/%s", be_id(p));
+    be_api(200, "GET", BE_API "/projects", vie, NULL);
+    be_api(200, "GET", pp, vie, NULL);
+    be_api(200, "GET", th_fmt("%s/board", pp), vie, NULL);
+    be_api(200, "GET", BE_API "/tasks", vie, NULL);
+    be_api(200, "GET", th_fmt(BE_API "/tasks?project_id=%s", be_id(p)), vie, NULL);
+    be_api(200, "GET", be_task_path(t), vie, NULL);
+    be_api(200, "GET", BE_API "/auth/me", vie, NULL);
+    be_api_err(403, "forbidden", "POST", BE_API "/projects", vie,
+               "{\"name\":\"nope\"}");
+    be_api_err(403, "forbidden", "PATCH", pp, vie, "{\"name\":\"nope\"}");
+    be_api_err(403, "forbidden", "DELETE", pp, vie, NULL);
+    be_api_err(403, "forbidden", "DELETE", th_fmt("%s?cascade=true", pp), vie, NULL);
+    be_api_err(403, "forbidden", "POST", th_fmt("%s/tasks", pp), vie,
+               "{\"title\":\"nope\"}");
+    be_api_err(403, "forbidden", "PATCH", be_task_path(t), vie, "{\"title\":\"nope\"}");
+    be_api_err(403, "forbidden", "DELETE", be_task_path(t), vie, NULL);
+    be_api_err(403, "forbidden", "POST", th_fmt("%s/assign", be_task_path(t)), vie,
+               "{}");
+    be_api_err(403, "forbidden", "GET", BE_API "/users", vie, NULL);
+    be_api_err(
+        403, "forbidden", "POST", BE_API "/users", vie,
+        "{\"username\":\"eve\",\"password\":\"eve-password\",\"role\":\"viewer\"}");
+}
+
 Test(backend_users, roles_viewer_reads_member_writes_owner_manages, .timeout = 60,
      .fini = be_fini)
 {
@@ -92,28 +122,7 @@ Test(backend_users, roles_viewer_reads_member_writes_owner_manages, .timeout = 6
 
     /* viewer: reads everything of projects and tasks, writes nothing. */
     const char *pp = th_fmt(BE_API "/projects/%s", be_id(p));
-    be_api(200, "GET", BE_API "/projects", vie, NULL);
-    be_api(200, "GET", pp, vie, NULL);
-    be_api(200, "GET", th_fmt("%s/board", pp), vie, NULL);
-    be_api(200, "GET", BE_API "/tasks", vie, NULL);
-    be_api(200, "GET", th_fmt(BE_API "/tasks?project_id=%s", be_id(p)), vie, NULL);
-    be_api(200, "GET", be_task_path(t), vie, NULL);
-    be_api(200, "GET", BE_API "/auth/me", vie, NULL);
-    be_api_err(403, "forbidden", "POST", BE_API "/projects", vie,
-               "{\"name\":\"nope\"}");
-    be_api_err(403, "forbidden", "PATCH", pp, vie, "{\"name\":\"nope\"}");
-    be_api_err(403, "forbidden", "DELETE", pp, vie, NULL);
-    be_api_err(403, "forbidden", "DELETE", th_fmt("%s?cascade=true", pp), vie, NULL);
-    be_api_err(403, "forbidden", "POST", th_fmt("%s/tasks", pp), vie,
-               "{\"title\":\"nope\"}");
-    be_api_err(403, "forbidden", "PATCH", be_task_path(t), vie, "{\"title\":\"nope\"}");
-    be_api_err(403, "forbidden", "DELETE", be_task_path(t), vie, NULL);
-    be_api_err(403, "forbidden", "POST", th_fmt("%s/assign", be_task_path(t)), vie,
-               "{}");
-    be_api_err(403, "forbidden", "GET", BE_API "/users", vie, NULL);
-    be_api_err(
-        403, "forbidden", "POST", BE_API "/users", vie,
-        "{\"username\":\"eve\",\"password\":\"eve-password\",\"role\":\"viewer\"}");
+    s_viewer_reads_and_cannot_write(vie, p, t);
 
     /* Nothing the viewer tried changed anything. */
     json_t *p2 = be_api(200, "GET", pp, adm, NULL);

@@ -46,6 +46,16 @@ static int s_read_full(int fd, void *buf, size_t len, int timeout_ms)
     return 0;
 }
 
+/* The upgrade request for path, with RFC 6455's own example key (kept). */
+static const char *s_upgrade_request(const char *path)
+{
+    return th_fmt(
+        "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n",
+        path);
+}
+
 /* Opens ws://127.0.0.1:port/path; returns the fd after a checked 101. */
 static int s_ws_open(int port, const char *path)
 {
@@ -53,15 +63,9 @@ static int s_ws_open(int port, const char *path)
     cr_assert_not_null(c);
     int fd = dup(th_conn_fd(c));
     th_conn_close(&c);
-    char req[1024];
-    int n = snprintf(
-        req, sizeof req,
-        "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n",
-        path);
-    cr_assert_eq(write(fd, req, (size_t)n), n);
-    char head[2048];
+    const char *req = s_upgrade_request(path);
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char head[2048] = "";
     size_t off = 0;
     while (off < sizeof head - 1 && !strstr(head, "\r\n\r\n")) {
         cr_assert_eq(s_read_full(fd, head + off, 1, 3000), 0, "no upgrade answer");
@@ -189,6 +193,21 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     close(fd);
 }
 
+/* Sends the upgrade request for path on a socket with a tiny receive
+ * window, which the test then never reads; returns it. */
+static int s_upgrade_and_never_read(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 2048;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *req = s_upgrade_request(path);
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    return fd;
+}
+
 /* A client that never reads is closed once ws_max_queue bytes wait for
  * it, instead of growing the worker's memory. */
 Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60,
@@ -204,22 +223,7 @@ Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60,
     const char *tok = th_be_login(sv->ports[0], "admin", PW, 10000);
     json_t *p = th_be_call(sv->ports[0], "POST", "/api/v1/projects", tok,
                            "{\"name\":\"slow\"}", 201);
-    /* A client socket with a tiny receive window, which never reads. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int small = 2048;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)sv->ports[0])};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char req[1024];
-    int n = snprintf(
-        req, sizeof req,
-        "GET /ws?token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n",
-        tok);
-    cr_assert_eq(write(fd, req, (size_t)n), n);
+    int fd = s_upgrade_and_never_read(sv->ports[0], th_fmt("/ws?token=%s", tok));
     th_sleep_ms(300);
     char path[160];
     snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",

@@ -132,22 +132,11 @@ Test(supervisor_programs, stopping_a_program_stops_its_children, .timeout = 60,
               (int)child);
 }
 
-Test(supervisor_lifecycle, sigterm_drains_in_flight_requests_and_leaves_nothing,
-     .timeout = 60, .fini = sup_fini)
+/* Sends SIGTERM to the supervisor while three 1.5 s requests are in flight
+ * on web; asserts that each is answered in full. Returns when SIGTERM was
+ * sent (th_now_ms()). */
+static long long s_sigterm_with_requests_in_flight(th_sv_t *sv)
 {
-    th_sv_t *sv = th_must_sv_start("shutdown_timeout = 4\n\n" SUP_WEB(
-        "2") "[program:sleeper]\ncommand = sleep 1000\n");
-    th_assert_settled(sv, "web", 2, 5000);
-    json_t *st = sup_status(sv);
-    pid_t pids[8];
-    size_t n = sup_pids(th_sv_find(st, "services", "web"), pids, 6);
-    json_t *pg = th_sv_find(st, "programs", "sleeper");
-    cr_assert_not_null(pg);
-    cr_assert_str_eq(sup_str(pg, "state"), "running");
-    pids[n++] = (pid_t)th_int(pg, "pid");
-    for (size_t i = 0; i < n; i++)
-        cr_assert_gt(pids[i], 0);
-
     th_conn_t *c[3];
     for (int i = 0; i < 3; i++) {
         c[i] = th_must_connect(sv->ports[0]);
@@ -167,6 +156,40 @@ Test(supervisor_lifecycle, sigterm_drains_in_flight_requests_and_leaves_nothing,
         th_resp_free(&r);
         th_conn_close(&c[i]);
     }
+    return t0;
+}
+
+/* Asserts that a stopped supervisor removed its control socket and left
+ * its lock file unlocked (the file stays: see sv_stop). */
+static void s_assert_run_dir_left_clean(const th_sv_t *sv)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/run/control.ipc", sv->data_dir);
+    cr_assert_neq(access(path, F_OK), 0, "%s is still there", path);
+    snprintf(path, sizeof path, "%s/run/supervisor.lock", sv->data_dir);
+    int lock = open(path, O_RDWR | O_CLOEXEC);
+    cr_assert_geq(lock, 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(flock(lock, LOCK_EX | LOCK_NB), 0, "%s is still locked", path);
+    close(lock);
+}
+
+Test(supervisor_lifecycle, sigterm_drains_in_flight_requests_and_leaves_nothing,
+     .timeout = 60, .fini = sup_fini)
+{
+    th_sv_t *sv = th_must_sv_start("shutdown_timeout = 4\n\n" SUP_WEB(
+        "2") "[program:sleeper]\ncommand = sleep 1000\n");
+    th_assert_settled(sv, "web", 2, 5000);
+    json_t *st = sup_status(sv);
+    pid_t pids[8];
+    size_t n = sup_pids(th_sv_find(st, "services", "web"), pids, 6);
+    json_t *pg = th_sv_find(st, "programs", "sleeper");
+    cr_assert_not_null(pg);
+    cr_assert_str_eq(sup_str(pg, "state"), "running");
+    pids[n++] = (pid_t)th_int(pg, "pid");
+    for (size_t i = 0; i < n; i++)
+        cr_assert_gt(pids[i], 0);
+
+    long long t0 = s_sigterm_with_requests_in_flight(sv);
     int rc = th_wait_exit(sv->proc, 4000 + 2000);
     long long took = th_now_ms() - t0;
     char *log = th_log(sv->proc);
@@ -190,15 +213,7 @@ Test(supervisor_lifecycle, sigterm_drains_in_flight_requests_and_leaves_nothing,
                       "pid %d (state %c) outlived the supervisor", (int)pids[i],
                       th_pid_state(pids[i]));
 
-    char path[600];
-    snprintf(path, sizeof path, "%s/run/control.ipc", sv->data_dir);
-    cr_assert_neq(access(path, F_OK), 0, "%s is still there", path);
-    /* The lock file stays (see sv_stop), released. */
-    snprintf(path, sizeof path, "%s/run/supervisor.lock", sv->data_dir);
-    int lock = open(path, O_RDWR | O_CLOEXEC);
-    cr_assert_geq(lock, 0, "%s: %s", path, strerror(errno));
-    cr_assert_eq(flock(lock, LOCK_EX | LOCK_NB), 0, "%s is still locked", path);
-    close(lock);
+    s_assert_run_dir_left_clean(sv);
 }
 
 /* shutdown_timeout bounds the whole stop: a worker that never finishes and a

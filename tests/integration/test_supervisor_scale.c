@@ -53,6 +53,32 @@ static int s_logged_generation(th_sv_t *sv, const char *service)
     return gen;
 }
 
+/* Writes tmpl (a config with workers = banana) and asks for a reload by
+ * SIGHUP, POST /reload and vaporactl reload: each is refused, with the
+ * reason. */
+static void s_reload_refused(th_sv_t *sv, const char *tmpl)
+{
+    cr_assert_eq(th_sv_write_config(sv, tmpl), 0);
+    cr_assert_eq(th_signal(sv->proc, SIGHUP), 0);
+    cr_assert(th_log_wait(sv->proc, "SIGHUP: configuration not reloaded", 3000),
+              "no 'not reloaded' log line after SIGHUP with workers = banana");
+    char *log = th_log(sv->proc);
+    char *line = strstr(log, "SIGHUP: configuration not reloaded");
+    bool why = line && strstr(line, "banana") &&
+               strstr(line, "banana") < strchrnul(line, '\n');
+    cr_assert(why, "the log line does not give the reason: %.300s", line);
+    free(log);
+    th_resp_t *r = sup_admin_post(sv, "/reload", NULL);
+    th_assert_error(r, 422, "invalid_config", NULL);
+    cr_assert(strstr(r->body, "banana"), "422 without the reason: %s", r->body);
+    th_resp_free(&r);
+    char *out = NULL;
+    int rc = sup_ctl(sv, NULL, &out, "reload", NULL, NULL);
+    cr_assert_eq(rc, 1, "vaporactl reload with an invalid config: exit %d: %s", rc,
+                 out);
+    free(out);
+}
+
 Test(supervisor_scale, vaporactl_and_sighup_scale_without_failed_requests,
      .timeout = 60, .fini = sup_fini)
 {
@@ -87,26 +113,7 @@ Test(supervisor_scale, vaporactl_and_sighup_scale_without_failed_requests,
 
     /* An invalid config changes nothing, by SIGHUP or by POST /reload. */
     snprintf(tmpl, sizeof tmpl, tmpl_fmt, "banana");
-    cr_assert_eq(th_sv_write_config(sv, tmpl), 0);
-    cr_assert_eq(th_signal(sv->proc, SIGHUP), 0);
-    cr_assert(th_log_wait(sv->proc, "SIGHUP: configuration not reloaded", 3000),
-              "no 'not reloaded' log line after SIGHUP with workers = banana");
-    char *log = th_log(sv->proc);
-    char *line = strstr(log, "SIGHUP: configuration not reloaded");
-    bool why = line && strstr(line, "banana") &&
-               strstr(line, "banana") < strchrnul(line, '\n');
-    cr_assert(why, "the log line does not give the reason: %.300s", line);
-    free(log);
-    th_resp_t *r = sup_admin_post(sv, "/reload", NULL);
-    th_assert_error(r, 422, "invalid_config", NULL);
-    cr_assert(strstr(r->body, "banana"), "422 without the reason: %s", r->body);
-    th_resp_free(&r);
-    char *out = NULL;
-    int rc = sup_ctl(sv, NULL, &out, "reload", NULL, NULL);
-    cr_assert_eq(rc, 1, "vaporactl reload with an invalid config: exit %d: %s", rc,
-                 out);
-    free(out);
-
+    s_reload_refused(sv, tmpl);
     th_sleep_ms(300); /* three ticks, in which nothing may change */
     json_t *s = sup_service(sv, "web");
     cr_assert_eq(th_int(s, "desired"), 3, "desired %lld after an invalid reload",
@@ -135,6 +142,42 @@ Test(supervisor_scale, vaporactl_and_sighup_scale_without_failed_requests,
     "[service:web]\nlisten = 127.0.0.1:@PORT1@\nworkers = " workers                    \
     "\ncommand = sh -c 'sleep 0.3; exec @TESTSVC@ -c $1'\n\n"
 
+/* What a rolling restart of web looked like, polled until every worker is
+ * of generation 1 (10 s at most): the fewest workers running and the most
+ * starting at once, /status at the worst moment (the caller frees it), and
+ * whether it finished with two running workers. */
+typedef struct s_rolling {
+    unsigned min_running, max_starting;
+    char *worst;
+    bool done;
+} s_rolling_t;
+
+static s_rolling_t s_watch_rolling_restart(th_sv_t *sv)
+{
+    long long deadline = th_now_ms() + 10000;
+    s_rolling_t rr = {.min_running = 2};
+    while (!rr.done && th_now_ms() < deadline) {
+        json_t *s = sup_service(sv, "web");
+        unsigned running = th_sv_count(s, "running"),
+                 starting = th_sv_count(s, "starting");
+        if (running < rr.min_running || starting > rr.max_starting) {
+            free(rr.worst);
+            rr.worst = json_dumps(s, JSON_INDENT(1));
+            rr.min_running = running < rr.min_running ? running : rr.min_running;
+            rr.max_starting = starting > rr.max_starting ? starting : rr.max_starting;
+        }
+        rr.done = th_sv_count(s, NULL) == 2 && running == 2;
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(s, "workers"), i, w)
+        {
+            rr.done &= th_int(w, "generation") == 1;
+        }
+        th_sleep_ms(10);
+    }
+    return rr;
+}
+
 Test(supervisor_scale, rolling_restart_replaces_every_worker_without_failed_requests,
      .timeout = 60, .fini = sup_fini)
 {
@@ -152,36 +195,14 @@ Test(supervisor_scale, rolling_restart_replaces_every_worker_without_failed_requ
     th_resp_free(&r);
     /* Until every worker is of generation 1: never fewer than 2 running,
      * never more than one starting. */
-    long long deadline = th_now_ms() + 10000;
-    unsigned min_running = 2, max_starting = 0;
-    bool done = false;
-    char *worst = NULL;
-    while (!done && th_now_ms() < deadline) {
-        json_t *s = sup_service(sv, "web");
-        unsigned running = th_sv_count(s, "running"),
-                 starting = th_sv_count(s, "starting");
-        if (running < min_running || starting > max_starting) {
-            free(worst);
-            worst = json_dumps(s, JSON_INDENT(1));
-            min_running = running < min_running ? running : min_running;
-            max_starting = starting > max_starting ? starting : max_starting;
-        }
-        done = th_sv_count(s, NULL) == 2 && running == 2;
-        size_t i;
-        json_t *w;
-        json_array_foreach(json_object_get(s, "workers"), i, w)
-        {
-            done &= th_int(w, "generation") == 1;
-        }
-        th_sleep_ms(10);
-    }
-    cr_assert(min_running >= 2, "only %u worker(s) running during the restart: %s",
-              min_running, worst);
-    cr_assert(max_starting <= 1, "%u workers starting at once: %s", max_starting,
-              worst);
-    free(worst);
+    s_rolling_t rr = s_watch_rolling_restart(sv);
+    cr_assert(rr.min_running >= 2, "only %u worker(s) running during the restart: %s",
+              rr.min_running, rr.worst);
+    cr_assert(rr.max_starting <= 1, "%u workers starting at once: %s", rr.max_starting,
+              rr.worst);
+    free(rr.worst);
     char *dump = json_dumps(sup_service(sv, "web"), JSON_INDENT(1));
-    cr_assert(done, "the rolling restart did not finish in 10 s: %s", dump);
+    cr_assert(rr.done, "the rolling restart did not finish in 10 s: %s", dump);
     free(dump);
     pid_t now[8];
     size_t nnow = sup_pids(sup_service(sv, "web"), now, 8);
@@ -198,6 +219,39 @@ Test(supervisor_scale, rolling_restart_replaces_every_worker_without_failed_requ
     sup_assert_clean(&st, "a rolling restart, GET /health");
     th_load_stop(&slow, 0, &st);
     sup_assert_clean(&st, "a rolling restart, GET /sleep?ms=50");
+}
+
+/* An old worker that dies while its replacement crash-loops is not started
+ * again: neither with the new command (a second crash loop) nor the old
+ * one (gone). s is web's /status entry from before, old[0..1] its old
+ * workers. */
+static void s_old_worker_dying_stays_dead(th_sv_t *sv, json_t *s, const pid_t *old)
+{
+    json_int_t old_gen = -1;
+    size_t j;
+    json_t *w;
+    json_array_foreach(json_object_get(s, "workers"), j, w)
+    {
+        if (th_int(w, "pid") == old[0])
+            old_gen = th_int(w, "generation");
+    }
+    cr_assert_eq(kill(old[0], SIGKILL), 0);
+    th_sleep_ms(1500);
+    s = sup_service(sv, "web");
+    char *dump = json_dumps(s, JSON_INDENT(1));
+    size_t n = 0, old_left = 0;
+    json_array_foreach(json_object_get(s, "workers"), j, w)
+    {
+        n++;
+        if (th_int(w, "generation") == old_gen) {
+            old_left++;
+            cr_assert_eq(th_int(w, "pid"), old[1], "%s", dump);
+            cr_assert_str_eq(sup_str(w, "state"), "running", "%s", dump);
+        }
+    }
+    cr_assert_eq(old_left, 1, "%s", dump);
+    cr_assert_eq(n, 2, "one old worker and one replacement expected: %s", dump);
+    free(dump);
 }
 
 /* A replacement that never becomes ready (crashing in backoff) holds the
@@ -241,36 +295,9 @@ Test(supervisor_scale, reload_to_a_broken_command_keeps_the_old_workers_serving,
     th_load_stop(&l, 0, &st);
     sup_assert_clean(&st, "a rolling restart onto a broken command");
 
-    /* An old worker that dies meanwhile is not started again: neither with
-     * the new command (a second crash loop) nor the old one (gone). */
-    json_int_t old_gen = -1;
-    size_t j;
-    json_t *w;
-    json_array_foreach(json_object_get(s, "workers"), j, w)
-    {
-        if (th_int(w, "pid") == old[0])
-            old_gen = th_int(w, "generation");
-    }
-    cr_assert_eq(kill(old[0], SIGKILL), 0);
-    th_sleep_ms(1500);
-    s = sup_service(sv, "web");
-    dump = json_dumps(s, JSON_INDENT(1));
-    size_t n = 0, old_left = 0;
-    json_array_foreach(json_object_get(s, "workers"), j, w)
-    {
-        n++;
-        if (th_int(w, "generation") == old_gen) {
-            old_left++;
-            cr_assert_eq(th_int(w, "pid"), old[1], "%s", dump);
-            cr_assert_str_eq(sup_str(w, "state"), "running", "%s", dump);
-        }
-    }
-    cr_assert_eq(old_left, 1, "%s", dump);
-    cr_assert_eq(n, 2, "one old worker and one replacement expected: %s", dump);
-    free(dump);
+    s_old_worker_dying_stays_dead(sv, s, old);
 }
 
-/* Scaling through a reload applies the count alone: running workers stay. */
 /* Workers read the file the supervisor validated last: a change to a
  * section they read replaces them; a broken file on SIGHUP is never read. */
 Test(supervisor_scale,
@@ -370,6 +397,7 @@ Test(supervisor_scale, renamed_service_keeps_its_socket, .timeout = 60,
     th_resp_free(&r);
 }
 
+/* Scaling through a reload applies the count alone: running workers stay. */
 Test(supervisor_scale, reload_of_worker_count_keeps_running_workers, .timeout = 60,
      .fini = sup_fini)
 {

@@ -244,7 +244,7 @@ Test(supervisor_workers, hung_worker_is_aborted_and_replaced, .timeout = 60,
 
     th_load_hold(l);
     long long t0 = th_now_ms();
-    cr_assert_eq(kill(victim, SIGSTOP), 0); /* s_fini continues and kills it */
+    cr_assert_eq(kill(victim, SIGSTOP), 0); /* sup_fini continues and kills it */
     th_load_release(l);
 
     long long gone = -1;

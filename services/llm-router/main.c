@@ -11,6 +11,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "schema.h"
 #include "alloc.h"
 
 static gateway_t s_gw;
@@ -76,6 +77,7 @@ static void s_teardown(worker_t *w)
 static const worker_service_t s_service = {
     .name = "llm-router",
     .default_listen = "0.0.0.0:8003",
+    .schema = &router_schema,
     .setup = s_setup,
     .teardown = s_teardown,
 };

@@ -14,7 +14,8 @@
  * sequences, sampling parameters, tool definitions and tool calls are
  * carried across formats; what one format cannot express is dropped.
  *
- * Pure functions over memory: no I/O, any thread. */
+ * Pure functions over memory: no I/O, any thread. Each section below names
+ * the file that implements it; the top of wire.c maps them all. */
 #ifndef VAPORA_WIRE_H
 #define VAPORA_WIRE_H
 
@@ -51,7 +52,7 @@ long wire_tokens(long long reported);
  * JSON_DECODE_INT_AS_REAL, since one beyond 2^63 fails as an integer). */
 long wire_tokens_json(const json_t *reported);
 
-/* ---- caller requests -> canonical ---- */
+/* ---- caller requests -> canonical (wire_validate.c, wire_from_anthropic.c) ---- */
 
 /* Validates an OpenAI Chat Completions request (model a string when
  * present, messages a non-empty array of objects with a known role and
@@ -70,7 +71,7 @@ json_t *wire_from_anthropic_request(const json_t *req, char *err, size_t errlen)
  * message. */
 long wire_prompt_token_bound(const json_t *canon);
 
-/* ---- canonical -> upstream request ---- */
+/* ---- canonical -> upstream request (wire_upstream*.c) ---- */
 
 /* Renders canon for a provider of `kind` asking for `model`, streaming or
  * not (for OpenAI upstreams with stream, stream_options.include_usage is
@@ -86,7 +87,7 @@ json_t *wire_upstream_request(wire_kind_t kind, const json_t *canon, const char 
                               bool stream, long default_max_tokens, char *path,
                               size_t pathlen);
 
-/* ---- upstream response -> canonical -> caller ---- */
+/* ---- upstream response -> canonical -> caller (wire_response.c) ---- */
 
 /* Converts a provider's whole (non-streamed) success body to a canonical
  * chat.completion with the given id and model ("object", "created",
@@ -108,7 +109,7 @@ json_t *wire_to_anthropic_response(const json_t *canon);
  * {"error":"..."}), or NULL. Borrowed from body. */
 const char *wire_error_message(const json_t *body);
 
-/* ---- streams ---- */
+/* ---- streams (wire_parser.c, wire_emitter.c) ---- */
 
 typedef enum wire_ev_type {
     WIRE_EV_TEXT,      /* text delta: text/len */

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ctype.h>
 #include <strings.h>
 #include <time.h>
 
@@ -136,39 +135,6 @@ static void s_fail(call_t *c, unsigned status, const char *code, const char *msg
     call_free(c);
 }
 
-/* The first byte of the value of a top-level member `key` of the JSON
- * object in [p, end), or NULL. A scan without allocation: strings are
- * skipped whole, so a key-like text inside one is never taken. */
-static const char *s_member(const char *p, const char *end, const char *key)
-{
-    size_t klen = strlen(key);
-    int depth = 0;
-    while (p < end) {
-        char ch = *p++;
-        if (ch == '{' || ch == '[') {
-            depth++;
-        } else if (ch == '}' || ch == ']') {
-            depth--;
-        } else if (ch == '"') {
-            const char *s = p;
-            while (p < end && *p != '"')
-                p += *p == '\\' ? 2 : 1;
-            if (p >= end)
-                return NULL;
-            size_t n = (size_t)(p++ - s);
-            while (p < end && isspace((unsigned char)*p))
-                p++;
-            if (depth == 1 && n == klen && memcmp(s, key, klen) == 0 && p < end &&
-                *p == ':') {
-                for (p++; p < end && isspace((unsigned char)*p); p++)
-                    ;
-                return p;
-            }
-        }
-    }
-    return NULL;
-}
-
 /* The cost of a whole answer of bytes bytes. Without readable usage from
  * the provider the call is not free: its tokens are estimated (the prompt's
  * bound, a token per 4 bytes of answer) and *estimated is set. */
@@ -186,25 +152,8 @@ static double s_answer_cost(call_t *c, const rt_attempt_t *a, size_t bytes,
  * false: not a completion this scan recognises (the full path decides). */
 static bool s_relay_openai(call_t *c, const rt_attempt_t *a)
 {
-    const char *p = c->body.data, *end = p + c->body.len;
-    while (p < end && isspace((unsigned char)*p))
-        p++;
-    const char *choices = p < end && *p == '{' ? s_member(p, end, "choices") : NULL;
-    if (!choices || *choices != '[')
+    if (wire_openai_scan_usage(c->body.data, c->body.len, &c->usage) < 0)
         return false;
-    const char *u = s_member(p, end, "usage");
-    /* As reals: a count beyond 2^63 (in total_tokens, say) must not make
-     * the whole object unreadable and the call free. */
-    json_t *usage =
-        u && *u == '{'
-            ? json_loadb(u, (size_t)(end - u),
-                         JSON_DISABLE_EOF_CHECK | JSON_DECODE_INT_AS_REAL, NULL)
-            : NULL;
-    c->usage.input_tokens = wire_tokens_json(json_object_get(usage, "prompt_tokens"));
-    c->usage.output_tokens =
-        wire_tokens_json(json_object_get(usage, "completion_tokens"));
-    c->usage.present = json_is_object(usage);
-    json_decref(usage);
     bool estimated;
     size_t blen = c->body.len;
     double cost = s_answer_cost(c, a, blen, &estimated);

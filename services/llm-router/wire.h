@@ -104,6 +104,14 @@ json_t *wire_canonical_response(wire_kind_t kind, const json_t *body, const char
  * "stop_reason","stop_sequence":null,"usage":{input_tokens,output_tokens}}). */
 json_t *wire_to_anthropic_response(const json_t *canon);
 
+/* Reads the usage of a whole OpenAI chat.completion from its bytes, without
+ * parsing the rest (an answer relayed to an OpenAI caller as it came).
+ * Returns 0 when body is an object with a top-level "choices" array, with
+ * *usage from its top-level "usage" (present false when that is missing or
+ * unreadable); VP_EPARSE, *usage untouched, when it is not such an object
+ * (only a full parse can tell what the body is). */
+int wire_openai_scan_usage(const char *body, size_t len, wire_usage_t *usage);
+
 /* The message of a provider's error body of any kind ({"error":{"message"}},
  * {"type":"error","error":{"message"}}, Gemini {"error":{"message"}}, Ollama
  * {"error":"..."}), or NULL. Borrowed from body. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "wire_test.h"
+#include "vp_error.h"
 
 /* ---- responses -> canonical ---- */
 
@@ -239,4 +240,74 @@ Test(wire_response, error_message)
             cr_assert_null(m);
         json_decref(b);
     }
+}
+
+/* The usage of a relayed OpenAI answer, read from its bytes. */
+static int scan(const char *body, wire_usage_t *u)
+{
+    *u = (wire_usage_t){-1, -1, false};
+    return wire_openai_scan_usage(body, strlen(body), u);
+}
+
+Test(wire_response, openai_scan_usage_reads_the_top_level_usage)
+{
+    wire_usage_t u;
+    cr_assert_eq(scan(" \n{\"id\":\"x\",\"choices\" : [{\"message\":{\"usage\":"
+                      "{\"prompt_tokens\":99}}}],\n \"usage\" :\t{\"prompt_tokens\":11,"
+                      "\"completion_tokens\":7,\"total_tokens\":18,"
+                      "\"prompt_tokens_details\":{\"cached_tokens\":0}}}",
+                      &u),
+                 0);
+    cr_assert(u.present);
+    cr_assert_eq(u.input_tokens, 11);
+    cr_assert_eq(u.output_tokens, 7);
+    /* A key-like text inside a string is not a member; usage may come first. */
+    cr_assert_eq(scan("{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},"
+                      "\"note\":\"\\\"choices\\\":{\",\"choices\":[]}",
+                      &u),
+                 0);
+    cr_assert(u.present && u.input_tokens == 3 && u.output_tokens == 4);
+    /* Counts past 2^63 are read as reals and clamped, not refused. */
+    cr_assert_eq(scan("{\"choices\":[],\"usage\":{\"prompt_tokens\":-5,"
+                      "\"completion_tokens\":1e30,\"total_tokens\":"
+                      "99999999999999999999999}}",
+                      &u),
+                 0);
+    cr_assert(u.present && u.input_tokens == 0 && u.output_tokens == WIRE_MAX_TOKENS);
+}
+
+Test(wire_response, openai_scan_usage_without_usage_is_not_present)
+{
+    wire_usage_t u;
+    cr_assert_eq(scan("{\"choices\":[{\"usage\":{\"prompt_tokens\":1}}]}", &u), 0);
+    cr_assert_not(u.present);
+    cr_assert_eq(u.input_tokens, 0);
+    cr_assert_eq(scan("{\"choices\":[],\"usage\":null}", &u), 0);
+    cr_assert_not(u.present);
+    cr_assert_eq(scan("{\"choices\":[],\"usage\":{\"prompt_tokens\":1,}}", &u), 0);
+    cr_assert_not(u.present, "a malformed usage is unreadable");
+    cr_assert_eq(scan("{\"choices\":[],\"usage\":", &u), 0);
+    cr_assert_not(u.present);
+}
+
+Test(wire_response, openai_scan_usage_refuses_what_is_not_a_completion)
+{
+    static const char *const bad[] = {
+        "",
+        "   ",
+        "[{\"choices\":[]}]",
+        "{\"object\":\"list\",\"data\":[]}",
+        "{\"choices\":{}}",
+        "{\"choices\":",
+        "{\"error\":{\"message\":\"\\\"choices\\\":[\"}}",
+        "{\"x\":{\"choices\":[]}}",
+        "{\"unterminated",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wire_usage_t u;
+        cr_assert_eq(scan(bad[i], &u), VP_EPARSE, "case %zu", i);
+        cr_assert_eq(u.input_tokens, -1, "case %zu: usage untouched", i);
+    }
+    wire_usage_t u = {0};
+    cr_assert_eq(wire_openai_scan_usage(NULL, 0, &u), VP_EPARSE);
 }

@@ -129,7 +129,7 @@ static void s_fail(call_t *c, unsigned status, const char *code, const char *msg
         snprintf(buf, sizeof buf, "%u", c->attempts);
         http_req_add_header(c->req, "X-Vapora-Attempts", buf);
         http_req_add_header(c->req, "X-Vapora-Budget-State", rt_state_name(c->state));
-        gw_reply_error(c->req, status, code, "%s", msg);
+        http_reply_error(c->req, status, code, "%s", msg);
     }
     usage_record(c->gw, c, c->attempts ? a : NULL, 0, false, (int)status);
     call_free(c);
@@ -669,7 +669,7 @@ static void s_client_gone(void *ud)
         c->easy = NULL;
     }
     loop_cancel_timer(c->gw->loop, &c->retry_timer);
-    gw_reply_error(c->req, 499, "client_closed", "the client closed its connection");
+    http_reply_error(c->req, 499, "client_closed", "the client closed its connection");
     s_record_estimate(c, c->attempts ? s_current(c) : NULL, 499);
     call_free(c);
 }

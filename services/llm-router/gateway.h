@@ -123,8 +123,5 @@ int usage_after_flush(gateway_t *gw, void (*fn)(gateway_t *gw, void *ud),
 
 /* routes.c */
 void routes_add(gateway_t *gw);
-/* Replies an error in the caller's format (status, OpenAI-style code). */
-void gw_reply_error(http_req_t *req, unsigned status, const char *code, const char *fmt,
-                    ...) __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -4,7 +4,6 @@
  * caller's format: OpenAI's under /v1/chat and /v1/models, Anthropic's
  * under /v1/messages. */
 #define _GNU_SOURCE
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include "gateway.h"
 #include "log.h"
 #include "alloc.h"
-#include "sbuf.h"
 #include "parse.h"
 
 /* ---- errors in the caller's format ---- */
@@ -70,18 +68,6 @@ static char *s_error_body(const http_req_t *req, unsigned status, const char *co
     return s;
 }
 
-void gw_reply_error(http_req_t *req, unsigned status, const char *code, const char *fmt,
-                    ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sbuf_t b = {0};
-    sbuf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    http_reply_error(req, status, code, "%s", b.data);
-    sbuf_free(&b);
-}
-
 /* ---- caller authentication ---- */
 
 /* Compares without stopping at the first differing byte. */
@@ -107,9 +93,9 @@ static bool s_authorized(gateway_t *gw, http_req_t *req)
     for (size_t i = 0; key && i < gw->cfg->napi_keys; i++)
         ok |= s_key_equal(key, gw->cfg->api_keys[i]);
     if (!ok)
-        gw_reply_error(req, 401, "invalid_api_key",
-                       key ? "the API key is not valid"
-                           : "an API key is required: Authorization: Bearer <key>");
+        http_reply_error(req, 401, "invalid_api_key",
+                         key ? "the API key is not valid"
+                             : "an API key is required: Authorization: Bearer <key>");
     return ok;
 }
 
@@ -143,9 +129,9 @@ static bool s_role_ok(http_req_t *req)
     const char *role = http_req_header(req, "X-Vapora-Role");
     if (!role || !*role || rt_role_name_ok(role)) /* empty: the default */
         return true;
-    gw_reply_error(req, 400, "invalid_request",
-                   "X-Vapora-Role must be 1 to 63 characters of A-Z, a-z, 0-9 and "
-                   ". _ : @ / -");
+    http_reply_error(req, 400, "invalid_request",
+                     "X-Vapora-Role must be 1 to 63 characters of A-Z, a-z, 0-9 and "
+                     ". _ : @ / -");
     return false;
 }
 
@@ -180,15 +166,15 @@ static bool s_plan(gateway_t *gw, call_t *c)
     };
     rt_plan_error_t rc = rt_plan(gw->cfg, &rq, loop_now_ms(gw->loop), c->plans);
     if (rc == RT_PLAN_UNKNOWN_MODEL)
-        gw_reply_error(
+        http_reply_error(
             c->req, 404, "model_not_found",
             "the model '%s' does not exist or is not configured (GET /v1/models "
             "lists them)",
             rq.model);
     else if (rc == RT_PLAN_UNKNOWN_PROVIDER)
-        gw_reply_error(c->req, 400, "unknown_provider",
-                       "X-Vapora-Provider names no configured provider: '%s'",
-                       rq.provider);
+        http_reply_error(c->req, 400, "unknown_provider",
+                         "X-Vapora-Provider names no configured provider: '%s'",
+                         rq.provider);
     if (rc != RT_PLAN_OK)
         call_free(c);
     return rc == RT_PLAN_OK;
@@ -202,7 +188,7 @@ static void s_chat(http_req_t *req, void *ud)
     json_t *body = http_req_json(req);
     char err[256];
     if (wire_openai_validate(body, err, sizeof err) < 0) {
-        gw_reply_error(req, 400, "invalid_request", "%s", err);
+        http_reply_error(req, 400, "invalid_request", "%s", err);
         return;
     }
     call_t *c = s_new_call(gw, req, GW_OPENAI, json_incref(body));
@@ -218,7 +204,7 @@ static void s_messages(http_req_t *req, void *ud)
     char err[256];
     json_t *canon = wire_from_anthropic_request(http_req_json(req), err, sizeof err);
     if (!canon) {
-        gw_reply_error(req, 400, "invalid_request", "%s", err);
+        http_reply_error(req, 400, "invalid_request", "%s", err);
         return;
     }
     call_t *c = s_new_call(gw, req, GW_ANTHROPIC, canon);

@@ -1,5 +1,6 @@
-/* call.c - the life of one call: admission, attempts with retries and
- * fallback, the reply (whole or streamed), settlement. See gateway.h. */
+/* call.c - the life of one call: planning, admission, attempts with
+ * retries and fallback, the reply (whole or streamed), settlement. See
+ * call.h and router.h. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
@@ -9,69 +10,88 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "gateway.h"
+#include "call.h"
 #include "log.h"
 #include "alloc.h"
 #include "now.h"
+#include "plan.h"
 #include "sbuf.h"
 
 #define CALL_MAX_BODY (8u << 20)    /* a whole upstream answer */
 #define CALL_MAX_BACKLOG (4u << 20) /* streamed bytes the caller has not taken */
 #define CALL_MAX_RETRY_AFTER 10.0   /* longer: ask the next provider instead */
 
+typedef struct call {
+    router_t *rt;
+    list_t link;       /* in rt->calls once started */
+    http_req_t *req;   /* NULL once the caller is gone */
+    http_stream_t *st; /* streamed reply, once started */
+    call_format_t format;
+    json_t *canon; /* canonical request (owned) */
+    bool stream, include_usage;
+    char id[48];
+    char role[64];
+    long prompt_bound; /* tokens, upper bound */
+    long max_tokens;   /* worst-case output */
+    /* plan and progress */
+    rt_plan_t plans[3];
+    rt_plan_t *plan;
+    rt_state_t state;
+    size_t next;       /* index of the attempt being made in *plan */
+    unsigned tries;    /* on the current provider */
+    unsigned attempts; /* in total */
+    loop_timer_t *retry_timer;
+    loop_timer_t *silence_timer; /* a stream's longest silence (provider timeout) */
+    uint64_t last_data_ms;       /* loop_now_ms of the upstream's last bytes */
+    /* budget */
+    const rt_budget_t *budget;
+    int64_t window_start;
+    int64_t reservation;
+    /* the current upstream transfer */
+    CURL *easy;
+    char *upbody; /* the upstream request body curl is sending */
+    long status;
+    double retry_after; /* seconds, from the upstream's Retry-After */
+    sbuf_t body;        /* a whole (non-stream or error) upstream answer */
+    wire_parser_t *parser;
+    wire_emitter_t *emitter;
+    sbuf_t out;         /* bytes for the caller, per callback */
+    bool stream_failed; /* the upstream stream was malformed or errored */
+    char *stream_error;
+    char *last_error; /* of the latest failed attempt, for the caller */
+    bool admitting;   /* the admission job is on the pool */
+    bool client_gone; /* the caller closed its connection before the reply */
+    CURLcode last_result;
+    /* outcome */
+    wire_usage_t usage;
+    size_t streamed_bytes;
+    uint64_t start_ns, attempt_ns;
+} call_t;
+
 static void s_attempt(call_t *c);
 
 /* ---- bookkeeping ---- */
 
-static void s_unlink(call_t *c)
-{
-    gateway_t *gw = c->gw;
-    if (c->prev)
-        c->prev->next_call = c->next_call;
-    else if (gw->calls == c)
-        gw->calls = c->next_call;
-    if (c->next_call)
-        c->next_call->prev = c->prev;
-    c->prev = c->next_call = NULL;
-}
-
-/* Easy handles are kept for reuse: creating one costs a dozen allocations
- * per request. */
-static CURL *s_easy_get(gateway_t *gw)
-{
-    CURL *e = gw->nidle ? gw->idle[--gw->nidle] : curl_easy_init();
-    VP_ASSERT(e != NULL);
-    return e;
-}
-
-/* Not reset: every attempt sets the same options again (s_attempt), and a
- * reset re-initialises all of them, which costs more than it saves. */
-static void s_easy_put(gateway_t *gw, CURL *e)
-{
-    if (gw->nidle < ARRAY_LEN(gw->idle)) {
-        gw->idle[gw->nidle++] = e;
-    } else {
-        curl_easy_cleanup(e);
-    }
-}
-
 static void s_drop_transfer(call_t *c)
 {
-    loop_cancel_timer(c->gw->loop, &c->silence_timer);
+    loop_cancel_timer(c->rt->loop, &c->silence_timer);
     if (c->easy)
-        s_easy_put(c->gw, c->easy);
+        upstream_put(c->rt->upstream, c->easy);
     c->easy = NULL;
     wire_parser_destroy(&c->parser);
     sbuf_reset(&c->body);
 }
 
-void call_free(call_t *c)
+/* Frees c (NULL is fine) and sets *cp to NULL. */
+static void s_destroy(call_t **cp)
 {
+    call_t *c = *cp;
     if (!c)
         return;
-    s_unlink(c);
-    loop_cancel_timer(c->gw->loop, &c->retry_timer);
+    list_remove(&c->link);
+    loop_cancel_timer(c->rt->loop, &c->retry_timer);
     s_drop_transfer(c);
     wire_emitter_destroy(&c->emitter);
     json_decref(c->canon);
@@ -81,6 +101,7 @@ void call_free(call_t *c)
     free(c->last_error);
     free(c->upbody);
     free(c);
+    *cp = NULL;
 }
 
 static const rt_attempt_t *s_current(const call_t *c)
@@ -100,6 +121,27 @@ static void s_last_error(call_t *c, const char *fmt, ...)
     va_end(ap);
     free(c->last_error);
     c->last_error = sbuf_steal(&b);
+}
+
+/* Records the outcome (usage.h); a: the attempt that answered last, NULL
+ * when no provider was asked. The reservation goes with the record. */
+static void s_record(call_t *c, const rt_attempt_t *a, double cost, bool estimated,
+                     int status)
+{
+    usage_rec_t r = {.id = c->id,
+                     .role = c->role,
+                     .provider = a ? a->provider : NULL,
+                     .model = a ? a->model : NULL,
+                     .reservation = c->reservation,
+                     .window_start = c->budget ? c->window_start : 0,
+                     .tokens = c->usage,
+                     .cost_usd = cost,
+                     .estimated = estimated,
+                     .http_status = status,
+                     .attempts = c->attempts,
+                     .start_ns = c->start_ns};
+    usage_record(c->rt->usage, &r);
+    c->reservation = 0;
 }
 
 /* ---- replies ---- */
@@ -131,8 +173,8 @@ static void s_fail(call_t *c, unsigned status, const char *code, const char *msg
         http_req_add_header(c->req, "X-Vapora-Budget-State", rt_state_name(c->state));
         http_reply_error(c->req, status, code, "%s", msg);
     }
-    usage_record(c->gw, c, c->attempts ? a : NULL, 0, false, (int)status);
-    call_free(c);
+    s_record(c, c->attempts ? a : NULL, 0, false, (int)status);
+    s_destroy(&c);
 }
 
 /* The cost of a whole answer of bytes bytes. Without readable usage from
@@ -144,7 +186,7 @@ static double s_answer_cost(call_t *c, const rt_attempt_t *a, size_t bytes,
     *estimated = !c->usage.present;
     if (*estimated)
         c->usage = (wire_usage_t){c->prompt_bound, (long)((bytes + 3) / 4), false};
-    return rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
+    return rt_cost(c->rt->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
 }
 
 /* OpenAI to an OpenAI caller: the provider's bytes go back as they are and
@@ -159,8 +201,8 @@ static bool s_relay_openai(call_t *c, const rt_attempt_t *a)
     double cost = s_answer_cost(c, a, blen, &estimated);
     s_add_headers(c, a, cost, true);
     http_reply_owned(c->req, 200, "application/json", sbuf_steal(&c->body), blen);
-    usage_record(c->gw, c, a, cost, estimated, 200);
-    call_free(c);
+    s_record(c, a, cost, estimated, 200);
+    s_destroy(&c);
     return true;
 }
 
@@ -168,7 +210,7 @@ static void s_reply_whole(call_t *c, const rt_attempt_t *a)
 {
     char err[256];
     json_error_t je;
-    if (a->provider->kind == WIRE_OPENAI && c->format == GW_OPENAI && c->body.len &&
+    if (a->provider->kind == WIRE_OPENAI && c->format == CALL_OPENAI && c->body.len &&
         s_relay_openai(c, a))
         return;
     json_t *body = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &je);
@@ -183,14 +225,14 @@ static void s_reply_whole(call_t *c, const rt_attempt_t *a)
     bool estimated;
     double cost = s_answer_cost(c, a, c->body.len, &estimated);
     s_add_headers(c, a, cost, true);
-    if (c->format == GW_ANTHROPIC) {
+    if (c->format == CALL_ANTHROPIC) {
         json_t *m = wire_to_anthropic_response(canon);
         json_decref(canon);
         canon = m;
     }
     http_reply_json(c->req, 200, canon);
-    usage_record(c->gw, c, a, cost, estimated, 200);
-    call_free(c);
+    s_record(c, a, cost, estimated, 200);
+    s_destroy(&c);
 }
 
 /* The caller's own 4xx from the provider: its status, its message, in the
@@ -214,9 +256,9 @@ static void s_record_estimate(call_t *c, const rt_attempt_t *a, int status)
     long out = (long)((c->streamed_bytes + 3) / 4);
     c->usage = (wire_usage_t){a ? c->prompt_bound : 0, a ? out : 0, false};
     double cost =
-        a ? rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens)
+        a ? rt_cost(c->rt->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens)
           : 0;
-    usage_record(c->gw, c, a, cost, true, status);
+    s_record(c, a, cost, true, status);
 }
 
 /* ---- streaming ---- */
@@ -227,18 +269,18 @@ static void s_gone(void *ud)
     c->req = NULL;
     c->st = NULL;
     if (c->easy) { /* curlm takes the handle; nothing of c is called again */
-        curlm_abort(c->gw->curlm, c->easy);
+        curlm_abort(c->rt->curlm, c->easy);
         c->easy = NULL;
     }
     const rt_attempt_t *a = s_current(c);
     if (c->usage.present)
-        usage_record(c->gw, c, a,
-                     rt_cost(c->gw->cfg, a->model, c->usage.input_tokens,
-                             c->usage.output_tokens),
-                     false, 499);
+        s_record(c, a,
+                 rt_cost(c->rt->cfg, a->model, c->usage.input_tokens,
+                         c->usage.output_tokens),
+                 false, 499);
     else
         s_record_estimate(c, a, 499);
-    call_free(c);
+    s_destroy(&c);
 }
 
 static void s_start_stream(call_t *c)
@@ -281,7 +323,7 @@ static size_t s_on_data(char *ptr, size_t size, size_t n, void *ud)
 {
     call_t *c = ud;
     size_t len = size * n;
-    c->last_data_ms = loop_now_ms(c->gw->loop);
+    c->last_data_ms = loop_now_ms(c->rt->loop);
     if (!c->status)
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
     if (!c->stream || c->status != 200) {
@@ -330,7 +372,7 @@ static void s_end_stream(call_t *c, const rt_attempt_t *a)
         c->usage.output_tokens = (long)((c->streamed_bytes + 3) / 4);
     }
     double cost =
-        rt_cost(c->gw->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
+        rt_cost(c->rt->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
     if (!c->st)
         s_start_stream(c); /* an empty stream is still a stream */
     sbuf_reset(&c->out);
@@ -340,8 +382,8 @@ static void s_end_stream(call_t *c, const rt_attempt_t *a)
     http_stream_trailer(c->st, "X-Vapora-Cost-USD", buf);
     http_stream_write(c->st, c->out.data, c->out.len);
     http_stream_end(c->st, false);
-    usage_record(c->gw, c, a, cost, est, 200);
-    call_free(c);
+    s_record(c, a, cost, est, 200);
+    s_destroy(&c);
 }
 
 /* The stream broke after bytes reached the caller: no fallback, an error
@@ -353,7 +395,7 @@ static void s_break_stream(call_t *c, const rt_attempt_t *a, const char *why)
     http_stream_write(c->st, c->out.data, c->out.len);
     http_stream_end(c->st, false);
     s_record_estimate(c, a, 502);
-    call_free(c);
+    s_destroy(&c);
 }
 
 /* ---- attempts ---- */
@@ -371,9 +413,9 @@ static void s_retry_timer(loop_t *loop, loop_timer_t *t, void *ud)
  * the next one. */
 static void s_next(call_t *c, const rt_attempt_t *a)
 {
-    gateway_t *gw = c->gw;
-    uint64_t now = loop_now_ms(gw->loop);
-    bool again = c->tries <= (unsigned)gw->cfg->retries &&
+    router_t *rt = c->rt;
+    uint64_t now = loop_now_ms(rt->loop);
+    bool again = c->tries <= (unsigned)rt->cfg->retries &&
                  rt_provider_available(a->provider, now) &&
                  c->retry_after <= CALL_MAX_RETRY_AFTER;
     if (!again) {
@@ -386,14 +428,14 @@ static void s_next(call_t *c, const rt_attempt_t *a)
     ms *= 1.0 + (double)(random() % 250) / 1000.0;
     if (c->retry_after > 0)
         ms = c->retry_after * 1000.0;
-    c->retry_timer = loop_add_timer(gw->loop, (uint64_t)ms, 0, s_retry_timer, c);
+    c->retry_timer = loop_add_timer(rt->loop, (uint64_t)ms, 0, s_retry_timer, c);
 }
 
 static void s_on_done(CURL *easy, CURLcode result, void *ud)
 {
     call_t *c = ud;
     const rt_attempt_t *a = s_current(c);
-    gateway_t *gw = c->gw;
+    router_t *rt = c->rt;
     if (!c->status)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &c->status);
     double ms = (double)(now_ns() - c->attempt_ns) / 1e6;
@@ -409,7 +451,7 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
         c->stream_error = xstrdup("the stream ended before its end");
     }
     if (ok) {
-        rt_provider_success(gw->cfg, a->provider, ms);
+        rt_provider_success(rt->cfg, a->provider, ms);
         if (c->stream)
             s_end_stream(c, a);
         else
@@ -426,47 +468,20 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
     else if (c->status != 200)
         s_last_error(c, "%s: HTTP %ld", a->provider->name, c->status);
     if (c->st) {
-        rt_provider_failure(gw->cfg, a->provider, loop_now_ms(gw->loop));
+        rt_provider_failure(rt->cfg, a->provider, loop_now_ms(rt->loop));
         s_break_stream(c, a, c->last_error);
         return;
     }
     if (!retriable) {
-        rt_provider_success(gw->cfg, a->provider,
+        rt_provider_success(rt->cfg, a->provider,
                             ms); /* it answered: the caller erred */
         s_reply_passthrough(c);
         return;
     }
-    rt_provider_failure(gw->cfg, a->provider, loop_now_ms(gw->loop));
+    rt_provider_failure(rt->cfg, a->provider, loop_now_ms(rt->loop));
     c->last_result = result;
     s_drop_transfer(c);
     s_next(c, a);
-}
-
-static struct curl_slist *s_headers(const rt_provider_t *p)
-{
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    char *line = NULL;
-    switch (p->kind) {
-    case WIRE_OPENAI:
-        if (*p->api_key)
-            line = xasprintf("Authorization: Bearer %s", p->api_key);
-        break;
-    case WIRE_ANTHROPIC:
-        h = curl_slist_append(h, "anthropic-version: 2023-06-01");
-        if (*p->api_key)
-            line = xasprintf("x-api-key: %s", p->api_key);
-        break;
-    case WIRE_GEMINI:
-        if (*p->api_key)
-            line = xasprintf("x-goog-api-key: %s", p->api_key);
-        break;
-    case WIRE_OLLAMA: break;
-    }
-    if (line)
-        h = curl_slist_append(h, line);
-    free(line);
-    return h;
 }
 
 /* A stream's upstream has been silent for its provider's timeout: the
@@ -484,11 +499,11 @@ static void s_silence_check(loop_t *loop, loop_timer_t *t, void *ud)
         c->silence_timer = loop_add_timer(loop, limit - quiet, 0, s_silence_check, c);
         return;
     }
-    curlm_abort(c->gw->curlm, c->easy);
+    curlm_abort(c->rt->curlm, c->easy);
     c->easy = NULL;
     wire_parser_destroy(&c->parser);
     sbuf_reset(&c->body);
-    rt_provider_failure(c->gw->cfg, a->provider, loop_now_ms(loop));
+    rt_provider_failure(c->rt->cfg, a->provider, loop_now_ms(loop));
     s_last_error(c, "%s: the stream was silent for %ld s", a->provider->name,
                  a->provider->timeout_s);
     c->last_result = CURLE_OPERATION_TIMEDOUT;
@@ -514,70 +529,61 @@ static void s_exhausted(call_t *c)
     free(msg);
 }
 
+/* The body to send for attempt a, its length, and the path to send it to:
+ * the caller's own bytes when they are the upstream's request, else the
+ * canonical request rendered for the provider (kept in c->upbody). */
+static const char *s_upstream_body(call_t *c, const rt_attempt_t *a, char *path,
+                                   size_t pathlen, size_t *len)
+{
+    char *text;
+    const char *asked = json_string_value(json_object_get(c->canon, "model"));
+    size_t raw_len = 0;
+    const char *raw = c->req ? http_req_body(c->req, &raw_len) : NULL;
+    if (a->provider->kind == WIRE_OPENAI && c->format == CALL_OPENAI && !c->stream &&
+        raw && asked && strcmp(asked, a->model) == 0) {
+        /* The caller's own request is the upstream's: send its bytes. */
+        snprintf(path, pathlen, "/chat/completions");
+        text = raw_len <= 16384 ? NULL : xstrndup(raw, raw_len);
+    } else {
+        json_t *body =
+            wire_upstream_request(a->provider->kind, c->canon, a->model, c->stream,
+                                  c->rt->cfg->default_max_tokens, path, pathlen);
+        text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+    }
+    free(c->upbody);  /* the previous attempt's */
+    c->upbody = text; /* curl reads it in place until the transfer ends */
+    /* A small request of the caller's own is read from the request itself:
+     * it leaves in the first send, long before the request could be freed. */
+    *len = text ? strlen(text) : raw_len;
+    return text ? text : raw;
+}
+
 static void s_attempt(call_t *c)
 {
-    gateway_t *gw = c->gw;
+    router_t *rt = c->rt;
     const rt_attempt_t *a = s_current(c);
     if (!a) {
         s_exhausted(c);
         return;
     }
     char path[512];
-    char *text;
-    const char *asked = json_string_value(json_object_get(c->canon, "model"));
-    size_t raw_len = 0;
-    const char *raw = c->req ? http_req_body(c->req, &raw_len) : NULL;
-    if (a->provider->kind == WIRE_OPENAI && c->format == GW_OPENAI && !c->stream &&
-        raw && asked && strcmp(asked, a->model) == 0) {
-        /* The caller's own request is the upstream's: send its bytes. */
-        snprintf(path, sizeof path, "/chat/completions");
-        text = raw_len <= 16384 ? NULL : xstrndup(raw, raw_len);
-    } else {
-        json_t *body =
-            wire_upstream_request(a->provider->kind, c->canon, a->model, c->stream,
-                                  gw->cfg->default_max_tokens, path, sizeof path);
-        text = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
-    }
-    char *url = xasprintf("%s%s", a->provider->base_url,
-                          path); /* ~100 ns; curl parses it anyway */
-    c->easy = s_easy_get(gw);
-    size_t pi = (size_t)(a->provider - gw->cfg->providers);
-    if (!gw->headers)
-        gw->headers = xcalloc(gw->cfg->nproviders, sizeof *gw->headers);
-    if (!gw->headers[pi])
-        gw->headers[pi] = s_headers(a->provider);
-    curl_easy_setopt(c->easy, CURLOPT_URL, url);
-    free(c->upbody);  /* the previous attempt's */
-    c->upbody = text; /* curl reads it in place until the transfer ends */
-    /* A small request of the caller's own is read from the request itself:
-     * it leaves in the first send, long before the request could be freed. */
-    const char *send = text ? text : raw;
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE,
-                     (long)(text ? strlen(text) : raw_len));
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, send);
-    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, gw->headers[pi]);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, s_on_data);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, s_on_header);
-    curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
-    /* A stream may rightly last longer than any total bound: for it,
-     * `timeout` bounds the silences instead (s_silence_check), the wait
-     * for its first byte included. */
-    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS,
-                     c->stream ? 0L : a->provider->timeout_s * 1000L);
+    upstream_req_t r = {.provider = a->provider,
+                        .path = path,
+                        .stream = c->stream,
+                        .on_data = s_on_data,
+                        .on_header = s_on_header,
+                        .ud = c};
+    r.body = s_upstream_body(c, a, path, sizeof path, &r.len);
+    c->easy = upstream_easy(rt->upstream, &r);
     if (c->stream) {
-        c->last_data_ms = loop_now_ms(gw->loop);
-        loop_cancel_timer(gw->loop, &c->silence_timer);
+        /* The provider's timeout bounds the stream's silences. */
+        c->last_data_ms = loop_now_ms(rt->loop);
+        loop_cancel_timer(rt->loop, &c->silence_timer);
         c->silence_timer = loop_add_timer(
-            gw->loop, (uint64_t)a->provider->timeout_s * 1000, 0, s_silence_check, c);
-    }
-    curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, c->stream ? 1024L : 16384L);
-    curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "vapora-llm-router/" VAPORA_VERSION);
-    free(url);
-    if (c->stream)
+            rt->loop, (uint64_t)a->provider->timeout_s * 1000, 0, s_silence_check, c);
         c->parser = wire_parser_new(a->provider->kind);
+    }
     c->attempts++;
     c->tries++;
     c->status = 0;
@@ -585,7 +591,7 @@ static void s_attempt(call_t *c)
     c->stream_failed = false;
     c->attempt_ns = now_ns();
     a->provider->requests++;
-    if (curlm_add(gw->curlm, c->easy, s_on_done, c) < 0) {
+    if (curlm_add(rt->curlm, c->easy, s_on_done, c) < 0) {
         s_drop_transfer(c);
         s_fail(c, 500, "internal_error", "the upstream call could not be started");
     }
@@ -602,7 +608,7 @@ typedef struct admit_job {
 static void s_admit_work(pool_work_t *w)
 {
     admit_job_t *j = container_of(w, admit_job_t, work);
-    ledger_admit(j->c->gw->ledger, &j->a);
+    ledger_admit(j->c->rt->ledger, &j->a);
 }
 
 static void s_admit_done(pool_work_t *w, int status)
@@ -648,7 +654,7 @@ static int64_t s_worst(const call_t *c, const rt_plan_t *p)
     double worst = 0;
     for (size_t i = 0; i < p->n; i++) {
         double cost =
-            rt_cost(c->gw->cfg, p->attempts[i].model, c->prompt_bound, c->max_tokens);
+            rt_cost(c->rt->cfg, p->attempts[i].model, c->prompt_bound, c->max_tokens);
         if (cost > worst)
             worst = cost;
     }
@@ -665,30 +671,19 @@ static void s_client_gone(void *ud)
     if (c->admitting)
         return; /* s_admit_done ends it */
     if (c->easy) {
-        curlm_abort(c->gw->curlm, c->easy);
+        curlm_abort(c->rt->curlm, c->easy);
         c->easy = NULL;
     }
-    loop_cancel_timer(c->gw->loop, &c->retry_timer);
+    loop_cancel_timer(c->rt->loop, &c->retry_timer);
     http_reply_error(c->req, 499, "client_closed", "the client closed its connection");
     s_record_estimate(c, c->attempts ? s_current(c) : NULL, 499);
-    call_free(c);
+    s_destroy(&c);
 }
 
-void call_start(call_t *c)
+/* Submits the admission of a budgeted call (the ledger reserves the worst
+ * case of the plan it can afford); s_admit_done carries on. */
+static void s_admit(call_t *c)
 {
-    gateway_t *gw = c->gw;
-    http_req_watch_gone(c->req, s_client_gone, c);
-    c->next_call = gw->calls;
-    if (gw->calls)
-        gw->calls->prev = c;
-    gw->calls = c;
-    c->start_ns = now_ns();
-    if (!c->budget) {
-        c->state = RT_NORMAL;
-        c->plan = &c->plans[RT_NORMAL];
-        s_attempt(c);
-        return;
-    }
     admit_job_t *j = xcalloc(1, sizeof *j);
     j->c = c;
     int64_t end;
@@ -701,32 +696,112 @@ void call_start(call_t *c)
     for (int s = 0; s < 3; s++)
         j->a.amounts[s] = s_worst(c, &c->plans[s]);
     c->admitting = true;
-    if (pool_submit(gw->pool, &j->work, s_admit_work, s_admit_done) < 0) {
+    if (pool_submit(c->rt->pool, &j->work, s_admit_work, s_admit_done) < 0) {
         c->admitting = false;
         free(j);
         s_fail(c, 503, "overloaded", "the router is busy; retry shortly");
     }
 }
 
-void call_abort_all(gateway_t *gw)
+/* ---- start ---- */
+
+static void s_call_id(call_t *c)
 {
-    while (gw->calls) {
-        call_t *c = gw->calls;
+    static unsigned long seq;
+    static pid_t pid;
+    if (!pid)
+        pid = getpid();
+    snprintf(c->id, sizeof c->id, "%s%x%06lx%08lx",
+             c->format == CALL_ANTHROPIC ? "msg_vp" : "chatcmpl-vp", (unsigned)pid,
+             ++seq & 0xffffff, (unsigned long)time(NULL));
+}
+
+static long s_max_tokens(const router_t *rt, const json_t *canon)
+{
+    json_t *v = json_object_get(canon, "max_completion_tokens");
+    if (!json_is_integer(v))
+        v = json_object_get(canon, "max_tokens");
+    return json_is_integer(v) && json_integer_value(v) > 0
+               ? (long)json_integer_value(v)
+               : rt->cfg->default_max_tokens;
+}
+
+static call_t *s_new(router_t *rt, http_req_t *req, call_format_t format, json_t *canon)
+{
+    call_t *c = xcalloc(1, sizeof *c);
+    c->rt = rt;
+    list_init(&c->link);
+    c->req = req;
+    c->format = format;
+    c->canon = canon;
+    c->stream = json_is_true(json_object_get(canon, "stream"));
+    json_t *so = json_object_get(canon, "stream_options");
+    c->include_usage =
+        format == CALL_OPENAI && json_is_true(json_object_get(so, "include_usage"));
+    const char *role = http_req_header(req, "X-Vapora-Role");
+    snprintf(c->role, sizeof c->role, "%s", role && *role ? role : "default");
+    c->budget = rt_budget_find(rt->cfg, c->role);
+    c->prompt_bound = wire_prompt_token_bound(canon);
+    c->max_tokens = s_max_tokens(rt, canon);
+    s_call_id(c);
+    return c;
+}
+
+/* Plans c; replies and frees it when the request names nothing we know. */
+static bool s_plan(call_t *c)
+{
+    rt_request_t rq = {
+        .model = json_string_value(json_object_get(c->canon, "model")),
+        .task_type = http_req_header(c->req, "X-Vapora-Task-Type"),
+        .provider = http_req_header(c->req, "X-Vapora-Provider"),
+    };
+    rt_plan_error_t rc = rt_plan(c->rt->cfg, &rq, loop_now_ms(c->rt->loop), c->plans);
+    if (rc == RT_PLAN_UNKNOWN_MODEL)
+        http_reply_error(
+            c->req, 404, "model_not_found",
+            "the model '%s' does not exist or is not configured (GET /v1/models "
+            "lists them)",
+            rq.model);
+    else if (rc == RT_PLAN_UNKNOWN_PROVIDER)
+        http_reply_error(c->req, 400, "unknown_provider",
+                         "X-Vapora-Provider names no configured provider: '%s'",
+                         rq.provider);
+    if (rc != RT_PLAN_OK)
+        s_destroy(&c);
+    return rc == RT_PLAN_OK;
+}
+
+void call_start(router_t *rt, http_req_t *req, call_format_t format, json_t *canon)
+{
+    call_t *c = s_new(rt, req, format, canon);
+    if (!s_plan(c))
+        return;
+    http_req_watch_gone(c->req, s_client_gone, c);
+    list_push_front(&rt->calls, &c->link);
+    c->start_ns = now_ns();
+    if (c->budget) {
+        s_admit(c);
+        return;
+    }
+    c->state = RT_NORMAL;
+    c->plan = &c->plans[RT_NORMAL];
+    s_attempt(c);
+}
+
+void call_abort_all(router_t *rt)
+{
+    list_t *it;
+    while ((it = list_first(&rt->calls))) {
+        call_t *c = list_item(it, call_t, link);
         if (c->easy) {
-            curlm_abort(gw->curlm, c->easy);
+            curlm_abort(rt->curlm, c->easy);
             c->easy = NULL;
         }
         if (c->st)
             http_stream_end(c->st, true);
         /* What it cost so far is counted and its reservation released
-         * (usage_stop writes these last records). */
+         * (usage_destroy writes these last records). */
         s_record_estimate(c, c->attempts ? s_current(c) : NULL, 503);
-        call_free(c);
+        s_destroy(&c);
     }
-    while (gw->nidle)
-        curl_easy_cleanup(gw->idle[--gw->nidle]);
-    for (size_t i = 0; gw->headers && i < gw->cfg->nproviders; i++)
-        curl_slist_free_all(gw->headers[i]);
-    free(gw->headers);
-    gw->headers = NULL;
 }

@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "router.h"
+#include "plan.h"
 
 typedef struct ledger ledger_t;
 

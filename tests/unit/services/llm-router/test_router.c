@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include "ledger.h"
-#include "router.h"
+#include "config.h"
+#include "plan.h"
 
 static const char s_conf[] = "[provider:claude]\n"
                              "kind = anthropic\n"

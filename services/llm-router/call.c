@@ -755,20 +755,20 @@ static bool s_plan(call_t *c)
         .task_type = http_req_header(c->req, "X-Vapora-Task-Type"),
         .provider = http_req_header(c->req, "X-Vapora-Provider"),
     };
-    rt_plan_error_t rc = rt_plan(c->rt->cfg, &rq, loop_now_ms(c->rt->loop), c->plans);
-    if (rc == RT_PLAN_UNKNOWN_MODEL)
+    int rc = rt_plan(c->rt->cfg, &rq, loop_now_ms(c->rt->loop), c->plans);
+    if (rc == VP_EUNKNOWN_MODEL)
         http_reply_error(
             c->req, 404, "model_not_found",
             "the model '%s' does not exist or is not configured (GET /v1/models "
             "lists them)",
             rq.model);
-    else if (rc == RT_PLAN_UNKNOWN_PROVIDER)
+    else if (rc == VP_EUNKNOWN_PROVIDER)
         http_reply_error(c->req, 400, "unknown_provider",
                          "X-Vapora-Provider names no configured provider: '%s'",
                          rq.provider);
-    if (rc != RT_PLAN_OK)
+    if (rc < 0)
         s_destroy(&c);
-    return rc == RT_PLAN_OK;
+    return rc == 0;
 }
 
 void call_start(router_t *rt, http_req_t *req, call_format_t format, json_t *canon)

@@ -20,6 +20,7 @@
 #include "sbuf.h"
 #include "file.h"
 #include "utf8.h"
+#include "vp_error.h"
 
 enum { Q_SPENT, Q_RESERVED, Q_RESERVE, Q_UNRESERVE, Q_ADD_SPENT, Q_ADD_USAGE, Q_COUNT };
 
@@ -83,7 +84,7 @@ static int s_exec(ledger_t *l, const char *sql)
     if (sqlite3_exec(l->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         log_warn("ledger: %s: %s", sql, msg ? msg : sqlite3_errmsg(l->db));
         sqlite3_free(msg);
-        return -1;
+        return VP_ESTORE;
     }
     return 0;
 }
@@ -114,14 +115,14 @@ static ledger_t *s_open(const char *path, char *err, size_t errlen)
     if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "opening %s: %s", path,
                  l->db ? sqlite3_errmsg(l->db) : "out of memory");
-        ledger_close(&l);
+        ledger_destroy(&l);
         return NULL;
     }
     sqlite3_busy_handler(l->db, s_busy, NULL);
     if (s_exec(l, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0 ||
         s_exec(l, s_schema) < 0) {
         snprintf(err, errlen, "preparing %s: %s", path, sqlite3_errmsg(l->db));
-        ledger_close(&l);
+        ledger_destroy(&l);
         return NULL;
     }
     for (int i = 0; i < Q_COUNT; i++) {
@@ -129,14 +130,14 @@ static ledger_t *s_open(const char *path, char *err, size_t errlen)
                                NULL) != SQLITE_OK) {
             snprintf(err, errlen, "preparing a statement on %s: %s", path,
                      sqlite3_errmsg(l->db));
-            ledger_close(&l);
+            ledger_destroy(&l);
             return NULL;
         }
     }
     return l;
 }
 
-void ledger_close(ledger_t **lp)
+void ledger_destroy(ledger_t **lp)
 {
     ledger_t *l = lp ? *lp : NULL;
     if (!l)
@@ -186,7 +187,7 @@ static int s_reserve(ledger_t *l, ledger_admit_t *a, int64_t amount)
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return -1;
+        return VP_ESTORE;
     a->reservation = sqlite3_last_insert_rowid(l->db);
     return 0;
 }
@@ -194,7 +195,7 @@ static int s_reserve(ledger_t *l, ledger_admit_t *a, int64_t amount)
 void ledger_admit(ledger_t *l, ledger_admit_t *a)
 {
     pthread_mutex_lock(&l->lock);
-    a->rc = -1;
+    a->rc = VP_ESTORE;
     if (s_exec(l, "BEGIN IMMEDIATE") < 0)
         goto out;
     a->spent = s_scalar(l, Q_SPENT, a->role, a->window_start);
@@ -211,7 +212,7 @@ void ledger_admit(ledger_t *l, ledger_admit_t *a)
         break;
     }
     if (s_exec(l, a->rc < 0 ? "ROLLBACK" : "COMMIT") < 0)
-        a->rc = -1;
+        a->rc = VP_ESTORE;
 out:
     pthread_mutex_unlock(&l->lock);
 }
@@ -223,7 +224,7 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
         st = s_q(l, Q_UNRESERVE);
         sqlite3_bind_int64(st, 1, e->reservation);
         if (sqlite3_step(st) != SQLITE_DONE)
-            return -1;
+            return VP_ESTORE;
     }
     if (e->window_start && e->cost) {
         st = s_q(l, Q_ADD_SPENT);
@@ -231,7 +232,7 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
         sqlite3_bind_int64(st, 2, e->window_start);
         sqlite3_bind_int64(st, 3, e->cost);
         if (sqlite3_step(st) != SQLITE_DONE)
-            return -1;
+            return VP_ESTORE;
     }
     st = s_q(l, Q_ADD_USAGE);
     sqlite3_bind_int64(st, 1, e->minute);
@@ -244,7 +245,7 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
     sqlite3_bind_int64(st, 8, e->cost);
     sqlite3_bind_int64(st, 9, e->estimated);
     sqlite3_bind_int64(st, 10, e->requests);
-    return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : VP_ESTORE;
 }
 
 int ledger_apply(ledger_t *l, const ledger_entry_t *e, size_t n)
@@ -282,7 +283,7 @@ int ledger_release_dead(ledger_t *l)
     if (sqlite3_prepare_v2(l->db, "SELECT DISTINCT pid FROM reservation", -1, &st,
                            NULL) != SQLITE_OK) {
         pthread_mutex_unlock(&l->lock);
-        return -1;
+        return VP_ESTORE;
     }
     sbuf_t sql = {0};
     while (sqlite3_step(st) == SQLITE_ROW) {

@@ -73,7 +73,7 @@ static void s_teardown(worker_t *w)
     curlm_destroy(&rt->curlm);
     upstream_destroy(&rt->upstream);
     usage_destroy(&rt->usage);
-    ledger_close(&rt->ledger);
+    ledger_destroy(&rt->ledger);
     rt_config_destroy(&rt->cfg);
     curl_global_cleanup();
 }

@@ -164,25 +164,25 @@ static void s_override(const rt_config_t *c, rt_provider_t *p, const char *model
     }
 }
 
-rt_plan_error_t rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now,
-                        rt_plan_t plans[3])
+int rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now,
+            rt_plan_t plans[3])
 {
     const char *want =
         rq->model && *rq->model && strcmp(rq->model, "auto") != 0 ? rq->model : NULL;
     if (rq->provider && *rq->provider) {
         rt_provider_t *p = rt_provider_find(c, rq->provider);
         if (!p)
-            return RT_PLAN_UNKNOWN_PROVIDER;
+            return VP_EUNKNOWN_PROVIDER;
         s_override(c, p, want && rt_model_known(c, want) ? want : NULL, plans);
-        return RT_PLAN_OK;
+        return 0;
     }
     if (want && !rt_model_known(c, want))
-        return RT_PLAN_UNKNOWN_MODEL;
+        return VP_EUNKNOWN_MODEL;
     const char *model = want ? want : s_rule_model(c, rq->task_type);
     bool use_all = !s_any_available(c, now);
     const char *cheapest = s_cheapest(c, use_all, now, model);
     s_fill(c, model, use_all, now, false, false, &plans[RT_NORMAL]);
     s_fill(c, cheapest, use_all, now, false, true, &plans[RT_NEAR]);
     s_fill(c, cheapest, use_all, now, true, true, &plans[RT_EXCEEDED]);
-    return RT_PLAN_OK;
+    return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "vp_error.h"
 
 /* Budget states, in the order of the plans. */
 typedef enum rt_state { RT_NORMAL, RT_NEAR, RT_EXCEEDED } rt_state_t;
@@ -40,12 +41,6 @@ typedef struct rt_request {
     const char *provider;  /* X-Vapora-Provider or NULL */
 } rt_request_t;
 
-typedef enum rt_plan_error {
-    RT_PLAN_OK = 0,
-    RT_PLAN_UNKNOWN_MODEL = -1,    /* model names no configured model */
-    RT_PLAN_UNKNOWN_PROVIDER = -2, /* X-Vapora-Provider names no provider */
-} rt_plan_error_t;
-
 /* Fills plans[RT_NORMAL..RT_EXCEEDED] for rq at time now (loop_now_ms):
  *  normal   - the chosen model on the first chain provider serving it (or
  *             the override provider, alone), then every other available
@@ -53,9 +48,11 @@ typedef enum rt_plan_error {
  *  near     - the cheapest model among available chain providers, then
  *             the others as above;
  *  exceeded - only models priced 0.
- * Providers in cooldown are left out unless every one is. */
-rt_plan_error_t rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now,
-                        rt_plan_t plans[3]);
+ * Providers in cooldown are left out unless every one is. Returns 0, or
+ * VP_EUNKNOWN_MODEL when rq's model names no configured model,
+ * VP_EUNKNOWN_PROVIDER when its provider names no provider. */
+int rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now,
+            rt_plan_t plans[3]);
 
 /* The model that stands in for `model` on provider p: model itself when p
  * serves it, else the first of its equivalents p serves, else p's first. */

@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "sbuf.h"
+#include "vp_error.h"
 
 typedef enum wire_kind {
     WIRE_OPENAI = 0,
@@ -57,7 +58,7 @@ long wire_tokens_json(const json_t *reported);
 /* Validates an OpenAI Chat Completions request (model a string when
  * present, messages a non-empty array of objects with a known role and
  * string/array content, numbers in range, stream a boolean...). Returns 0,
- * or -1 with a one-sentence reason naming the field in err. */
+ * or VP_EINVALID with a one-sentence reason naming the field in err. */
 int wire_openai_validate(const json_t *req, char *err, size_t errlen);
 
 /* Converts an Anthropic Messages request (max_tokens required, system as a
@@ -146,8 +147,9 @@ typedef struct wire_parser wire_parser_t;
 wire_parser_t *wire_parser_new(wire_kind_t kind);
 void wire_parser_destroy(wire_parser_t **pp);
 /* Feeds the next bytes (any split, even mid-line or mid-UTF-8); calls fn for
- * each complete event, in order. Returns 0, or -1 when the stream is not
- * valid for its kind (a data line that is not JSON...). */
+ * each complete event, in order. Returns 0, or VP_EPARSE when the stream is
+ * not valid for its kind (a data line that is not JSON, a line over 1 MiB...),
+ * and on every feed after that. */
 int wire_parser_feed(wire_parser_t *p, const char *buf, size_t len, wire_ev_fn fn,
                      void *ud);
 /* Whether the upstream's end-of-stream marker was seen (OpenAI "[DONE]",

@@ -9,7 +9,8 @@
 #include "alloc.h"
 
 /* Appends the text blocks of an Anthropic block array joined with sep;
- * other block types are skipped. -1 when an element is not a block. */
+ * other block types are skipped. VP_EINVALID when an element is not a
+ * block. */
 static int s_join_text_blocks(const json_t *blocks, const char *sep, sbuf_t *out)
 {
     size_t i;
@@ -19,7 +20,7 @@ static int s_join_text_blocks(const json_t *blocks, const char *sep, sbuf_t *out
     {
         const char *type = wire__str(b, "type");
         if (!type || (strcmp(type, "text") == 0 && !wire__str(b, "text")))
-            return -1;
+            return VP_EINVALID;
         if (strcmp(type, "text") != 0)
             continue;
         if (!first)
@@ -43,7 +44,7 @@ static int s_a_params(const json_t *req, json_t *canon, char *err, size_t len)
         wire__check_num(req, "top_p", 0, 1, err, len) < 0 ||
         wire__check_int(req, "top_k", 0, err, len) < 0 ||
         wire__check_bool(req, "stream", err, len) < 0)
-        return -1;
+        return VP_EINVALID;
     if (stops && !json_is_null(stops) && !wire__all_strings(stops))
         return wire__fail(err, len, "stop_sequences: must be an array of strings");
     const json_t *meta = json_object_get(req, "metadata");
@@ -175,7 +176,7 @@ static int s_a_user(const json_t *c, size_t mi, json_t *msgs, char *err, size_t 
             rc = s_a_part(b, type, mi, j, parts, err, len);
         if (rc < 0) {
             json_decref(parts);
-            return -1;
+            return VP_EINVALID;
         }
     }
     if (json_array_size(parts) == 1 &&
@@ -259,7 +260,7 @@ static int s_a_messages(const json_t *req, json_t *msgs, char *err, size_t len)
             rc = wire__is(role, "user") ? s_a_user(c, i, msgs, err, len)
                                         : s_a_assistant(c, i, msgs, err, len);
         if (rc < 0)
-            return -1;
+            return VP_EINVALID;
     }
     return 0;
 }

@@ -19,7 +19,7 @@
 /* ---- wire_json.c: JSON helpers ---- */
 
 /* Writes the printf-style reason into err (when err is not NULL) and
- * returns -1. */
+ * returns VP_EINVALID. */
 int wire__fail(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The string at o[key], or NULL when absent or not a string. */
@@ -84,8 +84,8 @@ const char *wire__anthropic_stop(const char *finish);
 
 /* ---- wire_validate.c: checks shared with Anthropic requests ---- */
 
-/* o[key], when present and not null, is a number in [lo, hi]; else -1
- * with the reason in err. */
+/* o[key], when present and not null, is a number in [lo, hi]; else
+ * VP_EINVALID with the reason in err. */
 int wire__check_num(const json_t *o, const char *key, double lo, double hi, char *err,
                     size_t len);
 /* o[key], when present and not null, is an integer >= lo. */

@@ -19,7 +19,7 @@ int wire__fail(char *err, size_t len, const char *fmt, ...)
         vsnprintf(err, len, fmt, ap);
         va_end(ap);
     }
-    return -1;
+    return VP_EINVALID;
 }
 
 /* The string at o[key], or NULL when absent or not a string. */

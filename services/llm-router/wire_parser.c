@@ -176,7 +176,7 @@ static int s_p_block_start(wire_parser_t *p, const json_t *j, wire_ev_fn fn, voi
                  *idx = json_object_get(j, "index");
     json_int_t k = json_integer_value(idx);
     if (!json_is_integer(idx) || k < 0 || k >= WIRE_MAX_BLOCKS)
-        return -1;
+        return VP_EPARSE;
     if ((size_t)k >= p->nblocks) {
         p->blocks = xrealloc(p->blocks, (size_t)(k + 1) * sizeof *p->blocks);
         while (p->nblocks <= (size_t)k)
@@ -308,7 +308,7 @@ static int s_p_ollama(wire_parser_t *p, const json_t *j, wire_ev_fn fn, void *ud
 /* One complete payload: an SSE event's data or an NDJSON line. */
 static int s_payload(wire_parser_t *p, const char *s, size_t n, wire_ev_fn fn, void *ud)
 {
-    int rc = -1;
+    int rc = VP_EPARSE;
     if (p->kind == WIRE_OPENAI && n == 6 && memcmp(s, "[DONE]", 6) == 0) {
         p->complete = true;
         s_ev_usage(p, fn, ud);
@@ -361,7 +361,7 @@ static int s_sse_line(wire_parser_t *p, const char *s, size_t n, wire_ev_fn fn,
     size_t vlen = (size_t)(s + n - v);
     if (flen == 4 && memcmp(s, "data", 4) == 0) {
         if (p->data.len + vlen + 1 > WIRE_MAX_LINE)
-            return -1;
+            return VP_EPARSE;
         sbuf_append(&p->data, v, vlen);
         sbuf_append(&p->data, "\n", 1);
         p->has_data = true;
@@ -408,5 +408,5 @@ int wire_parser_feed(wire_parser_t *p, const char *buf, size_t len, wire_ev_fn f
         sbuf_reset(&p->line);
         i = j + 1;
     }
-    return p->failed ? -1 : 0;
+    return p->failed ? VP_EPARSE : 0;
 }

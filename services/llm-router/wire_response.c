@@ -11,7 +11,6 @@
 
 #include "wire_internal.h"
 #include "alloc.h"
-#include "vp_error.h"
 
 /* What a whole response says, whatever its kind. */
 typedef struct s_resp {

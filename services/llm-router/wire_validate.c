@@ -112,7 +112,7 @@ static int s_check_message(const json_t *m, size_t i, char *err, size_t len)
     const json_t *c = json_object_get(m, "content");
     bool assistant = strcmp(role, "assistant") == 0;
     if (json_is_array(c) && s_check_parts(c, i, err, len) < 0)
-        return -1;
+        return VP_EINVALID;
     /* An assistant message that only calls tools may have no content. */
     if (!json_is_array(c) && !json_is_string(c) &&
         !(assistant && (!c || json_is_null(c))))
@@ -120,7 +120,7 @@ static int s_check_message(const json_t *m, size_t i, char *err, size_t len)
                           "must be a string or an array of content parts");
     if (assistant && wire__present(m, "tool_calls") &&
         s_check_tool_calls(json_object_get(m, "tool_calls"), i, err, len) < 0)
-        return -1;
+        return VP_EINVALID;
     if (strcmp(role, "tool") == 0 && !wire__str(m, "tool_call_id"))
         return wire__fail(err, len, "messages[%zu].tool_call_id: must be a string", i);
     return 0;
@@ -136,7 +136,7 @@ static int s_check_messages(const json_t *req, char *err, size_t len)
     json_array_foreach(ms, i, m)
     {
         if (s_check_message(m, i, err, len) < 0)
-            return -1;
+            return VP_EINVALID;
     }
     return 0;
 }
@@ -191,7 +191,7 @@ static int s_check_openai_params(const json_t *req, char *err, size_t len)
         wire__check_int(req, "max_tokens", 1, err, len) < 0 ||
         wire__check_int(req, "max_completion_tokens", 1, err, len) < 0 ||
         wire__check_bool(req, "stream", err, len) < 0)
-        return -1;
+        return VP_EINVALID;
     if (n && !json_is_null(n) && !(json_is_integer(n) && json_integer_value(n) == 1))
         return wire__fail(err, len, "n: only 1 is supported");
     if (stop && !json_is_null(stop) && !json_is_string(stop) &&
@@ -214,7 +214,7 @@ int wire_openai_validate(const json_t *req, char *err, size_t errlen)
         s_check_openai_params(req, err, errlen) < 0 ||
         s_check_tools(req, err, errlen) < 0 ||
         s_check_tool_choice(req, err, errlen) < 0)
-        return -1;
+        return VP_EINVALID;
     return 0;
 }
 

@@ -229,17 +229,17 @@ Test(wire_parser, parser_rejects_invalid_streams)
                            "data: not json\n\n"
                            "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n",
                            &rc, NULL);
-    cr_assert_eq(rc, -1);
+    cr_assert_eq(rc, VP_EPARSE);
     cr_assert_str_eq(log, "T a\n");
     free(log);
     log = parse_both(WIRE_OLLAMA, "{\"done\":fa\n", &rc, NULL);
-    cr_assert_eq(rc, -1);
+    cr_assert_eq(rc, VP_EPARSE);
     free(log);
     log = parse_both(WIRE_ANTHROPIC,
                      "data: {\"type\":\"content_block_start\",\"index\":-1,"
                      "\"content_block\":{\"type\":\"text\"}}\n\n",
                      &rc, NULL);
-    cr_assert_eq(rc, -1);
+    cr_assert_eq(rc, VP_EPARSE);
     free(log);
 
     /* A line longer than the bound fails, and stays failed. */
@@ -252,8 +252,9 @@ Test(wire_parser, parser_rejects_invalid_streams)
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i += 4096)
         r = wire_parser_feed(p, big + i, n - i < 4096 ? n - i : 4096, log_ev, &out);
-    cr_assert_eq(r, -1);
-    cr_assert_eq(wire_parser_feed(p, "\n\ndata: [DONE]\n\n", 16, log_ev, &out), -1);
+    cr_assert_eq(r, VP_EPARSE);
+    cr_assert_eq(wire_parser_feed(p, "\n\ndata: [DONE]\n\n", 16, log_ev, &out),
+                 VP_EPARSE);
     cr_assert_not(wire_parser_complete(p));
     wire_parser_destroy(&p);
     /* So does one event of many data lines adding up to more. */
@@ -262,7 +263,7 @@ Test(wire_parser, parser_rejects_invalid_streams)
     size_t fed = 0;
     for (r = 0; r == 0 && fed < 2 * n; fed += 4091)
         r = wire_parser_feed(p, big, 4091, log_ev, &out);
-    cr_assert_eq(r, -1, "the data of one event is bounded too");
+    cr_assert_eq(r, VP_EPARSE, "the data of one event is bounded too");
     cr_assert_gt(fed, 1u << 20);
     wire_parser_destroy(&p);
     cr_assert_null(out.data);

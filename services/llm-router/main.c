@@ -56,7 +56,7 @@ static int s_setup(worker_t *w)
         return -ENOMEM;
     }
     rt->usage = usage_new(w, rt->ledger);
-    rt->upstream = upstream_new(rt->cfg);
+    rt->upstream = upstream_new(rt->cfg, rt->loop, rt->curlm);
     routes_add(rt);
     log_info("llm-router: %zu providers, %zu priced models, %zu routes, %zu budgets",
              rt->cfg->nproviders, rt->cfg->nmodels, rt->cfg->nroutes,

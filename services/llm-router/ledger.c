@@ -22,9 +22,25 @@
 #include "utf8.h"
 #include "vp_error.h"
 
-enum { Q_SPENT, Q_RESERVED, Q_RESERVE, Q_UNRESERVE, Q_ADD_SPENT, Q_ADD_USAGE, Q_COUNT };
+enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SPENT,
+    Q_RESERVED,
+    Q_RESERVE,
+    Q_UNRESERVE,
+    Q_ADD_SPENT,
+    Q_ADD_USAGE,
+    Q_COUNT
+};
 
+/* Prepared once, transactions included: sqlite3_exec would parse BEGIN and
+ * COMMIT again on every call. */
 static const char *const s_sql[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
     [Q_SPENT] = "SELECT spent FROM spend WHERE role = ?1 AND window_start = ?2",
     [Q_RESERVED] = "SELECT COALESCE(SUM(amount), 0) FROM reservation "
                    "WHERE role = ?1 AND window_start = ?2",
@@ -157,6 +173,17 @@ static sqlite3_stmt *s_q(ledger_t *l, int i)
     return l->q[i];
 }
 
+/* Runs Q_BEGIN, Q_COMMIT or Q_ROLLBACK. */
+static int s_tx(ledger_t *l, int q)
+{
+    sqlite3_stmt *st = s_q(l, q);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        log_warn("ledger: %s: %s", s_sql[q], sqlite3_errmsg(l->db));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : VP_ESTORE;
+}
+
 static int64_t s_scalar(ledger_t *l, int q, const char *role, int64_t window)
 {
     sqlite3_stmt *st = s_q(l, q);
@@ -196,7 +223,7 @@ void ledger_admit(ledger_t *l, ledger_admit_t *a)
 {
     pthread_mutex_lock(&l->lock);
     a->rc = VP_ESTORE;
-    if (s_exec(l, "BEGIN IMMEDIATE") < 0)
+    if (s_tx(l, Q_BEGIN) < 0)
         goto out;
     a->spent = s_scalar(l, Q_SPENT, a->role, a->window_start);
     a->reserved = s_scalar(l, Q_RESERVED, a->role, a->window_start);
@@ -211,7 +238,7 @@ void ledger_admit(ledger_t *l, ledger_admit_t *a)
         a->rc = amount > 0 ? s_reserve(l, a, amount) : 0;
         break;
     }
-    if (s_exec(l, a->rc < 0 ? "ROLLBACK" : "COMMIT") < 0)
+    if (s_tx(l, a->rc < 0 ? Q_ROLLBACK : Q_COMMIT) < 0)
         a->rc = VP_ESTORE;
 out:
     pthread_mutex_unlock(&l->lock);
@@ -251,14 +278,14 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
 int ledger_apply(ledger_t *l, const ledger_entry_t *e, size_t n)
 {
     pthread_mutex_lock(&l->lock);
-    int rc = s_exec(l, "BEGIN IMMEDIATE");
+    int rc = s_tx(l, Q_BEGIN);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if ((rc = s_apply_one(l, &e[i])) < 0)
             log_warn("ledger: recording usage: %s", sqlite3_errmsg(l->db));
     if (rc == 0)
-        rc = s_exec(l, "COMMIT");
+        rc = s_tx(l, Q_COMMIT);
     else
-        s_exec(l, "ROLLBACK");
+        s_tx(l, Q_ROLLBACK);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_reset(l->q[i]);
     pthread_mutex_unlock(&l->lock);

@@ -136,15 +136,29 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
 
 /* ---- an exchange ---- */
 
+/* A new handle with the options every exchange shares. They stay set
+ * while the handle is kept for reuse (handles are not reset), which saves
+ * curl a copy of the user agent per request. */
+static CURL *s_easy_new(void)
+{
+    CURL *e = curl_easy_init();
+    VP_ASSERT(e != NULL);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "vapora-llm-router/" VAPORA_VERSION);
+    return e;
+}
+
 static CURL *s_easy(upstream_t *u, upstream_xfer_t *x)
 {
     const upstream_req_t *r = &x->req;
     const rt_provider_t *p = r->provider;
-    CURL *e = u->nidle ? u->idle[--u->nidle] : curl_easy_init();
-    VP_ASSERT(e != NULL);
-    char *url = xasprintf("%s%s", p->base_url, r->path); /* curl copies it */
+    CURL *e = u->nidle ? u->idle[--u->nidle] : s_easy_new();
+    char buf[1024], *url = buf; /* curl copies it */
+    if ((size_t)snprintf(buf, sizeof buf, "%s%s", p->base_url, r->path) >= sizeof buf)
+        url = xasprintf("%s%s", p->base_url, r->path);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    free(url);
+    if (url != buf)
+        free(url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)r->len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, s_provider_headers(u, p));
@@ -156,9 +170,7 @@ static CURL *s_easy(upstream_t *u, upstream_xfer_t *x)
      * provider's timeout bounds the silences instead (the owner's timer),
      * the wait for its first byte included. */
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->stream ? 0L : p->timeout_s * 1000L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, r->stream ? 1024L : 16384L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "vapora-llm-router/" VAPORA_VERSION);
     return e;
 }
 
@@ -188,9 +200,9 @@ void upstream_abort(upstream_t *u, upstream_xfer_t *x)
     x->easy = NULL;
 }
 
-/* Not reset when it comes back: every exchange sets the same options again
- * (s_easy), and a reset re-initialises all of them, which costs more than
- * it saves. */
+/* Not reset when it comes back: every exchange sets its own options again
+ * (s_easy), the shared ones stay (s_easy_new), and a reset re-initialises
+ * all of them, which costs more than it saves. */
 void upstream_end(upstream_t *u, upstream_xfer_t *x)
 {
     if (x->easy) {

@@ -1,14 +1,11 @@
-/* test_router.c - unit tests for the router's configuration (config.c),
- * routing plans (plan.c) and the ledger's exact admission (ledger.c). */
+/* test_router.c - unit tests for the router's configuration (config.c)
+ * and routing plans (plan.c). The ledger's are in test_ledger.c. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "ledger.h"
 #include "config.h"
 #include "plan.h"
 
@@ -202,119 +199,6 @@ Test(router_plan, windows_are_utc_calendar_periods)
     rt_window_bounds(RT_MONTHLY, t, &s, &e);
     cr_assert_eq(s, 1793491200); /* 2026-11-01 */
     cr_assert_eq(e, 1796083200); /* 2026-12-01 */
-}
-
-/* ---- ledger ---- */
-
-static char s_dir[] = "/tmp/vapora-ledger-XXXXXX";
-static char s_path[128];
-
-static void s_ledger_init(void)
-{
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/l.db", s_dir);
-}
-
-static void s_ledger_fini(void)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static ledger_admit_t s_admit(ledger_t *l, int64_t normal, int64_t near,
-                              int64_t exceeded)
-{
-    ledger_admit_t a = {.role = "dev",
-                        .window_start = 100,
-                        .limit = 1000,
-                        .near_percent = 80,
-                        .amounts = {normal, near, exceeded}};
-    ledger_admit(l, &a);
-    return a;
-}
-
-Test(router_ledger, admission_degrades_then_refuses, .init = s_ledger_init,
-     .fini = s_ledger_fini)
-{
-    char err[256];
-    ledger_t *l = ledger_open(s_path, err, sizeof err);
-    cr_assert_not_null(l, "%s", err);
-    ledger_admit_t a = s_admit(l, 700, 100, -1);
-    cr_assert_eq(a.rc, 0);
-    cr_assert_eq(a.state, RT_NORMAL);
-    cr_assert_eq(a.plan, RT_NORMAL);
-    a = s_admit(l, 700, 100, 0); /* 700 more does not fit: the near plan does */
-    cr_assert_eq(a.rc, 0);
-    cr_assert_eq(a.plan, RT_NEAR);
-    cr_assert_eq(a.reserved, 700);
-    a = s_admit(l, 700, 300, -1); /* used 800 = 80 %: near; 300 does not fit */
-    cr_assert_eq(a.state, RT_NEAR);
-    cr_assert_eq(a.rc, 1);
-    a = s_admit(l, 700, 300, 0); /* the free plan always fits */
-    cr_assert_eq(a.rc, 0);
-    cr_assert_eq(a.plan, RT_EXCEEDED);
-    cr_assert_eq(a.reservation, 0);
-    /* Settling releases the reservation and adds the real cost. */
-    ledger_entry_t e = {
-        .reservation = 1, .window_start = 100, .minute = 1, .cost = 650, .requests = 1};
-    strcpy(e.role, "dev");
-    strcpy(e.provider, "p");
-    strcpy(e.model, "m");
-    cr_assert_eq(ledger_apply(l, &e, 1), 0);
-    int64_t spent, reserved;
-    ledger_balance(l, "dev", 100, &spent, &reserved);
-    cr_assert_eq(spent, 650);
-    cr_assert_eq(reserved, 100);
-    json_t *u = ledger_usage(l, "provider", 0);
-    cr_assert_eq(json_array_size(u), 1);
-    cr_assert_eq(json_integer_value(json_object_get(json_array_get(u, 0), "requests")),
-                 1);
-    json_decref(u);
-    ledger_destroy(&l);
-}
-
-typedef struct racer {
-    int admitted;
-} racer_t;
-
-static void *s_race(void *arg)
-{
-    racer_t *r = arg;
-    char err[256];
-    ledger_t *l = ledger_open(s_path, err, sizeof err);
-    for (int i = 0; i < 50; i++) {
-        ledger_admit_t a = s_admit(l, 30, 30, -1);
-        if (a.rc == 0)
-            r->admitted++;
-    }
-    ledger_destroy(&l);
-    return NULL;
-}
-
-/* Four connections (as four workers would) race for a 1000 limit in 30s:
- * exactly 33 reservations fit, never 34. */
-Test(router_ledger, concurrent_admission_never_overspends, .init = s_ledger_init,
-     .fini = s_ledger_fini)
-{
-    char err[256];
-    ledger_t *l = ledger_open(s_path, err, sizeof err);
-    cr_assert_not_null(l, "%s", err);
-    pthread_t t[4];
-    racer_t r[4] = {0};
-    for (int i = 0; i < 4; i++)
-        pthread_create(&t[i], NULL, s_race, &r[i]);
-    int total = 0;
-    for (int i = 0; i < 4; i++) {
-        pthread_join(t[i], NULL);
-        total += r[i].admitted;
-    }
-    cr_assert_eq(total, 33, "admitted %d", total);
-    int64_t spent, reserved;
-    ledger_balance(l, "dev", 100, &spent, &reserved);
-    cr_assert_eq(reserved, 990);
-    cr_assert_eq(ledger_release_dead(l), 0); /* this process is alive */
-    ledger_destroy(&l);
 }
 
 /* Without [routing] fallback_chain the chain is every provider, in order. */

@@ -5,7 +5,7 @@
  * Source map of the wire translation (one idea per file; wire.h is the
  * public API of them all, wire_internal.h what they share):
  *   wire.c                    kinds, token counts, usage, finish reasons
- *   wire_json.c               JSON helpers
+ *   wire_json.c               JSON helpers, what renderers read from canon
  *   wire_validate.c           OpenAI (canonical) requests: validation, prompt bound
  *   wire_from_anthropic.c     Anthropic Messages request -> canonical
  *   wire_upstream.c           canonical -> upstream: dispatch, OpenAI

@@ -1,7 +1,8 @@
 /* wire_internal.h - what the wire_*.c files share and nothing else sees:
- * JSON helpers (wire_json.c), usage readers and finish reasons (wire.c),
- * number and flag checks (wire_validate.c), the pieces every upstream
- * renderer uses (wire_upstream.c), and each provider kind's renderer.
+ * JSON helpers and what every upstream renderer reads from the canonical
+ * request (wire_json.c), usage readers and finish reasons (wire.c), number
+ * and flag checks (wire_validate.c), and each provider kind's renderer
+ * (wire_upstream_*.c, dispatched by wire_upstream.c).
  *
  * Conventions of these helpers: a `const char *` read from a JSON value
  * borrows from it; a returned json_t is a new reference; "stolen" means the
@@ -63,6 +64,17 @@ const char *wire__tool_name(const json_t *msgs, size_t upto, const char *id);
  * into the last message when that has the same role; nothing when empty. */
 void wire__push(json_t *msgs, const char *role, const char *key, json_t *items);
 
+/* ---- wire_json.c: what every renderer reads from canon ---- */
+
+/* canon's max_completion_tokens, else max_tokens, into *out; false when
+ * neither is an integer. */
+bool wire__max_tokens(const json_t *canon, long *out);
+/* The canonical stop (a string or strings) as a new array, or NULL. */
+json_t *wire__stop_array(const json_t *canon);
+/* System and developer messages joined into one text (every other format
+ * keeps the system prompt apart from the conversation). */
+void wire__system_text(const json_t *msgs, sbuf_t *out);
+
 /* ---- wire.c: usage and finish reasons ---- */
 
 /* Reads the two token counts o[in], o[out] into u (present when either is
@@ -94,17 +106,6 @@ int wire__check_int(const json_t *o, const char *key, long lo, char *err, size_t
 int wire__check_bool(const json_t *o, const char *key, char *err, size_t len);
 /* Whether a is an array of strings only. */
 bool wire__all_strings(const json_t *a);
-
-/* ---- wire_upstream.c: what every renderer reads from canon ---- */
-
-/* canon's max_completion_tokens, else max_tokens, into *out; false when
- * neither is an integer. */
-bool wire__max_tokens(const json_t *canon, long *out);
-/* The canonical stop (a string or strings) as a new array, or NULL. */
-json_t *wire__stop_array(const json_t *canon);
-/* System and developer messages joined into one text (every other format
- * keeps the system prompt apart from the conversation). */
-void wire__system_text(const json_t *msgs, sbuf_t *out);
 
 /* ---- one renderer per provider kind (canonical -> that kind's body) ---- */
 

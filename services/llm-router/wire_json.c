@@ -1,7 +1,8 @@
 /* wire_json.c - the small JSON helpers every direction of the wire
  * translation uses (see wire_internal.h): typed reads, copies, text of a
- * content, data URLs, tool calls and messages in the canonical form, and
- * made-up tool-call ids. */
+ * content, data URLs, tool calls and messages in the canonical form,
+ * made-up tool-call ids, and what every upstream renderer reads from the
+ * canonical request (max tokens, stop sequences, the system prompt). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
@@ -192,5 +193,47 @@ void wire__push(json_t *msgs, const char *role, const char *key, json_t *items)
         json_t *m = json_pack("{s:s}", "role", role);
         json_object_set_new(m, key, items);
         json_array_append_new(msgs, m);
+    }
+}
+
+/* ---- read from the canonical request by every renderer ---- */
+
+/* max_completion_tokens, else max_tokens. */
+bool wire__max_tokens(const json_t *canon, long *out)
+{
+    const json_t *v = json_object_get(canon, "max_completion_tokens");
+    if (!json_is_integer(v))
+        v = json_object_get(canon, "max_tokens");
+    if (!json_is_integer(v))
+        return false;
+    *out = (long)json_integer_value(v);
+    return true;
+}
+
+/* The canonical stop (a string or strings) as a new array, or NULL. */
+json_t *wire__stop_array(const json_t *canon)
+{
+    const json_t *stop = json_object_get(canon, "stop");
+    if (json_is_string(stop))
+        return json_pack("[O]", stop);
+    if (json_is_array(stop) && json_array_size(stop) > 0)
+        return json_deep_copy(stop);
+    return NULL;
+}
+
+/* System and developer messages joined into one text (every other format
+ * keeps the system prompt apart from the conversation). */
+void wire__system_text(const json_t *msgs, sbuf_t *out)
+{
+    size_t i;
+    const json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        const char *role = wire__str(m, "role");
+        if (!wire__is(role, "system") && !wire__is(role, "developer"))
+            continue;
+        if (out->len)
+            sbuf_puts(out, "\n\n");
+        wire__content_text(json_object_get(m, "content"), "\n", out);
     }
 }

@@ -1,50 +1,11 @@
 /* wire_upstream.c - the canonical request rendered for the chosen
- * provider's kind: the dispatch (wire_upstream_request), the OpenAI
- * rendering (the canonical form itself, with the model and streaming set),
- * and what the other kinds' renderers read from the canonical request. */
+ * provider's kind: the dispatch (wire_upstream_request) to each kind's
+ * renderer (wire_upstream_*.c), and the OpenAI rendering itself (the
+ * canonical form, with the model and streaming set). */
 #define _GNU_SOURCE
 #include <stdio.h>
 
 #include "wire_internal.h"
-
-bool wire__max_tokens(const json_t *canon, long *out)
-{
-    const json_t *v = json_object_get(canon, "max_completion_tokens");
-    if (!json_is_integer(v))
-        v = json_object_get(canon, "max_tokens");
-    if (!json_is_integer(v))
-        return false;
-    *out = (long)json_integer_value(v);
-    return true;
-}
-
-/* The canonical stop (a string or strings) as a new array, or NULL. */
-json_t *wire__stop_array(const json_t *canon)
-{
-    const json_t *stop = json_object_get(canon, "stop");
-    if (json_is_string(stop))
-        return json_pack("[O]", stop);
-    if (json_is_array(stop) && json_array_size(stop) > 0)
-        return json_deep_copy(stop);
-    return NULL;
-}
-
-/* System and developer messages joined into one text (every other format
- * keeps the system prompt apart from the conversation). */
-void wire__system_text(const json_t *msgs, sbuf_t *out)
-{
-    size_t i;
-    const json_t *m;
-    json_array_foreach(msgs, i, m)
-    {
-        const char *role = wire__str(m, "role");
-        if (!wire__is(role, "system") && !wire__is(role, "developer"))
-            continue;
-        if (out->len)
-            sbuf_puts(out, "\n\n");
-        wire__content_text(json_object_get(m, "content"), "\n", out);
-    }
-}
 
 static json_t *s_up_openai(const json_t *canon, const char *model, bool stream)
 {

@@ -621,14 +621,11 @@ static void s_call_id(call_t *c)
              ++seq & 0xffffff, (unsigned long)time(NULL));
 }
 
+/* The most output tokens the call may cost (for its reservation). */
 static long s_max_tokens(const router_t *rt, const json_t *canon)
 {
-    json_t *v = json_object_get(canon, "max_completion_tokens");
-    if (!json_is_integer(v))
-        v = json_object_get(canon, "max_tokens");
-    return json_is_integer(v) && json_integer_value(v) > 0
-               ? (long)json_integer_value(v)
-               : rt->cfg->default_max_tokens;
+    long v;
+    return wire_max_tokens(canon, &v) && v > 0 ? v : rt->cfg->default_max_tokens;
 }
 
 static call_t *s_new(router_t *rt, http_req_t *req, call_format_t format, json_t *canon)

@@ -67,6 +67,11 @@ int wire_openai_validate(const json_t *req, char *err, size_t errlen);
  * to a new canonical request. NULL with a reason in err when invalid. */
 json_t *wire_from_anthropic_request(const json_t *req, char *err, size_t errlen);
 
+/* The output bound a canonical request asks for: max_completion_tokens,
+ * else max_tokens, into *out; false when neither is an integer
+ * (wire_json.c). */
+bool wire_max_tokens(const json_t *canon, long *out);
+
 /* A rough upper bound of the prompt's tokens (for budget reservations):
  * the bytes of every text in messages (and tools) plus a small overhead per
  * message. */

@@ -64,11 +64,9 @@ const char *wire__tool_name(const json_t *msgs, size_t upto, const char *id);
  * into the last message when that has the same role; nothing when empty. */
 void wire__push(json_t *msgs, const char *role, const char *key, json_t *items);
 
-/* ---- wire_json.c: what every renderer reads from canon ---- */
+/* ---- wire_json.c: what every renderer reads from canon (with
+ * wire_max_tokens, wire.h) ---- */
 
-/* canon's max_completion_tokens, else max_tokens, into *out; false when
- * neither is an integer. */
-bool wire__max_tokens(const json_t *canon, long *out);
 /* The canonical stop (a string or strings) as a new array, or NULL. */
 json_t *wire__stop_array(const json_t *canon);
 /* System and developer messages joined into one text (every other format

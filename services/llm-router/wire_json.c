@@ -198,8 +198,7 @@ void wire__push(json_t *msgs, const char *role, const char *key, json_t *items)
 
 /* ---- read from the canonical request by every renderer ---- */
 
-/* max_completion_tokens, else max_tokens. */
-bool wire__max_tokens(const json_t *canon, long *out)
+bool wire_max_tokens(const json_t *canon, long *out)
 {
     const json_t *v = json_object_get(canon, "max_completion_tokens");
     if (!json_is_integer(v))

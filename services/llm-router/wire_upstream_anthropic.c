@@ -180,7 +180,7 @@ json_t *wire__upstream_anthropic(const json_t *canon, const char *model, bool st
                                  long default_max)
 {
     long max = default_max > 0 ? default_max : WIRE_DEFAULT_MAX_TOKENS;
-    wire__max_tokens(canon, &max);
+    wire_max_tokens(canon, &max);
     json_t *r = json_pack("{s:s,s:I}", "model", model, "max_tokens", (json_int_t)max);
     s_an_messages(canon, r);
     s_an_params(canon, r);

@@ -194,7 +194,7 @@ static void s_ge_config(const json_t *canon, json_t *r)
 {
     json_t *gc = json_object(), *stop = wire__stop_array(canon);
     long max;
-    if (wire__max_tokens(canon, &max))
+    if (wire_max_tokens(canon, &max))
         json_object_set_new(gc, "maxOutputTokens", json_integer(max));
     wire__copy(gc, "temperature", canon, "temperature");
     wire__copy(gc, "topP", canon, "top_p");

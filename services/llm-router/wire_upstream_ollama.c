@@ -79,7 +79,7 @@ json_t *wire__upstream_ollama(const json_t *canon, const char *model, bool strea
         json_pack("{s:s,s:o,s:b}", "model", model, "messages", msgs, "stream", stream);
     wire__copy(opts, "temperature", canon, "temperature");
     wire__copy(opts, "top_p", canon, "top_p");
-    if (wire__max_tokens(canon, &max))
+    if (wire_max_tokens(canon, &max))
         json_object_set_new(opts, "num_predict", json_integer(max));
     if (stop)
         json_object_set_new(opts, "stop", stop);

@@ -37,6 +37,10 @@ BINS     := $(SERVICES:%=$(BUILD)/bin/vapora-%) $(BUILD)/bin/vapora-supervisor \
 SV_SRC := $(filter-out supervisor/vaporactl.c supervisor/main.c,$(wildcard supervisor/*.c))
 SV_OBJ := $(SV_SRC:%.c=$(BUILD)/obj/%.o)
 SV_LIB := $(BUILD)/lib/libvapora-supervisor.a
+# Each service's config schema (services/<name>/schema.c, data only): the
+# supervisor links them to know which sections roll which service. Objects,
+# not archive members: every service's is called schema.o.
+SV_SCHEMA_OBJ := $(SERVICES:%=$(BUILD)/obj/services/%/schema.o)
 # The backend's modules, likewise.
 BE_SRC := $(filter-out services/backend/main.c,$(wildcard services/backend/*.c))
 BE_LIB := $(BUILD)/lib/libvapora-backend.a
@@ -64,6 +68,9 @@ deps:
 
 bins: $(BINS)
 
+# The supervisor's schema registry alone sees the services' folders, for
+# their schema.h ("backend/schema.h").
+$(BUILD)/obj/supervisor/schemas.o: CFLAGS += -Iservices
 # The unit tests of a folder see that folder's headers.
 $(BUILD)/obj/tests/unit/supervisor/%.o: CFLAGS += -Isupervisor
 $(foreach s,$(SERVICES),$(eval $(BUILD)/obj/tests/unit/services/$(s)/%.o: CFLAGS += -Iservices/$(s)))
@@ -95,7 +102,8 @@ $(RT_LIB): $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/vapora-supervisor: $(BUILD)/obj/supervisor/main.o $(SV_LIB) $(COMMON_LIB)
+$(BUILD)/bin/vapora-supervisor: $(BUILD)/obj/supervisor/main.o $(SV_LIB) $(SV_SCHEMA_OBJ) \
+                                $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -103,7 +111,8 @@ $(BUILD)/bin/vaporactl: $(BUILD)/obj/supervisor/vaporactl.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs libcurl)
 
-$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(BE_LIB) $(RT_LIB) $(COMMON_LIB)
+$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(SV_SCHEMA_OBJ) $(BE_LIB) $(RT_LIB) \
+             $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend) $(PKGS_llm-router))
 

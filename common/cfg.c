@@ -549,6 +549,18 @@ static const cfg_schema_t *s_schema_find(const cfg_schema_t *schema, size_t len,
     return NULL;
 }
 
+const cfg_schema_t *cfg_schema_find(const cfg_schema_table_t *const *tables,
+                                    size_t ntables, const char *section)
+{
+    for (size_t t = 0; t < ntables; t++) {
+        const cfg_schema_t *e =
+            s_schema_find(tables[t]->entries, tables[t]->len, section);
+        if (e)
+            return e;
+    }
+    return NULL;
+}
+
 const char *cfg_section_reader(const cfg_schema_t *schema, size_t schema_len,
                                const char *section)
 {
@@ -574,15 +586,19 @@ static size_t s_warn(void (*warn)(const char *msg, void *ud), void *ud, char *ms
     return 1;
 }
 
-size_t cfg_check_schema(const cfg_t *cfg, const cfg_schema_t *schema, size_t schema_len,
-                        void (*warn)(const char *msg, void *ud), void *ud)
+/* Warns about each section no table knows (when sections is set) and each
+ * unknown key of the sections one does, in file order. */
+static size_t s_check(const cfg_t *cfg, const cfg_schema_table_t *const *tables,
+                      size_t ntables, bool sections,
+                      void (*warn)(const char *msg, void *ud), void *ud)
 {
     size_t n = 0;
     for (size_t i = 0; cfg && i < cfg->nsections; i++) {
         const cfg_section_t *sec = &cfg->sections[i];
-        const cfg_schema_t *entry = s_schema_find(schema, schema_len, sec->name);
+        const cfg_schema_t *entry = cfg_schema_find(tables, ntables, sec->name);
         if (!entry) {
-            n += s_warn(warn, ud, xasprintf("unknown section [%s]", sec->name));
+            if (sections)
+                n += s_warn(warn, ud, xasprintf("unknown section [%s]", sec->name));
             continue;
         }
         for (size_t j = 0; j < sec->npairs; j++) {
@@ -593,6 +609,27 @@ size_t cfg_check_schema(const cfg_t *cfg, const cfg_schema_t *schema, size_t sch
         }
     }
     return n;
+}
+
+size_t cfg_check_schema(const cfg_t *cfg, const cfg_schema_t *schema, size_t schema_len,
+                        void (*warn)(const char *msg, void *ud), void *ud)
+{
+    const cfg_schema_table_t table = {schema, schema_len};
+    const cfg_schema_table_t *const tables[] = {&table};
+    return s_check(cfg, tables, 1, true, warn, ud);
+}
+
+size_t cfg_check_tables(const cfg_t *cfg, const cfg_schema_table_t *const *tables,
+                        size_t ntables, void (*warn)(const char *msg, void *ud),
+                        void *ud)
+{
+    return s_check(cfg, tables, ntables, true, warn, ud);
+}
+
+size_t cfg_check_keys(const cfg_t *cfg, const cfg_schema_table_t *const *tables,
+                      size_t ntables, void (*warn)(const char *msg, void *ud), void *ud)
+{
+    return s_check(cfg, tables, ntables, false, warn, ud);
 }
 
 /* ---- lists ------------------------------------------------------------ */

@@ -61,20 +61,39 @@ typedef struct cfg_schema {
     const char *reader; /* the one service that reads it; NULL: every one */
 } cfg_schema_t;
 
-/* The schema of every section VAPORA knows (see cfg_schema.c). */
-extern const cfg_schema_t cfg_vapora_schema[];
-extern const size_t cfg_vapora_schema_len;
+/* A schema as one declarer hands it out: its entries and their count.
+ * Several tables make a process's whole schema (a service declares its own
+ * sections, the runtime the shared ones); nothing here knows which. */
+typedef struct cfg_schema_table {
+    const cfg_schema_t *entries;
+    size_t len;
+} cfg_schema_table_t;
 
 /* The service that alone reads section per schema, or NULL when every
  * service may (shared sections, and sections the schema does not know). */
 const char *cfg_section_reader(const cfg_schema_t *schema, size_t schema_len,
                                const char *section);
 
+/* The entry of the first of ntables tables whose pattern matches section,
+ * or NULL when none does. The entry belongs to its table. */
+const cfg_schema_t *cfg_schema_find(const cfg_schema_table_t *const *tables,
+                                    size_t ntables, const char *section);
+
 /* Calls warn(msg, ud) once per unknown section ("unknown section [x]") and
  * once per unknown key ("unknown key 'k' in section [s]"), in file order.
  * Returns the number of warnings. */
 size_t cfg_check_schema(const cfg_t *cfg, const cfg_schema_t *schema, size_t schema_len,
                         void (*warn)(const char *msg, void *ud), void *ud);
+/* The same against the union of ntables tables (the first match wins). */
+size_t cfg_check_tables(const cfg_t *cfg, const cfg_schema_table_t *const *tables,
+                        size_t ntables, void (*warn)(const char *msg, void *ud),
+                        void *ud);
+/* Only the unknown keys of sections some table knows; sections no table
+ * matches are passed over in silence. For a process that knows only part
+ * of the file (a worker: the shared sections and its service's own). */
+size_t cfg_check_keys(const cfg_t *cfg, const cfg_schema_table_t *const *tables,
+                      size_t ntables, void (*warn)(const char *msg, void *ud),
+                      void *ud);
 
 /* Splits a comma-separated list value into trimmed, non-empty items.
  * Returns the count; *items is a heap array of heap strings, freed with

@@ -9,23 +9,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "alloc.h"
+#include "list.h"
+#include "log.h"
 
 typedef struct xfer {
     CURL *easy;
     curlm_done_fn done;
     void *ud;
     bool aborted;
-    bool removed; /* out of the multi handle already */
-    struct xfer *next_pending;
+    bool removed;   /* out of the multi handle already */
+    list_t pending; /* curlm.pending once aborted */
 } xfer_t;
 
 struct curlm {
     loop_t *loop;
     CURLM *multi;
     loop_timer_t *timer;
-    xfer_t *pending; /* aborts for the top of the loop */
+    list_t pending; /* aborted xfer_t, for the top of the loop */
     struct {
         unsigned char state;
         bool owned; /* opened by s_open_cb, closed by s_close_cb */
@@ -223,9 +224,9 @@ static size_t s_sink(char *p, size_t size, size_t n, void *ud)
  * since what it reads (its request body) may be gone. */
 static void s_flush_pending(curlm_t *m)
 {
-    while (m->pending) {
-        xfer_t *x = m->pending;
-        m->pending = x->next_pending;
+    list_t *it;
+    while ((it = list_pop_front(&m->pending))) {
+        xfer_t *x = list_item(it, xfer_t, pending);
         if (x->easy && !x->removed)
             curl_multi_remove_handle(m->multi, x->easy);
         if (x->easy)
@@ -245,6 +246,7 @@ curlm_t *curlm_new(loop_t *loop, long max_total, long max_cached)
 {
     curlm_t *m = xcalloc(1, sizeof *m);
     m->loop = loop;
+    list_init(&m->pending);
     m->multi = curl_multi_init();
     if (!m->multi || loop_add_before_sleep(loop, s_before_sleep, m) < 0) {
         if (m->multi)
@@ -267,6 +269,8 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
     x->easy = easy;
     x->done = done;
     x->ud = ud;
+    char *was = NULL; /* a transfer's own, when the handle is added twice */
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &was);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, s_open_cb);
@@ -276,6 +280,7 @@ int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud)
     CURLMcode rc = curl_multi_add_handle(m->multi, easy);
     if (rc != CURLM_OK) {
         log_warn("curl_multi_add_handle: %s", curl_multi_strerror(rc));
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, was);
         free(x);
         return -EINVAL;
     }
@@ -288,8 +293,7 @@ void curlm_abort(curlm_t *m, CURL *easy)
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     VP_ASSERT(x != NULL && !x->aborted);
     x->aborted = true;
-    x->next_pending = m->pending; /* once: an xfer is aborted only once */
-    m->pending = x;
+    list_push_back(&m->pending, &x->pending); /* once: aborted only once */
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, s_sink);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_sink);
 }

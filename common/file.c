@@ -80,13 +80,28 @@ int file_lock(const char *path)
     return fd;
 }
 
+/* Gives fd's first len bytes real blocks. A page of a shared mapping that
+ * has none (a sparse file, grown by ftruncate) gets its block when first
+ * written, and on a full disk that write raises SIGBUS; with every block
+ * allocated here, a full disk is an error now, never a signal later.
+ * posix_fallocate keeps existing data and is cheap on blocks already
+ * allocated. */
+static int s_preallocate(int fd, size_t len)
+{
+    int rc = posix_fallocate(fd, 0, (off_t)len);
+    if (rc == EINTR)
+        rc = posix_fallocate(fd, 0, (off_t)len);
+    if (rc == 0)
+        return 0;
+    errno = rc;
+    return -1;
+}
+
 void *file_map_shared(const char *path, size_t len, int *fdp)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    struct stat st;
     void *p = MAP_FAILED;
-    if (fd >= 0 && fstat(fd, &st) == 0 &&
-        ((size_t)st.st_size >= len || ftruncate(fd, (off_t)len) == 0))
+    if (fd >= 0 && s_preallocate(fd, len) == 0)
         p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int e = errno;
     if (fd >= 0 && (p == MAP_FAILED || !fdp))

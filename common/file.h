@@ -21,9 +21,12 @@ int file_mkdirs(const char *path, unsigned mode);
 int file_lock(const char *path);
 
 /* Maps len bytes of path (created with mode 0600, grown to len when
- * shorter) read-write and shared between processes. Returns the mapping
- * (munmap it) or NULL with errno set. With fdp, *fdp receives the open fd
- * (for flock; the caller closes it); otherwise the fd is closed. */
+ * shorter) read-write and shared between processes. Every block of the
+ * first len bytes is allocated first, so that writing the mapping can never
+ * raise SIGBUS on a full disk: then this fails with ENOSPC instead. Returns
+ * the mapping (munmap it) or NULL with errno set. With fdp, *fdp receives
+ * the open fd (for flock; the caller closes it); otherwise the fd is
+ * closed. */
 void *file_map_shared(const char *path, size_t len, int *fdp);
 
 #endif

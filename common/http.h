@@ -16,7 +16,9 @@
  * job's done() callback; see http_req_run_blocking).
  *
  * Errors are JSON: {"error":{"code":"snake_case","message":"sentence"}}.
- * Every call here is loop-thread only. */
+ * Every call here is loop-thread only. The implementation is split by
+ * concern (http.c, http_conn.c, http_check.c, http_route.c, http_req.c,
+ * http_reply.c, http_stream.c, http_watch.c): see http_internal.h. */
 #ifndef VAPORA_HTTP_H
 #define VAPORA_HTTP_H
 
@@ -171,7 +173,10 @@ void http_req_watch_gone(http_req_t *req, http_gone_fn fn, void *ud);
 /* Runs work(arg) on the pool with the request suspended; done(req, arg,
  * status) then runs on the loop thread and must reply. When the queue is
  * full, replies 503 `overloaded` at once and returns -EBUSY (neither
- * function is called; arg stays the caller's). */
+ * function is called; arg stays the caller's). The job lives in the
+ * request, so this allocates nothing; one job at a time per request (done
+ * may start the next). Destroy the pool before the server: the request
+ * must outlive its job. */
 typedef void (*http_work_fn)(void *arg);
 typedef void (*http_done_fn)(http_req_t *req, void *arg, int status);
 int http_req_run_blocking(http_req_t *req, pool_t *pool, http_work_fn work,

@@ -15,16 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "control.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "alloc.h"
 #include "now.h"
 #include "sbuf.h"
+#include "settings.h"
+#include "sigfd.h"
 
 #define WORKER_LAG_WARN_NS (100ull * 1000000ull)
 #define WORKER_LAG_WARN_EVERY_MS 10000
@@ -45,7 +47,7 @@ struct worker {
     metrics_t *metrics;
     http_server_t *http;
     int listen_fd;
-    int sigfd;
+    sigfd_t *signals;
     long shutdown_timeout;
     uint64_t started_ms;
     int pid;
@@ -97,77 +99,17 @@ void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *u
     w->checks = xrealloc(w->checks, (w->nchecks + 1) * sizeof *w->checks);
     w->checks[w->nchecks++] = (check_t){xstrdup(name), fn, ud};
 }
-/* The section a setting comes from: the service's, else [runtime]. */
-static const char *s_setting_section(const cfg_t *cfg, const char *section,
-                                     const char *key)
-{
-    return cfg_get(cfg, section, key) ? section : "runtime";
-}
-
 const char *worker_setting(worker_t *w, const char *key)
 {
-    return cfg_get(w->cfg, s_setting_section(w->cfg, w->section, key), key);
+    return settings_get(w->cfg, w->section, key);
 }
-
-/* The numeric [runtime] settings (a [service:NAME] may override each) and
- * their bounds: one table for the worker and worker_check_settings. */
-static const struct {
-    const char *key;
-    long min, max;
-} s_ranges[] = {
-    {"pool_threads", 1, 256},        {"pool_queue", 1, 1000000},
-    {"yield_after_us", 0, 1000000},  {"max_body_bytes", 1, 1l << 30},
-    {"max_url_bytes", 64, 16384},    {"max_header_bytes", 256, 24576},
-    {"max_connections", 1, 1000000}, {"request_timeout", 1, 3600},
-    {"shutdown_timeout", 0, 3600},
-};
 
 /* Reads a numeric runtime key into *out; logs and returns -EINVAL when bad. */
-static int s_setting_long(worker_t *w, const char *key, long def, long *out)
+static int s_setting_long(worker_t *w, const char *key, long *out)
 {
     char err[256];
-    for (size_t i = 0; i < ARRAY_LEN(s_ranges); i++) {
-        if (strcmp(s_ranges[i].key, key) != 0)
-            continue;
-        if (cfg_get_long(w->cfg, s_setting_section(w->cfg, w->section, key), key, def,
-                         s_ranges[i].min, s_ranges[i].max, out, err, sizeof err) < 0) {
-            log_error("%s", err);
-            return -EINVAL;
-        }
-        return 0;
-    }
-    VP_ASSERT(!"a setting without bounds");
-    return -EINVAL;
-}
-
-int worker_check_settings(const cfg_t *cfg, const char *section, char *err,
-                          size_t errlen)
-{
-    long v;
-    for (size_t i = 0; i < ARRAY_LEN(s_ranges); i++) {
-        const char *key = s_ranges[i].key;
-        if (cfg_get_long(cfg, s_setting_section(cfg, section, key), key, 0,
-                         s_ranges[i].min, s_ranges[i].max, &v, err, errlen) < 0)
-            return -EINVAL;
-    }
-    bool b;
-    if (cfg_get_bool(cfg, s_setting_section(cfg, section, "access_log"), "access_log",
-                     false, &b, err, errlen) < 0)
-        return -EINVAL;
-    log_level_t lvl;
-    log_format_t fmt;
-    const char *sec = s_setting_section(cfg, section, "log_level");
-    const char *val = cfg_get(cfg, sec, "log_level");
-    if (val && log_parse_level(val, &lvl) < 0) {
-        snprintf(err, errlen,
-                 "[%s] log_level: \"%s\" is not debug, info, warn or error", sec, val);
-        return -EINVAL;
-    }
-    sec = s_setting_section(cfg, section, "log_format");
-    val = cfg_get(cfg, sec, "log_format");
-    if (val && log_parse_format(val, &fmt) < 0) {
-        snprintf(err, errlen, "[%s] log_format: \"%s\" is not logfmt or json", sec,
-                 val);
+    if (settings_get_long(w->cfg, w->section, key, out, err, sizeof err) < 0) {
+        log_error("%s", err);
         return -EINVAL;
     }
     return 0;
@@ -236,15 +178,6 @@ static int s_open_nats(worker_t *w)
         return -EINVAL;
     worker_add_check(w, "nats", s_check_nats, w);
     return 0;
-}
-
-static void s_metrics(http_req_t *req, void *ud)
-{
-    worker_t *w = ud;
-    sbuf_t out = {0};
-    metrics_render(w->metrics, &out);
-    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
-    sbuf_free(&out);
 }
 
 static long s_rss_bytes(void)
@@ -398,18 +331,13 @@ static void s_begin_stop(worker_t *w, const char *why)
                                        s_drain_deadline, w);
 }
 
-static void s_on_signal(loop_t *loop, int fd, unsigned ev, void *ud)
+static void s_on_signal(int signo, void *ud)
 {
-    UNUSED(loop);
-    UNUSED(ev);
     worker_t *w = ud;
-    struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        if (si.ssi_signo == SIGTERM)
-            s_begin_stop(w, "SIGTERM");
-        else if (si.ssi_signo == SIGINT)
-            s_begin_stop(w, "SIGINT");
-    }
+    if (signo == SIGTERM)
+        s_begin_stop(w, "SIGTERM");
+    else if (signo == SIGINT)
+        s_begin_stop(w, "SIGINT");
 }
 
 /* ---- supervisor commands ---- */
@@ -458,7 +386,7 @@ static int s_setup_logging(worker_t *w)
     log_format_t fmt = LOG_FMT_LOGFMT;
     char err[256];
     /* Every runtime setting at once, as the supervisor checks them. */
-    if (worker_check_settings(w->cfg, w->section, err, sizeof err) < 0) {
+    if (settings_check(w->cfg, w->section, err, sizeof err) < 0) {
         log_error("%s", err);
         return -EINVAL;
     }
@@ -479,14 +407,13 @@ static int s_http_config(worker_t *w, http_config_t *hc)
     char err[256];
     http_config_defaults(hc);
     hc->service = w->svc->name;
-    if (s_setting_long(w, "max_body_bytes", (long)hc->max_body, &body) ||
-        s_setting_long(w, "max_url_bytes", (long)hc->max_url, &url) ||
-        s_setting_long(w, "max_header_bytes", (long)hc->max_header, &hdr) ||
-        s_setting_long(w, "max_connections", hc->max_connections, &conns) ||
-        s_setting_long(w, "request_timeout", hc->request_timeout, &tmo))
+    if (s_setting_long(w, "max_body_bytes", &body) ||
+        s_setting_long(w, "max_url_bytes", &url) ||
+        s_setting_long(w, "max_header_bytes", &hdr) ||
+        s_setting_long(w, "max_connections", &conns) ||
+        s_setting_long(w, "request_timeout", &tmo))
         return -EINVAL;
-    const char *sec = s_setting_section(w->cfg, w->section, "access_log");
-    if (cfg_get_bool(w->cfg, sec, "access_log", false, &access, err, sizeof err) < 0) {
+    if (settings_get_access_log(w->cfg, w->section, &access, err, sizeof err) < 0) {
         log_error("%s", err);
         return -EINVAL;
     }
@@ -519,43 +446,59 @@ static int s_open_listen(worker_t *w, const char *listen_override)
     return 0;
 }
 
+/* SIGHUP is taken too, and ignored: only the supervisor reloads. */
 static int s_open_signals(worker_t *w)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (w->sigfd < 0) {
-        log_err(errno, "signalfd");
-        return -errno;
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    w->signals = sigfd_new(w->loop, sigs, ARRAY_LEN(sigs), s_on_signal, w);
+    if (!w->signals) {
+        int e = errno;
+        log_err(e, "signalfd");
+        return -e;
     }
-    return loop_add_fd(w->loop, w->sigfd, LOOP_READ, s_on_signal, w);
+    return 0;
+}
+
+/* Logging, then every setting the worker needs before its loop exists;
+ * the unknown keys of the sections it knows are warned about. */
+static int s_configure(worker_t *w, long *threads, long *queue, long *yield_us,
+                       http_config_t *hc)
+{
+    if (s_setup_logging(w) < 0 || s_setting_long(w, "pool_threads", threads) < 0 ||
+        s_setting_long(w, "pool_queue", queue) < 0 ||
+        s_setting_long(w, "yield_after_us", yield_us) < 0 ||
+        s_setting_long(w, "shutdown_timeout", &w->shutdown_timeout) < 0 ||
+        s_http_config(w, hc) < 0)
+        return -EINVAL;
+    /* Only the keys: the sections of other services are not ours to know;
+     * the supervisor warns about the whole file. */
+    const cfg_schema_table_t *const tables[] = {&settings_schema, w->svc->schema};
+    cfg_check_keys(w->cfg, tables, w->svc->schema ? 2 : 1, s_schema_warn, NULL);
+    return 0;
+}
+
+/* Serving: the timers, and "ready" to the supervisor when there is one. */
+static void s_go_live(worker_t *w, long threads)
+{
+    w->started_ms = now_ms();
+    w->pid = (int)getpid();
+    w->started_wall = time(NULL);
+    w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);
+    w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
+    static const control_ops_t ops = {s_on_drain, s_on_log_level};
+    w->control = control_from_env(w->loop, &ops, w);
+    if (w->control)
+        control_send_ready(w->control);
+    log_info("%s worker ready (pid %d, %ld pool threads, version %s)", w->svc->name,
+             (int)getpid(), threads, VAPORA_VERSION);
 }
 
 static int s_start(worker_t *w, const char *listen_override)
 {
     long threads, queue, yield_us;
     http_config_t hc;
-    if (s_setup_logging(w) < 0 || s_setting_long(w, "pool_threads", 4, &threads) < 0 ||
-        s_setting_long(w, "pool_queue", 1024, &queue) < 0 ||
-        s_setting_long(w, "yield_after_us", 1000, &yield_us) < 0 ||
-        s_http_config(w, &hc) < 0)
+    if (s_configure(w, &threads, &queue, &yield_us, &hc) < 0)
         return -EINVAL;
-    const char *sec = cfg_get(w->cfg, w->section, "shutdown_timeout")  ? w->section
-                      : cfg_get(w->cfg, "runtime", "shutdown_timeout") ? "runtime"
-                                                                       : "supervisor";
-    char err[256];
-    if (cfg_get_long(w->cfg, sec, "shutdown_timeout", 10, 0, 3600, &w->shutdown_timeout,
-                     err, sizeof err) < 0) {
-        log_error("%s", err);
-        return -EINVAL;
-    }
-    cfg_check_schema(w->cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_schema_warn,
-                     NULL);
     w->loop = loop_new();
     if (!w->loop)
         return -errno;
@@ -573,7 +516,7 @@ static int s_start(worker_t *w, const char *listen_override)
     metrics_add_collector(w->metrics, s_collect, w);
     w->http = http_server_new(w->loop, w->metrics, &hc);
     http_route(w->http, "GET", "/health", 0, s_health, w);
-    http_route(w->http, "GET", "/metrics", 0, s_metrics, w);
+    metrics_http_route(w->http, w->metrics);
     if (w->svc->setup && w->svc->setup(w) < 0) {
         log_error("the %s service failed to set up", w->svc->name);
         return -EIO;
@@ -583,17 +526,7 @@ static int s_start(worker_t *w, const char *listen_override)
         log_err(rc, "starting the HTTP server");
         return rc;
     }
-    w->started_ms = now_ms();
-    w->pid = (int)getpid();
-    w->started_wall = time(NULL);
-    w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);
-    w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
-    static const control_ops_t ops = {s_on_drain, s_on_log_level};
-    w->control = control_from_env(w->loop, &ops, w);
-    if (w->control)
-        control_send_ready(w->control);
-    log_info("%s worker ready (pid %d, %ld pool threads, version %s)", w->svc->name,
-             (int)getpid(), threads, VAPORA_VERSION);
+    s_go_live(w, threads);
     return 0;
 }
 
@@ -630,10 +563,7 @@ static void s_stop(worker_t *w)
     free(w->checks);
     http_server_destroy(&w->http);
     metrics_destroy(&w->metrics);
-    if (w->sigfd >= 0) {
-        loop_del_fd(w->loop, w->sigfd);
-        close(w->sigfd);
-    }
+    sigfd_destroy(&w->signals);
     if (w->listen_fd >= 0)
         close(w->listen_fd);
     loop_destroy(&w->loop);
@@ -662,7 +592,7 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
         return 2;
     }
     log_init(svc->name, LOG_INFO, LOG_FMT_LOGFMT);
-    worker_t w = {.svc = svc, .listen_fd = -1, .sigfd = -1};
+    worker_t w = {.svc = svc, .listen_fd = -1};
     char err[512];
     w.cfg = cfg_load(config, err, sizeof err);
     if (!w.cfg) {

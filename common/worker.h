@@ -11,12 +11,9 @@
  * shutdown_timeout seconds, calls teardown(), closes everything and
  * returns the exit status (0 on a clean stop).
  *
- * Runtime keys are read from [service:NAME] first, then [runtime]:
- * pool_threads (4), pool_queue (1024), max_body_bytes (1048576),
- * max_url_bytes (4096), max_header_bytes (8192), max_connections (4096),
- * request_timeout (30 s), shutdown_timeout (10 s; also [supervisor]),
- * log_level (info), log_format (logfmt), access_log (false),
- * yield_after_us (1000: see loop_set_yield; 0 never yields). */
+ * Runtime keys are read from [service:NAME] first, then [runtime]; their
+ * defaults, bounds and checks are in settings.h. yield_after_us: see
+ * loop_set_yield (0 never yields). */
 #ifndef VAPORA_WORKER_H
 #define VAPORA_WORKER_H
 
@@ -32,6 +29,10 @@ typedef struct worker worker_t;
 typedef struct worker_service {
     const char *name;           /* "backend": section [service:backend] */
     const char *default_listen; /* used when the section has no listen */
+    /* The sections the service declares (services/<name>/schema.c), or
+     * NULL: with the shared ones (settings.h), what the worker warns about
+     * unknown keys against. */
+    const cfg_schema_table_t *schema;
     /* Adds routes and opens the service's resources; loop thread, before
      * the first connection. Returns 0, or -errno to exit with status 1. */
     int (*setup)(worker_t *w);
@@ -64,14 +65,7 @@ typedef int (*worker_check_fn)(void *ud, char *buf, size_t len);
  * a check fails. The worker adds "nats" itself when [nats] url is set. */
 void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud);
 
-/* Reads a runtime key: [service:NAME] first, then [runtime]. */
+/* Reads a runtime key: [service:NAME] first, then [runtime] (settings.h). */
 const char *worker_setting(worker_t *w, const char *key);
-
-/* Checks the runtime settings a worker of [section] would read (each from
- * section, else [runtime]): numbers in bounds, access_log a boolean,
- * log_level and log_format known. Returns 0, or -EINVAL with the reason in
- * err. The supervisor runs it on every service before starting one. */
-int worker_check_settings(const cfg_t *cfg, const char *section, char *err,
-                          size_t errlen);
 
 #endif

@@ -15,9 +15,10 @@
 #include <unistd.h>
 #include <wslay/wslay.h>
 
-#include "log.h"
 #include "alloc.h"
 #include "fd.h"
+#include "list.h"
+#include "log.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_SNDBUF (64 * 1024)
@@ -37,14 +38,14 @@ struct ws {
     uint64_t last_ping_ms;
     uint64_t closing_ms;
     bool closing;
-    ws_t *prev, *next;
+    list_t link; /* ws_hub.sessions */
 };
 
 struct ws_hub {
     loop_t *loop;
     http_server_t *http;
     ws_config_t cfg;
-    ws_t *head;
+    list_t sessions; /* open sessions, newest first */
     unsigned count;
     loop_timer_t *tick;
 };
@@ -129,12 +130,7 @@ static void s_on_msg(wslay_event_context_ptr ctx,
 static void s_free(ws_t *ws)
 {
     ws_hub_t *hub = ws->hub;
-    if (ws->prev)
-        ws->prev->next = ws->next;
-    else
-        hub->head = ws->next;
-    if (ws->next)
-        ws->next->prev = ws->prev;
+    list_remove(&ws->link);
     hub->count--;
     loop_del_fd(hub->loop, ws->fd);
     wslay_event_context_free(ws->ctx);
@@ -195,10 +191,7 @@ static void s_opened(void *ud, int fd, const char *extra, size_t extra_len, void
     int sndbuf = WS_SNDBUF;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     fd_set_nonblock(fd);
-    ws->next = hub->head;
-    if (hub->head)
-        hub->head->prev = ws;
-    hub->head = ws;
+    list_push_front(&hub->sessions, &ws->link);
     hub->count++;
     if (loop_add_fd(hub->loop, fd, LOOP_READ, s_on_io, ws) < 0) {
         s_free(ws);
@@ -329,8 +322,8 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
     UNUSED(t);
     ws_hub_t *hub = ud;
     uint64_t now = loop_now_ms(loop);
-    for (ws_t *ws = hub->head, *next; ws; ws = next) {
-        next = ws->next;
+    list_for_each_safe(it, next, &hub->sessions) {
+        ws_t *ws = list_item(it, ws_t, link);
         if (ws->closing && now - ws->closing_ms > WS_CLOSE_TIMEOUT_MS) {
             s_free(ws); /* the peer never answered our close */
             continue;
@@ -358,6 +351,7 @@ ws_hub_t *ws_hub_new(loop_t *loop, http_server_t *http, const ws_config_t *cfg)
     ws_hub_t *hub = xcalloc(1, sizeof *hub);
     hub->loop = loop;
     hub->http = http;
+    list_init(&hub->sessions);
     hub->cfg = cfg ? *cfg
                    : (ws_config_t){.max_queue = 1 << 20,
                                    .max_message = 64 << 10,
@@ -372,10 +366,11 @@ void ws_hub_destroy(ws_hub_t **hp)
     ws_hub_t *hub = hp ? *hp : NULL;
     if (!hub)
         return;
-    while (hub->head) {
-        ws_t *ws = hub->head;
+    list_t *first;
+    while ((first = list_first(&hub->sessions))) {
+        ws_t *ws = list_item(first, ws_t, link);
         ws_close(ws, 1001, "server stopping");
-        if (hub->head == ws) /* still there: the close frame is queued */
+        if (list_first(&hub->sessions) == first) /* still there: close queued */
             s_free(ws);
     }
     loop_cancel_timer(hub->loop, &hub->tick);
@@ -390,8 +385,6 @@ unsigned ws_hub_count(const ws_hub_t *hub)
 
 void ws_hub_each(ws_hub_t *hub, void (*fn)(ws_t *ws, void *ud), void *ud)
 {
-    for (ws_t *ws = hub->head, *next; ws; ws = next) {
-        next = ws->next;
-        fn(ws, ud);
-    }
+    list_for_each_safe(it, next, &hub->sessions)
+        fn(list_item(it, ws_t, link), ud);
 }

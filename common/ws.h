@@ -32,7 +32,11 @@ typedef struct ws_config {
     unsigned idle_timeout;  /* seconds without any frame; default 60 */
 } ws_config_t;
 
-/* A message from the client (text or binary; control frames are handled). */
+/* A message from the client (text or binary; control frames are handled).
+ * It runs inside wslay's receive: do not call ws_send_text or ws_close on
+ * ws from here (either may end the session, and free it, while wslay still
+ * uses it); act afterwards from the loop (a timer, a hook), as the
+ * backend's broadcast does. */
 typedef void (*ws_message_fn)(ws_t *ws, int text, const uint8_t *data, size_t len,
                               void *ud);
 /* The session is gone; ws is invalid after this returns. */

@@ -1,20 +1,33 @@
-/* admin.c - the supervisor's HTTP admin API (loopback by default):
- * GET /status, POST /services/{name}/scale, POST /services/{name}/restart,
- * POST /reload, POST /shutdown, GET /metrics and GET /health. Served by the
- * same HTTP layer as every worker, on the supervisor's loop. */
+/* admin.c - see admin.h. */
 #define _GNU_SOURCE
+#include "admin.h"
+
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "net.h"
-#include "spawn.h"
-#include "sv.h"
+#include "alloc.h"
 #include "base.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "net.h"
+#include "programs.h"
+#include "reload.h"
 #include "sbuf.h"
+#include "spawn.h"
+#include "workers.h"
+
+struct sv_admin {
+    sv_t *sv;
+    int fd;
+    metrics_t *metrics;
+    http_server_t *http;
+};
 
 static json_t *s_time_json(time_t t)
 {
@@ -52,9 +65,8 @@ static json_t *s_worker_json(const sv_worker_t *w)
     return j;
 }
 
-json_t *sv_service_json(sv_t *sv, sv_service_t *svc)
+static json_t *s_service_json(sv_service_t *svc)
 {
-    UNUSED(sv);
     json_t *ws = json_array();
     for (size_t i = 0; i < svc->nworkers; i++)
         json_array_append_new(ws, s_worker_json(svc->workers[i]));
@@ -80,7 +92,7 @@ static void s_status(http_req_t *req, void *ud)
     json_t *svcs = json_array(), *progs = json_array();
     for (size_t i = 0; i < sv->nservices; i++)
         if (!sv->services[i]->removed)
-            json_array_append_new(svcs, sv_service_json(sv, sv->services[i]));
+            json_array_append_new(svcs, s_service_json(sv->services[i]));
     for (size_t i = 0; i < sv->nprograms; i++)
         json_array_append_new(progs, s_program_json(sv->programs[i]));
     http_reply_json(req, 200,
@@ -126,7 +138,7 @@ static void s_scale(http_req_t *req, void *ud)
         return;
     }
     sv_scale(sv, svc, (long)json_integer_value(n));
-    http_reply_json(req, 200, sv_service_json(sv, svc));
+    http_reply_json(req, 200, s_service_json(svc));
 }
 
 static void s_restart(http_req_t *req, void *ud)
@@ -136,7 +148,7 @@ static void s_restart(http_req_t *req, void *ud)
     if (!svc)
         return;
     sv_rolling_restart(sv, svc);
-    http_reply_json(req, 202, sv_service_json(sv, svc));
+    http_reply_json(req, 202, s_service_json(svc));
 }
 
 static void s_log_level(http_req_t *req, void *ud)
@@ -280,53 +292,57 @@ static void s_collect(sbuf_t *out, void *ud)
     }
 }
 
-static void s_metrics(http_req_t *req, void *ud)
+static void s_routes(http_server_t *srv, sv_t *sv, metrics_t *m)
 {
-    sv_t *sv = ud;
-    sbuf_t out = {0};
-    metrics_render(sv->metrics, &out);
-    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
-    sbuf_free(&out);
+    http_route(srv, "GET", "/status", 0, s_status, sv);
+    http_route(srv, "GET", "/health", 0, s_health, sv);
+    metrics_http_route(srv, m);
+    http_route(srv, "POST", "/services/{name}/scale", HTTP_JSON_BODY, s_scale, sv);
+    http_route(srv, "POST", "/services/{name}/restart", HTTP_JSON_OPTIONAL, s_restart,
+               sv);
+    http_route(srv, "POST", "/services/{name}/log-level", HTTP_JSON_BODY, s_log_level,
+               sv);
+    http_route(srv, "POST", "/reload", HTTP_JSON_OPTIONAL, s_reload, sv);
+    http_route(srv, "POST", "/shutdown", HTTP_JSON_OPTIONAL, s_shutdown, sv);
 }
 
-int sv_admin_start(sv_t *sv, char *err, size_t errlen)
+sv_admin_t *sv_admin_new(sv_t *sv, char *err, size_t errlen)
 {
-    sv->admin_fd = net_listen(sv->cfg->admin, 128, false, err, errlen);
-    if (sv->admin_fd < 0)
-        return sv->admin_fd;
-    sv->metrics = metrics_new();
-    metrics_add_collector(sv->metrics, s_collect, sv);
+    sv_admin_t *a = xcalloc(1, sizeof *a);
+    a->sv = sv;
+    a->fd = net_listen(sv->cfg->admin, 128, false, err, errlen);
+    if (a->fd < 0) {
+        free(a);
+        return NULL;
+    }
+    a->metrics = metrics_new();
+    metrics_add_collector(a->metrics, s_collect, sv);
     http_config_t hc;
     http_config_defaults(&hc);
     hc.service = "supervisor";
     hc.max_body = 64 * 1024;
     hc.max_connections = 256;
-    sv->admin = http_server_new(sv->loop, sv->metrics, &hc);
-    http_route(sv->admin, "GET", "/status", 0, s_status, sv);
-    http_route(sv->admin, "GET", "/health", 0, s_health, sv);
-    http_route(sv->admin, "GET", "/metrics", 0, s_metrics, sv);
-    http_route(sv->admin, "POST", "/services/{name}/scale", HTTP_JSON_BODY, s_scale,
-               sv);
-    http_route(sv->admin, "POST", "/services/{name}/restart", HTTP_JSON_OPTIONAL,
-               s_restart, sv);
-    http_route(sv->admin, "POST", "/services/{name}/log-level", HTTP_JSON_BODY,
-               s_log_level, sv);
-    http_route(sv->admin, "POST", "/reload", HTTP_JSON_OPTIONAL, s_reload, sv);
-    http_route(sv->admin, "POST", "/shutdown", HTTP_JSON_OPTIONAL, s_shutdown, sv);
-    int rc = http_server_start(sv->admin, sv->admin_fd);
+    a->http = http_server_new(sv->loop, a->metrics, &hc);
+    s_routes(a->http, sv, a->metrics);
+    int rc = http_server_start(a->http, a->fd);
     if (rc < 0) {
         snprintf(err, errlen, "cannot start the admin API: %s", strerror(-rc));
-        return rc;
+        sv_admin_destroy(&a);
+        return NULL;
     }
     log_info("admin API on http://%s", sv->cfg->admin);
-    return 0;
+    return a;
 }
 
-void sv_admin_stop(sv_t *sv)
+void sv_admin_destroy(sv_admin_t **ap)
 {
-    http_server_destroy(&sv->admin);
-    metrics_destroy(&sv->metrics);
-    if (sv->admin_fd >= 0)
-        close(sv->admin_fd);
-    sv->admin_fd = -1;
+    sv_admin_t *a = ap ? *ap : NULL;
+    if (!a)
+        return;
+    http_server_destroy(&a->http);
+    metrics_destroy(&a->metrics);
+    if (a->fd >= 0)
+        close(a->fd);
+    free(a);
+    *ap = NULL;
 }

@@ -1,9 +1,9 @@
-/* backoff.c - the restart policy shared by workers and programs (sv.h). */
+/* backoff.c - see backoff.h. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <time.h>
 
-#include "sv.h"
+#include "backoff.h"
 
 uint64_t sv_backoff_after_exit(sv_proc_t *p, uint64_t now, bool was_ready)
 {

@@ -1,6 +1,8 @@
 /* main.c - vapora-supervisor: owns the listening sockets, runs one worker
  * per core for each [service:NAME] and every [program:NAME], heals, scales,
- * reloads and drains them. Wiring only; see sv.h. */
+ * reloads and drains them. Wiring only: the supervisor (supervisor.h) is
+ * opened, the admin API (admin.h) put on it, then the children launched;
+ * see supervisor.h for the modules. */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <libgen.h>
@@ -10,9 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "sv.h"
+#include "admin.h"
 #include "alloc.h"
+#include "log.h"
+#include "supervisor.h"
 
 static void s_usage(FILE *f, const char *prog)
 {
@@ -33,6 +36,44 @@ static char *s_bin_dir(void)
         return xstrdup(".");
     buf[n] = '\0';
     return xstrdup(dirname(buf));
+}
+
+/* --check: validates config and says what it holds; the exit status. */
+static int s_check(const char *config, const char *bin_dir)
+{
+    char err[512];
+    sv_config_t *cfg = sv_config_load(config, bin_dir, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "%s: invalid: %s\n", config, err);
+        return 1;
+    }
+    printf("%s: configuration OK (%zu service(s), %zu program(s))\n", config,
+           cfg->nservices, cfg->nprograms);
+    sv_config_destroy(&cfg);
+    return 0;
+}
+
+/* Open → admin → launch → run: the admin API answers before the first
+ * child starts, and a port it cannot bind stops us before any does. */
+static int s_supervise(const char *config, const char *bin_dir)
+{
+    char err[512];
+    sv_admin_t *admin = NULL;
+    sv_t *sv = sv_new(config, bin_dir, err, sizeof err);
+    if (sv)
+        admin = sv_admin_new(sv, err, sizeof err);
+    if (!admin) {
+        log_error("cannot start: %s", err);
+        sv_destroy(&sv);
+        return 1;
+    }
+    sv_launch(sv);
+    int status = sv_run(sv);
+    sv_admin_destroy(&admin);
+    sv_destroy(&sv);
+    if (status == 0)
+        log_info("supervisor stopped cleanly");
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -57,33 +98,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("supervisor", LOG_INFO, LOG_FMT_LOGFMT);
-    sv_t sv = {0};
-    sv.bin_dir = s_bin_dir();
-    char err[512];
-    if (check) {
-        sv_config_t *cfg = sv_config_load(config, sv.bin_dir, err, sizeof err);
-        free(sv.bin_dir);
-        if (!cfg) {
-            fprintf(stderr, "%s: invalid: %s\n", config, err);
-            return 1;
-        }
-        printf("%s: configuration OK (%zu service(s), %zu program(s))\n", config,
-               cfg->nservices, cfg->nprograms);
-        sv_config_destroy(&cfg);
-        return 0;
-    }
-    int status = 0;
-    if (sv_start(&sv, config, err, sizeof err) < 0) {
-        log_error("cannot start: %s", err);
-        status = 1;
-    } else if (loop_run(sv.loop) < 0) {
-        status = 1;
-    } else {
-        status = sv.exit_status;
-    }
-    sv_stop(&sv);
-    free(sv.bin_dir);
-    if (status == 0)
-        log_info("supervisor stopped cleanly");
+    char *bin_dir = s_bin_dir();
+    int status = check ? s_check(config, bin_dir) : s_supervise(config, bin_dir);
+    free(bin_dir);
     return status;
 }

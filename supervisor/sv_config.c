@@ -12,13 +12,14 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "schemas.h"
 #include "spawn.h"
 #include "alloc.h"
 #include "sbuf.h"
 #include "file.h"
 #include "parse.h"
 #include "net.h"
-#include "worker.h"
+#include "settings.h"
 
 void sv_argv_free(char **argv)
 {
@@ -27,6 +28,17 @@ void sv_argv_free(char **argv)
     for (char **a = argv; *a; a++)
         free(*a);
     free(argv);
+}
+
+char **sv_argv_dup(char *const *argv)
+{
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char **a = xcalloc(n + 1, sizeof *a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = xstrdup(argv[i]);
+    return a;
 }
 
 char **sv_split_command(const char *cmd)
@@ -138,7 +150,8 @@ static char *s_program_fingerprint(const cfg_t *cfg, const char *section)
 }
 
 /* What a service's workers read: the whole file but the programs, the other
- * services, the sections only another service reads (the schema's reader)
+ * services, the sections only another service reads (their reader, as the
+ * services declare it: schemas.h)
  * and what only the supervisor uses, and less the worker count, so that
  * scaling never replaces running workers. */
 static char *s_service_fingerprint(const cfg_t *cfg, const char *own)
@@ -152,8 +165,7 @@ static char *s_service_fingerprint(const cfg_t *cfg, const char *own)
     size_t n = cfg_section_count(cfg);
     for (size_t i = 0; i < n; i++) {
         const char *sec = cfg_section_name(cfg, i);
-        const char *reader =
-            cfg_section_reader(cfg_vapora_schema, cfg_vapora_schema_len, sec);
+        const char *reader = sv_schemas_reader(sec);
         if (strncmp(sec, "program:", 8) == 0 ||
             (strncmp(sec, "service:", 8) == 0 && strcmp(sec, own) != 0) ||
             (reader && strcmp(reader, name) != 0))
@@ -192,15 +204,11 @@ static char *s_abspath(const char *p)
     return xasprintf("%s/%s", cwd, p);
 }
 
-static int s_load_service(sv_config_t *c, const char *section, const char *bin_dir,
-                          char *err, size_t errlen)
+/* listen (required, host:port with a port) and workers (auto or 0-256). */
+static int s_load_shape(sv_service_cfg_t *s, const cfg_t *cfg, const char *section,
+                        char *err, size_t errlen)
 {
-    const char *name = section + strlen("service:");
-    sv_service_cfg_t *s = &c->services[c->nservices];
-    memset(s, 0, sizeof *s);
-    s->name = xstrdup(name);
-    c->nservices++;
-    const char *listen = cfg_get(c->cfg, section, "listen");
+    const char *listen = cfg_get(cfg, section, "listen");
     char host[256];
     int port;
     if (!listen || net_split_addr(listen, host, sizeof host, &port) < 0 || port == 0) {
@@ -209,7 +217,7 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
         return -EINVAL;
     }
     s->listen = xstrdup(listen);
-    const char *w = cfg_get_str(c->cfg, section, "workers", "auto");
+    const char *w = cfg_get_str(cfg, section, "workers", "auto");
     long n;
     if (strcmp(w, "auto") == 0) {
         s->workers_auto = true;
@@ -221,18 +229,35 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
                  section, w);
         return -EINVAL;
     }
-    const char *cmd = cfg_get(c->cfg, section, "command");
+    return 0;
+}
+
+/* command (default: vapora-NAME in bin_dir), which must be executable. */
+static int s_load_command(sv_service_cfg_t *s, const cfg_t *cfg, const char *section,
+                          const char *bin_dir, char *err, size_t errlen)
+{
+    const char *cmd = cfg_get(cfg, section, "command");
     char *def = NULL;
     if (!cmd)
-        cmd = def = xasprintf("%s/vapora-%s", bin_dir, name);
-    char **argv = sv_split_command(cmd);
+        cmd = def = xasprintf("%s/vapora-%s", bin_dir, s->name);
+    s->argv = sv_split_command(cmd);
     free(def);
-    if (!argv) {
+    if (!s->argv) {
         snprintf(err, errlen, "[%s] command: empty or unterminated quote", section);
         return -EINVAL;
     }
-    s->argv = argv;
-    if (s_check_command(argv, section, NULL, err, errlen) < 0)
+    return s_check_command(s->argv, section, NULL, err, errlen);
+}
+
+static int s_load_service(sv_config_t *c, const char *section, const char *bin_dir,
+                          char *err, size_t errlen)
+{
+    sv_service_cfg_t *s = &c->services[c->nservices];
+    memset(s, 0, sizeof *s);
+    s->name = xstrdup(section + strlen("service:"));
+    c->nservices++;
+    if (s_load_shape(s, c->cfg, section, err, errlen) < 0 ||
+        s_load_command(s, c->cfg, section, bin_dir, err, errlen) < 0)
         return -EINVAL;
     bool control;
     long start;
@@ -244,7 +269,7 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
     s->start_timeout = (unsigned)start;
     /* Our workers would refuse to start on a bad runtime setting: say so
      * now, before one is started or the running ones are replaced. */
-    if (control && worker_check_settings(c->cfg, section, err, errlen) < 0)
+    if (control && settings_check(c->cfg, section, err, errlen) < 0)
         return -EINVAL;
     s->fingerprint = s_service_fingerprint(c->cfg, section);
     return 0;
@@ -318,7 +343,7 @@ sv_config_t *sv_config_load(const char *path, const char *bin_dir, char *err,
         sv_config_destroy(&c);
         return NULL;
     }
-    cfg_check_schema(c->cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_warn, NULL);
+    sv_schemas_check(c->cfg, s_warn, NULL);
     size_t ns = cfg_section_count(c->cfg);
     c->services = xcalloc(ns, sizeof *c->services);
     c->programs = xcalloc(ns, sizeof *c->programs);

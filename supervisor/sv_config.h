@@ -60,6 +60,9 @@ const sv_program_cfg_t *sv_config_program(const sv_config_t *c, const char *name
  * Returns a NULL-terminated heap array (free with sv_argv_free), or NULL
  * when empty or a quote is unterminated. */
 char **sv_split_command(const char *cmd);
+/* A heap copy of the NULL-terminated argv (free with sv_argv_free). */
+char **sv_argv_dup(char *const *argv);
+/* Frees an argv from sv_split_command or sv_argv_dup; accepts NULL. */
 void sv_argv_free(char **argv);
 
 /* CPUs this process may use: its affinity mask, capped by a cgroup CPU

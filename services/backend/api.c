@@ -1,28 +1,30 @@
-/* api.c - what every handler does: check the token and role, run storage
- * work on the pool, answer with its result or its error. */
+/* api.c - the plumbing every handler uses; see api.h. */
 #define _GNU_SOURCE
+#include "api.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "backend.h"
-#include "log.h"
 #include "alloc.h"
+#include "cursor.h"
 #include "parse.h"
+#include "render.h"
+#include "worker.h"
 
-bool api_authorize(http_req_t *req, backend_t *b, int min_rank, claims_t *out)
+bool api_authorize(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *out)
 {
     const char *h = http_req_header(req, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7] ||
-        auth_verify_token_cached(b, h + 7, out) < 0) {
+        auth_verify_token_cached(b->auth, h + 7, out) < 0) {
         http_req_add_header(req, "WWW-Authenticate", "Bearer");
         http_reply_error(req, 401, "unauthorized",
                          h ? "the bearer token is invalid or expired"
                            : "this request needs an Authorization: Bearer token");
         return false;
     }
-    if (role_rank(out->role) < min_rank) {
+    if (auth_role_rank(out->role) < min_rank) {
         http_reply_error(req, 403, "forbidden", "the %s role may not do this",
                          out->role);
         return false;
@@ -35,96 +37,123 @@ void api_invalid(http_req_t *req, const verr_t *e)
     http_reply_error(req, 422, e->code, "%s", e->msg);
 }
 
-job_t *api_job(backend_t *b, job_fn fn)
+api_job_t *api_job(backend_t *b, size_t size, api_work_fn fn)
 {
-    job_t *j = xcalloc(1, sizeof *j);
+    VP_ASSERT(size >= sizeof(api_job_t));
+    api_job_t *j = xcalloc(1, size);
     j->b = b;
     j->fn = fn;
     j->status = 200;
     return j;
 }
 
-static void s_work(void *arg)
+bool api_check(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *who,
+               const char **id)
 {
-    job_t *j = arg;
+    if (!api_authorize(req, b, min_rank, who))
+        return false;
+    *id = http_req_param(req, "id");
+    if (*id && strlen(*id) >= 64) { /* no id is that long */
+        http_reply_error(req, 404, "not_found", "no such id");
+        return false;
+    }
+    return true;
+}
+
+api_job_t *api_start(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
+                     int min_rank)
+{
+    auth_claims_t who;
+    const char *id;
+    if (!api_check(req, b, min_rank, &who, &id))
+        return NULL;
+    api_job_t *j = api_job(b, size, fn);
+    j->who = who;
+    j->id = id;
+    return j;
+}
+
+void api_discard(api_job_t *j)
+{
+    if (j->fini)
+        j->fini(j);
+    json_decref(j->out);
+    free(j->body);
+    free(j);
+}
+
+static void s_work(pool_work_t *w)
+{
+    api_job_t *j = container_of(w, api_job_t, work);
     j->fn(j);
     store_end(j->b->store);
     /* Serialise here: a page of tasks is tens of KiB of JSON, work the loop
      * thread should not do. A hook may still change out (then it is redone). */
     if (j->out && !j->after && !j->body)
-        j->body = json_dumps(j->out, JSON_COMPACT);
+        j->body = render_json(j->out, JSON_COMPACT);
 }
 
-static unsigned s_status_of(store_rc_t rc)
+static unsigned s_status_of(int rc)
 {
     switch (rc) {
-    case STORE_NOT_FOUND: return 404;
-    case STORE_CONFLICT: return 409;
-    case STORE_PRECONDITION: return 412;
-    case STORE_INVALID: return 422;
+    case VP_ENOTFOUND: return 404;
+    case VP_ECONFLICT: return 409;
+    case VP_EPRECONDITION: return 412;
+    case VP_EINVALID: return 422;
     default: return 500;
     }
 }
 
-static void s_done(http_req_t *req, void *arg, int status)
+/* Replies j's answer; the body is handed over, not copied. */
+static void s_reply(http_req_t *req, api_job_t *j)
 {
-    job_t *j = arg;
+    if (j->location[0])
+        http_req_add_header(req, "Location", j->location);
+    if (j->body) {
+        http_reply_owned(req, j->status, "application/json", j->body, strlen(j->body));
+        j->body = NULL;
+    } else if (j->out) {
+        http_reply_json(req, j->status, j->out);
+        j->out = NULL;
+    } else {
+        http_reply(req, j->status, NULL, "", 0);
+    }
+}
+
+static void s_done(pool_work_t *w, int status)
+{
+    api_job_t *j = container_of(w, api_job_t, work);
+    http_req_t *req = j->req;
     if (status != 0) {
         http_reply_error(req, 503, "shutting_down", "the server is shutting down");
-    } else if (j->rc != STORE_OK) {
+    } else if (j->rc != 0) {
         http_reply_error(req, s_status_of(j->rc), j->err.code ? j->err.code : "error",
                          "%s", j->err.msg);
-    } else if (j->after && (j->after(j, req), j->rc != STORE_OK)) {
+    } else if (j->after && (j->after(j, req), j->rc != 0)) {
         /* The hook answered (or will answer) the request itself. */
     } else {
-        if (j->location[0])
-            http_req_add_header(req, "Location", j->location);
-        if (j->body) {
-            http_reply(req, j->status, "application/json", j->body, strlen(j->body));
-        } else if (j->out) {
-            http_reply_json(req, j->status, j->out);
-            j->out = NULL;
-        } else {
-            http_reply(req, j->status, NULL, "", 0);
-        }
+        s_reply(req, j);
     }
-    json_decref(j->out);
-    json_decref(j->in);
-    free(j->body);
-    free(j);
+    api_discard(j);
 }
 
-job_t *api_start(http_req_t *req, backend_t *b, job_fn fn, int min_rank)
+void api_run(http_req_t *req, api_job_t *j)
 {
-    job_t *j = api_job(b, fn);
-    if (!api_authorize(req, b, min_rank, &j->who)) {
-        free(j);
-        return NULL;
-    }
-    const char *id = http_req_param(req, "id");
-    if (id && strlen(id) >= sizeof j->id) { /* no id is that long */
-        http_reply_error(req, 404, "not_found", "no such id");
-        free(j);
-        return NULL;
-    }
-    if (id)
-        snprintf(j->id, sizeof j->id, "%s", id);
-    return j;
-}
-
-void api_discard(job_t *j)
-{
-    json_decref(j->in);
-    free(j);
-}
-
-void api_run(http_req_t *req, job_t *j)
-{
-    if (http_req_run_blocking(req, worker_pool(j->b->w), s_work, s_done, j) < 0)
+    j->req = req;
+    if (pool_submit(worker_pool(j->b->w), &j->work, s_work, s_done) < 0) {
+        http_reply_error(req, 503, "overloaded", "the server is busy; retry shortly");
         api_discard(j);
+    }
 }
 
-bool api_page(http_req_t *req, char kind, int *limit, int64_t *after)
+void api_serve(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank)
+{
+    api_job_t *j = api_start(req, b, sizeof *j, fn, min_rank);
+    if (j)
+        api_run(req, j);
+}
+
+bool api_page(http_req_t *req, char kind, api_page_t *page)
 {
     const char *l = http_req_query(req, "limit");
     const char *c = http_req_query(req, "cursor");
@@ -134,9 +163,9 @@ bool api_page(http_req_t *req, char kind, int *limit, int64_t *after)
                          "limit must be a whole number from 1 to 500");
         return false;
     }
-    *limit = (int)v;
-    *after = 0;
-    if (c && *c && !store_cursor_decode(kind, c, after)) {
+    page->limit = (int)v;
+    page->after = 0;
+    if (c && *c && !cursor_decode(kind, c, &page->after)) {
         http_reply_error(req, 400, "invalid_cursor",
                          "the cursor is not one this list returned");
         return false;
@@ -148,7 +177,7 @@ json_t *api_page_body(json_t *items, char kind, int64_t next)
 {
     char cur[64];
     if (next)
-        store_cursor_encode(kind, next, cur, sizeof cur);
+        cursor_encode(kind, next, cur, sizeof cur);
     return json_pack("{s:o,s:o}", "items", items, "next_cursor",
                      next ? json_string(cur) : json_null());
 }

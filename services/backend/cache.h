@@ -3,7 +3,7 @@
  * DESIGN. Every worker process keeps the documents it served, each tagged
  * with store_version() as read before the database was asked. An entry is
  * served only while the version still has that value: any committed write
- * by any worker moves it (store.c bumps a counter in a file every worker
+ * by any worker moves it (the store bumps a counter in a file every worker
  * maps), so what the cache returns is what the database would return. The
  * check is one atomic load; no SQLite call runs on the loop thread.
  * Direct-mapped by a hash of the id: a bounded number of slots, bodies up

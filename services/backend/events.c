@@ -17,6 +17,7 @@
 #include "log.h"
 #include "alloc.h"
 #include "sbuf.h"
+#include "store_outbox.h"
 
 #define EVENTS_BATCH 1024
 #define EVENTS_IDLE_MS 20
@@ -81,33 +82,31 @@ static bool s_take_lead(events_t *ev)
     return ev->leader;
 }
 
-/* A JetStream context on the current connection, with the stream there. */
-static bool s_ready(events_t *ev)
+/* A JetStream context on the connection nc (made again when nc changed). */
+static bool s_context(events_t *ev, natsConnection *nc)
 {
-    natsc_t *n = worker_nats(ev->b->w);
-    natsConnection *nc = n ? natsc_conn(n) : NULL;
-    if (!nc || !natsc_connected(n))
-        return false;
     if (ev->js && ev->js_nc != nc) {
         jsCtx_Destroy(ev->js);
         ev->js = NULL;
     }
-    if (!ev->js) {
-        jsOptions o;
-        jsOptions_Init(&o);
-        o.Wait = 2000;
-        o.PublishAsync.MaxPending = EVENTS_BATCH * 2;
-        o.PublishAsync.ErrHandler = s_async_err;
-        o.PublishAsync.ErrHandlerClosure = ev;
-        if (natsConnection_JetStream(&ev->js, nc, &o) != NATS_OK)
-            return false;
-        ev->js_nc = nc;
-        ev->stream_ok = false;
-    }
-    if (atomic_exchange(&ev->stream_lost, false))
-        ev->stream_ok = false; /* the server lost the stream: make it again */
-    if (ev->stream_ok)
+    if (ev->js)
         return true;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = 2000;
+    o.PublishAsync.MaxPending = EVENTS_BATCH * 2;
+    o.PublishAsync.ErrHandler = s_async_err;
+    o.PublishAsync.ErrHandlerClosure = ev;
+    if (natsConnection_JetStream(&ev->js, nc, &o) != NATS_OK)
+        return false;
+    ev->js_nc = nc;
+    ev->stream_ok = false;
+    return true;
+}
+
+/* Makes sure stream VAPORA exists (creating it when missing). */
+static bool s_stream(events_t *ev)
+{
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetStreamInfo(&si, ev->js, "VAPORA", NULL, &jerr);
@@ -125,32 +124,30 @@ static bool s_ready(events_t *ev)
             log_info("events: created stream VAPORA (vapora.>, file storage)");
     }
     jsStreamInfo_Destroy(si);
-    if (s != NATS_OK) {
+    if (s != NATS_OK)
         log_warn("events: stream VAPORA not available: %s (%d)", natsStatus_GetText(s),
                  (int)jerr);
-        return false;
-    }
-    ev->stream_ok = true;
-    return true;
+    return s == NATS_OK;
 }
 
-/* Publishes one batch asynchronously and waits for every acknowledgement;
- * returns how many went out (-1 on a failure). A batch that fails, even in
- * part, stays in the outbox and is sent again whole: the stream drops the
- * copies it already has (same Nats-Msg-Id), so nothing is lost or doubled
- * and the order holds. */
-static int s_publish_batch(events_t *ev)
+/* A JetStream context on the current connection, with the stream there. */
+static bool s_ready(events_t *ev)
 {
-    store_event_t *evs = NULL;
-    size_t n = 0;
-    store_err_t e;
-    backend_t *b = ev->b;
-    if (store_outbox_fetch(b->store, EVENTS_BATCH, &evs, &n, &e) != STORE_OK)
-        return -1;
-    if (n == 0) {
-        store_outbox_free(evs, n);
-        return 0;
-    }
+    natsc_t *n = worker_nats(ev->b->w);
+    natsConnection *nc = n ? natsc_conn(n) : NULL;
+    if (!nc || !natsc_connected(n) || !s_context(ev, nc))
+        return false;
+    if (atomic_exchange(&ev->stream_lost, false))
+        ev->stream_ok = false; /* the server lost the stream: make it again */
+    if (!ev->stream_ok)
+        ev->stream_ok = s_stream(ev);
+    return ev->stream_ok;
+}
+
+/* Publishes evs asynchronously (Nats-Msg-Id = the outbox seq) and waits
+ * for every acknowledgement; NATS_OK when all were stored. */
+static natsStatus s_send(events_t *ev, const store_event_t *evs, size_t n)
+{
     atomic_store(&ev->async_failed, false);
     natsStatus s = NATS_OK;
     for (size_t i = 0; i < n && s == NATS_OK; i++) {
@@ -171,16 +168,36 @@ static int s_publish_batch(events_t *ev)
         if (js_PublishAsyncGetPendingList(&pending, ev->js) == NATS_OK)
             natsMsgList_Destroy(&pending);
     }
-    int64_t last = evs[n - 1].seq;
+    return s != NATS_OK                      ? s
+           : done != NATS_OK                 ? done
+           : atomic_load(&ev->async_failed) ? NATS_ERR
+                                             : NATS_OK;
+}
+
+/* Publishes one batch and forgets it once stored; returns how many went
+ * out (-1 on a failure). A batch that fails, even in part, stays in the
+ * outbox and is sent again whole: the stream drops the copies it already
+ * has (same Nats-Msg-Id), so nothing is lost or doubled and the order
+ * holds. */
+static int s_publish_batch(events_t *ev)
+{
+    store_event_t *evs = NULL;
+    size_t n = 0;
+    store_err_t e;
+    backend_t *b = ev->b;
+    if (store_outbox_fetch(b->store, EVENTS_BATCH, &evs, &n, &e) != 0)
+        return -1;
+    natsStatus s = n > 0 ? s_send(ev, evs, n) : NATS_OK;
+    int64_t last = n > 0 ? evs[n - 1].seq : 0;
     store_outbox_free(evs, n);
-    if (s != NATS_OK || done != NATS_OK || atomic_load(&ev->async_failed)) {
+    if (n == 0)
+        return 0;
+    if (s != NATS_OK) {
         log_warn("events: publishing %zu event(s) failed (%s); sending them again", n,
-                 natsStatus_GetText(s != NATS_OK      ? s
-                                    : done != NATS_OK ? done
-                                                      : NATS_ERR));
+                 natsStatus_GetText(s));
         return -1;
     }
-    if (store_outbox_delete_upto(b->store, last, &e) != STORE_OK)
+    if (store_outbox_delete_upto(b->store, last, &e) != 0)
         return -1;
     atomic_fetch_add(&ev->published, (unsigned long)n);
     store_outbox_refresh(b->store, &e);
@@ -250,10 +267,10 @@ static void s_collect(sbuf_t *out, void *ud)
                          atomic_load(&ev->is_leader) ? 1 : 0);
 }
 
-events_t *events_start(backend_t *b)
+events_t *events_new(backend_t *b)
 {
     if (!worker_nats(b->w)) {
-        store_set_outbox_max(b->store, 0);
+        store_outbox_set_max(b->store, 0);
         log_info("events: [nats] url is not set; no events are published");
         return NULL;
     }
@@ -281,16 +298,16 @@ events_t *events_start(backend_t *b)
         return NULL;
     }
     metrics_add_collector(worker_metrics(b->w), s_collect, ev);
-    store_set_commit_hook(b->store, s_kick, ev);
+    store_outbox_set_commit_hook(b->store, s_kick, ev);
     return ev;
 }
 
-void events_stop(events_t **ep)
+void events_destroy(events_t **ep)
 {
     events_t *ev = ep ? *ep : NULL;
     if (!ev)
         return;
-    store_set_commit_hook(ev->b->store, NULL, NULL);
+    store_outbox_set_commit_hook(ev->b->store, NULL, NULL);
     pthread_mutex_lock(&ev->mu);
     ev->stop = true;
     pthread_cond_signal(&ev->cv);

@@ -19,8 +19,8 @@ typedef struct events events_t;
 
 /* Starts the publisher (loop thread, at set-up). NULL when [nats] url is not
  * set: then no event is queued at all. */
-events_t *events_start(backend_t *b);
+events_t *events_new(backend_t *b);
 /* Stops and joins the publisher. Accepts NULL; sets *ep = NULL. */
-void events_stop(events_t **ep);
+void events_destroy(events_t **ep);
 
 #endif

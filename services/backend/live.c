@@ -13,8 +13,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "backend.h"
 #include "live.h"
+
+#include "api.h"
 #include "log.h"
 #include "mailbox.h"
 #include "alloc.h"
@@ -125,15 +126,15 @@ static void s_session_closed(ws_t *ws, void *ud)
 static void s_ws(http_req_t *req, void *ud)
 {
     live_t *l = ud;
-    claims_t who;
+    auth_claims_t who;
     const char *tok = http_req_query(req, "token");
     if (tok && !http_req_header(req, "Authorization")) {
-        if (auth_verify_token_cached(l->b, tok, &who) < 0) {
+        if (auth_verify_token_cached(l->b->auth, tok, &who) < 0) {
             http_reply_error(req, 401, "unauthorized",
                              "the token is invalid or expired");
             return;
         }
-    } else if (!api_authorize(req, l->b, ROLE_VIEWER, &who)) {
+    } else if (!api_authorize(req, l->b, AUTH_VIEWER, &who)) {
         return;
     }
     session_t *s = xcalloc(1, sizeof *s);
@@ -155,7 +156,7 @@ static void s_collect(sbuf_t *out, void *ud)
                          "counter", "service=\"backend\"", (double)dropped);
 }
 
-live_t *live_start(backend_t *b)
+live_t *live_new(backend_t *b)
 {
     live_t *l = xcalloc(1, sizeof *l);
     l->b = b;
@@ -175,7 +176,7 @@ live_t *live_start(backend_t *b)
     l->mb = mailbox_new(loop, LIVE_QUEUE_MAX, s_on_events, l);
     if (!l->mb) {
         log_err(errno, "live: mailbox");
-        live_stop(&l);
+        live_destroy(&l);
         return NULL;
     }
     if (worker_nats(b->w))
@@ -187,7 +188,7 @@ live_t *live_start(backend_t *b)
     return l;
 }
 
-void live_stop(live_t **lp)
+void live_destroy(live_t **lp)
 {
     live_t *l = lp ? *lp : NULL;
     if (!l)

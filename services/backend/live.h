@@ -6,9 +6,11 @@
 
 typedef struct live live_t;
 
-/* Adds GET /ws and subscribes to vapora.> (loop thread, at set-up). */
-live_t *live_start(backend_t *b);
-/* Closes every session (1001) and the subscription. Accepts NULL. */
-void live_stop(live_t **lp);
+/* Adds GET /ws and subscribes to vapora.> (loop thread, at set-up); b
+ * outlives it. NULL when the relay mailbox cannot be made (logged). */
+live_t *live_new(backend_t *b);
+/* Closes every session (1001) and the subscription, and frees the relay.
+ * Loop thread. Accepts NULL; sets *lp = NULL. */
+void live_destroy(live_t **lp);
 
 #endif

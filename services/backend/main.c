@@ -2,25 +2,28 @@
  *
  * Wiring only: opens the store (migrations run here, at start-up, before
  * the first connection), loads the JWT secret and creates the first admin
- * (auth.c), starts the events publisher (events.c) and adds the routes
- * (users.c, projects.c, tasks.c). */
+ * (auth.c), opens the login slow-down (logins.c) and the read cache
+ * (cache.c), starts the events publisher (events.c) and the WebSocket relay
+ * (live.c), and adds the routes (users.c, projects.c, tasks.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "backend.h"
-#include "cache.h"
 #include "events.h"
+#include "file.h"
 #include "live.h"
 #include "log.h"
-#include "alloc.h"
+#include "projects.h"
 #include "sbuf.h"
-#include "file.h"
+#include "schema.h"
+#include "store_outbox.h"
+#include "tasks.h"
+#include "users.h"
 
 static backend_t s_backend;
 static events_t *s_events;
@@ -58,60 +61,76 @@ static void s_cache_metrics(sbuf_t *out, void *ud)
                 (unsigned long long)rcache_misses(b->cache));
 }
 
-static int s_setup(worker_t *w)
+/* [backend] key as a number in [min,max]; false (logged) when malformed. */
+static bool s_number(const cfg_t *cfg, const char *key, long def, long min, long max,
+                     long *out)
 {
-    backend_t *b = &s_backend;
-    b->w = w;
-    const cfg_t *cfg = worker_cfg(w);
-    char err[512];
-    b->data_dir = xstrdup(cfg_get_str(cfg, "supervisor", "data_dir", "data"));
-    if (mkdir(b->data_dir, 0755) < 0 && errno != EEXIST) {
-        log_err(errno, "creating data_dir %s", b->data_dir);
-        return -EIO;
-    }
-    if (cfg_get_long(cfg, "backend", "token_ttl", 3600, 1, 30L * 86400, &b->token_ttl,
-                     err, sizeof err) < 0) {
+    char err[256];
+    if (cfg_get_long(cfg, "backend", key, def, min, max, out, err, sizeof err) < 0) {
         log_error("%s", err);
-        return -EINVAL;
+        return false;
     }
+    return true;
+}
+
+/* Workers start together: one at a time creates the database (WAL switch,
+ * migrations), the secret and the first admin. SQLite answers "locked" at
+ * once, without its busy handler, to a WAL switch or a read snapshot
+ * upgraded while another process writes. */
+static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl)
+{
+    char err[512];
     const char *db = cfg_get(cfg, "backend", "database");
     char *path = db && *db ? xstrdup(db) : xasprintf("%s/vapora.db", b->data_dir);
-    /* Workers start together: one at a time creates the database (WAL
-     * switch, migrations), the secret and the first admin. SQLite answers
-     * "locked" at once, without its busy handler, to a WAL switch or a read
-     * snapshot upgraded while another process writes. */
     int lock = s_setup_lock(b->data_dir);
     b->store = store_open(path, err, sizeof err);
     free(path);
-    int rc = b->store ? auth_init(b, err, sizeof err) : -1;
+    if (b->store)
+        b->auth = auth_new(cfg_get(cfg, "backend", "jwt_secret"), b->data_dir, token_ttl,
+                           err, sizeof err);
+    int rc = b->auth ? auth_bootstrap_admin(b->store, cfg_get(cfg, "backend",
+                                                              "admin_password"),
+                                            b->data_dir, err, sizeof err)
+                     : -EIO;
     if (b->store)
         store_end(b->store);
+    if (rc == 0)
+        b->logins = logins_new(b->data_dir);
     s_setup_unlock(lock);
     if (rc < 0) {
         log_error("backend: %s", err);
         return -EIO;
     }
-    long outbox_max;
-    if (cfg_get_long(cfg, "backend", "outbox_max", 100000, 1, 10000000, &outbox_max,
-                     err, sizeof err) < 0) {
-        log_error("%s", err);
-        return -EINVAL;
+    return 0;
+}
+
+static int s_setup(worker_t *w)
+{
+    backend_t *b = &s_backend;
+    const cfg_t *cfg = worker_cfg(w);
+    b->w = w;
+    b->data_dir = xstrdup(cfg_get_str(cfg, "supervisor", "data_dir", "data"));
+    if (mkdir(b->data_dir, 0755) < 0 && errno != EEXIST) {
+        log_err(errno, "creating data_dir %s", b->data_dir);
+        return -EIO;
     }
-    store_set_outbox_max(b->store, outbox_max);
-    long slots;
-    if (cfg_get_long(cfg, "backend", "read_cache", 1024, 0, 1000000, &slots, err,
-                     sizeof err) < 0) {
-        log_error("%s", err);
+    long ttl, outbox_max, slots;
+    if (!s_number(cfg, "token_ttl", 3600, 1, 30L * 86400, &ttl))
         return -EINVAL;
-    }
+    if (s_open(b, cfg, ttl) < 0)
+        return -EIO;
+    if (!s_number(cfg, "outbox_max", 100000, 1, 10000000, &outbox_max) ||
+        !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots))
+        return -EINVAL;
+    store_outbox_set_max(b->store, outbox_max);
     if (store_version_known(b->store))
         b->cache = rcache_new((size_t)slots);
     metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
-    s_events = events_start(b);
-    s_live = live_start(b);
-    users_routes(b);
-    projects_routes(b);
-    tasks_routes(b);
+    s_events = events_new(b);
+    s_live = live_new(b);
+    users_add_routes(b);
+    projects_add_routes(b);
+    tasks_add_routes(b);
     return 0;
 }
 
@@ -119,11 +138,12 @@ static void s_teardown(worker_t *w)
 {
     UNUSED(w);
     backend_t *b = &s_backend;
-    live_stop(&s_live);
-    events_stop(&s_events);
+    live_destroy(&s_live);
+    events_destroy(&s_events);
     rcache_destroy(&b->cache);
-    auth_fini(b);
-    store_close(&b->store);
+    logins_destroy(&b->logins);
+    auth_destroy(&b->auth);
+    store_destroy(&b->store);
     free(b->data_dir);
     b->data_dir = NULL;
 }
@@ -131,6 +151,7 @@ static void s_teardown(worker_t *w)
 static const worker_service_t s_service = {
     .name = "backend",
     .default_listen = "0.0.0.0:8001",
+    .schema = &backend_schema,
     .setup = s_setup,
     .teardown = s_teardown,
 };

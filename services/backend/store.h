@@ -1,130 +1,48 @@
-/* store.h - the backend's storage: the one module handlers call, so that a
- * PostgreSQL driver can slot in behind the same functions later.
+/* store.h - the backend's storage: what handlers call, so that a
+ * PostgreSQL driver can slot in behind the same functions later. This
+ * header opens and closes the store; each kind of row has its own header:
+ * store_users.h, store_projects.h (with the board), store_tasks.h and
+ * store_outbox.h (the events waiting for NATS).
  *
- * DESIGN. SQLite in WAL mode, synchronous=NORMAL. Every function below runs
+ * DESIGN. SQLite in WAL mode, synchronous=NORMAL. Every store function runs
  * on a blocking-pool thread (never the loop thread) and uses that thread's
  * own connection, opened on first use and closed when the thread exits;
  * statements are prepared once per connection and reused. Each write is one
- * BEGIN IMMEDIATE transaction: when a function returns STORE_OK its change
- * is committed. Several worker processes share the file: a busy handler
- * retries every 200 µs for up to 5 s.
+ * BEGIN IMMEDIATE transaction, or a savepoint of a group commit that
+ * concurrent writers share (store_batch.c): when a write returns 0 its
+ * change is committed. Several worker processes share the file: writers
+ * take an flock first, and a busy handler retries every 200 µs for up to
+ * 5 s. A thread per worker checkpoints the WAL (commits never do).
  *
  * Rows come back as jansson objects in the API's shape; the caller owns
- * them. Errors carry an API error code and a sentence in store_err_t. */
+ * them. Errors: every int returned by the store is 0 or a negative code of
+ * vp_error.h: VP_ENOTFOUND (404), VP_ECONFLICT (409: err.code says which),
+ * VP_EPRECONDITION (412 version_mismatch), VP_EINVALID (422: err.code
+ * names the field), VP_ESTORE (500: the database failed); store_err_t
+ * carries the API error code and a sentence. */
 #ifndef VAPORA_STORE_H
 #define VAPORA_STORE_H
 
-#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "sbuf.h"
+#include "vp_error.h"
 
 typedef struct store store_t;
 
-typedef enum store_rc {
-    STORE_OK = 0,
-    STORE_NOT_FOUND,    /* 404 */
-    STORE_CONFLICT,     /* 409: err.code says which */
-    STORE_PRECONDITION, /* 412 version_mismatch */
-    STORE_INVALID,      /* 422: err.code names the field */
-    STORE_ERROR,        /* 500 */
-} store_rc_t;
-
 typedef struct store_err {
-    const char *code;
+    const char *code; /* a string literal: static */
     char msg[256];
 } store_err_t;
 
 /* Opens (creating) the database at path and applies pending migrations,
- * on the calling thread: call once at start-up, before serving. NULL with a
- * reason in err on failure. */
+ * on the calling thread: call once at start-up, before serving. Starts the
+ * checkpointer thread. NULL with a reason in err on failure. */
 store_t *store_open(const char *path, char *err, size_t errlen);
-void store_close(store_t **sp);
-
-/* ---- users ---- */
-/* Creates a user; STORE_CONFLICT username_taken. *out: the user (no hash). */
-store_rc_t store_user_create(store_t *s, const char *username, const char *hash,
-                             const char *role, json_t **out, store_err_t *e);
-/* Inserts the user only when no user of that name exists; *created says
- * whether this call created it. */
-store_rc_t store_user_ensure(store_t *s, const char *username, const char *hash,
-                             const char *role, bool *created, store_err_t *e);
-/* The user and its password hash (*hash, caller frees), by name. */
-store_rc_t store_user_by_name(store_t *s, const char *username, json_t **out,
-                              char **hash, store_err_t *e);
-store_rc_t store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e);
-store_rc_t store_user_list(store_t *s, json_t **out, store_err_t *e);
-
-/* ---- projects ---- */
-store_rc_t store_project_create(store_t *s, const char *name, const char *desc,
-                                json_t **out, store_err_t *e);
-store_rc_t store_project_get(store_t *s, const char *id, json_t **out, store_err_t *e);
-/* Projects after cursor position `after` (0: from the start), at most limit;
- * *next is the position of the last one when more may follow, else 0. */
-store_rc_t store_project_list(store_t *s, int64_t after, int limit, json_t **items,
-                              int64_t *next, store_err_t *e);
-/* Applies name/description from patch (already validated). */
-store_rc_t store_project_update(store_t *s, const char *id, const json_t *patch,
-                                json_t **out, store_err_t *e);
-/* STORE_CONFLICT project_has_tasks unless cascade. */
-store_rc_t store_project_delete(store_t *s, const char *id, bool cascade,
-                                store_err_t *e);
-/* {"project_id","columns":[{"status","tasks":[…]}…]} */
-store_rc_t store_project_board(store_t *s, const char *id, json_t **out,
-                               store_err_t *e);
-
-/* ---- tasks ---- */
-typedef struct store_task_filter {
-    const char *project_id, *status, *priority, *assigned_role; /* NULL: any */
-} store_task_filter_t;
-
-/* Creates a task from validated fields (title, description, type, priority,
- * estimated_hours, blocked_by). STORE_NOT_FOUND when the project does not
- * exist; STORE_INVALID invalid_blocked_by for unknown blockers. */
-store_rc_t store_task_create(store_t *s, const char *project_id, const json_t *fields,
-                             json_t **out, store_err_t *e);
-store_rc_t store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e);
-/* Reads serve each task's stored JSON: one task (*doc, caller frees), or
- * the tasks matching f after cursor position `after` (0: from the start),
- * at most limit, appended to items as a JSON array; *next is the position
- * of the last one when more may follow, else 0. */
-store_rc_t store_task_get_doc(store_t *s, const char *id, char **doc, store_err_t *e);
-store_rc_t store_task_page(store_t *s, const store_task_filter_t *f, int64_t after,
-                           int limit, sbuf_t *items, int64_t *next, store_err_t *e);
-/* Applies a validated patch under the status rules (see rules.h), in one
- * transaction. if_match < 0: no precondition. */
-store_rc_t store_task_update(store_t *s, const char *id, const json_t *patch,
-                             int64_t if_match, json_t **out, store_err_t *e);
-store_rc_t store_task_delete(store_t *s, const char *id, store_err_t *e);
-
-/* ---- events: every write above queues its event in the outbox, in the
- * same transaction (vapora.projects.created|updated|deleted,
- * vapora.tasks.created|updated|deleted, and vapora.tasks.assigned when an
- * update sets assigned_role), as {"type","id","project_id","data","at"}. ---- */
-typedef struct store_event {
-    int64_t seq;
-    char *subject;
-    char *payload;
-} store_event_t;
-
-/* At most max events wait; more are dropped (the writes still succeed).
- * 0 turns events off. */
-void store_set_outbox_max(store_t *s, long max);
-/* fn(ud) runs (on the committing pool thread) after each commit of writes
- * while events wait: the publisher wakes at once instead of at its poll. */
-void store_set_commit_hook(store_t *s, void (*fn)(void *ud), void *ud);
-/* Events waiting (an estimate, any thread), and events dropped so far. */
-long store_outbox_backlog(store_t *s);
-unsigned long store_outbox_dropped(store_t *s);
-/* Re-reads the backlog estimate from the database. */
-store_rc_t store_outbox_refresh(store_t *s, store_err_t *e);
-/* The oldest limit events, in order; free with store_outbox_free. */
-store_rc_t store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
-                              store_err_t *e);
-/* Forgets every event up to seq (published). */
-store_rc_t store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e);
-void store_outbox_free(store_event_t *evs, size_t n);
+/* Stops the checkpointer and frees the store (after the pool and every
+ * other thread using it have stopped). Accepts NULL; sets *sp = NULL. */
+void store_destroy(store_t **sp);
 
 /* Ends the calling thread's use of the store for now: resets its cached
  * statements so that no read transaction stays open between jobs (stale
@@ -138,10 +56,5 @@ void store_end(store_t *s);
  * is then false and nothing should be cached). */
 uint64_t store_version(const store_t *s);
 bool store_version_known(const store_t *s);
-
-/* Opaque cursors: encode a position, decode one (false when malformed).
- * kind tells lists apart ('p' projects, 't' tasks). */
-void store_cursor_encode(char kind, int64_t pos, char *buf, size_t len);
-bool store_cursor_decode(char kind, const char *cursor, int64_t *pos);
 
 #endif

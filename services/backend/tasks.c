@@ -1,18 +1,25 @@
 /* tasks.c - tasks: create in a project, list with filters, get, update
- * under the status rules (If-Match), delete, assign. */
+ * under the status rules (If-Match), delete, assign; see tasks.h. */
 #define _GNU_SOURCE
+#include "tasks.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "api.h"
 #include "cache.h"
+#include "cursor.h"
 #include "log.h"
-#include "rules.h"
-#include "base.h"
 #include "now.h"
-#include "sbuf.h"
 #include "parse.h"
+#include "rules.h"
+#include "sbuf.h"
+#include "store_tasks.h"
+
+/* A task's result, encoded, at most (as description: 100,000). Boards and
+ * lists carry every result: keep each one bounded. */
+#define TASK_RESULT_MAX 100000
 
 /* The agent roles a task may be assigned to. */
 static bool s_is_agent_role(const char *r)
@@ -31,29 +38,53 @@ static bool s_is_agent_role(const char *r)
 static bool s_check_common(const json_t *body, verr_t *e)
 {
     const char *s;
-    return v_string(body, "description", false, 0, 100000, &s, e) &&
-           v_enum(body, "type", false, rules_is_type, &s, e) &&
-           v_enum(body, "priority", false, rules_is_priority, &s, e) &&
-           v_number(body, "estimated_hours", 0, 100000, true, e) &&
-           v_id_array(body, "blocked_by", e);
+    return validate_string(body, "description", false, 0, 100000, &s, e) &&
+           validate_enum(body, "type", false, rules_is_type, &s, e) &&
+           validate_enum(body, "priority", false, rules_is_priority, &s, e) &&
+           validate_number(body, "estimated_hours", 0, 100000, true, e) &&
+           validate_id_array(body, "blocked_by", e);
 }
 
 /* ---- create ---- */
 
-static void s_create_job(job_t *j)
+typedef struct create_job {
+    api_job_t job;
+    store_task_new_t task; /* borrows from the request */
+} create_job_t;
+
+static void s_create_work(api_job_t *j)
 {
-    j->rc = store_task_create(j->b->store, j->id, j->in, &j->out, &j->err);
-    if (j->rc == STORE_OK) {
+    const store_task_new_t *t = &container_of(j, create_job_t, job)->task;
+    j->rc = store_task_create(j->b->store, t, &j->out, &j->err);
+    if (j->rc == 0) {
         j->status = 201;
         snprintf(j->location, sizeof j->location, "/api/v1/tasks/%s",
                  json_string_value(json_object_get(j->out, "id")));
     }
 }
 
+/* The new task of project_id from a validated body, with the defaults. */
+static void s_new_task(store_task_new_t *t, const char *project_id, const json_t *body)
+{
+    json_t *eh = json_object_get(body, "estimated_hours");
+    const char *type = json_string_value(json_object_get(body, "type"));
+    const char *priority = json_string_value(json_object_get(body, "priority"));
+    *t = (store_task_new_t){
+        .project_id = project_id,
+        .title = json_string_value(json_object_get(body, "title")),
+        .description = json_string_value(json_object_get(body, "description")),
+        .type = type ? type : "feature",
+        .priority = priority ? priority : "medium",
+        .has_estimate = json_is_number(eh),
+        .estimated_hours = json_number_value(eh),
+        .blocked_by = json_object_get(body, "blocked_by"),
+    };
+}
+
 static void s_create(http_req_t *req, void *ud)
 {
-    job_t *j = api_start(req, ud, s_create_job, ROLE_MEMBER);
-    if (!j)
+    create_job_t *c = API_START(req, ud, create_job_t, s_create_work, AUTH_MEMBER);
+    if (!c)
         return;
     json_t *body = http_req_json(req);
     static const char *const allowed[] = {"title",    "description",     "type",
@@ -61,34 +92,37 @@ static void s_create(http_req_t *req, void *ud)
                                           NULL};
     verr_t e;
     const char *title;
-    if (!v_known_fields(body, allowed, &e) ||
-        !v_string(body, "title", true, 1, 500, &title, &e) ||
+    if (!validate_known_fields(body, allowed, &e) ||
+        !validate_string(body, "title", true, 1, 500, &title, &e) ||
         !s_check_common(body, &e)) {
         api_invalid(req, &e);
-        api_discard(j);
+        api_discard(&c->job);
         return;
     }
-    j->in = json_deep_copy(body);
-    if (!json_object_get(j->in, "type"))
-        json_object_set_new(j->in, "type", json_string("feature"));
-    if (!json_object_get(j->in, "priority"))
-        json_object_set_new(j->in, "priority", json_string("medium"));
-    api_run(req, j);
+    s_new_task(&c->task, c->job.id, body);
+    api_run(req, &c->job);
 }
 
 /* ---- list and get ---- */
 
-static void s_list_job(job_t *j)
+typedef struct list_job {
+    api_job_t job;
+    store_task_filter_t filter; /* the request's query */
+    api_page_t page;
+} list_job_t;
+
+static void s_list_work(api_job_t *j)
 {
+    list_job_t *l = container_of(j, list_job_t, job);
     sbuf_t b = {0};
     int64_t next = 0;
     sbuf_puts(&b, "{\"items\":");
-    j->rc =
-        store_task_page(j->b->store, &j->filter, j->num, j->limit, &b, &next, &j->err);
-    if (j->rc == STORE_OK) {
+    j->rc = store_task_page(j->b->store, &l->filter, l->page.after, l->page.limit, &b,
+                            &next, &j->err);
+    if (j->rc == 0) {
         char cur[64];
         if (next)
-            store_cursor_encode('t', next, cur, sizeof cur);
+            cursor_encode('t', next, cur, sizeof cur);
         sbuf_printf(&b, ",\"next_cursor\":%s%s%s}", next ? "\"" : "",
                     next ? cur : "null", next ? "\"" : "");
         j->body = sbuf_steal(&b);
@@ -113,61 +147,82 @@ static bool s_filter(http_req_t *req, const char *key, bool (*fn)(const char *),
 
 static void s_list(http_req_t *req, void *ud)
 {
-    job_t *j = api_start(req, ud, s_list_job, ROLE_VIEWER);
-    if (!j)
+    list_job_t *l = API_START(req, ud, list_job_t, s_list_work, AUTH_VIEWER);
+    if (!l)
         return;
-    store_task_filter_t *f = &j->filter;
+    store_task_filter_t *f = &l->filter;
     f->project_id = http_req_query(req, "project_id");
-    if (!api_page(req, 't', &j->limit, &j->num) ||
+    if (!api_page(req, 't', &l->page) ||
         !s_filter(req, "status", rules_is_status, &f->status) ||
         !s_filter(req, "priority", rules_is_priority, &f->priority) ||
         !s_filter(req, "assigned_role", s_is_agent_role, &f->assigned_role)) {
-        api_discard(j);
+        api_discard(&l->job);
         return;
     }
-    /* The filter strings live in the request, which outlives the job. */
-    api_run(req, j);
+    api_run(req, &l->job);
 }
 
-static void s_get_job(job_t *j)
+typedef struct get_job {
+    api_job_t job;
+    uint64_t tag; /* store_version() before the database was asked */
+} get_job_t;
+
+static void s_get_work(api_job_t *j)
 {
     j->rc = store_task_get_doc(j->b->store, j->id, &j->body, &j->err);
 }
 
 /* Keeps the document read for the next GET, tagged with the version read
  * before the database was asked. */
-static void s_get_keep(job_t *j, http_req_t *req)
+static void s_get_keep(api_job_t *j, http_req_t *req)
 {
     UNUSED(req);
-    rcache_put(j->b->cache, j->id, j->tag, j->body);
+    rcache_put(j->b->cache, j->id, container_of(j, get_job_t, job)->tag, j->body);
 }
 
+/* Answers from the cache when no write happened anywhere since the
+ * document was read (no job is made then); else reads it on the pool. */
 static void s_get(http_req_t *req, void *ud)
 {
     backend_t *b = ud;
-    job_t *j = api_start(req, b, s_get_job, ROLE_VIEWER);
-    if (!j)
+    auth_claims_t who;
+    const char *id;
+    if (!api_check(req, b, AUTH_VIEWER, &who, &id))
         return;
-    if (b->cache) {
-        uint64_t v = store_version(b->store);
-        size_t len;
-        const char *body = rcache_get(b->cache, j->id, v, &len);
-        if (body) { /* no write anywhere since it was read */
-            http_reply(req, 200, "application/json", body, len);
-            api_discard(j);
-            return;
-        }
-        j->tag = v;
-        j->after = s_get_keep;
+    uint64_t v = b->cache ? store_version(b->store) : 0;
+    size_t len;
+    const char *body = b->cache ? rcache_get(b->cache, id, v, &len) : NULL;
+    if (body) {
+        http_reply(req, 200, "application/json", body, len);
+        return;
     }
-    api_run(req, j);
+    get_job_t *g = API_JOB(b, get_job_t, s_get_work);
+    g->job.who = who;
+    g->job.id = id;
+    g->tag = v;
+    g->job.after = b->cache ? s_get_keep : NULL;
+    api_run(req, &g->job);
 }
 
-/* ---- update ---- */
+/* ---- update and assign ---- */
 
-static void s_update_job(job_t *j)
+typedef struct update_job {
+    api_job_t job;
+    const json_t *patch; /* the request's body, or own */
+    json_t *own;         /* a patch the handler made (assign) */
+    int64_t if_match;    /* -1: any version */
+} update_job_t;
+
+static void s_update_work(api_job_t *j)
 {
-    j->rc = store_task_update(j->b->store, j->id, j->in, j->num, &j->out, &j->err);
+    update_job_t *u = container_of(j, update_job_t, job);
+    j->rc = store_task_update(j->b->store, j->id, u->patch, u->if_match, &j->out,
+                              &j->err);
+}
+
+static void s_update_fini(api_job_t *j)
+{
+    json_decref(container_of(j, update_job_t, job)->own);
 }
 
 /* If-Match: a version number, possibly quoted or weak; -1 when absent;
@@ -188,10 +243,8 @@ static bool s_if_match(http_req_t *req, int64_t *out)
         h++;
         n -= 2;
     }
-    long v;
-    if (n == 0 || n >= sizeof buf) {
-        v = -1;
-    } else {
+    long v = -1;
+    if (n > 0 && n < sizeof buf) {
         memcpy(buf, h, n);
         buf[n] = '\0';
         if (parse_long(buf, 1, 0x7fffffffL, &v) < 0)
@@ -206,92 +259,67 @@ static bool s_if_match(http_req_t *req, int64_t *out)
     return true;
 }
 
+/* The fields of a patch: known, and each of its type and range. */
+static bool s_check_patch_fields(const json_t *body, verr_t *e)
+{
+    static const char *const allowed[] = {
+        "title",         "description",    "type",         "priority",
+        "status",        "progress",       "assigned_role", "assigned_agent",
+        "estimated_hours", "actual_hours", "blocked_by",   "result",
+        NULL};
+    const char *s;
+    return validate_known_fields(body, allowed, e) &&
+           validate_string(body, "title", false, 1, 500, &s, e) &&
+           s_check_common(body, e) &&
+           validate_enum(body, "status", false, rules_is_status, &s, e) &&
+           validate_number(body, "progress", 0, 100, false, e) &&
+           validate_number(body, "actual_hours", 0, 100000, true, e) &&
+           validate_json_size(body, "result", TASK_RESULT_MAX, e);
+}
+
 static bool s_check_patch(const json_t *body, verr_t *e)
 {
-    static const char *const allowed[] = {"title",
-                                          "description",
-                                          "type",
-                                          "priority",
-                                          "status",
-                                          "progress",
-                                          "assigned_role",
-                                          "assigned_agent",
-                                          "estimated_hours",
-                                          "actual_hours",
-                                          "blocked_by",
-                                          "result",
-                                          NULL};
     const char *s;
+    json_t *progress = json_object_get(body, "progress");
     json_t *role = json_object_get(body, "assigned_role");
     json_t *agent = json_object_get(body, "assigned_agent");
-    if (!v_known_fields(body, allowed, e) ||
-        !v_string(body, "title", false, 1, 500, &s, e) || !s_check_common(body, e) ||
-        !v_enum(body, "status", false, rules_is_status, &s, e) ||
-        !v_number(body, "progress", 0, 100, false, e) ||
-        !v_number(body, "actual_hours", 0, 100000, true, e) ||
-        /* Boards and lists carry every result: keep each one bounded. */
-        !v_json_size(body, "result", TASK_RESULT_MAX, e))
+    if (!s_check_patch_fields(body, e))
         return false;
-    if (json_object_get(body, "progress") &&
-        !json_is_integer(json_object_get(body, "progress"))) {
-        e->code = "invalid_progress";
-        snprintf(e->msg, sizeof e->msg, "progress: must be a whole number 0-100");
-        return false;
-    }
-    if (role && !json_is_null(role) && !s_is_agent_role(json_string_value(role))) {
-        e->code = "invalid_assigned_role";
-        snprintf(e->msg, sizeof e->msg, "assigned_role: not a known agent role");
-        return false;
-    }
+    if (progress && !json_is_integer(progress))
+        return validate_error(e, "invalid_progress",
+                              "progress: must be a whole number 0-100");
+    if (role && !json_is_null(role) && !s_is_agent_role(json_string_value(role)))
+        return validate_error(e, "invalid_assigned_role",
+                              "assigned_role: not a known agent role");
     if (agent && !json_is_null(agent) &&
-        !v_string(body, "assigned_agent", false, 1, 200, &s, e))
+        !validate_string(body, "assigned_agent", false, 1, 200, &s, e))
         return false;
-    if (json_object_size(body) == 0) {
-        e->code = "empty_patch";
-        snprintf(e->msg, sizeof e->msg, "the body names no field to change");
-        return false;
-    }
+    if (json_object_size(body) == 0)
+        return validate_error(e, "empty_patch", "the body names no field to change");
     return true;
 }
 
 static void s_update(http_req_t *req, void *ud)
 {
-    job_t *j = api_start(req, ud, s_update_job, ROLE_MEMBER);
-    if (!j)
+    update_job_t *u = API_START(req, ud, update_job_t, s_update_work, AUTH_MEMBER);
+    if (!u)
         return;
     verr_t e;
-    if (!s_if_match(req, &j->num)) {
-        api_discard(j);
+    if (!s_if_match(req, &u->if_match)) {
+        api_discard(&u->job);
         return;
     }
     if (!s_check_patch(http_req_json(req), &e)) {
         api_invalid(req, &e);
-        api_discard(j);
+        api_discard(&u->job);
         return;
     }
-    j->in = json_incref(http_req_json(req));
-    api_run(req, j);
+    u->patch = http_req_json(req);
+    api_run(req, &u->job);
 }
-
-/* ---- delete ---- */
-
-static void s_delete_job(job_t *j)
-{
-    j->rc = store_task_delete(j->b->store, j->id, &j->err);
-    j->status = 204;
-}
-
-static void s_delete(http_req_t *req, void *ud)
-{
-    job_t *j = api_start(req, ud, s_delete_job, ROLE_MEMBER);
-    if (j)
-        api_run(req, j);
-}
-
-/* ---- assign ---- */
 
 /* Publishes the assignment on core NATS (buffered while reconnecting). */
-static void s_publish_assigned(job_t *j, http_req_t *req)
+static void s_publish_assigned(api_job_t *j, http_req_t *req)
 {
     UNUSED(req);
     natsc_t *nc = worker_nats(j->b->w);
@@ -315,27 +343,42 @@ static void s_publish_assigned(job_t *j, http_req_t *req)
 
 static void s_assign(http_req_t *req, void *ud)
 {
-    job_t *j = api_start(req, ud, s_update_job, ROLE_MEMBER);
-    if (!j)
+    update_job_t *u = API_START(req, ud, update_job_t, s_update_work, AUTH_MEMBER);
+    if (!u)
         return;
     json_t *body = http_req_json(req);
     static const char *const allowed[] = {"role", NULL};
     verr_t e;
     const char *role = NULL;
-    if (body && (!v_known_fields(body, allowed, &e) ||
-                 !v_enum(body, "role", false, s_is_agent_role, &role, &e))) {
+    if (body && (!validate_known_fields(body, allowed, &e) ||
+                 !validate_enum(body, "role", false, s_is_agent_role, &role, &e))) {
         api_invalid(req, &e);
-        api_discard(j);
+        api_discard(&u->job);
         return;
     }
-    j->in = json_pack("{s:o}", "assigned_role", role ? json_string(role) : json_null());
-    j->num = -1;
-    j->status = 202;
-    j->after = s_publish_assigned;
-    api_run(req, j);
+    u->own = json_pack("{s:o}", "assigned_role", role ? json_string(role) : json_null());
+    u->patch = u->own;
+    u->if_match = -1;
+    u->job.fini = s_update_fini;
+    u->job.status = 202;
+    u->job.after = s_publish_assigned;
+    api_run(req, &u->job);
 }
 
-void tasks_routes(backend_t *b)
+/* ---- delete ---- */
+
+static void s_delete_work(api_job_t *j)
+{
+    j->rc = store_task_delete(j->b->store, j->id, &j->err);
+    j->status = 204;
+}
+
+static void s_delete(http_req_t *req, void *ud)
+{
+    api_serve(req, ud, s_delete_work, AUTH_MEMBER);
+}
+
+void tasks_add_routes(backend_t *b)
 {
     http_server_t *h = worker_http(b->w);
     http_route(h, "POST", "/api/v1/projects/{id}/tasks", HTTP_JSON_BODY, s_create, b);

@@ -1,23 +1,33 @@
-/* validate.c - field checks shared by the handlers (see backend.h). Each
- * failure names the field in its code: invalid_<field>. */
+/* validate.c - field checks shared by the handlers; see validate.h. */
 #define _GNU_SOURCE
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "backend.h"
+#include "validate.h"
+
 #include "base.h"
 
+bool validate_error(verr_t *e, const char *code, const char *fmt, ...)
+{
+    snprintf(e->code, sizeof e->code, "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* Field key failed: invalid_<key>, "<key>: <what>". */
 static bool s_fail(verr_t *e, const char *key, const char *what)
 {
-    static __thread char code[64];
-    snprintf(code, sizeof code, "invalid_%s", key);
-    e->code = code;
+    snprintf(e->code, sizeof e->code, "invalid_%.50s", key);
     snprintf(e->msg, sizeof e->msg, "%s: %s", key, what);
     return false;
 }
 
-bool v_known_fields(const json_t *body, const char *const *allowed, verr_t *e)
+bool validate_known_fields(const json_t *body, const char *const *allowed, verr_t *e)
 {
     const char *k;
     json_t *v;
@@ -26,11 +36,8 @@ bool v_known_fields(const json_t *body, const char *const *allowed, verr_t *e)
         bool ok = false;
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = strcmp(k, *a) == 0;
-        if (!ok) {
-            e->code = "unknown_field";
-            snprintf(e->msg, sizeof e->msg, "unknown field \"%.100s\"", k);
-            return false;
-        }
+        if (!ok)
+            return validate_error(e, "unknown_field", "unknown field \"%.100s\"", k);
     }
     return true;
 }
@@ -44,7 +51,7 @@ static size_t s_chars(const char *s)
     return n;
 }
 
-bool v_string(const json_t *body, const char *key, bool required, size_t min,
+bool validate_string(const json_t *body, const char *key, bool required, size_t min,
               size_t max, const char **out, verr_t *e)
 {
     json_t *v = json_object_get(body, key);
@@ -65,7 +72,7 @@ bool v_string(const json_t *body, const char *key, bool required, size_t min,
     return true;
 }
 
-bool v_enum(const json_t *body, const char *key, bool required,
+bool validate_enum(const json_t *body, const char *key, bool required,
             bool (*fn)(const char *), const char **out, verr_t *e)
 {
     json_t *v = json_object_get(body, key);
@@ -78,7 +85,7 @@ bool v_enum(const json_t *body, const char *key, bool required,
     return true;
 }
 
-bool v_number(const json_t *body, const char *key, double min, double max,
+bool validate_number(const json_t *body, const char *key, double min, double max,
               bool nullable, verr_t *e)
 {
     json_t *v = json_object_get(body, key);
@@ -95,7 +102,7 @@ bool v_number(const json_t *body, const char *key, double min, double max,
     return true;
 }
 
-bool v_id_array(const json_t *body, const char *key, verr_t *e)
+bool validate_id_array(const json_t *body, const char *key, verr_t *e)
 {
     json_t *v = json_object_get(body, key);
     if (!v)
@@ -129,7 +136,7 @@ static int s_count(const char *buf, size_t size, void *data)
     return 0;
 }
 
-bool v_json_size(const json_t *body, const char *key, size_t max, verr_t *e)
+bool validate_json_size(const json_t *body, const char *key, size_t max, verr_t *e)
 {
     json_t *v = json_object_get(body, key);
     size_t left = max;

@@ -14,6 +14,7 @@
 #include "call.h"
 #include "routes.h"
 #include "log.h"
+#include "schema.h"
 #include "alloc.h"
 
 static router_t s_rt;
@@ -81,6 +82,7 @@ static void s_teardown(worker_t *w)
 static const worker_service_t s_service = {
     .name = "llm-router",
     .default_listen = "0.0.0.0:8003",
+    .schema = &router_schema,
     .setup = s_setup,
     .teardown = s_teardown,
 };

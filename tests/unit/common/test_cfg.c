@@ -286,36 +286,6 @@ static void s_collect(const char *msg, void *ud)
     w->n++;
 }
 
-Test(cfg, schema_warnings)
-{
-    char err[ERRLEN];
-    warns_t w = {0};
-    cfg_t *cfg = s_load("[supervisor]\nadmin = :9000\ncolour = red\n"
-                        "[service:backend]\nlisten = :8001\nworkers = 2\n"
-                        "pool_threads = 4\naccess_log = on\n"
-                        "[service:]\nlisten = :1\n"
-                        "[frobnicator]\nx = 1\n"
-                        "[agents]\n"
-                        "[provider:openai]\nkind = openai\nmodel = gpt\n"
-                        "[budget:daily]\nlimit_usd = 5\n"
-                        "[runtime]\nlisten = :1\nmax_body_bytes = 1\n",
-                        err);
-    cr_assert_not_null(cfg, "%s", err);
-    size_t n =
-        cfg_check_schema(cfg, cfg_vapora_schema, cfg_vapora_schema_len, s_collect, &w);
-    cr_assert_eq(n, 5);
-    cr_assert_eq(w.n, 5);
-    cr_assert_str_eq(w.msg[0], "unknown key 'colour' in section [supervisor]");
-    cr_assert_str_eq(w.msg[1], "unknown section [service:]");
-    cr_assert_str_eq(w.msg[2], "unknown section [frobnicator]");
-    cr_assert_str_eq(w.msg[3], "unknown key 'model' in section "
-                               "[provider:openai]");
-    cr_assert_str_eq(w.msg[4], "unknown key 'listen' in section [runtime]");
-    cr_assert_eq(
-        cfg_check_schema(cfg, cfg_vapora_schema, cfg_vapora_schema_len, NULL, NULL), 5);
-    cfg_destroy(&cfg);
-}
-
 Test(cfg, schema_patterns)
 {
     static const char *const keys[] = {"a", NULL};
@@ -334,6 +304,37 @@ Test(cfg, schema_patterns)
     cr_assert_null(cfg_section_reader(schema, 2, "exact"));
     cr_assert_str_eq(cfg_section_reader(schema, 2, "t:x"), "svc");
     cr_assert_null(cfg_section_reader(schema, 2, "unknown"));
+}
+
+/* Two tables make one schema; the first match wins. Keys-only checking
+ * passes over the sections no table knows and still names unknown keys. */
+Test(cfg, schema_tables_and_keys_only)
+{
+    static const char *const a_keys[] = {"a", NULL};
+    static const char *const b_keys[] = {"b", NULL};
+    static const cfg_schema_t a[] = {{"shared", a_keys, NULL}};
+    static const cfg_schema_t b[] = {{"own:*", b_keys, "svc"}, {"shared", b_keys, "x"}};
+    static const cfg_schema_table_t ta = {a, 1}, tb = {b, 2};
+    static const cfg_schema_table_t *const both[] = {&ta, &tb};
+    char err[ERRLEN];
+    cfg_t *cfg = s_load("[shared]\na=1\nb=1\n[own:x]\nb=1\nc=1\n[other]\nz=1\n", err);
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_eq(cfg_schema_find(both, 2, "shared"), &a[0]);
+    cr_assert_eq(cfg_schema_find(both, 2, "own:y"), &b[0]);
+    cr_assert_null(cfg_schema_find(both, 2, "other"));
+    cr_assert_null(cfg_schema_find(both, 1, "own:y"));
+    warns_t w = {0};
+    cr_assert_eq(cfg_check_tables(cfg, both, 2, s_collect, &w), 3);
+    cr_assert_str_eq(w.msg[0], "unknown key 'b' in section [shared]");
+    cr_assert_str_eq(w.msg[1], "unknown key 'c' in section [own:x]");
+    cr_assert_str_eq(w.msg[2], "unknown section [other]");
+    warns_t k = {0};
+    cr_assert_eq(cfg_check_keys(cfg, both, 2, s_collect, &k), 2);
+    cr_assert_str_eq(k.msg[0], "unknown key 'b' in section [shared]");
+    cr_assert_str_eq(k.msg[1], "unknown key 'c' in section [own:x]");
+    cr_assert_eq(cfg_check_keys(cfg, both + 1, 1, NULL, NULL), 2,
+                 "[shared] takes b's keys alone, [own:x] still lacks c");
+    cfg_destroy(&cfg);
 }
 
 Test(cfg, split_list)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,4 +65,37 @@ Test(file, mkdirs_creates_parents_and_accepts_existing)
     char cmd[96];
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* A shared mapping owns its blocks: writing any page of it later cannot
+ * meet a full disk (SIGBUS). On a full file system, mapping fails with
+ * ENOSPC at once. The full case needs a small tmpfs (root). */
+Test(file, shared_mappings_are_preallocated_and_a_full_disk_is_enospc)
+{
+    char dir[] = "/tmp/vapora-file-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/map", dir);
+    void *p = file_map_shared(path, 1 << 20, NULL);
+    cr_assert_not_null(p);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_geq((long long)st.st_blocks * 512, 1 << 20, "the file is sparse");
+    munmap(p, 1 << 20);
+    unlink(path);
+    char opts[32];
+    snprintf(opts, sizeof opts, "size=%d", 64 << 10);
+    bool mounted = mount("tmpfs", dir, "tmpfs", 0, opts) == 0;
+    if (mounted) {
+        errno = 0;
+        cr_assert_null(file_map_shared(path, 1 << 20, NULL));
+        cr_assert_eq(errno, ENOSPC);
+        cr_assert_not_null(p = file_map_shared(path, 16 << 10, NULL), "room for 16 KiB");
+        memset(p, 1, 16 << 10);
+        munmap(p, 16 << 10);
+        cr_assert_eq(umount(dir), 0);
+    }
+    cr_assert_eq(rmdir(dir), 0);
+    if (!mounted)
+        cr_log_warn("no tmpfs (not root?): the full-disk half did not run");
 }

@@ -1,32 +1,23 @@
-/* test_http.c - unit tests for common/http.c: routing by method and pattern
- * with {params}, 404 and 405 with Allow, JSON body checks (415, 400), replies
- * deferred through the pool, and the request metrics. A client thread talks
- * to a server running on this thread's loop. */
+/* test_http.c - unit tests for the HTTP layer as a whole (common/http*.c):
+ * routing by method and pattern with {params}, 404 and 405 with Allow, JSON
+ * body checks (415, 400), replies deferred through the pool, and the
+ * request metrics. A client thread talks to a server running on this
+ * thread's loop (test_http_fixture.h). Routing alone: test_http_route.c. */
 #define _GNU_SOURCE
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "net.h"
 #include "sbuf.h"
+#include "test_http_fixture.h"
 
 typedef struct fixture {
-    loop_t *loop;
-    metrics_t *metrics;
+    hfix_t h;
     pool_t *pool;
-    http_server_t *srv;
-    int lfd;
-    int port;
-    atomic_int client_done;
     /* Client results: raw responses, one per request. */
     char resp[16][2048];
     const char *reqs[16];
@@ -65,38 +56,12 @@ static void s_deferred(http_req_t *req, void *ud)
     http_req_run_blocking(req, f->pool, s_work, s_work_done, v);
 }
 
-static int64_t s_hook(loop_t *l, void *ud)
-{
-    fixture_t *f = ud;
-    if (atomic_load(&f->client_done))
-        loop_stop(l);
-    return -1;
-}
-
 /* Sends each raw request on its own connection and stores the raw reply. */
 static void *s_client(void *arg)
 {
     fixture_t *f = arg;
-    for (int i = 0; i < f->nreqs; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(f->port)};
-        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-        struct timeval tv = {.tv_sec = 5};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-            write(fd, f->reqs[i], strlen(f->reqs[i])) > 0) {
-            size_t off = 0;
-            ssize_t n;
-            /* Connection: close makes the server end the reply with EOF. */
-            while (off < sizeof f->resp[i] - 1 &&
-                   (n = read(fd, f->resp[i] + off, sizeof f->resp[i] - 1 - off)) > 0)
-                off += (size_t)n;
-            f->resp[i][off] = '\0';
-        }
-        close(fd);
-    }
-    atomic_store(&f->client_done, 1);
-    loop_wakeup(f->loop);
+    for (int i = 0; i < f->nreqs; i++)
+        hfix_exchange(f->h.port, f->reqs[i], f->resp[i], sizeof f->resp[i]);
     return NULL;
 }
 
@@ -106,38 +71,25 @@ static void s_run(fixture_t *f)
     http_config_defaults(&hc);
     hc.service = "unit";
     hc.max_body = 64;
-    f->loop = loop_new();
-    f->metrics = metrics_new();
-    f->pool = pool_new(f->loop, 1, 4);
-    f->srv = http_server_new(f->loop, f->metrics, &hc);
-    cr_assert_eq(http_route(f->srv, "GET", "/p/{pid}/t/{tid}", 0, s_item, f), 0);
-    cr_assert_eq(http_route(f->srv, "POST", "/echo", HTTP_JSON_BODY, s_echo, f), 0);
-    cr_assert_eq(http_route(f->srv, "GET", "/echo", 0, s_item, f), 0);
-    cr_assert_eq(http_route(f->srv, "GET", "/deferred", 0, s_deferred, f), 0);
-    cr_assert_eq(http_route(f->srv, "GET", "no-slash", 0, s_item, f), -EINVAL);
-    char err[128];
-    f->lfd = net_listen("127.0.0.1:0", 64, false, err, sizeof err);
-    cr_assert_geq(f->lfd, 0, "%s", err);
-    f->port = net_local_port(f->lfd);
-    cr_assert_eq(http_server_start(f->srv, f->lfd), 0);
-    loop_add_before_sleep(f->loop, s_hook, f);
-    pthread_t t;
-    pthread_create(&t, NULL, s_client, f);
-    cr_assert_eq(loop_run(f->loop), 0);
-    pthread_join(t, NULL);
+    hfix_init(&f->h, &hc);
+    f->pool = pool_new(f->h.loop, 1, 4);
+    http_server_t *srv = f->h.srv;
+    cr_assert_eq(http_route(srv, "GET", "/p/{pid}/t/{tid}", 0, s_item, f), 0);
+    cr_assert_eq(http_route(srv, "POST", "/echo", HTTP_JSON_BODY, s_echo, f), 0);
+    cr_assert_eq(http_route(srv, "GET", "/echo", 0, s_item, f), 0);
+    cr_assert_eq(http_route(srv, "GET", "/deferred", 0, s_deferred, f), 0);
+    cr_assert_eq(http_route(srv, "GET", "no-slash", 0, s_item, f), -EINVAL);
+    hfix_start(&f->h);
+    hfix_run(&f->h, s_client, f);
 }
 
 static void s_fini(fixture_t *f)
 {
     pool_destroy(&f->pool);
-    http_server_destroy(&f->srv);
-    metrics_destroy(&f->metrics);
-    close(f->lfd);
-    loop_destroy(&f->loop);
+    hfix_fini(&f->h);
 }
 
-#define REQ(line, extra)                                                               \
-    line " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" extra "\r\n"
+#define REQ HFIX_REQ
 
 static fixture_t F;
 
@@ -190,9 +142,9 @@ Test(http, routing_params_errors_and_deferred_replies)
         if (i != 3 && i != 8)
             cr_assert(strstr(F.resp[i], "{\"error\":{\"code\":"), "%d: %s", i,
                       F.resp[i]);
-    cr_assert_eq(http_server_in_flight(F.srv), 0);
+    cr_assert_eq(http_server_in_flight(F.h.srv), 0);
     sbuf_t out = {0};
-    metrics_render(F.metrics, &out);
+    metrics_render(F.h.metrics, &out);
     cr_assert(strstr(out.data, "vapora_http_requests_total{service=\"unit\",route="
                                "\"/p/{pid}/t/{tid}\",status=\"200\"} 2"),
               "%s", out.data);
@@ -201,4 +153,132 @@ Test(http, routing_params_errors_and_deferred_replies)
     cr_assert(strstr(out.data, "route=\"/deferred\",status=\"200\"} 1"));
     sbuf_free(&out);
     s_fini(&F);
+}
+
+/* ---- the blocking job embedded in the request ---- */
+
+typedef struct chain {
+    hfix_t h;
+    pool_t *pool;
+    int runs; /* jobs run, written by the pool thread, read after done */
+    char resp[1024];
+} chain_t;
+
+static void s_chain_work(void *arg)
+{
+    ((chain_t *)arg)->runs++;
+}
+
+static void s_chain_done(http_req_t *req, void *arg, int status)
+{
+    chain_t *c = arg;
+    cr_assert_eq(status, 0);
+    if (c->runs < 3) { /* the job in the request is free again: run the next */
+        cr_assert_eq(http_req_run_blocking(req, c->pool, s_chain_work, s_chain_done, c),
+                     0);
+        return;
+    }
+    http_reply_error(req, 200, "chained", "runs %d", c->runs);
+}
+
+static void s_chain(http_req_t *req, void *ud)
+{
+    chain_t *c = ud;
+    cr_assert_eq(http_req_run_blocking(req, c->pool, s_chain_work, s_chain_done, c), 0);
+}
+
+Test(http, done_may_run_the_next_blocking_job, .timeout = 20)
+{
+    static chain_t c;
+    hfix_init(&c.h, NULL);
+    c.pool = pool_new(c.h.loop, 2, 4);
+    cr_assert_eq(http_route(c.h.srv, "GET", "/chain", 0, s_chain, &c), 0);
+    hfix_start(&c.h);
+    hfix_run_exchange(&c.h, REQ("GET /chain", ""), c.resp, sizeof c.resp);
+    cr_assert(strncmp(c.resp, "HTTP/1.1 200", 12) == 0, "%s", c.resp);
+    cr_assert(strstr(c.resp, "runs 3"), "%s", c.resp);
+    pool_stats_t ps;
+    pool_get_stats(c.pool, &ps);
+    cr_assert_eq(ps.completed, 3);
+    pool_destroy(&c.pool);
+    hfix_fini(&c.h);
+}
+
+/* ---- streamed replies ---- */
+
+typedef struct streamer {
+    hfix_t h;
+    http_stream_t *st;
+    atomic_int gone;
+    char resp[2048];
+} streamer_t;
+
+static void s_stream_more(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    streamer_t *s = ud;
+    http_stream_write(s->st, "cd", 2);
+    http_stream_trailer(s->st, "X-Done", "yes");
+    http_stream_end(s->st, false);
+}
+
+static void s_gone(void *ud)
+{
+    atomic_store(&((streamer_t *)ud)->gone, 1);
+}
+
+static void s_stream(http_req_t *req, void *ud)
+{
+    streamer_t *s = ud;
+    s->st = http_reply_stream(req, 200, "text/plain", s_gone, s);
+    http_stream_write(s->st, "ab", 2);
+    if (strcmp(http_req_path(req), "/stream") == 0) /* the rest comes later */
+        loop_add_timer(s->h.loop, 20, 0, s_stream_more, s);
+}
+
+Test(http, streamed_reply_is_chunked_with_trailers, .timeout = 20)
+{
+    static streamer_t s;
+    hfix_init(&s.h, NULL);
+    cr_assert_eq(http_route(s.h.srv, "GET", "/stream", 0, s_stream, &s), 0);
+    hfix_start(&s.h);
+    hfix_run_exchange(&s.h, REQ("GET /stream", ""), s.resp, sizeof s.resp);
+    cr_assert(strstr(s.resp, "Transfer-Encoding: chunked\r\n"), "%s", s.resp);
+    cr_assert(strstr(s.resp, "Cache-Control: no-cache\r\n"), "%s", s.resp);
+    const char *body = strstr(s.resp, "\r\n\r\n");
+    cr_assert_not_null(body);
+    cr_assert_str_eq(body, "\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\nX-Done: yes\r\n\r\n");
+    cr_assert_eq(atomic_load(&s.gone), 0, "an ended stream is not gone");
+    hfix_fini(&s.h);
+}
+
+/* The client reads the first chunk and leaves while the stream waits. */
+static void *s_leaving_client(void *arg)
+{
+    streamer_t *s = arg;
+    int fd = hfix_connect(s->h.port);
+    const char *req = REQ("GET /stream-forever", "");
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    ssize_t n = 0, r;
+    while (!strstr(s->resp, "2\r\nab\r\n") &&
+           (r = read(fd, s->resp + n, sizeof s->resp - 1 - (size_t)n)) > 0)
+        n += r;
+    close(fd);
+    for (int i = 0; i < 500 && !atomic_load(&s->gone); i++)
+        usleep(10 * 1000);
+    return NULL;
+}
+
+Test(http, a_stream_whose_client_leaves_is_gone, .timeout = 20)
+{
+    static streamer_t s;
+    hfix_init(&s.h, NULL);
+    cr_assert_eq(http_route(s.h.srv, "GET", "/stream-forever", 0, s_stream, &s), 0);
+    hfix_start(&s.h);
+    hfix_run(&s.h, s_leaving_client, &s);
+    cr_assert(strstr(s.resp, "2\r\nab\r\n"), "%s", s.resp);
+    cr_assert_eq(atomic_load(&s.gone), 1, "gone() did not run");
+    cr_assert_eq(http_server_in_flight(s.h.srv), 0);
+    hfix_fini(&s.h);
 }

@@ -1,7 +1,7 @@
 /* test_backoff.c - unit tests for supervisor/backoff.c: the restart policy. */
 #include <criterion/criterion.h>
 
-#include "sv.h"
+#include "backoff.h"
 
 Test(backoff, first_failure_after_ready_restarts_at_once)
 {

@@ -1,19 +1,15 @@
-/* test_sv_config.c - unit tests for supervisor/sv_config.c and spawn.c:
- * command splitting, CPU counting, validation, fingerprints and wait-status
- * descriptions. */
+/* test_sv_config.c - unit tests for supervisor/sv_config.c: command
+ * splitting, CPU counting, validation and fingerprints. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "spawn.h"
 #include "sv_config.h"
 
 static char *s_write(const char *text)
@@ -235,42 +231,6 @@ Test(sv_config, fingerprints_follow_what_each_child_reads, .fini = s_fini)
         sv_config_destroy(&c);
     }
     sv_config_destroy(&c0);
-}
-
-Test(spawn, describes_wait_statuses)
-{
-    char buf[96];
-    spawn_describe_status(3 << 8, buf, sizeof buf);
-    cr_assert_str_eq(buf, "exit status 3");
-    spawn_describe_status(SIGKILL, buf, sizeof buf);
-    cr_assert_str_eq(buf, "killed by SIGKILL");
-    spawn_describe_status(SIGSEGV | 0x80, buf, sizeof buf);
-    cr_assert_str_eq(buf, "killed by SIGSEGV (core dumped)");
-}
-
-Test(spawn, runs_a_command_with_the_listening_socket_as_fd_3)
-{
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    /* The child reports its LISTEN_* variables and whether fd 3 is open. */
-    char *const argv[] = {"sh", "-c",
-                          "test \"$LISTEN_PID\" = \"$$\" && test \"$LISTEN_FDS\" = 1 "
-                          "&& test -e /proc/self/fd/3 && test \"$EXTRA\" = yes",
-                          NULL};
-    const char *env[] = {"EXTRA=yes", NULL};
-    spawn_req_t req = {.argv = argv, .listen_fd = fds[0], .env = env};
-    char err[128];
-    pid_t pid = spawn_process(&req, err, sizeof err);
-    cr_assert_gt(pid, 0, "%s", err);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
-    close(fds[0]);
-    close(fds[1]);
-    char *const bad[] = {"/nonexistent/prog", NULL};
-    spawn_req_t req2 = {.argv = bad, .listen_fd = -1};
-    cr_assert_lt(spawn_process(&req2, err, sizeof err), 0);
-    cr_assert(strstr(err, "not found"), "%s", err);
 }
 
 /* A section only one service reads ([backend], [router], [budget:*], ...)

@@ -1,6 +1,7 @@
-/* test_store.c - unit tests for services/backend/store.c on a temporary
- * database: migrations, projects, tasks under the rules, pages that stay
- * whole while rows are inserted, cascade delete. */
+/* test_store.c - unit tests for the backend's store
+ * (services/backend/store*.c) on a temporary database: migrations,
+ * projects, tasks under the rules, pages that stay whole while rows are
+ * inserted, cascade delete. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_projects.h"
+#include "store_tasks.h"
 #include "sbuf.h"
 
 static char s_dir[] = "/tmp/vapora-store-XXXXXX";
@@ -26,7 +29,7 @@ static void s_init(void)
 static void s_fini(void)
 {
     store_end(s_store);
-    store_close(&s_store);
+    store_destroy(&s_store);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     cr_assert_eq(system(cmd), 0);
@@ -36,7 +39,7 @@ static char *s_project(void)
 {
     json_t *p = NULL;
     store_err_t e;
-    cr_assert_eq(store_project_create(s_store, "P", "d", &p, &e), STORE_OK);
+    cr_assert_eq(store_project_create(s_store, "P", "d", &p, &e), 0);
     char *id = strdup(json_string_value(json_object_get(p, "id")));
     json_decref(p);
     return id;
@@ -44,24 +47,24 @@ static char *s_project(void)
 
 static char *s_task(const char *project, const char *title, json_t *blockers)
 {
-    json_t *f = json_pack("{s:s,s:s,s:s}", "title", title, "type", "feature",
-                          "priority", "medium");
-    if (blockers)
-        json_object_set(f, "blocked_by", blockers);
+    store_task_new_t f = {.project_id = project,
+                          .title = title,
+                          .type = "feature",
+                          .priority = "medium",
+                          .blocked_by = blockers};
     json_t *t = NULL;
     store_err_t e;
-    cr_assert_eq(store_task_create(s_store, project, f, &t, &e), STORE_OK, "%s", e.msg);
+    cr_assert_eq(store_task_create(s_store, &f, &t, &e), 0, "%s", e.msg);
     char *id = strdup(json_string_value(json_object_get(t, "id")));
     json_decref(t);
-    json_decref(f);
     return id;
 }
 
-static store_rc_t s_status(const char *id, const char *status, int64_t if_match,
+static int s_status(const char *id, const char *status, int64_t if_match,
                            store_err_t *e)
 {
     json_t *patch = json_pack("{s:s}", "status", status), *out = NULL;
-    store_rc_t rc = store_task_update(s_store, id, patch, if_match, &out, e);
+    int rc = store_task_update(s_store, id, patch, if_match, &out, e);
     json_decref(patch);
     json_decref(out);
     return rc;
@@ -73,7 +76,7 @@ Test(store, reopening_applies_no_migration_twice, .init = s_init, .fini = s_fini
     snprintf(path, sizeof path, "%s/t.db", s_dir);
     store_t *again = store_open(path, err, sizeof err);
     cr_assert_not_null(again, "%s", err);
-    store_close(&again);
+    store_destroy(&again);
 }
 
 Test(store, tasks_follow_the_rules_in_one_transaction, .init = s_init, .fini = s_fini)
@@ -84,27 +87,31 @@ Test(store, tasks_follow_the_rules_in_one_transaction, .init = s_init, .fini = s
     json_t *bl = json_pack("[s]", a);
     char *b = s_task(p, "b", bl);
     json_decref(bl);
-    cr_assert_eq(s_status(b, "in-progress", -1, &e), STORE_CONFLICT);
+    cr_assert_eq(s_status(b, "in-progress", -1, &e), VP_ECONFLICT);
     cr_assert_str_eq(e.code, "blocked");
-    cr_assert_eq(s_status(a, "review", -1, &e), STORE_CONFLICT);
+    cr_assert_eq(s_status(a, "review", -1, &e), VP_ECONFLICT);
     cr_assert_str_eq(e.code, "invalid_transition");
-    cr_assert_eq(s_status(a, "in-progress", 2, &e), STORE_PRECONDITION);
-    cr_assert_eq(s_status(a, "in-progress", 1, &e), STORE_OK);
-    cr_assert_eq(s_status(a, "review", -1, &e), STORE_OK);
-    cr_assert_eq(s_status(a, "done", -1, &e), STORE_OK);
-    cr_assert_eq(s_status(b, "in-progress", -1, &e), STORE_OK, "%s", e.msg);
+    cr_assert_eq(s_status(a, "in-progress", 2, &e), VP_EPRECONDITION);
+    cr_assert_eq(s_status(a, "in-progress", 1, &e), 0);
+    cr_assert_eq(s_status(a, "review", -1, &e), 0);
+    cr_assert_eq(s_status(a, "done", -1, &e), 0);
+    cr_assert_eq(s_status(b, "in-progress", -1, &e), 0, "%s", e.msg);
     json_t *t = NULL;
-    cr_assert_eq(store_task_get(s_store, a, &t, &e), STORE_OK);
+    cr_assert_eq(store_task_get(s_store, a, &t, &e), 0);
     cr_assert_eq(json_integer_value(json_object_get(t, "version")), 4);
     json_decref(t);
-    json_t *bad = json_pack("{s:s,s:s,s:s,s:[s]}", "title", "c", "type", "feature",
-                            "priority", "low", "blocked_by", "no-such-task");
-    cr_assert_eq(store_task_create(s_store, p, bad, &t, &e), STORE_INVALID);
+    json_t *unknown = json_pack("[s]", "no-such-task");
+    store_task_new_t bad = {.project_id = p,
+                            .title = "c",
+                            .type = "feature",
+                            .priority = "low",
+                            .blocked_by = unknown};
+    cr_assert_eq(store_task_create(s_store, &bad, &t, &e), VP_EINVALID);
     cr_assert_str_eq(e.code, "invalid_blocked_by");
-    json_decref(bad);
-    cr_assert_eq(store_project_delete(s_store, p, false, &e), STORE_CONFLICT);
-    cr_assert_eq(store_project_delete(s_store, p, true, &e), STORE_OK);
-    cr_assert_eq(store_task_get(s_store, a, &t, &e), STORE_NOT_FOUND);
+    json_decref(unknown);
+    cr_assert_eq(store_project_delete(s_store, p, false, &e), VP_ECONFLICT);
+    cr_assert_eq(store_project_delete(s_store, p, true, &e), 0);
+    cr_assert_eq(store_task_get(s_store, a, &t, &e), VP_ENOTFOUND);
     free(a);
     free(b);
     free(p);
@@ -124,7 +131,7 @@ Test(store, pages_have_no_gaps_or_duplicates_while_inserting, .init = s_init,
     do {
         sbuf_t page = {0};
         cr_assert_eq(store_task_page(s_store, &f, after, 7, &page, &next, &e),
-                     STORE_OK);
+                     0);
         json_t *items = json_loads(page.data, 0, NULL);
         sbuf_free(&page);
         cr_assert(json_is_array(items));
@@ -162,14 +169,14 @@ Test(store, cycles_are_refused_and_deleting_a_blocker_bumps_its_dependents,
     char *c = s_task(p, "c", bl); /* c waits on b */
     json_decref(bl);
     json_t *patch = json_pack("{s:[s]}", "blocked_by", c), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, a, patch, -1, &out, &e), STORE_INVALID,
+    cr_assert_eq(store_task_update(s_store, a, patch, -1, &out, &e), VP_EINVALID,
                  "a -> c -> b -> a accepted");
     cr_assert_str_eq(e.code, "invalid_blocked_by");
     cr_assert(strstr(e.msg, "cycle"), "%s", e.msg);
     json_decref(patch);
-    cr_assert_eq(store_task_delete(s_store, a, &e), STORE_OK);
+    cr_assert_eq(store_task_delete(s_store, a, &e), 0);
     json_t *t = NULL;
-    cr_assert_eq(store_task_get(s_store, b, &t, &e), STORE_OK);
+    cr_assert_eq(store_task_get(s_store, b, &t, &e), 0);
     cr_assert_eq(json_array_size(json_object_get(t, "blocked_by")), 0);
     cr_assert_eq(json_integer_value(json_object_get(t, "version")), 2,
                  "a dependent's version did not move");
@@ -186,8 +193,8 @@ static void s_assert_doc_fresh(const char *id)
     store_err_t e;
     json_t *t = NULL;
     char *doc = NULL;
-    cr_assert_eq(store_task_get(s_store, id, &t, &e), STORE_OK);
-    cr_assert_eq(store_task_get_doc(s_store, id, &doc, &e), STORE_OK);
+    cr_assert_eq(store_task_get(s_store, id, &t, &e), 0);
+    cr_assert_eq(store_task_get_doc(s_store, id, &doc, &e), 0);
     json_t *d = json_loads(doc, 0, NULL);
     cr_assert(json_equal(t, d), "stored %s", doc);
     json_decref(d);
@@ -205,16 +212,16 @@ Test(store, stored_documents_follow_every_write, .init = s_init, .fini = s_fini)
     json_decref(bl);
     s_assert_doc_fresh(b);
     json_t *patch = json_pack("{s:s,s:i}", "title", "b2", "progress", 40), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, b, patch, -1, &out, &e), STORE_OK);
+    cr_assert_eq(store_task_update(s_store, b, patch, -1, &out, &e), 0);
     json_decref(patch);
     json_decref(out);
     s_assert_doc_fresh(b);
-    cr_assert_eq(store_task_delete(s_store, a, &e), STORE_OK);
+    cr_assert_eq(store_task_delete(s_store, a, &e), 0);
     s_assert_doc_fresh(b); /* its blocked_by lost a */
     sbuf_t page = {0};
     int64_t next;
     store_task_filter_t f = {.project_id = p};
-    cr_assert_eq(store_task_page(s_store, &f, 0, 10, &page, &next, &e), STORE_OK);
+    cr_assert_eq(store_task_page(s_store, &f, 0, 10, &page, &next, &e), 0);
     json_t *arr = json_loads(page.data, 0, NULL);
     cr_assert_eq(json_array_size(arr), 1, "%s", page.data);
     cr_assert_str_eq(
@@ -235,13 +242,13 @@ Test(store, a_patch_that_changes_nothing_keeps_the_version, .init = s_init,
     char *t = s_task(p, "same", NULL);
     store_err_t e;
     json_t *patch = json_pack("{s:s,s:s}", "title", "same", "status", "todo"), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), STORE_OK, "%s", e.msg);
+    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), 0, "%s", e.msg);
     cr_assert_eq(json_integer_value(json_object_get(out, "version")), 1);
     json_decref(out);
     json_decref(patch);
     store_end(s_store);
     patch = json_pack("{s:s}", "title", "other");
-    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), STORE_OK, "%s", e.msg);
+    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), 0, "%s", e.msg);
     cr_assert_eq(json_integer_value(json_object_get(out, "version")), 2);
     cr_assert_str_eq(json_string_value(json_object_get(out, "title")), "other");
     json_decref(out);

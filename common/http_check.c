@@ -1,0 +1,177 @@
+/* http_check.c - what the server checks of a request before its handler
+ * runs, and its body. When the headers arrive: the URL's length and an
+ * encoded NUL, the header block's size, framing a proxy in front could
+ * read differently (RFC 9112, 6.3), the route (http_route.c) and the
+ * media type of a JSON route; a Content-Length over the body limit. While
+ * the body arrives: collecting it up to max_body. Once it is complete: the
+ * JSON parse. A failure is recorded on the request (http__set_error) and
+ * answered by http.c. See http_internal.h for the layer's files. */
+#include <limits.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http_internal.h"
+#include "parse.h"
+
+/* Body bytes a refused chunked request may still send before it is dropped. */
+#define HTTP_DISCARD_MAX (1024 * 1024)
+
+typedef struct header_scan {
+    size_t sum;             /* bytes of the header block */
+    const char *length;     /* the first Content-Length */
+    bool lengths_differ;    /* another Content-Length with another value */
+    bool transfer_encoding; /* a Transfer-Encoding header */
+    bool bad_coding;        /* one that is not just "chunked" */
+} header_scan_t;
+
+static enum MHD_Result s_scan_header(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value)
+{
+    UNUSED(kind);
+    header_scan_t *h = cls;
+    h->sum += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (!h->length)
+            h->length = value ? value : "";
+        else if (strcmp(h->length, value ? value : "") != 0)
+            h->lengths_differ = true;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        h->transfer_encoding = true;
+        /* Only chunked frames a request body (RFC 9112, 6.3): any other
+         * coding would make it run until the connection closes. */
+        if (!value || strcasecmp(value, "chunked") != 0)
+            h->bad_coding = true;
+    }
+    return MHD_YES;
+}
+
+static bool s_is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    char c = ct[16];
+    return c == '\0' || c == ';' || c == ' ';
+}
+
+/* The header block's size and framing; false when one is refused. */
+static bool s_check_headers(http_server_t *srv, http_req_t *req)
+{
+    header_scan_t h = {0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_scan_header, &h);
+    if (h.sum > srv->cfg.max_header) {
+        http__set_error(req, 431, "headers_too_large",
+                        "the request headers are larger than %zu bytes",
+                        srv->cfg.max_header);
+        return false;
+    }
+    /* Two lengths, a length and chunks, or a coding other than chunked
+     * are read one way here and another by a proxy in front: refuse them
+     * (RFC 9112, 6.3). */
+    if (h.lengths_differ || (h.length && h.transfer_encoding) || h.bad_coding) {
+        req->framing_error = true;
+        http__set_error(req, 400, "bad_request", "%s",
+                        h.lengths_differ
+                            ? "the request has Content-Length headers that disagree"
+                        : h.bad_coding ? "Transfer-Encoding must be chunked alone"
+                                       : "the request has both Content-Length and "
+                                         "Transfer-Encoding");
+        return false;
+    }
+    return true;
+}
+
+/* A JSON route takes a body of type application/json only. */
+static void s_check_media_type(http_req_t *req)
+{
+    if (!(req->route->flags & (HTTP_JSON_BODY | HTTP_JSON_OPTIONAL)))
+        return;
+    const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    bool has_body = (cl && strcmp(cl, "0") != 0) || te;
+    const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (has_body && !s_is_json_type(ct))
+        http__set_error(req, 415, "unsupported_media_type",
+                        "the request body must be application/json, not %s",
+                        ct ? ct : "untyped");
+}
+
+void http__check_request(http_server_t *srv, http_req_t *req)
+{
+    const http_config_t *c = &srv->cfg;
+    if (req->uri_len > c->max_url) {
+        http__set_error(req, 414, "uri_too_long",
+                        "the request URL is longer than %zu bytes", c->max_url);
+        return;
+    }
+    if (req->nul_in_uri) {
+        http__set_error(req, 400, "bad_request",
+                        "the request URL holds an encoded NUL (%%00)");
+        return;
+    }
+    if (!s_check_headers(srv, req))
+        return;
+    http__route_request(srv, req);
+    if (!req->err_status)
+        s_check_media_type(req);
+}
+
+bool http__length_over_limit(const http_server_t *srv, const http_req_t *req)
+{
+    const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl)
+        return false;
+    long n;
+    /* Digits beyond a long are too large too. */
+    bool huge = cl[0] && strspn(cl, "0123456789") == strlen(cl) &&
+                parse_long(cl, 0, LONG_MAX, &n) < 0;
+    return huge ||
+           (parse_long(cl, 0, LONG_MAX, &n) == 0 && (size_t)n > srv->cfg.max_body);
+}
+
+bool http__collect_body(http_req_t *req, const char *data, size_t *size)
+{
+    size_t max = req->srv->cfg.max_body;
+    /* A chunked body has no length to refuse up front. Its 413 comes once
+     * it ends; a client still sending 1 MiB past the limit is dropped
+     * instead. */
+    if (req->discarded > max + HTTP_DISCARD_MAX)
+        return false;
+    if (!req->err_status && req->body.len + *size > max) {
+        http__set_error(req, 413, "payload_too_large",
+                        "the request body is larger than %zu bytes", max);
+        req->discarded = req->body.len;
+        sbuf_free(&req->body);
+    }
+    if (!req->err_status)
+        sbuf_append(&req->body, data, *size);
+    else
+        req->discarded += *size;
+    *size = 0;
+    return true;
+}
+
+void http__parse_json(http_req_t *req)
+{
+    unsigned flags = req->route->flags;
+    if (!(flags & (HTTP_JSON_BODY | HTTP_JSON_OPTIONAL)))
+        return;
+    if (req->body.len == 0) {
+        if (flags & HTTP_JSON_BODY)
+            http__set_error(req, 400, "missing_body",
+                            "this request needs a JSON object body");
+        return;
+    }
+    json_error_t e;
+    req->json = json_loadb(req->body.data, req->body.len, 0, &e);
+    if (!req->json)
+        http__set_error(req, 400, "invalid_json",
+                        "the request body is not valid JSON: %s (line %d, column %d)",
+                        e.text, e.line, e.column);
+    else if (!json_is_object(req->json))
+        http__set_error(req, 400, "invalid_json",
+                        "the request body must be a JSON object");
+}

@@ -1,0 +1,68 @@
+/* auth.h - who is calling: roles, passwords (argon2id), tokens (JWT HS256)
+ * and the secret they are signed with, and the first admin user.
+ *
+ * An auth_t holds the signing key and a cache of tokens that verified; it
+ * is made at set-up and used by the loop thread (tokens) and pool threads
+ * (issuing a token at login). Passwords are pool-thread work: hashing is
+ * slow on purpose. */
+#ifndef VAPORA_BACKEND_AUTH_H
+#define VAPORA_BACKEND_AUTH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store.h"
+
+/* Roles, in increasing power. */
+enum { AUTH_VIEWER = 0, AUTH_MEMBER = 1, AUTH_OWNER = 2 };
+/* The rank of a role name ("viewer", "member", "owner"), or -1. */
+int auth_role_rank(const char *role);
+
+/* The verified claims of a request's token. */
+typedef struct auth_claims {
+    char sub[64];
+    char username[128];
+    char role[16];
+} auth_claims_t;
+
+typedef struct auth auth_t;
+
+/* Signs with secret when it is set (at least 32 characters), else with the
+ * random key kept in DATA_DIR/jwt-secret, made once (0600) and shared by
+ * every worker. Tokens live token_ttl seconds. Start-up only (blocking file
+ * work). NULL with a reason in err. */
+auth_t *auth_new(const char *secret, const char *data_dir, long token_ttl, char *err,
+                 size_t errlen);
+/* The same with a key of len bytes (copied); never NULL. */
+auth_t *auth_new_with_key(const void *key, size_t len, long token_ttl);
+/* Wipes the key and frees everything. Accepts NULL; sets *ap = NULL. */
+void auth_destroy(auth_t **ap);
+
+long auth_token_ttl(const auth_t *a);
+/* A signed token for user {"id","username","role"}: a heap string (caller
+ * frees), or NULL. Any thread. */
+char *auth_issue_token(const auth_t *a, const json_t *user);
+/* Verifies signature, algorithm and expiry: 0 with *out, or -EACCES. Any
+ * thread. */
+int auth_verify_token(const auth_t *a, const char *token, auth_claims_t *out);
+/* The same, remembering tokens that verified (expiry is checked on every
+ * use): the signature of a client's token is checked once, not per
+ * request. Loop thread only. */
+int auth_verify_token_cached(auth_t *a, const char *token, auth_claims_t *out);
+
+/* argon2id: a heap string (caller frees) or NULL. Pool threads. */
+char *auth_hash_password(const char *password);
+bool auth_verify_password(const char *hash, const char *password);
+/* The hash verified for unknown users (same work, same time); made once,
+ * on first use. Pool threads. */
+const char *auth_dummy_hash(void);
+
+/* Creates the user admin (role owner) unless it exists, with password, or
+ * with a random one (logged once and written to DATA_DIR/admin-password)
+ * when password is NULL or empty. Start-up only. 0, or -EIO with a reason
+ * in err. */
+int auth_bootstrap_admin(store_t *s, const char *password, const char *data_dir,
+                         char *err, size_t errlen);
+
+#endif

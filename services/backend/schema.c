@@ -1,0 +1,14 @@
+/* schema.c - see schema.h. Keep it in step with docs/configuration.md. */
+#include "schema.h"
+
+#include "base.h"
+
+static const char *const s_backend[] = {"database",   "jwt_secret", "admin_password",
+                                        "token_ttl",  "outbox_max", "ws_max_queue",
+                                        "read_cache", NULL};
+
+static const cfg_schema_t s_entries[] = {
+    {"backend", s_backend, "backend"},
+};
+
+const cfg_schema_table_t backend_schema = {s_entries, ARRAY_LEN(s_entries)};

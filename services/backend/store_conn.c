@@ -1,0 +1,193 @@
+/* store_conn.c - a thread's connection to the database: opened on first
+ * use, its statements prepared once and kept, the write lock, and write
+ * transactions (alone, or as savepoints of a group commit). See
+ * store_internal.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "store_internal.h"
+
+static int s_busy(void *ud, int count)
+{
+    UNUSED(ud);
+    usleep(200); /* fairer between processes than SQLite's default handler */
+    return count < 25000;
+}
+
+sqlite3 *store__open_db(const char *path, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+        NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_busy_handler(db, s_busy, NULL);
+    if (rc == SQLITE_OK)
+        rc =
+            sqlite3_exec(db,
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                         " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
+                         " PRAGMA wal_autocheckpoint=0;",
+                         NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+void store__conn_free(void *p)
+{
+    store_conn_t *c = p;
+    for (unsigned i = 0; i < c->ncache; i++)
+        sqlite3_finalize(c->cache[i].st);
+    sqlite3_close(c->db);
+    if (c->lockfd >= 0)
+        close(c->lockfd);
+    free(c);
+}
+
+store_conn_t *store__conn(store_t *s)
+{
+    store_conn_t *c = pthread_getspecific(s->key);
+    if (c)
+        return c;
+    char err[256];
+    sqlite3 *db = store__open_db(s->path, err, sizeof err);
+    if (!db) {
+        log_error("store: %s", err);
+        return NULL;
+    }
+    c = xcalloc(1, sizeof *c);
+    c->db = db;
+    c->version = s->version;
+    char *lp = xasprintf("%s-writelock", s->path);
+    c->lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (c->lockfd < 0)
+        log_err(errno, "store: %s (writers will poll SQLite's lock instead)", lp);
+    free(lp);
+    pthread_setspecific(s->key, c);
+    return c;
+}
+
+void store__conn_end(store_conn_t *c)
+{
+    for (unsigned i = 0; i < c->ncache; i++)
+        sqlite3_reset(c->cache[i].st);
+    if (c->locked) { /* a path that began a write and never ended it */
+        log_error("store: a write transaction was left open; rolled back");
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        store__unlock(c);
+    }
+}
+
+sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql)
+{
+    for (unsigned i = 0; i < c->ncache; i++) {
+        if (c->cache[i].sql == sql) {
+            sqlite3_reset(c->cache[i].st);
+            sqlite3_clear_bindings(c->cache[i].st);
+            return c->cache[i].st;
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+        SQLITE_OK) {
+        log_error("store: prepare failed: %s (%s)", sqlite3_errmsg(c->db), sql);
+        return NULL;
+    }
+    VP_ASSERT(c->ncache < STORE_STMT_CACHE);
+    c->cache[c->ncache].sql = sql;
+    c->cache[c->ncache].st = st;
+    c->ncache++;
+    return st;
+}
+
+int store__fail(store_conn_t *c, store_err_t *e)
+{
+    e->code = "storage_error";
+    snprintf(e->msg, sizeof e->msg, "the database failed: %s",
+             c ? sqlite3_errmsg(c->db) : "no connection");
+    log_error("store: %s", e->msg);
+    return VP_ESTORE;
+}
+
+int store__not_found(store_err_t *e, const char *what, const char *id)
+{
+    e->code = "not_found";
+    snprintf(e->msg, sizeof e->msg, "no %s with id %s", what, id);
+    return VP_ENOTFOUND;
+}
+
+bool store__exec(store_conn_t *c, const char *sql)
+{
+    return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* The write lock: an flock on `<database>-writelock`, taken before BEGIN
+ * IMMEDIATE and released after COMMIT or ROLLBACK. SQLite's own lock is
+ * polled by a busy handler that sleeps, so a process that just committed
+ * took it again before the other woke: unfair, and the tail of write
+ * latency. Waiters on an flock are woken by the kernel at its release. */
+void store__lock(store_conn_t *c)
+{
+    if (c->lockfd < 0 || c->locked)
+        return;
+    while (flock(c->lockfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    c->locked = true;
+}
+
+void store__unlock(store_conn_t *c)
+{
+    if (c->locked) {
+        flock(c->lockfd, LOCK_UN);
+        c->locked = false;
+    }
+}
+
+bool store__begin(store_conn_t *c)
+{
+    if (c->batched)
+        return store__exec(c, "SAVEPOINT w");
+    store__lock(c);
+    if (store__exec(c, "BEGIN IMMEDIATE"))
+        return true;
+    store__unlock(c);
+    return false;
+}
+
+void store__bump(store_conn_t *c)
+{
+    if (c->version)
+        atomic_fetch_add_explicit(c->version, 1, memory_order_release);
+}
+
+bool store__commit(store_conn_t *c)
+{
+    if (store__exec(c, c->batched ? "RELEASE w" : "COMMIT")) {
+        if (!c->batched) {
+            store__bump(c);
+            store__unlock(c);
+        }
+        return true;
+    }
+    store__rollback(c);
+    return false;
+}
+
+void store__rollback(store_conn_t *c)
+{
+    store__exec(c, c->batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
+    if (!c->batched)
+        store__unlock(c);
+}

@@ -1,0 +1,170 @@
+/* store_internal.h - what the store's files share; nothing outside the
+ * store includes it. The store is one module in several files (see
+ * store.h): store.c (open, close, version counter, checkpointer),
+ * store_conn.c (a thread's connection, its statement cache, the write lock
+ * and transactions), store_sql.c (binding and reading values),
+ * store_migrate.c (the schema), store_batch.c (group commit),
+ * store_outbox.c (events), store_users.c, store_projects.c, store_tasks.c.
+ *
+ * Every function here runs on the thread that owns the connection it is
+ * given (a pool thread, the publisher, or the set-up thread), except where
+ * said otherwise. */
+#ifndef VAPORA_STORE_INTERNAL_H
+#define VAPORA_STORE_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "list.h"
+#include "store.h"
+
+/* Statements one connection keeps prepared (every SQL text of the store). */
+#define STORE_STMT_CACHE 48
+
+struct store {
+    char *path;
+    pthread_key_t key; /* the calling thread's store_conn_t */
+    /* The outbox (store_outbox.c). */
+    long outbox_max;
+    atomic_long backlog;  /* estimate, refreshed by store_outbox_refresh */
+    atomic_ulong dropped; /* events not queued: the outbox was full */
+    atomic_ulong last_drop_log;
+    void (*on_commit)(void *ud); /* after a batch that queued events */
+    void *on_commit_ud;
+    /* Group commit (store_batch.c): writers queue here; one runs the batch. */
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    list_t wq; /* store_write_t, in arrival order */
+    bool combining;
+    /* Bumped after every committed write by any worker process: a page of
+     * `<database>-version` mapped shared (see store_version). */
+    _Atomic uint64_t *version;
+    size_t version_len;
+    /* The checkpointer thread (store.c). */
+    pthread_t ckpt;
+    bool ckpt_running;
+    atomic_bool ckpt_stop;
+};
+
+/* One thread's connection, made on its first use of the store and freed
+ * when the thread exits (a pthread key destructor). */
+typedef struct store_conn {
+    sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STORE_STMT_CACHE];
+    unsigned ncache;
+    _Atomic uint64_t *version; /* the store's */
+    int lockfd;                /* this connection's handle on the write lock */
+    bool locked;
+    /* Inside a group commit every write is a savepoint of the batch's one
+     * transaction: store__begin, store__commit and store__rollback then mean
+     * SAVEPOINT, RELEASE and ROLLBACK TO, so a write's body is the same alone
+     * or batched. */
+    bool batched;
+} store_conn_t;
+
+/* ---- store_conn.c: connections, statements, the write lock, transactions */
+
+/* Opens path with the store's pragmas (WAL, synchronous=NORMAL, foreign
+ * keys, no automatic checkpoint) and busy handler; NULL with a reason. */
+sqlite3 *store__open_db(const char *path, char *err, size_t errlen);
+/* The calling thread's connection (opened on first use), or NULL (logged). */
+store_conn_t *store__conn(store_t *s);
+/* Closes a connection: the pthread key's destructor. */
+void store__conn_free(void *p);
+/* Resets the thread's statements and rolls back a forgotten transaction. */
+void store__conn_end(store_conn_t *c);
+/* A prepared statement for sql, a string literal (cached by address), reset
+ * and unbound; NULL (logged) when it does not prepare. */
+sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
+bool store__exec(store_conn_t *c, const char *sql);
+/* The write lock: an flock on `<database>-writelock` around each write
+ * transaction (see store_conn.c). */
+void store__lock(store_conn_t *c);
+void store__unlock(store_conn_t *c);
+/* One write: BEGIN IMMEDIATE ... COMMIT under the write lock, or a
+ * savepoint inside a group commit (c->batched). store__commit bumps the
+ * version after a real commit; on failure it has rolled back. */
+bool store__begin(store_conn_t *c);
+bool store__commit(store_conn_t *c);
+void store__rollback(store_conn_t *c);
+/* Tells every worker that the database changed (store_version). */
+void store__bump(store_conn_t *c);
+/* Fills e with storage_error and SQLite's message (logged); VP_ESTORE. c may
+ * be NULL (no connection). */
+int store__fail(store_conn_t *c, store_err_t *e);
+/* Fills e with not_found, "no <what> with id <id>"; VP_ENOTFOUND. */
+int store__not_found(store_err_t *e, const char *what, const char *id);
+
+/* ---- store_sql.c: values in and out of statements ---- */
+
+/* A random UUID (version 4), as text. */
+void store__uuid(char out[37]);
+/* Binds v (copied), or NULL. */
+void store__bind_text(sqlite3_stmt *st, int i, const char *v);
+/* Column i as a JSON string, or null. */
+json_t *store__col_text(sqlite3_stmt *st, int i);
+json_t *store__col_real(sqlite3_stmt *st, int i);
+/* Runs sql (one "?" for key) and leaves *row on the first row: 0,
+ * VP_ENOTFOUND naming `what` and key, or VP_ESTORE. c may be NULL. */
+int store__find_row(store_conn_t *c, const char *sql, const char *key, const char *what,
+                    sqlite3_stmt **row, store_err_t *e);
+/* Steps sql with id (and id2 when not NULL) bound: SQLite's result code. */
+int store__step_id(store_conn_t *c, const char *sql, const char *id, const char *id2);
+/* The first column of every row sql gives for id (bound to ?1), as JSON
+ * strings; NULL when the statement does not prepare. */
+json_t *store__ids(store_conn_t *c, const char *sql, const char *id);
+
+/* ---- store_migrate.c ---- */
+
+/* Applies the migrations db lacks, in one transaction; 0 or -EIO with a
+ * reason (also when the database is newer than this build). */
+int store__migrate(sqlite3 *db, char *err, size_t errlen);
+
+/* ---- store_batch.c: group commit ---- */
+
+/* A write, queued for the next batch. Each operation is its own struct
+ * that embeds this header as `w` and reaches its arguments with
+ * container_of (see store_projects.c, store_tasks.c). */
+typedef struct store_write store_write_t;
+struct store_write {
+    /* Runs the operation inside the batch's transaction (a savepoint). */
+    int (*run)(store_write_t *w, store_t *s);
+    json_t **out; /* its result, dropped when the batch fails to commit */
+    store_err_t *e;
+    int rc;
+    bool done;
+    list_t link;
+};
+
+/* Queues w and returns once its batch committed (or failed): w->rc. The
+ * calling pool thread may be the one that runs the batch. */
+int store__write(store_t *s, store_write_t *w);
+
+/* ---- store_outbox.c ---- */
+
+/* Queues {"type":type,"id","project_id","data":data,"at"} on subject, in
+ * the current write transaction. A full outbox drops the event (counted,
+ * logged at most every 10 s); false only when the database fails. */
+bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
+                 const json_t *data);
+
+/* ---- store_tasks.c, for the projects ---- */
+
+/* A task as the API shows it, from a row of TASK_COLS (and its blockers). */
+json_t *store__task_row(store_conn_t *c, sqlite3_stmt *st);
+/* The task id as JSON (*out, caller owns): 0, VP_ENOTFOUND or VP_ESTORE. */
+int store__task_get(store_conn_t *c, const char *id, json_t **out, store_err_t *e);
+
+#define STORE_TASK_COLS                                                                \
+    "seq,id,project_id,title,description,type,status,priority,progress,"               \
+    "assigned_role,assigned_agent,estimated_hours,actual_hours,result,created_at,"     \
+    "updated_at,version"
+
+#endif

@@ -1,0 +1,141 @@
+/* store_outbox.c - the outbox: events queued inside each write's
+ * transaction, and read back in order by the publisher. See
+ * store_outbox.h. */
+#define _GNU_SOURCE
+#include "store_outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "now.h"
+#include "render.h"
+#include "store_internal.h"
+
+static const char *const SQL_OUTBOX_INSERT =
+    "INSERT INTO outbox(subject,payload,created_at) VALUES(?,?,?)";
+static const char *const SQL_OUTBOX_FETCH =
+    "SELECT seq,subject,payload FROM outbox ORDER BY seq LIMIT ?";
+static const char *const SQL_OUTBOX_DELETE = "DELETE FROM outbox WHERE seq<=?";
+static const char *const SQL_OUTBOX_SIZE =
+    "SELECT COALESCE(MAX(seq)-MIN(seq)+1,0) FROM outbox";
+
+/* Whether the outbox is full: the event is then counted as dropped (and
+ * logged at most every 10 s). */
+static bool s_full(store_t *s)
+{
+    if (atomic_load(&s->backlog) < s->outbox_max)
+        return false;
+    unsigned long n = atomic_fetch_add(&s->dropped, 1) + 1;
+    unsigned long now = (unsigned long)(now_ms() / 10000);
+    if (atomic_exchange(&s->last_drop_log, now) != now)
+        log_warn("events: the outbox is full (%ld); %lu event(s) dropped so far",
+                 s->outbox_max, n);
+    return true;
+}
+
+bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
+                 const json_t *data)
+{
+    if (s->outbox_max == 0 || s_full(s))
+        return true; /* events are off (no NATS configured), or dropped */
+    char at[40];
+    now_iso8601(at, sizeof at);
+    json_t *pid = json_object_get(data, "project_id");
+    json_t *ev = json_pack(
+        "{s:s,s:O,s:O,s:O,s:s}", "type", type, "id", json_object_get(data, "id"),
+        "project_id", pid ? pid : json_object_get(data, "id"), "data", data, "at", at);
+    char *txt = render_json(ev, JSON_COMPACT);
+    json_decref(ev);
+    sqlite3_stmt *st = store__stmt(c, SQL_OUTBOX_INSERT);
+    bool ok = st != NULL;
+    if (ok) {
+        store__bind_text(st, 1, subject);
+        sqlite3_bind_text(st, 2, txt, -1, free); /* SQLite frees it */
+        txt = NULL;
+        store__bind_text(st, 3, at);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    free(txt);
+    if (ok)
+        atomic_fetch_add(&s->backlog, 1);
+    return ok;
+}
+
+void store_outbox_set_commit_hook(store_t *s, void (*fn)(void *ud), void *ud)
+{
+    s->on_commit = fn;
+    s->on_commit_ud = ud;
+}
+
+void store_outbox_set_max(store_t *s, long max)
+{
+    s->outbox_max = max;
+}
+
+long store_outbox_backlog(store_t *s)
+{
+    return atomic_load(&s->backlog);
+}
+
+unsigned long store_outbox_dropped(store_t *s)
+{
+    return atomic_load(&s->dropped);
+}
+
+int store_outbox_refresh(store_t *s, store_err_t *e)
+{
+    store_conn_t *c = store__conn(s);
+    sqlite3_stmt *st = c ? store__stmt(c, SQL_OUTBOX_SIZE) : NULL;
+    if (!st || sqlite3_step(st) != SQLITE_ROW)
+        return store__fail(c, e);
+    atomic_store(&s->backlog, (long)sqlite3_column_int64(st, 0));
+    return 0;
+}
+
+int store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
+                       store_err_t *e)
+{
+    store_conn_t *c = store__conn(s);
+    sqlite3_stmt *st = c ? store__stmt(c, SQL_OUTBOX_FETCH) : NULL;
+    if (!st)
+        return store__fail(c, e);
+    sqlite3_bind_int(st, 1, limit);
+    *evs = xcalloc((size_t)limit, sizeof **evs);
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_event_t *ev = &(*evs)[(*n)++];
+        ev->seq = sqlite3_column_int64(st, 0);
+        ev->subject = xstrdup((const char *)sqlite3_column_text(st, 1));
+        ev->payload = xstrdup((const char *)sqlite3_column_text(st, 2));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        store_outbox_free(*evs, *n);
+        *evs = NULL;
+        *n = 0;
+        return store__fail(c, e);
+    }
+    return 0;
+}
+
+int store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e)
+{
+    store_conn_t *c = store__conn(s);
+    sqlite3_stmt *st = c ? store__stmt(c, SQL_OUTBOX_DELETE) : NULL;
+    if (!st)
+        return store__fail(c, e);
+    sqlite3_bind_int64(st, 1, seq);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : store__fail(c, e);
+}
+
+void store_outbox_free(store_event_t *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(evs[i].subject);
+        free(evs[i].payload);
+    }
+    free(evs);
+}

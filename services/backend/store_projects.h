@@ -1,0 +1,30 @@
+/* store_projects.h - projects and their board. Pool threads; see store.h
+ * for errors and ownership. */
+#ifndef VAPORA_STORE_PROJECTS_H
+#define VAPORA_STORE_PROJECTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Creates a project (desc NULL: ""). *out: the project. */
+int store_project_create(store_t *s, const char *name, const char *desc, json_t **out,
+                         store_err_t *e);
+int store_project_get(store_t *s, const char *id, json_t **out, store_err_t *e);
+/* Projects after cursor position `after` (0: from the start), at most limit;
+ * *next is the position of the last one when more may follow, else 0. */
+int store_project_list(store_t *s, int64_t after, int limit, json_t **items,
+                       int64_t *next, store_err_t *e);
+/* Applies name/description from patch (already validated). */
+int store_project_update(store_t *s, const char *id, const json_t *patch, json_t **out,
+                         store_err_t *e);
+/* VP_ECONFLICT project_has_tasks unless cascade; a cascade deletes the
+ * tasks too (a task.deleted event each). */
+int store_project_delete(store_t *s, const char *id, bool cascade, store_err_t *e);
+/* {"project_id","columns":[{"status","tasks":[…]}…]}: one column per status
+ * in board order, each by priority then age. */
+int store_project_board(store_t *s, const char *id, json_t **out, store_err_t *e);
+
+#endif

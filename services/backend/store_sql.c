@@ -1,0 +1,80 @@
+/* store_sql.c - values in and out of SQLite statements: ids, text and
+ * numbers as JSON, finding one row. See store_internal.h. */
+#define _GNU_SOURCE
+#include <sodium.h>
+#include <stdio.h>
+
+#include "store_internal.h"
+
+void store__uuid(char out[37])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+             b[12], b[13], b[14], b[15]);
+}
+
+void store__bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+json_t *store__col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? json_string((const char *)t) : json_null();
+}
+
+json_t *store__col_real(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL
+               ? json_null()
+               : json_real(sqlite3_column_double(st, i));
+}
+
+int store__find_row(store_conn_t *c, const char *sql, const char *key, const char *what,
+                    sqlite3_stmt **row, store_err_t *e)
+{
+    sqlite3_stmt *st = c ? store__stmt(c, sql) : NULL;
+    if (!st)
+        return store__fail(c, e);
+    store__bind_text(st, 1, key);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return store__not_found(e, what, key);
+    if (rc != SQLITE_ROW)
+        return store__fail(c, e);
+    *row = st;
+    return 0;
+}
+
+int store__step_id(store_conn_t *c, const char *sql, const char *id, const char *id2)
+{
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (!st)
+        return SQLITE_ERROR;
+    store__bind_text(st, 1, id);
+    if (id2)
+        store__bind_text(st, 2, id2);
+    return sqlite3_step(st);
+}
+
+json_t *store__ids(store_conn_t *c, const char *sql, const char *id)
+{
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (!st)
+        return NULL;
+    json_t *out = json_array();
+    store__bind_text(st, 1, id);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(out, store__col_text(st, 0));
+    sqlite3_reset(st);
+    return out;
+}

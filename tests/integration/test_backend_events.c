@@ -20,52 +20,14 @@ static void s_fini(void)
     nats_CloseAndWait(2000);
 }
 
+#define PW "events-test-password"
+
 #define SETUP                                                                          \
     "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"               \
-    "[backend]\nadmin_password = events-test-password\n\n"                             \
+    "[backend]\nadmin_password = " PW "\n\n"                                           \
     "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 2\n\n"                   \
     "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "           \
     "@DATA@/nats\n"
-
-/* POSTs JSON with the token; returns the parsed body, asserting status. */
-static json_t *s_post(th_sv_t *sv, const char *token, const char *path,
-                      const char *body, int want)
-{
-    char hdr[1024];
-    snprintf(hdr, sizeof hdr, "Content-Type: application/json\r\n%s%s%s",
-             token ? "Authorization: Bearer " : "", token ? token : "",
-             token ? "\r\n" : "");
-    th_resp_t *r = NULL;
-    int rc = th_request(sv->ports[0], "POST", path, hdr, body, &r);
-    cr_assert_eq(rc, 0, "POST %s: %s", path, strerror(-rc));
-    cr_assert_eq(r->status, want, "POST %s: %d %.300s", path, r->status, r->body);
-    json_t *j = json_loads(r->body, 0, NULL);
-    th_resp_free(&r);
-    cr_assert_not_null(j);
-    return j;
-}
-
-static char *s_login(th_sv_t *sv)
-{
-    long long end = th_now_ms() + 10000;
-    th_resp_t *r = NULL;
-    while (th_now_ms() < end) { /* the workers may still be starting */
-        if (th_request(sv->ports[0], "POST", "/api/v1/auth/login",
-                       "Content-Type: application/json\r\n",
-                       "{\"username\":\"admin\",\"password\":\"events-test-password\"}",
-                       &r) == 0 &&
-            r->status == 200)
-            break;
-        th_resp_free(&r);
-        th_sleep_ms(100);
-    }
-    cr_assert_not_null(r, "login never answered 200");
-    json_t *j = json_loads(r->body, 0, NULL);
-    char *tok = strdup(json_string_value(json_object_get(j, "access_token")));
-    json_decref(j);
-    th_resp_free(&r);
-    return tok;
-}
 
 static natsConnection *s_nats(th_sv_t *sv)
 {
@@ -76,6 +38,30 @@ static natsConnection *s_nats(th_sv_t *sv)
         th_sleep_ms(100);
     cr_assert_not_null(nc, "cannot connect to the test's nats-server");
     return nc;
+}
+
+/* A supervisor on SETUP, the admin's token and a new project. */
+typedef struct s_env {
+    th_sv_t *sv;
+    const char *tok;
+    json_t *project;
+    const char *tasks; /* the project's tasks path */
+} s_env_t;
+
+static s_env_t s_setup(const char *project_name)
+{
+    s_env_t e = {.sv = th_must_sv_start(SETUP)};
+    e.tok = th_be_login(e.sv->ports[0], "admin", PW, 10000);
+    e.project = th_be_call(e.sv->ports[0], "POST", "/api/v1/projects", e.tok,
+                           th_fmt("{\"name\":\"%s\"}", project_name), 201);
+    e.tasks = th_fmt("/api/v1/projects/%s/tasks", th_str(e.project, "id"));
+    return e;
+}
+
+/* Creates a task in the project (body: its JSON); returns it. */
+static json_t *s_task(const s_env_t *e, const char *body)
+{
+    return th_be_call(e->sv->ports[0], "POST", e->tasks, e->tok, body, 201);
 }
 
 /* Reads every message of subject from the stream, from the start, until
@@ -113,24 +99,26 @@ static json_t *s_consume(natsConnection *nc, const char *subject, size_t want,
     return got;
 }
 
+/* Asserts ev is a type event of doc (the same id) in project p. */
+static void s_assert_event(const json_t *ev, const char *type, const json_t *doc,
+                           const json_t *p)
+{
+    cr_assert_str_eq(json_string_value(json_object_get(ev, "type")), type);
+    cr_assert(json_equal(json_object_get(ev, "id"), json_object_get(doc, "id")));
+    cr_assert(json_equal(json_object_get(ev, "project_id"), json_object_get(p, "id")));
+}
+
 Test(backend_events, changes_reach_jetstream_with_the_documented_payload, .timeout = 60,
      .fini = s_fini)
 {
-    th_sv_t *sv = th_sv_start(SETUP);
-    cr_assert_not_null(sv);
-    char *tok = s_login(sv);
-    json_t *p = s_post(sv, tok, "/api/v1/projects", "{\"name\":\"events\"}", 201);
-    char path[128];
-    snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",
-             json_string_value(json_object_get(p, "id")));
-    json_t *t = s_post(sv, tok, path, "{\"title\":\"first\"}", 201);
-    natsConnection *nc = s_nats(sv);
+    s_env_t e = s_setup("events");
+    json_t *p = e.project;
+    json_t *t = s_task(&e, "{\"title\":\"first\"}");
+    natsConnection *nc = s_nats(e.sv);
     json_t *evs = s_consume(nc, "vapora.tasks.created", 1, 10000);
     cr_assert_eq(json_array_size(evs), 1, "no task.created event");
     json_t *ev = json_array_get(evs, 0);
-    cr_assert_str_eq(json_string_value(json_object_get(ev, "type")), "task.created");
-    cr_assert(json_equal(json_object_get(ev, "id"), json_object_get(t, "id")));
-    cr_assert(json_equal(json_object_get(ev, "project_id"), json_object_get(p, "id")));
+    s_assert_event(ev, "task.created", t, p);
     cr_assert(json_equal(json_object_get(ev, "data"), t), "data is not the task");
     cr_assert(json_is_string(json_object_get(ev, "at")));
     json_decref(evs);
@@ -138,23 +126,14 @@ Test(backend_events, changes_reach_jetstream_with_the_documented_payload, .timeo
     cr_assert_eq(json_array_size(evs), 1, "no project.created event");
     json_decref(evs);
     natsConnection_Destroy(nc);
-    json_decref(t);
-    json_decref(p);
-    free(tok);
 }
 
 Test(backend_events, nats_killed_mid_way_loses_no_write_and_no_event, .timeout = 60,
      .fini = s_fini)
 {
-    th_sv_t *sv = th_sv_start(SETUP);
-    cr_assert_not_null(sv);
-    char *tok = s_login(sv);
-    json_t *p = s_post(sv, tok, "/api/v1/projects", "{\"name\":\"outage\"}", 201);
-    char path[128];
-    snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",
-             json_string_value(json_object_get(p, "id")));
-    json_decref(s_post(sv, tok, path, "{\"title\":\"t0\"}", 201));
-    json_t *st = th_sv_status(sv);
+    s_env_t e = s_setup("outage");
+    s_task(&e, "{\"title\":\"t0\"}");
+    json_t *st = th_sv_status(e.sv);
     json_t *pg = th_sv_find(st, "programs", "nats");
     cr_assert_not_null(pg);
     pid_t nats = (pid_t)json_integer_value(json_object_get(pg, "pid"));
@@ -164,9 +143,9 @@ Test(backend_events, nats_killed_mid_way_loses_no_write_and_no_event, .timeout =
     for (int i = 1; i <= 5; i++) { /* writes succeed while NATS is away */
         char body[64];
         snprintf(body, sizeof body, "{\"title\":\"t%d\"}", i);
-        json_decref(s_post(sv, tok, path, body, 201));
+        s_task(&e, body);
     }
-    natsConnection *nc = s_nats(sv); /* the supervisor restarted it */
+    natsConnection *nc = s_nats(e.sv); /* the supervisor restarted it */
     json_t *evs = s_consume(nc, "vapora.tasks.created", 6, 15000);
     cr_assert_eq(json_array_size(evs), 6, "got %zu of 6 task.created events",
                  json_array_size(evs));
@@ -178,8 +157,6 @@ Test(backend_events, nats_killed_mid_way_loses_no_write_and_no_event, .timeout =
     }
     json_decref(evs);
     natsConnection_Destroy(nc);
-    json_decref(p);
-    free(tok);
 }
 
 /* A cascading project delete is every one of its deletes: a task.deleted
@@ -187,41 +164,26 @@ Test(backend_events, nats_killed_mid_way_loses_no_write_and_no_event, .timeout =
 Test(backend_events, a_cascade_delete_publishes_every_task_it_deletes, .timeout = 60,
      .fini = s_fini)
 {
-    th_sv_t *sv = th_sv_start(SETUP);
-    cr_assert_not_null(sv);
-    char *tok = s_login(sv);
-    json_t *p = s_post(sv, tok, "/api/v1/projects", "{\"name\":\"doomed\"}", 201);
-    char path[160], body[256];
-    snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",
-             json_string_value(json_object_get(p, "id")));
+    s_env_t e = s_setup("doomed");
+    json_t *p = e.project;
     json_t *t[3];
     for (int i = 0; i < 2; i++)
-        t[i] = s_post(sv, tok, path, "{\"title\":\"gone\"}", 201);
-    snprintf(body, sizeof body, "{\"title\":\"blocked\",\"blocked_by\":[\"%s\"]}",
-             json_string_value(json_object_get(t[0], "id")));
-    t[2] = s_post(sv, tok, path, body, 201);
-    char hdr[1024];
-    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", tok);
-    snprintf(path, sizeof path, "/api/v1/projects/%s?cascade=true",
-             json_string_value(json_object_get(p, "id")));
-    int st = th_call(sv->ports[0], "DELETE", path, hdr, NULL, NULL, 5000);
+        t[i] = s_task(&e, "{\"title\":\"gone\"}");
+    t[2] = s_task(&e, th_fmt("{\"title\":\"blocked\",\"blocked_by\":[\"%s\"]}",
+                             th_str(t[0], "id")));
+    const char *path = th_fmt("/api/v1/projects/%s?cascade=true", th_str(p, "id"));
+    int st = th_call(e.sv->ports[0], "DELETE", path,
+                     th_fmt("Authorization: Bearer %s\r\n", e.tok), NULL, NULL, 5000);
     cr_assert(st == 204 || st == 200, "DELETE %s: %d", path, st);
-    natsConnection *nc = s_nats(sv);
+    natsConnection *nc = s_nats(e.sv);
     json_t *evs = s_consume(nc, "vapora.tasks.deleted", 3, 10000);
-    cr_assert_eq(json_array_size(evs), 3, "task.deleted events: %zu", json_array_size(evs));
-    for (int i = 0; i < 3; i++) {
-        json_t *ev = json_array_get(evs, (size_t)i);
-        cr_assert_str_eq(json_string_value(json_object_get(ev, "type")), "task.deleted");
-        cr_assert(json_equal(json_object_get(ev, "id"), json_object_get(t[i], "id")));
-        cr_assert(json_equal(json_object_get(ev, "project_id"), json_object_get(p, "id")));
-    }
+    cr_assert_eq(json_array_size(evs), 3, "task.deleted events: %zu",
+                 json_array_size(evs));
+    for (int i = 0; i < 3; i++)
+        s_assert_event(json_array_get(evs, (size_t)i), "task.deleted", t[i], p);
     json_decref(evs);
     evs = s_consume(nc, "vapora.projects.deleted", 1, 5000);
     cr_assert_eq(json_array_size(evs), 1, "no project.deleted");
     json_decref(evs);
     natsConnection_Destroy(nc);
-    for (int i = 0; i < 3; i++)
-        json_decref(t[i]);
-    json_decref(p);
-    free(tok);
 }

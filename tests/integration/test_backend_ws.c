@@ -16,57 +16,18 @@
 
 #include "harness.h"
 
-static void s_fini(void)
-{
-    th_cleanup();
-}
+#define PW "ws-test-password"
 
 /* Two backend services on one database and one NATS: the WebSocket goes
  * to @PORT3@ (backend2), the changes to @PORT1@ (backend). */
 #define SETUP                                                                          \
     "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"               \
-    "[backend]\nadmin_password = ws-test-password\n\n"                                 \
+    "[backend]\nadmin_password = " PW "\n\n"                                           \
     "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"                   \
     "[service:backend2]\nlisten = 127.0.0.1:@PORT3@\nworkers = 1\n"                    \
     "command = @BACKEND@\n\n"                                                          \
     "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "           \
     "@DATA@/nats\n"
-
-static json_t *s_call(int port, const char *method, const char *path, const char *token,
-                      const char *body, int want)
-{
-    char hdr[1024];
-    snprintf(hdr, sizeof hdr,
-             "Content-Type: application/json\r\nAuthorization: Bearer %s\r\n", token);
-    th_resp_t *r = NULL;
-    int rc = th_request(port, method, path, hdr, body, &r);
-    cr_assert_eq(rc, 0, "%s %s: %s", method, path, strerror(-rc));
-    cr_assert_eq(r->status, want, "%s %s: %d %.300s", method, path, r->status, r->body);
-    json_t *j = json_loads(r->body, 0, NULL);
-    th_resp_free(&r);
-    return j;
-}
-
-static char *s_login(int port)
-{
-    th_resp_t *r = NULL;
-    for (int i = 0; i < 100; i++) {
-        if (th_request(port, "POST", "/api/v1/auth/login",
-                       "Content-Type: application/json\r\n",
-                       "{\"username\":\"admin\",\"password\":\"ws-test-password\"}",
-                       &r) == 0 &&
-            r->status == 200)
-            break;
-        th_resp_free(&r);
-        th_sleep_ms(100);
-    }
-    cr_assert_not_null(r);
-    json_t *j = json_loads(r->body, 0, NULL);
-    char *tok = strdup(json_string_value(json_object_get(j, "access_token")));
-    json_decref(j);
-    th_resp_free(&r);
-    return tok;
-}
 
 /* ---- a minimal WebSocket client ---- */
 
@@ -85,6 +46,16 @@ static int s_read_full(int fd, void *buf, size_t len, int timeout_ms)
     return 0;
 }
 
+/* The upgrade request for path, with RFC 6455's own example key (kept). */
+static const char *s_upgrade_request(const char *path)
+{
+    return th_fmt(
+        "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n",
+        path);
+}
+
 /* Opens ws://127.0.0.1:port/path; returns the fd after a checked 101. */
 static int s_ws_open(int port, const char *path)
 {
@@ -92,15 +63,9 @@ static int s_ws_open(int port, const char *path)
     cr_assert_not_null(c);
     int fd = dup(th_conn_fd(c));
     th_conn_close(&c);
-    char req[1024];
-    int n = snprintf(
-        req, sizeof req,
-        "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n",
-        path);
-    cr_assert_eq(write(fd, req, (size_t)n), n);
-    char head[2048];
+    const char *req = s_upgrade_request(path);
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char head[2048] = "";
     size_t off = 0;
     while (off < sizeof head - 1 && !strstr(head, "\r\n\r\n")) {
         cr_assert_eq(s_read_full(fd, head + off, 1, 3000), 0, "no upgrade answer");
@@ -173,16 +138,15 @@ static json_t *s_ws_wait_event(int fd, const char *type, int timeout_ms)
 }
 
 Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
-     .fini = s_fini)
+     .fini = th_cleanup)
 {
-    th_sv_t *sv = th_sv_start(SETUP);
-    cr_assert_not_null(sv);
-    char *tok = s_login(sv->ports[0]);
-    free(s_login(sv->ports[2])); /* backend2 is up too */
-    json_t *p1 =
-        s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"a\"}", 201);
-    json_t *p2 =
-        s_call(sv->ports[0], "POST", "/api/v1/projects", tok, "{\"name\":\"b\"}", 201);
+    th_sv_t *sv = th_must_sv_start(SETUP);
+    const char *tok = th_be_login(sv->ports[0], "admin", PW, 10000);
+    th_be_login(sv->ports[2], "admin", PW, 10000); /* backend2 is up too */
+    json_t *p1 = th_be_call(sv->ports[0], "POST", "/api/v1/projects", tok,
+                            "{\"name\":\"a\"}", 201);
+    json_t *p2 = th_be_call(sv->ports[0], "POST", "/api/v1/projects", tok,
+                            "{\"name\":\"b\"}", 201);
     const char *pid1 = json_string_value(json_object_get(p1, "id"));
     char path[512];
     snprintf(path, sizeof path, "/ws?token=%s&project_id=%s", tok, pid1);
@@ -192,9 +156,10 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     char tasks[160];
     snprintf(tasks, sizeof tasks, "/api/v1/projects/%s/tasks",
              json_string_value(json_object_get(p2, "id")));
-    json_decref(s_call(sv->ports[0], "POST", tasks, tok, "{\"title\":\"other\"}", 201));
+    th_be_call(sv->ports[0], "POST", tasks, tok, "{\"title\":\"other\"}", 201);
     snprintf(tasks, sizeof tasks, "/api/v1/projects/%s/tasks", pid1);
-    json_t *t = s_call(sv->ports[0], "POST", tasks, tok, "{\"title\":\"mine\"}", 201);
+    json_t *t =
+        th_be_call(sv->ports[0], "POST", tasks, tok, "{\"title\":\"mine\"}", 201);
 
     json_t *ev = s_ws_wait_event(fd, "task.created", 5000);
     cr_assert_not_null(ev, "no task.created event on the WebSocket");
@@ -226,43 +191,39 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     char b;
     cr_assert_leq(read(fd, &b, 1), 0, "the server kept the socket open");
     close(fd);
-    json_decref(t);
-    json_decref(p1);
-    json_decref(p2);
-    free(tok);
+}
+
+/* Sends the upgrade request for path on a socket with a tiny receive
+ * window, which the test then never reads; returns it. */
+static int s_upgrade_and_never_read(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 2048;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *req = s_upgrade_request(path);
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    return fd;
 }
 
 /* A client that never reads is closed once ws_max_queue bytes wait for
  * it, instead of growing the worker's memory. */
-Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60, .fini = s_fini)
+Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60,
+     .fini = th_cleanup)
 {
-    th_sv_t *sv =
-        th_sv_start("shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
-                    "[backend]\nadmin_password = ws-test-password\n"
-                    "ws_max_queue = 16384\n\n"
-                    "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
-                    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p "
-                    "@PORT2@ -sd @DATA@/nats\n");
-    cr_assert_not_null(sv);
-    char *tok = s_login(sv->ports[0]);
-    json_t *p = s_call(sv->ports[0], "POST", "/api/v1/projects", tok,
-                       "{\"name\":\"slow\"}", 201);
-    /* A client socket with a tiny receive window, which never reads. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int small = 2048;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)sv->ports[0])};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char req[1024];
-    int n = snprintf(
-        req, sizeof req,
-        "GET /ws?token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n",
-        tok);
-    cr_assert_eq(write(fd, req, (size_t)n), n);
+    th_sv_t *sv = th_must_sv_start(
+        "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
+        "[backend]\nadmin_password = " PW "\n"
+        "ws_max_queue = 16384\n\n"
+        "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
+        "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p "
+        "@PORT2@ -sd @DATA@/nats\n");
+    const char *tok = th_be_login(sv->ports[0], "admin", PW, 10000);
+    json_t *p = th_be_call(sv->ports[0], "POST", "/api/v1/projects", tok,
+                           "{\"name\":\"slow\"}", 201);
+    int fd = s_upgrade_and_never_read(sv->ports[0], th_fmt("/ws?token=%s", tok));
     th_sleep_ms(300);
     char path[160];
     snprintf(path, sizeof path, "/api/v1/projects/%s/tasks",
@@ -274,7 +235,7 @@ Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60, .fini = 
     snprintf(body, sizeof body, "{\"title\":\"%.480s\"}", title);
     bool dropped = false;
     for (int i = 0; i < 3000 && !dropped; i++) {
-        json_decref(s_call(sv->ports[0], "POST", path, tok, body, 201));
+        th_be_call(sv->ports[0], "POST", path, tok, body, 201);
         if (i % 100 == 99) {
             th_resp_t *m = NULL;
             cr_assert_eq(th_request(sv->ports[0], "GET", "/metrics", NULL, NULL, &m),
@@ -295,22 +256,20 @@ Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60, .fini = 
     cr_assert_leq(got, 0, "the dropped socket is still open");
     free(log);
     close(fd);
-    json_decref(p);
-    free(tok);
 }
 
-Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60, .fini = s_fini)
+Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60,
+     .fini = th_cleanup)
 {
-    th_sv_t *sv = th_sv_start(SETUP);
-    cr_assert_not_null(sv);
-    free(s_login(sv->ports[0]));
+    th_sv_t *sv = th_must_sv_start(SETUP);
+    th_be_login(sv->ports[0], "admin", PW, 10000);
     th_resp_t *r = NULL;
     cr_assert_eq(
         th_request(sv->ports[0], "GET", "/ws?token=forged.token.x", NULL, NULL, &r), 0);
     cr_assert_eq(r->status, 401, "%d %s", r->status, r->body);
     cr_assert(strstr(r->body, "\"unauthorized\""));
     th_resp_free(&r);
-    char *tok = s_login(sv->ports[0]);
+    const char *tok = th_be_login(sv->ports[0], "admin", PW, 10000);
     char path[512];
     snprintf(path, sizeof path, "/ws?token=%s", tok);
     cr_assert_eq(th_request(sv->ports[0], "GET", path, NULL, NULL, &r), 0);
@@ -354,5 +313,4 @@ Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60, .fini =
         th_resp_free(&r);
         th_conn_close(&c);
     }
-    free(tok);
 }

@@ -1,0 +1,280 @@
+/* test_router_budgets.c - the LLM router's budgets: near takes the
+ * cheapest model, exceeded only free ones, none left is 429 in either
+ * format; two hundred concurrent calls never overspend; the spend survives
+ * a restart; a provider's corrupt usage cannot overflow a budget. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "router_fixture.h"
+
+/* ---- budgets: near takes the cheapest model, exceeded only free ones,
+ * none → 429 ---- */
+
+/* The budget of role once spent_usd reached want and nothing is reserved
+ * (polled for 5 s: the workers settle in batches); the last one seen
+ * otherwise. The caller decrefs. */
+static json_t *s_budget(th_sv_t *sv, const char *role, double want)
+{
+    json_t *b = NULL;
+    long long end = th_now_ms() + 5000;
+    do {
+        json_decref(b);
+        json_t *all = llm_get(sv, "/api/v1/budgets");
+        b = json_incref(th_find(all, "role", role));
+        json_decref(all);
+        if (b && LLM_CLOSE(th_num(b, "spent_usd"), want) &&
+            th_num(b, "reserved_usd") == 0)
+            return b;
+        th_sleep_ms(50);
+    } while (th_now_ms() < end);
+    return b;
+}
+
+/* Asserts the budget of role settles on spent_usd spent, nothing reserved,
+ * in state. */
+static void s_expect_budget(th_sv_t *sv, const char *role, double spent,
+                            const char *state)
+{
+    json_t *b = s_budget(sv, role, spent);
+    char *d = b ? json_dumps(b, 0) : strdup("(none)");
+    cr_assert(b && LLM_CLOSE(th_num(b, "spent_usd"), spent) &&
+                  th_num(b, "reserved_usd") == 0,
+              "budget %s, want spent %f", d, spent);
+    cr_assert_str_eq(th_str(b, "state"), state, "budget %s", d);
+    free(d);
+    json_decref(b);
+}
+
+/* A role-tiny gpt-a call (max_tokens 100) served by model in state. */
+static void s_tiny_call(th_sv_t *sv, const char *model, const char *state,
+                        const char *cost)
+{
+    char *body = llm_body(false, "gpt-a", false, 100);
+    llm_resp_t r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 200);
+    llm_expect_field(r.head, "X-Vapora-Model", model);
+    llm_expect_field(r.head, "X-Vapora-Budget-State", state);
+    llm_expect_field(r.head, "X-Vapora-Cost-USD", cost);
+    llm_resp_clear(&r);
+    free(body);
+}
+
+/* No model is free once llama has a price. */
+#define PRICED_LLAMA                                                                   \
+    "[model:llama]\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1\n\n"
+#define TINY_BUDGET(limit)                                                             \
+    "[budget:tiny]\nwindow = daily\nlimit_usd = " limit "\nnear_percent = 80\n"
+
+Test(router_budgets, near_takes_the_cheapest_model_and_exceeded_without_free_is_429,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    /* Each gpt-a call costs 10 in + 100 out = 0.21 USD, its worst case too. */
+    llm_fake_set(fake, "oai", "{\"usage_out\":100}");
+    th_sv_t *sv =
+        llm_start(fake, &(llm_opts_t){.chain = "oai, claude",
+                                      .extra = PRICED_LLAMA TINY_BUDGET("1")});
+    for (int i = 1; i <= 4; i++) {
+        s_tiny_call(sv, "gpt-a", "normal", "0.210000");
+        s_expect_budget(sv, "tiny", 0.21 * i, i < 4 ? "normal" : "near");
+    }
+    /* 84 %: near, gpt-b (10 in + 100 out = 0.021 USD). */
+    s_tiny_call(sv, "gpt-b", "near", "0.021000");
+    s_expect_budget(sv, "tiny", 0.861, "near");
+    /* A provider that reports more than asked for pushes it over. */
+    llm_fake_set(fake, "oai", "{\"usage_out\":1000}");
+    s_tiny_call(sv, "gpt-b", "near", "0.201000");
+    s_expect_budget(sv, "tiny", 1.062, "exceeded");
+    json_t *all = llm_get(sv, "/api/v1/budgets");
+    json_t *b = th_find(all, "role", "tiny");
+    char *d = json_dumps(b, 0);
+    cr_assert_str_eq(th_str(b, "window"), "daily", "%s", d);
+    cr_assert(th_num(b, "limit_usd") == 1 && json_object_get(b, "resets_at"), "%s", d);
+    free(d);
+    json_decref(all);
+    /* No model is free: 429 in either format. */
+    char *body = llm_body(false, "gpt-a", false, 100);
+    llm_resp_t r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 429);
+    json_t *err = json_object_get(r.json, "error");
+    cr_assert_str_eq(th_str(err, "type"), "budget_exceeded", "%s", r.body);
+    cr_assert(strstr(th_str(err, "message") ?: "", "tiny"), "%s", r.body);
+    llm_resp_clear(&r);
+    free(body);
+    body = llm_body(true, "gpt-a", false, 100);
+    r = llm_call(sv, LLM_ANT, LLM_ROLE_TINY, body, 429);
+    cr_assert_str_eq(th_str(r.json, "type"), "error", "%s", r.body);
+    cr_assert_str_eq(th_str(json_object_get(r.json, "error"), "type"),
+                     "budget_exceeded", "%s", r.body);
+    llm_resp_clear(&r);
+    free(body);
+    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 6);
+    /* Other roles have no budget. */
+    llm_expect_fallback(sv, "oai", "gpt-a", "1");
+}
+
+Test(router_budgets, exceeded_takes_the_free_model, .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    llm_fake_set(fake, "oai", "{\"usage_out\":100}");
+    th_sv_t *sv = llm_start(fake, &(llm_opts_t){.extra = TINY_BUDGET("0.1")});
+    /* Worst case 10 in + 20 out = 0.05 fits; the provider reports 100 out. */
+    char *body = llm_body(false, "gpt-a", false, 20);
+    llm_resp_t r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 200);
+    llm_expect_field(r.head, "X-Vapora-Model", "gpt-a");
+    llm_expect_field(r.head, "X-Vapora-Cost-USD", "0.210000");
+    llm_resp_clear(&r);
+    s_expect_budget(sv, "tiny", 0.21, "exceeded");
+    r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 200);
+    llm_expect_field(r.head, "X-Vapora-Provider", "local");
+    llm_expect_field(r.head, "X-Vapora-Model", "llama");
+    llm_expect_field(r.head, "X-Vapora-Budget-State", "exceeded");
+    llm_expect_field(r.head, "X-Vapora-Cost-USD", "0.000000");
+    cr_assert(strstr(r.body, LLM_REPLY), "%s", r.body);
+    llm_resp_clear(&r);
+    free(body);
+    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 1);
+    cr_assert_eq(llm_fake_num(fake, "local", "requests"), 1);
+}
+
+/* ---- concurrent calls against a tiny budget never overspend ---- */
+
+#define NCONC 200
+
+typedef struct s_conc {
+    int port;
+    const char *body;
+    int status;
+} s_conc_t;
+
+static void *s_conc_call(void *arg)
+{
+    s_conc_t *a = arg;
+    a->status = th_call(a->port, "POST", LLM_OAI,
+                        "Content-Type: application/json\r\n" LLM_ROLE_TINY, a->body,
+                        NULL, 30000);
+    return NULL;
+}
+
+Test(router_budgets, two_hundred_concurrent_calls_never_overspend, .timeout = 120,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    llm_fake_set(fake, "oai", "{\"latency_ms\":300}");
+    th_sv_t *sv = llm_start(
+        fake, &(llm_opts_t){.chain = "oai", .extra = PRICED_LLAMA TINY_BUDGET("1")});
+    char *body = llm_body(false, "gpt-a", false, 20);
+    static s_conc_t calls[NCONC];
+    static pthread_t th[NCONC];
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < NCONC; i++) {
+        calls[i] = (s_conc_t){.port = sv->ports[0], .body = body};
+        cr_assert_eq(pthread_create(&th[i], NULL, s_conc_call, &calls[i]), 0);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    long ok = 0, refused = 0;
+    int other = 0;
+    for (int i = 0; i < NCONC; i++) {
+        pthread_join(th[i], NULL);
+        ok += calls[i].status == 200;
+        refused += calls[i].status == 429;
+        if (calls[i].status != 200 && calls[i].status != 429)
+            other = calls[i].status;
+    }
+    free(body);
+    cr_assert_eq(ok + refused, NCONC, "%ld ok, %ld 429, another answer was %d", ok,
+                 refused, other);
+    cr_assert(ok > 0 && refused > 0, "%ld ok, %ld 429", ok, refused);
+    cr_log_info("%ld calls answered 200, %ld 429", ok, refused);
+    th_sleep_ms(500);
+    json_t *b = s_budget(sv, "tiny", NAN);
+    char *d = json_dumps(b, 0);
+    cr_assert(b && th_num(b, "reserved_usd") == 0, "budget %s", d);
+    cr_assert(th_num(b, "spent_usd") > 0 &&
+                  th_num(b, "spent_usd") <= th_num(b, "limit_usd") + 1e-9,
+              "overspent: %s after %ld calls", d, ok);
+    cr_log_info("budget after the calls: %s", d);
+    free(d);
+    json_decref(b);
+    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), ok);
+}
+
+/* ---- the spend survives a restart on the same data_dir ---- */
+
+static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+Test(router_budgets, spend_survives_a_restart, .timeout = 90, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    char *tmpl = llm_config(fake->port, &(llm_opts_t){.extra = TINY_BUDGET("10")});
+    th_sv_t *sv = llm_start_in(NULL, tmpl, 2);
+    s_tiny_call(sv, "gpt-a", "normal", "0.050000");
+    s_tiny_call(sv, "gpt-a", "normal", "0.050000");
+    s_expect_budget(sv, "tiny", 0.1, "normal");
+    char *dir = strdup(sv->data_dir);
+    th_sv_free(&sv);
+    sv = llm_start_in(dir, tmpl, 2);
+    s_expect_budget(sv, "tiny", 0.1, "normal");
+    s_tiny_call(sv, "gpt-a", "normal", "0.050000");
+    s_expect_budget(sv, "tiny", 0.15, "normal");
+    th_sv_free(&sv);
+    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+    free(tmpl);
+}
+
+/* A provider's absurd token counts are clamped: spend stays a small
+ * positive number and the budget keeps counting. */
+Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
+    llm_fake_set(fake, "oai",
+                 "{\"usage_in\":4611686018427387904,"
+                 "\"usage_out\":4611686018427387904}");
+    char *ob = llm_body(false, "gpt-a", false, 0);
+    llm_resp_t r = llm_call(sv, LLM_OAI, "X-Vapora-Role: tester\r\n", ob, 200);
+    llm_resp_clear(&r);
+    free(ob);
+    json_t *e, *u = llm_usage(sv, "group_by=role", "role", "tester", 1, &e);
+    char *d = json_dumps(u, 0);
+    cr_assert(e && th_num(e, "input_tokens") == 100000000 &&
+                  th_num(e, "output_tokens") == 100000000 &&
+                  th_num(e, "cost_usd") > 0 && th_num(e, "cost_usd") < 1e9,
+              "usage %s", d);
+    free(d);
+    json_decref(u);
+
+    /* A count no JSON number type holds leaves the usage unreadable: the
+     * call is estimated, not free. */
+    char cfg[600] = "{\"usage_in\":1";
+    for (int i = 0; i < 400; i++)
+        strcat(cfg, "0");
+    strcat(cfg, "}");
+    llm_fake_set(fake, "oai", cfg);
+    ob = llm_body(false, "gpt-a", false, 0);
+    r = llm_call(sv, LLM_OAI, "X-Vapora-Role: unreadable\r\n", ob, 200);
+    llm_resp_clear(&r);
+    free(ob);
+    u = llm_usage(sv, "group_by=role", "role", "unreadable", 1, &e);
+    d = json_dumps(u, 0);
+    cr_assert(e && th_num(e, "estimated") == 1 && th_num(e, "input_tokens") > 0 &&
+                  th_num(e, "output_tokens") > 0 && th_num(e, "cost_usd") > 0,
+              "usage %s", d);
+    free(d);
+    json_decref(u);
+}

@@ -1,0 +1,286 @@
+/* test_supervisor_workers.c - the supervisor's workers: workers = auto is
+ * one per CPU and every one of them serves; a worker killed with -9 is
+ * replaced with no client error; a service that cannot start backs off
+ * while another serves; a hung worker is aborted by the watchdog and
+ * replaced. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervisor_fixture.h"
+
+/* Waits until pid has died: a zombie (its parent not having reaped it yet)
+ * or gone. */
+static bool s_wait_dead(pid_t pid, int timeout_ms)
+{
+    long long deadline = th_now_ms() + timeout_ms;
+    for (;;) {
+        char st = th_pid_state(pid);
+        if (st == 0 || st == 'Z' || st == 'X')
+            return true;
+        if (th_now_ms() >= deadline)
+            return false;
+        th_sleep_ms(2);
+    }
+}
+
+/* CPUs this test may use: its affinity mask, capped by a cgroup CPU quota
+ * (v2 cpu.max or v1 cfs_quota_us), rounded up - what workers = auto means. */
+static unsigned s_cpus(void)
+{
+    cpu_set_t set;
+    unsigned n =
+        sched_getaffinity(0, sizeof set, &set) == 0 ? (unsigned)CPU_COUNT(&set) : 0;
+    if (n == 0)
+        n = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    long long quota = -1, period = 0;
+    char *cg = th_read_file("/proc/self/cgroup", NULL), *text = NULL;
+    char *v2 = cg ? strstr(cg, "0::") : NULL;
+    if (v2 && (v2 == cg || v2[-1] == '\n')) {
+        char path[600];
+        snprintf(path, sizeof path, "/sys/fs/cgroup%.*s/cpu.max",
+                 (int)strcspn(v2 + 3, "\n"), v2 + 3);
+        text = th_read_file(path, NULL);
+        if (text && strncmp(text, "max", 3) != 0)
+            sscanf(text, "%lld %lld", &quota, &period);
+    }
+    free(text);
+    free(cg);
+    if (quota < 0 &&
+        (text = th_read_file("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", NULL))) {
+        quota = atoll(text);
+        free(text);
+        if ((text = th_read_file("/sys/fs/cgroup/cpu/cpu.cfs_period_us", NULL)))
+            period = atoll(text);
+        free(text);
+    }
+    if (quota > 0 && period > 0 && (unsigned)((quota + period - 1) / period) < n)
+        n = (unsigned)((quota + period - 1) / period);
+    return n ? n : 1;
+}
+
+/* ---- workers = auto, and spreading connections ---- */
+
+/* Checks that every worker of service counted requests, and that together
+ * they counted want of them (heartbeats arrive every second). */
+static void s_assert_spread(th_sv_t *sv, const char *service, long want)
+{
+    long long deadline = th_now_ms() + 4000;
+    json_t *s = NULL;
+    for (;;) {
+        s = sup_service(sv, service);
+        long sum = 0;
+        bool every = true;
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(s, "workers"), i, w)
+        {
+            sum += (long)th_int(w, "requests");
+            every &= th_int(w, "requests") > 0;
+        }
+        if ((every && sum >= want) || th_now_ms() >= deadline) {
+            char *dump = json_dumps(s, JSON_INDENT(1));
+            cr_assert(every, "a worker of %s served no request: %s", service, dump);
+            cr_assert_eq(sum, want,
+                         "the workers of %s counted %ld requests, sent %ld: %s",
+                         service, sum, want, dump);
+            free(dump);
+            return;
+        }
+        th_sleep_ms(100);
+    }
+}
+
+Test(supervisor_workers, auto_is_one_worker_per_cpu_and_all_of_them_serve,
+     .timeout = 60, .fini = sup_fini)
+{
+    unsigned cpus = s_cpus();
+    th_sv_t *sv = th_must_sv_start("shutdown_timeout = 3\n\n"
+                                   "[service:backend]\nlisten = 127.0.0.1:@PORT1@\n"
+                                   "workers = auto\n\n"
+                                   "[service:agents]\nlisten = 127.0.0.1:@PORT2@\n"
+                                   "workers = auto\n");
+    th_assert_settled(sv, "backend", cpus, 5000);
+    th_assert_settled(sv, "agents", cpus, 5000);
+    char *log = th_log(sv->proc);
+    bool said = strstr(log, "service backend on") && strstr(log, "(auto)");
+    cr_assert(said, "the log does not say backend runs an automatic count:\n%s", log);
+    free(log);
+
+    const char *names[] = {"backend", "agents"};
+    for (int i = 0; i < 2; i++) {
+        th_load_opts_t o = {.port = sv->ports[i],
+                            .path = "/health",
+                            .threads = 4,
+                            .reqs_per_conn = 5,
+                            .conns = 200};
+        th_load_t *l = th_load_start(&o);
+        th_load_stats_t st;
+        th_load_stop(&l, 30000, &st);
+        sup_assert_clean(&st, names[i]);
+        cr_assert_eq(st.ok, 1000, "%s: %ld of 1000 requests answered", names[i], st.ok);
+    }
+    for (int i = 0; i < 2; i++)
+        s_assert_spread(sv, names[i], 1000);
+}
+
+/* ---- kill -9 ---- */
+
+Test(supervisor_workers, killed_worker_is_replaced_and_clients_see_no_error,
+     .timeout = 60, .fini = sup_fini)
+{
+    th_sv_t *sv = th_must_sv_start("shutdown_timeout = 3\n\n" SUP_WEB("2"));
+    th_assert_settled(sv, "web", 2, 5000);
+    th_load_t *l = sup_load(sv->ports[0], "/health", 1, 2);
+    th_sleep_ms(300);
+
+    pid_t victim = (pid_t)th_int(sup_worker(sup_service(sv, "web"), 1), "pid");
+    cr_assert_gt(victim, 0);
+    th_load_hold(l);
+    long long t0 = th_now_ms();
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    bool dead = s_wait_dead(victim, 1000);
+    th_load_release(l);
+    cr_assert(dead, "worker %d still runs after SIGKILL", (int)victim);
+
+    json_t *w = NULL;
+    long long replaced = -1;
+    while (th_now_ms() - t0 < 3000) {
+        json_t *s = sup_service(sv, "web");
+        w = sup_worker(s, 1);
+        if (w && th_int(w, "pid") > 0 && th_int(w, "pid") != victim &&
+            th_sv_count(s, "running") == 2) {
+            replaced = th_now_ms() - t0;
+            break;
+        }
+        th_sleep_ms(10);
+    }
+    char *dump = json_dumps(sup_last_status(), JSON_INDENT(1));
+    cr_assert_geq(replaced, 0, "worker 1 not replaced 3 s after kill -9: %s", dump);
+    cr_assert_leq(replaced, 1000, "worker 1 replaced after %lld ms", replaced);
+    cr_assert_eq(th_int(w, "restarts"), 1, "restarts of worker 1: %s", dump);
+    cr_assert_str_eq(sup_str(w, "last_exit"), "killed by SIGKILL", "%s", dump);
+    free(dump);
+
+    th_load_stats_t mid, st;
+    th_load_get(l, &mid);
+    while (th_now_ms() - t0 < 2000)
+        th_sleep_ms(20);
+    th_load_stop(&l, 0, &st);
+    sup_assert_clean(&st, "kill -9 of a worker");
+    cr_assert_gt(st.ok - mid.ok, 10, "only %ld request(s) after the replacement",
+                 st.ok - mid.ok);
+    cr_assert_not(th_pid_remains(victim), "the killed worker %d was not reaped",
+                  (int)victim);
+}
+
+/* ---- a service that cannot start ---- */
+
+Test(supervisor_workers, crashing_service_backs_off_while_another_serves, .timeout = 60,
+     .fini = sup_fini)
+{
+    th_sv_t *sv = th_must_sv_start("shutdown_timeout = 3\n\n" SUP_WEB(
+        "1") "[service:flappy]\nlisten = 127.0.0.1:@PORT2@\n"
+             "workers = 1\ncommand = sh -c \"exit 3\"\n");
+    long long t0 = th_now_ms();
+    th_assert_settled(sv, "web", 1, 5000);
+    th_load_t *l = sup_load(sv->ports[0], "/health", 1, 5);
+
+    bool seen_backoff = false;
+    json_int_t restarts = 0;
+    char *backoff_dump = NULL;
+    while (th_now_ms() - t0 < 2500) {
+        json_t *w = sup_worker(sup_service(sv, "flappy"), 1);
+        cr_assert_not_null(w, "flappy has no worker slot 1");
+        restarts = th_int(w, "restarts");
+        if (!seen_backoff && strcmp(sup_str(w, "state"), "backoff") == 0) {
+            seen_backoff = true;
+            backoff_dump = json_dumps(w, 0);
+            cr_assert_str_eq(sup_str(w, "last_exit"), "exit status 3", "%s",
+                             backoff_dump);
+            const char *next = sup_str(w, "next_attempt_at");
+            cr_assert(strlen(next) == 20 && next[10] == 'T' && next[19] == 'Z',
+                      "next_attempt_at: %s", backoff_dump);
+            cr_assert_eq(th_int(w, "pid"), 0, "a worker in backoff has a pid: %s",
+                         backoff_dump);
+        }
+        th_sleep_ms(50);
+    }
+    free(backoff_dump);
+    cr_assert(seen_backoff, "flappy's worker was never seen in state backoff");
+    cr_assert(restarts >= 3 && restarts <= 10,
+              "flappy restarted %lld times in 2.5 s: want a few (backoff), not a storm",
+              (long long)restarts);
+
+    char *log = th_log(sv->proc);
+    long d[32];
+    size_t n = sup_backoff_delays(log, "worker flappy/1 (pid", d, 32);
+    sup_assert_backoff(d, n, 100, log);
+    free(log);
+
+    th_load_stats_t st;
+    th_load_stop(&l, 0, &st);
+    sup_assert_clean(&st, "web next to a crashing service");
+    th_assert_settled(sv, "web", 1, 1000);
+}
+
+/* ---- the watchdog ---- */
+
+Test(supervisor_workers, hung_worker_is_aborted_and_replaced, .timeout = 60,
+     .fini = sup_fini)
+{
+    th_sv_t *sv =
+        th_must_sv_start("shutdown_timeout = 3\nwatchdog_timeout = 2\n\n" SUP_WEB("2"));
+    th_assert_settled(sv, "web", 2, 5000);
+    th_load_t *l = sup_load(sv->ports[0], "/health", 1, 5);
+    pid_t victim = (pid_t)th_int(sup_worker(sup_service(sv, "web"), 1), "pid");
+    cr_assert_gt(victim, 0);
+
+    th_load_hold(l);
+    long long t0 = th_now_ms();
+    cr_assert_eq(kill(victim, SIGSTOP), 0); /* sup_fini continues and kills it */
+    th_load_release(l);
+
+    long long gone = -1;
+    while (th_now_ms() - t0 < 8000) {
+        if (!th_pid_remains(victim)) {
+            gone = th_now_ms() - t0;
+            break;
+        }
+        th_sleep_ms(20);
+    }
+    char *log = th_log(sv->proc);
+    cr_assert_geq(gone, 0, "the stopped worker %d still exists 8 s later; log:\n%s",
+                  (int)victim, log);
+    /* Silent for more than 2 s; its last heartbeat was at most 1 s before
+     * it was stopped. */
+    cr_assert(gone >= 1000 && gone <= 5000,
+              "the hung worker was gone %lld ms after SIGSTOP, watchdog_timeout 2 s",
+              gone);
+    bool said = strstr(log, "no heartbeat") && strstr(log, "hung") &&
+                strstr(log, "watchdog_timeout");
+    cr_assert(said, "the log does not mention the watchdog:\n%s", log);
+    free(log);
+
+    th_assert_settled(sv, "web", 2, 2000);
+    json_t *s = sup_service(sv, "web");
+    pid_t pids[8];
+    size_t n = sup_pids(s, pids, 8);
+    cr_assert_not(sup_has_pid(pids, n, victim));
+    json_t *w = sup_worker(s, 1);
+    char *dump = json_dumps(s, JSON_INDENT(1));
+    cr_assert_not_null(w, "slot 1 is gone: %s", dump);
+    cr_assert_str_eq(sup_str(w, "last_exit"), "killed by SIGABRT", "%s", dump);
+    cr_assert_eq(th_int(w, "restarts"), 1, "%s", dump);
+    free(dump);
+
+    th_load_stats_t st;
+    th_load_stop(&l, 0, &st);
+    sup_assert_clean(&st, "a hung worker next to a healthy one");
+}

@@ -285,14 +285,21 @@ static void s_providers_done(void *ud, int status)
     free(r);
 }
 
+/* A report for req, answered once the ledger has what was recorded. */
+static report_t *s_report_new(router_t *rt, http_req_t *req)
+{
+    report_t *r = xcalloc(1, sizeof *r);
+    r->req = req;
+    r->rt = rt;
+    return r;
+}
+
 static void s_providers(http_req_t *req, void *ud)
 {
     router_t *rt = ud;
     if (!s_authorized(rt, req))
         return;
-    report_t *r = xcalloc(1, sizeof *r);
-    r->req = req;
-    r->rt = rt;
+    report_t *r = s_report_new(rt, req);
     if (usage_after_flush(rt->usage, s_providers_work, s_providers_done, r) < 0) {
         http_reply_error(req, 503, "overloaded", "the router is busy; retry shortly");
         free(r);
@@ -304,9 +311,7 @@ static void s_budgets(http_req_t *req, void *ud)
     router_t *rt = ud;
     if (!s_authorized(rt, req))
         return;
-    report_t *r = xcalloc(1, sizeof *r);
-    r->req = req;
-    r->rt = rt;
+    report_t *r = s_report_new(rt, req);
     s_report(rt, r, s_budgets_work);
 }
 
@@ -342,9 +347,7 @@ static void s_usage(http_req_t *req, void *ud)
                          "group_by must be role, provider or model, not '%s'", g);
         return;
     }
-    report_t *r = xcalloc(1, sizeof *r);
-    r->req = req;
-    r->rt = rt;
+    report_t *r = s_report_new(rt, req);
     r->group_by = g;
     if (since && s_parse_since(since, &r->since) < 0) {
         free(r);

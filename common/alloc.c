@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sbuf.h"
 
 void vp_assert_fail(const char *cond, const char *file, int line)
 {
@@ -59,10 +58,14 @@ char *xstrndup(const char *s, size_t n)
 
 char *xasprintf(const char *fmt, ...)
 {
-    sbuf_t b = {0};
-    va_list ap;
+    va_list ap, ap2;
     va_start(ap, fmt);
-    sbuf_vprintf(&b, fmt, ap);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    return sbuf_steal(&b);
+    VP_ASSERT(n >= 0);
+    char *p = xmalloc((size_t)n + 1);
+    vsnprintf(p, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    return p;
 }

@@ -1,13 +1,15 @@
 /* config.c - loads the router's sections of etc/vapora.conf into an
- * rt_config_t (see router.h), checking every reference between them. */
+ * rt_config_t, checking every reference between them; the lookups over it
+ * (providers, models, budgets, prices) and budget windows. See config.h. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "router.h"
+#include "config.h"
 #include "alloc.h"
 
 static int s_fail(char *err, size_t len, const char *fmt, ...)
@@ -190,9 +192,9 @@ static int s_check_refs(const rt_config_t *c, char *err, size_t len)
     if (c->nproviders == 0)
         return s_fail(err, len,
                       "no [provider:NAME] section: the router has nothing to call");
-    if (c->nchain > RT_MAX_ATTEMPTS)
+    if (c->nchain > RT_MAX_CHAIN)
         return s_fail(err, len, "[routing] fallback_chain: at most %d providers",
-                      RT_MAX_ATTEMPTS);
+                      RT_MAX_CHAIN);
     if (!rt_model_known(c, c->default_model))
         return s_fail(err, len, "[routing] default_model: no provider serves '%s'",
                       c->default_model);
@@ -269,4 +271,89 @@ void rt_config_destroy(rt_config_t **cp)
     cfg_list_free(c->api_keys, c->napi_keys);
     free(c);
     *cp = NULL;
+}
+
+/* ---- lookups ---- */
+
+rt_provider_t *rt_provider_find(const rt_config_t *c, const char *name)
+{
+    for (size_t i = 0; name && i < c->nproviders; i++)
+        if (strcmp(c->providers[i].name, name) == 0)
+            return &c->providers[i];
+    return NULL;
+}
+
+const rt_model_t *rt_model_find(const rt_config_t *c, const char *name)
+{
+    for (size_t i = 0; name && i < c->nmodels; i++)
+        if (strcmp(c->models[i].name, name) == 0)
+            return &c->models[i];
+    return NULL;
+}
+
+const char *rt_provider_model(const rt_provider_t *p, const char *model)
+{
+    for (size_t i = 0; model && i < p->nmodels; i++)
+        if (strcmp(p->models[i], model) == 0)
+            return p->models[i];
+    return NULL;
+}
+
+bool rt_provider_serves(const rt_provider_t *p, const char *model)
+{
+    return rt_provider_model(p, model) != NULL;
+}
+
+bool rt_model_known(const rt_config_t *c, const char *model)
+{
+    for (size_t i = 0; i < c->nproviders; i++)
+        if (rt_provider_serves(&c->providers[i], model))
+            return true;
+    return false;
+}
+
+const rt_budget_t *rt_budget_find(const rt_config_t *c, const char *role)
+{
+    for (size_t i = 0; role && i < c->nbudgets; i++)
+        if (strcmp(c->budgets[i].role, role) == 0)
+            return &c->budgets[i];
+    return NULL;
+}
+
+double rt_cost(const rt_config_t *c, const char *model, long in_tokens, long out_tokens)
+{
+    const rt_model_t *m = rt_model_find(c, model);
+    if (!m)
+        return 0;
+    return ((double)in_tokens * m->input_usd_per_mtok +
+            (double)out_tokens * m->output_usd_per_mtok) /
+           1e6;
+}
+
+/* ---- budget windows ---- */
+
+const char *rt_window_name(rt_window_t w)
+{
+    static const char *const names[] = {"daily", "weekly", "monthly"};
+    return names[w];
+}
+
+void rt_window_bounds(rt_window_t w, int64_t now, int64_t *start, int64_t *end)
+{
+    time_t t = (time_t)now;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    if (w == RT_WEEKLY)
+        tm.tm_mday -= (tm.tm_wday + 6) % 7; /* back to Monday */
+    else if (w == RT_MONTHLY)
+        tm.tm_mday = 1;
+    *start = (int64_t)timegm(&tm);
+    if (w == RT_DAILY)
+        tm.tm_mday += 1;
+    else if (w == RT_WEEKLY)
+        tm.tm_mday += 7;
+    else
+        tm.tm_mon += 1;
+    *end = (int64_t)timegm(&tm);
 }

@@ -20,10 +20,27 @@
 #include "sbuf.h"
 #include "file.h"
 #include "utf8.h"
+#include "vp_error.h"
 
-enum { Q_SPENT, Q_RESERVED, Q_RESERVE, Q_UNRESERVE, Q_ADD_SPENT, Q_ADD_USAGE, Q_COUNT };
+enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SPENT,
+    Q_RESERVED,
+    Q_RESERVE,
+    Q_UNRESERVE,
+    Q_ADD_SPENT,
+    Q_ADD_USAGE,
+    Q_COUNT
+};
 
+/* Prepared once, transactions included: sqlite3_exec would parse BEGIN and
+ * COMMIT again on every call. */
 static const char *const s_sql[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
     [Q_SPENT] = "SELECT spent FROM spend WHERE role = ?1 AND window_start = ?2",
     [Q_RESERVED] = "SELECT COALESCE(SUM(amount), 0) FROM reservation "
                    "WHERE role = ?1 AND window_start = ?2",
@@ -83,7 +100,7 @@ static int s_exec(ledger_t *l, const char *sql)
     if (sqlite3_exec(l->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         log_warn("ledger: %s: %s", sql, msg ? msg : sqlite3_errmsg(l->db));
         sqlite3_free(msg);
-        return -1;
+        return VP_ESTORE;
     }
     return 0;
 }
@@ -114,14 +131,14 @@ static ledger_t *s_open(const char *path, char *err, size_t errlen)
     if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "opening %s: %s", path,
                  l->db ? sqlite3_errmsg(l->db) : "out of memory");
-        ledger_close(&l);
+        ledger_destroy(&l);
         return NULL;
     }
     sqlite3_busy_handler(l->db, s_busy, NULL);
     if (s_exec(l, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0 ||
         s_exec(l, s_schema) < 0) {
         snprintf(err, errlen, "preparing %s: %s", path, sqlite3_errmsg(l->db));
-        ledger_close(&l);
+        ledger_destroy(&l);
         return NULL;
     }
     for (int i = 0; i < Q_COUNT; i++) {
@@ -129,14 +146,14 @@ static ledger_t *s_open(const char *path, char *err, size_t errlen)
                                NULL) != SQLITE_OK) {
             snprintf(err, errlen, "preparing a statement on %s: %s", path,
                      sqlite3_errmsg(l->db));
-            ledger_close(&l);
+            ledger_destroy(&l);
             return NULL;
         }
     }
     return l;
 }
 
-void ledger_close(ledger_t **lp)
+void ledger_destroy(ledger_t **lp)
 {
     ledger_t *l = lp ? *lp : NULL;
     if (!l)
@@ -154,6 +171,17 @@ static sqlite3_stmt *s_q(ledger_t *l, int i)
     sqlite3_reset(l->q[i]);
     sqlite3_clear_bindings(l->q[i]);
     return l->q[i];
+}
+
+/* Runs Q_BEGIN, Q_COMMIT or Q_ROLLBACK. */
+static int s_tx(ledger_t *l, int q)
+{
+    sqlite3_stmt *st = s_q(l, q);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        log_warn("ledger: %s: %s", s_sql[q], sqlite3_errmsg(l->db));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : VP_ESTORE;
 }
 
 static int64_t s_scalar(ledger_t *l, int q, const char *role, int64_t window)
@@ -186,7 +214,7 @@ static int s_reserve(ledger_t *l, ledger_admit_t *a, int64_t amount)
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return -1;
+        return VP_ESTORE;
     a->reservation = sqlite3_last_insert_rowid(l->db);
     return 0;
 }
@@ -194,8 +222,8 @@ static int s_reserve(ledger_t *l, ledger_admit_t *a, int64_t amount)
 void ledger_admit(ledger_t *l, ledger_admit_t *a)
 {
     pthread_mutex_lock(&l->lock);
-    a->rc = -1;
-    if (s_exec(l, "BEGIN IMMEDIATE") < 0)
+    a->rc = VP_ESTORE;
+    if (s_tx(l, Q_BEGIN) < 0)
         goto out;
     a->spent = s_scalar(l, Q_SPENT, a->role, a->window_start);
     a->reserved = s_scalar(l, Q_RESERVED, a->role, a->window_start);
@@ -210,8 +238,8 @@ void ledger_admit(ledger_t *l, ledger_admit_t *a)
         a->rc = amount > 0 ? s_reserve(l, a, amount) : 0;
         break;
     }
-    if (s_exec(l, a->rc < 0 ? "ROLLBACK" : "COMMIT") < 0)
-        a->rc = -1;
+    if (s_tx(l, a->rc < 0 ? Q_ROLLBACK : Q_COMMIT) < 0)
+        a->rc = VP_ESTORE;
 out:
     pthread_mutex_unlock(&l->lock);
 }
@@ -223,7 +251,7 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
         st = s_q(l, Q_UNRESERVE);
         sqlite3_bind_int64(st, 1, e->reservation);
         if (sqlite3_step(st) != SQLITE_DONE)
-            return -1;
+            return VP_ESTORE;
     }
     if (e->window_start && e->cost) {
         st = s_q(l, Q_ADD_SPENT);
@@ -231,7 +259,7 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
         sqlite3_bind_int64(st, 2, e->window_start);
         sqlite3_bind_int64(st, 3, e->cost);
         if (sqlite3_step(st) != SQLITE_DONE)
-            return -1;
+            return VP_ESTORE;
     }
     st = s_q(l, Q_ADD_USAGE);
     sqlite3_bind_int64(st, 1, e->minute);
@@ -244,20 +272,20 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
     sqlite3_bind_int64(st, 8, e->cost);
     sqlite3_bind_int64(st, 9, e->estimated);
     sqlite3_bind_int64(st, 10, e->requests);
-    return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : VP_ESTORE;
 }
 
 int ledger_apply(ledger_t *l, const ledger_entry_t *e, size_t n)
 {
     pthread_mutex_lock(&l->lock);
-    int rc = s_exec(l, "BEGIN IMMEDIATE");
+    int rc = s_tx(l, Q_BEGIN);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if ((rc = s_apply_one(l, &e[i])) < 0)
             log_warn("ledger: recording usage: %s", sqlite3_errmsg(l->db));
     if (rc == 0)
-        rc = s_exec(l, "COMMIT");
+        rc = s_tx(l, Q_COMMIT);
     else
-        s_exec(l, "ROLLBACK");
+        s_tx(l, Q_ROLLBACK);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_reset(l->q[i]);
     pthread_mutex_unlock(&l->lock);
@@ -282,7 +310,7 @@ int ledger_release_dead(ledger_t *l)
     if (sqlite3_prepare_v2(l->db, "SELECT DISTINCT pid FROM reservation", -1, &st,
                            NULL) != SQLITE_OK) {
         pthread_mutex_unlock(&l->lock);
-        return -1;
+        return VP_ESTORE;
     }
     sbuf_t sql = {0};
     while (sqlite3_step(st) == SQLITE_ROW) {

@@ -10,7 +10,7 @@
  * are released by the next worker that starts (they carry its pid).
  * Amounts are kept in nano-USD (int64) so that sums are exact.
  *
- * Every ledger_* call except ledger_open/ledger_close blocks on SQLite: pool
+ * Every ledger_* call except ledger_open/ledger_destroy blocks on SQLite: pool
  * threads only. A mutex serialises the calls of one process. */
 #ifndef VAPORA_LEDGER_H
 #define VAPORA_LEDGER_H
@@ -20,18 +20,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "router.h"
+#include "plan.h"
+#include "vp_error.h"
 
 typedef struct ledger ledger_t;
 
 #define LEDGER_NANO 1000000000.0
 
-/* Opens (creating, migrating) the database at path. NULL with a reason. */
+/* Opens (creating, migrating) the database at path. NULL with a reason.
+ * The caller owns the result. */
 ledger_t *ledger_open(const char *path, char *err, size_t errlen);
-void ledger_close(ledger_t **lp);
+/* Closes l (NULL is fine) and sets *lp to NULL. */
+void ledger_destroy(ledger_t **lp);
 
 /* Releases reservations held by processes that no longer exist. Returns
- * how many were released, or -1. */
+ * how many were released, or VP_ESTORE. */
 int ledger_release_dead(ledger_t *l);
 /* Releases every reservation of process pid (a worker at its end). */
 void ledger_release_pid(ledger_t *l, pid_t pid);
@@ -48,7 +51,7 @@ typedef struct ledger_admit {
     double near_percent;
     int64_t amounts[3];
     /* results */
-    int rc;            /* 0 admitted, 1 refused (no plan fits), -1 error */
+    int rc;            /* 0 admitted, 1 refused (no plan fits), VP_ESTORE */
     rt_state_t state;  /* the role's state before this request */
     int plan;          /* the chosen state's plan */
     int64_t reservation; /* row id */
@@ -69,7 +72,7 @@ typedef struct ledger_entry {
     long errors;    /* of which answered with an error */
     long estimated; /* of which counted from streamed text */
 } ledger_entry_t;
-/* Applies n entries in one transaction. Returns 0 or -1. */
+/* Applies n entries in one transaction. Returns 0 or VP_ESTORE. */
 int ledger_apply(ledger_t *l, const ledger_entry_t *e, size_t n);
 
 /* Spent and reserved (nano-USD) of role in the window. */

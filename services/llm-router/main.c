@@ -2,30 +2,34 @@
  *
  * Wiring only: loads the router's configuration (config.c), opens the
  * shared ledger in data_dir (ledger.c), puts curl's multi interface on the
- * worker's loop (common/curlm.c), starts the usage flush (usage.c) and adds
- * the routes (routes.c). */
+ * worker's loop (common/curlm.c), starts the usage flush (usage.c) and the
+ * upstream handles (upstream.c) and adds the routes (routes.c); the service
+ * state they share is router.h's. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "gateway.h"
+#include "router.h"
+#include "call.h"
+#include "routes.h"
 #include "log.h"
 #include "schema.h"
 #include "alloc.h"
 
-static gateway_t s_gw;
+static router_t s_rt;
 
 static int s_setup(worker_t *w)
 {
-    gateway_t *gw = &s_gw;
+    router_t *rt = &s_rt;
     char err[512];
-    gw->w = w;
-    gw->loop = worker_loop(w);
-    gw->pool = worker_pool(w);
+    list_init(&rt->calls);
+    rt->w = w;
+    rt->loop = worker_loop(w);
+    rt->pool = worker_pool(w);
     const cfg_t *cfg = worker_cfg(w);
-    gw->cfg = rt_config_load(cfg, err, sizeof err);
-    if (!gw->cfg) {
+    rt->cfg = rt_config_load(cfg, err, sizeof err);
+    if (!rt->cfg) {
         log_error("llm-router: %s", err);
         return -EINVAL;
     }
@@ -36,41 +40,42 @@ static int s_setup(worker_t *w)
     }
     const char *db = cfg_get(cfg, "router", "database");
     char *path = db && *db ? xstrdup(db) : xasprintf("%s/llm-router.db", dir);
-    gw->ledger = ledger_open(path, err, sizeof err);
+    rt->ledger = ledger_open(path, err, sizeof err);
     free(path);
-    if (!gw->ledger) {
+    if (!rt->ledger) {
         log_error("llm-router: %s", err);
         return -EIO;
     }
-    int released = ledger_release_dead(gw->ledger);
+    int released = ledger_release_dead(rt->ledger);
     if (released > 0)
         log_info("llm-router: released the reservations of %d exited workers",
                  released);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    gw->curlm = curlm_new(gw->loop, 0, 256);
-    if (!gw->curlm) {
+    rt->curlm = curlm_new(rt->loop, 0, 256);
+    if (!rt->curlm) {
         log_error("llm-router: curl_multi_init failed");
         return -ENOMEM;
     }
-    usage_start(gw);
-    routes_add(gw);
+    rt->usage = usage_new(w, rt->ledger);
+    rt->upstream = upstream_new(rt->cfg, rt->loop, rt->curlm);
+    routes_add(rt);
     log_info("llm-router: %zu providers, %zu priced models, %zu routes, %zu budgets",
-             gw->cfg->nproviders, gw->cfg->nmodels, gw->cfg->nroutes,
-             gw->cfg->nbudgets);
+             rt->cfg->nproviders, rt->cfg->nmodels, rt->cfg->nroutes,
+             rt->cfg->nbudgets);
     return 0;
 }
 
 static void s_teardown(worker_t *w)
 {
     UNUSED(w);
-    gateway_t *gw = &s_gw;
-    if (gw->curlm)
-        call_abort_all(gw);
-    curlm_destroy(&gw->curlm);
-    if (gw->ledger)
-        usage_stop(gw);
-    ledger_close(&gw->ledger);
-    rt_config_destroy(&gw->cfg);
+    router_t *rt = &s_rt;
+    if (rt->curlm)
+        call_abort_all(rt);
+    curlm_destroy(&rt->curlm);
+    upstream_destroy(&rt->upstream);
+    usage_destroy(&rt->usage);
+    ledger_destroy(&rt->ledger);
+    rt_config_destroy(&rt->cfg);
     curl_global_cleanup();
 }
 

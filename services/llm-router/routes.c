@@ -1,21 +1,21 @@
 /* routes.c - the router's HTTP API: the OpenAI and Anthropic completion
- * endpoints (parse, validate, plan, hand over to call.c), the model list,
+ * endpoints (authenticate, parse, validate, hand over to call.c), the model list,
  * and the budget, provider and usage reports. Errors are written in the
  * caller's format: OpenAI's under /v1/chat and /v1/models, Anthropic's
  * under /v1/messages. */
 #define _GNU_SOURCE
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "gateway.h"
+#include "routes.h"
+#include "call.h"
+#include "plan.h"
+#include "usage.h"
 #include "log.h"
 #include "alloc.h"
-#include "sbuf.h"
 #include "parse.h"
 
 /* ---- errors in the caller's format ---- */
@@ -70,18 +70,6 @@ static char *s_error_body(const http_req_t *req, unsigned status, const char *co
     return s;
 }
 
-void gw_reply_error(http_req_t *req, unsigned status, const char *code, const char *fmt,
-                    ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sbuf_t b = {0};
-    sbuf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    http_reply_error(req, status, code, "%s", b.data);
-    sbuf_free(&b);
-}
-
 /* ---- caller authentication ---- */
 
 /* Compares without stopping at the first differing byte. */
@@ -95,46 +83,25 @@ static bool s_key_equal(const char *given, const char *key)
     return diff == 0;
 }
 
-static bool s_authorized(gateway_t *gw, http_req_t *req)
+static bool s_authorized(router_t *rt, http_req_t *req)
 {
-    if (gw->cfg->napi_keys == 0)
+    if (rt->cfg->napi_keys == 0)
         return true;
     const char *h = http_req_header(req, "Authorization");
     const char *key = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
     if (!key) /* the Anthropic SDKs send their key this way */
         key = http_req_header(req, "x-api-key");
     bool ok = false;
-    for (size_t i = 0; key && i < gw->cfg->napi_keys; i++)
-        ok |= s_key_equal(key, gw->cfg->api_keys[i]);
+    for (size_t i = 0; key && i < rt->cfg->napi_keys; i++)
+        ok |= s_key_equal(key, rt->cfg->api_keys[i]);
     if (!ok)
-        gw_reply_error(req, 401, "invalid_api_key",
-                       key ? "the API key is not valid"
-                           : "an API key is required: Authorization: Bearer <key>");
+        http_reply_error(req, 401, "invalid_api_key",
+                         key ? "the API key is not valid"
+                             : "an API key is required: Authorization: Bearer <key>");
     return ok;
 }
 
 /* ---- completions ---- */
-
-static void s_call_id(call_t *c)
-{
-    static unsigned long seq;
-    static pid_t pid;
-    if (!pid)
-        pid = getpid();
-    snprintf(c->id, sizeof c->id, "%s%x%06lx%08lx",
-             c->format == GW_ANTHROPIC ? "msg_vp" : "chatcmpl-vp", (unsigned)pid,
-             ++seq & 0xffffff, (unsigned long)time(NULL));
-}
-
-static long s_max_tokens(const gateway_t *gw, const json_t *canon)
-{
-    json_t *v = json_object_get(canon, "max_completion_tokens");
-    if (!json_is_integer(v))
-        v = json_object_get(canon, "max_tokens");
-    return json_is_integer(v) && json_integer_value(v) > 0
-               ? (long)json_integer_value(v)
-               : gw->cfg->default_max_tokens;
-}
 
 /* X-Vapora-Role names a budget: 1-63 characters a config name can have.
  * Replies 400 and returns false otherwise. */
@@ -143,98 +110,49 @@ static bool s_role_ok(http_req_t *req)
     const char *role = http_req_header(req, "X-Vapora-Role");
     if (!role || !*role || rt_role_name_ok(role)) /* empty: the default */
         return true;
-    gw_reply_error(req, 400, "invalid_request",
-                   "X-Vapora-Role must be 1 to 63 characters of A-Z, a-z, 0-9 and "
-                   ". _ : @ / -");
+    http_reply_error(req, 400, "invalid_request",
+                     "X-Vapora-Role must be 1 to 63 characters of A-Z, a-z, 0-9 and "
+                     ". _ : @ / -");
     return false;
-}
-
-static call_t *s_new_call(gateway_t *gw, http_req_t *req, gw_format_t format,
-                          json_t *canon)
-{
-    call_t *c = xcalloc(1, sizeof *c);
-    c->gw = gw;
-    c->req = req;
-    c->format = format;
-    c->canon = canon;
-    c->stream = json_is_true(json_object_get(canon, "stream"));
-    json_t *so = json_object_get(canon, "stream_options");
-    c->include_usage =
-        format == GW_OPENAI && json_is_true(json_object_get(so, "include_usage"));
-    const char *role = http_req_header(req, "X-Vapora-Role");
-    snprintf(c->role, sizeof c->role, "%s", role && *role ? role : "default");
-    c->budget = rt_budget_find(gw->cfg, c->role);
-    c->prompt_bound = wire_prompt_token_bound(canon);
-    c->max_tokens = s_max_tokens(gw, canon);
-    s_call_id(c);
-    return c;
-}
-
-/* Plans c; replies and frees it when the request names nothing we know. */
-static bool s_plan(gateway_t *gw, call_t *c)
-{
-    rt_request_t rq = {
-        .model = json_string_value(json_object_get(c->canon, "model")),
-        .task_type = http_req_header(c->req, "X-Vapora-Task-Type"),
-        .provider = http_req_header(c->req, "X-Vapora-Provider"),
-    };
-    rt_plan_error_t rc = rt_plan(gw->cfg, &rq, loop_now_ms(gw->loop), c->plans);
-    if (rc == RT_PLAN_UNKNOWN_MODEL)
-        gw_reply_error(
-            c->req, 404, "model_not_found",
-            "the model '%s' does not exist or is not configured (GET /v1/models "
-            "lists them)",
-            rq.model);
-    else if (rc == RT_PLAN_UNKNOWN_PROVIDER)
-        gw_reply_error(c->req, 400, "unknown_provider",
-                       "X-Vapora-Provider names no configured provider: '%s'",
-                       rq.provider);
-    if (rc != RT_PLAN_OK)
-        call_free(c);
-    return rc == RT_PLAN_OK;
 }
 
 static void s_chat(http_req_t *req, void *ud)
 {
-    gateway_t *gw = ud;
-    if (!s_authorized(gw, req) || !s_role_ok(req))
+    router_t *rt = ud;
+    if (!s_authorized(rt, req) || !s_role_ok(req))
         return;
     json_t *body = http_req_json(req);
     char err[256];
     if (wire_openai_validate(body, err, sizeof err) < 0) {
-        gw_reply_error(req, 400, "invalid_request", "%s", err);
+        http_reply_error(req, 400, "invalid_request", "%s", err);
         return;
     }
-    call_t *c = s_new_call(gw, req, GW_OPENAI, json_incref(body));
-    if (s_plan(gw, c))
-        call_start(c);
+    call_start(rt, req, CALL_OPENAI, json_incref(body));
 }
 
 static void s_messages(http_req_t *req, void *ud)
 {
-    gateway_t *gw = ud;
-    if (!s_authorized(gw, req) || !s_role_ok(req))
+    router_t *rt = ud;
+    if (!s_authorized(rt, req) || !s_role_ok(req))
         return;
     char err[256];
     json_t *canon = wire_from_anthropic_request(http_req_json(req), err, sizeof err);
     if (!canon) {
-        gw_reply_error(req, 400, "invalid_request", "%s", err);
+        http_reply_error(req, 400, "invalid_request", "%s", err);
         return;
     }
-    call_t *c = s_new_call(gw, req, GW_ANTHROPIC, canon);
-    if (s_plan(gw, c))
-        call_start(c);
+    call_start(rt, req, CALL_ANTHROPIC, canon);
 }
 
 /* ---- reports ---- */
 
 static void s_models(http_req_t *req, void *ud)
 {
-    gateway_t *gw = ud;
-    if (!s_authorized(gw, req))
+    router_t *rt = ud;
+    if (!s_authorized(rt, req))
         return;
     json_t *data = json_array();
-    const rt_config_t *cfg = gw->cfg;
+    const rt_config_t *cfg = rt->cfg;
     for (size_t i = 0; i < cfg->nproviders; i++) {
         const rt_provider_t *p = &cfg->providers[i];
         for (size_t j = 0; j < p->nmodels; j++) {
@@ -252,22 +170,23 @@ static void s_models(http_req_t *req, void *ud)
 
 typedef struct report {
     http_req_t *req;
-    gateway_t *gw;
+    router_t *rt;
     const char *group_by;
     int64_t since;
     int64_t now;
     json_t *out;
 } report_t;
 
-static void s_budgets_work(gateway_t *gw, void *ud)
+static void s_budgets_work(void *ud)
 {
     report_t *r = ud;
+    router_t *rt = r->rt;
     r->out = json_array();
-    for (size_t i = 0; i < gw->cfg->nbudgets; i++) {
-        const rt_budget_t *b = &gw->cfg->budgets[i];
+    for (size_t i = 0; i < rt->cfg->nbudgets; i++) {
+        const rt_budget_t *b = &rt->cfg->budgets[i];
         int64_t start, end, spent = 0, reserved = 0;
         rt_window_bounds(b->window, r->now, &start, &end);
-        ledger_balance(gw->ledger, b->role, start, &spent, &reserved);
+        ledger_balance(rt->ledger, b->role, start, &spent, &reserved);
         double used = (double)(spent + reserved) / LEDGER_NANO;
         const char *state = used >= b->limit_usd                           ? "exceeded"
                             : used >= b->limit_usd * b->near_percent / 100 ? "near"
@@ -286,10 +205,10 @@ static void s_budgets_work(gateway_t *gw, void *ud)
     }
 }
 
-static void s_usage_work(gateway_t *gw, void *ud)
+static void s_usage_work(void *ud)
 {
     report_t *r = ud;
-    r->out = ledger_usage(gw->ledger, r->group_by, r->since);
+    r->out = ledger_usage(r->rt->ledger, r->group_by, r->since);
 }
 
 static void s_report_done(void *ud, int status)
@@ -304,10 +223,10 @@ static void s_report_done(void *ud, int status)
     free(r);
 }
 
-static void s_report(gateway_t *gw, report_t *r, void (*fn)(gateway_t *, void *))
+static void s_report(router_t *rt, report_t *r, void (*fn)(void *))
 {
     r->now = time(NULL);
-    if (usage_after_flush(gw, fn, s_report_done, r) < 0) {
+    if (usage_after_flush(rt->usage, fn, s_report_done, r) < 0) {
         http_reply_error(r->req, 503, "overloaded",
                          "the router is busy; retry shortly");
         free(r);
@@ -318,10 +237,10 @@ static void s_report(gateway_t *gw, report_t *r, void (*fn)(gateway_t *, void *)
  * a row, latency, its own attempts), and the calls each provider answered,
  * their tokens and cost across every worker (from the ledger, read on the
  * pool; the health is read here, on the loop thread, once that is back). */
-static void s_providers_work(gateway_t *gw, void *ud)
+static void s_providers_work(void *ud)
 {
     report_t *r = ud;
-    r->out = ledger_usage(gw->ledger, "provider", 0);
+    r->out = ledger_usage(r->rt->ledger, "provider", 0);
 }
 
 static json_t *s_provider_json(const rt_provider_t *p, const json_t *t, uint64_t now)
@@ -343,15 +262,15 @@ static json_t *s_provider_json(const rt_provider_t *p, const json_t *t, uint64_t
 static void s_providers_done(void *ud, int status)
 {
     report_t *r = ud;
-    gateway_t *gw = r->gw;
+    router_t *rt = r->rt;
     if (status < 0 || !r->out) {
         http_reply_error(r->req, 503, "ledger_unavailable",
                          "the ledger could not be read");
     } else {
         json_t *list = json_array();
-        uint64_t now = loop_now_ms(gw->loop);
-        for (size_t i = 0; i < gw->cfg->nproviders; i++) {
-            const rt_provider_t *p = &gw->cfg->providers[i];
+        uint64_t now = loop_now_ms(rt->loop);
+        for (size_t i = 0; i < rt->cfg->nproviders; i++) {
+            const rt_provider_t *p = &rt->cfg->providers[i];
             json_t *t = NULL, *e;
             size_t k;
             json_array_foreach(
@@ -366,15 +285,22 @@ static void s_providers_done(void *ud, int status)
     free(r);
 }
 
-static void s_providers(http_req_t *req, void *ud)
+/* A report for req, answered once the ledger has what was recorded. */
+static report_t *s_report_new(router_t *rt, http_req_t *req)
 {
-    gateway_t *gw = ud;
-    if (!s_authorized(gw, req))
-        return;
     report_t *r = xcalloc(1, sizeof *r);
     r->req = req;
-    r->gw = gw;
-    if (usage_after_flush(gw, s_providers_work, s_providers_done, r) < 0) {
+    r->rt = rt;
+    return r;
+}
+
+static void s_providers(http_req_t *req, void *ud)
+{
+    router_t *rt = ud;
+    if (!s_authorized(rt, req))
+        return;
+    report_t *r = s_report_new(rt, req);
+    if (usage_after_flush(rt->usage, s_providers_work, s_providers_done, r) < 0) {
         http_reply_error(req, 503, "overloaded", "the router is busy; retry shortly");
         free(r);
     }
@@ -382,12 +308,11 @@ static void s_providers(http_req_t *req, void *ud)
 
 static void s_budgets(http_req_t *req, void *ud)
 {
-    gateway_t *gw = ud;
-    if (!s_authorized(gw, req))
+    router_t *rt = ud;
+    if (!s_authorized(rt, req))
         return;
-    report_t *r = xcalloc(1, sizeof *r);
-    r->req = req;
-    s_report(gw, r, s_budgets_work);
+    report_t *r = s_report_new(rt, req);
+    s_report(rt, r, s_budgets_work);
 }
 
 /* since: unix seconds or an RFC 3339 UTC time ("2026-11-24T10:00:00Z"). */
@@ -410,8 +335,8 @@ static int s_parse_since(const char *s, int64_t *out)
 
 static void s_usage(http_req_t *req, void *ud)
 {
-    gateway_t *gw = ud;
-    if (!s_authorized(gw, req))
+    router_t *rt = ud;
+    if (!s_authorized(rt, req))
         return;
     const char *g = http_req_query(req, "group_by");
     const char *since = http_req_query(req, "since");
@@ -422,8 +347,7 @@ static void s_usage(http_req_t *req, void *ud)
                          "group_by must be role, provider or model, not '%s'", g);
         return;
     }
-    report_t *r = xcalloc(1, sizeof *r);
-    r->req = req;
+    report_t *r = s_report_new(rt, req);
     r->group_by = g;
     if (since && s_parse_since(since, &r->since) < 0) {
         free(r);
@@ -432,17 +356,17 @@ static void s_usage(http_req_t *req, void *ud)
                          since);
         return;
     }
-    s_report(gw, r, s_usage_work);
+    s_report(rt, r, s_usage_work);
 }
 
-void routes_add(gateway_t *gw)
+void routes_add(router_t *rt)
 {
-    http_server_t *srv = worker_http(gw->w);
-    http_server_set_error_fn(srv, s_error_body, gw);
-    http_route(srv, "POST", "/v1/chat/completions", HTTP_JSON_BODY, s_chat, gw);
-    http_route(srv, "POST", "/v1/messages", HTTP_JSON_BODY, s_messages, gw);
-    http_route(srv, "GET", "/v1/models", 0, s_models, gw);
-    http_route(srv, "GET", "/api/v1/budgets", 0, s_budgets, gw);
-    http_route(srv, "GET", "/api/v1/providers", 0, s_providers, gw);
-    http_route(srv, "GET", "/api/v1/usage", 0, s_usage, gw);
+    http_server_t *srv = worker_http(rt->w);
+    http_server_set_error_fn(srv, s_error_body, rt);
+    http_route(srv, "POST", "/v1/chat/completions", HTTP_JSON_BODY, s_chat, rt);
+    http_route(srv, "POST", "/v1/messages", HTTP_JSON_BODY, s_messages, rt);
+    http_route(srv, "GET", "/v1/models", 0, s_models, rt);
+    http_route(srv, "GET", "/api/v1/budgets", 0, s_budgets, rt);
+    http_route(srv, "GET", "/api/v1/providers", 0, s_providers, rt);
+    http_route(srv, "GET", "/api/v1/usage", 0, s_usage, rt);
 }

@@ -1,7 +1,6 @@
 /* usage.c - what each finished call cost: queued, then written to the
  * ledger in batches on the pool every USAGE_FLUSH_MS (settling its
- * reservation), and published on NATS as vapora.llm.usage. Nothing here
- * delays a caller's reply. */
+ * reservation), and published on NATS as vapora.llm.usage. See usage.h. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway.h"
+#include "usage.h"
 #include "log.h"
 #include "alloc.h"
 #include "now.h"
@@ -17,12 +16,23 @@
 #define USAGE_FLUSH_MS 200
 #define USAGE_MAX_PENDING 1000000 /* records waiting for the ledger, at most */
 
+struct usage {
+    worker_t *w;
+    loop_t *loop;
+    pool_t *pool;
+    ledger_t *ledger;
+    ledger_entry_t *pending; /* finished calls waiting for the next flush */
+    size_t npending, cap;
+    bool flushing; /* a periodic batch is on the pool */
+    loop_timer_t *flush_timer;
+};
+
 typedef struct batch {
     pool_work_t work;
-    gateway_t *gw;
+    usage_t *u;
     ledger_entry_t *e;
     size_t n;
-    void (*fn)(gateway_t *gw, void *ud); /* usage_after_flush */
+    void (*fn)(void *ud); /* usage_after_flush */
     void (*done)(void *ud, int status);
     void *ud;
     bool failed; /* the ledger refused the batch */
@@ -33,10 +43,9 @@ static void s_copy(char *dst, size_t len, const char *src)
     snprintf(dst, len, "%s", src ? src : "");
 }
 
-static void s_publish(gateway_t *gw, const ledger_entry_t *e, const call_t *c,
-                      double cost, int status)
+static void s_publish(usage_t *u, const ledger_entry_t *e, const usage_rec_t *r)
 {
-    natsc_t *nc = worker_nats(gw->w);
+    natsc_t *nc = worker_nats(u->w);
     natsConnection *conn = nc && natsc_connected(nc) ? natsc_conn(nc) : NULL;
     if (!conn)
         return; /* usage is in the ledger; the event is best effort */
@@ -44,11 +53,11 @@ static void s_publish(gateway_t *gw, const ledger_entry_t *e, const call_t *c,
     now_iso8601(at, sizeof at);
     json_t *ev = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f,s:b,s:f,s:i,s:i,s:s}", "type", "llm.usage",
-        "id", c->id, "role", e->role, "provider", e->provider, "model", e->model,
+        "id", r->id, "role", e->role, "provider", e->provider, "model", e->model,
         "input_tokens", (json_int_t)e->input_tokens, "output_tokens",
-        (json_int_t)e->output_tokens, "cost_usd", cost, "estimated", e->estimated != 0,
-        "latency_ms", (double)(now_ns() - c->start_ns) / 1e6, "status", status,
-        "attempts", (int)c->attempts, "at", at);
+        (json_int_t)e->output_tokens, "cost_usd", r->cost_usd, "estimated",
+        e->estimated != 0, "latency_ms", (double)(now_ns() - r->start_ns) / 1e6,
+        "status", r->http_status, "attempts", (int)r->attempts, "at", at);
     char *s = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     natsStatus st = natsConnection_PublishString(conn, "vapora.llm.usage", s);
@@ -57,67 +66,71 @@ static void s_publish(gateway_t *gw, const ledger_entry_t *e, const call_t *c,
     free(s);
 }
 
-void usage_record(gateway_t *gw, call_t *c, const rt_attempt_t *a, double cost_usd,
-                  bool estimated, int http_status)
+/* Room for one more pending record. */
+static ledger_entry_t *s_push(usage_t *u)
 {
-    if (gw->npending >= USAGE_MAX_PENDING) { /* the ledger has been refusing for long */
+    if (u->npending == u->cap) {
+        u->cap = u->cap ? u->cap * 2 : 64;
+        u->pending = xrealloc(u->pending, u->cap * sizeof *u->pending);
+    }
+    return &u->pending[u->npending++];
+}
+
+void usage_record(usage_t *u, const usage_rec_t *r)
+{
+    if (u->npending >= USAGE_MAX_PENDING) { /* the ledger has been refusing for long */
         static uint64_t dropped;
         if (dropped++ % 10000 == 0)
             log_error("usage: the ledger is not taking records; %llu dropped",
                       (unsigned long long)dropped);
         return;
     }
-    if (gw->npending == gw->cap) {
-        gw->cap = gw->cap ? gw->cap * 2 : 64;
-        gw->pending = xrealloc(gw->pending, gw->cap * sizeof *gw->pending);
-    }
-    ledger_entry_t *e = &gw->pending[gw->npending++];
+    ledger_entry_t *e = s_push(u);
     memset(e, 0, sizeof *e);
-    e->reservation = c->reservation;
-    s_copy(e->role, sizeof e->role, c->role);
-    s_copy(e->provider, sizeof e->provider, a ? a->provider->name : "none");
-    s_copy(e->model, sizeof e->model, a ? a->model : "none");
-    e->window_start = c->budget ? c->window_start : 0;
+    e->reservation = r->reservation;
+    s_copy(e->role, sizeof e->role, r->role);
+    s_copy(e->provider, sizeof e->provider, r->provider ? r->provider->name : "none");
+    s_copy(e->model, sizeof e->model, r->provider ? r->model : "none");
+    e->window_start = r->window_start;
     e->minute = time(NULL) / 60;
-    e->cost = (int64_t)(cost_usd * LEDGER_NANO + 0.5);
-    e->input_tokens = c->usage.input_tokens;
-    e->output_tokens = c->usage.output_tokens;
+    e->cost = (int64_t)(r->cost_usd * LEDGER_NANO + 0.5);
+    e->input_tokens = r->tokens.input_tokens;
+    e->output_tokens = r->tokens.output_tokens;
     e->requests = 1;
-    e->errors = http_status >= 400;
-    e->estimated = estimated;
-    if (a) {
-        a->provider->input_tokens += (uint64_t)c->usage.input_tokens;
-        a->provider->output_tokens += (uint64_t)c->usage.output_tokens;
-        a->provider->cost_usd += cost_usd;
+    e->errors = r->http_status >= 400;
+    e->estimated = r->estimated;
+    if (r->provider) {
+        r->provider->input_tokens += (uint64_t)r->tokens.input_tokens;
+        r->provider->output_tokens += (uint64_t)r->tokens.output_tokens;
+        r->provider->cost_usd += r->cost_usd;
     }
-    s_publish(gw, e, c, cost_usd, http_status);
-    c->reservation = 0;
+    s_publish(u, e, r);
 }
 
 static void s_batch_work(pool_work_t *w)
 {
     batch_t *b = container_of(w, batch_t, work);
-    if (b->n && ledger_apply(b->gw->ledger, b->e, b->n) < 0) {
+    if (b->n && ledger_apply(b->u->ledger, b->e, b->n) < 0) {
         log_warn("usage: %zu records could not be written; trying again", b->n);
         b->failed = true;
     }
     if (b->fn)
-        b->fn(b->gw, b->ud);
+        b->fn(b->ud);
 }
 
-static void s_put_back(gateway_t *gw, batch_t *b);
+static void s_put_back(usage_t *u, batch_t *b);
 
 static void s_batch_done(pool_work_t *w, int status)
 {
     batch_t *b = container_of(w, batch_t, work);
-    gateway_t *gw = b->gw;
+    usage_t *u = b->u;
     if (!b->fn)
-        gw->flushing = false;
+        u->flushing = false;
     if (b->done)
         b->done(b->ud, status);
     if (status < 0 || b->failed) { /* cancelled (shutdown) or refused: keep them */
         b->fn = NULL;
-        s_put_back(gw, b);
+        s_put_back(u, b);
         return;
     }
     free(b->e);
@@ -161,27 +174,22 @@ static size_t s_coalesce(ledger_entry_t *e, size_t n)
     return out;
 }
 
-static batch_t *s_take(gateway_t *gw)
+static batch_t *s_take(usage_t *u)
 {
     batch_t *b = xcalloc(1, sizeof *b);
-    b->gw = gw;
-    b->e = gw->pending;
-    b->n = s_coalesce(gw->pending, gw->npending);
-    gw->pending = NULL;
-    gw->npending = gw->cap = 0;
+    b->u = u;
+    b->e = u->pending;
+    b->n = s_coalesce(u->pending, u->npending);
+    u->pending = NULL;
+    u->npending = u->cap = 0;
     return b;
 }
 
 /* Puts a batch that could not be submitted back in front of the queue. */
-static void s_put_back(gateway_t *gw, batch_t *b)
+static void s_put_back(usage_t *u, batch_t *b)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        if (gw->npending == gw->cap) {
-            gw->cap = gw->cap ? gw->cap * 2 : 64;
-            gw->pending = xrealloc(gw->pending, gw->cap * sizeof *gw->pending);
-        }
-        gw->pending[gw->npending++] = b->e[i];
-    }
+    for (size_t i = 0; i < b->n; i++)
+        *s_push(u) = b->e[i];
     free(b->e);
     free(b);
 }
@@ -190,49 +198,58 @@ static void s_flush_timer(loop_t *loop, loop_timer_t *t, void *ud)
 {
     UNUSED(loop);
     UNUSED(t);
-    gateway_t *gw = ud;
-    if (gw->flushing || gw->npending == 0)
+    usage_t *u = ud;
+    if (u->flushing || u->npending == 0)
         return;
-    batch_t *b = s_take(gw);
-    gw->flushing = true;
-    if (pool_submit(gw->pool, &b->work, s_batch_work, s_batch_done) < 0) {
-        gw->flushing = false;
-        s_put_back(gw, b); /* the pool is full: next tick */
+    batch_t *b = s_take(u);
+    u->flushing = true;
+    if (pool_submit(u->pool, &b->work, s_batch_work, s_batch_done) < 0) {
+        u->flushing = false;
+        s_put_back(u, b); /* the pool is full: next tick */
     }
 }
 
-int usage_after_flush(gateway_t *gw, void (*fn)(gateway_t *gw, void *ud),
+int usage_after_flush(usage_t *u, void (*fn)(void *ud),
                       void (*done)(void *ud, int status), void *ud)
 {
-    batch_t *b = s_take(gw);
+    batch_t *b = s_take(u);
     b->fn = fn;
     b->done = done;
     b->ud = ud;
-    int rc = pool_submit(gw->pool, &b->work, s_batch_work, s_batch_done);
+    int rc = pool_submit(u->pool, &b->work, s_batch_work, s_batch_done);
     if (rc < 0) {
         b->fn = NULL;
         b->done = NULL;
-        s_put_back(gw, b);
+        s_put_back(u, b);
     }
     return rc;
 }
 
-void usage_start(gateway_t *gw)
+usage_t *usage_new(worker_t *w, ledger_t *ledger)
 {
-    gw->flush_timer =
-        loop_add_timer(gw->loop, USAGE_FLUSH_MS, USAGE_FLUSH_MS, s_flush_timer, gw);
+    usage_t *u = xcalloc(1, sizeof *u);
+    u->w = w;
+    u->loop = worker_loop(w);
+    u->pool = worker_pool(w);
+    u->ledger = ledger;
+    u->flush_timer =
+        loop_add_timer(u->loop, USAGE_FLUSH_MS, USAGE_FLUSH_MS, s_flush_timer, u);
+    return u;
 }
 
-void usage_stop(gateway_t *gw)
+void usage_destroy(usage_t **up)
 {
-    loop_cancel_timer(gw->loop, &gw->flush_timer);
+    usage_t *u = up ? *up : NULL;
+    if (!u)
+        return;
+    loop_cancel_timer(u->loop, &u->flush_timer);
     /* The end of the process: the last records are written here, blocking;
      * whatever this worker still holds reserved is then stale. */
-    size_t n = s_coalesce(gw->pending, gw->npending);
-    if (n && ledger_apply(gw->ledger, gw->pending, n) < 0)
+    size_t n = s_coalesce(u->pending, u->npending);
+    if (n && ledger_apply(u->ledger, u->pending, n) < 0)
         log_warn("usage: %zu records could not be written at exit", n);
-    ledger_release_pid(gw->ledger, getpid());
-    free(gw->pending);
-    gw->pending = NULL;
-    gw->npending = gw->cap = 0;
+    ledger_release_pid(u->ledger, getpid());
+    free(u->pending);
+    free(u);
+    *up = NULL;
 }

@@ -14,7 +14,8 @@
  * sequences, sampling parameters, tool definitions and tool calls are
  * carried across formats; what one format cannot express is dropped.
  *
- * Pure functions over memory: no I/O, any thread. */
+ * Pure functions over memory: no I/O, any thread. Each section below names
+ * the file that implements it; the top of wire.c maps them all. */
 #ifndef VAPORA_WIRE_H
 #define VAPORA_WIRE_H
 
@@ -23,6 +24,7 @@
 #include <stddef.h>
 
 #include "sbuf.h"
+#include "vp_error.h"
 
 typedef enum wire_kind {
     WIRE_OPENAI = 0,
@@ -51,12 +53,12 @@ long wire_tokens(long long reported);
  * JSON_DECODE_INT_AS_REAL, since one beyond 2^63 fails as an integer). */
 long wire_tokens_json(const json_t *reported);
 
-/* ---- caller requests -> canonical ---- */
+/* ---- caller requests -> canonical (wire_validate.c, wire_from_anthropic.c) ---- */
 
 /* Validates an OpenAI Chat Completions request (model a string when
  * present, messages a non-empty array of objects with a known role and
  * string/array content, numbers in range, stream a boolean...). Returns 0,
- * or -1 with a one-sentence reason naming the field in err. */
+ * or VP_EINVALID with a one-sentence reason naming the field in err. */
 int wire_openai_validate(const json_t *req, char *err, size_t errlen);
 
 /* Converts an Anthropic Messages request (max_tokens required, system as a
@@ -65,12 +67,17 @@ int wire_openai_validate(const json_t *req, char *err, size_t errlen);
  * to a new canonical request. NULL with a reason in err when invalid. */
 json_t *wire_from_anthropic_request(const json_t *req, char *err, size_t errlen);
 
+/* The output bound a canonical request asks for: max_completion_tokens,
+ * else max_tokens, into *out; false when neither is an integer
+ * (wire_json.c). */
+bool wire_max_tokens(const json_t *canon, long *out);
+
 /* A rough upper bound of the prompt's tokens (for budget reservations):
  * the bytes of every text in messages (and tools) plus a small overhead per
  * message. */
 long wire_prompt_token_bound(const json_t *canon);
 
-/* ---- canonical -> upstream request ---- */
+/* ---- canonical -> upstream request (wire_upstream*.c) ---- */
 
 /* Renders canon for a provider of `kind` asking for `model`, streaming or
  * not (for OpenAI upstreams with stream, stream_options.include_usage is
@@ -86,7 +93,7 @@ json_t *wire_upstream_request(wire_kind_t kind, const json_t *canon, const char 
                               bool stream, long default_max_tokens, char *path,
                               size_t pathlen);
 
-/* ---- upstream response -> canonical -> caller ---- */
+/* ---- upstream response -> canonical -> caller (wire_response.c) ---- */
 
 /* Converts a provider's whole (non-streamed) success body to a canonical
  * chat.completion with the given id and model ("object", "created",
@@ -103,12 +110,20 @@ json_t *wire_canonical_response(wire_kind_t kind, const json_t *body, const char
  * "stop_reason","stop_sequence":null,"usage":{input_tokens,output_tokens}}). */
 json_t *wire_to_anthropic_response(const json_t *canon);
 
+/* Reads the usage of a whole OpenAI chat.completion from its bytes, without
+ * parsing the rest (an answer relayed to an OpenAI caller as it came).
+ * Returns 0 when body is an object with a top-level "choices" array, with
+ * *usage from its top-level "usage" (present false when that is missing or
+ * unreadable); VP_EPARSE, *usage untouched, when it is not such an object
+ * (only a full parse can tell what the body is). */
+int wire_openai_scan_usage(const char *body, size_t len, wire_usage_t *usage);
+
 /* The message of a provider's error body of any kind ({"error":{"message"}},
  * {"type":"error","error":{"message"}}, Gemini {"error":{"message"}}, Ollama
  * {"error":"..."}), or NULL. Borrowed from body. */
 const char *wire_error_message(const json_t *body);
 
-/* ---- streams ---- */
+/* ---- streams (wire_parser.c, wire_emitter.c) ---- */
 
 typedef enum wire_ev_type {
     WIRE_EV_TEXT,      /* text delta: text/len */
@@ -137,8 +152,9 @@ typedef struct wire_parser wire_parser_t;
 wire_parser_t *wire_parser_new(wire_kind_t kind);
 void wire_parser_destroy(wire_parser_t **pp);
 /* Feeds the next bytes (any split, even mid-line or mid-UTF-8); calls fn for
- * each complete event, in order. Returns 0, or -1 when the stream is not
- * valid for its kind (a data line that is not JSON...). */
+ * each complete event, in order. Returns 0, or VP_EPARSE when the stream is
+ * not valid for its kind (a data line that is not JSON, a line over 1 MiB...),
+ * and on every feed after that. */
 int wire_parser_feed(wire_parser_t *p, const char *buf, size_t len, wire_ev_fn fn,
                      void *ud);
 /* Whether the upstream's end-of-stream marker was seen (OpenAI "[DONE]",

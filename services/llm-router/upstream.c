@@ -1,0 +1,223 @@
+/* upstream.c - one exchange with a provider on curl: easy handles kept for
+ * reuse, each provider's fixed headers, and the answer as it arrives. See
+ * upstream.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "upstream.h"
+#include "alloc.h"
+#include "base.h"
+#include "now.h"
+
+#define UPSTREAM_IDLE 64             /* easy handles kept for reuse, at most */
+#define UPSTREAM_MAX_BODY (8u << 20) /* a whole answer */
+
+struct upstream {
+    const rt_config_t *cfg;
+    loop_t *loop;
+    curlm_t *curlm;
+    CURL *idle[UPSTREAM_IDLE];
+    size_t nidle;
+    struct curl_slist **headers; /* by provider index, built on first use */
+};
+
+upstream_t *upstream_new(const rt_config_t *cfg, loop_t *loop, curlm_t *m)
+{
+    upstream_t *u = xcalloc(1, sizeof *u);
+    u->cfg = cfg;
+    u->loop = loop;
+    u->curlm = m;
+    u->headers = xcalloc(cfg->nproviders ? cfg->nproviders : 1, sizeof *u->headers);
+    return u;
+}
+
+void upstream_destroy(upstream_t **up)
+{
+    upstream_t *u = up ? *up : NULL;
+    if (!u)
+        return;
+    while (u->nidle)
+        curl_easy_cleanup(u->idle[--u->nidle]);
+    for (size_t i = 0; i < u->cfg->nproviders; i++)
+        curl_slist_free_all(u->headers[i]);
+    free(u->headers);
+    free(u);
+    *up = NULL;
+}
+
+static struct curl_slist *s_headers(const rt_provider_t *p)
+{
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    char *line = NULL;
+    switch (p->kind) {
+    case WIRE_OPENAI:
+        if (*p->api_key)
+            line = xasprintf("Authorization: Bearer %s", p->api_key);
+        break;
+    case WIRE_ANTHROPIC:
+        h = curl_slist_append(h, "anthropic-version: 2023-06-01");
+        if (*p->api_key)
+            line = xasprintf("x-api-key: %s", p->api_key);
+        break;
+    case WIRE_GEMINI:
+        if (*p->api_key)
+            line = xasprintf("x-goog-api-key: %s", p->api_key);
+        break;
+    case WIRE_OLLAMA: break;
+    }
+    if (line)
+        h = curl_slist_append(h, line);
+    free(line);
+    return h;
+}
+
+/* p's header list, built on first use. */
+static struct curl_slist *s_provider_headers(upstream_t *u, const rt_provider_t *p)
+{
+    size_t i = (size_t)(p - u->cfg->providers);
+    VP_ASSERT(i < u->cfg->nproviders);
+    if (!u->headers[i])
+        u->headers[i] = s_headers(p);
+    return u->headers[i];
+}
+
+/* ---- what comes back ---- */
+
+static size_t s_on_data(char *ptr, size_t size, size_t n, void *ud)
+{
+    upstream_xfer_t *x = ud;
+    size_t len = size * n;
+    x->last_data_ms = loop_now_ms(x->up->loop);
+    if (!x->status)
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    if (!x->req.stream || x->status != 200) {
+        if (x->body.len + len > UPSTREAM_MAX_BODY)
+            return 0;
+        if (!x->body.cap) /* most answers: one malloc */
+            sbuf_reserve(&x->body, len < 2048 ? 2048 : len);
+        sbuf_append(&x->body, ptr, len);
+        return len;
+    }
+    if (wire_parser_feed(x->parser, ptr, len, x->req.on_event, x->req.ud) < 0) {
+        x->malformed = true;
+        return 0;
+    }
+    return x->req.on_fed(x->req.ud) < 0 ? 0 : len;
+}
+
+static size_t s_on_header(char *buf, size_t size, size_t n, void *ud)
+{
+    upstream_xfer_t *x = ud;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0) {
+        double secs;
+        char v[32];
+        size_t k = len - 12 < sizeof v - 1 ? len - 12 : sizeof v - 1;
+        memcpy(v, buf + 12, k);
+        v[k] = '\0';
+        if (sscanf(v, "%lf", &secs) == 1 && secs >= 0)
+            x->retry_after = secs;
+    }
+    return len;
+}
+
+static void s_on_done(CURL *easy, CURLcode result, void *ud)
+{
+    upstream_xfer_t *x = ud;
+    if (!x->status)
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->status);
+    x->req.on_done(x->req.ud, result);
+}
+
+/* ---- an exchange ---- */
+
+/* A new handle with the options every exchange shares. They stay set
+ * while the handle is kept for reuse (handles are not reset), which saves
+ * curl a copy of the user agent per request. */
+static CURL *s_easy_new(void)
+{
+    CURL *e = curl_easy_init();
+    VP_ASSERT(e != NULL);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "vapora-llm-router/" VAPORA_VERSION);
+    return e;
+}
+
+static CURL *s_easy(upstream_t *u, upstream_xfer_t *x)
+{
+    const upstream_req_t *r = &x->req;
+    const rt_provider_t *p = r->provider;
+    CURL *e = u->nidle ? u->idle[--u->nidle] : s_easy_new();
+    char buf[1024], *url = buf; /* curl copies it */
+    if ((size_t)snprintf(buf, sizeof buf, "%s%s", p->base_url, r->path) >= sizeof buf)
+        url = xasprintf("%s%s", p->base_url, r->path);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    if (url != buf)
+        free(url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)r->len);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s_provider_headers(u, p));
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    /* A stream may rightly last longer than any total bound: for it, the
+     * provider's timeout bounds the silences instead (the owner's timer),
+     * the wait for its first byte included. */
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->stream ? 0L : p->timeout_s * 1000L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, r->stream ? 1024L : 16384L);
+    return e;
+}
+
+int upstream_start(upstream_t *u, upstream_xfer_t *x, const upstream_req_t *r)
+{
+    x->up = u;
+    x->req = *r;
+    x->status = 0;
+    x->retry_after = 0;
+    x->malformed = false;
+    x->easy = s_easy(u, x);
+    if (r->stream)
+        x->parser = wire_parser_new(r->provider->kind);
+    x->last_data_ms = loop_now_ms(u->loop);
+    x->start_ns = now_ns();
+    if (curlm_add(u->curlm, x->easy, s_on_done, x) < 0) {
+        upstream_end(u, x);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void upstream_abort(upstream_t *u, upstream_xfer_t *x)
+{
+    if (x->easy) /* curlm takes the handle; nothing of x is called again */
+        curlm_abort(u->curlm, x->easy);
+    x->easy = NULL;
+}
+
+/* Not reset when it comes back: every exchange sets its own options again
+ * (s_easy), the shared ones stay (s_easy_new), and a reset re-initialises
+ * all of them, which costs more than it saves. */
+void upstream_end(upstream_t *u, upstream_xfer_t *x)
+{
+    if (x->easy) {
+        if (u->nidle < ARRAY_LEN(u->idle))
+            u->idle[u->nidle++] = x->easy;
+        else
+            curl_easy_cleanup(x->easy);
+    }
+    x->easy = NULL;
+    wire_parser_destroy(&x->parser);
+    sbuf_reset(&x->body);
+}
+
+void upstream_xfer_free(upstream_t *u, upstream_xfer_t *x)
+{
+    upstream_end(u, x);
+    sbuf_free(&x->body);
+}

@@ -1,0 +1,59 @@
+/* usage.h - what each finished call cost: queued, written to the ledger in
+ * batches on the pool every 200 ms (settling the call's reservation), and
+ * published on NATS as vapora.llm.usage. Nothing here delays a caller's
+ * reply.
+ *
+ * DESIGN. Records wait in one array of the worker; a flush takes the whole
+ * array as a batch (calls with the same key and no reservation added up)
+ * and hands it to the pool; a batch the ledger refuses, or one the pool
+ * cannot take, goes back in front of the queue for the next flush. Reports
+ * that must see every call recorded so far run behind a flush
+ * (usage_after_flush). Loop thread only. */
+#ifndef VAPORA_ROUTER_USAGE_H
+#define VAPORA_ROUTER_USAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ledger.h"
+#include "wire.h"
+#include "worker.h"
+
+typedef struct usage usage_t;
+
+/* One finished call. */
+typedef struct usage_rec {
+    const char *id;          /* the call's id */
+    const char *role;
+    rt_provider_t *provider; /* that answered last; NULL: none was asked */
+    const char *model;       /* asked of provider; ignored without one */
+    int64_t reservation;     /* the ledger row to release; 0: none */
+    int64_t window_start;    /* of the role's budget; 0: no budget */
+    wire_usage_t tokens;
+    double cost_usd;
+    bool estimated;  /* tokens counted by estimate, not reported */
+    int http_status; /* of the caller's reply */
+    unsigned attempts;
+    uint64_t start_ns; /* now_ns() when the call began */
+} usage_rec_t;
+
+/* Starts the periodic flush of w's records to ledger (borrowed; it must
+ * outlive the result). The caller owns the result. */
+usage_t *usage_new(worker_t *w, ledger_t *ledger);
+/* The end of the worker: writes what is pending, blocking, releases every
+ * reservation of this process and frees u. After the pool has stopped
+ * (no batch may still be out). NULL is fine; sets *up to NULL. */
+void usage_destroy(usage_t **up);
+
+/* Queues r for the ledger, adds it to the provider's totals and publishes
+ * its event on NATS (when connected). Copies what it keeps. */
+void usage_record(usage_t *u, const usage_rec_t *r);
+
+/* Runs fn(ud) on the pool after everything recorded so far is written;
+ * done(ud, status) follows on the loop thread. 0, or the pool's error
+ * (-EBUSY...) with neither called. */
+int usage_after_flush(usage_t *u, void (*fn)(void *ud), void (*done)(void *ud, int status),
+                      void *ud);
+
+#endif

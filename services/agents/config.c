@@ -124,9 +124,11 @@ static int s_service_keys(const cfg_t *cfg, agents_config_t *c, long dflt[2],
         !(c->backend_url = s_url(cfg, "backend_url", "http://127.0.0.1:8001", err, len)))
         return -EINVAL;
     c->router_key = xstrdup(cfg_get_str(cfg, "agents", "router_key", ""));
+    const char *kf = cfg_get_str(cfg, "agents", "router_key_file", "");
     c->backend_user = xstrdup(cfg_get_str(cfg, "agents", "backend_user", "agents"));
     c->backend_password = xstrdup(cfg_get_str(cfg, "agents", "backend_password", ""));
     c->data_dir = xstrdup(cfg_get_str(cfg, "supervisor", "data_dir", "data"));
+    c->router_key_file = *kf ? xstrdup(kf) : xasprintf("%s/router-key-agents", c->data_dir);
     const char *db = cfg_get_str(cfg, "agents", "database", "");
     c->database = *db ? xstrdup(db) : xasprintf("%s/agents.db", c->data_dir);
     c->default_role = xstrdup(cfg_get_str(cfg, "agents", "default_role", "developer"));
@@ -180,6 +182,7 @@ void agents_config_destroy(agents_config_t **cp)
     free(c->agents);
     free(c->router_url);
     free(c->router_key);
+    free(c->router_key_file);
     free(c->backend_url);
     free(c->backend_user);
     free(c->backend_password);

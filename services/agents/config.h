@@ -42,7 +42,8 @@ typedef struct agent_def {
 
 typedef struct agents_config {
     char *router_url;       /* "http://127.0.0.1:8003", no trailing slash */
-    char *router_key;       /* "" when the router needs none */
+    char *router_key;       /* "" : read router_key_file (the router makes it) */
+    char *router_key_file;  /* DATA_DIR/router-key-agents by default */
     char *backend_url;      /* "http://127.0.0.1:8001" */
     char *backend_user;     /* the backend user the service acts as */
     char *backend_password; /* from the config, else DATA_DIR/agents-password */

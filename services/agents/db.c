@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -49,6 +50,9 @@ enum {
     Q_STREAK_BUMP,
     Q_STREAK_GET,
     Q_EXEC_SINCE,
+    Q_CANCEL_QUEUED,
+    Q_REQUEUE,
+    Q_OUTCOME,
     Q_COUNT
 };
 
@@ -76,6 +80,12 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_STREAK_GET] = "SELECT failures FROM streaks WHERE agent = ?1 AND task_id = ?2",
     [Q_EXEC_SINCE] = "SELECT seq, run_id, agent, task_type, success, latency_ms, cost_usd,"
                      " at FROM executions WHERE seq > ?1 ORDER BY seq",
+    [Q_CANCEL_QUEUED] = "UPDATE runs SET state = 'canceled', error = ?2, finished_ms = ?3"
+                        " WHERE id = ?1 AND state = 'queued'",
+    [Q_REQUEUE] = "UPDATE runs SET state = 'queued', error = NULL, finished_ms = 0"
+                  " WHERE id = ?1 AND state IN ('failed', 'dead')",
+    [Q_OUTCOME] = "UPDATE runs SET outcome = ?2 WHERE id = ?1 AND state = 'succeeded'"
+                  " AND outcome = ''",
 };
 
 struct adb {
@@ -383,4 +393,39 @@ int adb_streak(adb_t *db, const char *agent, const char *task_id, long *out)
     rc = s_rc(db, rc, "reading a streak");
     pthread_mutex_unlock(&db->mu);
     return rc;
+}
+
+/* Runs an UPDATE bound by (a, b, c_ms) and says whether it changed a row. */
+static int s_update(adb_t *db, int q, const char *a, const char *b, int64_t c_ms,
+                    bool *changed)
+{
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = s_q(db, q);
+    s_text(st, 1, a);
+    if (b)
+        s_text(st, 2, b);
+    if (c_ms)
+        sqlite3_bind_int64(st, 3, c_ms);
+    int rc = s_rc(db, sqlite3_step(st), "updating a run");
+    *changed = rc == 0 && sqlite3_changes(db->db) > 0;
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int adb_run_cancel_queued(adb_t *db, const char *id, const char *reason, bool *changed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return s_update(db, Q_CANCEL_QUEUED, id, reason, ms, changed);
+}
+
+int adb_run_requeue(adb_t *db, const char *id, bool *changed)
+{
+    return s_update(db, Q_REQUEUE, id, NULL, 0, changed);
+}
+
+int adb_run_set_outcome(adb_t *db, const char *id, const char *outcome, bool *changed)
+{
+    return s_update(db, Q_OUTCOME, id, outcome, 0, changed);
 }

@@ -178,9 +178,10 @@ llm_call_t *llm_start(curlm_t *m, const agents_config_t *cfg, const llm_request_
     snprintf(url, sizeof url, "%s/v1/chat/completions", cfg->router_url);
     snprintf(role, sizeof role, "X-Vapora-Role: %s", rq->agent->role);
     snprintf(type, sizeof type, "X-Vapora-Task-Type: %s", rq->task_type);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", cfg->router_key);
+    const char *key = rq->router_key ? rq->router_key : "";
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
     const char *hdr[] = {"Content-Type: application/json", "Accept: text/event-stream", role,
-                         type, cfg->router_key[0] ? auth : NULL, NULL};
+                         type, key[0] ? auth : NULL, NULL};
     hclient_opts_t o = {.method = "POST", .url = url, .headers = hdr, .body = body,
                         .body_len = strlen(body), .timeout_ms = rq->timeout_ms,
                         .on_data = s_on_data};

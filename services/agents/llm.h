@@ -19,6 +19,7 @@ typedef struct llm_call llm_call_t;
 /* What to ask. */
 typedef struct llm_request {
     const agent_def_t *agent;
+    const char *router_key; /* "" or NULL: none */
     const char *task_type;
     const char *user_message;
     long timeout_ms;

@@ -63,7 +63,7 @@ static void s_add(agents_t *a, choice_t *out, const agent_def_t *d, int64_t now)
     c->in_flight = a->slots ? slots_in_flight(a->slots, d->name) : 0;
     profile_totals_t tot;
     profiles_totals(a->profiles, d->name, &tot);
-    c->last_used = (uint64_t)tot.last_run_at;
+    c->last_used = a->slots ? slots_last_used(a->slots, d->name) : (uint64_t)tot.last_run_at;
     profiles_fill(a->profiles, out->task_type, now, c);
     out->defs[out->n++] = d;
 }

@@ -12,13 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "config.h"
 #include "file.h"
 
-#define SLOTS_MAGIC 0x56534c4f54530001ull /* "VSLOTS" v1 */
+#define SLOTS_MAGIC 0x56534c4f54530002ull /* "VSLOTS" v2 */
 
 typedef struct wentry {
     int32_t pid;
@@ -28,6 +29,7 @@ typedef struct wentry {
 typedef struct aentry {
     char name[AGENT_NAME_MAX + 1];
     uint16_t held[SLOTS_WORKERS]; /* runs held by each registered worker */
+    uint64_t last_ms;             /* wall clock of the last acquire */
 } aentry_t;
 
 typedef struct table {
@@ -214,8 +216,12 @@ int slots_acquire(slots_t *s, const char *agent, unsigned max)
         s_reap(s->t); /* a dead worker's runs may be what fills it */
         rc = s_sum(s->t, e) >= max ? -EBUSY : 0;
     }
-    if (rc == 0)
+    if (rc == 0) {
         e->held[s->me]++;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        e->last_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    }
     s_unlock(s->t);
     return rc;
 }
@@ -236,4 +242,13 @@ unsigned slots_in_flight(slots_t *s, const char *agent)
     unsigned n = e ? s_sum(s->t, e) : 0;
     s_unlock(s->t);
     return n;
+}
+
+uint64_t slots_last_used(slots_t *s, const char *agent)
+{
+    s_lock(s->t);
+    aentry_t *e = s_find(s->t, agent, false);
+    uint64_t v = e ? e->last_ms : 0;
+    s_unlock(s->t);
+    return v;
 }

@@ -16,6 +16,7 @@
 #define VAPORA_AGENTS_SLOTS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define SLOTS_WORKERS 64
 #define SLOTS_AGENTS 1024
@@ -37,5 +38,8 @@ int slots_acquire(slots_t *s, const char *agent, unsigned max);
 void slots_release(slots_t *s, const char *agent);
 /* Runs of agent in flight across the live workers. */
 unsigned slots_in_flight(slots_t *s, const char *agent);
+/* When agent last took a run (unix ms, any worker of the host; 0: never):
+ * the least recently used goes first when nothing else tells agents apart. */
+uint64_t slots_last_used(slots_t *s, const char *agent);
 
 #endif

@@ -235,8 +235,13 @@ static int s_get_one(adb_t *db, int q, const char *a, run_row_t *r)
     if (rc == SQLITE_ROW) {
         run_row_clear(r);
         s_read_run(st, r);
-        return 0;
     }
+    /* A statement left mid-way keeps its read transaction open, and the
+     * next write of this connection then fails at once (SQLITE_BUSY
+     * against another process's commit): every read ends here. */
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
     return rc == SQLITE_DONE ? VP_ENOTFOUND : s_rc(db, rc, "reading a run");
 }
 
@@ -377,6 +382,7 @@ int adb_exec_since(adb_t *db, int64_t after, void (*fn)(const exec_row_t *e, voi
         fn(&e, ud);
         *last = e.seq;
     }
+    sqlite3_reset(st);
     rc = s_rc(db, rc, "reading executions");
     pthread_mutex_unlock(&db->mu);
     return rc;
@@ -390,6 +396,7 @@ int adb_streak(adb_t *db, const char *agent, const char *task_id, long *out)
     s_text(st, 2, task_id);
     int rc = sqlite3_step(st);
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
     rc = s_rc(db, rc, "reading a streak");
     pthread_mutex_unlock(&db->mu);
     return rc;

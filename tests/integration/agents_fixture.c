@@ -58,6 +58,21 @@ static void s_agents_user(ag_env_t *e)
                201);
 }
 
+/* Until the agents take assignments (their consumer is bound). */
+static void s_wait_ready(ag_env_t *e)
+{
+    long long end = th_now_ms() + 20000;
+    json_t *a = NULL;
+    do {
+        a = ag_get(e, "/api/v1/agents", 200);
+        const char *st = th_str(json_array_get(json_object_get(a, "items"), 0), "status");
+        if (st && strcmp(st, "offline") != 0)
+            return;
+        th_sleep_ms(100);
+    } while (th_now_ms() < end);
+    cr_assert_fail("the agents stayed offline: %s", th_dump(a));
+}
+
 ag_env_t ag_start(const ag_opts_t *o)
 {
     ag_env_t e = {0};
@@ -75,6 +90,7 @@ ag_env_t ag_start(const ag_opts_t *o)
     th_assert_settled(e.sv, "llm-router", 1, 20000);
     e.project = th_be_call(e.be, "POST", "/api/v1/projects", e.tok,
                            "{\"name\":\"agents at work\"}", 201);
+    s_wait_ready(&e);
     return e;
 }
 

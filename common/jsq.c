@@ -36,6 +36,7 @@ struct jsq {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;          /* guarded by mu */
+    bool paused;        /* guarded by mu: fetch no more */
     unsigned in_hands;  /* guarded by mu: posted and not yet jsq_done */
     atomic_uint_fast64_t pending;
     atomic_bool ready;
@@ -160,7 +161,7 @@ static bool s_bind(jsq_t *q)
 static int s_room(jsq_t *q)
 {
     pthread_mutex_lock(&q->mu);
-    while (!q->stop && q->in_hands >= q->cfg.max_local)
+    while (!q->stop && (q->paused || q->in_hands >= q->cfg.max_local))
         pthread_cond_wait(&q->cv, &q->mu);
     int room = q->stop ? 0 : (int)(q->cfg.max_local - q->in_hands);
     pthread_mutex_unlock(&q->mu);
@@ -295,6 +296,14 @@ void jsq_destroy(jsq_t **qp)
     free(q->backoff_ns);
     free(q);
     *qp = NULL;
+}
+
+void jsq_stop_fetching(jsq_t *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->paused = true;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
 }
 
 void jsq_done(jsq_t *q)

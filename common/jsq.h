@@ -49,6 +49,10 @@ jsq_t *jsq_new(loop_t *loop, natsc_t *nc, const jsq_config_t *cfg, jsq_fn fn, vo
  * AckWait). Accepts NULL; sets *qp = NULL. */
 void jsq_destroy(jsq_t **qp);
 
+/* Stops fetching (the worker drains): messages already handed over stay
+ * the receiver's to finish; no new one comes (loop thread). */
+void jsq_stop_fetching(jsq_t *q);
+
 /* One message the receiver held is finished (loop thread). */
 void jsq_done(jsq_t *q);
 

@@ -250,12 +250,31 @@ static void s_teardown(worker_t *w)
     a->router_key = NULL;
 }
 
+/* A reload or a stop: no new assignment comes here; what runs finishes
+ * (up to shutdown_timeout), what waits goes to another worker. */
+static void s_drain(worker_t *w)
+{
+    (void)w;
+    agents_t *a = &s_agents;
+    if (a->assign_q)
+        jsq_stop_fetching(a->assign_q);
+    run_release_parked(a);
+}
+
+static bool s_busy(worker_t *w)
+{
+    (void)w;
+    return !list_empty(&s_agents.runs);
+}
+
 static const worker_service_t s_service = {
     .name = "agents",
     .default_listen = "0.0.0.0:8002",
     .schema = &agents_schema,
     .setup = s_setup,
     .teardown = s_teardown,
+    .drain = s_drain,
+    .busy = s_busy,
 };
 
 int main(int argc, char **argv)

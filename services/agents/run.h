@@ -98,6 +98,9 @@ run_t *run_find(agents_t *a, const char *id);
 /* Cancels every active run (the worker stops): their deliveries are naked
  * at once so that another worker takes them. */
 void run_abort_all(agents_t *a);
+/* The worker drains: parked runs go back (naked at once, for another
+ * worker); running ones go on to their end. */
+void run_release_parked(agents_t *a);
 
 /* Adds / removes a watcher of r's output. */
 void run_watch(run_t *r, run_watcher_t *w);

@@ -544,6 +544,13 @@ void run_abort_all(agents_t *a)
             run_step_release(list_item(it, run_t, link), RELEASE_NAK);
 }
 
+void run_release_parked(agents_t *a)
+{
+    a->stopping = true; /* nothing new starts here */
+    list_for_each_safe(it, nx, &a->parked)
+        run_step_release(list_item(it, run_t, link), RELEASE_NAK);
+}
+
 void run_watch(run_t *r, run_watcher_t *w)
 {
     list_push_back(&r->watchers, &w->link);

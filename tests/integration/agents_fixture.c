@@ -20,14 +20,14 @@ const char *ag_agents(void)
            "system_prompt = You are the tester.\n\n";
 }
 
-static char *s_config(int fake, const ag_opts_t *o)
+char *ag_config(int fake, const ag_opts_t *o)
 {
     return th_fmt(
         "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
         "[backend]\nadmin_password = " AG_PW "\nagents_password = " AG_AGENTS_PW "\n\n"
         "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
         "[service:llm-router]\nlisten = 127.0.0.1:@PORT3@\nworkers = 1\n\n"
-        "[service:agents]\nlisten = 127.0.0.1:@PORT4@\nworkers = %d\n\n"
+        "[service:agents]\nlisten = 127.0.0.1:@PORT4@\nworkers = %d\nshutdown_timeout = 30\n\n"
         "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd @DATA@/nats\n\n"
         "[router]\ndefault_max_tokens = 1000\n\n"
         "[provider:oai]\nkind = openai\nbase_url = http://127.0.0.1:%d/s/oai/v1\n"
@@ -80,7 +80,7 @@ ag_env_t ag_start(const ag_opts_t *o)
     cr_assert_not_null(e.fake, "the fake provider did not start");
     const char *fake_cfg = o->fake ? o->fake : "{\"reply\":\"" AG_REPLY "\"}";
     cr_assert_eq(th_fake_llm_config(e.fake, "oai", fake_cfg), 0);
-    e.sv = th_must_sv_start(s_config(e.fake->port, o));
+    e.sv = th_must_sv_start(ag_config(e.fake->port, o));
     e.be = e.sv->ports[0];
     e.router = e.sv->ports[2];
     e.agents = e.sv->ports[3];

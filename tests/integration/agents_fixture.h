@@ -38,6 +38,10 @@ typedef struct ag_opts {
  * (architect: architecture, design), qa (tester). */
 const char *ag_agents(void);
 
+/* The supervisor's config template for o and the fake on fake_port
+ * (kept). */
+char *ag_config(int fake_port, const ag_opts_t *o);
+
 /* Starts the fake and the suite, logs in, makes a project. */
 ag_env_t ag_start(const ag_opts_t *o);
 void ag_fini(void);

@@ -158,3 +158,53 @@ Test(agents_faults, cancel_mid_stream_closes_the_call_at_once_and_gives_the_task
     th_be_call(e.agents, "POST", th_fmt("/api/v1/runs/%s/cancel", th_str(run, "id")), e.tok,
                NULL, 409);
 }
+
+Test(agents_faults, a_reload_of_the_agents_keeps_runs_and_history, .timeout = 180,
+     .fini = ag_fini)
+{
+    ag_opts_t o = {.fake = SLOW};
+    ag_env_t e = ag_start(&o);
+    /* History first: one result accepted. */
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
+    json_t *h = ag_task(&e, "Earlier work", NULL);
+    ag_assign(&e, h, "{\"role\":\"developer\"}");
+    h = ag_wait_status(&e, h, "review", 30000);
+    const char *who = th_str(h, "assigned_agent");
+    th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(h, "id")), e.tok,
+               "{\"status\":\"done\"}", 200);
+    long long end = th_now_ms() + 15000;
+    while (th_int(ag_get(&e, th_fmt("/api/v1/agents/%s", who), 200), "runs_total") < 1 &&
+           th_now_ms() < end)
+        th_sleep_ms(200);
+
+    /* A run in flight, then the agents' prompts change and the config is
+     * reloaded: the old worker finishes its run, the new one takes over. */
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":400}");
+    json_t *t = ag_task(&e, "Long work", NULL);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    s_wait_streaming(&e);
+    o.extra = "[agent:dev-a]\nrole = developer\nmodel = gpt-a\n"
+              "system_prompt = You are developer A, second edition.\n\n"
+              "[agent:dev-b]\nrole = developer\nmodel = gpt-a\n"
+              "system_prompt = You are developer B, second edition.\n";
+    cr_assert_eq(th_sv_write_config(e.sv, ag_config(e.fake->port, &o)), 0);
+    kill(e.sv->proc->pid, SIGHUP);
+    json_t *done = ag_wait_status(&e, t, "review", 60000);
+    json_t *run = ag_wait_run(&e, t, "succeeded", 10000);
+    cr_assert_eq(th_int(run, "attempts"), 1, "the run was started again: %s", th_dump(run));
+    cr_assert_str_eq(th_str(json_object_get(done, "result"), "run_id"), th_str(run, "id"));
+
+    /* New runs get the new prompts; the history is still there. */
+    th_assert_settled(e.sv, "agents", 1, 30000);
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
+    json_t *n = ag_task(&e, "After the reload", NULL);
+    ag_assign(&e, n, "{\"role\":\"developer\"}");
+    ag_wait_status(&e, n, "review", 30000);
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    const char *sys = th_str(json_array_get(json_object_get(json_object_get(json_object_get(
+                                                st, "last"), "body"), "messages"), 0),
+                             "content");
+    cr_assert(strstr(sys, "second edition"), "%s", sys);
+    json_t *prof = ag_get(&e, th_fmt("/api/v1/agents/%s", who), 200);
+    cr_assert_geq(th_int(prof, "runs_total"), 1, "the history was lost: %s", th_dump(prof));
+}

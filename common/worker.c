@@ -574,8 +574,20 @@ static void s_stop(worker_t *w)
     free(w->section);
 }
 
+/* A worker may hold thousands of sockets (streams in and out): take the
+ * whole file-descriptor allowance the system gives, not the soft part. */
+static void s_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int worker_main(int argc, char **argv, const worker_service_t *svc)
 {
+    s_raise_nofile();
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'l'},
                                          {"help", no_argument, 0, 'h'},

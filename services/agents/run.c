@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "choose.h"
@@ -46,6 +47,19 @@ static bool s_id_ok(const char *s, size_t max)
     size_t n = s ? strlen(s) : 0;
     return n > 0 && n <= max &&
            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* "2026-12-03T10:00:00.123Z" as unix ms; 0 when it is not that. */
+static int64_t s_parse_at(const char *at)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (!at || sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
 /* Checks an assignment message; NULL with a reason when it is not one. */
@@ -89,6 +103,7 @@ static run_t *s_new(agents_t *a, natsMsg *msg, json_t *ev)
     r->task = json_incref(task);
     r->assigned_role = json_string_value(json_object_get(task, "assigned_role"));
     r->version = json_integer_value(json_object_get(task, "version"));
+    r->assigned_ms = s_parse_at(json_string_value(json_object_get(ev, "at")));
     list_init(&r->watchers);
     run_row_t *w = &r->row;
     const char *rid = json_string_value(json_object_get(ev, "run_id"));

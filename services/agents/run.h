@@ -80,6 +80,7 @@ struct run {
     void (*on_saved)(run_t *r);
     uint64_t progress_ms;    /* loop ms of the last progress ack */
     uint64_t start_ms;       /* loop ms the call started */
+    int64_t assigned_ms;     /* unix ms the assignment was made (its event's "at"); 0 */
     pool_work_t job;
     int job_rc;
 };

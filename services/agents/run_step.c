@@ -379,6 +379,8 @@ static void s_blockers(run_t *r)
 static void s_on_token(const char *text, size_t len, void *ud)
 {
     run_t *r = ud;
+    if (r->out.len == 0 && r->assigned_ms && r->row.attempts == 1)
+        stats_first_byte(r->a, r->row.role, s_wall_ms() - r->assigned_ms);
     sbuf_append(&r->out, text, len);
     list_for_each_safe(it, nx, &r->watchers) {
         run_watcher_t *w = list_item(it, run_watcher_t, link);

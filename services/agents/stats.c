@@ -5,10 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base.h"
 #include "list.h"
 #include "sbuf.h"
 
 static const double s_bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+
+static const double s_fb_bounds[] = {0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01,
+                                     0.015, 0.02, 0.05, 0.1, 0.25, 1, 5};
 
 static void s_collect(sbuf_t *out, void *ud)
 {
@@ -42,7 +46,19 @@ void stats_init(agents_t *a)
     metrics_family(a->metrics, "vapora_agents_run_duration_seconds",
                    "Duration of finished runs, by role.", METRIC_HISTOGRAM, s_bounds,
                    sizeof s_bounds / sizeof s_bounds[0]);
+    metrics_family(a->metrics, "vapora_agents_first_byte_seconds",
+                   "From an assignment to the first byte of its answer, by role.",
+                   METRIC_HISTOGRAM, s_fb_bounds, ARRAY_LEN(s_fb_bounds));
     metrics_add_collector(a->metrics, s_collect, a);
+}
+
+void stats_first_byte(agents_t *a, const char *role, int64_t ms)
+{
+    char labels[96];
+    snprintf(labels, sizeof labels, "role=\"%s\"", role[0] ? role : "none");
+    metric_family_t *h = metrics_family(a->metrics, "vapora_agents_first_byte_seconds", NULL,
+                                        METRIC_HISTOGRAM, s_fb_bounds, ARRAY_LEN(s_fb_bounds));
+    metric_observe(metrics_series(h, labels), ms > 0 ? (double)ms / 1000.0 : 0);
 }
 
 void stats_run_state(agents_t *a, const run_row_t *row)

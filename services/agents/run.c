@@ -157,6 +157,7 @@ static void s_admit_done(pool_work_t *job, int status)
         run_step_finish(r, RUN_CANCELED, r->cancel_reason, false);
         return;
     }
+    r->t_admit = s_wall_ms();
     s_choose(r);
 }
 
@@ -172,6 +173,7 @@ void run_assigned(agents_t *a, natsMsg *msg)
         return;
     }
     run_t *r = s_new(a, msg, ev);
+    r->t_recv = s_wall_ms();
     json_decref(ev);
     if (run_find(a, r->row.id)) { /* redelivered while we still run it */
         r->msg = NULL;

@@ -81,6 +81,7 @@ struct run {
     uint64_t progress_ms;    /* loop ms of the last progress ack */
     uint64_t start_ms;       /* loop ms the call started */
     int64_t assigned_ms;     /* unix ms the assignment was made (its event's "at"); 0 */
+    int64_t t_recv, t_admit, t_start; /* unix ms: received, admitted, task in-progress */
     pool_work_t job;
     int job_rc;
 };

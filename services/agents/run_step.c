@@ -286,6 +286,7 @@ static void s_start_done(int status, json_t *body, const char *err, void *ud)
 {
     run_t *r = ud;
     if (status == 200) {
+        r->t_start = s_wall_ms();
         r->moved = true;
         r->version = json_integer_value(json_object_get(body, "version"));
         json_decref(r->task);
@@ -379,8 +380,15 @@ static void s_blockers(run_t *r)
 static void s_on_token(const char *text, size_t len, void *ud)
 {
     run_t *r = ud;
-    if (r->out.len == 0 && r->assigned_ms && r->row.attempts == 1)
-        stats_first_byte(r->a, r->row.role, s_wall_ms() - r->assigned_ms);
+    if (r->out.len == 0 && r->assigned_ms && r->row.attempts == 1) {
+        int64_t now = s_wall_ms();
+        stats_first_byte(r->a, r->row.role, now - r->assigned_ms);
+        log_debug("run %s: received %+lld ms, admitted %+lld, in-progress %+lld, first "
+                  "byte %+lld (from the assignment)",
+                  r->row.id, (long long)(r->t_recv - r->assigned_ms),
+                  (long long)(r->t_admit - r->assigned_ms),
+                  (long long)(r->t_start - r->assigned_ms), (long long)(now - r->assigned_ms));
+    }
     sbuf_append(&r->out, text, len);
     list_for_each_safe(it, nx, &r->watchers) {
         run_watcher_t *w = list_item(it, run_watcher_t, link);

@@ -30,9 +30,9 @@ static bool s_grant(api_job_t *j, json_t *user)
         snprintf(j->err.msg, sizeof j->err.msg, "could not sign a token");
         return false;
     }
-    j->out = json_pack("{s:s,s:s,s:I,s:O}", "access_token", tok, "token_type", "Bearer",
-                       "expires_in", (json_int_t)auth_token_ttl(j->b->auth), "user",
-                       user);
+    j->out =
+        json_pack("{s:s,s:s,s:I,s:O}", "access_token", tok, "token_type", "Bearer",
+                  "expires_in", (json_int_t)auth_token_ttl(j->b->auth), "user", user);
     free(tok);
     return true;
 }
@@ -53,37 +53,29 @@ static void s_login_work(api_job_t *j)
     json_decref(user);
 }
 
-static void s_reply_invalid(http_req_t *req)
-{
-    http_reply_error(req, 401, "invalid_credentials", "wrong username or password");
-}
-
-static void s_delayed_reply(loop_t *loop, loop_timer_t *t, void *ud)
-{
-    UNUSED(loop);
-    UNUSED(t);
-    s_reply_invalid(ud);
-}
-
-/* Failure: answer 401 now, or later when this username keeps failing. */
+/* A success gives the attempt back; a failure stays counted (it was
+ * counted when admitted) and is answered at once. */
 static void s_login_after(api_job_t *j, http_req_t *req)
 {
     login_job_t *l = container_of(j, login_job_t, job);
     if (l->ok) {
-        logins_forget(j->b->logins, l->username);
+        logins_succeeded(j->b->logins, l->username, http_req_peer(req));
         return;
     }
-    uint64_t delay = logins_failure_delay(j->b->logins, l->username);
-    json_decref(j->out);
-    j->out = NULL;
     j->rc = VP_EINVALID; /* api.c must not reply: we do */
-    if (delay == 0) {
-        s_reply_invalid(req);
-    } else {
-        log_warn("repeated login failures for \"%s\": answering in %llu ms",
-                 l->username, (unsigned long long)delay);
-        loop_add_timer(worker_loop(j->b->w), delay, 0, s_delayed_reply, req);
-    }
+    http_reply_error(req, 401, "invalid_credentials", "wrong username or password");
+}
+
+/* 429 with Retry-After: the login was refused without being checked. */
+static void s_reply_throttled(http_req_t *req, uint64_t wait_ms)
+{
+    char secs[24];
+    snprintf(secs, sizeof secs, "%llu", (unsigned long long)(wait_ms + 999) / 1000);
+    http_req_add_header(req, "Retry-After", secs);
+    http_reply_error(req, 429, "too_many_attempts",
+                     "too many failed logins for this user or from this address; "
+                     "retry in %s s",
+                     secs);
 }
 
 static void s_login(http_req_t *req, void *ud)
@@ -97,6 +89,11 @@ static void s_login(http_req_t *req, void *ud)
         !validate_string(body, "username", true, 1, 64, &u, &e) ||
         !validate_string(body, "password", true, 1, 1024, &p, &e)) {
         api_invalid(req, &e);
+        return;
+    }
+    uint64_t wait = logins_admit(b->logins, u, http_req_peer(req));
+    if (wait > 0) {
+        s_reply_throttled(req, wait);
         return;
     }
     login_job_t *l = API_JOB(b, login_job_t, s_login_work);

@@ -100,6 +100,7 @@ static unsigned s_status_of(int rc)
     case VP_ECONFLICT: return 409;
     case VP_EPRECONDITION: return 412;
     case VP_EINVALID: return 422;
+    case VP_EFULL: return 507;
     default: return 500;
     }
 }

@@ -52,12 +52,15 @@ struct logins {
     uint64_t overflow_logged_ms;
 };
 
-/* Makes an empty table with a new key, unless t is one already. */
+/* Makes an empty table with a new key, unless t is one already. A new
+ * file is all zeros: only its first page is written here (a page written
+ * once is a page the disk must hold). */
 static void s_init(table_t *t)
 {
     if (t->magic == LOGINS_MAGIC && t->slots == LOGINS_SLOTS)
         return;
-    memset(t, 0, sizeof *t);
+    if (t->magic != 0)
+        memset(t, 0, sizeof *t); /* another layout: start over */
     randombytes_buf(t->key, sizeof t->key);
     t->slots = LOGINS_SLOTS;
     __atomic_store_n(&t->magic, LOGINS_MAGIC, __ATOMIC_RELEASE);
@@ -69,7 +72,10 @@ logins_t *logins_new(const char *data_dir, unsigned address_free)
     l->free[KIND_USER] = LOGINS_USER_FREE;
     l->free[KIND_ADDR] = address_free;
     l->fd = -1;
-    char *path = xasprintf("%s/login-failures", data_dir);
+    char *old = xasprintf("%s/login-failures", data_dir);
+    unlink(old); /* the table of an older version */
+    free(old);
+    char *path = xasprintf("%s/login-throttle", data_dir);
     l->t = sodium_init() < 0 ? NULL : file_map_shared(path, sizeof *l->t, &l->fd);
     if (!l->t) {
         log_err(errno, "logins: cannot map %s; login attempts are counted per worker",

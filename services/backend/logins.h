@@ -11,7 +11,7 @@
  * at most 8 s. Refused attempts are not counted.
  *
  * The counts live in a table every worker of a host maps
- * (DATA_DIR/login-failures: preallocated, so a full disk cannot turn a
+ * (DATA_DIR/login-throttle: preallocated, so a full disk cannot turn a
  * write into SIGBUS), changed under an flock of that file. A username or
  * address finds its entry by a keyed hash (SipHash, with a random key kept
  * in the file: nobody can aim at another's entry) within a short run of

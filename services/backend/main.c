@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -60,6 +61,22 @@ static void s_cache_metrics(sbuf_t *out, void *ud)
                 (unsigned long long)rcache_hits(b->cache));
     sbuf_printf(out, "vapora_backend_read_cache_total{result=\"miss\"} %llu\n",
                 (unsigned long long)rcache_misses(b->cache));
+}
+
+/* GET /health: degraded while writes fail for lack of space, on any
+ * worker (the flag is shared); it clears once a write commits again. */
+static int s_storage_check(void *ud, char *buf, size_t len)
+{
+    backend_t *b = ud;
+    uint64_t since = store_full_since(b->store);
+    if (!since)
+        return WORKER_HEALTHY;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ago = ((long long)ts.tv_sec * 1000 - (long long)since) / 1000;
+    snprintf(buf, len, "the disk is full: writes fail (507 storage_full), for %lld s",
+             ago > 0 ? ago : 0);
+    return WORKER_DEGRADED;
 }
 
 /* [backend] key as a number in [min,max]; false (logged) when malformed. */
@@ -129,6 +146,7 @@ static int s_setup(worker_t *w)
     if (store_version_known(b->store))
         b->cache = rcache_new((size_t)slots);
     metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
+    worker_add_check(w, "storage", s_storage_check, b);
     s_events = events_new(b);
     s_live = live_new(b);
     users_add_routes(b);

@@ -1,5 +1,5 @@
-/* auth.c - passwords (argon2id), tokens (JWT HS256), the shared secret and
- * the first admin user; see auth.h. */
+/* auth.c - passwords (argon2id), tokens (JWT HS256) and the shared
+ * secret; see auth.h. */
 #define _GNU_SOURCE
 #include "auth.h"
 
@@ -17,7 +17,6 @@
 
 #include "alloc.h"
 #include "log.h"
-#include "store_users.h"
 
 /* OWASP's argon2id minimum: 19 MiB, 2 passes. */
 #define AUTH_MEMLIMIT (19u * 1024u * 1024u)
@@ -268,64 +267,4 @@ int auth_verify_token_cached(auth_t *a, const char *token, auth_claims_t *out)
     slot->exp = exp;
     slot->claims = *out;
     return 0;
-}
-
-/* ---- the first admin ---- */
-
-/* Records the generated admin password in DATA_DIR/admin-password and logs
- * it once. */
-static void s_announce_password(const char *data_dir, const char *pw)
-{
-    char *path = xasprintf("%s/admin-password", data_dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool ok = fd >= 0 && write(fd, pw, strlen(pw)) == (ssize_t)strlen(pw);
-    if (fd >= 0)
-        close(fd);
-    log_warn("created user admin with the generated password %s (also in %s%s)", pw,
-             path, ok ? "" : ": could not be written");
-    free(path);
-}
-
-/* Whether the user admin exists already (not the first start). */
-static bool s_admin_exists(store_t *s)
-{
-    json_t *u = NULL;
-    char *h = NULL;
-    store_err_t e;
-    bool found = store_user_by_name(s, "admin", &u, &h, &e) == 0;
-    json_decref(u);
-    free(h);
-    store_end(s);
-    return found;
-}
-
-int auth_bootstrap_admin(store_t *s, const char *password, const char *data_dir,
-                         char *err, size_t errlen)
-{
-    if (s_admin_exists(s))
-        return 0;
-    char generated[33];
-    bool random_pw = !password || !*password;
-    if (random_pw) {
-        unsigned char raw[18];
-        randombytes_buf(raw, sizeof raw);
-        sodium_bin2base64(generated, sizeof generated, raw, sizeof raw,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        password = generated;
-    }
-    char *hash = auth_hash_password(password);
-    bool created = false;
-    store_err_t e;
-    int rc = hash ? store_user_ensure(s, "admin", hash, "owner", &created, &e) : -EIO;
-    free(hash);
-    store_end(s);
-    if (rc == 0 && created && random_pw)
-        s_announce_password(data_dir, password);
-    else if (rc == 0 && created)
-        log_info("created user admin with [backend] admin_password");
-    sodium_memzero(generated, sizeof generated);
-    if (rc != 0)
-        snprintf(err, errlen, "cannot create the admin user: %s",
-                 rc == -EIO ? "hashing failed" : e.msg);
-    return rc != 0 ? -EIO : 0;
 }

@@ -1,5 +1,5 @@
 /* auth.h - who is calling: roles, passwords (argon2id), tokens (JWT HS256)
- * and the secret they are signed with, and the first admin user.
+ * and the secret they are signed with.
  *
  * An auth_t holds the signing key and a cache of tokens that verified; it
  * is made at set-up and used by the loop thread (tokens) and pool threads
@@ -57,12 +57,5 @@ bool auth_verify_password(const char *hash, const char *password);
 /* The hash verified for unknown users (same work, same time); made once,
  * on first use. Pool threads. */
 const char *auth_dummy_hash(void);
-
-/* Creates the user admin (role owner) unless it exists, with password, or
- * with a random one (logged once and written to DATA_DIR/admin-password)
- * when password is NULL or empty. Start-up only. 0, or -EIO with a reason
- * in err. */
-int auth_bootstrap_admin(store_t *s, const char *password, const char *data_dir,
-                         char *err, size_t errlen);
 
 #endif

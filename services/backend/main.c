@@ -1,8 +1,8 @@
 /* main.c - vapora-backend: REST API for projects, tasks and users.
  *
  * Wiring only: opens the store (migrations run here, at start-up, before
- * the first connection), loads the JWT secret and creates the first admin
- * (auth.c), opens the login throttle (logins.c) and the read cache
+ * the first connection), loads the JWT secret (auth.c) and makes the first
+ * users (bootstrap.c), opens the login throttle (logins.c) and the read cache
  * (cache.c), starts the events publisher (events.c) and the WebSocket relay
  * (live.c), and adds the routes (users.c, projects.c, tasks.c). */
 #define _GNU_SOURCE
@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "backend.h"
+#include "bootstrap.h"
 #include "events.h"
 #include "file.h"
 #include "live.h"
@@ -106,9 +107,10 @@ static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl, long address_f
     if (b->store)
         b->auth = auth_new(cfg_get(cfg, "backend", "jwt_secret"), b->data_dir,
                            token_ttl, err, sizeof err);
-    int rc = b->auth ? auth_bootstrap_admin(b->store,
-                                            cfg_get(cfg, "backend", "admin_password"),
-                                            b->data_dir, err, sizeof err)
+    int rc = b->auth ? bootstrap_users(b->store, b->data_dir,
+                                       cfg_get(cfg, "backend", "admin_password"),
+                                       cfg_get(cfg, "backend", "agents_password"), err,
+                                       sizeof err)
                      : -EIO;
     if (b->store)
         store_end(b->store);

@@ -16,6 +16,10 @@ static const char *const SQL_USER_BY_ID =
     "SELECT id,username,role,created_at FROM users WHERE id=?";
 static const char *const SQL_USER_LIST =
     "SELECT id,username,role,created_at FROM users ORDER BY created_at, username";
+static const char *const SQL_USER_EXISTS = "SELECT 1 FROM users WHERE username=?";
+static const char *const SQL_META_GET = "SELECT value FROM meta WHERE key=?";
+static const char *const SQL_META_PUT =
+    "INSERT OR REPLACE INTO meta(key,value) VALUES(?,?)";
 
 static json_t *s_user_row(sqlite3_stmt *st)
 {
@@ -60,16 +64,6 @@ int store_user_create(store_t *s, const char *username, const char *hash,
     return rc == SQLITE_DONE ? 0 : store__fail(c, e);
 }
 
-int store_user_ensure(store_t *s, const char *username, const char *hash,
-                      const char *role, bool *created, store_err_t *e)
-{
-    json_t *u = NULL;
-    int rc = store_user_create(s, username, hash, role, &u, e);
-    json_decref(u);
-    *created = rc == 0;
-    return rc == VP_ECONFLICT ? 0 : rc;
-}
-
 int store_user_by_name(store_t *s, const char *username, json_t **out, char **hash,
                        store_err_t *e)
 {
@@ -109,4 +103,86 @@ int store_user_list(store_t *s, json_t **out, store_err_t *e)
     }
     *out = items;
     return 0;
+}
+
+/* ---- users a first start makes ---- */
+
+typedef struct seed_op {
+    store_write_t w;
+    const char *username, *hash, *role; /* hash NULL: only record it */
+    bool *created;
+} seed_op_t;
+
+/* Whether sql (one "?" for key) gives a row; SQLITE_ROW, SQLITE_DONE or an
+ * error. */
+static int s_has_row(store_conn_t *c, const char *sql, const char *key)
+{
+    sqlite3_stmt *st = store__stmt(c, sql);
+    if (!st)
+        return SQLITE_ERROR;
+    store__bind_text(st, 1, key);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int s_seed(store_write_t *w, store_t *s)
+{
+    seed_op_t *op = container_of(w, seed_op_t, w);
+    store_conn_t *c = store__conn(s);
+    if (!c || !store__begin(c))
+        return store__fail(c, w->e);
+    char key[96], ts[40];
+    snprintf(key, sizeof key, "seeded:%s", op->username);
+    now_iso8601(ts, sizeof ts);
+    int rc = s_has_row(c, SQL_META_GET, key);
+    if (rc == SQLITE_DONE && op->hash) {
+        rc = s_insert_user(c, op->username, op->hash, op->role, NULL);
+        *op->created = rc == SQLITE_DONE;
+    }
+    sqlite3_stmt *st = rc == SQLITE_DONE ? store__stmt(c, SQL_META_PUT) : NULL;
+    if (st) {
+        store__bind_text(st, 1, key);
+        store__bind_text(st, 2, ts);
+        rc = sqlite3_step(st);
+    }
+    if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || !store__commit(c)) {
+        store__rollback(c);
+        *op->created = false;
+        return store__fail(c, w->e);
+    }
+    return 0;
+}
+
+int store_user_seeded(store_t *s, const char *username, bool *seeded, store_err_t *e)
+{
+    store_conn_t *c = store__conn(s);
+    char key[96];
+    snprintf(key, sizeof key, "seeded:%s", username);
+    int rc = c ? s_has_row(c, SQL_META_GET, key) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW) {
+        *seeded = true;
+        return 0;
+    }
+    if (rc == SQLITE_DONE)
+        rc = s_has_row(c, SQL_USER_EXISTS, username);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store__fail(c, e);
+    *seeded = rc == SQLITE_ROW;
+    bool made = false;
+    /* A user from before the record: record it now, so that deleting it
+     * later is for good. */
+    return *seeded ? store_user_seed(s, username, NULL, NULL, &made, e) : 0;
+}
+
+int store_user_seed(store_t *s, const char *username, const char *hash,
+                    const char *role, bool *created, store_err_t *e)
+{
+    *created = false;
+    seed_op_t op = {.w = {.run = s_seed, .e = e},
+                    .username = username,
+                    .hash = hash,
+                    .role = role,
+                    .created = created};
+    return store__write(s, &op.w);
 }

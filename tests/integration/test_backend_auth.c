@@ -1,9 +1,10 @@
 /* test_backend_auth.c - the backend's logins and tokens
  * (docs/backend.md): a login gives an HS256 bearer token with the
  * documented claims; wrong passwords and unknown users are one 401 that
- * costs the same, and is refused (429) after repeated failures; missing, malformed,
- * forged and expired tokens are 401; a generated admin password is kept
- * 0600, logged once and never stored in clear. */
+ * costs the same, refused (429) after repeated failures; missing,
+ * malformed, forged and expired tokens are 401; a generated admin password
+ * is kept 0600, never logged and never stored in clear; the agents
+ * service's user is made beside it. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -344,9 +345,11 @@ Test(backend_auth, random_admin_password_is_kept_0600_and_never_stored_in_clear,
     }
     cr_assert(argon, "no $argon2id$ hash in the database files");
 
-    /* Logged once (that is how an operator learns it), and the secret. */
-    cr_assert_eq(th_log_count(p, pw), 1, "the password is in the log %d times:\n%s",
+    /* Never logged: the log says where the file is (logs travel further
+     * than a 0600 file). */
+    cr_assert_eq(th_log_count(p, pw), 0, "the password is in the log %d times:\n%s",
                  th_log_count(p, pw), (char *)th_keep(th_log(p)));
+    th_assert_log(p, pwf, "warn");
     s_assert_0600(th_fmt("%s/jwt-secret", dir));
     char *secret = th_keep(th_read_file(th_fmt("%s/jwt-secret", dir), NULL));
 
@@ -364,4 +367,34 @@ Test(backend_auth, random_admin_password_is_kept_0600_and_never_stored_in_clear,
     be_login("admin", pw);
     char *log = th_keep(th_log(p));
     cr_assert(!strstr(log, pw), "the password was logged again on a restart");
+}
+
+Test(backend_auth, the_agents_user_is_made_with_a_password_of_its_own, .timeout = 60,
+     .fini = be_fini)
+{
+    /* Generated: in DATA_DIR/agents-password, never logged. */
+    const char *dir = be_new_dir();
+    th_proc_t *p = be_start_in(dir, "admin_password = " BE_PW "\n");
+    const char *pwf = th_fmt("%s/agents-password", dir);
+    s_assert_0600(pwf);
+    char *pw = th_keep(th_read_file(pwf, NULL));
+    cr_assert_geq(strlen(pw), 16, "the generated password \"%s\" is short", pw);
+    json_t *j = be_login_doc("agents", pw);
+    cr_assert_str_eq(th_str(json_object_get(j, "user"), "role"), "member");
+    cr_assert_eq(th_log_count(p, pw), 0, "the agents password is in the log");
+    th_assert_log(p, pwf, "warn");
+    /* A member: writes projects, does not manage users. */
+    const char *tok = th_str(j, "access_token");
+    be_project(tok, "made by the agents");
+    be_api_err(403, "forbidden", "GET", BE_API "/users", tok, NULL);
+
+    /* Configured: that password, and no file. */
+    const char *dir2 = be_new_dir();
+    th_proc_t *q = be_start_in(dir2, "admin_password = " BE_PW
+                                     "\nagents_password = agents-Secret-9\n");
+    be_login("agents", "agents-Secret-9");
+    struct stat st;
+    cr_assert_neq(stat(th_fmt("%s/agents-password", dir2), &st), 0,
+                  "agents-password written although the password is configured");
+    cr_assert_eq(th_log_count(q, "agents-Secret-9"), 0, "the password is in the log");
 }

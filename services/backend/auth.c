@@ -28,6 +28,9 @@ typedef struct token_slot {
     char *token;
     long exp;
     auth_claims_t claims;
+    bool confirmed; /* its user held claims.ver under the users counter tag */
+    bool revoked;   /* its user did not: for good */
+    uint64_t tag;
 } token_slot_t;
 
 struct auth {
@@ -198,7 +201,7 @@ long auth_token_ttl(const auth_t *a)
 
 /* ---- tokens ---- */
 
-char *auth_issue_token(const auth_t *a, const json_t *user)
+char *auth_issue_token(const auth_t *a, const json_t *user, int64_t ver)
 {
     jwt_t *jwt = NULL;
     char *tok = NULL;
@@ -210,6 +213,7 @@ char *auth_issue_token(const auth_t *a, const json_t *user)
                       json_string_value(json_object_get(user, "username"))) == 0 &&
         jwt_add_grant(jwt, "role", json_string_value(json_object_get(user, "role"))) ==
             0 &&
+        jwt_add_grant_int(jwt, "ver", (long)ver) == 0 &&
         jwt_add_grant_int(jwt, "iat", now) == 0 &&
         jwt_add_grant_int(jwt, "exp", now + a->token_ttl) == 0 &&
         jwt_set_alg(jwt, JWT_ALG_HS256, a->key, (int)a->key_len) == 0)
@@ -234,6 +238,8 @@ static int s_verify(const auth_t *a, const char *token, auth_claims_t *out,
         snprintf(out->sub, sizeof out->sub, "%s", sub);
         snprintf(out->username, sizeof out->username, "%s", name);
         snprintf(out->role, sizeof out->role, "%s", role);
+        out->ver = jwt_get_grant_int(jwt, "ver"); /* 0 when absent: older tokens */
+        out->current = false;
         *exp_out = exp;
         rc = 0;
     }
@@ -247,24 +253,41 @@ int auth_verify_token(const auth_t *a, const char *token, auth_claims_t *out)
     return s_verify(a, token, out, &exp);
 }
 
-int auth_verify_token_cached(auth_t *a, const char *token, auth_claims_t *out)
+static token_slot_t *s_slot(auth_t *a, const char *token)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (const char *p = token; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    token_slot_t *slot = &a->tokens[h % AUTH_TOKEN_CACHE];
+    return &a->tokens[h % AUTH_TOKEN_CACHE];
+}
+
+int auth_verify_token_cached(auth_t *a, const char *token, const uint64_t *users_now,
+                             auth_claims_t *out)
+{
+    token_slot_t *slot = s_slot(a, token);
     if (slot->token && strcmp(slot->token, token) == 0) {
         if (slot->exp <= time(NULL))
             return -EACCES;
+        if (slot->revoked)
+            return -EKEYREVOKED;
         *out = slot->claims;
+        out->current = users_now && slot->confirmed && slot->tag == *users_now;
         return 0;
     }
     long exp;
     if (s_verify(a, token, out, &exp) < 0)
         return -EACCES;
     free(slot->token);
-    slot->token = xstrdup(token);
-    slot->exp = exp;
-    slot->claims = *out;
+    *slot = (token_slot_t){.token = xstrdup(token), .exp = exp, .claims = *out};
     return 0;
+}
+
+void auth_token_checked(auth_t *a, const char *token, uint64_t tag, bool holds)
+{
+    token_slot_t *slot = s_slot(a, token);
+    if (!slot->token || strcmp(slot->token, token) != 0)
+        return; /* another token took the slot meanwhile */
+    slot->revoked |= !holds;
+    slot->confirmed = holds;
+    slot->tag = tag;
 }

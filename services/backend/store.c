@@ -113,6 +113,13 @@ bool store_version_known(const store_t *s)
     return s->shared_mapped;
 }
 
+uint64_t store_users_version(const store_t *s)
+{
+    return s->shared_mapped
+               ? atomic_load_explicit(&s->shared->users, memory_order_acquire)
+               : 0;
+}
+
 uint64_t store_full_since(const store_t *s)
 {
     return atomic_load_explicit(&s->shared->full_ms, memory_order_relaxed);

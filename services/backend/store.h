@@ -58,6 +58,11 @@ void store_end(store_t *s);
 uint64_t store_version(const store_t *s);
 bool store_version_known(const store_t *s);
 
+/* The same for the changes that end tokens (a user deleted, a role or a
+ * password changed): what was read of the users while it kept one value is
+ * still current. 0 when the page is not shared (store_version_known). */
+uint64_t store_users_version(const store_t *s);
+
 /* When (wall-clock ms) a write of any worker sharing the database last
  * failed for lack of space (VP_EFULL, 507 storage_full), while none has
  * committed since; 0: writes succeed. While it is set, each worker's

@@ -70,6 +70,8 @@ static void s_run_batch(store_t *s, list_t *batch)
     if (c)
         store__unlock(c);
     if (!ok) {
+        if (c)
+            c->users_changed = false; /* nothing was committed */
         s_fail_all(c, batch);
         return;
     }

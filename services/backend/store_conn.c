@@ -84,6 +84,7 @@ store_conn_t *store__conn(store_t *s)
 void store__conn_end(store_conn_t *c)
 {
     c->cause_rc = 0;
+    c->users_changed = false; /* what set it did not commit */
     for (unsigned i = 0; i < c->ncache; i++)
         sqlite3_reset(c->cache[i].st);
     if (c->locked) { /* a path that began a write and never ended it */
@@ -210,6 +211,10 @@ bool store__begin(store_conn_t *c)
 void store__bump(store_conn_t *c)
 {
     atomic_fetch_add_explicit(&c->shared->version, 1, memory_order_release);
+    if (c->users_changed) {
+        atomic_fetch_add_explicit(&c->shared->users, 1, memory_order_release);
+        c->users_changed = false;
+    }
     if (atomic_load_explicit(&c->shared->full_ms, memory_order_relaxed) != 0 &&
         atomic_exchange(&c->shared->full_ms, 0) != 0)
         log_info("store: writes succeed again (the disk has space)");

@@ -32,8 +32,11 @@ typedef struct store_shared {
     /* Bumped after every committed write by any worker (store_version). */
     _Atomic uint64_t version;
     /* When (wall-clock ms) a write last failed for lack of space; 0 once a
-     * write committed since (store_full). */
+     * write committed since (store_full_since). */
     _Atomic uint64_t full_ms;
+    /* Bumped after every committed change of who holds which token: a user
+     * deleted, a role or password changed (store_users_version). */
+    _Atomic uint64_t users;
 } store_shared_t;
 
 struct store {
@@ -83,6 +86,9 @@ typedef struct store_conn {
      * a full disk) replaces them. 0: none since the current statement. */
     int cause_rc;
     char cause_msg[160];
+    /* A write of the current transaction changed a user's tokens:
+     * store__bump bumps the users counter too, after the commit. */
+    bool users_changed;
 } store_conn_t;
 
 /* ---- store_conn.c: connections, statements, the write lock, transactions */

@@ -135,6 +135,7 @@ static int s_setup(worker_t *w)
         return -EIO;
     }
     long ttl, outbox_max, slots, address_free;
+    events_limits_t lim;
     if (!s_number(cfg, "token_ttl", 3600, 1, 30L * 86400, &ttl) ||
         !s_number(cfg, "login_address_failures", LOGINS_ADDRESS_FREE, 0, 1000000,
                   &address_free))
@@ -142,14 +143,18 @@ static int s_setup(worker_t *w)
     if (s_open(b, cfg, ttl, address_free) < 0)
         return -EIO;
     if (!s_number(cfg, "outbox_max", 100000, 1, 10000000, &outbox_max) ||
-        !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots))
+        !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots) ||
+        !s_number(cfg, "events_max_age", EVENTS_MAX_AGE, 0, 100L * 365 * 86400,
+                  &lim.max_age_s) ||
+        !s_number(cfg, "events_max_bytes", EVENTS_MAX_BYTES, 0, 1L << 50,
+                  &lim.max_bytes))
         return -EINVAL;
     store_outbox_set_max(b->store, outbox_max);
     if (store_version_known(b->store))
         b->cache = rcache_new((size_t)slots);
     metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
     worker_add_check(w, "storage", s_storage_check, b);
-    s_events = events_new(b);
+    s_events = events_new(b, &lim);
     s_live = live_new(b);
     users_add_routes(b);
     projects_add_routes(b);

@@ -13,6 +13,8 @@ static const char *const s_backend[] = {
     "ws_max_queue",
     "read_cache",
     "login_address_failures",
+    "events_max_age",
+    "events_max_bytes",
     NULL,
 };
 

@@ -213,16 +213,26 @@ static uint64_t s_wait(const entry_t *e, uint64_t now)
     return e && e->until_ms > now ? e->until_ms - now : 0;
 }
 
+/* Holds e (counted up to its allowance) for its delay from now; false
+ * when it is below its allowance. */
+static bool s_hold(entry_t *e, unsigned free, uint64_t now)
+{
+    if (e->count < free)
+        return false;
+    unsigned over = e->count - free;
+    uint64_t d = (uint64_t)LOGINS_FIRST_DELAY_MS << (over < 6 ? over : 6);
+    d = now + (d < LOGINS_MAX_DELAY_MS ? d : LOGINS_MAX_DELAY_MS);
+    if (d > e->until_ms)
+        e->until_ms = d;
+    return true;
+}
+
 /* Counts an admitted attempt; true when it reached the allowance (the
  * next ones wait). */
 static bool s_count(entry_t *e, unsigned free, uint64_t now)
 {
-    if (++e->count < free)
-        return false;
-    unsigned over = e->count - free;
-    uint64_t d = (uint64_t)LOGINS_FIRST_DELAY_MS << (over < 6 ? over : 6);
-    e->until_ms = now + (d < LOGINS_MAX_DELAY_MS ? d : LOGINS_MAX_DELAY_MS);
-    return true;
+    e->count++;
+    return s_hold(e, free, now);
 }
 
 /* ---- the throttle ---- */
@@ -261,6 +271,20 @@ uint64_t logins_admit(logins_t *l, const char *username, const struct sockaddr *
     if (held)
         s_log_held(username, peer, u, a, now);
     return wait;
+}
+
+void logins_failed(logins_t *l, const char *username, const struct sockaddr *peer)
+{
+    uint64_t now = now_ms();
+    bool locked = s_lock(l);
+    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, false);
+    if (u)
+        s_hold(u, l->free[KIND_USER], now);
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL;
+    if (a)
+        s_hold(a, l->free[KIND_ADDR], now);
+    s_unlock(l, locked);
 }
 
 void logins_succeeded(logins_t *l, const char *username, const struct sockaddr *peer)

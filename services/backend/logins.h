@@ -7,8 +7,9 @@
  * 15 minutes from the first. Once a count reaches its allowance (5 for a
  * username, [backend] login_address_failures for an address), every
  * further attempt is refused unchecked until a delay has passed: 250 ms
- * after the count reached it, doubling with each attempt admitted since,
- * at most 8 s. Refused attempts are not counted.
+ * after the attempt that reached it (from its admission, and again from
+ * its failure, once the password check said so), doubling with each
+ * attempt admitted since, at most 8 s. Refused attempts are not counted.
  *
  * The counts live in a table every worker of a host maps
  * (DATA_DIR/login-throttle: preallocated, so a full disk cannot turn a
@@ -48,6 +49,9 @@ bool logins_shared(const logins_t *l);
  * now: 0, and the attempt is counted; or how long (ms) until one may be,
  * and nothing is counted. */
 uint64_t logins_admit(logins_t *l, const char *username, const struct sockaddr *peer);
+/* An admitted login failed: a username or address at its allowance is
+ * held for its delay from now (the check took time). */
+void logins_failed(logins_t *l, const char *username, const struct sockaddr *peer);
 /* An admitted login succeeded: forgets username's count and takes the
  * attempt back from peer's (its earlier failures stay counted). */
 void logins_succeeded(logins_t *l, const char *username, const struct sockaddr *peer);

@@ -55,7 +55,7 @@ static void s_login_work(api_job_t *j)
 }
 
 /* A success gives the attempt back; a failure stays counted (it was
- * counted when admitted) and is answered at once. */
+ * counted when admitted), starts its delay, and is answered at once. */
 static void s_login_after(api_job_t *j, http_req_t *req)
 {
     login_job_t *l = container_of(j, login_job_t, job);
@@ -63,6 +63,7 @@ static void s_login_after(api_job_t *j, http_req_t *req)
         logins_succeeded(j->b->logins, l->username, http_req_peer(req));
         return;
     }
+    logins_failed(j->b->logins, l->username, http_req_peer(req));
     j->rc = VP_EINVALID; /* api.c must not reply: we do */
     http_reply_error(req, 401, "invalid_credentials", "wrong username or password");
 }

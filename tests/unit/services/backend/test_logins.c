@@ -62,6 +62,21 @@ Test(logins, a_username_is_held_after_five_attempts, .init = s_init, .fini = s_f
     cr_assert_null(l);
 }
 
+Test(logins, the_delay_runs_from_the_failure, .init = s_init, .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 0);
+    for (int i = 0; i < 5; i++)
+        logins_admit(l, "dan", NULL);
+    usleep(200 * 1000); /* the 5th password check took its time */
+    logins_failed(l, "dan", NULL);
+    uint64_t w = logins_admit(l, "dan", NULL);
+    cr_assert(w > 200 && w <= 250, "held for %llu ms after the failure",
+              (unsigned long long)w);
+    logins_failed(l, "erin", NULL); /* never admitted: nothing */
+    cr_assert_eq(logins_admit(l, "erin", NULL), 0);
+    logins_destroy(&l);
+}
+
 Test(logins, every_worker_of_a_data_dir_counts_the_same_attempts, .init = s_init,
      .fini = s_fini)
 {

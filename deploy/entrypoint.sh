@@ -4,8 +4,9 @@
 # container's configuration, /etc/vapora/vapora.conf followed by
 # /etc/vapora/container.conf with every [program:*] section and every
 # [service:*] section but SERVICE's left out, then execs the supervisor on it
-# (tini stays PID 1). Any other command is run as given: `docker-compose run
-# backend vaporactl status`, `... sh`.
+# (tini stays PID 1). Any other command is run as given: `docker run --rm -it
+# vapora-c sh`. (A running container is asked with `docker-compose exec
+# backend vaporactl status`, which does not pass through here.)
 set -eu
 base=${VAPORA_CONFIG:-/etc/vapora/vapora.conf}
 overlay=${VAPORA_CONTAINER_CONFIG:-/etc/vapora/container.conf}

@@ -38,7 +38,7 @@ docker_ok() { docker info >/dev/null 2>&1; }
 start_dockerd() {
   docker_ok && return 0
   say "starting dockerd"
-  setsid "$(command -v dockerd || echo /usr/sbin/dockerd)" >"$tmp/dockerd.log" 2>&1 </dev/null &
+  setsid "$(command -v dockerd || echo /usr/sbin/dockerd)" >"$tmp/dockerd.log" 2>&1 </dev/null 3>&- 4>&- &
   dockerd_pid=$!
   for _ in $(seq 60); do
     docker_ok && return 0

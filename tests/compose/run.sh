@@ -31,7 +31,7 @@ FILES=(-f docker-compose.yml -f tests/compose/docker-compose.test.yml)
 tmp=$(mktemp -d /tmp/vapora-compose-test.XXXXXX)
 log=$tmp/compose.log
 t_start=$(date +%s)
-passed=0 failed=0 skipped=0 dockerd_pid="" up=0
+passed=0 failed=0 skipped=0 dockerd_pid="" up=0 finished=0
 
 say() { printf 'compose: %s\n' "$*"; }
 pass() { passed=$((passed + 1)); say "ok   $1"; }
@@ -45,9 +45,14 @@ since() { echo $(($(date +%s) - $1)); }
 . tests/compose/lib.sh
 . tests/compose/checks.sh
 
+# A trap may run while a command's redirection to $log is still in force:
+# the script's own output goes back to fds 3 and 4, saved at the start.
+exec 3>&1 4>&2
 cleanup() {
   set +e
   trap - EXIT INT TERM
+  exec 1>&3 2>&4
+  [ "$finished" = 1 ] || [ "$failed" -gt 0 ] || fail "the run stopped before its end"
   if [ "$up" = 1 ]; then
     [ "$failed" -gt 0 ] && show_logs
     compose down -v --remove-orphans --timeout 20 >>"$log" 2>&1
@@ -66,7 +71,7 @@ cleanup() {
   exit $?
 }
 trap cleanup EXIT
-trap 'fail "interrupted"; exit 1' INT TERM
+trap 'exec 1>&3 2>&4; fail "interrupted"; exit 1' INT TERM
 
 install_missing || { fail "install docker.io docker-compose mmdebstrap jq"; exit 1; }
 start_dockerd || { fail "start dockerd" "see $log"; exit 1; }
@@ -117,3 +122,4 @@ else
 fi
 
 check_scaling 3
+finished=1

@@ -122,8 +122,20 @@ check_chat() {
   fi
 }
 
-# stopped_cleanly SERVICE: its supervisor drained and exited on SIGTERM.
-stopped_cleanly() { compose logs --no-color "$1" | grep -q 'supervisor stopped cleanly'; }
+# exited_cleanly SERVICE...: each stopped container exited 0, which tini
+# passes on from the supervisor: it drained its workers in time (Docker's
+# SIGKILL after the grace period would be 137). Else its log's end is shown.
+exited_cleanly() {
+  local svc code bad=0
+  for svc in "$@"; do
+    code=$(docker inspect -f '{{.State.ExitCode}}' "$(compose ps -q "$svc")" 2>&1)
+    [ "$code" = 0 ] && continue
+    bad=1
+    say "$svc exited with $code; its log:"
+    compose logs --no-color --tail 15 "$svc" 2>&1 | sed 's/^/  | /'
+  done >&3
+  return $bad
+}
 
 # check_data_kept LABEL: after containers were restarted or recreated.
 check_data_kept() {

@@ -107,12 +107,18 @@ skip "agent run end to end" "the agents service serves only /health so far"
 t=$(date +%s)
 if compose restart >>"$log" 2>&1 && wait_healthy; then
   pass "docker-compose restart: every service healthy again ($(since "$t") s)"
-  check "backend drained and stopped cleanly on SIGTERM" stopped_cleanly backend
   check_data_kept "after restart"
 else
   fail "docker-compose restart"
 fi
 
+t=$(date +%s)
+if compose stop >>"$log" 2>&1; then
+  check "docker-compose stop ($(since "$t") s): every supervisor drained and exited 0" \
+    exited_cleanly backend agents llm-router
+else
+  fail "docker-compose stop"
+fi
 t=$(date +%s)
 if compose down >>"$log" 2>&1 && compose up -d >>"$log" 2>&1 && wait_healthy; then
   pass "docker-compose down && up -d: every service healthy ($(since "$t") s)"

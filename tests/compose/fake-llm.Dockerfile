@@ -3,6 +3,7 @@
 # Built from the repository root, on the same BASE as deploy/Dockerfile.
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
+LABEL vapora-c=fake-llm
 RUN set -eux; \
     apt-get update -qq; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \

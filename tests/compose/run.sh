@@ -60,7 +60,7 @@ cleanup() {
   if [ "$RMI" = 1 ] && [ -n "$dockerd_pid$(docker_ok && echo y)" ]; then
     docker rmi "vapora-c:$VAPORA_TAG" "vapora-c-nats:$VAPORA_TAG" \
       "vapora-c-fake-llm:$VAPORA_TAG" >>"$log" 2>&1
-    docker image prune -f >>"$log" 2>&1
+    docker image prune -f --filter label=vapora-c >>"$log" 2>&1
   fi
   stop_dockerd
   [ "$failed" -gt 0 ] && { say "log: last lines of $log"; tail -n 40 "$log" | sed 's/^/  | /'; }

@@ -8,16 +8,17 @@
 # every healthcheck, then checks through the published ports: login, a
 # project and a task, the task's event on /ws, a chat completion through the
 # router against the fake, `docker-compose restart` and `down` + `up`
-# keeping the data, and BACKEND_WORKERS scaling the backend's workers
-# (vaporactl status in the container, the supervisor's /status).
+# keeping the data, `docker-compose stop` letting every supervisor drain and
+# exit 0, and BACKEND_WORKERS scaling the backend's workers (vaporactl status
+# in the container, the supervisor's /status).
 #
 # Its own project name (vapora-ctest), image tag (ctest) and free loopback
 # ports, so a `make run` or a `docker-compose up` of yours is not touched.
 # Everything it started is removed on exit, whatever failed: the containers,
 # network and volumes (down -v), and dockerd if it started it. The images
 # stay as a build cache (--rmi removes them; the base image always stays).
-# Prints one line per check and "compose: N passed, M failed"; exits non-zero
-# on a failure.
+# Prints one line per check and "compose: N passed, M failed, K skipped";
+# exits non-zero on a failure.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 RMI=0
@@ -73,7 +74,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exec 1>&3 2>&4; fail "interrupted"; exit 1' INT TERM
 
-install_missing || { fail "install docker.io docker-compose mmdebstrap jq"; exit 1; }
+install_missing || { fail "install docker.io, docker-compose, curl, jq, python3"; exit 1; }
 start_dockerd || { fail "start dockerd" "see $log"; exit 1; }
 write_env
 check "docker-compose config -q (docker-compose $(docker-compose version --short 2>/dev/null))" \

@@ -191,14 +191,14 @@ static void s_get(http_req_t *req, void *ud)
         return;
     uint64_t v = b->cache ? store_version(b->store) : 0;
     size_t len;
-    const char *body = b->cache ? rcache_get(b->cache, id, v, &len) : NULL;
+    /* Only for a caller known to hold its token: else the job checks. */
+    const char *body =
+        b->cache && who.current ? rcache_get(b->cache, id, v, &len) : NULL;
     if (body) {
         http_reply(req, 200, "application/json", body, len);
         return;
     }
-    get_job_t *g = API_JOB(b, get_job_t, s_get_work);
-    g->job.who = who;
-    g->job.id = id;
+    get_job_t *g = API_JOB_AS(req, b, get_job_t, s_get_work, &who, id);
     g->tag = v;
     g->job.after = b->cache ? s_get_keep : NULL;
     api_run(req, &g->job);

@@ -129,6 +129,9 @@ static int s_service_keys(const cfg_t *cfg, agents_config_t *c, long dflt[2],
     c->backend_password = xstrdup(cfg_get_str(cfg, "agents", "backend_password", ""));
     c->data_dir = xstrdup(cfg_get_str(cfg, "supervisor", "data_dir", "data"));
     c->router_key_file = *kf ? xstrdup(kf) : xasprintf("%s/router-key-agents", c->data_dir);
+    const char *pf = cfg_get_str(cfg, "agents", "backend_password_file", "");
+    c->backend_password_file =
+        *pf ? xstrdup(pf) : xasprintf("%s/agents-password", c->data_dir);
     const char *db = cfg_get_str(cfg, "agents", "database", "");
     c->database = *db ? xstrdup(db) : xasprintf("%s/agents.db", c->data_dir);
     c->default_role = xstrdup(cfg_get_str(cfg, "agents", "default_role", "developer"));
@@ -186,6 +189,7 @@ void agents_config_destroy(agents_config_t **cp)
     free(c->backend_url);
     free(c->backend_user);
     free(c->backend_password);
+    free(c->backend_password_file);
     free(c->database);
     free(c->data_dir);
     free(c->default_role);

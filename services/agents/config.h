@@ -46,7 +46,8 @@ typedef struct agents_config {
     char *router_key_file;  /* DATA_DIR/router-key-agents by default */
     char *backend_url;      /* "http://127.0.0.1:8001" */
     char *backend_user;     /* the backend user the service acts as */
-    char *backend_password; /* from the config, else DATA_DIR/agents-password */
+    char *backend_password; /* from the config, else backend_password_file */
+    char *backend_password_file; /* DATA_DIR/agents-password (the backend writes it) */
     char *database;         /* the service's own SQLite file */
     char *data_dir;
     char *default_role;     /* candidates when no agent claims a task's type */

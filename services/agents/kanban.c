@@ -143,11 +143,10 @@ static char *s_password(const kanban_t *k)
 {
     if (k->cfg->backend_password[0])
         return xstrdup(k->cfg->backend_password);
-    char *path = xasprintf("%s/agents-password", k->cfg->data_dir);
+    const char *path = k->cfg->backend_password_file;
     char *pw = file_read_all(path, NULL);
     if (!pw)
         log_warn("agents: cannot read %s: %s", path, strerror(errno));
-    free(path);
     if (pw)
         pw[strcspn(pw, "\r\n")] = '\0';
     return pw;

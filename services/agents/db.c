@@ -48,8 +48,8 @@ enum {
     Q_EXEC_INSERT,
     Q_STREAK_RESET,
     Q_STREAK_BUMP,
-    Q_STREAK_GET,
     Q_EXEC_SINCE,
+    Q_STREAKS,
     Q_CANCEL_QUEUED,
     Q_REQUEUE,
     Q_OUTCOME,
@@ -77,9 +77,9 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_STREAK_RESET] = "DELETE FROM streaks WHERE agent = ?1 AND task_id = ?2",
     [Q_STREAK_BUMP] = "INSERT INTO streaks (agent, task_id, failures) VALUES (?1, ?2, 1)"
                       " ON CONFLICT (agent, task_id) DO UPDATE SET failures = failures + 1",
-    [Q_STREAK_GET] = "SELECT failures FROM streaks WHERE agent = ?1 AND task_id = ?2",
     [Q_EXEC_SINCE] = "SELECT seq, run_id, agent, task_type, success, latency_ms, cost_usd,"
                      " at FROM executions WHERE seq > ?1 ORDER BY seq",
+    [Q_STREAKS] = "SELECT agent, failures FROM streaks WHERE task_id = ?1",
     [Q_CANCEL_QUEUED] = "UPDATE runs SET state = 'canceled', error = ?2, finished_ms = ?3"
                         " WHERE id = ?1 AND state = 'queued'",
     [Q_REQUEUE] = "UPDATE runs SET state = 'queued', error = NULL, finished_ms = 0"
@@ -388,19 +388,6 @@ int adb_exec_since(adb_t *db, int64_t after, void (*fn)(const exec_row_t *e, voi
     return rc;
 }
 
-int adb_streak(adb_t *db, const char *agent, const char *task_id, long *out)
-{
-    pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = s_q(db, Q_STREAK_GET);
-    s_text(st, 1, agent);
-    s_text(st, 2, task_id);
-    int rc = sqlite3_step(st);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    rc = s_rc(db, rc, "reading a streak");
-    pthread_mutex_unlock(&db->mu);
-    return rc;
-}
 
 /* Runs an UPDATE bound by (a, b, c_ms) and says whether it changed a row. */
 static int s_update(adb_t *db, int q, const char *a, const char *b, int64_t c_ms,
@@ -435,4 +422,19 @@ int adb_run_requeue(adb_t *db, const char *id, bool *changed)
 int adb_run_set_outcome(adb_t *db, const char *id, const char *outcome, bool *changed)
 {
     return s_update(db, Q_OUTCOME, id, outcome, 0, changed);
+}
+
+int adb_streaks(adb_t *db, const char *task_id,
+                void (*fn)(const char *agent, long failures, void *ud), void *ud)
+{
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = s_q(db, Q_STREAKS);
+    s_text(st, 1, task_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn((const char *)sqlite3_column_text(st, 0), (long)sqlite3_column_int64(st, 1), ud);
+    sqlite3_reset(st);
+    rc = s_rc(db, rc, "reading streaks");
+    pthread_mutex_unlock(&db->mu);
+    return rc;
 }

@@ -104,7 +104,8 @@ int adb_exec_add(adb_t *db, const exec_row_t *e, const char *task_id, bool *adde
  * the last seq seen. */
 int adb_exec_since(adb_t *db, int64_t after, void (*fn)(const exec_row_t *e, void *ud),
                    void *ud, int64_t *last);
-/* Failures in a row of agent on task_id. */
-int adb_streak(adb_t *db, const char *agent, const char *task_id, long *out);
+/* Calls fn(agent, failures, ud) for every agent with failures on task_id. */
+int adb_streaks(adb_t *db, const char *task_id,
+                void (*fn)(const char *agent, long failures, void *ud), void *ud);
 
 #endif

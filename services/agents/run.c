@@ -123,17 +123,23 @@ static run_t *s_new(agents_t *a, natsMsg *msg, json_t *ev)
 
 /* ---- admission (pool) ---- */
 
+/* An agent that failed this task max_failures times in a row is out. */
+static void s_exclude(const char *agent, long failures, void *ud)
+{
+    run_t *r = ud;
+    const agents_config_t *c = r->a->cfg;
+    for (size_t i = 0; i < c->nagents; i++)
+        if (strcmp(c->agents[i].name, agent) == 0)
+            r->excluded[i] = failures >= c->agents[i].max_failures;
+}
+
 static void s_admit_work(pool_work_t *job)
 {
     run_t *r = container_of(job, run_t, job);
     bool created;
     r->job_rc = adb_run_admit(r->a->db, &r->row, &created);
-    const agents_config_t *c = r->a->cfg;
-    for (size_t i = 0; r->job_rc == 0 && i < c->nagents; i++) {
-        long streak = 0;
-        if (adb_streak(r->a->db, c->agents[i].name, r->row.task_id, &streak) == 0)
-            r->excluded[i] = streak >= c->agents[i].max_failures;
-    }
+    if (r->job_rc == 0)
+        adb_streaks(r->a->db, r->row.task_id, s_exclude, r);
 }
 
 static void s_choose(run_t *r);

@@ -120,13 +120,25 @@ static void s_count(const exec_row_t *e, void *ud)
     (*n)++;
 }
 
+static void s_one_streak(const char *agent, long failures, void *ud)
+{
+    if (strcmp(agent, "dev") == 0)
+        *(long *)ud = failures;
+}
+
+static long s_streak(const char *task)
+{
+    long n = 0;
+    cr_assert_eq(adb_streaks(s_db, task, s_one_streak, &n), 0);
+    return n;
+}
+
 Test(adb, executions_count_once_and_streaks_reset, .init = s_setup, .fini = s_teardown)
 {
     exec_row_t e = {.success = false, .latency_ms = 10, .at = 5};
     snprintf(e.agent, sizeof e.agent, "dev");
     snprintf(e.task_type, sizeof e.task_type, "feature");
     bool added;
-    long streak;
     for (int i = 0; i < 3; i++) {
         snprintf(e.run_id, sizeof e.run_id, "run_%d", i);
         cr_assert_eq(adb_exec_add(s_db, &e, "t1", &added), 0);
@@ -134,13 +146,11 @@ Test(adb, executions_count_once_and_streaks_reset, .init = s_setup, .fini = s_te
     }
     cr_assert_eq(adb_exec_add(s_db, &e, "t1", &added), 0);
     cr_assert_not(added, "the same run counted twice");
-    cr_assert_eq(adb_streak(s_db, "dev", "t1", &streak), 0);
-    cr_assert_eq(streak, 3);
+    cr_assert_eq(s_streak("t1"), 3);
     e.success = true;
     snprintf(e.run_id, sizeof e.run_id, "run_ok");
     cr_assert_eq(adb_exec_add(s_db, &e, "t1", &added), 0);
-    cr_assert_eq(adb_streak(s_db, "dev", "t1", &streak), 0);
-    cr_assert_eq(streak, 0);
+    cr_assert_eq(s_streak("t1"), 0);
     int n = 0;
     int64_t last = 0;
     cr_assert_eq(adb_exec_since(s_db, 0, s_count, &n, &last), 0);
@@ -148,4 +158,33 @@ Test(adb, executions_count_once_and_streaks_reset, .init = s_setup, .fini = s_te
     n = 0;
     cr_assert_eq(adb_exec_since(s_db, last, s_count, &n, &last), 0);
     cr_assert_eq(n, 0);
+}
+
+static void s_streak_seen(const char *agent, long failures, void *ud)
+{
+    long *seen = ud;
+    if (strcmp(agent, "dev") == 0)
+        seen[0] = failures;
+    else
+        seen[1] = failures;
+}
+
+Test(adb, streaks_of_a_task_come_in_one_read, .init = s_setup, .fini = s_teardown)
+{
+    exec_row_t e = {.success = false, .at = 5};
+    snprintf(e.task_type, sizeof e.task_type, "feature");
+    bool added;
+    const char *agents[] = {"dev", "dev", "qa"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(e.agent, sizeof e.agent, "%s", agents[i]);
+        snprintf(e.run_id, sizeof e.run_id, "run_s%d", i);
+        cr_assert_eq(adb_exec_add(s_db, &e, "t7", &added), 0);
+    }
+    long seen[2] = {0, 0};
+    cr_assert_eq(adb_streaks(s_db, "t7", s_streak_seen, seen), 0);
+    cr_assert_eq(seen[0], 2);
+    cr_assert_eq(seen[1], 1);
+    seen[0] = seen[1] = -1;
+    cr_assert_eq(adb_streaks(s_db, "none", s_streak_seen, seen), 0);
+    cr_assert_eq(seen[0], -1, "a task without failures has no streaks");
 }

@@ -42,7 +42,10 @@ Test(router_usage, models_are_listed_and_usage_is_totalled, .timeout = 60,
     llm_resp_clear(&r);
     free(ob);
     free(ab);
-    json_t *e, *u = llm_usage(sv, "group_by=provider", "provider", "oai", 2, &e);
+    /* Two workers flush their totals apart: wait for each provider's. */
+    json_t *e, *u = llm_usage(sv, "group_by=provider", "provider", "claude", 1, &e);
+    json_decref(u);
+    u = llm_usage(sv, "group_by=provider", "provider", "oai", 2, &e);
     char *d = json_dumps(u, 0);
     cr_assert(e && th_num(e, "requests") == 2 && th_num(e, "errors") == 0 &&
                   th_num(e, "input_tokens") == 20 && th_num(e, "output_tokens") == 40 &&

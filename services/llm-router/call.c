@@ -13,6 +13,8 @@
 #include "call.h"
 #include "admit.h"
 #include "alloc.h"
+#include "charge.h"
+#include "log.h"
 #include "now.h"
 #include "plan.h"
 #include "sbuf.h"
@@ -30,8 +32,10 @@ typedef struct call {
     bool stream, include_usage;
     char id[48];
     char role[64];
-    long prompt_bound; /* tokens, upper bound */
-    long max_tokens;   /* worst-case output */
+    const char *caller; /* its name, borrowed from the callers */
+    long prompt_bound;  /* tokens, upper bound */
+    long max_tokens;    /* worst-case output */
+    bool bound_added;   /* max_tokens is the router's, added to canon */
     /* plan and progress */
     rt_plan_t plans[3];
     rt_plan_t *plan;
@@ -52,6 +56,7 @@ typedef struct call {
     wire_emitter_t *emitter;
     sbuf_t out;         /* bytes for the caller, per piece of stream */
     bool stream_failed; /* the upstream stream was malformed or errored */
+    bool bad_answer;    /* a whole answer that could not be relayed */
     char *stream_error;
     char *last_error; /* of the latest failed attempt, for the caller */
     bool client_gone; /* the caller closed its connection before the reply */
@@ -122,18 +127,20 @@ static void s_stream_error(call_t *c, const char *text, size_t len)
 
 /* Records the outcome (usage.h); a: the attempt that answered last, NULL
  * when no provider was asked. The reservation goes with the record. */
-static void s_record(call_t *c, const rt_attempt_t *a, double cost, bool estimated,
-                     int status)
+static void s_record(call_t *c, const rt_attempt_t *a, const charge_t *ch, int status)
 {
     usage_rec_t r = {.id = c->id,
+                     .caller = c->caller,
                      .role = c->role,
+                     .budget = c->budget ? c->budget->role : NULL,
                      .provider = a ? a->provider : NULL,
                      .model = a ? a->model : NULL,
                      .reservation = c->reservation,
                      .window_start = c->budget ? c->admit.a.window_start : 0,
-                     .tokens = c->usage,
-                     .cost_usd = cost,
-                     .estimated = estimated,
+                     .tokens = ch->tokens,
+                     .cost_usd = ch->cost_usd,
+                     .estimated = ch->estimated,
+                     .anomaly = ch->anomaly,
                      .http_status = status,
                      .attempts = c->attempts,
                      .start_ns = c->start_ns};
@@ -141,28 +148,33 @@ static void s_record(call_t *c, const rt_attempt_t *a, double cost, bool estimat
     c->reservation = 0;
 }
 
-/* The cost of an answer of `bytes` bytes of text. Without usage from the
- * provider the call is not free: its tokens are estimated (the prompt's
- * bound, a token per 4 bytes of answer) and *estimated is set. */
-static double s_cost(call_t *c, const rt_attempt_t *a, size_t bytes, bool *estimated)
+/* What the answer of attempt a costs, its text `bytes` long, from the
+ * provider's usage (c->usage; estimated when missing or unreadable) and
+ * never more than the call reserved (charge.h). c->usage becomes what is
+ * charged. */
+static charge_t s_charge(call_t *c, const rt_attempt_t *a, size_t bytes)
 {
-    *estimated = !c->usage.present;
-    if (*estimated)
-        c->usage = (wire_usage_t){c->prompt_bound, (long)((bytes + 3) / 4), false};
-    return rt_cost(c->rt->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens);
+    charge_t ch = charge_compute(c->rt->cfg, a->model, &c->usage, bytes,
+                                 c->prompt_bound, c->max_tokens);
+    if (ch.anomaly)
+        log_warn("llm-router: %s reported %ld input and %ld output tokens for call %s, "
+                 "bounded by %ld and %ld: charged at most its reservation",
+                 a->provider->name, c->usage.input_tokens, c->usage.output_tokens,
+                 c->id, c->prompt_bound, c->max_tokens);
+    c->usage = ch.tokens;
+    return ch;
 }
 
 /* Records a call that ended without the provider's final usage: the
  * prompt and the streamed text, by estimate (about 4 bytes a token). a
- * NULL: no provider was asked. */
+ * NULL: no provider was asked (nothing is charged). */
 static void s_record_estimate(call_t *c, const rt_attempt_t *a, int status)
 {
-    long out = (long)((c->streamed_bytes + 3) / 4);
-    c->usage = (wire_usage_t){a ? c->prompt_bound : 0, a ? out : 0, false};
-    double cost =
-        a ? rt_cost(c->rt->cfg, a->model, c->usage.input_tokens, c->usage.output_tokens)
-          : 0;
-    s_record(c, a, cost, true, status);
+    c->usage = (wire_usage_t){0};
+    charge_t ch = {.estimated = true};
+    if (a)
+        ch = s_charge(c, a, c->streamed_bytes);
+    s_record(c, a, &ch, status);
 }
 
 /* ---- replies ---- */
@@ -194,7 +206,7 @@ static void s_fail(call_t *c, unsigned status, const char *code, const char *msg
         s_add_headers(c, NULL, 0, false);
         http_reply_error(c->req, status, code, "%s", msg);
     }
-    s_record(c, c->attempts ? a : NULL, 0, false, (int)status);
+    s_record(c, c->attempts ? a : NULL, &(charge_t){0}, (int)status);
     s_destroy(&c);
 }
 
@@ -206,43 +218,55 @@ static bool s_relay_openai(call_t *c, const rt_attempt_t *a)
     sbuf_t *body = &c->x.body;
     if (wire_openai_scan_usage(body->data, body->len, &c->usage) < 0)
         return false;
-    bool estimated;
     size_t blen = body->len;
-    double cost = s_cost(c, a, blen, &estimated);
-    s_add_headers(c, a, cost, true);
+    charge_t ch = s_charge(c, a, blen);
+    s_add_headers(c, a, ch.cost_usd, true);
     http_reply_owned(c->req, 200, "application/json", sbuf_steal(body), blen);
-    s_record(c, a, cost, estimated, 200);
+    s_record(c, a, &ch, 200);
     s_destroy(&c);
     return true;
 }
 
-static void s_reply_whole(call_t *c, const rt_attempt_t *a)
+/* A whole answer that cannot be relayed: the attempt failed (the caller's
+ * last error says why) and the next provider is asked. */
+static bool s_bad_answer(call_t *c, const rt_attempt_t *a, const char *why)
+{
+    c->bad_answer = true;
+    s_last_error(c, "%s: %s", a->provider->name, why);
+    return false;
+}
+
+/* Replies with the whole answer of attempt a (answered 2xx in ms) and
+ * ends c; false, c intact, when the answer is not valid JSON in UTF-8 or
+ * not an answer of its provider's kind: nothing is relayed then. */
+static bool s_reply_whole(call_t *c, const rt_attempt_t *a, double ms)
 {
     char err[256];
     const sbuf_t *b = &c->x.body;
-    if (a->provider->kind == WIRE_OPENAI && c->format == CALL_OPENAI && b->len &&
+    if (!wire_json_valid(b->data, b->len))
+        return s_bad_answer(c, a, "the answer is not valid JSON in UTF-8");
+    rt_provider_success(c->rt->cfg, a->provider, ms);
+    if (a->provider->kind == WIRE_OPENAI && c->format == CALL_OPENAI &&
         s_relay_openai(c, a))
-        return;
-    json_t *body = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
+        return true;
+    json_t *body = json_loadb(b->data, b->len, 0, NULL);
     json_t *canon = body ? wire_canonical_response(a->provider->kind, body, c->id,
                                                    a->model, &c->usage, err, sizeof err)
                          : NULL;
     json_decref(body);
-    if (!canon) {
-        s_fail(c, 502, "upstream_error", "the provider's answer could not be read");
-        return;
-    }
-    bool estimated;
-    double cost = s_cost(c, a, b->len, &estimated);
-    s_add_headers(c, a, cost, true);
+    if (!canon) /* (the health counts it a failure after this success) */
+        return s_bad_answer(c, a, body ? err : "the answer could not be read");
+    charge_t ch = s_charge(c, a, b->len);
+    s_add_headers(c, a, ch.cost_usd, true);
     if (c->format == CALL_ANTHROPIC) {
         json_t *m = wire_to_anthropic_response(canon);
         json_decref(canon);
         canon = m;
     }
     http_reply_json(c->req, 200, canon);
-    s_record(c, a, cost, estimated, 200);
+    s_record(c, a, &ch, 200);
     s_destroy(&c);
+    return true;
 }
 
 /* The caller's own 4xx from the provider: its status, its message, in the
@@ -269,9 +293,8 @@ static void s_gone(void *ud)
     c->st = NULL;
     upstream_abort(c->rt->upstream, &c->x);
     const rt_attempt_t *a = s_current(c);
-    bool estimated;
-    double cost = s_cost(c, a, c->streamed_bytes, &estimated);
-    s_record(c, a, cost, estimated, 499);
+    charge_t ch = s_charge(c, a, c->streamed_bytes);
+    s_record(c, a, &ch, 499);
     s_destroy(&c);
 }
 
@@ -326,18 +349,17 @@ static int s_on_fed(void *ud)
 
 static void s_end_stream(call_t *c, const rt_attempt_t *a)
 {
-    bool estimated;
-    double cost = s_cost(c, a, c->streamed_bytes, &estimated);
+    charge_t ch = s_charge(c, a, c->streamed_bytes);
     if (!c->st)
         s_start_stream(c); /* an empty stream is still a stream */
     sbuf_reset(&c->out);
     wire_emit_end(c->emitter, &c->usage, &c->out);
     char buf[32];
-    snprintf(buf, sizeof buf, "%.6f", cost);
+    snprintf(buf, sizeof buf, "%.6f", ch.cost_usd);
     http_stream_trailer(c->st, "X-Vapora-Cost-USD", buf);
     http_stream_write(c->st, c->out.data, c->out.len);
     http_stream_end(c->st, false);
-    s_record(c, a, cost, estimated, 200);
+    s_record(c, a, &ch, 200);
     s_destroy(&c);
 }
 
@@ -371,7 +393,7 @@ static void s_next(call_t *c, const rt_attempt_t *a)
     router_t *rt = c->rt;
     uint64_t now = loop_now_ms(rt->loop);
     double retry_after = c->x.retry_after;
-    bool again = c->tries <= (unsigned)rt->cfg->retries &&
+    bool again = !c->bad_answer && c->tries <= (unsigned)rt->cfg->retries &&
                  rt_provider_available(a->provider, now) &&
                  retry_after <= CALL_MAX_RETRY_AFTER;
     if (!again) {
@@ -390,6 +412,8 @@ static void s_next(call_t *c, const rt_attempt_t *a)
 /* Why the attempt failed, for the caller's last error. */
 static void s_failure_reason(call_t *c, const rt_attempt_t *a, CURLcode result)
 {
+    if (c->bad_answer)
+        return; /* s_reply_whole said why */
     if (result != CURLE_OK)
         s_last_error(c, "%s: %s", a->provider->name, curl_easy_strerror(result));
     else if (c->stream_failed)
@@ -418,16 +442,15 @@ static void s_on_done(void *ud, CURLcode result)
         const char *why = "the stream ended before its end";
         s_stream_error(c, why, strlen(why));
     }
-    if (ok) {
+    if (ok && c->stream) {
         rt_provider_success(rt->cfg, a->provider, ms);
-        if (c->stream)
-            s_end_stream(c, a);
-        else
-            s_reply_whole(c, a);
+        s_end_stream(c, a);
         return;
     }
-    bool retriable =
-        result != CURLE_OK || status == 429 || status >= 500 || c->stream_failed;
+    if (ok && s_reply_whole(c, a, ms))
+        return;
+    bool retriable = result != CURLE_OK || status == 429 || status >= 500 ||
+                     c->stream_failed || c->bad_answer;
     s_failure_reason(c, a, result);
     if (c->st) {
         rt_provider_failure(rt->cfg, a->provider, loop_now_ms(rt->loop));
@@ -470,6 +493,16 @@ static void s_silence_check(loop_t *loop, loop_timer_t *t, void *ud)
         s_next(c, a);
 }
 
+/* Appends, when some providers were left out for want of a key, which. */
+static void s_skipped(const rt_config_t *cfg, sbuf_t *out)
+{
+    sbuf_t names = {0};
+    if (rt_keyless_names(cfg, &names))
+        sbuf_printf(out, "; skipped, without the api_key their kind needs: %s",
+                    names.data);
+    sbuf_free(&names);
+}
+
 /* Every attempt failed: the caller gets the last failure's kind. */
 static void s_exhausted(call_t *c)
 {
@@ -480,10 +513,12 @@ static void s_exhausted(call_t *c)
         status = 504, code = "upstream_timeout";
     else if (c->last_result == CURLE_OK && (last == 429 || last == 503))
         status = (unsigned)last, code = last == 429 ? "rate_limited" : "unavailable";
-    char *msg = xasprintf("every provider failed (%u attempts); last: %s", c->attempts,
-                          c->last_error ? c->last_error : "none available");
-    s_fail(c, status, code, msg);
-    free(msg);
+    sbuf_t msg = {0};
+    sbuf_printf(&msg, "every provider failed (%u attempts); last: %s", c->attempts,
+                c->last_error ? c->last_error : "none available");
+    s_skipped(c->rt->cfg, &msg);
+    s_fail(c, status, code, msg.data);
+    sbuf_free(&msg);
 }
 
 /* The body to send for attempt a, its length, and the path to send it to:
@@ -497,7 +532,7 @@ static const char *s_upstream_body(call_t *c, const rt_attempt_t *a, char *path,
     size_t raw_len = 0;
     const char *raw = c->req ? http_req_body(c->req, &raw_len) : NULL;
     if (a->provider->kind == WIRE_OPENAI && c->format == CALL_OPENAI && !c->stream &&
-        raw && asked && strcmp(asked, a->model) == 0) {
+        !c->bound_added && raw && asked && strcmp(asked, a->model) == 0) {
         /* The caller's own request is the upstream's: send its bytes. */
         snprintf(path, pathlen, "/chat/completions");
         text = raw_len <= 16384 ? NULL : xstrndup(raw, raw_len);
@@ -536,6 +571,7 @@ static void s_attempt(call_t *c)
     c->attempts++;
     c->tries++;
     c->stream_failed = false;
+    c->bad_answer = false;
     a->provider->requests++;
     if (upstream_start(rt->upstream, &c->x, &r) < 0) {
         s_fail(c, 500, "internal_error", "the upstream call could not be started");
@@ -566,13 +602,19 @@ static void s_admit_done(admit_t *ad, int status)
     }
     c->state = a->state;
     if (a->rc == 1) {
-        char *msg = xasprintf("role '%s' has spent $%.6f (and reserved $%.6f) of its "
-                              "$%.2f %s budget",
-                              c->role, (double)a->spent / LEDGER_NANO,
-                              (double)a->reserved / LEDGER_NANO, c->budget->limit_usd,
-                              rt_window_name(c->budget->window));
-        s_fail(c, 429, "budget_exceeded", msg);
-        free(msg);
+        sbuf_t msg = {0};
+        if (strcmp(c->role, c->budget->role) == 0)
+            sbuf_printf(&msg, "role '%s' has", c->role);
+        else
+            sbuf_printf(&msg,
+                        "role '%s' has no budget of its own; the budget '%s' it "
+                        "shares has",
+                        c->role, c->budget->role);
+        sbuf_printf(&msg, " spent $%.6f (and reserved $%.6f) of its $%.2f %s budget",
+                    (double)a->spent / LEDGER_NANO, (double)a->reserved / LEDGER_NANO,
+                    c->budget->limit_usd, rt_window_name(c->budget->window));
+        s_fail(c, 429, "budget_exceeded", msg.data);
+        sbuf_free(&msg);
         return;
     }
     c->plan = &c->plans[a->plan];
@@ -580,12 +622,11 @@ static void s_admit_done(admit_t *ad, int status)
     s_attempt(c);
 }
 
-/* A budgeted call waits for its admission (admit.h); s_admit_done carries
- * on. */
+/* The call waits for its admission (admit.h); s_admit_done carries on. */
 static void s_admit(call_t *c)
 {
     c->admitting = true;
-    if (admit_submit(&c->admit, c->rt, c->budget, c->role, c->plans, c->prompt_bound,
+    if (admit_submit(&c->admit, c->rt, c->budget, c->plans, c->prompt_bound,
                      c->max_tokens, s_admit_done) < 0) {
         c->admitting = false;
         s_fail(c, 503, "overloaded", "the router is busy; retry shortly");
@@ -621,14 +662,23 @@ static void s_call_id(call_t *c)
              ++seq & 0xffffff, (unsigned long)time(NULL));
 }
 
-/* The most output tokens the call may cost (for its reservation). */
-static long s_max_tokens(const router_t *rt, const json_t *canon)
+/* The most output tokens the call may cost (its reservation's): the
+ * request's own bound, else default_max_tokens, which the provider is then
+ * asked for too (max_completion_tokens), so that no answer outgrows what
+ * was reserved for it (charge.h). */
+static long s_output_bound(call_t *c)
 {
     long v;
-    return wire_max_tokens(canon, &v) && v > 0 ? v : rt->cfg->default_max_tokens;
+    if (wire_max_tokens(c->canon, &v) && v > 0)
+        return v;
+    v = c->rt->cfg->default_max_tokens;
+    json_object_set_new(c->canon, "max_completion_tokens", json_integer(v));
+    c->bound_added = true;
+    return v;
 }
 
-static call_t *s_new(router_t *rt, http_req_t *req, call_format_t format, json_t *canon)
+static call_t *s_new(router_t *rt, http_req_t *req, call_format_t format, json_t *canon,
+                     const call_who_t *who)
 {
     call_t *c = xcalloc(1, sizeof *c);
     c->rt = rt;
@@ -640,16 +690,29 @@ static call_t *s_new(router_t *rt, http_req_t *req, call_format_t format, json_t
     json_t *so = json_object_get(canon, "stream_options");
     c->include_usage =
         format == CALL_OPENAI && json_is_true(json_object_get(so, "include_usage"));
-    const char *role = http_req_header(req, "X-Vapora-Role");
-    snprintf(c->role, sizeof c->role, "%s", role && *role ? role : "default");
-    c->budget = rt_budget_find(rt->cfg, c->role);
+    snprintf(c->role, sizeof c->role, "%s", who->role);
+    c->caller = who->caller;
+    c->budget = who->budget;
+    VP_ASSERT(c->budget != NULL);
     c->prompt_bound = wire_prompt_token_bound(canon);
-    c->max_tokens = s_max_tokens(rt, canon);
+    c->max_tokens = s_output_bound(c);
     s_call_id(c);
     return c;
 }
 
-/* Plans c; replies and frees it when the request names nothing we know. */
+/* No provider may be asked at all: every one that could serve the request
+ * lacks the key its kind needs (or the one X-Vapora-Provider names does). */
+static void s_no_provider(call_t *c)
+{
+    sbuf_t msg = {0};
+    sbuf_puts(&msg, "no provider can serve this request");
+    s_skipped(c->rt->cfg, &msg);
+    http_reply_error(c->req, 503, "no_provider", "%s", msg.data);
+    sbuf_free(&msg);
+}
+
+/* Plans c; replies and frees it when the request names nothing we know, or
+ * nothing it may ask. */
 static bool s_plan(call_t *c)
 {
     rt_request_t rq = {
@@ -668,26 +731,26 @@ static bool s_plan(call_t *c)
         http_reply_error(c->req, 400, "unknown_provider",
                          "X-Vapora-Provider names no configured provider: '%s'",
                          rq.provider);
-    if (rc < 0)
+    bool none = rc == 0 && c->plans[RT_NORMAL].n == 0;
+    if (none)
+        s_no_provider(c);
+    if (rc < 0 || none) {
         s_destroy(&c);
-    return rc == 0;
+        return false;
+    }
+    return true;
 }
 
-void call_start(router_t *rt, http_req_t *req, call_format_t format, json_t *canon)
+void call_start(router_t *rt, http_req_t *req, call_format_t format, json_t *canon,
+                const call_who_t *who)
 {
-    call_t *c = s_new(rt, req, format, canon);
+    call_t *c = s_new(rt, req, format, canon, who);
     if (!s_plan(c))
         return;
     http_req_watch_gone(c->req, s_client_gone, c);
     list_push_front(&rt->calls, &c->link);
     c->start_ns = now_ns();
-    if (c->budget) {
-        s_admit(c);
-        return;
-    }
-    c->state = RT_NORMAL;
-    c->plan = &c->plans[RT_NORMAL];
-    s_attempt(c);
+    s_admit(c);
 }
 
 void call_abort_all(router_t *rt)

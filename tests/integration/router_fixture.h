@@ -44,12 +44,19 @@ typedef struct llm_opts {
     int cooldown_s;     /* 0: 5 */
     const char *router; /* more [router] lines */
     const char *extra;  /* more sections */
+    /* [budget:default]'s limit_usd, which every role without a budget of
+     * its own shares; NULL: LLM_DEFAULT_BUDGET; "": no such section. */
+    const char *default_budget;
 } llm_opts_t;
+
+/* The fixture's shared budget: large enough never to matter. */
+#define LLM_DEFAULT_BUDGET "1000000"
 
 /* The supervisor's config template for the fake on fake_port: providers
  * oai (openai: gpt-a, gpt-b), claude (anthropic: claude-x), gem (gemini:
- * gem-x) and local (ollama: llama), their prices, the chain and a route
- * for task types architecture and design. The caller frees it. */
+ * gem-x) and local (ollama: llama), each with its key, their prices, the
+ * chain, a route for task types architecture and design, and
+ * [budget:default] (o->default_budget). The caller frees it. */
 char *llm_config(int fake_port, const llm_opts_t *o);
 
 /* Starts the fake with LLM_REPLY as every provider's answer. */

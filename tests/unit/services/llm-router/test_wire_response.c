@@ -245,7 +245,7 @@ Test(wire_response, error_message)
 /* The usage of a relayed OpenAI answer, read from its bytes. */
 static int scan(const char *body, wire_usage_t *u)
 {
-    *u = (wire_usage_t){-1, -1, false};
+    *u = (wire_usage_t){-1, -1, false, false};
     return wire_openai_scan_usage(body, strlen(body), u);
 }
 

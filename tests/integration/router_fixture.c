@@ -20,7 +20,7 @@ char *llm_config(int fake_port, const llm_opts_t *o)
     int n = asprintf(
         &t,
         "shutdown_timeout = 3\n\n"
-        "[service:llm-router]\nlisten = 127.0.0.1:@PORT1@\nworkers = %d\n"
+        "[service:llm-router]\nlisten = %s:@PORT1@\nworkers = %d\n"
         "command = @ROUTER@\n\n"
         "[router]\ndefault_max_tokens = 1000\n%s\n"
         "[provider:oai]\nkind = openai\nbase_url = http://127.0.0.1:%d/s/oai/v1\n"
@@ -40,7 +40,8 @@ char *llm_config(int fake_port, const llm_opts_t *o)
         "cooldown_failures = 3\ncooldown = %d\n\n"
         "[route:arch]\ntask_types = architecture, design\nmodel = claude-x\n\n"
         "%s%s%s%s",
-        o->workers ? o->workers : 2, o->router ? o->router : "", fake_port, fake_port,
+        o->listen_host ? o->listen_host : "127.0.0.1", o->workers ? o->workers : 2,
+        o->router ? o->router : "", fake_port, fake_port,
         fake_port, fake_port, o->chain ? o->chain : "oai, claude, gem, local",
         o->retries, o->cooldown_s ? o->cooldown_s : 5, o->extra ? o->extra : "",
         def && *def ? "\n[budget:default]\nwindow = monthly\nlimit_usd = " : "",
@@ -88,6 +89,17 @@ th_sv_t *llm_start(const th_proc_t *fake, const llm_opts_t *o)
     th_sv_t *sv = llm_start_in(NULL, tmpl, o->workers ? o->workers : 2);
     free(tmpl);
     return sv;
+}
+
+pid_t llm_worker_pid(th_sv_t *sv)
+{
+    json_t *st = th_sv_status(sv);
+    json_t *w = json_array_get(
+        json_object_get(th_sv_find(st, "services", "llm-router"), "workers"), 0);
+    pid_t pid = (pid_t)th_int(w, "pid");
+    json_decref(st);
+    cr_assert_gt(pid, 0, "no llm-router worker in /status");
+    return pid;
 }
 
 /* ---- requests, read raw ---- */

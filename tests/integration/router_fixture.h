@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "harness.h"
 
@@ -47,6 +48,7 @@ typedef struct llm_opts {
     /* [budget:default]'s limit_usd, which every role without a budget of
      * its own shares; NULL: LLM_DEFAULT_BUDGET; "": no such section. */
     const char *default_budget;
+    const char *listen_host; /* the router's listen address; NULL: 127.0.0.1 */
 } llm_opts_t;
 
 /* The fixture's shared budget: large enough never to matter. */
@@ -68,6 +70,10 @@ th_sv_t *llm_start_in(const char *data_dir, const char *tmpl, int workers);
 
 /* llm_start_in() on llm_config(fake->port, o). */
 th_sv_t *llm_start(const th_proc_t *fake, const llm_opts_t *o);
+
+/* The pid of the router's only worker (a test that measures a worker runs
+ * one), from the supervisor's /status; asserts there is one. */
+pid_t llm_worker_pid(th_sv_t *sv);
 
 /* ---- requests, read raw ---- */
 

@@ -257,6 +257,15 @@ static bool s_reply_whole(call_t *c, const rt_attempt_t *a, double ms)
     if (!canon) /* (the health counts it a failure after this success) */
         return s_bad_answer(c, a, body ? err : "the answer could not be read");
     charge_t ch = s_charge(c, a, b->len);
+    if (ch.anomaly) /* the caller is told what was charged, not what was claimed */
+        json_object_set_new(canon, "usage",
+                            json_pack("{s:I,s:I,s:I}", "prompt_tokens",
+                                      (json_int_t)ch.tokens.input_tokens,
+                                      "completion_tokens",
+                                      (json_int_t)ch.tokens.output_tokens,
+                                      "total_tokens",
+                                      (json_int_t)(ch.tokens.input_tokens +
+                                                   ch.tokens.output_tokens)));
     s_add_headers(c, a, ch.cost_usd, true);
     if (c->format == CALL_ANTHROPIC) {
         json_t *m = wire_to_anthropic_response(canon);

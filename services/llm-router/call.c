@@ -402,7 +402,10 @@ static void s_next(call_t *c, const rt_attempt_t *a)
     router_t *rt = c->rt;
     uint64_t now = loop_now_ms(rt->loop);
     double retry_after = c->x.retry_after;
-    bool again = !c->bad_answer && c->tries <= (unsigned)rt->cfg->retries &&
+    /* An answer that is corrupt (not JSON, not UTF-8, not a stream of its
+     * kind) is not asked for again: the next provider is. */
+    bool corrupt = c->bad_answer || c->x.malformed;
+    bool again = !corrupt && c->tries <= (unsigned)rt->cfg->retries &&
                  rt_provider_available(a->provider, now) &&
                  retry_after <= CALL_MAX_RETRY_AFTER;
     if (!again) {

@@ -267,7 +267,8 @@ static json_t *s_provider_json(const rt_provider_t *p, const json_t *t, uint64_t
     bool ok = rt_provider_available(p, now);
     return json_pack(
         "{s:s,s:s,s:s,s:i,s:f,s:I,s:I,s:I,s:I,s:I,s:f,s:{s:I,s:I}}", "name", p->name,
-        "kind", wire_kind_name(p->kind), "state", ok ? "available" : "cooldown",
+        "kind", wire_kind_name(p->kind), "state",
+        p->keyless ? "skipped" : ok ? "available" : "cooldown",
         "consecutive_failures", (int)p->failures, "latency_ewma_ms", p->latency_ewma_ms,
         "cooldown_remaining_ms", (json_int_t)(ok ? 0 : p->cooldown_until - now),
         "requests", json_integer_value(json_object_get(t, "requests")), "errors",

@@ -37,13 +37,14 @@ char *llm_config(int fake_port, const llm_opts_t *o)
         "[model:claude-x]\ninput_usd_per_mtok = 500\noutput_usd_per_mtok = 1000\n\n"
         "[model:gem-x]\ninput_usd_per_mtok = 200\noutput_usd_per_mtok = 400\n\n"
         "[routing]\ndefault_model = gpt-a\nfallback_chain = %s\nretries = %d\n"
-        "cooldown_failures = 3\ncooldown = %d\n\n"
+        "cooldown_failures = %d\ncooldown = %d\n\n"
         "[route:arch]\ntask_types = architecture, design\nmodel = claude-x\n\n"
         "%s%s%s%s",
         o->listen_host ? o->listen_host : "127.0.0.1", o->workers ? o->workers : 2,
         o->router ? o->router : "", fake_port, fake_port,
         fake_port, fake_port, o->chain ? o->chain : "oai, claude, gem, local",
-        o->retries, o->cooldown_s ? o->cooldown_s : 5, o->extra ? o->extra : "",
+        o->retries, o->cooldown_failures ? o->cooldown_failures : 3,
+        o->cooldown_s ? o->cooldown_s : 5, o->extra ? o->extra : "",
         def && *def ? "\n[budget:default]\nwindow = monthly\nlimit_usd = " : "",
         def ? def : "", def && *def ? "\n" : "");
     cr_assert_gt(n, 0);

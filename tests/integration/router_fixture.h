@@ -43,6 +43,7 @@ typedef struct llm_opts {
     const char *chain;  /* NULL: "oai, claude, gem, local" */
     int retries;        /* [routing] retries */
     int cooldown_s;     /* 0: 5 */
+    int cooldown_failures; /* 0: 3 */
     const char *router; /* more [router] lines */
     const char *extra;  /* more sections */
     /* [budget:default]'s limit_usd, which every role without a budget of

@@ -563,26 +563,56 @@ class Reply:
         self.headers = list(headers)
 
 
+def pattern_text(start, n):
+    """n bytes of REPLY_PATTERN repeated, from offset start of the repetition."""
+    k = len(REPLY_PATTERN)
+    return (REPLY_PATTERN * ((start % k + n) // k + 1))[start % k:start % k + n]
+
+
+class PatternPieces:
+    """The pieces of a reply_bytes reply, made when asked for: a stream of
+    many megabytes to many clients holds no copy of them all."""
+
+    def __init__(self, n, size):
+        self.n, self.size = n, size
+
+    def __len__(self):
+        return (self.n + self.size - 1) // self.size
+
+    def __getitem__(self, i):
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return pattern_text(i * self.size, min(self.size, self.n - i * self.size))
+
+
 class Ctx:
     """What one successful answer is made of."""
 
     def __init__(self, model, cfg, include_usage):
         self.model = model
-        self.reply = cfg["reply"] if cfg["reply"] is not None else "Hello from %s." % model
+        self._reply = cfg["reply"] if cfg["reply"] is not None else "Hello from %s." % model
         n = cfg["reply_bytes"]
-        if n is not None:
-            self.reply = (REPLY_PATTERN * (n // len(REPLY_PATTERN) + 1))[:n]
         size = cfg["piece_bytes"]
-        if size is None:
-            self.pieces = split_pieces(self.reply)
+        if n is not None:
+            self._reply = None               # made only if a whole answer needs it
+            self.pieces = PatternPieces(n, size or n or 1)
+            self._reply_bytes = n
+        elif size is None:
+            self.pieces = split_pieces(self._reply)
         else:
-            self.pieces = [self.reply[i:i + size] for i in range(0, len(self.reply), size)]
+            self.pieces = [self._reply[i:i + size] for i in range(0, len(self._reply), size)]
         self.usage_in = cfg["usage_in"]
         self.usage_out = cfg["usage_out"]
         self.stream_usage = cfg["stream_usage"]
         self.include_usage = include_usage
         self.created = int(time.time())
         self.t0 = time.monotonic()
+
+    @property
+    def reply(self):
+        if self._reply is None:
+            self._reply = pattern_text(0, self._reply_bytes)
+        return self._reply
 
 
 def sse(data, event=None, eol="\n"):

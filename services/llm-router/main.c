@@ -36,7 +36,7 @@ static void s_warn_keyless(worker_t *w, const rt_config_t *cfg)
     for (size_t i = 0; i < cfg->nproviders; i++) {
         if (!cfg->providers[i].keyless)
             continue;
-        char *t = xasprintf("provider %s: no api_key, skipped (a %s provider needs one)",
+        char *t = xasprintf("provider %s: no api_key, skipped (kind %s needs one)",
                             cfg->providers[i].name,
                             wire_kind_name(cfg->providers[i].kind));
         s_warn(w, t);

@@ -75,9 +75,10 @@ json_t *wire_from_anthropic_request(const json_t *req, char *err, size_t errlen)
  * (wire_json.c). */
 bool wire_max_tokens(const json_t *canon, long *out);
 
-/* A rough upper bound of the prompt's tokens (for budget reservations):
- * the bytes of every text in messages (and tools) plus a small overhead per
- * message. */
+/* A rough upper bound of the prompt's tokens (for budget reservations, and
+ * the most input a call is charged for): the bytes of every text in
+ * messages (and tools) plus a small overhead per message, per image, and
+ * for the tool prompt providers add. */
 long wire_prompt_token_bound(const json_t *canon);
 
 /* ---- canonical -> upstream request (wire_upstream*.c) ---- */

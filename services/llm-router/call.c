@@ -64,7 +64,7 @@ static void s_failure_reason(call_t *c, const rt_attempt_t *a, CURLcode result)
         call__last_error(c, "%s: %s", a->provider->name, curl_easy_strerror(result));
     else if (c->stream_failed)
         call__last_error(c, "%s: %s", a->provider->name,
-                     c->stream_error ? c->stream_error : "malformed stream");
+                         c->stream_error ? c->stream_error : "malformed stream");
     else if (c->x.status != 200)
         call__last_error(c, "%s: HTTP %ld", a->provider->name, c->x.status);
 }
@@ -123,7 +123,8 @@ static void s_silence_check(loop_t *loop, loop_timer_t *t, void *ud)
     const rt_attempt_t *a = call__current(c);
     uint64_t limit = (uint64_t)a->provider->timeout_s * 1000;
     uint64_t quiet = loop_now_ms(loop) - c->x.last_data_ms;
-    if (c->x.pause_wanted || c->x.paused) /* the caller's slowness, not the provider's */
+    if (c->x.pause_wanted ||
+        c->x.paused) /* the caller's slowness, not the provider's */
         quiet = 0;
     if (quiet < limit) {
         c->silence_timer = loop_add_timer(loop, limit - quiet, 0, s_silence_check, c);
@@ -133,7 +134,7 @@ static void s_silence_check(loop_t *loop, loop_timer_t *t, void *ud)
     upstream_end(c->rt->upstream, &c->x);
     rt_provider_failure(c->rt->cfg, a->provider, loop_now_ms(loop));
     call__last_error(c, "%s: the stream was silent for %ld s", a->provider->name,
-                 a->provider->timeout_s);
+                     a->provider->timeout_s);
     c->last_result = CURLE_OPERATION_TIMEDOUT;
     if (c->st)
         call__break_stream(c, a, c->last_error);

@@ -79,7 +79,8 @@ void call__destroy(call_t **cp);
 /* The attempt being made, or NULL. */
 const rt_attempt_t *call__current(const call_t *c);
 /* Sets the caller's last error (the latest failed attempt's). */
-void call__last_error(call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void call__last_error(call_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The upstream stream failed (an error event, or cut short), with why. */
 void call__stream_error(call_t *c, const char *text, size_t len);
 /* Records the outcome (usage.h): a, the attempt that answered last (NULL:

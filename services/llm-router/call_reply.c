@@ -56,14 +56,12 @@ bool call__reply_whole(call_t *c, const rt_attempt_t *a, double ms)
         return s_bad_answer(c, a, body ? err : "the answer could not be read");
     charge_t ch = call__charge(c, a, b->len);
     if (ch.anomaly) /* the caller is told what was charged, not what was claimed */
-        json_object_set_new(canon, "usage",
-                            json_pack("{s:I,s:I,s:I}", "prompt_tokens",
-                                      (json_int_t)ch.tokens.input_tokens,
-                                      "completion_tokens",
-                                      (json_int_t)ch.tokens.output_tokens,
-                                      "total_tokens",
-                                      (json_int_t)(ch.tokens.input_tokens +
-                                                   ch.tokens.output_tokens)));
+        json_object_set_new(
+            canon, "usage",
+            json_pack("{s:I,s:I,s:I}", "prompt_tokens",
+                      (json_int_t)ch.tokens.input_tokens, "completion_tokens",
+                      (json_int_t)ch.tokens.output_tokens, "total_tokens",
+                      (json_int_t)(ch.tokens.input_tokens + ch.tokens.output_tokens)));
     call__add_headers(c, a, ch.cost_usd, true);
     if (c->format == CALL_ANTHROPIC) {
         json_t *m = wire_to_anthropic_response(canon);
@@ -86,6 +84,7 @@ void call__reply_passthrough(call_t *c)
     const char *msg = body ? wire_error_message(body) : NULL;
     char *m = xstrdup(msg ? msg : "the provider refused the request");
     json_decref(body);
-    call__fail(c, (unsigned)status, status == 404 ? "not_found" : "upstream_rejected", m);
+    call__fail(c, (unsigned)status, status == 404 ? "not_found" : "upstream_rejected",
+               m);
     free(m);
 }

@@ -74,8 +74,8 @@ static void s_drain_check(loop_t *loop, loop_timer_t *t, void *ud)
     call_t *c = ud;
     c->drain_timer = NULL;
     if (c->st && http_stream_pending(c->st) > 0) {
-        c->drain_ms = c->drain_ms * 2 > CALL_DRAIN_MAX_MS ? CALL_DRAIN_MAX_MS
-                                                          : c->drain_ms * 2;
+        c->drain_ms =
+            c->drain_ms * 2 > CALL_DRAIN_MAX_MS ? CALL_DRAIN_MAX_MS : c->drain_ms * 2;
         c->drain_timer = loop_add_timer(loop, c->drain_ms, 0, s_drain_check, c);
         return;
     }
@@ -99,8 +99,7 @@ int call__on_fed(void *ud)
         return 0;
     if (!c->drain_timer) {
         c->drain_ms = CALL_DRAIN_MIN_MS;
-        c->drain_timer =
-            loop_add_timer(c->rt->loop, c->drain_ms, 0, s_drain_check, c);
+        c->drain_timer = loop_add_timer(c->rt->loop, c->drain_ms, 0, s_drain_check, c);
     }
     return 1;
 }

@@ -18,7 +18,7 @@
 #include "file.h"
 #include "log.h"
 
-#define CALLER_MIN_KEY 16  /* characters of a [caller:NAME] key, at least */
+#define CALLER_MIN_KEY 16   /* characters of a [caller:NAME] key, at least */
 #define CALLER_KEY_BYTES 24 /* random bytes of a generated key */
 
 struct callers {
@@ -181,8 +181,8 @@ static int s_load_caller(const cfg_t *cfg, const char *sec, caller_t *c, char *e
         return -EINVAL;
     if (!s_key_ok(c->key) || strlen(c->key) < CALLER_MIN_KEY) {
         snprintf(err, len,
-                 "[%s] key: at least %d characters, printable ASCII without spaces", sec,
-                 CALLER_MIN_KEY);
+                 "[%s] key: at least %d characters, printable ASCII without spaces",
+                 sec, CALLER_MIN_KEY);
         return -EINVAL;
     }
     return s_load_roles(cfg, sec, c, err, len);

@@ -35,9 +35,9 @@ typedef enum caller_anon {
 
 /* One caller: a key and the roles it may spend from. */
 typedef struct caller {
-    char *name;         /* [caller:NAME]'s NAME, "api_keys" or "anonymous" */
-    char *key;          /* NULL for the anonymous caller */
-    char **roles;       /* may spend from these; none (nroles 0): any role */
+    char *name;   /* [caller:NAME]'s NAME, "api_keys" or "anonymous" */
+    char *key;    /* NULL for the anonymous caller */
+    char **roles; /* may spend from these; none (nroles 0): any role */
     size_t nroles;
     char *default_role; /* when the request has no X-Vapora-Role */
 } caller_t;

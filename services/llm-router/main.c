@@ -36,9 +36,9 @@ static void s_warn_keyless(worker_t *w, const rt_config_t *cfg)
     for (size_t i = 0; i < cfg->nproviders; i++) {
         if (!cfg->providers[i].keyless)
             continue;
-        char *t = xasprintf("provider %s: no api_key, skipped (kind %s needs one)",
-                            cfg->providers[i].name,
-                            wire_kind_name(cfg->providers[i].kind));
+        char *t =
+            xasprintf("provider %s: no api_key, skipped (kind %s needs one)",
+                      cfg->providers[i].name, wire_kind_name(cfg->providers[i].kind));
         s_warn(w, t);
         free(t);
     }
@@ -72,6 +72,31 @@ static int s_load_callers(worker_t *w, router_t *rt)
     return 0;
 }
 
+/* The ledger in data_dir (made 0700 when missing), or [router] database;
+ * the reservations of workers that died are released. */
+static int s_open_ledger(router_t *rt, const cfg_t *cfg)
+{
+    char err[512];
+    const char *dir = cfg_get_str(cfg, "supervisor", "data_dir", "data");
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        log_err(errno, "creating data_dir %s", dir);
+        return -EIO;
+    }
+    const char *db = cfg_get(cfg, "router", "database");
+    char *path = db && *db ? xstrdup(db) : xasprintf("%s/llm-router.db", dir);
+    rt->ledger = ledger_open(path, err, sizeof err);
+    free(path);
+    if (!rt->ledger) {
+        log_error("llm-router: %s", err);
+        return -EIO;
+    }
+    int released = ledger_release_dead(rt->ledger);
+    if (released > 0)
+        log_info("llm-router: released the reservations of %d exited workers",
+                 released);
+    return 0;
+}
+
 static int s_setup(worker_t *w)
 {
     router_t *rt = &s_rt;
@@ -86,25 +111,8 @@ static int s_setup(worker_t *w)
         log_error("llm-router: %s", err);
         return -EINVAL;
     }
-    const char *dir = cfg_get_str(cfg, "supervisor", "data_dir", "data");
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        log_err(errno, "creating data_dir %s", dir);
-        return -EIO;
-    }
-    if (s_load_callers(w, rt) < 0)
+    if (s_open_ledger(rt, cfg) < 0 || s_load_callers(w, rt) < 0)
         return -EINVAL;
-    const char *db = cfg_get(cfg, "router", "database");
-    char *path = db && *db ? xstrdup(db) : xasprintf("%s/llm-router.db", dir);
-    rt->ledger = ledger_open(path, err, sizeof err);
-    free(path);
-    if (!rt->ledger) {
-        log_error("llm-router: %s", err);
-        return -EIO;
-    }
-    int released = ledger_release_dead(rt->ledger);
-    if (released > 0)
-        log_info("llm-router: released the reservations of %d exited workers",
-                 released);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rt->curlm = curlm_new(rt->loop, 0, 256);
     if (!rt->curlm) {
@@ -116,8 +124,8 @@ static int s_setup(worker_t *w)
     routes_add(rt);
     log_info("llm-router: %zu providers, %zu priced models, %zu routes, %zu budgets, "
              "%zu caller keys",
-             rt->cfg->nproviders, rt->cfg->nmodels, rt->cfg->nroutes,
-             rt->cfg->nbudgets, callers_count(rt->callers));
+             rt->cfg->nproviders, rt->cfg->nmodels, rt->cfg->nroutes, rt->cfg->nbudgets,
+             callers_count(rt->callers));
     return 0;
 }
 

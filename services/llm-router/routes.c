@@ -121,8 +121,8 @@ static bool s_who(router_t *rt, http_req_t *req, call_who_t *out)
                          who->name, role);
         return false;
     }
-    *out = (call_who_t){.caller = who->name, .role = role,
-                        .budget = rt_budget_for(rt->cfg, role)};
+    *out = (call_who_t){
+        .caller = who->name, .role = role, .budget = rt_budget_for(rt->cfg, role)};
     if (!out->budget)
         http_reply_error(req, 403, "no_budget",
                          "role '%s' has no [budget:%s] and there is no "
@@ -268,7 +268,9 @@ static json_t *s_provider_json(const rt_provider_t *p, const json_t *t, uint64_t
     return json_pack(
         "{s:s,s:s,s:s,s:i,s:f,s:I,s:I,s:I,s:I,s:I,s:f,s:{s:I,s:I}}", "name", p->name,
         "kind", wire_kind_name(p->kind), "state",
-        p->keyless ? "skipped" : ok ? "available" : "cooldown",
+        p->keyless ? "skipped"
+        : ok       ? "available"
+                   : "cooldown",
         "consecutive_failures", (int)p->failures, "latency_ewma_ms", p->latency_ewma_ms,
         "cooldown_remaining_ms", (json_int_t)(ok ? 0 : p->cooldown_until - now),
         "requests", json_integer_value(json_object_get(t, "requests")), "errors",

@@ -8,7 +8,8 @@
 
 static const char *const s_router[] = {"api_keys", "anonymous", "default_max_tokens",
                                        "database", NULL};
-static const char *const s_caller[] = {"key", "key_file", "roles", "default_role", NULL};
+static const char *const s_caller[] = {"key", "key_file", "roles", "default_role",
+                                       NULL};
 static const char *const s_provider[] = {"kind",   "base_url", "api_key",
                                          "models", "timeout",  NULL};
 static const char *const s_model[] = {"input_usd_per_mtok", "output_usd_per_mtok",
@@ -20,9 +21,9 @@ static const char *const s_route[] = {"task_types", "model", NULL};
 static const char *const s_budget[] = {"window", "limit_usd", "near_percent", NULL};
 
 static const cfg_schema_t s_entries[] = {
-    {"router", s_router, SCHEMA_READER}, {"provider:*", s_provider, SCHEMA_READER},
-    {"model:*", s_model, SCHEMA_READER}, {"routing", s_routing, SCHEMA_READER},
-    {"route:*", s_route, SCHEMA_READER}, {"budget:*", s_budget, SCHEMA_READER},
+    {"router", s_router, SCHEMA_READER},   {"provider:*", s_provider, SCHEMA_READER},
+    {"model:*", s_model, SCHEMA_READER},   {"routing", s_routing, SCHEMA_READER},
+    {"route:*", s_route, SCHEMA_READER},   {"budget:*", s_budget, SCHEMA_READER},
     {"caller:*", s_caller, SCHEMA_READER},
 };
 

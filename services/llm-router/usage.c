@@ -54,13 +54,12 @@ static void s_publish(usage_t *u, const ledger_entry_t *e, const usage_rec_t *r)
     now_iso8601(at, sizeof at);
     json_t *ev = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f,s:b,s:b,s:f,s:i,s:i,s:s}", "type",
-        "llm.usage", "id", r->id, "caller", r->caller ? r->caller : "", "role",
-        e->role, "budget", e->budget, "provider", e->provider, "model", e->model,
-        "input_tokens", (json_int_t)e->input_tokens, "output_tokens",
-        (json_int_t)e->output_tokens, "cost_usd", r->cost_usd, "estimated",
-        e->estimated != 0, "anomaly", r->anomaly, "latency_ms",
-        (double)(now_ns() - r->start_ns) / 1e6, "status", r->http_status, "attempts",
-        (int)r->attempts, "at", at);
+        "llm.usage", "id", r->id, "caller", r->caller ? r->caller : "", "role", e->role,
+        "budget", e->budget, "provider", e->provider, "model", e->model, "input_tokens",
+        (json_int_t)e->input_tokens, "output_tokens", (json_int_t)e->output_tokens,
+        "cost_usd", r->cost_usd, "estimated", e->estimated != 0, "anomaly", r->anomaly,
+        "latency_ms", (double)(now_ns() - r->start_ns) / 1e6, "status", r->http_status,
+        "attempts", (int)r->attempts, "at", at);
     char *s = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     natsStatus st = natsConnection_PublishString(conn, "vapora.llm.usage", s);
@@ -151,8 +150,7 @@ static bool s_same_key(const ledger_entry_t *a, const ledger_entry_t *b)
 {
     return a->minute == b->minute && a->window_start == b->window_start &&
            strcmp(a->role, b->role) == 0 && strcmp(a->budget, b->budget) == 0 &&
-           strcmp(a->provider, b->provider) == 0 &&
-           strcmp(a->model, b->model) == 0;
+           strcmp(a->provider, b->provider) == 0 && strcmp(a->model, b->model) == 0;
 }
 
 /* Adds up entries with the same key and no reservation to settle, so that

@@ -24,8 +24,8 @@ typedef struct usage usage_t;
 
 /* One finished call. */
 typedef struct usage_rec {
-    const char *id;          /* the call's id */
-    const char *caller;      /* who called (caller.h): its name */
+    const char *id;     /* the call's id */
+    const char *caller; /* who called (caller.h): its name */
     const char *role;
     const char *budget;      /* the budget charged (its name); NULL: none */
     rt_provider_t *provider; /* that answered last; NULL: none was asked */

@@ -76,9 +76,9 @@ void wire__gemini_usage(const json_t *um, wire_usage_t *u)
 {
     wire__read_usage(um, "promptTokenCount", "candidatesTokenCount", u);
     /* Thinking tokens are billed as output. */
-    u->output_tokens = wire_tokens(
-        (long long)u->output_tokens +
-        wire_tokens_json(json_object_get(um, "thoughtsTokenCount")));
+    u->output_tokens =
+        wire_tokens((long long)u->output_tokens +
+                    wire_tokens_json(json_object_get(um, "thoughtsTokenCount")));
 }
 
 json_t *wire__usage_json(const wire_usage_t *u)

@@ -41,9 +41,9 @@ char *llm_config(int fake_port, const llm_opts_t *o)
         "[route:arch]\ntask_types = architecture, design\nmodel = claude-x\n\n"
         "%s%s%s%s",
         o->listen_host ? o->listen_host : "127.0.0.1", o->workers ? o->workers : 2,
-        o->router ? o->router : "", fake_port, fake_port,
-        fake_port, fake_port, o->chain ? o->chain : "oai, claude, gem, local",
-        o->retries, o->cooldown_failures ? o->cooldown_failures : 3,
+        o->router ? o->router : "", fake_port, fake_port, fake_port, fake_port,
+        o->chain ? o->chain : "oai, claude, gem, local", o->retries,
+        o->cooldown_failures ? o->cooldown_failures : 3,
         o->cooldown_s ? o->cooldown_s : 5, o->extra ? o->extra : "",
         def && *def ? "\n[budget:default]\nwindow = monthly\nlimit_usd = " : "",
         def ? def : "", def && *def ? "\n" : "");

@@ -39,13 +39,13 @@
 
 /* What varies between the tests' configs; zero values are the defaults. */
 typedef struct llm_opts {
-    int workers;        /* 0: 2 */
-    const char *chain;  /* NULL: "oai, claude, gem, local" */
-    int retries;        /* [routing] retries */
-    int cooldown_s;     /* 0: 5 */
+    int workers;           /* 0: 2 */
+    const char *chain;     /* NULL: "oai, claude, gem, local" */
+    int retries;           /* [routing] retries */
+    int cooldown_s;        /* 0: 5 */
     int cooldown_failures; /* 0: 3 */
-    const char *router; /* more [router] lines */
-    const char *extra;  /* more sections */
+    const char *router;    /* more [router] lines */
+    const char *extra;     /* more sections */
     /* [budget:default]'s limit_usd, which every role without a budget of
      * its own shares; NULL: LLM_DEFAULT_BUDGET; "": no such section. */
     const char *default_budget;

@@ -301,8 +301,8 @@ Test(router_budgets, over_reported_usage_is_charged_at_most_the_reservation,
 {
     th_proc_t *fake = llm_fake();
     llm_fake_set(fake, "oai", "{\"usage_in\":1e30,\"usage_out\":1e30}");
-    th_sv_t *sv = llm_start(fake, &(llm_opts_t){.workers = 1, .chain = "oai",
-                                                .extra = TINY_BUDGET("10")});
+    th_sv_t *sv = llm_start(
+        fake, &(llm_opts_t){.workers = 1, .chain = "oai", .extra = TINY_BUDGET("10")});
     s_tiny_call(sv, "gpt-a", "normal", "0.210000");
     char *body = llm_body(true, "gpt-a", false, 100);
     llm_resp_t r = llm_call(sv, LLM_ANT, LLM_ROLE_TINY, body, 200);
@@ -331,8 +331,8 @@ Test(router_budgets, over_reported_usage_is_charged_at_most_the_reservation,
 Test(router_budgets, usage_sent_as_text_is_estimated_not_free, .timeout = 60,
      .fini = th_cleanup)
 {
-    static const char *scopes[][2] = {{"oai", "gpt-a"}, {"claude", "claude-x"},
-                                      {"gem", "gem-x"}};
+    static const char *scopes[][2] = {
+        {"oai", "gpt-a"}, {"claude", "claude-x"}, {"gem", "gem-x"}};
     th_proc_t *fake = llm_fake();
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
     for (size_t i = 0; i < 3; i++) {

@@ -24,7 +24,7 @@
 #define KEY_DEV "vpk-dev-0123456789abcdef"
 #define KEY_ALL "vpk-all-0123456789abcdef"
 #define CALLERS                                                                        \
-    "[caller:dev]\nkey = " KEY_DEV "\nroles = developer, tester\n\n"                  \
+    "[caller:dev]\nkey = " KEY_DEV "\nroles = developer, tester\n\n"                   \
     "[caller:all]\nkey = " KEY_ALL "\nroles = *\ndefault_role = ops\n\n"
 
 /* A gpt-a call (max_tokens 20: 0.05 USD, its worst case too) with the
@@ -36,7 +36,8 @@ static int s_call(th_sv_t *sv, bool ant, const char *hdrs)
     snprintf(h, sizeof h, "Content-Type: application/json\r\n%s%s",
              ant ? "anthropic-version: 2023-06-01\r\n" : "", hdrs ? hdrs : "");
     char *body = llm_body(ant, "gpt-a", false, 20);
-    llm_resp_t r = llm_send(sv->ports[0], "POST", ant ? LLM_ANT : LLM_OAI, h, body, 10000);
+    llm_resp_t r =
+        llm_send(sv->ports[0], "POST", ant ? LLM_ANT : LLM_OAI, h, body, 10000);
     free(body);
     int st = r.status;
     llm_resp_clear(&r);
@@ -58,8 +59,10 @@ static void s_refused(th_sv_t *sv, const char *hdrs, int status, const char *cod
     cr_assert_str_eq(th_str(e, "code") ?: "", code, "%s", r.body);
     cr_assert_str_eq(th_str(e, "type") ?: "", type, "%s", r.body);
     llm_resp_clear(&r);
-    snprintf(h, sizeof h, "Content-Type: application/json\r\n"
-                          "anthropic-version: 2023-06-01\r\n%s", hdrs);
+    snprintf(h, sizeof h,
+             "Content-Type: application/json\r\n"
+             "anthropic-version: 2023-06-01\r\n%s",
+             hdrs);
     body = llm_body(true, "gpt-a", false, 20);
     r = llm_send(sv->ports[0], "POST", LLM_ANT, h, body, 10000);
     free(body);
@@ -90,9 +93,10 @@ Test(router_callers, a_new_role_name_buys_no_fresh_budget, .timeout = 60,
      .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    th_sv_t *sv = llm_start(fake, &(llm_opts_t){.chain = "oai",
-                                                .extra = "[budget:x]\nlimit_usd = 0.1\n",
-                                                .default_budget = "0.15"});
+    th_sv_t *sv =
+        llm_start(fake, &(llm_opts_t){.chain = "oai",
+                                      .extra = "[budget:x]\nlimit_usd = 0.1\n",
+                                      .default_budget = "0.15"});
     cr_assert_eq(s_call(sv, false, "X-Vapora-Role: x\r\n"), 200);
     cr_assert_eq(s_call(sv, true, "X-Vapora-Role: x\r\n"), 200);
     cr_assert_eq(s_call(sv, false, "X-Vapora-Role: x\r\n"), 429, "x is spent");
@@ -104,8 +108,10 @@ Test(router_callers, a_new_role_name_buys_no_fresh_budget, .timeout = 60,
         ok += st == 200;
         refused += st == 429;
     }
-    cr_assert(ok == 3 && refused == 7, "%d answered, %d refused: the default budget "
-              "allows 3 calls", ok, refused);
+    cr_assert(ok == 3 && refused == 7,
+              "%d answered, %d refused: the default budget "
+              "allows 3 calls",
+              ok, refused);
     cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 5);
     json_t *d = s_budget(sv, "default"), *x = s_budget(sv, "x");
     cr_assert(th_num(d, "spent_usd") + th_num(d, "reserved_usd") <= 0.15 + 1e-9,
@@ -118,7 +124,8 @@ Test(router_callers, a_new_role_name_buys_no_fresh_budget, .timeout = 60,
     char *body = llm_body(false, "gpt-a", false, 20);
     llm_resp_t r = llm_call(sv, LLM_OAI, "X-Vapora-Role: another\r\n", body, 429);
     const char *msg = th_str(json_object_get(r.json, "error"), "message");
-    cr_assert(msg && strstr(msg, "'another'") && strstr(msg, "'default'"), "%s", r.body);
+    cr_assert(msg && strstr(msg, "'another'") && strstr(msg, "'default'"), "%s",
+              r.body);
     llm_resp_clear(&r);
     free(body);
 }
@@ -127,9 +134,9 @@ Test(router_callers, without_a_default_budget_unknown_roles_are_refused, .timeou
      .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    th_sv_t *sv = llm_start(
-        fake, &(llm_opts_t){.extra = "[budget:developer]\nlimit_usd = 10\n",
-                            .default_budget = ""});
+    th_sv_t *sv =
+        llm_start(fake, &(llm_opts_t){.extra = "[budget:developer]\nlimit_usd = 10\n",
+                                      .default_budget = ""});
     cr_assert_eq(s_call(sv, false, "X-Vapora-Role: developer\r\n"), 200);
     s_refused(sv, "X-Vapora-Role: made-up\r\n", 403, "no_budget", "permission_error",
               "permission_error");
@@ -146,15 +153,15 @@ Test(router_callers, a_key_spends_only_from_its_roles, .timeout = 60,
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){.extra = CALLERS});
     /* No X-Vapora-Role: the key's default role (its first). */
     cr_assert_eq(s_call(sv, false, "Authorization: Bearer " KEY_DEV "\r\n"), 200);
-    cr_assert_eq(s_call(sv, true,
-                        "x-api-key: " KEY_DEV "\r\nX-Vapora-Role: tester\r\n"),
-                 200);
+    cr_assert_eq(
+        s_call(sv, true, "x-api-key: " KEY_DEV "\r\nX-Vapora-Role: tester\r\n"), 200);
     s_refused(sv, "Authorization: Bearer " KEY_DEV "\r\nX-Vapora-Role: architect\r\n",
               403, "role_not_allowed", "permission_error", "permission_error");
     /* roles = *: any role; default_role ops. */
     cr_assert_eq(s_call(sv, false, "Authorization: Bearer " KEY_ALL "\r\n"), 200);
     cr_assert_eq(s_call(sv, false,
-                        "Authorization: Bearer " KEY_ALL "\r\nX-Vapora-Role: architect\r\n"),
+                        "Authorization: Bearer " KEY_ALL
+                        "\r\nX-Vapora-Role: architect\r\n"),
                  200);
     /* A wrong key is refused, whatever the anonymous policy. */
     s_refused(sv, "Authorization: Bearer vpk-wrong-0123456789abcdef\r\n", 401,
@@ -162,9 +169,11 @@ Test(router_callers, a_key_spends_only_from_its_roles, .timeout = 60,
     /* No key, from loopback: an anonymous caller, role default. */
     cr_assert_eq(s_call(sv, false, NULL), 200);
     cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 5);
-    static const char *roles[][2] = {
-        {"developer", "1"}, {"tester", "1"}, {"ops", "1"}, {"architect", "1"},
-        {"default", "1"}};
+    static const char *roles[][2] = {{"developer", "1"},
+                                     {"tester", "1"},
+                                     {"ops", "1"},
+                                     {"architect", "1"},
+                                     {"default", "1"}};
     for (size_t i = 0; i < 5; i++) {
         json_t *e, *u = llm_usage(sv, "group_by=role", "role", roles[i][0], 1, &e);
         cr_assert(e && th_num(e, "requests") == 1, "role %s: %s", roles[i][0],
@@ -178,8 +187,8 @@ Test(router_callers, a_key_spends_only_from_its_roles, .timeout = 60,
 /* A key_file that does not exist is made by the first worker, 0600, and
  * the others read that one: every worker takes the same key, and a restart
  * keeps it. */
-Test(router_callers, key_files_are_made_once_and_shared_by_every_worker,
-     .timeout = 90, .fini = th_cleanup)
+Test(router_callers, key_files_are_made_once_and_shared_by_every_worker, .timeout = 90,
+     .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
     char *tmpl = llm_config(
@@ -252,14 +261,16 @@ static int s_call_to(const char *ip, int port, const char *hdrs)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     inet_pton(AF_INET, ip, &sa.sin_addr);
     char *body = llm_body(false, "gpt-a", false, 20), *req = NULL;
-    int n = asprintf(&req,
-                     "POST " LLM_OAI " HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-                     "Content-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
-                     ip, hdrs ? hdrs : "", strlen(body), body);
+    int n =
+        asprintf(&req,
+                 "POST " LLM_OAI " HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                 "Content-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
+                 ip, hdrs ? hdrs : "", strlen(body), body);
     int st = -1;
     char buf[64] = "";
     if (n > 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        send(fd, req, (size_t)n, MSG_NOSIGNAL) == n && recv(fd, buf, sizeof buf - 1, 0) > 0)
+        send(fd, req, (size_t)n, MSG_NOSIGNAL) == n &&
+        recv(fd, buf, sizeof buf - 1, 0) > 0)
         sscanf(buf, "HTTP/1.1 %d", &st);
     close(fd);
     free(req);

@@ -173,9 +173,9 @@ Test(router_fallback, corrupt_answers_go_to_the_next_provider, .timeout = 60,
 {
     static const char *modes[] = {"json", "utf8"};
     th_proc_t *fake = llm_fake();
-    th_sv_t *sv = llm_start(fake, &(llm_opts_t){.retries = 2,
-                                                .chain = "oai, claude",
-                                                .cooldown_failures = 100});
+    th_sv_t *sv = llm_start(
+        fake,
+        &(llm_opts_t){.retries = 2, .chain = "oai, claude", .cooldown_failures = 100});
     for (size_t m = 0; m < 2; m++) {
         char cfg[64];
         snprintf(cfg, sizeof cfg, "{\"corrupt\":\"%s\"}", modes[m]);
@@ -214,17 +214,18 @@ Test(router_fallback, corrupt_answers_go_to_the_next_provider, .timeout = 60,
 /* An anthropic and a gemini provider without api_key are left out of every
  * plan (no attempt wasted on them), which GET /health and the providers'
  * report say; when nothing else may be asked the error names them. */
-Test(router_keyless, providers_without_their_key_are_skipped_and_said_so,
-     .timeout = 60, .fini = th_cleanup)
+Test(router_keyless, providers_without_their_key_are_skipped_and_said_so, .timeout = 60,
+     .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
     char extra[512];
-    snprintf(extra, sizeof extra,
-             "[provider:nokey]\nkind = anthropic\nbase_url = http://127.0.0.1:%d/s/nokey\n"
-             "models = claude-x\n\n"
-             "[provider:nokey2]\nkind = gemini\nbase_url = http://127.0.0.1:%d/s/nokey2\n"
-             "models = gem-x\n",
-             fake->port, fake->port);
+    snprintf(
+        extra, sizeof extra,
+        "[provider:nokey]\nkind = anthropic\nbase_url = http://127.0.0.1:%d/s/nokey\n"
+        "models = claude-x\n\n"
+        "[provider:nokey2]\nkind = gemini\nbase_url = http://127.0.0.1:%d/s/nokey2\n"
+        "models = gem-x\n",
+        fake->port, fake->port);
     th_sv_t *sv = llm_start(
         fake, &(llm_opts_t){.chain = "nokey, nokey2, claude", .extra = extra});
     char *body = llm_body(false, "claude-x", false, 0);
@@ -233,7 +234,8 @@ Test(router_keyless, providers_without_their_key_are_skipped_and_said_so,
     llm_expect_field(r.head, "X-Vapora-Attempts", "1");
     llm_resp_clear(&r);
     char *health = NULL;
-    cr_assert_eq(th_call(sv->ports[0], "GET", "/health", NULL, NULL, &health, 5000), 200);
+    cr_assert_eq(th_call(sv->ports[0], "GET", "/health", NULL, NULL, &health, 5000),
+                 200);
     cr_assert(strstr(health, "provider nokey: no api_key, skipped") &&
                   strstr(health, "provider nokey2: no api_key, skipped"),
               "%s", health);

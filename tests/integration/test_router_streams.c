@@ -210,8 +210,8 @@ static size_t s_stream_text_len(const char *body, bool *done, bool *error)
         *done = len == 6 && memcmp(p, "[DONE]", 6) == 0;
         json_t *ch = *done ? NULL : json_loadb(p, len, 0, NULL);
         *error = *error || json_object_get(ch, "error");
-        json_t *d = json_object_get(json_array_get(json_object_get(ch, "choices"), 0),
-                                    "delta");
+        json_t *d =
+            json_object_get(json_array_get(json_object_get(ch, "choices"), 0), "delta");
         n += json_string_length(json_object_get(d, "content"));
         json_decref(ch);
     }
@@ -269,7 +269,8 @@ static int s_idle_reader(int port)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     char *body = llm_body(false, "gpt-a", true, 0), req[512];

@@ -28,10 +28,11 @@ static callers_t *s_load(const char *text, char *err, size_t len)
 Test(router_caller, keys_carry_their_roles)
 {
     char err[256] = "";
-    callers_t *cs = s_load("[router]\napi_keys = legacy-1, legacy-2\n"
-                           "[caller:dev]\nkey = " KEY_A "\nroles = developer, tester\n"
-                           "[caller:ops]\nkey = " KEY_B "\nroles = *\ndefault_role = ops\n",
-                           err, sizeof err);
+    callers_t *cs =
+        s_load("[router]\napi_keys = legacy-1, legacy-2\n"
+               "[caller:dev]\nkey = " KEY_A "\nroles = developer, tester\n"
+               "[caller:ops]\nkey = " KEY_B "\nroles = *\ndefault_role = ops\n",
+               err, sizeof err);
     cr_assert_not_null(cs, "%s", err);
     cr_assert_eq(callers_count(cs), 4);
     cr_assert_eq(callers_anonymous(cs), CALLER_ANON_LOOPBACK);
@@ -48,7 +49,8 @@ Test(router_caller, keys_carry_their_roles)
     cr_assert_str_eq(c->default_role, "default");
     cr_assert(caller_may_use(c, "architect"));
     /* A wrong key, or a right one cut short or made longer, is no caller. */
-    cr_assert_eq(callers_identify(cs, "vpk-aaaaaaaaaaaaaaa", true, &c), CALLER_KEY_INVALID);
+    cr_assert_eq(callers_identify(cs, "vpk-aaaaaaaaaaaaaaa", true, &c),
+                 CALLER_KEY_INVALID);
     cr_assert_eq(callers_identify(cs, KEY_A "a", true, &c), CALLER_KEY_INVALID);
     cr_assert_null(c);
     callers_destroy(&cs);

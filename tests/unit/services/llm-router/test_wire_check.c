@@ -19,10 +19,16 @@ static bool s_jansson(const char *text)
 Test(wire_check, valid_json)
 {
     static const char *ok[] = {
-        "{}", "[]", " {\"a\" : [1, -2.5e+3, 0, 0.0, true, false, null, \"x\"]}\n",
+        "{}",
+        "[]",
+        " {\"a\" : [1, -2.5e+3, 0, 0.0, true, false, null, \"x\"]}\n",
         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
         "\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
-        "{\"a\":{\"b\":{\"c\":[[[]]]}}}", "0", "-0", "1E9", "\"\\u0000\"",
+        "{\"a\":{\"b\":{\"c\":[[[]]]}}}",
+        "0",
+        "-0",
+        "1E9",
+        "\"\\u0000\"",
         "{\"choices\":[{\"message\":{\"content\":\"hi\"}}],\"usage\":{}}",
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
@@ -31,18 +37,50 @@ Test(wire_check, valid_json)
     }
     /* A number no machine type holds is still JSON (the usage scan then
      * finds it unreadable); jansson cannot decode it. */
-    cr_assert(s_valid("{\"n\":1" "00000000000000000000000000000000000000000000}"));
+    cr_assert(s_valid("{\"n\":1"
+                      "00000000000000000000000000000000000000000000}"));
 }
 
 Test(wire_check, invalid_json_or_utf8)
 {
     static const char *bad[] = {
-        "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "{\"a\":1}}",
-        "{\"a\":1} x", "[1 2]", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul",
-        "\"abc", "\"a\tb\"", "\"\\x\"", "\"\\u12\"", "\"\\ud83d\"", "\"\\ude00\"",
-        "\"\\ud83d\\u0041\"", "\"\xff\"", "\"\xc3\"", "\"\xc0\xaf\"",
-        "\"\xe0\x80\xaf\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\x80\"",
-        "\xef\xbb\xbf{}", "{\"a\":\"x\"\xff}", "NaN", "[Infinity]",
+        "",
+        " ",
+        "{",
+        "}",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "{\"a\":1}}",
+        "{\"a\":1} x",
+        "[1 2]",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "+1",
+        "tru",
+        "nul",
+        "\"abc",
+        "\"a\tb\"",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\ud83d\"",
+        "\"\\ude00\"",
+        "\"\\ud83d\\u0041\"",
+        "\"\xff\"",
+        "\"\xc3\"",
+        "\"\xc0\xaf\"",
+        "\"\xe0\x80\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"",
+        "\"\x80\"",
+        "\xef\xbb\xbf{}",
+        "{\"a\":\"x\"\xff}",
+        "NaN",
+        "[Infinity]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cr_assert_not(s_valid(bad[i]), "accepted case %zu: %s", i, bad[i]);

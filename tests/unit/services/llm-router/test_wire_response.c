@@ -308,8 +308,8 @@ Test(wire_response, openai_scan_usage_of_counts_as_text_is_unreadable)
                      "\"text\":\"x\"}],\"usage\":{\"input_tokens\":\"10\","
                      "\"output_tokens\":20}}");
     char err[128];
-    json_t *c = wire_canonical_response(WIRE_ANTHROPIC, body, "id", "m", &u, err,
-                                        sizeof err);
+    json_t *c =
+        wire_canonical_response(WIRE_ANTHROPIC, body, "id", "m", &u, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_assert(u.unreadable, "an Anthropic count as text");
     json_decref(c);

@@ -208,7 +208,7 @@ Test(router_callers, key_files_are_made_once_and_shared_by_every_worker, .timeou
     key[strcspn(key, "\n")] = '\0';
     cr_assert(strncmp(key, "vpk-", 4) == 0 && strlen(key) == 52, "key %s", key);
     cr_assert_eq(th_log_count(sv->proc, "created a key for [caller:agents]"), 1);
-    char h[128];
+    char h[192];
     snprintf(h, sizeof h, "Authorization: Bearer %s\r\n", key);
     for (int i = 0; i < 12; i++) /* new connections: both workers take part */
         cr_assert_eq(s_call(sv, false, h), 200, "call %d with the file's key", i);

@@ -120,6 +120,7 @@ void llm_resp_clear(llm_resp_t *r)
 static int s_parse_chunked(const char *p, const char *lim, llm_resp_t *r)
 {
     size_t blen = 0;
+    r->body = realloc(r->body, (size_t)(lim - p) + 1); /* the body is no longer */
     for (;;) {
         const char *nl = memmem(p, (size_t)(lim - p), "\r\n", 2);
         size_t size = nl ? strtoul(p, NULL, 16) : 0;
@@ -128,7 +129,6 @@ static int s_parse_chunked(const char *p, const char *lim, llm_resp_t *r)
         p = nl + 2;
         if (size == 0)
             break;
-        r->body = realloc(r->body, blen + size + 1);
         memcpy(r->body + blen, p, size);
         r->body[blen += size] = '\0';
         p += size + 2;
@@ -169,6 +169,18 @@ more:
     return 0;
 }
 
+/* Whether buf may hold a whole response yet: a chunked one ends with an
+ * empty line (so a stream of megabytes is not parsed again at each read). */
+static bool s_may_be_whole(const char *buf, size_t len, bool eof)
+{
+    const char *head = memmem(buf, len, "\r\n\r\n", 4);
+    if (eof || !head)
+        return true;
+    const char *te =
+        memmem(buf, (size_t)(head - buf), "\r\nTransfer-Encoding: chunked", 28);
+    return !te || (len >= 4 && memcmp(buf + len - 4, "\r\n\r\n", 4) == 0);
+}
+
 llm_resp_t llm_send(int port, const char *method, const char *path, const char *hdrs,
                     const char *body, int timeout_ms)
 {
@@ -177,21 +189,23 @@ llm_resp_t llm_send(int port, const char *method, const char *path, const char *
     th_send_request(c, method, path, hdrs, body, body ? strlen(body) : 0);
     llm_resp_t r = {0};
     char *buf = NULL;
-    size_t len = 0;
+    size_t len = 0, cap = 0;
     long long end = th_now_ms() + timeout_ms;
     bool eof = false, whole = false;
     while (!whole && !eof && th_now_ms() < end) {
         struct pollfd pfd = {.fd = th_conn_fd(c), .events = POLLIN};
         if (poll(&pfd, 1, (int)(end - th_now_ms())) <= 0)
             continue;
-        buf = realloc(buf, len + 65537);
+        if (cap < len + 65537) /* a stream of megabytes: grow geometrically */
+            buf = realloc(buf, cap = 2 * (len + 65537));
         ssize_t n = recv(pfd.fd, buf + len, 65536, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
         eof = n <= 0;
         len += n > 0 ? (size_t)n : 0;
         buf[len] = '\0';
-        whole = s_parse(buf, len, eof, &r);
+        if (s_may_be_whole(buf, len, eof))
+            whole = s_parse(buf, len, eof, &r);
     }
     th_conn_close(&c);
     cr_assert(whole, "%s %s: no whole response within %d ms (got %zu bytes: %.300s)",

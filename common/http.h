@@ -98,8 +98,8 @@ const char *http_req_param(const http_req_t *req, const char *name);
 const char *http_req_query(const http_req_t *req, const char *name);
 /* A request header (case-insensitive name), or NULL. */
 const char *http_req_header(const http_req_t *req, const char *name);
-/* The client's address (struct sockaddr_in or sockaddr_in6, as accepted),
- * or NULL when unknown. Valid until the reply is sent. */
+/* The client's address (the peer of the request's connection: AF_INET or
+ * AF_INET6), or NULL when it is not known. Valid until the reply. */
 const struct sockaddr *http_req_peer(const http_req_t *req);
 /* The raw body (NUL-terminated, *len bytes; NULL when empty). */
 const char *http_req_body(const http_req_t *req, size_t *len);

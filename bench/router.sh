@@ -29,13 +29,19 @@ max_url_bytes = 2048
 [provider:upstream]
 kind = openai
 base_url = http://127.0.0.1:$up/v1
+api_key = bench
 models = $MODEL
 
 [provider:slow]
 kind = openai
 base_url = http://127.0.0.1:$fake_port/s/slow/v1
+api_key = bench
 models = slow-model
 timeout = 60
+
+; every call is budgeted: a pool no benchmark reaches
+[budget:default]
+limit_usd = 1000000000
 
 [routing]
 default_model = $MODEL

@@ -61,6 +61,7 @@ struct worker {
     natsc_t *nats;      /* NULL when [nats] url is not set */
     check_t *checks;
     size_t nchecks;
+    json_t *warnings; /* worker_add_warning's, for /health; NULL: none */
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
     int exit_status;
 };
@@ -92,6 +93,17 @@ const char *worker_section(worker_t *w)
 natsc_t *worker_nats(worker_t *w)
 {
     return w->nats;
+}
+int worker_listen_fd(worker_t *w)
+{
+    return w->listen_fd;
+}
+
+void worker_add_warning(worker_t *w, const char *text)
+{
+    if (!w->warnings)
+        w->warnings = json_array();
+    json_array_append_new(w->warnings, json_string(text));
 }
 
 void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud)
@@ -139,13 +151,18 @@ static void s_health(http_req_t *req, void *ud)
     unsigned long long up = (loop_now_ms(w->loop) - w->started_ms) / 1000;
     char reason[320];
     int state = w->nchecks ? s_run_checks(w, reason, sizeof reason) : WORKER_HEALTHY;
-    if (state != WORKER_HEALTHY) {
-        json_t *j =
-            json_pack("{s:s,s:s,s:i,s:I,s:s,s:s}", "status",
-                      state == WORKER_DEGRADED ? "degraded" : "unhealthy", "service",
-                      w->svc->name, "pid", w->pid, "uptime_s", (json_int_t)up,
-                      "version", VAPORA_VERSION, "reason", reason);
-        http_reply_json(req, 503, j);
+    if (state != WORKER_HEALTHY || w->warnings) {
+        const char *st = state == WORKER_HEALTHY    ? "healthy"
+                         : state == WORKER_DEGRADED ? "degraded"
+                                                    : "unhealthy";
+        json_t *j = json_pack("{s:s,s:s,s:i,s:I,s:s}", "status", st, "service",
+                              w->svc->name, "pid", w->pid, "uptime_s", (json_int_t)up,
+                              "version", VAPORA_VERSION);
+        if (state != WORKER_HEALTHY)
+            json_object_set_new(j, "reason", json_string(reason));
+        if (w->warnings)
+            json_object_set(j, "warnings", w->warnings);
+        http_reply_json(req, state == WORKER_HEALTHY ? 200 : 503, j);
         return;
     }
     char buf[256];
@@ -564,6 +581,7 @@ static void s_stop(worker_t *w)
     for (size_t i = 0; i < w->nchecks; i++)
         free(w->checks[i].name);
     free(w->checks);
+    json_decref(w->warnings);
     http_server_destroy(&w->http);
     metrics_destroy(&w->metrics);
     sigfd_destroy(&w->signals);

@@ -71,6 +71,16 @@ typedef int (*worker_check_fn)(void *ud, char *buf, size_t len);
  * a check fails. The worker adds "nats" itself when [nats] url is set. */
 void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud);
 
+/* Adds a line (copied) to the "warnings" array of every GET /health answer:
+ * something an operator should know that does not make the worker
+ * unhealthy (a risky setting, a part of the config left unused). Loop
+ * thread, typically from setup(). */
+void worker_add_warning(worker_t *w, const char *text);
+
+/* The listening socket (borrowed; -1 before it is open), e.g. to learn the
+ * address it is bound to with getsockname(). */
+int worker_listen_fd(worker_t *w);
+
 /* Reads a runtime key: [service:NAME] first, then [runtime] (settings.h). */
 const char *worker_setting(worker_t *w, const char *key);
 

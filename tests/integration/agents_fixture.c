@@ -30,6 +30,8 @@ char *ag_config(int fake, const ag_opts_t *o)
         "[service:agents]\nlisten = 127.0.0.1:@PORT4@\nworkers = %d\nshutdown_timeout = 30\n\n"
         "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd @DATA@/nats\n\n"
         "[router]\ndefault_max_tokens = 1000\n\n"
+        "[caller:agents]\nkey_file = @DATA@/router-key-agents\nroles = *\n\n"
+        "[budget:default]\nlimit_usd = 1000000\n\n"
         "[provider:oai]\nkind = openai\nbase_url = http://127.0.0.1:%d/s/oai/v1\n"
         "api_key = sk-oai\nmodels = gpt-a\ntimeout = 30\n\n"
         "[model:gpt-a]\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 2\n\n"

@@ -423,6 +423,14 @@ static void s_llm_done(const llm_result_t *res, void *ud)
     }
     char why[640];
     snprintf(why, sizeof why, "%s: %s", res->error_code, res->error);
+    if (res->status == 401 && !r->a->cfg->router_key[0]) {
+        /* The router wrote its key after we looked (or changed it): read
+         * it again, and try again. */
+        free(r->a->router_key);
+        r->a->router_key = NULL;
+        s_retry_later(r, why);
+        return;
+    }
     if (res->retriable)
         s_retry_later(r, why);
     else

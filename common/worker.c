@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -591,6 +592,9 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
         s_usage(stderr, argv[0]);
         return 2;
     }
+    /* What a worker creates (its data_dir, databases, secrets, locks) is
+     * its user's alone, also when it runs without a supervisor. */
+    umask(077);
     log_init(svc->name, LOG_INFO, LOG_FMT_LOGFMT);
     worker_t w = {.svc = svc, .listen_fd = -1};
     char err[512];

@@ -28,7 +28,7 @@ Test(supervisor_lifecycle, admin_api_answers_while_stopping, .timeout = 60,
     cr_assert_eq(th_signal(sv->proc, SIGTERM), 0);
     th_sleep_ms(200);
     th_resp_t *r = NULL;
-    int rc = th_request(sv->admin_port, "GET", "/status", NULL, NULL, &r);
+    int rc = th_request(sv->admin_port, "GET", "/status", sv->auth, NULL, &r);
     cr_assert_eq(rc, 0, "GET /status while stopping: %s", strerror(-rc));
     cr_assert_eq(r->status, 200);
     cr_assert(strstr(r->body, "\"state\":\"stopping\""), "%.300s", r->body);

@@ -277,13 +277,19 @@ Test(supervisor_security, admin_token_is_kept_across_restarts, .timeout = 60,
 }
 
 /* [supervisor] admin_token (e.g. ${VAPORA_ADMIN_TOKEN}) is the token, and
- * lands in DATA_DIR/admin-token for vaporactl. */
+ * lands in DATA_DIR/admin-token for vaporactl; a reload cannot change it. */
 Test(supervisor_security, configured_admin_token_is_used, .timeout = 60,
      .fini = s_fini)
 {
     th_sv_t *sv = th_must_sv_start("admin_token = a-configured-token-0123456789\n");
     cr_assert_str_eq(sv->token, "a-configured-token-0123456789");
     sup_status(sv);
+    cr_assert_eq(th_sv_write_config(sv, "admin_token = another-token-0123456789\n"), 0);
+    th_resp_t *r = sup_admin_post(sv, "/reload", NULL);
+    const char *msg = th_assert_error(r, 422, "invalid_config", "POST /reload");
+    cr_assert(strstr(msg, "admin_token"), "%s", msg);
+    th_resp_free(&r);
+    sup_status(sv); /* the token it started with still opens it */
 }
 
 /* admin beyond loopback: a loud warning at every start. */

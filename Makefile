@@ -57,7 +57,7 @@ INTEG_BIN := $(BUILD)/tests/integration-tests
 TESTSVC_SRC := $(wildcard tests/integration/testsvc/*.c)
 TESTSVC_BIN := $(BUILD)/tests/vapora-testsvc
 
-.PHONY: all deps bins run test test-run asan bench clean format tests-build
+.PHONY: all deps bins run test test-run asan bench clean format tests-build compose-test
 .DEFAULT_GOAL := all
 
 all: deps
@@ -139,6 +139,11 @@ asan: deps
 	@ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 SANITIZE=1 test-run
+
+# The suite in containers (docker-compose.yml), driven through its published
+# ports; installs Docker and makes a base image when missing (docs/deploy.md).
+compose-test:
+	@tests/compose/run.sh
 
 run: deps
 	@$(MAKE) --no-print-directory bins

@@ -158,8 +158,8 @@ static char *s_program_fingerprint(const cfg_t *cfg, const char *section)
 static char *s_service_fingerprint(const cfg_t *cfg, const char *own)
 {
     static const char *const own_skip[] = {"workers", NULL};
-    static const char *const sv_skip[] = {"admin",     "admin_token", "watchdog_timeout",
-                                          "log_level", "log_format",  NULL};
+    static const char *const sv_skip[] = {
+        "admin", "admin_token", "watchdog_timeout", "log_level", "log_format", NULL};
     static const char *const none[] = {NULL};
     const char *name = own + strlen("service:");
     sbuf_t b = {0};

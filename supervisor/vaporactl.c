@@ -280,7 +280,8 @@ static char *s_token_file(const cfg_t *cfg, target_t *t)
 /* Fills t from the options, the environment and the config (config: -c,
  * or NULL for etc/vapora.conf when it exists). Returns 0, or 1 when the
  * config given cannot be read. */
-static int s_target(target_t *t, const char *addr, const char *token, const char *config)
+static int s_target(target_t *t, const char *addr, const char *token,
+                    const char *config)
 {
     char err[512];
     cfg_t *cfg = NULL;
@@ -305,12 +306,31 @@ static int s_target(target_t *t, const char *addr, const char *token, const char
     return 0;
 }
 
+/* Sends cmd to t and prints the outcome; returns the exit status. */
+static int s_run(const cmd_t *cmd, const target_t *t, bool json)
+{
+    if (!t->token) {
+        fprintf(stderr,
+                "vaporactl: no admin token: %s; give -c CONFIG (the token is in its "
+                "data_dir), -t TOKEN or $VAPORA_ADMIN_TOKEN\n",
+                t->token_err);
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    sbuf_t out = {0};
+    long status = s_call(t, cmd->method, cmd->path, cmd->body, &out);
+    int rc = status < 0 ? 1 : s_report(cmd, status, &out, json);
+    sbuf_free(&out);
+    curl_global_cleanup();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"addr", required_argument, 0, 'a'},   {"config", required_argument, 0, 'c'},
-        {"token", required_argument, 0, 't'},  {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"addr", required_argument, 0, 'a'},  {"config", required_argument, 0, 'c'},
+        {"token", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *addr = NULL, *token = NULL, *config = NULL;
     bool json = false;
     int c;
@@ -333,21 +353,8 @@ int main(int argc, char **argv)
         return 2;
     target_t t = {0};
     int rc = s_target(&t, addr, token, config);
-    if (rc == 0 && !t.token) {
-        fprintf(stderr,
-                "vaporactl: no admin token: %s; give -c CONFIG (the token is in its "
-                "data_dir), -t TOKEN or $VAPORA_ADMIN_TOKEN\n",
-                t.token_err);
-        rc = 1;
-    }
-    if (rc == 0) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        sbuf_t out = {0};
-        long status = s_call(&t, cmd.method, cmd.path, cmd.body, &out);
-        rc = status < 0 ? 1 : s_report(&cmd, status, &out, json);
-        sbuf_free(&out);
-        curl_global_cleanup();
-    }
+    if (rc == 0)
+        rc = s_run(&cmd, &t, json);
     free(t.addr);
     free(t.token);
     free(cmd.path);

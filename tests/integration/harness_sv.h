@@ -44,10 +44,11 @@ struct th_sv {
  * until its admin API answers GET /health (not for any worker). The config
  * is "[supervisor]\nadmin = @ADMIN@\ndata_dir = @DATA@\n" followed by tmpl, so
  * tmpl may go on with [supervisor] keys. In both, @ADMIN@ stands for
- * sv->admin, @ADMIN_PORT@ for its port, @DATA@ for sv->data_dir, @TESTSVC@ for sv->testsvc, @BACKEND@
- * for sv->backend, @ROUTER@ for sv->router and @PORTn@ (n = 1..TH_SV_PORTS)
- * for sv->ports[n-1]. Retries on other ports when one was taken meanwhile.
- * Fills sv->token and sv->auth. NULL on failure, with the log on stderr. */
+ * sv->admin, @ADMIN_PORT@ for its port, @DATA@ for sv->data_dir, @TESTSVC@
+ * for sv->testsvc, @BACKEND@ for sv->backend, @ROUTER@ for sv->router and
+ * @PORTn@ (n = 1..TH_SV_PORTS) for sv->ports[n-1]. Retries on other ports
+ * when one was taken meanwhile. Fills sv->token and sv->auth. NULL on
+ * failure, with the log on stderr. */
 th_sv_t *th_sv_start(const char *tmpl);
 
 /* Like th_sv_start, but on the given data_dir (copied; NULL: a fresh one),

@@ -87,7 +87,8 @@ Test(supervisor_programs, services_follow_a_late_and_restarting_nats, .timeout =
     cr_assert(strstr(body, "\"status\":\"degraded\""), "%s", body);
     cr_assert(strstr(body, "\"reason\":\"nats: "), "%s", body);
     free(body);
-    th_assert_log(sv->proc, "nats: not connected after 3000 ms; serving anyway", "warn");
+    th_assert_log(sv->proc, "nats: not connected after 3000 ms; serving anyway",
+                  "warn");
     free(s_wait_health(sv, 200, 8000)); /* nats-server came up: reconnected */
 
     json_t *pg = th_sv_find(sup_status(sv), "programs", "nats");
@@ -130,7 +131,7 @@ Test(supervisor_programs, rolling_restarts_with_nats_up_never_answer_503,
      .timeout = 120, .fini = sup_fini)
 {
 #define NATS_WEB(threads)                                                              \
-    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"                \
+    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"               \
     "[runtime]\npool_threads = " threads "\n\n" SUP_WEB(                               \
         "2") "[program:nats]\ncommand = nats-server -a 127.0.0.1 -p @PORT2@\n"
     th_sv_t *sv = th_must_sv_start(NATS_WEB("4"));
@@ -142,8 +143,8 @@ Test(supervisor_programs, rolling_restarts_with_nats_up_never_answer_503,
     for (json_int_t gen = 1; gen <= 6; gen++) {
         th_resp_t *r = NULL;
         if (gen % 2 == 0) { /* a reload that changes what workers read */
-            cr_assert_eq(th_sv_write_config(sv, gen % 4 ? NATS_WEB("3") : NATS_WEB("4")),
-                         0);
+            cr_assert_eq(
+                th_sv_write_config(sv, gen % 4 ? NATS_WEB("3") : NATS_WEB("4")), 0);
             r = sup_admin_post(sv, "/reload", NULL);
         } else {
             r = sup_admin_post(sv, "/services/web/restart", NULL);

@@ -81,10 +81,10 @@ Test(supervisor_security, data_dir_and_its_files_are_private, .timeout = 90,
     cr_assert_eq(mkdir(s_dir, 0755), 0);
     th_sv_t *sv = th_sv_start_in(
         s_dir, "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
-             "[backend]\nadmin_password = modes-test-password\n\n"
-             "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 2\n\n"
-             "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ "
-             "-sd @DATA@/nats\n");
+               "[backend]\nadmin_password = modes-test-password\n\n"
+               "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 2\n\n"
+               "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ "
+               "-sd @DATA@/nats\n");
     cr_assert_not_null(sv);
     th_assert_settled(sv, "backend", 2, 20000);
     const char *tok = th_be_login(sv->ports[0], "admin", "modes-test-password", 10000);
@@ -130,11 +130,11 @@ static th_resp_t *s_admin(th_sv_t *sv, const char *method, const char *path,
                           const char *body)
 {
     th_conn_t *c = th_must_connect(sv->admin_port);
-    const char *req = th_fmt("%s %s HTTP/1.1\r\nHost: %s\r\n%s%sContent-Length: "
-                             "%zu\r\nConnection: close\r\n\r\n%s",
-                             method, path, host ? host : sv->admin,
-                             token ? sv->auth : "", headers ? headers : "",
-                             body ? strlen(body) : 0, body ? body : "");
+    const char *req =
+        th_fmt("%s %s HTTP/1.1\r\nHost: %s\r\n%s%sContent-Length: "
+               "%zu\r\nConnection: close\r\n\r\n%s",
+               method, path, host ? host : sv->admin, token ? sv->auth : "",
+               headers ? headers : "", body ? strlen(body) : 0, body ? body : "");
     cr_assert_eq(th_send_raw(c, req, strlen(req), TH_IO_MS), 0);
     th_resp_t *r = NULL;
     int rc = th_read_response(c, &r, TH_IO_MS);
@@ -208,8 +208,8 @@ Test(supervisor_security, admin_api_refuses_pages_and_callers_without_token,
     cr_assert_eq(sup_pids(sup_service(sv, "web"), before, 2), 2);
     for (size_t i = 0; i < sizeof s_attacks / sizeof *s_attacks; i++) {
         const struct attack *a = &s_attacks[i];
-        th_resp_t *r = s_admin(sv, a->method, a->path, a->host, a->token, a->headers,
-                               a->body);
+        th_resp_t *r =
+            s_admin(sv, a->method, a->path, a->host, a->token, a->headers, a->body);
         th_assert_error(r, a->status, a->code,
                         th_fmt("attack %zu: %s %s", i, a->method, a->path));
         if (a->status == 401)
@@ -229,7 +229,8 @@ Test(supervisor_security, admin_api_refuses_pages_and_callers_without_token,
     cr_assert(sup_has_pid(after, 2, before[0]) && sup_has_pid(after, 2, before[1]),
               "the workers were replaced");
     th_assert_serving(sv->ports[0]);
-    th_assert_log(sv->proc, "admin API: refused POST /shutdown: foreign Origin", "warn");
+    th_assert_log(sv->proc, "admin API: refused POST /shutdown: foreign Origin",
+                  "warn");
 }
 
 /* What the API accepts: /health open to all; the token with the API's
@@ -278,8 +279,7 @@ Test(supervisor_security, admin_token_is_kept_across_restarts, .timeout = 60,
 
 /* [supervisor] admin_token (e.g. ${VAPORA_ADMIN_TOKEN}) is the token, and
  * lands in DATA_DIR/admin-token for vaporactl; a reload cannot change it. */
-Test(supervisor_security, configured_admin_token_is_used, .timeout = 60,
-     .fini = s_fini)
+Test(supervisor_security, configured_admin_token_is_used, .timeout = 60, .fini = s_fini)
 {
     th_sv_t *sv = th_must_sv_start("admin_token = a-configured-token-0123456789\n");
     cr_assert_str_eq(sv->token, "a-configured-token-0123456789");

@@ -129,10 +129,12 @@ Test(admin_auth, host_must_name_the_api)
                                      "[::1]",          "10.0.0.5:80"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         cr_assert(sv_auth_host_ok(ok[i], admin), "%s refused", ok[i]);
-    static const char *const bad[] = {
-        NULL,          "",        "evil.example",    "evil.example:8000",
-        "127.0.0.1:x", "[::1",    "[::1]x",          "localhost.evil.example",
-        "::1",         "127.0.0.1:123456", "2130706433", "127.0.0.1:"};
+    static const char *const bad[] = {NULL,           "",
+                                      "evil.example", "evil.example:8000",
+                                      "127.0.0.1:x",  "[::1",
+                                      "[::1]x",       "localhost.evil.example",
+                                      "::1",          "127.0.0.1:123456",
+                                      "2130706433",   "127.0.0.1:"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_assert_not(sv_auth_host_ok(bad[i], admin), "%s accepted",
                       bad[i] ? bad[i] : "NULL");
@@ -173,8 +175,9 @@ Test(admin_auth, loopback_addresses)
                                       "localhost:8000", "[::ffff:127.0.0.1]:8000"};
     for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
         cr_assert(sv_auth_loopback(yes[i]), "%s", yes[i]);
-    static const char *const no[] = {"0.0.0.0:8000", ":8000",         "[::]:8000",
-                                     "10.0.0.1:8000", "example.com:8000", "bad"};
+    static const char *const no[] = {"0.0.0.0:8000",     ":8000",
+                                     "[::]:8000",        "10.0.0.1:8000",
+                                     "example.com:8000", "bad"};
     for (size_t i = 0; i < sizeof no / sizeof *no; i++)
         cr_assert_not(sv_auth_loopback(no[i]), "%s", no[i]);
 }

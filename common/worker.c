@@ -4,7 +4,16 @@
  * work ever happens in a signal handler. A 50 ms probe timer keeps the loop
  * lag measurable even when idle; a 1 s tick folds the worst lag of the last
  * second into vapora_loop_lag_seconds and warns (at most every 10 s) when it
- * passes 100 ms: a starving loop. */
+ * passes 100 ms: a starving loop.
+ *
+ * A worker with [nats] url takes connections (and says ready to the
+ * supervisor) only once its NATS link is up, or after WORKER_NATS_WAIT_MS
+ * at most: a replacement started by a rolling restart would otherwise
+ * answer /health 503 "degraded" for the few milliseconds its first connect
+ * takes, while the worker it replaces still serves healthy. A NATS that
+ * stays away longer does not keep the service down: the worker then
+ * serves, degraded, and reconnects in the background. Polled from a 10 ms
+ * timer (natsc_connected is thread-safe): the wait is short and rare. */
 #define _GNU_SOURCE
 #include "worker.h"
 
@@ -15,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +41,8 @@
 #define WORKER_LAG_WARN_NS (100ull * 1000000ull)
 #define WORKER_LAG_WARN_EVERY_MS 10000
 #define WORKER_DRAIN_QUIET_MS 200
+#define WORKER_NATS_WAIT_MS 3000
+#define WORKER_NATS_POLL_MS 10
 
 typedef struct check {
     char *name;
@@ -63,6 +75,10 @@ struct worker {
     size_t nchecks;
     json_t *warnings; /* worker_add_warning's, for /health; NULL: none */
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
+    loop_timer_t *nats_wait; /* until NATS is up, before taking connections */
+    uint64_t nats_wait_until_ms;
+    long threads; /* pool threads, for the ready line */
+    bool live;    /* taking connections */
     int exit_status;
 };
 
@@ -329,6 +345,13 @@ static void s_drain_deadline(loop_t *loop, loop_timer_t *t, void *ud)
 
 static void s_begin_stop(worker_t *w, const char *why)
 {
+    if (!w->live) { /* still waiting for NATS: nothing to drain */
+        log_info("%s before serving: stopping", why);
+        loop_cancel_timer(w->loop, &w->nats_wait);
+        w->stopping = true;
+        loop_stop(w->loop);
+        return;
+    }
     if (w->stopping) {
         log_warn("%s again: stopping at once", why);
         w->forced = true;
@@ -497,9 +520,16 @@ static int s_configure(worker_t *w, long *threads, long *queue, long *yield_us,
     return 0;
 }
 
-/* Serving: the timers, and "ready" to the supervisor when there is one. */
-static void s_go_live(worker_t *w, long threads)
+/* Serving: connections, the timers, and "ready" to the supervisor when
+ * there is one. Returns 0 or -errno (logged). */
+static int s_go_live(worker_t *w)
 {
+    int rc = http_server_start(w->http, w->listen_fd);
+    if (rc < 0) {
+        log_err(rc, "starting the HTTP server");
+        return rc;
+    }
+    w->live = true;
     w->started_ms = now_ms();
     w->pid = (int)getpid();
     w->started_wall = time(NULL);
@@ -510,7 +540,40 @@ static void s_go_live(worker_t *w, long threads)
     if (w->control)
         control_send_ready(w->control);
     log_info("%s worker ready (pid %d, %ld pool threads, version %s)", w->svc->name,
-             (int)getpid(), threads, VAPORA_VERSION);
+             (int)getpid(), w->threads, VAPORA_VERSION);
+    return 0;
+}
+
+/* Every WORKER_NATS_POLL_MS until NATS is up or the wait is over. */
+static void s_nats_poll(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(t);
+    worker_t *w = ud;
+    bool up = natsc_connected(w->nats);
+    if (!up && loop_now_ms(loop) < w->nats_wait_until_ms)
+        return;
+    loop_cancel_timer(loop, &w->nats_wait);
+    if (!up)
+        log_warn("nats: not connected after %d ms; serving anyway (degraded) and "
+                 "reconnecting in the background",
+                 WORKER_NATS_WAIT_MS);
+    if (s_go_live(w) < 0) {
+        w->exit_status = 1;
+        loop_stop(loop);
+    }
+}
+
+/* Goes live now, or once NATS is up (WORKER_NATS_WAIT_MS at most). */
+static int s_go_live_with_nats(worker_t *w)
+{
+    if (!w->nats || natsc_connected(w->nats))
+        return s_go_live(w);
+    log_info("nats: waiting up to %d ms for the connection before serving",
+             WORKER_NATS_WAIT_MS);
+    w->nats_wait_until_ms = loop_now_ms(w->loop) + WORKER_NATS_WAIT_MS;
+    w->nats_wait = loop_add_timer(w->loop, WORKER_NATS_POLL_MS, WORKER_NATS_POLL_MS,
+                                  s_nats_poll, w);
+    return 0;
 }
 
 static int s_start(worker_t *w, const char *listen_override)
@@ -541,13 +604,8 @@ static int s_start(worker_t *w, const char *listen_override)
         log_error("the %s service failed to set up", w->svc->name);
         return -EIO;
     }
-    int rc = http_server_start(w->http, w->listen_fd);
-    if (rc < 0) {
-        log_err(rc, "starting the HTTP server");
-        return rc;
-    }
-    s_go_live(w, threads);
-    return 0;
+    w->threads = threads;
+    return s_go_live_with_nats(w);
 }
 
 static void s_stop(worker_t *w)
@@ -557,6 +615,7 @@ static void s_stop(worker_t *w)
         loop_cancel_timer(w->loop, &w->tick);
         loop_cancel_timer(w->loop, &w->drain_check);
         loop_cancel_timer(w->loop, &w->drain_deadline);
+        loop_cancel_timer(w->loop, &w->nats_wait);
     }
     if (w->forced && w->pool) {
         pool_stats_t ps;
@@ -624,6 +683,9 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
         s_usage(stderr, argv[0]);
         return 2;
     }
+    /* What a worker creates (its data_dir, databases, secrets, locks) is
+     * its user's alone, also when it runs without a supervisor. */
+    umask(077);
     log_init(svc->name, LOG_INFO, LOG_FMT_LOGFMT);
     worker_t w = {.svc = svc, .listen_fd = -1};
     char err[512];
@@ -638,6 +700,8 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
         status = 1;
     else if (loop_run(w.loop) < 0)
         status = 1;
+    else
+        status = w.exit_status;
     s_stop(&w);
     if (status == 0)
         log_info("stopped cleanly");

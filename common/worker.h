@@ -4,12 +4,13 @@
  * config, sets up logging, the loop, the blocking pool, metrics and the HTTP
  * server (with GET /health and GET /metrics), takes the listening socket
  * from a supervisor (LISTEN_FDS) or binds [service:NAME] listen itself, calls
- * the service's setup(), and runs the loop until SIGTERM/SIGINT. Then it
- * connects to NATS in the background when [nats] url is set (GET /health
- * says "degraded" while it is away),
- * stops accepting, lets in-flight requests finish for up to
- * shutdown_timeout seconds, calls teardown(), closes everything and
- * returns the exit status (0 on a clean stop).
+ * the service's setup(), and runs the loop until SIGTERM/SIGINT. When
+ * [nats] url is set it connects to NATS in the background (GET /health
+ * says "degraded" while it is away) and takes connections, and says ready
+ * to the supervisor, only once connected or after 3 s at most. On
+ * SIGTERM/SIGINT it stops accepting, lets in-flight requests finish for up
+ * to shutdown_timeout seconds, calls teardown(), closes everything and
+ * returns the exit status (0 on a clean stop). It runs with umask 077.
  *
  * Runtime keys are read from [service:NAME] first, then [runtime]; their
  * defaults, bounds and checks are in settings.h. yield_after_us: see

@@ -38,6 +38,7 @@ typedef struct sv_config {
     char *path;     /* absolute path of the file */
     char *text;     /* the file as read */
     char *admin;    /* "127.0.0.1:8000" */
+    char *admin_token; /* [supervisor] admin_token, or NULL (admin_auth.h) */
     char *data_dir; /* absolute */
     unsigned shutdown_timeout;
     unsigned watchdog_timeout;

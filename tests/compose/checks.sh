@@ -52,7 +52,7 @@ check_container() {
   if [ "${ids[0]:-0}" != 0 ] && [ -n "${ids[0]:-}" ]; then pass "backend runs as a non-root user (uid ${ids[0]})"; else
     fail "backend runs as a non-root user" "uid ${ids[0]:-?}"; fi
   if [ "${ids[1]:-}" = tini ]; then pass "tini is PID 1, reaping"; else fail "tini is PID 1" "${ids[1]:-?}"; fi
-  TOKEN="" req GET "$BACKEND_ADMIN_PORT" /status
+  TOKEN=$(admin_token) req GET "$BACKEND_ADMIN_PORT" /status
   if [ "$CODE" = 200 ] && jqt --argjson n "${ids[2]:-0}" \
     '.services[] | select(.name == "backend") | .desired == $n and (.workers | length) == $n'; then
     pass "workers = auto: ${ids[2]} backend workers, the container's CPUs (/status)"
@@ -122,6 +122,34 @@ check_chat() {
   fi
 }
 
+# An agent does the task: assigned to the developers, it ends in review
+# with the provider's answer (the agents reach the backend and the router by
+# name, with the password and key those wrote into their volumes).
+check_agent_run() {
+  local i run
+  req POST "$BACKEND_PORT" "/api/v1/tasks/$TASK_ID/assign" '{"role":"developer"}'
+  [ "$CODE" = 202 ] || { fail "assign the task to the developers" "$CODE $BODY"; return; }
+  for i in $(seq 150); do
+    req GET "$BACKEND_PORT" "/api/v1/tasks/$TASK_ID"
+    jqt '.status == "review"' && break
+    sleep 0.2
+  done
+  if jqt '.status == "review" and .assigned_agent == "developer" and
+          .result.content == "Hello from claude-sonnet-4."'; then
+    pass "an agent did the assigned task: review, with the provider's answer"
+  else
+    fail "an agent did the assigned task" "$CODE $BODY"
+    return
+  fi
+  run=$(jq -r '.result.run_id' <<<"$BODY")
+  req GET "$AGENTS_PORT" "/api/v1/runs/$run"
+  if [ "$CODE" = 200 ] && jqt '.state == "succeeded" and .attempts == 1'; then
+    pass "the agents API shows its run succeeded"
+  else
+    fail "the agents API shows its run succeeded" "$CODE $BODY"
+  fi
+}
+
 # exited_cleanly SERVICE...: each stopped container exited 0, which tini
 # passes on from the supervisor: it drained its workers in time (Docker's
 # SIGKILL after the grace period would be 137). Else its log's end is shown.
@@ -182,7 +210,7 @@ check_scaling() {
   else
     fail "vaporactl status in the container: $n backend workers" "desired ${desired:-?}, running $running"
   fi
-  TOKEN="" req GET "$BACKEND_ADMIN_PORT" /status
+  TOKEN=$(admin_token) req GET "$BACKEND_ADMIN_PORT" /status
   if [ "$CODE" = 200 ] && jqt --argjson n "$n" '.services[] | select(.name == "backend")
       | .desired == $n and ([.workers[] | select(.state == "running")] | length) == $n'; then
     pass "GET /status on the admin port: backend desired $n, $n running"

@@ -169,3 +169,6 @@ check_image_sizes() {
     fail "runtime image under 150 MB" "$RUNTIME_MB MB"
   fi
 }
+
+# The backend supervisor's admin token (its data volume, read in the container).
+admin_token() { compose exec -T backend cat /var/lib/vapora/admin-token 2>>"$log"; }

@@ -103,7 +103,7 @@ login || { fail "login as admin"; exit 1; }
 pass "login as admin (password from the environment)"
 check_project_task_ws
 check_chat
-skip "agent run end to end" "the agents service serves only /health so far"
+check_agent_run
 
 t=$(date +%s)
 if compose restart >>"$log" 2>&1 && wait_healthy; then

@@ -1,20 +1,18 @@
 /* http_check.c - what the server checks of a request before its handler
- * runs, and its body. When the headers arrive: the URL's length and an
- * encoded NUL, the header block's size, framing a proxy in front could
- * read differently (RFC 9112, 6.3), the route (http_route.c) and the
- * media type of a JSON route; a Content-Length over the body limit. While
- * the body arrives: collecting it up to max_body. Once it is complete: the
- * JSON parse. A failure is recorded on the request (http__set_error) and
- * answered by http.c. See http_internal.h for the layer's files. */
+ * runs, and its body. When the headers arrive: the head's syntax
+ * (http_strict.c), the URL's length and an encoded NUL, the header block's
+ * size, framing a proxy in front could read differently (RFC 9112, 6.3),
+ * the route (http_route.c) and the media type of a JSON route; a
+ * Content-Length over the body limit. While the body arrives: collecting it
+ * up to max_body. Once it is complete: the JSON parse. A failure is
+ * recorded on the request (http__set_error) and answered by http.c. See
+ * http_internal.h for the layer's files. */
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http_internal.h"
 #include "parse.h"
-
-/* Body bytes a refused chunked request may still send before it is dropped. */
-#define HTTP_DISCARD_MAX (1024 * 1024)
 
 typedef struct header_scan {
     size_t sum;             /* bytes of the header block */
@@ -99,9 +97,26 @@ static void s_check_media_type(http_req_t *req)
                         ct ? ct : "untyped");
 }
 
-void http__check_request(http_server_t *srv, http_req_t *req)
+/* RFC 9112's rules for the head (http_strict.c): a failure is a framing
+ * error, answered at once and the connection closed. */
+static bool s_check_strict(http_req_t *req, const char *method, const char *version)
+{
+    const char *why = req->bad_target
+                          ? "the request target holds a space or a control character"
+                          : http__strict_head(req, method, version);
+    if (!why)
+        return true;
+    req->framing_error = true;
+    http__set_error(req, 400, "bad_request", "%s", why);
+    return false;
+}
+
+void http__check_request(http_server_t *srv, http_req_t *req, const char *method,
+                         const char *version)
 {
     const http_config_t *c = &srv->cfg;
+    if (!s_check_strict(req, method, version))
+        return;
     if (req->uri_len > c->max_url) {
         http__set_error(req, 414, "uri_too_long",
                         "the request URL is longer than %zu bytes", c->max_url);
@@ -134,23 +149,19 @@ bool http__length_over_limit(const http_server_t *srv, const http_req_t *req)
 
 bool http__collect_body(http_req_t *req, const char *data, size_t *size)
 {
-    size_t max = req->srv->cfg.max_body;
-    /* A chunked body has no length to refuse up front. Its 413 comes once
-     * it ends; a client still sending 1 MiB past the limit is dropped
-     * instead. */
-    if (req->discarded > max + HTTP_DISCARD_MAX)
-        return false;
-    if (!req->err_status && req->body.len + *size > max) {
+    size_t max = req->srv->cfg.max_body, n = *size;
+    *size = 0;
+    if (req->err_status) { /* refused already: its body is dropped */
+        req->discarded += n;
+        return req->discarded <= max;
+    }
+    if (req->body.len + n > max) {
         http__set_error(req, 413, "payload_too_large",
                         "the request body is larger than %zu bytes", max);
-        req->discarded = req->body.len;
         sbuf_free(&req->body);
+        return false;
     }
-    if (!req->err_status)
-        sbuf_append(&req->body, data, *size);
-    else
-        req->discarded += *size;
-    *size = 0;
+    sbuf_append(&req->body, data, n);
     return true;
 }
 

@@ -42,11 +42,12 @@ typedef struct http_config {
     size_t max_url;           /* bytes; longer URLs get 414 */
     size_t max_header;        /* bytes of all header lines; more gets 431 */
     unsigned max_connections; /* more wait in the listen backlog */
-    unsigned max_connections_per_ip; /* per client address (IPv6: per /64) */
+    unsigned max_connections_per_ip; /* per client address (IPv6: per /64);
+                                        0: no limit */
     unsigned request_timeout; /* seconds a connection may stall or idle, and
                                  to send a request's headers */
     unsigned body_timeout;    /* seconds to send a request's body, from its
-                                 headers */
+                                 headers; 0: no limit */
     bool access_log;          /* one log line per request at info level */
 } http_config_t;
 

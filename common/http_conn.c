@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -129,8 +130,8 @@ static bool s_add(http_server_t *srv, int c, const struct sockaddr_storage *ss,
     conn_track_t *t = xcalloc(1, sizeof *t);
     t->fd = c;
     t->has_peer = http__peer_key((const struct sockaddr *)ss, &t->peer);
-    if (t->has_peer &&
-        !http__peer_take(srv->peers, t->peer, srv->cfg.max_connections_per_ip)) {
+    unsigned limit = srv->cfg.max_connections_per_ip;
+    if (t->has_peer && !http__peer_take(srv->peers, t->peer, limit ? limit : UINT_MAX)) {
         free(t);
         s_refuse(srv, c);
         return false;

@@ -16,17 +16,6 @@
 
 #define TESTSVC "vapora-testsvc"
 
-/* Asserts that the raw head (len bytes: it may hold NULs) is answered 400
- * bad_request and its connection closed, and that the worker goes on. */
-static void s_assert_400(const th_proc_t *p, const char *raw, size_t len,
-                         const char *what)
-{
-    th_assert_answered_and_closed(p->port, raw, len, 400, "bad_request", what);
-    th_assert_serving(p->port);
-}
-
-#define S_ASSERT_400(p, lit, what) s_assert_400(p, lit, sizeof lit - 1, what)
-
 /* Requests to GET /items/{id} of the testsvc counted by its /metrics. */
 static double s_items_served(const th_proc_t *p)
 {
@@ -37,67 +26,88 @@ static double s_items_served(const th_proc_t *p)
     return v < 0 ? 0 : v;
 }
 
+/* A raw head (it may hold NULs) and what it shows. */
+typedef struct head_case {
+    const char *raw;
+    size_t len;
+    const char *what;
+} head_case_t;
+
+#define HEAD(lit, what) {lit, sizeof lit - 1, what}
+
+/* Starts a testsvc and asserts that each head is answered 400 bad_request
+ * and its connection closed, that the worker goes on, and that none of
+ * them reached GET /items/{id}. */
+static void s_assert_all_400(const head_case_t *cases, size_t n)
+{
+    th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
+    for (size_t i = 0; i < n; i++) {
+        th_assert_answered_and_closed(p->port, cases[i].raw, cases[i].len, 400,
+                                      "bad_request", cases[i].what);
+        th_assert_serving(p->port);
+    }
+    cr_assert_eq(s_items_served(p), 0, "a refused request ran");
+}
+
 /* ---- RFC 9112: heads refused with 400 ---- */
 
 /* A space before the colon made libmicrohttpd miss the length: the body
- * ran as a second request. It must not run. */
+ * ran as a second request (GET /items/smuggled). It must not run. */
 Test(http_strict, content_length_with_space_smuggles_nothing, .timeout = 30,
      .fini = th_cleanup)
 {
-    th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    static const char smuggled[] = "GET /items/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
-    const char *raw = th_fmt("POST /echo HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT
-                             "Content-Length : %zu\r\n\r\n%s",
-                             sizeof smuggled - 1, smuggled);
-    th_assert_answered_and_closed(p->port, raw, strlen(raw), 400, "bad_request",
-                                  "Content-Length : n");
-    cr_assert_eq(s_items_served(p), 0, "the smuggled request ran");
-    /* The same name with a tab, and another header with a space. */
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length\t: 0\r\n\r\n",
-                 "Content-Length<tab>:");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n", "X-A :");
-    cr_assert_eq(s_items_served(p), 0);
+    static const head_case_t cases[] = {
+        HEAD("POST /echo HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT "Content-Length : 41\r\n\r\n"
+             "GET /items/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+             "Content-Length : 41, a request in the body"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length\t: 0\r\n\r\n",
+             "Content-Length<tab>:"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n", "X-A :"),
+    };
+    s_assert_all_400(cases, sizeof cases / sizeof *cases);
 }
 
 /* A NUL cut the target short: "/items/a\0/../../health" ran as /items/a. */
 Test(http_strict, nul_in_request_line, .timeout = 30, .fini = th_cleanup)
 {
-    th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    S_ASSERT_400(p, "GET /items/a\0/../../health HTTP/1.1\r\nHost: x\r\n\r\n",
-                 "NUL in the target");
-    S_ASSERT_400(p, "GET /items/a\0 HTTP/1.1\r\nHost: x\r\n\r\n", "NUL at its end");
-    S_ASSERT_400(p, "GE\0T /items/a HTTP/1.1\r\nHost: x\r\n\r\n", "NUL in the method");
-    S_ASSERT_400(p, "GET /items/a\tb HTTP/1.1\r\nHost: x\r\n\r\n", "tab in the target");
-    cr_assert_eq(s_items_served(p), 0);
+    static const head_case_t cases[] = {
+        HEAD("GET /items/a\0/../../health HTTP/1.1\r\nHost: x\r\n\r\n",
+             "NUL in the target"),
+        HEAD("GET /items/a\0 HTTP/1.1\r\nHost: x\r\n\r\n", "NUL at its end"),
+        HEAD("GE\0T /items/a HTTP/1.1\r\nHost: x\r\n\r\n", "NUL in the method"),
+        HEAD("GET /items/a\tb HTTP/1.1\r\nHost: x\r\n\r\n", "tab in the target"),
+    };
+    s_assert_all_400(cases, sizeof cases / sizeof *cases);
 }
 
 Test(http_strict, host_missing_or_twice, .timeout = 30, .fini = th_cleanup)
 {
-    th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\n\r\n", "HTTP/1.1 without Host");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "two Host");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n",
-                 "two Host, same value");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: a b\r\n\r\n", "Host with a space");
-    cr_assert_eq(s_items_served(p), 0);
+    static const head_case_t cases[] = {
+        HEAD("GET /items/a HTTP/1.1\r\n\r\n", "HTTP/1.1 without Host"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "two Host"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n",
+             "two Host, same value"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: a b\r\n\r\n", "Host with a space"),
+    };
+    s_assert_all_400(cases, sizeof cases / sizeof *cases);
 }
 
 Test(http_strict, obs_fold_and_nul_in_a_value, .timeout = 30, .fini = th_cleanup)
 {
-    th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
-                 "obs-fold (space)");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n",
-                 "obs-fold (tab)");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
-                 "NUL in a value");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nX-A: a\0\r\nHost: x\r\n\r\n",
-                 "NUL at the end of a value");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
-                 "CR in a value");
-    S_ASSERT_400(p, "GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\x01 b\r\n\r\n",
-                 "control character in a value");
-    cr_assert_eq(s_items_served(p), 0);
+    static const head_case_t cases[] = {
+        HEAD("GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+             "obs-fold (space)"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n",
+             "obs-fold (tab)"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
+             "NUL in a value"),
+        HEAD("GET /items/a HTTP/1.1\r\nX-A: a\0\r\nHost: x\r\n\r\n",
+             "NUL at the end of a value"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", "CR in a value"),
+        HEAD("GET /items/a HTTP/1.1\r\nHost: x\r\nX-A: a\x01 b\r\n\r\n",
+             "control character in a value"),
+    };
+    s_assert_all_400(cases, sizeof cases / sizeof *cases);
 }
 
 /* What RFC 9112 allows stays allowed. */

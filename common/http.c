@@ -247,7 +247,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
-    http__conn_request_done(req);
+    http__conn_request_done(req, toe);
     http__stream_detach(req);
     if (req->replied)
         s_account(srv, req, toe);

@@ -250,14 +250,23 @@ void http__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_con
     }
 }
 
+/* req's connection's track (found once the request has begun). */
+static conn_track_t *s_track(http_req_t *req)
+{
+    if (!req->track) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req->track = ci ? ci->socket_context : NULL;
+    }
+    return req->track;
+}
+
 void http__conn_request_started(http_req_t *req)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    req->track = ci ? ci->socket_context : NULL;
-    if (req->track) {
-        req->track->phase = CONN_BODY;
-        req->track->since_ms = loop_now_ms(req->srv->loop);
+    conn_track_t *t = s_track(req);
+    if (t) {
+        t->phase = CONN_BODY;
+        t->since_ms = loop_now_ms(req->srv->loop);
     }
 }
 
@@ -267,21 +276,28 @@ void http__conn_request_complete(http_req_t *req)
         req->track->phase = CONN_BUSY;
 }
 
-void http__conn_request_done(http_req_t *req)
+void http__conn_request_done(http_req_t *req, enum MHD_RequestTerminationCode toe)
 {
-    if (!req->track)
+    conn_track_t *t = s_track(req);
+    if (!t)
         return;
-    if (req->status == 101) {
-        req->track->phase = CONN_UPGRADED;
-    } else {
-        req->track->phase = CONN_HEAD; /* keep-alive: waits for the next one */
-        req->track->since_ms = loop_now_ms(req->srv->loop);
+    if (req->replied && req->status == 101) {
+        t->phase = CONN_UPGRADED;
+        return;
     }
+    t->phase = CONN_HEAD; /* keep-alive: waits for the next one */
+    t->since_ms = loop_now_ms(req->srv->loop);
+    /* Ended otherwise than by our reply (libmicrohttpd answered it itself,
+     * or gave up on it): its client may still be sending. */
+    if (!(req->replied && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) &&
+        toe != MHD_REQUEST_TERMINATED_TIMEOUT_REACHED &&
+        toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
+        t->linger = true;
 }
 
 void http__conn_linger(http_req_t *req, char *last_words, size_t len)
 {
-    conn_track_t *t = req->track;
+    conn_track_t *t = s_track(req);
     if (!t) {
         free(last_words);
         return;

@@ -204,9 +204,10 @@ void http__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_con
 void http__conn_request_started(http_req_t *req);
 /* req's body is complete: its connection is off the deadlines. */
 void http__conn_request_complete(http_req_t *req);
-/* req is over: its keep-alive connection waits for the next headers, on
- * the deadline again (not after an upgrade). */
-void http__conn_request_done(http_req_t *req);
+/* req is over (toe: how): its keep-alive connection waits for the next
+ * headers, on the deadline again (not after an upgrade). One that did not
+ * end with our reply lingers when it closes. */
+void http__conn_request_done(http_req_t *req, enum MHD_RequestTerminationCode toe);
 /* req's connection will be closed by the server while its client may
  * still be sending: it gets a lingering close. last_words, when non-NULL,
  * is a whole reply (taken, malloc'd) written first, for a request that

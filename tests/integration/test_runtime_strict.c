@@ -186,20 +186,35 @@ Test(http_early, curl_sees_413_while_sending_10_mb, .timeout = 120, .fini = th_c
     th_assert_serving(p->port);
 }
 
+/* Runs the node client ten times per framing; each must print want. */
+static void s_node_sees(const th_proc_t *p, const char *pad, const char *want)
+{
+    static const char *const modes[] = {"chunked", "length"};
+    for (size_t m = 0; m < 2; m++)
+        for (int i = 0; i < 10; i++) {
+            const char *got =
+                s_run(th_fmt("node tests/integration/clients/early_reply.js %d %s %s 2>&1",
+                             p->port, modes[m], pad));
+            cr_assert_str_eq(got, want, "%s run %d: node got %s", modes[m], i, got);
+        }
+    th_assert_serving(p->port);
+}
+
 /* node's http client writes the whole body whatever comes back; it must
  * still see the 413 (tests/integration/clients/early_reply.js). */
 Test(http_early, node_sees_413_while_sending_10_mb, .timeout = 120, .fini = th_cleanup)
 {
     if (system("node --version >/dev/null 2>&1") != 0)
         cr_skip_test("node is not installed");
-    th_proc_t *p = th_must_start(TESTSVC, "testsvc", NULL);
-    static const char *const modes[] = {"chunked", "length"};
-    for (size_t m = 0; m < 2; m++)
-        for (int i = 0; i < 10; i++) {
-            const char *got =
-                s_run(th_fmt("node tests/integration/clients/early_reply.js %d %s 2>&1",
-                             p->port, modes[m]));
-            cr_assert_str_eq(got, "413", "%s run %d: node got %s", modes[m], i, got);
-        }
-    th_assert_serving(p->port);
+    s_node_sees(th_must_start(TESTSVC, "testsvc", NULL), "0", "413");
+}
+
+/* A head too large for libmicrohttpd's memory: it answers 431 itself
+ * (its own HTML), and that answer must be read as well. */
+Test(http_early, node_sees_libmicrohttpds_own_431_while_sending, .timeout = 120,
+     .fini = th_cleanup)
+{
+    if (system("node --version >/dev/null 2>&1") != 0)
+        cr_skip_test("node is not installed");
+    s_node_sees(th_must_start(TESTSVC, "testsvc", NULL), "20000", "431");
 }

@@ -95,8 +95,7 @@ static void *s_req_new(void *cls, const char *uri, struct MHD_Connection *conn)
     req->srv = srv;
     req->conn = conn;
     req->uri_raw = uri;
-    req->uri_len = strlen(uri);
-    req->bad_target = !http__strict_target(uri);
+    req->bad_target = !http__strict_target(uri, &req->uri_len);
     for (const char *p = uri; (p = strchr(p, '%')); p++)
         if (p[1] == '0' && p[2] == '0')
             req->nul_in_uri = true;

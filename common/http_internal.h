@@ -243,13 +243,28 @@ void http__linger_sweep(http_server_t *srv, bool all);
 
 /* ---- http_strict.c: RFC 9112's rules for the head ---- */
 
+/* A walk over a request's head as libmicrohttpd received it. */
+typedef struct http_strict {
+    const char *p;       /* where the next piece must start */
+    const char *end;     /* the end of the head */
+    const char *version; /* "HTTP/1.1" */
+    const char *why;     /* the first failure */
+    unsigned hosts;      /* Host headers seen */
+} http_strict_t;
+
 /* Whether a request-target as received is free of spaces and control
- * characters (called from MHD's URI-log callback). */
-bool http__strict_target(const char *uri);
-/* Checks req's head as libmicrohttpd received it (method and version as
- * the access handler got them): NULL when it is sound, else why not. */
-const char *http__strict_head(const http_req_t *req, const char *method,
-                              const char *version);
+ * characters (called from MHD's URI-log callback); *len gets its length
+ * (up to its NUL). */
+bool http__strict_target(const char *uri, size_t *len);
+/* Starts the walk over req's head (method and version as the access
+ * handler got them) with its request line. */
+void http__strict_begin(http_strict_t *w, const http_req_t *req, const char *method,
+                        const char *version);
+/* The next header (MHD_HEADER_KIND, in order: MHD_get_connection_values).
+ * Returns the length of its name. */
+size_t http__strict_field(http_strict_t *w, const char *key, const char *value);
+/* Ends the walk: NULL when the head is sound, else why not. */
+const char *http__strict_end(http_strict_t *w);
 
 /* ---- http_check.c: checks before the handler, and the body ---- */
 

@@ -102,15 +102,18 @@ static void s_rotate_accept(http_server_t *srv)
 }
 
 /* A connection from an address at its limit: a short answer, then closed
- * (not lingering: that would hold what the limit is there to bound). */
+ * at once (not lingering: that would hold what the limit is there to
+ * bound). What its client sent already is read first, so that the close
+ * is a FIN after the answer rather than a reset: best effort. */
 static void s_refuse(http_server_t *srv, int c)
 {
-    char reply[256];
-    int n = snprintf(reply, sizeof reply,
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                      sizeof HTTP_TOO_MANY - 1, HTTP_TOO_MANY);
-    (void)!send(c, reply, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)!send(c, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)!recv(c, buf, sizeof buf, MSG_DONTWAIT);
     close(c);
     srv->refused++;
     uint64_t now = loop_now_ms(srv->loop);

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "loop.h"
 #include "metrics.h"
@@ -103,6 +104,9 @@ const char *http_req_param(const http_req_t *req, const char *name);
 const char *http_req_query(const http_req_t *req, const char *name);
 /* A request header (case-insensitive name), or NULL. */
 const char *http_req_header(const http_req_t *req, const char *name);
+/* The client's address (the peer of the request's connection: AF_INET or
+ * AF_INET6), or NULL when it is not known. Valid until the reply. */
+const struct sockaddr *http_req_peer(const http_req_t *req);
 /* The raw body (NUL-terminated, *len bytes; NULL when empty). */
 const char *http_req_body(const http_req_t *req, size_t *len);
 /* The parsed body of HTTP_JSON_* routes (borrowed), or NULL. */

@@ -291,7 +291,8 @@ static void s_drain_check(loop_t *loop, loop_timer_t *t, void *ud)
     if (last < w->drain_started_ms)
         last = w->drain_started_ms;
     if (http_server_in_flight(w->http) == 0 &&
-        loop_now_ms(loop) - last >= WORKER_DRAIN_QUIET_MS) {
+        loop_now_ms(loop) - last >= WORKER_DRAIN_QUIET_MS &&
+        !(w->svc->busy && w->svc->busy(w))) {
         log_info("drained: no request in flight; stopping");
         loop_stop(loop);
     }
@@ -321,6 +322,8 @@ static void s_begin_stop(worker_t *w, const char *why)
     w->drain_started_ms = loop_now_ms(w->loop);
     log_info("%s: draining (up to %ld s)", why, w->shutdown_timeout);
     http_server_drain(w->http);
+    if (w->svc->drain)
+        w->svc->drain(w);
     /* Our copy of the socket: closing it refuses new connections when we
      * run alone; under a supervisor its copy keeps the socket open and the
      * other workers take them. */
@@ -575,8 +578,20 @@ static void s_stop(worker_t *w)
     free(w->section);
 }
 
+/* A worker may hold thousands of sockets (streams in and out): take the
+ * whole file-descriptor allowance the system gives, not the soft part. */
+static void s_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int worker_main(int argc, char **argv, const worker_service_t *svc)
 {
+    s_raise_nofile();
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'l'},
                                          {"help", no_argument, 0, 'h'},

@@ -38,6 +38,12 @@ typedef struct worker_service {
     int (*setup)(worker_t *w);
     /* Releases what setup() opened; in-flight requests are done. */
     void (*teardown)(worker_t *w);
+    /* Optional, for work that is not an HTTP request (an agent's run):
+     * drain() is called once when the worker starts to drain (take no new
+     * work); the drain then also waits while busy() says so, up to
+     * shutdown_timeout, before teardown(). Loop thread. */
+    void (*drain)(worker_t *w);
+    bool (*busy)(worker_t *w);
 } worker_service_t;
 
 /* Runs the worker; returns the process exit status. */

@@ -103,7 +103,7 @@ static void s_remove_services(sv_t *sv, const sv_config_t *nc)
         log_info("reload: service %s removed; draining its workers", svc->name);
         svc->removed = true;
         for (size_t j = 0; j < svc->nworkers;)
-            if (!sv_worker_retire(sv, svc->workers[j], nc->shutdown_timeout))
+            if (!sv_worker_retire(sv, svc->workers[j], svc->shutdown_timeout))
                 j++;
     }
 }
@@ -126,6 +126,7 @@ static void s_apply_service(sv_t *sv, sv_service_t *svc, const sv_service_cfg_t 
     svc->argv = sv_argv_dup(sc->argv);
     svc->control = sc->control;
     svc->start_timeout = sc->start_timeout;
+    svc->shutdown_timeout = sc->shutdown_timeout;
     free(svc->fingerprint);
     svc->fingerprint = xstrdup(sc->fingerprint);
     if (svc->desired != sc->workers)

@@ -271,6 +271,12 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
      * now, before one is started or the running ones are replaced. */
     if (control && settings_check(c->cfg, section, err, errlen) < 0)
         return -EINVAL;
+    /* A retiring worker gets the drain its own settings give it (an agent
+     * finishing its run may need longer than the others). */
+    long drain = 10;
+    if (settings_get_long(c->cfg, section, "shutdown_timeout", &drain, err, errlen) < 0)
+        return -EINVAL;
+    s->shutdown_timeout = (unsigned)drain;
     s->fingerprint = s_service_fingerprint(c->cfg, section);
     return 0;
 }

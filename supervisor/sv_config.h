@@ -23,6 +23,8 @@ typedef struct sv_service_cfg {
     char *fingerprint; /* what its workers read, rendered */
     bool control;      /* speaks the control protocol (see docs/supervisor.md) */
     unsigned start_timeout; /* seconds a starting worker has to say ready */
+    unsigned shutdown_timeout; /* seconds a retiring worker may drain ([service],
+                                  [runtime], then [supervisor]) */
 } sv_service_cfg_t;
 
 typedef struct sv_program_cfg {

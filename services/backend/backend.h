@@ -17,7 +17,7 @@ typedef struct backend {
     store_t *store;
     char *data_dir;     /* [supervisor] data_dir */
     auth_t *auth;       /* the token key and cache */
-    logins_t *logins;   /* the login slow-down */
+    logins_t *logins;   /* the login throttle */
     rcache_t *cache;    /* task documents; NULL: off */
 } backend_t;
 

@@ -26,6 +26,9 @@
  * and fuller batches cost the database and NATS less. */
 #define EVENTS_PACE_MS 5
 #define EVENTS_RETRY_MS 250
+/* The stream's window for dropping a message sent again (Nats-Msg-Id):
+ * longer than a publisher's restart. */
+#define EVENTS_DUPLICATES_NS (120LL * 1000000000LL)
 
 struct events {
     backend_t *b;
@@ -42,6 +45,8 @@ struct events {
     atomic_bool is_leader;
     atomic_bool async_failed; /* an asynchronous publish of this batch failed */
     atomic_bool stream_lost;
+    int64_t max_age_ns; /* [backend] events_max_age; 0: none */
+    int64_t max_bytes;  /* [backend] events_max_bytes; 0: none */
 };
 
 /* nats.c thread: a publish of the current batch was refused or lost. */
@@ -104,7 +109,44 @@ static bool s_context(events_t *ev, natsConnection *nc)
     return true;
 }
 
-/* Makes sure stream VAPORA exists (creating it when missing). */
+/* The limits of stream VAPORA, set on cfg. The duplicate window may not
+ * be longer than the messages live. */
+static void s_limits(const events_t *ev, jsStreamConfig *cfg)
+{
+    cfg->MaxAge = ev->max_age_ns;
+    cfg->MaxBytes = ev->max_bytes ? ev->max_bytes : -1;
+    cfg->Duplicates = EVENTS_DUPLICATES_NS;
+    if (ev->max_age_ns && ev->max_age_ns < cfg->Duplicates)
+        cfg->Duplicates = ev->max_age_ns;
+}
+
+static void s_log_limits(const char *what, const events_t *ev)
+{
+    log_info("events: %s stream VAPORA (vapora.>, file storage, max_age %lld s, "
+             "max_bytes %lld)",
+             what, (long long)(ev->max_age_ns / 1000000000LL),
+             (long long)ev->max_bytes);
+}
+
+/* Gives an existing stream the configured limits when it has others (the
+ * rest of its configuration stays). si is replaced. */
+static natsStatus s_update(events_t *ev, jsStreamInfo **si, jsErrCode *jerr)
+{
+    jsStreamConfig cfg = *(*si)->Config;
+    s_limits(ev, &cfg);
+    if (cfg.MaxAge == (*si)->Config->MaxAge && cfg.MaxBytes == (*si)->Config->MaxBytes)
+        return NATS_OK;
+    jsStreamInfo *updated = NULL;
+    natsStatus s = js_UpdateStream(&updated, ev->js, &cfg, NULL, jerr);
+    jsStreamInfo_Destroy(*si);
+    *si = updated;
+    if (s == NATS_OK)
+        s_log_limits("limited", ev);
+    return s;
+}
+
+/* Makes sure stream VAPORA exists (creating it when missing) with the
+ * configured limits. */
 static bool s_stream(events_t *ev)
 {
     jsStreamInfo *si = NULL;
@@ -118,10 +160,12 @@ static bool s_stream(events_t *ev)
         cfg.Subjects = subjects;
         cfg.SubjectsLen = 1;
         cfg.Storage = js_FileStorage;
-        cfg.Duplicates = 120LL * 1000000000LL; /* nanoseconds */
+        s_limits(ev, &cfg);
         s = js_AddStream(&si, ev->js, &cfg, NULL, &jerr);
         if (s == NATS_OK)
-            log_info("events: created stream VAPORA (vapora.>, file storage)");
+            s_log_limits("created", ev);
+    } else if (s == NATS_OK) {
+        s = s_update(ev, &si, &jerr);
     }
     jsStreamInfo_Destroy(si);
     if (s != NATS_OK)
@@ -267,7 +311,7 @@ static void s_collect(sbuf_t *out, void *ud)
                          atomic_load(&ev->is_leader) ? 1 : 0);
 }
 
-events_t *events_new(backend_t *b)
+events_t *events_new(backend_t *b, const events_limits_t *lim)
 {
     if (!worker_nats(b->w)) {
         store_outbox_set_max(b->store, 0);
@@ -276,6 +320,8 @@ events_t *events_new(backend_t *b)
     }
     events_t *ev = xcalloc(1, sizeof *ev);
     ev->b = b;
+    ev->max_age_ns = (int64_t)lim->max_age_s * 1000000000LL;
+    ev->max_bytes = lim->max_bytes;
     char *path = xasprintf("%s/events.lock", b->data_dir);
     ev->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(path);

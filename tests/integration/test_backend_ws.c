@@ -314,3 +314,93 @@ Test(backend_ws, bad_upgrades_and_tokens_get_json_errors, .timeout = 60,
         th_conn_close(&c);
     }
 }
+
+/* Tries to open ws://127.0.0.1:port/path: the status of a refusal, or
+ * once upgraded, the code of the close frame that ends the session before
+ * any event (0: an event came, -1: nothing within 5 s). */
+static int s_ws_refused(int port, const char *path)
+{
+    th_conn_t *c = th_connect(port, 3000);
+    cr_assert_not_null(c);
+    const char *req = s_upgrade_request(path);
+    cr_assert_eq(th_send_raw(c, req, strlen(req), 3000), 0);
+    th_resp_t *r = NULL;
+    cr_assert_eq(th_read_response(c, &r, 3000), 0);
+    int status = r->status;
+    th_resp_free(&r);
+    if (status != 101) {
+        th_conn_close(&c);
+        return status;
+    }
+    int fd = dup(th_conn_fd(c));
+    th_conn_close(&c);
+    char *pl = NULL;
+    size_t n = 0;
+    int op = s_ws_read(fd, &pl, &n, 5000);
+    int code = op == 0x8 && n >= 2 ? ((unsigned char)pl[0] << 8 | (unsigned char)pl[1])
+               : op < 0            ? -1
+                                   : 0;
+    free(pl);
+    close(fd);
+    return code;
+}
+
+/* Reads frames until the server closes the session; asserts none carries
+ * text; returns the close code. */
+static int s_ws_closed_without(int fd, const char *text, int timeout_ms)
+{
+    char *pl = NULL;
+    size_t n = 0;
+    int op;
+    long long end = th_now_ms() + timeout_ms;
+    while ((op = s_ws_read(fd, &pl, &n, timeout_ms)) == 1 && th_now_ms() < end) {
+        cr_assert_null(strstr(pl, text), "an event it should not get: %s", pl);
+        free(pl);
+        pl = NULL;
+    }
+    cr_assert_eq(op, 0x8, "the session was not closed (opcode %d)", op);
+    int code = n >= 2 ? ((unsigned char)pl[0] << 8 | (unsigned char)pl[1]) : -1;
+    free(pl);
+    return code;
+}
+
+/* A session whose user is deleted is closed (1008) and gets no more
+ * events; the same token cannot open another. */
+Test(backend_ws, a_deleted_users_session_is_closed, .timeout = 60, .fini = th_cleanup)
+{
+    th_sv_t *sv = th_must_sv_start(SETUP);
+    int port = sv->ports[0];
+    const char *adm = th_be_login(port, "admin", PW, 10000);
+    th_be_login(sv->ports[2], "admin", PW, 10000); /* backend2 is up too */
+    json_t *u = th_be_call(port, "POST", "/api/v1/users", adm,
+                           "{\"username\":\"mia\",\"password\":\"member-pass-1\","
+                           "\"role\":\"member\"}",
+                           201);
+    const char *tok = th_be_login(port, "mia", "member-pass-1", 0);
+    json_t *p =
+        th_be_call(port, "POST", "/api/v1/projects", adm, "{\"name\":\"a\"}", 201);
+    const char *tasks = th_fmt("/api/v1/projects/%s/tasks",
+                               json_string_value(json_object_get(p, "id")));
+    /* On backend2, which has not seen her token before. */
+    int fd = s_ws_open(sv->ports[2], th_fmt("/ws?token=%s", tok));
+    th_sleep_ms(300);
+    th_be_call(port, "POST", tasks, adm, "{\"title\":\"seen\"}", 201);
+    json_t *ev = s_ws_wait_event(fd, "task.created", 5000);
+    cr_assert_not_null(ev, "no event before the deletion");
+    json_decref(ev);
+
+    th_be_call(port, "DELETE",
+               th_fmt("/api/v1/users/%s", json_string_value(json_object_get(u, "id"))),
+               adm, NULL, 204);
+    th_be_call(port, "POST", tasks, adm, "{\"title\":\"not for her\"}", 201);
+    cr_assert_eq(s_ws_closed_without(fd, "not for her", 5000), 1008);
+    close(fd);
+    /* Her token opens no other session on either worker: refused (401),
+     * or, where the worker has yet to learn of the deletion, upgraded and
+     * closed (1008) before any event. */
+    for (int i = 0; i < 4; i++) {
+        int b = i % 2 ? port : sv->ports[2];
+        int code = s_ws_refused(b, th_fmt("/ws?token=%s", tok));
+        cr_assert(code == 401 || code == 1008, "attempt %d: %d", i, code);
+    }
+}

@@ -20,12 +20,12 @@
  *   http_stream.c  streamed (chunked) replies
  *   http_watch.c   noticing a client that leaves while its request waits
  * Calls go one way (no two files call each other): http.c uses the others
- * but http_req.c, http_peers.c and http_linger.c; http_check.c uses
- * http_strict.c, http_route.c and http_req.c; http_route.c uses http_req.c;
- * http_stream.c uses http_reply.c and http_watch.c; http_reply.c uses
- * http_req.c and http_watch.c; http_conn.c uses http_linger.c and
- * http_peers.c; http_linger.c uses http_peers.c; http_strict.c, http_peers.c,
- * http_req.c and http_watch.c use none.
+ * but http_req.c and http_linger.c; http_check.c uses http_strict.c,
+ * http_route.c and http_req.c; http_route.c uses http_req.c; http_stream.c
+ * uses http_reply.c and http_watch.c; http_reply.c uses http_req.c and
+ * http_watch.c; http_conn.c uses http_linger.c and http_peers.c;
+ * http_linger.c uses http_peers.c; http_strict.c, http_peers.c, http_req.c
+ * and http_watch.c use none.
  *
  * Everything here runs on the loop thread, except s_blocking_work in
  * http_reply.c (a pool thread), which reads only req->blocking. */

@@ -23,6 +23,7 @@ shutdown_timeout = 5
 listen = 127.0.0.1:$port
 workers = auto
 max_connections = 8192
+max_connections_per_ip = 8192   ; every stream comes from this one host
 max_header_bytes = 4096
 max_url_bytes = 2048
 

@@ -29,6 +29,8 @@ void http_config_defaults(http_config_t *cfg)
     cfg->max_header = 8192;
     cfg->max_connections = 4096;
     cfg->request_timeout = 30;
+    cfg->body_timeout = 60;
+    cfg->max_connections_per_ip = 256;
     cfg->access_log = false;
 }
 
@@ -92,7 +94,8 @@ static void *s_req_new(void *cls, const char *uri, struct MHD_Connection *conn)
     http_req_t *req = xcalloc(1, sizeof *req);
     req->srv = srv;
     req->conn = conn;
-    req->uri_len = strlen(uri);
+    req->uri_raw = uri;
+    req->bad_target = !http__strict_target(uri, &req->uri_len);
     for (const char *p = uri; (p = strchr(p, '%')); p++)
         if (p[1] == '0' && p[2] == '0')
             req->nul_in_uri = true;
@@ -132,7 +135,8 @@ static void s_reply_recorded(http_req_t *req)
 
 /* The access handler's first call: the headers are complete. Requests that
  * cannot be read safely, or whose Content-Length is over the limit, are
- * answered now, before their body. */
+ * answered now, before their body; the connection is then closed, and
+ * lingers so that a client still sending reads the answer. */
 static void s_headers_arrived(http_server_t *srv, http_req_t *req, const char *url,
                               const char *method, const char *version)
 {
@@ -144,17 +148,16 @@ static void s_headers_arrived(http_server_t *srv, http_req_t *req, const char *u
     http__conn_request_started(req);
     srv->in_flight++;
     srv->last_request_ms = loop_now_ms(srv->loop);
-    http__check_request(srv, req);
+    http__check_request(srv, req, method, version);
     if (req->framing_error) {
         /* Answered before the body, libmicrohttpd closes the connection
          * after the reply: nothing after it is read as a request. */
         req->handled = true;
         s_reply_recorded(req);
+        http__conn_linger(req, NULL, 0);
     } else if (http__length_over_limit(srv, req)) {
-        /* Refuse now rather than read a body we will not keep: this closes
-         * the connection, which is what a client sending too much should
-         * expect. A request already refused (404, 415, …) gets that
-         * answer, as early. */
+        /* Refuse now rather than read a body we will not keep. A request
+         * already refused (404, 415, …) gets that answer, as early. */
         req->handled = true;
         if (req->err_status)
             s_reply_recorded(req);
@@ -162,7 +165,22 @@ static void s_headers_arrived(http_server_t *srv, http_req_t *req, const char *u
             http_reply_error(req, 413, "payload_too_large",
                              "the request body is larger than %zu bytes",
                              srv->cfg.max_body);
+        http__conn_linger(req, NULL, 0);
     }
+}
+
+/* A body goes past the limit (a chunked one: no length to refuse it by).
+ * libmicrohttpd cannot send a reply before the body ends: we let it drop
+ * the connection and write the recorded answer on the socket ourselves,
+ * in its lingering close. */
+static enum MHD_Result s_body_refused(http_req_t *req)
+{
+    size_t len;
+    char *bytes =
+        http__error_bytes(req, req->err_status, req->err_code, req->err_msg, &len);
+    req->handled = true;
+    http__conn_linger(req, bytes, len);
+    return MHD_NO;
 }
 
 /* The request is complete: its recorded error or its handler answers.
@@ -170,6 +188,7 @@ static void s_headers_arrived(http_server_t *srv, http_req_t *req, const char *u
 static void s_handle(http_req_t *req)
 {
     req->handled = true;
+    http__conn_request_complete(req);
     if (!req->err_status)
         http__parse_json(req);
     if (req->err_status) {
@@ -206,8 +225,9 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     if (*upload_data_size)
-        return http__collect_body(req, upload_data, upload_data_size) ? MHD_YES
-                                                                      : MHD_NO;
+        return http__collect_body(req, upload_data, upload_data_size)
+                   ? MHD_YES
+                   : s_body_refused(req);
     if (req->resp) { /* resumed with a reply, or replied within the handler */
         http__queue(req);
         return MHD_YES;
@@ -226,7 +246,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
-    http__conn_request_done(req);
+    http__conn_request_done(req, toe);
     http__stream_detach(req);
     if (req->replied)
         s_account(srv, req, toe);
@@ -289,6 +309,8 @@ http_server_t *http_server_new(loop_t *loop, metrics_t *metrics,
     srv->mhd_epfd = -1;
     list_init(&srv->live);
     list_init(&srv->conns);
+    list_init(&srv->lingering);
+    srv->peers = http__peers_new();
     srv->req_total = metrics_family(metrics, "vapora_http_requests_total",
                                     "HTTP requests completed, by route and status.",
                                     METRIC_COUNTER, NULL, 0);
@@ -375,6 +397,7 @@ uint64_t http_server_requests(const http_server_t *srv)
  * suspended connection), then stops the daemon. */
 static void s_stop_daemon(http_server_t *srv)
 {
+    srv->stopping = true;
     list_for_each(it, &srv->live) {
         http_req_t *r = list_item(it, http_req_t, link);
         if (r->stream)
@@ -396,6 +419,7 @@ void http_server_destroy(http_server_t **srvp)
     if (srv->daemon)
         s_stop_daemon(srv);
     http__conn_stop(srv);
+    http__peers_destroy(&srv->peers);
     for (size_t i = 0; i < srv->nroutes; i++)
         http__route_free(&srv->routes[i]);
     free(srv->routes);

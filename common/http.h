@@ -43,12 +43,18 @@ typedef struct http_config {
     size_t max_url;           /* bytes; longer URLs get 414 */
     size_t max_header;        /* bytes of all header lines; more gets 431 */
     unsigned max_connections; /* more wait in the listen backlog */
-    unsigned request_timeout; /* seconds a connection may stall or idle */
+    unsigned max_connections_per_ip; /* per client address (IPv6: per /64);
+                                        0: no limit */
+    unsigned request_timeout; /* seconds a connection may stall or idle, and
+                                 to send a request's headers */
+    unsigned body_timeout;    /* seconds to send a request's body, from its
+                                 headers; 0: no limit */
     bool access_log;          /* one log line per request at info level */
 } http_config_t;
 
 /* Fills cfg with the defaults: 1 MiB body, 4 KiB URL, 8 KiB headers, 4096
- * connections, 30 s timeout, no access log. */
+ * connections, 256 per client address, 30 s timeout, 60 s for a body, no
+ * access log. */
 void http_config_defaults(http_config_t *cfg);
 
 /* Route flags. */

@@ -133,24 +133,50 @@ void http_server_set_error_fn(http_server_t *srv, http_error_fn fn, void *ud)
     srv->error_ud = ud;
 }
 
-void http__reply_error_str(http_req_t *req, unsigned status, const char *code,
-                           const char *msg)
+/* The body of an error reply: the service's (http_error_fn) or ours. */
+static char *s_error_body(http_req_t *req, unsigned status, const char *code,
+                          const char *msg)
 {
     http_server_t *srv = req->srv;
     /* Messages quote the request (a path parameter, a name): make them JSON
      * strings whatever bytes the client sent. */
     char *text = utf8_repair(msg);
-    char *custom =
+    char *body =
         srv->error_fn ? srv->error_fn(req, status, code, text, srv->error_ud) : NULL;
-    if (custom) {
-        free(text);
-        http_reply_owned(req, status, "application/json", custom, strlen(custom));
-        return;
+    if (!body) {
+        json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", text);
+        VP_ASSERT(j != NULL); /* code is ours, text is UTF-8 */
+        body = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        VP_ASSERT(body != NULL);
     }
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", text);
     free(text);
-    VP_ASSERT(j != NULL); /* code is ours, text is UTF-8 */
-    http_reply_json(req, status, j);
+    return body;
+}
+
+void http__reply_error_str(http_req_t *req, unsigned status, const char *code,
+                           const char *msg)
+{
+    char *body = s_error_body(req, status, code, msg);
+    http_reply_owned(req, status, "application/json", body, strlen(body));
+}
+
+char *http__error_bytes(http_req_t *req, unsigned status, const char *code,
+                        const char *msg, size_t *len)
+{
+    VP_ASSERT(!req->replied);
+    req->replied = true;
+    req->status = status;
+    char *body = s_error_body(req, status, code, msg);
+    sbuf_t b = {0};
+    sbuf_printf(&b,
+                "HTTP/1.1 %u %s\r\nDate: %s\r\nConnection: close\r\n"
+                "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                status, MHD_get_reason_phrase_for(status), s_date(req->srv),
+                strlen(body), body);
+    free(body);
+    *len = b.len;
+    return sbuf_steal(&b);
 }
 
 void http_reply_error(http_req_t *req, unsigned status, const char *code,

@@ -445,7 +445,7 @@ static int s_setup_logging(worker_t *w)
 
 static int s_http_config(worker_t *w, http_config_t *hc)
 {
-    long body, url, hdr, conns, tmo;
+    long body, url, hdr, conns, tmo, per_ip, body_tmo;
     bool access = false;
     char err[256];
     http_config_defaults(hc);
@@ -454,7 +454,9 @@ static int s_http_config(worker_t *w, http_config_t *hc)
         s_setting_long(w, "max_url_bytes", &url) ||
         s_setting_long(w, "max_header_bytes", &hdr) ||
         s_setting_long(w, "max_connections", &conns) ||
-        s_setting_long(w, "request_timeout", &tmo))
+        s_setting_long(w, "max_connections_per_ip", &per_ip) ||
+        s_setting_long(w, "request_timeout", &tmo) ||
+        s_setting_long(w, "body_timeout", &body_tmo))
         return -EINVAL;
     if (settings_get_access_log(w->cfg, w->section, &access, err, sizeof err) < 0) {
         log_error("%s", err);
@@ -465,6 +467,8 @@ static int s_http_config(worker_t *w, http_config_t *hc)
     hc->max_header = (size_t)hdr;
     hc->max_connections = (unsigned)conns;
     hc->request_timeout = (unsigned)tmo;
+    hc->max_connections_per_ip = (unsigned)per_ip;
+    hc->body_timeout = (unsigned)body_tmo;
     hc->access_log = access;
     return 0;
 }

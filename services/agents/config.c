@@ -50,8 +50,8 @@ static char *s_url(const cfg_t *cfg, const char *key, const char *def, char *err
     return u;
 }
 
-static int s_prompt(const cfg_t *cfg, const char *sec, agent_def_t *a, char *err,
-                    size_t len)
+static int s_prompt(const cfg_t *cfg, const char *sec, const char *prompts_dir,
+                    agent_def_t *a, char *err, size_t len)
 {
     const char *text = cfg_get(cfg, sec, "system_prompt");
     const char *file = cfg_get(cfg, sec, "system_prompt_file");
@@ -59,10 +59,14 @@ static int s_prompt(const cfg_t *cfg, const char *sec, agent_def_t *a, char *err
         return s_fail(err, len, "[%s] system_prompt and system_prompt_file: set one", sec);
     if (file) {
         size_t n = 0;
-        a->system_prompt = file_read_all(file, &n);
+        char *path = file[0] == '/' ? xstrdup(file) : xasprintf("%s/%s", prompts_dir, file);
+        a->system_prompt = file_read_all(path, &n);
+        int e = errno;
+        free(path);
         if (!a->system_prompt)
-            return s_fail(err, len, "[%s] system_prompt_file: cannot read %s: %s", sec,
-                          file, strerror(errno));
+            return s_fail(err, len, "[%s] system_prompt_file: cannot read %s%s%s: %s", sec,
+                          file[0] == '/' ? "" : prompts_dir, file[0] == '/' ? "" : "/",
+                          file, strerror(e));
         if (n > PROMPT_MAX || strlen(a->system_prompt) != n)
             return s_fail(err, len, "[%s] system_prompt_file: %s is over 64 KiB or "
                                     "holds a NUL byte", sec, file);
@@ -92,8 +96,8 @@ static int s_numbers(const cfg_t *cfg, const char *sec, const long dflt[2], doub
     return 0;
 }
 
-static int s_agent(const cfg_t *cfg, const char *sec, agent_def_t *a, const long dflt[2],
-                   double dcost, char *err, size_t len)
+static int s_agent(const cfg_t *cfg, const char *sec, const char *prompts_dir,
+                   agent_def_t *a, const long dflt[2], double dcost, char *err, size_t len)
 {
     const char *name = sec + strlen("agent:");
     if (!s_name_ok(name))
@@ -114,7 +118,7 @@ static int s_agent(const cfg_t *cfg, const char *sec, agent_def_t *a, const long
         return s_fail(err, len, "[%s] task_types: list at least one", sec);
     if (s_numbers(cfg, sec, dflt, dcost, a, err, len) < 0)
         return -EINVAL;
-    return s_prompt(cfg, sec, a, err, len);
+    return s_prompt(cfg, sec, prompts_dir, a, err, len);
 }
 
 static int s_service_keys(const cfg_t *cfg, agents_config_t *c, long dflt[2],
@@ -135,6 +139,7 @@ static int s_service_keys(const cfg_t *cfg, agents_config_t *c, long dflt[2],
     const char *db = cfg_get_str(cfg, "agents", "database", "");
     c->database = *db ? xstrdup(db) : xasprintf("%s/agents.db", c->data_dir);
     c->default_role = xstrdup(cfg_get_str(cfg, "agents", "default_role", "developer"));
+    c->prompts_dir = xstrdup(cfg_get_str(cfg, "agents", "prompts_dir", "."));
     if (!roles_valid(c->default_role))
         return s_fail(err, len, "[agents] default_role: \"%s\" is not one of the twelve "
                                 "roles", c->default_role);
@@ -159,7 +164,8 @@ agents_config_t *agents_config_load(const cfg_t *cfg, char *err, size_t errlen)
         const char *sec = cfg_section_name(cfg, i);
         if (strncmp(sec, "agent:", 6) != 0)
             continue;
-        rc = s_agent(cfg, sec, &c->agents[c->nagents++], dflt, dcost, err, errlen);
+        rc = s_agent(cfg, sec, c->prompts_dir, &c->agents[c->nagents++], dflt, dcost, err,
+                     errlen);
     }
     if (rc < 0)
         agents_config_destroy(&c);
@@ -193,6 +199,7 @@ void agents_config_destroy(agents_config_t **cp)
     free(c->database);
     free(c->data_dir);
     free(c->default_role);
+    free(c->prompts_dir);
     free(c);
     *cp = NULL;
 }

@@ -7,7 +7,8 @@
  *   model = auto                  ; or a model name the router knows
  *   max_concurrent = 2            ; runs at once, across every agents worker
  *   task_types = architecture, design   ; default: the role's (roles.h)
- *   system_prompt = You are ...   ; or system_prompt_file = path
+ *   system_prompt = You are ...   ; or system_prompt_file = path (relative:
+ *                                 ; to [agents] prompts_dir, default ".")
  *   temperature = 0.2
  *   max_tokens = 4096
  *   run_timeout = 600             ; seconds; default [agents] run_timeout
@@ -51,6 +52,7 @@ typedef struct agents_config {
     char *database;         /* the service's own SQLite file */
     char *data_dir;
     char *default_role;     /* candidates when no agent claims a task's type */
+    char *prompts_dir;      /* where relative system_prompt_file paths start */
     long max_deliveries;    /* deliveries of one assignment before it is dead */
     long ack_wait_s;        /* a delivery unacknowledged this long comes back */
     agent_def_t *agents;

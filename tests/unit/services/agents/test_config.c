@@ -72,3 +72,25 @@ Test(agents_config, bad_values_name_section_and_key)
     s_refused("[agents]\ndefault_role = boss\n", "[agents] default_role");
     s_refused("[agents]\nmax_deliveries = 0\n", "max_deliveries");
 }
+
+/* The shipped configuration: twelve agents, one per role, each with its
+ * own prompt read from prompts_dir (the tests run from the repository). */
+Test(agents_config, the_shipped_agents_load_with_their_prompts)
+{
+    char err[256] = "";
+    cfg_t *cfg = cfg_load("etc/vapora.conf", err, sizeof err);
+    cr_assert_not_null(cfg, "%s", err);
+    agents_config_t *c = agents_config_load(cfg, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->nagents, 12);
+    for (size_t i = 0; i < c->nagents; i++) {
+        cr_assert_str_eq(c->agents[i].name, c->agents[i].role);
+        cr_assert_gt(strlen(c->agents[i].system_prompt), 80, "%s: not its own prompt",
+                     c->agents[i].name);
+    }
+    agents_config_destroy(&c);
+    cfg_destroy(&cfg);
+    s_refused("[agents]\nprompts_dir = /nowhere\n[agent:x]\nrole = tester\n"
+              "system_prompt_file = x.md\n",
+              "/nowhere/x.md");
+}

@@ -106,7 +106,9 @@ check_chat() {
   local key=sk-ctest-claude
   TOKEN="" req POST "$FAKE_LLM_PORT" /s/claude/_fake/config "{\"expect_key\":\"$key\"}"
   [ "$CODE" = 200 ] || fail "configure the fake provider" "$CODE $BODY"
-  TOKEN="" req POST "$ROUTER_PORT" /v1/chat/completions \
+  # From the host a call reaches the router from Docker's gateway, not its
+  # loopback: it needs a caller key.
+  TOKEN=$VAPORA_ROUTER_API_KEYS req POST "$ROUTER_PORT" /v1/chat/completions \
     '{"model":"auto","messages":[{"role":"user","content":"hi"}]}' -H 'X-Vapora-Role: developer'
   if [ "$CODE" = 200 ] && jqt '.choices[0].message.content == "Hello from claude-sonnet-4."' &&
     grep -qi '^x-vapora-provider: claude' "$tmp/headers"; then
@@ -173,7 +175,7 @@ check_data_kept() {
   else
     fail "$1: the task is there, the token from before is accepted" "$CODE $BODY"
   fi
-  TOKEN="" req GET "$ROUTER_PORT" /api/v1/providers
+  TOKEN=$VAPORA_ROUTER_API_KEYS req GET "$ROUTER_PORT" /api/v1/providers
   if [ "$CODE" = 200 ] && jqt '[.. | objects | select(.name? == "claude") | .requests] | max >= 1'; then
     pass "$1: the router's ledger kept the call"
   else

@@ -119,7 +119,7 @@ retries = 0
 
 [budget:developer]
 window = monthly
-limit_usd = 0.05
+limit_usd = 0.5
 
 [budget:architect]
 window = monthly

@@ -53,7 +53,7 @@ function MoveMenu({ task, onMove, onClose }) {
   const key = (e) => {
     const items = [...ref.current.querySelectorAll('button')];
     const i = items.indexOf(document.activeElement);
-    if (e.key === 'Escape') { e.stopPropagation(); onClose(true); }
+    if (e.key === 'Escape') { e.stopPropagation(); e.preventDefault(); onClose(true); }
     if (e.key === 'ArrowDown') { e.preventDefault(); e.stopPropagation(); items[(i + 1) % items.length].focus(); }
     if (e.key === 'ArrowUp') { e.preventDefault(); e.stopPropagation(); items[(i - 1 + items.length) % items.length].focus(); }
   };
@@ -205,6 +205,7 @@ export function Board({ projectId, taskId }) {
   const writable = canWrite();
 
   const load = useCallback(async () => {
+    window.__boardLoads = (window.__boardLoads || 0) + 1; // read by the browser tests
     const t0 = performance.now();
     try {
       const [p, b] = await Promise.all([
@@ -363,7 +364,8 @@ export function Board({ projectId, taskId }) {
       else if (y + CARD_H > el.scrollTop + el.clientHeight) el.scrollTop = y + CARD_H - el.clientHeight;
     }
     focusWant.current = String(list[idx].id);
-    requestAnimationFrame(() => requestAnimationFrame(tryFocus));
+    tryFocus(); // a card in view is there already; another one after the scroll renders it
+    if (focusWant.current) requestAnimationFrame(() => requestAnimationFrame(tryFocus));
   };
   const tryFocus = () => {
     if (!focusWant.current) return;

@@ -48,6 +48,7 @@ export function whyRefused(from, to) {
 export function fmtUsd(v) {
   const n = Number(v || 0);
   if (n === 0) return '$0';
+  if (n < 0.0001) return '<$0.0001';
   if (n < 0.01) return `$${n.toFixed(4)}`;
   return `$${n.toFixed(2)}`;
 }

@@ -4,7 +4,7 @@
 // of a running agent, and accept / send back for a task in review. Every
 // save sends If-Match; a conflict re-reads the task and says so.
 import {
-  html, useState, useEffect, useRef, STATUS_LABEL, TYPES, PRIORITIES, ROLES, STATUSES,
+  html, useState, useEffect, useLayoutEffect, useRef, STATUS_LABEL, TYPES, PRIORITIES, ROLES, STATUSES,
   allowedMoves, fmtUsd, fmtMs, fmtAgo,
 } from './lib.js';
 import { api, sse, toast, canWrite, session } from './api.js';
@@ -13,14 +13,20 @@ import { markdown } from './md.js';
 function Dialog({ title, onClose, children, wide }) {
   const ref = useRef();
   const back = useRef(document.activeElement);
-  useEffect(() => {
+  // Escape closes it wherever the focus is (from its first paint on).
+  useLayoutEffect(() => {
+    const esc = (e) => { if (e.key === 'Escape' && !e.defaultPrevented) { e.preventDefault(); onClose(); } };
+    document.addEventListener('keydown', esc);
+    return () => document.removeEventListener('keydown', esc);
+  }, []);
+  useLayoutEffect(() => {
     const el = ref.current;
     const first = el.querySelector('[autofocus], input, select, textarea, button');
     (first || el).focus();
     return () => { if (back.current && back.current.focus) back.current.focus(); };
   }, []);
   const key = (e) => {
-    if (e.key === 'Escape') { e.stopPropagation(); onClose(); return; }
+    if (e.key === 'Escape') return; // the document's listener closes it
     if (e.key !== 'Tab') return;
     const f = [...ref.current.querySelectorAll('button, [href], input, select, textarea, [tabindex="0"]')].filter((x) => !x.disabled);
     if (!f.length) return;
@@ -136,7 +142,7 @@ function Runs({ runs }) {
       <td><span class=${`state-pill st-${r.state}`}>${r.state}${r.outcome ? ` · ${r.outcome}` : ''}</span>${r.error && html`<div class="small err-text">${r.error}</div>`}</td>
       <td>${r.agent || '–'}</td><td>${r.model || '–'}</td>
       <td class="num">${r.cost_usd != null ? fmtUsd(r.cost_usd) : '–'}</td>
-      <td class="num">${fmtMs(r.latency_ms)}</td><td>${fmtAgo(r.created_at)}</td>
+      <td class="num">${r.state === 'running' || r.state === 'queued' ? '–' : fmtMs(r.latency_ms)}</td><td>${fmtAgo(r.created_at)}</td>
     </tr>`)}</tbody></table>`;
 }
 

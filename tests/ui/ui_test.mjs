@@ -334,9 +334,22 @@ async function main() {
   });
 
   await test('agents page: role, model, status, load, success and learning profiles', async () => {
+    // More history: an architect's and a tester's run, accepted.
+    const more = [['Design the API schema', 'architect', 'feature'], ['Write regression tests for login', 'tester', 'bugfix'],
+      ['Review the architecture of the CDN', 'architect', 'enhancement']];
+    const made = [];
+    for (const [title, role, type] of more) {
+      const t = await suite.must(201, 'POST', `/api/v1/projects/${project.id}/tasks`, { title, type });
+      await suite.must(202, 'POST', `/api/v1/tasks/${t.id}/assign`, { role });
+      made.push(t);
+    }
+    for (const t of made) {
+      await waitFor(`${t.title} in review`, async () => (await task(t.id)).status === 'review', 30000);
+      await suite.must(200, 'PATCH', `/api/v1/tasks/${t.id}`, { status: 'done' });
+    }
     await page.goto(`${base}/#/agents`);
     await page.waitForSelector('.agent-card');
-    await page.waitForFunction(() => document.querySelectorAll('.agent-card svg.chart').length >= 1, { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelectorAll('.agent-card svg.chart').length >= 3, { timeout: 20000 });
     const n = await page.$$eval('.agent-card', (e) => e.length);
     assert(n === 4, `${n} agents shown`);
     await shot('09-agents');

@@ -81,7 +81,7 @@ function Card({ task, run, top, pid, writable, onMove, busy }) {
     });
   };
   const open = () => { location.hash = `#/p/${pid}/t/${task.id}`; };
-  return html`<article class=${`card p-${task.priority}${busy ? ' busy' : ''}${run ? ' running' : ''}`} ref=${ref}
+  return html`<article class=${`card p-${task.priority}${busy ? ' busy' : ''}${run ? ' running' : ''}${writable ? '' : ' readonly'}`} ref=${ref}
       style=${`top:${top}px`} tabindex="0" data-task=${task.id} aria-label=${task.title}
       onPointerDown=${down} onDblClick=${open}>
     <div class="card-top">

@@ -48,8 +48,8 @@ export function whyRefused(from, to) {
 export function fmtUsd(v) {
   const n = Number(v || 0);
   if (n === 0) return '$0';
-  if (n < 0.0001) return '<$0.0001';
-  if (n < 0.01) return `$${n.toFixed(4)}`;
+  if (n < 0.000001) return '<$0.000001';
+  if (n < 0.01) return `$${n.toPrecision(2)}`;
   return `$${n.toFixed(2)}`;
 }
 export function fmtMs(v) {

@@ -171,8 +171,9 @@ const RANGES = { '1h': [3600, 12, (d) => d.toTimeString().slice(0, 5)], '24h': [
 async function usageSeries(groupBy, range) {
   const [span, n, label] = RANGES[range];
   const now = Math.floor(Date.now() / 1000);
-  const points = Array.from({ length: n + 1 }, (_, i) => now - span + Math.round((span * i) / n));
+  const points = Array.from({ length: n }, (_, i) => now - span + Math.round((span * i) / n));
   const totals = await Promise.all(points.map((t) => api('GET', `/api/v1/usage?group_by=${groupBy}&since=${t}`)));
+  totals.push([]); // the last bucket runs to now
   const keyOf = (row) => row[groupBy] ?? row.key ?? row.name ?? '?';
   const asMap = (r) => {
     const m = {};
@@ -206,7 +207,7 @@ export function Costs() {
       setBudgets(Array.isArray(b) ? b : b.items || []); setUsage(u); setErr(null);
     } catch (e) { setErr(e); }
   }, 10000, [groupBy, range]);
-  const fmt = metric === 'cost' ? fmtUsd : (v) => String(Math.round(v));
+  const fmt = metric === 'cost' ? fmtUsd : (v) => String(Math.round(v * 10) / 10);
   const buckets = usage ? usage.buckets.map((b) => ({ label: b.label, parts: Object.fromEntries(Object.entries(b.parts).map(([k, v]) => [k, v[metric === 'cost' ? 'cost' : 'requests']])) })) : [];
   const pick = (label, value, options, set) => html`<div class="seg" role="group" aria-label=${label}>${options.map(([v, t]) => html`<button class=${`seg-btn${value === v ? ' on' : ''}`} aria-pressed=${value === v ? 'true' : 'false'} onClick=${() => set(v)}>${t}</button>`)}</div>`;
   return html`<div>

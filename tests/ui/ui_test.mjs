@@ -117,6 +117,8 @@ async function main() {
       assert(r.status === 404 || r.status === 400, `${p}: ${r.status}`);
       assert(!r.body.includes('CFLAGS') && !r.body.includes('root:'), `${p} leaked a file`);
     }
+    const head = await suite.api('HEAD', '/');
+    assert(head.status === 200 && head.body === '' && head.headers['content-type'].startsWith('text/html'), `HEAD /: ${head.status}`);
     const post = await suite.api('POST', '/app/main.js', '{}');
     assert(post.status === 405, `POST a file: ${post.status}`);
   });

@@ -73,7 +73,6 @@ typedef struct relay_call {
     http_req_t *req;   /* NULL once replied */
     hclient_req_t *hc; /* NULL once over */
     http_stream_t *st; /* the streamed reply, once started */
-    char *auth;        /* "Authorization: ..." sent upstream, or NULL */
 } relay_call_t;
 
 /* The job of a route checked here: its caller's token held, and (for the
@@ -102,7 +101,6 @@ static void s_call_free(relay_call_t *c)
 {
     list_remove(&c->link);
     c->r->ncalls--;
-    free(c->auth);
     free(c);
 }
 
@@ -183,12 +181,46 @@ static void s_req_gone(void *ud)
 
 /* ---- starting a call ---- */
 
-/* The upstream URL of req on route: base + path + the known arguments. */
+/* Appends the upstream path of req on route rt: the route's pattern with
+ * each {param} percent-encoded again (MHD decoded it: "a%2Fb" must stay one
+ * segment). false when a param is "." or "..", which no id or name is. */
+static bool s_path(sbuf_t *u, const relay_route_t *rt, http_req_t *req)
+{
+    if (rt->upstream == UP_SUPERVISOR) {
+        sbuf_puts(u, "/status");
+        return true;
+    }
+    for (const char *p = rt->pattern; *p;) {
+        const char *open = strchr(p, '{');
+        if (!open) {
+            sbuf_puts(u, p);
+            break;
+        }
+        sbuf_append(u, p, (size_t)(open - p));
+        const char *close = strchr(open, '}');
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(close - open - 1), open + 1);
+        const char *v = http_req_param(req, name);
+        if (!v || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+            return false;
+        char *e = curl_easy_escape(NULL, v, 0);
+        sbuf_puts(u, e ? e : "");
+        curl_free(e);
+        p = close + 1;
+    }
+    return true;
+}
+
+/* The upstream URL of req on route: base + path + the known arguments
+ * (NULL: the path cannot be relayed). */
 static char *s_url(relay_t *r, const relay_route_t *rt, http_req_t *req)
 {
     sbuf_t u = {0};
     sbuf_puts(&u, r->base[rt->upstream]);
-    sbuf_puts(&u, rt->upstream == UP_SUPERVISOR ? "/status" : http_req_path(req));
+    if (!s_path(&u, rt, req)) {
+        sbuf_free(&u);
+        return NULL;
+    }
     char sep = '?';
     for (size_t i = 0; rt->args && rt->args[i]; i++) {
         const char *v = http_req_query(req, rt->args[i]);
@@ -202,32 +234,50 @@ static char *s_url(relay_t *r, const relay_route_t *rt, http_req_t *req)
     return sbuf_steal(&u);
 }
 
+/* The header lines sent upstream (hclient copies them): Accept, the
+ * Authorization (auth; NULL: none) and the body's Content-Type. */
+typedef struct relay_heads {
+    char *auth, *ctype;
+    const char *lines[4];
+} relay_heads_t;
+
+static void s_heads(relay_heads_t *h, http_req_t *req, const char *auth, bool body)
+{
+    const char *ct = http_req_header(req, "Content-Type");
+    size_t n = 0;
+    h->auth = auth ? xasprintf("Authorization: %s", auth) : NULL;
+    h->ctype = body && ct ? xasprintf("Content-Type: %s", ct) : NULL;
+    h->lines[n++] = "Accept: application/json, text/event-stream";
+    if (h->auth)
+        h->lines[n++] = h->auth;
+    if (h->ctype)
+        h->lines[n++] = h->ctype;
+    h->lines[n] = NULL;
+}
+
 /* Starts the upstream request of c; auth is the Authorization value to
  * send (NULL: none). Replies itself when it cannot start. */
 static void s_start(relay_call_t *c, const char *auth)
 {
-    relay_t *r = c->r;
     http_req_t *req = c->req;
+    char *url = s_url(c->r, c->route, req);
+    if (!url) {
+        http_reply_error(req, 404, "not_found", "no such id");
+        s_call_free(c);
+        return;
+    }
     size_t blen = 0;
     const char *body = http_req_body(req, &blen);
-    const char *ctype = http_req_header(req, "Content-Type");
-    char *cth = body && ctype ? xasprintf("Content-Type: %s", ctype) : NULL;
-    c->auth = auth ? xasprintf("Authorization: %s", auth) : NULL;
-    const char *headers[4] = {"Accept: application/json, text/event-stream", NULL, NULL,
-                              NULL};
-    size_t nh = 1;
-    if (c->auth)
-        headers[nh++] = c->auth;
-    if (cth)
-        headers[nh++] = cth;
-    char *url = s_url(r, c->route, req);
-    hclient_opts_t o = {.method = c->route->method, .url = url, .headers = headers,
+    relay_heads_t h;
+    s_heads(&h, req, auth, body != NULL);
+    hclient_opts_t o = {.method = c->route->method, .url = url, .headers = h.lines,
                         .body = body, .body_len = blen,
                         .timeout_ms = c->route->stream ? 0 : 30000,
                         .on_data = c->route->stream ? s_on_data : NULL};
-    c->hc = hclient_start(r->curlm, &o, s_on_done, c);
+    c->hc = hclient_start(c->r->curlm, &o, s_on_done, c);
     free(url);
-    free(cth);
+    free(h.auth);
+    free(h.ctype);
     if (!c->hc) {
         s_unavailable(c, CURLE_FAILED_INIT);
         s_call_free(c);

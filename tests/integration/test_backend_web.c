@@ -200,3 +200,111 @@ Test(backend_web, the_board_leaves_out_archived_tasks_and_results_unless_asked,
     wr = th_find(json_object_get(json_array_get(cols, 0), "tasks"), "title", "with a result");
     cr_assert_str_eq(th_str(json_object_get(wr, "result"), "content"), "a long answer");
 }
+
+/* ---- a stand-in for the other services: records each request's head ---- */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+typedef struct upstream {
+    int fd, port;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    char heads[8][2048];
+    int n;
+} upstream_t;
+
+static void *s_upstream_run(void *arg)
+{
+    upstream_t *u = arg;
+    static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                "Content-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}";
+    for (;;) {
+        int c = accept(u->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char buf[2048] = "";
+        size_t len = 0;
+        while (len < sizeof buf - 1 && !strstr(buf, "\r\n\r\n")) {
+            ssize_t k = read(c, buf + len, sizeof buf - 1 - len);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+            buf[len] = '\0';
+        }
+        pthread_mutex_lock(&u->lock);
+        if (u->n < 8)
+            snprintf(u->heads[u->n++], sizeof u->heads[0], "%s", buf);
+        pthread_mutex_unlock(&u->lock);
+        ssize_t w = write(c, reply, sizeof reply - 1);
+        (void)w;
+        close(c);
+    }
+}
+
+static upstream_t *s_upstream(void)
+{
+    upstream_t *u = calloc(1, sizeof *u); /* its thread uses it to the end: never freed */
+    pthread_mutex_init(&u->lock, NULL);
+    u->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    cr_assert_eq(bind(u->fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(u->fd, 16), 0);
+    getsockname(u->fd, (struct sockaddr *)&a, &al);
+    u->port = ntohs(a.sin_port);
+    pthread_create(&u->thread, NULL, s_upstream_run, u);
+    pthread_detach(u->thread);
+    return u;
+}
+
+/* The head of the upstream's last request. */
+static const char *s_last(upstream_t *u)
+{
+    pthread_mutex_lock(&u->lock);
+    const char *h = th_fmt("%s", u->n ? u->heads[u->n - 1] : "");
+    pthread_mutex_unlock(&u->lock);
+    return h;
+}
+
+Test(backend_web, relays_forward_the_path_known_arguments_and_credentials, .timeout = 60,
+     .fini = be_fini)
+{
+    upstream_t *ag = s_upstream(), *rt = s_upstream(), *sv = s_upstream();
+    const char *dir = be_new_dir();
+    s_put(dir, "admin-token", "the-admin-token\n");
+    be_start_in(dir, th_fmt("admin_password = " BE_PW "\nweb_root = /nonexistent\n"
+                            "agents_url = http://127.0.0.1:%d/\n"
+                            "router_url = http://127.0.0.1:%d\nrouter_key = rk-board\n"
+                            "supervisor_url = http://127.0.0.1:%d\n",
+                            ag->port, rt->port, sv->port));
+    const char *tok = be_login("admin", BE_PW);
+    /* The agents get the caller's token, the path with its id encoded
+     * again, and only the arguments the route knows. */
+    be_api(200, "GET", BE_API "/runs?task_id=a%20b&state=running&evil=1", tok, NULL);
+    const char *h = s_last(ag);
+    cr_assert(strstr(h, "GET /api/v1/runs?task_id=a%20b&state=running HTTP/1.1"), "%s", h);
+    cr_assert(strstr(h, th_fmt("Authorization: Bearer %s", tok)), "%s", h);
+    be_api(200, "GET", BE_API "/agents/dev%20a%3Fx%23y", tok, NULL);
+    h = s_last(ag);
+    cr_assert(strstr(h, "GET /api/v1/agents/dev%20a%3Fx%23y HTTP/1.1"), "%s", h);
+    be_api_err(404, "not_found", "GET", BE_API "/runs/%2E%2E", tok, NULL);
+    be_api(200, "POST", BE_API "/runs/r1/cancel", tok, "{}");
+    h = s_last(ag);
+    cr_assert(strstr(h, "POST /api/v1/runs/r1/cancel HTTP/1.1") &&
+                  strstr(h, "Content-Type: application/json"),
+              "%s", h);
+    /* The router gets its caller key, never the user's token. */
+    be_api(200, "GET", BE_API "/usage?group_by=model&since=60", tok, NULL);
+    h = s_last(rt);
+    cr_assert(strstr(h, "GET /api/v1/usage?group_by=model&since=60 HTTP/1.1"), "%s", h);
+    cr_assert(strstr(h, "Authorization: Bearer rk-board") && !strstr(h, tok), "%s", h);
+    /* The supervisor gets its admin token, read from the data directory. */
+    be_api(200, "GET", BE_API "/supervisor/status", tok, NULL);
+    h = s_last(sv);
+    cr_assert(strstr(h, "GET /status HTTP/1.1"), "%s", h);
+    cr_assert(strstr(h, "Authorization: Bearer the-admin-token\r\n") && !strstr(h, tok), "%s",
+              h);
+}

@@ -293,12 +293,17 @@ async function main() {
     const partial = await page.$eval('[data-stream]', (e) => e.textContent);
     assert(!partial.includes('word23'), 'the output arrived in pieces, not whole');
     await shot('06-task-agent-streaming');
+    // The board shows the card with its agent at work.
+    await page.keyboard.press('Escape');
+    await page.waitForSelector(`${sel('Design the landing page (v2)')} .badge-run`, { timeout: 5000 });
+    await shot('07-board-agent-working');
+    await page.goto(`${base}/#/p/${project.id}/t/${t.id}`);
     await waitFor('the task in review', async () => (await task(t.id)).status === 'review', 30000);
     await page.waitForFunction(() => (document.querySelector('[data-result]')?.textContent || '').includes('is designed'), { timeout: 10000 });
     await page.waitForSelector('[aria-label="Accept Design the landing page (v2)"]', { timeout: 10000 });
     await page.waitForSelector('[data-result] h4', { timeout: 10000 }); // "## Plan", a heading inside the page
     await page.waitForFunction(() => document.querySelectorAll('.table.compact tbody tr').length >= 1);
-    await shot('07-task-review');
+    await shot('08-task-review');
     await clickLabel('Accept Design the landing page (v2)');
     await waitFor('the task done', async () => (await task(t.id)).status === 'done', 5000);
     await page.keyboard.press('Escape');
@@ -328,7 +333,7 @@ async function main() {
     const changed = await suite.must(200, 'PATCH', `/api/v1/tasks/${tasks['Fix the login bug'].id}`, { title: 'Fix the login bug on Safari' });
     assert(changed.title === 'Fix the login bug on Safari', 'changed meanwhile');
     await page.waitForSelector('[data-live="offline"]', { timeout: 5000 });
-    await shot('08-board-disconnected');
+    await shot('09-board-disconnected');
     await page.waitForSelector('[data-live="live"]', { timeout: 20000 });
     await card('Fix the login bug on Safari', 5000);
     const loads = await page.evaluate(() => [window.__loadsBefore, window.__boardLoads]);
@@ -354,7 +359,7 @@ async function main() {
     await page.waitForFunction(() => document.querySelectorAll('.agent-card svg.chart').length >= 3, { timeout: 20000 });
     const n = await page.$$eval('.agent-card', (e) => e.length);
     assert(n === 4, `${n} agents shown`);
-    await shot('09-agents');
+    await shot('10-agents');
   });
 
   await test('costs page: budgets and usage over time', async () => {
@@ -362,7 +367,7 @@ async function main() {
     await page.waitForSelector('#budgets-h');
     await page.waitForFunction(() => document.querySelectorAll('.panel .table tbody tr').length >= 3);
     await page.waitForSelector('svg.chart', { timeout: 15000 });
-    await shot('10-costs');
+    await shot('11-costs');
   });
 
   await test('workers page (owners): the supervisor\'s workers, refreshed live', async () => {
@@ -372,7 +377,7 @@ async function main() {
     await page.waitForFunction((f) => document.querySelector('.page-head p').textContent !== f, { timeout: 6000 }, first);
     const rows = await page.$$eval('.panel tbody tr', (e) => e.length);
     assert(rows >= 4, `${rows} rows`);
-    await shot('11-workers');
+    await shot('12-workers');
   });
 
   let viewer;
@@ -396,7 +401,7 @@ async function main() {
     await viewer.goto(`${base}/#/p/${project.id}/t/${tasks['Plan the launch party'].id}`);
     await viewer.waitForSelector('[role=dialog] .facts');
     assert(!(await viewer.$('[role=dialog] input:not([type=search]), [role=dialog] textarea, [role=dialog] .assign')), 'no edit form for a viewer');
-    await viewer.screenshot({ path: path.join(OUT, '12-viewer-task.png') });
+    await viewer.screenshot({ path: path.join(OUT, '13-viewer-task.png') });
     const st = await suite.api('GET', '/api/v1/supervisor/status', undefined, await suite.login('vera', 'viewer-pw-1'));
     assert(st.status === 403, `a viewer asking the supervisor's status: ${st.status}`);
   });
@@ -437,10 +442,10 @@ async function main() {
     await page.waitForFunction(() => document.querySelector('[role=dialog]')?.textContent.includes('still has tasks'));
     assert((await suite.api('GET', `/api/v1/projects/${p.id}`)).status === 200, 'not deleted before the confirmation');
     await page.type('[role=dialog] input', 'Archive 2025');
-    await shot('13-delete-cascade');
+    await shot('14-delete-cascade');
     await page.click('[role=dialog] .btn.danger');
     await waitFor('deleted', async () => (await suite.api('GET', `/api/v1/projects/${p.id}`)).status === 404, 5000);
-    await shot('14-projects');
+    await shot('15-projects');
   });
 
   await test('a board of 2,000 tasks renders in under a second', async () => {
@@ -469,7 +474,7 @@ async function main() {
     await page.waitForFunction(() => [...document.querySelectorAll('article.card')].some((c) => /^Task \d+/.test(c.getAttribute('aria-label')) && c.offsetTop > 200000));
     await page.$eval('[data-drop="todo"] .col-body', (e) => { e.scrollTop = 0; });
     await sleep(200);
-    await shot('15-board-2000');
+    await shot('16-board-2000');
   });
 
   await test('first load: what the browser downloads', async () => {

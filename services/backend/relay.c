@@ -29,8 +29,8 @@ typedef struct relay_route {
     bool stream;             /* the body is streamed through */
 } relay_route_t;
 
-static const char *const s_run_args[] = {"task_id", "agent", "state", "limit", "cursor",
-                                         NULL};
+static const char *const s_run_args[] = {"task_id", "agent",  "state",
+                                         "limit",   "cursor", NULL};
 static const char *const s_usage_args[] = {"group_by", "since", NULL};
 
 static const relay_route_t s_routes[] = {
@@ -270,8 +270,11 @@ static void s_start(relay_call_t *c, const char *auth)
     const char *body = http_req_body(req, &blen);
     relay_heads_t h;
     s_heads(&h, req, auth, body != NULL);
-    hclient_opts_t o = {.method = c->route->method, .url = url, .headers = h.lines,
-                        .body = body, .body_len = blen,
+    hclient_opts_t o = {.method = c->route->method,
+                        .url = url,
+                        .headers = h.lines,
+                        .body = body,
+                        .body_len = blen,
                         .timeout_ms = c->route->stream ? 0 : 30000,
                         .on_data = c->route->stream ? s_on_data : NULL};
     c->hc = hclient_start(c->r->curlm, &o, s_on_done, c);
@@ -316,7 +319,8 @@ static void s_after_check(api_job_t *j, http_req_t *req)
     char *auth = NULL;
     if (rj->route->upstream == UP_ROUTER && r->router_key)
         auth = xasprintf("Bearer %s", r->router_key);
-    else if (rj->route->upstream == UP_SUPERVISOR && rj->admin_token && *rj->admin_token)
+    else if (rj->route->upstream == UP_SUPERVISOR && rj->admin_token &&
+             *rj->admin_token)
         auth = xasprintf("Bearer %s", rj->admin_token);
     s_start(s_call_new(r, rj->route, req), auth);
     free(auth);
@@ -329,17 +333,17 @@ static void s_handle(http_req_t *req, void *ud)
     relay_t *r = bind->r;
     const relay_route_t *rt = bind->route;
     if (r->ncalls >= RELAY_MAX_CALLS) {
-        http_reply_error(req, 503, "overloaded", "too many relayed requests; retry shortly");
+        http_reply_error(req, 503, "overloaded",
+                         "too many relayed requests; retry shortly");
         return;
     }
     if (rt->min_rank < 0) {
         s_start(s_call_new(r, rt, req), http_req_header(req, "Authorization"));
         return;
     }
-    relay_job_t *rj = API_START(req, r->b, relay_job_t,
-                                rt->upstream == UP_SUPERVISOR ? s_admin_token_work
-                                                              : s_noop_work,
-                                rt->min_rank);
+    relay_job_t *rj = API_START(
+        req, r->b, relay_job_t,
+        rt->upstream == UP_SUPERVISOR ? s_admin_token_work : s_noop_work, rt->min_rank);
     if (!rj)
         return;
     rj->r = r;
@@ -379,7 +383,8 @@ relay_t *relay_new(backend_t *b, const cfg_t *cfg, char *err, size_t errlen)
     static const char *const keys[UP_COUNT] = {"agents_url", "router_url",
                                                "supervisor_url"};
     char *admin = s_admin_url(cfg);
-    const char *defs[UP_COUNT] = {"http://127.0.0.1:8002", "http://127.0.0.1:8003", admin};
+    const char *defs[UP_COUNT] = {"http://127.0.0.1:8002", "http://127.0.0.1:8003",
+                                  admin};
     relay_t *r = xcalloc(1, sizeof *r);
     r->b = b;
     list_init(&r->calls);
@@ -408,7 +413,8 @@ void relay_add_routes(relay_t *r)
     for (size_t i = 0; i < ARRAY_LEN(s_routes); i++) {
         r->bind[i].r = r;
         r->bind[i].route = &s_routes[i];
-        http_route(srv, s_routes[i].method, s_routes[i].pattern, 0, s_handle, &r->bind[i]);
+        http_route(srv, s_routes[i].method, s_routes[i].pattern, 0, s_handle,
+                   &r->bind[i]);
     }
 }
 
@@ -421,21 +427,24 @@ size_t relay_in_flight(const relay_t *r)
  * clients reconnect elsewhere), waiting requests get 503. */
 static void s_end_all(relay_t *r)
 {
-    list_for_each_safe(it, nx, &r->calls) {
+    list_for_each_safe(it, nx, &r->calls)
+    {
         relay_call_t *c = list_item(it, relay_call_t, link);
         if (c->hc)
             hclient_abort(r->curlm, &c->hc);
         if (c->st)
             http_stream_end(c->st, true);
         else if (c->req)
-            http_reply_error(c->req, 503, "shutting_down", "the server is shutting down");
+            http_reply_error(c->req, 503, "shutting_down",
+                             "the server is shutting down");
         s_call_free(c);
     }
 }
 
 void relay_drain(relay_t *r)
 {
-    list_for_each_safe(it, nx, &r->calls) {
+    list_for_each_safe(it, nx, &r->calls)
+    {
         relay_call_t *c = list_item(it, relay_call_t, link);
         if (!c->st)
             continue; /* a plain request finishes */

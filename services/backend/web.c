@@ -101,7 +101,9 @@ static int s_load(web_t *w, const char *name)
     }
     w->files = xrealloc(w->files, (w->nfiles + 1) * sizeof *w->files);
     web_file_t *f = &w->files[w->nfiles++];
-    *f = (web_file_t){.name = xstrdup(name), .data = data, .len = len,
+    *f = (web_file_t){.name = xstrdup(name),
+                      .data = data,
+                      .len = len,
                       .mime = s_mime(name),
                       .immutable = strncmp(name, "vendor/", 7) == 0};
     s_etag(f);
@@ -158,8 +160,7 @@ web_t *web_new(const char *root, char *err, size_t errlen)
         rc = s_each(w, "vendor", S_IFDIR, s_load_vendor_dir);
     if (rc < 0) {
         snprintf(err, errlen, "web_root %s: %s", root,
-                 rc == -EFBIG ? "more than 512 files or 32 MiB"
-                              : strerror(-rc));
+                 rc == -EFBIG ? "more than 512 files or 32 MiB" : strerror(-rc));
         web_destroy(&w);
         return NULL;
     }
@@ -205,10 +206,9 @@ static const web_file_t *s_find(const web_t *w, const char *name)
 /* A Host we may echo into the policy: a name or address and a port. */
 static bool s_host_ok(const char *h)
 {
-    if (!h || !*h || strlen(h) > 200)
-        return false;
-    return strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
-           strlen(h);
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]";
+    return h && *h && strlen(h) <= 200 && strspn(h, ok) == strlen(h);
 }
 
 /* The headers every answer of the board carries. */
@@ -236,16 +236,17 @@ static void s_serve(http_req_t *req, const web_t *w, const char *name)
     s_security_headers(req);
     if (!f) {
         if (w->nfiles == 0)
-            http_reply_error(req, 404, "no_web_board",
-                             "the web board is not installed here ([backend] web_root)");
+            http_reply_error(
+                req, 404, "no_web_board",
+                "the web board is not installed here ([backend] web_root)");
         else
             http_reply_error(req, 404, "not_found", "no such file");
         return;
     }
     http_req_add_header(req, "ETag", f->etag);
-    http_req_add_header(req, "Cache-Control", f->immutable
-                                                  ? "public, max-age=31536000, immutable"
-                                                  : "no-cache");
+    http_req_add_header(req, "Cache-Control",
+                        f->immutable ? "public, max-age=31536000, immutable"
+                                     : "no-cache");
     const char *inm = http_req_header(req, "If-None-Match");
     if (inm && strstr(inm, f->etag)) {
         http_reply(req, 304, NULL, "", 0);

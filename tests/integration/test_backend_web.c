@@ -46,7 +46,8 @@ static const char *s_web_root(void)
     s_put(d, "web/app/.env", SECRET);
     s_put(d, "web/vendor/lib-1.2.3/lib.mjs", "export default 2;");
     s_put(d, "web/vendor/lib-1.2.3/LICENSE", "MIT");
-    cr_assert_eq(symlink(th_fmt("%s/secret.txt", d), th_fmt("%s/web/app/link.js", d)), 0);
+    cr_assert_eq(symlink(th_fmt("%s/secret.txt", d), th_fmt("%s/web/app/link.js", d)),
+                 0);
     return th_fmt("%s/web", d);
 }
 
@@ -58,8 +59,8 @@ static th_resp_t *s_get(const char *path, const char *headers)
 static void s_assert_header(const th_resp_t *r, const char *name, const char *want)
 {
     const char *v = th_resp_header(r, name);
-    cr_assert(v && strstr(v, want), "%s: %s, want it to hold %s", name, v ? v : "(none)",
-              want);
+    cr_assert(v && strstr(v, want), "%s: %s, want it to hold %s", name,
+              v ? v : "(none)", want);
 }
 
 Test(backend_web, serves_files_with_types_caching_and_policy, .timeout = 60,
@@ -105,20 +106,28 @@ Test(backend_web, refuses_every_way_out_of_the_root, .timeout = 60, .fini = be_f
 {
     be_start(th_fmt("admin_password = " BE_PW "\nweb_root = %s\n", s_web_root()));
     static const char *const paths[] = {
-        "/app/..%2fsecret.txt",          "/app/..%2F..%2Fsecret.txt",
-        "/app/%2e%2e%2fsecret.txt",      "/app/%2e%2e",
-        "/app/..",                       "/vendor/..%2f..%2fsecret.txt/x",
+        "/app/..%2fsecret.txt",
+        "/app/..%2F..%2Fsecret.txt",
+        "/app/%2e%2e%2fsecret.txt",
+        "/app/%2e%2e",
+        "/app/..",
+        "/vendor/..%2f..%2fsecret.txt/x",
         "/vendor/lib-1.2.3/..%2f..%2f..%2fsecret.txt",
-        "/vendor/../secret.txt",         "/app/.env",
-        "/app/link.js",                  "/app/%00main.js",
-        "/../secret.txt",                "/app/main.js%2f..%2f..%2fsecret.txt",
-        "/vendor/%2e%2e/secret.txt",     "/app/..\\secret.txt",
+        "/vendor/../secret.txt",
+        "/app/.env",
+        "/app/link.js",
+        "/app/%00main.js",
+        "/../secret.txt",
+        "/app/main.js%2f..%2f..%2fsecret.txt",
+        "/vendor/%2e%2e/secret.txt",
+        "/app/..\\secret.txt",
     };
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         th_resp_t *r = s_get(paths[i], NULL);
         cr_assert(r->status == 404 || r->status == 400, "GET %s: %d %s", paths[i],
                   r->status, r->body);
-        cr_assert(!strstr(r->body, SECRET), "GET %s reached outside the root", paths[i]);
+        cr_assert(!strstr(r->body, SECRET), "GET %s reached outside the root",
+                  paths[i]);
         be_disconnect(); /* a refused request may close the connection */
     }
 }
@@ -150,18 +159,20 @@ Test(backend_web, relays_check_who_calls_and_name_a_service_that_does_not_answer
     /* Checked here: the router's reports need a user, the supervisor's
      * status an owner. */
     be_api_err(401, "unauthorized", "GET", BE_API "/budgets", NULL, NULL);
-    be_api_err(401, "unauthorized", "GET", BE_API "/usage?group_by=role", "forged", NULL);
+    be_api_err(401, "unauthorized", "GET", BE_API "/usage?group_by=role", "forged",
+               NULL);
     be_api_err(403, "forbidden", "GET", BE_API "/supervisor/status", mia, NULL);
     /* Past the check, a service that does not answer is named. */
-    const char *m = be_api_err(502, "upstream_unavailable", "GET", BE_API "/budgets", mia,
-                               NULL);
+    const char *m =
+        be_api_err(502, "upstream_unavailable", "GET", BE_API "/budgets", mia, NULL);
     cr_assert(strstr(m, "llm-router"), "%s", m);
     m = be_api_err(502, "upstream_unavailable", "GET", BE_API "/supervisor/status", tok,
                    NULL);
     cr_assert(strstr(m, "supervisor"), "%s", m);
     m = be_api_err(502, "upstream_unavailable", "GET", BE_API "/agents", tok, NULL);
     cr_assert(strstr(m, "agents"), "%s", m);
-    m = be_api_err(502, "upstream_unavailable", "GET", BE_API "/runs/abc/stream", tok, NULL);
+    m = be_api_err(502, "upstream_unavailable", "GET", BE_API "/runs/abc/stream", tok,
+                   NULL);
     m = be_api_err(502, "upstream_unavailable", "POST", BE_API "/runs/abc/cancel", tok,
                    "{}");
     cr_assert(strstr(m, "agents"), "%s", m);
@@ -185,8 +196,10 @@ Test(backend_web, the_board_leaves_out_archived_tasks_and_results_unless_asked,
     cr_assert_eq(json_array_size(cols), 5, "%s", th_dump(b));
     json_t *todo = json_array_get(cols, 0), *arch = json_array_get(cols, 4);
     cr_assert_eq(th_int(todo, "count"), 2, "%s", th_dump(todo));
-    cr_assert_eq(json_array_size(json_object_get(arch, "tasks")), 0, "%s", th_dump(arch));
-    cr_assert_eq(th_int(arch, "count"), 1, "the archived column counts what it leaves out");
+    cr_assert_eq(json_array_size(json_object_get(arch, "tasks")), 0, "%s",
+                 th_dump(arch));
+    cr_assert_eq(th_int(arch, "count"), 1,
+                 "the archived column counts what it leaves out");
     json_t *wr = th_find(json_object_get(todo, "tasks"), "title", "with a result");
     cr_assert(wr && !json_object_get(wr, "result"), "%s", th_dump(wr));
     cr_assert(json_is_true(json_object_get(wr, "has_result")), "%s", th_dump(wr));
@@ -196,8 +209,10 @@ Test(backend_web, the_board_leaves_out_archived_tasks_and_results_unless_asked,
     b = be_api(200, "GET", th_fmt("%s?archived=true&results=1", path), tok, NULL);
     cols = json_object_get(b, "columns");
     arch = json_array_get(cols, 4);
-    cr_assert_eq(json_array_size(json_object_get(arch, "tasks")), 1, "%s", th_dump(arch));
-    wr = th_find(json_object_get(json_array_get(cols, 0), "tasks"), "title", "with a result");
+    cr_assert_eq(json_array_size(json_object_get(arch, "tasks")), 1, "%s",
+                 th_dump(arch));
+    wr = th_find(json_object_get(json_array_get(cols, 0), "tasks"), "title",
+                 "with a result");
     cr_assert_str_eq(th_str(json_object_get(wr, "result"), "content"), "a long answer");
 }
 
@@ -219,8 +234,9 @@ typedef struct upstream {
 static void *s_upstream_run(void *arg)
 {
     upstream_t *u = arg;
-    static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                "Content-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}";
+    static const char reply[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}";
     for (;;) {
         int c = accept(u->fd, NULL, NULL);
         if (c < 0)
@@ -246,10 +262,12 @@ static void *s_upstream_run(void *arg)
 
 static upstream_t *s_upstream(void)
 {
-    upstream_t *u = calloc(1, sizeof *u); /* its thread uses it to the end: never freed */
+    upstream_t *u =
+        calloc(1, sizeof *u); /* its thread uses it to the end: never freed */
     pthread_mutex_init(&u->lock, NULL);
     u->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
     cr_assert_eq(bind(u->fd, (struct sockaddr *)&a, sizeof a), 0);
     cr_assert_eq(listen(u->fd, 16), 0);
@@ -269,8 +287,8 @@ static const char *s_last(upstream_t *u)
     return h;
 }
 
-Test(backend_web, relays_forward_the_path_known_arguments_and_credentials, .timeout = 60,
-     .fini = be_fini)
+Test(backend_web, relays_forward_the_path_known_arguments_and_credentials,
+     .timeout = 60, .fini = be_fini)
 {
     upstream_t *ag = s_upstream(), *rt = s_upstream(), *sv = s_upstream();
     const char *dir = be_new_dir();
@@ -285,7 +303,8 @@ Test(backend_web, relays_forward_the_path_known_arguments_and_credentials, .time
      * again, and only the arguments the route knows. */
     be_api(200, "GET", BE_API "/runs?task_id=a%20b&state=running&evil=1", tok, NULL);
     const char *h = s_last(ag);
-    cr_assert(strstr(h, "GET /api/v1/runs?task_id=a%20b&state=running HTTP/1.1"), "%s", h);
+    cr_assert(strstr(h, "GET /api/v1/runs?task_id=a%20b&state=running HTTP/1.1"), "%s",
+              h);
     cr_assert(strstr(h, th_fmt("Authorization: Bearer %s", tok)), "%s", h);
     be_api(200, "GET", BE_API "/agents/dev%20a%3Fx%23y", tok, NULL);
     h = s_last(ag);
@@ -305,6 +324,6 @@ Test(backend_web, relays_forward_the_path_known_arguments_and_credentials, .time
     be_api(200, "GET", BE_API "/supervisor/status", tok, NULL);
     h = s_last(sv);
     cr_assert(strstr(h, "GET /status HTTP/1.1"), "%s", h);
-    cr_assert(strstr(h, "Authorization: Bearer the-admin-token\r\n") && !strstr(h, tok), "%s",
-              h);
+    cr_assert(strstr(h, "Authorization: Bearer the-admin-token\r\n") && !strstr(h, tok),
+              "%s", h);
 }

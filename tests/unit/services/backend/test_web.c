@@ -61,7 +61,8 @@ Test(web, loads_the_page_app_and_vendor_files_only)
     char err[256] = "";
     web_t *w = web_new(s_root, err, sizeof err);
     cr_assert_not_null(w, "%s", err);
-    cr_assert_eq(web_files(w), 4, "index.html, app/a.js, vendor/lib-1.0/{lib.mjs,LICENSE}");
+    cr_assert_eq(web_files(w), 4,
+                 "index.html, app/a.js, vendor/lib-1.0/{lib.mjs,LICENSE}");
     cr_assert_eq(web_bytes(w), 5 + 3 + 7 + 3);
     web_destroy(&w);
     cr_assert_null(w);

@@ -60,6 +60,7 @@ struct relay {
     char *base[UP_COUNT]; /* "http://host:port", no trailing slash */
     char *router_key;     /* NULL: none */
     char *admin_token_path;
+    char *router_key_path; /* read when router_key is not set */
     list_t calls; /* relay_call_t.link */
     size_t ncalls;
     relay_bind_t bind[ARRAY_LEN(s_routes)];
@@ -81,7 +82,7 @@ typedef struct relay_job {
     api_job_t job;
     relay_t *r;
     const relay_route_t *route;
-    char *admin_token;
+    char *upstream_key; /* a key read from a file on the pool (s_key_work) */
 } relay_job_t;
 
 /* ---- a call's life ---- */
@@ -294,21 +295,26 @@ static void s_noop_work(api_job_t *j)
     UNUSED(j);
 }
 
-/* The supervisor's admin token, read on the pool (the file may appear or
- * change while the backend runs). */
-static void s_admin_token_work(api_job_t *j)
+/* The key an upstream wants, read on the pool (the file may appear or
+ * change while the backend runs): the supervisor's admin token, or the
+ * router's key for the board when [backend] router_key does not set it. */
+static void s_key_work(api_job_t *j)
 {
     relay_job_t *rj = container_of(j, relay_job_t, job);
-    char *t = file_read_all(rj->r->admin_token_path, NULL);
+    const relay_t *r = rj->r;
+    const char *path = rj->route->upstream == UP_SUPERVISOR ? r->admin_token_path
+                       : r->router_key ? NULL
+                                       : r->router_key_path;
+    char *t = path ? file_read_all(path, NULL) : NULL;
     if (t)
         t[strcspn(t, "\r\n")] = '\0';
-    rj->admin_token = t;
+    rj->upstream_key = t;
 }
 
 static void s_job_fini(api_job_t *j)
 {
     relay_job_t *rj = container_of(j, relay_job_t, job);
-    free(rj->admin_token);
+    free(rj->upstream_key);
 }
 
 /* The caller holds its token: the request goes upstream. */
@@ -317,11 +323,12 @@ static void s_after_check(api_job_t *j, http_req_t *req)
     relay_job_t *rj = container_of(j, relay_job_t, job);
     relay_t *r = rj->r;
     char *auth = NULL;
-    if (rj->route->upstream == UP_ROUTER && r->router_key)
-        auth = xasprintf("Bearer %s", r->router_key);
-    else if (rj->route->upstream == UP_SUPERVISOR && rj->admin_token &&
-             *rj->admin_token)
-        auth = xasprintf("Bearer %s", rj->admin_token);
+    const char *router_key = r->router_key ? r->router_key : rj->upstream_key;
+    if (rj->route->upstream == UP_ROUTER && router_key && *router_key)
+        auth = xasprintf("Bearer %s", router_key);
+    else if (rj->route->upstream == UP_SUPERVISOR && rj->upstream_key &&
+             *rj->upstream_key)
+        auth = xasprintf("Bearer %s", rj->upstream_key);
     s_start(s_call_new(r, rj->route, req), auth);
     free(auth);
     j->rc = 1; /* answered here */
@@ -343,7 +350,10 @@ static void s_handle(http_req_t *req, void *ud)
     }
     relay_job_t *rj = API_START(
         req, r->b, relay_job_t,
-        rt->upstream == UP_SUPERVISOR ? s_admin_token_work : s_noop_work, rt->min_rank);
+        rt->upstream == UP_SUPERVISOR || (rt->upstream == UP_ROUTER && !r->router_key)
+            ? s_key_work
+            : s_noop_work,
+        rt->min_rank);
     if (!rj)
         return;
     rj->r = r;
@@ -403,6 +413,8 @@ relay_t *relay_new(backend_t *b, const cfg_t *cfg, char *err, size_t errlen)
     const char *key = cfg_get_str(cfg, "backend", "router_key", "");
     r->router_key = *key ? xstrdup(key) : NULL;
     r->admin_token_path = xasprintf("%s/admin-token", b->data_dir);
+    const char *kf = cfg_get_str(cfg, "backend", "router_key_file", "");
+    r->router_key_path = *kf ? xstrdup(kf) : xasprintf("%s/router-key-board", b->data_dir);
     r->curlm = curlm_new(worker_loop(b->w), 0, 64);
     return r;
 }
@@ -465,6 +477,7 @@ void relay_destroy(relay_t **rp)
     for (int i = 0; i < UP_COUNT; i++)
         free(r->base[i]);
     free(r->router_key);
+    free(r->router_key_path);
     free(r->admin_token_path);
     free(r);
     *rp = NULL;

@@ -18,7 +18,7 @@ static const char *const s_backend[] = {
     "web_root",
     "agents_url",
     "router_url",
-    "router_key",
+    "router_key", "router_key_file",
     "supervisor_url",
     NULL,
 };

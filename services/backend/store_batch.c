@@ -49,19 +49,13 @@ static bool s_run_ops(store_t *s, store_conn_t *c, list_t *batch)
     return open;
 }
 
-static bool s_begin(store_conn_t *c)
-{
-    c->cause_rc = 0;
-    return store__exec(c, "BEGIN IMMEDIATE");
-}
-
 /* Runs every operation of batch in one transaction (the caller's thread). */
 static void s_run_batch(store_t *s, list_t *batch)
 {
     store_conn_t *c = store__conn(s);
     if (c)
         store__lock(c);
-    bool ok = c && s_begin(c) && s_run_ops(s, c, batch);
+    bool ok = c && store__begin_immediate(c) && s_run_ops(s, c, batch);
     long queued = atomic_load(&s->backlog);
     if (ok && !store__exec(c, "COMMIT")) {
         store__rollback(c);

@@ -106,6 +106,8 @@ void store__conn_end(store_conn_t *c);
  * and unbound; NULL (logged) when it does not prepare. */
 sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
 bool store__exec(store_conn_t *c, const char *sql);
+/* BEGIN IMMEDIATE after ending every read this connection left open. */
+bool store__begin_immediate(store_conn_t *c);
 /* The write lock: an flock on `<database>-writelock` around each write
  * transaction (see store_conn.c). */
 void store__lock(store_conn_t *c);

@@ -405,18 +405,26 @@ static void s_blockers(run_t *r)
 
 /* ---- the call ---- */
 
+/* The first byte of a first attempt's answer: the figure the product
+ * promises (from the assignment), and how it was spent, for debugging. */
+static void s_first_byte(run_t *r)
+{
+    int64_t now = s_wall_ms();
+    stats_first_byte(r->a, r->row.role, now - r->assigned_ms);
+    char start[32] = "not yet"; /* the call may start before the PATCH lands */
+    if (r->t_start)
+        snprintf(start, sizeof start, "%+lld", (long long)(r->t_start - r->assigned_ms));
+    log_debug("run %s: received %+lld ms, admitted %+lld, in-progress %s, first byte %+lld "
+              "(from the assignment)",
+              r->row.id, (long long)(r->t_recv - r->assigned_ms),
+              (long long)(r->t_admit - r->assigned_ms), start, (long long)(now - r->assigned_ms));
+}
+
 static void s_on_token(const char *text, size_t len, void *ud)
 {
     run_t *r = ud;
-    if (r->out.len == 0 && r->assigned_ms && r->row.attempts == 1) {
-        int64_t now = s_wall_ms();
-        stats_first_byte(r->a, r->row.role, now - r->assigned_ms);
-        log_debug("run %s: received %+lld ms, admitted %+lld, in-progress %+lld, first "
-                  "byte %+lld (from the assignment)",
-                  r->row.id, (long long)(r->t_recv - r->assigned_ms),
-                  (long long)(r->t_admit - r->assigned_ms),
-                  (long long)(r->t_start - r->assigned_ms), (long long)(now - r->assigned_ms));
-    }
+    if (r->out.len == 0 && r->assigned_ms && r->row.attempts == 1)
+        s_first_byte(r);
     sbuf_append(&r->out, text, len);
     list_for_each_safe(it, nx, &r->watchers) {
         run_watcher_t *w = list_item(it, run_watcher_t, link);

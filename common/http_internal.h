@@ -99,6 +99,10 @@ struct http_req {
     bool bad_target;     /* a space or a control character in it */
     bool nul_in_uri;     /* %00 in it: decoded, it would cut the path short */
     bool framing_error;  /* where its body ends is unclear: answer, then close */
+    /* The first Content-Length and Transfer-Encoding values (NULL: none),
+     * from the walk over the headers (http_check.c). */
+    const char *content_length;
+    const char *coding;
     size_t discarded;    /* body bytes read and dropped (the request is refused) */
     conn_track_t *track; /* its connection's */
     route_t *route;
@@ -117,6 +121,7 @@ struct http_req {
     sbuf_t headers; /* response headers: "name\0value\0" pairs */
     unsigned nheaders;
     struct MHD_Response *resp;
+    bool resp_shared; /* resp is an http_shared_t's: not ours to destroy */
     unsigned status;
     bool handled;   /* the handler has run */
     bool suspended; /* MHD_suspend_connection in effect */
@@ -174,7 +179,9 @@ struct http_server {
     uint64_t last_request_ms; /* monotonic: when the last request's headers came */
     char date[40];            /* IMF-fixdate of date_sec, for the Date header */
     time_t date_sec;
-    list_t live; /* every request from its first sight to its completion */
+    list_t live;     /* every request from its first sight to its completion */
+    list_t spare;    /* finished requests kept for reuse (http.c) */
+    unsigned nspare;
     http_error_fn error_fn;
     void *error_ud;
     list_t conns; /* every open connection (conn_track_t) */
@@ -274,7 +281,7 @@ const char *http__strict_end(http_strict_t *w);
 void http__check_request(http_server_t *srv, http_req_t *req, const char *method,
                          const char *version);
 /* Whether req's Content-Length is over max_body (digits beyond a long
- * count as over). */
+ * count as over). After http__check_request, which read it. */
 bool http__length_over_limit(const http_server_t *srv, const http_req_t *req);
 /* Takes *size bytes of body (sets *size to 0) up to max_body. Returns
  * false, with 413 recorded, once the body goes past it: the request is

@@ -407,6 +407,11 @@ uint64_t loop_now_ms(const loop_t *l)
     return l->now_ns / 1000000ull;
 }
 
+uint64_t loop_now_ns(const loop_t *l)
+{
+    return l->now_ns;
+}
+
 uint64_t loop_take_max_lag(loop_t *l)
 {
     uint64_t v = l->max_lag_ns;

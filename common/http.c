@@ -256,10 +256,12 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         s_headers_arrived(srv, req, url, method, version);
         return MHD_YES;
     }
-    if (*upload_data_size)
+    if (*upload_data_size) {
+        http__conn_body_arrived(req);
         return http__collect_body(req, upload_data, upload_data_size)
                    ? MHD_YES
                    : s_body_refused(req);
+    }
     if (req->resp) { /* resumed with a reply, or replied within the handler */
         http__queue(req);
         return MHD_YES;
@@ -379,7 +381,7 @@ static struct MHD_Daemon *s_start_daemon(http_server_t *srv)
         srv, MHD_OPTION_URI_LOG_CALLBACK, s_req_new, srv, MHD_OPTION_NOTIFY_CONNECTION,
         http__conn_notify, srv, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)srv->cfg.max_connections + 16, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)srv->cfg.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        0u /* ours: http_conn.c */, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         s_conn_memory(&srv->cfg), MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, srv,
         MHD_OPTION_END);
 }

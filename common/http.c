@@ -110,7 +110,7 @@ static http_req_t *s_req_alloc(http_server_t *srv)
 
 static void s_req_release(http_server_t *srv, http_req_t *req)
 {
-    if (srv->nspare >= HTTP_SPARE_REQS) {
+    if (srv->nspare + 1 > HTTP_SPARE_REQS) {
         free(req);
         return;
     }

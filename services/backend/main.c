@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "api.h"
 #include "backend.h"
 #include "bootstrap.h"
 #include "events.h"
@@ -23,6 +24,7 @@
 #include "projects.h"
 #include "sbuf.h"
 #include "schema.h"
+#include "settings.h"
 #include "store_outbox.h"
 #include "tasks.h"
 #include "users.h"
@@ -124,6 +126,24 @@ static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl, long address_f
     return 0;
 }
 
+/* The writer's queue holds as many writes as the pool's (pool_queue): a
+ * write beyond it is answered 503, whichever runs it. */
+static int s_writer_setup(worker_t *w, backend_t *b)
+{
+    long queue;
+    char err[256];
+    if (settings_get_long(worker_cfg(w), worker_section(w), "pool_queue", &queue, err,
+                          sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    store_set_queue_max(b->store, (size_t)queue);
+    int rc = api_init(b);
+    if (rc < 0)
+        log_err(-rc, "backend: the writer's mailbox");
+    return rc;
+}
+
 static int s_setup(worker_t *w)
 {
     backend_t *b = &s_backend;
@@ -140,7 +160,7 @@ static int s_setup(worker_t *w)
         !s_number(cfg, "login_address_failures", LOGINS_ADDRESS_FREE, 0, 1000000,
                   &address_free))
         return -EINVAL;
-    if (s_open(b, cfg, ttl, address_free) < 0)
+    if (s_open(b, cfg, ttl, address_free) < 0 || s_writer_setup(w, b) < 0)
         return -EIO;
     if (!s_number(cfg, "outbox_max", 100000, 1, 10000000, &outbox_max) ||
         !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots) ||
@@ -168,10 +188,13 @@ static void s_teardown(worker_t *w)
     backend_t *b = &s_backend;
     live_destroy(&s_live);
     events_destroy(&s_events);
+    /* The writes still queued commit; then their answers go out (they use
+     * the auth state). */
+    store_destroy(&b->store);
+    api_fini(b);
     rcache_destroy(&b->cache);
     logins_destroy(&b->logins);
     auth_destroy(&b->auth);
-    store_destroy(&b->store);
     free(b->data_dir);
     b->data_dir = NULL;
 }

@@ -143,9 +143,16 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     s->outbox_max = 100000;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->wcv, NULL);
+    pthread_cond_init(&s->dcv, NULL);
     list_init(&s->wq);
+    s->qmax = 1024;
     pthread_key_create(&s->key, store__conn_free);
     s_map_shared(s, path);
+    if (!store__writer_start(s)) {
+        snprintf(err, errlen, "cannot start the store's writer thread");
+        store_destroy(&s);
+        return NULL;
+    }
     s_start_checkpointer(s);
     store_err_t e;
     if (store_outbox_refresh(s, &e) != 0) /* start-up: this thread */
@@ -165,6 +172,7 @@ void store_destroy(store_t **sp)
     store_t *s = sp ? *sp : NULL;
     if (!s)
         return;
+    store__writer_stop(s); /* what is queued still runs */
     if (s->ckpt_running) {
         atomic_store(&s->ckpt_stop, true);
         pthread_join(s->ckpt, NULL);
@@ -176,6 +184,7 @@ void store_destroy(store_t **sp)
     pthread_key_delete(s->key);
     pthread_mutex_destroy(&s->wmu);
     pthread_cond_destroy(&s->wcv);
+    pthread_cond_destroy(&s->dcv);
     if (s->shared_mapped)
         munmap(s->shared, STORE_SHARED_LEN);
     else

@@ -52,6 +52,8 @@ void store__conn_free(void *p)
     store_conn_t *c = p;
     for (unsigned i = 0; i < c->ncache; i++)
         sqlite3_finalize(c->cache[i].st);
+    for (int i = 0; i < STORE_TX_N; i++)
+        sqlite3_finalize(c->tx[i]);
     sqlite3_close(c->db);
     if (c->lockfd >= 0)
         close(c->lockfd);
@@ -81,12 +83,17 @@ store_conn_t *store__conn(store_t *s)
     return c;
 }
 
+void store__conn_reset(store_conn_t *c)
+{
+    for (unsigned i = 0; i < c->ncache; i++)
+        sqlite3_reset(c->cache[i].st);
+}
+
 void store__conn_end(store_conn_t *c)
 {
     c->cause_rc = 0;
     c->users_changed = false; /* what set it did not commit */
-    for (unsigned i = 0; i < c->ncache; i++)
-        sqlite3_reset(c->cache[i].st);
+    store__conn_reset(c);
     if (c->locked) { /* a path that began a write and never ended it */
         log_error("store: a write transaction was left open; rolled back");
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -169,9 +176,26 @@ int store__not_found(store_err_t *e, const char *what, const char *id)
     return VP_ENOTFOUND;
 }
 
-bool store__exec(store_conn_t *c, const char *sql)
+/* The statements that begin and end transactions and savepoints: run for
+ * every write, so prepared once per connection (sqlite3_exec would parse
+ * them each time). */
+static const char *const s_tx_sql[STORE_TX_N] = {
+    [STORE_TX_BEGIN] = "BEGIN IMMEDIATE", [STORE_TX_COMMIT] = "COMMIT",
+    [STORE_TX_ROLLBACK] = "ROLLBACK",     [STORE_TX_SAVEPOINT] = "SAVEPOINT w",
+    [STORE_TX_RELEASE] = "RELEASE w",     [STORE_TX_ROLLBACK_TO] = "ROLLBACK TO w",
+};
+
+bool store__tx(store_conn_t *c, int which)
 {
-    return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_stmt **st = &c->tx[which];
+    if (!*st && sqlite3_prepare_v3(c->db, s_tx_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                   st, NULL) != SQLITE_OK) {
+        *st = NULL;
+        return false;
+    }
+    int rc = sqlite3_step(*st);
+    sqlite3_reset(*st); /* keeps SQLite's error for the caller's cause */
+    return rc == SQLITE_DONE;
 }
 
 /* The write lock: an flock on `<database>-writelock`, taken before BEGIN
@@ -200,9 +224,9 @@ bool store__begin(store_conn_t *c)
 {
     c->cause_rc = 0;
     if (c->batched)
-        return store__exec(c, "SAVEPOINT w");
+        return store__tx(c, STORE_TX_SAVEPOINT);
     store__lock(c);
-    if (store__exec(c, "BEGIN IMMEDIATE"))
+    if (store__tx(c, STORE_TX_BEGIN))
         return true;
     store__unlock(c);
     return false;
@@ -222,7 +246,7 @@ void store__bump(store_conn_t *c)
 
 bool store__commit(store_conn_t *c)
 {
-    if (store__exec(c, c->batched ? "RELEASE w" : "COMMIT")) {
+    if (store__tx(c, c->batched ? STORE_TX_RELEASE : STORE_TX_COMMIT)) {
         if (!c->batched) {
             store__bump(c);
             store__unlock(c);
@@ -237,7 +261,10 @@ void store__rollback(store_conn_t *c)
 {
     if (c->cause_rc == 0) /* the first failure of a statement is its cause */
         s_note_cause(c);
-    store__exec(c, c->batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
+    if (!c->batched)
+        store__tx(c, STORE_TX_ROLLBACK);
+    else if (store__tx(c, STORE_TX_ROLLBACK_TO)) /* fails when all is gone */
+        store__tx(c, STORE_TX_RELEASE);
     if (!c->batched)
         store__unlock(c);
 }

@@ -49,11 +49,17 @@ struct store {
     atomic_ulong last_drop_log;
     void (*on_commit)(void *ud); /* after a batch that queued events */
     void *on_commit_ud;
-    /* Group commit (store_batch.c): writers queue here; one runs the batch. */
+    /* The writer (store_batch.c): writes queue here; its thread takes
+     * whatever is queued as the next batch. */
     pthread_mutex_t wmu;
-    pthread_cond_t wcv;
-    list_t wq; /* store_write_t, in arrival order */
-    bool combining;
+    pthread_cond_t wcv; /* the writer waits on it for work */
+    pthread_cond_t dcv; /* threads in store__write wait on it for their batch */
+    list_t wq;          /* store_write_t, in arrival order */
+    size_t nq;          /* writes queued (wq) */
+    size_t qmax;        /* submissions beyond it are refused (store_write_submit) */
+    bool wstop;
+    pthread_t writer;
+    bool writer_running;
     /* Shared with the other workers; private memory (and not known to be
      * shared) when the file could not be mapped. */
     store_shared_t *shared;
@@ -62,6 +68,17 @@ struct store {
     pthread_t ckpt;
     bool ckpt_running;
     atomic_bool ckpt_stop;
+};
+
+/* The statements of transactions and savepoints (store__tx). */
+enum {
+    STORE_TX_BEGIN, /* BEGIN IMMEDIATE */
+    STORE_TX_COMMIT,
+    STORE_TX_ROLLBACK,
+    STORE_TX_SAVEPOINT, /* SAVEPOINT w */
+    STORE_TX_RELEASE,
+    STORE_TX_ROLLBACK_TO,
+    STORE_TX_N
 };
 
 /* One thread's connection, made on its first use of the store and freed
@@ -73,7 +90,8 @@ typedef struct store_conn {
         sqlite3_stmt *st;
     } cache[STORE_STMT_CACHE];
     unsigned ncache;
-    store_shared_t *shared; /* the store's */
+    sqlite3_stmt *tx[STORE_TX_N]; /* store__tx's, prepared on first use */
+    store_shared_t *shared;       /* the store's */
     int lockfd;             /* this connection's handle on the write lock */
     bool locked;
     /* Inside a group commit every write is a savepoint of the batch's one
@@ -100,12 +118,16 @@ sqlite3 *store__open_db(const char *path, char *err, size_t errlen);
 store_conn_t *store__conn(store_t *s);
 /* Closes a connection: the pthread key's destructor. */
 void store__conn_free(void *p);
-/* Resets the thread's statements and rolls back a forgotten transaction. */
+/* Resets the thread's statements (ending its read transaction). */
+void store__conn_reset(store_conn_t *c);
+/* The same, and rolls back a forgotten transaction. */
 void store__conn_end(store_conn_t *c);
 /* A prepared statement for sql, a string literal (cached by address), reset
  * and unbound; NULL (logged) when it does not prepare. */
 sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
-bool store__exec(store_conn_t *c, const char *sql);
+/* Runs one of the STORE_TX_* statements; false (SQLite's error kept for
+ * the cause) when it fails. */
+bool store__tx(store_conn_t *c, int which);
 /* The write lock: an flock on `<database>-writelock` around each write
  * transaction (see store_conn.c). */
 void store__lock(store_conn_t *c);
@@ -152,24 +174,17 @@ json_t *store__ids(store_conn_t *c, const char *sql, const char *id);
  * reason (also when the database is newer than this build). */
 int store__migrate(sqlite3 *db, char *err, size_t errlen);
 
-/* ---- store_batch.c: group commit ---- */
+/* ---- store_batch.c: the writer ---- */
 
-/* A write, queued for the next batch. Each operation is its own struct
- * that embeds this header as `w` and reaches its arguments with
- * container_of (see store_projects.c, store_tasks.c). */
-typedef struct store_write store_write_t;
-struct store_write {
-    /* Runs the operation inside the batch's transaction (a savepoint). */
-    int (*run)(store_write_t *w, store_t *s);
-    json_t **out; /* its result, dropped when the batch fails to commit */
-    store_err_t *e;
-    int rc;
-    bool done;
-    list_t link;
-};
+/* Starts the writer thread (store_open); false when it cannot. */
+bool store__writer_start(store_t *s);
+/* Runs what is still queued, then stops and joins the writer. */
+void store__writer_stop(store_t *s);
 
-/* Queues w and returns once its batch committed (or failed): w->rc. The
- * calling pool thread may be the one that runs the batch. */
+/* Runs w in the next batch and returns once that batch committed (or
+ * failed): w->rc. Any thread but the loop's; from the writer itself (a
+ * store_write_submit job's run calling a store function), w runs at once
+ * as a savepoint of the batch being run. */
 int store__write(store_t *s, store_write_t *w);
 
 /* ---- store_outbox.c ---- */

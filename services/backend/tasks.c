@@ -100,6 +100,7 @@ static void s_create(http_req_t *req, void *ud)
         return;
     }
     s_new_task(&c->task, c->job.id, body);
+    c->job.writer = true;
     api_run(req, &c->job);
 }
 
@@ -315,6 +316,7 @@ static void s_update(http_req_t *req, void *ud)
         return;
     }
     u->patch = http_req_json(req);
+    u->job.writer = true;
     api_run(req, &u->job);
 }
 
@@ -346,6 +348,7 @@ static void s_assign(http_req_t *req, void *ud)
     u->if_match = -1;
     u->job.fini = s_update_fini;
     u->job.status = 202;
+    u->job.writer = true;
     api_run(req, &u->job);
 }
 
@@ -359,7 +362,7 @@ static void s_delete_work(api_job_t *j)
 
 static void s_delete(http_req_t *req, void *ud)
 {
-    api_serve(req, ud, s_delete_work, AUTH_MEMBER);
+    api_serve_write(req, ud, s_delete_work, AUTH_MEMBER);
 }
 
 void tasks_add_routes(backend_t *b)

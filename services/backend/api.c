@@ -163,9 +163,7 @@ static void s_write_done(store_write_t *w)
 {
     api_job_t *j = container_of(w, api_job_t, write);
     if (w->rc != 0 && j->rc == 0 && !j->revoked) {
-        j->rc = w->rc;
-        free(j->body);
-        j->body = NULL;
+        j->rc = w->rc; /* the store dropped out and body */
         j->location[0] = '\0';
     }
     s_render(j);
@@ -251,8 +249,11 @@ static int s_submit(api_job_t *j)
 {
     if (!j->writer)
         return pool_submit(worker_pool(j->b->w), &j->work, s_work, s_done);
-    j->write = (store_write_t){
-        .run = s_write_run, .done = s_write_done, .out = &j->out, .e = &j->err};
+    j->write = (store_write_t){.run = s_write_run,
+                               .done = s_write_done,
+                               .out = &j->out,
+                               .text = &j->body,
+                               .e = &j->err};
     return store_write_submit(j->b->store, &j->write);
 }
 

@@ -38,6 +38,9 @@
 
 typedef struct store store_t;
 
+/* An id (a UUID as text) fits in this many bytes, with its NUL. */
+#define STORE_ID_MAX 40
+
 typedef struct store_err {
     const char *code; /* a string literal: static */
     char msg[256];
@@ -65,7 +68,7 @@ struct store_write {
     /* The writer thread, inside the batch's transaction: the work. It may
      * call any store function (its writes are savepoints of the batch),
      * but not store_end. Returns 0 when its outcome stands only once the
-     * batch commits: if the commit fails, rc, *out and *e are replaced by
+     * batch commits: if the commit fails, rc, *out, *text and *e are replaced by
      * the failure. Anything else: its outcome holds whatever the batch
      * does (it failed and rolled back its savepoint, or changed nothing). */
     int (*run)(store_write_t *w, store_t *s);
@@ -74,6 +77,7 @@ struct store_write {
      * freed. NULL for store__write's own waits. */
     void (*done)(store_write_t *w);
     json_t **out;   /* optional: a result, dropped when the commit fails */
+    char **text;    /* optional: a result as text, freed then too */
     store_err_t *e; /* why the write failed */
     int rc;
     bool finished; /* (store__write) */

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "log.h"
 #include "store_internal.h"
@@ -36,6 +37,10 @@ static void s_fail_all(store_conn_t *c, list_t *batch)
             if (w->out) {
                 json_decref(*w->out);
                 *w->out = NULL;
+            }
+            if (w->text) {
+                free(*w->text);
+                *w->text = NULL;
             }
             w->rc = store__fail(c, w->e);
         }

@@ -3,8 +3,9 @@
  * store.h): store.c (open, close, version counter, checkpointer),
  * store_conn.c (a thread's connection, its statement cache, the write lock
  * and transactions), store_sql.c (binding and reading values),
- * store_migrate.c (the schema), store_batch.c (group commit),
- * store_outbox.c (events), store_users.c, store_projects.c, store_tasks.c.
+ * store_migrate.c (the schema), store_batch.c (the writer: group commit),
+ * store_outbox.c (events), store_users.c, store_projects.c, store_tasks.c,
+ * store_task_doc.c (a task's JSON from its row).
  *
  * Every function here runs on the thread that owns the connection it is
  * given (a pool thread, the publisher, or the set-up thread), except where
@@ -194,11 +195,20 @@ int store__write(store_t *s, store_write_t *w);
  * logged at most every 10 s); false only when the database fails. */
 bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
                  const json_t *data);
+/* The same with data as JSON text, and the event's id and project_id. */
+bool store__emit_text(store_t *s, store_conn_t *c, const char *subject, const char *type,
+                      const char *id, const char *project_id, const char *data);
 
-/* ---- store_tasks.c, for the projects ---- */
+/* ---- store_task_doc.c: a task from its row ---- */
 
 /* A task as the API shows it, from a row of TASK_COLS (and its blockers). */
 json_t *store__task_row(store_conn_t *c, sqlite3_stmt *st);
+/* The same as JSON text (the task's document: caller frees), byte for byte
+ * json_dumps(store__task_row(c, st), JSON_COMPACT). */
+char *store__task_doc(store_conn_t *c, sqlite3_stmt *st);
+
+/* ---- store_tasks.c, for the projects ---- */
+
 /* The task id as JSON (*out, caller owns): 0, VP_ENOTFOUND or VP_ESTORE. */
 int store__task_get(store_conn_t *c, const char *id, json_t **out, store_err_t *e);
 

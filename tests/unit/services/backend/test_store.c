@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_outbox.h"
 #include "store_projects.h"
 #include "store_tasks.h"
 #include "sbuf.h"
@@ -35,6 +36,29 @@ static void s_fini(void)
     cr_assert_eq(system(cmd), 0);
 }
 
+/* The task writes answer the task's document; the tests read it as JSON
+ * values (and check the id answered beside it). */
+static int s_create(const store_task_new_t *f, json_t **out, store_err_t *e)
+{
+    char *doc = NULL, id[STORE_ID_MAX];
+    int rc = store_task_create(s_store, f, &doc, id, e);
+    *out = doc ? json_loads(doc, 0, NULL) : NULL;
+    if (rc == 0)
+        cr_assert_str_eq(json_string_value(json_object_get(*out, "id")), id, "%s", doc);
+    free(doc);
+    return rc;
+}
+
+static int s_update(const char *id, const json_t *patch, int64_t if_match, json_t **out,
+                    store_err_t *e)
+{
+    char *doc = NULL;
+    int rc = store_task_update(s_store, id, patch, if_match, &doc, e);
+    *out = doc ? json_loads(doc, 0, NULL) : NULL;
+    free(doc);
+    return rc;
+}
+
 static char *s_project(void)
 {
     json_t *p = NULL;
@@ -54,7 +78,7 @@ static char *s_task(const char *project, const char *title, json_t *blockers)
                           .blocked_by = blockers};
     json_t *t = NULL;
     store_err_t e;
-    cr_assert_eq(store_task_create(s_store, &f, &t, &e), 0, "%s", e.msg);
+    cr_assert_eq(s_create(&f, &t, &e), 0, "%s", e.msg);
     char *id = strdup(json_string_value(json_object_get(t, "id")));
     json_decref(t);
     return id;
@@ -64,7 +88,7 @@ static int s_status(const char *id, const char *status, int64_t if_match,
                            store_err_t *e)
 {
     json_t *patch = json_pack("{s:s}", "status", status), *out = NULL;
-    int rc = store_task_update(s_store, id, patch, if_match, &out, e);
+    int rc = s_update(id, patch, if_match, &out, e);
     json_decref(patch);
     json_decref(out);
     return rc;
@@ -106,7 +130,7 @@ Test(store, tasks_follow_the_rules_in_one_transaction, .init = s_init, .fini = s
                             .type = "feature",
                             .priority = "low",
                             .blocked_by = unknown};
-    cr_assert_eq(store_task_create(s_store, &bad, &t, &e), VP_EINVALID);
+    cr_assert_eq(s_create(&bad, &t, &e), VP_EINVALID);
     cr_assert_str_eq(e.code, "invalid_blocked_by");
     json_decref(unknown);
     cr_assert_eq(store_project_delete(s_store, p, false, &e), VP_ECONFLICT);
@@ -169,7 +193,7 @@ Test(store, cycles_are_refused_and_deleting_a_blocker_bumps_its_dependents,
     char *c = s_task(p, "c", bl); /* c waits on b */
     json_decref(bl);
     json_t *patch = json_pack("{s:[s]}", "blocked_by", c), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, a, patch, -1, &out, &e), VP_EINVALID,
+    cr_assert_eq(s_update(a, patch, -1, &out, &e), VP_EINVALID,
                  "a -> c -> b -> a accepted");
     cr_assert_str_eq(e.code, "invalid_blocked_by");
     cr_assert(strstr(e.msg, "cycle"), "%s", e.msg);
@@ -212,7 +236,7 @@ Test(store, stored_documents_follow_every_write, .init = s_init, .fini = s_fini)
     json_decref(bl);
     s_assert_doc_fresh(b);
     json_t *patch = json_pack("{s:s,s:i}", "title", "b2", "progress", 40), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, b, patch, -1, &out, &e), 0);
+    cr_assert_eq(s_update(b, patch, -1, &out, &e), 0);
     json_decref(patch);
     json_decref(out);
     s_assert_doc_fresh(b);
@@ -242,17 +266,94 @@ Test(store, a_patch_that_changes_nothing_keeps_the_version, .init = s_init,
     char *t = s_task(p, "same", NULL);
     store_err_t e;
     json_t *patch = json_pack("{s:s,s:s}", "title", "same", "status", "todo"), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), 0, "%s", e.msg);
+    cr_assert_eq(s_update(t, patch, 1, &out, &e), 0, "%s", e.msg);
     cr_assert_eq(json_integer_value(json_object_get(out, "version")), 1);
     json_decref(out);
     json_decref(patch);
     store_end(s_store);
     patch = json_pack("{s:s}", "title", "other");
-    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), 0, "%s", e.msg);
+    cr_assert_eq(s_update(t, patch, 1, &out, &e), 0, "%s", e.msg);
     cr_assert_eq(json_integer_value(json_object_get(out, "version")), 2);
     cr_assert_str_eq(json_string_value(json_object_get(out, "title")), "other");
     json_decref(out);
     json_decref(patch);
     free(t);
+    free(p);
+}
+
+/* What jansson writes for the event of doc (the payload's own "at"). */
+static char *s_jansson_event(const char *type, const char *doc, const char *payload)
+{
+    json_t *d = json_loads(doc, 0, NULL), *p = json_loads(payload, 0, NULL);
+    cr_assert(d && p, "%s / %s", doc, payload);
+    json_t *pid = json_object_get(d, "project_id"); /* a project's: its id */
+    json_t *ev = json_pack("{s:s,s:O,s:O,s:O,s:O}", "type", type, "id",
+                           json_object_get(d, "id"), "project_id",
+                           pid ? pid : json_object_get(d, "id"), "data", d, "at",
+                           json_object_get(p, "at"));
+    char *txt = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    json_decref(d);
+    json_decref(p);
+    return txt;
+}
+
+/* Every write stores, answers and queues the task's JSON written straight
+ * as text: byte for byte what jansson makes of the same task, whatever
+ * its strings, numbers and result hold. */
+Test(store, documents_and_events_are_the_bytes_jansson_writes, .init = s_init,
+     .fini = s_fini)
+{
+    store_outbox_set_max(s_store, 1000);
+    char *p = s_project();
+    char *a = s_task(p, "plain", NULL);
+    json_t *bl = json_pack("[s]", a);
+    char title[] = "q\"b\\s/ \x01\x1f\b\f\n\r\t \xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80 <>&";
+    char *b = s_task(p, title, bl);
+    json_decref(bl);
+    const char *patches[] = {
+        "{\"estimated_hours\":0.1,\"actual_hours\":2}",
+        "{\"estimated_hours\":1e20,\"actual_hours\":12.5,\"result\":{\"x\":[1,2.5,\"\\u0001\"],"
+        "\"y\":null,\"z\":true}}",
+        "{\"result\":\"text \\\"quoted\\\"\",\"assigned_role\":\"tester\","
+        "\"assigned_agent\":\"ag\\u00e9nt\",\"progress\":99}",
+        "{\"result\":-3,\"estimated_hours\":100000}",
+    };
+    for (size_t i = 0; i < sizeof patches / sizeof *patches; i++) {
+        json_t *patch = json_loads(patches[i], 0, NULL), *out = NULL;
+        store_err_t e;
+        cr_assert_eq(s_update(b, patch, -1, &out, &e), 0, "%s: %s", patches[i], e.msg);
+        json_decref(out);
+        json_decref(patch);
+        char *doc = NULL;
+        json_t *t = NULL;
+        cr_assert_eq(store_task_get_doc(s_store, b, &doc, &e), 0);
+        cr_assert_eq(store_task_get(s_store, b, &t, &e), 0);
+        char *want = json_dumps(t, JSON_COMPACT);
+        cr_assert_str_eq(doc, want, "after %s", patches[i]);
+        free(want);
+        free(doc);
+        json_decref(t);
+    }
+    store_event_t *evs = NULL;
+    size_t n = 0;
+    store_err_t e;
+    store_end(s_store);
+    cr_assert_eq(store_outbox_fetch(s_store, 100, &evs, &n, &e), 0);
+    cr_assert_geq(n, 7, "the creates, the updates and an assignment");
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_loads(evs[i].payload, 0, NULL);
+        json_t *data = json_object_get(ev, "data");
+        char *doc = json_dumps(data, JSON_COMPACT);
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        char *want = s_jansson_event(type, doc, evs[i].payload);
+        cr_assert_str_eq(evs[i].payload, want);
+        free(want);
+        free(doc);
+        json_decref(ev);
+    }
+    store_outbox_free(evs, n);
+    free(a);
+    free(b);
     free(p);
 }

@@ -251,6 +251,7 @@ static int s_publish_batch(events_t *ev)
 static void *s_thread(void *arg)
 {
     events_t *ev = arg;
+    pthread_setname_np(pthread_self(), "events-pub");
     int idle = 0;
     while (!ev->stop) {
         int wait = EVENTS_IDLE_MS;

@@ -73,6 +73,7 @@ static void s_probe(store_t *s)
 static void *s_checkpointer(void *arg)
 {
     store_t *s = arg;
+    pthread_setname_np(pthread_self(), "store-ckpt");
     char err[256];
     sqlite3 *db = store__open_db(s->path, err, sizeof err);
     if (!db) {

@@ -206,6 +206,10 @@ json_t *store__task_row(store_conn_t *c, sqlite3_stmt *st);
 /* The same as JSON text (the task's document: caller frees), byte for byte
  * json_dumps(store__task_row(c, st), JSON_COMPACT). */
 char *store__task_doc(store_conn_t *c, sqlite3_stmt *st);
+/* The document of a new task without blockers (id, created at ts): what
+ * store__task_doc gives once it is inserted. */
+struct store_task_new;
+char *store__task_doc_new(const char *id, const struct store_task_new *t, const char *ts);
 
 /* ---- store_tasks.c, for the projects ---- */
 

@@ -3,19 +3,40 @@
 #define _GNU_SOURCE
 #include <sodium.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "store_internal.h"
 
+/* 16 random bytes. Fetched 1 KiB at a time per thread: asking libsodium
+ * for each id was a getrandom() system call per write. */
+static void s_random16(unsigned char b[16])
+{
+    static __thread unsigned char pool[1024];
+    static __thread size_t used = sizeof pool;
+    if (used == sizeof pool) {
+        randombytes_buf(pool, sizeof pool);
+        used = 0;
+    }
+    memcpy(b, pool + used, 16);
+    sodium_memzero(pool + used, 16); /* an id is never handed out twice */
+    used += 16;
+}
+
 void store__uuid(char out[37])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    randombytes_buf(b, sizeof b);
+    s_random16(b);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-             b[12], b[13], b[14], b[15]);
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
 }
 
 void store__bind_text(sqlite3_stmt *st, int i, const char *v)

@@ -10,6 +10,7 @@
 
 #include "render.h"
 #include "store_internal.h"
+#include "store_tasks.h"
 
 static const char *const SQL_DEPS_OF = "SELECT blocked_by FROM task_deps WHERE task_id=?";
 
@@ -122,5 +123,34 @@ char *store__task_doc(store_conn_t *c, sqlite3_stmt *st)
     render_int(&b, sqlite3_column_int64(st, 16));
     s_blocked_by(c, &b, (const char *)sqlite3_column_text(st, 1));
     sbuf_append(&b, "}", 1);
+    return sbuf_steal(&b);
+}
+
+/* A string member. */
+static void s_str(sbuf_t *b, const char *key, const char *v)
+{
+    s_key(b, key);
+    render_string(b, v);
+}
+
+char *store__task_doc_new(const char *id, const store_task_new_t *t, const char *ts)
+{
+    sbuf_t b = {0};
+    sbuf_reserve(&b, 1023);
+    sbuf_append(&b, "{", 1);
+    s_str(&b, "id", id);
+    s_str(&b, "project_id", t->project_id);
+    s_str(&b, "title", t->title);
+    s_str(&b, "description", t->description ? t->description : "");
+    s_str(&b, "type", t->type);
+    s_str(&b, "status", "todo");
+    s_str(&b, "priority", t->priority);
+    sbuf_puts(&b, ",\"progress\":0,\"assigned_role\":null,\"assigned_agent\":null");
+    /* SQLite keeps -0.0 as the integer 0: it reads back as 0.0. */
+    s_value(&b, "estimated_hours", t->has_estimate ? json_real(t->estimated_hours + 0.0) : NULL);
+    sbuf_puts(&b, ",\"actual_hours\":null,\"result\":null");
+    s_str(&b, "created_at", ts);
+    s_str(&b, "updated_at", ts);
+    sbuf_puts(&b, ",\"version\":1,\"blocked_by\":[]}");
     return sbuf_steal(&b);
 }

@@ -17,8 +17,8 @@
 static const char *const SQL_PROJECT_EXISTS = "SELECT 1 FROM projects WHERE id=?";
 static const char *const SQL_TASK_INSERT =
     "INSERT INTO tasks(id,project_id,title,description,type,status,priority,progress,"
-    "estimated_hours,created_at,updated_at,version) "
-    "VALUES(?,?,?,?,?,'todo',?,0,?,?,?,1)";
+    "estimated_hours,created_at,updated_at,version,doc) "
+    "VALUES(?,?,?,?,?,'todo',?,0,?,?,?,1,?)";
 static const char *const SQL_TASK_GET =
     "SELECT " STORE_TASK_COLS " FROM tasks WHERE id=?";
 static const char *const SQL_DEP_INSERT = "INSERT OR IGNORE INTO task_deps VALUES(?,?)";
@@ -207,10 +207,10 @@ static int s_check_new(store_conn_t *c, const store_task_new_t *t, store_err_t *
     return r;
 }
 
-static bool s_insert_task(store_conn_t *c, const char *id, const store_task_new_t *t)
+/* Inserts the task, with its document when it is known (else NULL). */
+static bool s_insert_task(store_conn_t *c, const char *id, const store_task_new_t *t,
+                          const char *ts, const char *doc)
 {
-    char ts[40];
-    now_iso8601(ts, sizeof ts);
     sqlite3_stmt *st = store__stmt(c, SQL_TASK_INSERT);
     if (!st)
         return false;
@@ -224,8 +224,23 @@ static bool s_insert_task(store_conn_t *c, const char *id, const store_task_new_
         sqlite3_bind_double(st, 7, t->estimated_hours);
     store__bind_text(st, 8, ts);
     store__bind_text(st, 9, ts);
-    return sqlite3_step(st) == SQLITE_DONE &&
-           (!t->blocked_by || s_insert_deps(c, id, t->blocked_by));
+    sqlite3_bind_text(st, 10, doc, -1, SQLITE_STATIC); /* NULL binds NULL */
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_reset(st); /* doc is the caller's */
+    return ok && (!t->blocked_by || s_insert_deps(c, id, t->blocked_by));
+}
+
+/* Queues the event of the new task id and commits; *doc: its document. */
+static int s_finish_new(store_t *s, store_conn_t *c, const char *id, const char *pid,
+                        char **doc, store_err_t *e)
+{
+    if (!s_emit(s, c, id, pid, *doc, "created") || !store__commit(c)) {
+        store__rollback(c);
+        free(*doc);
+        *doc = NULL;
+        return store__fail(c, e);
+    }
+    return 0;
 }
 
 static int s_create(store_write_t *w, store_t *s)
@@ -240,13 +255,21 @@ static int s_create(store_write_t *w, store_t *s)
         store__rollback(c);
         return r;
     }
-    char *id = op->id;
+    char *id = op->id, ts[40];
     store__uuid(id);
-    if (!s_insert_task(c, id, t)) {
+    now_iso8601(ts, sizeof ts);
+    /* Without blockers, the new task's document follows from its values
+     * alone: it goes in with the row, and nothing is read back. */
+    char *doc = json_array_size(t->blocked_by) == 0 ? store__task_doc_new(id, t, ts) : NULL;
+    if (!s_insert_task(c, id, t, ts, doc)) {
+        free(doc);
         store__rollback(c);
         return store__fail(c, w->e);
     }
-    return s_finish_task(s, c, id, "created", w->text, w->e);
+    if (!doc)
+        return s_finish_task(s, c, id, "created", w->text, w->e);
+    *w->text = doc;
+    return s_finish_new(s, c, id, t->project_id, w->text, w->e);
 }
 
 int store_task_create(store_t *s, const store_task_new_t *t, char **doc,

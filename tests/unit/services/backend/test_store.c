@@ -43,8 +43,13 @@ static int s_create(const store_task_new_t *f, json_t **out, store_err_t *e)
     char *doc = NULL, id[STORE_ID_MAX];
     int rc = store_task_create(s_store, f, &doc, id, e);
     *out = doc ? json_loads(doc, 0, NULL) : NULL;
-    if (rc == 0)
+    if (rc == 0) {
         cr_assert_str_eq(json_string_value(json_object_get(*out, "id")), id, "%s", doc);
+        cr_assert(strlen(id) == 36 && id[8] == '-' && id[13] == '-' && id[14] == '4' &&
+                      id[18] == '-' && strchr("89ab", id[19]) && id[23] == '-' &&
+                      strspn(id, "0123456789abcdef-") == 36,
+                  "not a UUID v4: %s", id);
+    }
     free(doc);
     return rc;
 }
@@ -335,12 +340,36 @@ Test(store, documents_and_events_are_the_bytes_jansson_writes, .init = s_init,
         free(doc);
         json_decref(t);
     }
+    /* New tasks without blockers: their documents are written without
+     * reading them back. */
+    const double hours[] = {0.1, -0.0, 2, 1e5, 1.0 / 3};
+    for (size_t i = 0; i < sizeof hours / sizeof *hours; i++) {
+        store_task_new_t f = {.project_id = p,
+                              .title = title,
+                              .description = i % 2 ? NULL : title + 3,
+                              .type = "bugfix",
+                              .priority = "high",
+                              .has_estimate = i > 0,
+                              .estimated_hours = hours[i]};
+        char *doc = NULL, *stored = NULL, id[STORE_ID_MAX], *want;
+        json_t *t = NULL;
+        store_err_t e;
+        cr_assert_eq(store_task_create(s_store, &f, &doc, id, &e), 0, "%s", e.msg);
+        cr_assert_eq(store_task_get_doc(s_store, id, &stored, &e), 0);
+        cr_assert_eq(store_task_get(s_store, id, &t, &e), 0);
+        cr_assert_str_eq(doc, stored);
+        cr_assert_str_eq(stored, want = json_dumps(t, JSON_COMPACT), "hours %g", hours[i]);
+        free(want);
+        free(stored);
+        free(doc);
+        json_decref(t);
+    }
     store_event_t *evs = NULL;
     size_t n = 0;
     store_err_t e;
     store_end(s_store);
     cr_assert_eq(store_outbox_fetch(s_store, 100, &evs, &n, &e), 0);
-    cr_assert_geq(n, 7, "the creates, the updates and an assignment");
+    cr_assert_geq(n, 12, "the creates, the updates and an assignment");
     for (size_t i = 0; i < n; i++) {
         json_t *ev = json_loads(evs[i].payload, 0, NULL);
         json_t *data = json_object_get(ev, "data");

@@ -5,11 +5,13 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -65,6 +67,40 @@ static void s_probe(store_t *s)
     store__conn_end(c);
 }
 
+/* The WAL starts again from its beginning only when a write begins while
+ * every frame in it is checkpointed. Under a steady stream of writes that
+ * never happens by itself (there are always new frames by the time a
+ * checkpoint ends): it grew by hundreds of MB a minute, each commit
+ * appending to a longer file, and waiting more and more on the file
+ * system. So once it holds STORE_WAL_RESTART_FRAMES, the checkpointer catches up
+ * until at most STORE_WAL_TAIL frames are left, checkpoints those few
+ * under the write lock (no write is running then), and the next write
+ * starts the WAL over. */
+#define STORE_WAL_TAIL 64
+#define STORE_WAL_TRIES 4
+
+/* A passive checkpoint: whether it left at most `tail` frames. */
+static bool s_checkpoint(sqlite3 *db, int *frames, int tail)
+{
+    int done = 0;
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, frames, &done);
+    return *frames >= 0 && *frames - done <= tail;
+}
+
+/* Lets the WAL start over (see above). When the writes outrun the
+ * checkpoints, the rest is checkpointed under the lock all the same: the
+ * WAL stays bounded, at the cost of a longer hold. */
+static void s_restart_wal(sqlite3 *db, int lockfd)
+{
+    int frames = 0;
+    for (int i = 1; i < STORE_WAL_TRIES && !s_checkpoint(db, &frames, STORE_WAL_TAIL); i++)
+        ;
+    while (flock(lockfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    s_checkpoint(db, &frames, 0);
+    flock(lockfd, LOCK_UN);
+}
+
 /* Checkpoints run here, off every request's path: a commit that had to
  * checkpoint the WAL itself (SQLite's automatic checkpoint, turned off in
  * store__open_db) took several milliseconds longer, the tail of POST
@@ -80,13 +116,20 @@ static void *s_checkpointer(void *arg)
         log_warn("store: checkpointer: %s", err);
         return NULL;
     }
+    char *lp = xasprintf("%s-writelock", s->path);
+    int lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lp);
     for (unsigned n = 1; !atomic_load(&s->ckpt_stop); n++) {
-        int frames = 0, done = 0;
-        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+        int frames = 0;
+        s_checkpoint(db, &frames, 0);
+        if (frames >= STORE_WAL_RESTART_FRAMES && lockfd >= 0)
+            s_restart_wal(db, lockfd);
         if (n % (STORE_PROBE_MS / STORE_CHECKPOINT_MS) == 0 && store_full_since(s))
             s_probe(s);
         usleep(STORE_CHECKPOINT_MS * 1000);
     }
+    if (lockfd >= 0)
+        close(lockfd);
     sqlite3_close(db);
     return NULL;
 }

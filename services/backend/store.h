@@ -80,6 +80,7 @@ struct store_write {
     char **text;    /* optional: a result as text, freed then too */
     store_err_t *e; /* why the write failed */
     int rc;
+    bool quiet;    /* changes nothing reads see: the version stays */
     bool finished; /* (store__write) */
     list_t link;   /* the queue's until done() */
 };

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store_internal.h"
@@ -73,6 +74,33 @@ static bool s_begin(store_conn_t *c)
     return store__tx(c, STORE_TX_BEGIN);
 }
 
+/* The writes outran the checkpointer: the WAL is checkpointed here, with
+ * the write lock held, so that it empties and the next write starts it
+ * over. The writes of every worker wait meanwhile: they go at the pace of
+ * the checkpoints. A checkpoint already running (the checkpointer's)
+ * makes this one wait for it (SQLITE_BUSY). */
+static void s_checkpoint(store_conn_t *c)
+{
+    store__conn_reset(c); /* a statement left open is a read that stops it */
+    for (int ms = 0; ms < 5000; ms++) { /* then the next batch tries again */
+        if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+            SQLITE_BUSY)
+            break;
+        usleep(1000);
+    }
+}
+
+/* Whether no write of batch changed what reads see. */
+static bool s_quiet(list_t *batch)
+{
+    list_for_each(it, batch)
+    {
+        if (!list_item(it, store_write_t, link)->quiet)
+            return false;
+    }
+    return true;
+}
+
 /* Runs every write of batch in one transaction (the writer thread). */
 static void s_run_batch(store_t *s, list_t *batch)
 {
@@ -85,6 +113,8 @@ static void s_run_batch(store_t *s, list_t *batch)
         store__rollback(c);
         ok = false;
     }
+    if (ok && c->wal_frames >= STORE_WAL_MAX_FRAMES)
+        s_checkpoint(c);
     if (c)
         store__unlock(c);
     if (!ok) {
@@ -92,7 +122,8 @@ static void s_run_batch(store_t *s, list_t *batch)
             c->users_changed = false; /* nothing was committed */
         s_fail_all(c, batch);
     } else {
-        store__bump(c);
+        if (!s_quiet(batch))
+            store__bump(c);
         if (s->on_commit && queued > 0)
             s->on_commit(s->on_commit_ud);
     }

@@ -60,6 +60,14 @@ void store__conn_free(void *p)
     free(c);
 }
 
+/* After each commit: how many frames the WAL holds (see store_batch.c). */
+static int s_wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    UNUSED(db), UNUSED(name);
+    ((store_conn_t *)ud)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
 store_conn_t *store__conn(store_t *s)
 {
     store_conn_t *c = pthread_getspecific(s->key);
@@ -73,6 +81,7 @@ store_conn_t *store__conn(store_t *s)
     }
     c = xcalloc(1, sizeof *c);
     c->db = db;
+    sqlite3_wal_hook(db, s_wal_hook, c);
     c->shared = s->shared;
     char *lp = xasprintf("%s-writelock", s->path);
     c->lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -108,6 +108,7 @@ typedef struct store_conn {
     /* A write of the current transaction changed a user's tokens:
      * store__bump bumps the users counter too, after the commit. */
     bool users_changed;
+    int wal_frames; /* in the WAL after this connection's last commit */
 } store_conn_t;
 
 /* ---- store_conn.c: connections, statements, the write lock, transactions */
@@ -154,6 +155,9 @@ int store__not_found(store_err_t *e, const char *what, const char *id);
 
 /* A random UUID (version 4), as text. */
 void store__uuid(char out[37]);
+/* Now, as now_iso8601 writes it (2026-01-02T03:04:05.678Z), cheaper. */
+#define STORE_TS_MAX 40
+void store__now(char out[STORE_TS_MAX]);
 /* Binds v (copied), or NULL. */
 void store__bind_text(sqlite3_stmt *st, int i, const char *v);
 /* Column i as a JSON string, or null. */
@@ -176,6 +180,13 @@ json_t *store__ids(store_conn_t *c, const char *sql, const char *id);
 int store__migrate(sqlite3 *db, char *err, size_t errlen);
 
 /* ---- store_batch.c: the writer ---- */
+
+/* The WAL is let start over past STORE_WAL_RESTART_FRAMES (the
+ * checkpointer, store.c); past STORE_WAL_MAX_FRAMES, when the writes
+ * outrun the checkpoints, the writer checkpoints it itself before it lets
+ * the write lock go. */
+#define STORE_WAL_RESTART_FRAMES 8192
+#define STORE_WAL_MAX_FRAMES 16384
 
 /* Starts the writer thread (store_open); false when it cannot. */
 bool store__writer_start(store_t *s);

@@ -63,7 +63,7 @@ bool store__emit_text(store_t *s, store_conn_t *c, const char *subject, const ch
     if (s->outbox_max == 0 || s_full(s))
         return true; /* events are off (no NATS configured), or dropped */
     char at[40];
-    now_iso8601(at, sizeof at);
+    store__now(at);
     sqlite3_stmt *st = store__stmt(c, SQL_OUTBOX_INSERT);
     if (!st)
         return false;
@@ -147,14 +147,28 @@ int store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
     return 0;
 }
 
-int store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e)
+typedef struct outbox_delete_op {
+    store_write_t w;
+    int64_t seq;
+} outbox_delete_op_t;
+
+static int s_delete(store_write_t *w, store_t *s)
 {
     store_conn_t *c = store__conn(s);
     sqlite3_stmt *st = c ? store__stmt(c, SQL_OUTBOX_DELETE) : NULL;
     if (!st)
-        return store__fail(c, e);
-    sqlite3_bind_int64(st, 1, seq);
-    return sqlite3_step(st) == SQLITE_DONE ? 0 : store__fail(c, e);
+        return store__fail(c, w->e);
+    sqlite3_bind_int64(st, 1, container_of(w, outbox_delete_op_t, w)->seq);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : store__fail(c, w->e);
+}
+
+/* A write like the others: in the writer's next batch, under the write
+ * lock, instead of a transaction of its own that the writers' would wait
+ * for (and it for theirs) in SQLite's busy handler. */
+int store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e)
+{
+    outbox_delete_op_t op = {.w = {.run = s_delete, .e = e, .quiet = true}, .seq = seq};
+    return store__write(s, &op.w);
 }
 
 void store_outbox_free(store_event_t *evs, size_t n)

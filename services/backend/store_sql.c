@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "store_internal.h"
 
@@ -37,6 +38,31 @@ void store__uuid(char out[37])
         *o++ = hex[b[i] & 15];
     }
     *o = '\0';
+}
+
+void store__now(char out[STORE_TS_MAX])
+{
+    /* The date and time of the last second this thread formatted: most
+     * writes of a second need only its milliseconds. */
+    static __thread time_t sec = -1;
+    static __thread char head[64]; /* 2026-01-02T03:04:05. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        sec = ts.tv_sec;
+    }
+    size_t n = strlen(head);
+    long ms = ts.tv_nsec / 1000000;
+    memcpy(out, head, n);
+    out[n] = (char)('0' + ms / 100);
+    out[n + 1] = (char)('0' + ms / 10 % 10);
+    out[n + 2] = (char)('0' + ms % 10);
+    out[n + 3] = 'Z';
+    out[n + 4] = '\0';
 }
 
 void store__bind_text(sqlite3_stmt *st, int i, const char *v)

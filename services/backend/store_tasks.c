@@ -49,9 +49,11 @@ static const char *const SQL_TASK_PAGE =
 static bool s_emit(store_t *s, store_conn_t *c, const char *id, const char *pid,
                    const char *doc, const char *what)
 {
-    char subject[64], type[64];
-    snprintf(subject, sizeof subject, "vapora.tasks.%s", what);
-    snprintf(type, sizeof type, "task.%s", what);
+    char subject[64] = "vapora.tasks.", type[64] = "task.";
+    size_t n = strlen(what);
+    VP_ASSERT(n < 32);
+    memcpy(subject + 13, what, n + 1);
+    memcpy(type + 5, what, n + 1);
     return store__emit_text(s, c, subject, type, id, pid, doc);
 }
 
@@ -257,7 +259,7 @@ static int s_create(store_write_t *w, store_t *s)
     }
     char *id = op->id, ts[40];
     store__uuid(id);
-    now_iso8601(ts, sizeof ts);
+    store__now(ts);
     /* Without blockers, the new task's document follows from its values
      * alone: it goes in with the row, and nothing is read back. */
     char *doc = json_array_size(t->blocked_by) == 0 ? store__task_doc_new(id, t, ts) : NULL;
@@ -425,7 +427,7 @@ static bool s_apply_patch(store_conn_t *c, const char *id, const json_t *patch)
     if (!st)
         return false;
     char ts[40];
-    now_iso8601(ts, sizeof ts);
+    store__now(ts);
     store__bind_text(st, 1, ts);
     int n = 2;
     for (size_t i = 0; i < ARRAY_LEN(s_task_fields); i++) {
@@ -583,7 +585,7 @@ static bool s_touch_dependent(store_t *s, store_conn_t *c, const char *id,
                               store_err_t *e)
 {
     char ts[40], pid[STORE_ID_MAX], *doc = NULL;
-    now_iso8601(ts, sizeof ts);
+    store__now(ts);
     sqlite3_stmt *u = store__stmt(c, SQL_TASK_TOUCH);
     if (u) {
         store__bind_text(u, 1, ts);

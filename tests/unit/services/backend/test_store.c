@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "now.h"
 #include "store.h"
+#include "store_internal.h"
 #include "store_outbox.h"
 #include "store_projects.h"
 #include "store_tasks.h"
@@ -384,5 +387,48 @@ Test(store, documents_and_events_are_the_bytes_jansson_writes, .init = s_init,
     store_outbox_free(evs, n);
     free(a);
     free(b);
+    free(p);
+}
+
+/* The store's timestamps read as now_iso8601's. */
+Test(store, timestamps_are_written_as_now_iso8601_writes_them)
+{
+    for (int tries = 0;; tries++) {
+        char a[40], b[STORE_TS_MAX], c[40];
+        now_iso8601(a, sizeof a);
+        store__now(b);
+        now_iso8601(c, sizeof c);
+        cr_assert_eq(strlen(b), strlen(a), "%s / %s", b, a);
+        cr_assert(strcmp(a, b) <= 0 && strcmp(b, c) <= 0, "%s %s %s", a, b, c);
+        if (strncmp(a, c, 19) == 0 || tries == 5) {
+            cr_assert_eq(strncmp(a, b, 19), 0, "%s / %s", a, b);
+            break;
+        }
+    }
+}
+
+/* Under a steady stream of writes the WAL starts over now and then (the
+ * checkpointer lets it): it does not grow with every write made. */
+Test(store, the_wal_stays_bounded_under_a_steady_stream_of_writes, .init = s_init,
+     .fini = s_fini, .timeout = 120)
+{
+    char *p = s_project(), path[160];
+    snprintf(path, sizeof path, "%s/t.db-wal", s_dir);
+    char title[2000];
+    memset(title, 'x', sizeof title - 1);
+    title[sizeof title - 1] = '\0';
+    off_t most = 0;
+    for (int i = 0; i < 12000; i++) { /* ~100 MB of WAL without restarts */
+        store_task_new_t f = {
+            .project_id = p, .title = title, .type = "feature", .priority = "low"};
+        char *doc = NULL, id[STORE_ID_MAX];
+        store_err_t e;
+        cr_assert_eq(store_task_create(s_store, &f, &doc, id, &e), 0, "%s", e.msg);
+        free(doc);
+        struct stat st;
+        if (i % 100 == 0 && stat(path, &st) == 0 && st.st_size > most)
+            most = st.st_size;
+    }
+    cr_assert_lt(most, 80 << 20, "the WAL grew to %lld bytes", (long long)most);
     free(p);
 }

@@ -175,6 +175,10 @@ store_t *store_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "libsodium failed to initialise");
         return NULL;
     }
+    /* No allocation statistics: they take a global mutex at every
+     * sqlite3_malloc. Only before SQLite's first use (else it says
+     * SQLITE_MISUSE and nothing changes). */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     sqlite3 *db = store__open_db(path, err, errlen);
     if (!db)
         return NULL;

@@ -153,7 +153,7 @@ int store__not_found(store_err_t *e, const char *what, const char *id);
 
 /* ---- store_sql.c: values in and out of statements ---- */
 
-/* A random UUID (version 4), as text. */
+/* A new UUID (version 7: time-ordered, 74 random bits), as text. */
 void store__uuid(char out[37]);
 /* Now, as now_iso8601 writes it (2026-01-02T03:04:05.678Z), cheaper. */
 #define STORE_TS_MAX 40

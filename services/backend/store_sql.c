@@ -23,12 +23,23 @@ static void s_random16(unsigned char b[16])
     used += 16;
 }
 
+/* A UUID of version 7 (RFC 9562): the time in ms in its first 48 bits,
+ * then 74 random ones. Ids made one after the other sort together, so a
+ * new row's entry goes to the last page of the id index: random (version
+ * 4) ids touched a page of their own each, which doubled the pages every
+ * write wrote to the WAL and, once another worker had written, read back
+ * (the page cache does not outlive another process's commit). */
 void store__uuid(char out[37])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     s_random16(b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     char *o = out;
     for (int i = 0; i < 16; i++) {

@@ -48,10 +48,10 @@ static int s_create(const store_task_new_t *f, json_t **out, store_err_t *e)
     *out = doc ? json_loads(doc, 0, NULL) : NULL;
     if (rc == 0) {
         cr_assert_str_eq(json_string_value(json_object_get(*out, "id")), id, "%s", doc);
-        cr_assert(strlen(id) == 36 && id[8] == '-' && id[13] == '-' && id[14] == '4' &&
+        cr_assert(strlen(id) == 36 && id[8] == '-' && id[13] == '-' && id[14] == '7' &&
                       id[18] == '-' && strchr("89ab", id[19]) && id[23] == '-' &&
                       strspn(id, "0123456789abcdef-") == 36,
-                  "not a UUID v4: %s", id);
+                  "not a UUID v7: %s", id);
     }
     free(doc);
     return rc;
@@ -430,5 +430,23 @@ Test(store, the_wal_stays_bounded_under_a_steady_stream_of_writes, .init = s_ini
             most = st.st_size;
     }
     cr_assert_lt(most, 80 << 20, "the WAL grew to %lld bytes", (long long)most);
+    free(p);
+}
+
+/* Ids are UUIDs of version 7: made in different milliseconds, they sort
+ * in the order they were made (a new row's entry goes to the end of the id
+ * index), and they never repeat. */
+Test(store, ids_sort_in_the_order_they_were_made, .init = s_init, .fini = s_fini)
+{
+    char *p = s_project(), *prev = NULL;
+    for (int i = 0; i < 20; i++) {
+        char *id = s_task(p, "t", NULL);
+        if (prev)
+            cr_assert_lt(strcmp(prev, id), 0, "%s made before %s", prev, id);
+        free(prev);
+        prev = id;
+        usleep(2000);
+    }
+    free(prev);
     free(p);
 }

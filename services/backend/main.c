@@ -66,6 +66,20 @@ static void s_cache_metrics(sbuf_t *out, void *ud)
                 (unsigned long long)rcache_misses(b->cache));
 }
 
+/* The writer's batches: writes / batches is the mean batch. */
+static void s_writer_metrics(sbuf_t *out, void *ud)
+{
+    backend_t *b = ud;
+    uint64_t batches, writes;
+    store_writer_stats(b->store, &batches, &writes);
+    metrics_write_sample(out, "vapora_backend_write_batches_total",
+                         "Transactions the writer ran (group commits).", "counter",
+                         "service=\"backend\"", (double)batches);
+    metrics_write_sample(out, "vapora_backend_writes_total",
+                         "Writes the writer ran, in those transactions.", "counter",
+                         "service=\"backend\"", (double)writes);
+}
+
 /* GET /health: degraded while writes fail for lack of space, on any
  * worker (the flag is shared); it clears once a write commits again. */
 static int s_storage_check(void *ud, char *buf, size_t len)
@@ -173,6 +187,7 @@ static int s_setup(worker_t *w)
     if (store_version_known(b->store))
         b->cache = rcache_new((size_t)slots);
     metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
+    metrics_add_collector(worker_metrics(w), s_writer_metrics, b);
     worker_add_check(w, "storage", s_storage_check, b);
     s_events = events_new(b, &lim);
     s_live = live_new(b);

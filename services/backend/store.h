@@ -93,6 +93,9 @@ int store_write_submit(store_t *s, store_write_t *w);
 /* How many writes may wait for the writer (default 1024); call before
  * serving. */
 void store_set_queue_max(store_t *s, size_t max);
+/* How many batches (transactions) the writer ran, and how many writes they
+ * held, so far. Any thread. */
+void store_writer_stats(const store_t *s, uint64_t *batches, uint64_t *writes);
 
 /* Ends the calling thread's use of the store for now: resets its cached
  * statements so that no read transaction stays open between jobs (stale

@@ -135,10 +135,13 @@ static void s_run_batch(store_t *s, list_t *batch)
 static void s_take_batch(store_t *s, list_t *batch)
 {
     list_init(batch);
-    for (int n = 0; n < STORE_BATCH && !list_empty(&s->wq); n++) {
+    unsigned long n = 0;
+    for (; n < STORE_BATCH && !list_empty(&s->wq); n++) {
         list_push_back(batch, list_pop_front(&s->wq));
         s->nq--;
     }
+    atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->writes, n, memory_order_relaxed);
 }
 
 /* Completes the writes of a batch in order: done(), or the wake-up of the
@@ -236,6 +239,12 @@ int store_write_submit(store_t *s, store_write_t *w)
 void store_set_queue_max(store_t *s, size_t max)
 {
     s->qmax = max;
+}
+
+void store_writer_stats(const store_t *s, uint64_t *batches, uint64_t *writes)
+{
+    *batches = atomic_load_explicit(&s->batches, memory_order_relaxed);
+    *writes = atomic_load_explicit(&s->writes, memory_order_relaxed);
 }
 
 int store__write(store_t *s, store_write_t *w)

@@ -61,6 +61,7 @@ struct store {
     bool wstop;
     pthread_t writer;
     bool writer_running;
+    atomic_ulong batches, writes; /* run so far (store_writer_stats) */
     /* Shared with the other workers; private memory (and not known to be
      * shared) when the file could not be mapped. */
     store_shared_t *shared;

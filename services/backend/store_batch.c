@@ -255,6 +255,8 @@ int store__write(store_t *s, store_write_t *w)
             return store__fail(c, w->e);
         return w->run(w, s);
     }
+    /* The writer waiting for its own batch would wait for ever. */
+    VP_ASSERT(!s->writer_running || !pthread_equal(pthread_self(), s->writer));
     if (c) /* no read of this thread keeps a snapshot from before the write */
         store__conn_reset(c);
     w->done = NULL;

@@ -61,7 +61,7 @@ INTEG_BIN := $(BUILD)/tests/integration-tests
 TESTSVC_SRC := $(wildcard tests/integration/testsvc/*.c)
 TESTSVC_BIN := $(BUILD)/tests/vapora-testsvc
 
-.PHONY: all deps bins run test test-run asan bench clean format tests-build compose-test
+.PHONY: all deps bins run test test-run test-ui asan bench clean format tests-build compose-test
 .DEFAULT_GOAL := all
 
 all: deps
@@ -140,6 +140,11 @@ test-run: tests-build
 
 test: deps
 	@$(MAKE) --no-print-directory test-run
+
+# The web board in headless Chromium against the real suite (tests/ui/run.sh;
+# screenshots of every page in $(BUILD)/ui-screenshots).
+test-ui: deps bins
+	@BUILD=$(BUILD) tests/ui/run.sh
 
 # abort_on_error: criterion ignores a passed test's exit status, so a leak
 # report must abort the test process to count.

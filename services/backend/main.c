@@ -4,7 +4,8 @@
  * the first connection), loads the JWT secret (auth.c) and makes the first
  * users (bootstrap.c), opens the login throttle (logins.c) and the read cache
  * (cache.c), starts the events publisher (events.c) and the WebSocket relay
- * (live.c), and adds the routes (users.c, projects.c, tasks.c). */
+ * (live.c), and adds the routes (users.c, projects.c, tasks.c), the web
+ * board's files (web.c) and the other services' routes it reads (relay.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -22,16 +23,20 @@
 #include "live.h"
 #include "log.h"
 #include "projects.h"
+#include "relay.h"
 #include "sbuf.h"
 #include "schema.h"
 #include "settings.h"
 #include "store_outbox.h"
 #include "tasks.h"
 #include "users.h"
+#include "web.h"
 
 static backend_t s_backend;
 static events_t *s_events;
 static live_t *s_live;
+static web_t *s_web;
+static relay_t *s_relay;
 
 /* Blocks until this process holds data_dir/backend-setup.lock; -1 (and a
  * warning) when it cannot be taken: set-up then goes on unserialised. */
@@ -158,6 +163,22 @@ static int s_writer_setup(worker_t *w, backend_t *b)
     return rc;
 }
 
+/* The web board: its files and the routes of the other services it reads
+ * through this origin. */
+static int s_add_board(backend_t *b, const cfg_t *cfg)
+{
+    char err[512];
+    s_web = web_new(cfg_get_str(cfg, "backend", "web_root", "web"), err, sizeof err);
+    s_relay = s_web ? relay_new(b, cfg, err, sizeof err) : NULL;
+    if (!s_relay) {
+        log_error("backend: %s", err);
+        return -EINVAL;
+    }
+    relay_add_routes(s_relay);
+    web_add_routes(s_web, worker_http(b->w));
+    return 0;
+}
+
 static int s_setup(worker_t *w)
 {
     backend_t *b = &s_backend;
@@ -194,13 +215,15 @@ static int s_setup(worker_t *w)
     users_add_routes(b);
     projects_add_routes(b);
     tasks_add_routes(b);
-    return 0;
+    return s_add_board(b, cfg);
 }
 
 static void s_teardown(worker_t *w)
 {
     UNUSED(w);
     backend_t *b = &s_backend;
+    relay_destroy(&s_relay);
+    web_destroy(&s_web);
     live_destroy(&s_live);
     events_destroy(&s_events);
     /* The writes still queued commit; then their answers go out (they use
@@ -214,12 +237,22 @@ static void s_teardown(worker_t *w)
     b->data_dir = NULL;
 }
 
+/* A draining worker ends its relayed streams (a run's live output): their
+ * clients reconnect to a sibling. */
+static void s_drain(worker_t *w)
+{
+    UNUSED(w);
+    if (s_relay)
+        relay_drain(s_relay);
+}
+
 static const worker_service_t s_service = {
     .name = "backend",
     .default_listen = "0.0.0.0:8001",
     .schema = &backend_schema,
     .setup = s_setup,
     .teardown = s_teardown,
+    .drain = s_drain,
 };
 
 int main(int argc, char **argv)

@@ -68,12 +68,6 @@ static bool s_run_ops(store_t *s, store_conn_t *c, list_t *batch)
     return open;
 }
 
-static bool s_begin(store_conn_t *c)
-{
-    c->cause_rc = 0;
-    return store__tx(c, STORE_TX_BEGIN);
-}
-
 /* The writes outran the checkpointer: the WAL is checkpointed here, with
  * the write lock held, so that it empties and the next write starts it
  * over. The writes of every worker wait meanwhile: they go at the pace of
@@ -107,7 +101,7 @@ static void s_run_batch(store_t *s, list_t *batch)
     store_conn_t *c = store__conn(s);
     if (c)
         store__lock(c);
-    bool ok = c && s_begin(c) && s_run_ops(s, c, batch);
+    bool ok = c && store__begin_immediate(c) && s_run_ops(s, c, batch);
     long queued = atomic_load(&s->backlog);
     if (ok && !store__tx(c, STORE_TX_COMMIT)) {
         store__rollback(c);

@@ -174,7 +174,7 @@ int store__fail(store_conn_t *c, store_err_t *e)
     }
     e->code = "storage_error";
     snprintf(e->msg, sizeof e->msg, "the database failed: %s", c->cause_msg);
-    log_error("store: %s", e->msg);
+    log_error("store: %s (SQLite code %d)", e->msg, c->cause_rc);
     return VP_ESTORE;
 }
 
@@ -229,13 +229,24 @@ void store__unlock(store_conn_t *c)
     }
 }
 
+bool store__begin_immediate(store_conn_t *c)
+{
+    /* A read left mid-way (a row read, its statement not reset) holds its
+     * snapshot: BEGIN IMMEDIATE would then fail at once, without the busy
+     * handler, whenever another worker committed since
+     * (SQLITE_BUSY_SNAPSHOT). Every read of this thread ends here. */
+    store__conn_reset(c);
+    c->cause_rc = 0;
+    return store__tx(c, STORE_TX_BEGIN);
+}
+
 bool store__begin(store_conn_t *c)
 {
     c->cause_rc = 0;
     if (c->batched)
         return store__tx(c, STORE_TX_SAVEPOINT);
     store__lock(c);
-    if (store__tx(c, STORE_TX_BEGIN))
+    if (store__begin_immediate(c))
         return true;
     store__unlock(c);
     return false;

@@ -131,6 +131,8 @@ sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
 /* Runs one of the STORE_TX_* statements; false (SQLite's error kept for
  * the cause) when it fails. */
 bool store__tx(store_conn_t *c, int which);
+/* BEGIN IMMEDIATE after ending every read this connection left open. */
+bool store__begin_immediate(store_conn_t *c);
 /* The write lock: an flock on `<database>-writelock` around each write
  * transaction (see store_conn.c). */
 void store__lock(store_conn_t *c);

@@ -152,6 +152,24 @@ check_agent_run() {
   fi
 }
 
+# The web board: its page from the backend, and the router's reports
+# relayed by the backend with the key the router wrote into its volume.
+check_board() {
+  TOKEN="" req GET "$BACKEND_PORT" /
+  if [ "$CODE" = 200 ] && grep -qi '^content-type: text/html' "$tmp/headers" &&
+    grep -qi '^content-security-policy:' "$tmp/headers"; then
+    pass "the web board is served at / (with its CSP)"
+  else
+    fail "the web board is served at /" "$CODE"
+  fi
+  req GET "$BACKEND_PORT" /api/v1/budgets
+  if [ "$CODE" = 200 ] && jqt 'type == "array" and length > 0'; then
+    pass "the board's costs: the router's budgets relayed by the backend"
+  else
+    fail "the board's costs: the router's budgets relayed by the backend" "$CODE $BODY"
+  fi
+}
+
 # exited_cleanly SERVICE...: each stopped container exited 0, which tini
 # passes on from the supervisor: it drained its workers in time (Docker's
 # SIGKILL after the grace period would be 137). Else its log's end is shown.

@@ -104,6 +104,7 @@ pass "login as admin (password from the environment)"
 check_project_task_ws
 check_chat
 check_agent_run
+check_board
 
 t=$(date +%s)
 if compose restart >>"$log" 2>&1 && wait_healthy; then

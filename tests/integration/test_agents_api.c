@@ -128,3 +128,25 @@ Test(agents_api, malformed_and_unauthorized_requests_get_their_4xx, .timeout = 1
     cr_assert_str_eq(th_str(dev, "status"), "ready", "%s", th_dump(dev));
     cr_assert_eq(th_int(dev, "max_concurrent"), 2);
 }
+
+Test(agents_api, metrics_count_runs_and_the_queue, .timeout = 120, .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){0});
+    json_t *t = ag_task(&e, "Count me", NULL);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    ag_wait_status(&e, t, "review", 30000);
+    ag_wait_run(&e, t, "succeeded", 5000);
+    /* One worker: its /metrics has seen the run. */
+    th_resp_t *r = th_must_request(e.agents, "GET", "/metrics", NULL, NULL);
+    const char *names[] = {"vapora_agents_runs_total{role=\"developer\",state=\"succeeded\"}",
+                           "vapora_agents_run_duration_seconds_count{role=\"developer\"}",
+                           "vapora_agents_first_byte_seconds_count{role=\"developer\"}",
+                           "vapora_agents_runs_in_flight{agent=\"dev-a\"}",
+                           "vapora_agents_runs_parked", "vapora_agents_redeliveries_total",
+                           "vapora_agents_dead_letters_total", "vapora_agents_queue_pending"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_assert(strstr(r->body, names[i]), "no %s in /metrics", names[i]);
+    const char *const sel[] = {"role=\"developer\"", "state=\"succeeded\"", NULL};
+    cr_assert_eq(th_metric(r->body, "vapora_agents_runs_total", sel), 1);
+    th_resp_free(&r);
+}

@@ -93,7 +93,8 @@ static bool s_checkpoint(sqlite3 *db, int *frames, int tail)
 static void s_restart_wal(sqlite3 *db, int lockfd)
 {
     int frames = 0;
-    for (int i = 1; i < STORE_WAL_TRIES && !s_checkpoint(db, &frames, STORE_WAL_TAIL); i++)
+    for (int i = 1; i < STORE_WAL_TRIES && !s_checkpoint(db, &frames, STORE_WAL_TAIL);
+         i++)
         ;
     while (flock(lockfd, LOCK_EX) < 0 && errno == EINTR)
         ;

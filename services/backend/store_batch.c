@@ -77,8 +77,8 @@ static void s_checkpoint(store_conn_t *c)
 {
     store__conn_reset(c); /* a statement left open is a read that stops it */
     for (int ms = 0; ms < 5000; ms++) { /* then the next batch tries again */
-        if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
-            SQLITE_BUSY)
+        if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                      NULL) != SQLITE_BUSY)
             break;
         usleep(1000);
     }
@@ -244,7 +244,7 @@ void store_writer_stats(const store_t *s, uint64_t *batches, uint64_t *writes)
 int store__write(store_t *s, store_write_t *w)
 {
     store_conn_t *c = pthread_getspecific(s->key);
-    if (c && c->batched) { /* the writer, running a batch: join it */
+    if (c && c->batched) {                 /* the writer, running a batch: join it */
         if (sqlite3_get_autocommit(c->db)) /* the batch's transaction is gone */
             return store__fail(c, w->e);
         return w->run(w, s);

@@ -31,12 +31,11 @@ sqlite3 *store__open_db(const char *path, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         sqlite3_busy_handler(db, s_busy, NULL);
     if (rc == SQLITE_OK)
-        rc =
-            sqlite3_exec(db,
-                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                         " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
-                         " PRAGMA wal_autocheckpoint=0;",
-                         NULL, NULL, NULL);
+        rc = sqlite3_exec(db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
+                          " PRAGMA wal_autocheckpoint=0;",
+                          NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s%s", path,
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
@@ -197,8 +196,8 @@ static const char *const s_tx_sql[STORE_TX_N] = {
 bool store__tx(store_conn_t *c, int which)
 {
     sqlite3_stmt **st = &c->tx[which];
-    if (!*st && sqlite3_prepare_v3(c->db, s_tx_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
-                                   st, NULL) != SQLITE_OK) {
+    if (!*st && sqlite3_prepare_v3(c->db, s_tx_sql[which], -1,
+                                   SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
         *st = NULL;
         return false;
     }

@@ -94,7 +94,7 @@ typedef struct store_conn {
     unsigned ncache;
     sqlite3_stmt *tx[STORE_TX_N]; /* store__tx's, prepared on first use */
     store_shared_t *shared;       /* the store's */
-    int lockfd;             /* this connection's handle on the write lock */
+    int lockfd;                   /* this connection's handle on the write lock */
     bool locked;
     /* Inside a group commit every write is a savepoint of the batch's one
      * transaction: store__begin, store__commit and store__rollback then mean
@@ -210,8 +210,9 @@ int store__write(store_t *s, store_write_t *w);
 bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
                  const json_t *data);
 /* The same with data as JSON text, and the event's id and project_id. */
-bool store__emit_text(store_t *s, store_conn_t *c, const char *subject, const char *type,
-                      const char *id, const char *project_id, const char *data);
+bool store__emit_text(store_t *s, store_conn_t *c, const char *subject,
+                      const char *type, const char *id, const char *project_id,
+                      const char *data);
 
 /* ---- store_task_doc.c: a task from its row ---- */
 
@@ -223,7 +224,8 @@ char *store__task_doc(store_conn_t *c, sqlite3_stmt *st);
 /* The document of a new task without blockers (id, created at ts): what
  * store__task_doc gives once it is inserted. */
 struct store_task_new;
-char *store__task_doc_new(const char *id, const struct store_task_new *t, const char *ts);
+char *store__task_doc_new(const char *id, const struct store_task_new *t,
+                          const char *ts);
 
 /* ---- store_tasks.c, for the projects ---- */
 

@@ -57,8 +57,9 @@ static char *s_payload(const char *type, const char *id, const char *project_id,
     return sbuf_steal(&b);
 }
 
-bool store__emit_text(store_t *s, store_conn_t *c, const char *subject, const char *type,
-                      const char *id, const char *project_id, const char *data)
+bool store__emit_text(store_t *s, store_conn_t *c, const char *subject,
+                      const char *type, const char *id, const char *project_id,
+                      const char *data)
 {
     if (s->outbox_max == 0 || s_full(s))
         return true; /* events are off (no NATS configured), or dropped */

@@ -12,7 +12,8 @@
 #include "store_internal.h"
 #include "store_tasks.h"
 
-static const char *const SQL_DEPS_OF = "SELECT blocked_by FROM task_deps WHERE task_id=?";
+static const char *const SQL_DEPS_OF =
+    "SELECT blocked_by FROM task_deps WHERE task_id=?";
 
 /* The result column: any JSON, stored encoded; null when absent. */
 static json_t *s_col_result(sqlite3_stmt *st, int i)
@@ -147,7 +148,8 @@ char *store__task_doc_new(const char *id, const store_task_new_t *t, const char 
     s_str(&b, "priority", t->priority);
     sbuf_puts(&b, ",\"progress\":0,\"assigned_role\":null,\"assigned_agent\":null");
     /* SQLite keeps -0.0 as the integer 0: it reads back as 0.0. */
-    s_value(&b, "estimated_hours", t->has_estimate ? json_real(t->estimated_hours + 0.0) : NULL);
+    s_value(&b, "estimated_hours",
+            t->has_estimate ? json_real(t->estimated_hours + 0.0) : NULL);
     sbuf_puts(&b, ",\"actual_hours\":null,\"result\":null");
     s_str(&b, "created_at", ts);
     s_str(&b, "updated_at", ts);

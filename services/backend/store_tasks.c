@@ -33,7 +33,8 @@ static const char *const SQL_DEP_REACHES =
     "WITH RECURSIVE up(id) AS (SELECT blocked_by FROM task_deps WHERE task_id=?1"
     " UNION SELECT d.blocked_by FROM task_deps d JOIN up ON d.task_id=up.id)"
     " SELECT 1 FROM up WHERE id=?2 LIMIT 1";
-static const char *const SQL_DEPENDENTS = "SELECT task_id FROM task_deps WHERE blocked_by=?";
+static const char *const SQL_DEPENDENTS =
+    "SELECT task_id FROM task_deps WHERE blocked_by=?";
 static const char *const SQL_TASK_TOUCH =
     "UPDATE tasks SET version=version+1, updated_at=? WHERE id=?";
 static const char *const SQL_TASK_SAVE_DOC = "UPDATE tasks SET doc=? WHERE id=?";
@@ -59,8 +60,8 @@ static bool s_emit(store_t *s, store_conn_t *c, const char *id, const char *pid,
 
 /* Task id's document (*doc, caller frees), read inside the write's
  * transaction (so it is what commits), and its project (pid). */
-static int s_read_doc(store_conn_t *c, const char *id, char **doc, char pid[STORE_ID_MAX],
-                      store_err_t *e)
+static int s_read_doc(store_conn_t *c, const char *id, char **doc,
+                      char pid[STORE_ID_MAX], store_err_t *e)
 {
     sqlite3_stmt *st;
     int r = store__find_row(c, SQL_TASK_GET, id, "task", &st, e);
@@ -262,7 +263,8 @@ static int s_create(store_write_t *w, store_t *s)
     store__now(ts);
     /* Without blockers, the new task's document follows from its values
      * alone: it goes in with the row, and nothing is read back. */
-    char *doc = json_array_size(t->blocked_by) == 0 ? store__task_doc_new(id, t, ts) : NULL;
+    char *doc =
+        json_array_size(t->blocked_by) == 0 ? store__task_doc_new(id, t, ts) : NULL;
     if (!s_insert_task(c, id, t, ts, doc)) {
         free(doc);
         store__rollback(c);
@@ -514,7 +516,8 @@ static bool s_write_patch(store_t *s, store_conn_t *c, const char *id,
         return true;
     /* An assignment is an update, and an event of its own. */
     char *doc = NULL, pid[STORE_ID_MAX];
-    bool ok = s_read_doc(c, id, &doc, pid, e) == 0 && s_emit(s, c, id, pid, doc, "assigned");
+    bool ok =
+        s_read_doc(c, id, &doc, pid, e) == 0 && s_emit(s, c, id, pid, doc, "assigned");
     free(doc);
     return ok;
 }
@@ -556,8 +559,8 @@ static int s_update(store_write_t *w, store_t *s)
     return s_finish_task(s, c, op->id, "updated", w->text, w->e);
 }
 
-int store_task_update(store_t *s, const char *id, const json_t *patch,
-                      int64_t if_match, char **doc, store_err_t *e)
+int store_task_update(store_t *s, const char *id, const json_t *patch, int64_t if_match,
+                      char **doc, store_err_t *e)
 {
     task_update_op_t op = {.w = {.run = s_update, .text = doc, .e = e},
                            .id = id,
@@ -591,7 +594,8 @@ static bool s_touch_dependent(store_t *s, store_conn_t *c, const char *id,
         store__bind_text(u, 1, ts);
         store__bind_text(u, 2, id);
     }
-    bool ok = u && sqlite3_step(u) == SQLITE_DONE && s_read_doc(c, id, &doc, pid, e) == 0 &&
+    bool ok = u && sqlite3_step(u) == SQLITE_DONE &&
+              s_read_doc(c, id, &doc, pid, e) == 0 &&
               s_save_doc(s, c, id, pid, doc, "updated");
     free(doc);
     return ok;

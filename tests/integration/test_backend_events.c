@@ -213,13 +213,15 @@ static void *s_patcher_main(void *arg)
         char body[64], *resp = NULL;
         snprintf(p->titles[p->ok], sizeof p->titles[p->ok], "w%d-%d", p->id, i);
         snprintf(body, sizeof body, "{\"title\":\"%s\"}", p->titles[p->ok]);
-        int st = th_call(p->port, "PATCH", p->path, p->headers, body, &resp, 3 * TH_IO_MS);
+        int st =
+            th_call(p->port, "PATCH", p->path, p->headers, body, &resp, 3 * TH_IO_MS);
         json_t *j = st == 200 && resp ? json_loads(resp, 0, NULL) : NULL;
         if (j) {
-            p->versions[p->ok++] = (int)json_integer_value(json_object_get(j, "version"));
+            p->versions[p->ok++] =
+                (int)json_integer_value(json_object_get(j, "version"));
         } else if (!p->first_error[0]) {
-            snprintf(p->first_error, sizeof p->first_error, "PATCH %d: %d %.200s", i, st,
-                     resp ? resp : "");
+            snprintf(p->first_error, sizeof p->first_error, "PATCH %d: %d %.200s", i,
+                     st, resp ? resp : "");
         }
         json_decref(j);
         free(resp);
@@ -258,8 +260,9 @@ Test(backend_events, concurrent_writes_on_two_workers_publish_every_event_in_ord
                      pt[i].ok, N, pt[i].first_error);
         for (int k = 0; k < N; k++) {
             int v = pt[i].versions[k];
-            cr_assert(v >= 2 && v <= T * N + 1 && !title_of[v], "version %d answered %s",
-                      v, title_of[v] ? "twice" : "out of range");
+            cr_assert(v >= 2 && v <= T * N + 1 && !title_of[v],
+                      "version %d answered %s", v,
+                      title_of[v] ? "twice" : "out of range");
             title_of[v] = pt[i].titles[k];
         }
     }

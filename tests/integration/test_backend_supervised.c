@@ -110,8 +110,8 @@ static void *s_maker_main(void *arg)
 
 /* Starts t client threads creating tasks in project p (at most n each,
  * until *stop). */
-static void s_makers_start(s_maker_t *mk, int t, int n, const char *tok, const json_t *p,
-                           atomic_bool *stop)
+static void s_makers_start(s_maker_t *mk, int t, int n, const char *tok,
+                           const json_t *p, atomic_bool *stop)
 {
     sigset_t all, old;
     sigfillset(&all);

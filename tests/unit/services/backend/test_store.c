@@ -93,7 +93,7 @@ static char *s_task(const char *project, const char *title, json_t *blockers)
 }
 
 static int s_status(const char *id, const char *status, int64_t if_match,
-                           store_err_t *e)
+                    store_err_t *e)
 {
     json_t *patch = json_pack("{s:s}", "status", status), *out = NULL;
     int rc = s_update(id, patch, if_match, &out, e);
@@ -162,8 +162,7 @@ Test(store, pages_have_no_gaps_or_duplicates_while_inserting, .init = s_init,
     store_err_t e;
     do {
         sbuf_t page = {0};
-        cr_assert_eq(store_task_page(s_store, &f, after, 7, &page, &next, &e),
-                     0);
+        cr_assert_eq(store_task_page(s_store, &f, after, 7, &page, &next, &e), 0);
         json_t *items = json_loads(page.data, 0, NULL);
         sbuf_free(&page);
         cr_assert(json_is_array(items));
@@ -273,7 +272,8 @@ Test(store, a_patch_that_changes_nothing_keeps_the_version, .init = s_init,
     char *p = s_project();
     char *t = s_task(p, "same", NULL);
     store_err_t e;
-    json_t *patch = json_pack("{s:s,s:s}", "title", "same", "status", "todo"), *out = NULL;
+    json_t *patch = json_pack("{s:s,s:s}", "title", "same", "status", "todo"),
+           *out = NULL;
     cr_assert_eq(s_update(t, patch, 1, &out, &e), 0, "%s", e.msg);
     cr_assert_eq(json_integer_value(json_object_get(out, "version")), 1);
     json_decref(out);
@@ -295,10 +295,10 @@ static char *s_jansson_event(const char *type, const char *doc, const char *payl
     json_t *d = json_loads(doc, 0, NULL), *p = json_loads(payload, 0, NULL);
     cr_assert(d && p, "%s / %s", doc, payload);
     json_t *pid = json_object_get(d, "project_id"); /* a project's: its id */
-    json_t *ev = json_pack("{s:s,s:O,s:O,s:O,s:O}", "type", type, "id",
-                           json_object_get(d, "id"), "project_id",
-                           pid ? pid : json_object_get(d, "id"), "data", d, "at",
-                           json_object_get(p, "at"));
+    json_t *ev =
+        json_pack("{s:s,s:O,s:O,s:O,s:O}", "type", type, "id", json_object_get(d, "id"),
+                  "project_id", pid ? pid : json_object_get(d, "id"), "data", d, "at",
+                  json_object_get(p, "at"));
     char *txt = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     json_decref(d);
@@ -316,12 +316,14 @@ Test(store, documents_and_events_are_the_bytes_jansson_writes, .init = s_init,
     char *p = s_project();
     char *a = s_task(p, "plain", NULL);
     json_t *bl = json_pack("[s]", a);
-    char title[] = "q\"b\\s/ \x01\x1f\b\f\n\r\t \xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80 <>&";
+    char title[] =
+        "q\"b\\s/ \x01\x1f\b\f\n\r\t \xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80 <>&";
     char *b = s_task(p, title, bl);
     json_decref(bl);
     const char *patches[] = {
         "{\"estimated_hours\":0.1,\"actual_hours\":2}",
-        "{\"estimated_hours\":1e20,\"actual_hours\":12.5,\"result\":{\"x\":[1,2.5,\"\\u0001\"],"
+        "{\"estimated_hours\":1e20,\"actual_hours\":12.5,\"result\":{\"x\":[1,2.5,"
+        "\"\\u0001\"],"
         "\"y\":null,\"z\":true}}",
         "{\"result\":\"text \\\"quoted\\\"\",\"assigned_role\":\"tester\","
         "\"assigned_agent\":\"ag\\u00e9nt\",\"progress\":99}",
@@ -361,7 +363,8 @@ Test(store, documents_and_events_are_the_bytes_jansson_writes, .init = s_init,
         cr_assert_eq(store_task_get_doc(s_store, id, &stored, &e), 0);
         cr_assert_eq(store_task_get(s_store, id, &t, &e), 0);
         cr_assert_str_eq(doc, stored);
-        cr_assert_str_eq(stored, want = json_dumps(t, JSON_COMPACT), "hours %g", hours[i]);
+        cr_assert_str_eq(stored, want = json_dumps(t, JSON_COMPACT), "hours %g",
+                         hours[i]);
         free(want);
         free(stored);
         free(doc);

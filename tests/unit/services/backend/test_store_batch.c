@@ -59,8 +59,9 @@ static int s_visible(const char *key)
     sqlite3_stmt *st = NULL;
     cr_assert_eq(sqlite3_open_v2(s_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key=?", -1, &st, NULL),
-                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(
+        sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key=?", -1, &st, NULL),
+        SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int found = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
@@ -143,12 +144,14 @@ Test(writer, a_failing_write_rolls_back_alone_and_its_batch_commits, .init = s_i
     s_wait(&hold), s_wait(&a), s_wait(&b), s_wait(&c);
     cr_assert(a.batch == b.batch && b.batch == c.batch && a.batch != hold.batch,
               "not one batch: %lu %lu %lu (after %lu)", (unsigned long)a.batch,
-              (unsigned long)b.batch, (unsigned long)c.batch, (unsigned long)hold.batch);
+              (unsigned long)b.batch, (unsigned long)c.batch,
+              (unsigned long)hold.batch);
     cr_assert_eq(a.w.rc, 0, "%s", a.e.msg);
     cr_assert_eq(c.w.rc, 0, "%s", c.e.msg);
     cr_assert_eq(b.w.rc, VP_ESTORE, "the failing write answered %d", b.w.rc);
     cr_assert(strstr(b.e.msg, "UNIQUE"), "%s", b.e.msg);
-    cr_assert(a.seen && c.seen, "completed before its commit: a %d c %d", a.seen, c.seen);
+    cr_assert(a.seen && c.seen, "completed before its commit: a %d c %d", a.seen,
+              c.seen);
     cr_assert_not(b.seen, "the failing write's first row stayed");
     cr_assert(s_visible("a") && s_visible("c") && !s_visible("b"));
 }

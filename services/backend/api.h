@@ -42,8 +42,8 @@
 #include "validate.h"
 
 typedef struct api_job api_job_t;
-/* The storage work of a job: a pool thread. Sets rc (and err) or the
- * answer (out or body, status, location). */
+/* The storage work of a job: a pool thread (the writer when j->writer).
+ * Sets rc (and err) or the answer (out or body, status, location). */
 typedef void (*api_work_fn)(api_job_t *j);
 /* Runs on the loop thread before the reply (e.g. to publish an event or
  * fill a cache). A hook that sets rc to anything but 0 has answered (or
@@ -77,7 +77,7 @@ struct api_job {
     unsigned status; /* of a successful answer: 200 unless fn says otherwise */
     json_t *out;     /* the reply body (owned); NULL (and no body): empty */
     char *body;      /* the reply as JSON text (owned): set by fn, or out
-                        serialised on the pool thread */
+                        serialised on the pool thread or the writer */
     char location[160];
 };
 

@@ -8,8 +8,8 @@
  * store_task_doc.c (a task's JSON from its row).
  *
  * Every function here runs on the thread that owns the connection it is
- * given (a pool thread, the publisher, or the set-up thread), except where
- * said otherwise. */
+ * given (a pool thread, the writer, the publisher, the checkpointer or the
+ * set-up thread), except where said otherwise. */
 #ifndef VAPORA_STORE_INTERNAL_H
 #define VAPORA_STORE_INTERNAL_H
 

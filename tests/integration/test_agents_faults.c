@@ -16,16 +16,6 @@
 #define SLOW "{\"reply\":\"one two three four five six seven eight nine ten\"," \
              "\"chunk_delay_ms\":400}"
 
-/* The pid of a service's first worker, or of a program. */
-static pid_t s_pid(ag_env_t *e, const char *kind, const char *name)
-{
-    json_t *st = th_keep_json(th_sv_status(e->sv));
-    json_t *x = th_sv_find(st, kind, name);
-    if (strcmp(kind, "programs") == 0)
-        return (pid_t)th_int(x, "pid");
-    return (pid_t)th_int(json_array_get(json_object_get(x, "workers"), 0), "pid");
-}
-
 /* Waits until the fake streams an answer (a run is mid-call). */
 static void s_wait_streaming(ag_env_t *e)
 {
@@ -58,7 +48,7 @@ Test(agents_faults, kill_9_of_the_worker_holding_a_run_still_one_result, .timeou
     json_t *t = ag_task(&e, "Write the parser", "Parse the config.");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
     s_wait_streaming(&e);
-    pid_t pid = s_pid(&e, "services", "agents");
+    pid_t pid = ag_pid(&e, "services", "agents");
     cr_assert_gt(pid, 0);
     kill(pid, SIGKILL);
     th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
@@ -76,7 +66,7 @@ Test(agents_faults, nats_restarted_mid_run_still_one_result, .timeout = 120,
     json_t *t = ag_task(&e, "Write the lexer", "Tokens first.");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
     s_wait_streaming(&e);
-    pid_t nats = s_pid(&e, "programs", "nats");
+    pid_t nats = ag_pid(&e, "programs", "nats");
     cr_assert_gt(nats, 0);
     kill(nats, SIGKILL); /* the supervisor starts it again */
     json_t *done = ag_wait_status(&e, t, "review", 60000);

@@ -1,0 +1,38 @@
+/* fz.h - what the libFuzzer targets of tests/fuzz share: the entry points
+ * libFuzzer calls, a check that reports a broken property as a crash, and
+ * a reader that takes a target's choices (a kind, a split) from the front
+ * of its input. Each target is one fuzz_<name>.c; see README.md. */
+#ifndef VAPORA_FZ_H
+#define VAPORA_FZ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* libFuzzer's entry points (a target defines the first, maybe the second). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* A property of the code under test that the input broke: prints what and
+ * where, then aborts, which libFuzzer records as a crash with its input. */
+#define FZ_CHECK(cond, ...)                                                            \
+    do {                                                                               \
+        if (!(cond))                                                                   \
+            fz_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                           \
+    } while (0)
+void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+
+/* The input, read from the front. */
+typedef struct fz_in {
+    const uint8_t *data;
+    size_t len;
+} fz_in_t;
+
+/* The next byte, or 0 once the input is used up. */
+uint8_t fz_byte(fz_in_t *in);
+/* A NUL-terminated heap copy of the rest of the input (the caller frees
+ * it); an input's NUL bytes end it early, as they would a C string. */
+char *fz_rest_str(fz_in_t *in);
+
+#endif

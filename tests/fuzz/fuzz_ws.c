@@ -32,7 +32,8 @@ static void s_on_message(ws_t *ws, int text, const uint8_t *data, size_t len, vo
     UNUSED(ud);
     s_ws = ws;
     if (text && s_echo.len < 65536) {
-        sbuf_append(&s_echo, data, len);
+        if (len) /* an empty message comes as NULL */
+            sbuf_append(&s_echo, data, len);
         s_echo_due = true;
     }
 }

@@ -10,10 +10,11 @@
 #   FUZZ_TARGETS  the targets to run, by name ("http ws"; default: all built)
 #   FUZZ_JOBS     targets run at a time (1)
 #   FUZZ_MAX_LEN  the largest input libFuzzer makes, in bytes (8192)
-#   FUZZ_ARGS     more libFuzzer options ("-dict=... -seed=1")
+#   FUZZ_ARGS     more libFuzzer options ("-seed=1 -jobs=2")
 #   BUILD         the build directory holding fuzz/fuzz_* (build/fuzz)
 #
-# The working copy (BUILD/fuzz-corpus/NAME) starts from the committed seeds
+# A target's dictionary, tests/fuzz/dict/NAME.dict, is passed when there is
+# one. The working copy (BUILD/fuzz-corpus/NAME) starts from the committed seeds
 # (tests/fuzz/corpus/NAME) and keeps what the runs add, so a later run goes
 # on from there; the committed corpus is never written. Logs go to
 # BUILD/fuzz-logs/NAME.log, crashing inputs to BUILD/fuzz-artifacts/NAME/.
@@ -44,9 +45,11 @@ run_one() {
   [ -x "$bin" ] || { echo "fuzz: no $bin" >"$log"; return 1; }
   mkdir -p "$work" "$art"
   [ -d "$SEEDS/$t" ] && cp -n "$SEEDS/$t"/* "$work"/ 2>/dev/null
+  local dict=tests/fuzz/dict/$t.dict
   # shellcheck disable=SC2086
   "$bin" -max_total_time="$SECONDS_EACH" -max_len="$MAX_LEN" -timeout=30 \
-    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$art" ${FUZZ_ARGS:-} \
+    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$art" \
+    $([ -f "$dict" ] && echo "-dict=$dict") ${FUZZ_ARGS:-} \
     "$work" >"$log" 2>&1
   echo "exit $?" >>"$log"
 }

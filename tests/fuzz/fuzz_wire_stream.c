@@ -168,3 +168,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s_render(kind, out_kind, flags & 8, s, in.len);
     return 0;
 }
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed)
+{
+    return fz_mutate_json(data, size, max_size, seed);
+}

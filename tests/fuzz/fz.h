@@ -9,9 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* libFuzzer's entry points (a target defines the first, maybe the second). */
+/* libFuzzer's entry points (a target defines the first, maybe the others),
+ * and its own mutator, which a custom one may call. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed);
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
 
 /* A property of the code under test that the input broke: prints what and
  * where, then aborts, which libFuzzer records as a crash with its input. */
@@ -34,5 +38,13 @@ uint8_t fz_byte(fz_in_t *in);
 /* A NUL-terminated heap copy of the rest of the input (the caller frees
  * it); an input's NUL bytes end it early, as they would a C string. */
 char *fz_rest_str(fz_in_t *in);
+
+/* A mutator for inputs that hold JSON (a target's LLVMFuzzerCustomMutator
+ * may return it): one time in three it replaces a scalar outside strings (a
+ * number, true, false, null) by one of a list of values at the edges (-1,
+ * 2^63-1, 1e30, a number as a string, null, [] ...), which byte mutations
+ * almost never make of a count in the middle of a body; otherwise, and when
+ * the input holds no scalar, libFuzzer's own mutation. */
+size_t fz_mutate_json(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
 
 #endif

@@ -69,9 +69,10 @@ void wire__anthropic_usage(const json_t *o, wire_usage_t *u)
 void wire__gemini_usage(const json_t *um, wire_usage_t *u)
 {
     wire__read_usage(um, "promptTokenCount", "candidatesTokenCount", u);
-    /* Thinking tokens are billed as output. */
-    u->output_tokens +=
-        (long)json_integer_value(json_object_get(um, "thoughtsTokenCount"));
+    /* Thinking tokens are billed as output; clamped like the others. */
+    u->output_tokens = wire_tokens(
+        (long long)u->output_tokens +
+        wire_tokens(json_integer_value(json_object_get(um, "thoughtsTokenCount"))));
 }
 
 json_t *wire__usage_json(const wire_usage_t *u)

@@ -92,14 +92,16 @@ static void s_fixtures(void)
     FZ_CHECK(auth_bootstrap_admin(s_b.store, "fuzz-admin-password", s_dir, err,
                                   sizeof err) == 0,
              "%s", err);
-    FZ_CHECK(store_user_by_name(s_b.store, "admin", &user, &hash, &e) == 0, "%s", e.msg);
+    FZ_CHECK(store_user_by_name(s_b.store, "admin", &user, &hash, &e) == 0, "%s",
+             e.msg);
     char *tok = auth_issue_token(s_b.auth, user);
     FZ_CHECK(tok && asprintf(&s_auth_header, "Authorization: Bearer %s\r\n", tok) > 0,
              "no token");
     FZ_CHECK(store_project_create(s_b.store, "fuzz", "", &p, &e) == 0, "%s", e.msg);
-    snprintf(s_project, sizeof s_project, "%s", json_string_value(json_object_get(p, "id")));
-    store_task_new_t nt = {.project_id = s_project, .title = "t", .type = "feature",
-                           .priority = "medium"};
+    snprintf(s_project, sizeof s_project, "%s",
+             json_string_value(json_object_get(p, "id")));
+    store_task_new_t nt = {
+        .project_id = s_project, .title = "t", .type = "feature", .priority = "medium"};
     FZ_CHECK(store_task_create(s_b.store, &nt, &t, &e) == 0, "%s", e.msg);
     snprintf(s_task, sizeof s_task, "%s", json_string_value(json_object_get(t, "id")));
     store_end(s_b.store);

@@ -52,7 +52,8 @@ static void s_read_section(const cfg_t *cfg, const char *sec)
     size_t nk = cfg_key_count(cfg, sec);
     for (size_t k = 0; k < nk; k++) {
         const char *key = cfg_key_name(cfg, sec, k);
-        FZ_CHECK(key && cfg_get(cfg, sec, key), "key %zu of [%s] cannot be read", k, sec);
+        FZ_CHECK(key && cfg_get(cfg, sec, key), "key %zu of [%s] cannot be read", k,
+                 sec);
         long l;
         double d;
         bool b;
@@ -72,7 +73,8 @@ static void s_read_section(const cfg_t *cfg, const char *sec)
 static void s_supervisor(const char *text, size_t len)
 {
     char err[512], path[64];
-    FZ_CHECK(ftruncate(s_memfd, 0) == 0 && pwrite(s_memfd, text, len, 0) == (ssize_t)len,
+    FZ_CHECK(ftruncate(s_memfd, 0) == 0 &&
+                 pwrite(s_memfd, text, len, 0) == (ssize_t)len,
              "writing the memfd failed");
     snprintf(path, sizeof path, "/proc/self/fd/%d", s_memfd);
     sv_config_t *sv = sv_config_load(path, "/nonexistent/bin", err, sizeof err);

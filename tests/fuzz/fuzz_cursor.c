@@ -16,7 +16,8 @@ static void s_kind(char kind, const char *cursor)
     FZ_CHECK(pos > 0, "cursor '%s' decoded to %lld", cursor, (long long)pos);
     char other = kind == 't' ? 'p' : 't';
     int64_t pos2 = 0;
-    FZ_CHECK(!cursor_decode(other, cursor, &pos2), "cursor '%s' fits both kinds", cursor);
+    FZ_CHECK(!cursor_decode(other, cursor, &pos2), "cursor '%s' fits both kinds",
+             cursor);
     char buf[64];
     cursor_encode(kind, pos, buf, sizeof buf);
     FZ_CHECK(cursor_decode(kind, buf, &pos2) && pos2 == pos,

@@ -45,8 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     char err[256];
     usage = (wire_usage_t){0};
-    json_t *canon = wire_canonical_response(kind, j, "chatcmpl-fz", "m", &usage, err,
-                                            sizeof err);
+    json_t *canon =
+        wire_canonical_response(kind, j, "chatcmpl-fz", "m", &usage, err, sizeof err);
     if (canon) {
         s_check_usage(&usage, "canonical");
         s_check_dumps(canon, "the canonical answer");

@@ -135,10 +135,11 @@ static void s_render(wire_kind_t kind, wire_kind_t out_kind, bool include_usage,
              "\n%.*s",
              wire_kind_name(out_kind), rc, complete, rb.error, (int)em.out.len,
              em.out.data);
-    FZ_CHECK(rb.text.len == em.text.len &&
-                 (rb.text.len == 0 || memcmp(rb.text.data, em.text.data, rb.text.len) == 0),
-             "the rendered stream's text differs: %zu bytes in, %zu out", em.text.len,
-             rb.text.len);
+    FZ_CHECK(
+        rb.text.len == em.text.len &&
+            (rb.text.len == 0 || memcmp(rb.text.data, em.text.data, rb.text.len) == 0),
+        "the rendered stream's text differs: %zu bytes in, %zu out", em.text.len,
+        rb.text.len);
     sbuf_free(&rb.text);
     sbuf_free(&em.text);
     sbuf_free(&em.out);
@@ -157,8 +158,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool c1, c2;
     int rc1 = s_parse_whole(kind, s, in.len, s_log_ev, &whole, &c1);
     int rc2 = s_parse_pieces(kind, s, in.len, seed, &pieces, &c2);
-    FZ_CHECK(rc1 == rc2 && c1 == c2, "whole: rc %d complete %d; in pieces: rc %d complete %d",
-             rc1, c1, rc2, c2);
+    FZ_CHECK(rc1 == rc2 && c1 == c2,
+             "whole: rc %d complete %d; in pieces: rc %d complete %d", rc1, c1, rc2,
+             c2);
     FZ_CHECK(whole.len == pieces.len &&
                  (whole.len == 0 || memcmp(whole.data, pieces.data, whole.len) == 0),
              "events differ:\nwhole:\n%s\npieces:\n%s", whole.data ? whole.data : "",

@@ -23,8 +23,8 @@
 
 static fz_server_t *s_srv;
 static ws_hub_t *s_hub;
-static ws_t *s_ws;      /* the open session, once it has sent a message */
-static sbuf_t s_echo;   /* text received, to echo */
+static ws_t *s_ws;    /* the open session, once it has sent a message */
+static sbuf_t s_echo; /* text received, to echo */
 static bool s_echo_due;
 
 static void s_on_message(ws_t *ws, int text, const uint8_t *data, size_t len, void *ud)
@@ -79,7 +79,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.service = "fuzz";
     cfg.request_timeout = 2;
     s_srv = fz_server_new(&cfg);
-    ws_config_t wc = {.max_queue = 8192, .max_message = 2048, .ping_interval = 20,
+    ws_config_t wc = {.max_queue = 8192,
+                      .max_message = 2048,
+                      .ping_interval = 20,
                       .idle_timeout = 60};
     s_hub = ws_hub_new(fz_server_loop(s_srv), fz_server_http(s_srv), &wc);
     loop_add_before_sleep(fz_server_loop(s_srv), s_send_echo, NULL);

@@ -39,9 +39,24 @@ char *fz_rest_str(fz_in_t *in)
 
 /* The values a scalar may become. */
 static const char *const s_edges[] = {
-    "-1", "0", "-0", "1", "9223372036854775807", "-9223372036854775808",
-    "100000001", "4294967296", "1e30", "-1e30", "1.5", "\"12\"", "\"\"", "null",
-    "true", "false", "[]", "{}",
+    "-1",
+    "0",
+    "-0",
+    "1",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "100000001",
+    "4294967296",
+    "1e30",
+    "-1e30",
+    "1.5",
+    "\"12\"",
+    "\"\"",
+    "null",
+    "true",
+    "false",
+    "[]",
+    "{}",
 };
 
 /* Whether data[i] starts a JSON scalar outside a string; its length in *n. */

@@ -16,8 +16,8 @@
 #include "fz.h"
 #include "log.h"
 
-#define FZ_QUIET_POLLS 3     /* polls without progress before the client stops */
-#define FZ_REPLY_CAP 65536   /* reply bytes kept */
+#define FZ_QUIET_POLLS 3   /* polls without progress before the client stops */
+#define FZ_REPLY_CAP 65536 /* reply bytes kept */
 
 /* One exchange: a client connection on the same loop as the server. */
 typedef struct xchg {
@@ -231,6 +231,7 @@ void fz_server_exchange(fz_server_t *s, const void *data, size_t len, sbuf_t *re
     close(x.fd);
     if (show)
         fprintf(stderr, "---- the server answered %llu bytes:\n%.*s\n",
-                (unsigned long long)x.got, (int)reply->len, reply->data ? reply->data : "");
+                (unsigned long long)x.got, (int)reply->len,
+                reply->data ? reply->data : "");
     sbuf_free(&shown);
 }

@@ -68,11 +68,12 @@ Test(wire, gemini_thinking_tokens_are_clamped)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char body[512], err[256];
-        snprintf(body, sizeof body,
-                 "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},"
-                 "\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":1,"
-                 "\"candidatesTokenCount\":4,\"thoughtsTokenCount\":%s}}",
-                 cases[i].thoughts);
+        snprintf(
+            body, sizeof body,
+            "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},"
+            "\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":1,"
+            "\"candidatesTokenCount\":4,\"thoughtsTokenCount\":%s}}",
+            cases[i].thoughts);
         json_t *j = json_loads(body, 0, NULL);
         wire_usage_t u = {0};
         json_t *canon =

@@ -120,9 +120,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FZ_CHECK(mkdtemp(s_dir), "mkdtemp failed");
     atexit(s_remove_dir);
     http_config_t cfg;
-    http_config_defaults(&cfg);
-    cfg.service = "backend";
-    cfg.request_timeout = 2;
+    fz_server_config(&cfg);
     s_worker.srv = fz_server_new(&cfg);
     s_worker.pool = pool_new(fz_server_loop(s_worker.srv), 1, 16);
     fz_server_watch_pool(s_worker.srv, s_worker.pool);

@@ -86,13 +86,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     UNUSED(argc);
     UNUSED(argv);
     http_config_t cfg;
-    http_config_defaults(&cfg);
-    cfg.service = "fuzz";
+    fz_server_config(&cfg);
     cfg.max_body = 4096;
     cfg.max_url = 256;
     cfg.max_header = 1024;
     cfg.max_connections = 64;
-    cfg.request_timeout = 2;
     s_srv = fz_server_new(&cfg);
     http_server_t *h = fz_server_http(s_srv);
     s_pool = pool_new(fz_server_loop(s_srv), 1, 4);

@@ -27,13 +27,7 @@ static void s_render(const json_t *canon)
                                            path, sizeof path);
         FZ_CHECK(json_is_object(up), "%s: not an object", wire_kind_name(k));
         FZ_CHECK(path[0] == '/', "%s: path '%s'", wire_kind_name(k), path);
-        char *s = json_dumps(up, JSON_COMPACT);
-        FZ_CHECK(s, "%s: the upstream request does not serialise", wire_kind_name(k));
-        json_t *back = json_loads(s, JSON_ALLOW_NUL, NULL);
-        FZ_CHECK(back, "%s: the upstream request does not read back: %s",
-                 wire_kind_name(k), s);
-        json_decref(back);
-        free(s);
+        fz_check_json(up, wire_kind_name(k));
         json_decref(up);
     }
 }

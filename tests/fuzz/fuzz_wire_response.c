@@ -21,17 +21,6 @@ static void s_check_usage(const wire_usage_t *u, const char *where)
              u->output_tokens);
 }
 
-/* v serialised and read back, as the caller will. */
-static void s_check_dumps(const json_t *v, const char *what)
-{
-    char *s = json_dumps(v, JSON_COMPACT);
-    FZ_CHECK(s, "%s does not serialise", what);
-    json_t *back = json_loads(s, JSON_ALLOW_NUL, NULL);
-    FZ_CHECK(back, "%s does not read back: %s", what, s);
-    json_decref(back);
-    free(s);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in_t in = {data, size};
@@ -49,10 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         wire_canonical_response(kind, j, "chatcmpl-fz", "m", &usage, err, sizeof err);
     if (canon) {
         s_check_usage(&usage, "canonical");
-        s_check_dumps(canon, "the canonical answer");
+        fz_check_json(canon, "the canonical answer");
         json_t *m = wire_to_anthropic_response(canon);
         FZ_CHECK(m, "no Anthropic message from a canonical answer");
-        s_check_dumps(m, "the Anthropic message");
+        fz_check_json(m, "the Anthropic message");
         json_decref(m);
         json_decref(canon);
     }

@@ -75,9 +75,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     UNUSED(argc);
     UNUSED(argv);
     http_config_t cfg;
-    http_config_defaults(&cfg);
-    cfg.service = "fuzz";
-    cfg.request_timeout = 2;
+    fz_server_config(&cfg);
     s_srv = fz_server_new(&cfg);
     ws_config_t wc = {.max_queue = 8192,
                       .max_message = 2048,

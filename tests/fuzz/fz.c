@@ -17,6 +17,16 @@ void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
     abort();
 }
 
+void fz_check_json(const json_t *v, const char *what)
+{
+    char *s = json_dumps(v, JSON_COMPACT);
+    FZ_CHECK(s, "%s does not serialise", what);
+    json_t *back = json_loads(s, JSON_ALLOW_NUL, NULL);
+    FZ_CHECK(back, "%s does not read back: %s", what, s);
+    json_decref(back);
+    free(s);
+}
+
 uint8_t fz_byte(fz_in_t *in)
 {
     if (!in->len)

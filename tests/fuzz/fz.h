@@ -5,6 +5,7 @@
 #ifndef VAPORA_FZ_H
 #define VAPORA_FZ_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,10 @@ size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
     } while (0)
 void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 4, 5)));
+
+/* A property of what the code under test built: v serialises, and the text
+ * reads back (as whoever receives it will parse it); what names v. */
+void fz_check_json(const json_t *v, const char *what);
 
 /* The input, read from the front. */
 typedef struct fz_in {

@@ -103,6 +103,13 @@ static int64_t s_before_sleep(loop_t *loop, void *ud)
     return 0;
 }
 
+void fz_server_config(http_config_t *cfg)
+{
+    http_config_defaults(cfg);
+    cfg->service = "fuzz";
+    cfg->request_timeout = 2;
+}
+
 fz_server_t *fz_server_new(const http_config_t *cfg)
 {
     fz_server_t *s = calloc(1, sizeof *s);

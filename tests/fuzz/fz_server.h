@@ -25,6 +25,9 @@
 
 typedef struct fz_server fz_server_t;
 
+/* The defaults (http_config_defaults) with service "fuzz" and a 2 s
+ * request_timeout, for a target to adjust. */
+void fz_server_config(http_config_t *cfg);
 /* A loop, metrics and a server with cfg (routes still to be added); the
  * process's log is cut down to errors. Aborts on failure. Lives until the
  * process ends (libFuzzer never returns). */

@@ -78,7 +78,10 @@ static bool s_pool_busy(const fz_server_t *s)
 }
 
 /* Before the loop sleeps: once the input is out and taken, count the polls
- * in which nothing moved; after a few, the client has nothing more to say. */
+ * in which nothing moved; after a few, the client has nothing more to say.
+ * While the server has bytes to read or a pool job runs, the loop sleeps
+ * until that makes an event (its reading, the job's completion): polling
+ * then would only cost a loaded machine its time. */
 static int64_t s_before_sleep(loop_t *loop, void *ud)
 {
     UNUSED(loop);
@@ -89,11 +92,15 @@ static int64_t s_before_sleep(loop_t *loop, void *ud)
     int unread = 0;
     if (ioctl(x->fd, SIOCOUTQ, &unread) < 0)
         unread = 0;
+    if (unread > 0 || s_pool_busy(s)) {
+        x->quiet = 0;
+        return -1;
+    }
     uint64_t m = s_marks(s);
-    if (unread > 0 || s_pool_busy(s) || m != x->marks) {
+    if (m != x->marks) {
         x->marks = m;
         x->quiet = 0;
-        return 1;
+        return 0;
     }
     if (++x->quiet >= FZ_QUIET_POLLS) {
         shutdown(x->fd, SHUT_WR);

@@ -8,8 +8,9 @@
  * bytes, no request completed, no pool job pending, over a few polls), then
  * shuts down the sending side, as a client that has said all it will, and
  * reads until the server closes the connection. A server that keeps it
- * open for FZ_SERVER_HANG_MS after that is a finding (a connection a
- * client could hold for ever). Loop thread only. */
+ * open for FZ_SERVER_HANG_MS is a finding (a connection a client could
+ * hold for ever); one closed by request_timeout (1 s) is only slow.
+ * Loop thread only. */
 #ifndef VAPORA_FZ_SERVER_H
 #define VAPORA_FZ_SERVER_H
 
@@ -25,7 +26,7 @@
 
 typedef struct fz_server fz_server_t;
 
-/* The defaults (http_config_defaults) with service "fuzz" and a 2 s
+/* The defaults (http_config_defaults) with service "fuzz" and a 1 s
  * request_timeout, for a target to adjust. */
 void fz_server_config(http_config_t *cfg);
 /* A loop, metrics and a server with cfg (routes still to be added); the

@@ -208,7 +208,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     if (*upload_data_size)
         return http__collect_body(req, upload_data, upload_data_size) ? MHD_YES
                                                                       : MHD_NO;
-    if (req->resp) { /* resumed with a reply, or replied within the handler */
+    if (req->resp) { /* resumed with a reply, replied within the handler,
+                       or refused by MHD in its previous call */
         http__queue(req);
         return MHD_YES;
     }

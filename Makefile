@@ -11,11 +11,12 @@ TEST_PKGS := criterion
 # Extra libraries of one service.
 PKGS_backend := sqlite3 libsodium libjwt
 PKGS_llm-router := sqlite3
+PKGS_agents := sqlite3
 
 SANFLAGS_ON := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SANFLAGS := $(if $(SANITIZE),$(SANFLAGS_ON))
 # `=` (not `:=`): pkg-config runs when a recipe needs the flags, after deps.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend) $(PKGS_llm-router))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend) $(PKGS_llm-router) $(PKGS_agents))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 # Only common/ is on every include path: a service's or the supervisor's
 # headers are found from its own folder (quoted includes), and by the unit
@@ -47,6 +48,9 @@ BE_LIB := $(BUILD)/lib/libvapora-backend.a
 # The LLM router's modules, likewise.
 RT_SRC := $(filter-out services/llm-router/main.c,$(wildcard services/llm-router/*.c))
 RT_LIB := $(BUILD)/lib/libvapora-router.a
+# The agents service's modules, likewise.
+AG_SRC := $(filter-out services/agents/main.c,$(wildcard services/agents/*.c))
+AG_LIB := $(BUILD)/lib/libvapora-agents.a
 
 UNIT_SRC := $(shell find tests/unit -name '*.c' 2>/dev/null)
 UNIT_BIN := $(BUILD)/tests/unit-tests
@@ -57,7 +61,7 @@ INTEG_BIN := $(BUILD)/tests/integration-tests
 TESTSVC_SRC := $(wildcard tests/integration/testsvc/*.c)
 TESTSVC_BIN := $(BUILD)/tests/vapora-testsvc
 
-.PHONY: all deps bins run test test-run asan bench clean format tests-build
+.PHONY: all deps bins run test test-run test-ui asan bench clean format tests-build compose-test
 .DEFAULT_GOAL := all
 
 all: deps
@@ -102,6 +106,10 @@ $(RT_LIB): $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(AG_LIB): $(AG_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/bin/vapora-supervisor: $(BUILD)/obj/supervisor/main.o $(SV_LIB) $(SV_SCHEMA_OBJ) \
                                 $(COMMON_LIB)
 	@mkdir -p $(dir $@)
@@ -112,9 +120,9 @@ $(BUILD)/bin/vaporactl: $(BUILD)/obj/supervisor/vaporactl.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs libcurl)
 
 $(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(SV_SCHEMA_OBJ) $(BE_LIB) $(RT_LIB) \
-             $(COMMON_LIB)
+             $(AG_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend) $(PKGS_llm-router))
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend) $(PKGS_llm-router) $(PKGS_agents))
 
 $(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
@@ -133,12 +141,22 @@ test-run: tests-build
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
+# The web board in headless Chromium against the real suite (tests/ui/run.sh;
+# screenshots of every page in $(BUILD)/ui-screenshots).
+test-ui: deps bins
+	@BUILD=$(BUILD) tests/ui/run.sh
+
 # abort_on_error: criterion ignores a passed test's exit status, so a leak
 # report must abort the test process to count.
 asan: deps
 	@ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 SANITIZE=1 test-run
+
+# The suite in containers (docker-compose.yml), driven through its published
+# ports; installs Docker and makes a base image when missing (docs/deploy.md).
+compose-test:
+	@tests/compose/run.sh
 
 run: deps
 	@$(MAKE) --no-print-directory bins

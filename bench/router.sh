@@ -23,19 +23,26 @@ shutdown_timeout = 5
 listen = 127.0.0.1:$port
 workers = auto
 max_connections = 8192
+max_connections_per_ip = 8192   ; every stream comes from this one host
 max_header_bytes = 4096
 max_url_bytes = 2048
 
 [provider:upstream]
 kind = openai
 base_url = http://127.0.0.1:$up/v1
+api_key = bench
 models = $MODEL
 
 [provider:slow]
 kind = openai
 base_url = http://127.0.0.1:$fake_port/s/slow/v1
+api_key = bench
 models = slow-model
 timeout = 60
+
+; every call is budgeted: a pool no benchmark reaches
+[budget:default]
+limit_usd = 1000000000
 
 [routing]
 default_model = $MODEL

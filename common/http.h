@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "loop.h"
 #include "metrics.h"
@@ -42,12 +43,18 @@ typedef struct http_config {
     size_t max_url;           /* bytes; longer URLs get 414 */
     size_t max_header;        /* bytes of all header lines; more gets 431 */
     unsigned max_connections; /* more wait in the listen backlog */
-    unsigned request_timeout; /* seconds a connection may stall or idle */
+    unsigned max_connections_per_ip; /* per client address (IPv6: per /64);
+                                        0: no limit */
+    unsigned request_timeout; /* seconds a connection may stall or idle, and
+                                 to send a request's headers */
+    unsigned body_timeout;    /* seconds to send a request's body, from its
+                                 headers; 0: no limit */
     bool access_log;          /* one log line per request at info level */
 } http_config_t;
 
 /* Fills cfg with the defaults: 1 MiB body, 4 KiB URL, 8 KiB headers, 4096
- * connections, 30 s timeout, no access log. */
+ * connections, 256 per client address, 30 s timeout, 60 s for a body, no
+ * access log. */
 void http_config_defaults(http_config_t *cfg);
 
 /* Route flags. */
@@ -97,6 +104,9 @@ const char *http_req_param(const http_req_t *req, const char *name);
 const char *http_req_query(const http_req_t *req, const char *name);
 /* A request header (case-insensitive name), or NULL. */
 const char *http_req_header(const http_req_t *req, const char *name);
+/* The client's address (the peer of the request's connection: AF_INET or
+ * AF_INET6), or NULL when it is not known. Valid until the reply. */
+const struct sockaddr *http_req_peer(const http_req_t *req);
 /* The raw body (NUL-terminated, *len bytes; NULL when empty). */
 const char *http_req_body(const http_req_t *req, size_t *len);
 /* The parsed body of HTTP_JSON_* routes (borrowed), or NULL. */
@@ -114,6 +124,21 @@ void http_reply(http_req_t *req, unsigned status, const char *content_type,
 /* Replies with body, a malloc'd buffer the server takes and frees. */
 void http_reply_owned(http_req_t *req, unsigned status, const char *content_type,
                       char *body, size_t len);
+/* A reply that requests share while its bytes stay the same (GET /health
+ * answers thousands of callers a second the same body): one response,
+ * built again only when its status, type or body or the second of its Date
+ * header change, and queued for every request that gets it, without a copy
+ * or an allocation. Owned by its caller; requests still sending it keep
+ * what they need after http_shared_destroy. */
+typedef struct http_shared http_shared_t;
+http_shared_t *http_shared_new(void);
+/* Accepts NULL; sets *shp = NULL. */
+void http_shared_destroy(http_shared_t **shp);
+/* Replies as http_reply(req, status, content_type, body, len) would, through
+ * sh. A request with headers of its own (http_req_add_header), one answered
+ * after its handler returned, or a server draining, gets its own reply. */
+void http_reply_shared(http_req_t *req, http_shared_t *sh, unsigned status,
+                       const char *content_type, const void *body, size_t len);
 /* Replies with body serialised compactly; takes the reference to body. */
 void http_reply_json(http_req_t *req, unsigned status, json_t *body);
 /* Replies {"error":{"code":code,"message":<printf>}}. */

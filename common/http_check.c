@@ -1,11 +1,12 @@
 /* http_check.c - what the server checks of a request before its handler
- * runs, and its body. When the headers arrive: the URL's length and an
- * encoded NUL, the header block's size, framing a proxy in front could
- * read differently (RFC 9112, 6.3), the route (http_route.c) and the
- * media type of a JSON route; a Content-Length over the body limit. While
- * the body arrives: collecting it up to max_body. Once it is complete: the
- * JSON parse. A failure is recorded on the request (http__set_error) and
- * answered by http.c. See http_internal.h for the layer's files. */
+ * runs, and its body. When the headers arrive: the head's syntax
+ * (http_strict.c), the URL's length and an encoded NUL, the header block's
+ * size, framing a proxy in front could read differently (RFC 9112, 6.3),
+ * the route (http_route.c) and the media type of a JSON route; a
+ * Content-Length over the body limit. While the body arrives: collecting it
+ * up to max_body. Once it is complete: the JSON parse. A failure is
+ * recorded on the request (http__set_error) and answered by http.c. See
+ * http_internal.h for the layer's files. */
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
@@ -13,12 +14,12 @@
 #include "http_internal.h"
 #include "parse.h"
 
-/* Body bytes a refused chunked request may still send before it is dropped. */
-#define HTTP_DISCARD_MAX (1024 * 1024)
-
 typedef struct header_scan {
+    http_strict_t strict;   /* RFC 9112's rules, on the same walk */
     size_t sum;             /* bytes of the header block */
-    const char *length;     /* the first Content-Length */
+    const char *length;     /* the first Content-Length ("" when it has no value) */
+    const char *length_raw; /* ... as libmicrohttpd gave it */
+    const char *coding;     /* the first Transfer-Encoding, as given */
     bool lengths_differ;    /* another Content-Length with another value */
     bool transfer_encoding; /* a Transfer-Encoding header */
     bool bad_coding;        /* one that is not just "chunked" */
@@ -29,13 +30,17 @@ static enum MHD_Result s_scan_header(void *cls, enum MHD_ValueKind kind,
 {
     UNUSED(kind);
     header_scan_t *h = cls;
-    h->sum += strlen(key) + (value ? strlen(value) : 0) + 4;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-        if (!h->length)
+    size_t klen = http__strict_field(&h->strict, key, value);
+    h->sum += klen + (value ? strlen(value) : 0) + 4;
+    if (klen == 14 && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (!h->length) {
             h->length = value ? value : "";
-        else if (strcmp(h->length, value ? value : "") != 0)
+            h->length_raw = value;
+        } else if (strcmp(h->length, value ? value : "") != 0)
             h->lengths_differ = true;
-    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    } else if (klen == 17 && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        if (!h->transfer_encoding)
+            h->coding = value;
         h->transfer_encoding = true;
         /* Only chunked frames a request body (RFC 9112, 6.3): any other
          * coding would make it run until the connection closes. */
@@ -57,12 +62,19 @@ static bool s_is_json_type(const char *ct)
     return c == '\0' || c == ';' || c == ' ';
 }
 
-/* The header block's size and framing; false when one is refused. */
-static bool s_check_headers(http_server_t *srv, http_req_t *req)
+/* A framing error: answered at once, and the connection closed. */
+static bool s_framing_error(http_req_t *req, const char *why)
 {
-    header_scan_t h = {0};
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_scan_header, &h);
-    if (h.sum > srv->cfg.max_header) {
+    req->framing_error = true;
+    http__set_error(req, 400, "bad_request", "%s", why);
+    return false;
+}
+
+/* The header block's size and framing, from the walk; false when one is
+ * refused. */
+static bool s_check_headers(http_server_t *srv, http_req_t *req, const header_scan_t *h)
+{
+    if (h->sum > srv->cfg.max_header) {
         http__set_error(req, 431, "headers_too_large",
                         "the request headers are larger than %zu bytes",
                         srv->cfg.max_header);
@@ -71,16 +83,12 @@ static bool s_check_headers(http_server_t *srv, http_req_t *req)
     /* Two lengths, a length and chunks, or a coding other than chunked
      * are read one way here and another by a proxy in front: refuse them
      * (RFC 9112, 6.3). */
-    if (h.lengths_differ || (h.length && h.transfer_encoding) || h.bad_coding) {
-        req->framing_error = true;
-        http__set_error(req, 400, "bad_request", "%s",
-                        h.lengths_differ
-                            ? "the request has Content-Length headers that disagree"
-                        : h.bad_coding ? "Transfer-Encoding must be chunked alone"
-                                       : "the request has both Content-Length and "
-                                         "Transfer-Encoding");
-        return false;
-    }
+    if (h->lengths_differ || (h->length && h->transfer_encoding) || h->bad_coding)
+        return s_framing_error(
+            req, h->lengths_differ ? "the request has Content-Length headers that disagree"
+                 : h->bad_coding   ? "Transfer-Encoding must be chunked alone"
+                                   : "the request has both Content-Length and "
+                                     "Transfer-Encoding");
     return true;
 }
 
@@ -89,8 +97,7 @@ static void s_check_media_type(http_req_t *req)
 {
     if (!(req->route->flags & (HTTP_JSON_BODY | HTTP_JSON_OPTIONAL)))
         return;
-    const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl = req->content_length, *te = req->coding;
     bool has_body = (cl && strcmp(cl, "0") != 0) || te;
     const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (has_body && !s_is_json_type(ct))
@@ -99,9 +106,32 @@ static void s_check_media_type(http_req_t *req)
                         ct ? ct : "untyped");
 }
 
-void http__check_request(http_server_t *srv, http_req_t *req)
+/* One walk over the headers: the head's syntax (RFC 9112: a failure is a
+ * framing error) and what s_check_headers needs. false when refused. */
+static bool s_scan(http_req_t *req, const char *method, const char *version,
+                   header_scan_t *h)
+{
+    if (req->bad_target)
+        return s_framing_error(req,
+                               "the request target holds a space or a control character");
+    http__strict_begin(&h->strict, req, method, version);
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_scan_header, h);
+    /* Kept for the checks that follow, rather than looked up again. */
+    req->content_length = h->length_raw;
+    req->coding = h->coding;
+    const char *why = http__strict_end(&h->strict);
+    return why ? s_framing_error(req, why) : true;
+}
+
+void http__check_request(http_server_t *srv, http_req_t *req, const char *method,
+                         const char *version)
 {
     const http_config_t *c = &srv->cfg;
+    header_scan_t h = {0};
+    /* The head's syntax first: nothing else is sure of a head that a
+     * proxy could read otherwise. */
+    if (!s_scan(req, method, version, &h))
+        return;
     if (req->uri_len > c->max_url) {
         http__set_error(req, 414, "uri_too_long",
                         "the request URL is longer than %zu bytes", c->max_url);
@@ -112,7 +142,7 @@ void http__check_request(http_server_t *srv, http_req_t *req)
                         "the request URL holds an encoded NUL (%%00)");
         return;
     }
-    if (!s_check_headers(srv, req))
+    if (!s_check_headers(srv, req, &h))
         return;
     http__route_request(srv, req);
     if (!req->err_status)
@@ -121,7 +151,7 @@ void http__check_request(http_server_t *srv, http_req_t *req)
 
 bool http__length_over_limit(const http_server_t *srv, const http_req_t *req)
 {
-    const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = req->content_length;
     if (!cl)
         return false;
     long n;
@@ -134,23 +164,19 @@ bool http__length_over_limit(const http_server_t *srv, const http_req_t *req)
 
 bool http__collect_body(http_req_t *req, const char *data, size_t *size)
 {
-    size_t max = req->srv->cfg.max_body;
-    /* A chunked body has no length to refuse up front. Its 413 comes once
-     * it ends; a client still sending 1 MiB past the limit is dropped
-     * instead. */
-    if (req->discarded > max + HTTP_DISCARD_MAX)
-        return false;
-    if (!req->err_status && req->body.len + *size > max) {
+    size_t max = req->srv->cfg.max_body, n = *size;
+    *size = 0;
+    if (req->err_status) { /* refused already: its body is dropped */
+        req->discarded += n;
+        return req->discarded <= max;
+    }
+    if (req->body.len + n > max) {
         http__set_error(req, 413, "payload_too_large",
                         "the request body is larger than %zu bytes", max);
-        req->discarded = req->body.len;
         sbuf_free(&req->body);
+        return false;
     }
-    if (!req->err_status)
-        sbuf_append(&req->body, data, *size);
-    else
-        req->discarded += *size;
-    *size = 0;
+    sbuf_append(&req->body, data, n);
     return true;
 }
 

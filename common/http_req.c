@@ -53,6 +53,14 @@ const char *http_req_header(const http_req_t *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+const struct sockaddr *http_req_peer(const http_req_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    return sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) ? sa : NULL;
+}
+
 const char *http_req_body(const http_req_t *req, size_t *len)
 {
     if (len)

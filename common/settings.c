@@ -12,8 +12,9 @@
 /* The keys [runtime] allows, which [service:*] allows too. */
 #define SETTINGS_RUNTIME_KEYS                                                          \
     "pool_threads", "pool_queue", "max_body_bytes", "max_url_bytes",                   \
-        "max_header_bytes", "max_connections", "request_timeout", "shutdown_timeout",  \
-        "log_level", "log_format", "access_log", "yield_after_us"
+        "max_header_bytes", "max_connections", "max_connections_per_ip",               \
+        "request_timeout", "body_timeout", "shutdown_timeout", "log_level",            \
+        "log_format", "access_log", "yield_after_us"
 
 static const char *const s_runtime_keys[] = {SETTINGS_RUNTIME_KEYS, NULL};
 static const char *const s_service_keys[] = {
@@ -43,7 +44,9 @@ static const struct {
     {"max_url_bytes", 4096, 64, 16384, NULL},
     {"max_header_bytes", 8192, 256, 24576, NULL},
     {"max_connections", 4096, 1, 1000000, NULL},
+    {"max_connections_per_ip", 256, 1, 1000000, NULL},
     {"request_timeout", 30, 1, 3600, NULL},
+    {"body_timeout", 60, 1, 3600, NULL},
     {"shutdown_timeout", 10, 0, 3600, "supervisor"},
 };
 

@@ -4,9 +4,10 @@
  * [runtime] holds the defaults of every service worker; a [service:NAME]
  * section may override any of them: pool_threads (4), pool_queue (1024),
  * max_body_bytes (1048576), max_url_bytes (4096), max_header_bytes (8192),
- * max_connections (4096), request_timeout (30 s), shutdown_timeout (10 s;
- * falls back to [supervisor] last), log_level (info), log_format (logfmt),
- * access_log (false), yield_after_us (1000). One table holds their
+ * max_connections (4096), max_connections_per_ip (256), request_timeout
+ * (30 s), body_timeout (60 s), shutdown_timeout (10 s; falls back to
+ * [supervisor] last), log_level (info), log_format (logfmt), access_log
+ * (false), yield_after_us (1000). One table holds their
  * defaults and bounds, for the worker (worker.c), which reads them, and
  * the supervisor, which checks them before it starts a worker that would
  * refuse them.

@@ -4,7 +4,16 @@
  * work ever happens in a signal handler. A 50 ms probe timer keeps the loop
  * lag measurable even when idle; a 1 s tick folds the worst lag of the last
  * second into vapora_loop_lag_seconds and warns (at most every 10 s) when it
- * passes 100 ms: a starving loop. */
+ * passes 100 ms: a starving loop.
+ *
+ * A worker with [nats] url takes connections (and says ready to the
+ * supervisor) only once its NATS link is up, or after WORKER_NATS_WAIT_MS
+ * at most: a replacement started by a rolling restart would otherwise
+ * answer /health 503 "degraded" for the few milliseconds its first connect
+ * takes, while the worker it replaces still serves healthy. A NATS that
+ * stays away longer does not keep the service down: the worker then
+ * serves, degraded, and reconnects in the background. Polled from a 10 ms
+ * timer (natsc_connected is thread-safe): the wait is short and rare. */
 #define _GNU_SOURCE
 #include "worker.h"
 
@@ -15,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "control.h"
+#include "health.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "net.h"
@@ -31,12 +42,8 @@
 #define WORKER_LAG_WARN_NS (100ull * 1000000ull)
 #define WORKER_LAG_WARN_EVERY_MS 10000
 #define WORKER_DRAIN_QUIET_MS 200
-
-typedef struct check {
-    char *name;
-    worker_check_fn fn;
-    void *ud;
-} check_t;
+#define WORKER_NATS_WAIT_MS 3000
+#define WORKER_NATS_POLL_MS 10
 
 struct worker {
     const worker_service_t *svc;
@@ -49,8 +56,6 @@ struct worker {
     int listen_fd;
     sigfd_t *signals;
     long shutdown_timeout;
-    uint64_t started_ms;
-    int pid;
     time_t started_wall;
     double lag_s; /* worst lag of the last full second */
     uint64_t last_lag_warn_ms;
@@ -59,9 +64,12 @@ struct worker {
     bool forced;        /* stopping without waiting for running pool jobs */
     control_t *control; /* NULL when running alone */
     natsc_t *nats;      /* NULL when [nats] url is not set */
-    check_t *checks;
-    size_t nchecks;
+    health_t *health; /* GET /health: its checks and warnings */
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
+    loop_timer_t *nats_wait; /* until NATS is up, before taking connections */
+    uint64_t nats_wait_until_ms;
+    long threads; /* pool threads, for the ready line */
+    bool live;    /* taking connections */
     int exit_status;
 };
 
@@ -93,11 +101,19 @@ natsc_t *worker_nats(worker_t *w)
 {
     return w->nats;
 }
+int worker_listen_fd(worker_t *w)
+{
+    return w->listen_fd;
+}
+
+void worker_add_warning(worker_t *w, const char *text)
+{
+    health_add_warning(w->health, text);
+}
 
 void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud)
 {
-    w->checks = xrealloc(w->checks, (w->nchecks + 1) * sizeof *w->checks);
-    w->checks[w->nchecks++] = (check_t){xstrdup(name), fn, ud};
+    health_add_check(w->health, name, fn, ud);
 }
 const char *worker_setting(worker_t *w, const char *key)
 {
@@ -115,46 +131,7 @@ static int s_setting_long(worker_t *w, const char *key, long *out)
     return 0;
 }
 
-/* ---- built-in endpoints ---- */
-
-/* Runs the checks; returns the worst result, with "name: reason" of the
- * first failing one in reason. */
-static int s_run_checks(worker_t *w, char *reason, size_t len)
-{
-    int worst = WORKER_HEALTHY;
-    for (size_t i = 0; i < w->nchecks; i++) {
-        char buf[256] = "";
-        int r = w->checks[i].fn(w->checks[i].ud, buf, sizeof buf);
-        if (r > worst) {
-            snprintf(reason, len, "%s: %s", w->checks[i].name, buf);
-            worst = r;
-        }
-    }
-    return worst;
-}
-
-static void s_health(http_req_t *req, void *ud)
-{
-    worker_t *w = ud;
-    unsigned long long up = (loop_now_ms(w->loop) - w->started_ms) / 1000;
-    char reason[320];
-    int state = w->nchecks ? s_run_checks(w, reason, sizeof reason) : WORKER_HEALTHY;
-    if (state != WORKER_HEALTHY) {
-        json_t *j =
-            json_pack("{s:s,s:s,s:i,s:I,s:s,s:s}", "status",
-                      state == WORKER_DEGRADED ? "degraded" : "unhealthy", "service",
-                      w->svc->name, "pid", w->pid, "uptime_s", (json_int_t)up,
-                      "version", VAPORA_VERSION, "reason", reason);
-        http_reply_json(req, 503, j);
-        return;
-    }
-    char buf[256];
-    int n = snprintf(buf, sizeof buf,
-                     "{\"status\":\"healthy\",\"service\":\"%s\",\"pid\":%d,"
-                     "\"uptime_s\":%llu,\"version\":\"" VAPORA_VERSION "\"}",
-                     w->svc->name, w->pid, up);
-    http_reply(req, 200, "application/json", buf, (size_t)n);
-}
+/* ---- built-in checks and metrics ---- */
 
 static int s_check_nats(void *ud, char *buf, size_t len)
 {
@@ -291,7 +268,8 @@ static void s_drain_check(loop_t *loop, loop_timer_t *t, void *ud)
     if (last < w->drain_started_ms)
         last = w->drain_started_ms;
     if (http_server_in_flight(w->http) == 0 &&
-        loop_now_ms(loop) - last >= WORKER_DRAIN_QUIET_MS) {
+        loop_now_ms(loop) - last >= WORKER_DRAIN_QUIET_MS &&
+        !(w->svc->busy && w->svc->busy(w))) {
         log_info("drained: no request in flight; stopping");
         loop_stop(loop);
     }
@@ -311,6 +289,13 @@ static void s_drain_deadline(loop_t *loop, loop_timer_t *t, void *ud)
 
 static void s_begin_stop(worker_t *w, const char *why)
 {
+    if (!w->live) { /* still waiting for NATS: nothing to drain */
+        log_info("%s before serving: stopping", why);
+        loop_cancel_timer(w->loop, &w->nats_wait);
+        w->stopping = true;
+        loop_stop(w->loop);
+        return;
+    }
     if (w->stopping) {
         log_warn("%s again: stopping at once", why);
         w->forced = true;
@@ -321,6 +306,8 @@ static void s_begin_stop(worker_t *w, const char *why)
     w->drain_started_ms = loop_now_ms(w->loop);
     log_info("%s: draining (up to %ld s)", why, w->shutdown_timeout);
     http_server_drain(w->http);
+    if (w->svc->drain)
+        w->svc->drain(w);
     /* Our copy of the socket: closing it refuses new connections when we
      * run alone; under a supervisor its copy keeps the socket open and the
      * other workers take them. */
@@ -402,7 +389,7 @@ static int s_setup_logging(worker_t *w)
 
 static int s_http_config(worker_t *w, http_config_t *hc)
 {
-    long body, url, hdr, conns, tmo;
+    long body, url, hdr, conns, tmo, per_ip, body_tmo;
     bool access = false;
     char err[256];
     http_config_defaults(hc);
@@ -411,7 +398,9 @@ static int s_http_config(worker_t *w, http_config_t *hc)
         s_setting_long(w, "max_url_bytes", &url) ||
         s_setting_long(w, "max_header_bytes", &hdr) ||
         s_setting_long(w, "max_connections", &conns) ||
-        s_setting_long(w, "request_timeout", &tmo))
+        s_setting_long(w, "max_connections_per_ip", &per_ip) ||
+        s_setting_long(w, "request_timeout", &tmo) ||
+        s_setting_long(w, "body_timeout", &body_tmo))
         return -EINVAL;
     if (settings_get_access_log(w->cfg, w->section, &access, err, sizeof err) < 0) {
         log_error("%s", err);
@@ -422,6 +411,8 @@ static int s_http_config(worker_t *w, http_config_t *hc)
     hc->max_header = (size_t)hdr;
     hc->max_connections = (unsigned)conns;
     hc->request_timeout = (unsigned)tmo;
+    hc->max_connections_per_ip = (unsigned)per_ip;
+    hc->body_timeout = (unsigned)body_tmo;
     hc->access_log = access;
     return 0;
 }
@@ -477,11 +468,17 @@ static int s_configure(worker_t *w, long *threads, long *queue, long *yield_us,
     return 0;
 }
 
-/* Serving: the timers, and "ready" to the supervisor when there is one. */
-static void s_go_live(worker_t *w, long threads)
+/* Serving: connections, the timers, and "ready" to the supervisor when
+ * there is one. Returns 0 or -errno (logged). */
+static int s_go_live(worker_t *w)
 {
-    w->started_ms = now_ms();
-    w->pid = (int)getpid();
+    int rc = http_server_start(w->http, w->listen_fd);
+    if (rc < 0) {
+        log_err(rc, "starting the HTTP server");
+        return rc;
+    }
+    w->live = true;
+    health_start(w->health);
     w->started_wall = time(NULL);
     w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);
     w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
@@ -490,7 +487,40 @@ static void s_go_live(worker_t *w, long threads)
     if (w->control)
         control_send_ready(w->control);
     log_info("%s worker ready (pid %d, %ld pool threads, version %s)", w->svc->name,
-             (int)getpid(), threads, VAPORA_VERSION);
+             (int)getpid(), w->threads, VAPORA_VERSION);
+    return 0;
+}
+
+/* Every WORKER_NATS_POLL_MS until NATS is up or the wait is over. */
+static void s_nats_poll(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(t);
+    worker_t *w = ud;
+    bool up = natsc_connected(w->nats);
+    if (!up && loop_now_ms(loop) < w->nats_wait_until_ms)
+        return;
+    loop_cancel_timer(loop, &w->nats_wait);
+    if (!up)
+        log_warn("nats: not connected after %d ms; serving anyway (degraded) and "
+                 "reconnecting in the background",
+                 WORKER_NATS_WAIT_MS);
+    if (s_go_live(w) < 0) {
+        w->exit_status = 1;
+        loop_stop(loop);
+    }
+}
+
+/* Goes live now, or once NATS is up (WORKER_NATS_WAIT_MS at most). */
+static int s_go_live_with_nats(worker_t *w)
+{
+    if (!w->nats || natsc_connected(w->nats))
+        return s_go_live(w);
+    log_info("nats: waiting up to %d ms for the connection before serving",
+             WORKER_NATS_WAIT_MS);
+    w->nats_wait_until_ms = loop_now_ms(w->loop) + WORKER_NATS_WAIT_MS;
+    w->nats_wait = loop_add_timer(w->loop, WORKER_NATS_POLL_MS, WORKER_NATS_POLL_MS,
+                                  s_nats_poll, w);
+    return 0;
 }
 
 static int s_start(worker_t *w, const char *listen_override)
@@ -502,6 +532,7 @@ static int s_start(worker_t *w, const char *listen_override)
     w->loop = loop_new();
     if (!w->loop)
         return -errno;
+    w->health = health_new(w->loop, w->svc->name);
     loop_set_yield(w->loop, (uint64_t)yield_us * 1000);
     if (s_open_signals(w) < 0 || s_open_listen(w, listen_override) < 0)
         return -EIO;
@@ -515,19 +546,14 @@ static int s_start(worker_t *w, const char *listen_override)
     w->metrics = metrics_new();
     metrics_add_collector(w->metrics, s_collect, w);
     w->http = http_server_new(w->loop, w->metrics, &hc);
-    http_route(w->http, "GET", "/health", 0, s_health, w);
+    health_route(w->health, w->http);
     metrics_http_route(w->http, w->metrics);
     if (w->svc->setup && w->svc->setup(w) < 0) {
         log_error("the %s service failed to set up", w->svc->name);
         return -EIO;
     }
-    int rc = http_server_start(w->http, w->listen_fd);
-    if (rc < 0) {
-        log_err(rc, "starting the HTTP server");
-        return rc;
-    }
-    s_go_live(w, threads);
-    return 0;
+    w->threads = threads;
+    return s_go_live_with_nats(w);
 }
 
 static void s_stop(worker_t *w)
@@ -537,6 +563,7 @@ static void s_stop(worker_t *w)
         loop_cancel_timer(w->loop, &w->tick);
         loop_cancel_timer(w->loop, &w->drain_check);
         loop_cancel_timer(w->loop, &w->drain_deadline);
+        loop_cancel_timer(w->loop, &w->nats_wait);
     }
     if (w->forced && w->pool) {
         pool_stats_t ps;
@@ -558,10 +585,8 @@ static void s_stop(worker_t *w)
         w->svc->teardown(w);
     natsc_destroy(&w->nats); /* after the pool: its connect job is done */
     control_destroy(&w->control);
-    for (size_t i = 0; i < w->nchecks; i++)
-        free(w->checks[i].name);
-    free(w->checks);
     http_server_destroy(&w->http);
+    health_destroy(&w->health);
     metrics_destroy(&w->metrics);
     sigfd_destroy(&w->signals);
     if (w->listen_fd >= 0)
@@ -571,8 +596,20 @@ static void s_stop(worker_t *w)
     free(w->section);
 }
 
+/* A worker may hold thousands of sockets (streams in and out): take the
+ * whole file-descriptor allowance the system gives, not the soft part. */
+static void s_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int worker_main(int argc, char **argv, const worker_service_t *svc)
 {
+    s_raise_nofile();
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'l'},
                                          {"help", no_argument, 0, 'h'},
@@ -591,6 +628,9 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
         s_usage(stderr, argv[0]);
         return 2;
     }
+    /* What a worker creates (its data_dir, databases, secrets, locks) is
+     * its user's alone, also when it runs without a supervisor. */
+    umask(077);
     log_init(svc->name, LOG_INFO, LOG_FMT_LOGFMT);
     worker_t w = {.svc = svc, .listen_fd = -1};
     char err[512];
@@ -605,6 +645,8 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
         status = 1;
     else if (loop_run(w.loop) < 0)
         status = 1;
+    else
+        status = w.exit_status;
     s_stop(&w);
     if (status == 0)
         log_info("stopped cleanly");

@@ -4,12 +4,13 @@
  * config, sets up logging, the loop, the blocking pool, metrics and the HTTP
  * server (with GET /health and GET /metrics), takes the listening socket
  * from a supervisor (LISTEN_FDS) or binds [service:NAME] listen itself, calls
- * the service's setup(), and runs the loop until SIGTERM/SIGINT. Then it
- * connects to NATS in the background when [nats] url is set (GET /health
- * says "degraded" while it is away),
- * stops accepting, lets in-flight requests finish for up to
- * shutdown_timeout seconds, calls teardown(), closes everything and
- * returns the exit status (0 on a clean stop).
+ * the service's setup(), and runs the loop until SIGTERM/SIGINT. When
+ * [nats] url is set it connects to NATS in the background (GET /health
+ * says "degraded" while it is away) and takes connections, and says ready
+ * to the supervisor, only once connected or after 3 s at most. On
+ * SIGTERM/SIGINT it stops accepting, lets in-flight requests finish for up
+ * to shutdown_timeout seconds, calls teardown(), closes everything and
+ * returns the exit status (0 on a clean stop). It runs with umask 077.
  *
  * Runtime keys are read from [service:NAME] first, then [runtime]; their
  * defaults, bounds and checks are in settings.h. yield_after_us: see
@@ -18,6 +19,7 @@
 #define VAPORA_WORKER_H
 
 #include "cfg.h"
+#include "health.h"
 #include "http.h"
 #include "loop.h"
 #include "metrics.h"
@@ -38,6 +40,12 @@ typedef struct worker_service {
     int (*setup)(worker_t *w);
     /* Releases what setup() opened; in-flight requests are done. */
     void (*teardown)(worker_t *w);
+    /* Optional, for work that is not an HTTP request (an agent's run):
+     * drain() is called once when the worker starts to drain (take no new
+     * work); the drain then also waits while busy() says so, up to
+     * shutdown_timeout, before teardown(). Loop thread. */
+    void (*drain)(worker_t *w);
+    bool (*busy)(worker_t *w);
 } worker_service_t;
 
 /* Runs the worker; returns the process exit status. */
@@ -58,12 +66,26 @@ natsc_t *worker_nats(worker_t *w);
 /* A dependency check for GET /health: returns WORKER_HEALTHY, or
  * WORKER_DEGRADED / WORKER_UNHEALTHY with a one-line reason in buf. Runs on
  * the loop thread for each /health request: it must not block. */
-enum { WORKER_HEALTHY = 0, WORKER_DEGRADED = 1, WORKER_UNHEALTHY = 2 };
-typedef int (*worker_check_fn)(void *ud, char *buf, size_t len);
+enum {
+    WORKER_HEALTHY = HEALTH_OK,
+    WORKER_DEGRADED = HEALTH_DEGRADED,
+    WORKER_UNHEALTHY = HEALTH_UNHEALTHY
+};
+typedef health_check_fn worker_check_fn;
 /* Adds a check named name (copied). Then /health answers 503 with
  * "status":"degraded" or "unhealthy" and "reason":"<name>: <reason>" while
  * a check fails. The worker adds "nats" itself when [nats] url is set. */
 void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud);
+
+/* Adds a line (copied) to the "warnings" array of every GET /health answer:
+ * something an operator should know that does not make the worker
+ * unhealthy (a risky setting, a part of the config left unused). Loop
+ * thread, typically from setup(). */
+void worker_add_warning(worker_t *w, const char *text);
+
+/* The listening socket (borrowed; -1 before it is open), e.g. to learn the
+ * address it is bound to with getsockname(). */
+int worker_listen_fd(worker_t *w);
 
 /* Reads a runtime key: [service:NAME] first, then [runtime] (settings.h). */
 const char *worker_setting(worker_t *w, const char *key);

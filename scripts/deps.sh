@@ -22,6 +22,8 @@ declare -A LIBS=(
 # headers of libraries that ship no pkg-config file -> Debian package
 declare -A HEADERS=(
   [/usr/include/wslay/wslay.h]=libwslay-dev
+  # not a header: the font the browser tests' screenshots are drawn with
+  [/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf]=fonts-dejavu-core
 )
 # files (globs) of packages that ship neither -> Debian package: the
 # libFuzzer runtime `make fuzz` links (clang's compiler-rt)
@@ -40,6 +42,8 @@ declare -A TOOLS=(
   [python3]=python3
   [node]=nodejs
   [npm]=npm
+  [chromium]=chromium    # the web board's browser tests (make test-ui)
+  [ss]=iproute2          # they find the backend worker holding a WebSocket
 )
 
 missing=()

@@ -9,12 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin_auth.h"
 #include "alloc.h"
 #include "base.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "metrics_http.h"
 #include "net.h"
 #include "programs.h"
 #include "reload.h"
@@ -22,11 +22,31 @@
 #include "spawn.h"
 #include "workers.h"
 
+/* A route, and whether it is open to a request without the token. */
+typedef struct route {
+    const char *method, *pattern;
+    unsigned flags;
+    http_handler_fn fn;
+    bool open;
+} route_t;
+
+/* What a route's handler gets: the admin, and the route (for the guard). */
+typedef struct guarded {
+    sv_admin_t *admin;
+    const route_t *route;
+} guarded_t;
+
+#define SV_ADMIN_ROUTES 8
+
 struct sv_admin {
     sv_t *sv;
     int fd;
     metrics_t *metrics;
     http_server_t *http;
+    char *token;
+    guarded_t guarded[SV_ADMIN_ROUTES];
+    uint64_t last_refusal_log_ms; /* refusals are logged once a second at most */
+    unsigned refusals_unlogged;
 };
 
 static json_t *s_time_json(time_t t)
@@ -88,7 +108,7 @@ static json_t *s_program_json(const sv_program_t *pg)
 
 static void s_status(http_req_t *req, void *ud)
 {
-    sv_t *sv = ud;
+    sv_t *sv = ((sv_admin_t *)ud)->sv;
     json_t *svcs = json_array(), *progs = json_array();
     for (size_t i = 0; i < sv->nservices; i++)
         if (!sv->services[i]->removed)
@@ -125,7 +145,7 @@ static sv_service_t *s_target_service(sv_t *sv, http_req_t *req)
 
 static void s_scale(http_req_t *req, void *ud)
 {
-    sv_t *sv = ud;
+    sv_t *sv = ((sv_admin_t *)ud)->sv;
     sv_service_t *svc = s_target_service(sv, req);
     if (!svc)
         return;
@@ -143,7 +163,7 @@ static void s_scale(http_req_t *req, void *ud)
 
 static void s_restart(http_req_t *req, void *ud)
 {
-    sv_t *sv = ud;
+    sv_t *sv = ((sv_admin_t *)ud)->sv;
     sv_service_t *svc = s_target_service(sv, req);
     if (!svc)
         return;
@@ -153,7 +173,7 @@ static void s_restart(http_req_t *req, void *ud)
 
 static void s_log_level(http_req_t *req, void *ud)
 {
-    sv_t *sv = ud;
+    sv_t *sv = ((sv_admin_t *)ud)->sv;
     sv_service_t *svc = s_target_service(sv, req);
     if (!svc)
         return;
@@ -173,7 +193,7 @@ static void s_log_level(http_req_t *req, void *ud)
 
 static void s_reload(http_req_t *req, void *ud)
 {
-    sv_t *sv = ud;
+    sv_t *sv = ((sv_admin_t *)ud)->sv;
     if (s_refuse_when_stopping(sv, req))
         return;
     char err[512];
@@ -188,14 +208,14 @@ static void s_reload(http_req_t *req, void *ud)
 
 static void s_shutdown(http_req_t *req, void *ud)
 {
-    sv_t *sv = ud;
+    sv_t *sv = ((sv_admin_t *)ud)->sv;
     http_reply_json(req, 202, json_pack("{s:b}", "stopping", 1));
     sv_shutdown(sv, "POST /shutdown");
 }
 
 static void s_health(http_req_t *req, void *ud)
 {
-    sv_t *sv = ud;
+    sv_t *sv = ((sv_admin_t *)ud)->sv;
     http_reply_json(req, 200,
                     json_pack("{s:s,s:s,s:i,s:I,s:s}", "status",
                               sv->phase == SV_PHASE_RUNNING ? "healthy" : "stopping",
@@ -292,27 +312,123 @@ static void s_collect(sbuf_t *out, void *ud)
     }
 }
 
-static void s_routes(http_server_t *srv, sv_t *sv, metrics_t *m)
+static void s_metrics(http_req_t *req, void *ud)
 {
-    http_route(srv, "GET", "/status", 0, s_status, sv);
-    http_route(srv, "GET", "/health", 0, s_health, sv);
-    metrics_http_route(srv, m);
-    http_route(srv, "POST", "/services/{name}/scale", HTTP_JSON_BODY, s_scale, sv);
-    http_route(srv, "POST", "/services/{name}/restart", HTTP_JSON_OPTIONAL, s_restart,
-               sv);
-    http_route(srv, "POST", "/services/{name}/log-level", HTTP_JSON_BODY, s_log_level,
-               sv);
-    http_route(srv, "POST", "/reload", HTTP_JSON_OPTIONAL, s_reload, sv);
-    http_route(srv, "POST", "/shutdown", HTTP_JSON_OPTIONAL, s_shutdown, sv);
+    sbuf_t out = {0};
+    metrics_render(((sv_admin_t *)ud)->metrics, &out);
+    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+    sbuf_free(&out);
+}
+
+/* ---- the guard: admin_auth.h says what it checks and why ---- */
+
+static const route_t s_routes[SV_ADMIN_ROUTES] = {
+    {"GET", "/health", 0, s_health, true},
+    {"GET", "/status", 0, s_status, false},
+    {"GET", "/metrics", 0, s_metrics, false},
+    {"POST", "/services/{name}/scale", HTTP_JSON_BODY, s_scale, false},
+    {"POST", "/services/{name}/restart", HTTP_JSON_OPTIONAL, s_restart, false},
+    {"POST", "/services/{name}/log-level", HTTP_JSON_BODY, s_log_level, false},
+    {"POST", "/reload", HTTP_JSON_OPTIONAL, s_reload, false},
+    {"POST", "/shutdown", HTTP_JSON_OPTIONAL, s_shutdown, false},
+};
+
+/* Logs a refused request, once a second at most (a page in a browser may
+ * try many times). */
+static void s_log_refusal(sv_admin_t *a, http_req_t *req, const char *why)
+{
+    uint64_t now = loop_now_ms(a->sv->loop);
+    if (a->last_refusal_log_ms && now - a->last_refusal_log_ms < 1000) {
+        a->refusals_unlogged++;
+        return;
+    }
+    const char *origin = http_req_header(req, "Origin");
+    const char *host = http_req_header(req, "Host");
+    char more[64] = "";
+    if (a->refusals_unlogged)
+        snprintf(more, sizeof more, "; %u more refused since the last such line",
+                 a->refusals_unlogged);
+    log_warn("admin API: refused %s %s: %s (Host %s, Origin %s)%s",
+             http_req_method(req), http_req_path(req), why, host ? host : "none",
+             origin ? origin : "none", more);
+    a->last_refusal_log_ms = now;
+    a->refusals_unlogged = 0;
+}
+
+/* Replies and returns false when req may not go on. */
+static bool s_allowed(sv_admin_t *a, http_req_t *req, const route_t *r)
+{
+    const char *host = http_req_header(req, "Host");
+    if (!sv_auth_host_ok(host, a->sv->cfg->admin)) {
+        s_log_refusal(a, req, "foreign Host");
+        http_reply_error(req, 403, "forbidden_host",
+                         "the Host header must name this API (an IP address, "
+                         "localhost or the host of [supervisor] admin)");
+        return false;
+    }
+    if (!sv_auth_origin_ok(http_req_header(req, "Origin"), host)) {
+        s_log_refusal(a, req, "foreign Origin");
+        http_reply_error(req, 403, "forbidden_origin",
+                         "requests from web pages of another origin are refused");
+        return false;
+    }
+    const char *ct = http_req_header(req, "Content-Type");
+    if (strcmp(r->method, "POST") == 0 && ct && !sv_auth_is_json(ct)) {
+        s_log_refusal(a, req, "not JSON");
+        http_reply_error(req, 415, "unsupported_media_type",
+                         "a POST must be application/json, not %s", ct);
+        return false;
+    }
+    if (r->open || sv_auth_bearer_ok(http_req_header(req, "Authorization"), a->token))
+        return true;
+    s_log_refusal(a, req, "no valid token");
+    http_req_add_header(req, "WWW-Authenticate", "Bearer realm=\"vapora-admin\"");
+    http_reply_error(req, 401, "unauthorized",
+                     "the admin API needs \"Authorization: Bearer TOKEN\" with the "
+                     "token in DATA_DIR/%s",
+                     SV_AUTH_TOKEN_FILE);
+    return false;
+}
+
+static void s_guard(http_req_t *req, void *ud)
+{
+    guarded_t *g = ud;
+    if (s_allowed(g->admin, req, g->route))
+        g->route->fn(req, g->admin);
+}
+
+/* Every route behind the guard (GET ones answer HEAD too). */
+static void s_routes_add(sv_admin_t *a)
+{
+    for (size_t i = 0; i < SV_ADMIN_ROUTES; i++) {
+        const route_t *r = &s_routes[i];
+        a->guarded[i] = (guarded_t){a, r};
+        http_route(a->http, r->method, r->pattern, r->flags, s_guard, &a->guarded[i]);
+    }
+}
+
+/* Said at every start while admin is reachable from other hosts. */
+static void s_warn_exposed(const char *admin)
+{
+    if (sv_auth_loopback(admin))
+        return;
+    log_warn("SECURITY: the admin API listens on %s, beyond this host: whoever "
+             "reaches it with the token can stop, restart and reconfigure every "
+             "service. Bind [supervisor] admin to 127.0.0.1 unless something in "
+             "front (a container's loopback-only port) keeps others out",
+             admin);
 }
 
 sv_admin_t *sv_admin_new(sv_t *sv, char *err, size_t errlen)
 {
     sv_admin_t *a = xcalloc(1, sizeof *a);
     a->sv = sv;
-    a->fd = net_listen(sv->cfg->admin, 128, false, err, errlen);
+    a->fd = -1;
+    a->token = sv_auth_token_load(sv->cfg->data_dir, sv->cfg->admin_token, err, errlen);
+    if (a->token)
+        a->fd = net_listen(sv->cfg->admin, 128, false, err, errlen);
     if (a->fd < 0) {
-        free(a);
+        sv_admin_destroy(&a);
         return NULL;
     }
     a->metrics = metrics_new();
@@ -323,7 +439,7 @@ sv_admin_t *sv_admin_new(sv_t *sv, char *err, size_t errlen)
     hc.max_body = 64 * 1024;
     hc.max_connections = 256;
     a->http = http_server_new(sv->loop, a->metrics, &hc);
-    s_routes(a->http, sv, a->metrics);
+    s_routes_add(a);
     int rc = http_server_start(a->http, a->fd);
     if (rc < 0) {
         snprintf(err, errlen, "cannot start the admin API: %s", strerror(-rc));
@@ -331,6 +447,7 @@ sv_admin_t *sv_admin_new(sv_t *sv, char *err, size_t errlen)
         return NULL;
     }
     log_info("admin API on http://%s", sv->cfg->admin);
+    s_warn_exposed(sv->cfg->admin);
     return a;
 }
 
@@ -343,6 +460,7 @@ void sv_admin_destroy(sv_admin_t **ap)
     metrics_destroy(&a->metrics);
     if (a->fd >= 0)
         close(a->fd);
+    free(a->token);
     free(a);
     *ap = NULL;
 }

@@ -3,7 +3,9 @@
  * POST /services/{name}/restart, POST /services/{name}/log-level,
  * POST /reload, POST /shutdown, GET /metrics and GET /health
  * (docs/supervisor.md). Served by the same HTTP layer as every worker, on
- * the supervisor's loop.
+ * the supervisor's loop. Every route sits behind one guard: the Host,
+ * Origin and Content-Type checks, and the bearer token for all but
+ * GET /health (admin_auth.h).
  *
  * It drives the supervisor only through its public functions (workers.h,
  * reload.h, supervisor.h) and reads its tables; the supervisor does not
@@ -20,8 +22,9 @@
 
 typedef struct sv_admin sv_admin_t;
 
-/* Binds [supervisor] admin and starts serving sv (borrowed: it must
- * outlive the result). Returns NULL with the reason in err. */
+/* Loads (or creates) the token in data_dir, binds [supervisor] admin (a
+ * warning when it is not loopback) and starts serving sv (borrowed: it
+ * must outlive the result). Returns NULL with the reason in err. */
 sv_admin_t *sv_admin_new(sv_t *sv, char *err, size_t errlen);
 /* Stops serving, closes the socket and frees. Accepts NULL; sets
  * *ap = NULL. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -97,6 +98,9 @@ int main(int argc, char **argv)
         s_usage(stderr, argv[0]);
         return 2;
     }
+    /* Everything we and our children create (data_dir, its files, the
+     * ipc socket, nats-server's store) is ours alone: 0700 and 0600. */
+    umask(077);
     log_init("supervisor", LOG_INFO, LOG_FMT_LOGFMT);
     char *bin_dir = s_bin_dir();
     int status = check ? s_check(config, bin_dir) : s_supervise(config, bin_dir);

@@ -79,17 +79,20 @@ int sv_write_worker_config(sv_t *sv, const char *text, char *err, size_t errlen)
 /* ---- applying a new config ---- */
 
 /* The lock, the control socket and every worker's data live under
- * data_dir, and vaporactl finds us at admin: both are fixed until a
- * restart, so a file that moves them is refused as a whole. */
+ * data_dir, and vaporactl finds us at admin with the token it reads
+ * there: all three are fixed until a restart, so a file that changes them
+ * is refused as a whole. */
 static int s_check_fixed(const sv_t *sv, const sv_config_t *nc, char *err,
                          size_t errlen)
 {
+    const char *was = sv->cfg->admin_token, *now = nc->admin_token;
     if (strcmp(nc->admin, sv->cfg->admin) == 0 &&
-        strcmp(nc->data_dir, sv->cfg->data_dir) == 0)
+        strcmp(nc->data_dir, sv->cfg->data_dir) == 0 &&
+        (was && now ? strcmp(was, now) == 0 : was == now))
         return 0;
     snprintf(err, errlen,
-             "[supervisor] admin and data_dir cannot change while running "
-             "(restart the supervisor for that)");
+             "[supervisor] admin, admin_token and data_dir cannot change while "
+             "running (restart the supervisor for that)");
     return -EINVAL;
 }
 
@@ -103,7 +106,7 @@ static void s_remove_services(sv_t *sv, const sv_config_t *nc)
         log_info("reload: service %s removed; draining its workers", svc->name);
         svc->removed = true;
         for (size_t j = 0; j < svc->nworkers;)
-            if (!sv_worker_retire(sv, svc->workers[j], nc->shutdown_timeout))
+            if (!sv_worker_retire(sv, svc->workers[j], svc->shutdown_timeout))
                 j++;
     }
 }
@@ -126,6 +129,7 @@ static void s_apply_service(sv_t *sv, sv_service_t *svc, const sv_service_cfg_t 
     svc->argv = sv_argv_dup(sc->argv);
     svc->control = sc->control;
     svc->start_timeout = sc->start_timeout;
+    svc->shutdown_timeout = sc->shutdown_timeout;
     free(svc->fingerprint);
     svc->fingerprint = xstrdup(sc->fingerprint);
     if (svc->desired != sc->workers)

@@ -22,8 +22,8 @@ const size_t sv_schema_services_len = ARRAY_LEN(sv_schema_services);
  * every service; the rest are left out of the fingerprints
  * (sv_config.c). */
 static const char *const s_supervisor[] = {
-    "admin",      "data_dir", "shutdown_timeout", "watchdog_timeout", "log_level",
-    "log_format", NULL};
+    "admin",     "admin_token", "data_dir", "shutdown_timeout", "watchdog_timeout",
+    "log_level", "log_format",  NULL};
 static const char *const s_program[] = {"command", "directory", "environment", NULL};
 
 static const cfg_schema_t s_entries[] = {

@@ -117,10 +117,33 @@ static void s_on_signal(int signo, void *ud)
 
 /* ---- start-up ---- */
 
+/* data_dir holds secrets (the admin token, the backend's JWT secret, its
+ * database): one made by an older version or by `mkdir -p` may be open to
+ * the group and others. Ours is narrowed to 0700 (what is inside is then
+ * out of their reach whatever its own mode); one we do not own is only
+ * warned about. */
+static void s_tighten_data_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0 || (st.st_mode & 077) == 0)
+        return;
+    if (st.st_uid != geteuid())
+        log_warn("%s is open to other users (mode %04o) and not ours to change: "
+                 "make it 0700",
+                 dir, (unsigned)(st.st_mode & 07777));
+    else if (chmod(dir, 0700) < 0)
+        log_err(errno, "chmod 0700 %s", dir);
+    else
+        log_warn("%s was open to other users (mode %04o): now 0700", dir,
+                 (unsigned)(st.st_mode & 07777));
+}
+
 static int s_open_run_dir(sv_t *sv, char *err, size_t errlen)
 {
     sv->run_dir = xasprintf("%s/run", sv->cfg->data_dir);
-    int made = file_mkdirs(sv->cfg->data_dir, 0755);
+    int made = file_mkdirs(sv->cfg->data_dir, 0700);
+    if (made == 0)
+        s_tighten_data_dir(sv->cfg->data_dir);
     if (made == 0 && mkdir(sv->run_dir, 0700) < 0 && errno != EEXIST)
         made = -errno;
     if (made < 0) {

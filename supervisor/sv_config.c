@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin_auth.h"
 #include "log.h"
 #include "schemas.h"
 #include "spawn.h"
@@ -157,8 +158,8 @@ static char *s_program_fingerprint(const cfg_t *cfg, const char *section)
 static char *s_service_fingerprint(const cfg_t *cfg, const char *own)
 {
     static const char *const own_skip[] = {"workers", NULL};
-    static const char *const sv_skip[] = {"admin", "watchdog_timeout", "log_level",
-                                          "log_format", NULL};
+    static const char *const sv_skip[] = {
+        "admin", "admin_token", "watchdog_timeout", "log_level", "log_format", NULL};
     static const char *const none[] = {NULL};
     const char *name = own + strlen("service:");
     sbuf_t b = {0};
@@ -271,6 +272,12 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
      * now, before one is started or the running ones are replaced. */
     if (control && settings_check(c->cfg, section, err, errlen) < 0)
         return -EINVAL;
+    /* A retiring worker gets the drain its own settings give it (an agent
+     * finishing its run may need longer than the others). */
+    long drain = 10;
+    if (settings_get_long(c->cfg, section, "shutdown_timeout", &drain, err, errlen) < 0)
+        return -EINVAL;
+    s->shutdown_timeout = (unsigned)drain;
     s->fingerprint = s_service_fingerprint(c->cfg, section);
     return 0;
 }
@@ -308,6 +315,14 @@ static int s_load_supervisor(sv_config_t *c, char *err, size_t errlen)
         return -EINVAL;
     }
     c->data_dir = s_abspath(cfg_get_str(c->cfg, "supervisor", "data_dir", "data"));
+    const char *token = cfg_get(c->cfg, "supervisor", "admin_token");
+    if (token && *token && !sv_auth_token_valid(token)) {
+        snprintf(err, errlen,
+                 "[supervisor] admin_token: %d to 256 visible characters, no blank",
+                 SV_AUTH_TOKEN_MIN);
+        return -EINVAL;
+    }
+    c->admin_token = token && *token ? xstrdup(token) : NULL;
     if (cfg_get_long(c->cfg, "supervisor", "shutdown_timeout", 10, 0, 3600, &v, err,
                      errlen) < 0)
         return -EINVAL;
@@ -394,6 +409,7 @@ void sv_config_destroy(sv_config_t **cp)
     free(c->path);
     free(c->text);
     free(c->admin);
+    free(c->admin_token);
     free(c->data_dir);
     cfg_destroy(&c->cfg);
     free(c);

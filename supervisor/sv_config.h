@@ -23,6 +23,8 @@ typedef struct sv_service_cfg {
     char *fingerprint; /* what its workers read, rendered */
     bool control;      /* speaks the control protocol (see docs/supervisor.md) */
     unsigned start_timeout; /* seconds a starting worker has to say ready */
+    unsigned shutdown_timeout; /* seconds a retiring worker may drain ([service],
+                                  [runtime], then [supervisor]) */
 } sv_service_cfg_t;
 
 typedef struct sv_program_cfg {
@@ -36,6 +38,7 @@ typedef struct sv_config {
     char *path;     /* absolute path of the file */
     char *text;     /* the file as read */
     char *admin;    /* "127.0.0.1:8000" */
+    char *admin_token; /* [supervisor] admin_token, or NULL (admin_auth.h) */
     char *data_dir; /* absolute */
     unsigned shutdown_timeout;
     unsigned watchdog_timeout;

@@ -1,23 +1,43 @@
 /* vaporactl.c - drives vapora-supervisor through its admin API.
  *
- *   vaporactl [-a ADDR] [--json] status | scale SERVICE N | restart SERVICE
- *                                | reload | stop
+ *   vaporactl [-c CONFIG] [-a ADDR] [-t TOKEN] [--json]
+ *             status | scale SERVICE N | restart SERVICE | reload | stop
  *
  * Prints a readable table by default, the API's JSON with --json; exits 0
- * on success, 1 on any error (unreachable supervisor, HTTP error), 2 on bad
- * usage. ADDR defaults to $VAPORA_ADMIN_ADDR, else 127.0.0.1:8000. */
+ * on success, 1 on any error (unreachable supervisor, HTTP error, no
+ * token), 2 on bad usage.
+ *
+ * Where it finds the supervisor, first match wins (docs/supervisor.md):
+ * the address: -a, $VAPORA_ADMIN_ADDR, [supervisor] admin of the config
+ * (a wildcard host becomes loopback), 127.0.0.1:8000; the token: -t,
+ * $VAPORA_ADMIN_TOKEN, [supervisor] admin_token of the config, the file
+ * admin-token in the config's data_dir (else $VAPORA_DATA_DIR, else
+ * "data"). The config is -c CONFIG, else etc/vapora.conf when there is
+ * one, as the supervisor's own default: `make run` then needs no flag. */
 #define _GNU_SOURCE
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
-#include "sbuf.h"
+#include "cfg.h"
+#include "file.h"
+#include "net.h"
 #include "parse.h"
+#include "sbuf.h"
+
+/* What a request needs: where, and the credential. */
+typedef struct target {
+    char *addr;
+    char *token; /* NULL: none found (why in token_err) */
+    char token_err[512];
+} target_t;
 
 static size_t s_collect(char *data, size_t size, size_t n, void *ud)
 {
@@ -26,12 +46,15 @@ static size_t s_collect(char *data, size_t size, size_t n, void *ud)
 }
 
 /* Performs one request; returns the HTTP status or -1 (message printed). */
-static long s_call(const char *addr, const char *method, const char *path,
+static long s_call(const target_t *t, const char *method, const char *path,
                    const char *body, sbuf_t *out)
 {
     CURL *h = curl_easy_init();
+    const char *addr = t->addr;
     char *url = xasprintf("http://%s%s", addr, path);
+    char *auth = xasprintf("Authorization: Bearer %s", t->token);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, auth);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -50,6 +73,7 @@ static long s_call(const char *addr, const char *method, const char *path,
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
+    free(auth);
     free(url);
     return status;
 }
@@ -110,7 +134,7 @@ static void s_usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: vaporactl [-a ADDR] [--json] COMMAND\n"
+        "usage: vaporactl [-c CONFIG] [-a ADDR] [-t TOKEN] [--json] COMMAND\n"
         "commands:\n"
         "  status                 services, workers and programs\n"
         "  scale SERVICE N        run N workers of SERVICE\n"
@@ -119,8 +143,13 @@ static void s_usage(FILE *f)
         "  reload                 re-read the configuration\n"
         "  stop                   drain everything and stop the supervisor\n"
         "options:\n"
-        "  -a, --addr HOST:PORT   admin API (default $VAPORA_ADMIN_ADDR or "
-        "127.0.0.1:8000)\n"
+        "  -c, --config FILE      the supervisor's configuration, for its admin\n"
+        "                         address and token (default etc/vapora.conf,\n"
+        "                         when there is one)\n"
+        "  -a, --addr HOST:PORT   admin API (default $VAPORA_ADMIN_ADDR, the\n"
+        "                         config's [supervisor] admin, 127.0.0.1:8000)\n"
+        "  -t, --token TOKEN      admin API token (default $VAPORA_ADMIN_TOKEN,\n"
+        "                         else DATA_DIR/admin-token of the config)\n"
         "  -j, --json             print the API's JSON\n");
 }
 
@@ -205,39 +234,130 @@ static int s_report(const cmd_t *c, long status, const sbuf_t *out, bool json)
     return rc;
 }
 
+/* ---- finding the supervisor: address and token ---- */
+
+/* An environment variable, or NULL when unset or empty. */
+static const char *s_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* The admin address to connect to for a configured one: a wildcard host
+ * (all addresses) is reached on loopback. */
+static char *s_connect_addr(const char *admin)
+{
+    char host[256];
+    int port;
+    if (net_split_addr(admin, host, sizeof host, &port) < 0)
+        return xstrdup(admin);
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0)
+        return xasprintf("127.0.0.1:%d", port);
+    if (strcmp(host, "::") == 0)
+        return xasprintf("[::1]:%d", port);
+    return xstrdup(admin);
+}
+
+/* The token in DATA_DIR/admin-token, trailing blanks dropped; NULL with the
+ * reason in t->token_err. */
+static char *s_token_file(const cfg_t *cfg, target_t *t)
+{
+    const char *dir = cfg ? cfg_get(cfg, "supervisor", "data_dir") : NULL;
+    if (!dir || !*dir)
+        dir = s_env("VAPORA_DATA_DIR") ? s_env("VAPORA_DATA_DIR") : "data";
+    char *path = xasprintf("%s/admin-token", dir);
+    char *tok = file_read_all(path, NULL);
+    if (!tok)
+        snprintf(t->token_err, sizeof t->token_err, "cannot read %s: %s", path,
+                 strerror(errno));
+    size_t n = tok ? strlen(tok) : 0;
+    while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
+        tok[--n] = '\0';
+    free(path);
+    return tok;
+}
+
+/* Fills t from the options, the environment and the config (config: -c,
+ * or NULL for etc/vapora.conf when it exists). Returns 0, or 1 when the
+ * config given cannot be read. */
+static int s_target(target_t *t, const char *addr, const char *token,
+                    const char *config)
+{
+    char err[512];
+    cfg_t *cfg = NULL;
+    if (!config && access("etc/vapora.conf", F_OK) == 0)
+        config = "etc/vapora.conf";
+    if (config && !(cfg = cfg_load(config, err, sizeof err))) {
+        fprintf(stderr, "vaporactl: %s\n", err);
+        return 1;
+    }
+    const char *admin = cfg ? cfg_get(cfg, "supervisor", "admin") : NULL;
+    if (!addr)
+        addr = s_env("VAPORA_ADMIN_ADDR");
+    t->addr = addr ? xstrdup(addr)
+                   : s_connect_addr(admin && *admin ? admin : "127.0.0.1:8000");
+    const char *own = cfg ? cfg_get(cfg, "supervisor", "admin_token") : NULL;
+    if (!token)
+        token = s_env("VAPORA_ADMIN_TOKEN");
+    if (!token && own && *own)
+        token = own;
+    t->token = token ? xstrdup(token) : s_token_file(cfg, t);
+    cfg_destroy(&cfg);
+    return 0;
+}
+
+/* Sends cmd to t and prints the outcome; returns the exit status. */
+static int s_run(const cmd_t *cmd, const target_t *t, bool json)
+{
+    if (!t->token) {
+        fprintf(stderr,
+                "vaporactl: no admin token: %s; give -c CONFIG (the token is in its "
+                "data_dir), -t TOKEN or $VAPORA_ADMIN_TOKEN\n",
+                t->token_err);
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    sbuf_t out = {0};
+    long status = s_call(t, cmd->method, cmd->path, cmd->body, &out);
+    int rc = status < 0 ? 1 : s_report(cmd, status, &out, json);
+    sbuf_free(&out);
+    curl_global_cleanup();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"addr", required_argument, 0, 'a'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *addr = getenv("VAPORA_ADMIN_ADDR");
+    static const struct option opts[] = {
+        {"addr", required_argument, 0, 'a'},  {"config", required_argument, 0, 'c'},
+        {"token", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    const char *addr = NULL, *token = NULL, *config = NULL;
     bool json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "+a:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+a:c:t:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'a': addr = optarg; break;
+        case 'c': config = optarg; break;
+        case 't': token = optarg; break;
         case 'j': json = true; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
     }
-    if (!addr || !*addr)
-        addr = "127.0.0.1:8000";
+    cmd_t cmd;
     if (optind >= argc) {
         s_usage(stderr);
         return 2;
     }
-    cmd_t cmd;
     if (s_parse(argc - optind, argv + optind, &cmd) != 0)
         return 2;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    sbuf_t out = {0};
-    long status = s_call(addr, cmd.method, cmd.path, cmd.body, &out);
-    int rc = status < 0 ? 1 : s_report(&cmd, status, &out, json);
-    sbuf_free(&out);
+    target_t t = {0};
+    int rc = s_target(&t, addr, token, config);
+    if (rc == 0)
+        rc = s_run(&cmd, &t, json);
+    free(t.addr);
+    free(t.token);
     free(cmd.path);
     free(cmd.body);
-    curl_global_cleanup();
     return rc;
 }

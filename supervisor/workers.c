@@ -177,13 +177,13 @@ void sv_reconcile(sv_t *sv, sv_service_t *svc)
         return; /* one replacement at a time: the old keep serving until it does */
     if (stale > 0) {
         if (total > svc->desired)
-            sv_worker_retire(sv, s_pick_extra(svc, true), sv->cfg->shutdown_timeout);
+            sv_worker_retire(sv, s_pick_extra(svc, true), svc->shutdown_timeout);
         else
             s_worker_new(sv, svc); /* the replacement, before the old one drains */
         return;
     }
     while (total-- > svc->desired)
-        sv_worker_retire(sv, s_pick_extra(svc, false), sv->cfg->shutdown_timeout);
+        sv_worker_retire(sv, s_pick_extra(svc, false), svc->shutdown_timeout);
 }
 
 int sv_scale(sv_t *sv, sv_service_t *svc, long n)
@@ -240,6 +240,7 @@ sv_service_t *sv_service_new(sv_t *sv, const sv_service_cfg_t *sc, sv_socket_t *
     svc->argv = sv_argv_dup(sc->argv);
     svc->control = sc->control;
     svc->start_timeout = sc->start_timeout;
+    svc->shutdown_timeout = sc->shutdown_timeout;
     svc->fingerprint = xstrdup(sc->fingerprint);
     svc->desired = sc->workers;
     svc->sock = sock;

@@ -54,6 +54,7 @@ struct sv_service {
     char **argv;
     bool control;           /* speaks the control protocol */
     unsigned start_timeout; /* seconds to say ready */
+    unsigned shutdown_timeout; /* seconds a retiring worker may drain */
     char *fingerprint;
     unsigned desired;
     unsigned gen;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +12,38 @@
 #include "cursor.h"
 #include "parse.h"
 #include "render.h"
+#include "store_users.h"
 #include "worker.h"
+
+/* 401 unauthorized, with the reason. */
+static void s_unauthorized(http_req_t *req, const char *why)
+{
+    http_req_add_header(req, "WWW-Authenticate", "Bearer");
+    http_reply_error(req, 401, "unauthorized", "%s", why);
+}
+
+static const char S_REVOKED[] = "the token was revoked (its user was deleted, or the "
+                                "role or password changed): log in again";
+
+/* The bearer token of req, or NULL. */
+static const char *s_token(http_req_t *req)
+{
+    const char *h = http_req_header(req, "Authorization");
+    return h && strncasecmp(h, "Bearer ", 7) == 0 && h[7] ? h + 7 : NULL;
+}
 
 bool api_authorize(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *out)
 {
-    const char *h = http_req_header(req, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7] ||
-        auth_verify_token_cached(b->auth, h + 7, out) < 0) {
-        http_req_add_header(req, "WWW-Authenticate", "Bearer");
-        http_reply_error(req, 401, "unauthorized",
-                         h ? "the bearer token is invalid or expired"
-                           : "this request needs an Authorization: Bearer token");
+    const char *tok = s_token(req);
+    uint64_t users = store_users_version(b->store);
+    int rc = tok ? auth_verify_token_cached(
+                       b->auth, tok, store_version_known(b->store) ? &users : NULL, out)
+                 : -EACCES;
+    if (rc < 0) {
+        s_unauthorized(req, rc == -EKEYREVOKED ? S_REVOKED
+                            : http_req_header(req, "Authorization")
+                                ? "the bearer token is invalid or expired"
+                                : "this request needs an Authorization: Bearer token");
         return false;
     }
     if (auth_role_rank(out->role) < min_rank) {
@@ -60,6 +82,17 @@ bool api_check(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *who,
     return true;
 }
 
+api_job_t *api_job_as(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
+                      const auth_claims_t *who, const char *id)
+{
+    api_job_t *j = api_job(b, size, fn);
+    j->who = *who;
+    j->id = id;
+    j->token = s_token(req);
+    j->users_tag = store_users_version(b->store);
+    return j;
+}
+
 api_job_t *api_start(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
                      int min_rank)
 {
@@ -67,10 +100,7 @@ api_job_t *api_start(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
     const char *id;
     if (!api_check(req, b, min_rank, &who, &id))
         return NULL;
-    api_job_t *j = api_job(b, size, fn);
-    j->who = who;
-    j->id = id;
-    return j;
+    return api_job_as(req, b, size, fn, &who, id);
 }
 
 void api_discard(api_job_t *j)
@@ -82,9 +112,26 @@ void api_discard(api_job_t *j)
     free(j);
 }
 
+/* Whether the caller's user still holds the token's version (the pool):
+ * false when it does not (j->revoked) or the database failed (j->rc). */
+static bool s_user_holds(api_job_t *j)
+{
+    int64_t ver = 0;
+    int rc = store_user_token(j->b->store, j->who.sub, &ver, &j->err);
+    j->user_checked = rc == 0 || rc == VP_ENOTFOUND;
+    j->revoked = rc == VP_ENOTFOUND || (rc == 0 && ver != j->who.ver);
+    if (!j->user_checked)
+        j->rc = rc;
+    return j->user_checked && !j->revoked;
+}
+
 static void s_work(pool_work_t *w)
 {
     api_job_t *j = container_of(w, api_job_t, work);
+    if (j->token && !j->who.current && !s_user_holds(j)) {
+        store_end(j->b->store);
+        return;
+    }
     j->fn(j);
     store_end(j->b->store);
     /* Serialise here: a page of tasks is tens of KiB of JSON, work the loop
@@ -100,6 +147,7 @@ static unsigned s_status_of(int rc)
     case VP_ECONFLICT: return 409;
     case VP_EPRECONDITION: return 412;
     case VP_EINVALID: return 422;
+    case VP_EFULL: return 507;
     default: return 500;
     }
 }
@@ -124,8 +172,12 @@ static void s_done(pool_work_t *w, int status)
 {
     api_job_t *j = container_of(w, api_job_t, work);
     http_req_t *req = j->req;
+    if (j->user_checked)
+        auth_token_checked(j->b->auth, j->token, j->users_tag, !j->revoked);
     if (status != 0) {
         http_reply_error(req, 503, "shutting_down", "the server is shutting down");
+    } else if (j->revoked) {
+        s_unauthorized(req, S_REVOKED);
     } else if (j->rc != 0) {
         http_reply_error(req, s_status_of(j->rc), j->err.code ? j->err.code : "error",
                          "%s", j->err.msg);

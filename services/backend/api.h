@@ -10,6 +10,15 @@
  * on a pool thread and sets the answer; api.c replies on the loop thread
  * (mapping a VP_E* code to its HTTP status) and frees the job.
  *
+ * Every request with a token is checked against the users table: a token
+ * carries its user's token version (claim "ver"), which a deletion or a
+ * change of role or password ends. This worker remembers, per token, the
+ * users counter (store_users_version: every worker's changes move it)
+ * under which it last saw the user hold that version; while the counter
+ * keeps that value the check costs one atomic load, otherwise the job
+ * asks the database on the pool before its work (one indexed read) and
+ * tells the cache what it found.
+ *
  * Every function here runs on the loop thread. */
 #ifndef VAPORA_BACKEND_API_H
 #define VAPORA_BACKEND_API_H
@@ -45,6 +54,12 @@ struct api_job {
     void (*fini)(api_job_t *j);
     auth_claims_t who; /* the caller (api_start) */
     const char *id;    /* the path's {id}, borrowed from the request, or NULL */
+    /* The caller's token (borrowed from the request; NULL: no caller) and,
+     * unless who.current, the check before fn that its user still holds
+     * it: the users counter read first, what the database said. */
+    const char *token;
+    uint64_t users_tag;
+    bool user_checked, revoked;
     /* The answer. */
     int rc; /* 0, or a VP_E* code with err */
     store_err_t err;
@@ -63,13 +78,20 @@ api_job_t *api_job(backend_t *b, size_t size, api_work_fn fn);
  * or 404. */
 bool api_check(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *who,
                const char **id);
-/* api_check, then api_job (claims in j->who, the path's {id} in j->id);
- * NULL after replying 401, 403 or 404. */
+/* api_job for a caller api_check accepted (claims in j->who, the path's
+ * {id} in j->id): unless who->current, the job first checks on the pool
+ * that the caller's user still holds the token (answering 401 when not). */
+api_job_t *api_job_as(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
+                      const auth_claims_t *who, const char *id);
+/* api_check, then api_job_as; NULL after replying 401, 403 or 404. */
 api_job_t *api_start(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
                      int min_rank);
 /* A route's job struct: `type` starts with `api_job_t job`. */
 #define API_JOB_CHECK(type) ((void)sizeof(char[offsetof(type, job) == 0 ? 1 : -1]))
 #define API_JOB(b, type, fn) (API_JOB_CHECK(type), (type *)api_job((b), sizeof(type), (fn)))
+#define API_JOB_AS(req, b, type, fn, who, id)                                          \
+    (API_JOB_CHECK(type),                                                              \
+     (type *)api_job_as((req), (b), sizeof(type), (fn), (who), (id)))
 #define API_START(req, b, type, fn, min_rank)                                          \
     (API_JOB_CHECK(type), (type *)api_start((req), (b), sizeof(type), (fn), (min_rank)))
 
@@ -83,7 +105,10 @@ void api_discard(api_job_t *j);
  * and frees j. A full pool is answered 503 overloaded at once. */
 void api_run(http_req_t *req, api_job_t *j);
 
-/* Checks the bearer token and the role; false after replying 401 or 403. */
+/* Checks the bearer token and the role; false after replying 401 or 403.
+ * A token whose user was deleted, or whose role or password changed since
+ * it was issued, is 401 here when this worker knows it already; else
+ * out->current is false and the job checks (api_job_as). */
 bool api_authorize(http_req_t *req, backend_t *b, int min_rank, auth_claims_t *out);
 /* Replies 422 with e. */
 void api_invalid(http_req_t *req, const verr_t *e);

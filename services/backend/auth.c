@@ -1,5 +1,5 @@
-/* auth.c - passwords (argon2id), tokens (JWT HS256), the shared secret and
- * the first admin user; see auth.h. */
+/* auth.c - passwords (argon2id), tokens (JWT HS256) and the shared
+ * secret; see auth.h. */
 #define _GNU_SOURCE
 #include "auth.h"
 
@@ -17,7 +17,6 @@
 
 #include "alloc.h"
 #include "log.h"
-#include "store_users.h"
 
 /* OWASP's argon2id minimum: 19 MiB, 2 passes. */
 #define AUTH_MEMLIMIT (19u * 1024u * 1024u)
@@ -29,6 +28,9 @@ typedef struct token_slot {
     char *token;
     long exp;
     auth_claims_t claims;
+    bool confirmed; /* its user held claims.ver under the users counter tag */
+    bool revoked;   /* its user did not: for good */
+    uint64_t tag;
 } token_slot_t;
 
 struct auth {
@@ -199,7 +201,7 @@ long auth_token_ttl(const auth_t *a)
 
 /* ---- tokens ---- */
 
-char *auth_issue_token(const auth_t *a, const json_t *user)
+char *auth_issue_token(const auth_t *a, const json_t *user, int64_t ver)
 {
     jwt_t *jwt = NULL;
     char *tok = NULL;
@@ -211,6 +213,7 @@ char *auth_issue_token(const auth_t *a, const json_t *user)
                       json_string_value(json_object_get(user, "username"))) == 0 &&
         jwt_add_grant(jwt, "role", json_string_value(json_object_get(user, "role"))) ==
             0 &&
+        jwt_add_grant_int(jwt, "ver", (long)ver) == 0 &&
         jwt_add_grant_int(jwt, "iat", now) == 0 &&
         jwt_add_grant_int(jwt, "exp", now + a->token_ttl) == 0 &&
         jwt_set_alg(jwt, JWT_ALG_HS256, a->key, (int)a->key_len) == 0)
@@ -235,6 +238,8 @@ static int s_verify(const auth_t *a, const char *token, auth_claims_t *out,
         snprintf(out->sub, sizeof out->sub, "%s", sub);
         snprintf(out->username, sizeof out->username, "%s", name);
         snprintf(out->role, sizeof out->role, "%s", role);
+        out->ver = jwt_get_grant_int(jwt, "ver"); /* 0 when absent: older tokens */
+        out->current = false;
         *exp_out = exp;
         rc = 0;
     }
@@ -248,84 +253,41 @@ int auth_verify_token(const auth_t *a, const char *token, auth_claims_t *out)
     return s_verify(a, token, out, &exp);
 }
 
-int auth_verify_token_cached(auth_t *a, const char *token, auth_claims_t *out)
+static token_slot_t *s_slot(auth_t *a, const char *token)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (const char *p = token; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    token_slot_t *slot = &a->tokens[h % AUTH_TOKEN_CACHE];
+    return &a->tokens[h % AUTH_TOKEN_CACHE];
+}
+
+int auth_verify_token_cached(auth_t *a, const char *token, const uint64_t *users_now,
+                             auth_claims_t *out)
+{
+    token_slot_t *slot = s_slot(a, token);
     if (slot->token && strcmp(slot->token, token) == 0) {
         if (slot->exp <= time(NULL))
             return -EACCES;
+        if (slot->revoked)
+            return -EKEYREVOKED;
         *out = slot->claims;
+        out->current = users_now && slot->confirmed && slot->tag == *users_now;
         return 0;
     }
     long exp;
     if (s_verify(a, token, out, &exp) < 0)
         return -EACCES;
     free(slot->token);
-    slot->token = xstrdup(token);
-    slot->exp = exp;
-    slot->claims = *out;
+    *slot = (token_slot_t){.token = xstrdup(token), .exp = exp, .claims = *out};
     return 0;
 }
 
-/* ---- the first admin ---- */
-
-/* Records the generated admin password in DATA_DIR/admin-password and logs
- * it once. */
-static void s_announce_password(const char *data_dir, const char *pw)
+void auth_token_checked(auth_t *a, const char *token, uint64_t tag, bool holds)
 {
-    char *path = xasprintf("%s/admin-password", data_dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool ok = fd >= 0 && write(fd, pw, strlen(pw)) == (ssize_t)strlen(pw);
-    if (fd >= 0)
-        close(fd);
-    log_warn("created user admin with the generated password %s (also in %s%s)", pw,
-             path, ok ? "" : ": could not be written");
-    free(path);
-}
-
-/* Whether the user admin exists already (not the first start). */
-static bool s_admin_exists(store_t *s)
-{
-    json_t *u = NULL;
-    char *h = NULL;
-    store_err_t e;
-    bool found = store_user_by_name(s, "admin", &u, &h, &e) == 0;
-    json_decref(u);
-    free(h);
-    store_end(s);
-    return found;
-}
-
-int auth_bootstrap_admin(store_t *s, const char *password, const char *data_dir,
-                         char *err, size_t errlen)
-{
-    if (s_admin_exists(s))
-        return 0;
-    char generated[33];
-    bool random_pw = !password || !*password;
-    if (random_pw) {
-        unsigned char raw[18];
-        randombytes_buf(raw, sizeof raw);
-        sodium_bin2base64(generated, sizeof generated, raw, sizeof raw,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        password = generated;
-    }
-    char *hash = auth_hash_password(password);
-    bool created = false;
-    store_err_t e;
-    int rc = hash ? store_user_ensure(s, "admin", hash, "owner", &created, &e) : -EIO;
-    free(hash);
-    store_end(s);
-    if (rc == 0 && created && random_pw)
-        s_announce_password(data_dir, password);
-    else if (rc == 0 && created)
-        log_info("created user admin with [backend] admin_password");
-    sodium_memzero(generated, sizeof generated);
-    if (rc != 0)
-        snprintf(err, errlen, "cannot create the admin user: %s",
-                 rc == -EIO ? "hashing failed" : e.msg);
-    return rc != 0 ? -EIO : 0;
+    token_slot_t *slot = s_slot(a, token);
+    if (!slot->token || strcmp(slot->token, token) != 0)
+        return; /* another token took the slot meanwhile */
+    slot->revoked |= !holds;
+    slot->confirmed = holds;
+    slot->tag = tag;
 }

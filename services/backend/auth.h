@@ -1,5 +1,5 @@
 /* auth.h - who is calling: roles, passwords (argon2id), tokens (JWT HS256)
- * and the secret they are signed with, and the first admin user.
+ * and the secret they are signed with.
  *
  * An auth_t holds the signing key and a cache of tokens that verified; it
  * is made at set-up and used by the loop thread (tokens) and pool threads
@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -24,6 +25,10 @@ typedef struct auth_claims {
     char sub[64];
     char username[128];
     char role[16];
+    int64_t ver; /* claim "ver": its user's token version when it was issued */
+    /* Set by auth_verify_token_cached: this worker saw the user hold ver
+     * under the current users counter, so no database check is needed. */
+    bool current;
 } auth_claims_t;
 
 typedef struct auth auth_t;
@@ -40,16 +45,25 @@ auth_t *auth_new_with_key(const void *key, size_t len, long token_ttl);
 void auth_destroy(auth_t **ap);
 
 long auth_token_ttl(const auth_t *a);
-/* A signed token for user {"id","username","role"}: a heap string (caller
- * frees), or NULL. Any thread. */
-char *auth_issue_token(const auth_t *a, const json_t *user);
+/* A signed token for user {"id","username","role"} whose token version is
+ * ver: a heap string (caller frees), or NULL. Any thread. */
+char *auth_issue_token(const auth_t *a, const json_t *user, int64_t ver);
 /* Verifies signature, algorithm and expiry: 0 with *out, or -EACCES. Any
  * thread. */
 int auth_verify_token(const auth_t *a, const char *token, auth_claims_t *out);
 /* The same, remembering tokens that verified (expiry is checked on every
  * use): the signature of a client's token is checked once, not per
- * request. Loop thread only. */
-int auth_verify_token_cached(auth_t *a, const char *token, auth_claims_t *out);
+ * request. users_now is the users counter (store_users_version), or NULL
+ * when it is not shared: out->current says whether auth_token_checked
+ * confirmed the token under that very value. A token found revoked:
+ * -EKEYREVOKED. Loop thread only. */
+int auth_verify_token_cached(auth_t *a, const char *token, const uint64_t *users_now,
+                             auth_claims_t *out);
+/* What a database check found for the user of token, made with the users
+ * counter at tag: it holds the token's version (uses under the same
+ * counter need no check), or not (deleted, or its role or password
+ * changed: the token is refused from now on). Loop thread only. */
+void auth_token_checked(auth_t *a, const char *token, uint64_t tag, bool holds);
 
 /* argon2id: a heap string (caller frees) or NULL. Pool threads. */
 char *auth_hash_password(const char *password);
@@ -57,12 +71,5 @@ bool auth_verify_password(const char *hash, const char *password);
 /* The hash verified for unknown users (same work, same time); made once,
  * on first use. Pool threads. */
 const char *auth_dummy_hash(void);
-
-/* Creates the user admin (role owner) unless it exists, with password, or
- * with a random one (logged once and written to DATA_DIR/admin-password)
- * when password is NULL or empty. Start-up only. 0, or -EIO with a reason
- * in err. */
-int auth_bootstrap_admin(store_t *s, const char *password, const char *data_dir,
-                         char *err, size_t errlen);
 
 #endif

@@ -14,26 +14,36 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "alloc.h"
+#include "log.h"
+#include "now.h"
 #include "sbuf.h"
+#include "shwake.h"
 #include "store_outbox.h"
 
 #define EVENTS_BATCH 1024
-#define EVENTS_IDLE_MS 20
+/* The leader sleeps until a commit in any worker kicks it (events.wake,
+ * shared by the workers), or this long at most. */
+#define EVENTS_IDLE_MS 200
+#define EVENTS_FOLLOWER_MS 200
+#define EVENTS_REFRESH_MS 1000
 /* After a partial batch, the publisher sleeps this long (commits that
  * queue events do not wake it meanwhile): under a stream of writes, fewer
  * and fuller batches cost the database and NATS less. */
 #define EVENTS_PACE_MS 5
 #define EVENTS_RETRY_MS 250
+/* The stream's window for dropping a message sent again (Nats-Msg-Id):
+ * longer than a publisher's restart. */
+#define EVENTS_DUPLICATES_NS (120LL * 1000000000LL)
 
 struct events {
     backend_t *b;
     pthread_t tid;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool stop;
+    atomic_bool stop;
     int lock_fd;
+    shwake_t *wake; /* commits in every worker kick the leader through it */
     bool leader;
     jsCtx *js;
     natsConnection *js_nc; /* the connection js was made on */
@@ -42,6 +52,8 @@ struct events {
     atomic_bool is_leader;
     atomic_bool async_failed; /* an asynchronous publish of this batch failed */
     atomic_bool stream_lost;
+    int64_t max_age_ns; /* [backend] events_max_age; 0: none */
+    int64_t max_bytes;  /* [backend] events_max_bytes; 0: none */
 };
 
 /* nats.c thread: a publish of the current batch was refused or lost. */
@@ -104,7 +116,44 @@ static bool s_context(events_t *ev, natsConnection *nc)
     return true;
 }
 
-/* Makes sure stream VAPORA exists (creating it when missing). */
+/* The limits of stream VAPORA, set on cfg. The duplicate window may not
+ * be longer than the messages live. */
+static void s_limits(const events_t *ev, jsStreamConfig *cfg)
+{
+    cfg->MaxAge = ev->max_age_ns;
+    cfg->MaxBytes = ev->max_bytes ? ev->max_bytes : -1;
+    cfg->Duplicates = EVENTS_DUPLICATES_NS;
+    if (ev->max_age_ns && ev->max_age_ns < cfg->Duplicates)
+        cfg->Duplicates = ev->max_age_ns;
+}
+
+static void s_log_limits(const char *what, const events_t *ev)
+{
+    log_info("events: %s stream VAPORA (vapora.>, file storage, max_age %lld s, "
+             "max_bytes %lld)",
+             what, (long long)(ev->max_age_ns / 1000000000LL),
+             (long long)ev->max_bytes);
+}
+
+/* Gives an existing stream the configured limits when it has others (the
+ * rest of its configuration stays). si is replaced. */
+static natsStatus s_update(events_t *ev, jsStreamInfo **si, jsErrCode *jerr)
+{
+    jsStreamConfig cfg = *(*si)->Config;
+    s_limits(ev, &cfg);
+    if (cfg.MaxAge == (*si)->Config->MaxAge && cfg.MaxBytes == (*si)->Config->MaxBytes)
+        return NATS_OK;
+    jsStreamInfo *updated = NULL;
+    natsStatus s = js_UpdateStream(&updated, ev->js, &cfg, NULL, jerr);
+    jsStreamInfo_Destroy(*si);
+    *si = updated;
+    if (s == NATS_OK)
+        s_log_limits("limited", ev);
+    return s;
+}
+
+/* Makes sure stream VAPORA exists (creating it when missing) with the
+ * configured limits. */
 static bool s_stream(events_t *ev)
 {
     jsStreamInfo *si = NULL;
@@ -118,10 +167,12 @@ static bool s_stream(events_t *ev)
         cfg.Subjects = subjects;
         cfg.SubjectsLen = 1;
         cfg.Storage = js_FileStorage;
-        cfg.Duplicates = 120LL * 1000000000LL; /* nanoseconds */
+        s_limits(ev, &cfg);
         s = js_AddStream(&si, ev->js, &cfg, NULL, &jerr);
         if (s == NATS_OK)
-            log_info("events: created stream VAPORA (vapora.>, file storage)");
+            s_log_limits("created", ev);
+    } else if (s == NATS_OK) {
+        s = s_update(ev, &si, &jerr);
     }
     jsStreamInfo_Destroy(si);
     if (s != NATS_OK)
@@ -204,37 +255,51 @@ static int s_publish_batch(events_t *ev)
     return (int)n;
 }
 
+/* One round of the leader's work; returns how long to wait for a kick. */
+static int s_round(events_t *ev)
+{
+    if (!s_ready(ev))
+        return EVENTS_RETRY_MS;
+    int sent = s_publish_batch(ev);
+    if (sent < 0)
+        return EVENTS_RETRY_MS;
+    if (sent > 0 && sent < EVENTS_BATCH) { /* let the next batch fill a little */
+        struct timespec ts = {0, EVENTS_PACE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return sent > 0 ? 0 : EVENTS_IDLE_MS;
+}
+
+/* Now and then (about once a second while idle), the shared backlog. */
+static void s_refresh(events_t *ev, uint64_t *last)
+{
+    uint64_t now = now_ms();
+    if (now - *last < EVENTS_REFRESH_MS)
+        return;
+    *last = now;
+    store_err_t e;
+    store_outbox_refresh(ev->b->store, &e);
+    store_end(ev->b->store);
+}
+
 static void *s_thread(void *arg)
 {
     events_t *ev = arg;
-    int idle = 0;
+    uint64_t refreshed = now_ms();
     while (!ev->stop) {
-        int wait = EVENTS_IDLE_MS;
-        if (!s_take_lead(ev)) {
-            wait = 200;
-        } else if (!s_ready(ev)) {
-            wait = EVENTS_RETRY_MS;
-        } else {
-            int sent = s_publish_batch(ev);
-            if (sent > 0)
-                wait = 0;
-            else if (sent < 0)
-                wait = EVENTS_RETRY_MS;
-            if (sent > 0 && sent < EVENTS_BATCH) { /* let the next batch fill a little */
-                struct timespec ts = {0, EVENTS_PACE_MS * 1000000L};
-                nanosleep(&ts, NULL);
-            }
-        }
+        /* Read before looking at the outbox: a commit after this moves it,
+         * and the wait below then returns at once. */
+        uint32_t seen = shwake_seq(ev->wake);
+        bool lead = s_take_lead(ev);
+        int wait = lead ? s_round(ev) : EVENTS_FOLLOWER_MS;
         store_end(ev->b->store);
-        if (wait > 0) {
-            if (++idle % 50 == 0) { /* every second or so, the shared backlog */
-                store_err_t e;
-                store_outbox_refresh(ev->b->store, &e);
-                store_end(ev->b->store);
-            }
-            if (!s_wait(ev, wait))
-                break;
-        }
+        if (wait == 0)
+            continue;
+        s_refresh(ev, &refreshed);
+        if (!lead && !s_wait(ev, wait))
+            break;
+        if (lead)
+            shwake_wait(ev->wake, seen, wait);
     }
     return NULL;
 }
@@ -243,9 +308,7 @@ static void *s_thread(void *arg)
 static void s_kick(void *ud)
 {
     events_t *ev = ud;
-    pthread_mutex_lock(&ev->mu);
-    pthread_cond_signal(&ev->cv);
-    pthread_mutex_unlock(&ev->mu);
+    shwake_kick(ev->wake);
 }
 
 static void s_collect(sbuf_t *out, void *ud)
@@ -267,7 +330,7 @@ static void s_collect(sbuf_t *out, void *ud)
                          atomic_load(&ev->is_leader) ? 1 : 0);
 }
 
-events_t *events_new(backend_t *b)
+events_t *events_new(backend_t *b, const events_limits_t *lim)
 {
     if (!worker_nats(b->w)) {
         store_outbox_set_max(b->store, 0);
@@ -276,11 +339,19 @@ events_t *events_new(backend_t *b)
     }
     events_t *ev = xcalloc(1, sizeof *ev);
     ev->b = b;
+    ev->max_age_ns = (int64_t)lim->max_age_s * 1000000000LL;
+    ev->max_bytes = lim->max_bytes;
     char *path = xasprintf("%s/events.lock", b->data_dir);
     ev->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(path);
+    path = xasprintf("%s/events.wake", b->data_dir);
+    ev->wake = shwake_open(path);
+    if (!ev->wake) /* then commits in other workers wait for the poll */
+        log_err(errno, "events: mapping %s", path);
+    free(path);
     if (ev->lock_fd < 0) {
         log_err(errno, "events: opening the publisher lock");
+        shwake_close(&ev->wake);
         free(ev);
         return NULL;
     }
@@ -294,6 +365,7 @@ events_t *events_new(backend_t *b)
     if (rc != 0) {
         log_err(rc, "events: starting the publisher thread");
         close(ev->lock_fd);
+        shwake_close(&ev->wake);
         free(ev);
         return NULL;
     }
@@ -312,7 +384,9 @@ void events_destroy(events_t **ep)
     ev->stop = true;
     pthread_cond_signal(&ev->cv);
     pthread_mutex_unlock(&ev->mu);
+    shwake_kick(ev->wake); /* the leader sleeps there */
     pthread_join(ev->tid, NULL);
+    shwake_close(&ev->wake);
     jsCtx_Destroy(ev->js);
     close(ev->lock_fd); /* releases the lead */
     pthread_mutex_destroy(&ev->mu);

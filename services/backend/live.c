@@ -4,7 +4,14 @@
  * hears of a change whichever worker made it. nats.c delivers messages on
  * its own thread: they go to the loop through a bounded mailbox
  * (mailbox.h); the loop thread then sends each event to the sessions whose
- * ?project_id= filter matches. */
+ * ?project_id= filter matches.
+ *
+ * A session gets events only while its token's user holds that token: one
+ * whose user this worker has not confirmed under the current users counter
+ * (store_users_version) at the upgrade waits until a check on the pool
+ * does; and whenever the counter moves (a user deleted, a role or password
+ * changed), a timer checks every open session again and closes (1008)
+ * those whose token has ended. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdatomic.h>
@@ -20,9 +27,11 @@
 #include "mailbox.h"
 #include "alloc.h"
 #include "sbuf.h"
+#include "store_users.h"
 #include "ws.h"
 
 #define LIVE_QUEUE_MAX 10000
+#define LIVE_CHECK_MS 100 /* how often sessions are looked at again */
 
 typedef struct item {
     char *payload;
@@ -36,12 +45,39 @@ struct live {
     mailbox_t *mb;
     natsSubscription *sub;
     loop_timer_t *retry;
+    loop_timer_t *recheck;
+    struct check_job *job; /* the check on the pool, or NULL */
+    uint64_t checked;      /* the users counter the sessions were checked under */
+    uint64_t next_serial;
+    list_t held; /* item_t: events waiting to be relayed */
+    size_t nheld;
     atomic_ulong dropped;
 };
 
 typedef struct session {
     char project[64]; /* "" = every project */
+    char sub[64];     /* the token's user and version */
+    int64_t ver;
+    uint64_t serial; /* names the session to a check that outlives it */
+    bool confirmed;  /* its user held ver under the users counter tag */
+    uint64_t tag;
 } session_t;
+
+/* A check of the sessions' users on the pool. */
+typedef struct check_item {
+    uint64_t serial;
+    char sub[64];
+    int64_t ver;
+    bool known, holds;
+} check_item_t;
+
+typedef struct check_job {
+    pool_work_t work;
+    live_t *l;
+    uint64_t tag; /* the users counter, read before the database */
+    size_t n, cap;
+    check_item_t *items;
+} check_job_t;
 
 static void s_item_free(item_t *it)
 {
@@ -75,19 +111,32 @@ static void s_send_one(ws_t *ws, void *ud)
 {
     fanout_t *f = ud;
     session_t *s = ws_data(ws);
-    if (s->project[0] && (!f->project || strcmp(s->project, f->project) != 0))
+    if (!s->confirmed ||
+        (s->project[0] && (!f->project || strcmp(s->project, f->project) != 0)))
         return;
     ws_send_text(ws, f->payload, f->len);
 }
 
-/* Loop thread: relays each event to the sessions that want it. */
-static void s_on_events(list_t *items, void *ud)
+static bool s_start_check(live_t *l);
+
+/* Relays the held events to the sessions that want them, in order; unless
+ * the users counter moved since the sessions were last checked: then they
+ * wait for that check (started here), so that no event reaches a session
+ * whose token has just ended. */
+static void s_relay(live_t *l)
 {
-    live_t *l = ud;
-    list_for_each_safe(n, nx, items) {
+    if (list_empty(&l->held))
+        return;
+    store_t *st = l->b->store;
+    if (store_version_known(st) && store_users_version(st) != l->checked &&
+        s_start_check(l))
+        return;
+    bool any = l->hub && ws_hub_count(l->hub) > 0;
+    list_for_each_safe(n, nx, &l->held) {
         item_t *it = list_item(n, item_t, link);
         list_remove(n);
-        if (l->hub && ws_hub_count(l->hub) > 0) {
+        l->nheld--;
+        if (any) {
             json_t *j = json_loadb(it->payload, it->len, 0, NULL);
             fanout_t f = {json_string_value(json_object_get(j, "project_id")),
                           it->payload, it->len};
@@ -96,6 +145,24 @@ static void s_on_events(list_t *items, void *ud)
         }
         s_item_free(it);
     }
+}
+
+/* Loop thread: the events from NATS, held (at most LIVE_QUEUE_MAX: the
+ * oldest go first) and relayed. */
+static void s_on_events(list_t *items, void *ud)
+{
+    live_t *l = ud;
+    list_for_each_safe(n, nx, items) {
+        list_remove(n);
+        if (l->nheld >= LIVE_QUEUE_MAX) {
+            s_item_free(list_item(list_pop_front(&l->held), item_t, link));
+            l->nheld--;
+            atomic_fetch_add(&l->dropped, 1);
+        }
+        list_push_back(&l->held, n);
+        l->nheld++;
+    }
+    s_relay(l);
 }
 
 /* Subscribes once the NATS connection object exists (it is made on the
@@ -117,30 +184,147 @@ static void s_try_subscribe(loop_t *loop, loop_timer_t *t, void *ud)
     loop_cancel_timer(worker_loop(l->b->w), &l->retry);
 }
 
+/* ---- who may listen ---- */
+
+static void s_check_work(pool_work_t *w)
+{
+    check_job_t *j = container_of(w, check_job_t, work);
+    store_t *st = j->l->b->store;
+    for (size_t i = 0; i < j->n; i++) {
+        check_item_t *it = &j->items[i];
+        store_err_t e;
+        int64_t ver = 0;
+        int rc = store_user_token(st, it->sub, &ver, &e);
+        it->known = rc == 0 || rc == VP_ENOTFOUND;
+        it->holds = rc == 0 && ver == it->ver;
+    }
+    store_end(st);
+}
+
+/* Applies what the check found to the session it names, if still open. */
+static void s_apply(ws_t *ws, void *ud)
+{
+    check_job_t *j = ud;
+    session_t *s = ws_data(ws);
+    for (size_t i = 0; i < j->n; i++) {
+        check_item_t *it = &j->items[i];
+        if (it->serial != s->serial)
+            continue;
+        if (!it->known) { /* the database failed: no events until a check does not */
+            s->confirmed = false;
+            continue;
+        }
+        s->confirmed = it->holds;
+        s->tag = j->tag;
+        if (!it->holds)
+            ws_close(ws, 1008, "the token was revoked");
+    }
+}
+
+static void s_check_done(pool_work_t *w, int status)
+{
+    check_job_t *j = container_of(w, check_job_t, work);
+    live_t *l = j->l;
+    l->job = NULL;
+    if (status == 0) {
+        ws_hub_each(l->hub, s_apply, j);
+        l->checked = j->tag;
+    }
+    free(j->items);
+    free(j);
+    s_relay(l);
+}
+
+/* Adds a session to check: unconfirmed, or confirmed under another value
+ * of the users counter (every one, when the counter is not shared). */
+static void s_gather(ws_t *ws, void *ud)
+{
+    check_job_t *j = ud;
+    session_t *s = ws_data(ws);
+    if (s->confirmed && s->tag == j->tag && store_version_known(j->l->b->store))
+        return;
+    if (j->n == j->cap) {
+        j->cap = j->cap ? 2 * j->cap : 16;
+        j->items = xrealloc(j->items, j->cap * sizeof *j->items);
+    }
+    check_item_t *it = &j->items[j->n++];
+    *it = (check_item_t){.serial = s->serial, .ver = s->ver};
+    memcpy(it->sub, s->sub, sizeof it->sub);
+}
+
+/* Starts a check of the sessions that need one; true while one runs (or
+ * could not be queued yet: the timer tries again), false when none needs
+ * it (then every session is current). */
+static bool s_start_check(live_t *l)
+{
+    if (l->job)
+        return true;
+    check_job_t *j = xcalloc(1, sizeof *j);
+    j->l = l;
+    j->tag = store_users_version(l->b->store);
+    if (l->hub)
+        ws_hub_each(l->hub, s_gather, j);
+    if (j->n == 0) {
+        l->checked = j->tag;
+        free(j);
+        return false;
+    }
+    if (pool_submit(worker_pool(l->b->w), &j->work, s_check_work, s_check_done) == 0)
+        l->job = j;
+    else
+        free(j->items), free(j);
+    return true;
+}
+
+/* Loop timer: confirms new sessions, checks again those whose users may
+ * have changed, relays what waited. */
+static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(t);
+    live_t *l = ud;
+    s_start_check(l);
+    s_relay(l);
+}
+
 static void s_session_closed(ws_t *ws, void *ud)
 {
     UNUSED(ws);
     free(ud);
 }
 
+/* The caller of GET /ws: its token in ?token= or Authorization; false
+ * after replying 401 or 403. */
+static bool s_caller(live_t *l, http_req_t *req, auth_claims_t *who)
+{
+    const char *tok = http_req_query(req, "token");
+    if (!tok || http_req_header(req, "Authorization"))
+        return api_authorize(req, l->b, AUTH_VIEWER, who);
+    uint64_t users = store_users_version(l->b->store);
+    bool known = store_version_known(l->b->store);
+    if (auth_verify_token_cached(l->b->auth, tok, known ? &users : NULL, who) < 0) {
+        http_reply_error(req, 401, "unauthorized",
+                         "the token is invalid, expired or revoked");
+        return false;
+    }
+    return true;
+}
+
 static void s_ws(http_req_t *req, void *ud)
 {
     live_t *l = ud;
     auth_claims_t who;
-    const char *tok = http_req_query(req, "token");
-    if (tok && !http_req_header(req, "Authorization")) {
-        if (auth_verify_token_cached(l->b->auth, tok, &who) < 0) {
-            http_reply_error(req, 401, "unauthorized",
-                             "the token is invalid or expired");
-            return;
-        }
-    } else if (!api_authorize(req, l->b, AUTH_VIEWER, &who)) {
+    if (!s_caller(l, req, &who))
         return;
-    }
     session_t *s = xcalloc(1, sizeof *s);
     const char *p = http_req_query(req, "project_id");
     if (p)
         snprintf(s->project, sizeof s->project, "%s", p);
+    memcpy(s->sub, who.sub, sizeof s->sub);
+    s->ver = who.ver;
+    s->serial = ++l->next_serial;
+    s->confirmed = who.current; /* else the next check confirms it */
+    s->tag = store_users_version(l->b->store);
     if (ws_accept(l->hub, req, NULL, s_session_closed, s) < 0)
         free(s);
 }
@@ -160,6 +344,8 @@ live_t *live_new(backend_t *b)
 {
     live_t *l = xcalloc(1, sizeof *l);
     l->b = b;
+    list_init(&l->held);
+    l->checked = store_users_version(b->store);
     loop_t *loop = worker_loop(b->w);
     ws_config_t wc = {.max_queue = 1 << 20,
                       .max_message = 64 << 10,
@@ -183,6 +369,7 @@ live_t *live_new(backend_t *b)
         l->retry = loop_add_timer(loop, 0, 100, s_try_subscribe, l);
     else
         log_info("live: [nats] url is not set; /ws sessions get no events");
+    l->recheck = loop_add_timer(loop, LIVE_CHECK_MS, LIVE_CHECK_MS, s_tick, l);
     http_route(worker_http(b->w), "GET", "/ws", 0, s_ws, l);
     metrics_add_collector(worker_metrics(b->w), s_collect, l);
     return l;
@@ -195,12 +382,17 @@ void live_destroy(live_t **lp)
         return;
     loop_t *loop = worker_loop(l->b->w);
     loop_cancel_timer(loop, &l->retry);
+    loop_cancel_timer(loop, &l->recheck);
     if (l->sub) {
         natsSubscription_Unsubscribe(l->sub);
         natsSubscription_Destroy(l->sub);
     }
     ws_hub_destroy(&l->hub);
     mailbox_destroy(&l->mb); /* what is left is freed, not relayed */
+    list_for_each_safe(n, nx, &l->held) {
+        list_remove(n);
+        s_item_free(list_item(n, item_t, link));
+    }
     free(l);
     *lp = NULL;
 }

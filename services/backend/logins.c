@@ -1,8 +1,11 @@
-/* logins.c - the login slow-down; see logins.h. */
+/* logins.c - the login throttle; see logins.h. */
 #define _GNU_SOURCE
 #include "logins.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,36 +18,72 @@
 #include "log.h"
 #include "now.h"
 
-#define LOGINS_SLOTS 256
-#define LOGINS_FREE 5
+#define LOGINS_MAGIC 0x32534e49474f4c56ull /* "VLOGINS2" */
+#define LOGINS_SLOTS 16384u                /* 512 KiB of entries */
+#define LOGINS_RUN 16u                     /* slots a key may use */
 #define LOGINS_WINDOW_MS (15u * 60u * 1000u)
+#define LOGINS_FIRST_DELAY_MS 250u
+#define LOGINS_MAX_DELAY_MS 8000u
 
-typedef struct login_fail {
-    char username[64];
-    unsigned count;
-    uint64_t first_ms;
-} login_fail_t;
+enum { KIND_USER, KIND_ADDR, KINDS };
+
+/* One username's or address's count; h == 0: never used. */
+typedef struct entry {
+    uint64_t h; /* keyed hash of the kind and the key */
+    uint32_t count;
+    uint32_t unused;
+    uint64_t first_ms; /* when the count started (CLOCK_MONOTONIC) */
+    uint64_t until_ms; /* attempts before this are refused */
+} entry_t;
+
+typedef struct table {
+    uint64_t magic; /* written last when the table is made */
+    uint32_t slots;
+    uint32_t unused;
+    unsigned char key[crypto_shorthash_KEYBYTES];
+    entry_t overflow[KINDS]; /* for keys whose run is full */
+    entry_t e[LOGINS_SLOTS];
+} table_t;
 
 struct logins {
-    login_fail_t *fails; /* LOGINS_SLOTS, mapped shared or private */
-    int fd;              /* the mapped file, for flock; -1 when private */
-    bool shared;
+    table_t *t; /* mapped shared, or private */
+    int fd;     /* the mapped file, for flock; -1 when private */
+    unsigned free[KINDS];
+    uint64_t overflow_logged_ms;
 };
 
-logins_t *logins_new(const char *data_dir)
+/* Makes an empty table with a new key, unless t is one already. A new
+ * file is all zeros: only its first page is written here (a page written
+ * once is a page the disk must hold). */
+static void s_init(table_t *t)
+{
+    if (t->magic == LOGINS_MAGIC && t->slots == LOGINS_SLOTS)
+        return;
+    if (t->magic != 0)
+        memset(t, 0, sizeof *t); /* another layout: start over */
+    randombytes_buf(t->key, sizeof t->key);
+    t->slots = LOGINS_SLOTS;
+    __atomic_store_n(&t->magic, LOGINS_MAGIC, __ATOMIC_RELEASE);
+}
+
+logins_t *logins_new(const char *data_dir, unsigned address_free)
 {
     logins_t *l = xcalloc(1, sizeof *l);
-    char *path = xasprintf("%s/login-failures", data_dir);
+    l->free[KIND_USER] = LOGINS_USER_FREE;
+    l->free[KIND_ADDR] = address_free;
     l->fd = -1;
-    void *p = file_map_shared(path, LOGINS_SLOTS * sizeof(login_fail_t), &l->fd);
-    if (!p) {
-        log_err(errno, "auth: sharing %s (login failures are counted per worker)", path);
-        l->fails = xcalloc(LOGINS_SLOTS, sizeof *l->fails);
-    } else {
-        l->fails = p;
-        l->shared = true;
+    char *old = xasprintf("%s/login-failures", data_dir);
+    unlink(old); /* the table of an older version */
+    free(old);
+    char *path = xasprintf("%s/login-throttle", data_dir);
+    l->t = sodium_init() < 0 ? NULL : file_map_shared(path, sizeof *l->t, &l->fd);
+    if (!l->t) {
+        log_err(errno, "logins: cannot map %s; login attempts are counted per worker",
+                path);
+        l->t = xcalloc(1, sizeof *l->t);
     }
     free(path);
+    s_init(l->t);
     return l;
 }
 
@@ -53,19 +92,19 @@ void logins_destroy(logins_t **lp)
     logins_t *l = lp ? *lp : NULL;
     if (!l)
         return;
-    if (l->shared)
-        munmap(l->fails, LOGINS_SLOTS * sizeof *l->fails);
-    else
-        free(l->fails);
-    if (l->fd >= 0)
+    if (l->fd >= 0) {
+        munmap(l->t, sizeof *l->t);
         close(l->fd);
+    } else {
+        free(l->t);
+    }
     free(l);
     *lp = NULL;
 }
 
 bool logins_shared(const logins_t *l)
 {
-    return l->shared;
+    return l->fd >= 0;
 }
 
 /* A few non-blocking tries: the holder is another worker inside a few
@@ -84,39 +123,199 @@ static void s_unlock(logins_t *l, bool locked)
         flock(l->fd, LOCK_UN);
 }
 
-static login_fail_t *s_slot(logins_t *l, const char *username)
+/* ---- keys and entries ---- */
+
+/* The keyed hash of a username (peer NULL) or of peer's address: IPv4
+ * whole, IPv6 by its /64 (what one client is usually given). 0: none. */
+static uint64_t s_hash(const table_t *t, const char *username,
+                       const struct sockaddr *peer)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (const char *p = username; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return &l->fails[h % LOGINS_SLOTS];
+    unsigned char in[1 + 128];
+    size_t n = 0;
+    if (username) {
+        n = strnlen(username, 127);
+        in[0] = 'u';
+        memcpy(in + 1, username, n);
+    } else if (peer && peer->sa_family == AF_INET) {
+        n = 4;
+        in[0] = 'a';
+        memcpy(in + 1, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+    } else if (peer && peer->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+        bool v4 = IN6_IS_ADDR_V4MAPPED(a);
+        n = v4 ? 4 : 8;
+        in[0] = 'a';
+        memcpy(in + 1, a->s6_addr + (v4 ? 12 : 0), n);
+    } else {
+        return 0;
+    }
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, in, n + 1, t->key);
+    return h ? h : 1;
 }
 
-uint64_t logins_failure_delay(logins_t *l, const char *username)
+/* Whether e still counts: used, and its count or its delay not over. A
+ * time ahead of now is from before a reboot (the clock is monotonic). */
+static bool s_live(const entry_t *e, uint64_t now)
 {
-    login_fail_t *f = s_slot(l, username);
+    if (e->h == 0 || e->count == 0 || e->first_ms > now ||
+        e->until_ms > now + LOGINS_MAX_DELAY_MS)
+        return false;
+    return now - e->first_ms <= LOGINS_WINDOW_MS || e->until_ms > now;
+}
+
+static void s_reset(entry_t *e, uint64_t h, uint64_t now)
+{
+    *e = (entry_t){.h = h, .first_ms = now};
+}
+
+/* The overflow entry of kind (logged at most once a minute). */
+static entry_t *s_overflow(logins_t *l, int kind, uint64_t now)
+{
+    entry_t *e = &l->t->overflow[kind];
+    if (!s_live(e, now))
+        s_reset(e, 1, now);
+    if (now - l->overflow_logged_ms > 60000 || !l->overflow_logged_ms) {
+        l->overflow_logged_ms = now;
+        log_warn("logins: the throttle table is full of counting %s; new ones are "
+                 "counted together",
+                 kind == KIND_USER ? "usernames" : "addresses");
+    }
+    return e;
+}
+
+/* The entry of h (kind), or with create a fresh one in a slot whose count
+ * has lapsed, or the kind's overflow entry; NULL without create when h has
+ * none. */
+static entry_t *s_find(logins_t *l, int kind, uint64_t h, uint64_t now, bool create)
+{
+    entry_t *spare = NULL;
+    for (uint32_t i = 0; i < LOGINS_RUN; i++) {
+        entry_t *e = &l->t->e[(h + i) % LOGINS_SLOTS];
+        if (e->h == h) {
+            if (!s_live(e, now))
+                s_reset(e, h, now);
+            return e;
+        }
+        if (!spare && !s_live(e, now))
+            spare = e;
+    }
+    if (!create)
+        return NULL;
+    if (!spare)
+        return s_overflow(l, kind, now);
+    s_reset(spare, h, now);
+    return spare;
+}
+
+static uint64_t s_wait(const entry_t *e, uint64_t now)
+{
+    return e && e->until_ms > now ? e->until_ms - now : 0;
+}
+
+/* Holds e (counted up to its allowance) for its delay from now; false
+ * when it is below its allowance. */
+static bool s_hold(entry_t *e, unsigned free, uint64_t now)
+{
+    if (e->count < free)
+        return false;
+    unsigned over = e->count - free;
+    uint64_t d = (uint64_t)LOGINS_FIRST_DELAY_MS << (over < 6 ? over : 6);
+    d = now + (d < LOGINS_MAX_DELAY_MS ? d : LOGINS_MAX_DELAY_MS);
+    if (d > e->until_ms)
+        e->until_ms = d;
+    return true;
+}
+
+/* Counts an admitted attempt; true when it reached the allowance (the
+ * next ones wait). */
+static bool s_count(entry_t *e, unsigned free, uint64_t now)
+{
+    e->count++;
+    return s_hold(e, free, now);
+}
+
+/* ---- the throttle ---- */
+
+static void s_log_held(const char *username, const struct sockaddr *peer,
+                       const entry_t *u, const entry_t *a, uint64_t now)
+{
+    char addr[INET6_ADDRSTRLEN] = "?";
+    if (peer)
+        inet_ntop(peer->sa_family,
+                  peer->sa_family == AF_INET
+                      ? (const void *)&((const struct sockaddr_in *)peer)->sin_addr
+                      : (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr,
+                  addr, sizeof addr);
+    log_warn("logins: %u attempts for \"%s\", %u from %s: the next is refused for "
+             "%llu ms",
+             u->count, username, a ? a->count : 0, addr,
+             (unsigned long long)(s_wait(u, now) > s_wait(a, now) ? s_wait(u, now)
+                                                                  : s_wait(a, now)));
+}
+
+uint64_t logins_admit(logins_t *l, const char *username, const struct sockaddr *peer)
+{
     uint64_t now = now_ms(); /* CLOCK_MONOTONIC: one clock for all workers */
     bool locked = s_lock(l);
-    if (strncmp(f->username, username, sizeof f->username) != 0 ||
-        now - f->first_ms > LOGINS_WINDOW_MS) {
-        snprintf(f->username, sizeof f->username, "%s", username);
-        f->count = 0;
-        f->first_ms = now;
+    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, true);
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, true) : NULL;
+    uint64_t wait = s_wait(u, now) > s_wait(a, now) ? s_wait(u, now) : s_wait(a, now);
+    bool held = false;
+    if (wait == 0) {
+        held = s_count(u, l->free[KIND_USER], now);
+        held |= a && s_count(a, l->free[KIND_ADDR], now);
     }
-    unsigned count = ++f->count;
     s_unlock(l, locked);
-    if (count <= LOGINS_FREE)
-        return 0;
-    unsigned over = count - LOGINS_FREE - 1;
-    uint64_t d = 250ull << (over < 5 ? over : 5);
-    return d > 8000 ? 8000 : d;
+    if (held)
+        s_log_held(username, peer, u, a, now);
+    return wait;
 }
 
-void logins_forget(logins_t *l, const char *username)
+void logins_failed(logins_t *l, const char *username, const struct sockaddr *peer)
 {
-    login_fail_t *f = s_slot(l, username);
+    uint64_t now = now_ms();
     bool locked = s_lock(l);
-    if (strncmp(f->username, username, sizeof f->username) == 0)
-        memset(f, 0, sizeof *f);
+    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, false);
+    if (u)
+        s_hold(u, l->free[KIND_USER], now);
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL;
+    if (a)
+        s_hold(a, l->free[KIND_ADDR], now);
+    s_unlock(l, locked);
+}
+
+void logins_succeeded(logins_t *l, const char *username, const struct sockaddr *peer)
+{
+    uint64_t now = now_ms();
+    bool locked = s_lock(l);
+    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, false);
+    if (u && u != &l->t->overflow[KIND_USER])
+        memset(u, 0, sizeof *u);
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL;
+    if (a && a->count > 0 && --a->count < l->free[KIND_ADDR])
+        a->until_ms = 0;
+    s_unlock(l, locked);
+}
+
+/* Takes one attempt back from e: it was counted but never checked. */
+static void s_give_back(entry_t *e, unsigned free)
+{
+    if (e && e->count > 0 && --e->count < free)
+        e->until_ms = 0;
+}
+
+void logins_release(logins_t *l, const char *username, const struct sockaddr *peer)
+{
+    uint64_t now = now_ms();
+    bool locked = s_lock(l);
+    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, false);
+    if (u != &l->t->overflow[KIND_USER])
+        s_give_back(u, l->free[KIND_USER]);
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    s_give_back(ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL, l->free[KIND_ADDR]);
     s_unlock(l, locked);
 }

@@ -1,33 +1,40 @@
 /* main.c - vapora-backend: REST API for projects, tasks and users.
  *
  * Wiring only: opens the store (migrations run here, at start-up, before
- * the first connection), loads the JWT secret and creates the first admin
- * (auth.c), opens the login slow-down (logins.c) and the read cache
+ * the first connection), loads the JWT secret (auth.c) and makes the first
+ * users (bootstrap.c), opens the login throttle (logins.c) and the read cache
  * (cache.c), starts the events publisher (events.c) and the WebSocket relay
- * (live.c), and adds the routes (users.c, projects.c, tasks.c). */
+ * (live.c), and adds the routes (users.c, projects.c, tasks.c), the web
+ * board's files (web.c) and the other services' routes it reads (relay.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "backend.h"
+#include "bootstrap.h"
 #include "events.h"
 #include "file.h"
 #include "live.h"
 #include "log.h"
 #include "projects.h"
+#include "relay.h"
 #include "sbuf.h"
 #include "schema.h"
 #include "store_outbox.h"
 #include "tasks.h"
 #include "users.h"
+#include "web.h"
 
 static backend_t s_backend;
 static events_t *s_events;
 static live_t *s_live;
+static web_t *s_web;
+static relay_t *s_relay;
 
 /* Blocks until this process holds data_dir/backend-setup.lock; -1 (and a
  * warning) when it cannot be taken: set-up then goes on unserialised. */
@@ -52,13 +59,30 @@ static void s_cache_metrics(sbuf_t *out, void *ud)
     backend_t *b = ud;
     if (!b->cache)
         return;
-    sbuf_puts(out, "# HELP vapora_backend_read_cache_total GET /tasks/{id} answered from "
-                   "the worker's cache (hit) or the database (miss).\n"
-                   "# TYPE vapora_backend_read_cache_total counter\n");
+    sbuf_puts(out,
+              "# HELP vapora_backend_read_cache_total GET /tasks/{id} answered from "
+              "the worker's cache (hit) or the database (miss).\n"
+              "# TYPE vapora_backend_read_cache_total counter\n");
     sbuf_printf(out, "vapora_backend_read_cache_total{result=\"hit\"} %llu\n",
                 (unsigned long long)rcache_hits(b->cache));
     sbuf_printf(out, "vapora_backend_read_cache_total{result=\"miss\"} %llu\n",
                 (unsigned long long)rcache_misses(b->cache));
+}
+
+/* GET /health: degraded while writes fail for lack of space, on any
+ * worker (the flag is shared); it clears once a write commits again. */
+static int s_storage_check(void *ud, char *buf, size_t len)
+{
+    backend_t *b = ud;
+    uint64_t since = store_full_since(b->store);
+    if (!since)
+        return WORKER_HEALTHY;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ago = ((long long)ts.tv_sec * 1000 - (long long)since) / 1000;
+    snprintf(buf, len, "the disk is full: writes fail (507 storage_full), for %lld s",
+             ago > 0 ? ago : 0);
+    return WORKER_DEGRADED;
 }
 
 /* [backend] key as a number in [min,max]; false (logged) when malformed. */
@@ -77,7 +101,7 @@ static bool s_number(const cfg_t *cfg, const char *key, long def, long min, long
  * migrations), the secret and the first admin. SQLite answers "locked" at
  * once, without its busy handler, to a WAL switch or a read snapshot
  * upgraded while another process writes. */
-static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl)
+static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl, long address_free)
 {
     char err[512];
     const char *db = cfg_get(cfg, "backend", "database");
@@ -86,21 +110,38 @@ static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl)
     b->store = store_open(path, err, sizeof err);
     free(path);
     if (b->store)
-        b->auth = auth_new(cfg_get(cfg, "backend", "jwt_secret"), b->data_dir, token_ttl,
-                           err, sizeof err);
-    int rc = b->auth ? auth_bootstrap_admin(b->store, cfg_get(cfg, "backend",
-                                                              "admin_password"),
-                                            b->data_dir, err, sizeof err)
+        b->auth = auth_new(cfg_get(cfg, "backend", "jwt_secret"), b->data_dir,
+                           token_ttl, err, sizeof err);
+    int rc = b->auth ? bootstrap_users(b->store, b->data_dir,
+                                       cfg_get(cfg, "backend", "admin_password"),
+                                       cfg_get(cfg, "backend", "agents_password"), err,
+                                       sizeof err)
                      : -EIO;
     if (b->store)
         store_end(b->store);
     if (rc == 0)
-        b->logins = logins_new(b->data_dir);
+        b->logins = logins_new(b->data_dir, (unsigned)address_free);
     s_setup_unlock(lock);
     if (rc < 0) {
         log_error("backend: %s", err);
         return -EIO;
     }
+    return 0;
+}
+
+/* The web board: its files and the routes of the other services it reads
+ * through this origin. */
+static int s_add_board(backend_t *b, const cfg_t *cfg)
+{
+    char err[512];
+    s_web = web_new(cfg_get_str(cfg, "backend", "web_root", "web"), err, sizeof err);
+    s_relay = s_web ? relay_new(b, cfg, err, sizeof err) : NULL;
+    if (!s_relay) {
+        log_error("backend: %s", err);
+        return -EINVAL;
+    }
+    relay_add_routes(s_relay);
+    web_add_routes(s_web, worker_http(b->w));
     return 0;
 }
 
@@ -114,30 +155,40 @@ static int s_setup(worker_t *w)
         log_err(errno, "creating data_dir %s", b->data_dir);
         return -EIO;
     }
-    long ttl, outbox_max, slots;
-    if (!s_number(cfg, "token_ttl", 3600, 1, 30L * 86400, &ttl))
+    long ttl, outbox_max, slots, address_free;
+    events_limits_t lim;
+    if (!s_number(cfg, "token_ttl", 3600, 1, 30L * 86400, &ttl) ||
+        !s_number(cfg, "login_address_failures", LOGINS_ADDRESS_FREE, 0, 1000000,
+                  &address_free))
         return -EINVAL;
-    if (s_open(b, cfg, ttl) < 0)
+    if (s_open(b, cfg, ttl, address_free) < 0)
         return -EIO;
     if (!s_number(cfg, "outbox_max", 100000, 1, 10000000, &outbox_max) ||
-        !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots))
+        !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots) ||
+        !s_number(cfg, "events_max_age", EVENTS_MAX_AGE, 0, 100L * 365 * 86400,
+                  &lim.max_age_s) ||
+        !s_number(cfg, "events_max_bytes", EVENTS_MAX_BYTES, 0, 1L << 50,
+                  &lim.max_bytes))
         return -EINVAL;
     store_outbox_set_max(b->store, outbox_max);
     if (store_version_known(b->store))
         b->cache = rcache_new((size_t)slots);
     metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
-    s_events = events_new(b);
+    worker_add_check(w, "storage", s_storage_check, b);
+    s_events = events_new(b, &lim);
     s_live = live_new(b);
     users_add_routes(b);
     projects_add_routes(b);
     tasks_add_routes(b);
-    return 0;
+    return s_add_board(b, cfg);
 }
 
 static void s_teardown(worker_t *w)
 {
     UNUSED(w);
     backend_t *b = &s_backend;
+    relay_destroy(&s_relay);
+    web_destroy(&s_web);
     live_destroy(&s_live);
     events_destroy(&s_events);
     rcache_destroy(&b->cache);
@@ -148,12 +199,22 @@ static void s_teardown(worker_t *w)
     b->data_dir = NULL;
 }
 
+/* A draining worker ends its relayed streams (a run's live output): their
+ * clients reconnect to a sibling. */
+static void s_drain(worker_t *w)
+{
+    UNUSED(w);
+    if (s_relay)
+        relay_drain(s_relay);
+}
+
 static const worker_service_t s_service = {
     .name = "backend",
     .default_listen = "0.0.0.0:8001",
     .schema = &backend_schema,
     .setup = s_setup,
     .teardown = s_teardown,
+    .drain = s_drain,
 };
 
 int main(int argc, char **argv)

@@ -35,8 +35,11 @@ bool rules_is_priority(const char *s)
 
 bool rules_transition_ok(const char *from, const char *to)
 {
+    /* in-progress → todo: a run that failed or was canceled gives the task
+     * back (and a person may too). */
     static const char *const allowed[][2] = {{"todo", "in-progress"},
                                              {"in-progress", "review"},
+                                             {"in-progress", "todo"},
                                              {"review", "done"},
                                              {"review", "in-progress"}};
     if (strcmp(from, to) == 0 || strcmp(to, "archived") == 0)

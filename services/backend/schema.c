@@ -3,9 +3,25 @@
 
 #include "base.h"
 
-static const char *const s_backend[] = {"database",   "jwt_secret", "admin_password",
-                                        "token_ttl",  "outbox_max", "ws_max_queue",
-                                        "read_cache", NULL};
+static const char *const s_backend[] = {
+    "database",
+    "jwt_secret",
+    "admin_password",
+    "agents_password",
+    "token_ttl",
+    "outbox_max",
+    "ws_max_queue",
+    "read_cache",
+    "login_address_failures",
+    "events_max_age",
+    "events_max_bytes",
+    "web_root",
+    "agents_url",
+    "router_url",
+    "router_key", "router_key_file",
+    "supervisor_url",
+    NULL,
+};
 
 static const cfg_schema_t s_entries[] = {
     {"backend", s_backend, "backend"},

@@ -1,5 +1,5 @@
-/* store.c - the store's life: open (migrations, the shared version
- * counter, the checkpointer thread), the end of a thread's job, close. The
+/* store.c - the store's life: open (migrations, the page the workers
+ * share, the checkpointer thread), the end of a thread's job, close. The
  * rest of the store is in the store_*.c files (see store_internal.h). */
 #define _GNU_SOURCE
 #include "store.h"
@@ -16,24 +16,53 @@
 #include "alloc.h"
 #include "file.h"
 #include "log.h"
+#include "now.h"
 #include "store_internal.h"
 #include "store_outbox.h"
 
 /* How often each worker's checkpointer copies the WAL back (ms). */
 #define STORE_CHECKPOINT_MS 100
 
+/* How often a checkpointer tries a write while writes fail for lack of
+ * space (ms): it tells every worker when they succeed again. */
+#define STORE_PROBE_MS 1000
+#define STORE_SHARED_LEN 4096
+
+static const char *const SQL_PROBE =
+    "INSERT OR REPLACE INTO meta(key,value) VALUES('write_probe',?)";
+
 /* Maps `<path>-version` (created if missing). Without it (logged), the
- * version stays 0 and store_version_known() says so. */
-static void s_map_version(store_t *s, const char *path)
+ * page is private: the version stays 0 and store_version_known() says so. */
+static void s_map_shared(store_t *s, const char *path)
 {
     char *vpath = xasprintf("%s-version", path);
-    size_t len = 4096;
-    void *p = file_map_shared(vpath, len, NULL);
-    if (!p)
+    s->shared = file_map_shared(vpath, STORE_SHARED_LEN, NULL);
+    s->shared_mapped = s->shared != NULL;
+    if (!s->shared) {
         log_err(errno, "store: mapping %s (reads will not be cached)", vpath);
-    else
-        s->version = p, s->version_len = len;
+        s->shared = xcalloc(1, sizeof *s->shared);
+    }
     free(vpath);
+}
+
+/* One small write while writes fail for lack of space: when it commits,
+ * store__bump tells every worker that writes succeed again. */
+static void s_probe(store_t *s)
+{
+    store_conn_t *c = store__conn(s);
+    sqlite3_stmt *st = c ? store__stmt(c, SQL_PROBE) : NULL;
+    if (!st)
+        return;
+    char ts[40];
+    now_iso8601(ts, sizeof ts);
+    store__bind_text(st, 1, ts);
+    if (store__begin(c)) {
+        if (sqlite3_step(st) == SQLITE_DONE)
+            store__commit(c); /* rolls back when it fails */
+        else
+            store__rollback(c);
+    }
+    store__conn_end(c);
 }
 
 /* Checkpoints run here, off every request's path: a commit that had to
@@ -50,9 +79,11 @@ static void *s_checkpointer(void *arg)
         log_warn("store: checkpointer: %s", err);
         return NULL;
     }
-    while (!atomic_load(&s->ckpt_stop)) {
+    for (unsigned n = 1; !atomic_load(&s->ckpt_stop); n++) {
         int frames = 0, done = 0;
         sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+        if (n % (STORE_PROBE_MS / STORE_CHECKPOINT_MS) == 0 && store_full_since(s))
+            s_probe(s);
         usleep(STORE_CHECKPOINT_MS * 1000);
     }
     sqlite3_close(db);
@@ -72,12 +103,26 @@ static void s_start_checkpointer(store_t *s)
 
 uint64_t store_version(const store_t *s)
 {
-    return s->version ? atomic_load_explicit(s->version, memory_order_acquire) : 0;
+    return s->shared_mapped
+               ? atomic_load_explicit(&s->shared->version, memory_order_acquire)
+               : 0;
 }
 
 bool store_version_known(const store_t *s)
 {
-    return s->version != NULL;
+    return s->shared_mapped;
+}
+
+uint64_t store_users_version(const store_t *s)
+{
+    return s->shared_mapped
+               ? atomic_load_explicit(&s->shared->users, memory_order_acquire)
+               : 0;
+}
+
+uint64_t store_full_since(const store_t *s)
+{
+    return atomic_load_explicit(&s->shared->full_ms, memory_order_relaxed);
 }
 
 store_t *store_open(const char *path, char *err, size_t errlen)
@@ -100,7 +145,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     pthread_cond_init(&s->wcv, NULL);
     list_init(&s->wq);
     pthread_key_create(&s->key, store__conn_free);
-    s_map_version(s, path);
+    s_map_shared(s, path);
     s_start_checkpointer(s);
     store_err_t e;
     if (store_outbox_refresh(s, &e) != 0) /* start-up: this thread */
@@ -131,8 +176,10 @@ void store_destroy(store_t **sp)
     pthread_key_delete(s->key);
     pthread_mutex_destroy(&s->wmu);
     pthread_cond_destroy(&s->wcv);
-    if (s->version)
-        munmap((void *)s->version, s->version_len);
+    if (s->shared_mapped)
+        munmap(s->shared, STORE_SHARED_LEN);
+    else
+        free(s->shared);
     free(s->path);
     free(s);
     *sp = NULL;

@@ -18,7 +18,8 @@
  * them. Errors: every int returned by the store is 0 or a negative code of
  * vp_error.h: VP_ENOTFOUND (404), VP_ECONFLICT (409: err.code says which),
  * VP_EPRECONDITION (412 version_mismatch), VP_EINVALID (422: err.code
- * names the field), VP_ESTORE (500: the database failed); store_err_t
+ * names the field), VP_EFULL (507 storage_full: the disk is full),
+ * VP_ESTORE (500: the database failed); store_err_t
  * carries the API error code and a sentence. */
 #ifndef VAPORA_STORE_H
 #define VAPORA_STORE_H
@@ -56,5 +57,17 @@ void store_end(store_t *s);
  * is then false and nothing should be cached). */
 uint64_t store_version(const store_t *s);
 bool store_version_known(const store_t *s);
+
+/* The same for the changes that end tokens (a user deleted, a role or a
+ * password changed): what was read of the users while it kept one value is
+ * still current. 0 when the page is not shared (store_version_known). */
+uint64_t store_users_version(const store_t *s);
+
+/* When (wall-clock ms) a write of any worker sharing the database last
+ * failed for lack of space (VP_EFULL, 507 storage_full), while none has
+ * committed since; 0: writes succeed. While it is set, each worker's
+ * checkpointer tries a small write every second, so it clears by itself
+ * once space is back. Any thread; no SQLite call. */
+uint64_t store_full_since(const store_t *s);
 
 #endif

@@ -13,10 +13,12 @@
 
 #define STORE_BATCH 64
 
-/* The batch failed to commit: results that looked fine are dropped. */
+/* The batch failed to commit: results that looked fine are dropped, with
+ * the batch's cause (c is NULL when there was no connection). */
 static void s_fail_all(store_conn_t *c, list_t *batch)
 {
-    list_for_each(it, batch) {
+    list_for_each(it, batch)
+    {
         store_write_t *w = list_item(it, store_write_t, link);
         if (w->rc == 0) {
             if (w->out) {
@@ -28,32 +30,42 @@ static void s_fail_all(store_conn_t *c, list_t *batch)
     }
 }
 
+/* Runs the operations of batch inside the open transaction, each in its
+ * savepoint; false when the transaction is gone: SQLite rolls it back by
+ * itself after some failures (a full disk), and the operations that had
+ * succeeded went with it. */
+static bool s_run_ops(store_t *s, store_conn_t *c, list_t *batch)
+{
+    bool open = true;
+    c->batched = true;
+    list_for_each(it, batch)
+    {
+        store_write_t *w = list_item(it, store_write_t, link);
+        w->rc = open ? w->run(w, s) : 0; /* 0: failed with the others below */
+        if (open && sqlite3_get_autocommit(c->db))
+            open = false;
+    }
+    c->batched = false;
+    return open;
+}
+
 /* Runs every operation of batch in one transaction (the caller's thread). */
 static void s_run_batch(store_t *s, list_t *batch)
 {
     store_conn_t *c = store__conn(s);
     if (c)
         store__lock(c);
-    bool ok = c && store__exec(c, "BEGIN IMMEDIATE");
-    if (c)
-        c->batched = true;
-    list_for_each(it, batch) {
-        store_write_t *w = list_item(it, store_write_t, link);
-        w->rc = ok ? w->run(w, s) : store__fail(c, w->e);
+    bool ok = c && store__begin_immediate(c) && s_run_ops(s, c, batch);
+    long queued = atomic_load(&s->backlog);
+    if (ok && !store__exec(c, "COMMIT")) {
+        store__rollback(c);
+        ok = false;
     }
     if (c)
-        c->batched = false;
+        store__unlock(c);
     if (!ok) {
         if (c)
-            store__unlock(c);
-        return;
-    }
-    long queued = atomic_load(&s->backlog);
-    bool committed = store__exec(c, "COMMIT");
-    if (!committed)
-        store__exec(c, "ROLLBACK");
-    store__unlock(c);
-    if (!committed) {
+            c->users_changed = false; /* nothing was committed */
         s_fail_all(c, batch);
         return;
     }
@@ -87,7 +99,8 @@ int store__write(store_t *s, store_write_t *w)
         pthread_mutex_lock(&s->wmu);
         /* The writers wake after the unlock: nothing here touches their
          * operations once they may have returned. */
-        list_for_each_safe(it, nx, &batch) {
+        list_for_each_safe(it, nx, &batch)
+        {
             list_remove(it);
             list_item(it, store_write_t, link)->done = true;
         }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -37,8 +38,9 @@ sqlite3 *store__open_db(const char *path, char *err, size_t errlen)
                          " PRAGMA wal_autocheckpoint=0;",
                          NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open %s: %s", path,
-                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        snprintf(err, errlen, "cannot open %s: %s%s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
+                 db && sqlite3_system_errno(db) == ENOSPC ? " (the disk is full)" : "");
         sqlite3_close(db);
         return NULL;
     }
@@ -69,7 +71,7 @@ store_conn_t *store__conn(store_t *s)
     }
     c = xcalloc(1, sizeof *c);
     c->db = db;
-    c->version = s->version;
+    c->shared = s->shared;
     char *lp = xasprintf("%s-writelock", s->path);
     c->lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (c->lockfd < 0)
@@ -81,6 +83,8 @@ store_conn_t *store__conn(store_t *s)
 
 void store__conn_end(store_conn_t *c)
 {
+    c->cause_rc = 0;
+    c->users_changed = false; /* what set it did not commit */
     for (unsigned i = 0; i < c->ncache; i++)
         sqlite3_reset(c->cache[i].st);
     if (c->locked) { /* a path that began a write and never ended it */
@@ -92,6 +96,7 @@ void store__conn_end(store_conn_t *c)
 
 sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql)
 {
+    c->cause_rc = 0; /* a new statement: an older rollback's cause is stale */
     for (unsigned i = 0; i < c->ncache; i++) {
         if (c->cache[i].sql == sql) {
             sqlite3_reset(c->cache[i].st);
@@ -112,12 +117,48 @@ sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql)
     return st;
 }
 
+/* Remembers SQLite's current error as the cause of what follows (a
+ * rollback, which replaces it). */
+static void s_note_cause(store_conn_t *c)
+{
+    c->cause_rc = sqlite3_extended_errcode(c->db);
+    if (c->cause_rc == SQLITE_OK)
+        c->cause_rc = SQLITE_ERROR;
+    snprintf(c->cause_msg, sizeof c->cause_msg, "%s", sqlite3_errmsg(c->db));
+    if (sqlite3_system_errno(c->db) == ENOSPC)
+        c->cause_rc = SQLITE_FULL;
+}
+
+static uint64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 int store__fail(store_conn_t *c, store_err_t *e)
 {
+    if (!c) {
+        e->code = "storage_error";
+        snprintf(e->msg, sizeof e->msg, "the database failed: no connection");
+        log_error("store: %s", e->msg);
+        return VP_ESTORE;
+    }
+    if (c->cause_rc == 0)
+        s_note_cause(c);
+    if ((c->cause_rc & 0xff) == SQLITE_FULL) {
+        e->code = "storage_full";
+        snprintf(e->msg, sizeof e->msg,
+                 "the disk is full: the change was not saved (%s); it may be retried "
+                 "once space is freed",
+                 c->cause_msg);
+        if (atomic_exchange(&c->shared->full_ms, s_wall_ms()) == 0)
+            log_error("store: %s", e->msg); /* once per episode */
+        return VP_EFULL;
+    }
     e->code = "storage_error";
-    snprintf(e->msg, sizeof e->msg, "the database failed: %s",
-             c ? sqlite3_errmsg(c->db) : "no connection");
-    log_error("store: %s", e->msg);
+    snprintf(e->msg, sizeof e->msg, "the database failed: %s", c->cause_msg);
+    log_error("store: %s (SQLite code %d)", e->msg, c->cause_rc);
     return VP_ESTORE;
 }
 
@@ -155,12 +196,25 @@ void store__unlock(store_conn_t *c)
     }
 }
 
+bool store__begin_immediate(store_conn_t *c)
+{
+    /* A read left mid-way (a row read, its statement not reset) holds its
+     * snapshot: BEGIN IMMEDIATE would then fail at once, without the busy
+     * handler, whenever another worker committed since
+     * (SQLITE_BUSY_SNAPSHOT). Every read of this thread ends here. */
+    for (unsigned i = 0; i < c->ncache; i++)
+        sqlite3_reset(c->cache[i].st);
+    c->cause_rc = 0;
+    return store__exec(c, "BEGIN IMMEDIATE");
+}
+
 bool store__begin(store_conn_t *c)
 {
+    c->cause_rc = 0;
     if (c->batched)
         return store__exec(c, "SAVEPOINT w");
     store__lock(c);
-    if (store__exec(c, "BEGIN IMMEDIATE"))
+    if (store__begin_immediate(c))
         return true;
     store__unlock(c);
     return false;
@@ -168,8 +222,14 @@ bool store__begin(store_conn_t *c)
 
 void store__bump(store_conn_t *c)
 {
-    if (c->version)
-        atomic_fetch_add_explicit(c->version, 1, memory_order_release);
+    atomic_fetch_add_explicit(&c->shared->version, 1, memory_order_release);
+    if (c->users_changed) {
+        atomic_fetch_add_explicit(&c->shared->users, 1, memory_order_release);
+        c->users_changed = false;
+    }
+    if (atomic_load_explicit(&c->shared->full_ms, memory_order_relaxed) != 0 &&
+        atomic_exchange(&c->shared->full_ms, 0) != 0)
+        log_info("store: writes succeed again (the disk has space)");
 }
 
 bool store__commit(store_conn_t *c)
@@ -187,6 +247,8 @@ bool store__commit(store_conn_t *c)
 
 void store__rollback(store_conn_t *c)
 {
+    if (c->cause_rc == 0) /* the first failure of a statement is its cause */
+        s_note_cause(c);
     store__exec(c, c->batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
     if (!c->batched)
         store__unlock(c);

@@ -25,6 +25,20 @@
 /* Statements one connection keeps prepared (every SQL text of the store). */
 #define STORE_STMT_CACHE 48
 
+/* What the worker processes sharing a database tell each other: a page of
+ * `<database>-version` every one maps shared (preallocated: see
+ * file_map_shared). Only grows at its end. */
+typedef struct store_shared {
+    /* Bumped after every committed write by any worker (store_version). */
+    _Atomic uint64_t version;
+    /* When (wall-clock ms) a write last failed for lack of space; 0 once a
+     * write committed since (store_full_since). */
+    _Atomic uint64_t full_ms;
+    /* Bumped after every committed change of who holds which token: a user
+     * deleted, a role or password changed (store_users_version). */
+    _Atomic uint64_t users;
+} store_shared_t;
+
 struct store {
     char *path;
     pthread_key_t key; /* the calling thread's store_conn_t */
@@ -40,10 +54,10 @@ struct store {
     pthread_cond_t wcv;
     list_t wq; /* store_write_t, in arrival order */
     bool combining;
-    /* Bumped after every committed write by any worker process: a page of
-     * `<database>-version` mapped shared (see store_version). */
-    _Atomic uint64_t *version;
-    size_t version_len;
+    /* Shared with the other workers; private memory (and not known to be
+     * shared) when the file could not be mapped. */
+    store_shared_t *shared;
+    bool shared_mapped;
     /* The checkpointer thread (store.c). */
     pthread_t ckpt;
     bool ckpt_running;
@@ -59,14 +73,22 @@ typedef struct store_conn {
         sqlite3_stmt *st;
     } cache[STORE_STMT_CACHE];
     unsigned ncache;
-    _Atomic uint64_t *version; /* the store's */
-    int lockfd;                /* this connection's handle on the write lock */
+    store_shared_t *shared; /* the store's */
+    int lockfd;             /* this connection's handle on the write lock */
     bool locked;
     /* Inside a group commit every write is a savepoint of the batch's one
      * transaction: store__begin, store__commit and store__rollback then mean
      * SAVEPOINT, RELEASE and ROLLBACK TO, so a write's body is the same alone
      * or batched. */
     bool batched;
+    /* Why the last rollback happened: SQLite's code and message, kept
+     * because the ROLLBACK (which may fail: SQLite rolls back by itself on
+     * a full disk) replaces them. 0: none since the current statement. */
+    int cause_rc;
+    char cause_msg[160];
+    /* A write of the current transaction changed a user's tokens:
+     * store__bump bumps the users counter too, after the commit. */
+    bool users_changed;
 } store_conn_t;
 
 /* ---- store_conn.c: connections, statements, the write lock, transactions */
@@ -84,6 +106,8 @@ void store__conn_end(store_conn_t *c);
  * and unbound; NULL (logged) when it does not prepare. */
 sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
 bool store__exec(store_conn_t *c, const char *sql);
+/* BEGIN IMMEDIATE after ending every read this connection left open. */
+bool store__begin_immediate(store_conn_t *c);
 /* The write lock: an flock on `<database>-writelock` around each write
  * transaction (see store_conn.c). */
 void store__lock(store_conn_t *c);
@@ -94,10 +118,13 @@ void store__unlock(store_conn_t *c);
 bool store__begin(store_conn_t *c);
 bool store__commit(store_conn_t *c);
 void store__rollback(store_conn_t *c);
-/* Tells every worker that the database changed (store_version). */
+/* Tells every worker that the database changed (store_version), and that
+ * writes succeed (store_full). */
 void store__bump(store_conn_t *c);
-/* Fills e with storage_error and SQLite's message (logged); VP_ESTORE. c may
- * be NULL (no connection). */
+/* Fills e with why the database failed (logged): storage_full and VP_EFULL
+ * when it lacks space (then store_full() says so to every worker), else
+ * storage_error and VP_ESTORE. The cause is the error that made the last
+ * rollback, or else SQLite's last error. c may be NULL (no connection). */
 int store__fail(store_conn_t *c, store_err_t *e);
 /* Fills e with not_found, "no <what> with id <id>"; VP_ENOTFOUND. */
 int store__not_found(store_err_t *e, const char *what, const char *id);

@@ -35,6 +35,11 @@ static const char *const s_migrations[] = {
     /* 3: each task's JSON, rendered by every write that changes the task, so
      * reads serve stored text instead of building it per request. */
     "ALTER TABLE tasks ADD COLUMN doc TEXT;",
+    /* 4: the store's own small facts (the write probe of store.c). */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 5: tokens carry their user's token_version (claim "ver"); a deleted
+     * user, or a role or password change (which bumps it), ends them. */
+    "ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The highest migration applied (0 for a new database). */

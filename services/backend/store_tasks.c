@@ -506,6 +506,7 @@ typedef struct task_update_op {
     const char *id;
     const json_t *patch;
     int64_t if_match;
+    bool force; /* a new version (and its events) even when nothing changes */
 } task_update_op_t;
 
 static int s_update(store_write_t *w, store_t *s)
@@ -518,7 +519,7 @@ static int s_update(store_write_t *w, store_t *s)
     int r = store__task_get(c, op->id, &cur, w->e);
     if (r == 0)
         r = s_check_update(c, cur, op->patch, op->if_match, w->e);
-    if (r == 0 && !s_patch_changes(cur, op->patch)) {
+    if (r == 0 && !op->force && !s_patch_changes(cur, op->patch)) {
         /* Nothing changes: no new version, no event. */
         store__rollback(c);
         *w->out = cur;
@@ -543,6 +544,17 @@ int store_task_update(store_t *s, const char *id, const json_t *patch,
                            .id = id,
                            .patch = patch,
                            .if_match = if_match};
+    return store__write(s, &op.w);
+}
+
+int store_task_assign(store_t *s, const char *id, const json_t *patch, json_t **out,
+                      store_err_t *e)
+{
+    task_update_op_t op = {.w = {.run = s_update, .out = out, .e = e},
+                           .id = id,
+                           .patch = patch,
+                           .if_match = -1,
+                           .force = true};
     return store__write(s, &op.w);
 }
 

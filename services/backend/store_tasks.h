@@ -48,6 +48,11 @@ int store_task_page(store_t *s, const store_task_filter_t *f, int64_t after, int
  * changes nothing answers the task as it is. *out: the task. */
 int store_task_update(store_t *s, const char *id, const json_t *patch,
                       int64_t if_match, json_t **out, store_err_t *e);
+/* An assignment: patch ({"assigned_role": ...}) is applied as an update,
+ * with a new version and the task.assigned event even when the role is the
+ * one the task has (a task may be assigned again: a new run). */
+int store_task_assign(store_t *s, const char *id, const json_t *patch, json_t **out,
+                      store_err_t *e);
 /* Deletes the task; the tasks it blocked lose it from blocked_by (a new
  * version each). */
 int store_task_delete(store_t *s, const char *id, store_err_t *e);

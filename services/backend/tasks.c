@@ -27,7 +27,7 @@ static bool s_is_agent_role(const char *r)
     static const char *const roles[] = {
         "architect",  "developer",       "code-reviewer",  "tester",
         "documenter", "marketer",        "presenter",      "devops",
-        "security",   "project-manager", "decision-maker", NULL};
+        "security",   "project-manager", "decision-maker", "monitor", NULL};
     for (const char *const *x = roles; r && *x; x++)
         if (strcmp(r, *x) == 0)
             return true;
@@ -191,14 +191,14 @@ static void s_get(http_req_t *req, void *ud)
         return;
     uint64_t v = b->cache ? store_version(b->store) : 0;
     size_t len;
-    const char *body = b->cache ? rcache_get(b->cache, id, v, &len) : NULL;
+    /* Only for a caller known to hold its token: else the job checks. */
+    const char *body =
+        b->cache && who.current ? rcache_get(b->cache, id, v, &len) : NULL;
     if (body) {
         http_reply(req, 200, "application/json", body, len);
         return;
     }
-    get_job_t *g = API_JOB(b, get_job_t, s_get_work);
-    g->job.who = who;
-    g->job.id = id;
+    get_job_t *g = API_JOB_AS(req, b, get_job_t, s_get_work, &who, id);
     g->tag = v;
     g->job.after = b->cache ? s_get_keep : NULL;
     api_run(req, &g->job);
@@ -318,32 +318,17 @@ static void s_update(http_req_t *req, void *ud)
     api_run(req, &u->job);
 }
 
-/* Publishes the assignment on core NATS (buffered while reconnecting). */
-static void s_publish_assigned(api_job_t *j, http_req_t *req)
+/* The assignment's event goes out through the outbox, with the write
+ * (vapora.tasks.assigned, deduplicated by the stream like every event). */
+static void s_assign_work(api_job_t *j)
 {
-    UNUSED(req);
-    natsc_t *nc = worker_nats(j->b->w);
-    if (!nc || !natsc_conn(nc))
-        return;
-    char at[40];
-    now_iso8601(at, sizeof at);
-    json_t *ev =
-        json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", "task.assigned", "id",
-                  json_object_get(j->out, "id"), "project_id",
-                  json_object_get(j->out, "project_id"), "data", j->out, "at", at);
-    char *txt = json_dumps(ev, JSON_COMPACT);
-    natsStatus s =
-        natsConnection_PublishString(natsc_conn(nc), "vapora.tasks.assigned", txt);
-    if (s != NATS_OK)
-        log_warn("nats: publishing vapora.tasks.assigned failed: %s",
-                 natsStatus_GetText(s));
-    free(txt);
-    json_decref(ev);
+    update_job_t *u = container_of(j, update_job_t, job);
+    j->rc = store_task_assign(j->b->store, j->id, u->patch, &j->out, &j->err);
 }
 
 static void s_assign(http_req_t *req, void *ud)
 {
-    update_job_t *u = API_START(req, ud, update_job_t, s_update_work, AUTH_MEMBER);
+    update_job_t *u = API_START(req, ud, update_job_t, s_assign_work, AUTH_MEMBER);
     if (!u)
         return;
     json_t *body = http_req_json(req);
@@ -361,7 +346,6 @@ static void s_assign(http_req_t *req, void *ud)
     u->if_match = -1;
     u->job.fini = s_update_fini;
     u->job.status = 202;
-    u->job.after = s_publish_assigned;
     api_run(req, &u->job);
 }
 

@@ -33,7 +33,7 @@ static int64_t s_worst(const rt_config_t *cfg, const rt_plan_t *p, long in_token
     return (int64_t)ceil(worst * LEDGER_NANO);
 }
 
-int admit_submit(admit_t *ad, router_t *rt, const rt_budget_t *b, const char *role,
+int admit_submit(admit_t *ad, router_t *rt, const rt_budget_t *b,
                  const rt_plan_t plans[3], long in_tokens, long out_tokens,
                  admit_done_fn done)
 {
@@ -41,7 +41,7 @@ int admit_submit(admit_t *ad, router_t *rt, const rt_budget_t *b, const char *ro
     rt_window_bounds(b->window, time(NULL), &start, &end);
     ad->ledger = rt->ledger;
     ad->done = done;
-    ad->a = (ledger_admit_t){.role = role,
+    ad->a = (ledger_admit_t){.role = b->role,
                              .window_start = start,
                              .limit = (int64_t)llround(b->limit_usd * LEDGER_NANO),
                              .near_percent = b->near_percent};

@@ -26,11 +26,12 @@ struct admit {
     ledger_admit_t a; /* the question, then the ledger's answer */
 };
 
-/* Asks the ledger to admit a call of role (borrowed until done), under
- * budget b in its current window, with plans[RT_NORMAL..RT_EXCEEDED] and
+/* Asks the ledger to admit a call under budget b (borrowed until done; its
+ * name is the spend key) in its current window, with
+ * plans[RT_NORMAL..RT_EXCEEDED] and
  * at most in_tokens + out_tokens: done(ad, status) follows on the loop
  * thread. 0, or the pool's error (-EBUSY...), and then done never comes. */
-int admit_submit(admit_t *ad, router_t *rt, const rt_budget_t *b, const char *role,
+int admit_submit(admit_t *ad, router_t *rt, const rt_budget_t *b,
                  const rt_plan_t plans[3], long in_tokens, long out_tokens,
                  admit_done_fn done);
 

@@ -59,6 +59,7 @@ static int s_load_provider(const cfg_t *cfg, const char *sec, const char *name,
     p->base_url = strstr(url, "://") ? xstrdup(url) : xasprintf("http://%s", url);
     s_trim_slash(p->base_url);
     p->api_key = xstrdup(cfg_get_str(cfg, sec, "api_key", ""));
+    p->keyless = p->kind != WIRE_OLLAMA && !*p->api_key;
     p->nmodels = cfg_split_list(cfg_get_str(cfg, sec, "models", ""), &p->models);
     if (p->nmodels == 0)
         return s_fail(err, len, "[%s] models: list at least one model", sec);
@@ -207,8 +208,6 @@ static int s_check_refs(const rt_config_t *c, char *err, size_t len)
 
 static int s_load_router(const cfg_t *cfg, rt_config_t *c, char *err, size_t len)
 {
-    c->napi_keys =
-        cfg_split_list(cfg_get_str(cfg, "router", "api_keys", ""), &c->api_keys);
     return cfg_get_long(cfg, "router", "default_max_tokens", 4096, 1, 10000000,
                         &c->default_max_tokens, err, len);
 }
@@ -268,7 +267,6 @@ void rt_config_destroy(rt_config_t **cp)
     free(c->budgets);
     free(c->chain);
     free(c->default_model);
-    cfg_list_free(c->api_keys, c->napi_keys);
     free(c);
     *cp = NULL;
 }
@@ -318,6 +316,21 @@ const rt_budget_t *rt_budget_find(const rt_config_t *c, const char *role)
         if (strcmp(c->budgets[i].role, role) == 0)
             return &c->budgets[i];
     return NULL;
+}
+
+const rt_budget_t *rt_budget_for(const rt_config_t *c, const char *role)
+{
+    const rt_budget_t *b = rt_budget_find(c, role);
+    return b ? b : rt_budget_find(c, "default");
+}
+
+size_t rt_keyless_names(const rt_config_t *c, sbuf_t *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nproviders; i++)
+        if (c->providers[i].keyless)
+            sbuf_printf(out, "%s%s", n++ ? ", " : "", c->providers[i].name);
+    return n;
 }
 
 double rt_cost(const rt_config_t *c, const char *model, long in_tokens, long out_tokens)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "sbuf.h"
 #include "wire.h"
 
 /* Providers in [routing] fallback_chain, at most (a plan's attempts). */
@@ -32,6 +33,9 @@ typedef struct rt_provider {
     wire_kind_t kind;
     char *base_url; /* without a trailing '/' */
     char *api_key;  /* may be empty */
+    /* Its kind needs a key (openai, anthropic, gemini) and it has none: it
+     * is left out of every plan (plan.h). */
+    bool keyless;
     char **models;
     size_t nmodels;
     long timeout_s;
@@ -74,8 +78,6 @@ typedef struct rt_config {
     long retries;
     long cooldown_failures;
     double cooldown_s;
-    char **api_keys; /* [router] api_keys; none: no caller auth */
-    size_t napi_keys;
     long default_max_tokens; /* for reservations and Anthropic upstreams */
 } rt_config_t;
 
@@ -98,8 +100,17 @@ bool rt_model_known(const rt_config_t *c, const char *model);
 /* Whether name can be a role (a budget's name, X-Vapora-Role): 1 to 63
  * characters of A-Z, a-z, 0-9 and . _ : @ / -. */
 bool rt_role_name_ok(const char *name);
-/* The [budget:ROLE] section, or NULL (the role is not budgeted). */
+/* The [budget:ROLE] section, or NULL. */
 const rt_budget_t *rt_budget_find(const rt_config_t *c, const char *role);
+/* The budget role spends from: its own [budget:ROLE], else [budget:default],
+ * one pool shared by every role without a section of its own (so that a
+ * new role name buys no fresh budget); NULL when neither exists (the role
+ * may not spend). */
+const rt_budget_t *rt_budget_for(const rt_config_t *c, const char *role);
+/* Appends the names of the keyless providers (their kind needs a key and
+ * they have none: left out of every plan), ", "-separated, to out;
+ * returns how many. */
+size_t rt_keyless_names(const rt_config_t *c, sbuf_t *out);
 /* USD for the tokens at model's prices. */
 double rt_cost(const rt_config_t *c, const char *model, long in_tokens, long out_tokens);
 

@@ -255,7 +255,7 @@ static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
     }
     if (e->window_start && e->cost) {
         st = s_q(l, Q_ADD_SPENT);
-        sqlite3_bind_text(st, 1, e->role, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, e->budget[0] ? e->budget : e->role, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, e->window_start);
         sqlite3_bind_int64(st, 3, e->cost);
         if (sqlite3_step(st) != SQLITE_DONE)

@@ -45,7 +45,7 @@ void ledger_release_pid(ledger_t *l, pid_t pid);
  * from (spent + reserved) / limit; the first state from there on whose plan
  * fits under the limit is chosen and its amount reserved. */
 typedef struct ledger_admit {
-    const char *role;
+    const char *role; /* the budget's spend key (ledger_entry_t.budget) */
     int64_t window_start;
     int64_t limit;   /* nano-USD */
     double near_percent;
@@ -64,7 +64,10 @@ void ledger_admit(ledger_t *l, ledger_admit_t *a);
 typedef struct ledger_entry {
     int64_t reservation; /* 0: none */
     char role[64], provider[64], model[128];
-    int64_t window_start; /* of the role's budget; 0: no budget */
+    /* The budget charged: its spend key (a role without a [budget:ROLE]
+     * spends from "default"); empty: the role's own name. */
+    char budget[64];
+    int64_t window_start; /* of that budget; 0: no budget */
     int64_t minute;       /* unix minute of the request */
     int64_t cost;         /* nano-USD */
     long input_tokens, output_tokens;

@@ -1,13 +1,17 @@
 /* main.c - vapora-llm-router: OpenAI/Anthropic-compatible LLM gateway.
  *
- * Wiring only: loads the router's configuration (config.c), opens the
- * shared ledger in data_dir (ledger.c), puts curl's multi interface on the
+ * Wiring only: loads the router's configuration (config.c) and its callers
+ * (caller.c), says in the log and in GET /health what an operator should
+ * know of them, opens the shared ledger in data_dir (ledger.c), puts curl's
+ * multi interface on the
  * worker's loop (common/curlm.c), starts the usage flush (usage.c) and the
  * upstream handles (upstream.c) and adds the routes (routes.c); the service
  * state they share is router.h's. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "router.h"
@@ -19,22 +23,62 @@
 
 static router_t s_rt;
 
-static int s_setup(worker_t *w)
+/* A warning for the log and GET /health. */
+static void s_warn(worker_t *w, const char *text)
 {
-    router_t *rt = &s_rt;
+    log_warn("llm-router: %s", text);
+    worker_add_warning(w, text);
+}
+
+/* Providers left out for want of the key their kind needs. */
+static void s_warn_keyless(worker_t *w, const rt_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        if (!cfg->providers[i].keyless)
+            continue;
+        char *t =
+            xasprintf("provider %s: no api_key, skipped (kind %s needs one)",
+                      cfg->providers[i].name, wire_kind_name(cfg->providers[i].kind));
+        s_warn(w, t);
+        free(t);
+    }
+}
+
+/* Anonymous callers from anywhere, on a socket reachable beyond loopback:
+ * anyone who reaches it may spend every budget. */
+static void s_warn_anonymous(worker_t *w, const callers_t *cs)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = worker_listen_fd(w);
+    if (callers_anonymous(cs) != CALLER_ANON_YES || fd < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        caller_addr_is_loopback((struct sockaddr *)&ss))
+        return;
+    s_warn(w, "[router] anonymous = yes and the router listens beyond loopback: "
+              "anyone who can reach it may spend every budget without a key");
+}
+
+static int s_load_callers(worker_t *w, router_t *rt)
+{
     char err[512];
-    list_init(&rt->calls);
-    rt->w = w;
-    rt->loop = worker_loop(w);
-    rt->pool = worker_pool(w);
-    const cfg_t *cfg = worker_cfg(w);
-    rt->cfg = rt_config_load(cfg, err, sizeof err);
-    if (!rt->cfg) {
+    rt->callers = callers_load(worker_cfg(w), err, sizeof err);
+    if (!rt->callers) {
         log_error("llm-router: %s", err);
         return -EINVAL;
     }
+    s_warn_anonymous(w, rt->callers);
+    s_warn_keyless(w, rt->cfg);
+    return 0;
+}
+
+/* The ledger in data_dir (made 0700 when missing), or [router] database;
+ * the reservations of workers that died are released. */
+static int s_open_ledger(router_t *rt, const cfg_t *cfg)
+{
+    char err[512];
     const char *dir = cfg_get_str(cfg, "supervisor", "data_dir", "data");
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         log_err(errno, "creating data_dir %s", dir);
         return -EIO;
     }
@@ -50,6 +94,25 @@ static int s_setup(worker_t *w)
     if (released > 0)
         log_info("llm-router: released the reservations of %d exited workers",
                  released);
+    return 0;
+}
+
+static int s_setup(worker_t *w)
+{
+    router_t *rt = &s_rt;
+    char err[512];
+    list_init(&rt->calls);
+    rt->w = w;
+    rt->loop = worker_loop(w);
+    rt->pool = worker_pool(w);
+    const cfg_t *cfg = worker_cfg(w);
+    rt->cfg = rt_config_load(cfg, err, sizeof err);
+    if (!rt->cfg) {
+        log_error("llm-router: %s", err);
+        return -EINVAL;
+    }
+    if (s_open_ledger(rt, cfg) < 0 || s_load_callers(w, rt) < 0)
+        return -EINVAL;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rt->curlm = curlm_new(rt->loop, 0, 256);
     if (!rt->curlm) {
@@ -59,9 +122,10 @@ static int s_setup(worker_t *w)
     rt->usage = usage_new(w, rt->ledger);
     rt->upstream = upstream_new(rt->cfg, rt->loop, rt->curlm);
     routes_add(rt);
-    log_info("llm-router: %zu providers, %zu priced models, %zu routes, %zu budgets",
-             rt->cfg->nproviders, rt->cfg->nmodels, rt->cfg->nroutes,
-             rt->cfg->nbudgets);
+    log_info("llm-router: %zu providers, %zu priced models, %zu routes, %zu budgets, "
+             "%zu caller keys",
+             rt->cfg->nproviders, rt->cfg->nmodels, rt->cfg->nroutes, rt->cfg->nbudgets,
+             callers_count(rt->callers));
     return 0;
 }
 
@@ -75,6 +139,7 @@ static void s_teardown(worker_t *w)
     upstream_destroy(&rt->upstream);
     usage_destroy(&rt->usage);
     ledger_destroy(&rt->ledger);
+    callers_destroy(&rt->callers);
     rt_config_destroy(&rt->cfg);
     curl_global_cleanup();
 }

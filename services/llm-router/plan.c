@@ -62,11 +62,18 @@ static bool s_in_chain(const rt_config_t *c, const rt_provider_t *p)
     return false;
 }
 
-/* Whether at least one chain provider is out of cooldown. */
+/* Whether p may be asked at now: it has the key its kind needs, and is out
+ * of cooldown (or use_all: every usable one is in cooldown). */
+static bool s_usable(const rt_provider_t *p, bool use_all, uint64_t now)
+{
+    return !p->keyless && (use_all || rt_provider_available(p, now));
+}
+
+/* Whether at least one chain provider is usable and out of cooldown. */
 static bool s_any_available(const rt_config_t *c, uint64_t now)
 {
     for (size_t i = 0; i < c->nchain; i++)
-        if (rt_provider_available(c->chain[i], now))
+        if (s_usable(c->chain[i], false, now))
             return true;
     return false;
 }
@@ -91,18 +98,18 @@ static void s_fill(const rt_config_t *c, const char *model, bool use_all, uint64
     plan->n = 0;
     for (size_t i = 0; i < c->nchain; i++) {
         rt_provider_t *p = c->chain[i];
-        if ((use_all || rt_provider_available(p, now)) && rt_provider_serves(p, model))
+        if (s_usable(p, use_all, now) && rt_provider_serves(p, model))
             s_push(plan, p, rt_provider_model(p, model));
     }
     for (size_t i = 0; plan->n == 0 && i < c->nproviders; i++) {
         rt_provider_t *p = &c->providers[i];
-        if (!s_in_chain(c, p) && (use_all || rt_provider_available(p, now)) &&
+        if (!s_in_chain(c, p) && s_usable(p, use_all, now) &&
             rt_provider_serves(p, model))
             s_push(plan, p, rt_provider_model(p, model));
     }
     for (size_t i = 0; i < c->nchain; i++) {
         rt_provider_t *p = c->chain[i];
-        if (use_all || rt_provider_available(p, now))
+        if (s_usable(p, use_all, now))
             s_push(plan, p,
                    cheap ? s_provider_cheapest(c, p) : rt_stand_in(c, p, model));
     }
@@ -133,7 +140,7 @@ static const char *s_cheapest(const rt_config_t *c, bool use_all, uint64_t now,
     double best_price = 0;
     for (size_t i = 0; i < c->nchain; i++) {
         rt_provider_t *p = c->chain[i];
-        if (!use_all && !rt_provider_available(p, now))
+        if (!s_usable(p, use_all, now))
             continue;
         for (size_t j = 0; j < p->nmodels; j++) {
             double price = s_price(c, p->models[j]);
@@ -159,7 +166,7 @@ static void s_override(const rt_config_t *c, rt_provider_t *p, const char *model
     const char *m = rt_stand_in(c, p, model ? model : c->default_model);
     for (int s = 0; s < 3; s++) {
         plans[s].n = 0;
-        if (s != RT_EXCEEDED || s_price(c, m) == 0)
+        if (!p->keyless && (s != RT_EXCEEDED || s_price(c, m) == 0))
             s_push(&plans[s], p, m);
     }
 }

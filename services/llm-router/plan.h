@@ -48,7 +48,10 @@ typedef struct rt_request {
  *  near     - the cheapest model among available chain providers, then
  *             the others as above;
  *  exceeded - only models priced 0.
- * Providers in cooldown are left out unless every one is. Returns 0, or
+ * Providers in cooldown are left out unless every one is; providers whose
+ * kind needs a key and that have none (keyless) always are, so a plan may
+ * be empty in every state (an override provider without its key, a chain
+ * of such providers). Returns 0, or
  * VP_EUNKNOWN_MODEL when rq's model names no configured model,
  * VP_EUNKNOWN_PROVIDER when its provider names no provider. */
 int rt_plan(const rt_config_t *c, const rt_request_t *rq, uint64_t now,

@@ -6,9 +6,11 @@
  * /v1/messages). Its life, all on the loop thread:
  *   1. routes.c parses and validates the body in the caller's format and
  *      turns it into the canonical request (wire.h);
- *   2. call.c plans the attempts (plan.h) for each budget state; a budgeted
- *      role is admitted on the pool (ledger_admit reserves the worst case,
- *      exactly, across workers); others go straight on;
+ *   2. routes.c knows the caller by its key (caller.h) and the role it
+ *      spends from, whose budget is its own [budget:ROLE] or the shared
+ *      [budget:default]; call.c plans the attempts (plan.h) for each
+ *      budget state and the call is admitted on the pool (ledger_admit
+ *      reserves the worst case, exactly, across workers);
  *   3. call.c runs the attempts on curl's multi interface (upstream.h,
  *      curlm.h): a retriable failure (connect error, timeout, 429, 5xx) is
  *      retried on the same provider with backoff, then the next provider of
@@ -20,6 +22,7 @@
 #ifndef VAPORA_ROUTER_H
 #define VAPORA_ROUTER_H
 
+#include "caller.h"
 #include "config.h"
 #include "curlm.h"
 #include "ledger.h"
@@ -33,6 +36,7 @@ typedef struct router {
     loop_t *loop;
     pool_t *pool;
     rt_config_t *cfg;     /* owned */
+    callers_t *callers;   /* owned: who may call (caller.h) */
     curlm_t *curlm;       /* owned: curl's multi interface on loop */
     ledger_t *ledger;     /* owned */
     usage_t *usage;       /* owned */

@@ -12,6 +12,7 @@
 
 #include "routes.h"
 #include "call.h"
+#include "caller.h"
 #include "plan.h"
 #include "usage.h"
 #include "log.h"
@@ -26,6 +27,8 @@ static const char *s_openai_type(unsigned status, const char *code)
         return "budget_exceeded";
     if (status == 401)
         return "authentication_error";
+    if (status == 403)
+        return "permission_error";
     if (status == 429)
         return "rate_limit_exceeded";
     if (status >= 500)
@@ -70,56 +73,71 @@ static char *s_error_body(const http_req_t *req, unsigned status, const char *co
     return s;
 }
 
-/* ---- caller authentication ---- */
+/* ---- callers (caller.h) ---- */
 
-/* Compares without stopping at the first differing byte. */
-static bool s_key_equal(const char *given, const char *key)
+/* The caller of req, or NULL once answered 401: its key (Authorization:
+ * Bearer, or x-api-key as the Anthropic SDKs send it), or none. */
+static const caller_t *s_caller(router_t *rt, http_req_t *req)
 {
-    size_t lg = strlen(given), lk = strlen(key);
-    unsigned diff = lg != lk;
-    for (size_t i = 0; i < lk; i++)
-        diff |=
-            (unsigned)((unsigned char)(i < lg ? given[i] : 0) ^ (unsigned char)key[i]);
-    return diff == 0;
-}
-
-static bool s_authorized(router_t *rt, http_req_t *req)
-{
-    if (rt->cfg->napi_keys == 0)
-        return true;
     const char *h = http_req_header(req, "Authorization");
     const char *key = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
-    if (!key) /* the Anthropic SDKs send their key this way */
+    if (!key)
         key = http_req_header(req, "x-api-key");
-    bool ok = false;
-    for (size_t i = 0; key && i < rt->cfg->napi_keys; i++)
-        ok |= s_key_equal(key, rt->cfg->api_keys[i]);
-    if (!ok)
+    bool local = caller_addr_is_loopback(http_req_peer(req));
+    const caller_t *who;
+    caller_id_t id = callers_identify(rt->callers, key, local, &who);
+    if (id == CALLER_KEY_INVALID)
+        http_reply_error(req, 401, "invalid_api_key", "the API key is not valid");
+    else if (id == CALLER_KEY_REQUIRED)
         http_reply_error(req, 401, "invalid_api_key",
-                         key ? "the API key is not valid"
-                             : "an API key is required: Authorization: Bearer <key>");
-    return ok;
+                         "an API key is required: Authorization: Bearer <key>%s",
+                         callers_anonymous(rt->callers) == CALLER_ANON_LOOPBACK
+                             ? " (calls without one are taken from loopback only)"
+                             : "");
+    return id == CALLER_OK ? who : NULL;
+}
+
+/* Who pays for req: its caller, the role (X-Vapora-Role, one of the
+ * caller's roles; else its default role) and that role's budget. false
+ * once answered: 401 (no caller), 400 (not a role name), 403 (a role the
+ * caller may not spend from, or one without a budget). */
+static bool s_who(router_t *rt, http_req_t *req, call_who_t *out)
+{
+    const caller_t *who = s_caller(rt, req);
+    if (!who)
+        return false;
+    const char *role = http_req_header(req, "X-Vapora-Role");
+    if (!role || !*role) /* empty: the default */
+        role = who->default_role;
+    if (!rt_role_name_ok(role)) {
+        http_reply_error(req, 400, "invalid_request",
+                         "X-Vapora-Role must be 1 to 63 characters of A-Z, a-z, 0-9 "
+                         "and . _ : @ / -");
+        return false;
+    }
+    if (!caller_may_use(who, role)) {
+        http_reply_error(req, 403, "role_not_allowed",
+                         "the key of caller '%s' may not spend from role '%s'",
+                         who->name, role);
+        return false;
+    }
+    *out = (call_who_t){
+        .caller = who->name, .role = role, .budget = rt_budget_for(rt->cfg, role)};
+    if (!out->budget)
+        http_reply_error(req, 403, "no_budget",
+                         "role '%s' has no [budget:%s] and there is no "
+                         "[budget:default] to share",
+                         role, role);
+    return out->budget != NULL;
 }
 
 /* ---- completions ---- */
 
-/* X-Vapora-Role names a budget: 1-63 characters a config name can have.
- * Replies 400 and returns false otherwise. */
-static bool s_role_ok(http_req_t *req)
-{
-    const char *role = http_req_header(req, "X-Vapora-Role");
-    if (!role || !*role || rt_role_name_ok(role)) /* empty: the default */
-        return true;
-    http_reply_error(req, 400, "invalid_request",
-                     "X-Vapora-Role must be 1 to 63 characters of A-Z, a-z, 0-9 and "
-                     ". _ : @ / -");
-    return false;
-}
-
 static void s_chat(http_req_t *req, void *ud)
 {
     router_t *rt = ud;
-    if (!s_authorized(rt, req) || !s_role_ok(req))
+    call_who_t who;
+    if (!s_who(rt, req, &who))
         return;
     json_t *body = http_req_json(req);
     char err[256];
@@ -127,13 +145,14 @@ static void s_chat(http_req_t *req, void *ud)
         http_reply_error(req, 400, "invalid_request", "%s", err);
         return;
     }
-    call_start(rt, req, CALL_OPENAI, json_incref(body));
+    call_start(rt, req, CALL_OPENAI, json_incref(body), &who);
 }
 
 static void s_messages(http_req_t *req, void *ud)
 {
     router_t *rt = ud;
-    if (!s_authorized(rt, req) || !s_role_ok(req))
+    call_who_t who;
+    if (!s_who(rt, req, &who))
         return;
     char err[256];
     json_t *canon = wire_from_anthropic_request(http_req_json(req), err, sizeof err);
@@ -141,7 +160,7 @@ static void s_messages(http_req_t *req, void *ud)
         http_reply_error(req, 400, "invalid_request", "%s", err);
         return;
     }
-    call_start(rt, req, CALL_ANTHROPIC, canon);
+    call_start(rt, req, CALL_ANTHROPIC, canon, &who);
 }
 
 /* ---- reports ---- */
@@ -149,7 +168,7 @@ static void s_messages(http_req_t *req, void *ud)
 static void s_models(http_req_t *req, void *ud)
 {
     router_t *rt = ud;
-    if (!s_authorized(rt, req))
+    if (!s_caller(rt, req))
         return;
     json_t *data = json_array();
     const rt_config_t *cfg = rt->cfg;
@@ -248,7 +267,10 @@ static json_t *s_provider_json(const rt_provider_t *p, const json_t *t, uint64_t
     bool ok = rt_provider_available(p, now);
     return json_pack(
         "{s:s,s:s,s:s,s:i,s:f,s:I,s:I,s:I,s:I,s:I,s:f,s:{s:I,s:I}}", "name", p->name,
-        "kind", wire_kind_name(p->kind), "state", ok ? "available" : "cooldown",
+        "kind", wire_kind_name(p->kind), "state",
+        p->keyless ? "skipped"
+        : ok       ? "available"
+                   : "cooldown",
         "consecutive_failures", (int)p->failures, "latency_ewma_ms", p->latency_ewma_ms,
         "cooldown_remaining_ms", (json_int_t)(ok ? 0 : p->cooldown_until - now),
         "requests", json_integer_value(json_object_get(t, "requests")), "errors",
@@ -297,7 +319,7 @@ static report_t *s_report_new(router_t *rt, http_req_t *req)
 static void s_providers(http_req_t *req, void *ud)
 {
     router_t *rt = ud;
-    if (!s_authorized(rt, req))
+    if (!s_caller(rt, req))
         return;
     report_t *r = s_report_new(rt, req);
     if (usage_after_flush(rt->usage, s_providers_work, s_providers_done, r) < 0) {
@@ -309,7 +331,7 @@ static void s_providers(http_req_t *req, void *ud)
 static void s_budgets(http_req_t *req, void *ud)
 {
     router_t *rt = ud;
-    if (!s_authorized(rt, req))
+    if (!s_caller(rt, req))
         return;
     report_t *r = s_report_new(rt, req);
     s_report(rt, r, s_budgets_work);
@@ -336,7 +358,7 @@ static int s_parse_since(const char *s, int64_t *out)
 static void s_usage(http_req_t *req, void *ud)
 {
     router_t *rt = ud;
-    if (!s_authorized(rt, req))
+    if (!s_caller(rt, req))
         return;
     const char *g = http_req_query(req, "group_by");
     const char *since = http_req_query(req, "since");

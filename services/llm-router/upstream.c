@@ -103,11 +103,17 @@ static size_t s_on_data(char *ptr, size_t size, size_t n, void *ud)
         sbuf_append(&x->body, ptr, len);
         return len;
     }
+    if (x->pause_wanted) { /* curl keeps this piece for upstream_resume */
+        x->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
     if (wire_parser_feed(x->parser, ptr, len, x->req.on_event, x->req.ud) < 0) {
         x->malformed = true;
         return 0;
     }
-    return x->req.on_fed(x->req.ud) < 0 ? 0 : len;
+    int fed = x->req.on_fed(x->req.ud);
+    x->pause_wanted = fed > 0;
+    return fed < 0 ? 0 : len;
 }
 
 static size_t s_on_header(char *buf, size_t size, size_t n, void *ud)
@@ -181,6 +187,7 @@ int upstream_start(upstream_t *u, upstream_xfer_t *x, const upstream_req_t *r)
     x->status = 0;
     x->retry_after = 0;
     x->malformed = false;
+    x->pause_wanted = x->paused = false;
     x->easy = s_easy(u, x);
     if (r->stream)
         x->parser = wire_parser_new(r->provider->kind);
@@ -191,6 +198,15 @@ int upstream_start(upstream_t *u, upstream_xfer_t *x, const upstream_req_t *r)
         return -EINVAL;
     }
     return 0;
+}
+
+void upstream_resume(upstream_t *u, upstream_xfer_t *x)
+{
+    bool paused = x->paused;
+    x->pause_wanted = x->paused = false;
+    x->last_data_ms = loop_now_ms(u->loop); /* a pause is no silence */
+    if (paused && x->easy)
+        curl_easy_pause(x->easy, CURLPAUSE_CONT);
 }
 
 void upstream_abort(upstream_t *u, upstream_xfer_t *x)

@@ -10,8 +10,13 @@
  * An exchange (upstream_xfer_t) lives inside its owner, the call; the
  * owner hears of it through three callbacks, all on the loop thread:
  * on_event and on_fed while a stream arrives (inside curl's write
- * callback: no curl call from them), on_done once it is over. Loop thread
- * only. */
+ * callback: no curl call from them), on_done once it is over.
+ *
+ * Backpressure: when on_fed says the caller is full, the next piece is
+ * refused with CURL_WRITEFUNC_PAUSE (curl keeps it and stops reading the
+ * socket, so the provider's own sending stalls on TCP); the owner calls
+ * upstream_resume, from the loop and outside any library's callback, once
+ * the caller has taken what was waiting. Loop thread only. */
 #ifndef VAPORA_ROUTER_UPSTREAM_H
 #define VAPORA_ROUTER_UPSTREAM_H
 
@@ -46,7 +51,8 @@ typedef struct upstream_req {
     bool stream;
     wire_ev_fn on_event; /* each canonical event of a stream answered 200 */
     /* After the events of each piece of such a stream; < 0 stops the
-     * transfer (it ends with CURLE_WRITE_ERROR). */
+     * transfer (it ends with CURLE_WRITE_ERROR); > 0: the caller is full,
+     * the transfer pauses before the next piece until upstream_resume. */
     int (*on_fed)(void *ud);
     /* Once the exchange is over (never after upstream_abort): result is
      * CURLE_OK or why the transfer failed. */
@@ -65,6 +71,8 @@ typedef struct upstream_xfer {
     sbuf_t body;           /* a whole answer (or a stream's error answer) */
     wire_parser_t *parser; /* a stream's */
     bool malformed;        /* the stream did not parse (or the body was too big) */
+    bool pause_wanted;     /* on_fed said the caller is full */
+    bool paused;           /* curl holds a piece until upstream_resume */
     uint64_t last_data_ms; /* loop_now_ms of the latest bytes (or the start) */
     uint64_t start_ns;     /* now_ns() at the start */
 } upstream_xfer_t;
@@ -72,6 +80,10 @@ typedef struct upstream_xfer {
 /* Starts the exchange r (copied; r->body borrowed) in x. 0, or -EINVAL
  * when curl refuses it (then nothing runs and on_done never comes). */
 int upstream_start(upstream_t *u, upstream_xfer_t *x, const upstream_req_t *r);
+/* Takes a paused stream up again (the piece curl held comes first, maybe
+ * before this returns). From the loop, never inside a curl or
+ * libmicrohttpd callback. No-op when not paused. */
+void upstream_resume(upstream_t *u, upstream_xfer_t *x);
 /* Stops a running exchange at the top of the loop; on_done never comes. */
 void upstream_abort(upstream_t *u, upstream_xfer_t *x);
 /* Releases what the exchange held (its handle, for reuse; its parser); the

@@ -25,6 +25,7 @@ struct usage {
     size_t npending, cap;
     bool flushing; /* a periodic batch is on the pool */
     loop_timer_t *flush_timer;
+    metric_family_t *anomalies; /* by provider */
 };
 
 typedef struct batch {
@@ -52,12 +53,13 @@ static void s_publish(usage_t *u, const ledger_entry_t *e, const usage_rec_t *r)
     char at[40];
     now_iso8601(at, sizeof at);
     json_t *ev = json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f,s:b,s:f,s:i,s:i,s:s}", "type", "llm.usage",
-        "id", r->id, "role", e->role, "provider", e->provider, "model", e->model,
-        "input_tokens", (json_int_t)e->input_tokens, "output_tokens",
-        (json_int_t)e->output_tokens, "cost_usd", r->cost_usd, "estimated",
-        e->estimated != 0, "latency_ms", (double)(now_ns() - r->start_ns) / 1e6,
-        "status", r->http_status, "attempts", (int)r->attempts, "at", at);
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f,s:b,s:b,s:f,s:i,s:i,s:s}", "type",
+        "llm.usage", "id", r->id, "caller", r->caller ? r->caller : "", "role", e->role,
+        "budget", e->budget, "provider", e->provider, "model", e->model, "input_tokens",
+        (json_int_t)e->input_tokens, "output_tokens", (json_int_t)e->output_tokens,
+        "cost_usd", r->cost_usd, "estimated", e->estimated != 0, "anomaly", r->anomaly,
+        "latency_ms", (double)(now_ns() - r->start_ns) / 1e6, "status", r->http_status,
+        "attempts", (int)r->attempts, "at", at);
     char *s = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     natsStatus st = natsConnection_PublishString(conn, "vapora.llm.usage", s);
@@ -89,6 +91,7 @@ void usage_record(usage_t *u, const usage_rec_t *r)
     memset(e, 0, sizeof *e);
     e->reservation = r->reservation;
     s_copy(e->role, sizeof e->role, r->role);
+    s_copy(e->budget, sizeof e->budget, r->budget);
     s_copy(e->provider, sizeof e->provider, r->provider ? r->provider->name : "none");
     s_copy(e->model, sizeof e->model, r->provider ? r->model : "none");
     e->window_start = r->window_start;
@@ -99,6 +102,12 @@ void usage_record(usage_t *u, const usage_rec_t *r)
     e->requests = 1;
     e->errors = r->http_status >= 400;
     e->estimated = r->estimated;
+    if (r->anomaly) {
+        sbuf_t l = {0};
+        metrics_label(&l, "provider", e->provider);
+        metric_inc(metrics_series(u->anomalies, l.data), 1);
+        sbuf_free(&l);
+    }
     if (r->provider) {
         r->provider->input_tokens += (uint64_t)r->tokens.input_tokens;
         r->provider->output_tokens += (uint64_t)r->tokens.output_tokens;
@@ -140,8 +149,8 @@ static void s_batch_done(pool_work_t *w, int status)
 static bool s_same_key(const ledger_entry_t *a, const ledger_entry_t *b)
 {
     return a->minute == b->minute && a->window_start == b->window_start &&
-           strcmp(a->role, b->role) == 0 && strcmp(a->provider, b->provider) == 0 &&
-           strcmp(a->model, b->model) == 0;
+           strcmp(a->role, b->role) == 0 && strcmp(a->budget, b->budget) == 0 &&
+           strcmp(a->provider, b->provider) == 0 && strcmp(a->model, b->model) == 0;
 }
 
 /* Adds up entries with the same key and no reservation to settle, so that
@@ -232,6 +241,11 @@ usage_t *usage_new(worker_t *w, ledger_t *ledger)
     u->loop = worker_loop(w);
     u->pool = worker_pool(w);
     u->ledger = ledger;
+    u->anomalies = metrics_family(
+        worker_metrics(w), "vapora_router_usage_anomalies_total",
+        "Calls whose provider reported more tokens than the call could use "
+        "(charged at most their reservation)",
+        METRIC_COUNTER, NULL, 0);
     u->flush_timer =
         loop_add_timer(u->loop, USAGE_FLUSH_MS, USAGE_FLUSH_MS, s_flush_timer, u);
     return u;

@@ -24,8 +24,10 @@ typedef struct usage usage_t;
 
 /* One finished call. */
 typedef struct usage_rec {
-    const char *id;          /* the call's id */
+    const char *id;     /* the call's id */
+    const char *caller; /* who called (caller.h): its name */
     const char *role;
+    const char *budget;      /* the budget charged (its name); NULL: none */
     rt_provider_t *provider; /* that answered last; NULL: none was asked */
     const char *model;       /* asked of provider; ignored without one */
     int64_t reservation;     /* the ledger row to release; 0: none */
@@ -33,6 +35,9 @@ typedef struct usage_rec {
     wire_usage_t tokens;
     double cost_usd;
     bool estimated;  /* tokens counted by estimate, not reported */
+    /* The provider reported more tokens than the call could use: they were
+     * cut to its bounds (charge.h). Counted in vapora_router_usage_anomalies_total. */
+    bool anomaly;
     int http_status; /* of the caller's reply */
     unsigned attempts;
     uint64_t start_ns; /* now_ns() when the call began */
@@ -46,8 +51,9 @@ usage_t *usage_new(worker_t *w, ledger_t *ledger);
  * (no batch may still be out). NULL is fine; sets *up to NULL. */
 void usage_destroy(usage_t **up);
 
-/* Queues r for the ledger, adds it to the provider's totals and publishes
- * its event on NATS (when connected). Copies what it keeps. */
+/* Queues r for the ledger, adds it to the provider's totals (and an
+ * anomaly to the worker's metrics) and publishes its event on NATS (when
+ * connected). Copies what it keeps. */
 void usage_record(usage_t *u, const usage_rec_t *r);
 
 /* Runs fn(ud) on the pool after everything recorded so far is written;

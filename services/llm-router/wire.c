@@ -13,6 +13,7 @@
  *   wire_upstream_gemini.c    canonical -> Gemini generateContent
  *   wire_upstream_ollama.c    canonical -> Ollama /api/chat
  *   wire_response.c           whole upstream responses -> canonical -> Anthropic
+ *   wire_check.c              a whole answer's JSON and UTF-8, before relaying it
  *   wire_parser.c             upstream streams (SSE, NDJSON) -> canonical events
  *   wire_emitter.c            canonical events -> the caller's stream */
 #define _GNU_SOURCE
@@ -39,25 +40,30 @@ long wire_tokens_json(const json_t *reported)
                                           : (long)v;
 }
 
+/* One count: a number (clamped) into *out; any other value but null makes
+ * the usage unreadable. */
+static void s_read_count(const json_t *v, long *out, wire_usage_t *u)
+{
+    if (json_is_number(v)) {
+        *out = wire_tokens_json(v);
+        u->present = true;
+    } else if (v && !json_is_null(v)) {
+        u->unreadable = true;
+    }
+}
+
 /* Reads two token counts of a usage object into u. */
 void wire__read_usage(const json_t *o, const char *in, const char *out, wire_usage_t *u)
 {
-    const json_t *i = json_object_get(o, in), *x = json_object_get(o, out);
-    if (json_is_integer(i)) {
-        u->input_tokens = wire_tokens(json_integer_value(i));
-        u->present = true;
-    }
-    if (json_is_integer(x)) {
-        u->output_tokens = wire_tokens(json_integer_value(x));
-        u->present = true;
-    }
+    s_read_count(json_object_get(o, in), &u->input_tokens, u);
+    s_read_count(json_object_get(o, out), &u->output_tokens, u);
 }
 
 /* Anthropic's input_tokens leave out the cached ones; count them too. */
 void wire__anthropic_usage(const json_t *o, wire_usage_t *u)
 {
     wire__read_usage(o, "input_tokens", "output_tokens", u);
-    if (!json_is_integer(json_object_get(o, "input_tokens")))
+    if (!json_is_number(json_object_get(o, "input_tokens")))
         return;
     u->input_tokens = wire_tokens(
         (long long)u->input_tokens +
@@ -69,10 +75,10 @@ void wire__anthropic_usage(const json_t *o, wire_usage_t *u)
 void wire__gemini_usage(const json_t *um, wire_usage_t *u)
 {
     wire__read_usage(um, "promptTokenCount", "candidatesTokenCount", u);
-    /* Thinking tokens are billed as output; clamped like the others. */
-    u->output_tokens = wire_tokens(
-        (long long)u->output_tokens +
-        wire_tokens(json_integer_value(json_object_get(um, "thoughtsTokenCount"))));
+    /* Thinking tokens are billed as output. */
+    u->output_tokens =
+        wire_tokens((long long)u->output_tokens +
+                    wire_tokens_json(json_object_get(um, "thoughtsTokenCount")));
 }
 
 json_t *wire__usage_json(const wire_usage_t *u)

@@ -37,11 +37,14 @@ typedef enum wire_kind {
 int wire_kind_parse(const char *s, wire_kind_t *out);
 const char *wire_kind_name(wire_kind_t kind);
 
-/* Token counts; present = false when the upstream reported none. */
+/* Token counts; present = false when the upstream reported none. A count
+ * sent as something other than a number (a string, say) makes the usage
+ * unreadable: the call is then counted by estimate, never as free. */
 typedef struct wire_usage {
     long input_tokens;
     long output_tokens;
     bool present;
+    bool unreadable;
 } wire_usage_t;
 
 /* The most tokens one call is billed for: a provider's count is clamped to
@@ -72,9 +75,10 @@ json_t *wire_from_anthropic_request(const json_t *req, char *err, size_t errlen)
  * (wire_json.c). */
 bool wire_max_tokens(const json_t *canon, long *out);
 
-/* A rough upper bound of the prompt's tokens (for budget reservations):
- * the bytes of every text in messages (and tools) plus a small overhead per
- * message. */
+/* A rough upper bound of the prompt's tokens (for budget reservations, and
+ * the most input a call is charged for): the bytes of every text in
+ * messages (and tools) plus a small overhead per message, per image, and
+ * for the tool prompt providers add. */
 long wire_prompt_token_bound(const json_t *canon);
 
 /* ---- canonical -> upstream request (wire_upstream*.c) ---- */
@@ -114,9 +118,15 @@ json_t *wire_to_anthropic_response(const json_t *canon);
  * parsing the rest (an answer relayed to an OpenAI caller as it came).
  * Returns 0 when body is an object with a top-level "choices" array, with
  * *usage from its top-level "usage" (present false when that is missing or
- * unreadable); VP_EPARSE, *usage untouched, when it is not such an object
+ * unreadable, or unreadable set when a count is not a number);
+ * VP_EPARSE, *usage untouched, when it is not such an object
  * (only a full parse can tell what the body is). */
 int wire_openai_scan_usage(const char *body, size_t len, wire_usage_t *usage);
+
+/* Whether text is one JSON text (RFC 8259) in well-formed UTF-8: what a
+ * provider's answer must be before it is relayed as it came (wire_check.c;
+ * allocates nothing; containers nest 512 deep at most). */
+bool wire_json_valid(const char *text, size_t len);
 
 /* The message of a provider's error body of any kind ({"error":{"message"}},
  * {"type":"error","error":{"message"}}, Gemini {"error":{"message"}}, Ollama

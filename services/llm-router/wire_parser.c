@@ -217,11 +217,12 @@ static void s_p_message_delta(wire_parser_t *p, const json_t *j, wire_ev_fn fn,
     wire_usage_t u = {0};
     /* Output tokens are cumulative here; input tokens, when repeated, too. */
     wire__anthropic_usage(json_object_get(j, "usage"), &u);
-    if (json_is_integer(json_object_get(json_object_get(j, "usage"), "output_tokens")))
+    if (json_is_number(json_object_get(json_object_get(j, "usage"), "output_tokens")))
         p->usage.output_tokens = u.output_tokens;
     if (u.input_tokens > 0)
         p->usage.input_tokens = u.input_tokens;
     p->usage.present = p->usage.present || u.present;
+    p->usage.unreadable = p->usage.unreadable || u.unreadable;
     s_ev_usage(p, fn, ud);
 }
 

@@ -236,9 +236,10 @@ int wire_openai_scan_usage(const char *body, size_t len, wire_usage_t *usage)
                     ? json_loadb(u, (size_t)(end - u),
                                  JSON_DISABLE_EOF_CHECK | JSON_DECODE_INT_AS_REAL, NULL)
                     : NULL;
-    usage->input_tokens = wire_tokens_json(json_object_get(o, "prompt_tokens"));
-    usage->output_tokens = wire_tokens_json(json_object_get(o, "completion_tokens"));
-    usage->present = json_is_object(o);
+    *usage = (wire_usage_t){0};
+    wire__read_usage(o, "prompt_tokens", "completion_tokens", usage);
+    /* An object without counts (or a count beyond what a number holds,
+     * which leaves the object unreadable) is no usage: estimated. */
     json_decref(o);
     return 0;
 }

@@ -10,6 +10,10 @@
 
 #define WIRE_MSG_OVERHEAD 8    /* tokens per message in the prompt bound */
 #define WIRE_IMAGE_TOKENS 2000 /* tokens per image in the prompt bound */
+/* With tools, providers add a prompt of their own (Anthropic's tool-use
+ * system prompt is 300-550 tokens): the bound counts it, so that a call
+ * with tools is not taken for an anomaly (charge.h). */
+#define WIRE_TOOLS_OVERHEAD 600
 
 int wire__check_num(const json_t *o, const char *key, double lo, double hi, char *err,
                     size_t len)
@@ -252,7 +256,7 @@ long wire_prompt_token_bound(const json_t *canon)
     }
     if (tools) {
         char *s = wire__dumps(tools);
-        n += (long)strlen(s);
+        n += WIRE_TOOLS_OVERHEAD + (long)strlen(s);
         free(s);
     }
     return n;

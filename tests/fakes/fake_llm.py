@@ -400,11 +400,51 @@ DEFAULT_CONFIG = {
     "cut_after": None,        # close the connection after N stream pieces
     "end_after": None,        # end the body cleanly after N stream pieces, without the stream's end
     "reply": None,            # None: "Hello from MODEL."
-    "usage_in": 10,
+    "reply_bytes": None,      # a reply of this many ASCII bytes instead
+    "piece_bytes": None,      # stream pieces of this many bytes (not words)
+    "usage_in": 10,           # token counts: numbers (even absurd) or strings
     "usage_out": 20,
     "stream_usage": True,     # false: streams report no usage
+    "corrupt": None,          # "json" | "utf8": the answer's body is not valid
     "expect_key": None,       # required API key (not for Ollama)
 }
+
+# What a reply_bytes reply is made of (ASCII, so any slice is whole text).
+REPLY_PATTERN = "The quick brown fox jumps over the lazy dog. "
+
+
+def _count_ok(v):
+    """A usage count the fake may send: a number >= 0 (absurd ones too) or a
+    string (a provider that sends its counts as text)."""
+    return (_is_num(v) and v >= 0) or isinstance(v, str)
+
+
+def total_count(a, b):
+    """total_tokens for counts a and b: their sum, as text when they are."""
+    if _is_num(a) and _is_num(b):
+        return a + b
+    if isinstance(a, str) and isinstance(b, str) and a.isdigit() and b.isdigit():
+        return str(int(a) + int(b))
+    return a
+
+
+def count_num(v):
+    """A count as a number, for the durations derived from it."""
+    return v if _is_num(v) else 0
+
+
+def corrupt_body(data, mode, text):
+    """data (an answer or one stream event) made invalid as mode says, the
+    framing around it kept: "json" drops the last closing brace, "utf8" puts
+    a 0xFF byte (never valid UTF-8) into the text."""
+    if mode == "json":
+        i = data.rfind(b"}")
+        return data[:i] + data[i + 1:] if i >= 0 else data + b"{"
+    i = data.find(text.encode("utf-8")[:8]) if text else -1
+    if i < 0:
+        i = data.find(b'":"')
+        i = i + 2 if i >= 0 else 0
+    return data[:i + 1] + b"\xff" + data[i + 1:]
 
 
 def _is_int(v):
@@ -428,9 +468,14 @@ CONFIG_CHECKS = {
     "cut_after": (lambda v: v is None or (_is_int(v) and v >= 0), "null or an integer >= 0"),
     "end_after": (lambda v: v is None or (_is_int(v) and v >= 0), "null or an integer >= 0"),
     "reply": (lambda v: v is None or isinstance(v, str), "null or a string"),
-    "usage_in": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "usage_out": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "reply_bytes": (lambda v: v is None or (_is_int(v) and v >= 0),
+                    "null or an integer >= 0"),
+    "piece_bytes": (lambda v: v is None or (_is_int(v) and v >= 1),
+                    "null or an integer >= 1"),
+    "usage_in": (_count_ok, "a number >= 0 or a string"),
+    "usage_out": (_count_ok, "a number >= 0 or a string"),
     "stream_usage": (lambda v: isinstance(v, bool), "a boolean"),
+    "corrupt": (lambda v: v in (None, "json", "utf8"), 'null, "json" or "utf8"'),
     "expect_key": (lambda v: v is None or isinstance(v, str), "null or a string"),
 }
 
@@ -518,19 +563,56 @@ class Reply:
         self.headers = list(headers)
 
 
+def pattern_text(start, n):
+    """n bytes of REPLY_PATTERN repeated, from offset start of the repetition."""
+    k = len(REPLY_PATTERN)
+    return (REPLY_PATTERN * ((start % k + n) // k + 1))[start % k:start % k + n]
+
+
+class PatternPieces:
+    """The pieces of a reply_bytes reply, made when asked for: a stream of
+    many megabytes to many clients holds no copy of them all."""
+
+    def __init__(self, n, size):
+        self.n, self.size = n, size
+
+    def __len__(self):
+        return (self.n + self.size - 1) // self.size
+
+    def __getitem__(self, i):
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return pattern_text(i * self.size, min(self.size, self.n - i * self.size))
+
+
 class Ctx:
     """What one successful answer is made of."""
 
     def __init__(self, model, cfg, include_usage):
         self.model = model
-        self.reply = cfg["reply"] if cfg["reply"] is not None else "Hello from %s." % model
-        self.pieces = split_pieces(self.reply)
+        self._reply = cfg["reply"] if cfg["reply"] is not None else "Hello from %s." % model
+        n = cfg["reply_bytes"]
+        size = cfg["piece_bytes"]
+        if n is not None:
+            self._reply = None               # made only if a whole answer needs it
+            self.pieces = PatternPieces(n, size or n or 1)
+            self._reply_bytes = n
+        elif size is None:
+            self.pieces = split_pieces(self._reply)
+        else:
+            self.pieces = [self._reply[i:i + size] for i in range(0, len(self._reply), size)]
         self.usage_in = cfg["usage_in"]
         self.usage_out = cfg["usage_out"]
         self.stream_usage = cfg["stream_usage"]
         self.include_usage = include_usage
         self.created = int(time.time())
         self.t0 = time.monotonic()
+
+    @property
+    def reply(self):
+        if self._reply is None:
+            self._reply = pattern_text(0, self._reply_bytes)
+        return self._reply
 
 
 def sse(data, event=None, eol="\n"):
@@ -668,7 +750,7 @@ class OpenAI(Kind):
 
     def _usage(self, ctx):
         return {"prompt_tokens": ctx.usage_in, "completion_tokens": ctx.usage_out,
-                "total_tokens": ctx.usage_in + ctx.usage_out,
+                "total_tokens": total_count(ctx.usage_in, ctx.usage_out),
                 "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                 "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0,
@@ -864,7 +946,7 @@ class Gemini(Kind):
         if final and ctx.stream_usage:
             body["usageMetadata"] = {
                 "promptTokenCount": ctx.usage_in, "candidatesTokenCount": ctx.usage_out,
-                "totalTokenCount": ctx.usage_in + ctx.usage_out,
+                "totalTokenCount": total_count(ctx.usage_in, ctx.usage_out),
                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": ctx.usage_in}]}
         body["modelVersion"] = ctx.model
         body["responseId"] = ctx.id
@@ -936,10 +1018,10 @@ class Ollama(Kind):
         out["load_duration"] = min(total, 1_000_000)
         if counts:
             out["prompt_eval_count"] = ctx.usage_in
-        out["prompt_eval_duration"] = ctx.usage_in * 100_000
+        out["prompt_eval_duration"] = count_num(ctx.usage_in) * 100_000
         if counts:
             out["eval_count"] = ctx.usage_out
-        out["eval_duration"] = ctx.usage_out * 1_000_000
+        out["eval_duration"] = count_num(ctx.usage_out) * 1_000_000
         return out
 
     def response(self, ctx):
@@ -1122,7 +1204,10 @@ class FakeServer:
             conn.close()
             return False
         if not stream:
-            return await self.send_reply(conn, req, kind.response(ctx))
+            reply = kind.response(ctx)
+            if cfg["corrupt"]:
+                reply.body = corrupt_body(reply.body, cfg["corrupt"], ctx.reply)
+            return await self.send_reply(conn, req, reply)
         return await self.stream(conn, req, scope, kind, route, ctx, cfg)
 
     async def stream(self, conn, req, scope, kind, route, ctx, cfg):
@@ -1150,7 +1235,10 @@ class FakeServer:
                 if delay:
                     await asyncio.sleep(delay)
                 final = cut is None and end_after is None and i == len(pieces) - 1
-                await out.write(kind.stream_piece(ctx, route, i, text, final))
+                data = kind.stream_piece(ctx, route, i, text, final)
+                if cfg["corrupt"] and i == 0:
+                    data = corrupt_body(data, cfg["corrupt"], text)
+                await out.write(data)
             if cut is not None:
                 # Close without the stream's end or the terminal chunk.
                 scope.stats["cut"] += 1

@@ -578,6 +578,75 @@ class TestSwitches(FakeTest):
         self.assertEqual(self.stats()["requests"], 0)
 
 
+class TestMisbehaviour(FakeTest):
+    """The switches that make an answer wrong on purpose: absurd or textual
+    token counts, corrupt JSON or UTF-8, a fast stream of many bytes."""
+
+    def test_usage_counts_as_given(self):
+        self.config(usage_in=1e30, usage_out="20")
+        st, _, body = self.post("/v1/chat/completions", OPENAI_REQ)
+        u = json.loads(body)["usage"]
+        self.assertEqual((u["prompt_tokens"], u["completion_tokens"]), (1e30, "20"))
+        self.config(usage_in="10", usage_out="20")
+        _, _, body = self.post("/v1beta/models/g:generateContent", GEMINI_REQ)
+        self.assertEqual(json.loads(body)["usageMetadata"]["totalTokenCount"], "30")
+        _, _, body = self.post("/api/chat", dict(OLLAMA_REQ, stream=False))
+        self.assertEqual(json.loads(body)["prompt_eval_count"], "10")
+        st, _, _ = self.request("POST", self.scope + "/_fake/config", {"usage_in": -1})
+        self.assertEqual(st, 400)
+
+    def test_corrupt_json_and_utf8_whole(self):
+        for kind, path, req, hdr in (
+                ("openai", "/v1/chat/completions", OPENAI_REQ, None),
+                ("anthropic", "/v1/messages", ANTHROPIC_REQ, ANTHROPIC_HDR),
+                ("gemini", "/v1beta/models/g:generateContent", GEMINI_REQ, None),
+                ("ollama", "/api/chat", dict(OLLAMA_REQ, stream=False), None)):
+            self.config(corrupt="json")
+            st, hdr_, body = self.post(path, req, hdr)
+            self.assertEqual(st, 200, kind)
+            self.assertEqual(int(hdr_["content-length"]), len(body), kind)
+            with self.assertRaises(ValueError, msg=kind):
+                json.loads(body)
+            self.config(corrupt="utf8")
+            _, _, body = self.post(path, req, hdr)
+            self.assertIn(b"\xff", body, kind)
+            with self.assertRaises(UnicodeDecodeError, msg=kind):
+                body.decode("utf-8")
+            self.config(corrupt=None)
+
+    def test_corrupt_stream_event(self):
+        self.config(corrupt="json")
+        st, _, body = self.post("/v1/chat/completions", dict(OPENAI_REQ, stream=True))
+        datas = [d for _, d in sse_events(body)]
+        self.assertEqual(datas[-1], "[DONE]")
+        bad = [d for d in datas[:-1] if not self._is_json(d)]
+        self.assertEqual(len(bad), 1, datas)
+        self.config(corrupt="utf8")
+        st, _, body = self.post("/v1/chat/completions", dict(OPENAI_REQ, stream=True))
+        self.assertEqual(body.count(b"\xff"), 1)
+
+    @staticmethod
+    def _is_json(text):
+        try:
+            json.loads(text)
+            return True
+        except ValueError:
+            return False
+
+    def test_reply_bytes_in_fixed_pieces(self):
+        self.config(reply_bytes=100000, piece_bytes=4096)
+        st, _, body = self.post("/v1/chat/completions", dict(OPENAI_REQ, stream=True))
+        chunks = [json.loads(d) for _, d in sse_events(body)[:-1]]
+        pieces = [c["choices"][0]["delta"].get("content", "") for c in chunks[1:-1]]
+        self.assertEqual(len(pieces), 25)
+        self.assertTrue(all(len(p) == 4096 for p in pieces[:-1]))
+        text = "".join(pieces)
+        self.assertEqual(len(text), 100000)
+        self.assertTrue(text.startswith("The quick brown fox"))
+        _, _, body = self.post("/v1/chat/completions", OPENAI_REQ)
+        self.assertEqual(json.loads(body)["choices"][0]["message"]["content"], text)
+
+
 class TestScopesAndStats(FakeTest):
     def test_scopes_are_independent(self):
         a, b = self.scope + "_a", self.scope + "_b"

@@ -10,12 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int s_port;      /* the backend under test */
 static th_conn_t *s_c;  /* the keep-alive connection to it */
 static char *s_dirs[8]; /* data directories, removed at the end */
 static size_t s_ndirs;
+static char *s_mounts[2]; /* tmpfs mounted by be_small_disk */
+static size_t s_nmounts;
 
 static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
@@ -28,6 +34,11 @@ void be_fini(void)
 {
     s_c = NULL; /* closed by th_cleanup */
     th_cleanup();
+    for (size_t i = 0; i < s_nmounts; i++) {
+        umount2(s_mounts[i], MNT_DETACH);
+        free(s_mounts[i]);
+    }
+    s_nmounts = 0;
     for (size_t i = 0; i < s_ndirs; i++) {
         if (!th_keep_files())
             nftw(s_dirs[i], s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -111,6 +122,59 @@ th_sv_t *be_sv_start(const char *data_dir, const char *tmpl, unsigned n)
         th_assert_first_start(sv, "backend");
     s_use(sv->ports[0]);
     return sv;
+}
+
+/* ---- a small disk ---- */
+
+/* Makes this process's mounts private to it and its children. */
+static bool s_private_mounts(void)
+{
+    return unshare(CLONE_NEWNS) == 0 &&
+           mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+}
+
+const char *be_small_disk(size_t bytes)
+{
+    const char *d = be_new_dir();
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%zu,mode=0700", bytes);
+    cr_assert_lt(s_nmounts, sizeof s_mounts / sizeof *s_mounts);
+    if ((s_nmounts == 0 && !s_private_mounts()) ||
+        mount("tmpfs", d, "tmpfs", 0, opts) != 0) {
+        cr_log_warn("cannot mount a tmpfs on %s (%s): skipped; this needs root", d,
+                    strerror(errno));
+        return NULL;
+    }
+    s_mounts[s_nmounts++] = strdup(d);
+    return d;
+}
+
+void be_fill_disk(const char *dir, size_t leave)
+{
+    const char *path = th_fmt("%s/filler", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    static char chunk[1 << 16];
+    memset(chunk, 'x', sizeof chunk);
+    /* Big writes first, then smaller ones into what is left. */
+    for (size_t n = sizeof chunk; n > 0; n /= 2)
+        while (write(fd, chunk, n) == (ssize_t)n)
+            ;
+    int e = errno;
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    if (leave)
+        cr_assert_eq(
+            ftruncate(fd, st.st_size > (off_t)leave ? st.st_size - (off_t)leave : 0),
+            0);
+    close(fd);
+    cr_assert_eq(e, ENOSPC, "filling %s stopped with: %s", dir, strerror(e));
+}
+
+void be_free_disk(const char *dir)
+{
+    cr_assert_eq(unlink(th_fmt("%s/filler", dir)), 0, "%s/filler: %s", dir,
+                 strerror(errno));
 }
 
 int be_port(void)

@@ -56,6 +56,22 @@ th_proc_t *be_start(const char *backend_keys);
  * time) and waits until they serve; the requests go to it from now on. */
 th_sv_t *be_sv_start(const char *data_dir, const char *tmpl, unsigned n);
 
+/* ---- a small disk ---- */
+
+/* A fresh data directory on a tmpfs of its own of `bytes` bytes, mounted
+ * in a mount namespace private to this test process (and what it starts
+ * from now on), so nothing outlives the test; unmounted by be_fini. NULL,
+ * with a warning logged, when it cannot be made (not root, no namespaces):
+ * the caller then skips the test. */
+const char *be_small_disk(size_t bytes);
+
+/* Fills the disk of dir (a file "filler" in it) until not a byte more
+ * fits, then frees `leave` bytes of it; asserts it got there. */
+void be_fill_disk(const char *dir, size_t leave);
+
+/* Removes what be_fill_disk wrote. */
+void be_free_disk(const char *dir);
+
 /* The port of the backend under test. */
 int be_port(void);
 

@@ -89,6 +89,23 @@ const char *th_assert_error(const th_resp_t *r, int status, const char *code,
     return msg;
 }
 
+void th_assert_answered_and_closed(int port, const char *req, size_t len, int status,
+                                   const char *code, const char *what)
+{
+    th_conn_t *c = th_must_connect(port);
+    cr_assert_eq(th_send_raw(c, req, len, TH_IO_MS), 0, "%s: could not send", what);
+    th_resp_t *r = NULL;
+    int rc = th_read_response(c, &r, 3000);
+    cr_assert_eq(rc, 0, "%s: no answer: %s", what, strerror(-rc));
+    th_assert_error(r, status, code, what);
+    th_resp_free(&r);
+    rc = th_read_response(c, &r, 3000);
+    cr_assert_eq(rc, -ECONNRESET, "%s: %s after the answer", what,
+                 rc == 0 ? th_fmt("another response (%d %.200s)", r->status, r->body)
+                         : "the connection stayed open");
+    th_conn_close(&c);
+}
+
 void th_assert_serving(int port)
 {
     th_resp_t *r = th_must_request(port, "GET", "/health", NULL, NULL);

@@ -47,6 +47,13 @@ void th_assert_type(const th_resp_t *r, const char *want);
 const char *th_assert_error(const th_resp_t *r, int status, const char *code,
                             const char *what);
 
+/* Sends len raw bytes of a request on a new connection to 127.0.0.1:port;
+ * asserts that an error (status, code; see th_assert_error) is the answer
+ * within 3 s, whatever the request still owes, and that the connection is
+ * then closed with nothing more sent (what names the case). */
+void th_assert_answered_and_closed(int port, const char *req, size_t len, int status,
+                                   const char *code, const char *what);
+
 /* Asserts that 127.0.0.1:port answers GET /health with a 200 saying
  * "healthy", on a new connection. */
 void th_assert_serving(int port);

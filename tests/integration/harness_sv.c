@@ -30,6 +30,10 @@ static const char *s_placeholder(const th_sv_t *sv, const char *name, size_t n,
 {
     if (n == 5 && strncmp(name, "ADMIN", 5) == 0)
         return sv->admin;
+    if (n == 10 && strncmp(name, "ADMIN_PORT", 10) == 0) {
+        snprintf(buf, buflen, "%d", sv->admin_port);
+        return buf;
+    }
     if (n == 4 && strncmp(name, "DATA", 4) == 0)
         return sv->data_dir;
     if (n == 7 && strncmp(name, "TESTSVC", 7) == 0)
@@ -114,11 +118,36 @@ static int s_sv_wait_admin(th_sv_t *sv, int timeout_ms)
     }
 }
 
+/* Reads the admin API's token into sv->token and sv->auth. Returns 0 or
+ * -errno. */
+static int s_sv_read_token(th_sv_t *sv)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/admin-token", sv->data_dir) < 0)
+        return -ENOMEM;
+    size_t len = 0;
+    char *t = th_read_file(path, &len);
+    free(path);
+    while (t && len > 0 && (t[len - 1] == '\n' || t[len - 1] == ' '))
+        t[--len] = '\0';
+    int rc = t && len > 0 && len < sizeof sv->token ? 0 : -EINVAL;
+    if (rc == 0) {
+        snprintf(sv->token, sizeof sv->token, "%s", t);
+        snprintf(sv->auth, sizeof sv->auth, "Authorization: Bearer %s\r\n", t);
+    }
+    free(t);
+    return rc;
+}
+
 /* Everything of sv but the supervisor process; unlinks and frees sv. */
 static void s_sv_release(th_sv_t *sv)
 {
     TH_UNLINK(s_svs, sv);
     if (!th_keep_files() && sv->data_dir) {
+        char *token = NULL;
+        if (asprintf(&token, "%s/admin-token", sv->data_dir) >= 0)
+            unlink(token);
+        free(token);
         char *run = NULL;
         if (asprintf(&run, "%s/run", sv->data_dir) >= 0) {
             char *f = NULL;
@@ -167,7 +196,7 @@ static th_sv_t *s_sv_start_once(const char *data_dir, const char *tmpl, bool *re
         sv->proc = th_spawn(bin, config);
     free(bin);
     int rc = sv->proc ? s_sv_wait_admin(sv, TH_READY_MS) : -EIO;
-    if (rc == 0)
+    if (rc == 0 && (rc = s_sv_read_token(sv)) == 0)
         return sv;
     char *log = th_log(sv->proc);
     *retry = rc == -ECHILD && strstr(log, "Address already in use");
@@ -218,7 +247,7 @@ static void s_sv_track(json_t *st)
 json_t *th_sv_status(th_sv_t *sv)
 {
     th_resp_t *r = NULL;
-    if (th_request(sv->admin_port, "GET", "/status", NULL, NULL, &r) < 0)
+    if (th_request(sv->admin_port, "GET", "/status", sv->auth, NULL, &r) < 0)
         return NULL;
     json_t *st = r->status == 200 ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
     th_resp_free(&r);

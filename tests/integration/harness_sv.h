@@ -8,6 +8,10 @@
  * runs at th_cleanup() is SIGKILLed, so a failed test leaves no orphan
  * behind and a recycled pid is never mistaken for one.
  *
+ * The admin API wants a token (docs/supervisor.md): once it answers, the
+ * harness reads it from DATA_DIR/admin-token, and every call here sends
+ * it; a test's own requests add sv->auth to their headers.
+ *
  * Main thread only. Pointers are NULL on failure, errors 0 / -errno. */
 #ifndef VAPORA_TEST_HARNESS_SV_H
 #define VAPORA_TEST_HARNESS_SV_H
@@ -31,6 +35,8 @@ struct th_sv {
     char *testsvc;          /* absolute path of vapora-testsvc */
     char *backend;          /* absolute path of vapora-backend, for @BACKEND@ */
     char *router;           /* absolute path of vapora-llm-router, for @ROUTER@ */
+    char token[260];        /* the admin API's token, from DATA_DIR/admin-token */
+    char auth[300];         /* "Authorization: Bearer <token>\r\n" */
     th_sv_t *prev, *next;
 };
 
@@ -38,15 +44,17 @@ struct th_sv {
  * until its admin API answers GET /health (not for any worker). The config
  * is "[supervisor]\nadmin = @ADMIN@\ndata_dir = @DATA@\n" followed by tmpl, so
  * tmpl may go on with [supervisor] keys. In both, @ADMIN@ stands for
- * sv->admin, @DATA@ for sv->data_dir, @TESTSVC@ for sv->testsvc, @BACKEND@
- * for sv->backend, @ROUTER@ for sv->router and @PORTn@ (n = 1..TH_SV_PORTS)
- * for sv->ports[n-1]. Retries on other ports when one was taken meanwhile.
- * NULL on failure, with the log on stderr. */
+ * sv->admin, @ADMIN_PORT@ for its port, @DATA@ for sv->data_dir, @TESTSVC@
+ * for sv->testsvc, @BACKEND@ for sv->backend, @ROUTER@ for sv->router and
+ * @PORTn@ (n = 1..TH_SV_PORTS) for sv->ports[n-1]. Retries on other ports
+ * when one was taken meanwhile. Fills sv->token and sv->auth. NULL on
+ * failure, with the log on stderr. */
 th_sv_t *th_sv_start(const char *tmpl);
 
 /* Like th_sv_start, but on the given data_dir (copied; NULL: a fresh one),
  * e.g. to restart on the data a supervisor stopped before left behind. The
- * directory is removed with sv only when it is empty by then. */
+ * directory is removed with sv only when it is empty by then (but for the
+ * admin token, which goes with sv). */
 th_sv_t *th_sv_start_in(const char *data_dir, const char *tmpl);
 
 /* Replaces the config file of sv (atomically) with tmpl expanded as by

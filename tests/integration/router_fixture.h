@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "harness.h"
 
@@ -38,18 +39,27 @@
 
 /* What varies between the tests' configs; zero values are the defaults. */
 typedef struct llm_opts {
-    int workers;        /* 0: 2 */
-    const char *chain;  /* NULL: "oai, claude, gem, local" */
-    int retries;        /* [routing] retries */
-    int cooldown_s;     /* 0: 5 */
-    const char *router; /* more [router] lines */
-    const char *extra;  /* more sections */
+    int workers;           /* 0: 2 */
+    const char *chain;     /* NULL: "oai, claude, gem, local" */
+    int retries;           /* [routing] retries */
+    int cooldown_s;        /* 0: 5 */
+    int cooldown_failures; /* 0: 3 */
+    const char *router;    /* more [router] lines */
+    const char *extra;     /* more sections */
+    /* [budget:default]'s limit_usd, which every role without a budget of
+     * its own shares; NULL: LLM_DEFAULT_BUDGET; "": no such section. */
+    const char *default_budget;
+    const char *listen_host; /* the router's listen address; NULL: 127.0.0.1 */
 } llm_opts_t;
+
+/* The fixture's shared budget: large enough never to matter. */
+#define LLM_DEFAULT_BUDGET "1000000"
 
 /* The supervisor's config template for the fake on fake_port: providers
  * oai (openai: gpt-a, gpt-b), claude (anthropic: claude-x), gem (gemini:
- * gem-x) and local (ollama: llama), their prices, the chain and a route
- * for task types architecture and design. The caller frees it. */
+ * gem-x) and local (ollama: llama), each with its key, their prices, the
+ * chain, a route for task types architecture and design, and
+ * [budget:default] (o->default_budget). The caller frees it. */
 char *llm_config(int fake_port, const llm_opts_t *o);
 
 /* Starts the fake with LLM_REPLY as every provider's answer. */
@@ -61,6 +71,10 @@ th_sv_t *llm_start_in(const char *data_dir, const char *tmpl, int workers);
 
 /* llm_start_in() on llm_config(fake->port, o). */
 th_sv_t *llm_start(const th_proc_t *fake, const llm_opts_t *o);
+
+/* The pid of the router's only worker (a test that measures a worker runs
+ * one), from the supervisor's /status; asserts there is one. */
+pid_t llm_worker_pid(th_sv_t *sv);
 
 /* ---- requests, read raw ---- */
 

@@ -112,7 +112,8 @@ int sup_ctl(th_sv_t *sv, const char *addr, char **out, const char *a1, const cha
             const char *a3)
 {
     char *bin = th_bin_path("vaporactl");
-    const char *argv[] = {bin, "-a", addr ? addr : sv->admin, a1, a2, a3, NULL};
+    const char *argv[] = {
+        bin, "-c", sv->proc->config, "-a", addr ? addr : sv->admin, a1, a2, a3, NULL};
     int rc = th_run(argv, 10000, out);
     free(bin);
     return rc;
@@ -133,8 +134,8 @@ void sup_ctl_scale(th_sv_t *sv, unsigned n)
 
 th_resp_t *sup_admin_post(th_sv_t *sv, const char *path, const char *body)
 {
-    return th_must_request(sv->admin_port, "POST", path, body ? TH_JSON_CT : NULL,
-                           body);
+    return th_must_request(sv->admin_port, "POST", path,
+                           th_fmt("%s" TH_JSON_CT, sv->auth), body);
 }
 
 th_sv_t *sup_start_busy(th_conn_t **c)

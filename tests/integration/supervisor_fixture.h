@@ -82,8 +82,9 @@ th_load_t *sup_load(int port, const char *path, unsigned threads, int pause_ms);
 /* Asserts a load saw no failure and some successes. */
 void sup_assert_clean(const th_load_stats_t *st, const char *what);
 
-/* Runs vaporactl -a <addr> a1 a2 a3 (addr NULL: the admin address of sv;
- * a2, a3 may be NULL); returns its exit status, *out its output (caller
+/* Runs vaporactl -c <sv's config> -a <addr> a1 a2 a3 (addr NULL: the
+ * admin address of sv; a2, a3 may be NULL): it finds the token in the
+ * config's data_dir. Returns its exit status, *out its output (caller
  * frees). */
 int sup_ctl(th_sv_t *sv, const char *addr, char **out, const char *a1, const char *a2,
             const char *a3);
@@ -92,8 +93,8 @@ int sup_ctl(th_sv_t *sv, const char *addr, char **out, const char *a1, const cha
  * workers. */
 void sup_ctl_scale(th_sv_t *sv, unsigned n);
 
-/* POST path with body (JSON; NULL: none) to the admin API; asserts a
- * response (the caller frees it). */
+/* POST path with the token and body (JSON, sent as application/json;
+ * NULL: none) to the admin API; asserts a response (the caller frees it). */
 th_resp_t *sup_admin_post(th_sv_t *sv, const char *path, const char *body);
 
 /* A supervisor (shutdown_timeout 5 s) whose one web worker has a 1.5 s

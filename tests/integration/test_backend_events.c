@@ -2,7 +2,8 @@
  * under the supervisor with two backend workers and nats-server as a
  * program, every change reaches JetStream stream VAPORA, and with
  * nats-server killed mid-way no write fails and the queued events arrive,
- * in order, once it is back. */
+ * in order, once it is back; the stream keeps events for a bounded time
+ * and size. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -22,12 +23,14 @@ static void s_fini(void)
 
 #define PW "events-test-password"
 
-#define SETUP                                                                          \
+/* The suite's supervisor config, with more [backend] lines. */
+#define SETUP_KEYS(keys)                                                               \
     "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"               \
-    "[backend]\nadmin_password = " PW "\n\n"                                           \
+    "[backend]\nadmin_password = " PW "\n" keys "\n"                                   \
     "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 2\n\n"                   \
     "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "           \
     "@DATA@/nats\n"
+#define SETUP SETUP_KEYS("")
 
 static natsConnection *s_nats(th_sv_t *sv)
 {
@@ -184,6 +187,62 @@ Test(backend_events, a_cascade_delete_publishes_every_task_it_deletes, .timeout 
     json_decref(evs);
     evs = s_consume(nc, "vapora.projects.deleted", 1, 5000);
     cr_assert_eq(json_array_size(evs), 1, "no project.deleted");
+    json_decref(evs);
+    natsConnection_Destroy(nc);
+}
+
+/* The limits of stream VAPORA. */
+typedef struct s_limits {
+    int64_t age; /* ns */
+    int64_t bytes;
+} s_limits_t;
+
+/* The limits of stream VAPORA once its max_age is want_age (ns), polled for
+ * up to timeout_ms (the backend makes and updates it). */
+static s_limits_t s_stream_limits(natsConnection *nc, int64_t want_age, int timeout_ms)
+{
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    s_limits_t got = {0, 0};
+    long long end = th_now_ms() + timeout_ms;
+    do {
+        jsStreamInfo *si = NULL;
+        if (js_GetStreamInfo(&si, js, "VAPORA", NULL, NULL) == NATS_OK) {
+            got = (s_limits_t){si->Config->MaxAge, si->Config->MaxBytes};
+            jsStreamInfo_Destroy(si);
+        }
+        if (got.age != want_age)
+            th_sleep_ms(100);
+    } while (got.age != want_age && th_now_ms() < end);
+    jsCtx_Destroy(js);
+    return got;
+}
+
+Test(backend_events, the_stream_keeps_events_for_a_bounded_time_and_size, .timeout = 60,
+     .fini = s_fini)
+{
+    s_env_t e = s_setup("bounded");
+    natsConnection *nc = s_nats(e.sv);
+    /* Made with the defaults: 7 days, 1 GiB. */
+    s_limits_t c = s_stream_limits(nc, 7LL * 86400 * 1000000000LL, 15000);
+    cr_assert_eq(c.age, 7LL * 86400 * 1000000000LL, "max_age %lld ns",
+                 (long long)c.age);
+    cr_assert_eq(c.bytes, 1LL << 30, "max_bytes %lld", (long long)c.bytes);
+    /* Other limits in the config: the stream that exists takes them when
+     * the workers start again (a reload). */
+    cr_assert_eq(th_sv_write_config(e.sv, SETUP_KEYS("events_max_age = 3600\n"
+                                                     "events_max_bytes = 10485760\n")),
+                 0);
+    cr_assert_eq(th_signal(e.sv->proc, SIGHUP), 0);
+    c = s_stream_limits(nc, 3600LL * 1000000000LL, 20000);
+    cr_assert_eq(c.age, 3600LL * 1000000000LL, "max_age %lld ns after the reload",
+                 (long long)c.age);
+    cr_assert_eq(c.bytes, 10485760, "max_bytes %lld after the reload",
+                 (long long)c.bytes);
+    /* Events still flow. */
+    s_task(&e, "{\"title\":\"after\"}");
+    json_t *evs = s_consume(nc, "vapora.tasks.created", 1, 10000);
+    cr_assert_eq(json_array_size(evs), 1);
     json_decref(evs);
     natsConnection_Destroy(nc);
 }

@@ -126,11 +126,11 @@ Test(backend_tasks, every_transition_rule, .timeout = 60, .fini = be_fini)
     u = be_walk(tok, u, "archived", NULL);
     cr_assert_eq(th_int(u, "version"), 2);
 
-    /* in-progress goes on to review or archived, never back to todo or
-     * straight to done. */
+    /* in-progress goes on to review, back to todo (a failed or canceled
+     * run gives its task back) or to archived, never straight to done. */
     json_t *w = be_walk(tok, be_task(tok, p, "ip-rules", NULL), "in-progress", NULL);
-    s_assert_refused(tok, w, "{\"status\":\"todo\"}", "invalid_transition");
     s_assert_refused(tok, w, "{\"status\":\"done\"}", "invalid_transition");
+    w = be_walk(tok, w, "todo", "in-progress", NULL);
     w = be_walk(tok, w, "review", NULL);
     s_assert_refused(tok, w, "{\"status\":\"todo\"}", "invalid_transition");
     w = be_walk(tok, w, "archived", NULL);
@@ -278,6 +278,11 @@ Test(backend_tasks, assign_records_the_role_or_null, .timeout = 60, .fini = be_f
     g = be_api(200, "GET", be_task_path(t), tok, NULL);
     cr_assert(json_is_null(json_object_get(g, "assigned_role")), "%s", th_dump(g));
     be_api_err(400, "invalid_json", "POST", ap, tok, "{");
+    /* monitor is the twelfth role; assigning again, even to the same role,
+     * is a new assignment: a new version (and a new task.assigned). */
+    json_t *m1 = be_api(202, "POST", ap, tok, "{\"role\":\"monitor\"}");
+    json_t *m2 = be_api(202, "POST", ap, tok, "{\"role\":\"monitor\"}");
+    cr_assert_eq(th_int(m2, "version"), th_int(m1, "version") + 1, "%s", th_dump(m2));
 }
 
 /* If-Match: * is any version; an If-Match that is no version is 400; an

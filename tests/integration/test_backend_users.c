@@ -44,11 +44,12 @@ Test(backend_users, owner_creates_users_with_validation, .timeout = 60, .fini = 
     json_t *list = be_api(200, "GET", BE_API "/users", adm, NULL);
     json_t *items = json_object_get(list, "items");
     cr_assert(json_is_array(items), "GET /users: %s", th_dump(list));
-    cr_assert_eq(json_array_size(items), 3, "users: %s", th_dump(items));
-    cr_assert(th_find(items, "username", "admin") &&
-                  th_find(items, "username", "mia") &&
-                  th_find(items, "username", "vic"),
-              "users: %s", th_dump(items));
+    /* admin and agents (made at the first start), and the two new ones. */
+    cr_assert_eq(json_array_size(items), 4, "users: %s", th_dump(items));
+    cr_assert(
+        th_find(items, "username", "admin") && th_find(items, "username", "agents") &&
+            th_find(items, "username", "mia") && th_find(items, "username", "vic"),
+        "users: %s", th_dump(items));
     cr_assert(!th_find(items, "username", "rob"), "a refused user was created");
     cr_assert(!strstr(th_dump(items), "argon") && !strstr(th_dump(items), "password"),
               "GET /users shows passwords or hashes: %s", th_dump(items));
@@ -134,8 +135,8 @@ Test(backend_users, roles_viewer_reads_member_writes_owner_manages, .timeout = 6
         be_api(200, "GET", th_fmt(BE_API "/tasks?project_id=%s", be_id(p)), adm, NULL);
     cr_assert_eq(json_array_size(json_object_get(tl, "items")), 1);
     json_t *ul = be_api(200, "GET", BE_API "/users", adm, NULL);
-    cr_assert_eq(json_array_size(json_object_get(ul, "items")), 3, "users: %s",
-                 th_dump(ul));
+    cr_assert_eq(json_array_size(json_object_get(ul, "items")), 4, "users: %s",
+                 th_dump(ul)); /* with admin and agents */
 
     /* member deletes what it made. */
     th_resp_t *r = be_send("DELETE", be_task_path(t), mem, NULL);

@@ -1,7 +1,9 @@
 /* test_router_budgets.c - the LLM router's budgets: near takes the
  * cheapest model, exceeded only free ones, none left is 429 in either
  * format; two hundred concurrent calls never overspend; the spend survives
- * a restart; a provider's corrupt usage cannot overflow a budget. */
+ * a restart; a provider's corrupt usage cannot overflow a budget, a call
+ * is charged at most what it reserved, and counts sent as text are
+ * estimated, not free. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -89,10 +91,14 @@ Test(router_budgets, near_takes_the_cheapest_model_and_exceeded_without_free_is_
     /* 84 %: near, gpt-b (10 in + 100 out = 0.021 USD). */
     s_tiny_call(sv, "gpt-b", "near", "0.021000");
     s_expect_budget(sv, "tiny", 0.861, "near");
-    /* A provider that reports more than asked for pushes it over. */
+    /* A provider that reports more than asked for is charged no more than
+     * the call reserved (100 out): it cannot push the budget over. */
     llm_fake_set(fake, "oai", "{\"usage_out\":1000}");
-    s_tiny_call(sv, "gpt-b", "near", "0.201000");
-    s_expect_budget(sv, "tiny", 1.062, "exceeded");
+    s_tiny_call(sv, "gpt-b", "near", "0.021000");
+    s_expect_budget(sv, "tiny", 0.882, "near");
+    /* 90.3 %: the next call's worst case (claude-x's) no longer fits. */
+    s_tiny_call(sv, "gpt-b", "near", "0.021000");
+    s_expect_budget(sv, "tiny", 0.903, "near");
     json_t *all = llm_get(sv, "/api/v1/budgets");
     json_t *b = th_find(all, "role", "tiny");
     char *d = json_dumps(b, 0);
@@ -115,8 +121,8 @@ Test(router_budgets, near_takes_the_cheapest_model_and_exceeded_without_free_is_
                      "budget_exceeded", "%s", r.body);
     llm_resp_clear(&r);
     free(body);
-    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 6);
-    /* Other roles have no budget. */
+    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 7);
+    /* Other roles share [budget:default]. */
     llm_expect_fallback(sv, "oai", "gpt-a", "1");
 }
 
@@ -125,13 +131,17 @@ Test(router_budgets, exceeded_takes_the_free_model, .timeout = 60, .fini = th_cl
     th_proc_t *fake = llm_fake();
     llm_fake_set(fake, "oai", "{\"usage_out\":100}");
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){.extra = TINY_BUDGET("0.1")});
-    /* Worst case 10 in + 20 out = 0.05 fits; the provider reports 100 out. */
+    /* Worst case 10 in + 20 out = 0.05 fits, twice; the provider reports
+     * 100 out, but a call is charged no more than it reserved. */
     char *body = llm_body(false, "gpt-a", false, 20);
-    llm_resp_t r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 200);
-    llm_expect_field(r.head, "X-Vapora-Model", "gpt-a");
-    llm_expect_field(r.head, "X-Vapora-Cost-USD", "0.210000");
-    llm_resp_clear(&r);
-    s_expect_budget(sv, "tiny", 0.21, "exceeded");
+    llm_resp_t r;
+    for (int i = 1; i <= 2; i++) {
+        r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 200);
+        llm_expect_field(r.head, "X-Vapora-Model", "gpt-a");
+        llm_expect_field(r.head, "X-Vapora-Cost-USD", "0.050000");
+        llm_resp_clear(&r);
+        s_expect_budget(sv, "tiny", 0.05 * i, i < 2 ? "normal" : "exceeded");
+    }
     r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 200);
     llm_expect_field(r.head, "X-Vapora-Provider", "local");
     llm_expect_field(r.head, "X-Vapora-Model", "llama");
@@ -140,7 +150,7 @@ Test(router_budgets, exceeded_takes_the_free_model, .timeout = 60, .fini = th_cl
     cr_assert(strstr(r.body, LLM_REPLY), "%s", r.body);
     llm_resp_clear(&r);
     free(body);
-    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 1);
+    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 2);
     cr_assert_eq(llm_fake_num(fake, "local", "requests"), 1);
 }
 
@@ -236,8 +246,9 @@ Test(router_budgets, spend_survives_a_restart, .timeout = 90, .fini = th_cleanup
     free(tmpl);
 }
 
-/* A provider's absurd token counts are clamped: spend stays a small
- * positive number and the budget keeps counting. */
+/* A provider's absurd token counts are cut to the call's bounds (its
+ * prompt's 10 tokens, default_max_tokens 1000 out): spend stays what the
+ * call reserved at most, and the budget keeps counting. */
 Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
      .timeout = 60, .fini = th_cleanup)
 {
@@ -252,9 +263,9 @@ Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
     free(ob);
     json_t *e, *u = llm_usage(sv, "group_by=role", "role", "tester", 1, &e);
     char *d = json_dumps(u, 0);
-    cr_assert(e && th_num(e, "input_tokens") == 100000000 &&
-                  th_num(e, "output_tokens") == 100000000 &&
-                  th_num(e, "cost_usd") > 0 && th_num(e, "cost_usd") < 1e9,
+    cr_assert(e && th_num(e, "input_tokens") == 10 &&
+                  th_num(e, "output_tokens") == 1000 &&
+                  LLM_CLOSE(th_num(e, "cost_usd"), 2.01),
               "usage %s", d);
     free(d);
     json_decref(u);
@@ -276,5 +287,72 @@ Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
                   th_num(e, "output_tokens") > 0 && th_num(e, "cost_usd") > 0,
               "usage %s", d);
     free(d);
+    json_decref(u);
+}
+
+/* ---- a call is charged at most what it reserved ---- */
+
+/* A provider claiming 1e30 tokens each way: every call (relayed whole,
+ * converted for an Anthropic caller, streamed) is charged its bounds, 10
+ * prompt tokens and max_tokens 100 out, which is what it reserved; each is
+ * logged and counted as an anomaly. */
+Test(router_budgets, over_reported_usage_is_charged_at_most_the_reservation,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    llm_fake_set(fake, "oai", "{\"usage_in\":1e30,\"usage_out\":1e30}");
+    th_sv_t *sv = llm_start(
+        fake, &(llm_opts_t){.workers = 1, .chain = "oai", .extra = TINY_BUDGET("10")});
+    s_tiny_call(sv, "gpt-a", "normal", "0.210000");
+    char *body = llm_body(true, "gpt-a", false, 100);
+    llm_resp_t r = llm_call(sv, LLM_ANT, LLM_ROLE_TINY, body, 200);
+    llm_expect_field(r.head, "X-Vapora-Cost-USD", "0.210000");
+    cr_assert_eq(th_num(json_object_get(r.json, "usage"), "output_tokens"), 100, "%s",
+                 r.body);
+    llm_resp_clear(&r);
+    free(body);
+    body = llm_body(false, "gpt-a", true, 100);
+    r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 200);
+    llm_expect_field(r.trailers, "X-Vapora-Cost-USD", "0.210000");
+    llm_resp_clear(&r);
+    free(body);
+    s_expect_budget(sv, "tiny", 0.63, "normal");
+    th_assert_log(sv->proc, "charged at most its reservation", "warn");
+    char *m = NULL;
+    cr_assert_eq(th_call(sv->ports[0], "GET", "/metrics", NULL, NULL, &m, 5000), 200);
+    double n = th_metric(m, "vapora_router_usage_anomalies_total",
+                         (const char *const[]){"provider=\"oai\"", NULL});
+    cr_assert_eq(n, 3, "anomalies %g in:\n%s", n, m);
+    free(m);
+}
+
+/* Counts sent as text cannot be read: the call is estimated (the prompt's
+ * bound, the answer's text), never free, from every provider kind. */
+Test(router_budgets, usage_sent_as_text_is_estimated_not_free, .timeout = 60,
+     .fini = th_cleanup)
+{
+    static const char *scopes[][2] = {
+        {"oai", "gpt-a"}, {"claude", "claude-x"}, {"gem", "gem-x"}};
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
+    for (size_t i = 0; i < 3; i++) {
+        llm_fake_set(fake, scopes[i][0], "{\"usage_in\":\"10\",\"usage_out\":\"20\"}");
+        for (int stream = 0; stream < 2; stream++) {
+            char *body = llm_body(false, scopes[i][1], stream, 0), h[96], cost[32];
+            snprintf(h, sizeof h, "X-Vapora-Provider: %s\r\nX-Vapora-Role: text\r\n",
+                     scopes[i][0]);
+            llm_resp_t r = llm_call(sv, LLM_OAI, h, body, 200);
+            const char *c = llm_field(stream ? r.trailers : r.head, "X-Vapora-Cost-USD",
+                                      cost, sizeof cost);
+            cr_assert(c && atof(c) > 0, "%s%s: charged %s", scopes[i][0],
+                      stream ? " (stream)" : "", c ? c : "nothing");
+            llm_resp_clear(&r);
+            free(body);
+        }
+    }
+    json_t *e, *u = llm_usage(sv, "group_by=role", "role", "text", 6, &e);
+    cr_assert(e && th_num(e, "requests") == 6 && th_num(e, "estimated") == 6 &&
+                  th_num(e, "cost_usd") > 0,
+              "usage %s", th_dump(u));
     json_decref(u);
 }

@@ -3,7 +3,9 @@
  * its stand-in (gpt-a's equivalent claude-x); retries stay on the same
  * provider first; when every attempt fails the caller gets 502 or the last
  * status; a provider failing cooldown_failures times in a row is skipped
- * for cooldown seconds, then tried again. */
+ * for cooldown seconds, then tried again; a corrupt answer (not JSON, not
+ * UTF-8) is never relayed and its provider not asked again; a provider
+ * without the key its kind needs is never asked. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -158,4 +160,101 @@ Test(router_cooldown, a_failing_provider_is_skipped_then_tried_again, .timeout =
     cr_assert_eq(th_num(json_object_get(oai, "worker"), "attempts"), 4);
     cr_assert_eq(th_num(json_object_get(oai, "worker"), "failed_attempts"), 3);
     json_decref(ps);
+}
+
+/* ---- corrupt answers are not relayed ---- */
+
+/* An answer that is not JSON, or not UTF-8, is never passed on: not even
+ * to an OpenAI caller from an OpenAI provider, whose answers are otherwise
+ * relayed byte for byte. The next provider answers (the corrupt one is not
+ * asked again, retries or not); when none is left the caller gets 502. */
+Test(router_fallback, corrupt_answers_go_to_the_next_provider, .timeout = 60,
+     .fini = th_cleanup)
+{
+    static const char *modes[] = {"json", "utf8"};
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(
+        fake,
+        &(llm_opts_t){.retries = 2, .chain = "oai, claude", .cooldown_failures = 100});
+    for (size_t m = 0; m < 2; m++) {
+        char cfg[64];
+        snprintf(cfg, sizeof cfg, "{\"corrupt\":\"%s\"}", modes[m]);
+        llm_fake_set(fake, "oai", cfg);
+        llm_expect_fallback(sv, "claude", "claude-x", "2");
+        char *body = llm_body(true, "gpt-a", false, 100);
+        llm_resp_t r = llm_call(sv, LLM_ANT, NULL, body, 200);
+        llm_expect_field(r.head, "X-Vapora-Provider", "claude");
+        cr_assert(strstr(r.body, LLM_REPLY), "%s", r.body);
+        llm_resp_clear(&r);
+        free(body);
+        body = llm_body(false, "gpt-a", true, 0);
+        r = llm_call(sv, LLM_OAI, NULL, body, 200);
+        llm_expect_field(r.head, "X-Vapora-Provider", "claude");
+        llm_oai_stream_t st = llm_oai_stream(r.body);
+        cr_assert(strcmp(st.text, LLM_REPLY) == 0 && !st.error && st.done_last, "%s",
+                  r.body);
+        json_decref(st.usage);
+        llm_resp_clear(&r);
+        free(body);
+    }
+    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 6, "oai was asked again");
+    cr_assert_eq(llm_fake_num(fake, "claude", "requests"), 6);
+    llm_fake_set(fake, "claude", "{\"corrupt\":\"json\"}");
+    char *body = llm_body(false, "gpt-a", false, 0);
+    llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 502);
+    const char *msg = th_str(json_object_get(r.json, "error"), "message");
+    cr_assert(msg && strstr(msg, "not valid JSON"), "%s", r.body);
+    llm_expect_field(r.head, "X-Vapora-Attempts", "2");
+    llm_resp_clear(&r);
+    free(body);
+}
+
+/* ---- providers without the key their kind needs ---- */
+
+/* An anthropic and a gemini provider without api_key are left out of every
+ * plan (no attempt wasted on them), which GET /health and the providers'
+ * report say; when nothing else may be asked the error names them. */
+Test(router_keyless, providers_without_their_key_are_skipped_and_said_so, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    char extra[512];
+    snprintf(
+        extra, sizeof extra,
+        "[provider:nokey]\nkind = anthropic\nbase_url = http://127.0.0.1:%d/s/nokey\n"
+        "models = claude-x\n\n"
+        "[provider:nokey2]\nkind = gemini\nbase_url = http://127.0.0.1:%d/s/nokey2\n"
+        "models = gem-x\n",
+        fake->port, fake->port);
+    th_sv_t *sv = llm_start(
+        fake, &(llm_opts_t){.chain = "nokey, nokey2, claude", .extra = extra});
+    char *body = llm_body(false, "claude-x", false, 0);
+    llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);
+    llm_expect_field(r.head, "X-Vapora-Provider", "claude");
+    llm_expect_field(r.head, "X-Vapora-Attempts", "1");
+    llm_resp_clear(&r);
+    char *health = NULL;
+    cr_assert_eq(th_call(sv->ports[0], "GET", "/health", NULL, NULL, &health, 5000),
+                 200);
+    cr_assert(strstr(health, "provider nokey: no api_key, skipped") &&
+                  strstr(health, "provider nokey2: no api_key, skipped"),
+              "%s", health);
+    free(health);
+    json_t *ps = llm_get(sv, "/api/v1/providers");
+    cr_assert_str_eq(th_str(th_find(ps, "name", "nokey"), "state"), "skipped");
+    json_decref(ps);
+    r = llm_call(sv, LLM_OAI, "X-Vapora-Provider: nokey\r\n", body, 503);
+    const char *msg = th_str(json_object_get(r.json, "error"), "message");
+    cr_assert(msg && strstr(msg, "nokey") && strstr(msg, "api_key"), "%s", r.body);
+    cr_assert_str_eq(th_str(json_object_get(r.json, "error"), "code"), "no_provider");
+    llm_resp_clear(&r);
+    llm_fake_set(fake, "claude", "{\"fail_status\":500,\"fail_count\":-1}");
+    r = llm_call(sv, LLM_OAI, NULL, body, 502);
+    msg = th_str(json_object_get(r.json, "error"), "message");
+    cr_assert(msg && strstr(msg, "skipped") && strstr(msg, "nokey, nokey2"), "%s",
+              r.body);
+    llm_resp_clear(&r);
+    free(body);
+    cr_assert_eq(llm_fake_num(fake, "nokey", "requests"), 0);
+    cr_assert_eq(llm_fake_num(fake, "nokey2", "requests"), 0);
 }

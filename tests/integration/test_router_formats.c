@@ -234,13 +234,14 @@ Test(router_formats, providers_named_by_host_name_keep_working, .timeout = 60,
     cr_assert_gt(
         asprintf(&extra,
                  "[provider:d0]\nkind = openai\nbase_url = http://localhost:%d/v1\n"
-                 "models = by-name\n\n"
+                 "api_key = k0\nmodels = by-name\n\n"
                  "[provider:d1]\nkind = anthropic\nbase_url = http://localhost:%d\n"
-                 "models = by-name\n\n"
+                 "api_key = k1\nmodels = by-name\n\n"
                  "[provider:d2]\nkind = ollama\nbase_url = http://localhost:%d\n"
                  "models = by-name\n\n"
                  "[provider:byname]\nkind = openai\n"
-                 "base_url = http://localhost:%d/s/oai/v1\nmodels = by-name\n",
+                 "base_url = http://localhost:%d/s/oai/v1\napi_key = k3\n"
+                 "models = by-name\n",
                  dead[0], dead[1], dead[2], fake->port),
         0);
     th_sv_t *sv = llm_start(

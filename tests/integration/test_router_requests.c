@@ -86,7 +86,8 @@ Test(router_errors, malformed_requests_get_their_4xx_in_the_callers_format,
 {
     th_proc_t *fake = llm_fake();
     th_sv_t *sv =
-        llm_start(fake, &(llm_opts_t){.router = "api_keys = test-key-1, test-key-2\n"});
+        llm_start(fake, &(llm_opts_t){.router = "api_keys = test-key-1, test-key-2\n"
+                                                "anonymous = no\n"});
     size_t big_len = 2u << 20;
     char *big = malloc(big_len + 128);
     int n =

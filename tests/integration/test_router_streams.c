@@ -2,7 +2,9 @@
  * stream's first byte reached the caller (the stream ends with an error
  * event); a caller that leaves, mid-stream, in a quiet stream or before a
  * whole answer, aborts the upstream call; a stream that ends before its own
- * end is not an answer; a silent stream times out by its silence. */
+ * end is not an answer; a silent stream times out by its silence; the
+ * upstream waits for a slow caller (a fast large stream arrives whole,
+ * callers that read nothing cost the worker little). */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -11,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "router_fixture.h"
 
@@ -186,4 +190,145 @@ Test(router_streams, a_silent_stream_times_out_by_its_silence, .timeout = 60,
     cr_assert_eq(llm_fake_num(fake, "oai", "aborted_streams"), 1);
     llm_resp_clear(&r);
     free(body);
+}
+
+/* ---- backpressure: the upstream waits for the caller ---- */
+
+#define BIG_STREAM (8u << 20)
+
+/* The text of an OpenAI-format stream body, by its length (the chunks are
+ * too many for llm_oai_stream), whether [DONE] came last and whether an
+ * error chunk came. */
+static size_t s_stream_text_len(const char *body, bool *done, bool *error)
+{
+    size_t n = 0;
+    *done = *error = false;
+    for (const char *p = strstr(body, "data: "); p; p = strstr(p, "\ndata: ")) {
+        p += *p == '\n' ? 7 : 6;
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        *done = len == 6 && memcmp(p, "[DONE]", 6) == 0;
+        json_t *ch = *done ? NULL : json_loadb(p, len, 0, NULL);
+        *error = *error || json_object_get(ch, "error");
+        json_t *d =
+            json_object_get(json_array_get(json_object_get(ch, "choices"), 0), "delta");
+        n += json_string_length(json_object_get(d, "content"));
+        json_decref(ch);
+    }
+    return n;
+}
+
+/* 8 MiB streamed as fast as the fake can: the router takes from the
+ * provider no faster than the caller takes from it, and the caller gets
+ * every byte (a fast upstream used to outrun the router's sending and be
+ * cut at ~4 MiB). */
+Test(router_streams, a_fast_large_stream_reaches_a_fast_reader_whole, .timeout = 120,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    char cfg[96];
+    snprintf(cfg, sizeof cfg, "{\"reply_bytes\":%u,\"piece_bytes\":4096}", BIG_STREAM);
+    llm_fake_set(fake, "oai", cfg);
+    th_sv_t *sv = llm_start(fake, &(llm_opts_t){.chain = "oai"});
+    char *body = llm_body(false, "gpt-a", true, 0);
+    llm_resp_t r = llm_send(sv->ports[0], "POST", LLM_OAI,
+                            TH_JSON_CT "TE: trailers\r\n", body, 90000);
+    free(body);
+    cr_assert_eq(r.status, 200);
+    bool done, error;
+    size_t n = s_stream_text_len(r.body, &done, &error);
+    cr_assert(n == BIG_STREAM && done && !error,
+              "%zu of %u bytes of text, [DONE] %s, error %s", n, BIG_STREAM,
+              done ? "last" : "missing", error ? "yes" : "no");
+    llm_resp_clear(&r);
+    cr_assert_eq(llm_fake_num(fake, "oai", "completed_streams"), 1);
+}
+
+/* A process's memory figure from /proc/PID/status, in KiB ("VmRSS",
+ * "VmHWM": the peak). */
+static long s_vm_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            v = atol(line + n + 1);
+    if (f)
+        fclose(f);
+    cr_assert_geq(v, 0, "no %s for pid %d", field, (int)pid);
+    return v;
+}
+
+/* A client that asks for a big stream and never reads: its socket's
+ * receive buffer is small, so the router's sending stalls at once. */
+static int s_idle_reader(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char *body = llm_body(false, "gpt-a", true, 0), req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST " LLM_OAI " HTTP/1.1\r\nHost: x\r\n" TH_JSON_CT
+                     "Content-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    free(body);
+    return fd;
+}
+
+#define IDLE_READERS 20
+#define IDLE_GROWTH_KIB (48 * 1024) /* generous: ~64 KiB each is the design */
+
+/* Twenty callers that read nothing of a fast 16 MiB stream each: the
+ * router pauses each upstream transfer once 64 KiB wait for its caller, so
+ * the worker's peak memory grows by a few MiB (it used to buffer 4 MiB a
+ * caller, 80 MiB and more, and keep it); when they leave, the upstream
+ * streams are aborted and the worker goes on serving. */
+Test(router_streams, readers_that_take_nothing_do_not_grow_the_worker, .timeout = 120,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(fake, &(llm_opts_t){.workers = 1, .chain = "oai"});
+    pid_t pid = llm_worker_pid(sv);
+    /* A first stream, so that what any stream allocates is counted before. */
+    char *small = llm_body(false, "gpt-a", true, 0);
+    llm_resp_t r = llm_call(sv, LLM_OAI, NULL, small, 200);
+    llm_resp_clear(&r);
+    llm_fake_set(fake, "oai", "{\"reply_bytes\":16777216,\"piece_bytes\":4096}");
+    long hwm0 = s_vm_kib(pid, "VmHWM"), rss0 = s_vm_kib(pid, "VmRSS");
+    int fds[IDLE_READERS];
+    for (int i = 0; i < IDLE_READERS; i++)
+        fds[i] = s_idle_reader(sv->ports[0]);
+    long active = llm_fake_wait(fake, "oai", "active_streams", IDLE_READERS, 20000);
+    cr_assert_eq(active, IDLE_READERS, "only %ld streams started", active);
+    /* Let the provider push as much as it is let (it is fast: seconds). */
+    long hwm = 0;
+    for (int i = 0; i < 8; i++) {
+        th_sleep_ms(500);
+        hwm = s_vm_kib(pid, "VmHWM");
+    }
+    long rss = s_vm_kib(pid, "VmRSS");
+    cr_log_info("worker memory: peak %ld -> %ld KiB, now %ld -> %ld KiB", hwm0, hwm,
+                rss0, rss);
+#ifndef __SANITIZE_ADDRESS__ /* ASan keeps freed memory in quarantine (256 MiB) */
+    cr_assert_lt(hwm - hwm0, IDLE_GROWTH_KIB,
+                 "the worker's peak grew by %ld KiB for %d readers that read nothing",
+                 hwm - hwm0, IDLE_READERS);
+#endif
+    cr_assert_eq(llm_fake_num(fake, "oai", "completed_streams"), 1);
+    for (int i = 0; i < IDLE_READERS; i++)
+        close(fds[i]);
+    cr_assert_eq(llm_fake_wait(fake, "oai", "aborted_streams", IDLE_READERS, 10000),
+                 IDLE_READERS, "the upstream streams outlived their callers");
+    llm_fake_set(fake, "oai", "{\"reply_bytes\":null}");
+    r = llm_call(sv, LLM_OAI, NULL, small, 200);
+    llm_resp_clear(&r);
+    free(small);
 }

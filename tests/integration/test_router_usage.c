@@ -42,7 +42,10 @@ Test(router_usage, models_are_listed_and_usage_is_totalled, .timeout = 60,
     llm_resp_clear(&r);
     free(ob);
     free(ab);
-    json_t *e, *u = llm_usage(sv, "group_by=provider", "provider", "oai", 2, &e);
+    /* Two workers flush their totals apart: wait for each provider's. */
+    json_t *e, *u = llm_usage(sv, "group_by=provider", "provider", "claude", 1, &e);
+    json_decref(u);
+    u = llm_usage(sv, "group_by=provider", "provider", "oai", 2, &e);
     char *d = json_dumps(u, 0);
     cr_assert(e && th_num(e, "requests") == 2 && th_num(e, "errors") == 0 &&
                   th_num(e, "input_tokens") == 20 && th_num(e, "output_tokens") == 40 &&
@@ -112,7 +115,8 @@ static void s_nats_fini(void)
 
 /* With [nats] url set (nats-server as the supervisor's program), each
  * finished call publishes vapora.llm.usage with its role, provider, model,
- * tokens, cost and status. */
+ * tokens, cost and status, who called, the budget charged, and whether
+ * the provider's usage was an anomaly. */
 Test(router_usage, each_call_publishes_its_usage_on_nats, .timeout = 60,
      .fini = s_nats_fini)
 {
@@ -158,6 +162,23 @@ Test(router_usage, each_call_publishes_its_usage_on_nats, .timeout = 60,
               th_num(ev, "cost_usd"));
     cr_assert_eq(th_num(ev, "status"), 200);
     cr_assert(json_is_false(json_object_get(ev, "estimated")));
+    /* Who called (no key: anonymous), the budget charged (developer has
+     * none of its own: the shared default), and no anomaly. */
+    cr_assert_str_eq(th_str(ev, "caller"), "anonymous");
+    cr_assert_str_eq(th_str(ev, "budget"), "default");
+    cr_assert(json_is_false(json_object_get(ev, "anomaly")));
+    json_decref(ev);
+    natsMsg_Destroy(msg);
+    /* A provider claiming more than the call could use: flagged. */
+    llm_fake_set(fake, "oai", "{\"usage_out\":5000}");
+    body = llm_body(false, "gpt-a", false, 100);
+    r = llm_call(sv, LLM_OAI, "X-Vapora-Role: developer\r\n", body, 200);
+    llm_resp_clear(&r);
+    free(body);
+    cr_assert_eq(natsSubscription_NextMsg(&msg, sub, 5000), NATS_OK);
+    ev = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+    cr_assert(json_is_true(json_object_get(ev, "anomaly")), "%s", th_dump(ev));
+    cr_assert_eq(th_num(ev, "output_tokens"), 100, "%s", th_dump(ev));
     json_decref(ev);
     natsMsg_Destroy(msg);
     natsSubscription_Destroy(sub);

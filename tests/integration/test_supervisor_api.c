@@ -195,7 +195,8 @@ static th_resp_t *s_metrics_counting(th_sv_t *sv, double want)
     double total = 0;
     for (;;) {
         th_resp_free(&m);
-        cr_assert_eq(th_request(sv->admin_port, "GET", "/metrics", NULL, NULL, &m), 0);
+        cr_assert_eq(th_request(sv->admin_port, "GET", "/metrics", sv->auth, NULL, &m),
+                     0);
         cr_assert_eq(m->status, 200, "GET /metrics: %d", m->status);
         total = 0;
         for (int w = 1; w <= 2; w++) {
@@ -290,7 +291,8 @@ Test(supervisor_api, metrics_has_every_worker_family_with_labels, .timeout = 60,
     double restarts = 0;
     while (restarts < 1 && th_now_ms() < deadline) {
         th_sleep_ms(50);
-        cr_assert_eq(th_request(sv->admin_port, "GET", "/metrics", NULL, NULL, &m), 0);
+        cr_assert_eq(th_request(sv->admin_port, "GET", "/metrics", sv->auth, NULL, &m),
+                     0);
         restarts = th_metric(m->body, "vapora_worker_restarts_total", labels);
         th_resp_free(&m);
     }

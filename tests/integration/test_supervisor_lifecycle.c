@@ -3,7 +3,8 @@
  * and leaves no process, socket or lock behind; shutdown_timeout bounds
  * stubborn workers and programs; programs (nats-server, a sleeper) are
  * restarted, backed off and stopped with their children, and services
- * follow a NATS that comes late and restarts. */
+ * follow a NATS that comes late and restarts, and take connections only
+ * once connected to it. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -28,7 +29,7 @@ Test(supervisor_lifecycle, admin_api_answers_while_stopping, .timeout = 60,
     cr_assert_eq(th_signal(sv->proc, SIGTERM), 0);
     th_sleep_ms(200);
     th_resp_t *r = NULL;
-    int rc = th_request(sv->admin_port, "GET", "/status", NULL, NULL, &r);
+    int rc = th_request(sv->admin_port, "GET", "/status", sv->auth, NULL, &r);
     cr_assert_eq(rc, 0, "GET /status while stopping: %s", strerror(-rc));
     cr_assert_eq(r->status, 200);
     cr_assert(strstr(r->body, "\"state\":\"stopping\""), "%.300s", r->body);
@@ -72,19 +73,22 @@ static char *s_wait_health(th_sv_t *sv, int want, int timeout_ms)
 }
 
 /* Services cope with nats-server (a program) coming up late and dying: they
- * reconnect, and /health says "degraded" with the reason meanwhile. */
+ * reconnect, and /health says "degraded" with the reason meanwhile. (Late:
+ * after the 3 s a worker waits for NATS before it serves.) */
 Test(supervisor_programs, services_follow_a_late_and_restarting_nats, .timeout = 60,
      .fini = sup_fini)
 {
     th_sv_t *sv = th_must_sv_start("[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n" SUP_WEB(
-        "1") "[program:nats]\ncommand = sh -c 'sleep 1; exec nats-server "
+        "1") "[program:nats]\ncommand = sh -c 'sleep 5; exec nats-server "
              "-a 127.0.0.1 -p @PORT2@'\n");
-    th_assert_settled(sv, "web", 1, 5000);
+    th_assert_settled(sv, "web", 1, 10000);
     char *body = NULL;
     cr_assert_eq(s_health(sv, &body), 503, "%s", body);
     cr_assert(strstr(body, "\"status\":\"degraded\""), "%s", body);
     cr_assert(strstr(body, "\"reason\":\"nats: "), "%s", body);
     free(body);
+    th_assert_log(sv->proc, "nats: not connected after 3000 ms; serving anyway",
+                  "warn");
     free(s_wait_health(sv, 200, 8000)); /* nats-server came up: reconnected */
 
     json_t *pg = th_sv_find(sup_status(sv), "programs", "nats");
@@ -98,6 +102,62 @@ Test(supervisor_programs, services_follow_a_late_and_restarting_nats, .timeout =
     free(s_wait_health(sv, 200, 8000)); /* restarted by the supervisor */
     pg = th_sv_find(sup_status(sv), "programs", "nats");
     cr_assert_geq(th_int(pg, "restarts"), 1);
+}
+
+/* Waits until every worker of web is of generation gen and n of them run;
+ * fails the test after 20 s. */
+static void s_wait_generation(th_sv_t *sv, json_int_t gen, unsigned n)
+{
+    long long end = th_now_ms() + 20000;
+    for (;;) {
+        json_t *web = sup_service(sv, "web");
+        bool done = th_sv_count(web, NULL) == n && th_sv_count(web, "running") == n;
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(web, "workers"), i, w) done &=
+            th_int(w, "generation") == gen;
+        if (done)
+            return;
+        cr_assert_lt(th_now_ms(), end, "web did not roll to generation %lld: %s",
+                     (long long)gen, th_dump(web));
+        th_sleep_ms(20);
+    }
+}
+
+/* A worker takes connections only once its NATS link is up: through
+ * rolling restarts and a reload, a client polling /health never sees 503
+ * while nats-server runs. */
+Test(supervisor_programs, rolling_restarts_with_nats_up_never_answer_503,
+     .timeout = 120, .fini = sup_fini)
+{
+#define NATS_WEB(threads)                                                              \
+    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"               \
+    "[runtime]\npool_threads = " threads "\n\n" SUP_WEB(                               \
+        "2") "[program:nats]\ncommand = nats-server -a 127.0.0.1 -p @PORT2@\n"
+    th_sv_t *sv = th_must_sv_start(NATS_WEB("4"));
+    th_assert_settled(sv, "web", 2, 10000);
+    free(s_wait_health(sv, 200, 10000));
+    th_sleep_ms(500); /* both workers connected */
+    th_load_t *l = sup_load(sv->ports[0], "/health", 2, 0);
+    th_sleep_ms(300);
+    for (json_int_t gen = 1; gen <= 6; gen++) {
+        th_resp_t *r = NULL;
+        if (gen % 2 == 0) { /* a reload that changes what workers read */
+            cr_assert_eq(
+                th_sv_write_config(sv, gen % 4 ? NATS_WEB("3") : NATS_WEB("4")), 0);
+            r = sup_admin_post(sv, "/reload", NULL);
+        } else {
+            r = sup_admin_post(sv, "/services/web/restart", NULL);
+        }
+        cr_assert(r->status == 200 || r->status == 202, "%d %s", r->status, r->body);
+        th_resp_free(&r);
+        s_wait_generation(sv, gen, 2);
+        th_sleep_ms(200);
+    }
+#undef NATS_WEB
+    th_load_stats_t st;
+    th_load_stop(&l, 0, &st);
+    sup_assert_clean(&st, "rolling restarts with NATS up, GET /health");
 }
 
 /* What a program starts goes with it: its whole process group is stopped. */

@@ -24,18 +24,29 @@ data_dir = $work/data
 [service:llm-router]
 listen = 127.0.0.1:$port
 [router]
-api_keys = sdk-test-key
+anonymous = no
+[caller:sdk]
+key = sdk-test-key-0123456789
+roles = *
+[caller:narrow]
+key = sdk-narrow-key-0123456789
+roles = tester
+[budget:default]
+limit_usd = 1000
 [provider:oai]
 kind = openai
 base_url = http://127.0.0.1:$fake_port/s/oai/v1
+api_key = sk-oai
 models = gpt-a
 [provider:claude]
 kind = anthropic
 base_url = http://127.0.0.1:$fake_port/s/claude
+api_key = sk-ant
 models = claude-x
 [provider:gem]
 kind = gemini
 base_url = http://127.0.0.1:$fake_port/s/gem
+api_key = g-key
 models = gem-x
 [provider:local]
 kind = ollama
@@ -51,7 +62,7 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 set +e
-out=$(cd "$dir" && node sdk_check.mjs "http://127.0.0.1:$port" sdk-test-key 2>&1); rc=$?
+out=$(cd "$dir" && node sdk_check.mjs "http://127.0.0.1:$port" sdk-test-key-0123456789 sdk-narrow-key-0123456789 2>&1); rc=$?
 set -e
 printf '%s\n' "$out"
 ok=$(grep -c '^ok ' <<<"$out" || true); bad=$(grep -c '^FAIL ' <<<"$out" || true)

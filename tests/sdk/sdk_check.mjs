@@ -1,11 +1,12 @@
-// sdk_check.mjs ROUTER_URL API_KEY - drives vapora-llm-router with the
-// official OpenAI and Anthropic SDKs, unchanged, against every provider
-// kind (X-Vapora-Provider), whole and streamed, plus their error classes.
+// sdk_check.mjs ROUTER_URL API_KEY NARROW_KEY - drives vapora-llm-router
+// with the official OpenAI and Anthropic SDKs, unchanged, against every
+// provider kind (X-Vapora-Provider), whole and streamed, plus their error
+// classes (NARROW_KEY may spend from role tester only).
 // Prints "ok NAME" or "FAIL NAME: why" per check; exits 1 on any failure.
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 
-const [base, key] = process.argv.slice(2);
+const [base, key, narrowKey] = process.argv.slice(2);
 const providers = { oai: "gpt-a", claude: "claude-x", gem: "gem-x", local: "llama" };
 let failed = 0;
 
@@ -114,5 +115,33 @@ await check("anthropic sdk: wrong key is AuthenticationError", async () => {
     return;
   }
   throw new Error("no error");
+});
+await check("openai sdk: a role the key may not spend from is PermissionDeniedError", async () => {
+  const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: narrowKey, maxRetries: 0,
+                         defaultHeaders: { "X-Vapora-Role": "architect" } });
+  try {
+    await c.chat.completions.create({ model: "gpt-a", messages });
+  } catch (e) {
+    expect(e instanceof OpenAI.PermissionDeniedError, `got ${e.constructor.name}`);
+    expect(e.code === "role_not_allowed", `code ${e.code}`);
+    return;
+  }
+  throw new Error("no error");
+});
+await check("anthropic sdk: a role the key may not spend from is PermissionDeniedError", async () => {
+  const c = new Anthropic({ baseURL: base, apiKey: narrowKey, maxRetries: 0,
+                            defaultHeaders: { "X-Vapora-Role": "architect" } });
+  try {
+    await c.messages.create({ model: "claude-x", max_tokens: 10, messages });
+  } catch (e) {
+    expect(e instanceof Anthropic.PermissionDeniedError, `got ${e.constructor.name}`);
+    return;
+  }
+  throw new Error("no error");
+});
+await check("anthropic sdk: the narrow key spends from its own role", async () => {
+  const c = new Anthropic({ baseURL: base, apiKey: narrowKey, maxRetries: 0 });
+  const msg = await c.messages.create({ model: "claude-x", max_tokens: 10, messages });
+  expect(msg.content[0].text === "Hello from claude-x.", `content ${JSON.stringify(msg.content)}`);
 });
 process.exit(failed ? 1 : 0);

@@ -84,6 +84,33 @@ Test(settings, checks_name_section_and_key)
     s_bad("[supervisor]\nshutdown_timeout = -1\n", "[supervisor] shutdown_timeout");
 }
 
+/* The limits against slow and greedy clients (issue 11): defaults,
+ * overrides, bounds, and keys the schema knows. */
+Test(settings, client_limits)
+{
+    cfg_t *cfg = s_load("[runtime]\nbody_timeout = 5\n"
+                        "[service:x]\nmax_connections_per_ip = 9\n");
+    char err[256];
+    long v;
+    cr_assert_eq(settings_get_long(cfg, "service:y", "max_connections_per_ip", &v, err,
+                                   sizeof err),
+                 0);
+    cr_assert_eq(v, 256);
+    settings_get_long(cfg, "service:x", "max_connections_per_ip", &v, err, sizeof err);
+    cr_assert_eq(v, 9);
+    settings_get_long(cfg, "service:x", "body_timeout", &v, err, sizeof err);
+    cr_assert_eq(v, 5);
+    cfg_destroy(&cfg);
+    cfg = s_load("[service:x]\nlisten = :1\n");
+    settings_get_long(cfg, "service:x", "body_timeout", &v, err, sizeof err);
+    cr_assert_eq(v, 60);
+    static const cfg_schema_table_t *const t[] = {&settings_schema};
+    cr_assert_eq(cfg_check_keys(cfg, t, 1, NULL, NULL), 0);
+    cfg_destroy(&cfg);
+    s_bad("[runtime]\nmax_connections_per_ip = 0\n", "[runtime] max_connections_per_ip");
+    s_bad("[service:x]\nbody_timeout = 0\n", "[service:x] body_timeout");
+}
+
 /* The shared sections know every runtime key, and [service:*] the
  * supervisor's keys besides. */
 Test(settings, schema_of_the_shared_sections)

@@ -151,6 +151,9 @@ Test(sv_config, invalid_configs_name_the_problem, .fini = s_fini)
     s_invalid("[supervisor]\nadmin = bad\n", "[supervisor] admin");
     s_invalid("[supervisor]\nwatchdog_timeout = 0\n", "watchdog_timeout");
     s_invalid("[supervisor]\nadmin = 127.0.0.1:0\n", "[supervisor] admin");
+    s_invalid("[supervisor]\nadmin_token = too-short\n", "[supervisor] admin_token");
+    s_invalid("[supervisor]\nadmin_token = long enough but has blanks\n",
+              "[supervisor] admin_token");
     s_invalid("[service:b]\nlisten = 127.0.0.1:1\ncommand = /no/such/file\n",
               "[service:b] command: /no/such/file is not an executable file");
     s_invalid("[service:zz]\nlisten = 127.0.0.1:1\n",
@@ -183,7 +186,7 @@ Test(sv_config, fingerprints_follow_what_each_child_reads, .fini = s_fini)
         const char *text;
         bool a, b, p; /* whose fingerprint changes */
     } cases[] = {
-        {"[supervisor]\nadmin = 127.0.0.1:9009\n"
+        {"[supervisor]\nadmin = 127.0.0.1:9009\nadmin_token = 0123456789abcdef-x\n"
          "[runtime]\npool_threads = 4\n"
          "[service:a]\nlisten = 127.0.0.1:9001\nworkers = 1\n"
          "[service:b]\nlisten = 127.0.0.1:9002\n"

@@ -22,7 +22,7 @@ Test(auth, tokens_verify_and_reject_forgeries)
     auth_t *a = s_auth(7, 3600);
     json_t *u =
         json_pack("{s:s,s:s,s:s}", "id", "u1", "username", "ann", "role", "member");
-    char *tok = auth_issue_token(a, u);
+    char *tok = auth_issue_token(a, u, 0);
     cr_assert_not_null(tok);
     auth_claims_t c;
     cr_assert_eq(auth_verify_token(a, tok, &c), 0);
@@ -39,7 +39,7 @@ Test(auth, tokens_verify_and_reject_forgeries)
     free(forged);
     free(tok);
     auth_t *expired = s_auth(7, -10); /* tokens already expired */
-    tok = auth_issue_token(expired, u);
+    tok = auth_issue_token(expired, u, 0);
     cr_assert_eq(auth_verify_token(expired, tok, &c), -EACCES);
     cr_assert_eq(auth_verify_token(a, tok, &c), -EACCES, "same key, still expired");
     free(tok);
@@ -67,4 +67,33 @@ Test(roles, ranks)
     cr_assert_lt(auth_role_rank("member"), auth_role_rank("owner"));
     cr_assert_eq(auth_role_rank("root"), -1);
     cr_assert_eq(auth_role_rank(NULL), -1);
+}
+
+Test(auth, a_token_is_current_only_under_the_users_counter_it_was_checked_at)
+{
+    auth_t *a = s_auth(7, 3600);
+    json_t *u =
+        json_pack("{s:s,s:s,s:s}", "id", "u1", "username", "ann", "role", "member");
+    char *tok = auth_issue_token(a, u, 3);
+    auth_claims_t c;
+    uint64_t users = 7;
+    cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), 0);
+    cr_assert_eq(c.ver, 3, "claim ver: %lld", (long long)c.ver);
+    cr_assert_not(c.current, "never checked");
+    auth_token_checked(a, tok, 7, true);
+    cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), 0);
+    cr_assert(c.current);
+    cr_assert_eq(auth_verify_token_cached(a, tok, NULL, &c), 0);
+    cr_assert_not(c.current, "the counter is not shared");
+    users = 8; /* a user changed somewhere */
+    cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), 0);
+    cr_assert_not(c.current);
+    auth_token_checked(a, tok, 8, false);
+    cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), -EKEYREVOKED);
+    users = 9;
+    cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), -EKEYREVOKED,
+                 "for good");
+    free(tok);
+    json_decref(u);
+    auth_destroy(&a);
 }

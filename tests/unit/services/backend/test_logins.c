@@ -1,38 +1,173 @@
 /* test_logins.c - unit tests for services/backend/logins.c: the login
- * slow-down, shared by the workers of a data_dir. */
+ * throttle, shared by the workers of a data_dir. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "logins.h"
 
-Test(auth, repeated_failures_are_slowed_down)
+static char s_dir[] = "/tmp/vapora-fails-XXXXXX";
+
+static void s_init(void)
 {
-    char dir[] = "/tmp/vapora-fails-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
-    logins_t *l = logins_new(dir);
+    cr_assert_not_null(mkdtemp(s_dir));
+}
+
+static void s_fini(void)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static struct sockaddr_in s_v4(const char *ip)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    cr_assert_eq(inet_pton(AF_INET, ip, &a.sin_addr), 1);
+    return a;
+}
+
+static struct sockaddr_in6 s_v6(const char *ip)
+{
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+    cr_assert_eq(inet_pton(AF_INET6, ip, &a.sin6_addr), 1);
+    return a;
+}
+
+#define SA(x) ((const struct sockaddr *)&(x))
+
+Test(logins, a_username_is_held_after_five_attempts, .init = s_init, .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 0);
     cr_assert(logins_shared(l));
     for (int i = 0; i < 5; i++)
-        cr_assert_eq(logins_failure_delay(l, "bob"), 0);
-    cr_assert_eq(logins_failure_delay(l, "bob"), 250);
-    cr_assert_eq(logins_failure_delay(l, "bob"), 500);
-    for (int i = 0; i < 10; i++)
-        logins_failure_delay(l, "bob");
-    cr_assert_eq(logins_failure_delay(l, "bob"), 8000);
-    cr_assert_eq(logins_failure_delay(l, "alice"), 0);
-    logins_forget(l, "bob");
-    cr_assert_eq(logins_failure_delay(l, "bob"), 0);
-    /* A second worker on the same data_dir counts the same failures. */
-    logins_t *other = logins_new(dir);
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(logins_failure_delay(i % 2 ? l : other, "carol"), 0);
-    cr_assert_eq(logins_failure_delay(other, "carol"), 0);
-    cr_assert_eq(logins_failure_delay(l, "carol"), 250);
-    logins_destroy(&other);
+        cr_assert_eq(logins_admit(l, "bob", NULL), 0, "attempt %d", i + 1);
+    uint64_t w = logins_admit(l, "bob", NULL);
+    cr_assert(w > 0 && w <= 250, "held for %llu ms", (unsigned long long)w);
+    cr_assert_eq(logins_admit(l, "alice", NULL), 0, "another name is not held");
+    usleep(260 * 1000);
+    cr_assert_eq(logins_admit(l, "bob", NULL), 0, "the 6th after 250 ms");
+    w = logins_admit(l, "bob", NULL);
+    cr_assert(w > 250 && w <= 500, "then held for %llu ms", (unsigned long long)w);
+    /* A success forgets the count. */
+    logins_succeeded(l, "bob", NULL);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(logins_admit(l, "bob", NULL), 0);
     logins_destroy(&l);
     cr_assert_null(l);
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+}
+
+Test(logins, the_delay_runs_from_the_failure, .init = s_init, .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 0);
+    for (int i = 0; i < 5; i++)
+        logins_admit(l, "dan", NULL);
+    usleep(200 * 1000); /* the 5th password check took its time */
+    logins_failed(l, "dan", NULL);
+    uint64_t w = logins_admit(l, "dan", NULL);
+    cr_assert(w > 200 && w <= 250, "held for %llu ms after the failure",
+              (unsigned long long)w);
+    logins_failed(l, "erin", NULL); /* never admitted: nothing */
+    cr_assert_eq(logins_admit(l, "erin", NULL), 0);
+    logins_destroy(&l);
+}
+
+Test(logins, every_worker_of_a_data_dir_counts_the_same_attempts, .init = s_init,
+     .fini = s_fini)
+{
+    logins_t *a = logins_new(s_dir, 0), *b = logins_new(s_dir, 0);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(logins_admit(i % 2 ? a : b, "carol", NULL), 0);
+    cr_assert_gt(logins_admit(a, "carol", NULL), 0);
+    cr_assert_gt(logins_admit(b, "carol", NULL), 0);
+    logins_destroy(&b);
+    logins_destroy(&a);
+}
+
+Test(logins, no_flood_of_other_names_resets_a_count, .init = s_init, .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 0);
+    for (int i = 0; i < 5; i++)
+        logins_admit(l, "victim", NULL);
+    cr_assert_gt(logins_admit(l, "victim", NULL), 0);
+    /* More names than the table has slots: none takes the victim's. */
+    char name[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof name, "flood-%d", i);
+        logins_admit(l, name, NULL);
+    }
+    cr_assert_gt(logins_admit(l, "victim", NULL), 0, "the victim's count was lost");
+    /* New names whose run of slots is full share the overflow entry, which
+     * is held: they wait together rather than push counted names out. */
+    int held = 0;
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "new-%d", i);
+        held += logins_admit(l, name, NULL) > 0;
+    }
+    cr_assert_gt(held, 0, "no newcomer waits with the table full");
+    logins_destroy(&l);
+}
+
+Test(logins, an_address_is_held_whatever_the_name, .init = s_init, .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 3);
+    struct sockaddr_in one = s_v4("10.0.0.1"), two = s_v4("10.0.0.2");
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "n%d", i);
+        cr_assert_eq(logins_admit(l, name, SA(one)), 0);
+    }
+    cr_assert_gt(logins_admit(l, "n9", SA(one)), 0, "the address is held");
+    cr_assert_eq(logins_admit(l, "n9", SA(two)), 0, "another address is not");
+    /* A success takes its own attempt back, not the failures. */
+    logins_t *fresh = logins_new(s_dir, 3);
+    struct sockaddr_in three = s_v4("10.0.0.3");
+    cr_assert_eq(logins_admit(fresh, "ok-user", SA(three)), 0);
+    logins_succeeded(fresh, "ok-user", SA(three));
+    cr_assert_eq(logins_admit(fresh, "x1", SA(three)), 0);
+    cr_assert_eq(logins_admit(fresh, "x2", SA(three)), 0);
+    cr_assert_eq(logins_admit(fresh, "x3", SA(three)), 0);
+    cr_assert_gt(logins_admit(fresh, "x4", SA(three)), 0);
+    logins_destroy(&fresh);
+    logins_destroy(&l);
+}
+
+Test(logins, an_ipv6_client_is_counted_by_its_64, .init = s_init, .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 2);
+    struct sockaddr_in6 a = s_v6("2001:db8:1:2::1"), b = s_v6("2001:db8:1:2:ffff::9"),
+                        c = s_v6("2001:db8:1:3::1");
+    cr_assert_eq(logins_admit(l, "p", SA(a)), 0);
+    cr_assert_eq(logins_admit(l, "q", SA(b)), 0);
+    cr_assert_gt(logins_admit(l, "r", SA(a)), 0, "the same /64 is one client");
+    cr_assert_eq(logins_admit(l, "r", SA(c)), 0, "another /64 is another");
+    /* An IPv4-mapped address is the IPv4 address. */
+    struct sockaddr_in6 m = s_v6("::ffff:10.1.1.1");
+    struct sockaddr_in v4 = s_v4("10.1.1.1");
+    cr_assert_eq(logins_admit(l, "s", SA(m)), 0);
+    cr_assert_eq(logins_admit(l, "t", SA(v4)), 0);
+    cr_assert_gt(logins_admit(l, "u", SA(m)), 0);
+    logins_destroy(&l);
+}
+
+/* A login admitted but never checked (the server was busy) gives its
+ * attempt back: a server under load does not lock a user out. */
+Test(logins, an_attempt_never_checked_is_given_back, .init = s_init, .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 20);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    const struct sockaddr *peer = (const struct sockaddr *)&a;
+    for (int i = 0; i < 30; i++) {
+        cr_assert_eq(logins_admit(l, "bob", peer), 0, "attempt %d was held", i + 1);
+        logins_release(l, "bob", peer);
+    }
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(logins_admit(l, "bob", peer), 0);
+    cr_assert_gt(logins_admit(l, "bob", peer), 0, "five checked attempts still count");
+    logins_destroy(&l);
 }

@@ -16,7 +16,8 @@ Test(rules, transitions)
     cr_assert(rules_transition_ok("todo", "todo"));
     cr_assert_not(rules_transition_ok("todo", "review"));
     cr_assert_not(rules_transition_ok("todo", "done"));
-    cr_assert_not(rules_transition_ok("in-progress", "todo"));
+    cr_assert(rules_transition_ok("in-progress", "todo"), "a failed run gives its task back");
+    cr_assert_not(rules_transition_ok("review", "todo"));
     cr_assert_not(rules_transition_ok("done", "in-progress"));
     cr_assert_not(rules_transition_ok("archived", "todo"));
 }

@@ -12,10 +12,12 @@
 static const char s_conf[] = "[provider:claude]\n"
                              "kind = anthropic\n"
                              "base_url = http://127.0.0.1:1/\n"
+                             "api_key = k-claude\n"
                              "models = opus, sonnet, haiku\n"
                              "[provider:oai]\n"
                              "kind = openai\n"
                              "base_url = http://127.0.0.1:2/v1\n"
+                             "api_key = k-oai\n"
                              "models = gpt-big, gpt-mini\n"
                              "[provider:local]\n"
                              "kind = ollama\n"
@@ -159,6 +161,61 @@ Test(router_plan, model_rules_and_fallback_order)
     rq = (rt_request_t){.model = "opus", .provider = "nope"};
     cr_assert_eq(rt_plan(c, &rq, 1000, plans), VP_EUNKNOWN_PROVIDER);
     rt_config_destroy(&c);
+}
+
+/* A provider whose kind needs a key and has none is in no plan: not in
+ * the chain, not as an override, not even when every other one is in
+ * cooldown. */
+Test(router_plan, providers_without_their_key_are_left_out)
+{
+    char err[256] = "";
+    char *text = strdup(s_conf);
+    char *k = strstr(text, "api_key = k-claude\n"); /* claude loses its key */
+    memmove(k, k + strlen("api_key = k-claude\n"), strlen(k + 19) + 1);
+    rt_config_t *c = s_load(text, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert(rt_provider_find(c, "claude")->keyless);
+    cr_assert_not(rt_provider_find(c, "local")->keyless, "ollama needs no key");
+    sbuf_t names = {0};
+    cr_assert_eq(rt_keyless_names(c, &names), 1);
+    cr_assert_str_eq(names.data, "claude");
+    sbuf_free(&names);
+    rt_plan_t plans[3];
+    rt_request_t rq = {.model = "opus"};
+    cr_assert_eq(rt_plan(c, &rq, 1000, plans), 0);
+    s_expect(&plans[RT_NORMAL], "oai/gpt-mini local/llama");
+    rt_provider_failure(c, rt_provider_find(c, "oai"), 1000);
+    rt_provider_failure(c, rt_provider_find(c, "oai"), 1000);
+    rt_provider_failure(c, rt_provider_find(c, "local"), 1000);
+    rt_provider_failure(c, rt_provider_find(c, "local"), 1000);
+    rt_plan(c, &rq, 2000, plans); /* all in cooldown: all usable ones again */
+    s_expect(&plans[RT_NORMAL], "oai/gpt-mini local/llama");
+    rq = (rt_request_t){.model = "opus", .provider = "claude"};
+    cr_assert_eq(rt_plan(c, &rq, 1000, plans), 0);
+    cr_assert_eq(plans[RT_NORMAL].n + plans[RT_NEAR].n + plans[RT_EXCEEDED].n, 0);
+    rt_config_destroy(&c);
+    free(text);
+}
+
+/* Roles without a budget of their own share [budget:default]. */
+Test(router_config, roles_without_a_budget_share_the_default)
+{
+    char err[256] = "";
+    rt_config_t *c = s_load(s_conf, err, sizeof err);
+    cr_assert_eq(rt_budget_for(c, "architect"), rt_budget_find(c, "architect"));
+    cr_assert_null(rt_budget_for(c, "made-up"), "no default: no budget");
+    rt_config_destroy(&c);
+    char *text = NULL;
+    cr_assert_gt(asprintf(&text, "%s[budget:default]\nlimit_usd = 5\n", s_conf), 0);
+    c = s_load(text, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    const rt_budget_t *d = rt_budget_find(c, "default");
+    cr_assert_not_null(d);
+    cr_assert_eq(rt_budget_for(c, "made-up"), d);
+    cr_assert_eq(rt_budget_for(c, "other"), d);
+    cr_assert_eq(rt_budget_for(c, "architect"), rt_budget_find(c, "architect"));
+    rt_config_destroy(&c);
+    free(text);
 }
 
 Test(router_plan, cooldown_leaves_a_provider_out_until_it_ends)

@@ -245,7 +245,7 @@ Test(wire_response, error_message)
 /* The usage of a relayed OpenAI answer, read from its bytes. */
 static int scan(const char *body, wire_usage_t *u)
 {
-    *u = (wire_usage_t){-1, -1, false};
+    *u = (wire_usage_t){-1, -1, false, false};
     return wire_openai_scan_usage(body, strlen(body), u);
 }
 
@@ -288,6 +288,32 @@ Test(wire_response, openai_scan_usage_without_usage_is_not_present)
     cr_assert_not(u.present, "a malformed usage is unreadable");
     cr_assert_eq(scan("{\"choices\":[],\"usage\":", &u), 0);
     cr_assert_not(u.present);
+}
+
+/* Counts sent as text are not zero: the usage is unreadable (estimated). */
+Test(wire_response, openai_scan_usage_of_counts_as_text_is_unreadable)
+{
+    wire_usage_t u;
+    cr_assert_eq(scan("{\"choices\":[],\"usage\":{\"prompt_tokens\":\"10\","
+                      "\"completion_tokens\":\"20\"}}",
+                      &u),
+                 0);
+    cr_assert(u.unreadable);
+    cr_assert_eq(scan("{\"choices\":[],\"usage\":{\"prompt_tokens\":10,"
+                      "\"completion_tokens\":[20]}}",
+                      &u),
+                 0);
+    cr_assert(u.unreadable && u.input_tokens == 10);
+    json_t *body = J("{\"type\":\"message\",\"content\":[{\"type\":\"text\","
+                     "\"text\":\"x\"}],\"usage\":{\"input_tokens\":\"10\","
+                     "\"output_tokens\":20}}");
+    char err[128];
+    json_t *c =
+        wire_canonical_response(WIRE_ANTHROPIC, body, "id", "m", &u, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert(u.unreadable, "an Anthropic count as text");
+    json_decref(c);
+    json_decref(body);
 }
 
 Test(wire_response, openai_scan_usage_refuses_what_is_not_a_completion)

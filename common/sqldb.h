@@ -1,0 +1,26 @@
+/* sqldb.h - opening an SQLite file that several worker processes share,
+ * the way every service here needs it (see FIELD-GUIDE.md section 6): WAL,
+ * synchronous=NORMAL, a busy handler that sleeps 150-300 µs (SQLite's own
+ * sleeps up to 100 ms and is unfair between processes), and a set-up done
+ * by one process at a time (an flock on PATH.lock: SQLite refuses a
+ * concurrent WAL switch at once, without its busy handler).
+ *
+ * Blocking: call at start-up or on a pool thread. */
+#ifndef VAPORA_SQLDB_H
+#define VAPORA_SQLDB_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+/* Opens (creating) path with SQLITE_OPEN_NOMUTEX, sets it up as above and
+ * runs schema (SQL, may be NULL) under the set-up lock. Returns the
+ * connection, or NULL with a reason naming path in err. */
+sqlite3 *sqldb_open(const char *path, const char *schema, char *err, size_t errlen);
+
+/* The busy handler sqldb_open installs (for connections opened otherwise). */
+int sqldb_busy(void *ud, int count);
+
+/* Runs sql (several statements allowed); 0, or -1 with the reason in err. */
+int sqldb_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+
+#endif

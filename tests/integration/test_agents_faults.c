@@ -1,0 +1,267 @@
+/* test_agents_faults.c - the agents service when things break: kill -9 of
+ * the worker holding a run, nats-server restarted mid-run (one result
+ * either way); the router's budget_exceeded (one failure, no retry storm);
+ * a provider failing every time (bounded deliveries, dead, then retried
+ * through the API once the provider is back); a cancel mid-stream (the
+ * provider sees the connection close at once, the task is given back). */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agents_fixture.h"
+
+#define SLOW "{\"reply\":\"one two three four five six seven eight nine ten\"," \
+             "\"chunk_delay_ms\":400}"
+
+/* The pid of a service's first worker, or of a program. */
+static pid_t s_pid(ag_env_t *e, const char *kind, const char *name)
+{
+    json_t *st = th_keep_json(th_sv_status(e->sv));
+    json_t *x = th_sv_find(st, kind, name);
+    if (strcmp(kind, "programs") == 0)
+        return (pid_t)th_int(x, "pid");
+    return (pid_t)th_int(json_array_get(json_object_get(x, "workers"), 0), "pid");
+}
+
+/* Waits until the fake streams an answer (a run is mid-call). */
+static void s_wait_streaming(ag_env_t *e)
+{
+    long long end = th_now_ms() + 20000;
+    while (th_now_ms() < end) {
+        json_t *st = th_keep_json(th_fake_llm_stats(e->fake, "oai"));
+        if (th_int(st, "active_streams") > 0)
+            return;
+        th_sleep_ms(20);
+    }
+    cr_assert_fail("no stream started");
+}
+
+/* The task keeps its version for a while: nothing writes a second result. */
+static void s_assert_settled(ag_env_t *e, const json_t *t, int ms)
+{
+    json_int_t v = th_int(t, "version");
+    th_sleep_ms(ms);
+    json_t *now = th_be_call(e->be, "GET", th_fmt("/api/v1/tasks/%s", th_str(t, "id")),
+                             e->tok, NULL, 200);
+    cr_assert_eq(th_int(now, "version"), v, "the task changed again: %s", th_dump(now));
+    json_t *runs = ag_get(e, th_fmt("/api/v1/runs?task_id=%s", th_str(t, "id")), 200);
+    cr_assert_eq(json_array_size(json_object_get(runs, "items")), 1, "%s", th_dump(runs));
+}
+
+Test(agents_faults, kill_9_of_the_worker_holding_a_run_still_one_result, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
+    json_t *t = ag_task(&e, "Write the parser", "Parse the config.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    s_wait_streaming(&e);
+    pid_t pid = s_pid(&e, "services", "agents");
+    cr_assert_gt(pid, 0);
+    kill(pid, SIGKILL);
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
+    json_t *done = ag_wait_status(&e, t, "review", 60000);
+    json_t *run = ag_wait_run(&e, t, "succeeded", 10000);
+    cr_assert_eq(th_int(run, "attempts"), 2, "%s", th_dump(run));
+    cr_assert_str_eq(th_str(json_object_get(done, "result"), "run_id"), th_str(run, "id"));
+    s_assert_settled(&e, done, 7000); /* past another ack wait */
+}
+
+Test(agents_faults, nats_restarted_mid_run_still_one_result, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
+    json_t *t = ag_task(&e, "Write the lexer", "Tokens first.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    s_wait_streaming(&e);
+    pid_t nats = s_pid(&e, "programs", "nats");
+    cr_assert_gt(nats, 0);
+    kill(nats, SIGKILL); /* the supervisor starts it again */
+    json_t *done = ag_wait_status(&e, t, "review", 60000);
+    ag_wait_run(&e, t, "succeeded", 20000);
+    s_assert_settled(&e, done, 7000);
+}
+
+Test(agents_faults, budget_exceeded_fails_once_without_a_retry_storm, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){
+        .extra = th_fmt("%s[budget:developer]\nwindow = monthly\nlimit_usd = 0.0000001\n",
+                        ag_agents())});
+    json_t *t = ag_task(&e, "Refactor the store", "Split it.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    json_t *run = ag_wait_run(&e, t, "failed", 30000);
+    cr_assert(strstr(th_str(run, "error"), "budget_exceeded"), "%s", th_dump(run));
+    cr_assert_eq(th_int(run, "attempts"), 1);
+    json_t *task = ag_wait_status(&e, t, "todo", 10000);
+    cr_assert(json_is_null(json_object_get(task, "assigned_agent")), "%s", th_dump(task));
+    th_sleep_ms(7000); /* past the ack wait: no redelivery */
+    json_t *again = ag_get(&e, th_fmt("/api/v1/runs/%s", th_str(run, "id")), 200);
+    cr_assert_eq(th_int(again, "attempts"), 1, "%s", th_dump(again));
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_eq(th_int(st, "requests"), 0, "the provider was asked: %s", th_dump(st));
+}
+
+Test(agents_faults, a_failing_provider_ends_dead_and_a_retry_works_once_it_is_back,
+     .timeout = 180, .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){
+        .fake = "{\"reply\":\"" AG_REPLY "\",\"fail_status\":500,\"fail_count\":-1}"});
+    json_t *t = ag_task(&e, "Add caching", "A read cache.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    json_t *run = ag_wait_run(&e, t, "dead", 60000);
+    cr_assert_eq(th_int(run, "attempts"), 3, "max_deliveries = 3: %s", th_dump(run));
+    ag_wait_status(&e, t, "todo", 10000);
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_eq(th_int(st, "requests"), 3, "one call per delivery: %s", th_dump(st));
+    /* The provider is back: a retry through the API runs it again. */
+    th_fake_llm_config(e.fake, "oai", "{\"fail_count\":0}");
+    json_t *r = th_be_call(e.agents, "POST", th_fmt("/api/v1/runs/%s/retry", th_str(run, "id")),
+                           e.tok, NULL, 202);
+    cr_assert_str_eq(th_str(r, "state"), "queued");
+    json_t *done = ag_wait_status(&e, t, "review", 30000);
+    cr_assert_str_eq(th_str(json_object_get(done, "result"), "run_id"), th_str(run, "id"));
+    ag_wait_run(&e, t, "succeeded", 10000);
+    /* A succeeded run is not retried. */
+    th_be_call(e.agents, "POST", th_fmt("/api/v1/runs/%s/retry", th_str(run, "id")), e.tok,
+               NULL, 409);
+}
+
+Test(agents_faults, cancel_mid_stream_closes_the_call_at_once_and_gives_the_task_back,
+     .timeout = 120, .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
+    json_t *t = ag_task(&e, "Write the docs", "All of them.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    s_wait_streaming(&e);
+    json_t *run = ag_wait_run(&e, t, "running", 5000);
+    long long t0 = th_now_ms();
+    th_be_call(e.agents, "POST", th_fmt("/api/v1/runs/%s/cancel", th_str(run, "id")), e.tok,
+               NULL, 202);
+    long long seen = -1;
+    while (th_now_ms() - t0 < 5000 && seen < 0) {
+        json_t *st = th_fake_llm_stats(e.fake, "oai");
+        if (th_int(st, "aborted_streams") > 0)
+            seen = th_now_ms() - t0;
+        json_decref(st);
+        if (seen < 0)
+            th_sleep_ms(5);
+    }
+    cr_log_info("the provider saw the call close %lld ms after the cancel", seen);
+    cr_assert(seen >= 0 && seen < 1000, "the provider saw the close after %lld ms", seen);
+    json_t *task = ag_wait_status(&e, t, "todo", 10000);
+    cr_assert(json_is_null(json_object_get(task, "assigned_agent")), "%s", th_dump(task));
+    json_t *c = ag_wait_run(&e, t, "canceled", 5000);
+    cr_assert_str_eq(th_str(c, "id"), th_str(run, "id"));
+    th_be_call(e.agents, "POST", th_fmt("/api/v1/runs/%s/cancel", th_str(run, "id")), e.tok,
+               NULL, 409);
+}
+
+Test(agents_faults, a_reload_of_the_agents_keeps_runs_and_history, .timeout = 180,
+     .fini = ag_fini)
+{
+    ag_opts_t o = {.fake = SLOW};
+    ag_env_t e = ag_start(&o);
+    /* History first: one result accepted. */
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
+    json_t *h = ag_task(&e, "Earlier work", NULL);
+    ag_assign(&e, h, "{\"role\":\"developer\"}");
+    h = ag_wait_status(&e, h, "review", 30000);
+    const char *who = th_str(h, "assigned_agent");
+    th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(h, "id")), e.tok,
+               "{\"status\":\"done\"}", 200);
+    long long end = th_now_ms() + 15000;
+    while (th_int(ag_get(&e, th_fmt("/api/v1/agents/%s", who), 200), "runs_total") < 1 &&
+           th_now_ms() < end)
+        th_sleep_ms(200);
+
+    /* A run in flight, then the agents' prompts change and the config is
+     * reloaded: the old worker finishes its run, the new one takes over. */
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":400}");
+    json_t *t = ag_task(&e, "Long work", NULL);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    s_wait_streaming(&e);
+    o.extra = "[agent:dev-a]\nrole = developer\nmodel = gpt-a\n"
+              "system_prompt = You are developer A, second edition.\n\n"
+              "[agent:dev-b]\nrole = developer\nmodel = gpt-a\n"
+              "system_prompt = You are developer B, second edition.\n";
+    cr_assert_eq(th_sv_write_config(e.sv, ag_config(e.fake->port, &o)), 0);
+    kill(e.sv->proc->pid, SIGHUP);
+    json_t *done = ag_wait_status(&e, t, "review", 60000);
+    json_t *run = ag_wait_run(&e, t, "succeeded", 10000);
+    cr_assert_eq(th_int(run, "attempts"), 1, "the run was started again: %s", th_dump(run));
+    cr_assert_str_eq(th_str(json_object_get(done, "result"), "run_id"), th_str(run, "id"));
+
+    /* New runs get the new prompts; the history is still there. */
+    th_assert_settled(e.sv, "agents", 1, 30000);
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
+    json_t *n = ag_task(&e, "After the reload", NULL);
+    ag_assign(&e, n, "{\"role\":\"developer\"}");
+    ag_wait_status(&e, n, "review", 30000);
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    const char *sys = th_str(json_array_get(json_object_get(json_object_get(json_object_get(
+                                                st, "last"), "body"), "messages"), 0),
+                             "content");
+    cr_assert(strstr(sys, "second edition"), "%s", sys);
+    json_t *prof = ag_get(&e, th_fmt("/api/v1/agents/%s", who), 200);
+    cr_assert_geq(th_int(prof, "runs_total"), 1, "the history was lost: %s", th_dump(prof));
+}
+
+Test(agents_faults, archiving_or_deleting_a_task_cancels_its_run, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
+    json_t *a = ag_task(&e, "To archive", NULL);
+    ag_assign(&e, a, "{\"role\":\"developer\"}");
+    s_wait_streaming(&e);
+    json_t *run = ag_wait_run(&e, a, "running", 5000);
+    th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(a, "id")), e.tok,
+               "{\"status\":\"archived\"}", 200);
+    json_t *c = ag_wait_run(&e, a, "canceled", 10000);
+    cr_assert_str_eq(th_str(c, "id"), th_str(run, "id"));
+    cr_assert(strstr(th_str(c, "error"), "archived"), "%s", th_dump(c));
+
+    json_t *d = ag_task(&e, "To delete", NULL);
+    ag_assign(&e, d, "{\"role\":\"developer\"}");
+    ag_wait_run(&e, d, "running", 20000);
+    s_wait_streaming(&e);
+    th_be_call(e.be, "DELETE", th_fmt("/api/v1/tasks/%s", th_str(d, "id")), e.tok, NULL, 204);
+    c = ag_wait_run(&e, d, "canceled", 10000);
+    cr_assert(strstr(th_str(c, "error"), "deleted"), "%s", th_dump(c));
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_geq(th_int(st, "aborted_streams"), 2, "the calls went on: %s", th_dump(st));
+}
+
+Test(agents_faults, an_agent_leaves_a_task_it_failed_too_often, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){
+        .agents = "max_failures = 1\n",
+        .extra = "[agent:only]\nrole = developer\nmodel = gpt-a\n",
+        .fake = "{\"reply\":\"x\",\"fail_status\":400,\"fail_count\":-1}"});
+    json_t *t = ag_task(&e, "Hard task", NULL);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    json_t *first = ag_wait_run(&e, t, "failed", 30000);
+    cr_assert_str_eq(th_str(first, "agent"), "only");
+    ag_wait_status(&e, t, "todo", 10000);
+    /* Assigned again: its only agent failed it once (max_failures = 1). */
+    th_fake_llm_config(e.fake, "oai", "{\"fail_count\":0}");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    long long end = th_now_ms() + 20000;
+    json_t *second = NULL;
+    while (!second && th_now_ms() < end) {
+        json_t *runs = ag_get(&e, th_fmt("/api/v1/runs?task_id=%s&state=failed",
+                                         th_str(t, "id")), 200);
+        json_t *items = json_object_get(runs, "items");
+        if (json_array_size(items) == 2)
+            second = json_array_get(items, 1);
+        else
+            th_sleep_ms(100);
+    }
+    cr_assert_not_null(second, "the second assignment did not fail");
+    cr_assert(strstr(th_str(second, "error"), "no agent can take"), "%s", th_dump(second));
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_eq(th_int(st, "requests"), 1, "the agent tried again: %s", th_dump(st));
+}

@@ -1,0 +1,194 @@
+/* test_jsq.c - unit tests for common/jsq.c against a real nats-server:
+ * two queues on one durable consumer share the messages without overlap,
+ * a nak with delay brings a message back with its delivery count, and a
+ * queue that holds max_local messages fetches no more. */
+#define _GNU_SOURCE
+#include "jsq.h"
+
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+static pid_t s_server;
+static char s_dir[64], s_url[64];
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/vapora-jsq-XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    int port = s_free_port();
+    snprintf(s_url, sizeof s_url, "nats://127.0.0.1:%d", port);
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    s_server = fork();
+    if (s_server == 0) {
+        execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", portstr, "-sd",
+               s_dir, (char *)NULL);
+        _exit(127);
+    }
+    /* The stream the queues read, made as another service would. */
+    natsConnection *nc = NULL;
+    for (int i = 0; i < 100 && natsConnection_ConnectTo(&nc, s_url) != NATS_OK; i++)
+        usleep(50000);
+    cr_assert_not_null(nc, "nats-server did not start");
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subjects[] = {"t.>"};
+    sc.Name = "T";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    cr_assert_eq(js_AddStream(NULL, js, &sc, NULL, NULL), NATS_OK);
+    for (int i = 0; i < 40; i++) {
+        char body[16];
+        snprintf(body, sizeof body, "%d", i);
+        cr_assert_eq(js_Publish(NULL, js, "t.work", body, (int)strlen(body), NULL, NULL),
+                     NATS_OK);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+static void s_teardown(void)
+{
+    kill(s_server, SIGTERM);
+    waitpid(s_server, NULL, 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+typedef struct ctx {
+    loop_t *loop;
+    int seen[40];
+    int got, target;
+    bool nak_first; /* nak message 0 once, with a short delay */
+    uint64_t redelivered_count;
+    bool hold; /* keep messages (do not ack): for max_local */
+    natsMsg *held[8];
+    int nheld;
+} ctx_t;
+
+/* One queue of a test: its context is shared by the test's queues. */
+typedef struct tq {
+    ctx_t *c;
+    jsq_t *q;
+    int got;
+} tq_t;
+
+static void s_on_msg(natsMsg *m, void *ud)
+{
+    tq_t *t = ud;
+    ctx_t *c = t->c;
+    int i = atoi(natsMsg_GetData(m));
+    if (c->hold && c->nheld < 8) {
+        c->held[c->nheld++] = m;
+        c->got++;
+        if (c->got == c->target)
+            loop_stop(c->loop);
+        return;
+    }
+    if (c->nak_first && i == 0 && jsq_deliveries(m) == 1) {
+        natsMsg_NakWithDelay(m, 100, NULL);
+    } else {
+        if (i == 0 && c->nak_first)
+            c->redelivered_count = jsq_deliveries(m);
+        c->seen[i]++;
+        c->got++;
+        t->got++;
+        natsMsg_Ack(m, NULL);
+    }
+    natsMsg_Destroy(m);
+    jsq_done(t->q);
+    if (c->got == c->target)
+        loop_stop(c->loop);
+}
+
+static void s_timeout(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    (void)t;
+    (void)ud;
+    loop_stop(loop);
+}
+
+static void s_queue(tq_t *t, ctx_t *c, natsc_t *nc, unsigned max_local)
+{
+    jsq_config_t cfg = {.stream = "T", .durable = "work", .filter = "t.work",
+                        .ack_wait_ms = 5000, .max_deliver = 5, .max_ack_pending = 1000,
+                        .max_local = max_local};
+    t->c = c;
+    t->q = jsq_new(c->loop, nc, &cfg, s_on_msg, t);
+    cr_assert_not_null(t->q);
+}
+
+Test(jsq, two_queues_share_one_consumer_and_a_nak_comes_back, .init = s_setup,
+     .fini = s_teardown, .timeout = 30)
+{
+    ctx_t c = {.loop = loop_new(), .nak_first = true, .target = 40};
+    pool_t *pool = pool_new(c.loop, 1, 8);
+    natsc_t *nc = natsc_new(pool, s_url, "jsq-test");
+    tq_t a = {0}, b = {0};
+    s_queue(&a, &c, nc, 4);
+    s_queue(&b, &c, nc, 4);
+    loop_timer_t *t = loop_add_timer(c.loop, 15000, 0, s_timeout, NULL);
+    loop_run(c.loop);
+    loop_cancel_timer(c.loop, &t);
+    cr_assert_eq(c.got, 40, "got %d", c.got);
+    cr_assert(a.got > 0 && b.got > 0, "one queue took everything: %d / %d", a.got, b.got);
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(c.seen[i], 1, "message %d handled %d times", i, c.seen[i]);
+    cr_assert_eq(c.redelivered_count, 2, "the nak'd message came back as delivery 2");
+    cr_assert(jsq_ready(a.q));
+    jsq_destroy(&a.q);
+    jsq_destroy(&b.q);
+    pool_destroy(&pool);
+    natsc_destroy(&nc);
+    loop_destroy(&c.loop);
+}
+
+Test(jsq, a_full_worker_takes_no_more, .init = s_setup, .fini = s_teardown, .timeout = 30)
+{
+    ctx_t c = {.loop = loop_new(), .hold = true, .target = 3};
+    pool_t *pool = pool_new(c.loop, 1, 8);
+    natsc_t *nc = natsc_new(pool, s_url, "jsq-test");
+    tq_t q = {0};
+    s_queue(&q, &c, nc, 3);
+    loop_timer_t *t = loop_add_timer(c.loop, 10000, 0, s_timeout, NULL);
+    loop_run(c.loop);
+    cr_assert_eq(c.got, 3);
+    c.target = 4; /* run one more second: nothing more may arrive */
+    loop_cancel_timer(c.loop, &t);
+    t = loop_add_timer(c.loop, 1000, 0, s_timeout, NULL);
+    loop_run(c.loop);
+    cr_assert_eq(c.got, 3, "fetched past max_local");
+    cr_assert_geq(jsq_pending(q.q), 30, "the consumer's backlog is reported");
+    for (int i = 0; i < c.nheld; i++) {
+        natsMsg_Ack(c.held[i], NULL);
+        natsMsg_Destroy(c.held[i]);
+        jsq_done(q.q);
+    }
+    jsq_destroy(&q.q);
+    pool_destroy(&pool);
+    natsc_destroy(&nc);
+    loop_destroy(&c.loop);
+}

@@ -24,6 +24,7 @@
 
 #include "backend/auth.h"
 #include "backend/backend.h"
+#include "backend/bootstrap.h"
 #include "backend/logins.h"
 #include "backend/projects.h"
 #include "backend/store_projects.h"
@@ -91,12 +92,13 @@ static void s_fixtures(void)
     store_err_t e;
     json_t *user = NULL, *p = NULL, *t = NULL;
     char *hash = NULL;
-    FZ_CHECK(auth_bootstrap_admin(s_b.store, "fuzz-admin-password", s_dir, err,
-                                  sizeof err) == 0,
+    int64_t ver = 0;
+    FZ_CHECK(bootstrap_users(s_b.store, s_dir, "fuzz-admin-password",
+                             "fuzz-agents-password", err, sizeof err) == 0,
              "%s", err);
-    FZ_CHECK(store_user_by_name(s_b.store, "admin", &user, &hash, &e) == 0, "%s",
+    FZ_CHECK(store_user_by_name(s_b.store, "admin", &user, &hash, &ver, &e) == 0, "%s",
              e.msg);
-    char *tok = auth_issue_token(s_b.auth, user);
+    char *tok = auth_issue_token(s_b.auth, user, ver);
     FZ_CHECK(tok && asprintf(&s_auth_header, "Authorization: Bearer %s\r\n", tok) > 0,
              "no token");
     FZ_CHECK(store_project_create(s_b.store, "fuzz", "", &p, &e) == 0, "%s", e.msg);
@@ -133,7 +135,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FZ_CHECK(s_b.store, "%s", err);
     free(db);
     s_b.auth = auth_new_with_key("fuzz-key-fuzz-key-fuzz-key-fuzz!", 32, 3600);
-    s_b.logins = logins_new(s_dir);
+    s_b.logins = logins_new(s_dir, LOGINS_ADDRESS_FREE);
     s_fixtures();
     projects_add_routes(&s_b);
     tasks_add_routes(&s_b);

@@ -10,8 +10,8 @@
 #      stripped variant (the backend alone, without NATS), labelled so;
 #   2. kill -9 of a worker to its replacement being ready (median of 20);
 #   3. failed requests while every worker is rolling-restarted under wrk.
-# Then bench/backend.sh and bench/router.sh. Prints figures; never fails on
-# speed.
+# Then bench/backend.sh, bench/router.sh and bench/agents.sh. Prints
+# figures; never fails on speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/${BUILD:-build}/bin
@@ -95,3 +95,4 @@ cleanup
 trap - EXIT
 bench/backend.sh
 bench/router.sh
+bench/agents.sh

@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "cache.h"
 #include "logins.h"
+#include "mailbox.h"
 #include "store.h"
 #include "worker.h"
 
@@ -19,6 +20,7 @@ typedef struct backend {
     auth_t *auth;       /* the token key and cache */
     logins_t *logins;   /* the login throttle */
     rcache_t *cache;    /* task documents; NULL: off */
+    mailbox_t *written; /* the writer's finished jobs, to the loop (api.c) */
 } backend_t;
 
 #endif

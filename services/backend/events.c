@@ -285,6 +285,7 @@ static void s_refresh(events_t *ev, uint64_t *last)
 static void *s_thread(void *arg)
 {
     events_t *ev = arg;
+    pthread_setname_np(pthread_self(), "events-pub");
     uint64_t refreshed = now_ms();
     while (!ev->stop) {
         /* Read before looking at the outbox: a commit after this moves it,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "api.h"
 #include "backend.h"
 #include "bootstrap.h"
 #include "events.h"
@@ -25,6 +26,7 @@
 #include "relay.h"
 #include "sbuf.h"
 #include "schema.h"
+#include "settings.h"
 #include "store_outbox.h"
 #include "tasks.h"
 #include "users.h"
@@ -67,6 +69,20 @@ static void s_cache_metrics(sbuf_t *out, void *ud)
                 (unsigned long long)rcache_hits(b->cache));
     sbuf_printf(out, "vapora_backend_read_cache_total{result=\"miss\"} %llu\n",
                 (unsigned long long)rcache_misses(b->cache));
+}
+
+/* The writer's batches: writes / batches is the mean batch. */
+static void s_writer_metrics(sbuf_t *out, void *ud)
+{
+    backend_t *b = ud;
+    uint64_t batches, writes;
+    store_writer_stats(b->store, &batches, &writes);
+    metrics_write_sample(out, "vapora_backend_write_batches_total",
+                         "Transactions the writer ran (group commits).", "counter",
+                         "service=\"backend\"", (double)batches);
+    metrics_write_sample(out, "vapora_backend_writes_total",
+                         "Writes the writer ran, in those transactions.", "counter",
+                         "service=\"backend\"", (double)writes);
 }
 
 /* GET /health: degraded while writes fail for lack of space, on any
@@ -129,6 +145,24 @@ static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl, long address_f
     return 0;
 }
 
+/* The writer's queue holds as many writes as the pool's (pool_queue): a
+ * write beyond it is answered 503, whichever runs it. */
+static int s_writer_setup(worker_t *w, backend_t *b)
+{
+    long queue;
+    char err[256];
+    if (settings_get_long(worker_cfg(w), worker_section(w), "pool_queue", &queue, err,
+                          sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    store_set_queue_max(b->store, (size_t)queue);
+    int rc = api_init(b);
+    if (rc < 0)
+        log_err(-rc, "backend: the writer's mailbox");
+    return rc;
+}
+
 /* The web board: its files and the routes of the other services it reads
  * through this origin. */
 static int s_add_board(backend_t *b, const cfg_t *cfg)
@@ -161,7 +195,7 @@ static int s_setup(worker_t *w)
         !s_number(cfg, "login_address_failures", LOGINS_ADDRESS_FREE, 0, 1000000,
                   &address_free))
         return -EINVAL;
-    if (s_open(b, cfg, ttl, address_free) < 0)
+    if (s_open(b, cfg, ttl, address_free) < 0 || s_writer_setup(w, b) < 0)
         return -EIO;
     if (!s_number(cfg, "outbox_max", 100000, 1, 10000000, &outbox_max) ||
         !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots) ||
@@ -174,6 +208,7 @@ static int s_setup(worker_t *w)
     if (store_version_known(b->store))
         b->cache = rcache_new((size_t)slots);
     metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
+    metrics_add_collector(worker_metrics(w), s_writer_metrics, b);
     worker_add_check(w, "storage", s_storage_check, b);
     s_events = events_new(b, &lim);
     s_live = live_new(b);
@@ -191,10 +226,13 @@ static void s_teardown(worker_t *w)
     web_destroy(&s_web);
     live_destroy(&s_live);
     events_destroy(&s_events);
+    /* The writes still queued commit; then their answers go out (they use
+     * the auth state). */
+    store_destroy(&b->store);
+    api_fini(b);
     rcache_destroy(&b->cache);
     logins_destroy(&b->logins);
     auth_destroy(&b->auth);
-    store_destroy(&b->store);
     free(b->data_dir);
     b->data_dir = NULL;
 }

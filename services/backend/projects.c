@@ -58,6 +58,7 @@ static void s_create(http_req_t *req, void *ud)
     }
     c->name = json_string_value(json_object_get(body, "name"));
     c->description = json_string_value(json_object_get(body, "description"));
+    c->job.writer = true;
     api_run(req, &c->job);
 }
 
@@ -151,6 +152,7 @@ static void s_update(http_req_t *req, void *ud)
         return;
     }
     u->patch = http_req_json(req);
+    u->job.writer = true;
     api_run(req, &u->job);
 }
 
@@ -175,6 +177,7 @@ static void s_delete(http_req_t *req, void *ud)
         return;
     const char *c = http_req_query(req, "cascade");
     d->cascade = c && (strcmp(c, "true") == 0 || strcmp(c, "1") == 0);
+    d->job.writer = true;
     api_run(req, &d->job);
 }
 

@@ -1,5 +1,5 @@
-/* store_projects.h - projects and their board. Pool threads; see store.h
- * for errors and ownership. */
+/* store_projects.h - projects and their board. A pool thread or the
+ * writer; see store.h for errors and ownership. */
 #ifndef VAPORA_STORE_PROJECTS_H
 #define VAPORA_STORE_PROJECTS_H
 

@@ -79,7 +79,7 @@ check_project_task_ws() {
   pass "create a project (201)"
   TITLE="container task $$"
   python3 tests/compose/ws_event.py "127.0.0.1:$BACKEND_PORT" "$TOKEN" "$PROJECT_ID" \
-    task.created "$TITLE" 20 >"$tmp/ws.out" 2>>"$log" &
+    task.created "$TITLE" 40 >"$tmp/ws.out" 2>>"$log" &
   local ws=$! rc
   for _ in $(seq 100); do
     grep -q '^open$' "$tmp/ws.out" && break
@@ -131,7 +131,7 @@ check_agent_run() {
   local i run
   req POST "$BACKEND_PORT" "/api/v1/tasks/$TASK_ID/assign" '{"role":"developer"}'
   [ "$CODE" = 202 ] || { fail "assign the task to the developers" "$CODE $BODY"; return; }
-  for i in $(seq 150); do
+  for i in $(seq 300); do
     req GET "$BACKEND_PORT" "/api/v1/tasks/$TASK_ID"
     jqt '.status == "review"' && break
     sleep 0.2
@@ -217,7 +217,7 @@ check_scaling() {
     return
   fi
   pass "BACKEND_WORKERS=$n docker-compose up -d: healthy ($(since "$t") s)"
-  for _ in $(seq 40); do
+  for _ in $(seq 120); do
     out=$(compose exec -T backend vaporactl status 2>&1)
     running=$(awk '$1 == "backend" && $4 == "running"' <<<"$out" | wc -l)
     desired=$(awk '$1 == "backend" && NF == 3 { print $3 }' <<<"$out")

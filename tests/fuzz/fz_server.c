@@ -37,6 +37,8 @@ struct fz_server {
     metrics_t *metrics;
     http_server_t *http;
     pool_t *pool;
+    bool (*busy)(void *ud);
+    void *busy_ud;
     int lfd;
     struct sockaddr_un addr;
     socklen_t addrlen;
@@ -68,8 +70,10 @@ static uint64_t s_marks(const fz_server_t *s)
     return m;
 }
 
-static bool s_pool_busy(const fz_server_t *s)
+static bool s_busy(const fz_server_t *s)
 {
+    if (s->busy && s->busy(s->busy_ud))
+        return true;
     if (!s->pool)
         return false;
     pool_stats_t st;
@@ -79,7 +83,7 @@ static bool s_pool_busy(const fz_server_t *s)
 
 /* Before the loop sleeps: once the input is out and taken, count the polls
  * in which nothing moved; after a few, the client has nothing more to say.
- * While the server has bytes to read or a pool job runs, the loop sleeps
+ * While the server has bytes to read or a job runs, the loop sleeps
  * until that makes an event (its reading, the job's completion): polling
  * then would only cost a loaded machine its time. */
 static int64_t s_before_sleep(loop_t *loop, void *ud)
@@ -92,7 +96,7 @@ static int64_t s_before_sleep(loop_t *loop, void *ud)
     int unread = 0;
     if (ioctl(x->fd, SIOCOUTQ, &unread) < 0)
         unread = 0;
-    if (unread > 0 || s_pool_busy(s)) {
+    if (unread > 0 || s_busy(s)) {
         x->quiet = 0;
         return -1;
     }
@@ -154,6 +158,12 @@ http_server_t *fz_server_http(fz_server_t *s)
 void fz_server_watch_pool(fz_server_t *s, pool_t *pool)
 {
     s->pool = pool;
+}
+
+void fz_server_watch_busy(fz_server_t *s, bool (*busy)(void *ud), void *ud)
+{
+    s->busy = busy;
+    s->busy_ud = ud;
 }
 
 void fz_server_start(fz_server_t *s)

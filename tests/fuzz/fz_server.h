@@ -38,6 +38,10 @@ metrics_t *fz_server_metrics(fz_server_t *s);
 http_server_t *fz_server_http(fz_server_t *s);
 /* A pool whose jobs an exchange waits for (the routes' own, if any). */
 void fz_server_watch_pool(fz_server_t *s, pool_t *pool);
+/* Work elsewhere an exchange waits for (a thread of the routes' own, such
+ * as the backend's store writer): busy(ud) says whether some is under way,
+ * and its end must make an event on the loop (a mailbox does). */
+void fz_server_watch_busy(fz_server_t *s, bool (*busy)(void *ud), void *ud);
 /* Starts accepting. */
 void fz_server_start(fz_server_t *s);
 

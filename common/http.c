@@ -262,7 +262,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
                    ? MHD_YES
                    : s_body_refused(req);
     }
-    if (req->resp) { /* resumed with a reply, or replied within the handler */
+    if (req->resp) { /* resumed with a reply, replied within the handler,
+                       or refused by MHD in its previous call */
         http__queue(req);
         return MHD_YES;
     }

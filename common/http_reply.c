@@ -43,8 +43,20 @@ void http__queue(http_req_t *req)
         if (srv->draining && req->status != 101)
             MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
-    if (MHD_queue_response(req->conn, req->status, req->resp) != MHD_YES)
-        log_warn("MHD_queue_response failed for %s %s", req->method, req->url);
+    if (MHD_queue_response(req->conn, req->status, req->resp) != MHD_YES) {
+        /* Not in this call. After the 100 Continue it sent for a request
+         * without a body, with bytes behind it (a pipelined request),
+         * libmicrohttpd 0.9.75 calls the handler with no data while it
+         * still waits for a body, where it refuses a reply; its next call,
+         * once the request is complete, takes it (found by fuzz_http).
+         * Keep the reply for that call: destroying it here left the client
+         * unanswered and freed a stream under its owner. That call comes
+         * within the same MHD_run, so a shared response is still alive.
+         * Adding the two headers again then is harmless: a second Date
+         * replaces the first, a second "close" is not added. */
+        log_debug("reply to %s %s kept for the next call", req->method, req->url);
+        return;
+    }
     if (!req->resp_shared)
         MHD_destroy_response(req->resp);
     req->resp = NULL;

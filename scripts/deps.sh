@@ -25,9 +25,15 @@ declare -A HEADERS=(
   # not a header: the font the browser tests' screenshots are drawn with
   [/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf]=fonts-dejavu-core
 )
+# files (globs) of packages that ship neither -> Debian package: the
+# libFuzzer runtime `make fuzz` links (clang's compiler-rt)
+declare -A FILES=(
+  ['/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a']=libclang-rt-14-dev
+)
 # command -> Debian package
 declare -A TOOLS=(
   [cc]=gcc
+  [clang]=clang
   [make]=make
   [pkg-config]=pkg-config
   [nats-server]=nats-server
@@ -53,6 +59,9 @@ else
 fi
 for h in "${!HEADERS[@]}"; do
   [ -e "$h" ] || missing+=("${HEADERS[$h]}")
+done
+for f in "${!FILES[@]}"; do
+  compgen -G "$f" >/dev/null || missing+=("${FILES[$f]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

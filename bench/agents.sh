@@ -59,7 +59,8 @@ python3 tests/fakes/fake_llm.py --port "$fake_port" --ttl 1800 >"$work/fake.log"
 fake=$!
 "$BIN/vapora-supervisor" -c "$work/vapora.conf" 2>"$work/supervisor.log" &
 sv=$!
-cleanup() { kill "$sv" "$fake" 2>/dev/null || true; wait "$sv" "$fake" 2>/dev/null || true; rm -rf "$work"; }
+nginx_pid=""
+cleanup() { kill "$sv" "$fake" $nginx_pid 2>/dev/null || true; wait "$sv" "$fake" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 wait_http "http://127.0.0.1:$be/health" || true
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ag/health" >/dev/null && break; sleep 0.1; done
@@ -89,6 +90,7 @@ if [ -x "$compare" ]; then
   python3 bench/agents_firstbyte.py "http://127.0.0.1:$ag/metrics" || true
   kill "$nginx_pid"
   wait "$nginx_pid" 2>/dev/null || true
+  nginx_pid=""
   echo
   echo "== agents 1b. compare-agents ($(nproc) cores, workers = auto)"
   UPSTREAM_PORT=$up VAPORA_PASSWORD=$VAPORA_ADMIN_PASSWORD MODEL=gpt-4o \

@@ -235,51 +235,37 @@ static void s_attempt(call_t *c)
 
 /* ---- admission ---- */
 
-static void s_admit_done(admit_t *ad, int status)
+/* The call's budget has no room for any of its plans: 429. */
+static void s_refused(call_t *c)
 {
-    call_t *c = container_of(ad, call_t, admit);
-    const ledger_admit_t *a = &ad->a;
-    c->admitting = false;
-    if (c->client_gone) { /* nothing was asked yet; release what was reserved */
-        c->reservation = a->rc == 0 ? a->reservation : 0;
-        call__fail(c, 499, "client_closed", "the client closed its connection");
-        return;
-    }
-    if (status < 0 || a->rc < 0) {
-        call__fail(c, 503, "ledger_unavailable", "the budget ledger could not be read");
-        return;
-    }
-    c->state = a->state;
-    if (a->rc == 1) {
-        sbuf_t msg = {0};
-        if (strcmp(c->role, c->budget->role) == 0)
-            sbuf_printf(&msg, "role '%s' has", c->role);
-        else
-            sbuf_printf(&msg,
-                        "role '%s' has no budget of its own; the budget '%s' it "
-                        "shares has",
-                        c->role, c->budget->role);
-        sbuf_printf(&msg, " spent $%.6f (and reserved $%.6f) of its $%.2f %s budget",
-                    (double)a->spent / LEDGER_NANO, (double)a->reserved / LEDGER_NANO,
-                    c->budget->limit_usd, rt_window_name(c->budget->window));
-        call__fail(c, 429, "budget_exceeded", msg.data);
-        sbuf_free(&msg);
-        return;
-    }
-    c->plan = &c->plans[a->plan];
-    c->reservation = a->reservation;
-    s_attempt(c);
+    const book_admit_t *a = &c->admit.a;
+    sbuf_t msg = {0};
+    if (strcmp(c->role, c->budget->role) == 0)
+        sbuf_printf(&msg, "role '%s' has", c->role);
+    else
+        sbuf_printf(&msg,
+                    "role '%s' has no budget of its own; the budget '%s' it "
+                    "shares has",
+                    c->role, c->budget->role);
+    sbuf_printf(&msg, " spent $%.6f (and reserved $%.6f) of its $%.2f %s budget",
+                (double)a->spent / LEDGER_NANO, (double)a->reserved / LEDGER_NANO,
+                c->budget->limit_usd, rt_window_name(c->budget->window));
+    call__fail(c, 429, "budget_exceeded", msg.data);
+    sbuf_free(&msg);
 }
 
-/* The call waits for its admission (admit.h); s_admit_done carries on. */
+/* The call's worst case is reserved (admit.h), or it is refused. */
 static void s_admit(call_t *c)
 {
-    c->admitting = true;
-    if (admit_submit(&c->admit, c->rt, c->budget, c->plans, c->prompt_bound,
-                     c->max_tokens, s_admit_done) < 0) {
-        c->admitting = false;
-        call__fail(c, 503, "overloaded", "the router is busy; retry shortly");
+    admit_call(c->rt, c->budget, c->plans, c->prompt_bound, c->max_tokens, &c->admit);
+    c->state = c->admit.a.state;
+    if (c->admit.a.rc != 0) {
+        s_refused(c);
+        return;
     }
+    c->admitted = true;
+    c->plan = &c->plans[c->admit.a.plan];
+    s_attempt(c);
 }
 
 /* ---- start and end ---- */
@@ -290,9 +276,6 @@ static void s_admit(call_t *c)
 static void s_client_gone(void *ud)
 {
     call_t *c = ud;
-    c->client_gone = true;
-    if (c->admitting)
-        return; /* s_admit_done ends it */
     upstream_abort(c->rt->upstream, &c->x);
     loop_cancel_timer(c->rt->loop, &c->retry_timer);
     http_reply_error(c->req, 499, "client_closed", "the client closed its connection");

@@ -49,9 +49,8 @@ typedef struct call {
     unsigned drain_ms;           /* its next interval */
     /* budget */
     const rt_budget_t *budget;
-    int64_t reservation;
-    admit_t admit;  /* the admission job (window_start is its a.window_start) */
-    bool admitting; /* on the pool */
+    admit_t admit; /* its admission: the budget's slot, the window, the amount */
+    bool admitted; /* holds admit's reservation until settled (call__record) */
     /* the current attempt */
     upstream_xfer_t x;
     char *upbody; /* the rendered request curl is sending */
@@ -61,7 +60,6 @@ typedef struct call {
     bool bad_answer;    /* a whole answer that could not be relayed */
     char *stream_error;
     char *last_error; /* of the latest failed attempt, for the caller */
-    bool client_gone; /* the caller closed its connection before the reply */
     CURLcode last_result;
     /* outcome */
     wire_usage_t usage;

@@ -55,7 +55,8 @@ void usage_destroy(usage_t **up);
 
 /* Queues r for the ledger, adds it to the provider's totals (and an
  * anomaly to the worker's metrics) and publishes its event on NATS (when
- * connected). Copies what it keeps. */
+ * [nats] is set; while reconnecting, nats.c buffers it). Copies what it
+ * keeps. */
 void usage_record(usage_t *u, const usage_rec_t *r);
 
 /* Runs fn(ud) on the pool after everything recorded so far is written;

@@ -50,7 +50,7 @@ int admit_open(router_t *rt, const char *ledger_path)
     rt->budget_slot = xcalloc(rt->cfg->nbudgets + 1, sizeof *rt->budget_slot);
     int64_t now = time(NULL);
     for (size_t i = 0; i < rt->cfg->nbudgets; i++)
-        if ((rt->budget_slot[i] = s_track(rt, &rt->cfg->budgets[i], now)) < 0)
+        if ((rt->budget_slot[i].slot = s_track(rt, &rt->cfg->budgets[i], now)) < 0)
             return -1;
     rt->reap_timer =
         loop_add_timer(rt->loop, ADMIT_REAP_MS, ADMIT_REAP_MS, s_reap, rt);
@@ -80,18 +80,32 @@ static int64_t s_worst(const rt_config_t *cfg, const rt_plan_t *p, long in_token
     return (int64_t)ceil(worst * LEDGER_NANO);
 }
 
-static int s_slot(router_t *rt, const rt_budget_t *b)
+static size_t s_index(router_t *rt, const rt_budget_t *b)
 {
     size_t i = (size_t)(b - rt->cfg->budgets);
     VP_ASSERT(i < rt->cfg->nbudgets);
-    return rt->budget_slot[i];
+    return i;
+}
+
+static int s_slot(router_t *rt, const rt_budget_t *b)
+{
+    return rt->budget_slot[s_index(rt, b)].slot;
+}
+
+/* The start of b's window at now: computed again only when now leaves the
+ * window last computed (gmtime and timegm cost more than an admission). */
+static int64_t s_window(router_t *rt, const rt_budget_t *b, int64_t now)
+{
+    rt_budget_slot_t *bs = &rt->budget_slot[s_index(rt, b)];
+    if (now < bs->start || now >= bs->end)
+        rt_window_bounds(b->window, now, &bs->start, &bs->end);
+    return bs->start;
 }
 
 void admit_call(router_t *rt, const rt_budget_t *b, const rt_plan_t plans[3],
                 long in_tokens, long out_tokens, admit_t *ad)
 {
-    int64_t start, end;
-    rt_window_bounds(b->window, time(NULL), &start, &end);
+    int64_t start = s_window(rt, b, time(NULL));
     ad->slot = s_slot(rt, b);
     ad->a = (book_admit_t){.window_start = start,
                            .limit = (int64_t)llround(b->limit_usd * LEDGER_NANO),

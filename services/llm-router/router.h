@@ -33,6 +33,13 @@
 #include "usage.h"
 #include "worker.h"
 
+/* A budget of the configuration in the book (admit.c): its slot, and its
+ * window as last computed. */
+typedef struct rt_budget_slot {
+    int slot;
+    int64_t start, end;
+} rt_budget_slot_t;
+
 typedef struct router {
     worker_t *w;
     loop_t *loop;
@@ -42,7 +49,7 @@ typedef struct router {
     curlm_t *curlm;       /* owned: curl's multi interface on loop */
     ledger_t *ledger;     /* owned */
     book_t *book;         /* owned: the budget book (admit.h) */
-    int *budget_slot;     /* owned: the book's slot of each cfg->budgets[i] */
+    rt_budget_slot_t *budget_slot; /* owned: of each cfg->budgets[i] */
     loop_timer_t *reap_timer; /* dead workers' reservations (admit.c) */
     usage_t *usage;       /* owned */
     upstream_t *upstream; /* owned */

@@ -3,6 +3,7 @@
  * (whole) or call_stream.c's (streamed), its end call_end.c's (see
  * call_internal.h); one exchange with a provider is upstream.c's. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,8 +171,23 @@ static void s_exhausted(call_t *c)
     sbuf_free(&msg);
 }
 
+/* The caller's own bytes with the router's output bound added as the last
+ * member (`"max_completion_tokens":N`), which is what rendering the
+ * canonical request would send: a new string. */
+static char *s_with_bound(const char *raw, size_t len, long bound)
+{
+    while (len > 0 && isspace((unsigned char)raw[len - 1]))
+        len--;
+    VP_ASSERT(len > 0 && raw[len - 1] == '}'); /* a JSON object, validated */
+    sbuf_t b = {0};
+    sbuf_append(&b, raw, len - 1);
+    sbuf_printf(&b, ",\"max_completion_tokens\":%ld}", bound);
+    return sbuf_steal(&b);
+}
+
 /* The body to send for attempt a, its length, and the path to send it to:
- * the caller's own bytes when they are the upstream's request, else the
+ * the caller's own bytes when they are the upstream's request (with the
+ * router's output bound added when the request set none), else the
  * canonical request rendered for the provider (kept in c->upbody). */
 static const char *s_upstream_body(call_t *c, const rt_attempt_t *a, char *path,
                                    size_t pathlen, size_t *len)
@@ -181,10 +197,13 @@ static const char *s_upstream_body(call_t *c, const rt_attempt_t *a, char *path,
     size_t raw_len = 0;
     const char *raw = c->req ? http_req_body(c->req, &raw_len) : NULL;
     if (a->provider->kind == WIRE_OPENAI && c->format == CALL_OPENAI && !c->stream &&
-        !c->bound_added && raw && asked && strcmp(asked, a->model) == 0) {
+        (!c->bound_added || c->bound_appendable) && raw && asked &&
+        strcmp(asked, a->model) == 0) {
         /* The caller's own request is the upstream's: send its bytes. */
         snprintf(path, pathlen, "/chat/completions");
-        text = raw_len <= 16384 ? NULL : xstrndup(raw, raw_len);
+        text = c->bound_added      ? s_with_bound(raw, raw_len, c->max_tokens)
+               : raw_len <= 16384 ? NULL
+                                  : xstrndup(raw, raw_len);
     } else {
         json_t *body =
             wire_upstream_request(a->provider->kind, c->canon, a->model, c->stream,
@@ -304,6 +323,10 @@ static long s_output_bound(call_t *c)
     if (wire_max_tokens(c->canon, &v) && v > 0)
         return v;
     v = c->rt->cfg->default_max_tokens;
+    /* Neither key at all (not even null): the caller's bytes can carry the
+     * bound as one more member (s_with_bound), without a duplicate. */
+    c->bound_appendable = !json_object_get(c->canon, "max_tokens") &&
+                          !json_object_get(c->canon, "max_completion_tokens");
     json_object_set_new(c->canon, "max_completion_tokens", json_integer(v));
     c->bound_added = true;
     return v;

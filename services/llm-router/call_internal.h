@@ -36,6 +36,7 @@ typedef struct call {
     long prompt_bound;  /* tokens, upper bound */
     long max_tokens;    /* worst-case output */
     bool bound_added;   /* max_tokens is the router's, added to canon */
+    bool bound_appendable; /* ... to a request that had no such key at all */
     /* plan and progress */
     rt_plan_t plans[3];
     rt_plan_t *plan;

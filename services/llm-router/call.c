@@ -16,6 +16,7 @@
 #include "now.h"
 
 #define CALL_MAX_RETRY_AFTER 10.0 /* longer: ask the next provider instead */
+#define CALL_WATCH_AFTER_MS 20    /* a caller waiting longer is watched */
 
 static void s_attempt(call_t *c);
 
@@ -302,6 +303,18 @@ static void s_client_gone(void *ud)
     call__destroy(&c);
 }
 
+/* The call still waits for its whole answer (a stream has its own watch):
+ * from now on, a caller that leaves is noticed (s_client_gone). */
+static void s_watch_timer(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(t);
+    call_t *c = ud;
+    c->watch_timer = NULL;
+    if (c->req && !c->st)
+        http_req_watch_gone(c->req, s_client_gone, c);
+}
+
 static void s_call_id(call_t *c)
 {
     static unsigned long seq;
@@ -402,7 +415,9 @@ void call_start(router_t *rt, http_req_t *req, call_format_t format, json_t *can
     call_t *c = s_new(rt, req, format, canon, who);
     if (!s_plan(c))
         return;
-    http_req_watch_gone(c->req, s_client_gone, c);
+    /* Watched only once it waits long enough for that to matter: most
+     * answers come first, and a watch costs two epoll_ctl calls. */
+    c->watch_timer = loop_add_timer(rt->loop, CALL_WATCH_AFTER_MS, 0, s_watch_timer, c);
     list_push_front(&rt->calls, &c->link);
     c->start_ns = now_ns();
     s_admit(c);

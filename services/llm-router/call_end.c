@@ -27,6 +27,7 @@ void call__destroy(call_t **cp)
         return;
     list_remove(&c->link);
     loop_cancel_timer(c->rt->loop, &c->retry_timer);
+    loop_cancel_timer(c->rt->loop, &c->watch_timer);
     loop_cancel_timer(c->rt->loop, &c->silence_timer);
     loop_cancel_timer(c->rt->loop, &c->drain_timer);
     upstream_xfer_free(c->rt->upstream, &c->x);

@@ -45,6 +45,7 @@ typedef struct call {
     unsigned tries;    /* on the current provider */
     unsigned attempts; /* in total */
     loop_timer_t *retry_timer;
+    loop_timer_t *watch_timer;   /* when to start watching for the caller leaving */
     loop_timer_t *silence_timer; /* a stream's longest silence (provider timeout) */
     loop_timer_t *drain_timer;   /* a paused stream waits for the caller to read */
     unsigned drain_ms;           /* its next interval */

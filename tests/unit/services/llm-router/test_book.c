@@ -172,28 +172,23 @@ Test(router_book, two_handles_share_one_budget, .init = s_book_init,
 }
 
 /* A worker in a process of its own: opens the book, admits `tries` calls
- * of 30 and exits without releasing anything, as a worker that dies does.
- * Its exit status is how many it was admitted. */
-static pid_t s_worker(int tries)
+ * of 30, says how many on `report`, and exits without releasing anything
+ * once `die` closes, as a worker that dies does (alive until then, so
+ * that two such workers race each other, not each other's ghosts). */
+static pid_t s_worker(int tries, int report, int die)
 {
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid > 0)
         return pid;
-    char err[256];
+    char err[256], x;
     book_t *b = book_open(s_path, err, sizeof err);
-    int admitted = 0;
+    unsigned char admitted = 0;
     for (int i = 0; b && i < tries; i++)
         admitted += s_admit(b, 30, 30, -1).rc == 0;
-    _exit(b ? admitted : 255);
-}
-
-static int s_wait(pid_t pid)
-{
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    if (write(report, &admitted, 1) != 1 || read(die, &x, 1) < 0)
+        _exit(1);
+    _exit(0);
 }
 
 /* Two worker processes race for a 1000 limit in 30s: exactly 33 fit. They
@@ -203,9 +198,18 @@ Test(router_book, dead_workers_never_overspend_and_are_released, .init = s_book_
      .fini = s_book_fini, .timeout = 60)
 {
     book_t *b = s_open(); /* a live worker: the book is not new to the dead */
-    pid_t w1 = s_worker(40), w2 = s_worker(40);
-    int total = s_wait(w1) + s_wait(w2);
-    cr_assert_eq(total, 33, "admitted %d", total);
+    int report[2], die[2];
+    cr_assert(pipe(report) == 0 && pipe(die) == 0);
+    pid_t w[2] = {s_worker(40, report[1], die[0]), s_worker(40, report[1], die[0])};
+    unsigned char n[2];
+    cr_assert(read(report[0], &n[0], 1) == 1 && read(report[0], &n[1], 1) == 1);
+    cr_assert_eq(n[0] + n[1], 33, "admitted %d", n[0] + n[1]);
+    close(die[1]); /* both die now */
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(waitpid(w[i], NULL, 0), w[i]);
+    close(die[0]);
+    close(report[0]);
+    close(report[1]);
     s_expect_balance(b, 0, 990);
     cr_assert_eq(s_admit(b, 30, 30, -1).rc, 1, "the limit is reached");
     cr_assert_eq(book_release_dead(b), 2);

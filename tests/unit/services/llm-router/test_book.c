@@ -175,18 +175,20 @@ Test(router_book, two_handles_share_one_budget, .init = s_book_init,
  * of 30, says how many on `report`, and exits without releasing anything
  * once `die` closes, as a worker that dies does (alive until then, so
  * that two such workers race each other, not each other's ghosts). */
-static pid_t s_worker(int tries, int report, int die)
+static pid_t s_worker(int tries, const int report[2], const int die[2])
 {
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid > 0)
         return pid;
+    close(report[0]);
+    close(die[1]); /* else this worker would keep its own `die` open */
     char err[256], x;
     book_t *b = book_open(s_path, err, sizeof err);
     unsigned char admitted = 0;
     for (int i = 0; b && i < tries; i++)
         admitted += s_admit(b, 30, 30, -1).rc == 0;
-    if (write(report, &admitted, 1) != 1 || read(die, &x, 1) < 0)
+    if (write(report[1], &admitted, 1) != 1 || read(die[0], &x, 1) < 0)
         _exit(1);
     _exit(0);
 }
@@ -200,7 +202,7 @@ Test(router_book, dead_workers_never_overspend_and_are_released, .init = s_book_
     book_t *b = s_open(); /* a live worker: the book is not new to the dead */
     int report[2], die[2];
     cr_assert(pipe(report) == 0 && pipe(die) == 0);
-    pid_t w[2] = {s_worker(40, report[1], die[0]), s_worker(40, report[1], die[0])};
+    pid_t w[2] = {s_worker(40, report, die), s_worker(40, report, die)};
     unsigned char n[2];
     cr_assert(read(report[0], &n[0], 1) == 1 && read(report[0], &n[1], 1) == 1);
     cr_assert_eq(n[0] + n[1], 33, "admitted %d", n[0] + n[1]);

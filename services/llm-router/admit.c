@@ -26,7 +26,8 @@ static int s_track(router_t *rt, const rt_budget_t *b, int64_t now)
     int64_t start, end, persisted = 0;
     rt_window_bounds(b->window, now, &start, &end);
     if (ledger_spent(rt->ledger, b->role, start, &persisted) < 0) {
-        log_error("llm-router: reading the spend of budget %s from the ledger", b->role);
+        log_error("llm-router: reading the spend of budget %s from the ledger",
+                  b->role);
         return -1;
     }
     int slot = book_track(rt->book, b->role, start, persisted);
@@ -52,8 +53,7 @@ int admit_open(router_t *rt, const char *ledger_path)
     for (size_t i = 0; i < rt->cfg->nbudgets; i++)
         if ((rt->budget_slot[i].slot = s_track(rt, &rt->cfg->budgets[i], now)) < 0)
             return -1;
-    rt->reap_timer =
-        loop_add_timer(rt->loop, ADMIT_REAP_MS, ADMIT_REAP_MS, s_reap, rt);
+    rt->reap_timer = loop_add_timer(rt->loop, ADMIT_REAP_MS, ADMIT_REAP_MS, s_reap, rt);
     return 0;
 }
 
@@ -65,6 +65,15 @@ void admit_close(router_t *rt)
     rt->budget_slot = NULL;
 }
 
+/* USD as nano-USD, rounded by round (ceil, llround...); INT64_MAX for what
+ * int64 does not hold (a caller's max_tokens of 10^15, say), or NaN: a
+ * conversion out of range would be undefined, in practice INT64_MIN. */
+static int64_t s_nano(double usd, double (*rnd)(double))
+{
+    double nano = rnd(usd * LEDGER_NANO);
+    return nano >= 0 && nano < 0x1p63 ? (int64_t)nano : nano < 0 ? 0 : INT64_MAX;
+}
+
 /* Worst-case cost (nano-USD) of a plan: its dearest attempt. -1: empty. */
 static int64_t s_worst(const rt_config_t *cfg, const rt_plan_t *p, long in_tokens,
                        long out_tokens)
@@ -74,10 +83,10 @@ static int64_t s_worst(const rt_config_t *cfg, const rt_plan_t *p, long in_token
     double worst = 0;
     for (size_t i = 0; i < p->n; i++) {
         double cost = rt_cost(cfg, p->attempts[i].model, in_tokens, out_tokens);
-        if (cost > worst)
+        if (!(cost <= worst)) /* NaN too */
             worst = cost;
     }
-    return (int64_t)ceil(worst * LEDGER_NANO);
+    return s_nano(worst, ceil);
 }
 
 static size_t s_index(router_t *rt, const rt_budget_t *b)
@@ -108,7 +117,7 @@ void admit_call(router_t *rt, const rt_budget_t *b, const rt_plan_t plans[3],
     int64_t start = s_window(rt, b, time(NULL));
     ad->slot = s_slot(rt, b);
     ad->a = (book_admit_t){.window_start = start,
-                           .limit = (int64_t)llround(b->limit_usd * LEDGER_NANO),
+                           .limit = s_nano(b->limit_usd, round),
                            .near_percent = b->near_percent};
     for (int s = RT_NORMAL; s <= RT_EXCEEDED; s++)
         ad->a.amounts[s] = s_worst(rt->cfg, &plans[s], in_tokens, out_tokens);

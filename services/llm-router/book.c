@@ -25,7 +25,7 @@
 #define BOOK_LOCKS (1 << 30)
 
 typedef struct book_budget {
-    char name[64]; /* "": free */
+    char name[64];  /* "": free */
     int64_t window; /* start of the window spent counts */
     int64_t spent;
     int64_t reserved; /* the sum of the live workers' reserved[] */
@@ -325,11 +325,19 @@ static rt_state_t s_state(int64_t used, int64_t limit, double near_percent)
     return RT_NORMAL;
 }
 
+/* spent + reserved, saturated (neither is negative). */
+static int64_t s_used(int64_t spent, int64_t reserved)
+{
+    int64_t used;
+    return __builtin_add_overflow(spent, reserved, &used) ? INT64_MAX : used;
+}
+
 void book_admit(book_t *b, int slot, book_admit_t *a)
 {
     VP_ASSERT(slot >= 0 && slot < BOOK_BUDGETS);
     book_budget_t *g = &b->sh->budgets[slot];
     int64_t *mine = &b->sh->workers[b->me].reserved[slot];
+    int64_t limit = a->limit < BOOK_MAX_LIMIT ? a->limit : BOOK_MAX_LIMIT;
     s_lock(b);
     if (a->window_start > g->window) { /* a new window: nothing spent yet */
         g->spent = 0;
@@ -338,13 +346,14 @@ void book_admit(book_t *b, int slot, book_admit_t *a)
     a->window = g->window;
     a->spent = g->spent;
     a->reserved = g->reserved;
-    int64_t used = a->spent + a->reserved;
-    a->state = s_state(used, a->limit, a->near_percent);
+    int64_t used = s_used(a->spent, a->reserved);
+    a->state = s_state(used, limit, a->near_percent);
     a->rc = 1;
     a->reserved_amount = 0;
     for (int s = (int)a->state; s <= RT_EXCEEDED; s++) {
         int64_t amount = a->amounts[s];
-        if (amount < 0 || (amount > 0 && used + amount > a->limit))
+        /* Against the room left: used + amount could wrap around. */
+        if (amount < 0 || (amount > 0 && (used > limit || amount > limit - used)))
             continue;
         a->plan = s;
         a->rc = 0;

@@ -43,6 +43,11 @@
 #include "plan.h"
 
 #define BOOK_BUDGETS 256 /* budget names a data_dir ever holds, at most */
+/* The largest limit the book counts with (about 2.3 billion USD in
+ * nano-USD); a larger one is taken as this. Amounts are compared with the
+ * room left, never added to what is used, so that no worst case, however
+ * large, can wrap a sum around and fit. */
+#define BOOK_MAX_LIMIT (INT64_MAX / 4)
 #define BOOK_WORKERS 256 /* router workers of a host at once, at most */
 
 typedef struct book book_t;
@@ -66,7 +71,8 @@ int book_track(book_t *b, const char *name, int64_t window_start, int64_t persis
 /* Admission of one call under budget slot `slot` in the window starting at
  * window_start (a later window than the slot's rolls it over; an earlier
  * one is taken as the slot's): amounts[s] is the worst case (nano-USD) of
- * the plan of state s, or -1 when that state has no plan. The state comes
+ * the plan of state s (INT64_MAX: more than any limit), or -1 when that
+ * state has no plan. The state comes
  * from (spent + reserved) / limit; the first state from there on whose plan
  * fits under the limit is chosen and its amount reserved. */
 typedef struct book_admit {

@@ -1,9 +1,9 @@
 /* test_router_budgets.c - the LLM router's budgets: near takes the
  * cheapest model, exceeded only free ones, none left is 429 in either
- * format; two hundred concurrent calls never overspend; the spend survives
- * a restart; a provider's corrupt usage cannot overflow a budget, a call
- * is charged at most what it reserved, and counts sent as text are
- * estimated, not free. */
+ * format; two hundred concurrent calls never overspend; a worst case past
+ * what int64 holds never fits; the spend survives a restart; a provider's
+ * corrupt usage cannot overflow a budget, a call is charged at most what
+ * it reserved, and counts sent as text are estimated, not free. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -216,6 +216,45 @@ Test(router_budgets, two_hundred_concurrent_calls_never_overspend, .timeout = 12
     free(d);
     json_decref(b);
     cr_assert_eq(llm_fake_num(fake, "oai", "requests"), ok);
+}
+
+/* ---- a worst case past what int64 holds ---- */
+
+/* A caller's max_tokens near 2^63 / gpt-a's 2e6 nano-USD per output token
+ * makes a worst case just under 2^63 nano-USD: added to what the budget
+ * used, it wrapped around below the limit and the call was admitted (and
+ * the reserved total with it, opening the budget to every call). Swept
+ * over 64 values, so that the prompt's bound (~10 tokens at 1e6) lands one
+ * of them in the window whatever it is: every one is refused. And a
+ * limit past what int64 holds counts as the largest, not as a negative. */
+Test(router_budgets, a_worst_case_past_int64_never_wraps_the_budget_around,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(
+        fake, &(llm_opts_t){.chain = "oai",
+                            .extra = TINY_BUDGET("1") "\n[budget:huge]\nwindow = "
+                                                      "daily\nlimit_usd = 1e11\n"});
+    s_tiny_call(sv, "gpt-a", "normal", "0.050000"); /* 5e7 used: the window */
+    long top = (long)(0x1p63 / 2e6);
+    for (long k = 0; k < 64; k++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"gpt-a\",\"max_tokens\":%ld,\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 top - k);
+        llm_resp_t r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 429);
+        llm_resp_clear(&r);
+    }
+    s_expect_budget(sv, "tiny", 0.05, "normal");
+    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 1);
+    /* A limit past what int64 holds in nano-USD is the largest the book
+     * counts, not a negative one (which made every call exceeded). */
+    char *body = llm_body(false, "gpt-a", false, 100);
+    llm_resp_t r = llm_call(sv, LLM_OAI, "X-Vapora-Role: huge\r\n", body, 200);
+    llm_expect_field(r.head, "X-Vapora-Budget-State", "normal");
+    llm_resp_clear(&r);
+    free(body);
 }
 
 /* ---- the spend survives a restart on the same data_dir ---- */

@@ -101,6 +101,39 @@ Test(router_book, admission_degrades_then_refuses, .init = s_book_init,
     cr_assert_null(b);
 }
 
+/* A worst case near INT64_MAX (a caller's max_tokens of 10^15 at a
+ * model's price) never fits, whatever is used already: used + amount
+ * would wrap around below the limit and admit it, and the total reserved
+ * would then wrap too, opening the budget to every other call. A limit
+ * beyond BOOK_MAX_LIMIT is counted as that. */
+Test(router_book, a_worst_case_near_int64_max_never_fits, .init = s_book_init,
+     .fini = s_book_fini)
+{
+    book_t *b = s_open();
+    book_admit_t a = s_admit(b, 30, 30, -1);
+    s_settle(b, &a, 30); /* 30 spent */
+    for (int64_t k = 0; k < 64; k++) {
+        a = s_admit(b, INT64_MAX - k, INT64_MAX - k, -1);
+        cr_assert_eq(a.rc, 1, "a worst case of INT64_MAX - %lld was admitted",
+                     (long long)k);
+    }
+    s_expect_balance(b, 30, 0);
+    a = s_admit(b, 900, 900, -1);
+    cr_assert(a.rc == 0 && a.plan == RT_NORMAL);
+    cr_assert_eq(s_admit(b, 100, 100, -1).rc, 1, "930 used: 100 does not fit");
+    int slot = book_track(b, "dev", 100, 0);
+    book_admit_t big = {.window_start = 100,
+                        .limit = INT64_MAX,
+                        .near_percent = 80,
+                        .amounts = {BOOK_MAX_LIMIT - 930, BOOK_MAX_LIMIT, -1}};
+    book_admit(b, slot, &big);
+    cr_assert(big.rc == 0 && big.plan == RT_NORMAL, "fits under the largest limit");
+    big.amounts[RT_NORMAL] = INT64_MAX;
+    book_admit(b, slot, &big);
+    cr_assert_eq(big.rc, 1, "beyond the largest limit");
+    book_destroy(&b);
+}
+
 typedef struct racer {
     book_t *b; /* kept open until every racer has raced */
     int admitted;

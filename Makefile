@@ -61,7 +61,7 @@ INTEG_BIN := $(BUILD)/tests/integration-tests
 TESTSVC_SRC := $(wildcard tests/integration/testsvc/*.c)
 TESTSVC_BIN := $(BUILD)/tests/vapora-testsvc
 
-.PHONY: all deps bins run test test-run asan bench clean format tests-build compose-test
+.PHONY: all deps bins run test test-run test-ui asan bench clean format tests-build compose-test
 .DEFAULT_GOAL := all
 
 all: deps
@@ -141,6 +141,11 @@ test-run: tests-build
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
+# The web board in headless Chromium against the real suite (tests/ui/run.sh;
+# screenshots of every page in $(BUILD)/ui-screenshots).
+test-ui: deps bins
+	@BUILD=$(BUILD) tests/ui/run.sh
+
 # abort_on_error: criterion ignores a passed test's exit status, so a leak
 # report must abort the test process to count.
 asan: deps
@@ -161,6 +166,33 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory bins
 	@bench/run.sh
+
+# `make fuzz`: libFuzzer targets (tests/fuzz/README.md), built by clang
+# with ASan and UBSan into build/fuzz, each run FUZZ_SECONDS on a working
+# copy of its corpus. FUZZ=1 (set by `make fuzz`) instruments every object.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(FUZZ_SRC),$(wildcard tests/fuzz/*.c)))
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+SANFLAGS += $(if $(FUZZ),-fsanitize=fuzzer-no-link)
+# clang warns where gcc does not: SQL split over lines is meant.
+CFLAGS += $(if $(FUZZ),-Wno-string-concatenation)
+$(BUILD)/obj/tests/fuzz/%.o: CFLAGS += -Iservices -Isupervisor
+
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ) $(SV_LIB) $(SV_SCHEMA_OBJ) \
+                 $(BE_LIB) $(RT_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS) \
+		$(shell pkg-config --libs $(PKGS_backend) $(PKGS_llm-router))
+
+.SECONDARY: $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(FUZZ_LIB_OBJ)
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT=-O1 SANITIZE=1 FUZZ=1 \
+		fuzz-build
+	@BUILD=build/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 format:
 	clang-format -i $(COMMON_SRC) common/*.h $(wildcard services/*/*.c) supervisor/*.[ch] \

@@ -6,10 +6,14 @@
 # benchmark's upstream, the developer agent on model gpt-4o with
 # max_concurrent 512 (its shipped 4 would measure that cap), and, for
 # part 2, a slow provider and an agent using it.
-#   1. ../shared/bench/compare-agents: N tasks assigned, each doing one
+#   1a. SEQ_N (200) assignments one at a time, each in review before the
+#      next (bench/agents_seq.py), against compare-agents' upstream: the
+#      time from an assignment to the first byte of its answer (p50, p99;
+#      the agents' own histogram) on a suite with nothing else to do.
+#   1b. ../shared/bench/compare-agents: N tasks assigned, each doing one
 #      streamed completion against a fast upstream, until all are in review;
-#      beside Celery + Redis doing the same work in the same run. Then the
-#      time from an assignment to the first byte of its answer (p50, p99).
+#      beside Celery + Redis doing the same work in the same run; then the
+#      first-byte histogram again, with the burst's queueing in it.
 #   2. 5,000 runs in flight at once (the fake provider streaming each over
 #      ~30 s): errors and the peak RSS of each agents worker.
 # Prints figures; never fails on speed.
@@ -72,12 +76,25 @@ fi
 
 parts=${AGENTS_PARTS:-12}
 if [[ $parts == *1* ]]; then
-echo "== agents 1. compare-agents ($(nproc) cores, workers = auto)"
 compare=${COMPARE_AGENTS:-../shared/bench/compare-agents}
 if [ -x "$compare" ]; then
+  # First, on a fresh suite (its histogram empty), with compare-agents'
+  # upstream (nginx answering as a provider) started here for this part.
+  echo "== agents 1a. assignments one at a time: assign -> first LLM byte"
+  sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$up#g" \
+    "$(dirname "$compare")/anchors/nginx-llm.conf.in" >"$work/nginx-llm.conf"
+  nginx -c "$work/nginx-llm.conf" &
+  nginx_pid=$!
+  python3 bench/agents_seq.py "127.0.0.1:$be" "$VAPORA_ADMIN_PASSWORD" "${SEQ_N:-200}" || true
+  python3 bench/agents_firstbyte.py "http://127.0.0.1:$ag/metrics" || true
+  kill "$nginx_pid"
+  wait "$nginx_pid" 2>/dev/null || true
+  echo
+  echo "== agents 1b. compare-agents ($(nproc) cores, workers = auto)"
   UPSTREAM_PORT=$up VAPORA_PASSWORD=$VAPORA_ADMIN_PASSWORD MODEL=gpt-4o \
     "$compare" "http://127.0.0.1:$be" "http://127.0.0.1:$rt" "${AGENTS_N:-2000}" \
     || echo "(compare-agents failed)"
+  echo "(the same histogram, now with the burst's queueing:)"
   python3 bench/agents_firstbyte.py "http://127.0.0.1:$ag/metrics" || true
 else
   echo "(no $compare)"

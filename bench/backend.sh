@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# bench/backend.sh - the backend's benchmarks (part of `make bench`): under
-# vapora-supervisor with workers = auto, wrk -t2 -c100 against
-#   POST /api/v1/projects/{id}/tasks, GET /api/v1/tasks/{id},
-#   GET /api/v1/tasks?project_id=…&limit=50 and GET /health,
-# beside the raw rate at which SQLite commits single-row transactions
-# (WAL, synchronous=NORMAL) on this machine, measured in the same run.
+# bench/backend.sh - the backend's benchmarks (part of `make bench`), on the
+# shape `make run` ships: vapora-supervisor with workers = auto, NATS on
+# (every write's event published to JetStream), pool sizes at their
+# defaults. wrk -t2 -c100 against
+#   GET /api/v1/tasks/{id}, GET /api/v1/tasks?project_id=…&limit=50,
+#   GET /health and POST /api/v1/projects/{id}/tasks,
+# beside the raw rates at which SQLite commits rows on this machine (WAL,
+# synchronous=NORMAL, one process: single-row transactions, and 64 rows per
+# transaction as a group commit makes them), measured in the same run. Then
+# change-to-WebSocket latency, and POST again on a stripped shape (no NATS,
+# so no events), labelled as such.
+#   POOL_THREADS=N   sets pool_threads (default: the runtime's default)
+#   BENCH_SECS=N     seconds per wrk run (default 5)
 # Prints figures; never fails on speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,69 +19,81 @@ BIN=$PWD/${BUILD:-build}/bin
 SECS=${BENCH_SECS:-5}
 work=$(mktemp -d /tmp/vapora-bench-backend.XXXXXX)
 . bench/lib.sh
-port=$(free_port); admin=$(free_port); nats=$(free_port)
-cat > "$work/vapora.conf" <<CONF
-[supervisor]
-admin = 127.0.0.1:$admin
-data_dir = $work/data
-shutdown_timeout = 5
-
-[nats]
-url = nats://127.0.0.1:$nats
-
-[backend]
-admin_password = bench-password-123
-
-[service:backend]
-listen = 127.0.0.1:$port
-workers = auto
-pool_threads = ${POOL_THREADS:-16}
-
-[program:nats]
-command = nats-server -js -a 127.0.0.1 -p $nats -sd $work/data/nats
-CONF
-"$BIN/vapora-supervisor" -c "$work/vapora.conf" 2>"$work/supervisor.log" &
-sv=$!
-cleanup() { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; rm -rf "$work"; }
+sv=""
+cleanup() {
+  [ -n "$sv" ] && { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; }
+  rm -rf "$work"
+}
 trap cleanup EXIT
-B=http://127.0.0.1:$port
-wait_http "$B/health"
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-tok=$(curl -sf -XPOST "$B/api/v1/auth/login" -H 'Content-Type: application/json' \
-  -d '{"username":"admin","password":"bench-password-123"}' | json '["access_token"]')
-auth="Authorization: Bearer $tok"
-pid=$(curl -sf -XPOST "$B/api/v1/projects" -H "$auth" -H 'Content-Type: application/json' \
-  -d '{"name":"bench"}' | json '["id"]')
-for i in $(seq 60); do
-  curl -sf -o /dev/null -XPOST "$B/api/v1/projects/$pid/tasks" -H "$auth" \
-    -H 'Content-Type: application/json' -d "{\"title\":\"seed $i\"}"
-done
-tid=$(curl -sf "$B/api/v1/tasks?project_id=$pid&limit=1" -H "$auth" | json '["items"][0]["id"]')
-cat > "$work/post.lua" <<LUA
+
+# start NAME NATS(1|0): a supervisor on the config of that shape, data in
+# $work/NAME; sets port, B, tok, auth and pid (the project the tasks go to).
+start() {
+  local name=$1 with_nats=$2 admin nats
+  port=$(free_port); admin=$(free_port); nats=$(free_port)
+  mkdir -p "$work/$name"
+  {
+    printf '[supervisor]\nadmin = 127.0.0.1:%s\ndata_dir = %s\nshutdown_timeout = 5\n\n' \
+      "$admin" "$work/$name/data"
+    [ "$with_nats" = 1 ] && printf '[nats]\nurl = nats://127.0.0.1:%s\n\n' "$nats"
+    printf '[backend]\nadmin_password = bench-password-123\n\n'
+    printf '[service:backend]\nlisten = 127.0.0.1:%s\nworkers = auto\n' "$port"
+    [ -n "${POOL_THREADS:-}" ] && printf 'pool_threads = %s\n' "$POOL_THREADS"
+    [ "$with_nats" = 1 ] && printf '\n[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p %s -sd %s\n' \
+      "$nats" "$work/$name/data/nats"
+  } > "$work/$name/vapora.conf"
+  "$BIN/vapora-supervisor" -c "$work/$name/vapora.conf" 2>"$work/$name/supervisor.log" &
+  sv=$!
+  B=http://127.0.0.1:$port
+  wait_http "$B/health"
+  tok=$(curl -sf -XPOST "$B/api/v1/auth/login" -H 'Content-Type: application/json' \
+    -d '{"username":"admin","password":"bench-password-123"}' | json '["access_token"]')
+  auth="Authorization: Bearer $tok"
+  pid=$(curl -sf -XPOST "$B/api/v1/projects" -H "$auth" -H 'Content-Type: application/json' \
+    -d '{"name":"bench"}' | json '["id"]')
+  cat > "$work/$name/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"title":"bench task","priority":"high"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $tok"
 LUA
-cat > "$work/get.lua" <<LUA
+  cat > "$work/$name/get.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $tok"
 LUA
-run() { # name script url -> "name  req/s  p99"
-  wrk -t2 -c100 -d"${SECS}s" --latency ${2:+-s "$2"} "$3" 2>&1 | awk -v n="$1" '
-    /Requests\/sec/ {r=$2} / 99%/ {p=$2} /Non-2xx/ {e=$5}
-    END {printf "%-28s req/s %9.0f   p99 %9s%s\n", n, r, p, e ? "   non-2xx " e : ""}'
 }
-echo "== backend: $(nproc) cores, workers = auto, wrk -t2 -c100, ${SECS}s each"
+
+stop() { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; sv=""; }
+
+run() { # label script url -> "label  req/s  p99"; the req/s also in $work/last
+  wrk -t2 -c100 -d"${SECS}s" --latency ${2:+-s "$2"} "$3" 2>&1 | awk -v n="$1" -v out="$work/last" '
+    /Requests\/sec/ {r=$2} / 99%/ {p=$2} /Non-2xx/ {e=$5}
+    END {printf "%-40s req/s %9.0f   p99 %9s%s\n", n, r, p, e ? "   non-2xx " e : "";
+         printf "%d\n", r > out}'
+}
+
+echo "== backend: $(nproc) cores, workers = auto, pool_threads ${POOL_THREADS:-default}," \
+  "wrk -t2 -c100, ${SECS}s each"
 cc -O2 -o "$work/sqlite_rate" bench/sqlite_rate.c $(pkg-config --cflags --libs sqlite3)
-raw=$("$work/sqlite_rate" "$work/raw.db" "$SECS")
-printf "%-28s tx/s  %9.0f   (single-row transactions, WAL/NORMAL, one process)\n" \
-  "raw SQLite commits" "$raw"
+printf "%-40s rows/s %8.0f   (single-row transactions, WAL/NORMAL, one process)\n" \
+  "anchor: raw SQLite commits" "$("$work/sqlite_rate" "$work/raw1.db" "$SECS")"
+printf "%-40s rows/s %8.0f   (64 rows per transaction)\n" \
+  "anchor: raw SQLite, 64-row commits" "$("$work/sqlite_rate" "$work/raw64.db" "$SECS" 64)"
+
+echo "-- shipped shape: NATS on, every write's event published"
+start shipped 1
+for i in $(seq 60); do
+  curl -sf -o /dev/null -XPOST "$B/api/v1/projects/$pid/tasks" -H "$auth" \
+    -H 'Content-Type: application/json' -d "{\"title\":\"seed $i\"}"
+done
+tid=$(curl -sf "$B/api/v1/tasks?project_id=$pid&limit=1" -H "$auth" | json '["items"][0]["id"]')
 # Reads first: the writes leave tens of thousands of events for the
 # publisher, whose work would otherwise overlap the read figures.
-run "GET /tasks/{id}" "$work/get.lua" "$B/api/v1/tasks/$tid"
-run "GET /tasks?limit=50" "$work/get.lua" "$B/api/v1/tasks?project_id=$pid&limit=50"
-run "GET /health" "" "$B/health"
-run "POST /projects/{id}/tasks" "$work/post.lua" "$B/api/v1/projects/$pid/tasks"
+run "GET /tasks/{id}" "$work/shipped/get.lua" "$B/api/v1/tasks/$tid"; get=$(cat "$work/last")
+run "GET /tasks?limit=50" "$work/shipped/get.lua" "$B/api/v1/tasks?project_id=$pid&limit=50"
+run "GET /health" "" "$B/health"; health=$(cat "$work/last")
+awk -v g="$get" -v h="$health" 'BEGIN {printf "%-40s %.2f\n", "GET /tasks/{id} / GET /health", h ? g / h : 0}'
+run "POST /projects/{id}/tasks" "$work/shipped/post.lua" "$B/api/v1/projects/$pid/tasks"
 # Let the publisher catch up before timing single changes.
 for _ in $(seq 600); do
   d=$(curl -sf "$B/metrics" | awk '/^vapora_events_outbox_depth/ {print $2}')
@@ -82,3 +101,10 @@ for _ in $(seq 600); do
 done
 cc -O2 -o "$work/ws_latency" bench/ws_latency.c
 "$work/ws_latency" "$port" "$port" "$tok" "$pid" "${WS_ROUNDS:-200}"
+stop
+
+echo "-- stripped shape (not what users run): no NATS, no events"
+start stripped 0
+run "POST /projects/{id}/tasks (stripped)" "$work/stripped/post.lua" \
+  "$B/api/v1/projects/$pid/tasks"
+stop

@@ -2,19 +2,23 @@
 """cpusplit.py ROUNDS SECS NAME=URL=PID[,PID...] ... - where the CPU goes.
 
 For each target in turn (rounds interleaved, so machine noise falls on all
-alike) runs wrk -t2 -c100 for SECS against URL and reads, before and after,
-the CPU time of the server's processes (all threads: user and kernel) and of
-the whole machine. Prints, per request, the medians of:
+alike) runs wrk -t2 -c100 --latency for SECS against URL and reads, before
+and after, the CPU time of the server's processes (all threads: user and
+kernel) and of the whole machine. Prints the medians of req/s, p99, and per
+request:
   server user   - the server's own code and libraries
-  server kernel - the server's system calls (TCP send and receive)
+  server kernel - the server's system calls (TCP send and receive), and
+                  the softirq work done in them (on loopback, a send
+                  carries the segment to the other side)
   rest          - everything else that ran: wrk and its system calls, and
-                  softirq work, which on loopback carries every segment to
-                  the other side (the kernel accounts it to no process)
+                  whatever else the machine runs (on a shared machine,
+                  others' work: compare the server columns, not this one)
   idle          - share of the machine's CPU time that nothing used
-and, for the first target, the best ratio of requests per second against
-each other target it could reach if its user-space time were zero and all
-else stayed equal. On a machine where the client shares the cores, that is
-the ceiling no server-side code change can pass."""
+then, for the first target against each other one, the ratios of server
+CPU per request (user + kernel) and of p99, and the best ratio of requests
+per second it could reach if its user-space time were zero and all else
+stayed equal. On a machine where the client shares the cores, that is the
+ceiling no server-side code change can pass."""
 import os, re, statistics, subprocess, sys, time
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -37,15 +41,22 @@ def proc_cpu(pids):
     return user, kern
 
 
+def p99_ms(out):
+    """wrk's 99th percentile latency, in ms."""
+    v = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    return float(v.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[v.group(2)]
+
+
 def run(url, pids, secs):
     m0, (u0, k0), t0 = machine_busy(), proc_cpu(pids), time.monotonic()
-    out = subprocess.run(["wrk", "-t2", "-c100", f"-d{secs}s", url],
+    out = subprocess.run(["wrk", "-t2", "-c100", f"-d{secs}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
     m1, (u1, k1), t1 = machine_busy(), proc_cpu(pids), time.monotonic()
     n = int(re.search(r"(\d+) requests in", out).group(1))
     us = 1e6 / TICK / n
     ncpu = len(os.sched_getaffinity(0))
-    return {"rps": n / secs, "user": (u1 - u0) * us, "kernel": (k1 - k0) * us,
+    return {"rps": n / secs, "p99": p99_ms(out), "user": (u1 - u0) * us,
+            "kernel": (k1 - k0) * us,
             "rest": ((m1 - m0) - (u1 - u0) - (k1 - k0)) * us,
             "idle": 100 * (1 - (m1 - m0) / TICK / (t1 - t0) / ncpu)}
 
@@ -62,19 +73,21 @@ def main():
             got[name].append(run(url, pids, secs))
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
            for name, rs in got.items()}
-    print(f"{'':8} {'req/s':>9} {'server user':>12} {'server kernel':>14}"
+    print(f"{'':8} {'req/s':>9} {'p99 ms':>7} {'server user':>12} {'server kernel':>14}"
           f" {'rest':>9} {'total':>9} {'idle':>6}   (CPU us per request, medians)")
     for name, m in med.items():
         total = m["user"] + m["kernel"] + m["rest"]
-        print(f"{name:8} {m['rps']:9.0f} {m['user']:12.2f} {m['kernel']:14.2f}"
-              f" {m['rest']:9.2f} {total:9.2f} {m['idle']:5.1f}%")
+        print(f"{name:8} {m['rps']:9.0f} {m['p99']:7.2f} {m['user']:12.2f}"
+              f" {m['kernel']:14.2f} {m['rest']:9.2f} {total:9.2f} {m['idle']:5.1f}%")
     first, m = targets[0][0], med[targets[0][0]]
     for name, o in med.items():
         if name == first:
             continue
         mine = m["kernel"] + m["rest"]
         theirs = o["user"] + o["kernel"] + o["rest"]
-        print(f"ceiling {first}/{name} with zero user-space time: "
+        cpu = (m["user"] + m["kernel"]) / (o["user"] + o["kernel"])
+        print(f"{first}/{name}: server CPU per request {cpu:.2f}, p99 "
+              f"{m['p99'] / o['p99']:.2f}; ceiling with zero user-space time "
               f"{theirs / mine:.2f}")
 
 

@@ -4,13 +4,17 @@
 Each round first rolling-restarts SERVICE (so the killed worker is a healthy
 one with no failure history, as in production), then SIGKILLs one running
 worker and polls GET /status until a worker with a new pid is running.
-Prints each time and the median, in ms."""
+Prints each time and the median, in ms. The admin API's token comes from
+$VAPORA_ADMIN_TOKEN."""
 import json, os, signal, statistics, sys, time, urllib.request
 
 admin, service, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+HEADERS = {"Authorization": "Bearer " + os.environ.get("VAPORA_ADMIN_TOKEN", ""),
+           "Content-Type": "application/json"}
 
 def status():
-    with urllib.request.urlopen(f"http://{admin}/status", timeout=5) as r:
+    req = urllib.request.Request(f"http://{admin}/status", headers=HEADERS)
+    with urllib.request.urlopen(req, timeout=5) as r:
         for s in json.load(r)["services"]:
             if s["name"] == service:
                 return s
@@ -32,7 +36,7 @@ def wait(pred, limit=10.0):
 times = []
 for _ in range(rounds):
     req = urllib.request.Request(f"http://{admin}/services/{service}/restart",
-                                 method="POST", data=b"")
+                                 method="POST", data=b"", headers=HEADERS)
     urllib.request.urlopen(req, timeout=5).read()
     time.sleep(0.05)
     s = wait(settled)

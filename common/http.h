@@ -124,6 +124,21 @@ void http_reply(http_req_t *req, unsigned status, const char *content_type,
 /* Replies with body, a malloc'd buffer the server takes and frees. */
 void http_reply_owned(http_req_t *req, unsigned status, const char *content_type,
                       char *body, size_t len);
+/* A reply that requests share while its bytes stay the same (GET /health
+ * answers thousands of callers a second the same body): one response,
+ * built again only when its status, type or body or the second of its Date
+ * header change, and queued for every request that gets it, without a copy
+ * or an allocation. Owned by its caller; requests still sending it keep
+ * what they need after http_shared_destroy. */
+typedef struct http_shared http_shared_t;
+http_shared_t *http_shared_new(void);
+/* Accepts NULL; sets *shp = NULL. */
+void http_shared_destroy(http_shared_t **shp);
+/* Replies as http_reply(req, status, content_type, body, len) would, through
+ * sh. A request with headers of its own (http_req_add_header), one answered
+ * after its handler returned, or a server draining, gets its own reply. */
+void http_reply_shared(http_req_t *req, http_shared_t *sh, unsigned status,
+                       const char *content_type, const void *body, size_t len);
 /* Replies with body serialised compactly; takes the reference to body. */
 void http_reply_json(http_req_t *req, unsigned status, json_t *body);
 /* Replies {"error":{"code":code,"message":<printf>}}. */

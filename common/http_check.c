@@ -17,7 +17,9 @@
 typedef struct header_scan {
     http_strict_t strict;   /* RFC 9112's rules, on the same walk */
     size_t sum;             /* bytes of the header block */
-    const char *length;     /* the first Content-Length */
+    const char *length;     /* the first Content-Length ("" when it has no value) */
+    const char *length_raw; /* ... as libmicrohttpd gave it */
+    const char *coding;     /* the first Transfer-Encoding, as given */
     bool lengths_differ;    /* another Content-Length with another value */
     bool transfer_encoding; /* a Transfer-Encoding header */
     bool bad_coding;        /* one that is not just "chunked" */
@@ -31,11 +33,14 @@ static enum MHD_Result s_scan_header(void *cls, enum MHD_ValueKind kind,
     size_t klen = http__strict_field(&h->strict, key, value);
     h->sum += klen + (value ? strlen(value) : 0) + 4;
     if (klen == 14 && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-        if (!h->length)
+        if (!h->length) {
             h->length = value ? value : "";
-        else if (strcmp(h->length, value ? value : "") != 0)
+            h->length_raw = value;
+        } else if (strcmp(h->length, value ? value : "") != 0)
             h->lengths_differ = true;
     } else if (klen == 17 && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        if (!h->transfer_encoding)
+            h->coding = value;
         h->transfer_encoding = true;
         /* Only chunked frames a request body (RFC 9112, 6.3): any other
          * coding would make it run until the connection closes. */
@@ -92,8 +97,7 @@ static void s_check_media_type(http_req_t *req)
 {
     if (!(req->route->flags & (HTTP_JSON_BODY | HTTP_JSON_OPTIONAL)))
         return;
-    const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl = req->content_length, *te = req->coding;
     bool has_body = (cl && strcmp(cl, "0") != 0) || te;
     const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (has_body && !s_is_json_type(ct))
@@ -112,6 +116,9 @@ static bool s_scan(http_req_t *req, const char *method, const char *version,
                                "the request target holds a space or a control character");
     http__strict_begin(&h->strict, req, method, version);
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_scan_header, h);
+    /* Kept for the checks that follow, rather than looked up again. */
+    req->content_length = h->length_raw;
+    req->coding = h->coding;
     const char *why = http__strict_end(&h->strict);
     return why ? s_framing_error(req, why) : true;
 }
@@ -144,7 +151,7 @@ void http__check_request(http_server_t *srv, http_req_t *req, const char *method
 
 bool http__length_over_limit(const http_server_t *srv, const http_req_t *req)
 {
-    const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = req->content_length;
     if (!cl)
         return false;
     long n;

@@ -16,8 +16,12 @@
  * every few seconds would hold its connection for ever, and a few thousand
  * of them every connection slot. Every connection must deliver a request's
  * headers within request_timeout of connecting or of its last reply, and
- * then its body within body_timeout; a sweep each second shuts down the late
- * ones (libmicrohttpd then reads the end of stream and closes them).
+ * then its body within body_timeout, never idle for request_timeout; a
+ * reply its client stops taking (bytes wait in the socket, none
+ * acknowledged) is given request_timeout too. A sweep each second shuts
+ * down the late ones (libmicrohttpd then reads the end of stream and
+ * closes them). libmicrohttpd's own timeout is off (http.c): it read the
+ * clock six times and took a lock three times a request to keep it.
  *
  * A connection the server ends while its client may still be sending (an
  * answer before the body, a body over the limit, a head refused by
@@ -30,8 +34,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -269,14 +274,24 @@ void http__conn_request_started(http_req_t *req)
     conn_track_t *t = s_track(req);
     if (t) {
         t->phase = CONN_BODY;
-        t->since_ms = loop_now_ms(req->srv->loop);
+        t->since_ms = t->body_ms = loop_now_ms(req->srv->loop);
     }
+}
+
+void http__conn_body_arrived(http_req_t *req)
+{
+    if (req->track)
+        req->track->body_ms = loop_now_ms(req->srv->loop);
 }
 
 void http__conn_request_complete(http_req_t *req)
 {
-    if (req->track && req->track->phase == CONN_BODY)
-        req->track->phase = CONN_BUSY;
+    conn_track_t *t = req->track;
+    if (t && t->phase == CONN_BODY) {
+        t->phase = CONN_BUSY;
+        t->since_ms = loop_now_ms(req->srv->loop);
+        t->acked = 0;
+    }
 }
 
 void http__conn_request_done(http_req_t *req, enum MHD_RequestTerminationCode toe)
@@ -311,6 +326,44 @@ void http__conn_linger(http_req_t *req, char *last_words, size_t len)
     t->last_len = len;
 }
 
+/* Whether t's reply stalls: bytes wait in its socket and the client
+ * acknowledged none of them for limit ms. Looked at once a second, and
+ * only for a reply busy for a second already (a stream may be busy for
+ * hours, taking its bytes): one getsockopt. */
+static bool s_reply_stalled(conn_track_t *t, uint64_t now, uint64_t limit)
+{
+    if (now - t->since_ms < 1000)
+        return false;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    size_t need = offsetof(struct tcp_info, tcpi_notsent_bytes) + 4;
+    if (getsockopt(t->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || len < need)
+        return false; /* not TCP, or a kernel before 4.6: no judgement */
+    bool waiting = ti.tcpi_unacked > 0 || ti.tcpi_notsent_bytes > 0;
+    if (!waiting || ti.tcpi_bytes_acked != t->acked) {
+        t->acked = ti.tcpi_bytes_acked;
+        t->since_ms = now; /* nothing to take, or taken since the last look */
+        return false;
+    }
+    return now - t->since_ms > limit;
+}
+
+/* Why t is late at now, or NULL. head: request_timeout, body: body_timeout
+ * (ms; 0: none). */
+static const char *s_late(conn_track_t *t, uint64_t now, uint64_t head, uint64_t body)
+{
+    switch (t->phase) {
+    case CONN_HEAD: return head && now - t->since_ms > head ? "did not send a request head in time" : NULL;
+    case CONN_BODY:
+        if (body && now - t->since_ms > body)
+            return "took too long over its body";
+        return head && now - t->body_ms > head ? "stopped sending its body" : NULL;
+    case CONN_BUSY:
+        return head && s_reply_stalled(t, now, head) ? "stopped taking its reply" : NULL;
+    default: return NULL;
+    }
+}
+
 static void s_sweep(loop_t *loop, loop_timer_t *timer, void *ud)
 {
     UNUSED(timer);
@@ -320,11 +373,9 @@ static void s_sweep(loop_t *loop, loop_timer_t *timer, void *ud)
     uint64_t body = (uint64_t)srv->cfg.body_timeout * 1000;
     list_for_each(it, &srv->conns) {
         conn_track_t *t = list_item(it, conn_track_t, link);
-        uint64_t limit = t->phase == CONN_HEAD ? head : t->phase == CONN_BODY ? body : 0;
-        if (limit && !t->cut && t->fd >= 0 && now - t->since_ms > limit) {
-            log_debug("closing a connection whose request %s took over %u s",
-                      t->phase == CONN_HEAD ? "head" : "body",
-                      (unsigned)(limit / 1000));
+        const char *why = t->cut || t->fd < 0 ? NULL : s_late(t, now, head, body);
+        if (why) {
+            log_debug("closing a connection: its client %s", why);
             shutdown(t->fd, SHUT_RDWR);
             t->cut = true; /* once */
             srv->dirty = true;

@@ -66,8 +66,10 @@ typedef struct route {
 /* Where a connection stands, for its deadline (http_conn.c). */
 typedef enum conn_phase {
     CONN_HEAD,     /* waiting for a request's headers: request_timeout */
-    CONN_BODY,     /* headers in, the body still coming: body_timeout */
-    CONN_BUSY,     /* the request is complete: its handler and reply */
+    CONN_BODY,     /* headers in, the body still coming: body_timeout, and
+                      request_timeout without a byte */
+    CONN_BUSY,     /* the request is complete: its handler and reply; a
+                      reply not taken for request_timeout */
     CONN_UPGRADED, /* a WebSocket now: no deadline of ours */
 } conn_phase_t;
 
@@ -78,7 +80,10 @@ typedef struct http_peers http_peers_t;
 typedef struct conn_track {
     int fd;
     conn_phase_t phase;
-    uint64_t since_ms; /* the phase's deadline counts from here */
+    uint64_t since_ms; /* the phase's deadline counts from here; CONN_BUSY:
+                          when the reply was last seen moving */
+    uint64_t body_ms;  /* CONN_BODY: when body bytes last came */
+    uint64_t acked;    /* CONN_BUSY: reply bytes the client had acknowledged */
     bool cut;          /* shut down at a deadline: closes without lingering */
     bool linger;       /* ended by the server with input perhaps unread */
     bool has_peer;     /* peer is counted in http_server.peers */
@@ -99,6 +104,10 @@ struct http_req {
     bool bad_target;     /* a space or a control character in it */
     bool nul_in_uri;     /* %00 in it: decoded, it would cut the path short */
     bool framing_error;  /* where its body ends is unclear: answer, then close */
+    /* The first Content-Length and Transfer-Encoding values (NULL: none),
+     * from the walk over the headers (http_check.c). */
+    const char *content_length;
+    const char *coding;
     size_t discarded;    /* body bytes read and dropped (the request is refused) */
     conn_track_t *track; /* its connection's */
     route_t *route;
@@ -117,6 +126,7 @@ struct http_req {
     sbuf_t headers; /* response headers: "name\0value\0" pairs */
     unsigned nheaders;
     struct MHD_Response *resp;
+    bool resp_shared; /* resp is an http_shared_t's: not ours to destroy */
     unsigned status;
     bool handled;   /* the handler has run */
     bool suspended; /* MHD_suspend_connection in effect */
@@ -174,7 +184,9 @@ struct http_server {
     uint64_t last_request_ms; /* monotonic: when the last request's headers came */
     char date[40];            /* IMF-fixdate of date_sec, for the Date header */
     time_t date_sec;
-    list_t live; /* every request from its first sight to its completion */
+    list_t live;     /* every request from its first sight to its completion */
+    list_t spare;    /* finished requests kept for reuse (http.c) */
+    unsigned nspare;
     http_error_fn error_fn;
     void *error_ud;
     list_t conns; /* every open connection (conn_track_t) */
@@ -188,10 +200,10 @@ struct http_server {
     uint64_t refused_logged_ms;
 };
 
-/* ---- http_conn.c: accepting, and the header deadline ---- */
+/* ---- http_conn.c: accepting, and the deadlines ---- */
 
 /* Starts accepting on listen_fd (registered EPOLLEXCLUSIVE) and the
- * once-a-second header-deadline sweep. Returns 0 or -errno. */
+ * once-a-second sweep of the deadlines. Returns 0 or -errno. */
 int http__conn_start(http_server_t *srv, int listen_fd);
 /* Stops accepting for good (a drain). */
 void http__conn_stop_accepting(http_server_t *srv);
@@ -202,7 +214,10 @@ void http__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_con
                        enum MHD_ConnectionNotificationCode toe);
 /* req's headers are complete: its connection is on the body deadline. */
 void http__conn_request_started(http_req_t *req);
-/* req's body is complete: its connection is off the deadlines. */
+/* Body bytes of req arrived: its connection is not idle. */
+void http__conn_body_arrived(http_req_t *req);
+/* req's body is complete: its connection is off the deadlines, but for a
+ * reply its client stops taking. */
 void http__conn_request_complete(http_req_t *req);
 /* req is over (toe: how): its keep-alive connection waits for the next
  * headers, on the deadline again (not after an upgrade). One that did not
@@ -274,7 +289,7 @@ const char *http__strict_end(http_strict_t *w);
 void http__check_request(http_server_t *srv, http_req_t *req, const char *method,
                          const char *version);
 /* Whether req's Content-Length is over max_body (digits beyond a long
- * count as over). */
+ * count as over). After http__check_request, which read it. */
 bool http__length_over_limit(const http_server_t *srv, const http_req_t *req);
 /* Takes *size bytes of body (sets *size to 0) up to max_body. Returns
  * false, with 413 recorded, once the body goes past it: the request is
@@ -301,7 +316,9 @@ void http__set_error(http_req_t *req, unsigned status, const char *code,
 /* ---- http_reply.c ---- */
 
 /* Queues req->resp on the connection (adds Date, and Connection: close
- * while draining) and drops our reference. */
+ * while draining) and drops our reference. When libmicrohttpd refuses it
+ * in this call (see http_reply.c), it stays in req->resp and the access
+ * handler's next call queues it. */
 void http__queue(http_req_t *req);
 /* Adds the headers http_req_add_header collected to req->resp. */
 void http__add_headers(http_req_t *req);

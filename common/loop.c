@@ -261,7 +261,7 @@ void loop_cancel_timer(loop_t *l, loop_timer_t **timerp)
 
 static void s_run_timers(loop_t *l)
 {
-    uint64_t now = now_ns();
+    uint64_t now = l->now_ns;
     /* Bound the work per iteration so a 0 ms repeating timer cannot starve
      * fd events: only timers due at the start of this pass run. */
     size_t budget = l->heap_len;
@@ -365,15 +365,16 @@ int loop_run(loop_t *l)
         uint64_t before = now_ns();
         s_maybe_yield(l, before);
         int n = loop__epoll_wait(l->epfd, evs, LOOP_BATCH, timeout);
-        if (timeout != 0 && now_ns() - before > 50000)
-            l->busy_since = now_ns(); /* it slept */
+        uint64_t after = now_ns();
+        if (timeout != 0 && after - before > 50000)
+            l->busy_since = after; /* it slept */
         if (n < 0) {
             if (n == -EINTR)
                 continue;
             log_err(-n, "epoll_wait");
             return n;
         }
-        l->now_ns = now_ns();
+        l->now_ns = after;
         for (int i = 0; i < n; i++)
             s_dispatch(l, &evs[i]);
     }
@@ -405,6 +406,11 @@ void loop_wakeup(loop_t *l)
 uint64_t loop_now_ms(const loop_t *l)
 {
     return l->now_ns / 1000000ull;
+}
+
+uint64_t loop_now_ns(const loop_t *l)
+{
+    return l->now_ns;
 }
 
 uint64_t loop_take_max_lag(loop_t *l)

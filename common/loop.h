@@ -80,6 +80,8 @@ uint64_t loop_yields(const loop_t *loop);
 
 /* Monotonic time (ms) cached at the start of the current iteration. */
 uint64_t loop_now_ms(const loop_t *loop);
+/* The same in ns: when the events now being dispatched were polled. */
+uint64_t loop_now_ns(const loop_t *loop);
 /* Worst timer lag (ns) seen since the previous call; resets the maximum. */
 uint64_t loop_take_max_lag(loop_t *loop);
 /* Number of fds currently registered (for tests and stats). */

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "health.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "net.h"
@@ -44,12 +45,6 @@
 #define WORKER_NATS_WAIT_MS 3000
 #define WORKER_NATS_POLL_MS 10
 
-typedef struct check {
-    char *name;
-    worker_check_fn fn;
-    void *ud;
-} check_t;
-
 struct worker {
     const worker_service_t *svc;
     char *section;
@@ -61,8 +56,6 @@ struct worker {
     int listen_fd;
     sigfd_t *signals;
     long shutdown_timeout;
-    uint64_t started_ms;
-    int pid;
     time_t started_wall;
     double lag_s; /* worst lag of the last full second */
     uint64_t last_lag_warn_ms;
@@ -71,9 +64,7 @@ struct worker {
     bool forced;        /* stopping without waiting for running pool jobs */
     control_t *control; /* NULL when running alone */
     natsc_t *nats;      /* NULL when [nats] url is not set */
-    check_t *checks;
-    size_t nchecks;
-    json_t *warnings; /* worker_add_warning's, for /health; NULL: none */
+    health_t *health; /* GET /health: its checks and warnings */
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
     loop_timer_t *nats_wait; /* until NATS is up, before taking connections */
     uint64_t nats_wait_until_ms;
@@ -117,15 +108,12 @@ int worker_listen_fd(worker_t *w)
 
 void worker_add_warning(worker_t *w, const char *text)
 {
-    if (!w->warnings)
-        w->warnings = json_array();
-    json_array_append_new(w->warnings, json_string(text));
+    health_add_warning(w->health, text);
 }
 
 void worker_add_check(worker_t *w, const char *name, worker_check_fn fn, void *ud)
 {
-    w->checks = xrealloc(w->checks, (w->nchecks + 1) * sizeof *w->checks);
-    w->checks[w->nchecks++] = (check_t){xstrdup(name), fn, ud};
+    health_add_check(w->health, name, fn, ud);
 }
 const char *worker_setting(worker_t *w, const char *key)
 {
@@ -143,51 +131,7 @@ static int s_setting_long(worker_t *w, const char *key, long *out)
     return 0;
 }
 
-/* ---- built-in endpoints ---- */
-
-/* Runs the checks; returns the worst result, with "name: reason" of the
- * first failing one in reason. */
-static int s_run_checks(worker_t *w, char *reason, size_t len)
-{
-    int worst = WORKER_HEALTHY;
-    for (size_t i = 0; i < w->nchecks; i++) {
-        char buf[256] = "";
-        int r = w->checks[i].fn(w->checks[i].ud, buf, sizeof buf);
-        if (r > worst) {
-            snprintf(reason, len, "%s: %s", w->checks[i].name, buf);
-            worst = r;
-        }
-    }
-    return worst;
-}
-
-static void s_health(http_req_t *req, void *ud)
-{
-    worker_t *w = ud;
-    unsigned long long up = (loop_now_ms(w->loop) - w->started_ms) / 1000;
-    char reason[320];
-    int state = w->nchecks ? s_run_checks(w, reason, sizeof reason) : WORKER_HEALTHY;
-    if (state != WORKER_HEALTHY || w->warnings) {
-        const char *st = state == WORKER_HEALTHY    ? "healthy"
-                         : state == WORKER_DEGRADED ? "degraded"
-                                                    : "unhealthy";
-        json_t *j = json_pack("{s:s,s:s,s:i,s:I,s:s}", "status", st, "service",
-                              w->svc->name, "pid", w->pid, "uptime_s", (json_int_t)up,
-                              "version", VAPORA_VERSION);
-        if (state != WORKER_HEALTHY)
-            json_object_set_new(j, "reason", json_string(reason));
-        if (w->warnings)
-            json_object_set(j, "warnings", w->warnings);
-        http_reply_json(req, state == WORKER_HEALTHY ? 200 : 503, j);
-        return;
-    }
-    char buf[256];
-    int n = snprintf(buf, sizeof buf,
-                     "{\"status\":\"healthy\",\"service\":\"%s\",\"pid\":%d,"
-                     "\"uptime_s\":%llu,\"version\":\"" VAPORA_VERSION "\"}",
-                     w->svc->name, w->pid, up);
-    http_reply(req, 200, "application/json", buf, (size_t)n);
-}
+/* ---- built-in checks and metrics ---- */
 
 static int s_check_nats(void *ud, char *buf, size_t len)
 {
@@ -534,8 +478,7 @@ static int s_go_live(worker_t *w)
         return rc;
     }
     w->live = true;
-    w->started_ms = now_ms();
-    w->pid = (int)getpid();
+    health_start(w->health);
     w->started_wall = time(NULL);
     w->probe = loop_add_timer(w->loop, 50, 50, s_probe, w);
     w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
@@ -589,6 +532,7 @@ static int s_start(worker_t *w, const char *listen_override)
     w->loop = loop_new();
     if (!w->loop)
         return -errno;
+    w->health = health_new(w->loop, w->svc->name);
     loop_set_yield(w->loop, (uint64_t)yield_us * 1000);
     if (s_open_signals(w) < 0 || s_open_listen(w, listen_override) < 0)
         return -EIO;
@@ -602,7 +546,7 @@ static int s_start(worker_t *w, const char *listen_override)
     w->metrics = metrics_new();
     metrics_add_collector(w->metrics, s_collect, w);
     w->http = http_server_new(w->loop, w->metrics, &hc);
-    http_route(w->http, "GET", "/health", 0, s_health, w);
+    health_route(w->health, w->http);
     metrics_http_route(w->http, w->metrics);
     if (w->svc->setup && w->svc->setup(w) < 0) {
         log_error("the %s service failed to set up", w->svc->name);
@@ -641,11 +585,8 @@ static void s_stop(worker_t *w)
         w->svc->teardown(w);
     natsc_destroy(&w->nats); /* after the pool: its connect job is done */
     control_destroy(&w->control);
-    for (size_t i = 0; i < w->nchecks; i++)
-        free(w->checks[i].name);
-    free(w->checks);
-    json_decref(w->warnings);
     http_server_destroy(&w->http);
+    health_destroy(&w->health);
     metrics_destroy(&w->metrics);
     sigfd_destroy(&w->signals);
     if (w->listen_fd >= 0)

@@ -19,6 +19,7 @@
 #define VAPORA_WORKER_H
 
 #include "cfg.h"
+#include "health.h"
 #include "http.h"
 #include "loop.h"
 #include "metrics.h"
@@ -65,8 +66,12 @@ natsc_t *worker_nats(worker_t *w);
 /* A dependency check for GET /health: returns WORKER_HEALTHY, or
  * WORKER_DEGRADED / WORKER_UNHEALTHY with a one-line reason in buf. Runs on
  * the loop thread for each /health request: it must not block. */
-enum { WORKER_HEALTHY = 0, WORKER_DEGRADED = 1, WORKER_UNHEALTHY = 2 };
-typedef int (*worker_check_fn)(void *ud, char *buf, size_t len);
+enum {
+    WORKER_HEALTHY = HEALTH_OK,
+    WORKER_DEGRADED = HEALTH_DEGRADED,
+    WORKER_UNHEALTHY = HEALTH_UNHEALTHY
+};
+typedef health_check_fn worker_check_fn;
 /* Adds a check named name (copied). Then /health answers 503 with
  * "status":"degraded" or "unhealthy" and "reason":"<name>: <reason>" while
  * a check fails. The worker adds "nats" itself when [nats] url is set. */

@@ -22,10 +22,18 @@ declare -A LIBS=(
 # headers of libraries that ship no pkg-config file -> Debian package
 declare -A HEADERS=(
   [/usr/include/wslay/wslay.h]=libwslay-dev
+  # not a header: the font the browser tests' screenshots are drawn with
+  [/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf]=fonts-dejavu-core
+)
+# files (globs) of packages that ship neither -> Debian package: the
+# libFuzzer runtime `make fuzz` links (clang's compiler-rt)
+declare -A FILES=(
+  ['/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a']=libclang-rt-14-dev
 )
 # command -> Debian package
 declare -A TOOLS=(
   [cc]=gcc
+  [clang]=clang
   [make]=make
   [pkg-config]=pkg-config
   [nats-server]=nats-server
@@ -34,6 +42,8 @@ declare -A TOOLS=(
   [python3]=python3
   [node]=nodejs
   [npm]=npm
+  [chromium]=chromium    # the web board's browser tests (make test-ui)
+  [ss]=iproute2          # they find the backend worker holding a WebSocket
 )
 
 missing=()
@@ -49,6 +59,9 @@ else
 fi
 for h in "${!HEADERS[@]}"; do
   [ -e "$h" ] || missing+=("${HEADERS[$h]}")
+done
+for f in "${!FILES[@]}"; do
+  compgen -G "$f" >/dev/null || missing+=("${FILES[$f]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

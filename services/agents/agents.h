@@ -39,7 +39,8 @@ typedef struct agents {
     worker_t *w;
     loop_t *loop;
     pool_t *pool;
-    curlm_t *curlm;
+    curlm_t *curlm;     /* the router's streams: one connection each */
+    curlm_t *backend_curlm; /* the backend's API: AGENTS_BACKEND_CONNS at most */
     agents_config_t *cfg;
     adb_t *db;
     slots_t *slots;

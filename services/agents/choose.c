@@ -10,39 +10,14 @@
 #include "alloc.h"
 #include "infer.h"
 
-/* Every task type some agent claims, once each. */
-static size_t s_types(const agents_config_t *c, const char ***out)
-{
-    size_t n = 0, cap = 0;
-    const char **t = NULL;
-    for (size_t i = 0; i < c->nagents; i++) {
-        for (size_t k = 0; k < c->agents[i].ntask_types; k++) {
-            const char *x = c->agents[i].task_types[k];
-            bool seen = false;
-            for (size_t j = 0; j < n && !seen; j++)
-                seen = strcasecmp(t[j], x) == 0;
-            if (seen)
-                continue;
-            if (n == cap)
-                t = xrealloc(t, (cap = cap ? cap * 2 : 16) * sizeof *t);
-            t[n++] = x;
-        }
-    }
-    *out = t;
-    return n;
-}
-
 static void s_infer(const agents_config_t *c, const choose_task_t *t, choice_t *out)
 {
     char *text = xasprintf("%s\n%s", t->title ? t->title : "",
                            t->description ? t->description : "");
-    const char **types;
-    size_t n = s_types(c, &types);
-    int best = infer_best(text, types, n);
+    int best = infer_best(text, c->task_types, c->ntask_types);
     out->inferred = best >= 0;
     snprintf(out->task_type, sizeof out->task_type, "%s",
-             best >= 0 ? types[best] : (t->type && *t->type ? t->type : "feature"));
-    free(types);
+             best >= 0 ? c->task_types[best] : (t->type && *t->type ? t->type : "feature"));
     free(text);
 }
 

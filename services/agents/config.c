@@ -152,6 +152,24 @@ static int s_service_keys(const cfg_t *cfg, agents_config_t *c, long dflt[2],
     return cfg_get_double(cfg, "agents", "max_run_cost_usd", 1, 0, 1e6, dcost, err, len);
 }
 
+/* The union of the agents' task types (case-insensitively), for inference. */
+static void s_all_types(agents_config_t *c)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < c->nagents; i++)
+        cap += c->agents[i].ntask_types;
+    c->task_types = xcalloc(cap ? cap : 1, sizeof *c->task_types);
+    for (size_t i = 0; i < c->nagents; i++)
+        for (size_t k = 0; k < c->agents[i].ntask_types; k++) {
+            const char *x = c->agents[i].task_types[k];
+            bool seen = false;
+            for (size_t j = 0; j < c->ntask_types && !seen; j++)
+                seen = strcasecmp(c->task_types[j], x) == 0;
+            if (!seen)
+                c->task_types[c->ntask_types++] = x;
+        }
+}
+
 agents_config_t *agents_config_load(const cfg_t *cfg, char *err, size_t errlen)
 {
     agents_config_t *c = xcalloc(1, sizeof *c);
@@ -169,6 +187,8 @@ agents_config_t *agents_config_load(const cfg_t *cfg, char *err, size_t errlen)
     }
     if (rc < 0)
         agents_config_destroy(&c);
+    else
+        s_all_types(c);
     return c;
 }
 
@@ -189,6 +209,7 @@ void agents_config_destroy(agents_config_t **cp)
     for (size_t i = 0; i < c->nagents; i++)
         s_def_free(&c->agents[i]);
     free(c->agents);
+    free(c->task_types);
     free(c->router_url);
     free(c->router_key);
     free(c->router_key_file);

@@ -57,6 +57,8 @@ typedef struct agents_config {
     long ack_wait_s;        /* a delivery unacknowledged this long comes back */
     agent_def_t *agents;
     size_t nagents;
+    const char **task_types; /* every task type some agent claims, once each */
+    size_t ntask_types;
 } agents_config_t;
 
 /* Loads and checks every key above. NULL with a one-line reason naming the

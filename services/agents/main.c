@@ -27,6 +27,7 @@
 #include "watch.h"
 
 #define TICK_MS 100
+#define AGENTS_BACKEND_CONNS 32L /* per worker, to the backend (kanban, identity) */
 #define REFRESH_MS 1000
 
 static agents_t s_agents;
@@ -216,8 +217,12 @@ static int s_setup(worker_t *w)
         log_warn("agents: the learning history could not be read; starting without it");
     s_router_key(a);
     a->curlm = curlm_new(a->loop, 0, 256);
-    a->kanban = kanban_new(a->loop, a->curlm, a->cfg);
-    a->identity = identity_new(a->loop, a->curlm, a->cfg);
+    /* Thousands of runs starting at once would otherwise open as many
+     * connections to the backend, past its max_connections_per_ip; the
+     * calls beyond these wait in curl's queue. */
+    a->backend_curlm = curlm_new(a->loop, AGENTS_BACKEND_CONNS, AGENTS_BACKEND_CONNS);
+    a->kanban = kanban_new(a->loop, a->backend_curlm, a->cfg);
+    a->identity = identity_new(a->loop, a->backend_curlm, a->cfg);
     a->watch = watch_new(a);
     a->bus = bus_new(a, s_on_bus, a);
     stats_init(a);
@@ -242,6 +247,7 @@ static void s_teardown(worker_t *w)
     identity_destroy(&a->identity);
     kanban_destroy(&a->kanban);
     curlm_destroy(&a->curlm);
+    curlm_destroy(&a->backend_curlm);
     profiles_destroy(&a->profiles);
     slots_destroy(&a->slots);
     adb_destroy(&a->db);

@@ -81,8 +81,23 @@ static void s_cancel_task(agents_t *a, const char *task_id, const char *why)
     json_decref(m);
 }
 
+/* Most task events teach nothing and cancel nothing (created, assigned,
+ * an update without a result or an archive): a look for the few words
+ * that matter spares parsing them. */
+static bool s_may_matter(natsMsg *msg)
+{
+    const char *d = natsMsg_GetData(msg);
+    size_t n = (size_t)natsMsg_GetDataLength(msg);
+    return memmem(d, n, "\"task.deleted\"", 14) || memmem(d, n, "\"run_id\"", 8) ||
+           memmem(d, n, "\"archived\"", 10);
+}
+
 void outcome_on_msg(agents_t *a, natsMsg *msg)
 {
+    if (!s_may_matter(msg)) {
+        s_done_with(a, msg, true);
+        return;
+    }
     json_t *ev = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
     const char *type = json_string_value(json_object_get(ev, "type"));
     const char *id = json_string_value(json_object_get(ev, "id"));

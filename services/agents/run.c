@@ -259,6 +259,8 @@ void run_unpark(agents_t *a)
 {
     if (a->stopping)
         return;
+    const char *full[16];
+    size_t nfull = 0;
     list_for_each_safe(it, nx, &a->parked) {
         run_t *r = list_item(it, run_t, link);
         if (r->cancel) {
@@ -267,9 +269,17 @@ void run_unpark(agents_t *a)
             run_step_finish(r, RUN_CANCELED, r->cancel_reason, false);
             continue;
         }
+        /* Runs of one role wait for the same agents: once one of them
+         * finds them all busy, the others of this pass need not ask. */
+        bool busy = false;
+        for (size_t i = 0; r->assigned_role && i < nfull && !busy; i++)
+            busy = strcmp(full[i], r->assigned_role) == 0;
         bool none;
-        if (!s_take_agent(r, &none))
+        if (busy || !s_take_agent(r, &none)) {
+            if (!busy && r->assigned_role && nfull < ARRAY_LEN(full))
+                full[nfull++] = r->assigned_role;
             continue;
+        }
         list_remove(&r->link);
         list_push_back(&a->runs, &r->link);
         run_step_begin(r);

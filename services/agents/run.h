@@ -61,6 +61,9 @@ struct run {
     const agent_def_t *agent;
     int64_t version;         /* the task's version this run holds */
     llm_call_t *call;
+    bool call_done;          /* the call's answer came before the task was ours */
+    bool call_ok, call_retriable, call_401;
+    char *call_error;        /* "code: message" of a failed call */
     json_t *blockers;        /* documents of the tasks it was blocked by */
     int pending;             /* blocker reads on their way */
     bool moved;              /* this run set the task in-progress */

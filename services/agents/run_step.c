@@ -47,6 +47,7 @@ void run_step_free(run_t *r)
     json_decref(r->blockers);
     free(r->excluded);
     free(r->cancel_reason);
+    free(r->call_error);
     sbuf_free(&r->out);
     run_row_clear(&r->row);
     free(r);
@@ -180,10 +181,12 @@ static bool s_ours(const run_t *r, const json_t *t)
            strcmp(s_field(t, "assigned_agent"), r->agent->name) == 0;
 }
 
+static void s_go_on(run_t *r);
+
 static void s_resume(run_t *r, int what)
 {
     if (what == CHECK_START)
-        s_blockers(r);
+        s_go_on(r);
     else if (what == CHECK_FINISH)
         s_patch_finish(r);
     else
@@ -282,6 +285,21 @@ static const char *s_backend_error(const json_t *body, const char *dflt)
     return m ? m : dflt;
 }
 
+static void s_after_call(run_t *r);
+static void s_call_start(run_t *r);
+
+/* The task is ours: the call started beside the write answered already,
+ * or goes on, or (a task with blockers) starts once their results are in. */
+static void s_go_on(run_t *r)
+{
+    if (r->call_done)
+        s_after_call(r);
+    else if (r->call)
+        r->step = STEP_CALL;
+    else
+        s_blockers(r);
+}
+
 static void s_start_done(int status, json_t *body, const char *err, void *ud)
 {
     run_t *r = ud;
@@ -293,10 +311,15 @@ static void s_start_done(int status, json_t *body, const char *err, void *ud)
         r->task = json_incref(body);
     }
     const char *code = s_field(json_object_get(body, "error"), "code");
+    /* A conflict is read again (the task may be ours still): the call
+     * started beside the write waits for the verdict; anything else that is
+     * not a 200 closes it. */
+    if (r->cancel || (status != 200 && status != 412 && status != 409))
+        llm_cancel(r->a->curlm, &r->call);
     if (r->cancel)
         run_step_finish(r, RUN_CANCELED, r->cancel_reason, true);
     else if (status == 200)
-        s_blockers(r);
+        s_go_on(r);
     else if (status == 404)
         run_step_finish(r, RUN_CANCELED, "the task was deleted", false);
     else if (status == 409 && strcmp(code, "blocked") == 0)
@@ -339,6 +362,11 @@ void run_step_begin(run_t *r)
     runlog_save(r);
     runlog_event(r);
     s_patch_start(r);
+    /* A task blocked by none needs nothing more for its prompt: its call
+     * starts beside the write that makes the task ours, and its answer is
+     * used only once that write went through (else the call is closed). */
+    if (json_array_size(json_object_get(r->task, "blocked_by")) == 0)
+        s_call_start(r);
 }
 
 /* ---- the blockers' results, for the prompt ---- */
@@ -377,18 +405,26 @@ static void s_blockers(run_t *r)
 
 /* ---- the call ---- */
 
+/* The first byte of a first attempt's answer: the figure the product
+ * promises (from the assignment), and how it was spent, for debugging. */
+static void s_first_byte(run_t *r)
+{
+    int64_t now = s_wall_ms();
+    stats_first_byte(r->a, r->row.role, now - r->assigned_ms);
+    char start[32] = "not yet"; /* the call may start before the PATCH lands */
+    if (r->t_start)
+        snprintf(start, sizeof start, "%+lld", (long long)(r->t_start - r->assigned_ms));
+    log_debug("run %s: received %+lld ms, admitted %+lld, in-progress %s, first byte %+lld "
+              "(from the assignment)",
+              r->row.id, (long long)(r->t_recv - r->assigned_ms),
+              (long long)(r->t_admit - r->assigned_ms), start, (long long)(now - r->assigned_ms));
+}
+
 static void s_on_token(const char *text, size_t len, void *ud)
 {
     run_t *r = ud;
-    if (r->out.len == 0 && r->assigned_ms && r->row.attempts == 1) {
-        int64_t now = s_wall_ms();
-        stats_first_byte(r->a, r->row.role, now - r->assigned_ms);
-        log_debug("run %s: received %+lld ms, admitted %+lld, in-progress %+lld, first "
-                  "byte %+lld (from the assignment)",
-                  r->row.id, (long long)(r->t_recv - r->assigned_ms),
-                  (long long)(r->t_admit - r->assigned_ms),
-                  (long long)(r->t_start - r->assigned_ms), (long long)(now - r->assigned_ms));
-    }
+    if (r->out.len == 0 && r->assigned_ms && r->row.attempts == 1)
+        s_first_byte(r);
     sbuf_append(&r->out, text, len);
     list_for_each_safe(it, nx, &r->watchers) {
         run_watcher_t *w = list_item(it, run_watcher_t, link);
@@ -410,31 +446,55 @@ static void s_record_call(run_t *r, const llm_result_t *res)
     w->content = xstrdup(res->content ? res->content : "");
 }
 
-static void s_llm_done(const llm_result_t *res, void *ud)
+/* What a call's end means, once the task is ours. */
+static void s_after_call(run_t *r)
 {
-    run_t *r = ud;
-    r->call = NULL; /* llm.c frees it when this returns */
-    s_record_call(r, res);
-    if (res->ok) {
+    if (r->call_ok) {
         r->step = STEP_FINISH;
         r->tries = r->rechecks = 0;
         s_patch_finish(r);
         return;
     }
-    char why[640];
-    snprintf(why, sizeof why, "%s: %s", res->error_code, res->error);
-    if (res->status == 401 && !r->a->cfg->router_key[0]) {
+    if (r->call_401 && !r->a->cfg->router_key[0]) {
         /* The router wrote its key after we looked (or changed it): read
          * it again, and try again. */
         free(r->a->router_key);
         r->a->router_key = NULL;
-        s_retry_later(r, why);
+        s_retry_later(r, r->call_error);
         return;
     }
-    if (res->retriable)
-        s_retry_later(r, why);
+    if (r->call_retriable)
+        s_retry_later(r, r->call_error);
     else
-        run_step_finish(r, RUN_FAILED, why, true);
+        run_step_finish(r, RUN_FAILED, r->call_error, true);
+}
+
+static void s_llm_done(const llm_result_t *res, void *ud)
+{
+    run_t *r = ud;
+    r->call = NULL; /* llm.c frees it when this returns */
+    s_record_call(r, res);
+    r->call_done = true;
+    r->call_ok = res->ok;
+    r->call_retriable = res->retriable;
+    r->call_401 = res->status == 401;
+    free(r->call_error);
+    r->call_error = res->ok ? NULL : xasprintf("%s: %s", res->error_code, res->error);
+    if (r->step == STEP_CALL)
+        s_after_call(r); /* else the write making the task ours goes on */
+}
+
+/* Starts the call (the step is the caller's). */
+static void s_call_start(run_t *r)
+{
+    char *msg = prompt_user_message(r->task, r->blockers);
+    llm_request_t rq = {.agent = r->agent, .router_key = r->a->router_key,
+                        .task_type = r->row.task_type,
+                        .user_message = msg, .timeout_ms = r->agent->run_timeout_s * 1000};
+    r->call_done = false;
+    r->start_ms = loop_now_ms(r->a->loop);
+    r->call = llm_start(r->a->curlm, r->a->cfg, &rq, s_on_token, s_llm_done, r);
+    free(msg);
 }
 
 static void s_call(run_t *r)
@@ -443,14 +503,8 @@ static void s_call(run_t *r)
         run_step_finish(r, RUN_CANCELED, r->cancel_reason, true);
         return;
     }
-    char *msg = prompt_user_message(r->task, r->blockers);
-    llm_request_t rq = {.agent = r->agent, .router_key = r->a->router_key,
-                        .task_type = r->row.task_type,
-                        .user_message = msg, .timeout_ms = r->agent->run_timeout_s * 1000};
     r->step = STEP_CALL;
-    r->start_ms = loop_now_ms(r->a->loop);
-    r->call = llm_start(r->a->curlm, r->a->cfg, &rq, s_on_token, s_llm_done, r);
-    free(msg);
+    s_call_start(r);
     if (!r->call)
         s_retry_later(r, "the call to the router could not be started");
 }

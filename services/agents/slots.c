@@ -41,8 +41,11 @@ typedef struct table {
 
 struct slots {
     table_t *t;
-    int me; /* this process's index in workers[] */
+    int me;           /* this process's index in workers[] */
+    uint64_t reap_ms; /* monotonic ms of this process's last look for the dead */
 };
+
+#define SLOTS_REAP_EVERY_MS 100
 
 /* The start time of pid (clock ticks since boot), 0 when it is gone. */
 static uint64_t s_start_time(pid_t pid)
@@ -82,6 +85,19 @@ static void s_reap(table_t *t)
         for (int a = 0; a < SLOTS_AGENTS; a++)
             t->agents[a].held[i] = 0;
     }
+}
+
+/* Under the lock: looks for dead workers at most every SLOTS_REAP_EVERY_MS
+ * (each look reads /proc for every registered worker). */
+static void s_reap_sometimes(slots_t *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    if (now - s->reap_ms < SLOTS_REAP_EVERY_MS)
+        return;
+    s->reap_ms = now;
+    s_reap(s->t);
 }
 
 static void s_lock(table_t *t)
@@ -213,7 +229,7 @@ int slots_acquire(slots_t *s, const char *agent, unsigned max)
     aentry_t *e = s_find(s->t, agent, true);
     int rc = e ? 0 : -ENOSPC;
     if (e && s_sum(s->t, e) >= max) {
-        s_reap(s->t); /* a dead worker's runs may be what fills it */
+        s_reap_sometimes(s); /* a dead worker's runs may be what fills it */
         rc = s_sum(s->t, e) >= max ? -EBUSY : 0;
     }
     if (rc == 0) {

@@ -8,7 +8,8 @@
  * process-shared robust mutex: a worker killed while holding it leaves it
  * to the next locker (EOWNERDEAD), which makes it consistent again. A
  * worker that dies holding runs is noticed by its pid being gone (or
- * reused: the start time differs); its runs stop counting at once. An
+ * reused: the start time differs) when a full agent is asked for, at most
+ * every 100 ms (each look reads /proc); its runs stop counting then. An
  * operation is a few µs under the lock; no syscall but the lock's futex.
  *
  * Threads: any thread of a worker may call these (the lock serialises). */

@@ -125,6 +125,14 @@ static bool s_user_holds(api_job_t *j)
     return j->user_checked && !j->revoked;
 }
 
+/* Serialises the answer off the loop thread: a page of tasks is tens of
+ * KiB of JSON. A hook may still change out (then it is redone). */
+static void s_render(api_job_t *j)
+{
+    if (j->rc == 0 && j->out && !j->after && !j->body)
+        j->body = render_json(j->out, JSON_COMPACT);
+}
+
 static void s_work(pool_work_t *w)
 {
     api_job_t *j = container_of(w, api_job_t, work);
@@ -134,10 +142,32 @@ static void s_work(pool_work_t *w)
     }
     j->fn(j);
     store_end(j->b->store);
-    /* Serialise here: a page of tasks is tens of KiB of JSON, work the loop
-     * thread should not do. A hook may still change out (then it is redone). */
-    if (j->out && !j->after && !j->body)
-        j->body = render_json(j->out, JSON_COMPACT);
+    s_render(j);
+}
+
+/* The writer thread, inside the batch's transaction: 0 when the answer
+ * stands only if the batch commits. */
+static int s_write_run(store_write_t *w, store_t *s)
+{
+    UNUSED(s);
+    api_job_t *j = container_of(w, api_job_t, write);
+    if (j->token && !j->who.current && !s_user_holds(j))
+        return -1; /* 401, or the database failed: nothing was written */
+    j->fn(j);
+    return j->rc;
+}
+
+/* The writer thread, after the batch: a failed commit replaces the
+ * answer (the store dropped j->out and filled j->err). */
+static void s_write_done(store_write_t *w)
+{
+    api_job_t *j = container_of(w, api_job_t, write);
+    if (w->rc != 0 && j->rc == 0 && !j->revoked) {
+        j->rc = w->rc; /* the store dropped out and body */
+        j->location[0] = '\0';
+    }
+    s_render(j);
+    VP_ASSERT(mailbox_post(j->b->written, &w->link) == 0);
 }
 
 static unsigned s_status_of(int rc)
@@ -168,9 +198,8 @@ static void s_reply(http_req_t *req, api_job_t *j)
     }
 }
 
-static void s_done(pool_work_t *w, int status)
+static void s_finish(api_job_t *j, int status)
 {
-    api_job_t *j = container_of(w, api_job_t, work);
     http_req_t *req = j->req;
     if (j->user_checked)
         auth_token_checked(j->b->auth, j->token, j->users_tag, !j->revoked);
@@ -189,20 +218,73 @@ static void s_done(pool_work_t *w, int status)
     api_discard(j);
 }
 
+static void s_done(pool_work_t *w, int status)
+{
+    s_finish(container_of(w, api_job_t, work), status);
+}
+
+/* Loop thread: the writer's finished jobs, in the order of their commits. */
+static void s_on_written(list_t *items, void *ud)
+{
+    UNUSED(ud);
+    list_for_each_safe(it, nx, items)
+    {
+        list_remove(it);
+        s_finish(container_of(it, api_job_t, write.link), 0);
+    }
+}
+
+int api_init(backend_t *b)
+{
+    b->written = mailbox_new(worker_loop(b->w), 0, s_on_written, b);
+    return b->written ? 0 : -errno;
+}
+
+void api_fini(backend_t *b)
+{
+    mailbox_destroy(&b->written);
+}
+
+static int s_submit(api_job_t *j)
+{
+    if (!j->writer)
+        return pool_submit(worker_pool(j->b->w), &j->work, s_work, s_done);
+    j->write = (store_write_t){.run = s_write_run,
+                               .done = s_write_done,
+                               .out = &j->out,
+                               .text = &j->body,
+                               .e = &j->err};
+    return store_write_submit(j->b->store, &j->write);
+}
+
 void api_run(http_req_t *req, api_job_t *j)
 {
     j->req = req;
-    if (pool_submit(worker_pool(j->b->w), &j->work, s_work, s_done) < 0) {
+    if (s_submit(j) < 0) {
         http_reply_error(req, 503, "overloaded", "the server is busy; retry shortly");
         api_discard(j);
     }
 }
 
-void api_serve(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank)
+/* api_start and api_run of a plain api_job_t. */
+static void s_serve(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank,
+                    bool writer)
 {
     api_job_t *j = api_start(req, b, sizeof *j, fn, min_rank);
-    if (j)
+    if (j) {
+        j->writer = writer;
         api_run(req, j);
+    }
+}
+
+void api_serve(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank)
+{
+    s_serve(req, b, fn, min_rank, false);
+}
+
+void api_serve_write(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank)
+{
+    s_serve(req, b, fn, min_rank, true);
 }
 
 bool api_page(http_req_t *req, char kind, api_page_t *page)

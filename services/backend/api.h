@@ -10,6 +10,12 @@
  * on a pool thread and sets the answer; api.c replies on the loop thread
  * (mapping a VP_E* code to its HTTP status) and frees the job.
  *
+ * A job that only writes (j->writer) runs on the store's writer thread
+ * instead, inside the group commit's transaction (store.h): it holds no
+ * pool thread while it waits for the commit, so the batches grow with the
+ * writes in flight, not with pool_threads. Its answer is sent once the
+ * batch committed; when the commit fails, the answer is that failure.
+ *
  * Every request with a token is checked against the users table: a token
  * carries its user's token version (claim "ver"), which a deletion or a
  * change of role or password ends. This worker remembers, per token, the
@@ -36,8 +42,8 @@
 #include "validate.h"
 
 typedef struct api_job api_job_t;
-/* The storage work of a job: a pool thread. Sets rc (and err) or the
- * answer (out or body, status, location). */
+/* The storage work of a job: a pool thread (the writer when j->writer).
+ * Sets rc (and err) or the answer (out or body, status, location). */
 typedef void (*api_work_fn)(api_job_t *j);
 /* Runs on the loop thread before the reply (e.g. to publish an event or
  * fill a cache). A hook that sets rc to anything but 0 has answered (or
@@ -50,6 +56,11 @@ struct api_job {
     http_req_t *req;
     api_work_fn fn;
     api_after_fn after; /* optional */
+    /* fn runs on the store's writer, inside the batch's transaction: it
+     * may only call the store (no waiting on anything else, no password
+     * hashing). Set by the handler before api_run. */
+    bool writer;
+    store_write_t write; /* the writer's, from api_run until the reply */
     /* Frees what the route's arguments own (optional). */
     void (*fini)(api_job_t *j);
     auth_claims_t who; /* the caller (api_start) */
@@ -66,7 +77,7 @@ struct api_job {
     unsigned status; /* of a successful answer: 200 unless fn says otherwise */
     json_t *out;     /* the reply body (owned); NULL (and no body): empty */
     char *body;      /* the reply as JSON text (owned): set by fn, or out
-                        serialised on the pool thread */
+                        serialised on the pool thread or the writer */
     char location[160];
 };
 
@@ -98,11 +109,21 @@ api_job_t *api_start(http_req_t *req, backend_t *b, size_t size, api_work_fn fn,
 /* api_start and api_run for a job that needs nothing but the caller and
  * the path's {id} (a plain api_job_t). */
 void api_serve(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank);
+/* The same for a job that only writes (j->writer). */
+void api_serve_write(http_req_t *req, backend_t *b, api_work_fn fn, int min_rank);
+
+/* Sets up the delivery of the writer's finished jobs to the loop (at
+ * set-up, after the store is open); 0 or -errno. api_fini delivers what
+ * is left: after store_destroy (which finishes every queued write), before
+ * the auth state goes. Loop thread. */
+int api_init(backend_t *b);
+void api_fini(backend_t *b);
 
 /* Frees a job that will not run (the handler replied instead). */
 void api_discard(api_job_t *j);
-/* Runs j->fn on the pool, then replies j's answer (or the error of j->rc)
- * and frees j. A full pool is answered 503 overloaded at once. */
+/* Runs j->fn on the pool (on the writer when j->writer), then replies j's
+ * answer (or the error of j->rc) and frees j. A full pool (or writer
+ * queue) is answered 503 overloaded at once. */
 void api_run(http_req_t *req, api_job_t *j);
 
 /* Checks the bearer token and the role; false after replying 401 or 403.

@@ -14,13 +14,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "alloc.h"
+#include "log.h"
+#include "now.h"
 #include "sbuf.h"
+#include "shwake.h"
 #include "store_outbox.h"
 
 #define EVENTS_BATCH 1024
-#define EVENTS_IDLE_MS 20
+/* The leader sleeps until a commit in any worker kicks it (events.wake,
+ * shared by the workers), or this long at most. */
+#define EVENTS_IDLE_MS 200
+#define EVENTS_FOLLOWER_MS 200
+#define EVENTS_REFRESH_MS 1000
 /* After a partial batch, the publisher sleeps this long (commits that
  * queue events do not wake it meanwhile): under a stream of writes, fewer
  * and fuller batches cost the database and NATS less. */
@@ -35,8 +41,9 @@ struct events {
     pthread_t tid;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool stop;
+    atomic_bool stop;
     int lock_fd;
+    shwake_t *wake; /* commits in every worker kick the leader through it */
     bool leader;
     jsCtx *js;
     natsConnection *js_nc; /* the connection js was made on */
@@ -248,37 +255,52 @@ static int s_publish_batch(events_t *ev)
     return (int)n;
 }
 
+/* One round of the leader's work; returns how long to wait for a kick. */
+static int s_round(events_t *ev)
+{
+    if (!s_ready(ev))
+        return EVENTS_RETRY_MS;
+    int sent = s_publish_batch(ev);
+    if (sent < 0)
+        return EVENTS_RETRY_MS;
+    if (sent > 0 && sent < EVENTS_BATCH) { /* let the next batch fill a little */
+        struct timespec ts = {0, EVENTS_PACE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return sent > 0 ? 0 : EVENTS_IDLE_MS;
+}
+
+/* Now and then (about once a second while idle), the shared backlog. */
+static void s_refresh(events_t *ev, uint64_t *last)
+{
+    uint64_t now = now_ms();
+    if (now - *last < EVENTS_REFRESH_MS)
+        return;
+    *last = now;
+    store_err_t e;
+    store_outbox_refresh(ev->b->store, &e);
+    store_end(ev->b->store);
+}
+
 static void *s_thread(void *arg)
 {
     events_t *ev = arg;
-    int idle = 0;
+    pthread_setname_np(pthread_self(), "events-pub");
+    uint64_t refreshed = now_ms();
     while (!ev->stop) {
-        int wait = EVENTS_IDLE_MS;
-        if (!s_take_lead(ev)) {
-            wait = 200;
-        } else if (!s_ready(ev)) {
-            wait = EVENTS_RETRY_MS;
-        } else {
-            int sent = s_publish_batch(ev);
-            if (sent > 0)
-                wait = 0;
-            else if (sent < 0)
-                wait = EVENTS_RETRY_MS;
-            if (sent > 0 && sent < EVENTS_BATCH) { /* let the next batch fill a little */
-                struct timespec ts = {0, EVENTS_PACE_MS * 1000000L};
-                nanosleep(&ts, NULL);
-            }
-        }
+        /* Read before looking at the outbox: a commit after this moves it,
+         * and the wait below then returns at once. */
+        uint32_t seen = shwake_seq(ev->wake);
+        bool lead = s_take_lead(ev);
+        int wait = lead ? s_round(ev) : EVENTS_FOLLOWER_MS;
         store_end(ev->b->store);
-        if (wait > 0) {
-            if (++idle % 50 == 0) { /* every second or so, the shared backlog */
-                store_err_t e;
-                store_outbox_refresh(ev->b->store, &e);
-                store_end(ev->b->store);
-            }
-            if (!s_wait(ev, wait))
-                break;
-        }
+        if (wait == 0)
+            continue;
+        s_refresh(ev, &refreshed);
+        if (!lead && !s_wait(ev, wait))
+            break;
+        if (lead)
+            shwake_wait(ev->wake, seen, wait);
     }
     return NULL;
 }
@@ -287,9 +309,7 @@ static void *s_thread(void *arg)
 static void s_kick(void *ud)
 {
     events_t *ev = ud;
-    pthread_mutex_lock(&ev->mu);
-    pthread_cond_signal(&ev->cv);
-    pthread_mutex_unlock(&ev->mu);
+    shwake_kick(ev->wake);
 }
 
 static void s_collect(sbuf_t *out, void *ud)
@@ -325,8 +345,14 @@ events_t *events_new(backend_t *b, const events_limits_t *lim)
     char *path = xasprintf("%s/events.lock", b->data_dir);
     ev->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(path);
+    path = xasprintf("%s/events.wake", b->data_dir);
+    ev->wake = shwake_open(path);
+    if (!ev->wake) /* then commits in other workers wait for the poll */
+        log_err(errno, "events: mapping %s", path);
+    free(path);
     if (ev->lock_fd < 0) {
         log_err(errno, "events: opening the publisher lock");
+        shwake_close(&ev->wake);
         free(ev);
         return NULL;
     }
@@ -340,6 +366,7 @@ events_t *events_new(backend_t *b, const events_limits_t *lim)
     if (rc != 0) {
         log_err(rc, "events: starting the publisher thread");
         close(ev->lock_fd);
+        shwake_close(&ev->wake);
         free(ev);
         return NULL;
     }
@@ -358,7 +385,9 @@ void events_destroy(events_t **ep)
     ev->stop = true;
     pthread_cond_signal(&ev->cv);
     pthread_mutex_unlock(&ev->mu);
+    shwake_kick(ev->wake); /* the leader sleeps there */
     pthread_join(ev->tid, NULL);
+    shwake_close(&ev->wake);
     jsCtx_Destroy(ev->js);
     close(ev->lock_fd); /* releases the lead */
     pthread_mutex_destroy(&ev->mu);

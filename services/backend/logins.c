@@ -300,3 +300,22 @@ void logins_succeeded(logins_t *l, const char *username, const struct sockaddr *
         a->until_ms = 0;
     s_unlock(l, locked);
 }
+
+/* Takes one attempt back from e: it was counted but never checked. */
+static void s_give_back(entry_t *e, unsigned free)
+{
+    if (e && e->count > 0 && --e->count < free)
+        e->until_ms = 0;
+}
+
+void logins_release(logins_t *l, const char *username, const struct sockaddr *peer)
+{
+    uint64_t now = now_ms();
+    bool locked = s_lock(l);
+    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, false);
+    if (u != &l->t->overflow[KIND_USER])
+        s_give_back(u, l->free[KIND_USER]);
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    s_give_back(ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL, l->free[KIND_ADDR]);
+    s_unlock(l, locked);
+}

@@ -55,5 +55,8 @@ void logins_failed(logins_t *l, const char *username, const struct sockaddr *pee
 /* An admitted login succeeded: forgets username's count and takes the
  * attempt back from peer's (its earlier failures stay counted). */
 void logins_succeeded(logins_t *l, const char *username, const struct sockaddr *peer);
+/* An admitted login was never checked (the server was too busy, stopping,
+ * or its store failed): the attempt is given back. */
+void logins_release(logins_t *l, const char *username, const struct sockaddr *peer);
 
 #endif

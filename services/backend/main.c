@@ -4,7 +4,8 @@
  * the first connection), loads the JWT secret (auth.c) and makes the first
  * users (bootstrap.c), opens the login throttle (logins.c) and the read cache
  * (cache.c), starts the events publisher (events.c) and the WebSocket relay
- * (live.c), and adds the routes (users.c, projects.c, tasks.c). */
+ * (live.c), and adds the routes (users.c, projects.c, tasks.c), the web
+ * board's files (web.c) and the other services' routes it reads (relay.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "api.h"
 #include "backend.h"
 #include "bootstrap.h"
 #include "events.h"
@@ -21,15 +23,20 @@
 #include "live.h"
 #include "log.h"
 #include "projects.h"
+#include "relay.h"
 #include "sbuf.h"
 #include "schema.h"
+#include "settings.h"
 #include "store_outbox.h"
 #include "tasks.h"
 #include "users.h"
+#include "web.h"
 
 static backend_t s_backend;
 static events_t *s_events;
 static live_t *s_live;
+static web_t *s_web;
+static relay_t *s_relay;
 
 /* Blocks until this process holds data_dir/backend-setup.lock; -1 (and a
  * warning) when it cannot be taken: set-up then goes on unserialised. */
@@ -62,6 +69,20 @@ static void s_cache_metrics(sbuf_t *out, void *ud)
                 (unsigned long long)rcache_hits(b->cache));
     sbuf_printf(out, "vapora_backend_read_cache_total{result=\"miss\"} %llu\n",
                 (unsigned long long)rcache_misses(b->cache));
+}
+
+/* The writer's batches: writes / batches is the mean batch. */
+static void s_writer_metrics(sbuf_t *out, void *ud)
+{
+    backend_t *b = ud;
+    uint64_t batches, writes;
+    store_writer_stats(b->store, &batches, &writes);
+    metrics_write_sample(out, "vapora_backend_write_batches_total",
+                         "Transactions the writer ran (group commits).", "counter",
+                         "service=\"backend\"", (double)batches);
+    metrics_write_sample(out, "vapora_backend_writes_total",
+                         "Writes the writer ran, in those transactions.", "counter",
+                         "service=\"backend\"", (double)writes);
 }
 
 /* GET /health: degraded while writes fail for lack of space, on any
@@ -124,6 +145,40 @@ static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl, long address_f
     return 0;
 }
 
+/* The writer's queue holds as many writes as the pool's (pool_queue): a
+ * write beyond it is answered 503, whichever runs it. */
+static int s_writer_setup(worker_t *w, backend_t *b)
+{
+    long queue;
+    char err[256];
+    if (settings_get_long(worker_cfg(w), worker_section(w), "pool_queue", &queue, err,
+                          sizeof err) < 0) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    store_set_queue_max(b->store, (size_t)queue);
+    int rc = api_init(b);
+    if (rc < 0)
+        log_err(-rc, "backend: the writer's mailbox");
+    return rc;
+}
+
+/* The web board: its files and the routes of the other services it reads
+ * through this origin. */
+static int s_add_board(backend_t *b, const cfg_t *cfg)
+{
+    char err[512];
+    s_web = web_new(cfg_get_str(cfg, "backend", "web_root", "web"), err, sizeof err);
+    s_relay = s_web ? relay_new(b, cfg, err, sizeof err) : NULL;
+    if (!s_relay) {
+        log_error("backend: %s", err);
+        return -EINVAL;
+    }
+    relay_add_routes(s_relay);
+    web_add_routes(s_web, worker_http(b->w));
+    return 0;
+}
+
 static int s_setup(worker_t *w)
 {
     backend_t *b = &s_backend;
@@ -140,7 +195,7 @@ static int s_setup(worker_t *w)
         !s_number(cfg, "login_address_failures", LOGINS_ADDRESS_FREE, 0, 1000000,
                   &address_free))
         return -EINVAL;
-    if (s_open(b, cfg, ttl, address_free) < 0)
+    if (s_open(b, cfg, ttl, address_free) < 0 || s_writer_setup(w, b) < 0)
         return -EIO;
     if (!s_number(cfg, "outbox_max", 100000, 1, 10000000, &outbox_max) ||
         !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots) ||
@@ -153,27 +208,42 @@ static int s_setup(worker_t *w)
     if (store_version_known(b->store))
         b->cache = rcache_new((size_t)slots);
     metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
+    metrics_add_collector(worker_metrics(w), s_writer_metrics, b);
     worker_add_check(w, "storage", s_storage_check, b);
     s_events = events_new(b, &lim);
     s_live = live_new(b);
     users_add_routes(b);
     projects_add_routes(b);
     tasks_add_routes(b);
-    return 0;
+    return s_add_board(b, cfg);
 }
 
 static void s_teardown(worker_t *w)
 {
     UNUSED(w);
     backend_t *b = &s_backend;
+    relay_destroy(&s_relay);
+    web_destroy(&s_web);
     live_destroy(&s_live);
     events_destroy(&s_events);
+    /* The writes still queued commit; then their answers go out (they use
+     * the auth state). */
+    store_destroy(&b->store);
+    api_fini(b);
     rcache_destroy(&b->cache);
     logins_destroy(&b->logins);
     auth_destroy(&b->auth);
-    store_destroy(&b->store);
     free(b->data_dir);
     b->data_dir = NULL;
+}
+
+/* A draining worker ends its relayed streams (a run's live output): their
+ * clients reconnect to a sibling. */
+static void s_drain(worker_t *w)
+{
+    UNUSED(w);
+    if (s_relay)
+        relay_drain(s_relay);
 }
 
 static const worker_service_t s_service = {
@@ -182,6 +252,7 @@ static const worker_service_t s_service = {
     .schema = &backend_schema,
     .setup = s_setup,
     .teardown = s_teardown,
+    .drain = s_drain,
 };
 
 int main(int argc, char **argv)

@@ -58,6 +58,7 @@ static void s_create(http_req_t *req, void *ud)
     }
     c->name = json_string_value(json_object_get(body, "name"));
     c->description = json_string_value(json_object_get(body, "description"));
+    c->job.writer = true;
     api_run(req, &c->job);
 }
 
@@ -100,14 +101,32 @@ static void s_get(http_req_t *req, void *ud)
     api_serve(req, ud, s_get_work, AUTH_VIEWER);
 }
 
+typedef struct board_job {
+    api_job_t job;
+    unsigned flags; /* STORE_BOARD_* */
+} board_job_t;
+
 static void s_board_work(api_job_t *j)
 {
-    j->rc = store_project_board(j->b->store, j->id, &j->out, &j->err);
+    board_job_t *bj = container_of(j, board_job_t, job);
+    j->rc = store_project_board(j->b->store, j->id, bj->flags, &j->out, &j->err);
+}
+
+/* ?name=true or 1: the board includes what it leaves out by default. */
+static bool s_asked(http_req_t *req, const char *name)
+{
+    const char *v = http_req_query(req, name);
+    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
 }
 
 static void s_board(http_req_t *req, void *ud)
 {
-    api_serve(req, ud, s_board_work, AUTH_VIEWER);
+    board_job_t *bj = API_START(req, ud, board_job_t, s_board_work, AUTH_VIEWER);
+    if (!bj)
+        return;
+    bj->flags = (s_asked(req, "archived") ? STORE_BOARD_ARCHIVED : 0) |
+                (s_asked(req, "results") ? STORE_BOARD_RESULTS : 0);
+    api_run(req, &bj->job);
 }
 
 /* ---- update ---- */
@@ -133,6 +152,7 @@ static void s_update(http_req_t *req, void *ud)
         return;
     }
     u->patch = http_req_json(req);
+    u->job.writer = true;
     api_run(req, &u->job);
 }
 
@@ -157,6 +177,7 @@ static void s_delete(http_req_t *req, void *ud)
         return;
     const char *c = http_req_query(req, "cascade");
     d->cascade = c && (strcmp(c, "true") == 0 || strcmp(c, "1") == 0);
+    d->job.writer = true;
     api_run(req, &d->job);
 }
 

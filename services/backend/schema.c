@@ -15,6 +15,11 @@ static const char *const s_backend[] = {
     "login_address_failures",
     "events_max_age",
     "events_max_bytes",
+    "web_root",
+    "agents_url",
+    "router_url",
+    "router_key", "router_key_file",
+    "supervisor_url",
     NULL,
 };
 

@@ -5,11 +5,13 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -65,6 +67,41 @@ static void s_probe(store_t *s)
     store__conn_end(c);
 }
 
+/* The WAL starts again from its beginning only when a write begins while
+ * every frame in it is checkpointed. Under a steady stream of writes that
+ * never happens by itself (there are always new frames by the time a
+ * checkpoint ends): it grew by hundreds of MB a minute, each commit
+ * appending to a longer file, and waiting more and more on the file
+ * system. So once it holds STORE_WAL_RESTART_FRAMES, the checkpointer catches up
+ * until at most STORE_WAL_TAIL frames are left, checkpoints those few
+ * under the write lock (no write is running then), and the next write
+ * starts the WAL over. */
+#define STORE_WAL_TAIL 64
+#define STORE_WAL_TRIES 4
+
+/* A passive checkpoint: whether it left at most `tail` frames. */
+static bool s_checkpoint(sqlite3 *db, int *frames, int tail)
+{
+    int done = 0;
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, frames, &done);
+    return *frames >= 0 && *frames - done <= tail;
+}
+
+/* Lets the WAL start over (see above). When the writes outrun the
+ * checkpoints, the rest is checkpointed under the lock all the same: the
+ * WAL stays bounded, at the cost of a longer hold. */
+static void s_restart_wal(sqlite3 *db, int lockfd)
+{
+    int frames = 0;
+    for (int i = 1; i < STORE_WAL_TRIES && !s_checkpoint(db, &frames, STORE_WAL_TAIL);
+         i++)
+        ;
+    while (flock(lockfd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    s_checkpoint(db, &frames, 0);
+    flock(lockfd, LOCK_UN);
+}
+
 /* Checkpoints run here, off every request's path: a commit that had to
  * checkpoint the WAL itself (SQLite's automatic checkpoint, turned off in
  * store__open_db) took several milliseconds longer, the tail of POST
@@ -73,19 +110,27 @@ static void s_probe(store_t *s)
 static void *s_checkpointer(void *arg)
 {
     store_t *s = arg;
+    pthread_setname_np(pthread_self(), "store-ckpt");
     char err[256];
     sqlite3 *db = store__open_db(s->path, err, sizeof err);
     if (!db) {
         log_warn("store: checkpointer: %s", err);
         return NULL;
     }
+    char *lp = xasprintf("%s-writelock", s->path);
+    int lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lp);
     for (unsigned n = 1; !atomic_load(&s->ckpt_stop); n++) {
-        int frames = 0, done = 0;
-        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+        int frames = 0;
+        s_checkpoint(db, &frames, 0);
+        if (frames >= STORE_WAL_RESTART_FRAMES && lockfd >= 0)
+            s_restart_wal(db, lockfd);
         if (n % (STORE_PROBE_MS / STORE_CHECKPOINT_MS) == 0 && store_full_since(s))
             s_probe(s);
         usleep(STORE_CHECKPOINT_MS * 1000);
     }
+    if (lockfd >= 0)
+        close(lockfd);
     sqlite3_close(db);
     return NULL;
 }
@@ -131,6 +176,10 @@ store_t *store_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "libsodium failed to initialise");
         return NULL;
     }
+    /* No allocation statistics: they take a global mutex at every
+     * sqlite3_malloc. Only before SQLite's first use (else it says
+     * SQLITE_MISUSE and nothing changes). */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     sqlite3 *db = store__open_db(path, err, errlen);
     if (!db)
         return NULL;
@@ -143,9 +192,16 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     s->outbox_max = 100000;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->wcv, NULL);
+    pthread_cond_init(&s->dcv, NULL);
     list_init(&s->wq);
+    s->qmax = 1024;
     pthread_key_create(&s->key, store__conn_free);
     s_map_shared(s, path);
+    if (!store__writer_start(s)) {
+        snprintf(err, errlen, "cannot start the store's writer thread");
+        store_destroy(&s);
+        return NULL;
+    }
     s_start_checkpointer(s);
     store_err_t e;
     if (store_outbox_refresh(s, &e) != 0) /* start-up: this thread */
@@ -165,6 +221,7 @@ void store_destroy(store_t **sp)
     store_t *s = sp ? *sp : NULL;
     if (!s)
         return;
+    store__writer_stop(s); /* what is queued still runs */
     if (s->ckpt_running) {
         atomic_store(&s->ckpt_stop, true);
         pthread_join(s->ckpt, NULL);
@@ -176,6 +233,7 @@ void store_destroy(store_t **sp)
     pthread_key_delete(s->key);
     pthread_mutex_destroy(&s->wmu);
     pthread_cond_destroy(&s->wcv);
+    pthread_cond_destroy(&s->dcv);
     if (s->shared_mapped)
         munmap(s->shared, STORE_SHARED_LEN);
     else

@@ -31,12 +31,11 @@ sqlite3 *store__open_db(const char *path, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         sqlite3_busy_handler(db, s_busy, NULL);
     if (rc == SQLITE_OK)
-        rc =
-            sqlite3_exec(db,
-                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                         " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
-                         " PRAGMA wal_autocheckpoint=0;",
-                         NULL, NULL, NULL);
+        rc = sqlite3_exec(db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
+                          " PRAGMA wal_autocheckpoint=0;",
+                          NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s%s", path,
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
@@ -52,10 +51,20 @@ void store__conn_free(void *p)
     store_conn_t *c = p;
     for (unsigned i = 0; i < c->ncache; i++)
         sqlite3_finalize(c->cache[i].st);
+    for (int i = 0; i < STORE_TX_N; i++)
+        sqlite3_finalize(c->tx[i]);
     sqlite3_close(c->db);
     if (c->lockfd >= 0)
         close(c->lockfd);
     free(c);
+}
+
+/* After each commit: how many frames the WAL holds (see store_batch.c). */
+static int s_wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    UNUSED(db), UNUSED(name);
+    ((store_conn_t *)ud)->wal_frames = frames;
+    return SQLITE_OK;
 }
 
 store_conn_t *store__conn(store_t *s)
@@ -71,6 +80,7 @@ store_conn_t *store__conn(store_t *s)
     }
     c = xcalloc(1, sizeof *c);
     c->db = db;
+    sqlite3_wal_hook(db, s_wal_hook, c);
     c->shared = s->shared;
     char *lp = xasprintf("%s-writelock", s->path);
     c->lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -81,12 +91,17 @@ store_conn_t *store__conn(store_t *s)
     return c;
 }
 
+void store__conn_reset(store_conn_t *c)
+{
+    for (unsigned i = 0; i < c->ncache; i++)
+        sqlite3_reset(c->cache[i].st);
+}
+
 void store__conn_end(store_conn_t *c)
 {
     c->cause_rc = 0;
     c->users_changed = false; /* what set it did not commit */
-    for (unsigned i = 0; i < c->ncache; i++)
-        sqlite3_reset(c->cache[i].st);
+    store__conn_reset(c);
     if (c->locked) { /* a path that began a write and never ended it */
         log_error("store: a write transaction was left open; rolled back");
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -158,7 +173,7 @@ int store__fail(store_conn_t *c, store_err_t *e)
     }
     e->code = "storage_error";
     snprintf(e->msg, sizeof e->msg, "the database failed: %s", c->cause_msg);
-    log_error("store: %s", e->msg);
+    log_error("store: %s (SQLite code %d)", e->msg, c->cause_rc);
     return VP_ESTORE;
 }
 
@@ -169,9 +184,26 @@ int store__not_found(store_err_t *e, const char *what, const char *id)
     return VP_ENOTFOUND;
 }
 
-bool store__exec(store_conn_t *c, const char *sql)
+/* The statements that begin and end transactions and savepoints: run for
+ * every write, so prepared once per connection (sqlite3_exec would parse
+ * them each time). */
+static const char *const s_tx_sql[STORE_TX_N] = {
+    [STORE_TX_BEGIN] = "BEGIN IMMEDIATE", [STORE_TX_COMMIT] = "COMMIT",
+    [STORE_TX_ROLLBACK] = "ROLLBACK",     [STORE_TX_SAVEPOINT] = "SAVEPOINT w",
+    [STORE_TX_RELEASE] = "RELEASE w",     [STORE_TX_ROLLBACK_TO] = "ROLLBACK TO w",
+};
+
+bool store__tx(store_conn_t *c, int which)
 {
-    return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_stmt **st = &c->tx[which];
+    if (!*st && sqlite3_prepare_v3(c->db, s_tx_sql[which], -1,
+                                   SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+        *st = NULL;
+        return false;
+    }
+    int rc = sqlite3_step(*st);
+    sqlite3_reset(*st); /* keeps SQLite's error for the caller's cause */
+    return rc == SQLITE_DONE;
 }
 
 /* The write lock: an flock on `<database>-writelock`, taken before BEGIN
@@ -196,13 +228,24 @@ void store__unlock(store_conn_t *c)
     }
 }
 
+bool store__begin_immediate(store_conn_t *c)
+{
+    /* A read left mid-way (a row read, its statement not reset) holds its
+     * snapshot: BEGIN IMMEDIATE would then fail at once, without the busy
+     * handler, whenever another worker committed since
+     * (SQLITE_BUSY_SNAPSHOT). Every read of this thread ends here. */
+    store__conn_reset(c);
+    c->cause_rc = 0;
+    return store__tx(c, STORE_TX_BEGIN);
+}
+
 bool store__begin(store_conn_t *c)
 {
     c->cause_rc = 0;
     if (c->batched)
-        return store__exec(c, "SAVEPOINT w");
+        return store__tx(c, STORE_TX_SAVEPOINT);
     store__lock(c);
-    if (store__exec(c, "BEGIN IMMEDIATE"))
+    if (store__begin_immediate(c))
         return true;
     store__unlock(c);
     return false;
@@ -222,7 +265,7 @@ void store__bump(store_conn_t *c)
 
 bool store__commit(store_conn_t *c)
 {
-    if (store__exec(c, c->batched ? "RELEASE w" : "COMMIT")) {
+    if (store__tx(c, c->batched ? STORE_TX_RELEASE : STORE_TX_COMMIT)) {
         if (!c->batched) {
             store__bump(c);
             store__unlock(c);
@@ -237,7 +280,10 @@ void store__rollback(store_conn_t *c)
 {
     if (c->cause_rc == 0) /* the first failure of a statement is its cause */
         s_note_cause(c);
-    store__exec(c, c->batched ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
+    if (!c->batched)
+        store__tx(c, STORE_TX_ROLLBACK);
+    else if (store__tx(c, STORE_TX_ROLLBACK_TO)) /* fails when all is gone */
+        store__tx(c, STORE_TX_RELEASE);
     if (!c->batched)
         store__unlock(c);
 }

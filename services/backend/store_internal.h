@@ -3,12 +3,13 @@
  * store.h): store.c (open, close, version counter, checkpointer),
  * store_conn.c (a thread's connection, its statement cache, the write lock
  * and transactions), store_sql.c (binding and reading values),
- * store_migrate.c (the schema), store_batch.c (group commit),
- * store_outbox.c (events), store_users.c, store_projects.c, store_tasks.c.
+ * store_migrate.c (the schema), store_batch.c (the writer: group commit),
+ * store_outbox.c (events), store_users.c, store_projects.c, store_tasks.c,
+ * store_task_doc.c (a task's JSON from its row).
  *
  * Every function here runs on the thread that owns the connection it is
- * given (a pool thread, the publisher, or the set-up thread), except where
- * said otherwise. */
+ * given (a pool thread, the writer, the publisher, the checkpointer or the
+ * set-up thread), except where said otherwise. */
 #ifndef VAPORA_STORE_INTERNAL_H
 #define VAPORA_STORE_INTERNAL_H
 
@@ -49,11 +50,18 @@ struct store {
     atomic_ulong last_drop_log;
     void (*on_commit)(void *ud); /* after a batch that queued events */
     void *on_commit_ud;
-    /* Group commit (store_batch.c): writers queue here; one runs the batch. */
+    /* The writer (store_batch.c): writes queue here; its thread takes
+     * whatever is queued as the next batch. */
     pthread_mutex_t wmu;
-    pthread_cond_t wcv;
-    list_t wq; /* store_write_t, in arrival order */
-    bool combining;
+    pthread_cond_t wcv; /* the writer waits on it for work */
+    pthread_cond_t dcv; /* threads in store__write wait on it for their batch */
+    list_t wq;          /* store_write_t, in arrival order */
+    size_t nq;          /* writes queued (wq) */
+    size_t qmax;        /* submissions beyond it are refused (store_write_submit) */
+    bool wstop;
+    pthread_t writer;
+    bool writer_running;
+    atomic_ulong batches, writes; /* run so far (store_writer_stats) */
     /* Shared with the other workers; private memory (and not known to be
      * shared) when the file could not be mapped. */
     store_shared_t *shared;
@@ -62,6 +70,17 @@ struct store {
     pthread_t ckpt;
     bool ckpt_running;
     atomic_bool ckpt_stop;
+};
+
+/* The statements of transactions and savepoints (store__tx). */
+enum {
+    STORE_TX_BEGIN, /* BEGIN IMMEDIATE */
+    STORE_TX_COMMIT,
+    STORE_TX_ROLLBACK,
+    STORE_TX_SAVEPOINT, /* SAVEPOINT w */
+    STORE_TX_RELEASE,
+    STORE_TX_ROLLBACK_TO,
+    STORE_TX_N
 };
 
 /* One thread's connection, made on its first use of the store and freed
@@ -73,8 +92,9 @@ typedef struct store_conn {
         sqlite3_stmt *st;
     } cache[STORE_STMT_CACHE];
     unsigned ncache;
-    store_shared_t *shared; /* the store's */
-    int lockfd;             /* this connection's handle on the write lock */
+    sqlite3_stmt *tx[STORE_TX_N]; /* store__tx's, prepared on first use */
+    store_shared_t *shared;       /* the store's */
+    int lockfd;                   /* this connection's handle on the write lock */
     bool locked;
     /* Inside a group commit every write is a savepoint of the batch's one
      * transaction: store__begin, store__commit and store__rollback then mean
@@ -89,6 +109,7 @@ typedef struct store_conn {
     /* A write of the current transaction changed a user's tokens:
      * store__bump bumps the users counter too, after the commit. */
     bool users_changed;
+    int wal_frames; /* in the WAL after this connection's last commit */
 } store_conn_t;
 
 /* ---- store_conn.c: connections, statements, the write lock, transactions */
@@ -100,12 +121,18 @@ sqlite3 *store__open_db(const char *path, char *err, size_t errlen);
 store_conn_t *store__conn(store_t *s);
 /* Closes a connection: the pthread key's destructor. */
 void store__conn_free(void *p);
-/* Resets the thread's statements and rolls back a forgotten transaction. */
+/* Resets the thread's statements (ending its read transaction). */
+void store__conn_reset(store_conn_t *c);
+/* The same, and rolls back a forgotten transaction. */
 void store__conn_end(store_conn_t *c);
 /* A prepared statement for sql, a string literal (cached by address), reset
  * and unbound; NULL (logged) when it does not prepare. */
 sqlite3_stmt *store__stmt(store_conn_t *c, const char *sql);
-bool store__exec(store_conn_t *c, const char *sql);
+/* Runs one of the STORE_TX_* statements; false (SQLite's error kept for
+ * the cause) when it fails. */
+bool store__tx(store_conn_t *c, int which);
+/* BEGIN IMMEDIATE after ending every read this connection left open. */
+bool store__begin_immediate(store_conn_t *c);
 /* The write lock: an flock on `<database>-writelock` around each write
  * transaction (see store_conn.c). */
 void store__lock(store_conn_t *c);
@@ -129,8 +156,11 @@ int store__not_found(store_err_t *e, const char *what, const char *id);
 
 /* ---- store_sql.c: values in and out of statements ---- */
 
-/* A random UUID (version 4), as text. */
+/* A new UUID (version 7: time-ordered, 74 random bits), as text. */
 void store__uuid(char out[37]);
+/* Now, as now_iso8601 writes it (2026-01-02T03:04:05.678Z), cheaper. */
+#define STORE_TS_MAX 40
+void store__now(char out[STORE_TS_MAX]);
 /* Binds v (copied), or NULL. */
 void store__bind_text(sqlite3_stmt *st, int i, const char *v);
 /* Column i as a JSON string, or null. */
@@ -152,24 +182,24 @@ json_t *store__ids(store_conn_t *c, const char *sql, const char *id);
  * reason (also when the database is newer than this build). */
 int store__migrate(sqlite3 *db, char *err, size_t errlen);
 
-/* ---- store_batch.c: group commit ---- */
+/* ---- store_batch.c: the writer ---- */
 
-/* A write, queued for the next batch. Each operation is its own struct
- * that embeds this header as `w` and reaches its arguments with
- * container_of (see store_projects.c, store_tasks.c). */
-typedef struct store_write store_write_t;
-struct store_write {
-    /* Runs the operation inside the batch's transaction (a savepoint). */
-    int (*run)(store_write_t *w, store_t *s);
-    json_t **out; /* its result, dropped when the batch fails to commit */
-    store_err_t *e;
-    int rc;
-    bool done;
-    list_t link;
-};
+/* The WAL is let start over past STORE_WAL_RESTART_FRAMES (the
+ * checkpointer, store.c); past STORE_WAL_MAX_FRAMES, when the writes
+ * outrun the checkpoints, the writer checkpoints it itself before it lets
+ * the write lock go. */
+#define STORE_WAL_RESTART_FRAMES 8192
+#define STORE_WAL_MAX_FRAMES 16384
 
-/* Queues w and returns once its batch committed (or failed): w->rc. The
- * calling pool thread may be the one that runs the batch. */
+/* Starts the writer thread (store_open); false when it cannot. */
+bool store__writer_start(store_t *s);
+/* Runs what is still queued, then stops and joins the writer. */
+void store__writer_stop(store_t *s);
+
+/* Runs w in the next batch and returns once that batch committed (or
+ * failed): w->rc. Any thread but the loop's; from the writer itself (a
+ * store_write_submit job's run calling a store function), w runs at once
+ * as a savepoint of the batch being run. */
 int store__write(store_t *s, store_write_t *w);
 
 /* ---- store_outbox.c ---- */
@@ -179,11 +209,26 @@ int store__write(store_t *s, store_write_t *w);
  * logged at most every 10 s); false only when the database fails. */
 bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
                  const json_t *data);
+/* The same with data as JSON text, and the event's id and project_id. */
+bool store__emit_text(store_t *s, store_conn_t *c, const char *subject,
+                      const char *type, const char *id, const char *project_id,
+                      const char *data);
 
-/* ---- store_tasks.c, for the projects ---- */
+/* ---- store_task_doc.c: a task from its row ---- */
 
 /* A task as the API shows it, from a row of TASK_COLS (and its blockers). */
 json_t *store__task_row(store_conn_t *c, sqlite3_stmt *st);
+/* The same as JSON text (the task's document: caller frees), byte for byte
+ * json_dumps(store__task_row(c, st), JSON_COMPACT). */
+char *store__task_doc(store_conn_t *c, sqlite3_stmt *st);
+/* The document of a new task without blockers (id, created at ts): what
+ * store__task_doc gives once it is inserted. */
+struct store_task_new;
+char *store__task_doc_new(const char *id, const struct store_task_new *t,
+                          const char *ts);
+
+/* ---- store_tasks.c, for the projects ---- */
+
 /* The task id as JSON (*out, caller owns): 0, VP_ENOTFOUND or VP_ESTORE. */
 int store__task_get(store_conn_t *c, const char *id, json_t **out, store_err_t *e);
 

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -35,31 +36,57 @@ static bool s_full(store_t *s)
     return true;
 }
 
-bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
-                 const json_t *data)
+/* {"type":type,"id":id,"project_id":project_id,"data":data,"at":at}:
+ * what json_dumps(JSON_COMPACT) gives for the object built from them. */
+static char *s_payload(const char *type, const char *id, const char *project_id,
+                       const char *data, const char *at)
+{
+    sbuf_t b = {0};
+    sbuf_reserve(&b, strlen(data) + 160);
+    sbuf_puts(&b, "{\"type\":");
+    render_string(&b, type);
+    sbuf_puts(&b, ",\"id\":");
+    render_string(&b, id);
+    sbuf_puts(&b, ",\"project_id\":");
+    render_string(&b, project_id);
+    sbuf_puts(&b, ",\"data\":");
+    sbuf_puts(&b, data);
+    sbuf_puts(&b, ",\"at\":");
+    render_string(&b, at);
+    sbuf_puts(&b, "}");
+    return sbuf_steal(&b);
+}
+
+bool store__emit_text(store_t *s, store_conn_t *c, const char *subject,
+                      const char *type, const char *id, const char *project_id,
+                      const char *data)
 {
     if (s->outbox_max == 0 || s_full(s))
         return true; /* events are off (no NATS configured), or dropped */
     char at[40];
-    now_iso8601(at, sizeof at);
-    json_t *pid = json_object_get(data, "project_id");
-    json_t *ev = json_pack(
-        "{s:s,s:O,s:O,s:O,s:s}", "type", type, "id", json_object_get(data, "id"),
-        "project_id", pid ? pid : json_object_get(data, "id"), "data", data, "at", at);
-    char *txt = render_json(ev, JSON_COMPACT);
-    json_decref(ev);
+    store__now(at);
     sqlite3_stmt *st = store__stmt(c, SQL_OUTBOX_INSERT);
-    bool ok = st != NULL;
-    if (ok) {
-        store__bind_text(st, 1, subject);
-        sqlite3_bind_text(st, 2, txt, -1, free); /* SQLite frees it */
-        txt = NULL;
-        store__bind_text(st, 3, at);
-        ok = sqlite3_step(st) == SQLITE_DONE;
-    }
-    free(txt);
+    if (!st)
+        return false;
+    store__bind_text(st, 1, subject);
+    sqlite3_bind_text(st, 2, s_payload(type, id, project_id, data, at), -1, free);
+    store__bind_text(st, 3, at);
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
     if (ok)
         atomic_fetch_add(&s->backlog, 1);
+    return ok;
+}
+
+bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
+                 const json_t *data)
+{
+    if (s->outbox_max == 0)
+        return true; /* no rendering for nothing */
+    const char *id = json_string_value(json_object_get(data, "id"));
+    const char *pid = json_string_value(json_object_get(data, "project_id"));
+    char *txt = render_json(data, JSON_COMPACT);
+    bool ok = txt && store__emit_text(s, c, subject, type, id, pid ? pid : id, txt);
+    free(txt);
     return ok;
 }
 
@@ -121,14 +148,28 @@ int store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
     return 0;
 }
 
-int store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e)
+typedef struct outbox_delete_op {
+    store_write_t w;
+    int64_t seq;
+} outbox_delete_op_t;
+
+static int s_delete(store_write_t *w, store_t *s)
 {
     store_conn_t *c = store__conn(s);
     sqlite3_stmt *st = c ? store__stmt(c, SQL_OUTBOX_DELETE) : NULL;
     if (!st)
-        return store__fail(c, e);
-    sqlite3_bind_int64(st, 1, seq);
-    return sqlite3_step(st) == SQLITE_DONE ? 0 : store__fail(c, e);
+        return store__fail(c, w->e);
+    sqlite3_bind_int64(st, 1, container_of(w, outbox_delete_op_t, w)->seq);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : store__fail(c, w->e);
+}
+
+/* A write like the others: in the writer's next batch, under the write
+ * lock, instead of a transaction of its own that the writers' would wait
+ * for (and it for theirs) in SQLite's busy handler. */
+int store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e)
+{
+    outbox_delete_op_t op = {.w = {.run = s_delete, .e = e, .quiet = true}, .seq = seq};
+    return store__write(s, &op.w);
 }
 
 void store_outbox_free(store_event_t *evs, size_t n)

@@ -24,9 +24,9 @@ typedef struct store_event {
 /* At most max events wait; more are dropped (the writes still succeed).
  * 0 turns events off. Set before serving. */
 void store_outbox_set_max(store_t *s, long max);
-/* fn(ud) runs (on the committing pool thread) after each commit of writes
- * while events wait: the publisher wakes at once instead of at its poll.
- * NULL removes it; set it while no write runs. */
+/* fn(ud) runs (on the writer thread) after each commit of writes while
+ * events wait: the publisher wakes at once instead of at its poll. NULL
+ * removes it; set it while no write runs. */
 void store_outbox_set_commit_hook(store_t *s, void (*fn)(void *ud), void *ud);
 /* Events waiting (an estimate, any thread), and events dropped so far. */
 long store_outbox_backlog(store_t *s);
@@ -37,7 +37,9 @@ int store_outbox_refresh(store_t *s, store_err_t *e);
  * store_outbox_free. */
 int store_outbox_fetch(store_t *s, int limit, store_event_t **evs, size_t *n,
                        store_err_t *e);
-/* Forgets every event up to seq (published). */
+/* Forgets every event up to seq (published): a write in the writer's
+ * next batch, which the caller waits for; it leaves store_version as it
+ * is (no read sees the outbox). */
 int store_outbox_delete_upto(store_t *s, int64_t seq, store_err_t *e);
 void store_outbox_free(store_event_t *evs, size_t n);
 

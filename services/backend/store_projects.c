@@ -147,7 +147,28 @@ static json_t *s_board_columns(json_t **cols)
     return columns;
 }
 
-int store_project_board(store_t *s, const char *id, json_t **out, store_err_t *e)
+/* A task of the board: its result left out unless asked. */
+static json_t *s_board_task(store_conn_t *c, sqlite3_stmt *st, unsigned flags)
+{
+    json_t *t = store__task_row(c, st);
+    if (!(flags & STORE_BOARD_RESULTS)) {
+        json_object_set_new(t, "has_result",
+                            json_boolean(!json_is_null(json_object_get(t, "result"))));
+        json_object_del(t, "result");
+    }
+    return t;
+}
+
+/* Sets each column's "count". */
+static void s_board_counts(json_t *columns, const size_t *counts)
+{
+    for (unsigned i = 0; i < rules_nstatuses; i++)
+        json_object_set_new(json_array_get(columns, i), "count",
+                            json_integer((json_int_t)counts[i]));
+}
+
+int store_project_board(store_t *s, const char *id, unsigned flags, json_t **out,
+                        store_err_t *e)
 {
     store_conn_t *c = store__conn(s);
     int r = c ? s_project_get(c, id, NULL, e) : store__fail(c, e);
@@ -157,20 +178,26 @@ int store_project_board(store_t *s, const char *id, json_t **out, store_err_t *e
     if (!st)
         return store__fail(c, e);
     json_t *cols[8];
+    size_t counts[8] = {0};
     json_t *columns = s_board_columns(cols);
     store__bind_text(st, 1, id);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *status = (const char *)sqlite3_column_text(st, 6);
-        for (unsigned i = 0; i < rules_nstatuses; i++)
-            if (strcmp(status, rules_statuses[i]) == 0)
-                json_array_append_new(cols[i], store__task_row(c, st));
+        for (unsigned i = 0; i < rules_nstatuses; i++) {
+            if (strcmp(status, rules_statuses[i]) != 0)
+                continue;
+            counts[i]++;
+            if ((flags & STORE_BOARD_ARCHIVED) || strcmp(status, "archived") != 0)
+                json_array_append_new(cols[i], s_board_task(c, st, flags));
+        }
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         json_decref(columns);
         return store__fail(c, e);
     }
+    s_board_counts(columns, counts);
     *out = json_pack("{s:s,s:o}", "project_id", id, "columns", columns);
     return 0;
 }

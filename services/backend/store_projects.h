@@ -1,5 +1,5 @@
-/* store_projects.h - projects and their board. Pool threads; see store.h
- * for errors and ownership. */
+/* store_projects.h - projects and their board. A pool thread or the
+ * writer; see store.h for errors and ownership. */
 #ifndef VAPORA_STORE_PROJECTS_H
 #define VAPORA_STORE_PROJECTS_H
 
@@ -23,8 +23,17 @@ int store_project_update(store_t *s, const char *id, const json_t *patch, json_t
 /* VP_ECONFLICT project_has_tasks unless cascade; a cascade deletes the
  * tasks too (a task.deleted event each). */
 int store_project_delete(store_t *s, const char *id, bool cascade, store_err_t *e);
-/* {"project_id","columns":[{"status","tasks":[…]}…]}: one column per status
- * in board order, each by priority then age. */
-int store_project_board(store_t *s, const char *id, json_t **out, store_err_t *e);
+/* What a board leaves out unless asked (flags of store_project_board). */
+enum {
+    STORE_BOARD_ARCHIVED = 1u << 0, /* the archived column's tasks */
+    STORE_BOARD_RESULTS = 1u << 1,  /* each task's result */
+};
+/* {"project_id","columns":[{"status","count","tasks":[…]}…]}: one column per
+ * status in board order, each by priority then age; count is the column's
+ * tasks, those left out too. Without STORE_BOARD_ARCHIVED the archived
+ * column's tasks are left out; without STORE_BOARD_RESULTS each task has
+ * "has_result" (true/false) instead of its "result". */
+int store_project_board(store_t *s, const char *id, unsigned flags, json_t **out,
+                        store_err_t *e);
 
 #endif

@@ -3,19 +3,77 @@
 #define _GNU_SOURCE
 #include <sodium.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "store_internal.h"
 
+/* 16 random bytes. Fetched 1 KiB at a time per thread: asking libsodium
+ * for each id was a getrandom() system call per write. */
+static void s_random16(unsigned char b[16])
+{
+    static __thread unsigned char pool[1024];
+    static __thread size_t used = sizeof pool;
+    if (used == sizeof pool) {
+        randombytes_buf(pool, sizeof pool);
+        used = 0;
+    }
+    memcpy(b, pool + used, 16);
+    sodium_memzero(pool + used, 16); /* an id is never handed out twice */
+    used += 16;
+}
+
+/* A UUID of version 7 (RFC 9562): the time in ms in its first 48 bits,
+ * then 74 random ones. Ids made one after the other sort together, so a
+ * new row's entry goes to the last page of the id index: random (version
+ * 4) ids touched a page of their own each, which doubled the pages every
+ * write wrote to the WAL and, once another worker had written, read back
+ * (the page cache does not outlive another process's commit). */
 void store__uuid(char out[37])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    randombytes_buf(b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    s_random16(b);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-             b[12], b[13], b[14], b[15]);
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
+}
+
+void store__now(char out[STORE_TS_MAX])
+{
+    /* The date and time of the last second this thread formatted: most
+     * writes of a second need only its milliseconds. */
+    static __thread time_t sec = -1;
+    static __thread char head[64]; /* 2026-01-02T03:04:05. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        sec = ts.tv_sec;
+    }
+    size_t n = strlen(head);
+    long ms = ts.tv_nsec / 1000000;
+    memcpy(out, head, n);
+    out[n] = (char)('0' + ms / 100);
+    out[n + 1] = (char)('0' + ms / 10 % 10);
+    out[n + 2] = (char)('0' + ms % 10);
+    out[n + 3] = 'Z';
+    out[n + 4] = '\0';
 }
 
 void store__bind_text(sqlite3_stmt *st, int i, const char *v)

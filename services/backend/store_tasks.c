@@ -17,11 +17,10 @@
 static const char *const SQL_PROJECT_EXISTS = "SELECT 1 FROM projects WHERE id=?";
 static const char *const SQL_TASK_INSERT =
     "INSERT INTO tasks(id,project_id,title,description,type,status,priority,progress,"
-    "estimated_hours,created_at,updated_at,version) "
-    "VALUES(?,?,?,?,?,'todo',?,0,?,?,?,1)";
+    "estimated_hours,created_at,updated_at,version,doc) "
+    "VALUES(?,?,?,?,?,'todo',?,0,?,?,?,1,?)";
 static const char *const SQL_TASK_GET =
     "SELECT " STORE_TASK_COLS " FROM tasks WHERE id=?";
-static const char *const SQL_DEPS_OF = "SELECT blocked_by FROM task_deps WHERE task_id=?";
 static const char *const SQL_DEP_INSERT = "INSERT OR IGNORE INTO task_deps VALUES(?,?)";
 static const char *const SQL_DEPS_DELETE = "DELETE FROM task_deps WHERE task_id=?";
 static const char *const SQL_DEPS_DELETE_ALL =
@@ -34,7 +33,8 @@ static const char *const SQL_DEP_REACHES =
     "WITH RECURSIVE up(id) AS (SELECT blocked_by FROM task_deps WHERE task_id=?1"
     " UNION SELECT d.blocked_by FROM task_deps d JOIN up ON d.task_id=up.id)"
     " SELECT 1 FROM up WHERE id=?2 LIMIT 1";
-static const char *const SQL_DEPENDENTS = "SELECT task_id FROM task_deps WHERE blocked_by=?";
+static const char *const SQL_DEPENDENTS =
+    "SELECT task_id FROM task_deps WHERE blocked_by=?";
 static const char *const SQL_TASK_TOUCH =
     "UPDATE tasks SET version=version+1, updated_at=? WHERE id=?";
 static const char *const SQL_TASK_SAVE_DOC = "UPDATE tasks SET doc=? WHERE id=?";
@@ -46,48 +46,45 @@ static const char *const SQL_TASK_PAGE =
 
 /* ---- rows ---- */
 
-/* Stores the rendered JSON of task t (inside the write's transaction). */
-static bool s_save_doc(store_conn_t *c, const json_t *t)
+/* Queues vapora.tasks.<what> for task id of project pid, doc its data. */
+static bool s_emit(store_t *s, store_conn_t *c, const char *id, const char *pid,
+                   const char *doc, const char *what)
+{
+    char subject[64] = "vapora.tasks.", type[64] = "task.";
+    size_t n = strlen(what);
+    VP_ASSERT(n < 32);
+    memcpy(subject + 13, what, n + 1);
+    memcpy(type + 5, what, n + 1);
+    return store__emit_text(s, c, subject, type, id, pid, doc);
+}
+
+/* Task id's document (*doc, caller frees), read inside the write's
+ * transaction (so it is what commits), and its project (pid). */
+static int s_read_doc(store_conn_t *c, const char *id, char **doc,
+                      char pid[STORE_ID_MAX], store_err_t *e)
+{
+    sqlite3_stmt *st;
+    int r = store__find_row(c, SQL_TASK_GET, id, "task", &st, e);
+    if (r != 0)
+        return r;
+    snprintf(pid, STORE_ID_MAX, "%s", (const char *)sqlite3_column_text(st, 2));
+    *doc = store__task_doc(c, st);
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* Stores task id's document and queues its event vapora.tasks.<what>. */
+static bool s_save_doc(store_t *s, store_conn_t *c, const char *id, const char *pid,
+                       const char *doc, const char *what)
 {
     sqlite3_stmt *st = store__stmt(c, SQL_TASK_SAVE_DOC);
     if (!st)
         return false;
-    sqlite3_bind_text(st, 1, render_json(t, JSON_COMPACT), -1, free);
-    store__bind_text(st, 2, json_string_value(json_object_get(t, "id")));
-    return sqlite3_step(st) == SQLITE_DONE;
-}
-
-/* The result column: any JSON, stored encoded; null when absent. */
-static json_t *s_col_result(sqlite3_stmt *st, int i)
-{
-    const char *rt = (const char *)sqlite3_column_text(st, i);
-    json_t *r = rt ? json_loads(rt, JSON_DECODE_ANY, NULL) : NULL;
-    return r ? r : json_null();
-}
-
-/* The ids task id waits on. */
-static json_t *s_blockers(store_conn_t *c, const char *id)
-{
-    json_t *deps = store__ids(c, SQL_DEPS_OF, id);
-    return deps ? deps : json_array();
-}
-
-json_t *store__task_row(store_conn_t *c, sqlite3_stmt *st)
-{
-    json_t *t = json_pack(
-        "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "id",
-        store__col_text(st, 1), "project_id", store__col_text(st, 2), "title",
-        store__col_text(st, 3), "description", store__col_text(st, 4), "type",
-        store__col_text(st, 5), "status", store__col_text(st, 6), "priority",
-        store__col_text(st, 7), "progress", sqlite3_column_int(st, 8), "assigned_role",
-        store__col_text(st, 9), "assigned_agent", store__col_text(st, 10),
-        "estimated_hours", store__col_real(st, 11), "actual_hours",
-        store__col_real(st, 12), "result", s_col_result(st, 13), "created_at",
-        store__col_text(st, 14), "updated_at", store__col_text(st, 15), "version",
-        (json_int_t)sqlite3_column_int64(st, 16));
-    json_object_set_new(t, "blocked_by",
-                        s_blockers(c, json_string_value(json_object_get(t, "id"))));
-    return t;
+    sqlite3_bind_text(st, 1, doc, -1, SQLITE_STATIC);
+    store__bind_text(st, 2, id);
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_reset(st); /* doc is the caller's */
+    return ok && s_emit(s, c, id, pid, doc, what);
 }
 
 int store__task_get(store_conn_t *c, const char *id, json_t **out, store_err_t *e)
@@ -175,23 +172,20 @@ static bool s_insert_deps(store_conn_t *c, const char *id, const json_t *ids)
 
 /* Ends a write transaction that produced task id: reads it back (inside,
  * so the answer is what was committed), stores its document, queues
- * vapora.tasks.<what> and commits. */
+ * vapora.tasks.<what> and commits. *doc: the document. */
 static int s_finish_task(store_t *s, store_conn_t *c, const char *id, const char *what,
-                         json_t **out, store_err_t *e)
+                         char **doc, store_err_t *e)
 {
-    int r = store__task_get(c, id, out, e);
+    char pid[STORE_ID_MAX];
+    int r = s_read_doc(c, id, doc, pid, e);
     if (r != 0) {
         store__rollback(c);
         return r;
     }
-    char subject[64], type[64];
-    snprintf(subject, sizeof subject, "vapora.tasks.%s", what);
-    snprintf(type, sizeof type, "task.%s", what);
-    if (!s_save_doc(c, *out) || !store__emit(s, c, subject, type, *out) ||
-        !store__commit(c)) {
+    if (!s_save_doc(s, c, id, pid, *doc, what) || !store__commit(c)) {
         store__rollback(c);
-        json_decref(*out);
-        *out = NULL;
+        free(*doc);
+        *doc = NULL;
         return store__fail(c, e);
     }
     return 0;
@@ -202,6 +196,7 @@ static int s_finish_task(store_t *s, store_conn_t *c, const char *id, const char
 typedef struct task_create_op {
     store_write_t w;
     const store_task_new_t *t;
+    char *id; /* the caller's, STORE_ID_MAX bytes */
 } task_create_op_t;
 
 /* Whether the project exists and the blockers are tasks of it. */
@@ -215,10 +210,10 @@ static int s_check_new(store_conn_t *c, const store_task_new_t *t, store_err_t *
     return r;
 }
 
-static bool s_insert_task(store_conn_t *c, const char *id, const store_task_new_t *t)
+/* Inserts the task, with its document when it is known (else NULL). */
+static bool s_insert_task(store_conn_t *c, const char *id, const store_task_new_t *t,
+                          const char *ts, const char *doc)
 {
-    char ts[40];
-    now_iso8601(ts, sizeof ts);
     sqlite3_stmt *st = store__stmt(c, SQL_TASK_INSERT);
     if (!st)
         return false;
@@ -232,13 +227,29 @@ static bool s_insert_task(store_conn_t *c, const char *id, const store_task_new_
         sqlite3_bind_double(st, 7, t->estimated_hours);
     store__bind_text(st, 8, ts);
     store__bind_text(st, 9, ts);
-    return sqlite3_step(st) == SQLITE_DONE &&
-           (!t->blocked_by || s_insert_deps(c, id, t->blocked_by));
+    sqlite3_bind_text(st, 10, doc, -1, SQLITE_STATIC); /* NULL binds NULL */
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_reset(st); /* doc is the caller's */
+    return ok && (!t->blocked_by || s_insert_deps(c, id, t->blocked_by));
+}
+
+/* Queues the event of the new task id and commits; *doc: its document. */
+static int s_finish_new(store_t *s, store_conn_t *c, const char *id, const char *pid,
+                        char **doc, store_err_t *e)
+{
+    if (!s_emit(s, c, id, pid, *doc, "created") || !store__commit(c)) {
+        store__rollback(c);
+        free(*doc);
+        *doc = NULL;
+        return store__fail(c, e);
+    }
+    return 0;
 }
 
 static int s_create(store_write_t *w, store_t *s)
 {
-    const store_task_new_t *t = container_of(w, task_create_op_t, w)->t;
+    task_create_op_t *op = container_of(w, task_create_op_t, w);
+    const store_task_new_t *t = op->t;
     store_conn_t *c = store__conn(s);
     if (!c || !store__begin(c))
         return store__fail(c, w->e);
@@ -247,19 +258,29 @@ static int s_create(store_write_t *w, store_t *s)
         store__rollback(c);
         return r;
     }
-    char id[37];
+    char *id = op->id, ts[40];
     store__uuid(id);
-    if (!s_insert_task(c, id, t)) {
+    store__now(ts);
+    /* Without blockers, the new task's document follows from its values
+     * alone: it goes in with the row, and nothing is read back. */
+    char *doc =
+        json_array_size(t->blocked_by) == 0 ? store__task_doc_new(id, t, ts) : NULL;
+    if (!s_insert_task(c, id, t, ts, doc)) {
+        free(doc);
         store__rollback(c);
         return store__fail(c, w->e);
     }
-    return s_finish_task(s, c, id, "created", w->out, w->e);
+    if (!doc)
+        return s_finish_task(s, c, id, "created", w->text, w->e);
+    *w->text = doc;
+    return s_finish_new(s, c, id, t->project_id, w->text, w->e);
 }
 
-int store_task_create(store_t *s, const store_task_new_t *t, json_t **out,
-                      store_err_t *e)
+int store_task_create(store_t *s, const store_task_new_t *t, char **doc,
+                      char id[STORE_ID_MAX], store_err_t *e)
 {
-    task_create_op_t op = {.w = {.run = s_create, .out = out, .e = e}, .t = t};
+    task_create_op_t op = {
+        .w = {.run = s_create, .text = doc, .e = e}, .t = t, .id = id};
     return store__write(s, &op.w);
 }
 
@@ -408,7 +429,7 @@ static bool s_apply_patch(store_conn_t *c, const char *id, const json_t *patch)
     if (!st)
         return false;
     char ts[40];
-    now_iso8601(ts, sizeof ts);
+    store__now(ts);
     store__bind_text(st, 1, ts);
     int n = 2;
     for (size_t i = 0; i < ARRAY_LEN(s_task_fields); i++) {
@@ -494,10 +515,10 @@ static bool s_write_patch(store_t *s, store_conn_t *c, const char *id,
     if (!json_object_get(patch, "assigned_role"))
         return true;
     /* An assignment is an update, and an event of its own. */
-    json_t *t = NULL;
-    bool ok = store__task_get(c, id, &t, e) == 0 &&
-              store__emit(s, c, "vapora.tasks.assigned", "task.assigned", t);
-    json_decref(t);
+    char *doc = NULL, pid[STORE_ID_MAX];
+    bool ok =
+        s_read_doc(c, id, &doc, pid, e) == 0 && s_emit(s, c, id, pid, doc, "assigned");
+    free(doc);
     return ok;
 }
 
@@ -522,7 +543,8 @@ static int s_update(store_write_t *w, store_t *s)
     if (r == 0 && !op->force && !s_patch_changes(cur, op->patch)) {
         /* Nothing changes: no new version, no event. */
         store__rollback(c);
-        *w->out = cur;
+        *w->text = render_json(cur, JSON_COMPACT);
+        json_decref(cur);
         return 0;
     }
     json_decref(cur);
@@ -534,23 +556,23 @@ static int s_update(store_write_t *w, store_t *s)
         store__rollback(c);
         return store__fail(c, w->e);
     }
-    return s_finish_task(s, c, op->id, "updated", w->out, w->e);
+    return s_finish_task(s, c, op->id, "updated", w->text, w->e);
 }
 
-int store_task_update(store_t *s, const char *id, const json_t *patch,
-                      int64_t if_match, json_t **out, store_err_t *e)
+int store_task_update(store_t *s, const char *id, const json_t *patch, int64_t if_match,
+                      char **doc, store_err_t *e)
 {
-    task_update_op_t op = {.w = {.run = s_update, .out = out, .e = e},
+    task_update_op_t op = {.w = {.run = s_update, .text = doc, .e = e},
                            .id = id,
                            .patch = patch,
                            .if_match = if_match};
     return store__write(s, &op.w);
 }
 
-int store_task_assign(store_t *s, const char *id, const json_t *patch, json_t **out,
+int store_task_assign(store_t *s, const char *id, const json_t *patch, char **doc,
                       store_err_t *e)
 {
-    task_update_op_t op = {.w = {.run = s_update, .out = out, .e = e},
+    task_update_op_t op = {.w = {.run = s_update, .text = doc, .e = e},
                            .id = id,
                            .patch = patch,
                            .if_match = -1,
@@ -565,18 +587,17 @@ int store_task_assign(store_t *s, const char *id, const json_t *patch, json_t **
 static bool s_touch_dependent(store_t *s, store_conn_t *c, const char *id,
                               store_err_t *e)
 {
-    char ts[40];
-    json_t *t = NULL;
-    now_iso8601(ts, sizeof ts);
+    char ts[40], pid[STORE_ID_MAX], *doc = NULL;
+    store__now(ts);
     sqlite3_stmt *u = store__stmt(c, SQL_TASK_TOUCH);
     if (u) {
         store__bind_text(u, 1, ts);
         store__bind_text(u, 2, id);
     }
     bool ok = u && sqlite3_step(u) == SQLITE_DONE &&
-              store__task_get(c, id, &t, e) == 0 && s_save_doc(c, t) &&
-              store__emit(s, c, "vapora.tasks.updated", "task.updated", t);
-    json_decref(t);
+              s_read_doc(c, id, &doc, pid, e) == 0 &&
+              s_save_doc(s, c, id, pid, doc, "updated");
+    free(doc);
     return ok;
 }
 

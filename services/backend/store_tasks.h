@@ -1,6 +1,6 @@
 /* store_tasks.h - tasks, their dependencies (blocked_by) and the status
- * rules (rules.h) applied inside each write's transaction. Pool threads;
- * see store.h for errors and ownership. */
+ * rules (rules.h) applied inside each write's transaction. A pool thread
+ * or the writer; see store.h for errors and ownership. */
 #ifndef VAPORA_STORE_TASKS_H
 #define VAPORA_STORE_TASKS_H
 
@@ -30,9 +30,10 @@ typedef struct store_task_filter {
 
 /* Creates a task (status todo, version 1). VP_ENOTFOUND when the project
  * does not exist; VP_EINVALID invalid_blocked_by for unknown blockers.
- * *out: the task. */
-int store_task_create(store_t *s, const store_task_new_t *t, json_t **out,
-                      store_err_t *e);
+ * *doc: the task's document (its JSON, as reads serve it; caller frees);
+ * id: its id. */
+int store_task_create(store_t *s, const store_task_new_t *t, char **doc,
+                      char id[STORE_ID_MAX], store_err_t *e);
 /* The task built from its columns (*out). */
 int store_task_get(store_t *s, const char *id, json_t **out, store_err_t *e);
 /* Reads serve each task's stored JSON: one task (*doc, caller frees), or
@@ -45,13 +46,13 @@ int store_task_page(store_t *s, const store_task_filter_t *f, int64_t after, int
 /* Applies a validated patch under the status rules (see rules.h), in one
  * transaction. if_match < 0: no precondition (else VP_EPRECONDITION
  * version_mismatch when the task is at another version). A patch that
- * changes nothing answers the task as it is. *out: the task. */
+ * changes nothing answers the task as it is. *doc: the task's document. */
 int store_task_update(store_t *s, const char *id, const json_t *patch,
-                      int64_t if_match, json_t **out, store_err_t *e);
+                      int64_t if_match, char **doc, store_err_t *e);
 /* An assignment: patch ({"assigned_role": ...}) is applied as an update,
  * with a new version and the task.assigned event even when the role is the
  * one the task has (a task may be assigned again: a new run). */
-int store_task_assign(store_t *s, const char *id, const json_t *patch, json_t **out,
+int store_task_assign(store_t *s, const char *id, const json_t *patch, char **doc,
                       store_err_t *e);
 /* Deletes the task; the tasks it blocked lose it from blocked_by (a new
  * version each). */

@@ -1,5 +1,6 @@
-/* store_users.h - users and their password hashes. Pool threads (and the
- * set-up thread); see store.h for errors and ownership. */
+/* store_users.h - users and their password hashes. Pool threads, the
+ * writer (a write's token check) and the set-up thread; see store.h for
+ * errors and ownership. */
 #ifndef VAPORA_STORE_USERS_H
 #define VAPORA_STORE_USERS_H
 

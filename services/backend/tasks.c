@@ -55,11 +55,11 @@ typedef struct create_job {
 static void s_create_work(api_job_t *j)
 {
     const store_task_new_t *t = &container_of(j, create_job_t, job)->task;
-    j->rc = store_task_create(j->b->store, t, &j->out, &j->err);
+    char id[STORE_ID_MAX];
+    j->rc = store_task_create(j->b->store, t, &j->body, id, &j->err);
     if (j->rc == 0) {
         j->status = 201;
-        snprintf(j->location, sizeof j->location, "/api/v1/tasks/%s",
-                 json_string_value(json_object_get(j->out, "id")));
+        snprintf(j->location, sizeof j->location, "/api/v1/tasks/%s", id);
     }
 }
 
@@ -100,6 +100,7 @@ static void s_create(http_req_t *req, void *ud)
         return;
     }
     s_new_task(&c->task, c->job.id, body);
+    c->job.writer = true;
     api_run(req, &c->job);
 }
 
@@ -216,7 +217,7 @@ typedef struct update_job {
 static void s_update_work(api_job_t *j)
 {
     update_job_t *u = container_of(j, update_job_t, job);
-    j->rc = store_task_update(j->b->store, j->id, u->patch, u->if_match, &j->out,
+    j->rc = store_task_update(j->b->store, j->id, u->patch, u->if_match, &j->body,
                               &j->err);
 }
 
@@ -315,6 +316,7 @@ static void s_update(http_req_t *req, void *ud)
         return;
     }
     u->patch = http_req_json(req);
+    u->job.writer = true;
     api_run(req, &u->job);
 }
 
@@ -323,7 +325,7 @@ static void s_update(http_req_t *req, void *ud)
 static void s_assign_work(api_job_t *j)
 {
     update_job_t *u = container_of(j, update_job_t, job);
-    j->rc = store_task_assign(j->b->store, j->id, u->patch, &j->out, &j->err);
+    j->rc = store_task_assign(j->b->store, j->id, u->patch, &j->body, &j->err);
 }
 
 static void s_assign(http_req_t *req, void *ud)
@@ -346,6 +348,7 @@ static void s_assign(http_req_t *req, void *ud)
     u->if_match = -1;
     u->job.fini = s_update_fini;
     u->job.status = 202;
+    u->job.writer = true;
     api_run(req, &u->job);
 }
 
@@ -359,7 +362,7 @@ static void s_delete_work(api_job_t *j)
 
 static void s_delete(http_req_t *req, void *ud)
 {
-    api_serve(req, ud, s_delete_work, AUTH_MEMBER);
+    api_serve_write(req, ud, s_delete_work, AUTH_MEMBER);
 }
 
 void tasks_add_routes(backend_t *b)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "api.h"
 #include "log.h"
@@ -17,7 +19,15 @@ typedef struct login_job {
     api_job_t job;
     const char *username, *password; /* the request's */
     bool ok;                         /* the password matched */
+    bool judged;                     /* the attempt counted as a success or failure */
+    struct sockaddr_storage peer;    /* the client's address (a copy) */
+    bool has_peer;
 } login_job_t;
+
+static const struct sockaddr *s_peer(const login_job_t *l)
+{
+    return l->has_peer ? (const struct sockaddr *)&l->peer : NULL;
+}
 
 /* A token for user (its token version ver), answered as the login's
  * body; false when signing failed (j->rc says so). */
@@ -59,13 +69,23 @@ static void s_login_work(api_job_t *j)
 static void s_login_after(api_job_t *j, http_req_t *req)
 {
     login_job_t *l = container_of(j, login_job_t, job);
+    l->judged = true;
     if (l->ok) {
-        logins_succeeded(j->b->logins, l->username, http_req_peer(req));
+        logins_succeeded(j->b->logins, l->username, s_peer(l));
         return;
     }
-    logins_failed(j->b->logins, l->username, http_req_peer(req));
+    logins_failed(j->b->logins, l->username, s_peer(l));
     j->rc = VP_EINVALID; /* api.c must not reply: we do */
     http_reply_error(req, 401, "invalid_credentials", "wrong username or password");
+}
+
+/* A login that was never judged (503, a store failure, a stop) gives its
+ * attempt back: only checked passwords count. */
+static void s_login_fini(api_job_t *j)
+{
+    login_job_t *l = container_of(j, login_job_t, job);
+    if (!l->judged)
+        logins_release(j->b->logins, l->username, s_peer(l));
 }
 
 /* 429 with Retry-After: the login was refused without being checked. */
@@ -101,7 +121,15 @@ static void s_login(http_req_t *req, void *ud)
     login_job_t *l = API_JOB(b, login_job_t, s_login_work);
     l->username = u;
     l->password = p;
+    const struct sockaddr *peer = http_req_peer(req);
+    if (peer) {
+        l->has_peer = true;
+        memcpy(&l->peer, peer,
+               peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : sizeof(struct sockaddr_in));
+    }
     l->job.after = s_login_after;
+    l->job.fini = s_login_fini;
     api_run(req, &l->job);
 }
 

@@ -235,7 +235,7 @@ static int s_a_assistant(const json_t *c, size_t mi, json_t *msgs, char *err,
 static int s_a_messages(const json_t *req, json_t *msgs, char *err, size_t len)
 {
     const json_t *ms = json_object_get(req, "messages"), *m;
-    size_t i;
+    size_t i, before = json_array_size(msgs);
     if (!json_is_array(ms) || json_array_size(ms) == 0)
         return wire__fail(err, len, "messages: must be a non-empty array");
     json_array_foreach(ms, i, m)
@@ -262,6 +262,9 @@ static int s_a_messages(const json_t *req, json_t *msgs, char *err, size_t len)
         if (rc < 0)
             return VP_EINVALID;
     }
+    /* Blocks we drop (thinking in a user message) may leave nothing to send. */
+    if (json_array_size(msgs) == before)
+        return wire__fail(err, len, "messages: no message has content to send");
     return 0;
 }
 

@@ -79,7 +79,7 @@ check_project_task_ws() {
   pass "create a project (201)"
   TITLE="container task $$"
   python3 tests/compose/ws_event.py "127.0.0.1:$BACKEND_PORT" "$TOKEN" "$PROJECT_ID" \
-    task.created "$TITLE" 20 >"$tmp/ws.out" 2>>"$log" &
+    task.created "$TITLE" 40 >"$tmp/ws.out" 2>>"$log" &
   local ws=$! rc
   for _ in $(seq 100); do
     grep -q '^open$' "$tmp/ws.out" && break
@@ -131,7 +131,7 @@ check_agent_run() {
   local i run
   req POST "$BACKEND_PORT" "/api/v1/tasks/$TASK_ID/assign" '{"role":"developer"}'
   [ "$CODE" = 202 ] || { fail "assign the task to the developers" "$CODE $BODY"; return; }
-  for i in $(seq 150); do
+  for i in $(seq 300); do
     req GET "$BACKEND_PORT" "/api/v1/tasks/$TASK_ID"
     jqt '.status == "review"' && break
     sleep 0.2
@@ -149,6 +149,24 @@ check_agent_run() {
     pass "the agents API shows its run succeeded"
   else
     fail "the agents API shows its run succeeded" "$CODE $BODY"
+  fi
+}
+
+# The web board: its page from the backend, and the router's reports
+# relayed by the backend with the key the router wrote into its volume.
+check_board() {
+  TOKEN="" req GET "$BACKEND_PORT" /
+  if [ "$CODE" = 200 ] && grep -qi '^content-type: text/html' "$tmp/headers" &&
+    grep -qi '^content-security-policy:' "$tmp/headers"; then
+    pass "the web board is served at / (with its CSP)"
+  else
+    fail "the web board is served at /" "$CODE"
+  fi
+  req GET "$BACKEND_PORT" /api/v1/budgets
+  if [ "$CODE" = 200 ] && jqt 'type == "array" and length > 0'; then
+    pass "the board's costs: the router's budgets relayed by the backend"
+  else
+    fail "the board's costs: the router's budgets relayed by the backend" "$CODE $BODY"
   fi
 }
 
@@ -199,7 +217,7 @@ check_scaling() {
     return
   fi
   pass "BACKEND_WORKERS=$n docker-compose up -d: healthy ($(since "$t") s)"
-  for _ in $(seq 40); do
+  for _ in $(seq 120); do
     out=$(compose exec -T backend vaporactl status 2>&1)
     running=$(awk '$1 == "backend" && $4 == "running"' <<<"$out" | wc -l)
     desired=$(awk '$1 == "backend" && NF == 3 { print $3 }' <<<"$out")

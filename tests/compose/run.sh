@@ -32,11 +32,15 @@ FILES=(-f docker-compose.yml -f tests/compose/docker-compose.test.yml)
 tmp=$(mktemp -d /tmp/vapora-compose-test.XXXXXX)
 log=$tmp/compose.log
 t_start=$(date +%s)
-passed=0 failed=0 skipped=0 dockerd_pid="" up=0 finished=0
+passed=0 failed=0 skipped=0 dockerd_pid="" up=0 finished=0 failed_names=()
 
 say() { printf 'compose: %s\n' "$*"; }
 pass() { passed=$((passed + 1)); say "ok   $1"; }
-fail() { failed=$((failed + 1)); say "FAIL $1${2:+: $2}"; }
+fail() {
+  failed=$((failed + 1))
+  failed_names+=("$1")
+  say "FAIL $1${2:+: $2}"
+}
 skip() { skipped=$((skipped + 1)); say "skip $1${2:+: $2}"; }
 # check NAME CMD...: one check, passed when CMD succeeds.
 check() { local n=$1; shift; if "$@" >>"$log" 2>&1; then pass "$n"; else fail "$n"; fi; }
@@ -67,6 +71,10 @@ cleanup() {
   [ "$failed" -gt 0 ] && { say "log: last lines of $log"; tail -n 40 "$log" | sed 's/^/  | /'; }
   rm -rf "$tmp"
   say "total $(since "$t_start") s"
+  # The failed checks again, last: a CI log that keeps only its end
+  # still says which ones they were.
+  local n
+  for n in "${failed_names[@]}"; do say "failed: $n"; done
   echo "compose: $passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]
   exit $?
@@ -104,6 +112,7 @@ pass "login as admin (password from the environment)"
 check_project_task_ws
 check_chat
 check_agent_run
+check_board
 
 t=$(date +%s)
 if compose restart >>"$log" 2>&1 && wait_healthy; then

@@ -165,3 +165,12 @@ natsConnection *ag_nats(ag_env_t *e)
     cr_assert_not_null(nc, "cannot connect to the suite's nats-server");
     return nc;
 }
+
+pid_t ag_pid(ag_env_t *e, const char *kind, const char *name)
+{
+    json_t *st = th_keep_json(th_sv_status(e->sv));
+    json_t *x = th_sv_find(st, kind, name);
+    if (strcmp(kind, "programs") == 0)
+        return (pid_t)th_int(x, "pid");
+    return (pid_t)th_int(json_array_get(json_object_get(x, "workers"), 0), "pid");
+}

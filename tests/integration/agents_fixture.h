@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <nats/nats.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "harness.h"
 
@@ -56,6 +57,9 @@ json_t *ag_wait_status(ag_env_t *e, const json_t *task, const char *status, int 
 json_t *ag_get(ag_env_t *e, const char *path, int status);
 /* Polls the runs of the task until one is in state; returns it. */
 json_t *ag_wait_run(ag_env_t *e, const json_t *task, const char *state, int timeout_ms);
+/* The pid of a service's first worker (kind "services"), or of a program
+ * ("programs"). */
+pid_t ag_pid(ag_env_t *e, const char *kind, const char *name);
 /* A connection to the suite's nats-server. */
 natsConnection *ag_nats(ag_env_t *e);
 

@@ -9,6 +9,7 @@
  *   harness_http.h      a raw HTTP/1.1 client
  *   harness_load.h      a concurrent client (threads of GET requests)
  *   harness_sv.h        a vapora-supervisor under test and its /status
+ *   harness_ws.h        a minimal WebSocket client
  *   harness_fake_llm.h  the fake LLM provider (tests/fakes/fake_llm.py)
  *   harness_json.h      reading JSON answers
  *   harness_metrics.h   reading Prometheus text
@@ -40,6 +41,7 @@
 #include "harness_metrics.h"
 #include "harness_proc.h"
 #include "harness_sv.h"
+#include "harness_ws.h"
 
 /* Stops every client load and supervisor, kills and reaps every process,
  * closes every connection, frees every response and everything kept that

@@ -1,11 +1,17 @@
 /* test_agents_api.c - the agents API: max_concurrent holds across two
- * agents workers under 200 assignments at once; a run's output streams
+ * agents workers under 200 assignments at once; runs ending at once hold
+ * few connections to the backend; a run's output streams
  * live (SSE) with what came before replayed; every malformed or
  * unauthorized request gets its 4xx. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agents_fixture.h"
 
@@ -33,6 +39,72 @@ Test(agents_api, max_concurrent_holds_across_two_workers_under_200_assignments,
                   th_dump(st));
     json_t *solo = ag_get(&e, "/api/v1/agents/solo", 200);
     cr_assert_eq(th_int(solo, "in_flight"), 0);
+}
+
+/* How many TCP connections process pid holds to 127.0.0.1:port (its
+ * sockets, /proc/pid/fd, looked up in /proc/pid/net/tcp). */
+static int s_conns_to(pid_t pid, int port)
+{
+    char want[32], line[512];
+    snprintf(want, sizeof want, "0100007F:%04X", port);
+    FILE *f = fopen(th_fmt("/proc/%d/net/tcp", (int)pid), "r");
+    cr_assert_not_null(f);
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char rem[32];
+        unsigned long inode = 0;
+        if (sscanf(line, "%*s %*s %31s %*s %*s %*s %*s %*s %*s %lu", rem, &inode) != 2 ||
+            strcmp(rem, want) != 0)
+            continue;
+        char path[320], link[64];
+        DIR *d = opendir(th_fmt("/proc/%d/fd", (int)pid));
+        cr_assert_not_null(d);
+        for (struct dirent *de; (de = readdir(d));) {
+            snprintf(path, sizeof path, "/proc/%d/fd/%s", (int)pid, de->d_name);
+            ssize_t len = readlink(path, link, sizeof link - 1);
+            link[len > 0 ? len : 0] = 0;
+            if (strcmp(link, th_fmt("socket:[%lu]", inode)) == 0)
+                n++;
+        }
+        closedir(d);
+    }
+    fclose(f);
+    return n;
+}
+
+/* 120 runs end while the backend is stopped: their results wait, each in
+ * a call of its own. They wait in the agents' queue, on a few connections,
+ * not on 120 (which would hold the backend's max_connections_per_ip for
+ * one address, shared with every other local client, for a while). */
+Test(agents_api, runs_ending_at_once_hold_few_connections_to_the_backend, .timeout = 300,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){
+        .extra = "[agent:many]\nrole = developer\nmodel = gpt-a\nmax_concurrent = 500\n",
+        .fake = "{\"reply\":\"a b c\",\"chunk_delay_ms\":1500}"});
+    json_t *tasks[120];
+    for (int i = 0; i < 120; i++)
+        tasks[i] = ag_task(&e, th_fmt("Task %d", i), NULL);
+    for (int i = 0; i < 120; i++)
+        ag_assign(&e, tasks[i], "{\"role\":\"developer\"}");
+    pid_t backend = ag_pid(&e, "services", "backend"), agents = ag_pid(&e, "services", "agents");
+    long long end = th_now_ms() + 60000;
+    while (th_int(th_keep_json(th_fake_llm_stats(e.fake, "oai")), "active_streams") < 120) {
+        cr_assert_lt(th_now_ms(), end, "the 120 runs did not all start");
+        th_sleep_ms(50);
+    }
+    kill(backend, SIGSTOP);
+    int peak = 0;
+    for (int i = 0; i < 60; i++) { /* the streams end within ~5 s */
+        int n = s_conns_to(agents, e.be);
+        peak = n > peak ? n : peak;
+        th_sleep_ms(100);
+    }
+    kill(backend, SIGCONT);
+    for (int i = 0; i < 120; i++)
+        ag_wait_status(&e, tasks[i], "review", 120000);
+    cr_assert_leq(peak, 32, "the agents held %d connections to the backend", peak);
+    cr_assert_geq(peak, 8, "the results did not wait on the backend (%d connections)", peak);
 }
 
 /* Reads an SSE response until its end event; returns its output text. */
@@ -127,4 +199,26 @@ Test(agents_api, malformed_and_unauthorized_requests_get_their_4xx, .timeout = 1
     json_t *dev = th_find(json_object_get(a, "items"), "name", "dev-a");
     cr_assert_str_eq(th_str(dev, "status"), "ready", "%s", th_dump(dev));
     cr_assert_eq(th_int(dev, "max_concurrent"), 2);
+}
+
+Test(agents_api, metrics_count_runs_and_the_queue, .timeout = 120, .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){0});
+    json_t *t = ag_task(&e, "Count me", NULL);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    ag_wait_status(&e, t, "review", 30000);
+    ag_wait_run(&e, t, "succeeded", 5000);
+    /* One worker: its /metrics has seen the run. */
+    th_resp_t *r = th_must_request(e.agents, "GET", "/metrics", NULL, NULL);
+    const char *names[] = {"vapora_agents_runs_total{role=\"developer\",state=\"succeeded\"}",
+                           "vapora_agents_run_duration_seconds_count{role=\"developer\"}",
+                           "vapora_agents_first_byte_seconds_count{role=\"developer\"}",
+                           "vapora_agents_runs_in_flight{agent=\"dev-a\"}",
+                           "vapora_agents_runs_parked", "vapora_agents_redeliveries_total",
+                           "vapora_agents_dead_letters_total", "vapora_agents_queue_pending"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_assert(strstr(r->body, names[i]), "no %s in /metrics", names[i]);
+    const char *const sel[] = {"role=\"developer\"", "state=\"succeeded\"", NULL};
+    cr_assert_eq(th_metric(r->body, "vapora_agents_runs_total", sel), 1);
+    th_resp_free(&r);
 }

@@ -16,16 +16,6 @@
 #define SLOW "{\"reply\":\"one two three four five six seven eight nine ten\"," \
              "\"chunk_delay_ms\":400}"
 
-/* The pid of a service's first worker, or of a program. */
-static pid_t s_pid(ag_env_t *e, const char *kind, const char *name)
-{
-    json_t *st = th_keep_json(th_sv_status(e->sv));
-    json_t *x = th_sv_find(st, kind, name);
-    if (strcmp(kind, "programs") == 0)
-        return (pid_t)th_int(x, "pid");
-    return (pid_t)th_int(json_array_get(json_object_get(x, "workers"), 0), "pid");
-}
-
 /* Waits until the fake streams an answer (a run is mid-call). */
 static void s_wait_streaming(ag_env_t *e)
 {
@@ -58,7 +48,7 @@ Test(agents_faults, kill_9_of_the_worker_holding_a_run_still_one_result, .timeou
     json_t *t = ag_task(&e, "Write the parser", "Parse the config.");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
     s_wait_streaming(&e);
-    pid_t pid = s_pid(&e, "services", "agents");
+    pid_t pid = ag_pid(&e, "services", "agents");
     cr_assert_gt(pid, 0);
     kill(pid, SIGKILL);
     th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
@@ -76,7 +66,7 @@ Test(agents_faults, nats_restarted_mid_run_still_one_result, .timeout = 120,
     json_t *t = ag_task(&e, "Write the lexer", "Tokens first.");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
     s_wait_streaming(&e);
-    pid_t nats = s_pid(&e, "programs", "nats");
+    pid_t nats = ag_pid(&e, "programs", "nats");
     cr_assert_gt(nats, 0);
     kill(nats, SIGKILL); /* the supervisor starts it again */
     json_t *done = ag_wait_status(&e, t, "review", 60000);
@@ -207,4 +197,61 @@ Test(agents_faults, a_reload_of_the_agents_keeps_runs_and_history, .timeout = 18
     cr_assert(strstr(sys, "second edition"), "%s", sys);
     json_t *prof = ag_get(&e, th_fmt("/api/v1/agents/%s", who), 200);
     cr_assert_geq(th_int(prof, "runs_total"), 1, "the history was lost: %s", th_dump(prof));
+}
+
+Test(agents_faults, archiving_or_deleting_a_task_cancels_its_run, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
+    json_t *a = ag_task(&e, "To archive", NULL);
+    ag_assign(&e, a, "{\"role\":\"developer\"}");
+    s_wait_streaming(&e);
+    json_t *run = ag_wait_run(&e, a, "running", 5000);
+    th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(a, "id")), e.tok,
+               "{\"status\":\"archived\"}", 200);
+    json_t *c = ag_wait_run(&e, a, "canceled", 10000);
+    cr_assert_str_eq(th_str(c, "id"), th_str(run, "id"));
+    cr_assert(strstr(th_str(c, "error"), "archived"), "%s", th_dump(c));
+
+    json_t *d = ag_task(&e, "To delete", NULL);
+    ag_assign(&e, d, "{\"role\":\"developer\"}");
+    ag_wait_run(&e, d, "running", 20000);
+    s_wait_streaming(&e);
+    th_be_call(e.be, "DELETE", th_fmt("/api/v1/tasks/%s", th_str(d, "id")), e.tok, NULL, 204);
+    c = ag_wait_run(&e, d, "canceled", 10000);
+    cr_assert(strstr(th_str(c, "error"), "deleted"), "%s", th_dump(c));
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_geq(th_int(st, "aborted_streams"), 2, "the calls went on: %s", th_dump(st));
+}
+
+Test(agents_faults, an_agent_leaves_a_task_it_failed_too_often, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){
+        .agents = "max_failures = 1\n",
+        .extra = "[agent:only]\nrole = developer\nmodel = gpt-a\n",
+        .fake = "{\"reply\":\"x\",\"fail_status\":400,\"fail_count\":-1}"});
+    json_t *t = ag_task(&e, "Hard task", NULL);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    json_t *first = ag_wait_run(&e, t, "failed", 30000);
+    cr_assert_str_eq(th_str(first, "agent"), "only");
+    ag_wait_status(&e, t, "todo", 10000);
+    /* Assigned again: its only agent failed it once (max_failures = 1). */
+    th_fake_llm_config(e.fake, "oai", "{\"fail_count\":0}");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    long long end = th_now_ms() + 20000;
+    json_t *second = NULL;
+    while (!second && th_now_ms() < end) {
+        json_t *runs = ag_get(&e, th_fmt("/api/v1/runs?task_id=%s&state=failed",
+                                         th_str(t, "id")), 200);
+        json_t *items = json_object_get(runs, "items");
+        if (json_array_size(items) == 2)
+            second = json_array_get(items, 1);
+        else
+            th_sleep_ms(100);
+    }
+    cr_assert_not_null(second, "the second assignment did not fail");
+    cr_assert(strstr(th_str(second, "error"), "no agent can take"), "%s", th_dump(second));
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_eq(th_int(st, "requests"), 1, "the agent tried again: %s", th_dump(st));
 }

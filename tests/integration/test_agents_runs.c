@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agents_fixture.h"
 
@@ -56,6 +57,8 @@ Test(agents_runs, an_assigned_task_ends_in_review_with_its_result, .timeout = 12
     natsConnection *nc = ag_nats(&e);
     natsSubscription *sub = NULL;
     cr_assert_eq(natsConnection_Subscribe(&sub, nc, "vapora.>", s_on_event, &seen), NATS_OK);
+    int ws = th_ws_open(e.be, th_fmt("/ws?token=%s&project_id=%s", e.tok,
+                                     th_str(e.project, "id")));
     json_t *t = ag_task(&e, "Add the login endpoint", "POST /login with a JSON body.");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
     json_t *done = ag_wait_status(&e, t, "review", 30000);
@@ -91,19 +94,30 @@ Test(agents_runs, an_assigned_task_ends_in_review_with_its_result, .timeout = 12
     json_t *runs = ag_get(&e, th_fmt("/api/v1/runs?task_id=%s", th_str(t, "id")), 200);
     cr_assert_eq(json_array_size(json_object_get(runs, "items")), 1, "%s", th_dump(runs));
 
-    /* Events in order: assigned, in-progress, review; the run's own. */
+    /* Events in order, each source's own: the task's (the backend's
+     * outbox: assigned, in-progress, review) and the run's (running, then
+     * succeeded). Two publishers do not order each other's events. */
     long long end = th_now_ms() + 5000;
-    while (s_index(&seen, "agent.run.succeeded") < 0 && th_now_ms() < end)
+    while ((s_index(&seen, "agent.run.succeeded") < 0 ||
+            s_index(&seen, "task.updated:review") < 0) &&
+           th_now_ms() < end)
         th_sleep_ms(50);
     int assigned = s_index(&seen, "task.assigned:todo");
     int running = s_index(&seen, "agent.run.running");
     int progress = s_index(&seen, "task.updated:in-progress");
     int review = s_index(&seen, "task.updated:review");
     int succeeded = s_index(&seen, "agent.run.succeeded");
-    cr_assert(assigned >= 0 && running > assigned && progress > assigned &&
-                  review > progress && succeeded > progress,
+    cr_assert(assigned >= 0 && progress > assigned && review > progress && running >= 0 &&
+                  succeeded > running,
               "order: assigned %d, running %d, in-progress %d, review %d, succeeded %d",
               assigned, running, progress, review, succeeded);
+
+    /* The backend's /ws relays the run's events with the task's. */
+    json_t *ev = th_keep_json(th_ws_wait_event(ws, "agent.run.succeeded", 10000));
+    cr_assert_not_null(ev, "agent.run.succeeded did not reach /ws");
+    cr_assert_str_eq(th_str(ev, "task_id"), th_str(t, "id"));
+    cr_assert_str_eq(th_str(json_object_get(ev, "data"), "state"), "succeeded");
+    close(ws);
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
 }

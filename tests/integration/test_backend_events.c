@@ -2,12 +2,14 @@
  * under the supervisor with two backend workers and nats-server as a
  * program, every change reaches JetStream stream VAPORA, and with
  * nats-server killed mid-way no write fails and the queued events arrive,
- * in order, once it is back; the stream keeps events for a bounded time
- * and size. */
+ * in order, once it is back; concurrent writers on both workers get every
+ * event published once, in the order of their changes; the stream keeps
+ * events for a bounded time and size. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <nats/nats.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +189,94 @@ Test(backend_events, a_cascade_delete_publishes_every_task_it_deletes, .timeout 
     json_decref(evs);
     evs = s_consume(nc, "vapora.projects.deleted", 1, 5000);
     cr_assert_eq(json_array_size(evs), 1, "no project.deleted");
+    json_decref(evs);
+    natsConnection_Destroy(nc);
+}
+
+/* A client thread that PATCHes one task n times, each on a new connection
+ * (so either worker answers), each time with a title of its own; it keeps
+ * the version and title each answer shows. */
+typedef struct s_patcher {
+    int port, id, n;
+    const char *path, *headers;
+    int ok;
+    int versions[64];
+    char titles[64][32];
+    char first_error[300];
+    pthread_t th;
+} s_patcher_t;
+
+static void *s_patcher_main(void *arg)
+{
+    s_patcher_t *p = arg;
+    for (int i = 0; i < p->n; i++) {
+        char body[64], *resp = NULL;
+        snprintf(p->titles[p->ok], sizeof p->titles[p->ok], "w%d-%d", p->id, i);
+        snprintf(body, sizeof body, "{\"title\":\"%s\"}", p->titles[p->ok]);
+        int st =
+            th_call(p->port, "PATCH", p->path, p->headers, body, &resp, 3 * TH_IO_MS);
+        json_t *j = st == 200 && resp ? json_loads(resp, 0, NULL) : NULL;
+        if (j) {
+            p->versions[p->ok++] =
+                (int)json_integer_value(json_object_get(j, "version"));
+        } else if (!p->first_error[0]) {
+            snprintf(p->first_error, sizeof p->first_error, "PATCH %d: %d %.200s", i,
+                     st, resp ? resp : "");
+        }
+        json_decref(j);
+        free(resp);
+    }
+    return NULL;
+}
+
+/* Writers on both workers at once, their writes in batches: every change
+ * has its event in the stream, once, in the order of the changes (the
+ * task's versions 2, 3, ... in turn), and each event is the change its
+ * answer showed. */
+Test(backend_events, concurrent_writes_on_two_workers_publish_every_event_in_order,
+     .timeout = 90, .fini = s_fini)
+{
+    enum { T = 4, N = 50 };
+    s_env_t e = s_setup("contended");
+    json_t *t = s_task(&e, "{\"title\":\"w\"}");
+    static s_patcher_t pt[T];
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < T; i++) {
+        pt[i] = (s_patcher_t){
+            .port = e.sv->ports[0],
+            .id = i,
+            .n = N,
+            .path = th_fmt("/api/v1/tasks/%s", th_str(t, "id")),
+            .headers = th_fmt("Authorization: Bearer %s\r\n" TH_JSON_CT, e.tok)};
+        cr_assert_eq(pthread_create(&pt[i].th, NULL, s_patcher_main, &pt[i]), 0);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    const char *title_of[T * N + 2] = {0}; /* by version */
+    for (int i = 0; i < T; i++) {
+        pthread_join(pt[i].th, NULL);
+        cr_assert_eq(pt[i].ok, N, "client %d: %d of %d answered; first failure: %s", i,
+                     pt[i].ok, N, pt[i].first_error);
+        for (int k = 0; k < N; k++) {
+            int v = pt[i].versions[k];
+            cr_assert(v >= 2 && v <= T * N + 1 && !title_of[v],
+                      "version %d answered %s", v,
+                      title_of[v] ? "twice" : "out of range");
+            title_of[v] = pt[i].titles[k];
+        }
+    }
+    natsConnection *nc = s_nats(e.sv);
+    json_t *evs = s_consume(nc, "vapora.tasks.updated", T * N, 30000);
+    cr_assert_eq(json_array_size(evs), (size_t)(T * N), "%zu task.updated events of %d",
+                 json_array_size(evs), T * N);
+    for (int k = 0; k < T * N; k++) {
+        json_t *data = json_object_get(json_array_get(evs, (size_t)k), "data");
+        cr_assert_eq(th_int(data, "version"), k + 2, "event %d is of version %lld", k,
+                     (long long)th_int(data, "version"));
+        cr_assert_str_eq(th_str(data, "title"), title_of[k + 2],
+                         "event %d is not the change answered as version %d", k, k + 2);
+    }
     json_decref(evs);
     natsConnection_Destroy(nc);
 }

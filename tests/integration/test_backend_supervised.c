@@ -1,17 +1,20 @@
 /* test_backend_supervised.c - the backend under the real supervisor with
  * two workers: data and tokens survive a full restart, four clients create
- * 400 tasks with none lost or doubled, and a worker's read cache never
- * outlives a write made through the other one. */
+ * 400 tasks with none lost or doubled, a task answered 201 is there after
+ * its worker is killed right after the answer, and a worker's read cache
+ * never outlives a write made through the other one. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend_fixture.h"
+#include "supervisor_fixture.h"
 
 /* =================================================================== */
 /* 12. Persistence across a restart and 13. concurrency                 */
@@ -70,10 +73,12 @@ Test(backend_supervised, data_and_tokens_survive_a_full_restart, .timeout = 60,
     be_walk(tok, t[1], "review", NULL);
 }
 
-/* A client thread that creates n tasks, one connection each. */
+/* A client thread that creates n tasks, one connection each (until stop,
+ * when it is set). */
 typedef struct s_maker {
     int port, n;
     const char *path, *headers;
+    atomic_bool *stop;
     int created;
     char **ids;
     char first_error[300];
@@ -84,7 +89,7 @@ static void *s_maker_main(void *arg)
 {
     s_maker_t *m = arg;
     m->ids = calloc((size_t)m->n, sizeof *m->ids);
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < m->n && !(m->stop && atomic_load(m->stop)); i++) {
         char body[96], *resp = NULL;
         snprintf(body, sizeof body, "{\"title\":\"c-%d\",\"priority\":\"low\"}", i);
         int st =
@@ -103,6 +108,25 @@ static void *s_maker_main(void *arg)
     return NULL;
 }
 
+/* Starts t client threads creating tasks in project p (at most n each,
+ * until *stop). */
+static void s_makers_start(s_maker_t *mk, int t, int n, const char *tok,
+                           const json_t *p, atomic_bool *stop)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < t; i++) {
+        mk[i] = (s_maker_t){.port = be_port(),
+                            .n = n,
+                            .path = th_fmt(BE_API "/projects/%s/tasks", be_id(p)),
+                            .headers = be_headers(tok, NULL, true),
+                            .stop = stop};
+        cr_assert_eq(pthread_create(&mk[i].th, NULL, s_maker_main, &mk[i]), 0);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 Test(backend_supervised, four_clients_create_400_tasks_on_two_workers, .timeout = 60,
      .fini = be_fini)
 {
@@ -111,18 +135,8 @@ Test(backend_supervised, four_clients_create_400_tasks_on_two_workers, .timeout 
     json_t *p = be_project(tok, "busy");
     enum { T = 4, N = 100 };
     static s_maker_t mk[T];
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (int i = 0; i < T; i++) {
-        mk[i] = (s_maker_t){.port = be_port(),
-                            .n = N,
-                            .path = th_fmt(BE_API "/projects/%s/tasks", be_id(p)),
-                            .headers = be_headers(tok, NULL, true)};
-        cr_assert_eq(pthread_create(&mk[i].th, NULL, s_maker_main, &mk[i]), 0);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     long long t0 = th_now_ms();
+    s_makers_start(mk, T, N, tok, p, NULL);
     for (int i = 0; i < T; i++)
         pthread_join(mk[i].th, NULL);
     cr_log_info("%d tasks by %d clients in %lld ms", T * N, T, th_now_ms() - t0);
@@ -152,6 +166,79 @@ Test(backend_supervised, four_clients_create_400_tasks_on_two_workers, .timeout 
     json_t *o;
     json_array_foreach(items, i, o) seen[i] = be_id(o);
     be_assert_each_once(seen, json_array_size(items), made, nmade);
+}
+
+/* Waits until the backend runs two workers, neither of them one of gone;
+ * fills pids with theirs and returns how many. */
+static size_t s_new_workers(th_sv_t *sv, const pid_t gone[2], pid_t pids[2])
+{
+    long long end = th_now_ms() + 30000;
+    for (;;) {
+        json_t *st = th_sv_status(sv);
+        json_t *svc = th_sv_find(st, "services", "backend");
+        size_t n = svc ? sup_pids(svc, pids, 2) : 0;
+        bool fresh = n == 2 && th_sv_count(svc, "running") == 2;
+        for (size_t i = 0; i < n; i++)
+            fresh = fresh && !sup_has_pid(gone, 2, pids[i]);
+        json_decref(st);
+        if (fresh)
+            return n;
+        cr_assert_lt(th_now_ms(), end, "the killed workers were not replaced");
+        th_sleep_ms(50);
+    }
+}
+
+/* An answer comes only after its write committed: while clients create
+ * tasks on both workers (their writes in batches), every worker is killed
+ * (SIGKILL) the moment an answer arrives; once the supervisor has started
+ * them again, every task that was answered 201 is there. */
+Test(backend_supervised, a_task_answered_201_is_there_after_a_kill_right_after,
+     .timeout = 120, .fini = be_fini)
+{
+    th_sv_t *sv = be_sv_start(NULL, BE_SV("2"), 2);
+    const char *tok = be_login("admin", BE_PW);
+    json_t *p = be_project(tok, "killed");
+    enum { T = 4, N = 100000, ROUNDS = 2 };
+    static s_maker_t mk[T];
+    static atomic_bool stop;
+    s_makers_start(mk, T, N, tok, p, &stop);
+    const char *mine[ROUNDS];
+    pid_t pids[2] = {0, 0};
+    for (int r = 0; r < ROUNDS; r++) {
+        pid_t gone[2] = {pids[0], pids[1]};
+        size_t np = s_new_workers(sv, gone, pids);
+        th_sleep_ms(300); /* the clients' writes are in flight */
+        char *resp = NULL;
+        int code = th_call(be_port(), "POST", mk[0].path, mk[0].headers,
+                           "{\"title\":\"the last answer\"}", &resp, TH_IO_MS);
+        for (size_t i = 0; i < np; i++)
+            kill(pids[i], SIGKILL);
+        cr_assert_eq(code, 201, "POST: %d %s", code, resp ? resp : "");
+        json_t *j = th_keep_json(json_loads(resp, 0, NULL));
+        free(resp);
+        mine[r] = be_id(j);
+    }
+    atomic_store(&stop, true);
+    int made = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(mk[i].th, NULL);
+        made += mk[i].created;
+    }
+    pid_t now[2];
+    s_new_workers(sv, pids, now);
+    be_disconnect();
+    for (int r = 0; r < ROUNDS; r++)
+        be_api(200, "GET", th_fmt(BE_API "/tasks/%s", mine[r]), tok, NULL);
+    for (int i = 0; i < T; i++) {
+        for (int k = 0; k < mk[i].created; k++) {
+            be_api(200, "GET", th_fmt(BE_API "/tasks/%s", mk[i].ids[k]), tok, NULL);
+            free(mk[i].ids[k]);
+        }
+        free(mk[i].ids);
+    }
+    cr_log_info("%d tasks answered 201 by workers killed %d times: all there", made,
+                ROUNDS);
+    cr_assert_gt(made, 0, "the clients created nothing");
 }
 
 /* GETs path on a new connection (so either worker answers); returns the

@@ -29,114 +29,6 @@
     "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "           \
     "@DATA@/nats\n"
 
-/* ---- a minimal WebSocket client ---- */
-
-static int s_read_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-    size_t off = 0;
-    while (off < len) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, timeout_ms) <= 0)
-            return -1;
-        ssize_t n = read(fd, (char *)buf + off, len - off);
-        if (n <= 0)
-            return -1;
-        off += (size_t)n;
-    }
-    return 0;
-}
-
-/* The upgrade request for path, with RFC 6455's own example key (kept). */
-static const char *s_upgrade_request(const char *path)
-{
-    return th_fmt(
-        "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n",
-        path);
-}
-
-/* Opens ws://127.0.0.1:port/path; returns the fd after a checked 101. */
-static int s_ws_open(int port, const char *path)
-{
-    th_conn_t *c = th_connect(port, 3000);
-    cr_assert_not_null(c);
-    int fd = dup(th_conn_fd(c));
-    th_conn_close(&c);
-    const char *req = s_upgrade_request(path);
-    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    char head[2048] = "";
-    size_t off = 0;
-    while (off < sizeof head - 1 && !strstr(head, "\r\n\r\n")) {
-        cr_assert_eq(s_read_full(fd, head + off, 1, 3000), 0, "no upgrade answer");
-        head[++off] = '\0';
-    }
-    cr_assert(strncmp(head, "HTTP/1.1 101", 12) == 0, "%s", head);
-    /* RFC 6455's own example key and answer. */
-    cr_assert(strcasestr(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-              "%s", head);
-    return fd;
-}
-
-/* Reads one frame; returns its opcode and the payload (caller frees). */
-static int s_ws_read(int fd, char **payload, size_t *len, int timeout_ms)
-{
-    unsigned char h[2];
-    if (s_read_full(fd, h, 2, timeout_ms) < 0)
-        return -1;
-    cr_assert_eq(h[1] & 0x80, 0, "server frames must not be masked");
-    uint64_t n = h[1] & 0x7f;
-    if (n == 126) {
-        unsigned char e[2];
-        cr_assert_eq(s_read_full(fd, e, 2, timeout_ms), 0);
-        n = ((uint64_t)e[0] << 8) | e[1];
-    } else if (n == 127) {
-        unsigned char e[8];
-        cr_assert_eq(s_read_full(fd, e, 8, timeout_ms), 0);
-        n = 0;
-        for (int i = 0; i < 8; i++)
-            n = (n << 8) | e[i];
-    }
-    *payload = calloc(1, n + 1);
-    *len = n;
-    cr_assert_eq(s_read_full(fd, *payload, n, timeout_ms), 0);
-    return h[0] & 0x0f;
-}
-
-static void s_ws_write(int fd, int opcode, const char *data, size_t len)
-{
-    unsigned char f[140];
-    cr_assert_lt(len, 126);
-    const unsigned char mask[4] = {1, 2, 3, 4};
-    f[0] = (unsigned char)(0x80 | opcode);
-    f[1] = (unsigned char)(0x80 | len);
-    memcpy(f + 2, mask, 4);
-    for (size_t i = 0; i < len; i++)
-        f[6 + i] = (unsigned char)data[i] ^ mask[i % 4];
-    cr_assert_eq(write(fd, f, 6 + len), (ssize_t)(6 + len));
-}
-
-/* Reads text frames until one whose "type" is type arrives. */
-static json_t *s_ws_wait_event(int fd, const char *type, int timeout_ms)
-{
-    long long end = th_now_ms() + timeout_ms;
-    while (th_now_ms() < end) {
-        char *p = NULL;
-        size_t n = 0;
-        int op = s_ws_read(fd, &p, &n, (int)(end - th_now_ms()));
-        if (op < 0) {
-            free(p);
-            break;
-        }
-        json_t *j = op == 1 ? json_loadb(p, n, 0, NULL) : NULL;
-        free(p);
-        if (j && strcmp(json_string_value(json_object_get(j, "type")), type) == 0)
-            return j;
-        json_decref(j);
-    }
-    return NULL;
-}
-
 Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
      .fini = th_cleanup)
 {
@@ -150,7 +42,7 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     const char *pid1 = json_string_value(json_object_get(p1, "id"));
     char path[512];
     snprintf(path, sizeof path, "/ws?token=%s&project_id=%s", tok, pid1);
-    int fd = s_ws_open(sv->ports[2], path);
+    int fd = th_ws_open(sv->ports[2], path);
     th_sleep_ms(300); /* backend2's subscription is in place */
 
     char tasks[160];
@@ -161,7 +53,7 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     json_t *t =
         th_be_call(sv->ports[0], "POST", tasks, tok, "{\"title\":\"mine\"}", 201);
 
-    json_t *ev = s_ws_wait_event(fd, "task.created", 5000);
+    json_t *ev = th_ws_wait_event(fd, "task.created", 5000);
     cr_assert_not_null(ev, "no task.created event on the WebSocket");
     cr_assert(json_equal(json_object_get(ev, "id"), json_object_get(t, "id")),
               "the filtered-out project's event came first");
@@ -171,11 +63,11 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
         "mine");
     json_decref(ev);
 
-    s_ws_write(fd, 0x9, "hi", 2); /* ping → pong with the same payload */
+    th_ws_write(fd, 0x9, "hi", 2); /* ping → pong with the same payload */
     char *pl = NULL;
     size_t n = 0;
     int op;
-    while ((op = s_ws_read(fd, &pl, &n, 3000)) == 1) {
+    while ((op = th_ws_read(fd, &pl, &n, 3000)) == 1) {
         free(pl);
         pl = NULL;
     }
@@ -184,8 +76,8 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     cr_assert(memcmp(pl, "hi", 2) == 0);
     free(pl);
 
-    s_ws_write(fd, 0x8, "\x03\xe8", 2); /* close 1000 → the server closes too */
-    op = s_ws_read(fd, &pl, &n, 3000);
+    th_ws_write(fd, 0x8, "\x03\xe8", 2); /* close 1000 → the server closes too */
+    op = th_ws_read(fd, &pl, &n, 3000);
     cr_assert_eq(op, 0x8, "no close frame back (opcode %d)", op);
     free(pl);
     char b;
@@ -203,7 +95,7 @@ static int s_upgrade_and_never_read(int port, const char *path)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    const char *req = s_upgrade_request(path);
+    const char *req = th_ws_upgrade_request(path);
     cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
     return fd;
 }
@@ -322,7 +214,7 @@ static int s_ws_refused(int port, const char *path)
 {
     th_conn_t *c = th_connect(port, 3000);
     cr_assert_not_null(c);
-    const char *req = s_upgrade_request(path);
+    const char *req = th_ws_upgrade_request(path);
     cr_assert_eq(th_send_raw(c, req, strlen(req), 3000), 0);
     th_resp_t *r = NULL;
     cr_assert_eq(th_read_response(c, &r, 3000), 0);
@@ -336,7 +228,7 @@ static int s_ws_refused(int port, const char *path)
     th_conn_close(&c);
     char *pl = NULL;
     size_t n = 0;
-    int op = s_ws_read(fd, &pl, &n, 5000);
+    int op = th_ws_read(fd, &pl, &n, 5000);
     int code = op == 0x8 && n >= 2 ? ((unsigned char)pl[0] << 8 | (unsigned char)pl[1])
                : op < 0            ? -1
                                    : 0;
@@ -353,7 +245,7 @@ static int s_ws_closed_without(int fd, const char *text, int timeout_ms)
     size_t n = 0;
     int op;
     long long end = th_now_ms() + timeout_ms;
-    while ((op = s_ws_read(fd, &pl, &n, timeout_ms)) == 1 && th_now_ms() < end) {
+    while ((op = th_ws_read(fd, &pl, &n, timeout_ms)) == 1 && th_now_ms() < end) {
         cr_assert_null(strstr(pl, text), "an event it should not get: %s", pl);
         free(pl);
         pl = NULL;
@@ -382,10 +274,10 @@ Test(backend_ws, a_deleted_users_session_is_closed, .timeout = 60, .fini = th_cl
     const char *tasks = th_fmt("/api/v1/projects/%s/tasks",
                                json_string_value(json_object_get(p, "id")));
     /* On backend2, which has not seen her token before. */
-    int fd = s_ws_open(sv->ports[2], th_fmt("/ws?token=%s", tok));
+    int fd = th_ws_open(sv->ports[2], th_fmt("/ws?token=%s", tok));
     th_sleep_ms(300);
     th_be_call(port, "POST", tasks, adm, "{\"title\":\"seen\"}", 201);
-    json_t *ev = s_ws_wait_event(fd, "task.created", 5000);
+    json_t *ev = th_ws_wait_event(fd, "task.created", 5000);
     cr_assert_not_null(ev, "no event before the deletion");
     json_decref(ev);
 

@@ -282,3 +282,53 @@ Test(http, a_stream_whose_client_leaves_is_gone, .timeout = 20)
     cr_assert_eq(http_server_in_flight(s.h.srv), 0);
     hfix_fini(&s.h);
 }
+
+/* Found by tests/fuzz/fuzz_http: after the 100 Continue libmicrohttpd sends
+ * for a request without a body, bytes behind that request (the next one,
+ * pipelined) made it call the handler once before it could take a reply.
+ * The reply was dropped (no answer until request_timeout), and a streamed
+ * one freed its stream under the handler (use after free). */
+static void s_plain(http_req_t *req, void *ud)
+{
+    (void)ud;
+    http_reply(req, 200, "text/plain", "hi", 2);
+}
+
+/* Sends "GET path" with Expect: 100-continue and a second request behind
+ * it, to a route answered by fn; both must be answered. Returns where the
+ * first answer starts in s->resp. */
+static const char *s_expect_then_next(streamer_t *s, const char *path,
+                                      http_handler_fn fn)
+{
+    char req[256];
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n"
+             "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+             path, path);
+    hfix_init(&s->h, NULL);
+    cr_assert_eq(http_route(s->h.srv, "GET", path, 0, fn, s), 0);
+    hfix_start(&s->h);
+    hfix_run_exchange(&s->h, req, s->resp, sizeof s->resp);
+    const char *first = strstr(s->resp, "HTTP/1.1 200 OK\r\n");
+    cr_assert_not_null(first, "the first request got no answer: %s", s->resp);
+    cr_assert_not_null(strstr(first + 1, "HTTP/1.1 200 OK\r\n"),
+                       "the second request got no answer: %s", s->resp);
+    return first;
+}
+
+Test(http, expect_continue_with_a_request_behind_is_answered, .timeout = 20)
+{
+    static streamer_t s;
+    const char *first = s_expect_then_next(&s, "/plain", s_plain);
+    cr_assert(strstr(first, "\r\n\r\nhi"), "%s", s.resp);
+    hfix_fini(&s.h);
+}
+
+Test(http, expect_continue_with_a_request_behind_streams, .timeout = 20)
+{
+    static streamer_t s;
+    const char *first = s_expect_then_next(&s, "/stream", s_stream);
+    cr_assert(strstr(first, "2\r\nab\r\n2\r\ncd\r\n0\r\nX-Done: yes\r\n"), "%s",
+              s.resp);
+    hfix_fini(&s.h);
+}

@@ -1,5 +1,7 @@
 /* test_jsq.c - unit tests for common/jsq.c against a real nats-server:
- * two queues on one durable consumer share the messages without overlap,
+ * two queues on one durable consumer share the messages without overlap
+ * (each keeps what it got until the other got one: the first to bind may
+ * not take everything),
  * a nak with delay brings a message back with its delivery count, and a
  * queue that holds max_local messages fetches no more. */
 #define _GNU_SOURCE
@@ -87,6 +89,7 @@ typedef struct ctx {
     bool hold; /* keep messages (do not ack): for max_local */
     natsMsg *held[8];
     int nheld;
+    struct tq *share[2]; /* set: each queue keeps what it got until both got one */
 } ctx_t;
 
 /* One queue of a test: its context is shared by the test's queues. */
@@ -94,7 +97,25 @@ typedef struct tq {
     ctx_t *c;
     jsq_t *q;
     int got;
+    natsMsg *kept[8]; /* at most max_local: what it got before the other queue */
+    int nkept;
 } tq_t;
+
+/* Acks a message a queue got and counts it; the loop stops at the target. */
+static void s_handle(tq_t *t, natsMsg *m)
+{
+    ctx_t *c = t->c;
+    int i = atoi(natsMsg_GetData(m));
+    if (i == 0 && c->nak_first)
+        c->redelivered_count = jsq_deliveries(m);
+    c->seen[i]++;
+    c->got++;
+    natsMsg_Ack(m, NULL);
+    natsMsg_Destroy(m);
+    jsq_done(t->q);
+    if (c->got == c->target)
+        loop_stop(c->loop);
+}
 
 static void s_on_msg(natsMsg *m, void *ud)
 {
@@ -110,18 +131,23 @@ static void s_on_msg(natsMsg *m, void *ud)
     }
     if (c->nak_first && i == 0 && jsq_deliveries(m) == 1) {
         natsMsg_NakWithDelay(m, 100, NULL);
-    } else {
-        if (i == 0 && c->nak_first)
-            c->redelivered_count = jsq_deliveries(m);
-        c->seen[i]++;
-        c->got++;
-        t->got++;
-        natsMsg_Ack(m, NULL);
+        natsMsg_Destroy(m);
+        jsq_done(t->q);
+        return;
     }
-    natsMsg_Destroy(m);
-    jsq_done(t->q);
-    if (c->got == c->target)
-        loop_stop(c->loop);
+    t->got++;
+    if (c->share[0] && (c->share[0]->got == 0 || c->share[1]->got == 0)) {
+        /* Its max_local held, this queue fetches no more: the other one must
+         * take the next messages, however fast this one was to bind. */
+        t->kept[t->nkept++] = m;
+        return;
+    }
+    s_handle(t, m);
+    for (int k = 0; c->share[0] && k < 2; k++) {
+        tq_t *o = c->share[k];
+        for (; o->nkept > 0; o->nkept--)
+            s_handle(o, o->kept[o->nkept - 1]);
+    }
 }
 
 static void s_timeout(loop_t *loop, loop_timer_t *t, void *ud)
@@ -148,6 +174,8 @@ Test(jsq, two_queues_share_one_consumer_and_a_nak_comes_back, .init = s_setup,
     pool_t *pool = pool_new(c.loop, 1, 8);
     natsc_t *nc = natsc_new(pool, s_url, "jsq-test");
     tq_t a = {0}, b = {0};
+    c.share[0] = &a;
+    c.share[1] = &b;
     s_queue(&a, &c, nc, 4);
     s_queue(&b, &c, nc, 4);
     loop_timer_t *t = loop_add_timer(c.loop, 15000, 0, s_timeout, NULL);

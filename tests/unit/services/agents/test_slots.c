@@ -67,6 +67,7 @@ Test(slots, max_holds_across_processes_and_dead_holders_stop_counting,
     cr_assert_eq(slots_acquire(s, "architect", 1), 0, "agents count apart");
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
+    usleep(150 * 1000); /* the dead are looked for every 100 ms at most */
     cr_assert_eq(slots_acquire(s, "developer", 3), 0, "the dead holder's runs still count");
     cr_assert_eq(slots_in_flight(s, "developer"), 2);
     slots_release(s, "developer");

@@ -94,10 +94,9 @@ Test(cache, a_write_by_another_worker_invalidates, .init = s_init, .fini = s_fin
     char *pid = s_write(s_a);
     store_task_new_t nt = {
         .project_id = pid, .title = "a", .type = "feature", .priority = "low"};
-    json_t *t = NULL;
+    char *t = NULL, id[STORE_ID_MAX];
     store_err_t e;
-    cr_assert_eq(store_task_create(s_a, &nt, &t, &e), 0, "%s", e.msg);
-    const char *id = json_string_value(json_object_get(t, "id"));
+    cr_assert_eq(store_task_create(s_a, &nt, &t, id, &e), 0, "%s", e.msg);
     rcache_t *ca = rcache_new(64), *cb = rcache_new(64);
     uint64_t tag = store_version(s_a); /* read before the database is asked */
     char *doc = NULL;
@@ -108,7 +107,8 @@ Test(cache, a_write_by_another_worker_invalidates, .init = s_init, .fini = s_fin
     size_t len;
     cr_assert_not_null(rcache_get(ca, id, store_version(s_a), &len));
     cr_assert_not_null(rcache_get(cb, id, store_version(s_b), &len));
-    json_t *patch = json_pack("{s:s}", "title", "b"), *out = NULL;
+    json_t *patch = json_pack("{s:s}", "title", "b");
+    char *out = NULL;
     cr_assert_eq(store_task_update(s_b, id, patch, -1, &out, &e), 0, "%s", e.msg);
     store_end(s_b);
     cr_assert_eq(store_version(s_a), store_version(s_b), "one shared counter");
@@ -116,8 +116,8 @@ Test(cache, a_write_by_another_worker_invalidates, .init = s_init, .fini = s_fin
                    "worker A served a document worker B replaced");
     cr_assert_null(rcache_get(cb, id, store_version(s_b), &len));
     json_decref(patch);
-    json_decref(out);
-    json_decref(t);
+    free(out);
+    free(t);
     free(doc);
     free(pid);
     rcache_destroy(&ca);

@@ -154,3 +154,20 @@ Test(logins, an_ipv6_client_is_counted_by_its_64, .init = s_init, .fini = s_fini
     cr_assert_gt(logins_admit(l, "u", SA(m)), 0);
     logins_destroy(&l);
 }
+
+/* A login admitted but never checked (the server was busy) gives its
+ * attempt back: a server under load does not lock a user out. */
+Test(logins, an_attempt_never_checked_is_given_back, .init = s_init, .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 20);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    const struct sockaddr *peer = (const struct sockaddr *)&a;
+    for (int i = 0; i < 30; i++) {
+        cr_assert_eq(logins_admit(l, "bob", peer), 0, "attempt %d was held", i + 1);
+        logins_release(l, "bob", peer);
+    }
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(logins_admit(l, "bob", peer), 0);
+    cr_assert_gt(logins_admit(l, "bob", peer), 0, "five checked attempts still count");
+    logins_destroy(&l);
+}

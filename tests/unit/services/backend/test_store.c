@@ -7,9 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "now.h"
 #include "store.h"
+#include "store_internal.h"
+#include "store_outbox.h"
 #include "store_projects.h"
 #include "store_tasks.h"
 #include "sbuf.h"
@@ -35,6 +39,34 @@ static void s_fini(void)
     cr_assert_eq(system(cmd), 0);
 }
 
+/* The task writes answer the task's document; the tests read it as JSON
+ * values (and check the id answered beside it). */
+static int s_create(const store_task_new_t *f, json_t **out, store_err_t *e)
+{
+    char *doc = NULL, id[STORE_ID_MAX];
+    int rc = store_task_create(s_store, f, &doc, id, e);
+    *out = doc ? json_loads(doc, 0, NULL) : NULL;
+    if (rc == 0) {
+        cr_assert_str_eq(json_string_value(json_object_get(*out, "id")), id, "%s", doc);
+        cr_assert(strlen(id) == 36 && id[8] == '-' && id[13] == '-' && id[14] == '7' &&
+                      id[18] == '-' && strchr("89ab", id[19]) && id[23] == '-' &&
+                      strspn(id, "0123456789abcdef-") == 36,
+                  "not a UUID v7: %s", id);
+    }
+    free(doc);
+    return rc;
+}
+
+static int s_update(const char *id, const json_t *patch, int64_t if_match, json_t **out,
+                    store_err_t *e)
+{
+    char *doc = NULL;
+    int rc = store_task_update(s_store, id, patch, if_match, &doc, e);
+    *out = doc ? json_loads(doc, 0, NULL) : NULL;
+    free(doc);
+    return rc;
+}
+
 static char *s_project(void)
 {
     json_t *p = NULL;
@@ -54,17 +86,17 @@ static char *s_task(const char *project, const char *title, json_t *blockers)
                           .blocked_by = blockers};
     json_t *t = NULL;
     store_err_t e;
-    cr_assert_eq(store_task_create(s_store, &f, &t, &e), 0, "%s", e.msg);
+    cr_assert_eq(s_create(&f, &t, &e), 0, "%s", e.msg);
     char *id = strdup(json_string_value(json_object_get(t, "id")));
     json_decref(t);
     return id;
 }
 
 static int s_status(const char *id, const char *status, int64_t if_match,
-                           store_err_t *e)
+                    store_err_t *e)
 {
     json_t *patch = json_pack("{s:s}", "status", status), *out = NULL;
-    int rc = store_task_update(s_store, id, patch, if_match, &out, e);
+    int rc = s_update(id, patch, if_match, &out, e);
     json_decref(patch);
     json_decref(out);
     return rc;
@@ -106,7 +138,7 @@ Test(store, tasks_follow_the_rules_in_one_transaction, .init = s_init, .fini = s
                             .type = "feature",
                             .priority = "low",
                             .blocked_by = unknown};
-    cr_assert_eq(store_task_create(s_store, &bad, &t, &e), VP_EINVALID);
+    cr_assert_eq(s_create(&bad, &t, &e), VP_EINVALID);
     cr_assert_str_eq(e.code, "invalid_blocked_by");
     json_decref(unknown);
     cr_assert_eq(store_project_delete(s_store, p, false, &e), VP_ECONFLICT);
@@ -130,8 +162,7 @@ Test(store, pages_have_no_gaps_or_duplicates_while_inserting, .init = s_init,
     store_err_t e;
     do {
         sbuf_t page = {0};
-        cr_assert_eq(store_task_page(s_store, &f, after, 7, &page, &next, &e),
-                     0);
+        cr_assert_eq(store_task_page(s_store, &f, after, 7, &page, &next, &e), 0);
         json_t *items = json_loads(page.data, 0, NULL);
         sbuf_free(&page);
         cr_assert(json_is_array(items));
@@ -169,7 +200,7 @@ Test(store, cycles_are_refused_and_deleting_a_blocker_bumps_its_dependents,
     char *c = s_task(p, "c", bl); /* c waits on b */
     json_decref(bl);
     json_t *patch = json_pack("{s:[s]}", "blocked_by", c), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, a, patch, -1, &out, &e), VP_EINVALID,
+    cr_assert_eq(s_update(a, patch, -1, &out, &e), VP_EINVALID,
                  "a -> c -> b -> a accepted");
     cr_assert_str_eq(e.code, "invalid_blocked_by");
     cr_assert(strstr(e.msg, "cycle"), "%s", e.msg);
@@ -212,7 +243,7 @@ Test(store, stored_documents_follow_every_write, .init = s_init, .fini = s_fini)
     json_decref(bl);
     s_assert_doc_fresh(b);
     json_t *patch = json_pack("{s:s,s:i}", "title", "b2", "progress", 40), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, b, patch, -1, &out, &e), 0);
+    cr_assert_eq(s_update(b, patch, -1, &out, &e), 0);
     json_decref(patch);
     json_decref(out);
     s_assert_doc_fresh(b);
@@ -241,18 +272,184 @@ Test(store, a_patch_that_changes_nothing_keeps_the_version, .init = s_init,
     char *p = s_project();
     char *t = s_task(p, "same", NULL);
     store_err_t e;
-    json_t *patch = json_pack("{s:s,s:s}", "title", "same", "status", "todo"), *out = NULL;
-    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), 0, "%s", e.msg);
+    json_t *patch = json_pack("{s:s,s:s}", "title", "same", "status", "todo"),
+           *out = NULL;
+    cr_assert_eq(s_update(t, patch, 1, &out, &e), 0, "%s", e.msg);
     cr_assert_eq(json_integer_value(json_object_get(out, "version")), 1);
     json_decref(out);
     json_decref(patch);
     store_end(s_store);
     patch = json_pack("{s:s}", "title", "other");
-    cr_assert_eq(store_task_update(s_store, t, patch, 1, &out, &e), 0, "%s", e.msg);
+    cr_assert_eq(s_update(t, patch, 1, &out, &e), 0, "%s", e.msg);
     cr_assert_eq(json_integer_value(json_object_get(out, "version")), 2);
     cr_assert_str_eq(json_string_value(json_object_get(out, "title")), "other");
     json_decref(out);
     json_decref(patch);
     free(t);
+    free(p);
+}
+
+/* What jansson writes for the event of doc (the payload's own "at"). */
+static char *s_jansson_event(const char *type, const char *doc, const char *payload)
+{
+    json_t *d = json_loads(doc, 0, NULL), *p = json_loads(payload, 0, NULL);
+    cr_assert(d && p, "%s / %s", doc, payload);
+    json_t *pid = json_object_get(d, "project_id"); /* a project's: its id */
+    json_t *ev =
+        json_pack("{s:s,s:O,s:O,s:O,s:O}", "type", type, "id", json_object_get(d, "id"),
+                  "project_id", pid ? pid : json_object_get(d, "id"), "data", d, "at",
+                  json_object_get(p, "at"));
+    char *txt = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    json_decref(d);
+    json_decref(p);
+    return txt;
+}
+
+/* Every write stores, answers and queues the task's JSON written straight
+ * as text: byte for byte what jansson makes of the same task, whatever
+ * its strings, numbers and result hold. */
+Test(store, documents_and_events_are_the_bytes_jansson_writes, .init = s_init,
+     .fini = s_fini)
+{
+    store_outbox_set_max(s_store, 1000);
+    char *p = s_project();
+    char *a = s_task(p, "plain", NULL);
+    json_t *bl = json_pack("[s]", a);
+    char title[] =
+        "q\"b\\s/ \x01\x1f\b\f\n\r\t \xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80 <>&";
+    char *b = s_task(p, title, bl);
+    json_decref(bl);
+    const char *patches[] = {
+        "{\"estimated_hours\":0.1,\"actual_hours\":2}",
+        "{\"estimated_hours\":1e20,\"actual_hours\":12.5,\"result\":{\"x\":[1,2.5,"
+        "\"\\u0001\"],"
+        "\"y\":null,\"z\":true}}",
+        "{\"result\":\"text \\\"quoted\\\"\",\"assigned_role\":\"tester\","
+        "\"assigned_agent\":\"ag\\u00e9nt\",\"progress\":99}",
+        "{\"result\":-3,\"estimated_hours\":100000}",
+    };
+    for (size_t i = 0; i < sizeof patches / sizeof *patches; i++) {
+        json_t *patch = json_loads(patches[i], 0, NULL), *out = NULL;
+        store_err_t e;
+        cr_assert_eq(s_update(b, patch, -1, &out, &e), 0, "%s: %s", patches[i], e.msg);
+        json_decref(out);
+        json_decref(patch);
+        char *doc = NULL;
+        json_t *t = NULL;
+        cr_assert_eq(store_task_get_doc(s_store, b, &doc, &e), 0);
+        cr_assert_eq(store_task_get(s_store, b, &t, &e), 0);
+        char *want = json_dumps(t, JSON_COMPACT);
+        cr_assert_str_eq(doc, want, "after %s", patches[i]);
+        free(want);
+        free(doc);
+        json_decref(t);
+    }
+    /* New tasks without blockers: their documents are written without
+     * reading them back. */
+    const double hours[] = {0.1, -0.0, 2, 1e5, 1.0 / 3};
+    for (size_t i = 0; i < sizeof hours / sizeof *hours; i++) {
+        store_task_new_t f = {.project_id = p,
+                              .title = title,
+                              .description = i % 2 ? NULL : title + 3,
+                              .type = "bugfix",
+                              .priority = "high",
+                              .has_estimate = i > 0,
+                              .estimated_hours = hours[i]};
+        char *doc = NULL, *stored = NULL, id[STORE_ID_MAX], *want;
+        json_t *t = NULL;
+        store_err_t e;
+        cr_assert_eq(store_task_create(s_store, &f, &doc, id, &e), 0, "%s", e.msg);
+        cr_assert_eq(store_task_get_doc(s_store, id, &stored, &e), 0);
+        cr_assert_eq(store_task_get(s_store, id, &t, &e), 0);
+        cr_assert_str_eq(doc, stored);
+        cr_assert_str_eq(stored, want = json_dumps(t, JSON_COMPACT), "hours %g",
+                         hours[i]);
+        free(want);
+        free(stored);
+        free(doc);
+        json_decref(t);
+    }
+    store_event_t *evs = NULL;
+    size_t n = 0;
+    store_err_t e;
+    store_end(s_store);
+    cr_assert_eq(store_outbox_fetch(s_store, 100, &evs, &n, &e), 0);
+    cr_assert_geq(n, 12, "the creates, the updates and an assignment");
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_loads(evs[i].payload, 0, NULL);
+        json_t *data = json_object_get(ev, "data");
+        char *doc = json_dumps(data, JSON_COMPACT);
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        char *want = s_jansson_event(type, doc, evs[i].payload);
+        cr_assert_str_eq(evs[i].payload, want);
+        free(want);
+        free(doc);
+        json_decref(ev);
+    }
+    store_outbox_free(evs, n);
+    free(a);
+    free(b);
+    free(p);
+}
+
+/* The store's timestamps read as now_iso8601's. */
+Test(store, timestamps_are_written_as_now_iso8601_writes_them)
+{
+    for (int tries = 0;; tries++) {
+        char a[40], b[STORE_TS_MAX], c[40];
+        now_iso8601(a, sizeof a);
+        store__now(b);
+        now_iso8601(c, sizeof c);
+        cr_assert_eq(strlen(b), strlen(a), "%s / %s", b, a);
+        cr_assert(strcmp(a, b) <= 0 && strcmp(b, c) <= 0, "%s %s %s", a, b, c);
+        if (strncmp(a, c, 19) == 0 || tries == 5) {
+            cr_assert_eq(strncmp(a, b, 19), 0, "%s / %s", a, b);
+            break;
+        }
+    }
+}
+
+/* Under a steady stream of writes the WAL starts over now and then (the
+ * checkpointer lets it): it does not grow with every write made. */
+Test(store, the_wal_stays_bounded_under_a_steady_stream_of_writes, .init = s_init,
+     .fini = s_fini, .timeout = 120)
+{
+    char *p = s_project(), path[160];
+    snprintf(path, sizeof path, "%s/t.db-wal", s_dir);
+    char title[2000];
+    memset(title, 'x', sizeof title - 1);
+    title[sizeof title - 1] = '\0';
+    off_t most = 0;
+    for (int i = 0; i < 12000; i++) { /* ~100 MB of WAL without restarts */
+        store_task_new_t f = {
+            .project_id = p, .title = title, .type = "feature", .priority = "low"};
+        char *doc = NULL, id[STORE_ID_MAX];
+        store_err_t e;
+        cr_assert_eq(store_task_create(s_store, &f, &doc, id, &e), 0, "%s", e.msg);
+        free(doc);
+        struct stat st;
+        if (i % 100 == 0 && stat(path, &st) == 0 && st.st_size > most)
+            most = st.st_size;
+    }
+    cr_assert_lt(most, 80 << 20, "the WAL grew to %lld bytes", (long long)most);
+    free(p);
+}
+
+/* Ids are UUIDs of version 7: made in different milliseconds, they sort
+ * in the order they were made (a new row's entry goes to the end of the id
+ * index), and they never repeat. */
+Test(store, ids_sort_in_the_order_they_were_made, .init = s_init, .fini = s_fini)
+{
+    char *p = s_project(), *prev = NULL;
+    for (int i = 0; i < 20; i++) {
+        char *id = s_task(p, "t", NULL);
+        if (prev)
+            cr_assert_lt(strcmp(prev, id), 0, "%s made before %s", prev, id);
+        free(prev);
+        prev = id;
+        usleep(2000);
+    }
+    free(prev);
     free(p);
 }

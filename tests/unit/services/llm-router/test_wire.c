@@ -45,3 +45,52 @@ Test(wire, provider_token_counts_are_clamped)
     json_decref(canon);
     json_decref(j);
 }
+
+static void s_keep_usage(const wire_ev_t *ev, void *ud)
+{
+    if (ev->type == WIRE_EV_USAGE)
+        *(wire_usage_t *)ud = ev->usage;
+}
+
+/* Found by tests/fuzz/fuzz_wire_response: Gemini's thinking tokens were
+ * added to the output count unclamped, so a negative one made the cost
+ * negative (lifting a budget) and 2^63-1 overflowed. */
+Test(wire, gemini_thinking_tokens_are_clamped)
+{
+    static const struct {
+        const char *thoughts;
+        long want;
+    } cases[] = {
+        {"-9223372036854775808", 4},
+        {"-5", 4},
+        {"9223372036854775807", WIRE_MAX_TOKENS},
+        {"3", 7},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[512], err[256];
+        snprintf(
+            body, sizeof body,
+            "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},"
+            "\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":1,"
+            "\"candidatesTokenCount\":4,\"thoughtsTokenCount\":%s}}",
+            cases[i].thoughts);
+        json_t *j = json_loads(body, 0, NULL);
+        wire_usage_t u = {0};
+        json_t *canon =
+            wire_canonical_response(WIRE_GEMINI, j, "i", "m", &u, err, sizeof err);
+        cr_assert_not_null(canon, "%s", err);
+        cr_assert_eq(u.output_tokens, cases[i].want, "thoughts %s: %ld output tokens",
+                     cases[i].thoughts, u.output_tokens);
+        json_decref(canon);
+        json_decref(j);
+        /* The same usage in a stream. */
+        char sse[600];
+        snprintf(sse, sizeof sse, "data: %s\n\n", body);
+        wire_parser_t *p = wire_parser_new(WIRE_GEMINI);
+        u = (wire_usage_t){0};
+        cr_assert_eq(wire_parser_feed(p, sse, strlen(sse), s_keep_usage, &u), 0);
+        cr_assert_eq(u.output_tokens, cases[i].want, "stream, thoughts %s: %ld",
+                     cases[i].thoughts, u.output_tokens);
+        wire_parser_destroy(&p);
+    }
+}

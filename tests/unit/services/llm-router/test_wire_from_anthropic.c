@@ -152,3 +152,23 @@ Test(wire_from_anthropic, anthropic_final_assistant_turn_may_be_empty)
     cr_assert(strstr(err, "messages[0].content"), "%s", err);
     json_decref(r);
 }
+
+/* Found by tests/fuzz/fuzz_wire_request: a user turn of thinking blocks
+ * only was dropped, and the request went upstream with no messages. */
+Test(wire_from_anthropic, anthropic_request_with_nothing_to_send_is_refused)
+{
+    char err[256] = "";
+    json_t *r = J("{\"max_tokens\":5,\"system\":\"s\",\"messages\":[{\"role\":\"user\","
+                  "\"content\":[{\"type\":\"thinking\"}]}]}");
+    cr_assert_null(wire_from_anthropic_request(r, err, sizeof err));
+    cr_assert_str_eq(err, "messages: no message has content to send");
+    json_decref(r);
+    /* A thinking block beside text still leaves the text. */
+    r = J("{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":["
+          "{\"type\":\"thinking\"},{\"type\":\"text\",\"text\":\"x\"}]}]}");
+    json_t *c = wire_from_anthropic_request(r, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(wire_openai_validate(c, err, sizeof err), 0, "%s", err);
+    json_decref(c);
+    json_decref(r);
+}

@@ -17,21 +17,16 @@
 #include <unistd.h>
 
 #include "book.c" /* s_lock: to die holding the mutex */
-
-static char s_dir[] = "/tmp/vapora-book-XXXXXX";
-static char s_path[128];
+#include "tmpdir_test.h"
 
 static void s_book_init(void)
 {
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/l.db.book", s_dir);
+    tmpdir_make("vapora-book", "l.db.book");
 }
 
 static void s_book_fini(void)
 {
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove();
 }
 
 static book_t *s_open(void)

@@ -9,21 +9,16 @@
 #include <string.h>
 
 #include "ledger.h"
-
-static char s_dir[] = "/tmp/vapora-ledger-XXXXXX";
-static char s_path[128];
+#include "tmpdir_test.h"
 
 static void s_ledger_init(void)
 {
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/l.db", s_dir);
+    tmpdir_make("vapora-ledger", "l.db");
 }
 
 static void s_ledger_fini(void)
 {
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove();
 }
 
 /* A finished call to apply: role dev, window 100, provider p, model m. */

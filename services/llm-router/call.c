@@ -202,7 +202,7 @@ static const char *s_upstream_body(call_t *c, const rt_attempt_t *a, char *path,
         strcmp(asked, a->model) == 0) {
         /* The caller's own request is the upstream's: send its bytes. */
         snprintf(path, pathlen, "/chat/completions");
-        text = c->bound_added      ? s_with_bound(raw, raw_len, c->max_tokens)
+        text = c->bound_added     ? s_with_bound(raw, raw_len, c->max_tokens)
                : raw_len <= 16384 ? NULL
                                   : xstrndup(raw, raw_len);
     } else {

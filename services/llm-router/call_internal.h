@@ -32,10 +32,10 @@ typedef struct call {
     bool stream, include_usage;
     char id[48];
     char role[64];
-    const char *caller; /* its name, borrowed from the callers */
-    long prompt_bound;  /* tokens, upper bound */
-    long max_tokens;    /* worst-case output */
-    bool bound_added;   /* max_tokens is the router's, added to canon */
+    const char *caller;    /* its name, borrowed from the callers */
+    long prompt_bound;     /* tokens, upper bound */
+    long max_tokens;       /* worst-case output */
+    bool bound_added;      /* max_tokens is the router's, added to canon */
     bool bound_appendable; /* ... to a request that had no such key at all */
     /* plan and progress */
     rt_plan_t plans[3];

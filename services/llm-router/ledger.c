@@ -20,15 +20,7 @@
 #include "utf8.h"
 #include "vp_error.h"
 
-enum {
-    Q_BEGIN,
-    Q_COMMIT,
-    Q_ROLLBACK,
-    Q_SPENT,
-    Q_ADD_SPENT,
-    Q_ADD_USAGE,
-    Q_COUNT
-};
+enum { Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SPENT, Q_ADD_SPENT, Q_ADD_USAGE, Q_COUNT };
 
 /* Prepared once, transactions included: sqlite3_exec would parse BEGIN and
  * COMMIT again on every call. */

@@ -44,16 +44,16 @@ typedef struct router {
     worker_t *w;
     loop_t *loop;
     pool_t *pool;
-    rt_config_t *cfg;     /* owned */
-    callers_t *callers;   /* owned: who may call (caller.h) */
-    curlm_t *curlm;       /* owned: curl's multi interface on loop */
-    ledger_t *ledger;     /* owned */
-    book_t *book;         /* owned: the budget book (admit.h) */
+    rt_config_t *cfg;              /* owned */
+    callers_t *callers;            /* owned: who may call (caller.h) */
+    curlm_t *curlm;                /* owned: curl's multi interface on loop */
+    ledger_t *ledger;              /* owned */
+    book_t *book;                  /* owned: the budget book (admit.h) */
     rt_budget_slot_t *budget_slot; /* owned: of each cfg->budgets[i] */
-    loop_timer_t *reap_timer; /* dead workers' reservations (admit.c) */
-    usage_t *usage;       /* owned */
-    upstream_t *upstream; /* owned */
-    list_t calls;         /* live calls (call.c), for teardown */
+    loop_timer_t *reap_timer;      /* dead workers' reservations (admit.c) */
+    usage_t *usage;                /* owned */
+    upstream_t *upstream;          /* owned */
+    list_t calls;                  /* live calls (call.c), for teardown */
 } router_t;
 
 #endif

@@ -87,8 +87,12 @@ static void s_at(usage_t *u, sbuf_t *b)
         u->at_sec = ts.tv_sec;
     }
     long ms = ts.tv_nsec / 1000000;
-    char tail[8] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
-                    (char)('0' + ms % 10), 'Z', '"'};
+    char tail[8] = {'.',
+                    (char)('0' + ms / 100),
+                    (char)('0' + ms / 10 % 10),
+                    (char)('0' + ms % 10),
+                    'Z',
+                    '"'};
     sbuf_append(b, "\"", 1);
     sbuf_puts(b, u->at);
     sbuf_append(b, tail, 6);
@@ -134,7 +138,8 @@ static void s_bool(sbuf_t *b, const char *key, bool v)
 }
 
 /* The vapora.llm.usage event of r (e: its ledger entry) into b. */
-static void s_event(usage_t *u, sbuf_t *b, const ledger_entry_t *e, const usage_rec_t *r)
+static void s_event(usage_t *u, sbuf_t *b, const ledger_entry_t *e,
+                    const usage_rec_t *r)
 {
     sbuf_puts(b, "{\"type\":\"llm.usage\"");
     s_key(b, "id", r->id);

@@ -35,8 +35,8 @@ typedef struct usage_rec {
     int64_t window_start;    /* of the role's budget; 0: no budget */
     wire_usage_t tokens;
     double cost_usd;
-    int64_t cost;    /* the same in nano-USD, as the book counted it */
-    bool estimated;  /* tokens counted by estimate, not reported */
+    int64_t cost;   /* the same in nano-USD, as the book counted it */
+    bool estimated; /* tokens counted by estimate, not reported */
     /* The provider reported more tokens than the call could use: they were
      * cut to its bounds (charge.h). Counted in vapora_router_usage_anomalies_total. */
     bool anomaly;
@@ -62,7 +62,7 @@ void usage_record(usage_t *u, const usage_rec_t *r);
 /* Runs fn(ud) on the pool after everything recorded so far is written;
  * done(ud, status) follows on the loop thread. 0, or the pool's error
  * (-EBUSY...) with neither called. */
-int usage_after_flush(usage_t *u, void (*fn)(void *ud), void (*done)(void *ud, int status),
-                      void *ud);
+int usage_after_flush(usage_t *u, void (*fn)(void *ud),
+                      void (*done)(void *ud, int status), void *ud);
 
 #endif

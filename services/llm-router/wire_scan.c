@@ -164,7 +164,7 @@ static void s_count(const s_span_t *v, long *out, wire_usage_t *u)
         u->unreadable = true;
         return;
     }
-    *out = d != d || d <= 0                    ? 0
+    *out = d != d || d <= 0               ? 0
            : d >= (double)WIRE_MAX_TOKENS ? WIRE_MAX_TOKENS
                                           : (long)d;
     u->present = true;

@@ -35,7 +35,8 @@ static void s_same(const char *usage)
 {
     wire_usage_t a = s_scan(usage), b = s_scan_jansson(usage);
     cr_assert(a.present == b.present && a.unreadable == b.unreadable &&
-                  a.input_tokens == b.input_tokens && a.output_tokens == b.output_tokens,
+                  a.input_tokens == b.input_tokens &&
+                  a.output_tokens == b.output_tokens,
               "%s: read %d/%d %ld %ld, jansson %d/%d %ld %ld", usage, a.present,
               a.unreadable, a.input_tokens, a.output_tokens, b.present, b.unreadable,
               b.input_tokens, b.output_tokens);

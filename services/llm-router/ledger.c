@@ -1,4 +1,4 @@
-/* ledger.c - spend reservations and usage totals in SQLite; see ledger.h. */
+/* ledger.c - spend per budget and window, and usage totals, in SQLite; see ledger.h. */
 #define _GNU_SOURCE
 #include "ledger.h"
 

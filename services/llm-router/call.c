@@ -3,6 +3,7 @@
  * (whole) or call_stream.c's (streamed), its end call_end.c's (see
  * call_internal.h); one exchange with a provider is upstream.c's. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "now.h"
 
 #define CALL_MAX_RETRY_AFTER 10.0 /* longer: ask the next provider instead */
+#define CALL_WATCH_AFTER_MS 20    /* a caller waiting longer is watched */
 
 static void s_attempt(call_t *c);
 
@@ -170,8 +172,23 @@ static void s_exhausted(call_t *c)
     sbuf_free(&msg);
 }
 
+/* The caller's own bytes with the router's output bound added as the last
+ * member (`"max_completion_tokens":N`), which is what rendering the
+ * canonical request would send: a new string. */
+static char *s_with_bound(const char *raw, size_t len, long bound)
+{
+    while (len > 0 && isspace((unsigned char)raw[len - 1]))
+        len--;
+    VP_ASSERT(len > 0 && raw[len - 1] == '}'); /* a JSON object, validated */
+    sbuf_t b = {0};
+    sbuf_append(&b, raw, len - 1);
+    sbuf_printf(&b, ",\"max_completion_tokens\":%ld}", bound);
+    return sbuf_steal(&b);
+}
+
 /* The body to send for attempt a, its length, and the path to send it to:
- * the caller's own bytes when they are the upstream's request, else the
+ * the caller's own bytes when they are the upstream's request (with the
+ * router's output bound added when the request set none), else the
  * canonical request rendered for the provider (kept in c->upbody). */
 static const char *s_upstream_body(call_t *c, const rt_attempt_t *a, char *path,
                                    size_t pathlen, size_t *len)
@@ -181,10 +198,13 @@ static const char *s_upstream_body(call_t *c, const rt_attempt_t *a, char *path,
     size_t raw_len = 0;
     const char *raw = c->req ? http_req_body(c->req, &raw_len) : NULL;
     if (a->provider->kind == WIRE_OPENAI && c->format == CALL_OPENAI && !c->stream &&
-        !c->bound_added && raw && asked && strcmp(asked, a->model) == 0) {
+        (!c->bound_added || c->bound_appendable) && raw && asked &&
+        strcmp(asked, a->model) == 0) {
         /* The caller's own request is the upstream's: send its bytes. */
         snprintf(path, pathlen, "/chat/completions");
-        text = raw_len <= 16384 ? NULL : xstrndup(raw, raw_len);
+        text = c->bound_added     ? s_with_bound(raw, raw_len, c->max_tokens)
+               : raw_len <= 16384 ? NULL
+                                  : xstrndup(raw, raw_len);
     } else {
         json_t *body =
             wire_upstream_request(a->provider->kind, c->canon, a->model, c->stream,
@@ -235,51 +255,37 @@ static void s_attempt(call_t *c)
 
 /* ---- admission ---- */
 
-static void s_admit_done(admit_t *ad, int status)
+/* The call's budget has no room for any of its plans: 429. */
+static void s_refused(call_t *c)
 {
-    call_t *c = container_of(ad, call_t, admit);
-    const ledger_admit_t *a = &ad->a;
-    c->admitting = false;
-    if (c->client_gone) { /* nothing was asked yet; release what was reserved */
-        c->reservation = a->rc == 0 ? a->reservation : 0;
-        call__fail(c, 499, "client_closed", "the client closed its connection");
-        return;
-    }
-    if (status < 0 || a->rc < 0) {
-        call__fail(c, 503, "ledger_unavailable", "the budget ledger could not be read");
-        return;
-    }
-    c->state = a->state;
-    if (a->rc == 1) {
-        sbuf_t msg = {0};
-        if (strcmp(c->role, c->budget->role) == 0)
-            sbuf_printf(&msg, "role '%s' has", c->role);
-        else
-            sbuf_printf(&msg,
-                        "role '%s' has no budget of its own; the budget '%s' it "
-                        "shares has",
-                        c->role, c->budget->role);
-        sbuf_printf(&msg, " spent $%.6f (and reserved $%.6f) of its $%.2f %s budget",
-                    (double)a->spent / LEDGER_NANO, (double)a->reserved / LEDGER_NANO,
-                    c->budget->limit_usd, rt_window_name(c->budget->window));
-        call__fail(c, 429, "budget_exceeded", msg.data);
-        sbuf_free(&msg);
-        return;
-    }
-    c->plan = &c->plans[a->plan];
-    c->reservation = a->reservation;
-    s_attempt(c);
+    const book_admit_t *a = &c->admit.a;
+    sbuf_t msg = {0};
+    if (strcmp(c->role, c->budget->role) == 0)
+        sbuf_printf(&msg, "role '%s' has", c->role);
+    else
+        sbuf_printf(&msg,
+                    "role '%s' has no budget of its own; the budget '%s' it "
+                    "shares has",
+                    c->role, c->budget->role);
+    sbuf_printf(&msg, " spent $%.6f (and reserved $%.6f) of its $%.2f %s budget",
+                (double)a->spent / LEDGER_NANO, (double)a->reserved / LEDGER_NANO,
+                c->budget->limit_usd, rt_window_name(c->budget->window));
+    call__fail(c, 429, "budget_exceeded", msg.data);
+    sbuf_free(&msg);
 }
 
-/* The call waits for its admission (admit.h); s_admit_done carries on. */
+/* The call's worst case is reserved (admit.h), or it is refused. */
 static void s_admit(call_t *c)
 {
-    c->admitting = true;
-    if (admit_submit(&c->admit, c->rt, c->budget, c->plans, c->prompt_bound,
-                     c->max_tokens, s_admit_done) < 0) {
-        c->admitting = false;
-        call__fail(c, 503, "overloaded", "the router is busy; retry shortly");
+    admit_call(c->rt, c->budget, c->plans, c->prompt_bound, c->max_tokens, &c->admit);
+    c->state = c->admit.a.state;
+    if (c->admit.a.rc != 0) {
+        s_refused(c);
+        return;
     }
+    c->admitted = true;
+    c->plan = &c->plans[c->admit.a.plan];
+    s_attempt(c);
 }
 
 /* ---- start and end ---- */
@@ -290,14 +296,23 @@ static void s_admit(call_t *c)
 static void s_client_gone(void *ud)
 {
     call_t *c = ud;
-    c->client_gone = true;
-    if (c->admitting)
-        return; /* s_admit_done ends it */
     upstream_abort(c->rt->upstream, &c->x);
     loop_cancel_timer(c->rt->loop, &c->retry_timer);
     http_reply_error(c->req, 499, "client_closed", "the client closed its connection");
     call__record_estimate(c, c->attempts ? call__current(c) : NULL, 499);
     call__destroy(&c);
+}
+
+/* The call still waits for its whole answer (a stream has its own watch):
+ * from now on, a caller that leaves is noticed (s_client_gone). */
+static void s_watch_timer(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    UNUSED(loop);
+    UNUSED(t);
+    call_t *c = ud;
+    c->watch_timer = NULL;
+    if (c->req && !c->st)
+        http_req_watch_gone(c->req, s_client_gone, c);
 }
 
 static void s_call_id(call_t *c)
@@ -321,6 +336,10 @@ static long s_output_bound(call_t *c)
     if (wire_max_tokens(c->canon, &v) && v > 0)
         return v;
     v = c->rt->cfg->default_max_tokens;
+    /* Neither key at all (not even null): the caller's bytes can carry the
+     * bound as one more member (s_with_bound), without a duplicate. */
+    c->bound_appendable = !json_object_get(c->canon, "max_tokens") &&
+                          !json_object_get(c->canon, "max_completion_tokens");
     json_object_set_new(c->canon, "max_completion_tokens", json_integer(v));
     c->bound_added = true;
     return v;
@@ -396,7 +415,9 @@ void call_start(router_t *rt, http_req_t *req, call_format_t format, json_t *can
     call_t *c = s_new(rt, req, format, canon, who);
     if (!s_plan(c))
         return;
-    http_req_watch_gone(c->req, s_client_gone, c);
+    /* Watched only once it waits long enough for that to matter: most
+     * answers come first, and a watch costs two epoll_ctl calls. */
+    c->watch_timer = loop_add_timer(rt->loop, CALL_WATCH_AFTER_MS, 0, s_watch_timer, c);
     list_push_front(&rt->calls, &c->link);
     c->start_ns = now_ns();
     s_admit(c);

@@ -27,6 +27,7 @@ void call__destroy(call_t **cp)
         return;
     list_remove(&c->link);
     loop_cancel_timer(c->rt->loop, &c->retry_timer);
+    loop_cancel_timer(c->rt->loop, &c->watch_timer);
     loop_cancel_timer(c->rt->loop, &c->silence_timer);
     loop_cancel_timer(c->rt->loop, &c->drain_timer);
     upstream_xfer_free(c->rt->upstream, &c->x);
@@ -64,26 +65,30 @@ void call__stream_error(call_t *c, const char *text, size_t len)
 }
 
 /* Records the outcome (usage.h); a: the attempt that answered last, NULL
- * when no provider was asked. The reservation goes with the record. */
+ * when no provider was asked. The reservation is settled with it: the
+ * cost counted in the book, what was held released (admit.h). */
 void call__record(call_t *c, const rt_attempt_t *a, const charge_t *ch, int status)
 {
+    int64_t cost = (int64_t)(ch->cost_usd * LEDGER_NANO + 0.5); /* nano-USD */
+    if (c->admitted)
+        admit_settle(c->rt, &c->admit, cost);
+    c->admitted = false;
     usage_rec_t r = {.id = c->id,
                      .caller = c->caller,
                      .role = c->role,
                      .budget = c->budget ? c->budget->role : NULL,
                      .provider = a ? a->provider : NULL,
                      .model = a ? a->model : NULL,
-                     .reservation = c->reservation,
-                     .window_start = c->budget ? c->admit.a.window_start : 0,
+                     .window_start = c->budget ? c->admit.a.window : 0,
                      .tokens = ch->tokens,
                      .cost_usd = ch->cost_usd,
+                     .cost = cost,
                      .estimated = ch->estimated,
                      .anomaly = ch->anomaly,
                      .http_status = status,
                      .attempts = c->attempts,
                      .start_ns = c->start_ns};
     usage_record(c->rt->usage, &r);
-    c->reservation = 0;
 }
 
 /* What the answer of attempt a costs, its text `bytes` long, from the

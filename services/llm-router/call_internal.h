@@ -32,10 +32,11 @@ typedef struct call {
     bool stream, include_usage;
     char id[48];
     char role[64];
-    const char *caller; /* its name, borrowed from the callers */
-    long prompt_bound;  /* tokens, upper bound */
-    long max_tokens;    /* worst-case output */
-    bool bound_added;   /* max_tokens is the router's, added to canon */
+    const char *caller;    /* its name, borrowed from the callers */
+    long prompt_bound;     /* tokens, upper bound */
+    long max_tokens;       /* worst-case output */
+    bool bound_added;      /* max_tokens is the router's, added to canon */
+    bool bound_appendable; /* ... to a request that had no such key at all */
     /* plan and progress */
     rt_plan_t plans[3];
     rt_plan_t *plan;
@@ -44,14 +45,14 @@ typedef struct call {
     unsigned tries;    /* on the current provider */
     unsigned attempts; /* in total */
     loop_timer_t *retry_timer;
+    loop_timer_t *watch_timer;   /* when to start watching for the caller leaving */
     loop_timer_t *silence_timer; /* a stream's longest silence (provider timeout) */
     loop_timer_t *drain_timer;   /* a paused stream waits for the caller to read */
     unsigned drain_ms;           /* its next interval */
     /* budget */
     const rt_budget_t *budget;
-    int64_t reservation;
-    admit_t admit;  /* the admission job (window_start is its a.window_start) */
-    bool admitting; /* on the pool */
+    admit_t admit; /* its admission: the budget's slot, the window, the amount */
+    bool admitted; /* holds admit's reservation until settled (call__record) */
     /* the current attempt */
     upstream_xfer_t x;
     char *upbody; /* the rendered request curl is sending */
@@ -61,7 +62,6 @@ typedef struct call {
     bool bad_answer;    /* a whole answer that could not be relayed */
     char *stream_error;
     char *last_error; /* of the latest failed attempt, for the caller */
-    bool client_gone; /* the caller closed its connection before the reply */
     CURLcode last_result;
     /* outcome */
     wire_usage_t usage;

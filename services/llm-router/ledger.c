@@ -1,4 +1,4 @@
-/* ledger.c - spend reservations and usage totals in SQLite; see ledger.h. */
+/* ledger.c - spend per budget and window, and usage totals, in SQLite; see ledger.h. */
 #define _GNU_SOURCE
 #include "ledger.h"
 
@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,23 +16,11 @@
 
 #include "log.h"
 #include "alloc.h"
-#include "sbuf.h"
 #include "file.h"
 #include "utf8.h"
 #include "vp_error.h"
 
-enum {
-    Q_BEGIN,
-    Q_COMMIT,
-    Q_ROLLBACK,
-    Q_SPENT,
-    Q_RESERVED,
-    Q_RESERVE,
-    Q_UNRESERVE,
-    Q_ADD_SPENT,
-    Q_ADD_USAGE,
-    Q_COUNT
-};
+enum { Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SPENT, Q_ADD_SPENT, Q_ADD_USAGE, Q_COUNT };
 
 /* Prepared once, transactions included: sqlite3_exec would parse BEGIN and
  * COMMIT again on every call. */
@@ -42,11 +29,6 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_SPENT] = "SELECT spent FROM spend WHERE role = ?1 AND window_start = ?2",
-    [Q_RESERVED] = "SELECT COALESCE(SUM(amount), 0) FROM reservation "
-                   "WHERE role = ?1 AND window_start = ?2",
-    [Q_RESERVE] = "INSERT INTO reservation (role, window_start, amount, pid, created) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5)",
-    [Q_UNRESERVE] = "DELETE FROM reservation WHERE id = ?1",
     [Q_ADD_SPENT] = "INSERT INTO spend (role, window_start, spent) VALUES (?1, ?2, ?3) "
                     "ON CONFLICT (role, window_start) DO UPDATE SET spent = spent + ?3",
     [Q_ADD_USAGE] =
@@ -64,11 +46,6 @@ static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS spend (role TEXT NOT NULL, window_start INTEGER NOT "
     "NULL,"
     " spent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (role, window_start));"
-    "CREATE TABLE IF NOT EXISTS reservation (id INTEGER PRIMARY KEY, role TEXT NOT "
-    "NULL,"
-    " window_start INTEGER NOT NULL, amount INTEGER NOT NULL, pid INTEGER NOT NULL,"
-    " created INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS reservation_role ON reservation (role, window_start);"
     "CREATE TABLE IF NOT EXISTS usage (minute INTEGER NOT NULL, role TEXT NOT NULL,"
     " provider TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL,"
     " errors INTEGER NOT NULL, input_tokens INTEGER NOT NULL,"
@@ -184,75 +161,21 @@ static int s_tx(ledger_t *l, int q)
     return rc == SQLITE_DONE ? 0 : VP_ESTORE;
 }
 
-static int64_t s_scalar(ledger_t *l, int q, const char *role, int64_t window)
+/* The integer of a one-value query (0 without a row) into *out. */
+static int s_scalar(ledger_t *l, int q, const char *key, int64_t window, int64_t *out)
 {
     sqlite3_stmt *st = s_q(l, q);
-    sqlite3_bind_text(st, 1, role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, window);
-    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return v;
-}
-
-static rt_state_t s_state(int64_t used, int64_t limit, double near_percent)
-{
-    if (used >= limit)
-        return RT_EXCEEDED;
-    if ((double)used >= (double)limit * near_percent / 100.0)
-        return RT_NEAR;
-    return RT_NORMAL;
-}
-
-static int s_reserve(ledger_t *l, ledger_admit_t *a, int64_t amount)
-{
-    sqlite3_stmt *st = s_q(l, Q_RESERVE);
-    sqlite3_bind_text(st, 1, a->role, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, a->window_start);
-    sqlite3_bind_int64(st, 3, amount);
-    sqlite3_bind_int64(st, 4, getpid());
-    sqlite3_bind_int64(st, 5, time(NULL));
     int rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return VP_ESTORE;
-    a->reservation = sqlite3_last_insert_rowid(l->db);
-    return 0;
-}
-
-void ledger_admit(ledger_t *l, ledger_admit_t *a)
-{
-    pthread_mutex_lock(&l->lock);
-    a->rc = VP_ESTORE;
-    if (s_tx(l, Q_BEGIN) < 0)
-        goto out;
-    a->spent = s_scalar(l, Q_SPENT, a->role, a->window_start);
-    a->reserved = s_scalar(l, Q_RESERVED, a->role, a->window_start);
-    int64_t used = a->spent + a->reserved;
-    a->state = s_state(used, a->limit, a->near_percent);
-    a->rc = 1;
-    for (int s = (int)a->state; s <= RT_EXCEEDED; s++) {
-        int64_t amount = a->amounts[s];
-        if (amount < 0 || (amount > 0 && used + amount > a->limit))
-            continue;
-        a->plan = s;
-        a->rc = amount > 0 ? s_reserve(l, a, amount) : 0;
-        break;
-    }
-    if (s_tx(l, a->rc < 0 ? Q_ROLLBACK : Q_COMMIT) < 0)
-        a->rc = VP_ESTORE;
-out:
-    pthread_mutex_unlock(&l->lock);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : VP_ESTORE;
 }
 
 static int s_apply_one(ledger_t *l, const ledger_entry_t *e)
 {
     sqlite3_stmt *st;
-    if (e->reservation) {
-        st = s_q(l, Q_UNRESERVE);
-        sqlite3_bind_int64(st, 1, e->reservation);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            return VP_ESTORE;
-    }
     if (e->window_start && e->cost) {
         st = s_q(l, Q_ADD_SPENT);
         sqlite3_bind_text(st, 1, e->budget[0] ? e->budget : e->role, -1, SQLITE_STATIC);
@@ -292,47 +215,12 @@ int ledger_apply(ledger_t *l, const ledger_entry_t *e, size_t n)
     return rc;
 }
 
-int ledger_balance(ledger_t *l, const char *role, int64_t window_start, int64_t *spent,
-                   int64_t *reserved)
+int ledger_spent(ledger_t *l, const char *budget, int64_t window_start, int64_t *spent)
 {
     pthread_mutex_lock(&l->lock);
-    *spent = s_scalar(l, Q_SPENT, role, window_start);
-    *reserved = s_scalar(l, Q_RESERVED, role, window_start);
+    int rc = s_scalar(l, Q_SPENT, budget, window_start, spent);
     pthread_mutex_unlock(&l->lock);
-    return 0;
-}
-
-int ledger_release_dead(ledger_t *l)
-{
-    pthread_mutex_lock(&l->lock);
-    sqlite3_stmt *st = NULL;
-    int released = 0;
-    if (sqlite3_prepare_v2(l->db, "SELECT DISTINCT pid FROM reservation", -1, &st,
-                           NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&l->lock);
-        return VP_ESTORE;
-    }
-    sbuf_t sql = {0};
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        pid_t pid = (pid_t)sqlite3_column_int64(st, 0);
-        if (kill(pid, 0) < 0 && errno == ESRCH)
-            sbuf_printf(&sql, "DELETE FROM reservation WHERE pid = %d;", (int)pid);
-    }
-    sqlite3_finalize(st);
-    if (sql.len && s_exec(l, sql.data) == 0)
-        released = sqlite3_changes(l->db) > 0 ? sqlite3_changes(l->db) : 1;
-    sbuf_free(&sql);
-    pthread_mutex_unlock(&l->lock);
-    return released;
-}
-
-void ledger_release_pid(ledger_t *l, pid_t pid)
-{
-    char sql[96];
-    snprintf(sql, sizeof sql, "DELETE FROM reservation WHERE pid = %d", (int)pid);
-    pthread_mutex_lock(&l->lock);
-    s_exec(l, sql);
-    pthread_mutex_unlock(&l->lock);
+    return rc;
 }
 
 json_t *ledger_usage(ledger_t *l, const char *group_by, int64_t since)

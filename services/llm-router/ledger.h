@@ -1,26 +1,25 @@
-/* ledger.h - the router's spend and usage, shared by every router worker of
- * a host and kept across restarts: SQLite (WAL) in data_dir.
+/* ledger.h - the router's durable record: what each budget spent per
+ * window and the usage totals, shared by every router worker of a host and
+ * kept across restarts: SQLite (WAL) in data_dir.
  *
- * DESIGN. Admission must be exact across processes: a reservation reads
- * spent + reserved and inserts its own row in one BEGIN IMMEDIATE
- * transaction, so two workers can never both take the last dollar.
- * Settling (deleting the reservation, adding the real cost) and usage
- * totals are not on any request's critical path: workers queue them and
- * write them in batches (ledger_flush). Reservations of a worker that died
- * are released by the next worker that starts (they carry its pid).
- * Amounts are kept in nano-USD (int64) so that sums are exact.
+ * DESIGN. Nothing here is on a request's path. Admission is the budget
+ * book's (book.h: shared memory, exact across workers); the ledger is
+ * written behind it, in batches (usage.c): each settled call adds its cost
+ * to its budget's window and its counts to the usage totals, calls with
+ * the same key added up first. The book reads a budget's spend from here
+ * when it starts tracking it. Amounts are nano-USD (int64): sums are
+ * exact.
  *
  * Every ledger_* call except ledger_open/ledger_destroy blocks on SQLite: pool
- * threads only. A mutex serialises the calls of one process. */
+ * threads, or set-up. A mutex serialises the calls of one process. */
 #ifndef VAPORA_LEDGER_H
 #define VAPORA_LEDGER_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-#include "plan.h"
 #include "vp_error.h"
 
 typedef struct ledger ledger_t;
@@ -33,36 +32,9 @@ ledger_t *ledger_open(const char *path, char *err, size_t errlen);
 /* Closes l (NULL is fine) and sets *lp to NULL. */
 void ledger_destroy(ledger_t **lp);
 
-/* Releases reservations held by processes that no longer exist. Returns
- * how many were released, or VP_ESTORE. */
-int ledger_release_dead(ledger_t *l);
-/* Releases every reservation of process pid (a worker at its end). */
-void ledger_release_pid(ledger_t *l, pid_t pid);
-
-/* Admission of one request of a budgeted role in the window starting at
- * window_start: amounts[s] is the worst-case cost (nano-USD) of the plan for
- * state s, or -1 when that state has no plan. In one transaction: the state
- * from (spent + reserved) / limit; the first state from there on whose plan
- * fits under the limit is chosen and its amount reserved. */
-typedef struct ledger_admit {
-    const char *role; /* the budget's spend key (ledger_entry_t.budget) */
-    int64_t window_start;
-    int64_t limit;   /* nano-USD */
-    double near_percent;
-    int64_t amounts[3];
-    /* results */
-    int rc;            /* 0 admitted, 1 refused (no plan fits), VP_ESTORE */
-    rt_state_t state;  /* the role's state before this request */
-    int plan;          /* the chosen state's plan */
-    int64_t reservation; /* row id */
-    int64_t spent, reserved; /* before this request */
-} ledger_admit_t;
-void ledger_admit(ledger_t *l, ledger_admit_t *a);
-
-/* One finished request, or several with the same key and no reservation,
+/* One finished request, or several with the same key added up,
  * queued for the next flush. */
 typedef struct ledger_entry {
-    int64_t reservation; /* 0: none */
     char role[64], provider[64], model[128];
     /* The budget charged: its spend key (a role without a [budget:ROLE]
      * spends from "default"); empty: the role's own name. */
@@ -78,9 +50,9 @@ typedef struct ledger_entry {
 /* Applies n entries in one transaction. Returns 0 or VP_ESTORE. */
 int ledger_apply(ledger_t *l, const ledger_entry_t *e, size_t n);
 
-/* Spent and reserved (nano-USD) of role in the window. */
-int ledger_balance(ledger_t *l, const char *role, int64_t window_start, int64_t *spent,
-                   int64_t *reserved);
+/* What budget (its spend key) spent (nano-USD) in the window starting at
+ * window_start, into *spent. 0 or VP_ESTORE. */
+int ledger_spent(ledger_t *l, const char *budget, int64_t window_start, int64_t *spent);
 
 /* Usage totals since `since` (unix seconds) grouped by "role", "provider"
  * or "model": a new JSON array of {key, requests, errors, input_tokens,

@@ -2,8 +2,8 @@
  *
  * Wiring only: loads the router's configuration (config.c) and its callers
  * (caller.c), says in the log and in GET /health what an operator should
- * know of them, opens the shared ledger in data_dir (ledger.c), puts curl's
- * multi interface on the
+ * know of them, opens the shared ledger in data_dir (ledger.c) and the
+ * budget book beside it (admit.c), puts curl's multi interface on the
  * worker's loop (common/curlm.c), starts the usage flush (usage.c) and the
  * upstream handles (upstream.c) and adds the routes (routes.c); the service
  * state they share is router.h's. */
@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "router.h"
+#include "admit.h"
 #include "call.h"
 #include "routes.h"
 #include "log.h"
@@ -72,8 +73,8 @@ static int s_load_callers(worker_t *w, router_t *rt)
     return 0;
 }
 
-/* The ledger in data_dir (made 0700 when missing), or [router] database;
- * the reservations of workers that died are released. */
+/* The ledger in data_dir (made 0700 when missing), or [router] database,
+ * and the budget book beside it (admit.h). */
 static int s_open_ledger(router_t *rt, const cfg_t *cfg)
 {
     char err[512];
@@ -85,16 +86,11 @@ static int s_open_ledger(router_t *rt, const cfg_t *cfg)
     const char *db = cfg_get(cfg, "router", "database");
     char *path = db && *db ? xstrdup(db) : xasprintf("%s/llm-router.db", dir);
     rt->ledger = ledger_open(path, err, sizeof err);
-    free(path);
-    if (!rt->ledger) {
+    if (!rt->ledger)
         log_error("llm-router: %s", err);
-        return -EIO;
-    }
-    int released = ledger_release_dead(rt->ledger);
-    if (released > 0)
-        log_info("llm-router: released the reservations of %d exited workers",
-                 released);
-    return 0;
+    int rc = rt->ledger && admit_open(rt, path) == 0 ? 0 : -EIO;
+    free(path);
+    return rc;
 }
 
 static int s_setup(worker_t *w)
@@ -138,6 +134,7 @@ static void s_teardown(worker_t *w)
     curlm_destroy(&rt->curlm);
     upstream_destroy(&rt->upstream);
     usage_destroy(&rt->usage);
+    admit_close(rt);
     ledger_destroy(&rt->ledger);
     callers_destroy(&rt->callers);
     rt_config_destroy(&rt->cfg);

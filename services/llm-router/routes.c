@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "routes.h"
+#include "admit.h"
 #include "call.h"
 #include "caller.h"
 #include "plan.h"
@@ -192,36 +193,29 @@ typedef struct report {
     router_t *rt;
     const char *group_by;
     int64_t since;
-    int64_t now;
     json_t *out;
 } report_t;
 
-static void s_budgets_work(void *ud)
+/* One budget's line of GET /api/v1/budgets, from the book (admit.h). */
+static json_t *s_budget_json(router_t *rt, const rt_budget_t *b, int64_t now)
 {
-    report_t *r = ud;
-    router_t *rt = r->rt;
-    r->out = json_array();
-    for (size_t i = 0; i < rt->cfg->nbudgets; i++) {
-        const rt_budget_t *b = &rt->cfg->budgets[i];
-        int64_t start, end, spent = 0, reserved = 0;
-        rt_window_bounds(b->window, r->now, &start, &end);
-        ledger_balance(rt->ledger, b->role, start, &spent, &reserved);
-        double used = (double)(spent + reserved) / LEDGER_NANO;
-        const char *state = used >= b->limit_usd                           ? "exceeded"
-                            : used >= b->limit_usd * b->near_percent / 100 ? "near"
-                                                                           : "normal";
-        char resets[32];
-        time_t t = (time_t)end;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(resets, sizeof resets, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        json_array_append_new(
-            r->out, json_pack("{s:s,s:s,s:f,s:f,s:f,s:s,s:s}", "role", b->role,
-                              "window", rt_window_name(b->window), "limit_usd",
-                              b->limit_usd, "spent_usd", (double)spent / LEDGER_NANO,
-                              "reserved_usd", (double)reserved / LEDGER_NANO, "state",
-                              state, "resets_at", resets));
-    }
+    int64_t start, end, spent = 0, reserved = 0;
+    rt_window_bounds(b->window, now, &start, &end);
+    admit_balance(rt, b, now, &spent, &reserved);
+    double used = (double)(spent + reserved) / LEDGER_NANO;
+    const char *state = used >= b->limit_usd                           ? "exceeded"
+                        : used >= b->limit_usd * b->near_percent / 100 ? "near"
+                                                                       : "normal";
+    char resets[32];
+    time_t t = (time_t)end;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(resets, sizeof resets, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_pack("{s:s,s:s,s:f,s:f,s:f,s:s,s:s}", "role", b->role, "window",
+                     rt_window_name(b->window), "limit_usd", b->limit_usd, "spent_usd",
+                     (double)spent / LEDGER_NANO, "reserved_usd",
+                     (double)reserved / LEDGER_NANO, "state", state, "resets_at",
+                     resets);
 }
 
 static void s_usage_work(void *ud)
@@ -244,7 +238,6 @@ static void s_report_done(void *ud, int status)
 
 static void s_report(router_t *rt, report_t *r, void (*fn)(void *))
 {
-    r->now = time(NULL);
     if (usage_after_flush(rt->usage, fn, s_report_done, r) < 0) {
         http_reply_error(r->req, 503, "overloaded",
                          "the router is busy; retry shortly");
@@ -328,13 +321,18 @@ static void s_providers(http_req_t *req, void *ud)
     }
 }
 
+/* GET /api/v1/budgets: the book is exact at every moment, across the
+ * workers: read here, at once. */
 static void s_budgets(http_req_t *req, void *ud)
 {
     router_t *rt = ud;
     if (!s_caller(rt, req))
         return;
-    report_t *r = s_report_new(rt, req);
-    s_report(rt, r, s_budgets_work);
+    json_t *out = json_array();
+    int64_t now = time(NULL);
+    for (size_t i = 0; i < rt->cfg->nbudgets; i++)
+        json_array_append_new(out, s_budget_json(rt, &rt->cfg->budgets[i], now));
+    http_reply_json(req, 200, out);
 }
 
 /* since: unix seconds or an RFC 3339 UTC time ("2026-11-24T10:00:00Z"). */

@@ -13,6 +13,7 @@
  *   wire_upstream_gemini.c    canonical -> Gemini generateContent
  *   wire_upstream_ollama.c    canonical -> Ollama /api/chat
  *   wire_response.c           whole upstream responses -> canonical -> Anthropic
+ *   wire_scan.c               a relayed OpenAI answer's usage, read from its bytes
  *   wire_check.c              a whole answer's JSON and UTF-8, before relaying it
  *   wire_parser.c             upstream streams (SSE, NDJSON) -> canonical events
  *   wire_emitter.c            canonical events -> the caller's stream */

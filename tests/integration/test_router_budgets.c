@@ -1,9 +1,10 @@
 /* test_router_budgets.c - the LLM router's budgets: near takes the
  * cheapest model, exceeded only free ones, none left is 429 in either
- * format; two hundred concurrent calls never overspend; the spend survives
- * a restart; a provider's corrupt usage cannot overflow a budget, a call
- * is charged at most what it reserved, and counts sent as text are
- * estimated, not free. */
+ * format; two hundred concurrent calls never overspend; a worst case past
+ * what int64 holds never fits; the spend survives a restart, a worker
+ * killed mid-call and the whole router killed; a provider's
+ * corrupt usage cannot overflow a budget, a call is charged at most what
+ * it reserved, and counts sent as text are estimated, not free. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -218,6 +219,45 @@ Test(router_budgets, two_hundred_concurrent_calls_never_overspend, .timeout = 12
     cr_assert_eq(llm_fake_num(fake, "oai", "requests"), ok);
 }
 
+/* ---- a worst case past what int64 holds ---- */
+
+/* A caller's max_tokens near 2^63 / gpt-a's 2e6 nano-USD per output token
+ * makes a worst case just under 2^63 nano-USD: added to what the budget
+ * used, it wrapped around below the limit and the call was admitted (and
+ * the reserved total with it, opening the budget to every call). Swept
+ * over 64 values, so that the prompt's bound (~10 tokens at 1e6) lands one
+ * of them in the window whatever it is: every one is refused. And a
+ * limit past what int64 holds counts as the largest, not as a negative. */
+Test(router_budgets, a_worst_case_past_int64_never_wraps_the_budget_around,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(
+        fake, &(llm_opts_t){.chain = "oai",
+                            .extra = TINY_BUDGET("1") "\n[budget:huge]\nwindow = "
+                                                      "daily\nlimit_usd = 1e11\n"});
+    s_tiny_call(sv, "gpt-a", "normal", "0.050000"); /* 5e7 used: the window */
+    long top = (long)(0x1p63 / 2e6);
+    for (long k = 0; k < 64; k++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"gpt-a\",\"max_tokens\":%ld,\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 top - k);
+        llm_resp_t r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 429);
+        llm_resp_clear(&r);
+    }
+    s_expect_budget(sv, "tiny", 0.05, "normal");
+    cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 1);
+    /* A limit past what int64 holds in nano-USD is the largest the book
+     * counts, not a negative one (which made every call exceeded). */
+    char *body = llm_body(false, "gpt-a", false, 100);
+    llm_resp_t r = llm_call(sv, LLM_OAI, "X-Vapora-Role: huge\r\n", body, 200);
+    llm_expect_field(r.head, "X-Vapora-Budget-State", "normal");
+    llm_resp_clear(&r);
+    free(body);
+}
+
 /* ---- the spend survives a restart on the same data_dir ---- */
 
 static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -244,6 +284,115 @@ Test(router_budgets, spend_survives_a_restart, .timeout = 90, .fini = th_cleanup
     nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
     free(dir);
     free(tmpl);
+}
+
+/* ---- workers killed: their reservations go, their spend stays ---- */
+
+/* llama priced at $1/M each way: the fake's 10 + 20 tokens cost this. The
+ * local provider's timeout (120 s) lets the fake hold a call for long. */
+#define LOCAL_COST 0.00003
+
+/* A role-tiny llama call, answered at once. */
+static void s_local_call(th_sv_t *sv, const char *body)
+{
+    llm_resp_t r = llm_call(sv, LLM_OAI, LLM_ROLE_TINY, body, 200);
+    llm_expect_field(r.head, "X-Vapora-Cost-USD", "0.000030");
+    llm_resp_clear(&r);
+}
+
+/* Starts a role-tiny call in a thread of its own (every signal blocked)
+ * that the fake holds for 60 s, and returns once the call is reserved in
+ * the budget and the fake has it (the fake answers at once again). */
+static pthread_t s_held_call(th_sv_t *sv, th_proc_t *fake, s_conc_t *call)
+{
+    long before = llm_fake_num(fake, "local", "requests");
+    llm_fake_set(fake, "local", "{\"latency_ms\":60000}");
+    call->port = sv->ports[0];
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, s_conc_call, call), 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    cr_assert_eq(llm_fake_wait(fake, "local", "requests", before + 1, 10000),
+                 before + 1, "the held call never reached the fake");
+    llm_fake_set(fake, "local", "{\"latency_ms\":0}");
+    json_t *b = llm_get(sv, "/api/v1/budgets");
+    double reserved = th_num(th_find(b, "role", "tiny"), "reserved_usd");
+    json_decref(b);
+    cr_assert_gt(reserved, 0, "the held call is not reserved");
+    return th;
+}
+
+/* Waits (20 s at most) until pid, SIGKILLed, is gone and the supervisor
+ * runs n router workers again. */
+static void s_wait_restarted(th_sv_t *sv, pid_t pid, unsigned n)
+{
+    long long end = th_now_ms() + 20000;
+    while (kill(pid, 0) == 0 && th_now_ms() < end)
+        th_sleep_ms(20);
+    cr_assert(th_sv_wait_settled(sv, "llm-router", n, 20000), "no worker came back");
+}
+
+/* A worker killed (SIGKILL) while a call holds a reservation: the worker
+ * that replaces it releases the reservation, the spend the dead one
+ * settled stays, and the budget admits again. */
+Test(router_budgets, a_worker_killed_mid_call_keeps_its_spend_and_frees_its_reservation,
+     .timeout = 120, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv =
+        llm_start(fake, &(llm_opts_t){.workers = 1,
+                                      .chain = "local",
+                                      .extra = PRICED_LLAMA TINY_BUDGET("1")});
+    char *body = llm_body(false, "llama", false, 100);
+    s_local_call(sv, body);
+    s_conc_t held = {.body = body};
+    pthread_t th = s_held_call(sv, fake, &held);
+    pid_t pid = llm_worker_pid(sv);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    s_wait_restarted(sv, pid, 1);
+    s_expect_budget(sv, "tiny", LOCAL_COST, "normal");
+    s_local_call(sv, body);
+    s_expect_budget(sv, "tiny", 2 * LOCAL_COST, "normal");
+    pthread_join(th, NULL);
+    cr_assert_neq(held.status, 200, "the killed worker's call was answered");
+    free(body);
+}
+
+/* The whole router SIGKILLed (supervisor and workers) at once after a call
+ * and with another in flight, then started again on the same data_dir:
+ * the spend is there, the reservation of the call in flight is not. */
+Test(router_budgets, the_whole_router_killed_keeps_its_spend, .timeout = 120,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    char *tmpl =
+        llm_config(fake->port, &(llm_opts_t){.chain = "local",
+                                             .extra = PRICED_LLAMA TINY_BUDGET("1")});
+    th_sv_t *sv = llm_start_in(NULL, tmpl, 2);
+    char *body = llm_body(false, "llama", false, 100);
+    s_local_call(sv, body);
+    s_conc_t held = {.body = body};
+    pthread_t th = s_held_call(sv, fake, &held);
+    json_t *st = th_sv_status(sv);
+    json_t *ws = json_object_get(th_sv_find(st, "services", "llm-router"), "workers");
+    cr_assert_eq(kill(sv->proc->pid, SIGKILL), 0);
+    for (size_t i = 0; i < json_array_size(ws); i++)
+        kill((pid_t)th_int(json_array_get(ws, i), "pid"), SIGKILL);
+    json_decref(st);
+    char *dir = strdup(sv->data_dir);
+    th_sv_free(&sv);
+    pthread_join(th, NULL);
+    sv = llm_start_in(dir, tmpl, 2);
+    s_expect_budget(sv, "tiny", LOCAL_COST, "normal");
+    s_local_call(sv, body);
+    s_expect_budget(sv, "tiny", 2 * LOCAL_COST, "normal");
+    th_sv_free(&sv);
+    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+    free(tmpl);
+    free(body);
 }
 
 /* A provider's absurd token counts are cut to the call's bounds (its

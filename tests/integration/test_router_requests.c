@@ -137,3 +137,39 @@ Test(router_routing, task_type_rules_and_the_default_model, .timeout = 60,
         free(body);
     }
 }
+
+/* ---- the output bound reaches the provider ---- */
+
+/* An OpenAI request without max_tokens is sent with the router's bound
+ * (default_max_tokens, 1000 here) as max_completion_tokens, whether it is
+ * relayed as its own bytes (no such key at all, trailing spaces) or
+ * rendered (max_tokens null); one with its own bound is sent as it is. */
+Test(router_requests, the_output_bound_reaches_the_provider, .timeout = 60,
+     .fini = th_cleanup)
+{
+    static const struct {
+        const char *body;
+        long want_mct, want_mt; /* -1: absent */
+    } cases[] = {
+        {"{\"model\":\"gpt-a\"," MSGS "}  \n", 1000, -1},
+        {"{\"model\":\"gpt-a\",\"max_tokens\":null," MSGS "}", 1000, -1},
+        {"{\"model\":\"gpt-a\",\"max_tokens\":77," MSGS "}", -1, 77},
+    };
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        llm_resp_t r = llm_call(sv, LLM_OAI, NULL, cases[i].body, 200);
+        llm_resp_clear(&r);
+        json_t *last = llm_fake_last(fake, "oai");
+        json_t *body = json_object_get(last, "body");
+        json_t *mct = json_object_get(body, "max_completion_tokens");
+        json_t *mt = json_object_get(body, "max_tokens");
+        char *d = json_dumps(body, 0);
+        cr_assert_eq(mct ? json_integer_value(mct) : -1, cases[i].want_mct, "%zu: %s",
+                     i, d);
+        cr_assert_eq(mt && !json_is_null(mt) ? json_integer_value(mt) : -1,
+                     cases[i].want_mt, "%zu: %s", i, d);
+        free(d);
+        json_decref(last);
+    }
+}

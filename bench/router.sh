@@ -105,6 +105,7 @@ start() {
     done
   fi
   url="http://127.0.0.1:$port/v1/chat/completions"
+  shape=$1 admin_token_file=$dir/data/admin-token
 }
 
 compare() {
@@ -136,9 +137,13 @@ if [[ $parts == *1* ]]; then
 fi
 
 [[ $parts == *2* ]] || exit 0
-[ -n "$sv" ] || start shipped
+if [ "${shape:-}" != shipped ]; then
+  [ -z "$sv" ] || stop_sv
+  start shipped
+fi
 echo "== router 2. 2,000 concurrent streams over ~10 s each"
 curl -sf -X POST "http://127.0.0.1:$fake_port/s/slow/_fake/config" \
   -H 'content-type: application/json' \
   -d '{"chunk_delay_ms": 500, "reply": "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty"}' >/dev/null
-python3 bench/streams.py "127.0.0.1:$port" "127.0.0.1:$admin_port" "${STREAMS:-2000}"
+python3 bench/streams.py "127.0.0.1:$port" "127.0.0.1:$admin_port" "${STREAMS:-2000}" \
+  "$admin_token_file"

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""streams.py ROUTER ADMIN N - opens N streaming chat completions at once
-through the router (model slow-model), reads each to the end, and samples
-the router workers' RSS (from the supervisor's /status and /proc) while
-they are all open. Prints errors, duration and the peak RSS per worker."""
+"""streams.py ROUTER ADMIN N TOKEN_FILE - opens N streaming chat completions
+at once through the router (model slow-model), reads each to the end, and
+samples the router workers' RSS (from the supervisor's /status, with the
+admin token in TOKEN_FILE, and /proc) while they are all open. Prints
+errors, duration and the peak RSS per worker."""
 import asyncio, json, sys, time, urllib.request
 
-router, admin, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+router, admin, n, token_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 host, port = router.split(":")
 body = json.dumps({"model": "slow-model", "stream": True,
                    "messages": [{"role": "user", "content": "go"}]}).encode()
@@ -13,7 +14,10 @@ req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: applicat
        b"Content-Length: %d\r\n\r\n" % len(body)) + body
 
 def worker_pids():
-    with urllib.request.urlopen("http://%s/status" % admin) as r:
+    token = open(token_file).read().strip()
+    rq = urllib.request.Request("http://%s/status" % admin,
+                                headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(rq) as r:
         st = json.load(r)
     for s in st["services"]:
         if s["name"] == "llm-router":

@@ -103,7 +103,9 @@ Test(agents_api, runs_ending_at_once_hold_few_connections_to_the_backend, .timeo
     kill(backend, SIGCONT);
     for (int i = 0; i < 120; i++)
         ag_wait_status(&e, tasks[i], "review", 120000);
-    cr_assert_leq(peak, 32, "the agents held %d connections to the backend", peak);
+    /* 32, and a few more while curl closes some (a 503, an answer with
+     * Connection: close) as it opens their successors. */
+    cr_assert_leq(peak, 40, "the agents held %d connections to the backend", peak);
     cr_assert_geq(peak, 8, "the results did not wait on the backend (%d connections)", peak);
 }
 

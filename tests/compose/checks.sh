@@ -79,10 +79,10 @@ check_project_task_ws() {
   pass "create a project (201)"
   TITLE="container task $$"
   python3 tests/compose/ws_event.py "127.0.0.1:$BACKEND_PORT" "$TOKEN" "$PROJECT_ID" \
-    task.created "$TITLE" 40 >"$tmp/ws.out" 2>>"$log" &
+    task.created "$TITLE" 40 >"$tmp/ws.out" 2>"$tmp/ws.err" &
   local ws=$! rc
   for _ in $(seq 100); do
-    grep -q '^open$' "$tmp/ws.out" && break
+    grep -qs '^open$' "$tmp/ws.out" && break
     kill -0 "$ws" 2>/dev/null || break
     sleep 0.1
   done
@@ -96,7 +96,11 @@ check_project_task_ws() {
     '(.data.id | tostring) == $id' >/dev/null 2>&1; then
     pass "task.created reaches a /ws client (through NATS)"
   else
-    fail "task.created reaches a /ws client" "ws_event.py exit $rc"
+    fail "task.created reaches a /ws client" "ws_event.py exit $rc: $(tail -c 300 "$tmp/ws.err")"
+    say "the backend's events metrics, then its log about events:"
+    { curl -s "http://127.0.0.1:$BACKEND_PORT/metrics" | grep -E '^vapora_(events|ws)'
+      compose logs --no-color backend | grep -iE 'event|nats|ws|websocket' | tail -20
+    } 2>&1 | sed 's/^/  | /' >&3
   fi
 }
 

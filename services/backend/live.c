@@ -32,6 +32,7 @@
 
 #define LIVE_QUEUE_MAX 10000
 #define LIVE_CHECK_MS 100 /* how often sessions are looked at again */
+#define LIVE_UNCONFIRMED_MAX 256 /* events kept for a session until its check */
 
 typedef struct item {
     char *payload;
@@ -61,6 +62,8 @@ typedef struct session {
     uint64_t serial; /* names the session to a check that outlives it */
     bool confirmed;  /* its user held ver under the users counter tag */
     uint64_t tag;
+    list_t waiting; /* item_t: its events while it is not confirmed, in order */
+    size_t nwaiting;
 } session_t;
 
 /* A check of the sessions' users on the pool. */
@@ -107,14 +110,45 @@ typedef struct fanout {
     size_t len;
 } fanout_t;
 
+/* A session not confirmed yet keeps its events (the newest
+ * LIVE_UNCONFIRMED_MAX) for its check: sent if the token holds, dropped if
+ * not. So a client misses none of the events that follow its upgrade. */
+static void s_keep(session_t *s, const char *payload, size_t len)
+{
+    if (s->nwaiting == LIVE_UNCONFIRMED_MAX) {
+        s_item_free(list_item(list_pop_front(&s->waiting), item_t, link));
+        s->nwaiting--;
+    }
+    item_t *it = xmalloc(sizeof *it);
+    it->payload = xstrndup(payload, len);
+    it->len = len;
+    list_push_back(&s->waiting, &it->link);
+    s->nwaiting++;
+}
+
+/* Sends (ws not NULL) or drops what s kept. */
+static void s_flush(session_t *s, ws_t *ws)
+{
+    list_for_each_safe(n, nx, &s->waiting) {
+        item_t *it = list_item(n, item_t, link);
+        list_remove(n);
+        if (ws)
+            ws_send_text(ws, it->payload, it->len);
+        s_item_free(it);
+    }
+    s->nwaiting = 0;
+}
+
 static void s_send_one(ws_t *ws, void *ud)
 {
     fanout_t *f = ud;
     session_t *s = ws_data(ws);
-    if (!s->confirmed ||
-        (s->project[0] && (!f->project || strcmp(s->project, f->project) != 0)))
+    if (s->project[0] && (!f->project || strcmp(s->project, f->project) != 0))
         return;
-    ws_send_text(ws, f->payload, f->len);
+    if (s->confirmed)
+        ws_send_text(ws, f->payload, f->len);
+    else
+        s_keep(s, f->payload, f->len);
 }
 
 static bool s_start_check(live_t *l);
@@ -216,6 +250,7 @@ static void s_apply(ws_t *ws, void *ud)
         }
         s->confirmed = it->holds;
         s->tag = j->tag;
+        s_flush(s, it->holds ? ws : NULL);
         if (!it->holds)
             ws_close(ws, 1008, "the token was revoked");
     }
@@ -290,6 +325,7 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
 static void s_session_closed(ws_t *ws, void *ud)
 {
     UNUSED(ws);
+    s_flush(ud, NULL);
     free(ud);
 }
 
@@ -317,6 +353,7 @@ static void s_ws(http_req_t *req, void *ud)
     if (!s_caller(l, req, &who))
         return;
     session_t *s = xcalloc(1, sizeof *s);
+    list_init(&s->waiting);
     const char *p = http_req_query(req, "project_id");
     if (p)
         snprintf(s->project, sizeof s->project, "%s", p);

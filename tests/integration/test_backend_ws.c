@@ -1,8 +1,9 @@
 /* test_backend_ws.c - GET /ws through the supervisor: a WebSocket client
  * on one backend worker receives, as a JSON text frame, the event of a
  * change made through another worker (both share the database and learn of
- * changes through a real nats-server); the project filter holds; ping gets
- * pong; the close handshake completes; bad upgrades get JSON errors. */
+ * changes through a real nats-server); the project filter holds; a new
+ * session misses no event while its token is checked; ping gets pong; the
+ * close handshake completes; bad upgrades get JSON errors. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -83,6 +84,36 @@ Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
     char b;
     cr_assert_leq(read(fd, &b, 1), 0, "the server kept the socket open");
     close(fd);
+}
+
+/* A token backend2 has never seen: its session waits for a check of the
+ * token on the pool (the next tick), and the events that come meanwhile
+ * are kept for it, not dropped. The change follows the upgrade at once. */
+Test(backend_ws, a_new_session_misses_no_event_while_its_token_is_checked,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_sv_t *sv = th_must_sv_start(SETUP);
+    const char *tok = th_be_login(sv->ports[0], "admin", PW, 10000);
+    th_be_login(sv->ports[2], "admin", PW, 10000); /* backend2 is up too */
+    json_t *p = th_be_call(sv->ports[0], "POST", "/api/v1/projects", tok,
+                           "{\"name\":\"a\"}", 201);
+    const char *pid = json_string_value(json_object_get(p, "id"));
+    th_sleep_ms(300); /* backend2's subscription is in place */
+    for (int i = 0; i < 3; i++) {
+        const char *fresh = th_be_login(sv->ports[0], "admin", PW, 10000);
+        int fd = th_ws_open(sv->ports[2], th_fmt("/ws?token=%s&project_id=%s", fresh, pid));
+        char *title = th_fmt("right after %d", i);
+        th_be_call(sv->ports[0], "POST", th_fmt("/api/v1/projects/%s/tasks", pid), tok,
+                   th_fmt("{\"title\":\"%s\"}", title), 201);
+        json_t *ev = th_ws_wait_event(fd, "task.created", 5000);
+        cr_assert_not_null(ev, "the event right after the upgrade was lost (round %d)", i);
+        cr_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(ev, "data"), "title")),
+            title);
+        json_decref(ev);
+        close(fd);
+        th_sleep_ms(1100); /* the next login's token differs (its iat) */
+    }
 }
 
 /* Sends the upgrade request for path on a socket with a tiny receive

@@ -41,10 +41,31 @@ Test(agents_api, max_concurrent_holds_across_two_workers_under_200_assignments,
     cr_assert_eq(th_int(solo, "in_flight"), 0);
 }
 
+/* The inodes of the sockets process pid holds (its /proc/pid/fd), at most
+ * max; returns how many. */
+static size_t s_socket_inodes(pid_t pid, unsigned long *inodes, size_t max)
+{
+    DIR *d = opendir(th_fmt("/proc/%d/fd", (int)pid));
+    cr_assert_not_null(d);
+    size_t n = 0;
+    char path[320], link[64];
+    for (struct dirent *de; n < max && (de = readdir(d));) {
+        snprintf(path, sizeof path, "/proc/%d/fd/%s", (int)pid, de->d_name);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        link[len > 0 ? len : 0] = 0;
+        if (sscanf(link, "socket:[%lu]", &inodes[n]) == 1)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 /* How many TCP connections process pid holds to 127.0.0.1:port (its
- * sockets, /proc/pid/fd, looked up in /proc/pid/net/tcp). */
+ * sockets, looked up in /proc/pid/net/tcp). */
 static int s_conns_to(pid_t pid, int port)
 {
+    static unsigned long inodes[8192];
+    size_t ninodes = s_socket_inodes(pid, inodes, sizeof inodes / sizeof *inodes);
     char want[32], line[512];
     snprintf(want, sizeof want, "0100007F:%04X", port);
     FILE *f = fopen(th_fmt("/proc/%d/net/tcp", (int)pid), "r");
@@ -56,17 +77,8 @@ static int s_conns_to(pid_t pid, int port)
         if (sscanf(line, "%*s %*s %31s %*s %*s %*s %*s %*s %*s %lu", rem, &inode) != 2 ||
             strcmp(rem, want) != 0)
             continue;
-        char path[320], link[64];
-        DIR *d = opendir(th_fmt("/proc/%d/fd", (int)pid));
-        cr_assert_not_null(d);
-        for (struct dirent *de; (de = readdir(d));) {
-            snprintf(path, sizeof path, "/proc/%d/fd/%s", (int)pid, de->d_name);
-            ssize_t len = readlink(path, link, sizeof link - 1);
-            link[len > 0 ? len : 0] = 0;
-            if (strcmp(link, th_fmt("socket:[%lu]", inode)) == 0)
-                n++;
-        }
-        closedir(d);
+        for (size_t i = 0; i < ninodes; i++)
+            n += inodes[i] == inode;
     }
     fclose(f);
     return n;

@@ -77,14 +77,13 @@ echo "== 2. kill -9 of a backend worker to its replacement ready (shipped config
 python3 bench/killbench.py "$admin" backend "${KILL_ROUNDS:-20}"
 echo
 echo "== 3. rolling restart of every backend worker under wrk -t2 -c100 (6 s, restart at 2 s)"
-pids() { ctl --json status | python3 -c 'import json,sys; print(sorted(w["pid"] for s in json.load(sys.stdin)["services"] if s["name"] == "backend" for w in s["workers"]))'; }
 wrk -t2 -c100 -d6s "$url" > "$work/wrk.txt" 2>&1 &
 wrkpid=$!
 sleep 2
-before=$(pids)
+before=$(worker_pids "$admin" backend)
 ctl restart backend
 wait "$wrkpid"
-after=$(pids)
+after=$(worker_pids "$admin" backend)
 echo "worker pids before $before, after $after"
 grep -E 'requests in|Requests/sec|Socket errors|Non-2xx' "$work/wrk.txt" || true
 errs=$(awk '/Socket errors/ {gsub(",",""); n += $4+$6+$8+$10} /Non-2xx/ {n += $5} END {print n+0}' "$work/wrk.txt")

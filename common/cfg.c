@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "cfg.h"
 #include "alloc.h"
+#include "vp_error.h"
 #include "sbuf.h"
 #include "parse.h"
 
@@ -68,20 +69,8 @@ typedef struct parse {
     size_t errlen;
 } parse_t;
 
-static void s_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static void s_fail(parse_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-static void s_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Records the first error of a load as "name:line: message". */
 static void s_fail(parse_t *p, const char *fmt, ...)
@@ -93,7 +82,7 @@ static void s_fail(parse_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     sbuf_vprintf(&msg, fmt, ap);
     va_end(ap);
-    s_errf(p->err, p->errlen, "%s:%d: %s", p->name, p->line, msg.data);
+    vp_errorf(p->err, p->errlen, 0, "%s:%d: %s", p->name, p->line, msg.data);
     sbuf_free(&msg);
     p->failed = true;
     p->fail_line = p->line;
@@ -284,14 +273,15 @@ static const char *s_expand_var(const char *s, sbuf_t *out, char *why, size_t wh
 {
     const char *close = strchr(s, '}');
     if (!close) {
-        s_errf(why, whylen, "unterminated \"${\" (missing \"}\")");
+        vp_errorf(why, whylen, 0, "unterminated \"${\" (missing \"}\")");
         return NULL;
     }
     size_t nlen = strspn(s, CFG_VAR_CHARS);
     const char *def = strncmp(s + nlen, ":-", 2) == 0 ? s + nlen + 2 : NULL;
     if (nlen == 0 || isdigit((unsigned char)s[0]) || (!def && s + nlen != close) ||
         (def && memmem(def, (size_t)(close - def), "${", 2))) {
-        s_errf(why, whylen, "invalid expression \"${%.*s}\"", (int)(close - s), s);
+        vp_errorf(why, whylen, 0, "invalid expression \"${%.*s}\"", (int)(close - s),
+                  s);
         return NULL;
     }
     char *name = xstrndup(s, nlen);
@@ -301,8 +291,8 @@ static const char *s_expand_var(const char *s, sbuf_t *out, char *why, size_t wh
     else if (def)
         sbuf_append(out, def, (size_t)(close - def));
     else
-        s_errf(why, whylen, "environment variable %s is not set and has no default",
-               name);
+        vp_errorf(why, whylen, 0,
+                  "environment variable %s is not set and has no default", name);
     free(name);
     return env || def ? close + 1 : NULL;
 }
@@ -335,8 +325,8 @@ static int s_expand_pair(parse_t *p, const cfg_section_t *sec, cfg_pair_t *kv)
     sbuf_t out = {0};
     if (s_expand(kv->value, &out, why, sizeof(why)) < 0) {
         sbuf_free(&out);
-        s_errf(p->err, p->errlen, "%s:%d: [%s] %s: %s", p->name, kv->line, sec->name,
-               kv->key, why);
+        vp_errorf(p->err, p->errlen, 0, "%s:%d: [%s] %s: %s", p->name, kv->line,
+                  sec->name, kv->key, why);
         p->failed = true;
         return -EINVAL;
     }
@@ -364,15 +354,16 @@ static cfg_t *s_parse(parse_t *p)
     int rc = ini_parse_stream(s_read_line, p, s_on_pair, p);
     /* inih goes on after a syntax error; an earlier one beats ours. */
     if (rc > 0 && (!p->failed || rc < p->fail_line)) {
-        s_errf(p->err, p->errlen,
-               "%s:%d: syntax error (expected [section] or key = value)", p->name, rc);
+        vp_errorf(p->err, p->errlen, 0,
+                  "%s:%d: syntax error (expected [section] or key = value)", p->name,
+                  rc);
         p->failed = true;
     } else if (!p->failed && p->read_errno) {
-        s_errf(p->err, p->errlen, "cannot read %s: %s", p->name,
-               strerror(p->read_errno));
+        vp_errorf(p->err, p->errlen, 0, "cannot read %s: %s", p->name,
+                  strerror(p->read_errno));
         p->failed = true;
     } else if (!p->failed && rc < 0) {
-        s_errf(p->err, p->errlen, "cannot parse %s: inih error %d", p->name, rc);
+        vp_errorf(p->err, p->errlen, 0, "cannot parse %s: inih error %d", p->name, rc);
         p->failed = true;
     }
     if (!p->failed)
@@ -386,7 +377,7 @@ cfg_t *cfg_load(const char *path, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "re");
     if (!fp) {
-        s_errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        vp_errorf(err, errlen, 0, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     parse_t p = {.name = path, .fp = fp, .err = err, .errlen = errlen};
@@ -449,10 +440,11 @@ int cfg_get_long(const cfg_t *cfg, const char *section, const char *key, long de
     }
     int rc = parse_long(v, min, max, out);
     if (rc == -EINVAL)
-        s_errf(err, errlen, "[%s] %s: \"%s\" is not a whole number", section, key, v);
+        vp_errorf(err, errlen, 0, "[%s] %s: \"%s\" is not a whole number", section, key,
+                  v);
     else if (rc < 0)
-        s_errf(err, errlen, "[%s] %s: \"%s\" must be between %ld and %ld", section, key,
-               v, min, max);
+        vp_errorf(err, errlen, 0, "[%s] %s: \"%s\" must be between %ld and %ld",
+                  section, key, v, min, max);
     return rc < 0 ? -EINVAL : 0;
 }
 
@@ -466,12 +458,12 @@ int cfg_get_double(const cfg_t *cfg, const char *section, const char *key, doubl
         return 0;
     }
     if (parse_double(v, &d) < 0) {
-        s_errf(err, errlen, "[%s] %s: \"%s\" is not a number", section, key, v);
+        vp_errorf(err, errlen, 0, "[%s] %s: \"%s\" is not a number", section, key, v);
         return -EINVAL;
     }
     if (d < min || d > max) {
-        s_errf(err, errlen, "[%s] %s: \"%s\" must be between %g and %g", section, key,
-               v, min, max);
+        vp_errorf(err, errlen, 0, "[%s] %s: \"%s\" must be between %g and %g", section,
+                  key, v, min, max);
         return -EINVAL;
     }
     *out = d;
@@ -494,10 +486,10 @@ int cfg_get_bool(const cfg_t *cfg, const char *section, const char *key, bool de
             return 0;
         }
     }
-    s_errf(err, errlen,
-           "[%s] %s: \"%s\" is not a boolean (use true/false, yes/no, "
-           "on/off or 1/0)",
-           section, key, v);
+    vp_errorf(err, errlen, 0,
+              "[%s] %s: \"%s\" is not a boolean (use true/false, yes/no, "
+              "on/off or 1/0)",
+              section, key, v);
     return -EINVAL;
 }
 

@@ -1,6 +1,7 @@
 /* vp_error.c - see vp_error.h. */
 #include "vp_error.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base.h"
@@ -27,4 +28,20 @@ const char *vp_strerror(int err)
         return t ? t : "unknown error";
     }
     return strerror(-err); /* glibc's: static text for known codes */
+}
+
+int vp_verrorf(char *err, size_t len, int code, const char *fmt, va_list ap)
+{
+    if (err && len)
+        vsnprintf(err, len, fmt, ap);
+    return code;
+}
+
+int vp_errorf(char *err, size_t len, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vp_verrorf(err, len, code, fmt, ap);
+    va_end(ap);
+    return code;
 }

@@ -9,7 +9,9 @@
 #ifndef VAPORA_VP_ERROR_H
 #define VAPORA_VP_ERROR_H
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum {
     VP_EBASE = -20000,
@@ -35,5 +37,13 @@ static inline bool vp_is_project_error(int err)
 /* A static description of err: a VP_E* code, or -errno (strerror), or
  * "success" for 0. Any thread. */
 const char *vp_strerror(int err);
+
+/* Formats a failure's message into err (len bytes, truncated; nothing when
+ * err is NULL or len is 0) and returns code, as in
+ * `return vp_errorf(err, len, -EINVAL, "bad %s", key);`. Any thread. */
+int vp_errorf(char *err, size_t len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int vp_verrorf(char *err, size_t len, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 #endif

@@ -3,29 +3,17 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "alloc.h"
+#include "vp_error.h"
 #include "file.h"
 #include "roles.h"
 
 #define PROMPT_MAX (64 * 1024)
-
-static int s_fail(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int s_fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 /* 1-63 characters of A-Z a-z 0-9 . _ - */
 static bool s_name_ok(const char *s)
@@ -41,7 +29,8 @@ static char *s_url(const cfg_t *cfg, const char *key, const char *def, char *err
 {
     const char *v = cfg_get_str(cfg, "agents", key, def);
     if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
-        s_fail(err, len, "[agents] %s: \"%s\" is not an http:// or https:// URL", key, v);
+        vp_errorf(err, len, -EINVAL,
+                  "[agents] %s: \"%s\" is not an http:// or https:// URL", key, v);
         return NULL;
     }
     char *u = xstrdup(v);
@@ -56,7 +45,8 @@ static int s_prompt(const cfg_t *cfg, const char *sec, const char *prompts_dir,
     const char *text = cfg_get(cfg, sec, "system_prompt");
     const char *file = cfg_get(cfg, sec, "system_prompt_file");
     if (text && file)
-        return s_fail(err, len, "[%s] system_prompt and system_prompt_file: set one", sec);
+        return vp_errorf(err, len, -EINVAL,
+                         "[%s] system_prompt and system_prompt_file: set one", sec);
     if (file) {
         size_t n = 0;
         char *path = file[0] == '/' ? xstrdup(file) : xasprintf("%s/%s", prompts_dir, file);
@@ -64,12 +54,13 @@ static int s_prompt(const cfg_t *cfg, const char *sec, const char *prompts_dir,
         int e = errno;
         free(path);
         if (!a->system_prompt)
-            return s_fail(err, len, "[%s] system_prompt_file: cannot read %s%s%s: %s", sec,
-                          file[0] == '/' ? "" : prompts_dir, file[0] == '/' ? "" : "/",
-                          file, strerror(e));
+            return vp_errorf(err, len, -EINVAL,
+                             "[%s] system_prompt_file: cannot read %s%s%s: %s", sec,
+                             file[0] == '/' ? "" : prompts_dir, file[0] == '/' ? "" : "/",
+                             file, strerror(e));
         if (n > PROMPT_MAX || strlen(a->system_prompt) != n)
-            return s_fail(err, len, "[%s] system_prompt_file: %s is over 64 KiB or "
-                                    "holds a NUL byte", sec, file);
+            return vp_errorf(err, len, -EINVAL, "[%s] system_prompt_file: %s is over 64 KiB or "
+                                                "holds a NUL byte", sec, file);
         return 0;
     }
     a->system_prompt = text && *text ? xstrdup(text)
@@ -101,21 +92,21 @@ static int s_agent(const cfg_t *cfg, const char *sec, const char *prompts_dir,
 {
     const char *name = sec + strlen("agent:");
     if (!s_name_ok(name))
-        return s_fail(err, len, "[%s]: an agent's name is 1-63 characters of A-Z, a-z, "
-                                "0-9, '.', '_' and '-'", sec);
+        return vp_errorf(err, len, -EINVAL, "[%s]: an agent's name is 1-63 characters of A-Z, a-z, "
+                                            "0-9, '.', '_' and '-'", sec);
     a->name = xstrdup(name);
     const char *role = cfg_get(cfg, sec, "role");
     if (!role || !roles_valid(role))
-        return s_fail(err, len, "[%s] role: \"%s\" is not one of the twelve roles", sec,
-                      role ? role : "");
+        return vp_errorf(err, len, -EINVAL, "[%s] role: \"%s\" is not one of the twelve roles", sec,
+                         role ? role : "");
     a->role = xstrdup(role);
     a->model = xstrdup(cfg_get_str(cfg, sec, "model", "auto"));
     if (!*a->model || strlen(a->model) > 200)
-        return s_fail(err, len, "[%s] model: 1-200 characters, or auto", sec);
+        return vp_errorf(err, len, -EINVAL, "[%s] model: 1-200 characters, or auto", sec);
     const char *types = cfg_get_str(cfg, sec, "task_types", roles_default_task_types(role));
     a->ntask_types = cfg_split_list(types, &a->task_types);
     if (a->ntask_types == 0)
-        return s_fail(err, len, "[%s] task_types: list at least one", sec);
+        return vp_errorf(err, len, -EINVAL, "[%s] task_types: list at least one", sec);
     if (s_numbers(cfg, sec, dflt, dcost, a, err, len) < 0)
         return -EINVAL;
     return s_prompt(cfg, sec, prompts_dir, a, err, len);
@@ -141,8 +132,9 @@ static int s_service_keys(const cfg_t *cfg, agents_config_t *c, long dflt[2],
     c->default_role = xstrdup(cfg_get_str(cfg, "agents", "default_role", "developer"));
     c->prompts_dir = xstrdup(cfg_get_str(cfg, "agents", "prompts_dir", "."));
     if (!roles_valid(c->default_role))
-        return s_fail(err, len, "[agents] default_role: \"%s\" is not one of the twelve "
-                                "roles", c->default_role);
+        return vp_errorf(err, len, -EINVAL,
+                         "[agents] default_role: \"%s\" is not one of the twelve "
+                         "roles", c->default_role);
     if (cfg_get_long(cfg, "agents", "max_deliveries", 5, 1, 100, &c->max_deliveries, err,
                      len) < 0 ||
         cfg_get_long(cfg, "agents", "ack_wait", 60, 5, 3600, &c->ack_wait_s, err, len) < 0 ||

@@ -3,7 +3,6 @@
  * (providers, models, budgets, prices) and budget windows. See config.h. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +10,7 @@
 
 #include "config.h"
 #include "alloc.h"
-
-static int s_fail(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int s_fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
+#include "vp_error.h"
 
 /* "provider:claude" -> "claude" when the section has type `type`. */
 static const char *s_typed(const char *section, const char *type)
@@ -46,15 +34,15 @@ static int s_load_provider(const cfg_t *cfg, const char *sec, const char *name,
     p->name = xstrdup(name);
     const char *kind = cfg_get(cfg, sec, "kind");
     if (!kind || wire_kind_parse(kind, &p->kind) < 0)
-        return s_fail(err, len,
-                      "[%s] kind: must be openai, anthropic, gemini or ollama", sec);
+        return vp_errorf(err, len, -EINVAL,
+                         "[%s] kind: must be openai, anthropic, gemini or ollama", sec);
     const char *url = cfg_get(cfg, sec, "base_url");
     if (!url || !*url)
-        return s_fail(err, len, "[%s] base_url: required", sec);
+        return vp_errorf(err, len, -EINVAL, "[%s] base_url: required", sec);
     if (strstr(url, "://") && strncmp(url, "http://", 7) != 0 &&
         strncmp(url, "https://", 8) != 0)
-        return s_fail(err, len, "[%s] base_url: must be an http:// or https:// URL",
-                      sec);
+        return vp_errorf(err, len, -EINVAL,
+                         "[%s] base_url: must be an http:// or https:// URL", sec);
     /* OLLAMA_HOST is often "host:port" alone. */
     p->base_url = strstr(url, "://") ? xstrdup(url) : xasprintf("http://%s", url);
     s_trim_slash(p->base_url);
@@ -62,7 +50,8 @@ static int s_load_provider(const cfg_t *cfg, const char *sec, const char *name,
     p->keyless = p->kind != WIRE_OLLAMA && !*p->api_key;
     p->nmodels = cfg_split_list(cfg_get_str(cfg, sec, "models", ""), &p->models);
     if (p->nmodels == 0)
-        return s_fail(err, len, "[%s] models: list at least one model", sec);
+        return vp_errorf(err, len, -EINVAL, "[%s] models: list at least one model",
+                         sec);
     return cfg_get_long(cfg, sec, "timeout", 120, 1, 3600, &p->timeout_s, err, len);
 }
 
@@ -87,10 +76,11 @@ static int s_load_route(const cfg_t *cfg, const char *sec, const char *name,
         cfg_split_list(cfg_get_str(cfg, sec, "task_types", ""), &r->task_types);
     const char *model = cfg_get(cfg, sec, "model");
     if (!model || !*model)
-        return s_fail(err, len, "[%s] model: required", sec);
+        return vp_errorf(err, len, -EINVAL, "[%s] model: required", sec);
     r->model = xstrdup(model);
     if (r->ntask_types == 0)
-        return s_fail(err, len, "[%s] task_types: list at least one task type", sec);
+        return vp_errorf(err, len, -EINVAL,
+                         "[%s] task_types: list at least one task type", sec);
     return 0;
 }
 
@@ -107,8 +97,8 @@ static int s_load_budget(const cfg_t *cfg, const char *sec, const char *name,
 {
     b->role = xstrdup(name);
     if (!rt_role_name_ok(name))
-        return s_fail(
-            err, len,
+        return vp_errorf(
+            err, len, -EINVAL,
             "[%s]: a role is 1 to 63 characters of A-Z, a-z, 0-9 and . _ : @ / -", sec);
     const char *w = cfg_get_str(cfg, sec, "window", "monthly");
     if (strcmp(w, "daily") == 0)
@@ -118,11 +108,11 @@ static int s_load_budget(const cfg_t *cfg, const char *sec, const char *name,
     else if (strcmp(w, "monthly") == 0)
         b->window = RT_MONTHLY;
     else
-        return s_fail(err, len,
-                      "[%s] window: must be daily, weekly or monthly, not '%s'", sec,
-                      w);
+        return vp_errorf(err, len, -EINVAL,
+                         "[%s] window: must be daily, weekly or monthly, not '%s'", sec,
+                         w);
     if (!cfg_get(cfg, sec, "limit_usd"))
-        return s_fail(err, len, "[%s] limit_usd: required", sec);
+        return vp_errorf(err, len, -EINVAL, "[%s] limit_usd: required", sec);
     if (cfg_get_double(cfg, sec, "limit_usd", 0, 0, 1e12, &b->limit_usd, err, len) < 0)
         return -EINVAL;
     return cfg_get_double(cfg, sec, "near_percent", 80, 0, 100, &b->near_percent, err,
@@ -162,8 +152,8 @@ static int s_load_routing(const cfg_t *cfg, rt_config_t *c, char *err, size_t le
     for (size_t i = 0; i < n; i++) {
         rt_provider_t *p = rt_provider_find(c, names[i]);
         if (!p) {
-            s_fail(err, len, "[routing] fallback_chain: no [provider:%s] section",
-                   names[i]);
+            vp_errorf(err, len, -EINVAL,
+                      "[routing] fallback_chain: no [provider:%s] section", names[i]);
             cfg_list_free(names, n);
             return -EINVAL;
         }
@@ -191,18 +181,21 @@ static int s_load_routing(const cfg_t *cfg, rt_config_t *c, char *err, size_t le
 static int s_check_refs(const rt_config_t *c, char *err, size_t len)
 {
     if (c->nproviders == 0)
-        return s_fail(err, len,
-                      "no [provider:NAME] section: the router has nothing to call");
+        return vp_errorf(err, len, -EINVAL,
+                         "no [provider:NAME] section: the router has nothing to call");
     if (c->nchain > RT_MAX_CHAIN)
-        return s_fail(err, len, "[routing] fallback_chain: at most %d providers",
-                      RT_MAX_CHAIN);
+        return vp_errorf(err, len, -EINVAL,
+                         "[routing] fallback_chain: at most %d providers",
+                         RT_MAX_CHAIN);
     if (!rt_model_known(c, c->default_model))
-        return s_fail(err, len, "[routing] default_model: no provider serves '%s'",
-                      c->default_model);
+        return vp_errorf(err, len, -EINVAL,
+                         "[routing] default_model: no provider serves '%s'",
+                         c->default_model);
     for (size_t i = 0; i < c->nroutes; i++)
         if (!rt_model_known(c, c->routes[i].model))
-            return s_fail(err, len, "[route:%s] model: no provider serves '%s'",
-                          c->routes[i].name, c->routes[i].model);
+            return vp_errorf(err, len, -EINVAL,
+                             "[route:%s] model: no provider serves '%s'",
+                             c->routes[i].name, c->routes[i].model);
     return 0;
 }
 

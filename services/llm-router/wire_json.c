@@ -14,12 +14,10 @@
 
 int wire__fail(char *err, size_t len, const char *fmt, ...)
 {
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    vp_verrorf(err, len, VP_EINVALID, fmt, ap);
+    va_end(ap);
     return VP_EINVALID;
 }
 

@@ -22,3 +22,14 @@ Test(vp_error, codes_sit_outside_errnos_range_with_their_own_text)
     cr_assert_not(vp_is_project_error(VP_EBASE));
     cr_assert_not(vp_is_project_error(VP_ELAST));
 }
+
+Test(vp_error, errorf_writes_the_message_and_returns_the_code)
+{
+    char err[16];
+    cr_assert_eq(vp_errorf(err, sizeof err, -EINVAL, "bad %s", "key"), -EINVAL);
+    cr_assert_str_eq(err, "bad key");
+    cr_assert_eq(vp_errorf(err, sizeof err, VP_EINVALID, "%s", "a message far too long"),
+                 VP_EINVALID);
+    cr_assert_str_eq(err, "a message far t", "not truncated to the buffer");
+    cr_assert_eq(vp_errorf(NULL, 0, VP_EPARSE, "nowhere %d", 1), VP_EPARSE);
+}

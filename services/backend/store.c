@@ -77,7 +77,8 @@ static void s_probe(store_t *s)
  * under the write lock (no write is running then), and the next write
  * starts the WAL over. */
 #define STORE_WAL_TAIL 64
-#define STORE_WAL_TRIES 4
+#define STORE_WAL_TRIES 8
+#define STORE_WAL_QUICK_NS 1000000
 
 /* A passive checkpoint: whether it left at most `tail` frames. */
 static bool s_checkpoint(sqlite3 *db, int *frames, int tail)
@@ -87,15 +88,32 @@ static bool s_checkpoint(sqlite3 *db, int *frames, int tail)
     return *frames >= 0 && *frames - done <= tail;
 }
 
-/* Lets the WAL start over (see above). When the writes outrun the
- * checkpoints, the rest is checkpointed under the lock all the same: the
- * WAL stays bounded, at the cost of a longer hold. */
-static void s_restart_wal(sqlite3 *db, int lockfd)
+/* Syncs the database file; whether that took less than STORE_WAL_QUICK_NS
+ * (few pages were left to write). */
+static bool s_sync_quick(int dbfd)
+{
+    int64_t t0 = now_ns();
+    return fdatasync(dbfd) == 0 && now_ns() - t0 < STORE_WAL_QUICK_NS;
+}
+
+/* Lets the WAL start over (see above). A checkpoint that does not reach
+ * the end of the WAL leaves the pages it copied unsynced, and the one that
+ * does syncs them all: under the write lock, that was every page of the
+ * catch-up, milliseconds of disk writes during which no worker could
+ * write (the tail of POST latency). So the catch-up syncs the database
+ * file itself, and copies the frames committed meanwhile, until a sync
+ * finds little left to write; the hold then syncs only the last few pages.
+ * When the writes outrun the checkpoints, the rest is checkpointed under
+ * the lock all the same: the WAL stays bounded, at the cost of a longer
+ * hold. */
+static void s_restart_wal(sqlite3 *db, int lockfd, int dbfd)
 {
     int frames = 0;
-    for (int i = 1; i < STORE_WAL_TRIES && !s_checkpoint(db, &frames, STORE_WAL_TAIL);
-         i++)
-        ;
+    for (int i = 0; i < STORE_WAL_TRIES; i++) {
+        bool near = s_checkpoint(db, &frames, STORE_WAL_TAIL);
+        if (dbfd < 0 ? near : s_sync_quick(dbfd) && near)
+            break;
+    }
     while (flock(lockfd, LOCK_EX) < 0 && errno == EINTR)
         ;
     s_checkpoint(db, &frames, 0);
@@ -120,17 +138,20 @@ static void *s_checkpointer(void *arg)
     char *lp = xasprintf("%s-writelock", s->path);
     int lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(lp);
+    int dbfd = open(s->path, O_RDONLY | O_CLOEXEC); /* to sync it (s_restart_wal) */
     for (unsigned n = 1; !atomic_load(&s->ckpt_stop); n++) {
         int frames = 0;
         s_checkpoint(db, &frames, 0);
         if (frames >= STORE_WAL_RESTART_FRAMES && lockfd >= 0)
-            s_restart_wal(db, lockfd);
+            s_restart_wal(db, lockfd, dbfd);
         if (n % (STORE_PROBE_MS / STORE_CHECKPOINT_MS) == 0 && store_full_since(s))
             s_probe(s);
         usleep(STORE_CHECKPOINT_MS * 1000);
     }
     if (lockfd >= 0)
         close(lockfd);
+    if (dbfd >= 0)
+        close(dbfd);
     sqlite3_close(db);
     return NULL;
 }

@@ -4,7 +4,9 @@
  * hears of a change whichever worker made it. nats.c delivers messages on
  * its own thread: they go to the loop through a bounded mailbox
  * (mailbox.h); the loop thread then sends each event to the sessions whose
- * ?project_id= filter matches.
+ * ?project_id= filter matches. A worker without a session (none open, none
+ * upgrading) drops them on the nats.c thread: every write of every worker
+ * would otherwise wake each loop for nothing.
  *
  * A session gets events only while its token's user holds that token: one
  * whose user this worker has not confirmed under the current users counter
@@ -53,9 +55,14 @@ struct live {
     list_t held; /* item_t: events waiting to be relayed */
     size_t nheld;
     atomic_ulong dropped;
+    /* Sessions upgrading or open (counted before the 101 goes out): while
+     * there are none, the nats.c thread drops each event at once, instead
+     * of waking the loop for every write of every worker. */
+    atomic_uint listeners;
 };
 
 typedef struct session {
+    live_t *l;
     char project[64]; /* "" = every project */
     char sub[64];     /* the token's user and version */
     int64_t ver;
@@ -94,6 +101,10 @@ static void s_on_nats(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     UNUSED(nc);
     UNUSED(sub);
     live_t *l = ud;
+    if (atomic_load(&l->listeners) == 0) {
+        natsMsg_Destroy(msg); /* no session to send it to */
+        return;
+    }
     item_t *it = xmalloc(sizeof *it);
     it->len = (size_t)natsMsg_GetDataLength(msg);
     it->payload = xstrndup(natsMsg_GetData(msg), it->len);
@@ -325,8 +336,10 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
 static void s_session_closed(ws_t *ws, void *ud)
 {
     UNUSED(ws);
-    s_flush(ud, NULL);
-    free(ud);
+    session_t *s = ud;
+    s_flush(s, NULL);
+    atomic_fetch_sub(&s->l->listeners, 1);
+    free(s);
 }
 
 /* The caller of GET /ws: its token in ?token= or Authorization; false
@@ -362,8 +375,12 @@ static void s_ws(http_req_t *req, void *ud)
     s->serial = ++l->next_serial;
     s->confirmed = who.current; /* else the next check confirms it */
     s->tag = store_users_version(l->b->store);
-    if (ws_accept(l->hub, req, NULL, s_session_closed, s) < 0)
+    s->l = l;
+    atomic_fetch_add(&l->listeners, 1); /* before the 101 goes out */
+    if (ws_accept(l->hub, req, NULL, s_session_closed, s) < 0) {
+        atomic_fetch_sub(&l->listeners, 1);
         free(s);
+    }
 }
 
 static void s_collect(sbuf_t *out, void *ud)

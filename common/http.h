@@ -156,7 +156,7 @@ typedef void (*http_upgrade_fn)(void *ud, int fd, const char *extra, size_t extr
 bool http_req_can_upgrade(const http_req_t *req);
 /* Returns 0, or -EPROTO when the request cannot be upgraded
  * (!http_req_can_upgrade): it has then been answered 400, and fn will not
- * run. */
+ * run. May answer from the handler or from http_req_run_blocking's done. */
 int http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud);
 void http_upgrade_close(http_server_t *srv, void *urh);
 

@@ -311,7 +311,7 @@ static void s_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls,
 
 int http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
 {
-    VP_ASSERT(!req->replied && !req->suspended);
+    VP_ASSERT(!req->replied); /* suspended: after http_req_run_blocking */
     if (!http_req_can_upgrade(req)) {
         /* libmicrohttpd would queue nothing for an HTTP/1.0 upgrade. */
         http_reply_error(req, 400, "bad_request", "an upgrade needs HTTP/1.1");
@@ -324,8 +324,7 @@ int http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
     req->resp = MHD_create_response_for_upgrade(s_upgraded, u);
     VP_ASSERT(req->resp != NULL);
     http__add_headers(req);
-    if (req->handled)
-        http__queue(req);
+    http__send(req);
     return 0;
 }
 

@@ -1,12 +1,19 @@
 /* live.c - GET /ws: live events over WebSocket.
  *
- * DESIGN. Every backend worker subscribes to vapora.> on NATS, so a client
- * hears of a change whichever worker made it. nats.c delivers messages on
- * its own thread: they go to the loop through a bounded mailbox
- * (mailbox.h); the loop thread then sends each event to the sessions whose
- * ?project_id= filter matches. A worker without a session (none open, none
- * upgrading) drops them on the nats.c thread: every write of every worker
- * would otherwise wake each loop for nothing.
+ * DESIGN. A backend worker with sessions subscribes to vapora.> on NATS,
+ * so a client hears of a change whichever worker made it. nats.c delivers
+ * messages on its own thread: they go to the loop through a bounded
+ * mailbox (mailbox.h); the loop thread then sends each event to the
+ * sessions whose ?project_id= filter matches.
+ *
+ * Nobody listening, the worker does not subscribe: NATS would otherwise
+ * send it every event of every write, and its loop would wake for each,
+ * for nothing. The first upgrade subscribes on the pool and waits for the
+ * server to confirm the subscription (a flush) before its 101 goes out, so
+ * that the client misses no event that follows its upgrade; the
+ * subscription ends ws_idle_unsubscribe seconds after the last session did. In between,
+ * a worker without a session (none open, none upgrading) drops the events
+ * on the nats.c thread.
  *
  * A session gets events only while its token's user holds that token: one
  * whose user this worker has not confirmed under the current users counter
@@ -16,6 +23,7 @@
  * those whose token has ended. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +43,8 @@
 #define LIVE_QUEUE_MAX 10000
 #define LIVE_CHECK_MS 100 /* how often sessions are looked at again */
 #define LIVE_UNCONFIRMED_MAX 256 /* events kept for a session until its check */
+#define LIVE_FLUSH_MS 2000       /* the wait for NATS to confirm the subscription */
+#define LIVE_UNSUB_S 30           /* the subscription outlives the last session so long */
 
 typedef struct item {
     char *payload;
@@ -46,8 +56,14 @@ struct live {
     backend_t *b;
     ws_hub_t *hub;
     mailbox_t *mb;
-    natsSubscription *sub;
-    loop_timer_t *retry;
+    pthread_mutex_t sub_mu; /* sub, between the pool's subscribe and the loop */
+    natsSubscription *sub;  /* vapora.>, while sessions are or were lately open */
+    atomic_bool subscribed; /* sub is set and NATS confirmed it (or was down) */
+    unsigned upgrading;     /* upgrades waiting for the subscription (loop) */
+    uint64_t idle_since;    /* when the last session closed (loop ms); 0: open */
+    uint64_t unsub_ms;      /* [backend] ws_idle_unsubscribe */
+    pool_work_t sub_job;    /* a subscribe for open sessions (s_tick) */
+    bool sub_job_running;
     loop_timer_t *recheck;
     struct check_job *job; /* the check on the pool, or NULL */
     uint64_t checked;      /* the users counter the sessions were checked under */
@@ -63,7 +79,8 @@ struct live {
 
 typedef struct session {
     live_t *l;
-    char project[64]; /* "" = every project */
+    natsConnection *nc; /* for the subscribe on the pool */
+    char project[64];   /* "" = every project */
     char sub[64];     /* the token's user and version */
     int64_t ver;
     uint64_t serial; /* names the session to a check that outlives it */
@@ -210,23 +227,69 @@ static void s_on_events(list_t *items, void *ud)
     s_relay(l);
 }
 
-/* Subscribes once the NATS connection object exists (it is made on the
- * pool); nats.c keeps the subscription across reconnects. */
-static void s_try_subscribe(loop_t *loop, loop_timer_t *t, void *ud)
+/* ---- the subscription ---- */
+
+/* Pool: subscribes to vapora.> unless subscribed, and waits until the
+ * server has the subscription (its PONG to a flush comes after it took the
+ * SUB). NATS down, the flush fails: nats.c sends the SUB again when it
+ * reconnects, before anything published since. */
+static void s_subscribe(live_t *l, natsConnection *nc)
 {
-    UNUSED(loop);
-    UNUSED(t);
-    live_t *l = ud;
-    natsConnection *nc = natsc_conn(worker_nats(l->b->w));
-    if (!nc)
+    pthread_mutex_lock(&l->sub_mu);
+    if (!l->sub && nc) {
+        natsStatus st = natsConnection_Subscribe(&l->sub, nc, "vapora.>", s_on_nats, l);
+        if (st == NATS_OK) {
+            natsConnection_FlushTimeout(nc, LIVE_FLUSH_MS);
+        } else {
+            log_warn("live: subscribing to vapora.> failed: %s; retrying",
+                     natsStatus_GetText(st));
+            l->sub = NULL;
+        }
+    }
+    atomic_store(&l->subscribed, l->sub != NULL);
+    pthread_mutex_unlock(&l->sub_mu);
+}
+
+static void s_sub_job(pool_work_t *w)
+{
+    live_t *l = container_of(w, live_t, sub_job);
+    s_subscribe(l, natsc_conn(worker_nats(l->b->w)));
+}
+
+static void s_sub_job_done(pool_work_t *w, int status)
+{
+    UNUSED(status);
+    container_of(w, live_t, sub_job)->sub_job_running = false;
+}
+
+/* Loop timer: subscribes when sessions are open without a subscription
+ * (NATS's connection did not exist yet at their upgrade); ends it once no
+ * session was open for l->unsub_ms. Never waits for the pool's
+ * subscribe: a lock it holds is tried, not taken. */
+static void s_keep_subscription(live_t *l)
+{
+    natsc_t *nats = worker_nats(l->b->w);
+    if (!nats || l->sub_job_running || l->upgrading)
         return;
-    natsStatus s = natsConnection_Subscribe(&l->sub, nc, "vapora.>", s_on_nats, l);
-    if (s != NATS_OK) {
-        log_warn("live: subscribing to vapora.> failed: %s; retrying",
-                 natsStatus_GetText(s));
+    unsigned n = atomic_load(&l->listeners);
+    if (n > 0 && !atomic_load(&l->subscribed) && natsc_conn(nats)) {
+        if (pool_submit(worker_pool(l->b->w), &l->sub_job, s_sub_job, s_sub_job_done) == 0)
+            l->sub_job_running = true;
         return;
     }
-    loop_cancel_timer(worker_loop(l->b->w), &l->retry);
+    if (n > 0 || !l->idle_since ||
+        loop_now_ms(worker_loop(l->b->w)) - l->idle_since < l->unsub_ms)
+        return;
+    if (pthread_mutex_trylock(&l->sub_mu) != 0)
+        return;
+    if (l->sub) {
+        natsSubscription_Unsubscribe(l->sub);
+        natsSubscription_Destroy(l->sub);
+        l->sub = NULL;
+    }
+    atomic_store(&l->subscribed, false);
+    l->idle_since = 0;
+    pthread_mutex_unlock(&l->sub_mu);
 }
 
 /* ---- who may listen ---- */
@@ -331,14 +394,17 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
     live_t *l = ud;
     s_start_check(l);
     s_relay(l);
+    s_keep_subscription(l);
 }
 
 static void s_session_closed(ws_t *ws, void *ud)
 {
     UNUSED(ws);
     session_t *s = ud;
+    live_t *l = s->l;
     s_flush(s, NULL);
-    atomic_fetch_sub(&s->l->listeners, 1);
+    if (atomic_fetch_sub(&l->listeners, 1) == 1)
+        l->idle_since = loop_now_ms(worker_loop(l->b->w));
     free(s);
 }
 
@@ -359,6 +425,37 @@ static bool s_caller(live_t *l, http_req_t *req, auth_claims_t *who)
     return true;
 }
 
+/* Answers the upgrade; the session counts as listening from before its
+ * 101 goes out. */
+static void s_open(live_t *l, http_req_t *req, session_t *s)
+{
+    atomic_fetch_add(&l->listeners, 1);
+    l->idle_since = 0;
+    if (ws_accept(l->hub, req, NULL, s_session_closed, s) < 0) {
+        if (atomic_fetch_sub(&l->listeners, 1) == 1)
+            l->idle_since = loop_now_ms(worker_loop(l->b->w));
+        free(s);
+    }
+}
+
+static void s_upgrade_work(void *arg)
+{
+    session_t *s = arg;
+    s_subscribe(s->l, s->nc);
+}
+
+static void s_upgrade_done(http_req_t *req, void *arg, int status)
+{
+    session_t *s = arg;
+    s->l->upgrading--;
+    if (status != 0) { /* the worker stops */
+        http_reply_error(req, 503, "unavailable", "the server is stopping");
+        free(s);
+        return;
+    }
+    s_open(s->l, req, s);
+}
+
 static void s_ws(http_req_t *req, void *ud)
 {
     live_t *l = ud;
@@ -376,11 +473,17 @@ static void s_ws(http_req_t *req, void *ud)
     s->confirmed = who.current; /* else the next check confirms it */
     s->tag = store_users_version(l->b->store);
     s->l = l;
-    atomic_fetch_add(&l->listeners, 1); /* before the 101 goes out */
-    if (ws_accept(l->hub, req, NULL, s_session_closed, s) < 0) {
-        atomic_fetch_sub(&l->listeners, 1);
-        free(s);
+    natsc_t *nats = worker_nats(l->b->w);
+    s->nc = nats ? natsc_conn(nats) : NULL;
+    if (!s->nc || atomic_load(&l->subscribed)) {
+        s_open(l, req, s);
+        return;
     }
+    if (http_req_run_blocking(req, worker_pool(l->b->w), s_upgrade_work, s_upgrade_done,
+                              s) == 0)
+        l->upgrading++;
+    else
+        free(s); /* answered 503 */
 }
 
 static void s_collect(sbuf_t *out, void *ud)
@@ -389,6 +492,10 @@ static void s_collect(sbuf_t *out, void *ud)
     unsigned long dropped = atomic_load(&l->dropped);
     metrics_write_sample(out, "vapora_ws_sessions", "Open WebSocket sessions.", "gauge",
                          "service=\"backend\"", ws_hub_count(l->hub));
+    metrics_write_sample(out, "vapora_ws_subscribed",
+                         "Whether this worker is subscribed to the events (it is while "
+                         "sessions are open, and a while after).",
+                         "gauge", "service=\"backend\"", atomic_load(&l->subscribed));
     metrics_write_sample(out, "vapora_ws_events_dropped_total",
                          "Events not relayed because the relay queue was full.",
                          "counter", "service=\"backend\"", (double)dropped);
@@ -398,6 +505,7 @@ live_t *live_new(backend_t *b)
 {
     live_t *l = xcalloc(1, sizeof *l);
     l->b = b;
+    pthread_mutex_init(&l->sub_mu, NULL);
     list_init(&l->held);
     l->checked = store_users_version(b->store);
     loop_t *loop = worker_loop(b->w);
@@ -412,6 +520,13 @@ live_t *live_new(backend_t *b)
         log_warn("%s; using %zu", err, wc.max_queue);
     else
         wc.max_queue = (size_t)maxq;
+    long unsub;
+    if (cfg_get_long(worker_cfg(b->w), "backend", "ws_idle_unsubscribe", LIVE_UNSUB_S, 1,
+                     86400, &unsub, err, sizeof err) < 0) {
+        log_warn("%s; using %d", err, LIVE_UNSUB_S);
+        unsub = LIVE_UNSUB_S;
+    }
+    l->unsub_ms = (uint64_t)unsub * 1000;
     l->hub = ws_hub_new(loop, worker_http(b->w), &wc);
     l->mb = mailbox_new(loop, LIVE_QUEUE_MAX, s_on_events, l);
     if (!l->mb) {
@@ -419,9 +534,7 @@ live_t *live_new(backend_t *b)
         live_destroy(&l);
         return NULL;
     }
-    if (worker_nats(b->w))
-        l->retry = loop_add_timer(loop, 0, 100, s_try_subscribe, l);
-    else
+    if (!worker_nats(b->w))
         log_info("live: [nats] url is not set; /ws sessions get no events");
     l->recheck = loop_add_timer(loop, LIVE_CHECK_MS, LIVE_CHECK_MS, s_tick, l);
     http_route(worker_http(b->w), "GET", "/ws", 0, s_ws, l);
@@ -435,7 +548,6 @@ void live_destroy(live_t **lp)
     if (!l)
         return;
     loop_t *loop = worker_loop(l->b->w);
-    loop_cancel_timer(loop, &l->retry);
     loop_cancel_timer(loop, &l->recheck);
     if (l->sub) {
         natsSubscription_Unsubscribe(l->sub);
@@ -447,6 +559,7 @@ void live_destroy(live_t **lp)
         list_remove(n);
         s_item_free(list_item(n, item_t, link));
     }
+    pthread_mutex_destroy(&l->sub_mu);
     free(l);
     *lp = NULL;
 }

@@ -11,6 +11,7 @@ static const char *const s_backend[] = {
     "token_ttl",
     "outbox_max",
     "ws_max_queue",
+    "ws_idle_unsubscribe",
     "read_cache",
     "login_address_failures",
     "events_max_age",

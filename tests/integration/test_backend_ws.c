@@ -3,7 +3,8 @@
  * change made through another worker (both share the database and learn of
  * changes through a real nats-server); the project filter holds; a new
  * session misses no event while its token is checked; ping gets pong; the
- * close handshake completes; bad upgrades get JSON errors. */
+ * close handshake completes; bad upgrades get JSON errors; a worker
+ * subscribes to the events only while sessions listen. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -325,5 +326,65 @@ Test(backend_ws, a_deleted_users_session_is_closed, .timeout = 60, .fini = th_cl
         int b = i % 2 ? port : sv->ports[2];
         int code = s_ws_refused(b, th_fmt("/ws?token=%s", tok));
         cr_assert(code == 401 || code == 1008, "attempt %d: %d", i, code);
+    }
+}
+
+/* Whether the backend on port is subscribed to the events now
+ * (vapora_ws_subscribed: 1 or 0; -1 when it does not say). */
+static double s_subscribed(int port)
+{
+    th_resp_t *m = th_must_request(port, "GET", "/metrics", NULL, NULL);
+    static const char *const none[] = {NULL};
+    double v = th_metric(m->body, "vapora_ws_subscribed", none);
+    th_resp_free(&m);
+    return v;
+}
+
+/* A worker nobody listens to does not subscribe to the events (NATS would
+ * send it every write's, its loop waking for each); the first session
+ * subscribes before its 101, so it misses nothing; a while after the last
+ * session ended (ws_idle_unsubscribe) the subscription ends, and the next
+ * session subscribes again, missing nothing either. */
+Test(backend_ws, a_worker_subscribes_to_events_only_while_sessions_listen, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_sv_t *sv = th_must_sv_start(
+        "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
+        "[backend]\nadmin_password = " PW "\nws_idle_unsubscribe = 1\n\n"
+        "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
+        "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "
+        "@DATA@/nats\n");
+    int port = sv->ports[0];
+    const char *tok = th_be_login(port, "admin", PW, 10000);
+    json_t *p = th_be_call(port, "POST", "/api/v1/projects", tok, "{\"name\":\"a\"}", 201);
+    const char *tasks = th_fmt("/api/v1/projects/%s/tasks",
+                               json_string_value(json_object_get(p, "id")));
+    th_be_call(port, "POST", tasks, tok, "{\"title\":\"unheard\"}", 201);
+    cr_assert_eq(s_subscribed(port), 0, "subscribed with no session");
+    for (int round = 0; round < 2; round++) {
+        int fd = th_ws_open(port, th_fmt("/ws?token=%s", tok));
+        cr_assert_eq(s_subscribed(port), 1, "a session is open (round %d)", round);
+        char *title = th_fmt("heard %d", round);
+        th_be_call(port, "POST", tasks, tok, th_fmt("{\"title\":\"%s\"}", title), 201);
+        /* Earlier events may come first: the publisher may send them after
+         * the subscription began. */
+        bool heard = false;
+        for (int i = 0; i < 10 && !heard; i++) {
+            json_t *ev = th_ws_wait_event(fd, "task.created", 5000);
+            cr_assert_not_null(ev, "the event right after the upgrade was lost (round %d)",
+                               round);
+            const char *t =
+                json_string_value(json_object_get(json_object_get(ev, "data"), "title"));
+            heard = t && strcmp(t, title) == 0;
+            json_decref(ev);
+        }
+        cr_assert(heard, "round %d: no event of the task made after the upgrade", round);
+        close(fd);
+        double v = 1;
+        for (int i = 0; i < 100 && v != 0; i++) {
+            th_sleep_ms(100);
+            v = s_subscribed(port);
+        }
+        cr_assert_eq(v, 0, "still subscribed 10 s after the last session (round %d)", round);
     }
 }

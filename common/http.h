@@ -85,6 +85,12 @@ int http_route(http_server_t *srv, const char *method, const char *pattern,
 /* Starts accepting on listen_fd (a bound, listening, non-blocking socket the
  * caller keeps owning). Returns 0 or -errno. */
 int http_server_start(http_server_t *srv, int listen_fd);
+/* Keeps this server's count of connections even with the other processes
+ * accepting from the same socket that share path (acceptshare.h): one
+ * holding more leaves the next connection to a sibling holding fewer for a
+ * moment. Returns 0 or -errno (the file cannot be mapped; the server then
+ * accepts as before). */
+int http_server_share_accepts(http_server_t *srv, const char *path);
 /* Stops accepting (the caller may then close the listening fd); later
  * responses carry `Connection: close`. */
 void http_server_drain(http_server_t *srv);

@@ -49,6 +49,7 @@
 
 #define HTTP_ACCEPT_BATCH 4         /* connections taken per wake-up */
 #define HTTP_REFUSED_LOG_MS 10000   /* at most one warning this often */
+#define HTTP_YIELD_MS 1             /* a turn left to a sibling (acceptshare.h) */
 
 /* The body of the answer to a connection over its address's limit. */
 #define HTTP_TOO_MANY                                                                  \
@@ -188,11 +189,39 @@ static int s_accept_one(http_server_t *srv, int fd)
     return 1;
 }
 
+/* Whether to leave the connections waiting to a sibling holding fewer
+ * (acceptshare.h): accepting pauses for HTTP_YIELD_MS, after which this
+ * worker takes what still waits, so that a sibling that does not take them
+ * delays them that long at most. */
+static bool s_yield(http_server_t *srv)
+{
+    if (!srv->share)
+        return false;
+    if (srv->share_owed) {
+        srv->share_owed = false;
+        return false;
+    }
+    if (!acceptshare_should_yield(srv->share, srv->nconns, loop_now_ms(srv->loop)))
+        return false;
+    srv->share_owed = true;
+    s_pause_accepting(srv, HTTP_YIELD_MS);
+    return true;
+}
+
+/* The count the siblings see, and this worker's heartbeat. */
+static void s_publish(http_server_t *srv)
+{
+    if (srv->share)
+        acceptshare_set(srv->share, srv->nconns, loop_now_ms(srv->loop));
+}
+
 static void s_on_listen(loop_t *loop, int fd, unsigned ev, void *ud)
 {
     UNUSED(loop);
     UNUSED(ev);
     http_server_t *srv = ud;
+    if (s_yield(srv))
+        return;
     int accepted = 0;
     for (int i = 0; i < HTTP_ACCEPT_BATCH; i++) {
         int rc = s_accept_one(srv, fd);
@@ -250,10 +279,14 @@ void http__conn_notify(void *cls, struct MHD_Connection *conn, void **socket_con
         t->since_ms = loop_now_ms(srv->loop);
         list_push_front(&srv->conns, &t->link);
         *socket_context = t;
+        srv->nconns++;
+        s_publish(srv);
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
         conn_track_t *t = *socket_context;
         list_remove(&t->link);
         *socket_context = NULL;
+        srv->nconns--;
+        s_publish(srv);
         s_closing(srv, t);
     }
 }
@@ -382,9 +415,20 @@ static void s_sweep(loop_t *loop, loop_timer_t *timer, void *ud)
         }
     }
     http__linger_sweep(srv, false);
+    s_publish(srv); /* the heartbeat */
 }
 
 /* ---- starting and stopping ---- */
+
+int http_server_share_accepts(http_server_t *srv, const char *path)
+{
+    acceptshare_close(&srv->share);
+    srv->share = acceptshare_open(path);
+    if (!srv->share)
+        return -errno;
+    s_publish(srv);
+    return 0;
+}
 
 int http__conn_start(http_server_t *srv, int listen_fd)
 {
@@ -404,10 +448,12 @@ void http__conn_stop_accepting(http_server_t *srv)
         srv->accepting = false;
     }
     loop_cancel_timer(srv->loop, &srv->accept_retry);
+    acceptshare_close(&srv->share); /* siblings no longer leave it a turn */
 }
 
 void http__conn_stop(http_server_t *srv)
 {
+    acceptshare_close(&srv->share);
     loop_cancel_timer(srv->loop, &srv->sweep);
     http__linger_sweep(srv, true);
 }

@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "acceptshare.h"
 #include "http.h"
 #include "list.h"
 #include "sbuf.h"
@@ -198,6 +199,9 @@ struct http_server {
     unsigned nlinger;
     uint64_t refused;      /* connections refused at the per-address limit */
     uint64_t refused_logged_ms;
+    unsigned nconns;        /* open connections (those in conns) */
+    acceptshare_t *share;   /* the siblings' connection counts, or NULL */
+    bool share_owed;        /* took a turn off: takes the next connection */
 };
 
 /* ---- http_conn.c: accepting, and the deadlines ---- */

@@ -65,6 +65,7 @@ struct worker {
     control_t *control; /* NULL when running alone */
     natsc_t *nats;      /* NULL when [nats] url is not set */
     health_t *health; /* GET /health: its checks and warnings */
+    bool shared_listen; /* the supervisor's socket, shared with siblings */
     loop_timer_t *probe, *tick, *drain_check, *drain_deadline;
     loop_timer_t *nats_wait; /* until NATS is up, before taking connections */
     uint64_t nats_wait_until_ms;
@@ -422,6 +423,7 @@ static int s_open_listen(worker_t *w, const char *listen_override)
     w->listen_fd = listen_override ? -1 : net_take_listen_fd();
     if (w->listen_fd >= 0) {
         log_info("serving on the listening socket handed over (fd %d)", w->listen_fd);
+        w->shared_listen = true;
         return 0;
     }
     const char *addr = listen_override ? listen_override
@@ -470,8 +472,24 @@ static int s_configure(worker_t *w, long *threads, long *queue, long *yield_us,
 
 /* Serving: connections, the timers, and "ready" to the supervisor when
  * there is one. Returns 0 or -errno (logged). */
+/* Siblings sharing the supervisor's socket keep their connection counts
+ * even (acceptshare.h), through DATA_DIR/run/<section>.accept. */
+static void s_share_accepts(worker_t *w)
+{
+    if (!w->shared_listen)
+        return;
+    char *path = xasprintf("%s/run/%s.accept",
+                           cfg_get_str(w->cfg, "supervisor", "data_dir", "data"), w->section);
+    int rc = http_server_share_accepts(w->http, path);
+    if (rc < 0)
+        log_warn("%s: %s; connections are not balanced with the other workers", path,
+                 strerror(-rc));
+    free(path);
+}
+
 static int s_go_live(worker_t *w)
 {
+    s_share_accepts(w);
     int rc = http_server_start(w->http, w->listen_fd);
     if (rc < 0) {
         log_err(rc, "starting the HTTP server");

@@ -130,6 +130,39 @@ Test(supervisor_workers, auto_is_one_worker_per_cpu_and_all_of_them_serve,
         s_assert_spread(sv, names[i], 1000);
 }
 
+/* A burst of connections, all kept open, is shared evenly by the workers.
+ * The first worker awake used to drain the backlog alone (splits of 92/8
+ * with 100 connections), and its clients saw a worker doing the work of
+ * two while the other idled. */
+Test(supervisor_workers, a_burst_of_connections_is_shared_evenly, .timeout = 60,
+     .fini = sup_fini)
+{
+    th_sv_t *sv = th_must_sv_start("shutdown_timeout = 3\n\n"
+                                   "[service:backend]\nlisten = 127.0.0.1:@PORT1@\n"
+                                   "workers = 2\n");
+    th_assert_settled(sv, "backend", 2, 5000);
+    enum { N = 100 };
+    th_conn_t *conns[N];
+    for (int i = 0; i < N; i++) /* each lands in the backlog at once */
+        conns[i] = th_connect(sv->ports[0], 5000);
+    long long pids[2] = {0, 0};
+    int count[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        th_resp_t *r = th_must_exchange(conns[i], "GET", "/health", NULL, NULL);
+        long long pid = th_int(th_must_json(r), "pid");
+        int k = pids[0] == 0 || pids[0] == pid ? 0 : 1;
+        cr_assert(k == 0 || pids[1] == 0 || pids[1] == pid, "a third worker: %lld", pid);
+        pids[k] = pid;
+        count[k]++;
+        th_resp_free(&r);
+    }
+    for (int i = 0; i < N; i++)
+        th_conn_close(&conns[i]);
+    cr_assert(count[0] >= 35 && count[1] >= 35,
+              "%d connections went to one worker and %d to the other", count[0],
+              count[1]);
+}
+
 /* ---- kill -9 ---- */
 
 Test(supervisor_workers, killed_worker_is_replaced_and_clients_see_no_error,

@@ -16,6 +16,7 @@
 #define UPSTREAM_IDLE 64             /* easy handles kept for reuse, at most */
 #define UPSTREAM_URLS 32             /* parsed URLs kept, at most */
 #define UPSTREAM_MAX_BODY (8u << 20) /* a whole answer */
+#define UPSTREAM_USER_AGENT "vapora-llm-router/" VAPORA_VERSION
 
 struct upstream {
     const rt_config_t *cfg;
@@ -60,9 +61,15 @@ void upstream_destroy(upstream_t **up)
     *up = NULL;
 }
 
+/* The user agent is one of the fixed headers rather than
+ * CURLOPT_USERAGENT: curl formats that one into a header of its own for
+ * every request, byte by byte (its printf), then copies it into the
+ * request, again byte by byte (~2,800 instructions a request, callgrind);
+ * a header of the list is copied once. The same bytes reach the provider. */
 static struct curl_slist *s_headers(const rt_provider_t *p)
 {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, "User-Agent: " UPSTREAM_USER_AGENT);
     h = curl_slist_append(h, "Expect:");
     char *line = NULL;
     switch (p->kind) {
@@ -154,14 +161,12 @@ static void s_on_done(CURL *easy, CURLcode result, void *ud)
 /* ---- an exchange ---- */
 
 /* A new handle with the options every exchange shares. They stay set
- * while the handle is kept for reuse (handles are not reset), which saves
- * curl a copy of the user agent per request. */
+ * while the handle is kept for reuse (handles are not reset). */
 static CURL *s_easy_new(void)
 {
     CURL *e = curl_easy_init();
     VP_ASSERT(e != NULL);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "vapora-llm-router/" VAPORA_VERSION);
     return e;
 }
 

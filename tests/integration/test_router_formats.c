@@ -199,6 +199,11 @@ Test(router_keys, each_provider_gets_its_own_key_and_never_the_callers, .timeout
         char *q = json_dumps(json_object_get(last, "query"), 0);
         cr_assert_null(strstr(q, "test-key"), "%s got query %s", k->provider, q);
         free(q);
+        /* Every provider is told who calls, and what the body is. */
+        const char *ua = th_str(h, "user-agent");
+        cr_assert(ua && strncmp(ua, "vapora-llm-router/", 18) == 0,
+                  "%s got user-agent %s", k->provider, ua ? ua : "(none)");
+        cr_assert_str_eq(th_str(h, "content-type"), "application/json");
         if (i % 4 == 0)
             cr_assert_str_eq(th_str(h, "authorization"), "Bearer sk-oai-secret");
         if (i % 4 == 1) {

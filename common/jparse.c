@@ -221,17 +221,23 @@ static json_t *s_literal(jp_t *j, const char *word, json_t *v)
     return v;
 }
 
-/* After a member or element: true with j->p past the ',' (another one
- * follows), false with *closed set when the container ends here. */
-static bool s_next(jp_t *j, unsigned char close, bool *closed)
+/* Past a container's opening byte; true when it closes at once. */
+static bool s_open(jp_t *j, unsigned char close)
+{
+    j->p++;
+    s_ws(j);
+    bool closed = j->p < j->end && *j->p == close;
+    j->p += closed;
+    return closed;
+}
+
+/* After a member or element: past the ',' before another one, or past
+ * the container's end (*closed); false when neither follows. */
+static bool s_more(jp_t *j, unsigned char close, bool *closed)
 {
     s_ws(j);
     *closed = j->p < j->end && *j->p == close;
-    if (*closed) {
-        j->p++;
-        return false;
-    }
-    if (j->p >= j->end || *j->p != ',')
+    if (!*closed && (j->p >= j->end || *j->p != ','))
         return false;
     j->p++;
     s_ws(j);
@@ -241,47 +247,42 @@ static bool s_next(jp_t *j, unsigned char close, bool *closed)
 static json_t *s_array(jp_t *j)
 {
     json_t *a = json_array();
-    j->p++;
-    s_ws(j);
-    bool closed = j->p < j->end && *j->p == ']';
-    j->p += closed;
-    while (!closed) {
+    bool closed = s_open(j, ']'), ok = true;
+    while (ok && !closed) {
         json_t *v = s_value(j);
-        if (!v || json_array_append_new(a, v) < 0 || (!s_next(j, ']', &closed) && !closed))
-            goto leave;
+        ok = v && json_array_append_new(a, v) == 0 && s_more(j, ']', &closed);
     }
-    return a;
-leave:
-    json_decref(a);
-    return NULL;
+    if (!ok)
+        json_decref(a);
+    return ok ? a : NULL;
+}
+
+/* One member "key": value into o. */
+static bool s_member(jp_t *j, json_t *o)
+{
+    const char *k;
+    size_t klen;
+    if (j->p >= j->end || *j->p != '"' || !s_string(j, &k, &klen))
+        return false;
+    /* A decoded key is taken from j->tmp, which the value may reuse. */
+    char *own = k == j->tmp.data ? sbuf_steal(&j->tmp) : NULL;
+    k = own ? own : k;
+    s_ws(j);
+    json_t *v = j->p < j->end && *j->p == ':' ? (j->p++, s_ws(j), s_value(j)) : NULL;
+    int rc = v ? json_object_setn_new_nocheck(o, k, klen, v) : -1;
+    free(own);
+    return rc == 0;
 }
 
 static json_t *s_object(jp_t *j)
 {
     json_t *o = json_object();
-    j->p++;
-    s_ws(j);
-    bool closed = j->p < j->end && *j->p == '}';
-    j->p += closed;
-    while (!closed) {
-        const char *k;
-        size_t klen;
-        if (j->p >= j->end || *j->p != '"' || !s_string(j, &k, &klen))
-            goto leave;
-        /* A decoded key is taken from j->tmp, which the value may reuse. */
-        char *own = k == j->tmp.data ? sbuf_steal(&j->tmp) : NULL;
-        k = own ? own : k;
-        s_ws(j);
-        json_t *v = j->p < j->end && *j->p == ':' ? (j->p++, s_ws(j), s_value(j)) : NULL;
-        int rc = v ? json_object_setn_new_nocheck(o, k, klen, v) : -1;
-        free(own);
-        if (rc < 0 || (!s_next(j, '}', &closed) && !closed))
-            goto leave;
-    }
-    return o;
-leave:
-    json_decref(o);
-    return NULL;
+    bool closed = s_open(j, '}'), ok = true;
+    while (ok && !closed)
+        ok = s_member(j, o) && s_more(j, '}', &closed);
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
 }
 
 static json_t *s_value(jp_t *j)

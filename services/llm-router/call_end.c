@@ -63,11 +63,11 @@ void call__destroy(call_t **cp)
     free(c->last_error);
     free(c->upbody);
     router_t *rt = c->rt;
-    if (rt->nspare_calls < CALL_SPARE) {
+    if (rt->nspare_calls + 1 > CALL_SPARE) {
+        free(c);
+    } else {
         list_push_front(&rt->spare_calls, &c->link);
         rt->nspare_calls++;
-    } else {
-        free(c);
     }
     *cp = NULL;
 }

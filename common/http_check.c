@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "http_internal.h"
+#include "jparse.h"
 #include "parse.h"
 
 typedef struct header_scan {
@@ -192,7 +193,10 @@ void http__parse_json(http_req_t *req)
         return;
     }
     json_error_t e;
-    req->json = json_loadb(req->body.data, req->body.len, 0, &e);
+    /* The usual body in one pass; jansson for the rest (and its errors). */
+    req->json = jparse_load(req->body.data, req->body.len);
+    if (!req->json)
+        req->json = json_loadb(req->body.data, req->body.len, 0, &e);
     if (!req->json)
         http__set_error(req, 400, "invalid_json",
                         "the request body is not valid JSON: %s (line %d, column %d)",

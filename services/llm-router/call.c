@@ -180,9 +180,20 @@ static char *s_with_bound(const char *raw, size_t len, long bound)
     while (len > 0 && isspace((unsigned char)raw[len - 1]))
         len--;
     VP_ASSERT(len > 0 && raw[len - 1] == '}'); /* a JSON object, validated */
+    char num[24], *p = num + sizeof num; /* "%ld" without printf */
+    unsigned long v = bound < 0 ? -(unsigned long)bound : (unsigned long)bound;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    if (bound < 0)
+        *--p = '-';
+    static const char key[] = ",\"max_completion_tokens\":";
     sbuf_t b = {0};
+    sbuf_reserve(&b, len + sizeof key + sizeof num);
     sbuf_append(&b, raw, len - 1);
-    sbuf_printf(&b, ",\"max_completion_tokens\":%ld}", bound);
+    sbuf_append(&b, key, sizeof key - 1);
+    sbuf_append(&b, p, (size_t)(num + sizeof num - p));
+    sbuf_append(&b, "}", 1);
     return sbuf_steal(&b);
 }
 
@@ -315,15 +326,36 @@ static void s_watch_timer(loop_t *loop, loop_timer_t *t, void *ud)
         http_req_watch_gone(c->req, s_client_gone, c);
 }
 
+/* v in hex at p, in at least `width` digits (zeros first); past them. */
+static char *s_hex(char *p, unsigned long v, int width)
+{
+    char tmp[16];
+    int n = 0;
+    do
+        tmp[n++] = "0123456789abcdef"[v & 15];
+    while ((v >>= 4) && n < (int)sizeof tmp);
+    while (n < width)
+        tmp[n++] = '0';
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* The call's id: a prefix, the pid, a sequence number and the time, in
+ * hex ("%s%x%06lx%08lx", formatted without printf). */
 static void s_call_id(call_t *c)
 {
     static unsigned long seq;
     static pid_t pid;
     if (!pid)
         pid = getpid();
-    snprintf(c->id, sizeof c->id, "%s%x%06lx%08lx",
-             c->format == CALL_ANTHROPIC ? "msg_vp" : "chatcmpl-vp", (unsigned)pid,
-             ++seq & 0xffffff, (unsigned long)time(NULL));
+    const char *prefix = c->format == CALL_ANTHROPIC ? "msg_vp" : "chatcmpl-vp";
+    size_t n = strlen(prefix);
+    memcpy(c->id, prefix, n);
+    char *p = s_hex(c->id + n, (unsigned)pid, 1);
+    p = s_hex(p, ++seq & 0xffffff, 6);
+    p = s_hex(p, (unsigned long)time(NULL), 8);
+    *p = '\0';
 }
 
 /* The most output tokens the call may cost (its reservation's): the
@@ -348,7 +380,7 @@ static long s_output_bound(call_t *c)
 static call_t *s_new(router_t *rt, http_req_t *req, call_format_t format, json_t *canon,
                      const call_who_t *who)
 {
-    call_t *c = xcalloc(1, sizeof *c);
+    call_t *c = call__alloc(rt);
     c->rt = rt;
     list_init(&c->link);
     c->req = req;
@@ -358,7 +390,9 @@ static call_t *s_new(router_t *rt, http_req_t *req, call_format_t format, json_t
     json_t *so = json_object_get(canon, "stream_options");
     c->include_usage =
         format == CALL_OPENAI && json_is_true(json_object_get(so, "include_usage"));
-    snprintf(c->role, sizeof c->role, "%s", who->role);
+    size_t rlen = strnlen(who->role, sizeof c->role - 1);
+    memcpy(c->role, who->role, rlen);
+    c->role[rlen] = '\0';
     c->caller = who->caller;
     c->budget = who->budget;
     VP_ASSERT(c->budget != NULL);

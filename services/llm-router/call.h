@@ -34,4 +34,8 @@ void call_start(router_t *rt, http_req_t *req, call_format_t format, json_t *can
 /* Aborts every live call, counting what each cost so far (teardown). */
 void call_abort_all(router_t *rt);
 
+/* Frees the finished calls kept for reuse (teardown, after
+ * call_abort_all). */
+void call_free_spares(router_t *rt);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "call_internal.h"
 #include "alloc.h"
@@ -19,7 +20,31 @@ void call__drop_transfer(call_t *c)
     upstream_end(c->rt->upstream, &c->x);
 }
 
-/* Frees c (NULL is fine) and sets *cp to NULL. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CALL_SPARE 0
+#else
+#define CALL_SPARE 256 /* finished calls kept, at most */
+#endif
+
+call_t *call__alloc(router_t *rt)
+{
+    list_t *n = list_pop_front(&rt->spare_calls);
+    if (!n)
+        return xcalloc(1, sizeof(call_t));
+    rt->nspare_calls--;
+    call_t *c = list_item(n, call_t, link);
+    memset(c, 0, sizeof *c);
+    return c;
+}
+
+void call_free_spares(router_t *rt)
+{
+    list_t *n;
+    while ((n = list_pop_front(&rt->spare_calls)))
+        free(list_item(n, call_t, link));
+    rt->nspare_calls = 0;
+}
+
 void call__destroy(call_t **cp)
 {
     call_t *c = *cp;
@@ -37,7 +62,13 @@ void call__destroy(call_t **cp)
     free(c->stream_error);
     free(c->last_error);
     free(c->upbody);
-    free(c);
+    router_t *rt = c->rt;
+    if (rt->nspare_calls + 1 > CALL_SPARE) {
+        free(c);
+    } else {
+        list_push_front(&rt->spare_calls, &c->link);
+        rt->nspare_calls++;
+    }
     *cp = NULL;
 }
 

@@ -74,7 +74,14 @@ typedef struct call {
 /* The current attempt's exchange is over (or never started): what it held
  * goes (its timers, its handle). */
 void call__drop_transfer(call_t *c);
-/* Frees c (NULL is fine) and sets *cp to NULL. */
+/* A zeroed call for rt: one kept by call__destroy, else a new one. A call
+ * (~1 KiB) is past malloc's per-thread cache, and allocating one cost a
+ * large-chunk search and a consolidation of the small free chunks per
+ * call (callgrind); not under ASan, which should see every use after
+ * free. */
+call_t *call__alloc(router_t *rt);
+/* Frees what c holds, and c itself or keeps it for call__alloc (NULL is
+ * fine); sets *cp to NULL. */
 void call__destroy(call_t **cp);
 /* The attempt being made, or NULL. */
 const rt_attempt_t *call__current(const call_t *c);

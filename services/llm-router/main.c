@@ -98,6 +98,7 @@ static int s_setup(worker_t *w)
     router_t *rt = &s_rt;
     char err[512];
     list_init(&rt->calls);
+    list_init(&rt->spare_calls);
     rt->w = w;
     rt->loop = worker_loop(w);
     rt->pool = worker_pool(w);
@@ -131,6 +132,7 @@ static void s_teardown(worker_t *w)
     router_t *rt = &s_rt;
     if (rt->curlm)
         call_abort_all(rt);
+    call_free_spares(rt);
     curlm_destroy(&rt->curlm);
     upstream_destroy(&rt->upstream);
     usage_destroy(&rt->usage);

@@ -54,6 +54,8 @@ typedef struct router {
     usage_t *usage;                /* owned */
     upstream_t *upstream;          /* owned */
     list_t calls;                  /* live calls (call.c), for teardown */
+    list_t spare_calls;            /* finished calls kept for the next (call.c) */
+    size_t nspare_calls;
 } router_t;
 
 #endif

@@ -107,10 +107,25 @@ static bool s_escape(cur_t *c)
     return true;
 }
 
+/* The bytes a string may hold as they are: printable ASCII but the quote
+ * and the backslash. Runs of them are skipped in a tight loop (most of an
+ * answer is such text). */
+static const unsigned char s_plain[256] = {
+    [0x20 ... '"' - 1] = 1,
+    ['"' + 1 ... '\\' - 1] = 1,
+    ['\\' + 1 ... 0x7F] = 1,
+};
+
 /* A string, c->p at its opening quote. */
 static bool s_string(cur_t *c)
 {
     for (c->p++; c->p < c->end;) {
+        const unsigned char *p = c->p, *end = c->end;
+        while (p < end && s_plain[*p])
+            p++;
+        c->p = p;
+        if (p == end)
+            return false;
         unsigned ch = *c->p;
         if (ch == '"') {
             c->p++;

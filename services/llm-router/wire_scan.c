@@ -20,6 +20,26 @@
 
 #include "wire_internal.h"
 
+/* The closing quote of the string whose text starts at p (past its
+ * opening quote), or NULL: an escape's character is never taken for it.
+ * memchr finds the quotes and backslashes (a byte-by-byte walk cost most
+ * of a relayed answer's scan). */
+static const char *s_string_end(const char *p, const char *end)
+{
+    const char *q = NULL;
+    for (;;) {
+        if (!q || q < p) {
+            q = p < end ? memchr(p, '"', (size_t)(end - p)) : NULL;
+            if (!q)
+                return NULL;
+        }
+        const char *b = memchr(p, '\\', (size_t)(q - p));
+        if (!b)
+            return q;
+        p = b + 2; /* past the escaped character */
+    }
+}
+
 /* The first byte of the value of a top-level member `key` of the JSON
  * object in [p, end), or NULL. A scan without allocation: strings are
  * skipped whole, so a key-like text inside one is never taken. */
@@ -35,9 +55,8 @@ static const char *s_member(const char *p, const char *end, const char *key)
             depth--;
         } else if (ch == '"') {
             const char *s = p;
-            while (p < end && *p != '"')
-                p += *p == '\\' ? 2 : 1;
-            if (p >= end)
+            p = s_string_end(p, end);
+            if (!p)
                 return NULL;
             size_t n = (size_t)(p++ - s);
             while (p < end && isspace((unsigned char)*p))
@@ -73,21 +92,39 @@ typedef struct s_span {
 
 #define S_NUM_MAX 64 /* a longer number goes to jansson */
 
-/* The number whose text starts at p, read from a copy (the body need not
- * end in a NUL); *next past its text. false: longer than S_NUM_MAX. */
+static bool s_num_char(char ch)
+{
+    return (ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == '.' || ch == 'e' ||
+           ch == 'E';
+}
+
+/* The number whose text starts at p (the body need not end in a NUL);
+ * *next past its text. false: longer than S_NUM_MAX. An integer of up to
+ * 15 digits, what counts are, is read here, exactly as strtod reads it
+ * (every such integer is a double); anything else by strtod, on a copy. */
 static bool s_number(const char *p, const char *end, double *v, const char **next)
 {
     const char *q = p;
-    while (q < end && (isdigit((unsigned char)*q) || strchr("+-.eE", *q)))
+    while (q < end && s_num_char(*q))
         q++;
-    char buf[S_NUM_MAX];
     size_t n = (size_t)(q - p);
-    if (n >= sizeof buf)
+    if (n >= S_NUM_MAX)
         return false;
+    *next = q;
+    bool neg = *p == '-';
+    size_t ndigits = n - neg;
+    long long iv = 0;
+    const char *d = p + neg;
+    for (; ndigits > 0 && ndigits <= 15 && d < q && *d >= '0' && *d <= '9'; d++)
+        iv = iv * 10 + (*d - '0');
+    if (ndigits > 0 && ndigits <= 15 && d == q) {
+        *v = neg ? -(double)iv : (double)iv;
+        return true;
+    }
+    char buf[S_NUM_MAX];
     memcpy(buf, p, n);
     buf[n] = '\0';
     *v = strtod(buf, NULL);
-    *next = q;
     return true;
 }
 
@@ -101,11 +138,10 @@ static const char *s_object_end(const char *u, const char *end)
     for (const char *p = u; p < end; p++) {
         char ch = *p;
         if (ch == '"') {
-            while (++p < end && *p != '"')
-                if (*p == '\\')
-                    return NULL;
-            if (p >= end)
+            const char *q = p + 1 < end ? memchr(p + 1, '"', (size_t)(end - p - 1)) : NULL;
+            if (!q || memchr(p + 1, '\\', (size_t)(q - p - 1)))
                 return NULL;
+            p = q;
         } else if (ch == '{' || ch == '[') {
             depth++;
         } else if ((ch == '}' || ch == ']') && --depth == 0) {

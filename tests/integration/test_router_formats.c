@@ -199,6 +199,11 @@ Test(router_keys, each_provider_gets_its_own_key_and_never_the_callers, .timeout
         char *q = json_dumps(json_object_get(last, "query"), 0);
         cr_assert_null(strstr(q, "test-key"), "%s got query %s", k->provider, q);
         free(q);
+        /* Every provider is told who calls, and what the body is. */
+        const char *ua = th_str(h, "user-agent");
+        cr_assert(ua && strncmp(ua, "vapora-llm-router/", 18) == 0,
+                  "%s got user-agent %s", k->provider, ua ? ua : "(none)");
+        cr_assert_str_eq(th_str(h, "content-type"), "application/json");
         if (i % 4 == 0)
             cr_assert_str_eq(th_str(h, "authorization"), "Bearer sk-oai-secret");
         if (i % 4 == 1) {
@@ -259,6 +264,38 @@ Test(router_formats, providers_named_by_host_name_keep_working, .timeout = 60,
     cr_assert_null(strstr(log, "curlm:"), "socket errors in the log:\n%s", log);
     cr_assert_null(strstr(log, "curl_multi_socket_action"), "curl errors:\n%s", log);
     free(log);
+}
+
+/* A proxy named in the environment (http_proxy) is used for a provider's
+ * calls: the router tells curl "no proxy" only when no such variable is
+ * set. Here the proxy is the fake itself and the provider's own address is
+ * dead (port 9): the call succeeds only through the proxy. */
+Test(router_formats, a_proxy_from_the_environment_is_used, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", fake->port);
+    setenv("http_proxy", proxy, 1); /* inherited by the supervisor and workers */
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    th_sv_t *sv = llm_start(
+        fake, &(llm_opts_t){.workers = 1,
+                            .extra = "[provider:far]\nkind = openai\n"
+                                     "base_url = http://127.0.0.1:9/s/oai/v1\n"
+                                     "api_key = k-far\nmodels = far-model\n",
+                            .chain = "far"});
+    unsetenv("http_proxy");
+    char *body = llm_body(false, "far-model", false, 50);
+    llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);
+    cr_assert(strstr(r.body, "fox"), "%.300s", r.body);
+    json_t *last = llm_fake_last(fake, "oai");
+    const char *target = th_str(last, "target");
+    cr_assert(target && strncmp(target, "http://127.0.0.1:9/", 19) == 0,
+              "the proxy got target %s", target ? target : "(none)");
+    json_decref(last);
+    llm_resp_clear(&r);
+    free(body);
 }
 
 /* An OpenAI answer to an OpenAI caller is relayed byte for byte and only

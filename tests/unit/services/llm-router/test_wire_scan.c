@@ -112,3 +112,27 @@ Test(wire_scan, long_numbers_and_deep_objects_go_to_jansson)
     s_same(b.data);
     sbuf_free(&b);
 }
+
+/* A key-like text inside a string (after escaped quotes and backslashes)
+ * is never taken for a member; counts of up to 15 digits (read without
+ * strtod) and longer ones give what jansson gives. */
+Test(wire_scan, escaped_quotes_hide_keys_and_long_counts_read_exactly)
+{
+    static const char body[] =
+        "{\"x\":\"a\\\\\\\",\\\"usage\\\":{\\\"prompt_tokens\\\":5}, \\\\\","
+        "\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}";
+    wire_usage_t u = {0};
+    cr_assert_eq(wire_openai_scan_usage(body, sizeof body - 1, &u), 0);
+    cr_assert(u.present && u.input_tokens == 7 && u.output_tokens == 1, "read %ld %ld",
+              u.input_tokens, u.output_tokens);
+    static const char *const cases[] = {
+        "{\"prompt_tokens\":123456789012345,\"completion_tokens\":99999999999999}",
+        "{\"prompt_tokens\":1234567890123456,\"completion_tokens\":-0}",
+        "{\"prompt_tokens\":-123456789012345,\"completion_tokens\":000}",
+        "{\"prompt_tokens\":12.0,\"completion_tokens\":1e3,\"s\":\"\\\"\\\\\"}",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        s_same(cases[i]);
+    u = s_scan("{\"prompt_tokens\":12345678,\"completion_tokens\":-7}");
+    cr_assert(u.present && u.input_tokens == 12345678 && u.output_tokens == 0);
+}

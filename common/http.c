@@ -147,6 +147,7 @@ static void s_req_free(http_req_t *req)
         srv->in_flight--;
     if (req->resp && !req->resp_shared)
         MHD_destroy_response(req->resp);
+    http__upgrade_end(req);
     sbuf_free(&req->headers);
     json_decref(req->json);
     sbuf_free(&req->body);

@@ -155,7 +155,9 @@ void http_reply_error(http_req_t *req, unsigned status, const char *code,
  * by http_req_add_header): once the 101 is out, fn(ud, fd, extra,
  * extra_len, urh) runs on the loop thread with the raw socket (not in our
  * loop yet) and the bytes already read past the request. The socket is
- * never close()d by its user: http_upgrade_close(srv, urh) ends it. */
+ * never close()d by its user: http_upgrade_close(srv, urh) ends it. When
+ * the client leaves before its 101 goes out, fn runs once the request ends
+ * with fd -1 (extra and urh NULL), so that ud is not lost. */
 typedef void (*http_upgrade_fn)(void *ud, int fd, const char *extra, size_t extra_len,
                                 void *urh);
 /* Whether req's HTTP version allows an upgrade (1.1 or a later 1.x). */

@@ -96,6 +96,7 @@ typedef struct conn_track {
 
 struct http_req {
     http_server_t *srv;
+    struct upgrade *upgrade; /* http_reply_upgrade's, until the request ends */
     struct MHD_Connection *conn;
     const char *method; /* NULL until the access handler's first call */
     const char *url;
@@ -332,6 +333,9 @@ void http__resume(http_req_t *req);
  * queues it when the handler has returned, or leaves it for the access
  * handler to queue when the handler returns. */
 void http__send(http_req_t *req);
+/* The request ends: an upgrade it answered that never happened (its client
+ * left before the 101) is told so (fn with fd -1), and freed. */
+void http__upgrade_end(http_req_t *req);
 /* Replies with an error body (http_error_fn's or ours) for msg. */
 void http__reply_error_str(http_req_t *req, unsigned status, const char *code,
                            const char *msg);

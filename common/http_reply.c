@@ -296,6 +296,7 @@ void http_reply_error(http_req_t *req, unsigned status, const char *code,
 typedef struct upgrade {
     http_upgrade_fn fn;
     void *ud;
+    bool fired; /* libmicrohttpd handed the socket over */
 } upgrade_t;
 
 static void s_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls,
@@ -304,8 +305,19 @@ static void s_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls,
 {
     UNUSED(conn);
     UNUSED(con_cls);
-    upgrade_t *u = cls;
+    upgrade_t *u = cls; /* the request's until it ends (http__upgrade_end) */
+    u->fired = true;
     u->fn(u->ud, sock, extra, extra_len, urh);
+}
+
+void http__upgrade_end(http_req_t *req)
+{
+    upgrade_t *u = req->upgrade;
+    if (!u)
+        return;
+    req->upgrade = NULL;
+    if (!u->fired) /* the client left before its 101 went out */
+        u->fn(u->ud, -1, NULL, 0, NULL);
     free(u);
 }
 
@@ -318,7 +330,8 @@ int http_reply_upgrade(http_req_t *req, http_upgrade_fn fn, void *ud)
         return -EPROTO;
     }
     upgrade_t *u = xmalloc(sizeof *u);
-    *u = (upgrade_t){fn, ud};
+    *u = (upgrade_t){fn, ud, false};
+    req->upgrade = u;
     req->replied = true;
     req->status = 101;
     req->resp = MHD_create_response_for_upgrade(s_upgraded, u);

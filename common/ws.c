@@ -167,6 +167,12 @@ static void s_on_io(loop_t *loop, int fd, unsigned ev, void *ud)
 static void s_opened(void *ud, int fd, const char *extra, size_t extra_len, void *urh)
 {
     pending_t *p = ud;
+    if (fd < 0) { /* the client left before its 101 */
+        if (p->on_closed)
+            p->on_closed(NULL, p->ud);
+        free(p);
+        return;
+    }
     ws_hub_t *hub = p->hub;
     ws_t *ws = xcalloc(1, sizeof *ws);
     ws->hub = hub;

@@ -39,7 +39,8 @@ typedef struct ws_config {
  * backend's broadcast does. */
 typedef void (*ws_message_fn)(ws_t *ws, int text, const uint8_t *data, size_t len,
                               void *ud);
-/* The session is gone; ws is invalid after this returns. */
+/* The session is gone; ws is invalid after this returns. ws is NULL when
+ * the client left before the 101 went out (the session never opened). */
 typedef void (*ws_closed_fn)(ws_t *ws, void *ud);
 
 /* A set of sessions on one loop and HTTP server. cfg may be NULL. */

@@ -388,3 +388,38 @@ Test(backend_ws, a_worker_subscribes_to_events_only_while_sessions_listen, .time
         cr_assert_eq(v, 0, "still subscribed 10 s after the last session (round %d)", round);
     }
 }
+
+/* Clients that send an upgrade and leave at once, while the worker is not
+ * subscribed (their 101 waits for the subscription): each such session is
+ * let go, whether it opened before the client's close was seen or never
+ * did; so the worker's count of listeners goes back to none, and its
+ * subscription ends. A session lost on the way (never told closed) kept
+ * the worker subscribed for ever, and its memory. */
+Test(backend_ws, upgrades_whose_clients_leave_at_once_are_let_go, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_sv_t *sv = th_must_sv_start(
+        "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
+        "[backend]\nadmin_password = " PW "\nws_idle_unsubscribe = 1\n\n"
+        "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
+        "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "
+        "@DATA@/nats\n");
+    int port = sv->ports[0];
+    const char *tok = th_be_login(port, "admin", PW, 10000);
+    for (int round = 0; round < 20; round++) {
+        double v = 1;
+        for (int i = 0; i < 100 && v != 0; i++) { /* unsubscribed again */
+            v = s_subscribed(port);
+            if (v != 0)
+                th_sleep_ms(100);
+        }
+        cr_assert_eq(v, 0, "round %d: still subscribed 10 s after its clients left", round);
+        int fd = s_upgrade_and_never_read(port, th_fmt("/ws?token=%s", tok));
+        struct linger off = {1, 0}; /* a reset: gone before anything comes back */
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof off);
+        close(fd);
+    }
+    /* The worker still serves sessions. */
+    int fd = th_ws_open(port, th_fmt("/ws?token=%s", tok));
+    close(fd);
+}

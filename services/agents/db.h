@@ -100,6 +100,14 @@ int adb_run_set_outcome(adb_t *db, const char *id, const char *outcome, bool *ch
  * nothing and sets *added false), and the failures in a row of (agent,
  * task_id): reset by a success, one more by a failure. */
 int adb_exec_add(adb_t *db, const exec_row_t *e, const char *task_id, bool *added);
+/* Runs fn(db, ud), which calls the writes above, in one transaction: they
+ * are committed together (one WAL commit for the lot; each is as durable as
+ * alone once this returns). When the transaction cannot be had or is lost
+ * (an error rolled it back, the commit failed), fn runs again without one,
+ * each write committing on its own: fn must be idempotent (every write
+ * above is, as a whole) and set afresh what it reports. Pool thread (it
+ * blocks); other threads' calls wait meanwhile. */
+void adb_batch(adb_t *db, void (*fn)(adb_t *db, void *ud), void *ud);
 /* Calls fn for every execution with seq > after, oldest first; *last gets
  * the last seq seen. */
 int adb_exec_since(adb_t *db, int64_t after, void (*fn)(const exec_row_t *e, void *ud),

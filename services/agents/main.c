@@ -205,6 +205,7 @@ static int s_setup(worker_t *w)
                     .metrics = worker_metrics(w)};
     list_init(&a->runs);
     list_init(&a->parked);
+    dbq_init(&a->dbq);
     int rc = s_open(a);
     if (rc < 0) {
         slots_destroy(&a->slots);

@@ -544,7 +544,7 @@ static void s_patch_finish(run_t *r)
 {
     json_t *p = json_pack("{s:s,s:i,s:o}", "status", "review", "progress", 100, "result",
                           s_result(r));
-    kanban_patch_task(r->a->kanban, r->row.task_id, r->version, p, s_finish_done, r);
+    kanban_patch_task_quiet(r->a->kanban, r->row.task_id, r->version, p, s_finish_done, r);
     json_decref(p);
 }
 
@@ -566,7 +566,7 @@ static void s_revert_done(int status, json_t *body, const char *err, void *ud)
 static void s_patch_revert(run_t *r)
 {
     json_t *p = json_pack("{s:s,s:n}", "status", "todo", "assigned_agent");
-    kanban_patch_task(r->a->kanban, r->row.task_id, r->version, p, s_revert_done, r);
+    kanban_patch_task_quiet(r->a->kanban, r->row.task_id, r->version, p, s_revert_done, r);
     json_decref(p);
 }
 

@@ -30,23 +30,26 @@ def call(backend, method, path, body=None, token=None):
     return r.status, (json.loads(data) if data else None)
 
 
+def stat(pid):
+    """(name, fields after the name) of /proc/PID/stat, or None once it is gone."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    return s[s.index("(") + 1:s.rindex(")")], s[s.rindex(")") + 2:].split()
+
+
 def tree(root):
     """{pid: name} of root and every descendant."""
     kids = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rindex(")") + 2:].split()
-        kids.setdefault(int(rest[1]), []).append((int(p), s[s.index("(") + 1:s.rindex(")")]))
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        st = stat(p)
+        if st:
+            kids.setdefault(int(st[1][1]), []).append((int(p), st[0]))
     out, todo = {}, [root]
     while todo:
-        p = todo.pop()
-        for c, name in kids.get(p, []):
+        for c, name in kids.get(todo.pop(), []):
             out[c] = name
             todo.append(c)
     return out
@@ -56,13 +59,9 @@ def cpu(pids):
     """{name: clock ticks of user + system}, summed over pids."""
     by = {}
     for p, name in pids.items():
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rindex(")") + 2:].split()
-        by[name] = by.get(name, 0) + int(rest[11]) + int(rest[12])
+        st = stat(p)
+        if st:
+            by[name] = by.get(name, 0) + int(st[1][11]) + int(st[1][12])
     return by
 
 

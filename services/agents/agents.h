@@ -60,6 +60,7 @@ typedef struct agents {
     list_t parked;      /* run_t waiting for a free agent */
     loop_timer_t *tick; /* parked runs, progress acks, profile refresh */
     bool stopping;      /* the worker stops: nothing new starts */
+    bool unpark_due;    /* a slot was freed: parked runs are tried before the loop sleeps */
     agents_stats_t stats;
     metrics_t *metrics;
 } agents_t;

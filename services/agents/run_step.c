@@ -88,8 +88,8 @@ void run_step_release(run_t *r, int how)
         r->on_saved = run_step_free; /* a save still reads it */
     else
         run_step_free(r);
-    if (freed)
-        run_unpark(a);
+    if (freed) /* once per loop turn, not per run (main.c): a burst frees many */
+        a->unpark_due = true;
 }
 
 /* ---- the end ---- */

@@ -14,6 +14,11 @@
 #      streamed completion against a fast upstream, until all are in review;
 #      beside Celery + Redis doing the same work in the same run; then the
 #      first-byte histogram again, with the burst's queueing in it.
+#      Then the same work (N tasks, 16 at a time) from a client that is not
+#      the bound (bench/agents_fast.py + agents_assign.c: one C thread), with
+#      the CPU each process spent per task, beside compare-agents' driver's
+#      own ceiling (requests, 16 threads, one Session, on GET /health): its
+#      figure is the lower of ours and that ceiling on these cores.
 #   2. 5,000 runs in flight at once (the fake provider streaming each over
 #      ~30 s): errors and the peak RSS of each agents worker.
 # Prints figures; never fails on speed.
@@ -98,6 +103,18 @@ if [ -x "$compare" ]; then
     || echo "(compare-agents failed)"
   echo "(the same histogram, now with the burst's queueing:)"
   python3 bench/agents_firstbyte.py "http://127.0.0.1:$ag/metrics" || true
+  echo "-- the same work from a fast client (bench/agents_fast.py), and what the driver above can reach"
+  sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$up#g" \
+    "$(dirname "$compare")/anchors/nginx-llm.conf.in" >"$work/nginx-llm.conf"
+  nginx -c "$work/nginx-llm.conf" &
+  nginx_pid=$!
+  cc -O2 -o "$work/agents_assign" bench/agents_assign.c
+  python3 bench/agents_fast.py burst "127.0.0.1:$be" "$VAPORA_ADMIN_PASSWORD" "${AGENTS_N:-2000}" \
+    "$work/agents_assign" "$sv" || echo "(the fast client failed)"
+  /usr/bin/python3 bench/agents_fast.py ceiling "127.0.0.1:$be" "${AGENTS_N:-2000}" || true
+  kill "$nginx_pid"
+  wait "$nginx_pid" 2>/dev/null || true
+  nginx_pid=""
 else
   echo "(no $compare)"
 fi

@@ -33,6 +33,8 @@ struct curlm {
         unsigned ev;
     } *fds;
     size_t nfds;
+    CURL *spare[CURLM_SPARE_EASY]; /* easy handles given back, for reuse */
+    size_t nspare;
 };
 
 static void s_check_done(curlm_t *m)
@@ -298,6 +300,23 @@ void curlm_abort(curlm_t *m, CURL *easy)
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_sink);
 }
 
+CURL *curlm_easy(curlm_t *m)
+{
+    return m->nspare ? m->spare[--m->nspare] : curl_easy_init();
+}
+
+void curlm_easy_release(curlm_t *m, CURL *easy)
+{
+    if (!easy)
+        return;
+    if (m->nspare == CURLM_SPARE_EASY) {
+        curl_easy_cleanup(easy);
+        return;
+    }
+    curl_easy_reset(easy);
+    m->spare[m->nspare++] = easy;
+}
+
 void curlm_destroy(curlm_t **mp)
 {
     curlm_t *m = mp ? *mp : NULL;
@@ -305,6 +324,8 @@ void curlm_destroy(curlm_t **mp)
         return;
     s_flush_pending(m); /* finish queued aborts */
     loop_cancel_timer(m->loop, &m->timer);
+    while (m->nspare)
+        curl_easy_cleanup(m->spare[--m->nspare]);
     curl_multi_cleanup(m->multi); /* closes cached connections: s_close_cb */
     for (size_t fd = 0; fd < m->nfds; fd++)
         if (m->fds[fd].state != FD_NONE)

@@ -34,6 +34,16 @@ curlm_t *curlm_new(loop_t *loop, long max_total, long max_cached);
  * Accepts NULL; sets *mp = NULL. */
 void curlm_destroy(curlm_t **mp);
 
+/* An easy handle for a new transfer: one a finished transfer gave back
+ * (reset to curl's defaults: no option of its last transfer is left), else
+ * a new one. NULL when libcurl cannot make one. */
+CURL *curlm_easy(curlm_t *m);
+/* Gives back the easy handle of a finished transfer (from its done(), or
+ * after), for curlm_easy: a new handle costs a large allocation and its
+ * set-up on every request. Past CURLM_SPARE_EASY kept, it is cleaned up. */
+void curlm_easy_release(curlm_t *m, CURL *easy);
+#define CURLM_SPARE_EASY 64
+
 /* Starts a transfer. Sets CURLOPT_PRIVATE and CURLOPT_NOSIGNAL. Returns 0
  * or -EINVAL when libcurl refuses the handle. */
 int curlm_add(curlm_t *m, CURL *easy, curlm_done_fn done, void *ud);

@@ -12,6 +12,7 @@
 #define HCLIENT_MAX_BODY (16u << 20)
 
 struct hclient_req {
+    curlm_t *m;
     CURL *easy;
     struct curl_slist *headers;
     char *body;
@@ -57,7 +58,7 @@ static void s_on_done(CURL *easy, CURLcode rc, void *ud)
     if (rc == CURLE_WRITE_ERROR && !r->on_data)
         rc = CURLE_FILESIZE_EXCEEDED;
     r->done(r, st, r->in.data ? r->in.data : "", r->in.len, rc, r->ud);
-    curl_easy_cleanup(easy);
+    curlm_easy_release(r->m, easy); /* reset, for the next request */
     s_free(r);
 }
 
@@ -103,7 +104,8 @@ hclient_req_t *hclient_start(curlm_t *m, const hclient_opts_t *o, hclient_done_f
                              void *ud)
 {
     hclient_req_t *r = xcalloc(1, sizeof *r);
-    r->easy = curl_easy_init();
+    r->m = m;
+    r->easy = curlm_easy(m);
     r->done = done;
     r->ud = ud;
     r->on_data = o->on_data;
@@ -112,7 +114,7 @@ hclient_req_t *hclient_start(curlm_t *m, const hclient_opts_t *o, hclient_done_f
         s_setopts(r, o);
         if (curlm_add(m, r->easy, s_on_done, r) == 0)
             return r;
-        curl_easy_cleanup(r->easy);
+        curlm_easy_release(m, r->easy);
     }
     s_free(r);
     return NULL;

@@ -90,6 +90,11 @@ static int s_options(natsc_t *c, const char *name)
         s = natsOptions_SetPingInterval(c->opts, 2000);
     if (s == NATS_OK)
         s = natsOptions_SetMaxPingsOut(c->opts, 2);
+    /* A publish (or ack) is written by the thread making it, at once: no
+     * wake-up of the library's flusher thread for each, which cost more
+     * than the write (order and buffering while away are unchanged). */
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(c->opts, true);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(c->opts, true, s_on_connected, c);
     if (s == NATS_OK)

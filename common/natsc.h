@@ -1,7 +1,9 @@
 /* natsc.h - a worker's connection to NATS (nats.c), kept up in the
  * background.
  *
- * DESIGN. nats.c runs its own threads (read loop, flusher). The first
+ * DESIGN. nats.c runs its own threads (read loop, flusher); publishes are
+ * sent at once by the publishing thread (SendAsap: a thread wake-up per
+ * publish cost more than the write), so the flusher stays idle. The first
  * connect attempt can block for its timeout, so it runs on the blocking
  * pool, never on the loop thread; with RetryOnFailedConnect it returns at
  * once when the server is not there yet and keeps trying in the background,

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "curlm.h"
 #include "db.h"
+#include "dbq.h"
 #include "jsq.h"
 #include "kanban.h"
 #include "list.h"
@@ -43,6 +44,7 @@ typedef struct agents {
     curlm_t *backend_curlm; /* the backend's API: AGENTS_BACKEND_CONNS at most */
     agents_config_t *cfg;
     adb_t *db;
+    dbq_t dbq;          /* its writes, grouped into one transaction a batch */
     slots_t *slots;
     profiles_t *profiles;
     int64_t exec_seq;   /* the last execution record loaded into profiles */
@@ -58,6 +60,7 @@ typedef struct agents {
     list_t parked;      /* run_t waiting for a free agent */
     loop_timer_t *tick; /* parked runs, progress acks, profile refresh */
     bool stopping;      /* the worker stops: nothing new starts */
+    bool unpark_due;    /* a slot was freed: parked runs are tried before the loop sleeps */
     agents_stats_t stats;
     metrics_t *metrics;
 } agents_t;

@@ -105,7 +105,11 @@ static int s_rc(adb_t *db, int rc, const char *what)
 adb_t *adb_open(const char *path, char *err, size_t errlen)
 {
     adb_t *db = xcalloc(1, sizeof *db);
-    pthread_mutex_init(&db->mu, NULL);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE); /* adb_batch's calls nest */
+    pthread_mutex_init(&db->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     db->db = sqldb_open(path, s_schema, err, errlen);
     for (int i = 0; db->db && i < Q_COUNT; i++) {
         if (sqlite3_prepare_v3(db->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->q[i],
@@ -352,14 +356,41 @@ static int s_exec_insert(adb_t *db, const exec_row_t *e, bool *added)
 int adb_exec_add(adb_t *db, const exec_row_t *e, const char *task_id, bool *added)
 {
     pthread_mutex_lock(&db->mu);
-    int rc = s_rc(db, sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+    /* Inside a batch's transaction, a savepoint keeps the pair whole. */
+    bool nested = !sqlite3_get_autocommit(db->db);
+    const char *begin = nested ? "SAVEPOINT exec_add" : "BEGIN IMMEDIATE";
+    int rc = s_rc(db, sqlite3_exec(db->db, begin, NULL, NULL, NULL), "begin");
+    *added = false;
     if (rc == 0)
         rc = s_exec_insert(db, e, added);
     if (rc == 0 && *added)
         rc = s_step_pair(db, e->success ? Q_STREAK_RESET : Q_STREAK_BUMP, e->agent, task_id);
-    sqlite3_exec(db->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    const char *end = rc == 0 ? (nested ? "RELEASE exec_add" : "COMMIT")
+                              : (nested ? "ROLLBACK TO exec_add; RELEASE exec_add" : "ROLLBACK");
+    sqlite3_exec(db->db, end, NULL, NULL, NULL);
     pthread_mutex_unlock(&db->mu);
     return rc;
+}
+
+void adb_batch(adb_t *db, void (*fn)(adb_t *db, void *ud), void *ud)
+{
+    pthread_mutex_lock(&db->mu);
+    bool began = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    if (began) {
+        fn(db, ud);
+        /* An error that rolled the transaction back left nothing to commit. */
+        bool whole = !sqlite3_get_autocommit(db->db);
+        if (whole && sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+            pthread_mutex_unlock(&db->mu);
+            return;
+        }
+        log_warn("agents db: a batch of writes failed (%s); writing them one by one",
+                 sqlite3_errmsg(db->db));
+        if (!sqlite3_get_autocommit(db->db))
+            sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    fn(db, ud); /* each write commits on its own, as outside a batch */
+    pthread_mutex_unlock(&db->mu);
 }
 
 int adb_exec_since(adb_t *db, int64_t after, void (*fn)(const exec_row_t *e, void *ud),

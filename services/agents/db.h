@@ -2,8 +2,9 @@
  * runs, the execution records it learns from, and the failures in a row of
  * each agent on each task. It never shares the backend's database.
  *
- * DESIGN. One connection behind a mutex (the ledger's pattern: each call is
- * tens of µs); every call blocks, so callers run them on the pool (or at
+ * DESIGN. One connection behind a (recursive) mutex (the ledger's pattern:
+ * each call is tens of µs; adb_batch holds it around the calls it
+ * groups); every call blocks, so callers run them on the pool (or at
  * start-up). Rows are typed (run_row_t, exec_row_t); text fields of a row
  * read back are the row's own, freed with run_row_clear. Errors: 0, or
  * VP_ENOTFOUND / VP_ESTORE (VP_EFULL on a full disk). */
@@ -100,6 +101,15 @@ int adb_run_set_outcome(adb_t *db, const char *id, const char *outcome, bool *ch
  * nothing and sets *added false), and the failures in a row of (agent,
  * task_id): reset by a success, one more by a failure. */
 int adb_exec_add(adb_t *db, const exec_row_t *e, const char *task_id, bool *added);
+/* Runs fn(db, ud), which calls the writes above, in one transaction: they
+ * are committed together (one WAL commit for the lot; each is as durable as
+ * alone once this returns). When the transaction cannot be had or is lost
+ * (an error rolled it back, the commit failed), fn runs again without one,
+ * each write committing on its own: fn must be idempotent (adb_run_admit,
+ * adb_run_save, adb_exec_add and the reads are) and set afresh what it
+ * reports. Pool thread (it
+ * blocks); other threads' calls wait meanwhile. */
+void adb_batch(adb_t *db, void (*fn)(adb_t *db, void *ud), void *ud);
 /* Calls fn for every execution with seq > after, oldest first; *last gets
  * the last seq seen. */
 int adb_exec_since(adb_t *db, int64_t after, void (*fn)(const exec_row_t *e, void *ud),

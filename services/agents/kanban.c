@@ -24,6 +24,7 @@ typedef struct call {
     kanban_fn fn;
     void *ud;
     bool retried; /* after a 401, once */
+    bool quiet;   /* a 2xx answer's body is not wanted (not parsed) */
     hclient_req_t *req;
     list_t link; /* k->waiting, or k->active */
 } call_t;
@@ -66,7 +67,8 @@ static void s_call_done(hclient_req_t *r, long status, const char *body, size_t 
         s_send(k, NULL);
         return;
     }
-    json_t *j = len ? json_loadb(body, len, 0, NULL) : NULL;
+    bool wanted = !(c->quiet && status >= 200 && status < 300);
+    json_t *j = len && wanted ? json_loadb(body, len, 0, NULL) : NULL;
     c->fn((int)status, j, status ? "" : curl_easy_strerror(rc), c->ud);
     json_decref(j);
     s_call_free(c);
@@ -192,25 +194,32 @@ static void s_send(kanban_t *k, call_t *c)
 }
 
 static void s_queue(kanban_t *k, const char *method, int64_t if_match, char *path,
-                    char *body, kanban_fn fn, void *ud)
+                    char *body, bool quiet, kanban_fn fn, void *ud)
 {
     call_t *c = xcalloc(1, sizeof *c);
     *c = (call_t){.k = k, .method = method, .if_match = if_match, .path = path,
-                  .body = body, .fn = fn, .ud = ud};
+                  .body = body, .quiet = quiet, .fn = fn, .ud = ud};
     list_init(&c->link);
     s_send(k, c);
 }
 
 void kanban_get_task(kanban_t *k, const char *id, kanban_fn fn, void *ud)
 {
-    s_queue(k, "GET", -1, xasprintf("/api/v1/tasks/%s", id), NULL, fn, ud);
+    s_queue(k, "GET", -1, xasprintf("/api/v1/tasks/%s", id), NULL, false, fn, ud);
 }
 
 void kanban_patch_task(kanban_t *k, const char *id, int64_t version, const json_t *patch,
                        kanban_fn fn, void *ud)
 {
     s_queue(k, "PATCH", version, xasprintf("/api/v1/tasks/%s", id),
-            json_dumps(patch, JSON_COMPACT), fn, ud);
+            json_dumps(patch, JSON_COMPACT), false, fn, ud);
+}
+
+void kanban_patch_task_quiet(kanban_t *k, const char *id, int64_t version,
+                             const json_t *patch, kanban_fn fn, void *ud)
+{
+    s_queue(k, "PATCH", version, xasprintf("/api/v1/tasks/%s", id),
+            json_dumps(patch, JSON_COMPACT), true, fn, ud);
 }
 
 kanban_t *kanban_new(loop_t *loop, curlm_t *m, const agents_config_t *cfg)

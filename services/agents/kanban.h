@@ -35,5 +35,10 @@ void kanban_get_task(kanban_t *k, const char *id, kanban_fn fn, void *ud);
 /* PATCH /api/v1/tasks/{id} with If-Match: version (patch is borrowed). */
 void kanban_patch_task(kanban_t *k, const char *id, int64_t version, const json_t *patch,
                        kanban_fn fn, void *ud);
+/* The same, for a caller that reads nothing of a 2xx answer: body is then
+ * NULL (the task the backend sends back is not parsed); any other answer's
+ * body comes as above. */
+void kanban_patch_task_quiet(kanban_t *k, const char *id, int64_t version,
+                             const json_t *patch, kanban_fn fn, void *ud);
 
 #endif

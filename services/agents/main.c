@@ -138,6 +138,19 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
     }
 }
 
+/* Slots freed during this turn of the loop: the parked runs are walked
+ * once for all of them, not once per freed slot. */
+static int64_t s_unpark_hook(loop_t *loop, void *ud)
+{
+    (void)loop;
+    agents_t *a = ud;
+    if (a->unpark_due) {
+        a->unpark_due = false;
+        run_unpark(a);
+    }
+    return -1;
+}
+
 /* ---- set-up and teardown ---- */
 
 static unsigned s_total_slots(const agents_config_t *c)
@@ -205,6 +218,7 @@ static int s_setup(worker_t *w)
                     .metrics = worker_metrics(w)};
     list_init(&a->runs);
     list_init(&a->parked);
+    dbq_init(&a->dbq);
     int rc = s_open(a);
     if (rc < 0) {
         slots_destroy(&a->slots);
@@ -229,6 +243,8 @@ static int s_setup(worker_t *w)
     s_consumers(a);
     routes_add(a);
     a->tick = loop_add_timer(a->loop, TICK_MS, TICK_MS, s_tick, a);
+    if (loop_add_before_sleep(a->loop, s_unpark_hook, a) < 0)
+        return -ENOMEM;
     log_info("agents: %zu agents, routing through %s", a->cfg->nagents, a->cfg->router_url);
     return 0;
 }

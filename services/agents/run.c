@@ -133,23 +133,23 @@ static void s_exclude(const char *agent, long failures, void *ud)
             r->excluded[i] = failures >= c->agents[i].max_failures;
 }
 
-static void s_admit_work(pool_work_t *job)
+static void s_admit_work(dbq_op_t *op, adb_t *db)
 {
-    run_t *r = container_of(job, run_t, job);
+    run_t *r = container_of(op, run_t, admit);
     bool created;
-    r->job_rc = adb_run_admit(r->a->db, &r->row, &created);
-    if (r->job_rc == 0)
-        adb_streaks(r->a->db, r->row.task_id, s_exclude, r);
+    r->admit_rc = adb_run_admit(db, &r->row, &created);
+    if (r->admit_rc == 0)
+        adb_streaks(db, r->row.task_id, s_exclude, r);
 }
 
 static void s_choose(run_t *r);
 
-static void s_admit_done(pool_work_t *job, int status)
+static void s_admit_done(dbq_op_t *op, int status)
 {
-    run_t *r = container_of(job, run_t, job);
-    if (status < 0 || r->job_rc < 0) {
+    run_t *r = container_of(op, run_t, admit);
+    if (status < 0 || r->admit_rc < 0) {
         log_warn("agents: run %s could not be admitted (%s); it comes back later",
-                 r->row.id, status < 0 ? "stopping" : vp_strerror(r->job_rc));
+                 r->row.id, status < 0 ? "stopping" : vp_strerror(r->admit_rc));
         run_step_release(r, RELEASE_NAK);
         return;
     }
@@ -192,8 +192,8 @@ void run_assigned(agents_t *a, natsMsg *msg)
     r->excluded = xcalloc(a->cfg->nagents ? a->cfg->nagents : 1, sizeof *r->excluded);
     r->step = STEP_ADMIT;
     list_push_back(&a->runs, &r->link);
-    if (pool_submit(a->pool, &r->job, s_admit_work, s_admit_done) < 0)
-        run_step_release(r, RELEASE_NAK);
+    r->admit = (dbq_op_t){.work = s_admit_work, .done = s_admit_done};
+    dbq_submit(&a->dbq, a->pool, a->db, &r->admit);
 }
 
 /* ---- choice ---- */

@@ -40,6 +40,16 @@ typedef enum {
 
 typedef struct run run_t;
 
+/* A save of a run's row on its way (runlog.c): a copy, since the run goes
+ * on changing meanwhile. */
+typedef struct run_save {
+    dbq_op_t op;
+    run_row_t row;
+    exec_row_t exec;
+    bool has_exec;
+    int rc;
+} run_save_t;
+
 /* Called with each piece of a run's output as it arrives, and once with
  * text NULL when the run ends (watch.c). */
 typedef void (*run_watch_fn)(run_t *r, const char *text, size_t len, void *ud);
@@ -81,12 +91,13 @@ struct run {
     exec_row_t final_exec;   /* runlog_final: recorded with the last save */
     bool has_final_exec;
     void (*on_saved)(run_t *r);
+    run_save_t save;         /* the save on its way, while saving */
     uint64_t progress_ms;    /* loop ms of the last progress ack */
     uint64_t start_ms;       /* loop ms the call started */
     int64_t assigned_ms;     /* unix ms the assignment was made (its event's "at"); 0 */
     int64_t t_recv, t_admit, t_start; /* unix ms: received, admitted, task in-progress */
-    pool_work_t job;
-    int job_rc;
+    dbq_op_t admit;          /* its row made or read back (run.c) */
+    int admit_rc;
 };
 
 /* Takes a delivery of vapora.tasks.assigned (ownership of msg). */

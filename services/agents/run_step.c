@@ -88,8 +88,8 @@ void run_step_release(run_t *r, int how)
         r->on_saved = run_step_free; /* a save still reads it */
     else
         run_step_free(r);
-    if (freed)
-        run_unpark(a);
+    if (freed) /* once per loop turn, not per run (main.c): a burst frees many */
+        a->unpark_due = true;
 }
 
 /* ---- the end ---- */
@@ -544,7 +544,7 @@ static void s_patch_finish(run_t *r)
 {
     json_t *p = json_pack("{s:s,s:i,s:o}", "status", "review", "progress", 100, "result",
                           s_result(r));
-    kanban_patch_task(r->a->kanban, r->row.task_id, r->version, p, s_finish_done, r);
+    kanban_patch_task_quiet(r->a->kanban, r->row.task_id, r->version, p, s_finish_done, r);
     json_decref(p);
 }
 
@@ -566,7 +566,7 @@ static void s_revert_done(int status, json_t *body, const char *err, void *ud)
 static void s_patch_revert(run_t *r)
 {
     json_t *p = json_pack("{s:s,s:n}", "status", "todo", "assigned_agent");
-    kanban_patch_task(r->a->kanban, r->row.task_id, r->version, p, s_revert_done, r);
+    kanban_patch_task_quiet(r->a->kanban, r->row.task_id, r->version, p, s_revert_done, r);
     json_decref(p);
 }
 

@@ -11,36 +11,25 @@
 #include "now.h"
 #include "vp_error.h"
 
-typedef struct save_job {
-    pool_work_t work;
-    run_t *r;
-    adb_t *db;
-    run_row_t row; /* a copy: the run goes on changing meanwhile */
-    exec_row_t exec;
-    bool has_exec;
-    int rc;
-} save_job_t;
-
 static void s_save_kick(run_t *r);
 
-static void s_save_work(pool_work_t *w)
+static void s_save_work(dbq_op_t *op, adb_t *db)
 {
-    save_job_t *j = container_of(w, save_job_t, work);
-    j->rc = adb_run_save(j->db, &j->row);
+    run_save_t *j = container_of(op, run_save_t, op);
+    j->rc = adb_run_save(db, &j->row);
     bool added;
     if (j->rc == 0 && j->has_exec)
-        j->rc = adb_exec_add(j->db, &j->exec, j->row.task_id, &added);
+        j->rc = adb_exec_add(db, &j->exec, j->row.task_id, &added);
 }
 
-static void s_save_done(pool_work_t *w, int status)
+static void s_save_done(dbq_op_t *op, int status)
 {
-    save_job_t *j = container_of(w, save_job_t, work);
-    run_t *r = j->r;
+    run_save_t *j = container_of(op, run_save_t, op);
+    run_t *r = container_of(j, run_t, save);
     if (status < 0 || j->rc < 0)
         log_warn("agents: run %s could not be saved: %s", j->row.id,
                  status < 0 ? "the pool is stopping" : vp_strerror(j->rc));
     run_row_clear(&j->row);
-    free(j);
     r->saving = false;
     if (r->dirty) {
         s_save_kick(r);
@@ -58,10 +47,8 @@ static void s_save_kick(run_t *r)
         r->dirty = true;
         return;
     }
-    save_job_t *j = xcalloc(1, sizeof *j);
-    j->r = r;
-    j->db = r->a->db;
-    j->row = r->row;
+    run_save_t *j = &r->save;
+    *j = (run_save_t){.op = {.work = s_save_work, .done = s_save_done}, .row = r->row};
     j->row.error = r->row.error ? xstrdup(r->row.error) : NULL;
     j->row.content = r->row.content ? xstrdup(r->row.content) : NULL;
     if (r->on_saved && r->has_final_exec) {
@@ -70,11 +57,7 @@ static void s_save_kick(run_t *r)
     }
     r->saving = true;
     r->dirty = false;
-    if (!r->a->pool || pool_submit(r->a->pool, &j->work, s_save_work, s_save_done) < 0) {
-        /* The pool is full or stopping: write it here, blocking once. */
-        s_save_work(&j->work);
-        s_save_done(&j->work, 0);
-    }
+    dbq_submit(&r->a->dbq, r->a->pool, r->a->db, &j->op);
 }
 
 void runlog_save(run_t *r)

@@ -312,3 +312,50 @@ Test(curlm, destroy_carries_out_queued_aborts)
     curlm_destroy(&C.m);
     cr_assert_eq(x.done_calls, 0);
 }
+
+/* ---- easy handles given back ---- */
+
+static void s_done_release(CURL *easy, CURLcode rc, void *ud)
+{
+    xf_t *x = ud;
+    x->done_calls++;
+    x->rc = rc;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->status);
+    curlm_easy_release(x->cx->m, easy);
+    if (++x->cx->finished == x->cx->expected)
+        loop_stop(x->cx->h.loop);
+}
+
+static CURL *s_start_spare(xf_t *x, bool head)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hello", C.h.port);
+    memset(x, 0, sizeof *x);
+    x->cx = &C;
+    x->easy = curlm_easy(C.m);
+    cr_assert_not_null(x->easy);
+    curl_easy_setopt(x->easy, CURLOPT_URL, url);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, s_write);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+    if (head)
+        curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
+    cr_assert_eq(curlm_add(C.m, x->easy, s_done_release, x), 0);
+    return x->easy;
+}
+
+Test(curlm, a_handle_given_back_is_reused_with_none_of_its_last_options)
+{
+    static xf_t a, b;
+    CURL *first = s_start_spare(&a, true); /* a HEAD: no body */
+    s_run(1);
+    cr_assert_eq(a.rc, CURLE_OK, "%s", curl_easy_strerror(a.rc));
+    cr_assert_eq(a.body.len, 0);
+    CURL *second = s_start_spare(&b, false);
+    cr_assert_eq(second, first, "the handle given back was not reused");
+    s_run(1);
+    cr_assert_eq(b.rc, CURLE_OK, "%s", curl_easy_strerror(b.rc));
+    cr_assert_eq(b.status, 200);
+    cr_assert_eq(b.body.len, 8, "the last transfer's NOBODY was left on the handle");
+    sbuf_free(&a.body);
+    sbuf_free(&b.body);
+}

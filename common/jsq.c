@@ -17,6 +17,12 @@
 
 #define JSQ_FETCH_MS 250
 #define JSQ_BATCH 64
+/* nats.c before 3.10.0 writes past the array it fetches into when a fetch
+ * starts with messages already waiting in the subscription (late answers
+ * to an earlier pull) and more come than the rest of the batch (nats.c
+ * #749): heap corruption, seen as an agents worker aborting in malloc
+ * about one 2,000-task burst in ten. A batch of one cannot overflow. */
+#define JSQ_SAFE_FETCH_VERSION 0x030A00
 #define NS_PER_MS 1000000LL
 
 typedef struct item {
@@ -202,6 +208,7 @@ static void s_fetch(jsq_t *q, int batch)
 static void *s_thread(void *arg)
 {
     jsq_t *q = arg;
+    bool batches = nats_GetVersionNumber() >= JSQ_SAFE_FETCH_VERSION;
     while (!s_stopping(q)) {
         if (!s_bind(q)) {
             s_nap(q, 500);
@@ -209,7 +216,7 @@ static void *s_thread(void *arg)
         }
         int room = s_room(q);
         if (room > 0)
-            s_fetch(q, room);
+            s_fetch(q, batches ? room : 1);
     }
     s_unbind(q);
     return NULL;

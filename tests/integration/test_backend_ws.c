@@ -31,6 +31,14 @@
     "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "           \
     "@DATA@/nats\n"
 
+/* One backend worker and NATS; keys go into [backend]. */
+#define ONE_WORKER(keys)                                                               \
+    "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"               \
+    "[backend]\nadmin_password = " PW "\n" keys "\n"                                    \
+    "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"                   \
+    "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "           \
+    "@DATA@/nats\n"
+
 Test(backend_ws, events_of_another_worker_reach_the_socket, .timeout = 60,
      .fini = th_cleanup)
 {
@@ -137,13 +145,7 @@ static int s_upgrade_and_never_read(int port, const char *path)
 Test(backend_ws, a_client_that_does_not_read_is_dropped, .timeout = 60,
      .fini = th_cleanup)
 {
-    th_sv_t *sv = th_must_sv_start(
-        "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
-        "[backend]\nadmin_password = " PW "\n"
-        "ws_max_queue = 16384\n\n"
-        "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
-        "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p "
-        "@PORT2@ -sd @DATA@/nats\n");
+    th_sv_t *sv = th_must_sv_start(ONE_WORKER("ws_max_queue = 16384\n"));
     const char *tok = th_be_login(sv->ports[0], "admin", PW, 10000);
     json_t *p = th_be_call(sv->ports[0], "POST", "/api/v1/projects", tok,
                            "{\"name\":\"slow\"}", 201);
@@ -348,12 +350,7 @@ static double s_subscribed(int port)
 Test(backend_ws, a_worker_subscribes_to_events_only_while_sessions_listen, .timeout = 60,
      .fini = th_cleanup)
 {
-    th_sv_t *sv = th_must_sv_start(
-        "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
-        "[backend]\nadmin_password = " PW "\nws_idle_unsubscribe = 1\n\n"
-        "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
-        "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "
-        "@DATA@/nats\n");
+    th_sv_t *sv = th_must_sv_start(ONE_WORKER("ws_idle_unsubscribe = 1\n"));
     int port = sv->ports[0];
     const char *tok = th_be_login(port, "admin", PW, 10000);
     json_t *p = th_be_call(port, "POST", "/api/v1/projects", tok, "{\"name\":\"a\"}", 201);
@@ -398,12 +395,7 @@ Test(backend_ws, a_worker_subscribes_to_events_only_while_sessions_listen, .time
 Test(backend_ws, upgrades_whose_clients_leave_at_once_are_let_go, .timeout = 60,
      .fini = th_cleanup)
 {
-    th_sv_t *sv = th_must_sv_start(
-        "shutdown_timeout = 3\n\n[nats]\nurl = nats://127.0.0.1:@PORT2@\n\n"
-        "[backend]\nadmin_password = " PW "\nws_idle_unsubscribe = 1\n\n"
-        "[service:backend]\nlisten = 127.0.0.1:@PORT1@\nworkers = 1\n\n"
-        "[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p @PORT2@ -sd "
-        "@DATA@/nats\n");
+    th_sv_t *sv = th_must_sv_start(ONE_WORKER("ws_idle_unsubscribe = 1\n"));
     int port = sv->ports[0];
     const char *tok = th_be_login(port, "admin", PW, 10000);
     for (int round = 0; round < 20; round++) {

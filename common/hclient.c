@@ -10,6 +10,7 @@
 #include "sbuf.h"
 
 #define HCLIENT_MAX_BODY (16u << 20)
+#define HCLIENT_BUFFER 4096L /* curl's receive buffer per transfer (s_setopts) */
 
 struct hclient_req {
     curlm_t *m;
@@ -89,6 +90,10 @@ static void s_setopts(hclient_req_t *r, const hclient_opts_t *o)
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->low_speed_s);
     }
     curl_easy_setopt(e, CURLOPT_USERAGENT, "vapora/" VAPORA_VERSION);
+    /* curl's receive buffer, per transfer (16 KiB by default): a worker
+     * holds thousands of streamed calls at once, each getting a few small
+     * chunks a second; larger bodies take a few more reads. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, HCLIENT_BUFFER);
 }
 
 const char *hclient_header(hclient_req_t *r, const char *name)

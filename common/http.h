@@ -86,7 +86,7 @@ int http_route(http_server_t *srv, const char *method, const char *pattern,
  * caller keeps owning). Returns 0 or -errno. */
 int http_server_start(http_server_t *srv, int listen_fd);
 /* Keeps this server's count of connections even with the other processes
- * accepting from the same socket that share path (acceptshare.h): one
+ * accepting from the same socket that share path (loadshare.h): one
  * holding more leaves the next connection to a sibling holding fewer for a
  * moment. Returns 0 or -errno (the file cannot be mapped; the server then
  * accepts as before). */

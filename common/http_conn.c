@@ -49,7 +49,7 @@
 
 #define HTTP_ACCEPT_BATCH 4         /* connections taken per wake-up */
 #define HTTP_REFUSED_LOG_MS 10000   /* at most one warning this often */
-#define HTTP_YIELD_MS 1             /* a turn left to a sibling (acceptshare.h) */
+#define HTTP_YIELD_MS 1             /* a turn left to a sibling (loadshare.h) */
 
 /* The body of the answer to a connection over its address's limit. */
 #define HTTP_TOO_MANY                                                                  \
@@ -190,7 +190,7 @@ static int s_accept_one(http_server_t *srv, int fd)
 }
 
 /* Whether to leave the connections waiting to a sibling holding fewer
- * (acceptshare.h): accepting pauses for HTTP_YIELD_MS, after which this
+ * (loadshare.h): accepting pauses for HTTP_YIELD_MS, after which this
  * worker takes what still waits, so that a sibling that does not take them
  * delays them that long at most. */
 static bool s_yield(http_server_t *srv)
@@ -201,7 +201,7 @@ static bool s_yield(http_server_t *srv)
         srv->share_owed = false;
         return false;
     }
-    if (!acceptshare_should_yield(srv->share, srv->nconns, loop_now_ms(srv->loop)))
+    if (!loadshare_should_yield(srv->share, srv->nconns, loop_now_ms(srv->loop)))
         return false;
     srv->share_owed = true;
     s_pause_accepting(srv, HTTP_YIELD_MS);
@@ -212,7 +212,7 @@ static bool s_yield(http_server_t *srv)
 static void s_publish(http_server_t *srv)
 {
     if (srv->share)
-        acceptshare_set(srv->share, srv->nconns, loop_now_ms(srv->loop));
+        loadshare_set(srv->share, srv->nconns, loop_now_ms(srv->loop));
 }
 
 static void s_on_listen(loop_t *loop, int fd, unsigned ev, void *ud)
@@ -422,8 +422,8 @@ static void s_sweep(loop_t *loop, loop_timer_t *timer, void *ud)
 
 int http_server_share_accepts(http_server_t *srv, const char *path)
 {
-    acceptshare_close(&srv->share);
-    srv->share = acceptshare_open(path);
+    loadshare_close(&srv->share);
+    srv->share = loadshare_open(path);
     if (!srv->share)
         return -errno;
     s_publish(srv);
@@ -448,12 +448,12 @@ void http__conn_stop_accepting(http_server_t *srv)
         srv->accepting = false;
     }
     loop_cancel_timer(srv->loop, &srv->accept_retry);
-    acceptshare_close(&srv->share); /* siblings no longer leave it a turn */
+    loadshare_close(&srv->share); /* siblings no longer leave it a turn */
 }
 
 void http__conn_stop(http_server_t *srv)
 {
-    acceptshare_close(&srv->share);
+    loadshare_close(&srv->share);
     loop_cancel_timer(srv->loop, &srv->sweep);
     http__linger_sweep(srv, true);
 }

@@ -38,7 +38,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "acceptshare.h"
+#include "loadshare.h"
 #include "http.h"
 #include "list.h"
 #include "sbuf.h"
@@ -201,7 +201,7 @@ struct http_server {
     uint64_t refused;      /* connections refused at the per-address limit */
     uint64_t refused_logged_ms;
     unsigned nconns;        /* open connections (those in conns) */
-    acceptshare_t *share;   /* the siblings' connection counts, or NULL */
+    loadshare_t *share;   /* the siblings' connection counts, or NULL */
     bool share_owed;        /* took a turn off: takes the next connection */
 };
 

@@ -12,8 +12,10 @@
 
 #include "alloc.h"
 #include "list.h"
+#include "loadshare.h"
 #include "log.h"
 #include "mailbox.h"
+#include "now.h"
 
 #define JSQ_FETCH_MS 250
 #define JSQ_BATCH 64
@@ -23,6 +25,7 @@
  * #749): heap corruption, seen as an agents worker aborting in malloc
  * about one 2,000-task burst in ten. A batch of one cannot overflow. */
 #define JSQ_SAFE_FETCH_VERSION 0x030A00
+#define JSQ_YIELD_MS 2 /* a fetch left to a sibling holding fewer */
 #define NS_PER_MS 1000000LL
 
 typedef struct item {
@@ -46,6 +49,9 @@ struct jsq {
     unsigned in_hands;  /* guarded by mu: posted and not yet jsq_done */
     atomic_uint_fast64_t pending;
     atomic_bool ready;
+    loadshare_t *share; /* the siblings' counts of messages in hands, or NULL */
+    bool owed;          /* thread: left a fetch to a sibling, takes the next */
+    atomic_uint_fast64_t yielded; /* fetches left to siblings */
     /* Thread-only. */
     jsCtx *js;
     natsSubscription *sub;
@@ -174,6 +180,14 @@ static int s_room(jsq_t *q)
     return room < JSQ_BATCH ? room : JSQ_BATCH;
 }
 
+/* Under mu: the count of messages in hands the siblings see. A worker
+ * that stopped fetching shows as full: nobody leaves it a fetch. */
+static void s_publish(jsq_t *q)
+{
+    if (q->share)
+        loadshare_set(q->share, q->paused ? UINT32_MAX / 2 : q->in_hands, now_ms());
+}
+
 static void s_post(jsq_t *q, natsMsg *m)
 {
     jsMsgMetaData *md = NULL;
@@ -184,6 +198,7 @@ static void s_post(jsq_t *q, natsMsg *m)
     it->msg = m;
     pthread_mutex_lock(&q->mu);
     q->in_hands++;
+    s_publish(q);
     pthread_mutex_unlock(&q->mu);
     VP_ASSERT(mailbox_post(q->mb, &it->link) == 0);
 }
@@ -205,6 +220,27 @@ static void s_fetch(jsq_t *q, int batch)
     natsMsgList_Destroy(&list);
 }
 
+/* Thread: whether to leave the next fetch to a sibling holding fewer
+ * messages (loadshare.h); after leaving one, the next is taken, so that a
+ * sibling that does not fetch slows this worker by half at most. Also the
+ * heartbeat. */
+static bool s_yield(jsq_t *q)
+{
+    if (!q->share)
+        return false;
+    pthread_mutex_lock(&q->mu);
+    unsigned n = q->in_hands;
+    s_publish(q); /* the heartbeat */
+    pthread_mutex_unlock(&q->mu);
+    if (q->owed || !loadshare_should_yield(q->share, n, now_ms())) {
+        q->owed = false;
+        return false;
+    }
+    q->owed = true;
+    atomic_fetch_add(&q->yielded, 1);
+    return true;
+}
+
 static void *s_thread(void *arg)
 {
     jsq_t *q = arg;
@@ -215,7 +251,9 @@ static void *s_thread(void *arg)
             continue;
         }
         int room = s_room(q);
-        if (room > 0)
+        if (room > 0 && s_yield(q))
+            s_nap(q, JSQ_YIELD_MS);
+        else if (room > 0)
             s_fetch(q, batches ? room : 1);
     }
     s_unbind(q);
@@ -245,6 +283,7 @@ static void s_copy_config(jsq_t *q, const jsq_config_t *cfg)
     q->cfg.durable = xstrdup(cfg->durable);
     q->cfg.filter = xstrdup(cfg->filter);
     q->cfg.backoff_ms = NULL;
+    q->cfg.share_path = NULL; /* used by jsq_new only */
     if (cfg->backoff_ms && cfg->nbackoff > 0) {
         q->backoff_ns = xcalloc((size_t)cfg->nbackoff, sizeof *q->backoff_ns);
         for (int i = 0; i < cfg->nbackoff; i++)
@@ -263,6 +302,9 @@ jsq_t *jsq_new(loop_t *loop, natsc_t *nc, const jsq_config_t *cfg, jsq_fn fn, vo
     s_copy_config(q, cfg);
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
+    if (cfg->share_path && !(q->share = loadshare_open(cfg->share_path)))
+        log_warn("jsq %s: %s: %s; fetching without regard to the other workers",
+                 cfg->durable, cfg->share_path, strerror(errno));
     q->mb = mailbox_new(loop, 0, s_deliver, q);
     if (!q->mb) {
         jsq_destroy(&q);
@@ -295,6 +337,7 @@ void jsq_destroy(jsq_t **qp)
         pthread_join(q->tid, NULL);
     q->fn = NULL; /* what the mailbox still holds is dropped */
     mailbox_destroy(&q->mb);
+    loadshare_close(&q->share);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
     free((char *)q->cfg.stream);
@@ -309,6 +352,7 @@ void jsq_stop_fetching(jsq_t *q)
 {
     pthread_mutex_lock(&q->mu);
     q->paused = true;
+    s_publish(q);
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
 }
@@ -318,8 +362,14 @@ void jsq_done(jsq_t *q)
     pthread_mutex_lock(&q->mu);
     VP_ASSERT(q->in_hands > 0);
     q->in_hands--;
+    s_publish(q);
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
+}
+
+uint64_t jsq_yielded(jsq_t *q)
+{
+    return atomic_load(&q->yielded);
 }
 
 uint64_t jsq_pending(jsq_t *q)

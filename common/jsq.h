@@ -35,6 +35,10 @@ typedef struct jsq_config {
     int nbackoff;
     int64_t max_ack_pending; /* unacknowledged messages across workers, at most */
     unsigned max_local;      /* in this worker's hands at most */
+    /* A file the workers consuming this queue share (loadshare.h): one
+     * holding more messages than a sibling leaves it the next fetch. NULL:
+     * each fetches as fast as it can. */
+    const char *share_path;
 } jsq_config_t;
 
 /* Loop thread: a message, now the receiver's (natsMsg_Destroy it); call
@@ -55,6 +59,10 @@ void jsq_stop_fetching(jsq_t *q);
 
 /* One message the receiver held is finished (loop thread). */
 void jsq_done(jsq_t *q);
+
+/* Fetches this queue left to a sibling holding fewer messages
+ * (share_path). Any thread. */
+uint64_t jsq_yielded(jsq_t *q);
 
 /* Messages of the consumer not yet delivered to any worker, as the last
  * fetched message said (the queue a user waits in); any thread. */

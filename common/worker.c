@@ -473,7 +473,7 @@ static int s_configure(worker_t *w, long *threads, long *queue, long *yield_us,
 /* Serving: connections, the timers, and "ready" to the supervisor when
  * there is one. Returns 0 or -errno (logged). */
 /* Siblings sharing the supervisor's socket keep their connection counts
- * even (acceptshare.h), through DATA_DIR/run/<section>.accept. */
+ * even (loadshare.h), through DATA_DIR/run/<section>.accept. */
 static void s_share_accepts(worker_t *w)
 {
     if (!w->shared_listen)

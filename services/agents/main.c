@@ -169,16 +169,21 @@ static void s_consumers(agents_t *a)
         return;
     }
     unsigned slots = s_total_slots(a->cfg);
+    /* The workers keep their shares of the runs even (loadshare.h): a
+     * worker's memory follows the runs it holds. */
+    char *share = xasprintf("%s/agents-assign.share", a->cfg->data_dir);
     jsq_config_t assign = {.stream = "VAPORA", .durable = "agents-assign",
                            .filter = "vapora.tasks.assigned",
                            .ack_wait_ms = a->cfg->ack_wait_s * 1000,
                            .max_deliver = a->cfg->max_deliveries,
                            .max_ack_pending = (int64_t)slots * 4 + 1000,
-                           .max_local = slots + 64};
+                           .max_local = slots + 64,
+                           .share_path = share};
     jsq_config_t outcome = {.stream = "VAPORA", .durable = "agents-outcome",
                             .filter = "vapora.tasks.*", .ack_wait_ms = 30000,
                             .max_deliver = 10, .max_ack_pending = 10000, .max_local = 256};
     a->assign_q = jsq_new(a->loop, nc, &assign, s_on_assigned, a);
+    free(share);
     a->outcome_q = jsq_new(a->loop, nc, &outcome, s_on_outcome, a);
 }
 

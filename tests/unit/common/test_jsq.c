@@ -2,8 +2,9 @@
  * two queues on one durable consumer share the messages without overlap
  * (each keeps what it got until the other got one: the first to bind may
  * not take everything),
- * a nak with delay brings a message back with its delivery count, and a
- * queue that holds max_local messages fetches no more. */
+ * a nak with delay brings a message back with its delivery count, a
+ * queue that holds max_local messages fetches no more, and one holding more
+ * than a live sibling process leaves it fetches (share_path). */
 #define _GNU_SOURCE
 #include "jsq.h"
 
@@ -17,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "loadshare.h"
+#include "now.h"
 #include "pool.h"
 
 static pid_t s_server;
@@ -157,14 +160,20 @@ static void s_timeout(loop_t *loop, loop_timer_t *t, void *ud)
     loop_stop(loop);
 }
 
-static void s_queue(tq_t *t, ctx_t *c, natsc_t *nc, unsigned max_local)
+static void s_queue_shared(tq_t *t, ctx_t *c, natsc_t *nc, unsigned max_local,
+                           const char *share)
 {
     jsq_config_t cfg = {.stream = "T", .durable = "work", .filter = "t.work",
                         .ack_wait_ms = 5000, .max_deliver = 5, .max_ack_pending = 1000,
-                        .max_local = max_local};
+                        .max_local = max_local, .share_path = share};
     t->c = c;
     t->q = jsq_new(c->loop, nc, &cfg, s_on_msg, t);
     cr_assert_not_null(t->q);
+}
+
+static void s_queue(tq_t *t, ctx_t *c, natsc_t *nc, unsigned max_local)
+{
+    s_queue_shared(t, c, nc, max_local, NULL);
 }
 
 Test(jsq, two_queues_share_one_consumer_and_a_nak_comes_back, .init = s_setup,
@@ -219,4 +228,61 @@ Test(jsq, a_full_worker_takes_no_more, .init = s_setup, .fini = s_teardown, .tim
     pool_destroy(&pool);
     natsc_destroy(&nc);
     loop_destroy(&c.loop);
+}
+
+/* A sibling process holding no message, alive (its heartbeat kept fresh)
+ * until killed. */
+static pid_t s_idle_sibling(const char *share)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        loadshare_t *ls = loadshare_open(share);
+        for (;;) {
+            if (ls)
+                loadshare_set(ls, 0, now_ms());
+            usleep(50000);
+        }
+    }
+    return pid;
+}
+
+/* With a live sibling holding nothing, a queue that holds messages leaves
+ * it fetches (it still gets every message: a sibling that does not fetch
+ * slows it, never stops it); alone, it never does. */
+Test(jsq, a_queue_holding_more_than_a_sibling_leaves_it_fetches, .init = s_setup,
+     .fini = s_teardown, .timeout = 30)
+{
+    char share[96];
+    snprintf(share, sizeof share, "%s/work.share", s_dir);
+    for (int with_sibling = 0; with_sibling < 2; with_sibling++) {
+        pid_t sib = with_sibling ? s_idle_sibling(share) : -1;
+        usleep(200000); /* its slot is there */
+        ctx_t c = {.loop = loop_new(), .hold = true, .target = 8};
+        pool_t *pool = pool_new(c.loop, 1, 8);
+        natsc_t *nc = natsc_new(pool, s_url, "jsq-test");
+        tq_t q = {0};
+        s_queue_shared(&q, &c, nc, 100, share);
+        loop_timer_t *t = loop_add_timer(c.loop, 15000, 0, s_timeout, NULL);
+        loop_run(c.loop);
+        loop_cancel_timer(c.loop, &t);
+        cr_assert_eq(c.got, 8, "got %d of 8", c.got);
+        if (with_sibling)
+            cr_assert_gt(jsq_yielded(q.q), 0, "no fetch was left to the idle sibling");
+        else
+            cr_assert_eq(jsq_yielded(q.q), 0, "alone, it left fetches to nobody");
+        for (int i = 0; i < c.nheld; i++) {
+            natsMsg_Nak(c.held[i], NULL); /* back, for the next round */
+            natsMsg_Destroy(c.held[i]);
+            jsq_done(q.q);
+        }
+        jsq_destroy(&q.q);
+        pool_destroy(&pool);
+        natsc_destroy(&nc);
+        loop_destroy(&c.loop);
+        if (sib > 0) {
+            kill(sib, SIGKILL);
+            waitpid(sib, NULL, 0);
+        }
+    }
 }

@@ -1,15 +1,15 @@
-/* test_acceptshare.c - unit tests for common/acceptshare.c: a worker yields
+/* test_loadshare.c - unit tests for common/loadshare.c: a worker yields
  * a connection only to a live sibling holding fewer (beyond the margin);
  * siblings without a recent heartbeat are not waited for; slots of gone
  * processes are taken again; a closed share frees its slot. Siblings are
  * other processes (fork), each with its own mapping of the file. */
-#include "../../../common/acceptshare.c"
+#include "../../../common/loadshare.c"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
-static char s_dir[] = "/tmp/vapora-acceptshare-XXXXXX";
+static char s_dir[] = "/tmp/vapora-loadshare-XXXXXX";
 static char s_path[80];
 
 static void s_setup(void)
@@ -24,7 +24,7 @@ static void s_teardown(void)
     rmdir(s_dir);
 }
 
-TestSuite(acceptshare, .init = s_setup, .fini = s_teardown);
+TestSuite(loadshare, .init = s_setup, .fini = s_teardown);
 
 /* A sibling process: opens the share, publishes conns at beat_ms, then
  * holds its slot until the parent writes a byte to the pipe (or exits at
@@ -37,15 +37,15 @@ static pid_t s_sibling(unsigned conns, uint64_t beat_ms, bool hold, int *release
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
-        acceptshare_t *a = acceptshare_open(s_path);
+        loadshare_t *a = loadshare_open(s_path);
         if (a)
-            acceptshare_set(a, conns, beat_ms);
+            loadshare_set(a, conns, beat_ms);
         char c = a ? 'y' : 'n';
         (void)!write(up[1], &c, 1);
         if (hold)
             (void)!read(down[0], &c, 1);
         if (a && hold)
-            acceptshare_close(&a);
+            loadshare_close(&a);
         _exit(0);
     }
     char c = 0;
@@ -63,57 +63,57 @@ static void s_end(pid_t pid, int release)
     waitpid(pid, NULL, 0);
 }
 
-Test(acceptshare, a_lone_worker_never_yields)
+Test(loadshare, a_lone_worker_never_yields)
 {
-    acceptshare_t *a = acceptshare_open(s_path);
+    loadshare_t *a = loadshare_open(s_path);
     cr_assert_not_null(a);
-    acceptshare_set(a, 1000, 5000);
-    cr_assert_not(acceptshare_should_yield(a, 1000, 5000));
-    acceptshare_close(&a);
+    loadshare_set(a, 1000, 5000);
+    cr_assert_not(loadshare_should_yield(a, 1000, 5000));
+    loadshare_close(&a);
     cr_assert_null(a);
 }
 
 /* 40 against a sibling's 20: yields; 21 against 20 is within the margin. */
-Test(acceptshare, a_worker_yields_to_a_live_sibling_holding_fewer)
+Test(loadshare, a_worker_yields_to_a_live_sibling_holding_fewer)
 {
     int rel;
     pid_t sib = s_sibling(20, 10000, true, &rel);
-    acceptshare_t *a = acceptshare_open(s_path);
+    loadshare_t *a = loadshare_open(s_path);
     cr_assert_not_null(a);
-    cr_assert(acceptshare_should_yield(a, 40, 10500));
-    cr_assert_not(acceptshare_should_yield(a, 21, 10500));
-    cr_assert_not(acceptshare_should_yield(a, 20, 10500));
+    cr_assert(loadshare_should_yield(a, 40, 10500));
+    cr_assert_not(loadshare_should_yield(a, 21, 10500));
+    cr_assert_not(loadshare_should_yield(a, 20, 10500));
     /* The sibling's heartbeat is 10 s old at 20000: not waited for. */
-    cr_assert_not(acceptshare_should_yield(a, 40, 10000 + ACCEPTSHARE_STALE_MS + 1));
+    cr_assert_not(loadshare_should_yield(a, 40, 10000 + LOADSHARE_STALE_MS + 1));
     s_end(sib, rel);
     /* Its slot is free again: nobody to yield to. */
-    cr_assert_not(acceptshare_should_yield(a, 40, 10500));
-    acceptshare_close(&a);
+    cr_assert_not(loadshare_should_yield(a, 40, 10500));
+    loadshare_close(&a);
 }
 
 /* A sibling that has not said it lives yet (no heartbeat) is not waited
  * for. */
-Test(acceptshare, a_sibling_without_a_heartbeat_is_not_waited_for)
+Test(loadshare, a_sibling_without_a_heartbeat_is_not_waited_for)
 {
     int rel;
     pid_t sib = s_sibling(0, 0, true, &rel);
-    acceptshare_t *a = acceptshare_open(s_path);
-    cr_assert_not(acceptshare_should_yield(a, 500, 10000));
-    acceptshare_close(&a);
+    loadshare_t *a = loadshare_open(s_path);
+    cr_assert_not(loadshare_should_yield(a, 500, 10000));
+    loadshare_close(&a);
     s_end(sib, rel);
 }
 
 /* Every slot held by processes that are gone: the next worker takes one of
  * theirs. */
-Test(acceptshare, slots_of_gone_processes_are_taken_again)
+Test(loadshare, slots_of_gone_processes_are_taken_again)
 {
-    for (int i = 0; i < ACCEPTSHARE_SLOTS; i++) {
+    for (int i = 0; i < LOADSHARE_SLOTS; i++) {
         int rel;
         pid_t p = s_sibling(1, 1, false, &rel); /* exits without closing */
         waitpid(p, NULL, 0);
         close(rel);
     }
-    acceptshare_t *a = acceptshare_open(s_path);
+    loadshare_t *a = loadshare_open(s_path);
     cr_assert_not_null(a, "no slot was taken back: %s", strerror(errno));
-    acceptshare_close(&a);
+    loadshare_close(&a);
 }

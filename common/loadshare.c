@@ -1,6 +1,6 @@
-/* acceptshare.c - see acceptshare.h. */
+/* loadshare.c - see loadshare.h. */
 #define _GNU_SOURCE
-#include "acceptshare.h"
+#include "loadshare.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -12,7 +12,7 @@
 #include "alloc.h"
 #include "file.h"
 
-#define ACCEPTSHARE_SLOTS 64
+#define LOADSHARE_SLOTS 64
 
 /* One worker's entry. pid 0: free. */
 typedef struct slot {
@@ -22,8 +22,8 @@ typedef struct slot {
     char pad[64 - 2 * sizeof(int) - sizeof(uint64_t)]; /* a cache line each */
 } slot_t;
 
-struct acceptshare {
-    slot_t *slots; /* ACCEPTSHARE_SLOTS of them, shared */
+struct loadshare {
+    slot_t *slots; /* LOADSHARE_SLOTS of them, shared */
     slot_t *mine;
 };
 
@@ -37,7 +37,7 @@ static bool s_gone(int pid)
 static slot_t *s_claim(slot_t *slots, int me)
 {
     for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < ACCEPTSHARE_SLOTS; i++) {
+        for (int i = 0; i < LOADSHARE_SLOTS; i++) {
             int cur = atomic_load(&slots[i].pid);
             if (cur == me)
                 return &slots[i]; /* ours already (a pid reused) */
@@ -49,9 +49,9 @@ static slot_t *s_claim(slot_t *slots, int me)
     return NULL;
 }
 
-acceptshare_t *acceptshare_open(const char *path)
+loadshare_t *loadshare_open(const char *path)
 {
-    size_t len = ACCEPTSHARE_SLOTS * sizeof(slot_t);
+    size_t len = LOADSHARE_SLOTS * sizeof(slot_t);
     slot_t *slots = file_map_shared(path, len, NULL);
     if (!slots)
         return NULL;
@@ -63,40 +63,40 @@ acceptshare_t *acceptshare_open(const char *path)
     }
     atomic_store(&mine->conns, 0);
     atomic_store(&mine->beat_ms, 0); /* not waited for until it says it lives */
-    acceptshare_t *a = xcalloc(1, sizeof *a);
+    loadshare_t *a = xcalloc(1, sizeof *a);
     a->slots = slots;
     a->mine = mine;
     return a;
 }
 
-void acceptshare_close(acceptshare_t **ap)
+void loadshare_close(loadshare_t **ap)
 {
-    acceptshare_t *a = ap ? *ap : NULL;
+    loadshare_t *a = ap ? *ap : NULL;
     if (!a)
         return;
     atomic_store(&a->mine->beat_ms, 0);
     atomic_store(&a->mine->conns, 0);
     atomic_store(&a->mine->pid, 0);
-    munmap(a->slots, ACCEPTSHARE_SLOTS * sizeof(slot_t));
+    munmap(a->slots, LOADSHARE_SLOTS * sizeof(slot_t));
     free(a);
     *ap = NULL;
 }
 
-void acceptshare_set(acceptshare_t *a, unsigned conns, uint64_t now_ms)
+void loadshare_set(loadshare_t *a, unsigned conns, uint64_t now_ms)
 {
     atomic_store_explicit(&a->mine->conns, conns, memory_order_relaxed);
     atomic_store_explicit(&a->mine->beat_ms, now_ms, memory_order_relaxed);
 }
 
-bool acceptshare_should_yield(const acceptshare_t *a, unsigned conns, uint64_t now_ms)
+bool loadshare_should_yield(const loadshare_t *a, unsigned conns, uint64_t now_ms)
 {
     unsigned least = UINT32_MAX;
-    for (int i = 0; i < ACCEPTSHARE_SLOTS; i++) {
+    for (int i = 0; i < LOADSHARE_SLOTS; i++) {
         const slot_t *s = &a->slots[i];
         if (s == a->mine || atomic_load_explicit(&s->pid, memory_order_relaxed) == 0)
             continue;
         uint64_t beat = atomic_load_explicit(&s->beat_ms, memory_order_relaxed);
-        if (!beat || now_ms > beat + ACCEPTSHARE_STALE_MS)
+        if (!beat || now_ms > beat + LOADSHARE_STALE_MS)
             continue;
         unsigned n = atomic_load_explicit(&s->conns, memory_order_relaxed);
         if (n < least)

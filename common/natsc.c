@@ -73,7 +73,7 @@ static void s_connect_done(pool_work_t *w, int status)
                   natsStatus_GetText(c->connect_status));
 }
 
-static int s_options(natsc_t *c, const char *name)
+static int s_options(natsc_t *c, const char *name, bool send_asap)
 {
     natsStatus s = natsOptions_Create(&c->opts);
     if (s == NATS_OK)
@@ -90,10 +90,7 @@ static int s_options(natsc_t *c, const char *name)
         s = natsOptions_SetPingInterval(c->opts, 2000);
     if (s == NATS_OK)
         s = natsOptions_SetMaxPingsOut(c->opts, 2);
-    /* A publish (or ack) is written by the thread making it, at once: no
-     * wake-up of the library's flusher thread for each, which cost more
-     * than the write (order and buffering while away are unchanged). */
-    if (s == NATS_OK)
+    if (s == NATS_OK && send_asap)
         s = natsOptions_SetSendAsap(c->opts, true);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(c->opts, true, s_on_connected, c);
@@ -110,11 +107,11 @@ static int s_options(natsc_t *c, const char *name)
     return 0;
 }
 
-natsc_t *natsc_new(pool_t *pool, const char *url, const char *name)
+natsc_t *natsc_new(pool_t *pool, const char *url, const char *name, bool send_asap)
 {
     natsc_t *c = xcalloc(1, sizeof *c);
     c->url = xstrdup(url);
-    if (s_options(c, name) < 0) {
+    if (s_options(c, name, send_asap) < 0) {
         natsc_destroy(&c);
         return NULL;
     }

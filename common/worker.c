@@ -151,7 +151,7 @@ static int s_open_nats(worker_t *w)
         return 0;
     char name[96];
     snprintf(name, sizeof name, "vapora-%s-%d", w->svc->name, (int)getpid());
-    w->nats = natsc_new(w->pool, url, name);
+    w->nats = natsc_new(w->pool, url, name, w->svc->nats_send_asap);
     if (!w->nats)
         return -EINVAL;
     worker_add_check(w, "nats", s_check_nats, w);

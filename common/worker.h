@@ -46,6 +46,8 @@ typedef struct worker_service {
      * shutdown_timeout, before teardown(). Loop thread. */
     void (*drain)(worker_t *w);
     bool (*busy)(worker_t *w);
+    /* NATS publishes written at once by the publishing thread (natsc.h). */
+    bool nats_send_asap;
 } worker_service_t;
 
 /* Runs the worker; returns the process exit status. */

@@ -302,6 +302,7 @@ static const worker_service_t s_service = {
     .teardown = s_teardown,
     .drain = s_drain,
     .busy = s_busy,
+    .nats_send_asap = true, /* a few publishes and acks per run */
 };
 
 int main(int argc, char **argv)

@@ -181,7 +181,7 @@ Test(jsq, two_queues_share_one_consumer_and_a_nak_comes_back, .init = s_setup,
 {
     ctx_t c = {.loop = loop_new(), .nak_first = true, .target = 40};
     pool_t *pool = pool_new(c.loop, 1, 8);
-    natsc_t *nc = natsc_new(pool, s_url, "jsq-test");
+    natsc_t *nc = natsc_new(pool, s_url, "jsq-test", false);
     tq_t a = {0}, b = {0};
     c.share[0] = &a;
     c.share[1] = &b;
@@ -207,7 +207,7 @@ Test(jsq, a_full_worker_takes_no_more, .init = s_setup, .fini = s_teardown, .tim
 {
     ctx_t c = {.loop = loop_new(), .hold = true, .target = 3};
     pool_t *pool = pool_new(c.loop, 1, 8);
-    natsc_t *nc = natsc_new(pool, s_url, "jsq-test");
+    natsc_t *nc = natsc_new(pool, s_url, "jsq-test", false);
     tq_t q = {0};
     s_queue(&q, &c, nc, 3);
     loop_timer_t *t = loop_add_timer(c.loop, 10000, 0, s_timeout, NULL);
@@ -260,7 +260,7 @@ Test(jsq, a_queue_holding_more_than_a_sibling_leaves_it_fetches, .init = s_setup
         usleep(200000); /* its slot is there */
         ctx_t c = {.loop = loop_new(), .hold = true, .target = 8};
         pool_t *pool = pool_new(c.loop, 1, 8);
-        natsc_t *nc = natsc_new(pool, s_url, "jsq-test");
+        natsc_t *nc = natsc_new(pool, s_url, "jsq-test", false);
         tq_t q = {0};
         s_queue_shared(&q, &c, nc, 100, share);
         loop_timer_t *t = loop_add_timer(c.loop, 15000, 0, s_timeout, NULL);

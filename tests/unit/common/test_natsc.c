@@ -163,7 +163,7 @@ static void s_connect(int port)
     cr_assert_not_null(s_loop);
     s_pool = pool_new(s_loop, 2, 8);
     cr_assert_not_null(s_pool);
-    s_nc = natsc_new(s_pool, s_url, "test-natsc");
+    s_nc = natsc_new(s_pool, s_url, "test-natsc", false);
     cr_assert_not_null(s_nc);
 }
 
@@ -281,7 +281,7 @@ Test(natsc, a_full_pool_refuses_and_nothing_is_made, .timeout = 30, .fini = s_fi
     cr_assert_eq(pool_submit(s_pool, &running.w, s_block, s_block_done), 0);
     sem_wait(&running.started); /* the one thread is busy */
     cr_assert_eq(pool_submit(s_pool, &queued, s_nothing, s_block_done), 0);
-    natsc_t *c = natsc_new(s_pool, s_url, "test-natsc");
+    natsc_t *c = natsc_new(s_pool, s_url, "test-natsc", false);
     sem_post(&running.release);
     cr_assert_null(c, "natsc_new with a full pool queue");
     natsc_destroy(&c);

@@ -89,7 +89,7 @@ Test(supervisor_programs, services_follow_a_late_and_restarting_nats, .timeout =
     free(body);
     th_assert_log(sv->proc, "nats: not connected after 3000 ms; serving anyway",
                   "warn");
-    free(s_wait_health(sv, 200, 8000)); /* nats-server came up: reconnected */
+    free(s_wait_health(sv, 200, 15000)); /* nats-server came up: reconnected */
 
     json_t *pg = th_sv_find(sup_status(sv), "programs", "nats");
     cr_assert_not_null(pg);
@@ -99,7 +99,7 @@ Test(supervisor_programs, services_follow_a_late_and_restarting_nats, .timeout =
     body = s_wait_health(sv, 503, 3000);
     cr_assert(strstr(body, "nats: disconnected"), "%s", body);
     free(body);
-    free(s_wait_health(sv, 200, 8000)); /* restarted by the supervisor */
+    free(s_wait_health(sv, 200, 15000)); /* restarted by the supervisor */
     pg = th_sv_find(sup_status(sv), "programs", "nats");
     cr_assert_geq(th_int(pg, "restarts"), 1);
 }

@@ -203,6 +203,29 @@ Test(jsq, two_queues_share_one_consumer_and_a_nak_comes_back, .init = s_setup,
     loop_destroy(&c.loop);
 }
 
+/* The messages a test held: acknowledged, or given back (nak). */
+static void s_release_held(ctx_t *c, tq_t *q, bool nak)
+{
+    for (int i = 0; i < c->nheld; i++) {
+        if (nak)
+            natsMsg_Nak(c->held[i], NULL);
+        else
+            natsMsg_Ack(c->held[i], NULL);
+        natsMsg_Destroy(c->held[i]);
+        jsq_done(q->q);
+    }
+    c->nheld = 0;
+}
+
+/* Ends a one-queue test: the queue, then the pool, NATS and the loop. */
+static void s_end(ctx_t *c, tq_t *q, pool_t **pool, natsc_t **nc)
+{
+    jsq_destroy(&q->q);
+    pool_destroy(pool);
+    natsc_destroy(nc);
+    loop_destroy(&c->loop);
+}
+
 Test(jsq, a_full_worker_takes_no_more, .init = s_setup, .fini = s_teardown, .timeout = 30)
 {
     ctx_t c = {.loop = loop_new(), .hold = true, .target = 3};
@@ -219,15 +242,8 @@ Test(jsq, a_full_worker_takes_no_more, .init = s_setup, .fini = s_teardown, .tim
     loop_run(c.loop);
     cr_assert_eq(c.got, 3, "fetched past max_local");
     cr_assert_geq(jsq_pending(q.q), 30, "the consumer's backlog is reported");
-    for (int i = 0; i < c.nheld; i++) {
-        natsMsg_Ack(c.held[i], NULL);
-        natsMsg_Destroy(c.held[i]);
-        jsq_done(q.q);
-    }
-    jsq_destroy(&q.q);
-    pool_destroy(&pool);
-    natsc_destroy(&nc);
-    loop_destroy(&c.loop);
+    s_release_held(&c, &q, false);
+    s_end(&c, &q, &pool, &nc);
 }
 
 /* A sibling process holding no message, alive (its heartbeat kept fresh)
@@ -271,15 +287,8 @@ Test(jsq, a_queue_holding_more_than_a_sibling_leaves_it_fetches, .init = s_setup
             cr_assert_gt(jsq_yielded(q.q), 0, "no fetch was left to the idle sibling");
         else
             cr_assert_eq(jsq_yielded(q.q), 0, "alone, it left fetches to nobody");
-        for (int i = 0; i < c.nheld; i++) {
-            natsMsg_Nak(c.held[i], NULL); /* back, for the next round */
-            natsMsg_Destroy(c.held[i]);
-            jsq_done(q.q);
-        }
-        jsq_destroy(&q.q);
-        pool_destroy(&pool);
-        natsc_destroy(&nc);
-        loop_destroy(&c.loop);
+        s_release_held(&c, &q, true); /* back, for the next round */
+        s_end(&c, &q, &pool, &nc);
         if (sib > 0) {
             kill(sib, SIGKILL);
             waitpid(sib, NULL, 0);

@@ -54,20 +54,42 @@ int th__poll(int fd, short events, long long deadline)
 
 /* ---- ports ---- */
 
-int th_free_port(void)
+/* Test ports come from below the kernel's ephemeral range (32768 up, where
+ * every outgoing connection takes its local port): a port taken from that
+ * range could be taken again, as a client's local port, by a connection of
+ * a test running beside, before the process meant to listen on it binds it
+ * (a program started 5 s late did, now and then). */
+#define TH_PORT_LOW 20000
+#define TH_PORT_SPAN 12000
+
+/* Whether 127.0.0.1:port can be bound now. */
+static bool s_port_free(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return -errno;
+        return false;
     struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    int rc = 0;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
-        rc = -errno;
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
-    return rc < 0 ? rc : ntohs(sa.sin_port);
+    return ok;
+}
+
+int th_free_port(void)
+{
+    static unsigned seed;
+    static pid_t seeded; /* a forked test process draws its own ports */
+    if (seeded != getpid()) {
+        seeded = getpid();
+        seed = (unsigned)seeded * 2654435761u ^ (unsigned)th_now_ms();
+    }
+    for (int i = 0; i < 1000; i++) {
+        int port = TH_PORT_LOW + (int)(rand_r(&seed) % TH_PORT_SPAN);
+        if (s_port_free(port))
+            return port;
+    }
+    return -EADDRINUSE;
 }
 
 /* ---- files ---- */

@@ -470,8 +470,6 @@ static int s_configure(worker_t *w, long *threads, long *queue, long *yield_us,
     return 0;
 }
 
-/* Serving: connections, the timers, and "ready" to the supervisor when
- * there is one. Returns 0 or -errno (logged). */
 /* Siblings sharing the supervisor's socket keep their connection counts
  * even (loadshare.h), through DATA_DIR/run/<section>.accept. */
 static void s_share_accepts(worker_t *w)
@@ -487,6 +485,8 @@ static void s_share_accepts(worker_t *w)
     free(path);
 }
 
+/* Serving: connections, the timers, and "ready" to the supervisor when
+ * there is one. Returns 0 or -errno (logged). */
 static int s_go_live(worker_t *w)
 {
     s_share_accepts(w);

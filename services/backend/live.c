@@ -11,9 +11,9 @@
  * for nothing. The first upgrade subscribes on the pool and waits for the
  * server to confirm the subscription (a flush) before its 101 goes out, so
  * that the client misses no event that follows its upgrade; the
- * subscription ends ws_idle_unsubscribe seconds after the last session did. In between,
- * a worker without a session (none open, none upgrading) drops the events
- * on the nats.c thread.
+ * subscription ends ws_idle_unsubscribe seconds after the last session
+ * did. In between, a worker without a session (none open, none upgrading)
+ * drops the events on the nats.c thread.
  *
  * A session gets events only while its token's user holds that token: one
  * whose user this worker has not confirmed under the current users counter
@@ -397,14 +397,21 @@ static void s_tick(loop_t *loop, loop_timer_t *t, void *ud)
     s_keep_subscription(l);
 }
 
+/* A session ended (or never opened): the last one starts the wait before
+ * the subscription ends. */
+static void s_unlisten(live_t *l)
+{
+    if (atomic_fetch_sub(&l->listeners, 1) == 1)
+        l->idle_since = loop_now_ms(worker_loop(l->b->w));
+}
+
 static void s_session_closed(ws_t *ws, void *ud)
 {
     UNUSED(ws);
     session_t *s = ud;
     live_t *l = s->l;
     s_flush(s, NULL);
-    if (atomic_fetch_sub(&l->listeners, 1) == 1)
-        l->idle_since = loop_now_ms(worker_loop(l->b->w));
+    s_unlisten(l);
     free(s);
 }
 
@@ -432,8 +439,7 @@ static void s_open(live_t *l, http_req_t *req, session_t *s)
     atomic_fetch_add(&l->listeners, 1);
     l->idle_since = 0;
     if (ws_accept(l->hub, req, NULL, s_session_closed, s) < 0) {
-        if (atomic_fetch_sub(&l->listeners, 1) == 1)
-            l->idle_since = loop_now_ms(worker_loop(l->b->w));
+        s_unlisten(l);
         free(s);
     }
 }

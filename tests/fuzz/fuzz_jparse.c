@@ -2,7 +2,8 @@
  * jansson, the parser it stands in for: whatever text jparse_load takes,
  * json_loadb(text, len, 0) takes too, and the two trees are equal (same
  * members, same order, same values: dumped alike). A text jparse leaves
- * (NULL) is jansson's to read or refuse. */
+ * (NULL) is jansson's to read or refuse. Inputs are mutated as JSON
+ * (fz_mutate_json), as the other JSON targets' are. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,4 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_decref(fast);
     json_decref(ref);
     return 0;
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed)
+{
+    return fz_mutate_json(data, size, max_size, seed);
 }

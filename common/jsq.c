@@ -19,12 +19,13 @@
 
 #define JSQ_FETCH_MS 250
 #define JSQ_BATCH 64
-/* nats.c before 3.10.0 writes past the array it fetches into when a fetch
- * starts with messages already waiting in the subscription (late answers
- * to an earlier pull) and more come than the rest of the batch (nats.c
- * #749): heap corruption, seen as an agents worker aborting in malloc
- * about one 2,000-task burst in ten. A batch of one cannot overflow. */
-#define JSQ_SAFE_FETCH_VERSION 0x030A00
+/* nats.c before 3.10.0 (#749): a fetch that starts with k messages already
+ * waiting in the subscription (late answers to an earlier pull) asks the
+ * server for batch - k more, then reads until it holds batch - k in all:
+ * when k > batch / 2 it never gets there and writes past its array of
+ * batch (heap corruption: an agents worker aborting in malloc about one
+ * 2,000-task burst in ten). jsq_fetch asks for exactly what waits when
+ * something does, so that such a fetch returns before that loop. */
 #define JSQ_YIELD_MS 2 /* a fetch left to a sibling holding fewer */
 #define NS_PER_MS 1000000LL
 
@@ -203,10 +204,23 @@ static void s_post(jsq_t *q, natsMsg *m)
     VP_ASSERT(mailbox_post(q->mb, &it->link) == 0);
 }
 
-static void s_fetch(jsq_t *q, int batch)
+natsStatus jsq_fetch(natsMsgList *list, natsSubscription *sub, int room, int64_t timeout_ms)
+{
+    int waiting = 0;
+    if (natsSubscription_GetPending(sub, &waiting, NULL) != NATS_OK)
+        waiting = 1;
+    int batch = waiting > 0 && waiting < room ? waiting : room;
+    natsStatus s = natsSubscription_Fetch(list, sub, batch, timeout_ms, NULL);
+    /* More than asked: nats.c wrote past its array; the heap is not to be
+     * trusted. The messages come back to a fresh worker. */
+    VP_ASSERT(list->Count <= batch);
+    return s;
+}
+
+static void s_fetch(jsq_t *q, int room)
 {
     natsMsgList list = {0};
-    natsStatus s = natsSubscription_Fetch(&list, q->sub, batch, JSQ_FETCH_MS, NULL);
+    natsStatus s = jsq_fetch(&list, q->sub, room, JSQ_FETCH_MS);
     if (s == NATS_OK) {
         for (int i = 0; i < list.Count; i++) {
             s_post(q, list.Msgs[i]);
@@ -244,7 +258,6 @@ static bool s_yield(jsq_t *q)
 static void *s_thread(void *arg)
 {
     jsq_t *q = arg;
-    bool batches = nats_GetVersionNumber() >= JSQ_SAFE_FETCH_VERSION;
     while (!s_stopping(q)) {
         if (!s_bind(q)) {
             s_nap(q, 500);
@@ -254,7 +267,7 @@ static void *s_thread(void *arg)
         if (room > 0 && s_yield(q))
             s_nap(q, JSQ_YIELD_MS);
         else if (room > 0)
-            s_fetch(q, batches ? room : 1);
+            s_fetch(q, room);
     }
     s_unbind(q);
     return NULL;

@@ -70,6 +70,13 @@ uint64_t jsq_pending(jsq_t *q);
 /* True once the consumer is bound and fetching. */
 bool jsq_ready(jsq_t *q);
 
+/* natsSubscription_Fetch of at most room messages that nats.c before 3.10
+ * cannot make write past its array (#749: a fetch starting with more than
+ * half its batch already waiting in the subscription, late answers to an
+ * earlier pull): when messages wait, it takes exactly those. The thread
+ * that fetches (sub is a pull subscription). */
+natsStatus jsq_fetch(natsMsgList *list, natsSubscription *sub, int room, int64_t timeout_ms);
+
 /* How many times msg was delivered (1 the first time), 0 when unknown. */
 uint64_t jsq_deliveries(natsMsg *msg);
 

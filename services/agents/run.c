@@ -105,6 +105,7 @@ static run_t *s_new(agents_t *a, natsMsg *msg, json_t *ev)
     r->version = json_integer_value(json_object_get(task, "version"));
     r->assigned_ms = s_parse_at(json_string_value(json_object_get(ev, "at")));
     list_init(&r->watchers);
+    list_init(&r->link);
     run_row_t *w = &r->row;
     const char *rid = json_string_value(json_object_get(ev, "run_id"));
     snprintf(w->task_id, sizeof w->task_id, "%s", json_string_value(json_object_get(task, "id")));
@@ -182,6 +183,8 @@ void run_assigned(agents_t *a, natsMsg *msg)
     r->t_recv = s_wall_ms();
     json_decref(ev);
     if (run_find(a, r->row.id)) { /* redelivered while we still run it */
+        log_warn("agents: run %s came again (delivery %llu) while it runs here: left to it",
+                 r->row.id, (unsigned long long)jsq_deliveries(msg));
         r->msg = NULL;
         natsMsg_Destroy(msg);
         jsq_done(a->assign_q);

@@ -37,6 +37,7 @@ static void s_set_error(run_t *r, const char *error)
 
 void run_step_free(run_t *r)
 {
+    list_remove(&r->link); /* a run is never freed where the lists still reach it */
     list_for_each_safe(it, nx, &r->watchers) {
         run_watcher_t *w = list_item(it, run_watcher_t, link);
         list_remove(it);

@@ -52,7 +52,8 @@ typedef struct agents {
     char *router_key;   /* the router caller key, once known ("" : none yet) */
     kanban_t *kanban;
     jsq_t *assign_q;    /* vapora.tasks.assigned */
-    jsq_t *outcome_q;   /* vapora.tasks.* (updates and deletes) */
+    jsq_t *outcome_q;   /* vapora.tasks.updated */
+    jsq_t *deleted_q;   /* vapora.tasks.deleted */
     bus_t *bus;         /* cross-worker cancel and watch messages */
     identity_t *identity; /* who calls the API */
     watch_t *watch;     /* live output streams */

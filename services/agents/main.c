@@ -53,7 +53,14 @@ static void s_on_assigned(natsMsg *msg, void *ud)
 
 static void s_on_outcome(natsMsg *msg, void *ud)
 {
-    outcome_on_msg(ud, msg);
+    agents_t *a = ud;
+    outcome_on_msg(a, a->outcome_q, msg);
+}
+
+static void s_on_deleted(natsMsg *msg, void *ud)
+{
+    agents_t *a = ud;
+    outcome_on_msg(a, a->deleted_q, msg);
 }
 
 /* ---- the profiles follow every worker's execution records ---- */
@@ -179,12 +186,20 @@ static void s_consumers(agents_t *a)
                            .max_ack_pending = (int64_t)slots * 4 + 1000,
                            .max_local = slots + 64,
                            .share_path = share};
-    jsq_config_t outcome = {.stream = "VAPORA", .durable = "agents-outcome",
-                            .filter = "vapora.tasks.*", .ack_wait_ms = 30000,
+    /* Two consumers, not one of vapora.tasks.*: the created and assigned
+     * events, two of a task's five, are not theirs. (Earlier builds read
+     * vapora.tasks.* as agents-outcome; a server that has it keeps it,
+     * unread.) */
+    jsq_config_t outcome = {.stream = "VAPORA", .durable = "agents-updates",
+                            .filter = "vapora.tasks.updated", .ack_wait_ms = 30000,
                             .max_deliver = 10, .max_ack_pending = 10000, .max_local = 256};
+    jsq_config_t deleted = outcome;
+    deleted.durable = "agents-deletes";
+    deleted.filter = "vapora.tasks.deleted";
     a->assign_q = jsq_new(a->loop, nc, &assign, s_on_assigned, a);
     free(share);
     a->outcome_q = jsq_new(a->loop, nc, &outcome, s_on_outcome, a);
+    a->deleted_q = jsq_new(a->loop, nc, &deleted, s_on_deleted, a);
 }
 
 static int s_open(agents_t *a)
@@ -263,6 +278,7 @@ static void s_teardown(worker_t *w)
     run_abort_all(a); /* every delivery is naked: another worker takes it */
     jsq_destroy(&a->assign_q);
     jsq_destroy(&a->outcome_q);
+    jsq_destroy(&a->deleted_q);
     watch_destroy(&a->watch);
     bus_destroy(&a->bus);
     identity_destroy(&a->identity);

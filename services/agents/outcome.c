@@ -16,20 +16,21 @@
 typedef struct learn {
     pool_work_t work;
     agents_t *a;
+    jsq_t *q;
     natsMsg *msg;
     char run_id[32];
     bool accepted;
     int rc;
 } learn_t;
 
-static void s_done_with(agents_t *a, natsMsg *msg, bool ack)
+static void s_done_with(jsq_t *q, natsMsg *msg, bool ack)
 {
     if (ack)
         natsMsg_Ack(msg, NULL);
     else
         natsMsg_NakWithDelay(msg, 1000, NULL);
     natsMsg_Destroy(msg);
-    jsq_done(a->outcome_q);
+    jsq_done(q);
 }
 
 static void s_learn_work(pool_work_t *w)
@@ -58,18 +59,18 @@ static void s_learn_done(pool_work_t *w, int status)
     learn_t *l = container_of(w, learn_t, work);
     /* An unknown run (not ours, or made by hand) is nothing to learn. */
     bool ok = status == 0 && (l->rc == 0 || l->rc == VP_ENOTFOUND);
-    s_done_with(l->a, l->msg, ok);
+    s_done_with(l->q, l->msg, ok);
     free(l);
 }
 
-static void s_learn(agents_t *a, natsMsg *msg, const char *run_id, bool accepted)
+static void s_learn(agents_t *a, jsq_t *q, natsMsg *msg, const char *run_id, bool accepted)
 {
     learn_t *l = xcalloc(1, sizeof *l);
-    *l = (learn_t){.a = a, .msg = msg, .accepted = accepted};
+    *l = (learn_t){.a = a, .q = q, .msg = msg, .accepted = accepted};
     snprintf(l->run_id, sizeof l->run_id, "%s", run_id);
     if (pool_submit(a->pool, &l->work, s_learn_work, s_learn_done) < 0) {
         free(l);
-        s_done_with(a, msg, false);
+        s_done_with(q, msg, false);
     }
 }
 
@@ -81,8 +82,8 @@ static void s_cancel_task(agents_t *a, const char *task_id, const char *why)
     json_decref(m);
 }
 
-/* Most task events teach nothing and cancel nothing (created, assigned,
- * an update without a result or an archive): a look for the few words
+/* Most task updates teach nothing and cancel nothing (one without a
+ * result or an archive): a look for the few words
  * that matter spares parsing them. */
 static bool s_may_matter(natsMsg *msg)
 {
@@ -92,10 +93,10 @@ static bool s_may_matter(natsMsg *msg)
            memmem(d, n, "\"archived\"", 10);
 }
 
-void outcome_on_msg(agents_t *a, natsMsg *msg)
+void outcome_on_msg(agents_t *a, jsq_t *q, natsMsg *msg)
 {
     if (!s_may_matter(msg)) {
-        s_done_with(a, msg, true);
+        s_done_with(q, msg, true);
         return;
     }
     json_t *ev = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
@@ -113,11 +114,11 @@ void outcome_on_msg(agents_t *a, natsMsg *msg)
             s_cancel_task(a, id, "the task was archived");
         bool done = strcmp(status, "done") == 0;
         if (run_id && strlen(run_id) < 32 && (done || strcmp(status, "in-progress") == 0)) {
-            s_learn(a, msg, run_id, done);
+            s_learn(a, q, msg, run_id, done);
             keep = true;
         }
     }
     json_decref(ev);
     if (!keep)
-        s_done_with(a, msg, true);
+        s_done_with(q, msg, true);
 }

@@ -377,9 +377,15 @@ Test(router_budgets, the_whole_router_killed_keeps_its_spend, .timeout = 120,
     pthread_t th = s_held_call(sv, fake, &held);
     json_t *st = th_sv_status(sv);
     json_t *ws = json_object_get(th_sv_find(st, "services", "llm-router"), "workers");
-    cr_assert_eq(kill(sv->proc->pid, SIGKILL), 0);
+    /* All at once, as a power cut: each process is stopped before any is
+     * killed (a worker outliving the supervisor even briefly is told to
+     * stop, and a stopping worker ends its calls, charging them). */
+    cr_assert_eq(kill(sv->proc->pid, SIGSTOP), 0);
+    for (size_t i = 0; i < json_array_size(ws); i++)
+        kill((pid_t)th_int(json_array_get(ws, i), "pid"), SIGSTOP);
     for (size_t i = 0; i < json_array_size(ws); i++)
         kill((pid_t)th_int(json_array_get(ws, i), "pid"), SIGKILL);
+    cr_assert_eq(kill(sv->proc->pid, SIGKILL), 0);
     json_decref(st);
     char *dir = strdup(sv->data_dir);
     th_sv_free(&sv);

@@ -138,9 +138,29 @@ static void s_admit_work(dbq_op_t *op, adb_t *db)
 {
     run_t *r = container_of(op, run_t, admit);
     bool created;
-    r->admit_rc = adb_run_admit(db, &r->row, &created);
+    r->admit_rc = adb_run_admit(db, &r->admit_row, &created);
     if (r->admit_rc == 0)
-        adb_streaks(db, r->row.task_id, s_exclude, r);
+        adb_streaks(db, r->admit_row.task_id, s_exclude, r);
+}
+
+/* The pool's copy of the row, made from row before the admission and
+ * taken back once it is done (loop thread both times). */
+static void s_admit_copy(run_t *r)
+{
+    r->admit_row = r->row;
+    r->admit_row.error = r->row.error ? xstrdup(r->row.error) : NULL;
+    r->admit_row.content = r->row.content ? xstrdup(r->row.content) : NULL;
+}
+
+static void s_admit_take(run_t *r, bool ok)
+{
+    if (ok) { /* the row as the database holds it */
+        run_row_clear(&r->row);
+        r->row = r->admit_row;
+    } else {
+        run_row_clear(&r->admit_row);
+    }
+    r->admit_row = (run_row_t){0};
 }
 
 static void s_choose(run_t *r);
@@ -148,6 +168,7 @@ static void s_choose(run_t *r);
 static void s_admit_done(dbq_op_t *op, int status)
 {
     run_t *r = container_of(op, run_t, admit);
+    s_admit_take(r, status == 0 && r->admit_rc == 0);
     if (status < 0 || r->admit_rc < 0) {
         log_warn("agents: run %s could not be admitted (%s); it comes back later",
                  r->row.id, status < 0 ? "stopping" : vp_strerror(r->admit_rc));
@@ -196,6 +217,7 @@ void run_assigned(agents_t *a, natsMsg *msg)
     r->step = STEP_ADMIT;
     list_push_back(&a->runs, &r->link);
     r->admit = (dbq_op_t){.work = s_admit_work, .done = s_admit_done};
+    s_admit_copy(r);
     dbq_submit(&a->dbq, a->pool, a->db, &r->admit);
 }
 

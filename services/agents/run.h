@@ -97,6 +97,8 @@ struct run {
     int64_t assigned_ms;     /* unix ms the assignment was made (its event's "at"); 0 */
     int64_t t_recv, t_admit, t_start; /* unix ms: received, admitted, task in-progress */
     dbq_op_t admit;          /* its row made or read back (run.c) */
+    run_row_t admit_row;     /* what the pool writes meanwhile: the loop thread
+                              * goes on reading row (run_find) */
     int admit_rc;
 };
 

@@ -145,6 +145,13 @@ void run_row_clear(run_row_t *r)
     r->error = r->content = NULL;
 }
 
+void run_row_copy(run_row_t *dst, const run_row_t *src)
+{
+    *dst = *src;
+    dst->error = src->error ? xstrdup(src->error) : NULL;
+    dst->content = src->content ? xstrdup(src->content) : NULL;
+}
+
 bool run_state_final(const char *s)
 {
     return strcmp(s, RUN_SUCCEEDED) == 0 || strcmp(s, RUN_FAILED) == 0 ||

@@ -49,6 +49,8 @@ typedef struct run_row {
 
 /* Frees a row's heap fields (error, content). */
 void run_row_clear(run_row_t *r);
+/* dst = a copy of src with heap fields of its own (free with run_row_clear). */
+void run_row_copy(run_row_t *dst, const run_row_t *src);
 /* True for succeeded, failed, canceled and dead. */
 bool run_state_final(const char *state);
 

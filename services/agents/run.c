@@ -143,15 +143,8 @@ static void s_admit_work(dbq_op_t *op, adb_t *db)
         adb_streaks(db, r->admit_row.task_id, s_exclude, r);
 }
 
-/* The pool's copy of the row, made from row before the admission and
- * taken back once it is done (loop thread both times). */
-static void s_admit_copy(run_t *r)
-{
-    r->admit_row = r->row;
-    r->admit_row.error = r->row.error ? xstrdup(r->row.error) : NULL;
-    r->admit_row.content = r->row.content ? xstrdup(r->row.content) : NULL;
-}
-
+/* The pool's copy of the row (admit_row, made in run_assigned) taken back
+ * once the admission is done: loop thread both times. */
 static void s_admit_take(run_t *r, bool ok)
 {
     if (ok) { /* the row as the database holds it */
@@ -217,7 +210,7 @@ void run_assigned(agents_t *a, natsMsg *msg)
     r->step = STEP_ADMIT;
     list_push_back(&a->runs, &r->link);
     r->admit = (dbq_op_t){.work = s_admit_work, .done = s_admit_done};
-    s_admit_copy(r);
+    run_row_copy(&r->admit_row, &r->row);
     dbq_submit(&a->dbq, a->pool, a->db, &r->admit);
 }
 

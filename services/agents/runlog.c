@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "log.h"
 #include "now.h"
 #include "vp_error.h"
@@ -48,9 +47,8 @@ static void s_save_kick(run_t *r)
         return;
     }
     run_save_t *j = &r->save;
-    *j = (run_save_t){.op = {.work = s_save_work, .done = s_save_done}, .row = r->row};
-    j->row.error = r->row.error ? xstrdup(r->row.error) : NULL;
-    j->row.content = r->row.content ? xstrdup(r->row.content) : NULL;
+    *j = (run_save_t){.op = {.work = s_save_work, .done = s_save_done}};
+    run_row_copy(&j->row, &r->row);
     if (r->on_saved && r->has_final_exec) {
         j->exec = r->final_exec;
         j->has_exec = true;

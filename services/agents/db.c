@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "db.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -88,18 +89,42 @@ static const char *const s_sql[Q_COUNT] = {
                   " AND outcome = ''",
 };
 
+/* While the database keeps failing (a full disk fails every write, and
+ * the writes are tried again each second), one line per this many s. */
+#define ADB_WARN_EVERY_S 10
+
 struct adb {
     pthread_mutex_t mu;
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
+    time_t warned_at; /* under mu: the last error logged */
+    unsigned unwarned; /* errors since, not logged */
 };
+
+/* Logs why a write failed, at most once per ADB_WARN_EVERY_S; under mu. */
+static void s_warn(adb_t *db, const char *what)
+{
+    time_t now = time(NULL);
+    if (db->warned_at && now - db->warned_at < ADB_WARN_EVERY_S) {
+        db->unwarned++;
+        return;
+    }
+    if (db->unwarned)
+        log_warn("agents db: %s: %s (and %u more errors in %lld s)", what,
+                 sqlite3_errmsg(db->db), db->unwarned, (long long)(now - db->warned_at));
+    else
+        log_warn("agents db: %s: %s", what, sqlite3_errmsg(db->db));
+    db->warned_at = now;
+    db->unwarned = 0;
+}
 
 static int s_rc(adb_t *db, int rc, const char *what)
 {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
         return 0;
-    log_warn("agents db: %s: %s", what, sqlite3_errmsg(db->db));
-    return (rc & 0xff) == SQLITE_FULL ? VP_EFULL : VP_ESTORE;
+    s_warn(db, what);
+    bool full = (rc & 0xff) == SQLITE_FULL || sqlite3_system_errno(db->db) == ENOSPC;
+    return full ? VP_EFULL : VP_ESTORE;
 }
 
 adb_t *adb_open(const char *path, char *err, size_t errlen)
@@ -391,8 +416,7 @@ void adb_batch(adb_t *db, void (*fn)(adb_t *db, void *ud), void *ud)
             pthread_mutex_unlock(&db->mu);
             return;
         }
-        log_warn("agents db: a batch of writes failed (%s); writing them one by one",
-                 sqlite3_errmsg(db->db));
+        s_warn(db, "a batch of writes failed; writing them one by one");
         if (!sqlite3_get_autocommit(db->db))
             sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
     }

@@ -189,10 +189,12 @@ static void s_consumers(agents_t *a)
     /* Two consumers, not one of vapora.tasks.*: the created and assigned
      * events, two of a task's five, are not theirs. (Earlier builds read
      * vapora.tasks.* as agents-outcome; a server that has it keeps it,
-     * unread.) */
+     * unread.) No bound on deliveries: they are naked only while the
+     * agents' database fails (outcome.c), and an outcome is never dropped
+     * for that. */
     jsq_config_t outcome = {.stream = "VAPORA", .durable = "agents-updates",
                             .filter = "vapora.tasks.updated", .ack_wait_ms = 30000,
-                            .max_deliver = 10, .max_ack_pending = 10000, .max_local = 256};
+                            .max_deliver = -1, .max_ack_pending = 10000, .max_local = 256};
     jsq_config_t deleted = outcome;
     deleted.durable = "agents-deletes";
     deleted.filter = "vapora.tasks.deleted";

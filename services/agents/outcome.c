@@ -23,12 +23,21 @@ typedef struct learn {
     int rc;
 } learn_t;
 
+#define OUTCOME_RETRY_MAX_MS 10000 /* the longest wait of an outcome not yet written */
+
+/* Not acknowledged: the agents' database failed (a full disk) or the pool
+ * was full; it comes again after 1 s, 2 s, ... up to OUTCOME_RETRY_MAX_MS,
+ * as often as it takes (the consumer has no max_deliver). */
 static void s_done_with(jsq_t *q, natsMsg *msg, bool ack)
 {
-    if (ack)
+    if (ack) {
         natsMsg_Ack(msg, NULL);
-    else
-        natsMsg_NakWithDelay(msg, 1000, NULL);
+    } else {
+        uint64_t n = jsq_deliveries(msg);
+        int64_t ms = n < OUTCOME_RETRY_MAX_MS / 1000 ? (int64_t)(n ? n : 1) * 1000
+                                                     : OUTCOME_RETRY_MAX_MS;
+        natsMsg_NakWithDelay(msg, ms, NULL);
+    }
     natsMsg_Destroy(msg);
     jsq_done(q);
 }

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "run_step.h"
 #include "runlog.h"
+#include "stats.h"
 #include "vp_error.h"
 
 #define RUN_ID_MAX 31
@@ -157,17 +158,52 @@ static void s_admit_take(run_t *r, bool ok)
 }
 
 static void s_choose(run_t *r);
+static void s_admit_done(dbq_op_t *op, int status);
+
+/* The row made or read back on the pool, from a copy (admit_row). */
+static void s_admit(run_t *r)
+{
+    r->admit = (dbq_op_t){.work = s_admit_work, .done = s_admit_done};
+    run_row_copy(&r->admit_row, &r->row);
+    dbq_submit(&r->a->dbq, r->a->pool, r->a->db, &r->admit);
+}
+
+static void s_admit_again(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    (void)loop, (void)t;
+    run_t *r = ud;
+    r->store_again = NULL;
+    s_admit(r);
+}
+
+/* The agents' database failed (a full disk): the fault is ours, not the
+ * assignment's, so its delivery is held (progress acks) and the admission
+ * tried again, rather than naked into max_deliver. */
+static void s_admit_later(run_t *r)
+{
+    stats_store(r->a, false);
+    if (r->store_tries++ % 60 == 0)
+        log_warn("agents: run %s cannot be admitted (%s): its delivery is held, the "
+                 "admission tried again each second",
+                 r->row.id, vp_strerror(r->admit_rc));
+    r->store_again = loop_add_timer(r->a->loop, RUNLOG_RETRY_MS, 0, s_admit_again, r);
+}
 
 static void s_admit_done(dbq_op_t *op, int status)
 {
     run_t *r = container_of(op, run_t, admit);
     s_admit_take(r, status == 0 && r->admit_rc == 0);
-    if (status < 0 || r->admit_rc < 0) {
-        log_warn("agents: run %s could not be admitted (%s); it comes back later",
-                 r->row.id, status < 0 ? "stopping" : vp_strerror(r->admit_rc));
+    if (status < 0) {
+        log_warn("agents: run %s could not be admitted (stopping); it comes back later",
+                 r->row.id);
         run_step_release(r, RELEASE_NAK);
         return;
     }
+    if (r->admit_rc < 0) {
+        s_admit_later(r);
+        return;
+    }
+    stats_store(r->a, true);
     /* A running row means its worker died (or stalled past AckWait): this
      * delivery takes over; the version checks keep one effect. */
     if (run_state_final(r->row.state)) {
@@ -209,9 +245,7 @@ void run_assigned(agents_t *a, natsMsg *msg)
     r->excluded = xcalloc(a->cfg->nagents ? a->cfg->nagents : 1, sizeof *r->excluded);
     r->step = STEP_ADMIT;
     list_push_back(&a->runs, &r->link);
-    r->admit = (dbq_op_t){.work = s_admit_work, .done = s_admit_done};
-    run_row_copy(&r->admit_row, &r->row);
-    dbq_submit(&a->dbq, a->pool, a->db, &r->admit);
+    s_admit(r);
 }
 
 /* ---- choice ---- */

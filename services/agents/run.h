@@ -6,6 +6,10 @@
  *   free slot, or park → start (the task in-progress under If-Match) →
  *   call (the router, streamed) → finish (the result on the task under
  *   If-Match) → saved → acknowledged.
+ * The agents' own database failing (a full disk) is no failure of the run:
+ * its admission and its last save are tried again each second, the
+ * delivery held meanwhile, never naked for it (JetStream stops delivering
+ * a message after max_deliver, and the task would wait for nothing).
  * Failures: one worth another delivery (the router unreachable, 5xx, a
  * timeout) is naked with a growing delay while deliveries remain, else the
  * run is dead; a final one (budget_exceeded, a refused request, a loop
@@ -90,7 +94,11 @@ struct run {
     bool saving, dirty;      /* a save on the pool; another one owed (runlog.c) */
     exec_row_t final_exec;   /* runlog_final: recorded with the last save */
     bool has_final_exec;
-    void (*on_saved)(run_t *r);
+    bool final_save;         /* runlog_final's save: tried until it is on disk */
+    void (*on_saved)(run_t *r, bool saved);
+    loop_timer_t *store_again; /* the next try of a write to the agents' database
+                              * that failed (a full disk: run.c, runlog.c) */
+    unsigned store_tries;    /* those tries, for the log */
     run_save_t save;         /* the save on its way, while saving */
     uint64_t progress_ms;    /* loop ms of the last progress ack */
     uint64_t start_ms;       /* loop ms the call started */

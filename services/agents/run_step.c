@@ -44,6 +44,7 @@ void run_step_free(run_t *r)
         w->fn(r, NULL, 0, w->ud);
     }
     loop_cancel_timer(r->a->loop, &r->again);
+    loop_cancel_timer(r->a->loop, &r->store_again);
     json_decref(r->task);
     json_decref(r->blockers);
     free(r->excluded);
@@ -74,6 +75,12 @@ static void s_let_go_of_msg(run_t *r, int how)
     jsq_done(a->assign_q);
 }
 
+static void s_free_when_saved(run_t *r, bool saved)
+{
+    (void)saved;
+    run_step_free(r);
+}
+
 void run_step_release(run_t *r, int how)
 {
     agents_t *a = r->a;
@@ -85,8 +92,9 @@ void run_step_release(run_t *r, int how)
     if (r->slot_held)
         slots_release(a->slots, r->agent->name);
     r->slot_held = false;
+    r->final_save = false; /* its delivery is let go: nothing waits for the save */
     if (r->saving)
-        r->on_saved = run_step_free; /* a save still reads it */
+        r->on_saved = s_free_when_saved; /* a save still reads it */
     else
         run_step_free(r);
     if (freed) /* once per loop turn, not per run (main.c): a burst frees many */
@@ -95,9 +103,13 @@ void run_step_release(run_t *r, int how)
 
 /* ---- the end ---- */
 
-static void s_final_saved(run_t *r)
+/* Not saved: the pool stopped first; the next delivery records the end. */
+static void s_final_saved(run_t *r, bool saved)
 {
-    run_step_release(r, strcmp(r->row.state, RUN_DEAD) == 0 ? RELEASE_TERM : RELEASE_ACK);
+    if (!saved)
+        run_step_release(r, RELEASE_NAK);
+    else
+        run_step_release(r, strcmp(r->row.state, RUN_DEAD) == 0 ? RELEASE_TERM : RELEASE_ACK);
 }
 
 static void s_count(agents_t *a, const run_row_t *w)

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "now.h"
+#include "stats.h"
 #include "vp_error.h"
 
 static void s_save_kick(run_t *r);
@@ -21,23 +22,53 @@ static void s_save_work(dbq_op_t *op, adb_t *db)
         j->rc = adb_exec_add(db, &j->exec, j->row.task_id, &added);
 }
 
+static void s_again_fire(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    (void)loop, (void)t;
+    run_t *r = ud;
+    r->store_again = NULL;
+    s_save_kick(r);
+}
+
+/* A run's delivery is acknowledged only once its end is on disk: a last
+ * save that failed (not for the pool stopping) is tried again. Returns
+ * whether it will be. */
+static bool s_retry(run_t *r, int status, int rc)
+{
+    if (status < 0 || rc == 0 || rc == VP_ENOTFOUND || !r->final_save)
+        return false; /* a row gone (the file replaced): the next delivery makes it */
+    stats_store(r->a, false);
+    if (r->store_tries++ % 60 == 0)
+        log_warn("agents: the end of run %s is not on disk (%s): its delivery is held, "
+                 "the save tried again each second",
+                 r->row.id, vp_strerror(rc));
+    r->store_again = loop_add_timer(r->a->loop, RUNLOG_RETRY_MS, 0, s_again_fire, r);
+    return true;
+}
+
 static void s_save_done(dbq_op_t *op, int status)
 {
     run_save_t *j = container_of(op, run_save_t, op);
     run_t *r = container_of(j, run_t, save);
-    if (status < 0 || j->rc < 0)
-        log_warn("agents: run %s could not be saved: %s", j->row.id,
-                 status < 0 ? "the pool is stopping" : vp_strerror(j->rc));
+    int rc = j->rc;
+    if (status < 0)
+        log_warn("agents: run %s could not be saved: the pool is stopping", j->row.id);
     run_row_clear(&j->row);
     r->saving = false;
     if (r->dirty) {
         s_save_kick(r);
         return;
     }
-    void (*cb)(run_t *) = r->on_saved;
+    bool saved = status == 0 && rc == 0;
+    if (saved && r->final_save)
+        stats_store(r->a, true);
+    if (!saved && s_retry(r, status, rc))
+        return;
+    void (*cb)(run_t *, bool) = r->on_saved;
     r->on_saved = NULL;
+    r->final_save = false;
     if (cb)
-        cb(r);
+        cb(r, saved);
 }
 
 static void s_save_kick(run_t *r)
@@ -63,9 +94,10 @@ void runlog_save(run_t *r)
     s_save_kick(r);
 }
 
-void runlog_final(run_t *r, const exec_row_t *exec, void (*done)(run_t *r))
+void runlog_final(run_t *r, const exec_row_t *exec, void (*done)(run_t *r, bool saved))
 {
     r->on_saved = done;
+    r->final_save = true;
     r->has_final_exec = exec != NULL;
     if (exec)
         r->final_exec = *exec;

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "base.h"
 #include "list.h"
@@ -39,6 +40,24 @@ static void s_collect(sbuf_t *out, void *ud)
                          "gauge", "", a->assign_q ? (double)jsq_pending(a->assign_q) : 0);
 }
 
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int s_store_check(void *ud, char *buf, size_t len)
+{
+    agents_t *a = ud;
+    if (!a->store_failing_ms)
+        return WORKER_HEALTHY;
+    long long ago = (long long)(s_wall_ms() - a->store_failing_ms) / 1000;
+    snprintf(buf, len, "the agents' database fails (a full disk?): assignments wait, for %lld s",
+             ago > 0 ? ago : 0);
+    return WORKER_DEGRADED;
+}
+
 void stats_init(agents_t *a)
 {
     metrics_family(a->metrics, "vapora_agents_runs_total",
@@ -50,6 +69,15 @@ void stats_init(agents_t *a)
                    "From an assignment to the first byte of its answer, by role.",
                    METRIC_HISTOGRAM, s_fb_bounds, ARRAY_LEN(s_fb_bounds));
     metrics_add_collector(a->metrics, s_collect, a);
+    worker_add_check(a->w, "storage", s_store_check, a);
+}
+
+void stats_store(agents_t *a, bool ok)
+{
+    if (ok)
+        a->store_failing_ms = 0;
+    else if (!a->store_failing_ms)
+        a->store_failing_ms = s_wall_ms();
 }
 
 void stats_first_byte(agents_t *a, const char *role, int64_t ms)

@@ -12,13 +12,16 @@ static const char *s_str(const json_t *o, const char *k, const char *def)
     return v && *v ? v : def;
 }
 
-/* The text of a blocker's result: its "content" when it has one, else the
- * JSON, cut to PROMPT_BLOCKER_MAX bytes (on a UTF-8 boundary). */
+/* The text of a blocker's result: its "content" when it has one, the
+ * string when it is one (a person may write any JSON value there), else
+ * the JSON, cut to PROMPT_BLOCKER_MAX bytes (on a UTF-8 boundary). */
 static void s_result(sbuf_t *b, const json_t *result)
 {
-    const char *content = json_string_value(json_object_get(result, "content"));
-    char *dump = content ? NULL : json_dumps(result, JSON_COMPACT);
-    const char *text = content ? content : dump;
+    const char *content = json_is_string(result)
+                              ? json_string_value(result)
+                              : json_string_value(json_object_get(result, "content"));
+    char *dump = content ? NULL : json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+    const char *text = content ? content : dump ? dump : "";
     size_t n = strlen(text);
     if (n > PROMPT_BLOCKER_MAX) {
         n = PROMPT_BLOCKER_MAX;

@@ -51,7 +51,7 @@ enum {
     Q_STREAK_BUMP,
     Q_EXEC_SINCE,
     Q_STREAKS,
-    Q_CANCEL_QUEUED,
+    Q_CANCEL,
     Q_REQUEUE,
     Q_OUTCOME,
     Q_COUNT
@@ -81,8 +81,8 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_EXEC_SINCE] = "SELECT seq, run_id, agent, task_type, success, latency_ms, cost_usd,"
                      " at FROM executions WHERE seq > ?1 ORDER BY seq",
     [Q_STREAKS] = "SELECT agent, failures FROM streaks WHERE task_id = ?1",
-    [Q_CANCEL_QUEUED] = "UPDATE runs SET state = 'canceled', error = ?2, finished_ms = ?3"
-                        " WHERE id = ?1 AND state = 'queued'",
+    [Q_CANCEL] = "UPDATE runs SET state = 'canceled', error = ?2, finished_ms = ?3"
+                        " WHERE id = ?1 AND state IN ('queued', 'running')",
     [Q_REQUEUE] = "UPDATE runs SET state = 'queued', error = NULL, finished_ms = 0"
                   " WHERE id = ?1 AND state IN ('failed', 'dead')",
     [Q_OUTCOME] = "UPDATE runs SET outcome = ?2 WHERE id = ?1 AND state = 'succeeded'"
@@ -468,12 +468,12 @@ static int s_update(adb_t *db, int q, const char *a, const char *b, int64_t c_ms
     return rc;
 }
 
-int adb_run_cancel_queued(adb_t *db, const char *id, const char *reason, bool *changed)
+int adb_run_cancel(adb_t *db, const char *id, const char *reason, bool *changed)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return s_update(db, Q_CANCEL_QUEUED, id, reason, ms, changed);
+    return s_update(db, Q_CANCEL, id, reason, ms, changed);
 }
 
 int adb_run_requeue(adb_t *db, const char *id, bool *changed)

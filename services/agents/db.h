@@ -89,9 +89,9 @@ int adb_run_page(adb_t *db, const run_filter_t *f, run_row_t *rows, size_t *n, b
 /* The newest run of task_id that succeeded and awaits review, if any. */
 int adb_run_awaiting_review(adb_t *db, const char *task_id, run_row_t *r);
 
-/* Marks run id canceled (with reason) when it is queued; *changed says
- * whether it was. */
-int adb_run_cancel_queued(adb_t *db, const char *id, const char *reason, bool *changed);
+/* Marks run id canceled (with reason) when it is queued or running;
+ * *changed says whether it was. */
+int adb_run_cancel(adb_t *db, const char *id, const char *reason, bool *changed);
 /* Makes a failed or dead run queued again (error cleared); *changed says
  * whether it was failed or dead. */
 int adb_run_requeue(adb_t *db, const char *id, bool *changed);

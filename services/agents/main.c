@@ -182,7 +182,9 @@ static void s_consumers(agents_t *a)
     jsq_config_t assign = {.stream = "VAPORA", .durable = "agents-assign",
                            .filter = "vapora.tasks.assigned",
                            .ack_wait_ms = a->cfg->ack_wait_s * 1000,
-                           .max_deliver = a->cfg->max_deliveries,
+                           /* one more: a run whose last delivery ends with its
+                            * worker is made dead by it (run_step_reap) */
+                           .max_deliver = a->cfg->max_deliveries + 1,
                            .max_ack_pending = (int64_t)slots * 4 + 1000,
                            .max_local = slots + 64,
                            .share_path = share};

@@ -257,7 +257,7 @@ typedef struct act_job {
 static void s_cancel_work(void *arg)
 {
     act_job_t *j = arg;
-    j->rc = adb_run_cancel_queued(j->a->db, j->row.id, "canceled through the API", &j->changed);
+    j->rc = adb_run_cancel(j->a->db, j->row.id, "canceled through the API", &j->changed);
 }
 
 /* A canceled run that had moved its task (it waited between two tries):
@@ -288,12 +288,24 @@ static void s_revert_read(int status, json_t *task, const char *err, void *ud)
     free(j);
 }
 
+/* Every worker hears the cancel; the one running it aborts the call at
+ * once. Sent once the row says canceled: a worker that admits the run
+ * meanwhile either reads that or holds the run when this comes. */
+static void s_cancel_tell(agents_t *a, const char *run_id)
+{
+    json_t *m = json_pack("{s:s,s:s}", "run_id", run_id, "reason", "canceled through the API");
+    if (!bus_publish(a->bus, BUS_CANCEL, m))
+        run_cancel(a, run_id, NULL, "canceled through the API");
+    json_decref(m);
+}
+
 static void s_cancel_done(http_req_t *req, void *arg, int status)
 {
     act_job_t *j = arg;
     if (status < 0 || j->rc < 0) {
         http_reply_error(req, 503, "store_unavailable", "the run could not be canceled");
     } else {
+        s_cancel_tell(j->a, j->row.id);
         if (j->changed)
             snprintf(j->row.state, sizeof j->row.state, RUN_CANCELED);
         http_reply_json(req, 202, runlog_json(&j->row, false));
@@ -306,9 +318,10 @@ static void s_cancel_done(http_req_t *req, void *arg, int status)
     free(j);
 }
 
-/* The run is not final: every worker hears the cancel (the one running it
- * aborts the call at once); a run waiting for its next delivery is marked
- * canceled here, so that the delivery only acknowledges it. */
+/* The run is not final: its row is marked canceled, so that a delivery
+ * still to come only acknowledges it (a run between two tries, or whose
+ * worker died with it), then every worker hears the cancel. A run that
+ * had moved its task gives it back. */
 static void s_cancel_run(http_req_t *req, one_job_t *one)
 {
     agents_t *a = one->a;
@@ -316,11 +329,6 @@ static void s_cancel_run(http_req_t *req, one_job_t *one)
         http_reply_error(req, 409, "run_finished", "the run is %s already", one->row.state);
         return;
     }
-    json_t *m = json_pack("{s:s,s:s}", "run_id", one->row.id, "reason",
-                          "canceled through the API");
-    if (!bus_publish(a->bus, BUS_CANCEL, m))
-        run_cancel(a, one->row.id, NULL, "canceled through the API");
-    json_decref(m);
     act_job_t *j = xcalloc(1, sizeof *j);
     j->a = a;
     j->row = one->row;

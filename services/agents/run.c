@@ -214,6 +214,10 @@ static void s_admit_done(dbq_op_t *op, int status)
         run_step_finish(r, RUN_CANCELED, r->cancel_reason, false);
         return;
     }
+    if (r->msg && jsq_deliveries(r->msg) > (uint64_t)r->a->cfg->max_deliveries) {
+        run_step_reap(r);
+        return;
+    }
     r->t_admit = s_wall_ms();
     s_choose(r);
 }

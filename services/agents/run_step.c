@@ -561,6 +561,19 @@ static void s_patch_finish(run_t *r)
     json_decref(p);
 }
 
+/* ---- a delivery past the last ---- */
+
+void run_step_reap(run_t *r)
+{
+    r->agent = r->row.agent[0] ? agents_config_find(r->a->cfg, r->row.agent) : NULL;
+    r->step = STEP_REVERT;
+    r->rechecks = 0;
+    snprintf(r->row.state, sizeof r->row.state, RUN_DEAD);
+    s_set_error(r, "no delivery left: the worker of the last one stopped during the run "
+                   "(a crash, a stop, or ack_wait passed)");
+    s_recheck(r, CHECK_REVERT);
+}
+
 /* ---- revert: the task back to todo ---- */
 
 static void s_revert_done(int status, json_t *body, const char *err, void *ud)

@@ -22,6 +22,11 @@ void run_step_begin(run_t *r);
  * had moved it), saves the row (and, for failed and dead, an execution
  * record), then acknowledges the delivery. */
 void run_step_finish(run_t *r, const char *state, const char *error, bool revert);
+/* A delivery past max_deliveries (the consumer keeps one more, run.h):
+ * the worker of the last one stopped with it. Nothing runs again: the run
+ * is dead, and its task, if that worker had it in-progress, goes back to
+ * todo (or the run succeeded, if its result is on the task). */
+void run_step_reap(run_t *r);
 /* Lets go of the delivery as how says, the slot and the run. */
 void run_step_release(run_t *r, int how);
 /* Frees a run that holds nothing (no delivery, no slot, no call). */

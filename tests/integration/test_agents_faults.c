@@ -29,6 +29,23 @@ static void s_wait_streaming(ag_env_t *e)
     cr_assert_fail("no stream started");
 }
 
+/* Kills the agents worker once the fake has had n calls and streams one. */
+static void s_kill_at_call(ag_env_t *e, int n)
+{
+    long long end = th_now_ms() + 30000;
+    while (th_now_ms() < end) {
+        json_t *st = th_keep_json(th_fake_llm_stats(e->fake, "oai"));
+        if (th_int(st, "requests") >= n && th_int(st, "active_streams") > 0) {
+            pid_t pid = ag_pid(e, "services", "agents");
+            cr_assert_gt(pid, 0);
+            kill(pid, SIGKILL);
+            return;
+        }
+        th_sleep_ms(20);
+    }
+    cr_assert_fail("call %d did not start", n);
+}
+
 /* The task keeps its version for a while: nothing writes a second result. */
 static void s_assert_settled(ag_env_t *e, const json_t *t, int ms)
 {
@@ -57,6 +74,54 @@ Test(agents_faults, kill_9_of_the_worker_holding_a_run_still_one_result, .timeou
     cr_assert_eq(th_int(run, "attempts"), 2, "%s", th_dump(run));
     cr_assert_str_eq(th_str(json_object_get(done, "result"), "run_id"), th_str(run, "id"));
     s_assert_settled(&e, done, 7000); /* past another ack wait */
+}
+
+/* JetStream gives up on a message after max_deliver: the consumer keeps one
+ * delivery more than max_deliveries, which only makes the run dead. */
+Test(agents_faults, a_run_whose_every_delivery_ends_with_its_worker_is_dead, .timeout = 150,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
+    json_t *t = ag_task(&e, "Write the planner", "Plan the work.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    for (int n = 1; n <= 3; n++) /* the fixture's max_deliveries */
+        s_kill_at_call(&e, n);
+    json_t *run = ag_wait_run(&e, t, "dead", 60000);
+    cr_assert(strstr(th_str(run, "error"), "no delivery left"), "%s", th_dump(run));
+    json_t *task = ag_wait_status(&e, t, "todo", 10000);
+    cr_assert(json_is_null(json_object_get(task, "assigned_agent")), "%s", th_dump(task));
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_eq(th_int(st, "requests"), 3, "no call after the last delivery: %s",
+                 th_dump(st));
+    /* It can be retried through the API. */
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
+    th_be_call(e.agents, "POST", th_fmt("/api/v1/runs/%s/retry", th_str(run, "id")), e.tok,
+               NULL, 202);
+    json_t *done = ag_wait_status(&e, t, "review", 30000);
+    cr_assert_str_eq(th_str(json_object_get(done, "result"), "run_id"), th_str(run, "id"));
+}
+
+/* Canceled while no worker holds it (its worker died, its next delivery
+ * not yet come): the cancel holds, the delivery only acknowledges it. */
+Test(agents_faults, a_cancel_while_the_runs_worker_is_dead_holds, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
+    json_t *t = ag_task(&e, "Write the checker", "Check the work.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    s_kill_at_call(&e, 1);
+    json_t *run = ag_wait_run(&e, t, "running", 5000);
+    json_t *c = th_be_call(e.agents, "POST",
+                           th_fmt("/api/v1/runs/%s/cancel", th_str(run, "id")), e.tok, NULL,
+                           202);
+    cr_assert_str_eq(th_str(c, "state"), "canceled");
+    ag_wait_status(&e, t, "todo", 10000);
+    th_sleep_ms(8000); /* past the next delivery (ack_wait 5 s) */
+    json_t *task = ag_wait_status(&e, t, "todo", 1000);
+    cr_assert(json_is_null(json_object_get(task, "assigned_agent")), "%s", th_dump(task));
+    ag_wait_run(&e, t, "canceled", 1000);
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_eq(th_int(st, "requests"), 1, "it ran again: %s", th_dump(st));
 }
 
 Test(agents_faults, nats_restarted_mid_run_still_one_result, .timeout = 120,

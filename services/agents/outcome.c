@@ -19,6 +19,7 @@ typedef struct learn {
     jsq_t *q;
     natsMsg *msg;
     char run_id[32];
+    char task_id[64]; /* the task of the event: the run must be of it */
     bool accepted;
     int rc;
 } learn_t;
@@ -48,6 +49,8 @@ static void s_learn_work(pool_work_t *w)
     run_row_t r = {0};
     bool changed = false;
     l->rc = adb_run_get(l->a->db, l->run_id, &r);
+    if (l->rc == 0 && strcmp(r.task_id, l->task_id) != 0)
+        l->rc = VP_ENOTFOUND; /* a result naming another task's run teaches nothing */
     if (l->rc == 0)
         l->rc = adb_run_set_outcome(l->a->db, l->run_id, l->accepted ? "accepted" : "rejected",
                                     &changed);
@@ -72,11 +75,13 @@ static void s_learn_done(pool_work_t *w, int status)
     free(l);
 }
 
-static void s_learn(agents_t *a, jsq_t *q, natsMsg *msg, const char *run_id, bool accepted)
+static void s_learn(agents_t *a, jsq_t *q, natsMsg *msg, const char *task_id,
+                    const char *run_id, bool accepted)
 {
     learn_t *l = xcalloc(1, sizeof *l);
     *l = (learn_t){.a = a, .q = q, .msg = msg, .accepted = accepted};
     snprintf(l->run_id, sizeof l->run_id, "%s", run_id);
+    snprintf(l->task_id, sizeof l->task_id, "%s", task_id);
     if (pool_submit(a->pool, &l->work, s_learn_work, s_learn_done) < 0) {
         free(l);
         s_done_with(q, msg, false);
@@ -122,8 +127,9 @@ void outcome_on_msg(agents_t *a, jsq_t *q, natsMsg *msg)
         if (strcmp(status, "archived") == 0)
             s_cancel_task(a, id, "the task was archived");
         bool done = strcmp(status, "done") == 0;
-        if (run_id && strlen(run_id) < 32 && (done || strcmp(status, "in-progress") == 0)) {
-            s_learn(a, q, msg, run_id, done);
+        if (run_id && strlen(run_id) < 32 && strlen(id) < 64 &&
+            (done || strcmp(status, "in-progress") == 0)) {
+            s_learn(a, q, msg, id, run_id, done);
             keep = true;
         }
     }

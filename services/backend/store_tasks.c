@@ -502,17 +502,29 @@ static bool s_patch_changes(const json_t *cur, const json_t *patch)
     return false;
 }
 
+/* Whether a patch of cur is an assignment: POST /assign always (force);
+ * a PATCH only when it gives the task a role it did not have. Clearing
+ * the role, or sending the one it has, starts no agent. */
+static bool s_assigns(const json_t *cur, const json_t *patch, bool force)
+{
+    if (force)
+        return true;
+    const char *to = json_string_value(json_object_get(patch, "assigned_role"));
+    const char *was = json_string_value(json_object_get(cur, "assigned_role"));
+    return to && (!was || strcmp(to, was) != 0);
+}
+
 /* Writes the patch: the columns, the dependencies, and an assignment's
  * event of its own. */
 static bool s_write_patch(store_t *s, store_conn_t *c, const char *id,
-                          const json_t *patch, store_err_t *e)
+                          const json_t *patch, bool assigns, store_err_t *e)
 {
     json_t *blockers = json_object_get(patch, "blocked_by");
     if (!s_apply_patch(c, id, patch) ||
         (blockers && (store__step_id(c, SQL_DEPS_DELETE, id, NULL) != SQLITE_DONE ||
                       !s_insert_deps(c, id, blockers))))
         return false;
-    if (!json_object_get(patch, "assigned_role"))
+    if (!assigns)
         return true;
     /* An assignment is an update, and an event of its own. */
     char *doc = NULL, pid[STORE_ID_MAX];
@@ -547,12 +559,13 @@ static int s_update(store_write_t *w, store_t *s)
         json_decref(cur);
         return 0;
     }
+    bool assigns = r == 0 && s_assigns(cur, op->patch, op->force);
     json_decref(cur);
     if (r != 0) {
         store__rollback(c);
         return r;
     }
-    if (!s_write_patch(s, c, op->id, op->patch, w->e)) {
+    if (!s_write_patch(s, c, op->id, op->patch, assigns, w->e)) {
         store__rollback(c);
         return store__fail(c, w->e);
     }

@@ -121,3 +121,44 @@ Test(agents_runs, an_assigned_task_ends_in_review_with_its_result, .timeout = 12
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
 }
+
+/* Polls run id until it has an outcome; returns it. */
+static const char *s_outcome(ag_env_t *e, const char *id)
+{
+    long long end = th_now_ms() + 15000;
+    do {
+        json_t *run = ag_get(e, th_fmt("/api/v1/runs/%s", id), 200);
+        const char *o = json_string_value(json_object_get(run, "outcome"));
+        if (o)
+            return o;
+        th_sleep_ms(100);
+    } while (th_now_ms() < end);
+    cr_assert_fail("run %s got no outcome", id);
+    return NULL;
+}
+
+/* A PATCH that clears the role, or sends the one the task has, starts no
+ * run; a result naming another task's run teaches nothing about it. */
+Test(agents_runs, only_an_assignment_starts_a_run_and_only_its_task_teaches,
+     .timeout = 120, .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){0});
+    json_t *t = ag_task(&e, "Write the parser", "Parse the config.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    t = ag_wait_status(&e, t, "review", 30000);
+    const char *run = th_str(json_object_get(t, "result"), "run_id");
+    const char *path = th_fmt("/api/v1/tasks/%s", th_str(t, "id"));
+    th_be_call(e.be, "PATCH", path, e.tok,
+               "{\"assigned_role\":\"developer\",\"title\":\"The parser\"}", 200);
+    th_be_call(e.be, "PATCH", path, e.tok, "{\"assigned_role\":null}", 200);
+    json_t *other = ag_task(&e, "Unrelated", NULL);
+    th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(other, "id")), e.tok,
+               th_fmt("{\"status\":\"in-progress\",\"result\":{\"run_id\":\"%s\"}}", run),
+               200);
+    th_be_call(e.be, "PATCH", path, e.tok, "{\"status\":\"done\"}", 200);
+    cr_assert_str_eq(s_outcome(&e, run), "accepted");
+    json_t *runs = ag_get(&e, th_fmt("/api/v1/runs?task_id=%s", th_str(t, "id")), 200);
+    cr_assert_eq(json_array_size(json_object_get(runs, "items")), 1, "%s", th_dump(runs));
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    cr_assert_eq(th_int(st, "requests"), 1, "%s", th_dump(st));
+}

@@ -12,7 +12,11 @@
 struct natsc {
     char *url;
     natsOptions *opts;
-    natsConnection *nc;      /* set by the connect job's done() (loop thread) */
+    /* Set by the connect job's done() (loop thread), read by any thread
+     * (jsq's, the backend's events thread): released and acquired, so that
+     * a reader sees the connection the pool thread made, not just the
+     * pointer. */
+    _Atomic(natsConnection *) nc;
     natsConnection *pending; /* written by the pool thread */
     natsStatus connect_status;
     atomic_bool job_running;
@@ -63,7 +67,7 @@ static void s_connect_done(pool_work_t *w, int status)
     atomic_store(&c->job_running, false);
     if (status != 0)
         return; /* cancelled: the pool is stopping */
-    c->nc = c->pending;
+    atomic_store_explicit(&c->nc, c->pending, memory_order_release);
     if (c->connect_status == NATS_OK)
         log_info("nats: connected to %s", c->url);
     else if (c->connect_status == NATS_NOT_YET_CONNECTED)
@@ -132,7 +136,7 @@ void natsc_destroy(natsc_t **cp)
         return;
     VP_ASSERT(!atomic_load(&c->job_running));
     c->destroyed = true;
-    natsConnection *nc = c->nc ? c->nc : c->pending;
+    natsConnection *nc = natsc_conn(c) ? natsc_conn(c) : c->pending;
     if (nc) {
         natsConnection_Close(nc);
         natsConnection_Destroy(nc);
@@ -148,16 +152,18 @@ void natsc_destroy(natsc_t **cp)
 
 bool natsc_connected(natsc_t *c)
 {
-    return c->nc && natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
+    natsConnection *nc = natsc_conn(c);
+    return nc && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
 void natsc_state(natsc_t *c, char *buf, size_t len)
 {
-    if (!c->nc) {
+    natsConnection *nc = natsc_conn(c);
+    if (!nc) {
         snprintf(buf, len, "connecting to %s", c->url);
         return;
     }
-    switch (natsConnection_Status(c->nc)) {
+    switch (natsConnection_Status(nc)) {
     case NATS_CONN_STATUS_CONNECTED: snprintf(buf, len, "%s", ""); break;
     case NATS_CONN_STATUS_CONNECTING:
         snprintf(buf, len, "connecting to %s", c->url);
@@ -172,5 +178,5 @@ void natsc_state(natsc_t *c, char *buf, size_t len)
 
 natsConnection *natsc_conn(natsc_t *c)
 {
-    return c->nc;
+    return atomic_load_explicit(&c->nc, memory_order_acquire);
 }

@@ -16,7 +16,8 @@
  * say "degraded" while NATS is away. Connection events are logged from the
  * library's threads (log.h is thread-safe).
  *
- * natsc_new, natsc_destroy and natsc_state are loop-thread calls. */
+ * natsc_new, natsc_destroy and natsc_state are loop-thread calls;
+ * natsc_conn and natsc_connected may be called from any thread. */
 #ifndef VAPORA_NATSC_H
 #define VAPORA_NATSC_H
 

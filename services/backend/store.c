@@ -212,6 +212,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     s->path = xstrdup(path);
     s->outbox_max = 100000;
     pthread_mutex_init(&s->wmu, NULL);
+    pthread_mutex_init(&s->hook_mu, NULL);
     pthread_cond_init(&s->wcv, NULL);
     pthread_cond_init(&s->dcv, NULL);
     list_init(&s->wq);
@@ -253,6 +254,7 @@ void store_destroy(store_t **sp)
         store__conn_free(c);
     pthread_key_delete(s->key);
     pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->hook_mu);
     pthread_cond_destroy(&s->wcv);
     pthread_cond_destroy(&s->dcv);
     if (s->shared_mapped)

@@ -118,8 +118,8 @@ static void s_run_batch(store_t *s, list_t *batch)
     } else {
         if (!s_quiet(batch))
             store__bump(c);
-        if (s->on_commit && queued > 0)
-            s->on_commit(s->on_commit_ud);
+        if (queued > 0)
+            store__commit_hook(s);
     }
     if (c)
         store__conn_end(c); /* no statement keeps a read open between batches */

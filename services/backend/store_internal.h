@@ -48,7 +48,10 @@ struct store {
     atomic_long backlog;  /* estimate, refreshed by store_outbox_refresh */
     atomic_ulong dropped; /* events not queued: the outbox was full */
     atomic_ulong last_drop_log;
-    void (*on_commit)(void *ud); /* after a batch that queued events */
+    /* After a batch that queued events; set by the loop thread while the
+     * writer runs, so both are read, and the hook runs, under hook_mu. */
+    pthread_mutex_t hook_mu;
+    void (*on_commit)(void *ud);
     void *on_commit_ud;
     /* The writer (store_batch.c): writes queue here; its thread takes
      * whatever is queued as the next batch. */
@@ -207,6 +210,9 @@ int store__write(store_t *s, store_write_t *w);
 /* Queues {"type":type,"id","project_id","data":data,"at"} on subject, in
  * the current write transaction. A full outbox drops the event (counted,
  * logged at most every 10 s); false only when the database fails. */
+/* The writer thread, after a commit while events wait: the commit hook, if
+ * one is set (store_outbox_set_commit_hook). */
+void store__commit_hook(store_t *s);
 bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
                  const json_t *data);
 /* The same with data as JSON text, and the event's id and project_id. */

@@ -92,8 +92,18 @@ bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *t
 
 void store_outbox_set_commit_hook(store_t *s, void (*fn)(void *ud), void *ud)
 {
+    pthread_mutex_lock(&s->hook_mu);
     s->on_commit = fn;
     s->on_commit_ud = ud;
+    pthread_mutex_unlock(&s->hook_mu);
+}
+
+void store__commit_hook(store_t *s)
+{
+    pthread_mutex_lock(&s->hook_mu);
+    if (s->on_commit)
+        s->on_commit(s->on_commit_ud);
+    pthread_mutex_unlock(&s->hook_mu);
 }
 
 void store_outbox_set_max(store_t *s, long max)

@@ -26,7 +26,9 @@ typedef struct store_event {
 void store_outbox_set_max(store_t *s, long max);
 /* fn(ud) runs (on the writer thread) after each commit of writes while
  * events wait: the publisher wakes at once instead of at its poll. NULL
- * removes it; set it while no write runs. */
+ * removes it. May be called while writes run: once it returns, the old fn
+ * runs no more (it runs under a lock this takes), so its ud may go; fn
+ * must not call this. */
 void store_outbox_set_commit_hook(store_t *s, void (*fn)(void *ud), void *ud);
 /* Events waiting (an estimate, any thread), and events dropped so far. */
 long store_outbox_backlog(store_t *s);

@@ -4,6 +4,7 @@ CC       ?= cc
 BUILD    ?= build
 OPT      ?= -O2
 SANITIZE ?=
+TSAN     ?=
 
 # Libraries (pkg-config names) the programs and the tests link against.
 PKGS      := libmicrohttpd jansson inih libzmq libcurl libnats nettle
@@ -14,7 +15,15 @@ PKGS_llm-router := sqlite3
 PKGS_agents := sqlite3
 
 SANFLAGS_ON := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-SANFLAGS := $(if $(SANITIZE),$(SANFLAGS_ON))
+# TSAN=1 (set by `make tsan`): ThreadSanitizer, which cannot share a
+# build with ASan, hence a variable of its own.
+SANFLAGS_TSAN := -fsanitize=thread -fno-omit-frame-pointer
+ifneq ($(SANITIZE),)
+ifneq ($(TSAN),)
+$(error SANITIZE and TSAN are exclusive)
+endif
+endif
+SANFLAGS := $(if $(SANITIZE),$(SANFLAGS_ON))$(if $(TSAN),$(SANFLAGS_TSAN))
 # `=` (not `:=`): pkg-config runs when a recipe needs the flags, after deps.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_backend) $(PKGS_llm-router) $(PKGS_agents))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
@@ -60,8 +69,10 @@ INTEG_BIN := $(BUILD)/tests/integration-tests
 # pool sleep, loop block), for what the shipped services cannot yet show.
 TESTSVC_SRC := $(wildcard tests/integration/testsvc/*.c)
 TESTSVC_BIN := $(BUILD)/tests/vapora-testsvc
+# Under TSan the criterion programs need tests/tsan/boxfort.c (why: there).
+TSAN_TEST_OBJ := $(if $(TSAN),$(BUILD)/obj/tests/tsan/boxfort.o)
 
-.PHONY: all deps bins run test test-run test-ui asan bench clean format tests-build compose-test
+.PHONY: all deps bins run test test-run test-ui asan tsan bench clean format tests-build compose-test
 .DEFAULT_GOAL := all
 
 all: deps
@@ -119,12 +130,12 @@ $(BUILD)/bin/vaporactl: $(BUILD)/obj/supervisor/vaporactl.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs libcurl)
 
-$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(SV_LIB) $(SV_SCHEMA_OBJ) $(BE_LIB) $(RT_LIB) \
-             $(AG_LIB) $(COMMON_LIB)
+$(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(TSAN_TEST_OBJ) $(SV_LIB) $(SV_SCHEMA_OBJ) \
+             $(BE_LIB) $(RT_LIB) $(AG_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) $(PKGS_backend) $(PKGS_llm-router) $(PKGS_agents))
 
-$(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_LIB)
+$(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/obj/%.o) $(TSAN_TEST_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS))
 
@@ -152,6 +163,18 @@ asan: deps
 	@ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 SANITIZE=1 test-run
+
+# Every process (tests, supervisors, workers: they inherit TSAN_OPTIONS)
+# writes its reports to build/tsan/reports/tsan.<pid>, not to a log the
+# harness deletes; tests/tsan-check.sh then fails the run on any report
+# that names our code. halt_on_error=0: a test goes on, to find more.
+TSAN_REPORTS := $(CURDIR)/build/tsan/reports
+tsan: deps
+	@rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
+	@TSAN_OPTIONS="halt_on_error=0 exitcode=66 history_size=4 second_deadlock_stack=1 \
+		log_path=$(TSAN_REPORTS)/tsan suppressions=$(CURDIR)/tests/tsan.supp" \
+		$(MAKE) --no-print-directory BUILD=build/tsan OPT=-O1 TSAN=1 test-run; \
+		rc=$$?; tests/tsan-check.sh $(TSAN_REPORTS) || rc=1; exit $$rc
 
 # The suite in containers (docker-compose.yml), driven through its published
 # ports; installs Docker and makes a base image when missing (docs/deploy.md).

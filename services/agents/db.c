@@ -53,6 +53,7 @@ enum {
     Q_STREAKS,
     Q_CANCEL,
     Q_REQUEUE,
+    Q_UNQUEUE,
     Q_OUTCOME,
     Q_COUNT
 };
@@ -84,7 +85,11 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_CANCEL] = "UPDATE runs SET state = 'canceled', error = ?2, finished_ms = ?3"
                         " WHERE id = ?1 AND state IN ('queued', 'running')",
     [Q_REQUEUE] = "UPDATE runs SET state = 'queued', error = NULL, finished_ms = 0"
-                  " WHERE id = ?1 AND state IN ('failed', 'dead')",
+                  " WHERE id = ?1 AND state IN ('failed', 'dead') AND NOT EXISTS"
+                  " (SELECT 1 FROM runs AS n WHERE n.task_id = runs.task_id"
+                  " AND n.seq > runs.seq)",
+    [Q_UNQUEUE] = "UPDATE runs SET state = ?2, error = ?3, finished_ms = ?4"
+                  " WHERE id = ?1 AND state = 'queued'",
     [Q_OUTCOME] = "UPDATE runs SET outcome = ?2 WHERE id = ?1 AND state = 'succeeded'"
                   " AND outcome = ''",
 };
@@ -479,6 +484,19 @@ int adb_run_cancel(adb_t *db, const char *id, const char *reason, bool *changed)
 int adb_run_requeue(adb_t *db, const char *id, bool *changed)
 {
     return s_update(db, Q_REQUEUE, id, NULL, 0, changed);
+}
+
+int adb_run_unqueue(adb_t *db, const run_row_t *was)
+{
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = s_q(db, Q_UNQUEUE);
+    s_text(st, 1, was->id);
+    s_text(st, 2, was->state);
+    s_text(st, 3, was->error);
+    sqlite3_bind_int64(st, 4, was->finished_ms);
+    int rc = s_rc(db, sqlite3_step(st), "putting a run back");
+    pthread_mutex_unlock(&db->mu);
+    return rc;
 }
 
 int adb_run_set_outcome(adb_t *db, const char *id, const char *outcome, bool *changed)

@@ -92,9 +92,13 @@ int adb_run_awaiting_review(adb_t *db, const char *task_id, run_row_t *r);
 /* Marks run id canceled (with reason) when it is queued or running;
  * *changed says whether it was. */
 int adb_run_cancel(adb_t *db, const char *id, const char *reason, bool *changed);
-/* Makes a failed or dead run queued again (error cleared); *changed says
- * whether it was failed or dead. */
+/* Makes a failed or dead run queued again (error cleared), unless a later
+ * run of its task exists (a newer assignment: its result must not be
+ * replaced); *changed says whether it was made queued. */
 int adb_run_requeue(adb_t *db, const char *id, bool *changed);
+/* Puts a queued run back as was says (state, error, finished_ms): a retry
+ * that could not go out. */
+int adb_run_unqueue(adb_t *db, const run_row_t *was);
 /* Sets the outcome of a succeeded run that has none yet; *changed says
  * whether it had none. */
 int adb_run_set_outcome(adb_t *db, const char *id, const char *outcome, bool *changed);

@@ -350,6 +350,33 @@ static void s_retry_work(void *arg)
     j->rc = adb_run_requeue(j->a->db, j->row.id, &j->changed);
 }
 
+/* A retry that could not go out puts the run back as it was. */
+typedef struct unqueue {
+    dbq_op_t op;
+    run_row_t was;
+} unqueue_t;
+
+static void s_unqueue_work(dbq_op_t *op, adb_t *db)
+{
+    adb_run_unqueue(db, &container_of(op, unqueue_t, op)->was);
+}
+
+static void s_unqueue_done(dbq_op_t *op, int status)
+{
+    (void)status;
+    unqueue_t *u = container_of(op, unqueue_t, op);
+    run_row_clear(&u->was);
+    free(u);
+}
+
+static void s_unqueue(agents_t *a, const run_row_t *was)
+{
+    unqueue_t *u = xcalloc(1, sizeof *u);
+    u->op = (dbq_op_t){.work = s_unqueue_work, .done = s_unqueue_done};
+    run_row_copy(&u->was, was);
+    dbq_submit(&a->dbq, a->pool, a->db, &u->op);
+}
+
 /* The task as it is now goes out as a new assignment that names the run. */
 static void s_retry_send(int status, json_t *task, const char *err, void *ud)
 {
@@ -359,6 +386,7 @@ static void s_retry_send(int status, json_t *task, const char *err, void *ud)
     natsc_t *n = worker_nats(j->a->w);
     natsConnection *nc = n ? natsc_conn(n) : NULL;
     if (status != 200 || !nc) {
+        s_unqueue(j->a, &j->row);
         http_reply_error(req, status == 404 ? 409 : 503,
                          status == 404 ? "task_gone" : "unavailable",
                          status == 404 ? "the run's task was deleted"
@@ -388,7 +416,8 @@ static void s_retry_done(http_req_t *req, void *arg, int status)
         if (status < 0 || j->rc < 0)
             http_reply_error(req, 503, "store_unavailable", "the run could not be read");
         else
-            http_reply_error(req, 409, "not_retriable", "only a failed or dead run is retried");
+            http_reply_error(req, 409, "not_retriable",
+                             "only a failed or dead run, the latest of its task, is retried");
         run_row_clear(&j->row);
         free(j);
         return;

@@ -184,6 +184,42 @@ Test(agents_faults, a_failing_provider_ends_dead_and_a_retry_works_once_it_is_ba
                NULL, 409);
 }
 
+/* Only the latest run of a task is retried: an older failed one would
+ * replace a newer result. A retry that cannot reach its task (deleted)
+ * leaves the run as it was. */
+Test(agents_faults, a_retry_never_replaces_a_newer_run_nor_sticks_when_it_fails,
+     .timeout = 120, .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){
+        .fake = "{\"reply\":\"" AG_REPLY "\",\"fail_status\":400,\"fail_count\":1}"});
+    json_t *t = ag_task(&e, "Add paging", "Cursor based.");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    json_t *old = ag_wait_run(&e, t, "failed", 30000);
+    ag_wait_status(&e, t, "todo", 10000);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    json_t *done = ag_wait_status(&e, t, "review", 30000);
+    json_t *r = th_be_call(e.agents, "POST",
+                           th_fmt("/api/v1/runs/%s/retry", th_str(old, "id")), e.tok, NULL,
+                           409);
+    cr_assert_str_eq(th_str(json_object_get(r, "error"), "code"), "not_retriable");
+    th_sleep_ms(1000);
+    json_t *now = ag_wait_status(&e, t, "review", 1000);
+    cr_assert_eq(th_int(now, "version"), th_int(done, "version"), "%s", th_dump(now));
+
+    th_fake_llm_config(e.fake, "oai", "{\"fail_count\":1}");
+    json_t *gone = ag_task(&e, "Add sorting", NULL);
+    ag_assign(&e, gone, "{\"role\":\"developer\"}");
+    json_t *failed = ag_wait_run(&e, gone, "failed", 30000);
+    th_be_call(e.be, "DELETE", th_fmt("/api/v1/tasks/%s", th_str(gone, "id")), e.tok, NULL,
+               204);
+    r = th_be_call(e.agents, "POST", th_fmt("/api/v1/runs/%s/retry", th_str(failed, "id")),
+                   e.tok, NULL, 409);
+    cr_assert_str_eq(th_str(json_object_get(r, "error"), "code"), "task_gone");
+    th_sleep_ms(500);
+    json_t *back = ag_get(&e, th_fmt("/api/v1/runs/%s", th_str(failed, "id")), 200);
+    cr_assert_str_eq(th_str(back, "state"), "failed", "%s", th_dump(back));
+}
+
 Test(agents_faults, cancel_mid_stream_closes_the_call_at_once_and_gives_the_task_back,
      .timeout = 120, .fini = ag_fini)
 {

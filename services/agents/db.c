@@ -54,6 +54,7 @@ enum {
     Q_CANCEL,
     Q_REQUEUE,
     Q_UNQUEUE,
+    Q_SUPERSEDE,
     Q_OUTCOME,
     Q_COUNT
 };
@@ -88,6 +89,9 @@ static const char *const s_sql[Q_COUNT] = {
                   " WHERE id = ?1 AND state IN ('failed', 'dead') AND NOT EXISTS"
                   " (SELECT 1 FROM runs AS n WHERE n.task_id = runs.task_id"
                   " AND n.seq > runs.seq)",
+    [Q_SUPERSEDE] = "UPDATE runs SET state = 'canceled', error = ?3, finished_ms = ?4"
+                    " WHERE task_id = ?1 AND id != ?2 AND state IN ('queued', 'running')"
+                    " AND seq < (SELECT seq FROM runs WHERE id = ?2)",
     [Q_UNQUEUE] = "UPDATE runs SET state = ?2, error = ?3, finished_ms = ?4"
                   " WHERE id = ?1 AND state = 'queued'",
     [Q_OUTCOME] = "UPDATE runs SET outcome = ?2 WHERE id = ?1 AND state = 'succeeded'"
@@ -484,6 +488,22 @@ int adb_run_cancel(adb_t *db, const char *id, const char *reason, bool *changed)
 int adb_run_requeue(adb_t *db, const char *id, bool *changed)
 {
     return s_update(db, Q_REQUEUE, id, NULL, 0, changed);
+}
+
+int adb_runs_supersede(adb_t *db, const run_row_t *newer, int *n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = s_q(db, Q_SUPERSEDE);
+    s_text(st, 1, newer->task_id);
+    s_text(st, 2, newer->id);
+    s_text(st, 3, RUN_SUPERSEDED);
+    sqlite3_bind_int64(st, 4, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    int rc = s_rc(db, sqlite3_step(st), "superseding runs");
+    *n = rc == 0 ? sqlite3_changes(db->db) : 0;
+    pthread_mutex_unlock(&db->mu);
+    return rc;
 }
 
 int adb_run_unqueue(adb_t *db, const run_row_t *was)

@@ -42,7 +42,10 @@ static void s_on_bus(const char *subject, const json_t *msg, void *ud)
     const char *run = json_string_value(json_object_get(msg, "run_id"));
     const char *task = json_string_value(json_object_get(msg, "task_id"));
     const char *why = json_string_value(json_object_get(msg, "reason"));
-    if (run || task)
+    const char *except = json_string_value(json_object_get(msg, "except"));
+    if (task && except)
+        run_supersede(a, task, except);
+    else if (run || task)
         run_cancel(a, run, run ? NULL : task, why ? why : "canceled");
 }
 

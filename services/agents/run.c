@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "choose.h"
 #include "log.h"
 #include "run_step.h"
@@ -140,6 +141,8 @@ static void s_admit_work(dbq_op_t *op, adb_t *db)
     run_t *r = container_of(op, run_t, admit);
     bool created;
     r->admit_rc = adb_run_admit(db, &r->admit_row, &created);
+    if (r->admit_rc == 0 && created) /* a new assignment: older runs of the task end */
+        adb_runs_supersede(db, &r->admit_row, &r->superseded);
     if (r->admit_rc == 0)
         adb_streaks(db, r->admit_row.task_id, s_exclude, r);
 }
@@ -159,6 +162,17 @@ static void s_admit_take(run_t *r, bool ok)
 
 static void s_choose(run_t *r);
 static void s_admit_done(dbq_op_t *op, int status);
+
+/* Every worker hears that the task's older runs are superseded: the one
+ * running one closes its call at once. */
+static void s_tell_superseded(run_t *r)
+{
+    json_t *m = json_pack("{s:s,s:s,s:s}", "task_id", r->row.task_id, "except", r->row.id,
+                          "reason", RUN_SUPERSEDED);
+    if (!bus_publish(r->a->bus, BUS_CANCEL, m))
+        run_supersede(r->a, r->row.task_id, r->row.id);
+    json_decref(m);
+}
 
 /* The row made or read back on the pool, from a copy (admit_row). */
 static void s_admit(run_t *r)
@@ -204,6 +218,8 @@ static void s_admit_done(dbq_op_t *op, int status)
         return;
     }
     stats_store(r->a, true);
+    if (r->superseded)
+        s_tell_superseded(r);
     /* A running row means its worker died (or stalled past AckWait): this
      * delivery takes over; the version checks keep one effect. */
     if (run_state_final(r->row.state)) {

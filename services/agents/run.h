@@ -108,6 +108,9 @@ struct run {
     run_row_t admit_row;     /* what the pool writes meanwhile: the loop thread
                               * goes on reading row (run_find) */
     int admit_rc;
+    int superseded;          /* older runs of the task its admission canceled */
+    bool displaced;          /* superseded: puts back only the version it wrote */
+    bool reread;             /* a start's conflict read the task again later */
 };
 
 /* Takes a delivery of vapora.tasks.assigned (ownership of msg). */
@@ -119,6 +122,9 @@ void run_progress(agents_t *a);
 /* Cancels the run of id (or of task_id when id is NULL) if it is active
  * on this worker. Returns true when one was. */
 bool run_cancel(agents_t *a, const char *id, const char *task_id, const char *why);
+/* Cancels the runs of task_id active on this worker but newer_id, which
+ * supersedes them: they leave the task as it is (the newer run has it). */
+void run_supersede(agents_t *a, const char *task_id, const char *newer_id);
 /* The active run of id on this worker, or NULL. */
 run_t *run_find(agents_t *a, const char *id);
 /* Cancels every active run (the worker stops): their deliveries are naked

@@ -15,6 +15,7 @@
 
 #define RUN_WRITE_TRIES 5      /* a backend write that finds it unreachable */
 #define RUN_RECHECKS 3         /* conflicts resolved by reading the task again */
+#define RUN_REREAD_MS 300      /* the wait before a re-read when another agent has it */
 
 static const int64_t s_backoff_ms[] = {1000, 5000, 30000, 120000, 600000};
 
@@ -206,6 +207,23 @@ static void s_resume(run_t *r, int what)
         s_patch_revert(r);
 }
 
+static void s_recheck(run_t *r, int what);
+
+static void s_reread_fire(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    (void)loop, (void)t;
+    run_t *r = ud;
+    r->again = NULL;
+    s_recheck(r, CHECK_START);
+}
+
+/* The task is in-progress with another agent: an older run of it, which
+ * this one supersedes, gives it back when its cancel reaches it. */
+static void s_reread_later(run_t *r)
+{
+    r->again = loop_add_timer(r->a->loop, RUN_REREAD_MS, 0, s_reread_fire, r);
+}
+
 /* What the task says now decides: our result is there already; it is ours
  * still (go on with its version); it is still waiting for us (start again
  * with its version); or it moved on without us. */
@@ -221,6 +239,13 @@ static void s_judge(run_t *r, int what, const json_t *t)
             r->version = v, s_resume(r, what);
         else
             s_final(r); /* it moved on: nothing to put back */
+    } else if (again && s_ours(r, t) && what == CHECK_START && r->row.attempts == 1 &&
+               !r->reread) {
+        /* Never started before, yet the task is in-progress with our agent:
+         * our own write whose answer was lost, or an older run of the same
+         * agent that this one supersedes, about to give it back. */
+        r->reread = true;
+        s_reread_later(r);
     } else if (again && s_ours(r, t)) {
         r->version = v;
         r->moved = true;
@@ -230,6 +255,8 @@ static void s_judge(run_t *r, int what, const json_t *t)
                    0) {
         r->version = v;
         s_patch_start(r);
+    } else if (again && what == CHECK_START && strcmp(s_field(t, "status"), "in-progress") == 0) {
+        s_reread_later(r); /* maybe a run this one supersedes, on its way out */
     } else {
         char why[160];
         snprintf(why, sizeof why, "the task changed meanwhile (now %s, version %lld)",
@@ -581,7 +608,7 @@ static void s_revert_done(int status, json_t *body, const char *err, void *ud)
     (void)body;
     (void)err;
     run_t *r = ud;
-    if (status == 412)
+    if (status == 412 && !r->displaced) /* displaced: the newer run has it now */
         s_recheck(r, CHECK_REVERT);
     else if (s_transient(status) && s_try_again(r))
         return;
@@ -631,6 +658,19 @@ bool run_cancel(agents_t *a, const char *id, const char *task_id, const char *wh
                 any = s_cancel_one(r, why) || any;
         }
     return any;
+}
+
+void run_supersede(agents_t *a, const char *task_id, const char *newer_id)
+{
+    list_t *lists[] = {&a->runs, &a->parked};
+    for (int l = 0; l < 2; l++)
+        list_for_each_safe(it, nx, lists[l]) {
+            run_t *r = list_item(it, run_t, link);
+            if (strcmp(r->row.task_id, task_id) != 0 || strcmp(r->row.id, newer_id) == 0)
+                continue;
+            r->displaced = true;
+            s_cancel_one(r, RUN_SUPERSEDED);
+        }
 }
 
 void run_abort_all(agents_t *a)

@@ -220,6 +220,49 @@ Test(agents_faults, a_retry_never_replaces_a_newer_run_nor_sticks_when_it_fails,
     cr_assert_str_eq(th_str(back, "state"), "failed", "%s", th_dump(back));
 }
 
+/* Assigned again while its run streams (the task edited meanwhile): the
+ * old run is canceled at once, without giving the task back, and the
+ * result is the new run's, made from the task as it is now. */
+static void s_supersede(const char *agents);
+
+Test(agents_faults, a_new_assignment_supersedes_the_running_one, .timeout = 120,
+     .fini = ag_fini)
+{
+    s_supersede(NULL); /* dev-a and dev-b: the new run goes to the other */
+}
+
+Test(agents_faults, a_new_assignment_supersedes_the_running_one_of_the_same_agent,
+     .timeout = 120, .fini = ag_fini)
+{
+    s_supersede("[agent:dev]\nrole = developer\nmodel = gpt-a\nmax_concurrent = 4\n"
+                "system_prompt = You are the developer.\n");
+}
+
+static void s_supersede(const char *agents)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW, .extra = agents});
+    json_t *t = ag_task(&e, "Design the cache", "OLD DESCRIPTION");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    s_wait_streaming(&e);
+    json_t *old = ag_wait_run(&e, t, "running", 5000);
+    th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(t, "id")), e.tok,
+               "{\"description\":\"NEW DESCRIPTION\"}", 200);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    json_t *c = ag_wait_run(&e, t, "canceled", 10000);
+    cr_assert_str_eq(th_str(c, "id"), th_str(old, "id"));
+    cr_assert(strstr(th_str(c, "error"), "superseded"), "%s", th_dump(c));
+    json_t *done = ag_wait_status(&e, t, "review", 30000);
+    json_t *run = ag_wait_run(&e, t, "succeeded", 10000);
+    cr_assert_str_neq(th_str(run, "id"), th_str(old, "id"));
+    cr_assert_str_eq(th_str(json_object_get(done, "result"), "run_id"), th_str(run, "id"));
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    const char *user = th_str(json_array_get(json_object_get(json_object_get(json_object_get(
+                                                 st, "last"), "body"), "messages"), 1),
+                              "content");
+    cr_assert(strstr(user, "NEW DESCRIPTION"), "%s", user);
+    cr_assert_geq(th_int(st, "aborted_streams"), 1, "the old call went on: %s", th_dump(st));
+}
+
 Test(agents_faults, cancel_mid_stream_closes_the_call_at_once_and_gives_the_task_back,
      .timeout = 120, .fini = ag_fini)
 {

@@ -55,3 +55,11 @@ char *utf8_repair(const char *s)
     }
     return sbuf_steal(&b);
 }
+
+size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}

@@ -15,6 +15,7 @@
 #include "roles.h"
 #include "run.h"
 #include "runlog.h"
+#include "utf8.h"
 #include "vp_error.h"
 #include "watch.h"
 
@@ -460,10 +461,11 @@ static const char *s_preview_invalid(const json_t *b, choose_task_t *t)
     }
     json_t *title = json_object_get(b, "title"), *desc = json_object_get(b, "description");
     json_t *type = json_object_get(b, "type"), *role = json_object_get(b, "role");
+    /* The backend's limits, in characters as it counts them. */
     if (!json_is_string(title) || json_string_length(title) == 0 ||
-        json_string_length(title) > 500)
+        utf8_chars(json_string_value(title)) > 500)
         return "invalid_title";
-    if (desc && (!json_is_string(desc) || json_string_length(desc) > 100000))
+    if (desc && (!json_is_string(desc) || utf8_chars(json_string_value(desc)) > 100000))
         return "invalid_description";
     if (type && (!json_is_string(type) || json_string_length(type) > 63))
         return "invalid_type";

@@ -8,6 +8,7 @@
 #include "validate.h"
 
 #include "base.h"
+#include "utf8.h"
 
 bool validate_error(verr_t *e, const char *code, const char *fmt, ...)
 {
@@ -42,15 +43,6 @@ bool validate_known_fields(const json_t *body, const char *const *allowed, verr_
     return true;
 }
 
-/* Characters (UTF-8 code points) in s. */
-static size_t s_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
-    return n;
-}
-
 bool validate_string(const json_t *body, const char *key, bool required, size_t min,
               size_t max, const char **out, verr_t *e)
 {
@@ -60,7 +52,7 @@ bool validate_string(const json_t *body, const char *key, bool required, size_t 
         return required ? s_fail(e, key, "is required") : true;
     if (!json_is_string(v))
         return s_fail(e, key, "must be a string");
-    size_t n = s_chars(json_string_value(v));
+    size_t n = utf8_chars(json_string_value(v));
     if (n < min)
         return s_fail(e, key, min == 1 ? "must not be empty" : "is too short");
     if (n > max) {

@@ -198,6 +198,15 @@ Test(agents_api, malformed_and_unauthorized_requests_get_their_4xx, .timeout = 1
     th_be_call(p, "POST", "/api/v1/assignments/preview", tok,
                "{\"title\":\"x\",\"colour\":1}", 422);
     th_be_call(p, "POST", "/api/v1/assignments/preview", tok, "[1]", 400);
+    /* The backend's limits are characters: 500 of "ж" (1,000 bytes) pass,
+     * 501 do not. */
+    char title[2 * 501 + 1] = {0};
+    for (int i = 0; i < 501; i++)
+        memcpy(title + 2 * i, "\xd0\xb6", 2);
+    th_be_call(p, "POST", "/api/v1/assignments/preview", tok,
+               th_fmt("{\"title\":\"%.1000s\"}", title), 200);
+    th_be_call(p, "POST", "/api/v1/assignments/preview", tok,
+               th_fmt("{\"title\":\"%s\"}", title), 422);
     th_be_call(p, "POST", "/api/v1/assignments/preview", tok, "{", 400);
     th_be_call(p, "DELETE", "/api/v1/agents", tok, NULL, 405);
     /* A viewer reads but does not act. */

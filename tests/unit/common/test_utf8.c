@@ -37,3 +37,11 @@ Test(utf8, utf8_repair_keeps_valid_text_and_replaces_the_rest)
         free(got);
     }
 }
+
+Test(utf8, chars_counts_code_points_not_bytes)
+{
+    cr_assert_eq(utf8_chars(""), 0);
+    cr_assert_eq(utf8_chars("plain"), 5);
+    cr_assert_eq(utf8_chars("caf\xc3\xa9"), 4);
+    cr_assert_eq(utf8_chars("\xe2\x82\xac\xf0\x9f\x98\x80"), 2);
+}

@@ -2,9 +2,12 @@
 #define _GNU_SOURCE
 #include "natsc.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
 #include "alloc.h"
@@ -179,4 +182,66 @@ void natsc_state(natsc_t *c, char *buf, size_t len)
 natsConnection *natsc_conn(natsc_t *c)
 {
     return atomic_load_explicit(&c->nc, memory_order_acquire);
+}
+
+/* ---- unsubscribing ---- */
+
+typedef struct sub_end {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} sub_end_t;
+
+/* nats.c's thread, once the handler has returned for the last time. */
+static void s_sub_ended(void *closure)
+{
+    sub_end_t *e = closure;
+    pthread_mutex_lock(&e->mu);
+    e->done = true;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Waits for e->done until timeout_ms have passed; whether it came. */
+static bool s_sub_wait(sub_end_t *e, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->mu);
+    int rc = 0;
+    while (!e->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&e->cv, &e->mu, &until);
+    bool done = e->done;
+    pthread_mutex_unlock(&e->mu);
+    return done;
+}
+
+void natsc_unsubscribe_wait(natsSubscription **subp, int timeout_ms)
+{
+    natsSubscription *sub = *subp;
+    if (!sub)
+        return;
+    *subp = NULL;
+    sub_end_t *e = xcalloc(1, sizeof *e);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    /* Refused for a subscription already closed (its connection closed):
+     * then no handler runs any more. */
+    bool wait = natsSubscription_SetOnCompleteCB(sub, s_sub_ended, e) == NATS_OK;
+    natsSubscription_Unsubscribe(sub);
+    if (wait && !s_sub_wait(e, timeout_ms)) {
+        log_warn("nats: a subscription's handler did not end within %d ms", timeout_ms);
+        natsSubscription_Destroy(sub);
+        return; /* e is left to the late callback */
+    }
+    natsSubscription_Destroy(sub);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
 }

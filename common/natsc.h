@@ -47,4 +47,11 @@ void natsc_state(natsc_t *c, char *buf, size_t len);
  * attempt returned. Borrowed. */
 natsConnection *natsc_conn(natsc_t *c);
 
+/* Unsubscribes the asynchronous *subp and waits, at most timeout_ms, until
+ * its message handler can run no more (nats.c may be running it, or run it
+ * once more, after Unsubscribe returns), then destroys it; *subp = NULL.
+ * Call it before freeing what the handler uses; never from the handler,
+ * nor while the handler waits on the caller. Accepts *subp == NULL. */
+void natsc_unsubscribe_wait(natsSubscription **subp, int timeout_ms);
+
 #endif

@@ -113,12 +113,8 @@ void bus_destroy(bus_t **bp)
     if (!b)
         return;
     loop_cancel_timer(b->a->loop, &b->retry);
-    for (int i = 0; i < 3; i++) {
-        if (!b->subs[i])
-            continue;
-        natsSubscription_Unsubscribe(b->subs[i]);
-        natsSubscription_Destroy(b->subs[i]);
-    }
+    for (int i = 0; i < 3; i++) /* s_on_nats uses b and its mailbox */
+        natsc_unsubscribe_wait(&b->subs[i], 2000);
     b->fn = NULL; /* what is still queued is dropped */
     mailbox_destroy(&b->mb);
     free(b);

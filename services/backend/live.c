@@ -555,10 +555,7 @@ void live_destroy(live_t **lp)
         return;
     loop_t *loop = worker_loop(l->b->w);
     loop_cancel_timer(loop, &l->recheck);
-    if (l->sub) {
-        natsSubscription_Unsubscribe(l->sub);
-        natsSubscription_Destroy(l->sub);
-    }
+    natsc_unsubscribe_wait(&l->sub, 2000); /* its handler uses l and its mailbox */
     ws_hub_destroy(&l->hub);
     mailbox_destroy(&l->mb); /* what is left is freed, not relayed */
     list_for_each_safe(n, nx, &l->held) {

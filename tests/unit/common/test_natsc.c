@@ -3,7 +3,8 @@
  * the pool while the loop thread goes on; natsc_connected() and
  * natsc_state() follow the server going away and coming back (the
  * connection reconnects by itself), also to a server that was not there
- * yet; a pool that refuses the connect job gives NULL.
+ * yet; a pool that refuses the connect job gives NULL; unsubscribing waits
+ * until a handler still running has returned.
  *
  * Every wait is bounded (the loop runs with a deadline timer). The server
  * is a child with PR_SET_PDEATHSIG, killed and reaped by s_fini even when
@@ -19,11 +20,13 @@
 #include <netinet/in.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -286,4 +289,42 @@ Test(natsc, a_full_pool_refuses_and_nothing_is_made, .timeout = 30, .fini = s_fi
     cr_assert_null(c, "natsc_new with a full pool queue");
     natsc_destroy(&c);
     natsc_destroy(NULL);
+}
+
+/* A handler that is still running when its subscription is closed. */
+static sem_t s_in_handler;
+static atomic_bool s_handler_done;
+
+static void s_slow_handler(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+{
+    (void)nc, (void)sub, (void)ud;
+    sem_post(&s_in_handler);
+    usleep(300 * 1000);
+    atomic_store(&s_handler_done, true);
+    natsMsg_Destroy(m);
+}
+
+Test(natsc, unsubscribe_wait_returns_once_the_handler_is_over, .timeout = 30,
+     .fini = s_fini)
+{
+    int port = s_free_port();
+    s_server_start(port);
+    s_connect(port);
+    cr_assert(s_run_until(s_connected, S_WAIT_MS), "not connected to %s", s_url);
+    natsConnection *nc = natsc_conn(s_nc);
+    natsSubscription *sub = NULL;
+    sem_init(&s_in_handler, 0, 0);
+    atomic_store(&s_handler_done, false);
+    cr_assert_eq(natsConnection_Subscribe(&sub, nc, "test.slow", s_slow_handler, NULL),
+                 NATS_OK);
+    cr_assert_eq(natsConnection_PublishString(nc, "test.slow", "x"), NATS_OK);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    cr_assert_eq(sem_timedwait(&s_in_handler, &until), 0, "the handler did not run");
+    natsc_unsubscribe_wait(&sub, 5000);
+    cr_assert_null(sub);
+    cr_assert(atomic_load(&s_handler_done), "returned while the handler still ran");
+    natsc_unsubscribe_wait(&sub, 5000); /* NULL: nothing to do */
+    sem_destroy(&s_in_handler);
 }

@@ -224,6 +224,25 @@ static void s_reread_later(run_t *r)
     r->again = loop_add_timer(r->a->loop, RUN_REREAD_MS, 0, s_reread_fire, r);
 }
 
+/* Takes t (a reference) as the run's task; assigned_role points into it. */
+static void s_set_task(run_t *r, json_t *t)
+{
+    json_decref(r->task);
+    r->task = t;
+    r->assigned_role = json_string_value(json_object_get(t, "assigned_role"));
+}
+
+/* The task was edited since its assignment (a run that waited for an
+ * agent, say): the prompt is made from it as it is now, so a call started
+ * from the assignment's copy is closed, to start again once it is ours. */
+static void s_fresh_task(run_t *r, const json_t *t)
+{
+    s_set_task(r, json_deep_copy(t));
+    llm_cancel(r->a->curlm, &r->call);
+    r->call_done = false;
+    sbuf_reset(&r->out);
+}
+
 /* What the task says now decides: our result is there already; it is ours
  * still (go on with its version); it is still waiting for us (start again
  * with its version); or it moved on without us. */
@@ -254,6 +273,7 @@ static void s_judge(run_t *r, int what, const json_t *t)
                strcmp(s_field(t, "assigned_role"), r->assigned_role ? r->assigned_role : "") ==
                    0) {
         r->version = v;
+        s_fresh_task(r, t);
         s_patch_start(r);
     } else if (again && what == CHECK_START && strcmp(s_field(t, "status"), "in-progress") == 0) {
         s_reread_later(r); /* maybe a run this one supersedes, on its way out */
@@ -347,8 +367,7 @@ static void s_start_done(int status, json_t *body, const char *err, void *ud)
         r->t_start = s_wall_ms();
         r->moved = true;
         r->version = json_integer_value(json_object_get(body, "version"));
-        json_decref(r->task);
-        r->task = json_incref(body);
+        s_set_task(r, json_incref(body));
     }
     const char *code = s_field(json_object_get(body, "error"), "code");
     /* A conflict is read again (the task may be ours still): the call

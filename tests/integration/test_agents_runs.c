@@ -162,3 +162,31 @@ Test(agents_runs, only_an_assignment_starts_a_run_and_only_its_task_teaches,
     json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
     cr_assert_eq(th_int(st, "requests"), 1, "%s", th_dump(st));
 }
+
+/* A task edited while its run waits for a free agent: the prompt is made
+ * from the task as it is when the run starts, not as it was assigned. */
+Test(agents_runs, a_task_edited_while_its_run_waits_is_done_as_edited, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_env_t e = ag_start(&(ag_opts_t){
+        .fake = "{\"reply\":\"one two three four five six\",\"chunk_delay_ms\":400}",
+        .extra = "[agent:dev]\nrole = developer\nmodel = gpt-a\nmax_concurrent = 1\n"
+                 "system_prompt = You are the developer.\n"});
+    json_t *busy = ag_task(&e, "Keep the agent busy", NULL);
+    ag_assign(&e, busy, "{\"role\":\"developer\"}");
+    ag_wait_run(&e, busy, "running", 10000);
+    json_t *t = ag_task(&e, "Write the guide", "OLD DESCRIPTION");
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    ag_wait_run(&e, t, "queued", 10000);
+    th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(t, "id")), e.tok,
+               "{\"description\":\"NEW DESCRIPTION\"}", 200);
+    th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
+    ag_wait_status(&e, busy, "review", 30000);
+    ag_wait_status(&e, t, "review", 30000);
+    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
+    const char *user = th_str(json_array_get(json_object_get(json_object_get(json_object_get(
+                                                 st, "last"), "body"), "messages"), 1),
+                              "content");
+    cr_assert(strstr(user, "NEW DESCRIPTION"), "%s", user);
+}
+

@@ -269,7 +269,6 @@ static session_t *s_session(agents_t *a, const char *run_id)
 
 static void s_start(session_t *s, http_req_t *req)
 {
-    http_req_add_header(req, "Cache-Control", "no-cache");
     s->st = http_reply_stream(req, 200, "text/event-stream", s_gone, s);
     list_push_back(&s->w->sessions, &s->link);
 }

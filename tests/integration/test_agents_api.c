@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "agents_fixture.h"
@@ -132,6 +133,10 @@ static char *s_read_stream(ag_env_t *e, const char *run_id, char **state)
     cr_assert_eq(th_read_response(c, &r, 30000), 0, "the stream did not end");
     cr_assert_eq(r->status, 200, "%.300s", r->body);
     cr_assert(strstr(th_resp_header(r, "Content-Type"), "text/event-stream"));
+    size_t cache = 0;
+    for (size_t i = 0; i < r->nheaders; i++)
+        cache += strcasecmp(r->headers[i].name, "Cache-Control") == 0;
+    cr_assert_eq(cache, 1, "Cache-Control %zu times", cache);
     json_t *out = json_string("");
     char *p = r->body;
     while ((p = strstr(p, "data: "))) {

@@ -18,20 +18,27 @@
 #include "log.h"
 #include "now.h"
 
-#define LOGINS_MAGIC 0x32534e49474f4c56ull /* "VLOGINS2" */
+#define LOGINS_MAGIC 0x33534e49474f4c56ull /* "VLOGINS3" */
 #define LOGINS_SLOTS 16384u                /* 512 KiB of entries */
 #define LOGINS_RUN 16u                     /* slots a key may use */
 #define LOGINS_WINDOW_MS (15u * 60u * 1000u)
 #define LOGINS_FIRST_DELAY_MS 250u
 #define LOGINS_MAX_DELAY_MS 8000u
+/* A username and address that logged in are trusted this long (from the
+ * last success), until LOGINS_PAIR_FREE failures of their own. */
+#define LOGINS_TRUST_MS (30ull * 24 * 3600 * 1000)
+#define LOGINS_PAIR_FREE 5u
 
-enum { KIND_USER, KIND_ADDR, KINDS };
+enum { KIND_USER, KIND_ADDR, KIND_PAIR, KINDS };
 
-/* One username's or address's count; h == 0: never used. */
+#define ENTRY_TRUSTED 1u /* a trusted pair: until_ms is the end of the trust */
+
+/* One username's or address's count, or a trusted pair of the two; h == 0:
+ * never used. */
 typedef struct entry {
     uint64_t h; /* keyed hash of the kind and the key */
     uint32_t count;
-    uint32_t unused;
+    uint32_t flags;
     uint64_t first_ms; /* when the count started (CLOCK_MONOTONIC) */
     uint64_t until_ms; /* attempts before this are refused */
 } entry_t;
@@ -125,32 +132,39 @@ static void s_unlock(logins_t *l, bool locked)
 
 /* ---- keys and entries ---- */
 
-/* The keyed hash of a username (peer NULL) or of peer's address: IPv4
- * whole, IPv6 by its /64 (what one client is usually given). 0: none. */
-static uint64_t s_hash(const table_t *t, const char *username,
-                       const struct sockaddr *peer)
+/* peer's address as counted: IPv4 whole, IPv6 by its /64 (what one client
+ * is usually given). Its length in out (8 bytes), 0 when none. */
+static size_t s_addr(const struct sockaddr *peer, unsigned char *out)
 {
-    unsigned char in[1 + 128];
-    size_t n = 0;
-    if (username) {
-        n = strnlen(username, 127);
-        in[0] = 'u';
-        memcpy(in + 1, username, n);
-    } else if (peer && peer->sa_family == AF_INET) {
-        n = 4;
-        in[0] = 'a';
-        memcpy(in + 1, &((const struct sockaddr_in *)peer)->sin_addr, 4);
-    } else if (peer && peer->sa_family == AF_INET6) {
+    if (peer && peer->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        return 4;
+    }
+    if (peer && peer->sa_family == AF_INET6) {
         const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
         bool v4 = IN6_IS_ADDR_V4MAPPED(a);
-        n = v4 ? 4 : 8;
-        in[0] = 'a';
-        memcpy(in + 1, a->s6_addr + (v4 ? 12 : 0), n);
-    } else {
-        return 0;
+        memcpy(out, a->s6_addr + (v4 ? 12 : 0), v4 ? 4 : 8);
+        return v4 ? 4 : 8;
     }
+    return 0;
+}
+
+/* The keyed hash of kind's key: a username (peer NULL), peer's address
+ * (username NULL), or the pair of both. 0: none (no address). */
+static uint64_t s_hash_kind(const table_t *t, int kind, const char *username,
+                            const struct sockaddr *peer)
+{
+    unsigned char in[1 + 128 + 8];
+    size_t n = kind != KIND_ADDR ? strnlen(username, 127) : 0;
+    in[0] = kind == KIND_ADDR ? 'a' : kind == KIND_PAIR ? 'p' : 'u';
+    memcpy(in + 1, n ? username : "", n);
+    if (kind == KIND_PAIR)
+        in[1 + n++] = '\0';
+    size_t na = kind != KIND_USER ? s_addr(peer, in + 1 + n) : 0;
+    if (kind != KIND_USER && !na)
+        return 0;
     uint64_t h;
-    crypto_shorthash((unsigned char *)&h, in, n + 1, t->key);
+    crypto_shorthash((unsigned char *)&h, in, 1 + n + na, t->key);
     return h ? h : 1;
 }
 
@@ -158,6 +172,8 @@ static uint64_t s_hash(const table_t *t, const char *username,
  * time ahead of now is from before a reboot (the clock is monotonic). */
 static bool s_live(const entry_t *e, uint64_t now)
 {
+    if (e->h != 0 && (e->flags & ENTRY_TRUSTED))
+        return e->until_ms > now && e->until_ms - now <= LOGINS_TRUST_MS;
     if (e->h == 0 || e->count == 0 || e->first_ms > now ||
         e->until_ms > now + LOGINS_MAX_DELAY_MS)
         return false;
@@ -206,6 +222,22 @@ static entry_t *s_find(logins_t *l, int kind, uint64_t h, uint64_t now, bool cre
         return s_overflow(l, kind, now);
     s_reset(spare, h, now);
     return spare;
+}
+
+/* The trusted pair of h, or with create a slot for it (never an overflow
+ * entry: trust is not shared); NULL when none. */
+static entry_t *s_pair(logins_t *l, uint64_t h, uint64_t now, bool create)
+{
+    entry_t *spare = NULL;
+    for (uint32_t i = 0; h && i < LOGINS_RUN; i++) {
+        entry_t *e = &l->t->e[(h + i) % LOGINS_SLOTS];
+        bool live = s_live(e, now);
+        if (e->h == h && live)
+            return e;
+        if (!spare && (!live || e->h == h))
+            spare = e;
+    }
+    return create ? spare : NULL;
 }
 
 static uint64_t s_wait(const entry_t *e, uint64_t now)
@@ -258,10 +290,15 @@ uint64_t logins_admit(logins_t *l, const char *username, const struct sockaddr *
 {
     uint64_t now = now_ms(); /* CLOCK_MONOTONIC: one clock for all workers */
     bool locked = s_lock(l);
-    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, true);
-    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now, true);
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash_kind(l->t, KIND_ADDR, NULL, peer) : 0;
     entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, true) : NULL;
-    uint64_t wait = s_wait(u, now) > s_wait(a, now) ? s_wait(u, now) : s_wait(a, now);
+    /* A username held by others' failures still admits the address it
+     * logged in from (a flood cannot lock a user out, the agents' service
+     * account included). */
+    bool trusted = s_pair(l, s_hash_kind(l->t, KIND_PAIR, username, peer), now, false) != NULL;
+    uint64_t wu = trusted ? 0 : s_wait(u, now);
+    uint64_t wait = wu > s_wait(a, now) ? wu : s_wait(a, now);
     bool held = false;
     if (wait == 0) {
         held = s_count(u, l->free[KIND_USER], now);
@@ -277,13 +314,16 @@ void logins_failed(logins_t *l, const char *username, const struct sockaddr *pee
 {
     uint64_t now = now_ms();
     bool locked = s_lock(l);
-    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, false);
+    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now, false);
     if (u)
         s_hold(u, l->free[KIND_USER], now);
-    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash_kind(l->t, KIND_ADDR, NULL, peer) : 0;
     entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL;
     if (a)
         s_hold(a, l->free[KIND_ADDR], now);
+    entry_t *p = s_pair(l, s_hash_kind(l->t, KIND_PAIR, username, peer), now, false);
+    if (p && ++p->count >= LOGINS_PAIR_FREE)
+        memset(p, 0, sizeof *p); /* no longer trusted */
     s_unlock(l, locked);
 }
 
@@ -291,13 +331,18 @@ void logins_succeeded(logins_t *l, const char *username, const struct sockaddr *
 {
     uint64_t now = now_ms();
     bool locked = s_lock(l);
-    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, false);
+    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now, false);
     if (u && u != &l->t->overflow[KIND_USER])
         memset(u, 0, sizeof *u);
-    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash_kind(l->t, KIND_ADDR, NULL, peer) : 0;
     entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL;
     if (a && a->count > 0 && --a->count < l->free[KIND_ADDR])
         a->until_ms = 0;
+    uint64_t ph = s_hash_kind(l->t, KIND_PAIR, username, peer);
+    entry_t *p = s_pair(l, ph, now, true);
+    if (p) /* trusted (again), its own failures forgotten */
+        *p = (entry_t){.h = ph, .flags = ENTRY_TRUSTED, .first_ms = now,
+                       .until_ms = now + LOGINS_TRUST_MS};
     s_unlock(l, locked);
 }
 
@@ -312,10 +357,10 @@ void logins_release(logins_t *l, const char *username, const struct sockaddr *pe
 {
     uint64_t now = now_ms();
     bool locked = s_lock(l);
-    entry_t *u = s_find(l, KIND_USER, s_hash(l->t, username, NULL), now, false);
+    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now, false);
     if (u != &l->t->overflow[KIND_USER])
         s_give_back(u, l->free[KIND_USER]);
-    uint64_t ah = l->free[KIND_ADDR] ? s_hash(l->t, NULL, peer) : 0;
+    uint64_t ah = l->free[KIND_ADDR] ? s_hash_kind(l->t, KIND_ADDR, NULL, peer) : 0;
     s_give_back(ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL, l->free[KIND_ADDR]);
     s_unlock(l, locked);
 }

@@ -10,6 +10,10 @@
  * after the attempt that reached it (from its admission, and again from
  * its failure, once the password check said so), doubling with each
  * attempt admitted since, at most 8 s. Refused attempts are not counted.
+ * A username and address that logged in are a trusted pair for 30 days
+ * (from the last success, until 5 failures of the pair): the username's
+ * delay does not apply to them, so failures from elsewhere cannot lock a
+ * user out (the address's count still does).
  *
  * The counts live in a table every worker of a host maps
  * (DATA_DIR/login-throttle: preallocated, so a full disk cannot turn a

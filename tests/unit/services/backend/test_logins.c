@@ -171,3 +171,38 @@ Test(logins, an_attempt_never_checked_is_given_back, .init = s_init, .fini = s_f
     cr_assert_gt(logins_admit(l, "bob", peer), 0, "five checked attempts still count");
     logins_destroy(&l);
 }
+
+/* A flood of failures from many addresses holds the username, but not at
+ * the address it logged in from, until that pair fails five times itself. */
+Test(logins, a_flood_cannot_lock_a_user_out_of_where_it_logged_in, .init = s_init,
+     .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 20);
+    struct sockaddr_in home = s_v4("127.0.0.1");
+    cr_assert_eq(logins_admit(l, "agents", SA(home)), 0);
+    logins_succeeded(l, "agents", SA(home));
+    char ip[32];
+    for (int i = 0; i < 200; i++) { /* each address fails once */
+        snprintf(ip, sizeof ip, "10.9.%d.%d", i / 250, 1 + i % 250);
+        struct sockaddr_in x = s_v4(ip);
+        if (logins_admit(l, "agents", SA(x)) == 0)
+            logins_failed(l, "agents", SA(x));
+    }
+    struct sockaddr_in stranger = s_v4("10.10.0.1");
+    cr_assert_gt(logins_admit(l, "agents", SA(stranger)), 0, "the name is held");
+    cr_assert_eq(logins_admit(l, "agents", SA(home)), 0, "not where it logged in");
+    logins_succeeded(l, "agents", SA(home));
+    /* The pair's own failures end its trust. */
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(logins_admit(l, "agents", SA(home)), 0, "failure %d", i + 1);
+        logins_failed(l, "agents", SA(home));
+    }
+    for (int i = 0; i < 200; i++) {
+        snprintf(ip, sizeof ip, "10.11.%d.%d", i / 250, 1 + i % 250);
+        struct sockaddr_in x = s_v4(ip);
+        if (logins_admit(l, "agents", SA(x)) == 0)
+            logins_failed(l, "agents", SA(x));
+    }
+    cr_assert_gt(logins_admit(l, "agents", SA(home)), 0, "trust ended by its failures");
+    logins_destroy(&l);
+}

@@ -174,3 +174,22 @@ pid_t ag_pid(ag_env_t *e, const char *kind, const char *name)
         return (pid_t)th_int(x, "pid");
     return (pid_t)th_int(json_array_get(json_object_get(x, "workers"), 0), "pid");
 }
+
+void ag_wait_streaming(ag_env_t *e)
+{
+    long long end = th_now_ms() + 20000;
+    while (th_now_ms() < end) {
+        json_t *st = th_keep_json(th_fake_llm_stats(e->fake, "oai"));
+        if (th_int(st, "active_streams") > 0)
+            return;
+        th_sleep_ms(20);
+    }
+    cr_assert_fail("no stream started");
+}
+
+const char *ag_last_message(ag_env_t *e, size_t i)
+{
+    json_t *st = th_keep_json(th_fake_llm_stats(e->fake, "oai"));
+    json_t *body = json_object_get(json_object_get(st, "last"), "body");
+    return th_str(json_array_get(json_object_get(body, "messages"), i), "content");
+}

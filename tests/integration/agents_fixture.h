@@ -60,6 +60,11 @@ json_t *ag_wait_run(ag_env_t *e, const json_t *task, const char *state, int time
 /* The pid of a service's first worker (kind "services"), or of a program
  * ("programs"). */
 pid_t ag_pid(ag_env_t *e, const char *kind, const char *name);
+/* Waits until the fake streams an answer (a run is mid-call). */
+void ag_wait_streaming(ag_env_t *e);
+/* The content of message i (0: system, 1: user) of the fake's last
+ * request (kept). */
+const char *ag_last_message(ag_env_t *e, size_t i);
 /* A connection to the suite's nats-server. */
 natsConnection *ag_nats(ag_env_t *e);
 

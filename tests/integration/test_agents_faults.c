@@ -16,19 +16,6 @@
 #define SLOW "{\"reply\":\"one two three four five six seven eight nine ten\"," \
              "\"chunk_delay_ms\":400}"
 
-/* Waits until the fake streams an answer (a run is mid-call). */
-static void s_wait_streaming(ag_env_t *e)
-{
-    long long end = th_now_ms() + 20000;
-    while (th_now_ms() < end) {
-        json_t *st = th_keep_json(th_fake_llm_stats(e->fake, "oai"));
-        if (th_int(st, "active_streams") > 0)
-            return;
-        th_sleep_ms(20);
-    }
-    cr_assert_fail("no stream started");
-}
-
 /* Kills the agents worker once the fake has had n calls and streams one. */
 static void s_kill_at_call(ag_env_t *e, int n)
 {
@@ -64,7 +51,7 @@ Test(agents_faults, kill_9_of_the_worker_holding_a_run_still_one_result, .timeou
     ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
     json_t *t = ag_task(&e, "Write the parser", "Parse the config.");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
-    s_wait_streaming(&e);
+    ag_wait_streaming(&e);
     pid_t pid = ag_pid(&e, "services", "agents");
     cr_assert_gt(pid, 0);
     kill(pid, SIGKILL);
@@ -130,7 +117,7 @@ Test(agents_faults, nats_restarted_mid_run_still_one_result, .timeout = 120,
     ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
     json_t *t = ag_task(&e, "Write the lexer", "Tokens first.");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
-    s_wait_streaming(&e);
+    ag_wait_streaming(&e);
     pid_t nats = ag_pid(&e, "programs", "nats");
     cr_assert_gt(nats, 0);
     kill(nats, SIGKILL); /* the supervisor starts it again */
@@ -243,7 +230,7 @@ static void s_supersede(const char *agents)
     ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW, .extra = agents});
     json_t *t = ag_task(&e, "Design the cache", "OLD DESCRIPTION");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
-    s_wait_streaming(&e);
+    ag_wait_streaming(&e);
     json_t *old = ag_wait_run(&e, t, "running", 5000);
     th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(t, "id")), e.tok,
                "{\"description\":\"NEW DESCRIPTION\"}", 200);
@@ -256,9 +243,7 @@ static void s_supersede(const char *agents)
     cr_assert_str_neq(th_str(run, "id"), th_str(old, "id"));
     cr_assert_str_eq(th_str(json_object_get(done, "result"), "run_id"), th_str(run, "id"));
     json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
-    const char *user = th_str(json_array_get(json_object_get(json_object_get(json_object_get(
-                                                 st, "last"), "body"), "messages"), 1),
-                              "content");
+    const char *user = ag_last_message(&e, 1);
     cr_assert(strstr(user, "NEW DESCRIPTION"), "%s", user);
     cr_assert_geq(th_int(st, "aborted_streams"), 1, "the old call went on: %s", th_dump(st));
 }
@@ -269,7 +254,7 @@ Test(agents_faults, cancel_mid_stream_closes_the_call_at_once_and_gives_the_task
     ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
     json_t *t = ag_task(&e, "Write the docs", "All of them.");
     ag_assign(&e, t, "{\"role\":\"developer\"}");
-    s_wait_streaming(&e);
+    ag_wait_streaming(&e);
     json_t *run = ag_wait_run(&e, t, "running", 5000);
     long long t0 = th_now_ms();
     th_be_call(e.agents, "POST", th_fmt("/api/v1/runs/%s/cancel", th_str(run, "id")), e.tok,
@@ -316,7 +301,7 @@ Test(agents_faults, a_reload_of_the_agents_keeps_runs_and_history, .timeout = 18
     th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":400}");
     json_t *t = ag_task(&e, "Long work", NULL);
     ag_assign(&e, t, "{\"role\":\"developer\"}");
-    s_wait_streaming(&e);
+    ag_wait_streaming(&e);
     o.extra = "[agent:dev-a]\nrole = developer\nmodel = gpt-a\n"
               "system_prompt = You are developer A, second edition.\n\n"
               "[agent:dev-b]\nrole = developer\nmodel = gpt-a\n"
@@ -334,10 +319,7 @@ Test(agents_faults, a_reload_of_the_agents_keeps_runs_and_history, .timeout = 18
     json_t *n = ag_task(&e, "After the reload", NULL);
     ag_assign(&e, n, "{\"role\":\"developer\"}");
     ag_wait_status(&e, n, "review", 30000);
-    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
-    const char *sys = th_str(json_array_get(json_object_get(json_object_get(json_object_get(
-                                                st, "last"), "body"), "messages"), 0),
-                             "content");
+    const char *sys = ag_last_message(&e, 0);
     cr_assert(strstr(sys, "second edition"), "%s", sys);
     json_t *prof = ag_get(&e, th_fmt("/api/v1/agents/%s", who), 200);
     cr_assert_geq(th_int(prof, "runs_total"), 1, "the history was lost: %s", th_dump(prof));
@@ -349,7 +331,7 @@ Test(agents_faults, archiving_or_deleting_a_task_cancels_its_run, .timeout = 120
     ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW});
     json_t *a = ag_task(&e, "To archive", NULL);
     ag_assign(&e, a, "{\"role\":\"developer\"}");
-    s_wait_streaming(&e);
+    ag_wait_streaming(&e);
     json_t *run = ag_wait_run(&e, a, "running", 5000);
     th_be_call(e.be, "PATCH", th_fmt("/api/v1/tasks/%s", th_str(a, "id")), e.tok,
                "{\"status\":\"archived\"}", 200);
@@ -360,7 +342,7 @@ Test(agents_faults, archiving_or_deleting_a_task_cancels_its_run, .timeout = 120
     json_t *d = ag_task(&e, "To delete", NULL);
     ag_assign(&e, d, "{\"role\":\"developer\"}");
     ag_wait_run(&e, d, "running", 20000);
-    s_wait_streaming(&e);
+    ag_wait_streaming(&e);
     th_be_call(e.be, "DELETE", th_fmt("/api/v1/tasks/%s", th_str(d, "id")), e.tok, NULL, 204);
     c = ag_wait_run(&e, d, "canceled", 10000);
     cr_assert(strstr(th_str(c, "error"), "deleted"), "%s", th_dump(c));

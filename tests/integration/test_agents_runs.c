@@ -183,10 +183,7 @@ Test(agents_runs, a_task_edited_while_its_run_waits_is_done_as_edited, .timeout 
     th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
     ag_wait_status(&e, busy, "review", 30000);
     ag_wait_status(&e, t, "review", 30000);
-    json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
-    const char *user = th_str(json_array_get(json_object_get(json_object_get(json_object_get(
-                                                 st, "last"), "body"), "messages"), 1),
-                              "content");
+    const char *user = ag_last_message(&e, 1);
     cr_assert(strstr(user, "NEW DESCRIPTION"), "%s", user);
 }
 

@@ -36,19 +36,6 @@ static void s_assert_one_result(ag_env_t *e, const json_t *t)
     cr_assert_eq(json_array_size(json_object_get(runs, "items")), 1, "%s", th_dump(runs));
 }
 
-/* Waits until the fake streams an answer (a run is mid-call). */
-static void s_wait_streaming(ag_env_t *e)
-{
-    long long end = th_now_ms() + 20000;
-    while (th_now_ms() < end) {
-        json_t *st = th_keep_json(th_fake_llm_stats(e->fake, "oai"));
-        if (th_int(st, "active_streams") > 0)
-            return;
-        th_sleep_ms(20);
-    }
-    cr_assert_fail("no stream started");
-}
-
 /* GET /health of the agents: its status; the body in *body (kept). */
 static int s_health(ag_env_t *e, const char **body)
 {
@@ -91,7 +78,7 @@ Test(agents_storage, a_full_disk_holds_the_work_until_space_returns, .timeout = 
     th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":300}");
     json_t *mid = ag_task(&e, "Write the lexer", "Tokens first.");
     ag_assign(&e, mid, "{\"role\":\"developer\"}");
-    s_wait_streaming(&e);
+    ag_wait_streaming(&e);
     be_fill_disk(dir, 0);
     th_fake_llm_config(e.fake, "oai", "{\"chunk_delay_ms\":0}");
     /* Accepted while nothing can be written: it teaches once it can. */

@@ -8,7 +8,8 @@
 int parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
-    if (!s || !*s)
+    /* Digits, after an optional '-': strtol would also take spaces and '+'. */
+    if (!s || !(*s == '-' || (*s >= '0' && *s <= '9')))
         return -EINVAL;
     errno = 0;
     long v = strtol(s, &end, 10);

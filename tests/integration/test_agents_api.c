@@ -191,6 +191,8 @@ Test(agents_api, malformed_and_unauthorized_requests_get_their_4xx, .timeout = 1
     th_be_call(p, "GET", "/api/v1/runs?limit=0", tok, NULL, 400);
     th_be_call(p, "GET", "/api/v1/runs?limit=501", tok, NULL, 400);
     th_be_call(p, "GET", "/api/v1/runs?cursor=zz", tok, NULL, 400);
+    th_be_call(p, "GET", "/api/v1/runs?limit=%2B5", tok, NULL, 400);
+    th_be_call(p, "GET", "/api/v1/runs?cursor=r%201", tok, NULL, 400);
     th_be_call(p, "GET", "/api/v1/runs?task_id=%27%3B", tok, NULL, 400);
     th_be_call(p, "GET", "/api/v1/runs/run_nope", tok, NULL, 404);
     th_be_call(p, "GET", "/api/v1/runs/run_nope/stream", tok, NULL, 404);

@@ -22,6 +22,11 @@ Test(parse, parse_numbers)
     cr_assert_eq(parse_long("101", 0, 100, &v), -ERANGE);
     cr_assert_eq(parse_long("4x", 0, 100, &v), -EINVAL);
     cr_assert_eq(parse_long("", 0, 100, &v), -EINVAL);
+    cr_assert_eq(parse_long("+5", 0, 100, &v), -EINVAL);
+    cr_assert_eq(parse_long(" 5", 0, 100, &v), -EINVAL);
+    cr_assert_eq(parse_long("-", -5, 100, &v), -EINVAL);
+    cr_assert_eq(parse_long("-5", -5, 100, &v), 0);
+    cr_assert_eq(v, -5);
     cr_assert_eq(parse_double("0.5", &d), 0);
     cr_assert_float_eq(d, 0.5, 1e-12);
     cr_assert_eq(parse_double("nan", &d), -EINVAL);

@@ -222,11 +222,11 @@ static bool s_sub_wait(sub_end_t *e, int timeout_ms)
     return done;
 }
 
-void natsc_unsubscribe_wait(natsSubscription **subp, int timeout_ms)
+bool natsc_unsubscribe_wait(natsSubscription **subp, int timeout_ms)
 {
     natsSubscription *sub = *subp;
     if (!sub)
-        return;
+        return true;
     *subp = NULL;
     sub_end_t *e = xcalloc(1, sizeof *e);
     pthread_mutex_init(&e->mu, NULL);
@@ -238,10 +238,11 @@ void natsc_unsubscribe_wait(natsSubscription **subp, int timeout_ms)
     if (wait && !s_sub_wait(e, timeout_ms)) {
         log_warn("nats: a subscription's handler did not end within %d ms", timeout_ms);
         natsSubscription_Destroy(sub);
-        return; /* e is left to the late callback */
+        return false; /* e is left to the late callback */
     }
     natsSubscription_Destroy(sub);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
+    return true;
 }

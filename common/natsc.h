@@ -51,7 +51,9 @@ natsConnection *natsc_conn(natsc_t *c);
  * its message handler can run no more (nats.c may be running it, or run it
  * once more, after Unsubscribe returns), then destroys it; *subp = NULL.
  * Call it before freeing what the handler uses; never from the handler,
- * nor while the handler waits on the caller. Accepts *subp == NULL. */
-void natsc_unsubscribe_wait(natsSubscription **subp, int timeout_ms);
+ * nor while the handler waits on the caller. Accepts *subp == NULL.
+ * Returns false when the handler may still run (the timeout passed, logged):
+ * then what it uses must not be freed. */
+bool natsc_unsubscribe_wait(natsSubscription **subp, int timeout_ms);
 
 #endif

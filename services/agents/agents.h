@@ -64,7 +64,6 @@ typedef struct agents {
     bool unpark_due;    /* a slot was freed: parked runs are tried before the loop sleeps */
     agents_stats_t stats;
     metrics_t *metrics;
-    int64_t store_failing_ms; /* unix ms since the agents' database fails (stats.h); 0 */
 } agents_t;
 
 #endif

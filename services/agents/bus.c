@@ -22,11 +22,12 @@ struct bus {
     bus_fn fn;
     void *ud;
     mailbox_t *mb;
-    natsSubscription *subs[3];
+    natsSubscription *subs[4];
     loop_timer_t *retry;
 };
 
-static const char *const s_subjects[3] = {BUS_CANCEL, BUS_WATCH, BUS_STREAM "*"};
+static const char *const s_subjects[4] = {BUS_CANCEL, BUS_SUPERSEDE, BUS_WATCH,
+                                          BUS_STREAM "*"};
 
 /* nats.c thread: the message goes to the loop (dropped when full). */
 static void s_on_nats(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
@@ -77,7 +78,7 @@ static void s_try_subscribe(loop_t *loop, loop_timer_t *t, void *ud)
     natsConnection *nc = s_conn(b);
     if (!nc)
         return;
-    for (int i = 0; i < 3; i++) {
+    for (size_t i = 0; i < ARRAY_LEN(s_subjects); i++) {
         if (b->subs[i])
             continue;
         natsStatus s = natsConnection_Subscribe(&b->subs[i], nc, s_subjects[i], s_on_nats, b);
@@ -113,12 +114,15 @@ void bus_destroy(bus_t **bp)
     if (!b)
         return;
     loop_cancel_timer(b->a->loop, &b->retry);
-    for (int i = 0; i < 3; i++) /* s_on_nats uses b and its mailbox */
-        natsc_unsubscribe_wait(&b->subs[i], 2000);
+    bool ended = true; /* s_on_nats uses b and its mailbox */
+    for (size_t i = 0; i < ARRAY_LEN(s_subjects); i++)
+        ended = natsc_unsubscribe_wait(&b->subs[i], 2000) && ended;
+    *bp = NULL;
+    if (!ended)
+        return; /* left to a handler that may still run (the process ends) */
     b->fn = NULL; /* what is still queued is dropped */
     mailbox_destroy(&b->mb);
     free(b);
-    *bp = NULL;
 }
 
 bool bus_publish(bus_t *b, const char *subject, const json_t *msg)

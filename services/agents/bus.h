@@ -20,6 +20,8 @@
 #include "agents.h"
 
 #define BUS_CANCEL "vapora-internal.agents.cancel"
+/* {"task_id","version"}: runs of older assignments of the task end. */
+#define BUS_SUPERSEDE "vapora-internal.agents.supersede"
 #define BUS_WATCH "vapora-internal.agents.watch"
 #define BUS_STREAM "vapora-internal.agents.stream."
 #define BUS_WATCH_LEASE_MS 10000

@@ -55,6 +55,7 @@ enum {
     Q_REQUEUE,
     Q_UNQUEUE,
     Q_SUPERSEDE,
+    Q_NEWER,
     Q_OUTCOME,
     Q_COUNT
 };
@@ -71,7 +72,10 @@ static const char *const s_sql[Q_COUNT] = {
                    " model = ?10, provider = ?11, outcome = ?12, error = ?13, content = ?14,"
                    " input_tokens = ?15, output_tokens = ?16, cost_usd = ?17,"
                    " latency_ms = ?18, created_ms = ?19, started_ms = ?20,"
-                   " finished_ms = ?21 WHERE id = ?1",
+                   " finished_ms = ?21 WHERE id = ?1"
+                   /* a cancel (the API, a newer assignment) is not undone
+                    * by the run's own saves on its way to seeing it */
+                   " AND NOT (state = 'canceled' AND ?8 IN ('queued', 'running'))",
     [Q_RUN_GET] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1",
     [Q_RUN_REVIEW] = "SELECT " RUN_COLS " FROM runs WHERE task_id = ?1 AND state ="
                      " 'succeeded' AND outcome = '' ORDER BY seq DESC LIMIT 1",
@@ -88,10 +92,11 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_REQUEUE] = "UPDATE runs SET state = 'queued', error = NULL, finished_ms = 0"
                   " WHERE id = ?1 AND state IN ('failed', 'dead') AND NOT EXISTS"
                   " (SELECT 1 FROM runs AS n WHERE n.task_id = runs.task_id"
-                  " AND n.seq > runs.seq)",
+                  " AND n.task_version > runs.task_version)",
     [Q_SUPERSEDE] = "UPDATE runs SET state = 'canceled', error = ?3, finished_ms = ?4"
-                    " WHERE task_id = ?1 AND id != ?2 AND state IN ('queued', 'running')"
-                    " AND seq < (SELECT seq FROM runs WHERE id = ?2)",
+                    " WHERE task_id = ?1 AND task_version < ?2"
+                    " AND state IN ('queued', 'running')",
+    [Q_NEWER] = "SELECT 1 FROM runs WHERE task_id = ?1 AND task_version > ?2 LIMIT 1",
     [Q_UNQUEUE] = "UPDATE runs SET state = ?2, error = ?3, finished_ms = ?4"
                   " WHERE id = ?1 AND state = 'queued'",
     [Q_OUTCOME] = "UPDATE runs SET outcome = ?2 WHERE id = ?1 AND state = 'succeeded'"
@@ -490,18 +495,27 @@ int adb_run_requeue(adb_t *db, const char *id, bool *changed)
     return s_update(db, Q_REQUEUE, id, NULL, 0, changed);
 }
 
-int adb_runs_supersede(adb_t *db, const run_row_t *newer, int *n)
+int adb_runs_supersede(adb_t *db, const run_row_t *r, int *n, bool *newer)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = s_q(db, Q_SUPERSEDE);
-    s_text(st, 1, newer->task_id);
-    s_text(st, 2, newer->id);
+    s_text(st, 1, r->task_id);
+    sqlite3_bind_int64(st, 2, r->task_version);
     s_text(st, 3, RUN_SUPERSEDED);
     sqlite3_bind_int64(st, 4, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     int rc = s_rc(db, sqlite3_step(st), "superseding runs");
     *n = rc == 0 ? sqlite3_changes(db->db) : 0;
+    if (rc == 0) {
+        st = s_q(db, Q_NEWER);
+        s_text(st, 1, r->task_id);
+        sqlite3_bind_int64(st, 2, r->task_version);
+        int s = sqlite3_step(st);
+        *newer = s == SQLITE_ROW;
+        rc = s_rc(db, s, "reading newer runs");
+        sqlite3_reset(st); /* no read left open */
+    }
     pthread_mutex_unlock(&db->mu);
     return rc;
 }

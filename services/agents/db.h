@@ -96,9 +96,10 @@ int adb_run_cancel(adb_t *db, const char *id, const char *reason, bool *changed)
  * run of its task exists (a newer assignment: its result must not be
  * replaced); *changed says whether it was made queued. */
 int adb_run_requeue(adb_t *db, const char *id, bool *changed);
-/* Marks the task's older queued or running runs canceled (RUN_SUPERSEDED):
- * newer is a new assignment of it. *n: how many. */
-int adb_runs_supersede(adb_t *db, const run_row_t *newer, int *n);
+/* Marks the runs of r's task from older assignments (a lower task_version)
+ * canceled (RUN_SUPERSEDED) when queued or running; *n: how many. *newer:
+ * whether a run of a later assignment exists (r is superseded itself). */
+int adb_runs_supersede(adb_t *db, const run_row_t *r, int *n, bool *newer);
 #define RUN_SUPERSEDED "superseded by a newer assignment of the task"
 /* Puts a queued run back as was says (state, error, finished_ms): a retry
  * that could not go out. */

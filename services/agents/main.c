@@ -35,17 +35,16 @@ static agents_t s_agents;
 static void s_on_bus(const char *subject, const json_t *msg, void *ud)
 {
     agents_t *a = ud;
-    if (strcmp(subject, BUS_CANCEL) != 0) {
-        watch_on_bus(a, subject, msg);
-        return;
-    }
     const char *run = json_string_value(json_object_get(msg, "run_id"));
     const char *task = json_string_value(json_object_get(msg, "task_id"));
     const char *why = json_string_value(json_object_get(msg, "reason"));
-    const char *except = json_string_value(json_object_get(msg, "except"));
-    if (task && except)
-        run_supersede(a, task, except);
-    else if (run || task)
+    json_t *v = json_object_get(msg, "version");
+    if (strcmp(subject, BUS_SUPERSEDE) == 0) {
+        if (task && json_is_integer(v))
+            run_supersede(a, task, json_integer_value(v));
+    } else if (strcmp(subject, BUS_CANCEL) != 0) {
+        watch_on_bus(a, subject, msg);
+    } else if (run || task)
         run_cancel(a, run, run ? NULL : task, why ? why : "canceled");
 }
 
@@ -195,8 +194,8 @@ static void s_consumers(agents_t *a)
      * events, two of a task's five, are not theirs. (Earlier builds read
      * vapora.tasks.* as agents-outcome; a server that has it keeps it,
      * unread.) No bound on deliveries: they are naked only while the
-     * agents' database fails (outcome.c), and an outcome is never dropped
-     * for that. */
+     * agents' database fails or the pool is full (outcome.c), and an
+     * outcome is never dropped for that. */
     jsq_config_t outcome = {.stream = "VAPORA", .durable = "agents-updates",
                             .filter = "vapora.tasks.updated", .ack_wait_ms = 30000,
                             .max_deliver = -1, .max_ack_pending = 10000, .max_local = 256};

@@ -378,6 +378,20 @@ static void s_unqueue(agents_t *a, const run_row_t *was)
     dbq_submit(&a->dbq, a->pool, a->db, &u->op);
 }
 
+/* An assignment of task that names run_id. */
+static natsStatus s_retry_publish(natsConnection *nc, json_t *task, const char *run_id)
+{
+    json_t *ev = json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", "task.assigned", "id",
+                           json_object_get(task, "id"), "project_id",
+                           json_object_get(task, "project_id"), "data", task, "run_id",
+                           run_id);
+    char *txt = json_dumps(ev, JSON_COMPACT);
+    natsStatus st = natsConnection_PublishString(nc, "vapora.tasks.assigned", txt);
+    free(txt);
+    json_decref(ev);
+    return st;
+}
+
 /* The task as it is now goes out as a new assignment that names the run. */
 static void s_retry_send(int status, json_t *task, const char *err, void *ud)
 {
@@ -393,14 +407,15 @@ static void s_retry_send(int status, json_t *task, const char *err, void *ud)
                          status == 404 ? "the run's task was deleted"
                                        : "the backend or NATS cannot be reached; retry");
     } else {
-        json_t *ev = json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", "task.assigned", "id",
-                               json_object_get(task, "id"), "project_id",
-                               json_object_get(task, "project_id"), "data", task, "run_id",
-                               j->row.id);
-        char *txt = json_dumps(ev, JSON_COMPACT);
-        natsConnection_PublishString(nc, "vapora.tasks.assigned", txt);
-        free(txt);
-        json_decref(ev);
+        natsStatus st = s_retry_publish(nc, task, j->row.id);
+        if (st != NATS_OK) {
+            s_unqueue(j->a, &j->row);
+            http_reply_error(req, 503, "unavailable", "the retry could not be sent (%s); retry",
+                             natsStatus_GetText(st));
+            run_row_clear(&j->row);
+            free(j);
+            return;
+        }
         snprintf(j->row.state, sizeof j->row.state, RUN_QUEUED);
         free(j->row.error);
         j->row.error = NULL;

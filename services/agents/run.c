@@ -140,14 +140,17 @@ static void s_admit_work(dbq_op_t *op, adb_t *db)
 {
     run_t *r = container_of(op, run_t, admit);
     bool created;
+    r->superseded = 0;
+    r->newer = false;
     r->admit_rc = adb_run_admit(db, &r->admit_row, &created);
-    if (r->admit_rc == 0 && created) /* a new assignment: older runs of the task end */
-        adb_runs_supersede(db, &r->admit_row, &r->superseded);
+    /* Runs of older assignments of the task end; a newer one ends this. */
+    if (r->admit_rc == 0 && !run_state_final(r->admit_row.state))
+        r->admit_rc = adb_runs_supersede(db, &r->admit_row, &r->superseded, &r->newer);
     if (r->admit_rc == 0)
         adb_streaks(db, r->admit_row.task_id, s_exclude, r);
 }
 
-/* The pool's copy of the row (admit_row, made in run_assigned) taken back
+/* The pool's copy of the row (admit_row, made in s_admit) taken back
  * once the admission is done: loop thread both times. */
 static void s_admit_take(run_t *r, bool ok)
 {
@@ -167,10 +170,10 @@ static void s_admit_done(dbq_op_t *op, int status);
  * running one closes its call at once. */
 static void s_tell_superseded(run_t *r)
 {
-    json_t *m = json_pack("{s:s,s:s,s:s}", "task_id", r->row.task_id, "except", r->row.id,
-                          "reason", RUN_SUPERSEDED);
-    if (!bus_publish(r->a->bus, BUS_CANCEL, m))
-        run_supersede(r->a, r->row.task_id, r->row.id);
+    json_t *m = json_pack("{s:s,s:I}", "task_id", r->row.task_id, "version",
+                          (json_int_t)r->row.task_version);
+    if (!bus_publish(r->a->bus, BUS_SUPERSEDE, m))
+        run_supersede(r->a, r->row.task_id, r->row.task_version);
     json_decref(m);
 }
 
@@ -195,7 +198,7 @@ static void s_admit_again(loop_t *loop, loop_timer_t *t, void *ud)
  * tried again, rather than naked into max_deliver. */
 static void s_admit_later(run_t *r)
 {
-    stats_store(r->a, false);
+    stats_store(r, false);
     if (r->store_tries++ % 60 == 0)
         log_warn("agents: run %s cannot be admitted (%s): its delivery is held, the "
                  "admission tried again each second",
@@ -217,7 +220,7 @@ static void s_admit_done(dbq_op_t *op, int status)
         s_admit_later(r);
         return;
     }
-    stats_store(r->a, true);
+    stats_store(r, true);
     if (r->superseded)
         s_tell_superseded(r);
     /* A running row means its worker died (or stalled past AckWait): this
@@ -226,11 +229,15 @@ static void s_admit_done(dbq_op_t *op, int status)
         run_step_release(r, RELEASE_ACK); /* a duplicate of a finished assignment */
         return;
     }
-    if (r->cancel) {
-        run_step_finish(r, RUN_CANCELED, r->cancel_reason, false);
+    if (r->newer || r->cancel) { /* the newer run has the task: nothing to give back */
+        r->displaced = r->newer;
+        run_step_finish(r, RUN_CANCELED, r->newer ? RUN_SUPERSEDED : r->cancel_reason, false);
         return;
     }
-    if (r->msg && jsq_deliveries(r->msg) > (uint64_t)r->a->cfg->max_deliveries) {
+    /* Past the last delivery: the last one's worker stopped mid-run. A run
+     * that never started (naked at a drain or a stop) has its last try. */
+    if (r->msg && jsq_deliveries(r->msg) > (uint64_t)r->a->cfg->max_deliveries &&
+        strcmp(r->row.state, RUN_RUNNING) == 0) {
         run_step_reap(r);
         return;
     }

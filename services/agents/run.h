@@ -99,6 +99,7 @@ struct run {
     loop_timer_t *store_again; /* the next try of a write to the agents' database
                               * that failed (a full disk: run.c, runlog.c) */
     unsigned store_tries;    /* those tries, for the log */
+    int64_t store_since;     /* unix ms its write to the database first failed; 0 */
     run_save_t save;         /* the save on its way, while saving */
     uint64_t progress_ms;    /* loop ms of the last progress ack */
     uint64_t start_ms;       /* loop ms the call started */
@@ -109,6 +110,7 @@ struct run {
                               * goes on reading row (run_find) */
     int admit_rc;
     int superseded;          /* older runs of the task its admission canceled */
+    bool newer;              /* its admission found a run of a later assignment */
     bool displaced;          /* superseded: puts back only the version it wrote */
     bool reread;             /* a start's conflict read the task again later */
 };
@@ -122,9 +124,10 @@ void run_progress(agents_t *a);
 /* Cancels the run of id (or of task_id when id is NULL) if it is active
  * on this worker. Returns true when one was. */
 bool run_cancel(agents_t *a, const char *id, const char *task_id, const char *why);
-/* Cancels the runs of task_id active on this worker but newer_id, which
- * supersedes them: they leave the task as it is (the newer run has it). */
-void run_supersede(agents_t *a, const char *task_id, const char *newer_id);
+/* Cancels the runs of task_id active on this worker that come from an
+ * assignment older than version (the task version a newer one made): they
+ * leave the task to the newer run. */
+void run_supersede(agents_t *a, const char *task_id, int64_t version);
 /* The active run of id on this worker, or NULL. */
 run_t *run_find(agents_t *a, const char *id);
 /* Cancels every active run (the worker stops): their deliveries are naked

@@ -46,13 +46,13 @@ bool run_cancel(agents_t *a, const char *id, const char *task_id, const char *wh
     return any;
 }
 
-void run_supersede(agents_t *a, const char *task_id, const char *newer_id)
+void run_supersede(agents_t *a, const char *task_id, int64_t version)
 {
     list_t *lists[] = {&a->runs, &a->parked};
     for (int l = 0; l < 2; l++)
         list_for_each_safe(it, nx, lists[l]) {
             run_t *r = list_item(it, run_t, link);
-            if (strcmp(r->row.task_id, task_id) != 0 || strcmp(r->row.id, newer_id) == 0)
+            if (strcmp(r->row.task_id, task_id) != 0 || r->row.task_version >= version)
                 continue;
             r->displaced = true;
             s_cancel_one(r, RUN_SUPERSEDED);

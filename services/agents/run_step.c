@@ -87,6 +87,8 @@ void run_step_release(run_t *r, int how)
     agents_t *a = r->a;
     if (r->call)
         llm_cancel(a->curlm, &r->call);
+    loop_cancel_timer(a->loop, &r->again); /* nothing of it runs on */
+    loop_cancel_timer(a->loop, &r->store_again);
     list_remove(&r->link);
     s_let_go_of_msg(r, how);
     bool freed = r->slot_held;
@@ -104,7 +106,8 @@ void run_step_release(run_t *r, int how)
 
 /* ---- the end ---- */
 
-/* Not saved: the pool stopped first; the next delivery records the end. */
+/* Not saved (the pool stopped first, or the row is gone): the next
+ * delivery records the end. */
 static void s_final_saved(run_t *r, bool saved)
 {
     if (!saved)
@@ -160,6 +163,10 @@ void run_step_finish(run_t *r, const char *state, const char *error, bool revert
 /* A failure worth another delivery, or the last one. */
 static void s_retry_later(run_t *r, const char *error)
 {
+    if (r->cancel) { /* asked to stop: not another delivery (its row says canceled) */
+        run_step_finish(r, RUN_CANCELED, r->cancel_reason, !r->displaced);
+        return;
+    }
     uint64_t n = r->msg ? jsq_deliveries(r->msg) : 0;
     bool last = n >= (uint64_t)r->a->cfg->max_deliveries;
     bool costly = r->agent && r->row.cost_usd >= r->agent->max_cost_usd;
@@ -246,6 +253,21 @@ static void s_fresh_task(run_t *r, const json_t *t)
 /* What the task says now decides: our result is there already; it is ours
  * still (go on with its version); it is still waiting for us (start again
  * with its version); or it moved on without us. */
+/* A run asked to stop takes no task over: a superseded one leaves it to
+ * the newer run; another gives it back if it holds it. Whether it did. */
+static bool s_judge_stopping(run_t *r, int what)
+{
+    if (r->displaced && what == CHECK_REVERT)
+        s_final(r);
+    else if (r->displaced)
+        run_step_finish(r, RUN_CANCELED, RUN_SUPERSEDED, false);
+    else if (r->cancel && what != CHECK_REVERT)
+        run_step_finish(r, RUN_CANCELED, r->cancel_reason, true);
+    else
+        return false;
+    return true;
+}
+
 static void s_judge(run_t *r, int what, const json_t *t)
 {
     const json_t *res = json_object_get(t, "result");
@@ -253,6 +275,8 @@ static void s_judge(run_t *r, int what, const json_t *t)
     bool again = ++r->rechecks <= RUN_RECHECKS;
     if (strcmp(s_field(res, "run_id"), r->row.id) == 0) {
         run_step_finish(r, RUN_SUCCEEDED, NULL, false);
+    } else if (s_judge_stopping(r, what)) {
+        return;
     } else if (what == CHECK_REVERT) {
         if (again && s_ours(r, t))
             r->version = v, s_resume(r, what);
@@ -508,6 +532,10 @@ static void s_record_call(run_t *r, const llm_result_t *res)
 /* What a call's end means, once the task is ours. */
 static void s_after_call(run_t *r)
 {
+    if (r->cancel) { /* asked to stop while the call answered */
+        run_step_finish(r, RUN_CANCELED, r->cancel_reason, !r->displaced);
+        return;
+    }
     if (r->call_ok) {
         r->step = STEP_FINISH;
         r->tries = r->rechecks = 0;

@@ -37,7 +37,7 @@ static bool s_retry(run_t *r, int status, int rc)
 {
     if (status < 0 || rc == 0 || rc == VP_ENOTFOUND || !r->final_save)
         return false; /* a row gone (the file replaced): the next delivery makes it */
-    stats_store(r->a, false);
+    stats_store(r, false);
     if (r->store_tries++ % 60 == 0)
         log_warn("agents: the end of run %s is not on disk (%s): its delivery is held, "
                  "the save tried again each second",
@@ -61,7 +61,7 @@ static void s_save_done(dbq_op_t *op, int status)
     }
     bool saved = status == 0 && rc == 0;
     if (saved && r->final_save)
-        stats_store(r->a, true);
+        stats_store(r, true);
     if (!saved && s_retry(r, status, rc))
         return;
     void (*cb)(run_t *, bool) = r->on_saved;

@@ -19,7 +19,8 @@ void runlog_save(run_t *r);
 /* Saves r->row, records exec (NULL: none) once per run, then calls
  * done(r, true) on the loop thread once both are written. A failed write
  * (a full disk) is tried again every RUNLOG_RETRY_MS, for as long as it
- * takes; done(r, false) only when the pool stops first. (The other saves
+ * takes; done(r, false) only when the pool stops first or the row is gone
+ * (VP_ENOTFOUND: the next delivery makes it again). (The other saves
  * are not tried again: the last one writes the whole row.) */
 void runlog_final(run_t *r, const exec_row_t *exec, void (*done)(run_t *r, bool saved));
 /* Publishes the run's current state (non-blocking; dropped without NATS). */

@@ -50,10 +50,19 @@ static int64_t s_wall_ms(void)
 static int s_store_check(void *ud, char *buf, size_t len)
 {
     agents_t *a = ud;
-    if (!a->store_failing_ms)
+    size_t n = 0;
+    int64_t since = 0;
+    list_for_each(it, &a->runs) {
+        const run_t *r = list_item(it, run_t, link);
+        if (r->store_since && (!since || r->store_since < since))
+            since = r->store_since;
+        n += r->store_since != 0;
+    }
+    if (!n)
         return WORKER_HEALTHY;
-    long long ago = (long long)(s_wall_ms() - a->store_failing_ms) / 1000;
-    snprintf(buf, len, "the agents' database fails (a full disk?): assignments wait, for %lld s",
+    long long ago = (long long)(s_wall_ms() - since) / 1000;
+    snprintf(buf, len,
+             "the agents' database fails (a full disk?): %zu runs wait for it, for %lld s", n,
              ago > 0 ? ago : 0);
     return WORKER_DEGRADED;
 }
@@ -72,12 +81,12 @@ void stats_init(agents_t *a)
     worker_add_check(a->w, "storage", s_store_check, a);
 }
 
-void stats_store(agents_t *a, bool ok)
+void stats_store(run_t *r, bool ok)
 {
     if (ok)
-        a->store_failing_ms = 0;
-    else if (!a->store_failing_ms)
-        a->store_failing_ms = s_wall_ms();
+        r->store_since = 0;
+    else if (!r->store_since)
+        r->store_since = s_wall_ms();
 }
 
 void stats_first_byte(agents_t *a, const char *role, int64_t ms)

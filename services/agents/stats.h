@@ -13,6 +13,7 @@
 #define VAPORA_AGENTS_STATS_H
 
 #include "agents.h"
+#include "run.h"
 
 void stats_init(agents_t *a);
 /* The first byte of a first attempt's answer came ms after its
@@ -20,9 +21,9 @@ void stats_init(agents_t *a);
 void stats_first_byte(agents_t *a, const char *role, int64_t ms);
 /* A run entered state (running, queued, or a final one). */
 void stats_run_state(agents_t *a, const run_row_t *row);
-/* A write to the agents' database that work waits for (an admission, a
- * run's last save) went through (ok) or failed: GET /health says
- * "degraded" (check "storage") from a failure to the next success. */
-void stats_store(agents_t *a, bool ok);
+/* A write to the agents' database that r waits for (its admission, its
+ * last save) went through (ok) or failed: GET /health says "degraded"
+ * (check "storage") while a run of the worker waits for one. */
+void stats_store(run_t *r, bool ok);
 
 #endif

@@ -555,7 +555,10 @@ void live_destroy(live_t **lp)
         return;
     loop_t *loop = worker_loop(l->b->w);
     loop_cancel_timer(loop, &l->recheck);
-    natsc_unsubscribe_wait(&l->sub, 2000); /* its handler uses l and its mailbox */
+    if (!natsc_unsubscribe_wait(&l->sub, 2000)) { /* its handler uses l, its mailbox */
+        *lp = NULL;
+        return; /* left to a handler that may still run (the process ends) */
+    }
     ws_hub_destroy(&l->hub);
     mailbox_destroy(&l->mb); /* what is left is freed, not relayed */
     list_for_each_safe(n, nx, &l->held) {

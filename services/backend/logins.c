@@ -28,6 +28,7 @@
  * last success), until LOGINS_PAIR_FREE failures of their own. */
 #define LOGINS_TRUST_MS (30ull * 24 * 3600 * 1000)
 #define LOGINS_PAIR_FREE 5u
+#define LOGINS_RUN_PAIRS 4u /* trusted pairs a run of slots may hold */
 
 enum { KIND_USER, KIND_ADDR, KIND_PAIR, KINDS };
 
@@ -224,20 +225,29 @@ static entry_t *s_find(logins_t *l, int kind, uint64_t h, uint64_t now, bool cre
     return spare;
 }
 
-/* The trusted pair of h, or with create a slot for it (never an overflow
- * entry: trust is not shared); NULL when none. */
+/* The trusted pair of h, or with create a slot for it: a free one, or,
+ * when LOGINS_RUN_PAIRS of the run are pairs already, the one whose trust
+ * ends first (so pairs never crowd the counts out). Never an overflow
+ * entry: trust is not shared. NULL when none. */
 static entry_t *s_pair(logins_t *l, uint64_t h, uint64_t now, bool create)
 {
-    entry_t *spare = NULL;
+    entry_t *spare = NULL, *oldest = NULL;
+    unsigned pairs = 0;
     for (uint32_t i = 0; h && i < LOGINS_RUN; i++) {
         entry_t *e = &l->t->e[(h + i) % LOGINS_SLOTS];
         bool live = s_live(e, now);
         if (e->h == h && live)
             return e;
+        bool pair = live && (e->flags & ENTRY_TRUSTED);
+        pairs += pair;
+        if (pair && (!oldest || e->until_ms < oldest->until_ms))
+            oldest = e;
         if (!spare && (!live || e->h == h))
             spare = e;
     }
-    return create ? spare : NULL;
+    if (!create)
+        return NULL;
+    return pairs >= LOGINS_RUN_PAIRS ? oldest : spare;
 }
 
 static uint64_t s_wait(const entry_t *e, uint64_t now)

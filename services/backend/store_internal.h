@@ -207,12 +207,12 @@ int store__write(store_t *s, store_write_t *w);
 
 /* ---- store_outbox.c ---- */
 
-/* Queues {"type":type,"id","project_id","data":data,"at"} on subject, in
- * the current write transaction. A full outbox drops the event (counted,
- * logged at most every 10 s); false only when the database fails. */
 /* The writer thread, after a commit while events wait: the commit hook, if
  * one is set (store_outbox_set_commit_hook). */
 void store__commit_hook(store_t *s);
+/* Queues {"type":type,"id","project_id","data":data,"at"} on subject, in
+ * the current write transaction. A full outbox drops the event (counted,
+ * logged at most every 10 s); false only when the database fails. */
 bool store__emit(store_t *s, store_conn_t *c, const char *subject, const char *type,
                  const json_t *data);
 /* The same with data as JSON text, and the event's id and project_id. */

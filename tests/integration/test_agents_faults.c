@@ -225,6 +225,39 @@ Test(agents_faults, a_new_assignment_supersedes_the_running_one_of_the_same_agen
                 "system_prompt = You are the developer.\n");
 }
 
+/* An assignment older than the task's latest one comes last (a delivery
+ * late from JetStream; here the task as created, published by hand): its
+ * run ends superseded at once, without a call, and the task stays. */
+static void s_stale_assignment(ag_env_t *e, const json_t *created, const json_t *done)
+{
+    long long calls = th_int(th_keep_json(th_fake_llm_stats(e->fake, "oai")), "requests");
+    json_t *ev = json_pack("{s:s,s:O,s:O,s:O}", "type", "task.assigned", "id",
+                           json_object_get(created, "id"), "project_id",
+                           json_object_get(created, "project_id"), "data", created);
+    char *txt = json_dumps(ev, JSON_COMPACT);
+    natsConnection *nc = ag_nats(e);
+    cr_assert_eq(natsConnection_PublishString(nc, "vapora.tasks.assigned", txt), NATS_OK);
+    natsConnection_FlushTimeout(nc, 2000);
+    natsConnection_Destroy(nc);
+    free(txt);
+    json_decref(ev);
+    json_t *stale = NULL;
+    for (long long end = th_now_ms() + 10000; !stale && th_now_ms() < end; th_sleep_ms(50)) {
+        json_t *runs = ag_get(e, th_fmt("/api/v1/runs?task_id=%s", th_str(created, "id")), 200);
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(runs, "items"), i, r)
+            if (th_int(r, "task_version") == th_int(created, "version") &&
+                strcmp(th_str(r, "state"), "canceled") == 0)
+                stale = r;
+    }
+    cr_assert_not_null(stale, "the stale assignment's run did not end canceled");
+    cr_assert(strstr(th_str(stale, "error"), "superseded"), "%s", th_dump(stale));
+    cr_assert_eq(th_int(th_keep_json(th_fake_llm_stats(e->fake, "oai")), "requests"), calls);
+    json_t *now = ag_wait_status(e, created, "review", 1000);
+    cr_assert_eq(th_int(now, "version"), th_int(done, "version"), "%s", th_dump(now));
+}
+
 static void s_supersede(const char *agents)
 {
     ag_env_t e = ag_start(&(ag_opts_t){.fake = SLOW, .extra = agents});
@@ -246,6 +279,7 @@ static void s_supersede(const char *agents)
     const char *user = ag_last_message(&e, 1);
     cr_assert(strstr(user, "NEW DESCRIPTION"), "%s", user);
     cr_assert_geq(th_int(st, "aborted_streams"), 1, "the old call went on: %s", th_dump(st));
+    s_stale_assignment(&e, t, done);
 }
 
 Test(agents_faults, cancel_mid_stream_closes_the_call_at_once_and_gives_the_task_back,

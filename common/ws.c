@@ -23,6 +23,13 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_SNDBUF (64 * 1024)
 #define WS_CLOSE_TIMEOUT_MS 5000
+/* Bytes read from one client per wake of the loop: a flood of frames
+ * cannot hold the loop; the rest waits for the next turn. */
+#define WS_READ_BUDGET (64 * 1024)
+/* Replies queued for a client that does not read (pongs to its pings)
+ * count against max_queue, and at most this many: an empty pong is no
+ * byte of payload, yet memory all the same. */
+#define WS_MAX_QUEUED 1024
 
 struct ws {
     ws_hub_t *hub;
@@ -31,6 +38,7 @@ struct ws {
     wslay_event_context_ptr ctx;
     const char *extra; /* bytes read past the request, fed first */
     size_t extra_len;
+    size_t read_left; /* of WS_READ_BUDGET, this wake */
     ws_message_fn on_message;
     ws_closed_fn on_closed;
     void *ud;
@@ -92,9 +100,14 @@ static ssize_t s_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int
         ws->extra_len -= n;
         return (ssize_t)n;
     }
-    ssize_t n = recv(ws->fd, buf, len, 0);
+    if (ws->read_left == 0) { /* the budget of this wake is spent: next turn */
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    ssize_t n = recv(ws->fd, buf, len < ws->read_left ? len : ws->read_left, 0);
     if (n < 0)
         return s_io_error(ctx);
+    ws->read_left -= n > 0 ? (size_t)n : 0;
     if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -151,14 +164,29 @@ static void s_update(ws_t *ws)
     loop_mod_fd(ws->hub->loop, ws->fd, (r ? LOOP_READ : 0) | (w ? LOOP_WRITE : 0));
 }
 
+/* Whether what is queued for ws (its events, and the pongs wslay queues
+ * for its pings) is past what a client that reads would leave. */
+static bool s_overfull(ws_t *ws)
+{
+    return wslay_event_get_queued_msg_length(ws->ctx) > ws->hub->cfg.max_queue ||
+           wslay_event_get_queued_msg_count(ws->ctx) > WS_MAX_QUEUED;
+}
+
 static void s_on_io(loop_t *loop, int fd, unsigned ev, void *ud)
 {
     UNUSED(loop);
     UNUSED(fd);
     ws_t *ws = ud;
+    ws->read_left = WS_READ_BUDGET;
     if (((ev & LOOP_READ) && wslay_event_recv(ws->ctx) != 0) ||
         ((ev & (LOOP_WRITE | LOOP_READ)) && wslay_event_send(ws->ctx) != 0)) {
         s_free(ws); /* peer gone or protocol error */
+        return;
+    }
+    if (s_overfull(ws)) {
+        log_warn("websocket client does not read its replies (%zu waiting): dropping it",
+                 wslay_event_get_queued_msg_count(ws->ctx));
+        s_free(ws);
         return;
     }
     s_update(ws);

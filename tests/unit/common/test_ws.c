@@ -467,6 +467,34 @@ Test(ws, a_client_that_does_not_read_is_dropped_at_max_queue, .timeout = 30)
     s_teardown(&c);
 }
 
+/* Pings, empty and not, reading no pong: the pongs queued for it are
+ * bounded like its events, and it is dropped. */
+static void *s_pinging_client(void *arg)
+{
+    ctx_t *c = arg;
+    int fd = s_open(c->h.port);
+    CHECK(c, fd >= 0);
+    char payload[125];
+    memset(payload, 'p', sizeof payload);
+    bool sent = true;
+    for (int i = 0; i < 200000 && sent && !atomic_load(&c->closed); i++)
+        sent = s_send_frame(fd, OP_PING, payload, i % 2 ? sizeof payload : 0);
+    s_wait_for(&c->closed, 1);
+    CHECK(c, atomic_load(&c->closed) == 1);
+    close(fd);
+    c->client_ok = 1;
+    return NULL;
+}
+
+Test(ws, a_client_that_pings_without_reading_is_dropped, .timeout = 30)
+{
+    static ctx_t c;
+    ws_config_t cfg = s_cfg(64 << 10, 1024, 20, 60);
+    s_run_client(&c, &cfg, s_pinging_client);
+    cr_assert_eq(ws_hub_count(c.hub), 0);
+    s_teardown(&c);
+}
+
 /* ---- timers ---- */
 
 static void *s_idle_client(void *arg)

@@ -11,7 +11,10 @@ charge_t charge_compute(const rt_config_t *cfg, const char *model,
                         long prompt_bound, long max_tokens)
 {
     charge_t ch = {0};
-    ch.estimated = !reported->present || reported->unreadable;
+    /* Negative counts are no counts: estimated, as unreadable ones, not a
+     * free call. */
+    bool negative = reported->input_tokens < 0 || reported->output_tokens < 0;
+    ch.estimated = !reported->present || reported->unreadable || negative;
     wire_usage_t u = *reported;
     if (ch.estimated)
         u = (wire_usage_t){prompt_bound, (long)((text_bytes + 3) / 4), false, false};

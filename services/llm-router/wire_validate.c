@@ -245,14 +245,52 @@ static long s_message_bytes(const json_t *m)
     return n;
 }
 
+static bool s_listed(const char *k, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(k, list[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Bytes of o's members as forwarded, but for its keys in skip and, with
+ * structured, its scalars (a model name, max_tokens: no prompt). */
+static long s_other_bytes(const json_t *o, const char *const *skip, bool structured)
+{
+    const char *k;
+    json_t *v;
+    long n = 0;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        bool nested = json_is_object(v) || json_is_array(v);
+        if (s_listed(k, skip) || (structured && !nested))
+            continue;
+        n += (long)strlen(k) + 4;
+        if (json_is_string(v)) {
+            n += (long)json_string_length(v);
+        } else if (nested) {
+            char *d = wire__dumps(v);
+            n += (long)strlen(d);
+            free(d);
+        }
+    }
+    return n;
+}
+
 long wire_prompt_token_bound(const json_t *canon)
 {
+    static const char *const msg_counted[] = {"role", "content", "tool_calls", NULL};
+    static const char *const top_counted[] = {"messages", "tools", "stream_options", NULL};
     const json_t *m, *tools = json_object_get(canon, "tools");
     size_t i;
-    long n = 0;
+    /* Whatever else is forwarded (a message's name, functions, a response
+     * format's schema...) may be billed as input too: a token per byte. */
+    long n = s_other_bytes(canon, top_counted, true);
     json_array_foreach(json_object_get(canon, "messages"), i, m)
     {
         n += WIRE_MSG_OVERHEAD + s_message_bytes(m);
+        if (json_object_size(m) > 2)
+            n += s_other_bytes(m, msg_counted, false);
     }
     if (tools) {
         char *s = wire__dumps(tools);

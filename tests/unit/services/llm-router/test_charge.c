@@ -65,6 +65,11 @@ Test(router_charge, missing_or_unreadable_counts_are_estimated)
     wire_usage_t text = {0, 0, true, true};
     ch = charge_compute(c, "m", &text, 41, 10, 100);
     cr_assert(ch.estimated && ch.cost_usd > 0);
+    /* Negative counts are no counts: estimated, not a free call. */
+    wire_usage_t neg = {-5, -1000, true, false};
+    ch = charge_compute(c, "m", &neg, 41, 10, 100);
+    cr_assert(ch.estimated && ch.cost_usd > 0);
+    cr_assert_eq(ch.tokens.input_tokens, 10);
     /* An estimate over the output bound is cut, without an anomaly. */
     ch = charge_compute(c, "m", &none, 100000, 10, 100);
     cr_assert(ch.estimated && !ch.anomaly);

@@ -108,3 +108,33 @@ Test(wire_validate, prompt_token_bound)
     json_decref(a);
     json_decref(b);
 }
+
+/* Every byte forwarded may be billed as input: a schema, functions or a
+ * message's name count too, or a budget could be spent past its limit
+ * with them (found by an attack session). */
+Test(wire_validate, the_prompt_bound_counts_every_field_forwarded)
+{
+    char big[4001];
+    memset(big, 'x', 4000);
+    big[4000] = '\0';
+    json_t *base = json_pack("{s:[{s:s,s:s}]}", "messages", "role", "user", "content", "hi");
+    long n0 = wire_prompt_token_bound(base);
+    json_t *fmt = json_deep_copy(base);
+    json_object_set_new(fmt, "response_format",
+                        json_pack("{s:s,s:{s:s,s:{s:s}}}", "type", "json_schema",
+                                  "json_schema", "name", "s", "schema", "description", big));
+    json_t *fns = json_deep_copy(base);
+    json_object_set_new(fns, "functions", json_pack("[{s:s,s:s}]", "name", "f",
+                                                    "description", big));
+    json_t *named = json_deep_copy(base);
+    json_object_set_new(json_array_get(json_object_get(named, "messages"), 0), "name",
+                        json_string(big));
+    cr_assert_geq(wire_prompt_token_bound(fmt), n0 + 4000);
+    cr_assert_geq(wire_prompt_token_bound(fns), n0 + 4000);
+    cr_assert_geq(wire_prompt_token_bound(named), n0 + 4000);
+    json_decref(base);
+    json_decref(fmt);
+    json_decref(fns);
+    json_decref(named);
+}
+

@@ -355,9 +355,10 @@ static void s_on_log_level(void *ud, const char *level)
 static void s_usage(FILE *f, const char *prog)
 {
     fprintf(f,
-            "usage: %s [-c CONFIG] [-l HOST:PORT]\n"
+            "usage: %s [-c CONFIG] [-l HOST:PORT] [--check]\n"
             "  -c, --config FILE   configuration (default etc/vapora.conf)\n"
             "  -l, --listen ADDR   listen address, overriding the config\n"
+            "  -k, --check         check the service's settings, print why not, exit\n"
             "  -h, --help          this text\n",
             prog);
 }
@@ -630,14 +631,17 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
     s_raise_nofile();
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'l'},
+                                         {"check", no_argument, 0, 'k'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *config = "etc/vapora.conf", *listen_override = NULL;
+    bool check = false;
     int c;
-    while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:kh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'l': listen_override = optarg; break;
+        case 'k': check = true; break;
         case 'h': s_usage(stdout, argv[0]); return 0;
         default: s_usage(stderr, argv[0]); return 2;
         }
@@ -653,9 +657,17 @@ int worker_main(int argc, char **argv, const worker_service_t *svc)
     worker_t w = {.svc = svc, .listen_fd = -1};
     char err[512];
     w.cfg = cfg_load(config, err, sizeof err);
-    if (!w.cfg) {
-        log_error("configuration: %s", err);
+    if (!w.cfg || (check && svc->check && !svc->check(w.cfg, err, sizeof err))) {
+        if (check) /* one line on stderr: the supervisor's reason */
+            fprintf(stderr, "%s\n", err);
+        else
+            log_error("configuration: %s", err);
+        cfg_destroy(&w.cfg);
         return 2;
+    }
+    if (check) {
+        cfg_destroy(&w.cfg);
+        return 0;
     }
     w.section = xasprintf("service:%s", svc->name);
     int status = 0;

@@ -48,6 +48,10 @@ typedef struct worker_service {
     bool (*busy)(worker_t *w);
     /* NATS publishes written at once by the publishing thread (natsc.h). */
     bool nats_send_asap;
+    /* Optional: whether cfg's settings of the service are valid (err says
+     * why not), opening nothing. `--check -c FILE` runs it and exits 0 or
+     * 2: the supervisor asks it before it accepts a reload. */
+    bool (*check)(const cfg_t *cfg, char *err, size_t errlen);
 } worker_service_t;
 
 /* Runs the worker; returns the process exit status. */

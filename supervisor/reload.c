@@ -13,6 +13,7 @@
 #include "fd.h"
 #include "log.h"
 #include "programs.h"
+#include "svcheck.h"
 #include "workers.h"
 
 /* ---- the steps start-up shares ---- */
@@ -173,6 +174,7 @@ int sv_reload(sv_t *sv, char *err, size_t errlen)
     /* Bind every new address first, so a failure changes nothing. */
     sv_socket_t **socks = NULL;
     if (s_check_fixed(sv, nc, err, errlen) < 0 ||
+        sv_check_services(nc, sv->worker_config, err, errlen) < 0 ||
         !(socks = sv_bind_addresses(sv, nc, err, errlen)) ||
         sv_write_worker_config(sv, nc->text, err, errlen) < 0) {
         sv_release_addresses(&socks, nc->nservices);

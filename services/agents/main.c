@@ -316,6 +316,15 @@ static bool s_busy(worker_t *w)
     return !list_empty(&s_agents.runs);
 }
 
+/* --check: [agents] and every [agent:NAME] (prompts read) load. */
+static bool s_check(const cfg_t *cfg, char *err, size_t errlen)
+{
+    agents_config_t *c = agents_config_load(cfg, err, errlen);
+    bool ok = c != NULL;
+    agents_config_destroy(&c);
+    return ok;
+}
+
 static const worker_service_t s_service = {
     .name = "agents",
     .default_listen = "0.0.0.0:8002",
@@ -325,6 +334,7 @@ static const worker_service_t s_service = {
     .drain = s_drain,
     .busy = s_busy,
     .nats_send_asap = true, /* a few publishes and acks per run */
+    .check = s_check,
 };
 
 int main(int argc, char **argv)

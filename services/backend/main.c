@@ -101,15 +101,27 @@ static int s_storage_check(void *ud, char *buf, size_t len)
     return WORKER_DEGRADED;
 }
 
-/* [backend] key as a number in [min,max]; false (logged) when malformed. */
-static bool s_number(const cfg_t *cfg, const char *key, long def, long min, long max,
-                     long *out)
+/* The [backend] numbers: defaults and bounds. */
+enum { N_TTL, N_ADDRESS_FREE, N_OUTBOX, N_CACHE, N_MAX_AGE, N_MAX_BYTES, N_COUNT };
+static const struct {
+    const char *key;
+    long def, min, max;
+} s_nums[N_COUNT] = {
+    [N_TTL] = {"token_ttl", 3600, 1, 30L * 86400},
+    [N_ADDRESS_FREE] = {"login_address_failures", LOGINS_ADDRESS_FREE, 0, 1000000},
+    [N_OUTBOX] = {"outbox_max", 100000, 1, 10000000},
+    [N_CACHE] = {"read_cache", 1024, 0, 1000000},
+    [N_MAX_AGE] = {"events_max_age", EVENTS_MAX_AGE, 0, 100L * 365 * 86400},
+    [N_MAX_BYTES] = {"events_max_bytes", EVENTS_MAX_BYTES, 0, 1L << 50},
+};
+
+/* Reads every [backend] number into n; false with the reason in err. */
+static bool s_numbers(const cfg_t *cfg, long n[N_COUNT], char *err, size_t errlen)
 {
-    char err[256];
-    if (cfg_get_long(cfg, "backend", key, def, min, max, out, err, sizeof err) < 0) {
-        log_error("%s", err);
-        return false;
-    }
+    for (size_t i = 0; i < N_COUNT; i++)
+        if (cfg_get_long(cfg, "backend", s_nums[i].key, s_nums[i].def, s_nums[i].min,
+                         s_nums[i].max, &n[i], err, errlen) < 0)
+            return false;
     return true;
 }
 
@@ -189,24 +201,18 @@ static int s_setup(worker_t *w)
         log_err(errno, "creating data_dir %s", b->data_dir);
         return -EIO;
     }
-    long ttl, outbox_max, slots, address_free;
-    events_limits_t lim;
-    if (!s_number(cfg, "token_ttl", 3600, 1, 30L * 86400, &ttl) ||
-        !s_number(cfg, "login_address_failures", LOGINS_ADDRESS_FREE, 0, 1000000,
-                  &address_free))
+    long n[N_COUNT];
+    char err[256];
+    if (!s_numbers(cfg, n, err, sizeof err)) {
+        log_error("%s", err);
         return -EINVAL;
-    if (s_open(b, cfg, ttl, address_free) < 0 || s_writer_setup(w, b) < 0)
+    }
+    if (s_open(b, cfg, n[N_TTL], n[N_ADDRESS_FREE]) < 0 || s_writer_setup(w, b) < 0)
         return -EIO;
-    if (!s_number(cfg, "outbox_max", 100000, 1, 10000000, &outbox_max) ||
-        !s_number(cfg, "read_cache", 1024, 0, 1000000, &slots) ||
-        !s_number(cfg, "events_max_age", EVENTS_MAX_AGE, 0, 100L * 365 * 86400,
-                  &lim.max_age_s) ||
-        !s_number(cfg, "events_max_bytes", EVENTS_MAX_BYTES, 0, 1L << 50,
-                  &lim.max_bytes))
-        return -EINVAL;
-    store_outbox_set_max(b->store, outbox_max);
+    events_limits_t lim = {.max_age_s = n[N_MAX_AGE], .max_bytes = n[N_MAX_BYTES]};
+    store_outbox_set_max(b->store, n[N_OUTBOX]);
     if (store_version_known(b->store))
-        b->cache = rcache_new((size_t)slots);
+        b->cache = rcache_new((size_t)n[N_CACHE]);
     metrics_add_collector(worker_metrics(w), s_cache_metrics, b);
     metrics_add_collector(worker_metrics(w), s_writer_metrics, b);
     worker_add_check(w, "storage", s_storage_check, b);
@@ -246,6 +252,13 @@ static void s_drain(worker_t *w)
         relay_drain(s_relay);
 }
 
+/* --check: the [backend] numbers are in their bounds. */
+static bool s_check(const cfg_t *cfg, char *err, size_t errlen)
+{
+    long n[N_COUNT];
+    return s_numbers(cfg, n, err, errlen);
+}
+
 static const worker_service_t s_service = {
     .name = "backend",
     .default_listen = "0.0.0.0:8001",
@@ -253,6 +266,7 @@ static const worker_service_t s_service = {
     .setup = s_setup,
     .teardown = s_teardown,
     .drain = s_drain,
+    .check = s_check,
 };
 
 int main(int argc, char **argv)

@@ -143,12 +143,22 @@ static void s_teardown(worker_t *w)
     curl_global_cleanup();
 }
 
+/* --check: providers, models, budgets, routing and callers load. */
+static bool s_check(const cfg_t *cfg, char *err, size_t errlen)
+{
+    rt_config_t *c = rt_config_load(cfg, err, errlen);
+    bool ok = c != NULL;
+    rt_config_destroy(&c);
+    return ok;
+}
+
 static const worker_service_t s_service = {
     .name = "llm-router",
     .default_listen = "0.0.0.0:8003",
     .schema = &router_schema,
     .setup = s_setup,
     .teardown = s_teardown,
+    .check = s_check,
 };
 
 int main(int argc, char **argv)

@@ -415,3 +415,34 @@ Test(agents_faults, an_agent_leaves_a_task_it_failed_too_often, .timeout = 120,
     json_t *st = th_keep_json(th_fake_llm_stats(e.fake, "oai"));
     cr_assert_eq(th_int(st, "requests"), 1, "the agent tried again: %s", th_dump(st));
 }
+
+/* A reload whose config a service would refuse at start (the agents' and
+ * the router's own settings, which the supervisor does not know) is
+ * refused whole, with the service's reason; the workers go on. */
+Test(agents_faults, a_reload_a_service_would_refuse_changes_nothing, .timeout = 120,
+     .fini = ag_fini)
+{
+    ag_opts_t o = {0};
+    ag_env_t e = ag_start(&o);
+    pid_t agents = ag_pid(&e, "services", "agents");
+    pid_t router = ag_pid(&e, "services", "llm-router");
+    const char *bad[][2] = {
+        {"[agent:zz]\nrole = wizard\n", "wizard"},
+        {"[budget:cheap]\nlimit_usd = -5\n", "limit_usd"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        o.extra = th_fmt("%s%s", ag_agents(), bad[i][0]);
+        cr_assert_eq(th_sv_write_config(e.sv, ag_config(e.fake->port, &o)), 0);
+        th_resp_t *r = th_must_request(e.sv->admin_port, "POST", "/reload",
+                                       th_fmt("%s" TH_JSON_CT, e.sv->auth), NULL);
+        cr_assert_eq(r->status, 422, "%d %s", r->status, r->body);
+        cr_assert(strstr(r->body, bad[i][1]), "422 without the reason: %s", r->body);
+        th_resp_free(&r);
+    }
+    th_sleep_ms(1000);
+    cr_assert_eq(ag_pid(&e, "services", "agents"), agents, "the agents were replaced");
+    cr_assert_eq(ag_pid(&e, "services", "llm-router"), router, "the router was replaced");
+    json_t *t = ag_task(&e, "Still working", NULL);
+    ag_assign(&e, t, "{\"role\":\"developer\"}");
+    ag_wait_status(&e, t, "review", 30000);
+}

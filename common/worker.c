@@ -18,7 +18,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +37,7 @@
 #include "sbuf.h"
 #include "settings.h"
 #include "sigfd.h"
+#include "worker_args.h"
 
 #define WORKER_LAG_WARN_NS (100ull * 1000000ull)
 #define WORKER_LAG_WARN_EVERY_MS 10000
@@ -352,17 +352,6 @@ static void s_on_log_level(void *ud, const char *level)
 
 /* ---- set-up ---- */
 
-static void s_usage(FILE *f, const char *prog)
-{
-    fprintf(f,
-            "usage: %s [-c CONFIG] [-l HOST:PORT] [--check]\n"
-            "  -c, --config FILE   configuration (default etc/vapora.conf)\n"
-            "  -l, --listen ADDR   listen address, overriding the config\n"
-            "  -k, --check         check the service's settings, print why not, exit\n"
-            "  -h, --help          this text\n",
-            prog);
-}
-
 static void s_schema_warn(const char *msg, void *ud)
 {
     UNUSED(ud);
@@ -626,52 +615,40 @@ static void s_raise_nofile(void)
     }
 }
 
+/* Loads the config into w; with check, only checks it. Returns -1 with
+ * the exit status in *status when the worker is not to run. */
+static int s_config(worker_t *w, const worker_args_t *a, int *status)
+{
+    char err[512];
+    w->cfg = cfg_load(a->config, err, sizeof err);
+    bool ok = w->cfg && (!a->check || !w->svc->check || w->svc->check(w->cfg, err, sizeof err));
+    if (!ok && a->check) /* one line on stderr: the supervisor's reason */
+        fprintf(stderr, "%s\n", err);
+    else if (!ok)
+        log_error("configuration: %s", err);
+    if (ok && !a->check)
+        return 0;
+    cfg_destroy(&w->cfg);
+    *status = ok ? 0 : 2;
+    return -1;
+}
+
 int worker_main(int argc, char **argv, const worker_service_t *svc)
 {
     s_raise_nofile();
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"listen", required_argument, 0, 'l'},
-                                         {"check", no_argument, 0, 'k'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *config = "etc/vapora.conf", *listen_override = NULL;
-    bool check = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:l:kh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 'l': listen_override = optarg; break;
-        case 'k': check = true; break;
-        case 'h': s_usage(stdout, argv[0]); return 0;
-        default: s_usage(stderr, argv[0]); return 2;
-        }
-    }
-    if (optind < argc) {
-        s_usage(stderr, argv[0]);
-        return 2;
-    }
+    worker_args_t a;
+    int status = 0;
+    if (worker_args(argc, argv, &a, &status) < 0)
+        return status;
     /* What a worker creates (its data_dir, databases, secrets, locks) is
      * its user's alone, also when it runs without a supervisor. */
     umask(077);
     log_init(svc->name, LOG_INFO, LOG_FMT_LOGFMT);
     worker_t w = {.svc = svc, .listen_fd = -1};
-    char err[512];
-    w.cfg = cfg_load(config, err, sizeof err);
-    if (!w.cfg || (check && svc->check && !svc->check(w.cfg, err, sizeof err))) {
-        if (check) /* one line on stderr: the supervisor's reason */
-            fprintf(stderr, "%s\n", err);
-        else
-            log_error("configuration: %s", err);
-        cfg_destroy(&w.cfg);
-        return 2;
-    }
-    if (check) {
-        cfg_destroy(&w.cfg);
-        return 0;
-    }
+    if (s_config(&w, &a, &status) < 0)
+        return status;
     w.section = xasprintf("service:%s", svc->name);
-    int status = 0;
-    if (s_start(&w, listen_override) < 0)
+    if (s_start(&w, a.listen) < 0)
         status = 1;
     else if (loop_run(w.loop) < 0)
         status = 1;

@@ -206,25 +206,13 @@ static void s_admit_later(run_t *r)
     r->store_again = loop_add_timer(r->a->loop, RUNLOG_RETRY_MS, 0, s_admit_again, r);
 }
 
-static void s_admit_done(dbq_op_t *op, int status)
+/* What the admitted row says: a duplicate of a finished run (acknowledged),
+ * a run superseded or canceled meanwhile, an orphan past its last delivery
+ * (dead), or work to do. A running row means its worker died (or stalled
+ * past AckWait): this delivery takes over; the version checks keep one
+ * effect. */
+static void s_admitted(run_t *r)
 {
-    run_t *r = container_of(op, run_t, admit);
-    s_admit_take(r, status == 0 && r->admit_rc == 0);
-    if (status < 0) {
-        log_warn("agents: run %s could not be admitted (stopping); it comes back later",
-                 r->row.id);
-        run_step_release(r, RELEASE_NAK);
-        return;
-    }
-    if (r->admit_rc < 0) {
-        s_admit_later(r);
-        return;
-    }
-    stats_store(r, true);
-    if (r->superseded)
-        s_tell_superseded(r);
-    /* A running row means its worker died (or stalled past AckWait): this
-     * delivery takes over; the version checks keep one effect. */
     if (run_state_final(r->row.state)) {
         run_step_release(r, RELEASE_ACK); /* a duplicate of a finished assignment */
         return;
@@ -243,6 +231,26 @@ static void s_admit_done(dbq_op_t *op, int status)
     }
     r->t_admit = s_wall_ms();
     s_choose(r);
+}
+
+static void s_admit_done(dbq_op_t *op, int status)
+{
+    run_t *r = container_of(op, run_t, admit);
+    s_admit_take(r, status == 0 && r->admit_rc == 0);
+    if (status < 0) {
+        log_warn("agents: run %s could not be admitted (stopping); it comes back later",
+                 r->row.id);
+        run_step_release(r, RELEASE_NAK);
+        return;
+    }
+    if (r->admit_rc < 0) {
+        s_admit_later(r);
+        return;
+    }
+    stats_store(r, true);
+    if (r->superseded)
+        s_tell_superseded(r);
+    s_admitted(r);
 }
 
 void run_assigned(agents_t *a, natsMsg *msg)

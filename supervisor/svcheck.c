@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,14 @@ static int s_check_one(const sv_service_cfg_t *sc, const char *path, char *err,
     return rc == 0 ? 0 : -EINVAL;
 }
 
+/* Whether sc runs one of our workers (vapora-NAME), which know --check;
+ * another command (a shell line, a wrapper) is not asked. */
+static bool s_knows_check(const sv_service_cfg_t *sc)
+{
+    const char *slash = strrchr(sc->argv[0], '/');
+    return sc->control && strncmp(slash ? slash + 1 : sc->argv[0], "vapora-", 7) == 0;
+}
+
 int sv_check_services(const sv_config_t *nc, const char *worker_config, char *err,
                       size_t errlen)
 {
@@ -119,7 +128,7 @@ int sv_check_services(const sv_config_t *nc, const char *worker_config, char *er
     if (rc < 0)
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
     for (size_t i = 0; rc == 0 && i < nc->nservices; i++)
-        if (nc->services[i].control)
+        if (s_knows_check(&nc->services[i]))
             rc = s_check_one(&nc->services[i], path, err, errlen);
     unlink(path);
     free(path);

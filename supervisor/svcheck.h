@@ -2,7 +2,8 @@
  * takes it: each service that speaks the control protocol (our workers)
  * runs with `--check -c FILE` (worker.h) and says whether its own settings
  * are valid (the supervisor validates only its own keys and the sections'
- * names). A reload that a service would refuse at start is refused
+ * names). A command that is not one of ours (vapora-NAME: a shell line, a
+ * wrapper) is not asked. A reload that a service would refuse at start is refused
  * whole, with the service's reason, and nothing changes. */
 #ifndef VAPORA_SV_SVCHECK_H
 #define VAPORA_SV_SVCHECK_H

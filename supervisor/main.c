@@ -4,6 +4,7 @@
  * opened, the admin API (admin.h) put on it, then the children launched;
  * see supervisor.h for the modules. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "supervisor.h"
+#include "svcheck.h"
 
 static void s_usage(FILE *f, const char *prog)
 {
@@ -48,10 +50,24 @@ static int s_check(const char *config, const char *bin_dir)
         fprintf(stderr, "%s: invalid: %s\n", config, err);
         return 1;
     }
-    printf("%s: configuration OK (%zu service(s), %zu program(s))\n", config,
-           cfg->nservices, cfg->nprograms);
+    /* The services' own settings, as a reload asks them (svcheck.h), from
+     * a directory of our own. */
+    char dir[] = "/tmp/vapora-check.XXXXXX";
+    int rc = mkdtemp(dir) ? 0 : -errno;
+    char *path = xasprintf("%s/config", dir);
+    if (rc == 0)
+        rc = sv_check_services(cfg, path, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "cannot make %s: %s", dir, strerror(-rc));
+    rmdir(dir);
+    free(path);
+    if (rc < 0)
+        fprintf(stderr, "%s: invalid: %s\n", config, err);
+    else
+        printf("%s: configuration OK (%zu service(s), %zu program(s))\n", config,
+               cfg->nservices, cfg->nprograms);
     sv_config_destroy(&cfg);
-    return 0;
+    return rc < 0 ? 1 : 0;
 }
 
 /* Open → admin → launch → run: the admin API answers before the first

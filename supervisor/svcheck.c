@@ -121,7 +121,7 @@ int sv_check_services(const sv_config_t *nc, const char *worker_config, char *er
                       size_t errlen)
 {
     char *path = xasprintf("%s.check", worker_config);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     int rc = fd < 0 ? -errno : fd_write_all(fd, nc->text, strlen(nc->text));
     if (fd >= 0)
         close(fd);

@@ -126,6 +126,9 @@ static void s_check(th_sv_t *sv)
         {"[supervisor]\nadmin = 127.0.0.1:0\n", "admin"},
         {"[service:web]\nlisten = 127.0.0.1:1\ncommand = /bin/true\ncontrol = maybe\n",
          "control"},
+        /* a setting the service itself refuses (vapora-llm-router --check) */
+        {"[service:llm-router]\nlisten = 127.0.0.1:1\n\n[budget:x]\nlimit_usd = -5\n",
+         "service llm-router: [budget:x] limit_usd"},
     };
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
         rc = s_check_text(refused[i].text, &out);

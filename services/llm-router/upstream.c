@@ -106,14 +106,23 @@ static struct curl_slist *s_provider_headers(upstream_t *u, const rt_provider_t 
 
 /* ---- what comes back ---- */
 
+/* The parser's events, passed on: each one is a sign of life of the
+ * stream (bytes that make none, keep-alive comments, are not). */
+static void s_on_event(const wire_ev_t *ev, void *ud)
+{
+    upstream_xfer_t *x = ud;
+    x->last_data_ms = loop_now_ms(x->up->loop);
+    x->req.on_event(ev, x->req.ud);
+}
+
 static size_t s_on_data(char *ptr, size_t size, size_t n, void *ud)
 {
     upstream_xfer_t *x = ud;
     size_t len = size * n;
-    x->last_data_ms = loop_now_ms(x->up->loop);
     if (!x->status)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
     if (!x->req.stream || x->status != 200) {
+        x->last_data_ms = loop_now_ms(x->up->loop);
         if (x->body.len + len > UPSTREAM_MAX_BODY)
             return 0;
         /* Most answers come in one piece: one malloc of their size (a
@@ -125,7 +134,7 @@ static size_t s_on_data(char *ptr, size_t size, size_t n, void *ud)
         x->paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
-    if (wire_parser_feed(x->parser, ptr, len, x->req.on_event, x->req.ud) < 0) {
+    if (wire_parser_feed(x->parser, ptr, len, s_on_event, x) < 0) {
         x->malformed = true;
         return 0;
     }

@@ -73,7 +73,9 @@ typedef struct upstream_xfer {
     bool malformed;        /* the stream did not parse (or the body was too big) */
     bool pause_wanted;     /* on_fed said the caller is full */
     bool paused;           /* curl holds a piece until upstream_resume */
-    uint64_t last_data_ms; /* loop_now_ms of the latest bytes (or the start) */
+    uint64_t last_data_ms; /* loop_now_ms of the latest event of a stream (bytes
+                            * that make none, keep-alive comments, do not
+                            * count), of the latest bytes otherwise, or the start */
     uint64_t start_ns;     /* now_ns() at the start */
 } upstream_xfer_t;
 

@@ -393,6 +393,7 @@ KINDS = ("openai", "anthropic", "gemini", "ollama")
 DEFAULT_CONFIG = {
     "latency_ms": 0,          # delay before the response headers
     "chunk_delay_ms": 0,      # delay before each stream piece
+    "keepalive_ms": 0,        # during that delay, an SSE comment (": keep-alive") this often
     "fail_status": None,      # injected failure status (400..599)
     "fail_count": 0,          # how many next requests fail; -1 = all
     "retry_after": None,      # Retry-After on injected failures (seconds)
@@ -459,6 +460,7 @@ def _is_num(v):
 CONFIG_CHECKS = {
     "latency_ms": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
     "chunk_delay_ms": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    "keepalive_ms": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
     "fail_status": (lambda v: v is None or (_is_int(v) and 400 <= v <= 599),
                     "null or an HTTP status 400..599"),
     "fail_count": (lambda v: _is_int(v) and v >= -1, "an integer >= -1"),
@@ -1210,6 +1212,22 @@ class FakeServer:
             return await self.send_reply(conn, req, reply)
         return await self.stream(conn, req, scope, kind, route, ctx, cfg)
 
+    async def wait_piece(self, out, delay, cfg, ctype):
+        """Waits delay seconds before a stream piece; an SSE stream gets a
+        comment line every keepalive_ms meanwhile (what proxies send to keep
+        a quiet stream open: bytes, no event)."""
+        every = cfg["keepalive_ms"] / 1000
+        if not every or not ctype.startswith("text/event-stream"):
+            await asyncio.sleep(delay)
+            return
+        left = delay
+        while left > 0:
+            step = min(every, left)
+            await asyncio.sleep(step)
+            left -= step
+            if left > 0:
+                await out.write(b": keep-alive\n\n")
+
     async def stream(self, conn, req, scope, kind, route, ctx, cfg):
         out = BodyStream(conn, req)
         delay = cfg["chunk_delay_ms"] / 1000
@@ -1233,7 +1251,7 @@ class FakeServer:
                 if end_after is not None and i >= end_after:
                     break
                 if delay:
-                    await asyncio.sleep(delay)
+                    await self.wait_piece(out, delay, cfg, ctype)
                 final = cut is None and end_after is None and i == len(pieces) - 1
                 data = kind.stream_piece(ctx, route, i, text, final)
                 if cfg["corrupt"] and i == 0:

@@ -192,6 +192,26 @@ Test(router_streams, a_silent_stream_times_out_by_its_silence, .timeout = 60,
     free(body);
 }
 
+/* Keep-alive comments are bytes, not events: a provider that sends only
+ * them (": keep-alive" every 200 ms) is as silent as one that sends
+ * nothing, and holds no stream (nor its reservation) past its timeout. */
+Test(router_streams, keep_alive_comments_are_no_sign_of_life, .timeout = 60,
+     .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    llm_fake_set(fake, "oai", "{\"chunk_delay_ms\":3000,\"keepalive_ms\":200}");
+    th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
+    char *body = llm_body(false, "gpt-a", true, 0);
+    long long t0 = th_now_ms();
+    llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);
+    long long took = th_now_ms() - t0;
+    s_assert_claude_answered(&r);
+    cr_assert(took >= 1500 && took < 2900, "the comments lasted %lld ms", took);
+    cr_assert_eq(llm_fake_num(fake, "oai", "aborted_streams"), 1);
+    llm_resp_clear(&r);
+    free(body);
+}
+
 /* ---- backpressure: the upstream waits for the caller ---- */
 
 #define BIG_STREAM (8u << 20)

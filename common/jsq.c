@@ -73,11 +73,7 @@ static bool s_stopping(jsq_t *q)
 /* Sleeps ms, or less when stopping. */
 static void s_nap(jsq_t *q, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * NS_PER_MS;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    struct timespec ts = now_deadline(ms);
     pthread_mutex_lock(&q->mu);
     if (!q->stop)
         pthread_cond_timedwait(&q->cv, &q->mu, &ts);

@@ -7,9 +7,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "log.h"
+#include "now.h"
 #include "alloc.h"
 
 struct natsc {
@@ -205,14 +205,7 @@ static void s_sub_ended(void *closure)
 /* Waits for e->done until timeout_ms have passed; whether it came. */
 static bool s_sub_wait(sub_end_t *e, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = now_deadline(timeout_ms);
     pthread_mutex_lock(&e->mu);
     int rc = 0;
     while (!e->done && rc != ETIMEDOUT)

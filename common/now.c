@@ -2,7 +2,6 @@
 #include "now.h"
 
 #include <stdio.h>
-#include <time.h>
 
 uint64_t now_ns(void)
 {
@@ -14,6 +13,23 @@ uint64_t now_ns(void)
 uint64_t now_ms(void)
 {
     return now_ns() / 1000000ull;
+}
+
+int64_t now_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct timespec now_deadline(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + ms % 1000 * 1000000;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
 }
 
 void now_iso8601(char *buf, size_t len)

@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "now.h"
 #include "sqldb.h"
 #include "vp_error.h"
 
@@ -484,10 +485,7 @@ static int s_update(adb_t *db, int q, const char *a, const char *b, int64_t c_ms
 
 int adb_run_cancel(adb_t *db, const char *id, const char *reason, bool *changed)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return s_update(db, Q_CANCEL, id, reason, ms, changed);
+    return s_update(db, Q_CANCEL, id, reason, now_wall_ms(), changed);
 }
 
 int adb_run_requeue(adb_t *db, const char *id, bool *changed)
@@ -497,14 +495,13 @@ int adb_run_requeue(adb_t *db, const char *id, bool *changed)
 
 int adb_runs_supersede(adb_t *db, const run_row_t *r, int *n, bool *newer)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t at = now_wall_ms();
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = s_q(db, Q_SUPERSEDE);
     s_text(st, 1, r->task_id);
     sqlite3_bind_int64(st, 2, r->task_version);
     s_text(st, 3, RUN_SUPERSEDED);
-    sqlite3_bind_int64(st, 4, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    sqlite3_bind_int64(st, 4, at);
     int rc = s_rc(db, sqlite3_step(st), "superseding runs");
     *n = rc == 0 ? sqlite3_changes(db->db) : 0;
     if (rc == 0) {

@@ -7,26 +7,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "alloc.h"
 #include "bus.h"
 #include "choose.h"
 #include "log.h"
+#include "now.h"
 #include "run_step.h"
 #include "runlog.h"
 #include "stats.h"
 #include "vp_error.h"
 
 #define RUN_ID_MAX 31
-
-static int64_t s_wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 /* run_ + 24 hex of SHA-256("task_id:version"): one id per assignment. */
 static void s_run_id(const char *task_id, int64_t version, char out[RUN_ID_MAX + 1])
@@ -120,7 +113,7 @@ static run_t *s_new(agents_t *a, natsMsg *msg, json_t *ev)
     w->task_version = r->version;
     snprintf(w->role, sizeof w->role, "%s", r->assigned_role ? r->assigned_role : "");
     snprintf(w->state, sizeof w->state, RUN_QUEUED);
-    w->created_ms = s_wall_ms();
+    w->created_ms = now_wall_ms();
     return r;
 }
 
@@ -229,7 +222,7 @@ static void s_admitted(run_t *r)
         run_step_reap(r);
         return;
     }
-    r->t_admit = s_wall_ms();
+    r->t_admit = now_wall_ms();
     s_choose(r);
 }
 
@@ -265,7 +258,7 @@ void run_assigned(agents_t *a, natsMsg *msg)
         return;
     }
     run_t *r = s_new(a, msg, ev);
-    r->t_recv = s_wall_ms();
+    r->t_recv = now_wall_ms();
     json_decref(ev);
     if (run_find(a, r->row.id)) { /* redelivered while we still run it */
         log_warn("agents: run %s came again (delivery %llu) while it runs here: left to it",

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "alloc.h"
 #include "log.h"
+#include "now.h"
 #include "prompt.h"
 #include "runlog.h"
 #include "stats.h"
@@ -20,13 +20,6 @@
 static const int64_t s_backoff_ms[] = {1000, 5000, 30000, 120000, 600000};
 
 enum { CHECK_START, CHECK_FINISH, CHECK_REVERT };
-
-static int64_t s_wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void s_set_error(run_t *r, const char *error)
 {
@@ -132,7 +125,7 @@ static void s_count(agents_t *a, const run_row_t *w)
 static void s_final(run_t *r)
 {
     run_row_t *w = &r->row;
-    w->finished_ms = s_wall_ms();
+    w->finished_ms = now_wall_ms();
     s_count(r->a, w);
     runlog_event(r);
     bool failed = strcmp(w->state, RUN_FAILED) == 0 || strcmp(w->state, RUN_DEAD) == 0;
@@ -388,7 +381,7 @@ static void s_start_done(int status, json_t *body, const char *err, void *ud)
 {
     run_t *r = ud;
     if (status == 200) {
-        r->t_start = s_wall_ms();
+        r->t_start = now_wall_ms();
         r->moved = true;
         r->version = json_integer_value(json_object_get(body, "version"));
         s_set_task(r, json_incref(body));
@@ -435,7 +428,7 @@ void run_step_begin(run_t *r)
     snprintf(w->model, sizeof w->model, "%s", r->agent->model);
     snprintf(w->state, sizeof w->state, RUN_RUNNING);
     w->attempts++;
-    w->started_ms = s_wall_ms();
+    w->started_ms = now_wall_ms();
     s_set_error(r, NULL);
     sbuf_reset(&r->out);
     r->step = STEP_START;
@@ -492,7 +485,7 @@ static void s_blockers(run_t *r)
  * promises (from the assignment), and how it was spent, for debugging. */
 static void s_first_byte(run_t *r)
 {
-    int64_t now = s_wall_ms();
+    int64_t now = now_wall_ms();
     stats_first_byte(r->a, r->row.role, now - r->assigned_ms);
     char start[32] = "not yet"; /* the call may start before the PATCH lands */
     if (r->t_start)

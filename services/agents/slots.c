@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "config.h"
 #include "file.h"
+#include "now.h"
 
 #define SLOTS_MAGIC 0x56534c4f54530002ull /* "VSLOTS" v2 */
 
@@ -91,9 +91,7 @@ static void s_reap(table_t *t)
  * (each look reads /proc for every registered worker). */
 static void s_reap_sometimes(slots_t *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t now = now_ms();
     if (now - s->reap_ms < SLOTS_REAP_EVERY_MS)
         return;
     s->reap_ms = now;
@@ -234,9 +232,7 @@ int slots_acquire(slots_t *s, const char *agent, unsigned max)
     }
     if (rc == 0) {
         e->held[s->me]++;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        e->last_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        e->last_ms = (uint64_t)now_wall_ms();
     }
     s_unlock(s->t);
     return rc;

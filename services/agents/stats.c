@@ -4,10 +4,10 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "base.h"
 #include "list.h"
+#include "now.h"
 #include "sbuf.h"
 
 static const double s_bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
@@ -40,13 +40,6 @@ static void s_collect(sbuf_t *out, void *ud)
                          "gauge", "", a->assign_q ? (double)jsq_pending(a->assign_q) : 0);
 }
 
-static int64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int s_store_check(void *ud, char *buf, size_t len)
 {
     agents_t *a = ud;
@@ -60,7 +53,7 @@ static int s_store_check(void *ud, char *buf, size_t len)
     }
     if (!n)
         return WORKER_HEALTHY;
-    long long ago = (long long)(s_wall_ms() - since) / 1000;
+    long long ago = (long long)(now_wall_ms() - since) / 1000;
     snprintf(buf, len,
              "the agents' database fails (a full disk?): %zu runs wait for it, for %lld s", n,
              ago > 0 ? ago : 0);
@@ -86,7 +79,7 @@ void stats_store(run_t *r, bool ok)
     if (ok)
         r->store_since = 0;
     else if (!r->store_since)
-        r->store_since = s_wall_ms();
+        r->store_since = now_wall_ms();
 }
 
 void stats_first_byte(agents_t *a, const char *role, int64_t ms)

@@ -69,11 +69,7 @@ static void s_async_err(jsCtx *js, jsPubAckErr *pae, void *ud)
 /* Waits ms, or less when stopping. Returns false when stopping. */
 static bool s_wait(events_t *ev, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    struct timespec ts = now_deadline(ms);
     pthread_mutex_lock(&ev->mu);
     if (!ev->stop)
         pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -22,6 +21,7 @@
 #include "file.h"
 #include "live.h"
 #include "log.h"
+#include "now.h"
 #include "projects.h"
 #include "relay.h"
 #include "sbuf.h"
@@ -93,9 +93,7 @@ static int s_storage_check(void *ud, char *buf, size_t len)
     uint64_t since = store_full_since(b->store);
     if (!since)
         return WORKER_HEALTHY;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ago = ((long long)ts.tv_sec * 1000 - (long long)since) / 1000;
+    long long ago = ((long long)now_wall_ms() - (long long)since) / 1000;
     snprintf(buf, len, "the disk is full: writes fail (507 storage_full), for %lld s",
              ago > 0 ? ago : 0);
     return WORKER_DEGRADED;

@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "log.h"
+#include "now.h"
 #include "store_internal.h"
 
 static int s_busy(void *ud, int count)
@@ -144,13 +144,6 @@ static void s_note_cause(store_conn_t *c)
         c->cause_rc = SQLITE_FULL;
 }
 
-static uint64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int store__fail(store_conn_t *c, store_err_t *e)
 {
     if (!c) {
@@ -167,7 +160,7 @@ int store__fail(store_conn_t *c, store_err_t *e)
                  "the disk is full: the change was not saved (%s); it may be retried "
                  "once space is freed",
                  c->cause_msg);
-        if (atomic_exchange(&c->shared->full_ms, s_wall_ms()) == 0)
+        if (atomic_exchange(&c->shared->full_ms, (uint64_t)now_wall_ms()) == 0)
             log_error("store: %s", e->msg); /* once per episode */
         return VP_EFULL;
     }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "store_internal.h"
+#include "now.h"
 
 /* 16 random bytes. Fetched 1 KiB at a time per thread: asking libsodium
  * for each id was a getrandom() system call per write. */
@@ -34,9 +35,7 @@ void store__uuid(char out[37])
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     s_random16(b);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t ms = (uint64_t)now_wall_ms();
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);

@@ -186,19 +186,6 @@ static void s_admit_again(loop_t *loop, loop_timer_t *t, void *ud)
     s_admit(r);
 }
 
-/* The agents' database failed (a full disk): the fault is ours, not the
- * assignment's, so its delivery is held (progress acks) and the admission
- * tried again, rather than naked into max_deliver. */
-static void s_admit_later(run_t *r)
-{
-    stats_store(r, false);
-    if (r->store_tries++ % 60 == 0)
-        log_warn("agents: run %s cannot be admitted (%s): its delivery is held, the "
-                 "admission tried again each second",
-                 r->row.id, vp_strerror(r->admit_rc));
-    r->store_again = loop_add_timer(r->a->loop, RUNLOG_RETRY_MS, 0, s_admit_again, r);
-}
-
 /* What the admitted row says: a duplicate of a finished run (acknowledged),
  * a run superseded or canceled meanwhile, an orphan past its last delivery
  * (dead), or work to do. A running row means its worker died (or stalled
@@ -236,8 +223,8 @@ static void s_admit_done(dbq_op_t *op, int status)
         run_step_release(r, RELEASE_NAK);
         return;
     }
-    if (r->admit_rc < 0) {
-        s_admit_later(r);
+    if (r->admit_rc < 0) { /* not naked into max_deliver: the fault is ours */
+        runlog_store_later(r, r->admit_rc, "its admission", s_admit_again);
         return;
     }
     stats_store(r, true);

@@ -243,9 +243,6 @@ static void s_fresh_task(run_t *r, const json_t *t)
     sbuf_reset(&r->out);
 }
 
-/* What the task says now decides: our result is there already; it is ours
- * still (go on with its version); it is still waiting for us (start again
- * with its version); or it moved on without us. */
 /* A run asked to stop takes no task over: a superseded one leaves it to
  * the newer run; another gives it back if it holds it. Whether it did. */
 static bool s_judge_stopping(run_t *r, int what)
@@ -261,6 +258,9 @@ static bool s_judge_stopping(run_t *r, int what)
     return true;
 }
 
+/* What the task says now decides: our result is there already; it is ours
+ * still (go on with its version); it is still waiting for us (start again
+ * with its version); or it moved on without us. */
 static void s_judge(run_t *r, int what, const json_t *t)
 {
     const json_t *res = json_object_get(t, "result");

@@ -30,6 +30,16 @@ static void s_again_fire(loop_t *loop, loop_timer_t *t, void *ud)
     s_save_kick(r);
 }
 
+void runlog_store_later(run_t *r, int rc, const char *what, loop_timer_fn again)
+{
+    stats_store(r, false);
+    if (r->store_tries++ % 60 == 0)
+        log_warn("agents: run %s: %s failed (%s): its delivery is held, and %s tried again "
+                 "each second",
+                 r->row.id, what, vp_strerror(rc), what);
+    r->store_again = loop_add_timer(r->a->loop, RUNLOG_RETRY_MS, 0, again, r);
+}
+
 /* A run's delivery is acknowledged only once its end is on disk: a last
  * save that failed (not for the pool stopping) is tried again. Returns
  * whether it will be. */
@@ -37,12 +47,7 @@ static bool s_retry(run_t *r, int status, int rc)
 {
     if (status < 0 || rc == 0 || rc == VP_ENOTFOUND || !r->final_save)
         return false; /* a row gone (the file replaced): the next delivery makes it */
-    stats_store(r, false);
-    if (r->store_tries++ % 60 == 0)
-        log_warn("agents: the end of run %s is not on disk (%s): its delivery is held, "
-                 "the save tried again each second",
-                 r->row.id, vp_strerror(rc));
-    r->store_again = loop_add_timer(r->a->loop, RUNLOG_RETRY_MS, 0, s_again_fire, r);
+    runlog_store_later(r, rc, "the save of its end", s_again_fire);
     return true;
 }
 

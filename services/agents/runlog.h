@@ -23,6 +23,12 @@ void runlog_save(run_t *r);
  * (VP_ENOTFOUND: the next delivery makes it again). (The other saves
  * are not tried again: the last one writes the whole row.) */
 void runlog_final(run_t *r, const exec_row_t *exec, void (*done)(run_t *r, bool saved));
+/* r's write to the agents' database (what: "its admission", ...) failed
+ * with rc, a full disk say: the fault is not the run's, so it waits, its
+ * delivery held (progress acks), and again(r's timer) runs in
+ * RUNLOG_RETRY_MS; /health counts it meanwhile (stats_store). Logged the
+ * first time and every 60th. */
+void runlog_store_later(run_t *r, int rc, const char *what, loop_timer_fn again);
 /* Publishes the run's current state (non-blocking; dropped without NATS). */
 void runlog_event(run_t *r);
 

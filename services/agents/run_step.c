@@ -153,13 +153,23 @@ void run_step_finish(run_t *r, const char *state, const char *error, bool revert
     s_final(r);
 }
 
+/* A run asked to stop (canceled, superseded) goes no further, nor to
+ * another delivery (its row says canceled): it ends canceled, giving the
+ * task back if it moved it (a superseded run only at the version it wrote:
+ * s_revert_done). Whether it was asked. */
+static bool s_stopped(run_t *r)
+{
+    if (!r->cancel)
+        return false;
+    run_step_finish(r, RUN_CANCELED, r->cancel_reason, true);
+    return true;
+}
+
 /* A failure worth another delivery, or the last one. */
 static void s_retry_later(run_t *r, const char *error)
 {
-    if (r->cancel) { /* asked to stop: not another delivery (its row says canceled) */
-        run_step_finish(r, RUN_CANCELED, r->cancel_reason, !r->displaced);
+    if (s_stopped(r))
         return;
-    }
     uint64_t n = r->msg ? jsq_deliveries(r->msg) : 0;
     bool last = n >= (uint64_t)r->a->cfg->max_deliveries;
     bool costly = r->agent && r->row.cost_usd >= r->agent->max_cost_usd;
@@ -525,10 +535,8 @@ static void s_record_call(run_t *r, const llm_result_t *res)
 /* What a call's end means, once the task is ours. */
 static void s_after_call(run_t *r)
 {
-    if (r->cancel) { /* asked to stop while the call answered */
-        run_step_finish(r, RUN_CANCELED, r->cancel_reason, !r->displaced);
+    if (s_stopped(r)) /* asked to stop while the call answered */
         return;
-    }
     if (r->call_ok) {
         r->step = STEP_FINISH;
         r->tries = r->rechecks = 0;
@@ -579,10 +587,8 @@ static void s_call_start(run_t *r)
 
 static void s_call(run_t *r)
 {
-    if (r->cancel) {
-        run_step_finish(r, RUN_CANCELED, r->cancel_reason, true);
+    if (s_stopped(r))
         return;
-    }
     r->step = STEP_CALL;
     s_call_start(r);
     if (!r->call)

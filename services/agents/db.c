@@ -89,7 +89,7 @@ static const char *const s_sql[Q_COUNT] = {
                      " at FROM executions WHERE seq > ?1 ORDER BY seq",
     [Q_STREAKS] = "SELECT agent, failures FROM streaks WHERE task_id = ?1",
     [Q_CANCEL] = "UPDATE runs SET state = 'canceled', error = ?2, finished_ms = ?3"
-                        " WHERE id = ?1 AND state IN ('queued', 'running')",
+                 " WHERE id = ?1 AND state IN ('queued', 'running')",
     [Q_REQUEUE] = "UPDATE runs SET state = 'queued', error = NULL, finished_ms = 0"
                   " WHERE id = ?1 AND state IN ('failed', 'dead') AND NOT EXISTS"
                   " (SELECT 1 FROM runs AS n WHERE n.task_id = runs.task_id"

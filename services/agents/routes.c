@@ -400,22 +400,18 @@ static void s_retry_send(int status, json_t *task, const char *err, void *ud)
     http_req_t *req = j->req;
     natsc_t *n = worker_nats(j->a->w);
     natsConnection *nc = n ? natsc_conn(n) : NULL;
-    if (status != 200 || !nc) {
+    natsStatus st = status == 200 && nc ? s_retry_publish(nc, task, j->row.id) : NATS_OK;
+    if (status != 200 || !nc || st != NATS_OK) { /* it did not go out */
         s_unqueue(j->a, &j->row);
-        http_reply_error(req, status == 404 ? 409 : 503,
-                         status == 404 ? "task_gone" : "unavailable",
-                         status == 404 ? "the run's task was deleted"
-                                       : "the backend or NATS cannot be reached; retry");
-    } else {
-        natsStatus st = s_retry_publish(nc, task, j->row.id);
-        if (st != NATS_OK) {
-            s_unqueue(j->a, &j->row);
+        if (status == 404)
+            http_reply_error(req, 409, "task_gone", "the run's task was deleted");
+        else if (st != NATS_OK)
             http_reply_error(req, 503, "unavailable", "the retry could not be sent (%s); retry",
                              natsStatus_GetText(st));
-            run_row_clear(&j->row);
-            free(j);
-            return;
-        }
+        else
+            http_reply_error(req, 503, "unavailable",
+                             "the backend or NATS cannot be reached; retry");
+    } else {
         snprintf(j->row.state, sizeof j->row.state, RUN_QUEUED);
         free(j->row.error);
         j->row.error = NULL;

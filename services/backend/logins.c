@@ -30,7 +30,9 @@
 #define LOGINS_PAIR_FREE 5u
 #define LOGINS_RUN_PAIRS 4u /* trusted pairs a run of slots may hold */
 
-enum { KIND_USER, KIND_ADDR, KIND_PAIR, KINDS };
+/* The kinds that count (each with an allowance and an overflow entry);
+ * a trusted pair counts only its own failures and never overflows. */
+enum { KIND_USER, KIND_ADDR, KINDS, KIND_PAIR = KINDS };
 
 #define ENTRY_TRUSTED 1u /* a trusted pair: until_ms is the end of the trust */
 

@@ -18,7 +18,7 @@
 #include "log.h"
 #include "now.h"
 
-#define LOGINS_MAGIC 0x33534e49474f4c56ull /* "VLOGINS3" */
+#define LOGINS_MAGIC 0x34534e49474f4c56ull /* "VLOGINS4" */
 #define LOGINS_SLOTS 16384u                /* 512 KiB of entries */
 #define LOGINS_RUN 16u                     /* slots a key may use */
 #define LOGINS_WINDOW_MS (15u * 60u * 1000u)

@@ -172,24 +172,30 @@ Test(router_streams, a_stream_ending_before_its_end_is_not_an_answer, .timeout =
     free(body);
 }
 
-/* A stream is bounded by its silences: oai (timeout 2 s) opens its stream,
- * then says nothing for 3 s. After 2 s of silence, with nothing sent to the
+/* oai (timeout 2 s), configured by fake_cfg, opens its stream and then
+ * sends no event for 3 s: after 2 s of that, with nothing sent to the
  * caller yet, the next provider answers instead of the caller hanging. */
-Test(router_streams, a_silent_stream_times_out_by_its_silence, .timeout = 60,
-     .fini = th_cleanup)
+static void s_assert_silence_ends(const char *fake_cfg)
 {
     th_proc_t *fake = llm_fake();
-    llm_fake_set(fake, "oai", "{\"chunk_delay_ms\":3000}");
+    llm_fake_set(fake, "oai", fake_cfg);
     th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
     char *body = llm_body(false, "gpt-a", true, 0);
     long long t0 = th_now_ms();
     llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);
     long long took = th_now_ms() - t0;
     s_assert_claude_answered(&r);
-    cr_assert(took >= 1500 && took < 2900, "the silence lasted %lld ms", took);
+    cr_assert(took >= 1500 && took < 2900, "the silence (%s) lasted %lld ms", fake_cfg, took);
     cr_assert_eq(llm_fake_num(fake, "oai", "aborted_streams"), 1);
     llm_resp_clear(&r);
     free(body);
+}
+
+/* A stream is bounded by its silences: nothing at all for 3 s. */
+Test(router_streams, a_silent_stream_times_out_by_its_silence, .timeout = 60,
+     .fini = th_cleanup)
+{
+    s_assert_silence_ends("{\"chunk_delay_ms\":3000}");
 }
 
 /* Keep-alive comments are bytes, not events: a provider that sends only
@@ -198,18 +204,7 @@ Test(router_streams, a_silent_stream_times_out_by_its_silence, .timeout = 60,
 Test(router_streams, keep_alive_comments_are_no_sign_of_life, .timeout = 60,
      .fini = th_cleanup)
 {
-    th_proc_t *fake = llm_fake();
-    llm_fake_set(fake, "oai", "{\"chunk_delay_ms\":3000,\"keepalive_ms\":200}");
-    th_sv_t *sv = llm_start(fake, &(llm_opts_t){0});
-    char *body = llm_body(false, "gpt-a", true, 0);
-    long long t0 = th_now_ms();
-    llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 200);
-    long long took = th_now_ms() - t0;
-    s_assert_claude_answered(&r);
-    cr_assert(took >= 1500 && took < 2900, "the comments lasted %lld ms", took);
-    cr_assert_eq(llm_fake_num(fake, "oai", "aborted_streams"), 1);
-    llm_resp_clear(&r);
-    free(body);
+    s_assert_silence_ends("{\"chunk_delay_ms\":3000,\"keepalive_ms\":200}");
 }
 
 /* ---- backpressure: the upstream waits for the caller ---- */

@@ -108,6 +108,8 @@ static void s_child(const spawn_req_t *req, const char *path, char **envp,
         }
         s_fill_pid(pid_slot, getpid());
     }
+    if (req->output_fd > 0 && (dup2(req->output_fd, 1) < 0 || dup2(req->output_fd, 2) < 0))
+        _exit(126);
     if (req->directory && chdir(req->directory) < 0)
         _exit(126);
     execve(path, req->argv, envp);

@@ -11,6 +11,7 @@ typedef struct spawn_req {
     const char *directory;  /* chdir there first, or NULL */
     int listen_fd;          /* handed over as fd 3 with LISTEN_FDS=1, or -1 */
     const char *const *env; /* extra NAME=value entries, NULL-terminated, or NULL */
+    int output_fd;          /* > 0: stdout and stderr go there; 0: inherited */
 } spawn_req_t;
 
 /* Starts the process in its own process group (so a terminal's Ctrl-C

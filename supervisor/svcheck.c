@@ -56,29 +56,21 @@ static int s_wait(pid_t pid)
     return r == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Runs argv with stderr to a pipe, stdout to /dev/null; its exit status
- * (or -1: it did not end in time, killed) and its stderr in *out. */
+/* Runs argv (spawn.h) with its output to a pipe; its exit status (or -1:
+ * it could not start, or did not end in time and was killed) and what it
+ * wrote in *out. */
 static int s_run(char *const *argv, char **out)
 {
     int p[2];
     *out = NULL;
     if (pipe2(p, O_CLOEXEC) < 0)
         return -1;
-    char *path = spawn_resolve(argv[0]);
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    pid_t pid = path && null >= 0 ? fork() : -1;
-    if (pid == 0) { /* async-signal-safe calls only */
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(p[1], 2);
-        execv(path, argv);
-        _exit(127);
-    }
-    free(path);
-    if (null >= 0)
-        close(null);
+    char err[256];
+    pid_t pid = spawn_process(&(spawn_req_t){.argv = argv, .listen_fd = -1,
+                                             .output_fd = p[1]},
+                              err, sizeof err);
     close(p[1]);
-    *out = pid > 0 ? s_read_all(p[0], now_ms() + SVCHECK_TIMEOUT_S * 1000) : NULL;
+    *out = pid > 0 ? s_read_all(p[0], now_ms() + SVCHECK_TIMEOUT_S * 1000) : xstrdup(err);
     close(p[0]);
     return pid < 0 ? -1 : s_wait(pid);
 }

@@ -114,6 +114,25 @@ Test(spawn, runs_in_the_directory_given)
     rmdir(dir);
 }
 
+/* output_fd takes the child's stdout and stderr (svcheck reads a
+ * service's reason there); 0 leaves them inherited. */
+Test(spawn, output_fd_takes_stdout_and_stderr)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    char *const argv[] = {"sh", "-c", "echo out; echo err >&2", NULL};
+    spawn_req_t req = {.argv = argv, .listen_fd = -1, .output_fd = p[1]};
+    cr_assert_eq(s_run(&req), 0);
+    close(p[1]);
+    char buf[64] = {0};
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(p[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    close(p[0]);
+    cr_assert_str_eq(buf, "out\nerr\n");
+}
+
 /* The supervisor's own LISTEN_* variables never reach a child, which gets
  * LISTEN_FDS only with a socket of its own. */
 Test(spawn, drops_inherited_listen_variables)

@@ -1,11 +1,16 @@
 /* upstream.h - one exchange with a provider: the rendered request POSTed
- * on curl's multi interface (curlm.h) with the provider's fixed headers
- * (its key, its API version) and timeouts, and what comes back: the status,
- * Retry-After, and either the whole body or, for a stream answered 200, its
- * canonical events as they arrive (wire_parser). What the call does with
- * the outcome (retry, fall back, reply) is call.c's.
+ * with the provider's fixed headers (its key, its API version) and
+ * timeouts, and what comes back: the status, Retry-After, and either the
+ * whole body or, for a stream answered 200, its canonical events as they
+ * arrive (wire_parser). What the call does with the outcome (retry, fall
+ * back, reply) is call.c's.
  *
- * DESIGN. Easy handles are kept for reuse (creating one costs a dozen
+ * DESIGN. A whole answer from a provider at a plain http:// numeric
+ * address (or localhost), with no proxy in the environment, goes through
+ * the builtin client (h1c.h): curl's own work there cost more than the
+ * exchange. Its failures are told as the CURLcode curl would give. All
+ * else (https, names, proxies, streams) goes on curl's multi interface
+ * (curlm.h). Easy handles are kept for reuse (creating one costs a dozen
  * allocations per request) and each provider's header list is built once.
  * An exchange (upstream_xfer_t) lives inside its owner, the call; the
  * owner hears of it through three callbacks, all on the loop thread:
@@ -65,7 +70,9 @@ typedef struct upstream_req {
 typedef struct upstream_xfer {
     upstream_t *up;
     upstream_req_t req;
-    CURL *easy;            /* while the transfer runs */
+    CURL *easy;            /* while curl's transfer runs */
+    struct h1c_req *direct; /* while the builtin client's runs (h1c.h) */
+    sbuf_t head;           /* the builtin client's request head */
     long status;           /* HTTP status; 0 while none came */
     double retry_after;    /* seconds, from Retry-After; 0: none */
     sbuf_t body;           /* a whole answer (or a stream's error answer) */

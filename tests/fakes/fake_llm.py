@@ -398,6 +398,7 @@ DEFAULT_CONFIG = {
     "fail_count": 0,          # how many next requests fail; -1 = all
     "retry_after": None,      # Retry-After on injected failures (seconds)
     "stall": False,           # read the request, never answer
+    "raw_answer": None,       # answer with these bytes verbatim (latin-1), then close: a broken peer
     "cut_after": None,        # close the connection after N stream pieces
     "end_after": None,        # end the body cleanly after N stream pieces, without the stream's end
     "reply": None,            # None: "Hello from MODEL."
@@ -467,6 +468,7 @@ CONFIG_CHECKS = {
     "retry_after": (lambda v: v is None or (_is_num(v) and v >= 0) or isinstance(v, str),
                     "null, a number of seconds or a string"),
     "stall": (lambda v: isinstance(v, bool), "a boolean"),
+    "raw_answer": (lambda v: v is None or isinstance(v, str), "null or a string"),
     "cut_after": (lambda v: v is None or (_is_int(v) and v >= 0), "null or an integer >= 0"),
     "end_after": (lambda v: v is None or (_is_int(v) and v >= 0), "null or an integer >= 0"),
     "reply": (lambda v: v is None or isinstance(v, str), "null or a string"),
@@ -1170,6 +1172,10 @@ class FakeServer:
             scope.stats["stalled"] += 1
             await conn.wait_gone()
             scope.stats["stall_released"] += 1  # the client gave up on it
+            return False
+        if scope.config["raw_answer"] is not None:
+            await conn.send(scope.config["raw_answer"].encode("latin-1", "replace"))
+            conn.close()
             return False
         return await conn.watched(self.answer(conn, req, scope, kind, route, body, parse_err))
 

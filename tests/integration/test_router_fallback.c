@@ -258,3 +258,44 @@ Test(router_keyless, providers_without_their_key_are_skipped_and_said_so, .timeo
     cr_assert_eq(llm_fake_num(fake, "nokey", "requests"), 0);
     cr_assert_eq(llm_fake_num(fake, "nokey2", "requests"), 0);
 }
+
+/* ---- broken HTTP from a provider ---- */
+
+/* A provider reached over plain HTTP goes through the builtin client
+ * (common/h1c.c), which reads its answer strictly: a head that can be read
+ * two ways (both Content-Length and Transfer-Encoding, a folded header,
+ * two different lengths), a body shorter than its length, a peer that is
+ * not HTTP at all, or one that closes without answering, fail the attempt
+ * and the next provider answers; nothing of it reaches the caller. With
+ * none left the caller gets 502 with the reason. */
+Test(router_fallback, broken_http_from_a_provider_goes_to_the_next_one, .timeout = 90,
+     .fini = th_cleanup)
+{
+    static const char *answers[] = {
+        "HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+        "0\\r\\n\\r\\n",
+        "HTTP/1.1 200 OK\\r\\nX-A: 1\\r\\n folded\\r\\nContent-Length: 2\\r\\n\\r\\n{}",
+        "HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nContent-Length: 3\\r\\n\\r\\n{}",
+        "HTTP/1.1 200 OK\\r\\nContent-Length: 99\\r\\n\\r\\n{\\\"id\\\":",
+        "SSH-2.0-OpenSSH_9.2\\r\\n",
+        "",
+    };
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(
+        fake, &(llm_opts_t){.chain = "oai, claude", .cooldown_failures = 100});
+    for (size_t i = 0; i < sizeof answers / sizeof *answers; i++) {
+        char cfg[256];
+        snprintf(cfg, sizeof cfg, "{\"raw_answer\":\"%s\"}", answers[i]);
+        llm_fake_set(fake, "oai", cfg);
+        llm_expect_fallback(sv, "claude", "claude-x", "2");
+    }
+    cr_assert_eq(llm_fake_num(fake, "claude", "requests"), 6);
+    llm_fake_set(fake, "claude", "{\"raw_answer\":\"HTTP/1.1 200 OK\\r\\nContent-Length: "
+                                 "1\\r\\nContent-Length: 2\\r\\n\\r\\n{}\"}");
+    char *body = llm_body(false, "gpt-a", false, 0);
+    llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 502);
+    const char *msg = th_str(json_object_get(r.json, "error"), "message");
+    cr_assert(msg && strstr(msg, "claude: Weird server reply"), "%s", r.body);
+    llm_resp_clear(&r);
+    free(body);
+}

@@ -17,19 +17,24 @@
 
 #define H1C_MAX_BODY (16u << 20)
 #define H1C_CONNECT_TIMEOUT_MS 10000
+/* A connection idle longer is not reused (curl: 118 s): a NAT or firewall
+ * on the way may have dropped it without a word, and a request sent on it
+ * would wait out its whole timeout. */
+#define H1C_MAX_IDLE_MS 60000
 
 typedef struct h1c_conn {
     h1c_t *h;
     int fd;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    h1c_req_t *req;  /* NULL while idle */
+    h1c_req_t *req; /* NULL while idle */
     bool connected;
-    bool reused;     /* this request is not the connection's first */
-    bool want_write; /* LOOP_WRITE is watched */
-    size_t sent;     /* of the request's head and body */
+    bool reused;         /* this request is not the connection's first */
+    bool want_write;     /* LOOP_WRITE is watched */
+    size_t sent;         /* of the request's head and body */
+    uint64_t idle_since; /* loop_now_ms when it went idle */
     h1parse_t parse;
-    list_t link;     /* in h->idle while idle */
+    list_t link; /* in h->idle while idle */
 } h1c_conn_t;
 
 struct h1c_req {
@@ -42,7 +47,9 @@ struct h1c_req {
     loop_timer_t *timer;
     uint64_t deadline_ms; /* of the whole request; 0: none */
     h1c_result_t later;   /* a failure found inside h1c_start, told from a timer */
-    bool retried;         /* sent again on a new connection once already */
+    int status;           /* of an answer whose connection failed after its head */
+    double retry_after;
+    bool retried; /* sent again on a new connection once already */
 };
 
 struct h1c {
@@ -99,17 +106,23 @@ void h1c_destroy(h1c_t **hp)
     h1c_t *h = hp ? *hp : NULL;
     if (!h)
         return;
-    list_for_each_safe(it, nx, &h->idle)
-        s_close(list_item(it, h1c_conn_t, link));
+    list_for_each_safe(it, nx, &h->idle) s_close(list_item(it, h1c_conn_t, link));
     free(h);
     *hp = NULL;
 }
 
-/* A kept connection to the request's peer, taken out of the idle list. */
+/* A kept connection to the request's peer, taken out of the idle list;
+ * those idle too long are closed on the way. */
 static h1c_conn_t *s_take_idle(h1c_t *h, const h1c_req_t *r)
 {
-    list_for_each(it, &h->idle) {
+    uint64_t now = loop_now_ms(h->loop);
+    list_for_each_safe(it, nx, &h->idle)
+    {
         h1c_conn_t *c = list_item(it, h1c_conn_t, link);
+        if (now - c->idle_since > H1C_MAX_IDLE_MS) {
+            s_close(c);
+            continue;
+        }
         if (c->addrlen == r->o.addrlen && memcmp(&c->addr, &r->addr, c->addrlen) == 0) {
             list_remove(&c->link);
             list_init(&c->link);
@@ -133,9 +146,10 @@ static h1c_conn_t *s_connect(h1c_t *h, const h1c_req_t *r)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     h1c_conn_t *c = xcalloc(1, sizeof *c);
     int rc = connect(fd, (const struct sockaddr *)&r->addr, r->o.addrlen);
-    if ((rc < 0 && errno != EINPROGRESS) ||
-        loop_add_fd(h->loop, fd, LOOP_READ | LOOP_WRITE, s_on_io, c) < 0) {
-        int e = errno;
+    int e = rc < 0 && errno != EINPROGRESS ? errno : 0;
+    if (!e)
+        e = -loop_add_fd(h->loop, fd, LOOP_READ | LOOP_WRITE, s_on_io, c);
+    if (e) {
         close(fd);
         free(c);
         errno = e;
@@ -182,12 +196,16 @@ static void s_finish(h1c_req_t *r, h1c_result_t res)
 {
     h1c_t *h = r->h;
     h1c_conn_t *c = r->conn;
-    int status = c ? c->parse.status : 0;
-    double ra = c ? c->parse.retry_after : 0;
+    int status = c ? c->parse.status : r->status;
+    double ra = c ? c->parse.retry_after : r->retry_after;
     if (c) {
         c->req = NULL;
-        if (res == H1C_OK && c->parse.keep_alive && h->nidle < h->max_idle) {
+        /* an answer that came before the whole request went out leaves the
+         * peer reading the rest of it: the connection is not reused */
+        bool sent = c->sent == r->o.head_len + r->o.body_len;
+        if (res == H1C_OK && sent && c->parse.keep_alive && h->nidle < h->max_idle) {
             s_watch(c, false);
+            c->idle_since = loop_now_ms(h->loop);
             list_push_front(&h->idle, &c->link);
             h->nidle++;
         } else {
@@ -210,10 +228,13 @@ static void s_failed(h1c_req_t *r, h1c_result_t res)
     bool again = c && c->reused && !c->parse.any && !r->retried &&
                  (res == H1C_SEND || res == H1C_RECV || res == H1C_EMPTY);
     if (c) {
+        r->status = c->parse.status;
+        r->retry_after = c->parse.retry_after;
         c->req = NULL;
         s_close(c);
         r->conn = NULL;
     }
+    r->later = H1C_OK; /* whatever was to be told is being told */
     if (again) {
         r->retried = true;
         if (s_attach(r, true) < 0) {
@@ -249,7 +270,8 @@ static void s_arm(h1c_req_t *r)
     loop_cancel_timer(loop, &r->timer);
     uint64_t now = loop_now_ms(loop), at = r->deadline_ms;
     if (r->conn && !r->conn->connected) {
-        long ct = r->o.connect_timeout_ms > 0 ? r->o.connect_timeout_ms : H1C_CONNECT_TIMEOUT_MS;
+        long ct = r->o.connect_timeout_ms > 0 ? r->o.connect_timeout_ms
+                                              : H1C_CONNECT_TIMEOUT_MS;
         if (!at || now + (uint64_t)ct < at)
             at = now + (uint64_t)ct;
     }
@@ -307,7 +329,9 @@ static void s_received(h1c_conn_t *c, const char *data, size_t n)
         return;
     if (rc == H1P_DONE && used < n) /* bytes nobody asked for: not reused */
         c->parse.keep_alive = false;
-    s_finish(r, rc == H1P_DONE ? H1C_OK : rc == H1P_TOO_BIG ? H1C_TOO_BIG : H1C_MALFORMED);
+    s_finish(r, rc == H1P_DONE      ? H1C_OK
+                : rc == H1P_TOO_BIG ? H1C_TOO_BIG
+                                    : H1C_MALFORMED);
 }
 
 static void s_read(h1c_conn_t *c)
@@ -384,15 +408,14 @@ h1c_req_t *h1c_start(h1c_t *h, const h1c_opts_t *o, h1c_done_fn done, void *ud)
     r->ud = ud;
     if (o->timeout_ms > 0)
         r->deadline_ms = loop_now_ms(h->loop) + (uint64_t)o->timeout_ms;
-    if (s_attach(r, false) < 0) {
-        int e = errno;
-        free(r);
-        errno = e;
-        return NULL;
-    }
+    h1c_result_t fail = H1C_OK;
+    if (s_attach(r, false) < 0) /* unreachable, no ports left, no fds... */
+        fail = H1C_CONNECT;
+    else if (r->conn->connected && s_send(r->conn) < 0)
+        fail = H1C_SEND;
     s_arm(r);
-    if (r->conn->connected && s_send(r->conn) < 0) { /* told from the timer */
-        r->later = H1C_SEND;
+    if (fail != H1C_OK) { /* told from a timer: never inside h1c_start */
+        r->later = fail;
         loop_cancel_timer(h->loop, &r->timer);
         r->timer = loop_add_timer(h->loop, 0, 0, s_on_timer, r);
     }

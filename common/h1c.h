@@ -16,13 +16,15 @@
  * done() or h1c_abort. The answer is parsed as it arrives: status line,
  * headers (Content-Length, Transfer-Encoding: chunked, Connection,
  * Retry-After), then a body delimited by its length, by chunks, or by the
- * connection's end; 1xx answers are skipped. Anything else a peer sends
- * (a malformed head, a bad length, bytes after the answer) ends the request
- * with H1C_MALFORMED and the connection is closed, never reused. A
+ * connection's end; 1xx answers are skipped. A malformed answer (h1parse.h)
+ * ends the request with H1C_MALFORMED. A connection is reused only after a
+ * whole answer to a request sent whole, on HTTP/1.1 without "Connection:
+ * close", and with nothing after the answer; else it is closed. A
  * connection kept idle that becomes readable (the peer closed it, or sent
- * what nobody asked) is closed. A request sent on a kept connection that
- * ends before any byte of an answer is sent once more on a new connection
- * (the peer closed it while it was idle), as curl does.
+ * what nobody asked) is closed, and one idle over 60 s is not reused. A
+ * request sent on a kept connection that ends before any byte of an answer
+ * is sent once more on a new connection (the peer closed it while it was
+ * idle), as curl does.
  *
  * Loop thread only. done() runs on the loop thread from an fd or timer
  * callback, never inside h1c_start, and may start or abort requests. */
@@ -52,8 +54,7 @@ typedef enum h1c_result {
 /* The outcome: status is the answer's status (0 when none came), and
  * retry_after its Retry-After in seconds (delay-seconds form; 0: none).
  * The body is in the caller's buffer (opts.body_out). */
-typedef void (*h1c_done_fn)(h1c_result_t res, int status, double retry_after,
-                            void *ud);
+typedef void (*h1c_done_fn)(h1c_result_t res, int status, double retry_after, void *ud);
 
 typedef struct h1c_opts {
     const struct sockaddr *addr; /* the peer (copied) */
@@ -62,9 +63,9 @@ typedef struct h1c_opts {
     size_t head_len;
     const char *body; /* borrowed; may be NULL */
     size_t body_len;
-    sbuf_t *body_out; /* the answer's body is appended here */
-    size_t max_body;  /* 0: 16 MiB */
-    long timeout_ms;  /* the whole request; 0: none */
+    sbuf_t *body_out;        /* the answer's body is appended here */
+    size_t max_body;         /* 0: 16 MiB */
+    long timeout_ms;         /* the whole request; 0: none */
     long connect_timeout_ms; /* 0: 10000 */
 } h1c_opts_t;
 
@@ -76,8 +77,9 @@ h1c_t *h1c_new(loop_t *loop, unsigned max_idle);
 void h1c_destroy(h1c_t **hp);
 
 /* Starts a request; done(…, ud) follows exactly once unless it is
- * aborted. Returns the request, or NULL (errno set) when it cannot start
- * (then done never comes). */
+ * aborted, a failure to connect included (even one known at once: an
+ * unreachable network, no port or fd left). Returns the request, or NULL
+ * with errno EINVAL when the options are wrong (then done never comes). */
 h1c_req_t *h1c_start(h1c_t *h, const h1c_opts_t *o, h1c_done_fn done, void *ud);
 /* Ends a request early: its connection is closed, done never comes. NULL
  * is fine; sets *rp to NULL. */

@@ -6,7 +6,16 @@
 
 #include "h1parse.h"
 
-enum { S_HEAD, S_LEN, S_CLOSE, S_CHUNK_LINE, S_CHUNK_DATA, S_CHUNK_END, S_TRAILERS, S_DONE };
+enum {
+    S_HEAD,
+    S_LEN,
+    S_CLOSE,
+    S_CHUNK_LINE,
+    S_CHUNK_DATA,
+    S_CHUNK_END,
+    S_TRAILERS,
+    S_DONE
+};
 
 #define MAX_LENGTH ((int64_t)1 << 53)
 
@@ -48,7 +57,8 @@ static bool s_blank_end(const h1parse_t *p)
 {
     const char *s = p->line.data;
     size_t n = p->line.len;
-    return (n >= 2 && s[n - 2] == '\n') || (n >= 3 && s[n - 3] == '\n' && s[n - 2] == '\r');
+    return (n >= 2 && s[n - 2] == '\n') ||
+           (n >= 3 && s[n - 3] == '\n' && s[n - 2] == '\r');
 }
 
 /* ---- the head ---- */
@@ -204,9 +214,13 @@ static h1parse_rc_t s_after_head(h1parse_t *p)
         return H1P_MORE;
     }
     if (p->no_body || p->status == 204 || p->status == 304) {
+        if (p->length > 0 || p->chunked) /* a body may follow all the same */
+            p->keep_alive = false;
         p->state = S_DONE;
         return H1P_DONE;
     }
+    if (p->max_body && p->length > 0 && (uint64_t)p->length > p->max_body)
+        return H1P_TOO_BIG; /* said at once, not after reading it */
     if (p->chunked) {
         p->state = S_CHUNK_LINE;
     } else if (p->length >= 0) {
@@ -240,7 +254,8 @@ static h1parse_rc_t s_head(h1parse_t *p, const char *d, size_t n, size_t *k)
 
 /* ---- the body ---- */
 
-static h1parse_rc_t s_body(h1parse_t *p, const char *d, size_t n, sbuf_t *out, size_t *k)
+static h1parse_rc_t s_body(h1parse_t *p, const char *d, size_t n, sbuf_t *out,
+                           size_t *k)
 {
     size_t take = n;
     if (p->state != S_CLOSE && take > p->remaining)
@@ -269,13 +284,18 @@ static int64_t s_chunk_size(const h1parse_t *p)
     int64_t x = 0;
     for (; i < n && i < 14; i++) {
         char c = s[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (v < 0)
             break;
         x = x * 16 + v;
     }
-    if (i == 0 || (i < n && s[i] != ';' && s[i] != ' ' && s[i] != '\t'))
+    size_t digits = i;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) /* BWS before an extension */
+        i++;
+    if (digits == 0 || (i < n && s[i] != ';'))
         return -1;
     for (size_t k = i; k < n; k++)
         if (!s_vchar((unsigned char)s[k]))

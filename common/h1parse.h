@@ -21,25 +21,25 @@
 #define H1PARSE_MAX_HEAD (16u << 10) /* a head, a chunk line, the trailers */
 
 typedef enum h1parse_rc {
-    H1P_MORE = 0,   /* all taken; the answer goes on */
-    H1P_DONE,       /* the answer is complete */
-    H1P_MALFORMED,  /* not a valid answer */
-    H1P_TOO_BIG,    /* the body passed max_body */
+    H1P_MORE = 0,  /* all taken; the answer goes on */
+    H1P_DONE,      /* the answer is complete */
+    H1P_MALFORMED, /* not a valid answer */
+    H1P_TOO_BIG,   /* the body passed max_body */
 } h1parse_rc_t;
 
 typedef struct h1parse {
     int state;
-    int status;          /* of the final answer; 0 until its head is read */
-    double retry_after;  /* Retry-After in seconds (delay form); 0: none */
-    bool keep_alive;     /* the connection may carry another request */
-    bool any;            /* some byte of an answer came */
-    bool no_body;        /* the answer has none, whatever its headers say */
-    int64_t length;      /* Content-Length; -1: none */
+    int status;         /* of the final answer; 0 until its head is read */
+    double retry_after; /* Retry-After in seconds (delay form); 0: none */
+    bool keep_alive;    /* the connection may carry another request */
+    bool any;           /* some byte of an answer came */
+    bool no_body;       /* the answer has none, whatever its headers say */
+    int64_t length;     /* Content-Length; -1: none */
     bool chunked;
-    uint64_t remaining;  /* of the body, or of the current chunk */
+    uint64_t remaining; /* of the body, or of the current chunk */
     size_t max_body;
     size_t body_len;
-    sbuf_t line;         /* a head, a chunk-size line or trailers being read */
+    sbuf_t line; /* a head, a chunk-size line or trailers being read */
 } h1parse_t;
 
 /* Ready for the answer to a request (a HEAD request's answer has no body:
@@ -49,8 +49,9 @@ void h1parse_init(h1parse_t *p, size_t max_body, bool no_body);
 void h1parse_free(h1parse_t *p);
 
 /* Takes up to n bytes; body bytes are appended to out. *used is how many
- * were taken (all of them unless H1P_DONE: what follows is not this
- * answer's). */
+ * were taken: all of them on H1P_MORE; on H1P_DONE what follows is not this
+ * answer's; on a failure the rest is left unread. A 204 or 304 that says
+ * it has a body leaves keep_alive false (its bytes may still come). */
 h1parse_rc_t h1parse_feed(h1parse_t *p, const char *data, size_t n, sbuf_t *out,
                           size_t *used);
 /* The connection ended: H1P_DONE when that ends a body delimited by it,

@@ -20,7 +20,7 @@
 #define UPSTREAM_URLS 32             /* parsed URLs kept, at most */
 #define UPSTREAM_MAX_BODY (8u << 20) /* a whole answer */
 #define UPSTREAM_USER_AGENT "vapora-llm-router/" VAPORA_VERSION
-#define UPSTREAM_KEEP 256            /* connections the builtin client keeps */
+#define UPSTREAM_KEEP 256 /* connections the builtin client keeps */
 
 /* How a provider is reached, worked out on its first request. */
 typedef struct upstream_prov {
@@ -54,9 +54,9 @@ struct upstream {
  * curl ignores: its presence only keeps the look-ups). */
 static bool s_proxy_env(void)
 {
-    static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy",
-                                       "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-                                       "no_proxy",   "NO_PROXY"};
+    static const char *const vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                       "HTTPS_PROXY", "all_proxy",  "ALL_PROXY",
+                                       "no_proxy",    "NO_PROXY"};
     for (size_t i = 0; i < ARRAY_LEN(vars); i++)
         if (getenv(vars[i]))
             return true;
@@ -98,11 +98,6 @@ void upstream_destroy(upstream_t **up)
     *up = NULL;
 }
 
-/* The user agent is one of the fixed headers rather than
- * CURLOPT_USERAGENT: curl formats that one into a header of its own for
- * every request, byte by byte (its printf), then copies it into the
- * request, again byte by byte (~2,800 instructions a request, callgrind);
- * a header of the list is copied once. The same bytes reach the provider. */
 /* The headers of p's kind: its key, its API version. Up to two lines into
  * lines (freed by the caller); how many. */
 static size_t s_kind_headers(const rt_provider_t *p, char *lines[2])
@@ -127,6 +122,11 @@ static size_t s_kind_headers(const rt_provider_t *p, char *lines[2])
     return n;
 }
 
+/* The user agent is one of the fixed headers rather than
+ * CURLOPT_USERAGENT: curl formats that one into a header of its own for
+ * every request, byte by byte (its printf), then copies it into the
+ * request, again byte by byte (~2,800 instructions a request, callgrind);
+ * a header of the list is copied once. The same bytes reach the provider. */
 static struct curl_slist *s_headers(const rt_provider_t *p)
 {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -231,16 +231,15 @@ static bool s_unsafe(const char *s)
     return false;
 }
 
-/* host (from a URL: "127.0.0.1", "[::1]", "localhost") and port into pv's
- * address. 0, or -1 when it is a name to resolve. */
+/* host (from a URL: "127.0.0.1", "[::1]") and port into pv's address. 0,
+ * or -1 when it is a name to resolve (localhost too: it may be ::1 as well
+ * as 127.0.0.1, which curl tries in turn). */
 static int s_numeric(upstream_prov_t *pv, const char *host, long port)
 {
     struct sockaddr_in *a4 = (struct sockaddr_in *)&pv->addr;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&pv->addr;
     size_t n = strlen(host);
     char v6[64];
-    if (strcmp(host, "localhost") == 0)
-        host = "127.0.0.1";
     if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)port);
@@ -274,8 +273,17 @@ static char *s_fixed(const rt_provider_t *p, const char *host, long port)
     return sbuf_steal(&b);
 }
 
+/* Whether the URL h has no such part. */
+static bool s_absent(CURLU *h, CURLUPart what)
+{
+    char *x = NULL;
+    CURLUcode rc = curl_url_get(h, what, &x, 0);
+    curl_free(x);
+    return rc != CURLUE_OK;
+}
+
 /* Whether p is reached by the builtin client: its base_url is http:// to a
- * numeric address (or localhost), with no user, query or fragment, and no
+ * numeric address, with no user, query, fragment or IPv6 zone, and no
  * proxy is named in the environment. Worked out once. */
 static bool s_direct(upstream_t *u, const rt_provider_t *p, upstream_prov_t *pv)
 {
@@ -283,16 +291,16 @@ static bool s_direct(upstream_t *u, const rt_provider_t *p, upstream_prov_t *pv)
         return pv->direct > 0;
     pv->direct = -1;
     CURLU *h = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *x = NULL;
-    bool ok = !u->proxy_env && h && curl_url_set(h, CURLUPART_URL, p->base_url, 0) == CURLUE_OK &&
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    bool ok = !u->proxy_env && h &&
+              curl_url_set(h, CURLUPART_URL, p->base_url, 0) == CURLUE_OK &&
               curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
               strcmp(scheme, "http") == 0 &&
               curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
               curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
               curl_url_get(h, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
-              curl_url_get(h, CURLUPART_USER, &x, 0) == CURLUE_NO_USER &&
-              curl_url_get(h, CURLUPART_QUERY, &x, 0) == CURLUE_NO_QUERY &&
-              curl_url_get(h, CURLUPART_FRAGMENT, &x, 0) == CURLUE_NO_FRAGMENT &&
+              s_absent(h, CURLUPART_USER) && s_absent(h, CURLUPART_QUERY) &&
+              s_absent(h, CURLUPART_FRAGMENT) && s_absent(h, CURLUPART_ZONEID) &&
               !s_unsafe(path) && !s_unsafe(p->api_key) &&
               s_numeric(pv, host, atol(port)) == 0;
     if (ok) {
@@ -347,9 +355,13 @@ static int s_direct_start(upstream_t *u, upstream_xfer_t *x, const upstream_prov
     sbuf_puts(b, " HTTP/1.1\r\n");
     sbuf_puts(b, pv->fixed);
     sbuf_printf(b, "Content-Length: %zu\r\n\r\n", r->len);
-    h1c_opts_t o = {.addr = (const struct sockaddr *)&pv->addr, .addrlen = pv->addrlen,
-                    .head = b->data, .head_len = b->len, .body = r->body,
-                    .body_len = r->len, .body_out = &x->body,
+    h1c_opts_t o = {.addr = (const struct sockaddr *)&pv->addr,
+                    .addrlen = pv->addrlen,
+                    .head = b->data,
+                    .head_len = b->len,
+                    .body = r->body,
+                    .body_len = r->len,
+                    .body_out = &x->body,
                     .max_body = UPSTREAM_MAX_BODY,
                     .timeout_ms = r->provider->timeout_s * 1000L};
     x->direct = h1c_start(u->h1c, &o, s_direct_done, x);

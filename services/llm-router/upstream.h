@@ -6,9 +6,9 @@
  * back, reply) is call.c's.
  *
  * DESIGN. A whole answer from a provider at a plain http:// numeric
- * address (or localhost), with no proxy in the environment, goes through
- * the builtin client (h1c.h): curl's own work there cost more than the
- * exchange. Its failures are told as the CURLcode curl would give. All
+ * address, with no proxy in the environment, goes through the builtin
+ * client (h1c.h): curl's own work there cost more than the exchange. Its
+ * failures are told as the nearest CURLcode (call.c words them). All
  * else (https, names, proxies, streams) goes on curl's multi interface
  * (curlm.h). Easy handles are kept for reuse (creating one costs a dozen
  * allocations per request) and each provider's header list is built once.
@@ -70,24 +70,26 @@ typedef struct upstream_req {
 typedef struct upstream_xfer {
     upstream_t *up;
     upstream_req_t req;
-    CURL *easy;            /* while curl's transfer runs */
+    CURL *easy;             /* while curl's transfer runs */
     struct h1c_req *direct; /* while the builtin client's runs (h1c.h) */
-    sbuf_t head;           /* the builtin client's request head */
-    long status;           /* HTTP status; 0 while none came */
-    double retry_after;    /* seconds, from Retry-After; 0: none */
-    sbuf_t body;           /* a whole answer (or a stream's error answer) */
-    wire_parser_t *parser; /* a stream's */
-    bool malformed;        /* the stream did not parse (or the body was too big) */
-    bool pause_wanted;     /* on_fed said the caller is full */
-    bool paused;           /* curl holds a piece until upstream_resume */
-    uint64_t last_data_ms; /* loop_now_ms of the latest event of a stream (bytes
-                            * that make none, keep-alive comments, do not
-                            * count), of the latest bytes otherwise, or the start */
-    uint64_t start_ns;     /* now_ns() at the start */
+    sbuf_t head;            /* the builtin client's request head */
+    long status;            /* HTTP status; 0 while none came */
+    double retry_after;     /* seconds, from Retry-After; 0: none */
+    sbuf_t body;            /* a whole answer (or a stream's error answer) */
+    wire_parser_t *parser;  /* a stream's */
+    bool malformed;         /* the stream did not parse (or the body was too big) */
+    bool pause_wanted;      /* on_fed said the caller is full */
+    bool paused;            /* curl holds a piece until upstream_resume */
+    uint64_t last_data_ms;  /* loop_now_ms of the latest event of a stream (bytes
+                             * that make none, keep-alive comments, do not
+                             * count), of the latest bytes otherwise, or the start */
+    uint64_t start_ns;      /* now_ns() at the start */
 } upstream_xfer_t;
 
 /* Starts the exchange r (copied; r->body borrowed) in x. 0, or -EINVAL
- * when curl refuses it (then nothing runs and on_done never comes). */
+ * when curl refuses it or the builtin client cannot take it (then nothing
+ * runs and on_done never comes); a provider that cannot be reached is told
+ * through on_done, as CURLE_COULDNT_CONNECT. */
 int upstream_start(upstream_t *u, upstream_xfer_t *x, const upstream_req_t *r);
 /* Takes a paused stream up again (the piece curl held comes first, maybe
  * before this returns). From the loop, never inside a curl or

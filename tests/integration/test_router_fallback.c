@@ -65,6 +65,22 @@ Test(router_fallback, on_refused_connection_the_next_provider_answers, .timeout 
     cr_assert_eq(llm_fake_num(fake, "oai", "requests"), 0);
 }
 
+/* A provider whose network cannot be reached at all (the connect fails at
+ * once, ENETUNREACH: a LAN provider seen from a laptop offline) is a
+ * failed attempt like a refused one, not an error of the router's. */
+Test(router_fallback, on_an_unreachable_network_the_next_provider_answers,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    const char *extra =
+        "[provider:far]\nkind = openai\nbase_url = http://224.0.0.1:9/v1\n"
+        "api_key = sk-far\nmodels = gpt-a\n";
+    th_sv_t *sv =
+        llm_start(fake, &(llm_opts_t){.chain = "far, claude, gem", .extra = extra});
+    llm_expect_fallback(sv, "claude", "claude-x", "2");
+    llm_expect_fallback(sv, "claude", "claude-x", "2");
+}
+
 Test(router_fallback, retries_stay_on_the_provider_and_honour_retry_after,
      .timeout = 60, .fini = th_cleanup)
 {
@@ -272,7 +288,8 @@ Test(router_fallback, broken_http_from_a_provider_goes_to_the_next_one, .timeout
      .fini = th_cleanup)
 {
     static const char *answers[] = {
-        "HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+        "HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\nTransfer-Encoding: "
+        "chunked\\r\\n\\r\\n"
         "0\\r\\n\\r\\n",
         "HTTP/1.1 200 OK\\r\\nX-A: 1\\r\\n folded\\r\\nContent-Length: 2\\r\\n\\r\\n{}",
         "HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nContent-Length: 3\\r\\n\\r\\n{}",
@@ -290,8 +307,9 @@ Test(router_fallback, broken_http_from_a_provider_goes_to_the_next_one, .timeout
         llm_expect_fallback(sv, "claude", "claude-x", "2");
     }
     cr_assert_eq(llm_fake_num(fake, "claude", "requests"), 6);
-    llm_fake_set(fake, "claude", "{\"raw_answer\":\"HTTP/1.1 200 OK\\r\\nContent-Length: "
-                                 "1\\r\\nContent-Length: 2\\r\\n\\r\\n{}\"}");
+    llm_fake_set(fake, "claude",
+                 "{\"raw_answer\":\"HTTP/1.1 200 OK\\r\\nContent-Length: "
+                 "1\\r\\nContent-Length: 2\\r\\n\\r\\n{}\"}");
     char *body = llm_body(false, "gpt-a", false, 0);
     llm_resp_t r = llm_call(sv, LLM_OAI, NULL, body, 502);
     const char *msg = th_str(json_object_get(r.json, "error"), "message");

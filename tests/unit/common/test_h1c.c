@@ -30,6 +30,7 @@ typedef enum act {
     A_MALFORMED,     /* a head with a folded header */
     A_BIG,           /* a 1 MiB body in 1000-byte chunks */
     A_COUNT,         /* 200 whose body is how many body bytes the request had */
+    A_EARLY,         /* 401 kept-alive after the head, before reading the body */
 } act_t;
 
 #define SERVER_BUF (8u << 20)
@@ -49,6 +50,7 @@ static size_t s_body_len; /* of the latest request */
 static int s_read_request(int fd, char *buf, size_t cap)
 {
     size_t len = 0;
+    bool head_only = S.act == A_EARLY;
     for (;;) {
         ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
         if (n <= 0)
@@ -57,6 +59,8 @@ static int s_read_request(int fd, char *buf, size_t cap)
         buf[len] = '\0';
         char *end = strstr(buf, "\r\n\r\n");
         const char *cl = strcasestr(buf, "content-length:");
+        if (end && head_only)
+            return 0;
         if (end && (!cl || len >= (size_t)(end + 4 - buf) + (size_t)atol(cl + 15))) {
             s_body_len = len - (size_t)(end + 4 - buf);
             return 0;
@@ -96,7 +100,8 @@ static bool s_answer(int fd)
     switch (S.act) {
     case A_OK: s_send_all(fd, ok, strlen(ok)); return true;
     case A_CLOSE_HDR: {
-        const char *t = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nby";
+        const char *t =
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nby";
         s_send_all(fd, t, strlen(t));
         return false;
     }
@@ -104,16 +109,27 @@ static bool s_answer(int fd)
     case A_NOTHING: return false;
     case A_SILENT: sleep(2); return false;
     case A_MALFORMED: {
-        const char *t = "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\nContent-Length: 0\r\n\r\n";
+        const char *t =
+            "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\nContent-Length: 0\r\n\r\n";
         s_send_all(fd, t, strlen(t));
         return true;
     }
     case A_BIG: s_send_big(fd); return true;
+    case A_EARLY: {
+        const char *t = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno";
+        s_send_all(fd, t, strlen(t));
+        static char sink[4096];
+        usleep(300 * 1000); /* the client reads the answer with its body stuck */
+        while (recv(fd, sink, sizeof sink, 0) > 0) {
+        } /* the rest of the body, until the client gives up on it */
+        return false;
+    }
     case A_COUNT: {
         char t[128];
         char n[32];
         snprintf(n, sizeof n, "%zu", s_body_len);
-        snprintf(t, sizeof t, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s", strlen(n), n);
+        snprintf(t, sizeof t, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(n), n);
         s_send_all(fd, t, strlen(t));
         return true;
     }
@@ -147,9 +163,11 @@ static void s_server_start(void)
 {
     memset(&S, 0, sizeof S);
     S.lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    cr_assert(bind(S.lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(S.lfd, 16) == 0);
+    cr_assert(bind(S.lfd, (struct sockaddr *)&a, sizeof a) == 0 &&
+              listen(S.lfd, 16) == 0);
     getsockname(S.lfd, (struct sockaddr *)&a, &len);
     S.port = ntohs(a.sin_port);
     pthread_create(&S.th, NULL, s_server, NULL);
@@ -171,7 +189,7 @@ typedef struct call {
     h1c_result_t res;
     int status;
     sbuf_t body;
-    struct call *then; /* started from this one's done */
+    struct call *then;    /* started from this one's done */
     const char *req_body; /* the request's body; NULL: "{}" */
     size_t req_len;
     char head[128];
@@ -203,17 +221,25 @@ static void s_done(h1c_result_t res, int status, double ra, void *ud)
 
 static void s_start(call_t *c, long timeout_ms, size_t max_body, int port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (!c->req_body) {
         c->req_body = "{}";
         c->req_len = 2;
     }
     snprintf(c->head, sizeof c->head,
-             "POST /v1/x HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", c->req_len);
-    h1c_opts_t o = {.addr = (struct sockaddr *)&a, .addrlen = sizeof a, .head = c->head,
-                    .head_len = strlen(c->head), .body = c->req_body, .body_len = c->req_len,
-                    .body_out = &c->body, .max_body = max_body, .timeout_ms = timeout_ms};
+             "POST /v1/x HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+             c->req_len);
+    h1c_opts_t o = {.addr = (struct sockaddr *)&a,
+                    .addrlen = sizeof a,
+                    .head = c->head,
+                    .head_len = strlen(c->head),
+                    .body = c->req_body,
+                    .body_len = c->req_len,
+                    .body_out = &c->body,
+                    .max_body = max_body,
+                    .timeout_ms = timeout_ms};
     C.pending++;
     c->req = h1c_start(C.h, &o, s_done, c);
     cr_assert_not_null(c->req);
@@ -335,7 +361,8 @@ Test(h1c, failures_are_told_and_close_the_connection)
 Test(h1c, a_refused_connect)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0); /* a port nobody listens on */
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     bind(fd, (struct sockaddr *)&a, sizeof a);
     getsockname(fd, (struct sockaddr *)&a, &len);
@@ -408,4 +435,59 @@ Test(h1c, a_big_request_body_goes_out_whole)
               "the server got %.*s bytes", (int)c.body.len, c.body.data);
     sbuf_free(&c.body);
     free(big);
+}
+
+/* The last of the three numbers in a tcp_rmem-like file (16 MiB if none). */
+static size_t s_sysctl_max(const char *path)
+{
+    unsigned long a, b, c = 16ul << 20;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu %lu", &a, &b, &c) != 3)
+            c = 16ul << 20;
+        fclose(f);
+    }
+    return c;
+}
+
+Test(h1c, an_answer_before_the_whole_request_went_out_is_not_reused)
+{
+    /* the server answers after the head, reading none of the body: more
+     * than the two sockets' buffers take (tcp_rmem and tcp_wmem at most) */
+    size_t n = s_sysctl_max("/proc/sys/net/ipv4/tcp_rmem") +
+               s_sysctl_max("/proc/sys/net/ipv4/tcp_wmem") + (4u << 20);
+    char *big = malloc(n);
+    memset(big, 'x', n);
+    call_t c = {.req_body = big, .req_len = n};
+    s_one(&c, A_EARLY, 10000, 0);
+    cr_assert_eq(c.res, H1C_OK);
+    cr_assert_eq(c.status, 401);
+    cr_assert_eq(h1c_open(C.h), 0, "the peer still reads the rest: not kept");
+    call_t d = {0};
+    s_one(&d, A_OK, 2000, 0);
+    cr_assert_eq(d.res, H1C_OK);
+    cr_assert_eq(S.accepts, 2);
+    sbuf_free(&c.body);
+    sbuf_free(&d.body);
+    free(big);
+}
+
+Test(h1c, a_connect_that_fails_at_once_is_told_through_done)
+{
+    call_t c = {0};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9)};
+    inet_pton(AF_INET, "224.0.0.1", &a.sin_addr); /* ENETUNREACH, synchronously */
+    h1c_opts_t o = {.addr = (struct sockaddr *)&a,
+                    .addrlen = sizeof a,
+                    .head = "x",
+                    .head_len = 1,
+                    .body_out = &c.body};
+    C.pending++;
+    c.req = h1c_start(C.h, &o, s_done, &c);
+    cr_assert_not_null(c.req);
+    cr_assert_eq(c.done, 0, "never inside h1c_start");
+    s_run(5000);
+    cr_assert_eq(c.done, 1);
+    cr_assert_eq(c.res, H1C_CONNECT);
+    cr_assert_eq(h1c_open(C.h), 0);
 }

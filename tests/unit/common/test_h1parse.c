@@ -40,7 +40,8 @@ static int s_check(const char *text, bool eof, h1parse_rc_t rc, const char *body
         h1parse_t p = {0};
         h1parse_init(&p, 0, false);
         outcome_t o = s_feed(&p, text, step, eof);
-        cr_assert_eq(o.rc, rc, "step %zu: rc %d, expected %d, for %s", step, o.rc, rc, text);
+        cr_assert_eq(o.rc, rc, "step %zu: rc %d, expected %d, for %s", step, o.rc, rc,
+                     text);
         if (body)
             cr_assert(o.body.len == strlen(body) &&
                           memcmp(o.body.data ? o.body.data : "", body, o.body.len) == 0,
@@ -70,17 +71,18 @@ Test(h1parse, content_length_body)
 
 Test(h1parse, chunked_body_with_extensions_and_trailers)
 {
-    cr_assert_eq(s_check("HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         "5;name=x\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n",
-                         false, H1P_DONE, "hello, world"),
-                 201);
+    cr_assert_eq(
+        s_check("HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5;name=x\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+                false, H1P_DONE, "hello, world"),
+        201);
     cr_assert_eq(s_check("HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n"
                          "A\r\n0123456789\r\n0\r\n\r\n",
                          false, H1P_DONE, "0123456789"),
                  200);
     /* bare LF line ends are read as line ends */
-    cr_assert_eq(s_check("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n", false,
-                         H1P_DONE, "abc"),
+    cr_assert_eq(s_check("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n",
+                         false, H1P_DONE, "abc"),
                  200);
 }
 
@@ -99,11 +101,13 @@ Test(h1parse, body_until_close)
 
 Test(h1parse, interim_answers_are_skipped)
 {
-    cr_assert_eq(s_check("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n"
-                         "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n"
-                         "Content-Length: 2\r\n\r\nno",
-                         false, H1P_DONE, "no"),
-                 429);
+    cr_assert_eq(
+        s_check(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n"
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n"
+            "Content-Length: 2\r\n\r\nno",
+            false, H1P_DONE, "no"),
+        429);
     s_check("HTTP/1.1 101 Switching Protocols\r\n\r\n", false, H1P_MALFORMED, NULL);
 }
 
@@ -111,10 +115,11 @@ Test(h1parse, retry_after_and_connection_close)
 {
     h1parse_t p = {0};
     h1parse_init(&p, 0, false);
-    outcome_t o = s_feed(&p,
-                         "HTTP/1.1 503 Unavailable\r\nRetry-After: 120\r\nConnection: keep-alive, "
-                         "close\r\nContent-Length: 0\r\n\r\n",
-                         0, false);
+    outcome_t o = s_feed(
+        &p,
+        "HTTP/1.1 503 Unavailable\r\nRetry-After: 120\r\nConnection: keep-alive, "
+        "close\r\nContent-Length: 0\r\n\r\n",
+        0, false);
     cr_assert_eq(o.rc, H1P_DONE);
     cr_assert_eq(p.status, 503);
     cr_assert_eq(p.retry_after, 120);
@@ -122,8 +127,10 @@ Test(h1parse, retry_after_and_connection_close)
     /* an HTTP-date Retry-After is not a number of seconds: none */
     h1parse_init(&p, 0, false);
     sbuf_reset(&o.body);
-    o = s_feed(&p, "HTTP/1.1 429 x\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
-                   "Content-Length: 0\r\n\r\n", 0, false);
+    o = s_feed(&p,
+               "HTTP/1.1 429 x\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
+               "Content-Length: 0\r\n\r\n",
+               0, false);
     cr_assert_eq(o.rc, H1P_DONE);
     cr_assert_eq(p.retry_after, 0);
     sbuf_free(&o.body);
@@ -132,12 +139,22 @@ Test(h1parse, retry_after_and_connection_close)
 
 Test(h1parse, answers_without_a_body)
 {
-    cr_assert_eq(s_check("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false, H1P_DONE,
-                         ""),
+    cr_assert_eq(s_check("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false,
+                         H1P_DONE, ""),
                  204);
-    cr_assert_eq(s_check("HTTP/1.1 304 Not Modified\r\n\r\n", false, H1P_DONE, ""), 304);
-    cr_assert_eq(s_check("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, H1P_DONE, ""),
-                 200);
+    cr_assert_eq(s_check("HTTP/1.1 304 Not Modified\r\n\r\n", false, H1P_DONE, ""),
+                 304);
+    /* one that says it has a body anyway: its bytes may still come, so the
+     * connection is not reused */
+    h1parse_t q = {0};
+    h1parse_init(&q, 0, false);
+    outcome_t d =
+        s_feed(&q, "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 0, false);
+    cr_assert(d.rc == H1P_DONE && !q.keep_alive);
+    h1parse_free(&q);
+    cr_assert_eq(
+        s_check("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, H1P_DONE, ""),
+        200);
     h1parse_t p = {0}; /* the answer to a HEAD request */
     h1parse_init(&p, 0, true);
     outcome_t o = s_feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 0, false);
@@ -160,7 +177,8 @@ Test(h1parse, malformed_answers)
         "HTTP/1.1 200 OK\r\nContent-Length: 1,1\r\n\r\na",
         "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+        "3\r\n\r\n0\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n",
         "HTTP/1.1 200 OK\r\n: empty-name\r\n\r\n",
@@ -170,6 +188,8 @@ Test(h1parse, malformed_answers)
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 "
+        "junk\r\nabc\r\n0\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         s_check(bad[i], false, H1P_MALFORMED, NULL);
@@ -196,17 +216,24 @@ Test(h1parse, the_body_bound)
     for (size_t step = 0; step <= 1; step++) {
         h1parse_t p = {0};
         h1parse_init(&p, 4, false);
-        outcome_t o = s_feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde", step, false);
+        outcome_t o = s_feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde",
+                             step, false);
         cr_assert_eq(o.rc, H1P_TOO_BIG);
         h1parse_init(&p, 4, false);
         sbuf_reset(&o.body);
-        o = s_feed(&p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n",
+        o = s_feed(&p,
+                   "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                   "chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n",
                    step, false);
         cr_assert_eq(o.rc, H1P_TOO_BIG);
         h1parse_init(&p, 4, false);
         sbuf_reset(&o.body);
         o = s_feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd", step, false);
         cr_assert_eq(o.rc, H1P_DONE);
+        h1parse_init(&p, 4, false); /* a length past the bound: said at the head */
+        sbuf_reset(&o.body);
+        o = s_feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", step, false);
+        cr_assert_eq(o.rc, H1P_TOO_BIG);
         sbuf_free(&o.body);
         h1parse_free(&p);
     }
@@ -235,7 +262,8 @@ Test(h1parse, the_end_of_the_connection)
     h1parse_free(&p);
     /* a head cut short, a body cut short, a chunked body cut short */
     s_check("HTTP/1.1 200 OK\r\nContent-Le", true, H1P_MALFORMED, NULL);
-    s_check("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", true, H1P_MALFORMED, NULL);
-    s_check("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab", true, H1P_MALFORMED,
+    s_check("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", true, H1P_MALFORMED,
             NULL);
+    s_check("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab", true,
+            H1P_MALFORMED, NULL);
 }

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "h1parse.h"
+#include "parse.h"
 
 enum {
     S_HEAD,
@@ -283,11 +284,7 @@ static int64_t s_chunk_size(const h1parse_t *p)
         n--;
     int64_t x = 0;
     for (; i < n && i < 14; i++) {
-        char c = s[i];
-        int v = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
+        int v = parse_hex_digit((unsigned char)s[i]);
         if (v < 0)
             break;
         x = x * 16 + v;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "sbuf.h"
 
 typedef struct jp {
@@ -60,11 +61,7 @@ static long s_hex4(const unsigned char *p, const unsigned char *end)
         return -1;
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
+        int d = parse_hex_digit(p[i]);
         if (d < 0)
             return -1;
         v = v << 4 | d;

@@ -17,10 +17,6 @@
 
 #define H1C_MAX_BODY (16u << 20)
 #define H1C_CONNECT_TIMEOUT_MS 10000
-/* A connection idle longer is not reused (curl: 118 s): a NAT or firewall
- * on the way may have dropped it without a word, and a request sent on it
- * would wait out its whole timeout. */
-#define H1C_MAX_IDLE_MS 60000
 
 typedef struct h1c_conn {
     h1c_t *h;
@@ -56,6 +52,8 @@ struct h1c {
     loop_t *loop;
     list_t idle; /* most recently used first */
     unsigned nidle, max_idle, nopen;
+    uint64_t idle_ms;    /* kept at most this long */
+    loop_timer_t *sweep; /* closes those kept too long */
     unsigned long reused;
     char buf[16384];
 };
@@ -64,14 +62,19 @@ static void s_on_io(loop_t *loop, int fd, unsigned events, void *ud);
 static void s_arm(h1c_req_t *r);
 static int s_send(h1c_conn_t *c);
 
-h1c_t *h1c_new(loop_t *loop, unsigned max_idle)
+static void s_on_sweep(loop_t *loop, loop_timer_t *t, void *ud);
+
+h1c_t *h1c_new(loop_t *loop, unsigned max_idle, unsigned idle_ms)
 {
     h1c_t *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
     h->loop = loop;
     h->max_idle = max_idle;
+    h->idle_ms = idle_ms;
     list_init(&h->idle);
+    uint64_t every = idle_ms / 4 < 50 ? 50 : idle_ms / 4 > 5000 ? 5000 : idle_ms / 4;
+    h->sweep = loop_add_timer(loop, every, every, s_on_sweep, h);
     return h;
 }
 
@@ -106,23 +109,38 @@ void h1c_destroy(h1c_t **hp)
     h1c_t *h = hp ? *hp : NULL;
     if (!h)
         return;
+    loop_cancel_timer(h->loop, &h->sweep);
     list_for_each_safe(it, nx, &h->idle) s_close(list_item(it, h1c_conn_t, link));
     free(h);
     *hp = NULL;
 }
 
-/* A kept connection to the request's peer, taken out of the idle list;
- * those idle too long are closed on the way. */
-static h1c_conn_t *s_take_idle(h1c_t *h, const h1c_req_t *r)
+/* Closes the connections kept longer than idle_ms (the oldest are last). */
+static void s_sweep(h1c_t *h)
 {
     uint64_t now = loop_now_ms(h->loop);
-    list_for_each_safe(it, nx, &h->idle)
+    while (!list_empty(&h->idle)) {
+        h1c_conn_t *c = list_item(h->idle.prev, h1c_conn_t, link);
+        if (now - c->idle_since <= h->idle_ms)
+            break;
+        s_close(c);
+    }
+}
+
+static void s_on_sweep(loop_t *loop, loop_timer_t *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    s_sweep(ud);
+}
+
+/* A kept connection to the request's peer, taken out of the idle list. */
+static h1c_conn_t *s_take_idle(h1c_t *h, const h1c_req_t *r)
+{
+    s_sweep(h);
+    list_for_each(it, &h->idle)
     {
         h1c_conn_t *c = list_item(it, h1c_conn_t, link);
-        if (now - c->idle_since > H1C_MAX_IDLE_MS) {
-            s_close(c);
-            continue;
-        }
         if (c->addrlen == r->o.addrlen && memcmp(&c->addr, &r->addr, c->addrlen) == 0) {
             list_remove(&c->link);
             list_init(&c->link);

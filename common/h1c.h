@@ -21,7 +21,7 @@
  * whole answer to a request sent whole, on HTTP/1.1 without "Connection:
  * close", and with nothing after the answer; else it is closed. A
  * connection kept idle that becomes readable (the peer closed it, or sent
- * what nobody asked) is closed, and one idle over 60 s is not reused. A
+ * what nobody asked) is closed, and so is one idle over idle_ms. A
  * request sent on a kept connection that ends before any byte of an answer
  * is sent once more on a new connection (the peer closed it while it was
  * idle), as curl does.
@@ -70,8 +70,10 @@ typedef struct h1c_opts {
 } h1c_opts_t;
 
 /* A client on loop (borrowed) keeping at most max_idle connections for
- * reuse. NULL on allocation failure. */
-h1c_t *h1c_new(loop_t *loop, unsigned max_idle);
+ * reuse, each for at most idle_ms: a NAT or firewall on the way may drop
+ * an idle one without a word, and a request sent on it would wait out its
+ * whole timeout (curl keeps them 118 s). NULL on allocation failure. */
+h1c_t *h1c_new(loop_t *loop, unsigned max_idle, unsigned idle_ms);
 /* Closes every connection; every request must be over or aborted. NULL is
  * fine; sets *hp to NULL. */
 void h1c_destroy(h1c_t **hp);

@@ -168,40 +168,43 @@ static int s_status_line(h1parse_t *p, const char *s, size_t n)
     return st >= 100 ? st : -1;
 }
 
-/* The next line of the head at *pos (its end stripped): its length, or -1
- * when a bare CR is in it. */
-static long s_next_line(const char *s, size_t len, size_t *pos, const char **line)
+/* The line in p->line without its end: its length, or -1 when a bare CR
+ * is in it. */
+static long s_line(const h1parse_t *p)
 {
-    const char *b = s + *pos, *nl = memchr(b, '\n', len - *pos);
-    size_t n = (size_t)(nl - b);
-    *pos += n + 1;
+    const char *b = p->line.data;
+    size_t n = p->line.len - 1; /* without its '\n' */
     if (n && b[n - 1] == '\r')
         n--;
-    if (memchr(b, '\r', n))
-        return -1;
-    *line = b;
-    return (long)n;
+    return memchr(b, '\r', n) ? -1 : (long)n;
 }
 
-/* The whole head in p->line: the status and the headers. 0 or -1. */
-static int s_parse_head(h1parse_t *p)
+/* One line of a head (n bytes, its end stripped), checked as it comes: a
+ * peer that is not HTTP fails at its first line, not at a timeout. */
+static h1parse_rc_t s_head_line(h1parse_t *p, size_t n)
 {
-    const char *s = p->line.data, *l;
-    size_t len = p->line.len, pos = 0;
-    long n = s_next_line(s, len, &pos, &l);
-    int st = n < 0 ? -1 : s_status_line(p, l, (size_t)n);
-    if (st < 0)
-        return -1;
-    p->length = -1;
-    p->chunked = false;
-    p->retry_after = 0;
-    while ((n = s_next_line(s, len, &pos, &l)) > 0)
-        if (s_header_line(p, l, (size_t)n) < 0)
-            return -1;
-    if (n < 0 || (p->chunked && p->length >= 0))
-        return -1;
-    p->status = st;
-    return 0;
+    const char *l = p->line.data;
+    if (!p->in_head) {
+        if (n == 0)
+            return H1P_MORE; /* a stray line end before a head */
+        int st = s_status_line(p, l, n);
+        if (st < 0)
+            return H1P_MALFORMED;
+        p->in_head = true;
+        p->head_status = st;
+        p->length = -1;
+        p->chunked = false;
+        p->retry_after = 0;
+        return H1P_MORE;
+    }
+    if (n)
+        return s_header_line(p, l, n) < 0 ? H1P_MALFORMED : H1P_MORE;
+    if (p->chunked && p->length >= 0)
+        return H1P_MALFORMED;
+    p->in_head = false; /* the blank line: the head is whole */
+    p->head_bytes = 0;
+    p->status = p->head_status;
+    return H1P_DONE;
 }
 
 /* After a head: what the body is. */
@@ -238,19 +241,15 @@ static h1parse_rc_t s_head(h1parse_t *p, const char *d, size_t n, size_t *k)
 {
     bool ended;
     long t = s_take_line(p, d, n, &ended);
-    if (t < 0)
-        return H1P_MALFORMED;
+    if (t < 0 || (p->head_bytes += (size_t)t) > H1PARSE_MAX_HEAD)
+        return H1P_MALFORMED; /* stray line ends and interim heads count too */
     *k = (size_t)t;
-    if (p->line.len <= 2 && (p->line.len == 1 || p->line.data[0] == '\r') && ended) {
-        /* a stray line end before it */
-        sbuf_reset(&p->line);
+    if (!ended)
         return H1P_MORE;
-    }
-    if (!ended || !s_blank_end(p))
-        return H1P_MORE;
-    if (s_parse_head(p) < 0)
-        return H1P_MALFORMED;
-    return s_after_head(p);
+    long len = s_line(p);
+    h1parse_rc_t rc = len < 0 ? H1P_MALFORMED : s_head_line(p, (size_t)len);
+    sbuf_reset(&p->line);
+    return rc == H1P_DONE ? s_after_head(p) : rc;
 }
 
 /* ---- the body ---- */

@@ -39,7 +39,10 @@ typedef struct h1parse {
     uint64_t remaining; /* of the body, or of the current chunk */
     size_t max_body;
     size_t body_len;
-    sbuf_t line; /* a head, a chunk-size line or trailers being read */
+    bool in_head;      /* its status line is read, the blank line not yet */
+    int head_status;   /* of the head being read */
+    size_t head_bytes; /* of the heads read since the last answer's start */
+    sbuf_t line;       /* a head, a chunk-size line or trailers being read */
 } h1parse_t;
 
 /* Ready for the answer to a request (a HEAD request's answer has no body:

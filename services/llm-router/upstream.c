@@ -21,6 +21,7 @@
 #define UPSTREAM_MAX_BODY (8u << 20) /* a whole answer */
 #define UPSTREAM_USER_AGENT "vapora-llm-router/" VAPORA_VERSION
 #define UPSTREAM_KEEP 256 /* connections the builtin client keeps */
+#define UPSTREAM_KEEP_MS 60000       /* and for how long at most */
 
 /* How a provider is reached, worked out on its first request. */
 typedef struct upstream_prov {
@@ -70,7 +71,7 @@ upstream_t *upstream_new(const rt_config_t *cfg, loop_t *loop, curlm_t *m)
     u->loop = loop;
     u->curlm = m;
     u->provs = xcalloc(cfg->nproviders ? cfg->nproviders : 1, sizeof *u->provs);
-    u->h1c = h1c_new(loop, UPSTREAM_KEEP);
+    u->h1c = h1c_new(loop, UPSTREAM_KEEP, UPSTREAM_KEEP_MS);
     VP_ASSERT(u->h1c != NULL);
     u->proxy_env = s_proxy_env();
     return u;

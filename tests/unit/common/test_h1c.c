@@ -267,7 +267,7 @@ static void s_setup(void)
 {
     s_server_start();
     C.loop = loop_new();
-    C.h = h1c_new(C.loop, 8);
+    C.h = h1c_new(C.loop, 8, 60000);
     C.pending = 0;
 }
 
@@ -490,4 +490,19 @@ Test(h1c, a_connect_that_fails_at_once_is_told_through_done)
     cr_assert_eq(c.done, 1);
     cr_assert_eq(c.res, H1C_CONNECT);
     cr_assert_eq(h1c_open(C.h), 0);
+}
+
+Test(h1c, connections_kept_past_their_time_are_closed)
+{
+    h1c_destroy(&C.h);
+    C.h = h1c_new(C.loop, 8, 200);
+    call_t c = {0};
+    s_one(&c, A_OK, 2000, 0);
+    cr_assert_eq(h1c_open(C.h), 1);
+    for (int i = 0; i < 20 && h1c_open(C.h); i++) { /* no request comes: the timer */
+        C.guard = loop_add_timer(C.loop, 50, 0, s_on_guard, NULL);
+        loop_run(C.loop);
+    }
+    cr_assert_eq(h1c_open(C.h), 0);
+    sbuf_free(&c.body);
 }

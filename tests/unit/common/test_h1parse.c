@@ -267,3 +267,19 @@ Test(h1parse, the_end_of_the_connection)
     s_check("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab", true,
             H1P_MALFORMED, NULL);
 }
+
+/* A peer that is not HTTP (a server on the wrong port) fails at its first
+ * line, and a bad header at its own line: neither waits for a blank line
+ * that may never come. */
+Test(h1parse, each_line_is_checked_as_it_comes)
+{
+    static const char *const early[] = {
+        "SSH-2.0-OpenSSH_9.6\r\n",
+        "-ERR unknown command\r\n",
+        "HTTP/1.1 2000 OK\r\n",
+        "HTTP/1.1 200 OK\r\nnot a header\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: x\r\n",
+    };
+    for (size_t i = 0; i < sizeof early / sizeof *early; i++)
+        s_check(early[i], false, H1P_MALFORMED, NULL);
+}

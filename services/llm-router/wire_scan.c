@@ -196,7 +196,7 @@ static void s_count(const s_span_t *v, long *out, wire_usage_t *u)
     double d;
     const char *next;
     if ((*v->p != '-' && !isdigit((unsigned char)*v->p)) ||
-        !s_number(v->p, v->end, &d, &next)) {
+        !s_number(v->p, v->end, &d, &next) || d < 0) { /* a negative: no count */
         u->unreadable = true;
         return;
     }

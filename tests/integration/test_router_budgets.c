@@ -445,6 +445,36 @@ Test(router_budgets, corrupt_usage_from_a_provider_cannot_overflow_a_budget,
     json_decref(u);
 }
 
+/* Negative counts from a provider are no counts: every call (relayed whole
+ * from its bytes, converted for an Anthropic caller, streamed) is
+ * estimated and charged, never free. */
+Test(router_budgets, negative_usage_from_a_provider_is_estimated_not_free,
+     .timeout = 60, .fini = th_cleanup)
+{
+    th_proc_t *fake = llm_fake();
+    th_sv_t *sv = llm_start(fake, &(llm_opts_t){.workers = 1});
+    llm_fake_set(fake, "oai", "{\"usage_in\":-5,\"usage_out\":-7}");
+    for (int i = 0; i < 3; i++) {
+        char *body = llm_body(i == 1, "gpt-a", i == 2, 100);
+        llm_resp_t r = llm_call(sv, i == 1 ? LLM_ANT : LLM_OAI,
+                                "X-Vapora-Role: negative\r\n", body, 200);
+        char buf[32];
+        const char *cost =
+            i == 2 ? NULL : llm_field(r.head, "X-Vapora-Cost-USD", buf, sizeof buf);
+        cr_assert(i == 2 || (cost && atof(cost) > 0), "call %d: cost %s", i,
+                  cost ? cost : "none");
+        llm_resp_clear(&r);
+        free(body);
+    }
+    json_t *e, *u = llm_usage(sv, "group_by=role", "role", "negative", 3, &e);
+    char *d = json_dumps(u, 0);
+    cr_assert(e && th_num(e, "estimated") == 3 && th_num(e, "input_tokens") > 0 &&
+                  th_num(e, "output_tokens") > 0 && th_num(e, "cost_usd") > 0,
+              "usage %s", d);
+    free(d);
+    json_decref(u);
+}
+
 /* ---- a call is charged at most what it reserved ---- */
 
 /* A provider claiming 1e30 tokens each way: every call (relayed whole,

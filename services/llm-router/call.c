@@ -97,8 +97,11 @@ static void s_on_done(void *ud, CURLcode result)
     }
     if (ok && call__reply_whole(c, a, ms))
         return;
-    bool retriable = result != CURLE_OK || status == 429 || status >= 500 ||
-                     c->stream_failed || c->bad_answer;
+    /* Only a 4xx but 429 says the caller erred; a 3xx (or any other status
+     * an API does not answer) is the provider's failure, never passed on. */
+    bool caller_erred = status >= 400 && status < 500 && status != 429;
+    bool retriable =
+        result != CURLE_OK || !caller_erred || c->stream_failed || c->bad_answer;
     s_failure_reason(c, a, result);
     if (c->st) {
         rt_provider_failure(rt->cfg, a->provider, loop_now_ms(rt->loop));

@@ -281,7 +281,8 @@ Test(router_keyless, providers_without_their_key_are_skipped_and_said_so, .timeo
  * (common/h1c.c), which reads its answer strictly: a head that can be read
  * two ways (both Content-Length and Transfer-Encoding, a folded header,
  * two different lengths), a body shorter than its length, a peer that is
- * not HTTP at all, or one that closes without answering, fail the attempt
+ * not HTTP at all, one that closes without answering, or a redirect or
+ * 304 (no API answers those; only a 4xx is the caller's), fail the attempt
  * and the next provider answers; nothing of it reaches the caller. With
  * none left the caller gets 502 with the reason. */
 Test(router_fallback, broken_http_from_a_provider_goes_to_the_next_one, .timeout = 90,
@@ -295,6 +296,9 @@ Test(router_fallback, broken_http_from_a_provider_goes_to_the_next_one, .timeout
         "HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nContent-Length: 3\\r\\n\\r\\n{}",
         "HTTP/1.1 200 OK\\r\\nContent-Length: 99\\r\\n\\r\\n{\\\"id\\\":",
         "SSH-2.0-OpenSSH_9.2\\r\\n",
+        "HTTP/1.1 304 Not Modified\\r\\nContent-Length: 0\\r\\n\\r\\n",
+        "HTTP/1.1 302 Found\\r\\nLocation: http://127.0.0.1:1/\\r\\nContent-Length: "
+        "0\\r\\n\\r\\n",
         "",
     };
     th_proc_t *fake = llm_fake();
@@ -306,7 +310,7 @@ Test(router_fallback, broken_http_from_a_provider_goes_to_the_next_one, .timeout
         llm_fake_set(fake, "oai", cfg);
         llm_expect_fallback(sv, "claude", "claude-x", "2");
     }
-    cr_assert_eq(llm_fake_num(fake, "claude", "requests"), 6);
+    cr_assert_eq(llm_fake_num(fake, "claude", "requests"), 8);
     llm_fake_set(fake, "claude",
                  "{\"raw_answer\":\"HTTP/1.1 200 OK\\r\\nContent-Length: "
                  "1\\r\\nContent-Length: 2\\r\\n\\r\\n{}\"}");

@@ -116,10 +116,11 @@ json_t *wire_to_anthropic_response(const json_t *canon);
 
 /* Reads the usage of a whole OpenAI chat.completion from its bytes, without
  * parsing the rest (an answer relayed to an OpenAI caller as it came).
- * Returns 0 when body is an object with a top-level "choices" array, with
- * *usage from its top-level "usage" (present false when that is missing or
- * unreadable, or unreadable set when a count is not a number);
- * VP_EPARSE, *usage untouched, when it is not such an object
+ * Returns 0 when body is an object with one top-level "choices" array
+ * whose first element is an object with one "message" object, and at most
+ * one top-level "usage", with *usage from it (present false when that is
+ * missing or unreadable, or unreadable set when a count is not a number or
+ * is negative); VP_EPARSE, *usage untouched, when it is not such an object
  * (only a full parse can tell what the body is). */
 int wire_openai_scan_usage(const char *body, size_t len, wire_usage_t *usage);
 

@@ -41,18 +41,23 @@ static const char *s_string_end(const char *p, const char *end)
 }
 
 /* The first byte of the value of a top-level member `key` of the JSON
- * object in [p, end), or NULL. A scan without allocation: strings are
- * skipped whole, so a key-like text inside one is never taken. */
-static const char *s_member(const char *p, const char *end, const char *key)
+ * object at p (ending before end), or NULL; *count: how many members of
+ * that name it has (a second one is read two ways: first wins here, last
+ * in most clients). A scan without allocation: strings are skipped whole,
+ * so a key-like text inside one is never taken. */
+static const char *s_member(const char *p, const char *end, const char *key, int *count)
 {
     size_t klen = strlen(key);
     int depth = 0;
+    const char *found = NULL;
+    *count = 0;
     while (p < end) {
         char ch = *p++;
         if (ch == '{' || ch == '[') {
             depth++;
         } else if (ch == '}' || ch == ']') {
-            depth--;
+            if (--depth == 0)
+                break; /* the object is over */
         } else if (ch == '"') {
             const char *s = p;
             p = s_string_end(p, end);
@@ -65,11 +70,24 @@ static const char *s_member(const char *p, const char *end, const char *key)
                 *p == ':') {
                 for (p++; p < end && isspace((unsigned char)*p); p++)
                     ;
-                return p;
+                found = found ? found : p;
+                ++*count;
             }
         }
     }
-    return NULL;
+    return found;
+}
+
+/* Whether the array at a starts with an object that has one "message"
+ * object: a chat completion's first choice. */
+static bool s_first_choice(const char *a, const char *end)
+{
+    const char *p = a + 1;
+    while (p < end && isspace((unsigned char)*p))
+        p++;
+    int n;
+    const char *m = p < end && *p == '{' ? s_member(p, end, "message", &n) : NULL;
+    return m && n == 1 && m < end && *m == '{';
 }
 
 /* ---- the reference: jansson ---- */
@@ -94,8 +112,8 @@ typedef struct s_span {
 
 static bool s_num_char(char ch)
 {
-    return (ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == '.' || ch == 'e' ||
-           ch == 'E';
+    return (ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == '.' ||
+           ch == 'e' || ch == 'E';
 }
 
 /* The number whose text starts at p (the body need not end in a NUL);
@@ -138,7 +156,8 @@ static const char *s_object_end(const char *u, const char *end)
     for (const char *p = u; p < end; p++) {
         char ch = *p;
         if (ch == '"') {
-            const char *q = p + 1 < end ? memchr(p + 1, '"', (size_t)(end - p - 1)) : NULL;
+            const char *q =
+                p + 1 < end ? memchr(p + 1, '"', (size_t)(end - p - 1)) : NULL;
             if (!q || memchr(p + 1, '\\', (size_t)(q - p - 1)))
                 return NULL;
             p = q;
@@ -236,10 +255,15 @@ int wire_openai_scan_usage(const char *body, size_t len, wire_usage_t *usage)
     const char *p = body, *end = body + len;
     while (p < end && isspace((unsigned char)*p))
         p++;
-    const char *choices = p < end && *p == '{' ? s_member(p, end, "choices") : NULL;
-    if (!choices || choices == end || *choices != '[')
+    int nchoices, nusage;
+    const char *choices =
+        p < end && *p == '{' ? s_member(p, end, "choices", &nchoices) : NULL;
+    if (!choices || nchoices != 1 || choices == end || *choices != '[' ||
+        !s_first_choice(choices, end))
         return VP_EPARSE;
-    const char *u = s_member(p, end, "usage");
+    const char *u = s_member(p, end, "usage", &nusage);
+    if (nusage > 1)
+        return VP_EPARSE;
     *usage = (wire_usage_t){0};
     if (!u || u >= end || *u != '{')
         return 0; /* none (null, or not an object): estimated */

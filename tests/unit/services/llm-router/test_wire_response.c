@@ -263,30 +263,35 @@ Test(wire_response, openai_scan_usage_reads_the_top_level_usage)
     cr_assert_eq(u.output_tokens, 7);
     /* A key-like text inside a string is not a member; usage may come first. */
     cr_assert_eq(scan("{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},"
-                      "\"note\":\"\\\"choices\\\":{\",\"choices\":[]}",
+                      "\"note\":\"\\\"choices\\\":{\",\"choices\":[{\"message\":{}}]}",
                       &u),
                  0);
     cr_assert(u.present && u.input_tokens == 3 && u.output_tokens == 4);
     /* Counts past 2^63 are read as reals and clamped, not refused. */
-    cr_assert_eq(scan("{\"choices\":[],\"usage\":{\"prompt_tokens\":-5,"
+    cr_assert_eq(scan("{\"choices\":[{\"message\":{}}],\"usage\":{\"prompt_tokens\":-5,"
                       "\"completion_tokens\":1e30,\"total_tokens\":"
                       "99999999999999999999999}}",
                       &u),
                  0);
-    cr_assert(u.present && u.input_tokens == 0 && u.output_tokens == WIRE_MAX_TOKENS);
+    cr_assert(u.present && u.unreadable && u.output_tokens == WIRE_MAX_TOKENS,
+              "a negative count is no count: unreadable");
 }
 
 Test(wire_response, openai_scan_usage_without_usage_is_not_present)
 {
     wire_usage_t u;
-    cr_assert_eq(scan("{\"choices\":[{\"usage\":{\"prompt_tokens\":1}}]}", &u), 0);
+    cr_assert_eq(
+        scan("{\"choices\":[{\"message\":{},\"usage\":{\"prompt_tokens\":1}}]}", &u),
+        0);
     cr_assert_not(u.present);
     cr_assert_eq(u.input_tokens, 0);
-    cr_assert_eq(scan("{\"choices\":[],\"usage\":null}", &u), 0);
+    cr_assert_eq(scan("{\"choices\":[{\"message\":{}}],\"usage\":null}", &u), 0);
     cr_assert_not(u.present);
-    cr_assert_eq(scan("{\"choices\":[],\"usage\":{\"prompt_tokens\":1,}}", &u), 0);
+    cr_assert_eq(
+        scan("{\"choices\":[{\"message\":{}}],\"usage\":{\"prompt_tokens\":1,}}", &u),
+        0);
     cr_assert_not(u.present, "a malformed usage is unreadable");
-    cr_assert_eq(scan("{\"choices\":[],\"usage\":", &u), 0);
+    cr_assert_eq(scan("{\"choices\":[{\"message\":{}}],\"usage\":", &u), 0);
     cr_assert_not(u.present);
 }
 
@@ -294,12 +299,13 @@ Test(wire_response, openai_scan_usage_without_usage_is_not_present)
 Test(wire_response, openai_scan_usage_of_counts_as_text_is_unreadable)
 {
     wire_usage_t u;
-    cr_assert_eq(scan("{\"choices\":[],\"usage\":{\"prompt_tokens\":\"10\","
-                      "\"completion_tokens\":\"20\"}}",
-                      &u),
-                 0);
+    cr_assert_eq(
+        scan("{\"choices\":[{\"message\":{}}],\"usage\":{\"prompt_tokens\":\"10\","
+             "\"completion_tokens\":\"20\"}}",
+             &u),
+        0);
     cr_assert(u.unreadable);
-    cr_assert_eq(scan("{\"choices\":[],\"usage\":{\"prompt_tokens\":10,"
+    cr_assert_eq(scan("{\"choices\":[{\"message\":{}}],\"usage\":{\"prompt_tokens\":10,"
                       "\"completion_tokens\":[20]}}",
                       &u),
                  0);
@@ -321,12 +327,21 @@ Test(wire_response, openai_scan_usage_refuses_what_is_not_a_completion)
     static const char *const bad[] = {
         "",
         "   ",
-        "[{\"choices\":[]}]",
+        "[{\"choices\":[{\"message\":{}}]}]",
         "{\"object\":\"list\",\"data\":[]}",
         "{\"choices\":{}}",
         "{\"choices\":",
         "{\"error\":{\"message\":\"\\\"choices\\\":[\"}}",
-        "{\"x\":{\"choices\":[]}}",
+        "{\"x\":{\"choices\":[{\"message\":{}}]}}",
+        /* not an answer: no choice, no message, a message that is no object */
+        "{\"choices\":[]}",
+        "{\"choices\":[1,2,3],\"x\":\"<script>\"}",
+        "{\"choices\":[{\"message\":\"hi\"}]}",
+        "{\"choices\":[{\"index\":0}],\"message\":{}}",
+        /* read two ways: first wins here, last in most clients */
+        "{\"choices\":[{\"message\":{}}],\"choices\":{\"a\":1}}",
+        "{\"choices\":[{\"message\":{},\"message\":{}}]}",
+        "{\"choices\":[{\"message\":{}}],\"usage\":{},\"usage\":{\"prompt_tokens\":1}}",
         "{\"unterminated",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

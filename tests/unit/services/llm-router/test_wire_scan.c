@@ -6,11 +6,11 @@
 #include "wire_test.h"
 #include "base.h"
 
-/* The usage of {"choices":[],"usage":<usage>}. */
+/* The usage of {"choices":[{"message":{}}],"usage":<usage>}. */
 static wire_usage_t s_scan(const char *usage)
 {
     sbuf_t b = {0};
-    sbuf_printf(&b, "{\"choices\":[],\"usage\":%s}", usage);
+    sbuf_printf(&b, "{\"choices\":[{\"message\":{}}],\"usage\":%s}", usage);
     wire_usage_t u = {-1, -1, false, false};
     cr_assert_eq(wire_openai_scan_usage(b.data, b.len, &u), 0, "%s", b.data);
     sbuf_free(&b);
@@ -120,7 +120,8 @@ Test(wire_scan, escaped_quotes_hide_keys_and_long_counts_read_exactly)
 {
     static const char body[] =
         "{\"x\":\"a\\\\\\\",\\\"usage\\\":{\\\"prompt_tokens\\\":5}, \\\\\","
-        "\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}";
+        "\"choices\":[{\"message\":{}}],\"usage\":{\"prompt_tokens\":7,\"completion_"
+        "tokens\":1}}";
     wire_usage_t u = {0};
     cr_assert_eq(wire_openai_scan_usage(body, sizeof body - 1, &u), 0);
     cr_assert(u.present && u.input_tokens == 7 && u.output_tokens == 1, "read %ld %ld",

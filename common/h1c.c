@@ -431,10 +431,10 @@ h1c_req_t *h1c_start(h1c_t *h, const h1c_opts_t *o, h1c_done_fn done, void *ud)
         fail = H1C_CONNECT;
     else if (r->conn->connected && s_send(r->conn) < 0)
         fail = H1C_SEND;
-    s_arm(r);
-    if (fail != H1C_OK) { /* told from a timer: never inside h1c_start */
+    if (fail == H1C_OK) {
+        s_arm(r);
+    } else { /* told from a timer: never inside h1c_start */
         r->later = fail;
-        loop_cancel_timer(h->loop, &r->timer);
         r->timer = loop_add_timer(h->loop, 0, 0, s_on_timer, r);
     }
     return r;

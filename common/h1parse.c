@@ -53,13 +53,15 @@ static long s_take_line(h1parse_t *p, const char *data, size_t n, bool *ended)
     return (long)k;
 }
 
-/* Whether the text in p->line ends with an empty line. */
-static bool s_blank_end(const h1parse_t *p)
+/* The line in p->line without its end: its length, or -1 when a bare CR
+ * is in it. */
+static long s_line(const h1parse_t *p)
 {
-    const char *s = p->line.data;
-    size_t n = p->line.len;
-    return (n >= 2 && s[n - 2] == '\n') ||
-           (n >= 3 && s[n - 3] == '\n' && s[n - 2] == '\r');
+    const char *b = p->line.data;
+    size_t n = p->line.len - 1; /* without its '\n' */
+    if (n && b[n - 1] == '\r')
+        n--;
+    return memchr(b, '\r', n) ? -1 : (long)n;
 }
 
 /* ---- the head ---- */
@@ -168,17 +170,6 @@ static int s_status_line(h1parse_t *p, const char *s, size_t n)
     return st >= 100 ? st : -1;
 }
 
-/* The line in p->line without its end: its length, or -1 when a bare CR
- * is in it. */
-static long s_line(const h1parse_t *p)
-{
-    const char *b = p->line.data;
-    size_t n = p->line.len - 1; /* without its '\n' */
-    if (n && b[n - 1] == '\r')
-        n--;
-    return memchr(b, '\r', n) ? -1 : (long)n;
-}
-
 /* One line of a head (n bytes, its end stripped), checked as it comes: a
  * peer that is not HTTP fails at its first line, not at a timeout. */
 static h1parse_rc_t s_head_line(h1parse_t *p, size_t n)
@@ -274,13 +265,12 @@ static h1parse_rc_t s_body(h1parse_t *p, const char *d, size_t n, sbuf_t *out,
     return p->state == S_DONE ? H1P_DONE : H1P_MORE;
 }
 
-/* "HEX[;ext]" in p->line: the chunk's size, or -1. */
-static int64_t s_chunk_size(const h1parse_t *p)
+/* "HEX[;ext]" in p->line (n bytes without its end): the chunk's size, or
+ * -1. */
+static int64_t s_chunk_size(const h1parse_t *p, size_t n)
 {
     const char *s = p->line.data;
-    size_t n = p->line.len - 1, i = 0; /* without its '\n' */
-    if (n && s[n - 1] == '\r')
-        n--;
+    size_t i = 0;
     int64_t x = 0;
     for (; i < n && i < 14; i++) {
         int v = parse_hex_digit((unsigned char)s[i]);
@@ -304,31 +294,33 @@ static h1parse_rc_t s_chunk_line(h1parse_t *p, const char *d, size_t n, size_t *
 {
     bool ended;
     long t = s_take_line(p, d, n, &ended);
-    if (t < 0)
+    /* trailers are bounded together, as a head is */
+    if (t < 0 ||
+        (p->state == S_TRAILERS && (p->head_bytes += (size_t)t) > H1PARSE_MAX_HEAD))
         return H1P_MALFORMED;
     *k = (size_t)t;
     if (!ended)
         return H1P_MORE;
-    const char *s = p->line.data;
-    size_t len = p->line.len;
+    long len = s_line(p);
+    h1parse_rc_t rc = H1P_MORE;
     if (p->state == S_CHUNK_END) {
-        if (!(len == 1 || (len == 2 && s[0] == '\r')))
+        if (len != 0)
             return H1P_MALFORMED;
         p->state = S_CHUNK_LINE;
     } else if (p->state == S_TRAILERS) {
-        if (!(len == 1 || (len == 2 && s[0] == '\r') || s_blank_end(p)))
-            return H1P_MORE; /* a trailer: kept until the blank line, then ignored */
-        p->state = S_DONE;
-        return H1P_DONE;
+        if (len == 0) { /* the blank line; a trailer before it is ignored */
+            p->state = S_DONE;
+            rc = H1P_DONE;
+        }
     } else {
-        int64_t size = s_chunk_size(p);
+        int64_t size = len < 0 ? -1 : s_chunk_size(p, (size_t)len);
         if (size < 0)
             return H1P_MALFORMED;
         p->remaining = (uint64_t)size;
         p->state = size ? S_CHUNK_DATA : S_TRAILERS;
     }
     sbuf_reset(&p->line);
-    return H1P_MORE;
+    return rc;
 }
 
 h1parse_rc_t h1parse_feed(h1parse_t *p, const char *data, size_t n, sbuf_t *out,

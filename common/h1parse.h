@@ -41,8 +41,8 @@ typedef struct h1parse {
     size_t body_len;
     bool in_head;      /* its status line is read, the blank line not yet */
     int head_status;   /* of the head being read */
-    size_t head_bytes; /* of the heads read since the last answer's start */
-    sbuf_t line;       /* a head, a chunk-size line or trailers being read */
+    size_t head_bytes; /* of its heads so far, then of its trailers */
+    sbuf_t line;       /* a line of a head, a chunk-size line or a trailer */
 } h1parse_t;
 
 /* Ready for the answer to a request (a HEAD request's answer has no body:

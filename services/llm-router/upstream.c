@@ -20,8 +20,8 @@
 #define UPSTREAM_URLS 32             /* parsed URLs kept, at most */
 #define UPSTREAM_MAX_BODY (8u << 20) /* a whole answer */
 #define UPSTREAM_USER_AGENT "vapora-llm-router/" VAPORA_VERSION
-#define UPSTREAM_KEEP 256 /* connections the builtin client keeps */
-#define UPSTREAM_KEEP_MS 60000       /* and for how long at most */
+#define UPSTREAM_KEEP 256      /* connections the builtin client keeps */
+#define UPSTREAM_KEEP_MS 60000 /* and for how long at most */
 
 /* How a provider is reached, worked out on its first request. */
 typedef struct upstream_prov {
@@ -99,11 +99,14 @@ void upstream_destroy(upstream_t **up)
     *up = NULL;
 }
 
-/* The headers of p's kind: its key, its API version. Up to two lines into
- * lines (freed by the caller); how many. */
-static size_t s_kind_headers(const rt_provider_t *p, char *lines[2])
+/* The headers every request to p carries, whichever client sends it: the
+ * content type, the user agent, then its kind's (its key, its API
+ * version). Up to four lines into lines (freed by the caller); how many. */
+static size_t s_fixed_headers(const rt_provider_t *p, char *lines[4])
 {
     size_t n = 0;
+    lines[n++] = xstrdup("Content-Type: application/json");
+    lines[n++] = xstrdup("User-Agent: " UPSTREAM_USER_AGENT);
     switch (p->kind) {
     case WIRE_OPENAI:
         if (*p->api_key)
@@ -130,15 +133,13 @@ static size_t s_kind_headers(const rt_provider_t *p, char *lines[2])
  * a header of the list is copied once. The same bytes reach the provider. */
 static struct curl_slist *s_headers(const rt_provider_t *p)
 {
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "User-Agent: " UPSTREAM_USER_AGENT);
-    h = curl_slist_append(h, "Expect:");
-    char *lines[2];
-    for (size_t i = 0, n = s_kind_headers(p, lines); i < n; i++) {
+    struct curl_slist *h = NULL;
+    char *lines[4];
+    for (size_t i = 0, n = s_fixed_headers(p, lines); i < n; i++) {
         h = curl_slist_append(h, lines[i]);
         free(lines[i]);
     }
-    return h;
+    return curl_slist_append(h, "Expect:");
 }
 
 static upstream_prov_t *s_prov(upstream_t *u, const rt_provider_t *p)
@@ -264,10 +265,9 @@ static char *s_fixed(const rt_provider_t *p, const char *host, long port)
 {
     sbuf_t b = {0};
     sbuf_printf(&b, port == 80 ? "Host: %s\r\n" : "Host: %s:%ld\r\n", host, port);
-    sbuf_puts(&b, "Content-Type: application/json\r\nUser-Agent: " UPSTREAM_USER_AGENT
-                  "\r\nAccept: */*\r\n");
-    char *lines[2];
-    for (size_t i = 0, n = s_kind_headers(p, lines); i < n; i++) {
+    sbuf_puts(&b, "Accept: */*\r\n"); /* as curl sends it */
+    char *lines[4];
+    for (size_t i = 0, n = s_fixed_headers(p, lines); i < n; i++) {
         sbuf_printf(&b, "%s\r\n", lines[i]);
         free(lines[i]);
     }
@@ -376,12 +376,12 @@ static int s_direct_start(upstream_t *u, upstream_xfer_t *x, const upstream_prov
  * for a proxy in the environment at every request (five getenv and a
  * no_proxy match, ~2,000 instructions); when no such variable is set the
  * answer is always "none", which the handle is told once. */
-static CURL *s_easy_new(void)
+static CURL *s_easy_new(const upstream_t *u)
 {
     CURL *e = curl_easy_init();
     VP_ASSERT(e != NULL);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    if (!s_proxy_env()) {
+    if (!u->proxy_env) {
         curl_easy_setopt(e, CURLOPT_PROXY, "");
         curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     }
@@ -428,7 +428,7 @@ static CURL *s_easy(upstream_t *u, upstream_xfer_t *x)
 {
     const upstream_req_t *r = &x->req;
     const rt_provider_t *p = r->provider;
-    CURL *e = u->nidle ? u->idle[--u->nidle] : s_easy_new();
+    CURL *e = u->nidle ? u->idle[--u->nidle] : s_easy_new(u);
     s_set_url(u, e, r);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)r->len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);

@@ -46,9 +46,7 @@ long wire_tokens_json(const json_t *reported)
  * makes the usage unreadable. */
 static void s_read_count(const json_t *v, long *out, wire_usage_t *u)
 {
-    if (json_is_number(v) && json_number_value(v) < 0) {
-        u->unreadable = true;
-    } else if (json_is_number(v)) {
+    if (json_is_number(v) && json_number_value(v) >= 0) {
         *out = wire_tokens_json(v);
         u->present = true;
     } else if (v && !json_is_null(v)) {

@@ -40,42 +40,49 @@ static const char *s_string_end(const char *p, const char *end)
     }
 }
 
-/* The first byte of the value of a top-level member `key` of the JSON
- * object at p (ending before end), or NULL; *count: how many members of
- * that name it has (a second one is read two ways: first wins here, last
- * in most clients). A scan without allocation: strings are skipped whole,
- * so a key-like text inside one is never taken. */
-static const char *s_member(const char *p, const char *end, const char *key, int *count)
+/* For each of the n keys, the first byte of the value of the top-level
+ * member of that name of the JSON object at p (ending before end), or NULL,
+ * in vals; and how many members of that name it has, in counts (a second
+ * one is read two ways: first wins here, last in most clients). One pass
+ * without allocation: strings are skipped whole, so a key-like text inside
+ * one is never taken. */
+static void s_members(const char *p, const char *end, const char *const *keys, size_t n,
+                      const char **vals, int *counts)
 {
-    size_t klen = strlen(key);
     int depth = 0;
-    const char *found = NULL;
-    *count = 0;
+    for (size_t k = 0; k < n; k++)
+        vals[k] = NULL, counts[k] = 0;
     while (p < end) {
         char ch = *p++;
         if (ch == '{' || ch == '[') {
             depth++;
         } else if (ch == '}' || ch == ']') {
             if (--depth == 0)
-                break; /* the object is over */
+                return; /* the object is over */
         } else if (ch == '"') {
             const char *s = p;
             p = s_string_end(p, end);
-            if (!p)
-                return NULL;
-            size_t n = (size_t)(p++ - s);
+            if (!p) { /* not JSON: nothing found */
+                for (size_t k = 0; k < n; k++)
+                    vals[k] = NULL;
+                return;
+            }
+            size_t len = (size_t)(p++ - s);
             while (p < end && isspace((unsigned char)*p))
                 p++;
-            if (depth == 1 && n == klen && memcmp(s, key, klen) == 0 && p < end &&
-                *p == ':') {
-                for (p++; p < end && isspace((unsigned char)*p); p++)
-                    ;
-                found = found ? found : p;
-                ++*count;
+            if (depth != 1 || p >= end || *p != ':')
+                continue;
+            for (size_t k = 0; k < n; k++) {
+                if (len != strlen(keys[k]) || memcmp(s, keys[k], len) != 0)
+                    continue;
+                const char *v = p + 1;
+                while (v < end && isspace((unsigned char)*v))
+                    v++;
+                vals[k] = vals[k] ? vals[k] : v;
+                counts[k]++;
             }
         }
     }
-    return found;
 }
 
 /* Whether the array at a starts with an object that has one "message"
@@ -85,8 +92,11 @@ static bool s_first_choice(const char *a, const char *end)
     const char *p = a + 1;
     while (p < end && isspace((unsigned char)*p))
         p++;
-    int n;
-    const char *m = p < end && *p == '{' ? s_member(p, end, "message", &n) : NULL;
+    static const char *const key[] = {"message"};
+    const char *m = NULL;
+    int n = 0;
+    if (p < end && *p == '{')
+        s_members(p, end, key, 1, &m, &n);
     return m && n == 1 && m < end && *m == '{';
 }
 
@@ -255,14 +265,14 @@ int wire_openai_scan_usage(const char *body, size_t len, wire_usage_t *usage)
     const char *p = body, *end = body + len;
     while (p < end && isspace((unsigned char)*p))
         p++;
-    int nchoices, nusage;
-    const char *choices =
-        p < end && *p == '{' ? s_member(p, end, "choices", &nchoices) : NULL;
-    if (!choices || nchoices != 1 || choices == end || *choices != '[' ||
-        !s_first_choice(choices, end))
-        return VP_EPARSE;
-    const char *u = s_member(p, end, "usage", &nusage);
-    if (nusage > 1)
+    static const char *const keys[] = {"choices", "usage"};
+    const char *vals[2] = {NULL, NULL};
+    int counts[2] = {0, 0};
+    if (p < end && *p == '{')
+        s_members(p, end, keys, 2, vals, counts);
+    const char *choices = vals[0], *u = vals[1];
+    if (!choices || counts[0] != 1 || choices == end || *choices != '[' ||
+        !s_first_choice(choices, end) || counts[1] > 1)
         return VP_EPARSE;
     *usage = (wire_usage_t){0};
     if (!u || u >= end || *u != '{')

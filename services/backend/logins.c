@@ -205,8 +205,11 @@ static entry_t *s_overflow(logins_t *l, int kind, uint64_t now)
 
 /* The entry of h (kind), or with create a fresh one in a slot whose count
  * has lapsed, or the kind's overflow entry; NULL without create when h has
- * none. */
-static entry_t *s_find(logins_t *l, int kind, uint64_t h, uint64_t now, bool create)
+ * none. taken is never the fresh one: an entry made a moment ago for
+ * another key has no count yet, so it looks lapsed, and sharing it would
+ * merge two keys' counts. */
+static entry_t *s_find(logins_t *l, int kind, uint64_t h, uint64_t now, bool create,
+                       const entry_t *taken)
 {
     entry_t *spare = NULL;
     for (uint32_t i = 0; i < LOGINS_RUN; i++) {
@@ -216,7 +219,7 @@ static entry_t *s_find(logins_t *l, int kind, uint64_t h, uint64_t now, bool cre
                 s_reset(e, h, now);
             return e;
         }
-        if (!spare && !s_live(e, now))
+        if (!spare && e != taken && !s_live(e, now))
             spare = e;
     }
     if (!create)
@@ -302,13 +305,15 @@ uint64_t logins_admit(logins_t *l, const char *username, const struct sockaddr *
 {
     uint64_t now = now_ms(); /* CLOCK_MONOTONIC: one clock for all workers */
     bool locked = s_lock(l);
-    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now, true);
+    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now,
+                        true, NULL);
     uint64_t ah = l->free[KIND_ADDR] ? s_hash_kind(l->t, KIND_ADDR, NULL, peer) : 0;
-    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, true) : NULL;
+    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, true, u) : NULL;
     /* A username held by others' failures still admits the address it
      * logged in from (a flood cannot lock a user out, the agents' service
      * account included). */
-    bool trusted = s_pair(l, s_hash_kind(l->t, KIND_PAIR, username, peer), now, false) != NULL;
+    bool trusted =
+        s_pair(l, s_hash_kind(l->t, KIND_PAIR, username, peer), now, false) != NULL;
     uint64_t wu = trusted ? 0 : s_wait(u, now);
     uint64_t wait = wu > s_wait(a, now) ? wu : s_wait(a, now);
     bool held = false;
@@ -326,11 +331,12 @@ void logins_failed(logins_t *l, const char *username, const struct sockaddr *pee
 {
     uint64_t now = now_ms();
     bool locked = s_lock(l);
-    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now, false);
+    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now,
+                        false, NULL);
     if (u)
         s_hold(u, l->free[KIND_USER], now);
     uint64_t ah = l->free[KIND_ADDR] ? s_hash_kind(l->t, KIND_ADDR, NULL, peer) : 0;
-    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL;
+    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false, NULL) : NULL;
     if (a)
         s_hold(a, l->free[KIND_ADDR], now);
     entry_t *p = s_pair(l, s_hash_kind(l->t, KIND_PAIR, username, peer), now, false);
@@ -343,17 +349,20 @@ void logins_succeeded(logins_t *l, const char *username, const struct sockaddr *
 {
     uint64_t now = now_ms();
     bool locked = s_lock(l);
-    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now, false);
+    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now,
+                        false, NULL);
     if (u && u != &l->t->overflow[KIND_USER])
         memset(u, 0, sizeof *u);
     uint64_t ah = l->free[KIND_ADDR] ? s_hash_kind(l->t, KIND_ADDR, NULL, peer) : 0;
-    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL;
+    entry_t *a = ah ? s_find(l, KIND_ADDR, ah, now, false, NULL) : NULL;
     if (a && a->count > 0 && --a->count < l->free[KIND_ADDR])
         a->until_ms = 0;
     uint64_t ph = s_hash_kind(l->t, KIND_PAIR, username, peer);
     entry_t *p = s_pair(l, ph, now, true);
     if (p) /* trusted (again), its own failures forgotten */
-        *p = (entry_t){.h = ph, .flags = ENTRY_TRUSTED, .first_ms = now,
+        *p = (entry_t){.h = ph,
+                       .flags = ENTRY_TRUSTED,
+                       .first_ms = now,
                        .until_ms = now + LOGINS_TRUST_MS};
     s_unlock(l, locked);
 }
@@ -369,10 +378,12 @@ void logins_release(logins_t *l, const char *username, const struct sockaddr *pe
 {
     uint64_t now = now_ms();
     bool locked = s_lock(l);
-    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now, false);
+    entry_t *u = s_find(l, KIND_USER, s_hash_kind(l->t, KIND_USER, username, NULL), now,
+                        false, NULL);
     if (u != &l->t->overflow[KIND_USER])
         s_give_back(u, l->free[KIND_USER]);
     uint64_t ah = l->free[KIND_ADDR] ? s_hash_kind(l->t, KIND_ADDR, NULL, peer) : 0;
-    s_give_back(ah ? s_find(l, KIND_ADDR, ah, now, false) : NULL, l->free[KIND_ADDR]);
+    s_give_back(ah ? s_find(l, KIND_ADDR, ah, now, false, NULL) : NULL,
+                l->free[KIND_ADDR]);
     s_unlock(l, locked);
 }

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,7 +162,8 @@ Test(logins, an_ipv6_client_is_counted_by_its_64, .init = s_init, .fini = s_fini
 Test(logins, an_attempt_never_checked_is_given_back, .init = s_init, .fini = s_fini)
 {
     logins_t *l = logins_new(s_dir, 20);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(0x7f000001)};
     const struct sockaddr *peer = (const struct sockaddr *)&a;
     for (int i = 0; i < 30; i++) {
         cr_assert_eq(logins_admit(l, "bob", peer), 0, "attempt %d was held", i + 1);
@@ -204,5 +207,75 @@ Test(logins, a_flood_cannot_lock_a_user_out_of_where_it_logged_in, .init = s_ini
             logins_failed(l, "agents", SA(x));
     }
     cr_assert_gt(logins_admit(l, "agents", SA(home)), 0, "trust ended by its failures");
+    logins_destroy(&l);
+}
+
+/* ---- a username and an address never share an entry ---- */
+
+/* White-box: the table's head as logins.c lays it out, with a key of ours,
+ * so that the test can tell which slot a key hashes to. */
+#define T_MAGIC 0x34534e49474f4c56ull
+#define T_SLOTS 16384u
+
+static void s_write_head(const unsigned char key[crypto_shorthash_KEYBYTES])
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/login-throttle", s_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    uint64_t magic = T_MAGIC;
+    uint32_t slots = T_SLOTS, unused = 0;
+    fwrite(&magic, sizeof magic, 1, f);
+    fwrite(&slots, sizeof slots, 1, f);
+    fwrite(&unused, sizeof unused, 1, f);
+    fwrite(key, crypto_shorthash_KEYBYTES, 1, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static uint32_t s_slot(const unsigned char *key, const unsigned char *in, size_t n)
+{
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, in, n, key);
+    return (uint32_t)((h ? h : 1) % T_SLOTS);
+}
+
+/* A username whose first slot is the address's (about one name in 16384). */
+static void s_colliding_name(const unsigned char *key, const struct sockaddr_in *a,
+                             char *name, size_t cap)
+{
+    unsigned char in[1 + 4] = {'a'};
+    memcpy(in + 1, &a->sin_addr, 4);
+    uint32_t want = s_slot(key, in, sizeof in);
+    for (unsigned i = 0; i < 10000000; i++) {
+        unsigned char u[32] = {'u'};
+        int n = snprintf((char *)u + 1, sizeof u - 1, "user%u", i);
+        if (s_slot(key, u, 1 + (size_t)n) == want) {
+            snprintf(name, cap, "%s", (char *)u + 1);
+            return;
+        }
+    }
+    cr_assert_fail("no colliding name");
+}
+
+/* The username's entry is made first, with no count yet: the address's,
+ * made next in the same slot run, once took it as a lapsed slot, and the
+ * two counted as one (one attempt held an address allowed two). */
+Test(logins, a_username_and_an_address_on_one_slot_count_apart, .init = s_init,
+     .fini = s_fini)
+{
+    cr_assert_geq(sodium_init(), 0);
+    unsigned char key[crypto_shorthash_KEYBYTES];
+    randombytes_buf(key, sizeof key);
+    s_write_head(key);
+    struct sockaddr_in a = s_v4("10.7.7.7");
+    char name[32];
+    s_colliding_name(key, &a, name, sizeof name);
+    logins_t *l = logins_new(s_dir, 2);
+    cr_assert_eq(logins_admit(l, name, SA(a)), 0);
+    cr_assert_eq(logins_admit(l, "another", SA(a)), 0, "the address had one attempt");
+    cr_assert_gt(logins_admit(l, "a-third", SA(a)), 0, "and now two");
+    for (int i = 0; i < 4; i++) /* the username keeps its own count: 1 of 5 */
+        cr_assert_eq(logins_admit(l, name, NULL), 0, "attempt %d", i + 2);
+    cr_assert_gt(logins_admit(l, name, NULL), 0);
     logins_destroy(&l);
 }

@@ -116,15 +116,74 @@ static void s_restart_wal(sqlite3 *db, int lockfd, int dbfd)
     }
     while (flock(lockfd, LOCK_EX) < 0 && errno == EINTR)
         ;
-    s_checkpoint(db, &frames, 0);
+    /* RESTART: the rest, after a brief wait (s_busy_brief) for readers of
+     * an older snapshot, which hold the frames after it back, and then for
+     * the readers of the WAL at all: the next write starts it over. */
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
     flock(lockfd, LOCK_UN);
+}
+
+/* The checkpointer's busy handler: only the checkpoint under the write
+ * lock waits (for readers, done within a millisecond or so), and every
+ * write waits with it, so in small steps and a few milliseconds at most;
+ * then it goes on as a passive one (the WAL starts over at a later try). */
+static int s_busy_brief(void *ud, int count)
+{
+    (void)ud;
+    usleep(20);
+    return count < 100;
+}
+
+/* The files a checkpointer works with (-1 when missing): the write lock
+ * (s_restart_wal holds it), the database (to sync it), and the turn: one
+ * worker's checkpointer runs at a time, as two at once made each other's
+ * checkpoints end at once (SQLITE_BUSY), the one under the write lock
+ * among them. */
+typedef struct ckpt_fds {
+    int lock, db, turn;
+} ckpt_fds_t;
+
+static int s_open_beside(const char *path, const char *suffix, int flags)
+{
+    char *p = xasprintf("%s%s", path, suffix);
+    int fd = open(p, flags | O_CLOEXEC, 0600);
+    free(p);
+    return fd;
+}
+
+static void s_ckpt_open(ckpt_fds_t *f, const char *path)
+{
+    f->lock = s_open_beside(path, "-writelock", O_RDWR | O_CREAT);
+    f->db = s_open_beside(path, "", O_RDONLY);
+    f->turn = s_open_beside(path, "-ckptlock", O_RDWR | O_CREAT);
+}
+
+static void s_ckpt_close(ckpt_fds_t *f)
+{
+    int *fds[] = {&f->lock, &f->db, &f->turn};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+}
+
+/* One round of checkpoints, when it is this worker's turn. */
+static void s_ckpt_round(sqlite3 *db, const ckpt_fds_t *f)
+{
+    if (f->turn >= 0 && flock(f->turn, LOCK_EX | LOCK_NB) < 0)
+        return; /* another worker's checkpointer is at it */
+    int frames = 0;
+    s_checkpoint(db, &frames, 0);
+    if (frames >= STORE_WAL_RESTART_FRAMES && f->lock >= 0)
+        s_restart_wal(db, f->lock, f->db);
+    if (f->turn >= 0)
+        flock(f->turn, LOCK_UN);
 }
 
 /* Checkpoints run here, off every request's path: a commit that had to
  * checkpoint the WAL itself (SQLite's automatic checkpoint, turned off in
  * store__open_db) took several milliseconds longer, the tail of POST
  * latency. Passive checkpoints never wait for writers or readers; each
- * worker runs one, and SQLite lets one at a time proceed. */
+ * worker runs one, and they take turns (ckpt_fds_t). */
 static void *s_checkpointer(void *arg)
 {
     store_t *s = arg;
@@ -135,23 +194,16 @@ static void *s_checkpointer(void *arg)
         log_warn("store: checkpointer: %s", err);
         return NULL;
     }
-    char *lp = xasprintf("%s-writelock", s->path);
-    int lockfd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    free(lp);
-    int dbfd = open(s->path, O_RDONLY | O_CLOEXEC); /* to sync it (s_restart_wal) */
+    sqlite3_busy_handler(db, s_busy_brief, NULL);
+    ckpt_fds_t f;
+    s_ckpt_open(&f, s->path);
     for (unsigned n = 1; !atomic_load(&s->ckpt_stop); n++) {
-        int frames = 0;
-        s_checkpoint(db, &frames, 0);
-        if (frames >= STORE_WAL_RESTART_FRAMES && lockfd >= 0)
-            s_restart_wal(db, lockfd, dbfd);
+        s_ckpt_round(db, &f);
         if (n % (STORE_PROBE_MS / STORE_CHECKPOINT_MS) == 0 && store_full_since(s))
             s_probe(s);
         usleep(STORE_CHECKPOINT_MS * 1000);
     }
-    if (lockfd >= 0)
-        close(lockfd);
-    if (dbfd >= 0)
-        close(dbfd);
+    s_ckpt_close(&f);
     sqlite3_close(db);
     return NULL;
 }

@@ -128,6 +128,9 @@ int store_outbox_refresh(store_t *s, store_err_t *e)
     if (!st || sqlite3_step(st) != SQLITE_ROW)
         return store__fail(c, e);
     atomic_store(&s->backlog, (long)sqlite3_column_int64(st, 0));
+    /* The read ends here: the publisher's thread sleeps after it, and a
+     * snapshot kept meanwhile held every checkpoint back (store.c). */
+    sqlite3_reset(st);
     return 0;
 }
 

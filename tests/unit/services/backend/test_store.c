@@ -4,6 +4,7 @@
  * inserted, cascade delete. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,38 @@ Test(store, the_wal_stays_bounded_under_a_steady_stream_of_writes, .init = s_ini
     }
     cr_assert_lt(most, 80 << 20, "the WAL grew to %lld bytes", (long long)most);
     free(p);
+}
+
+/* Reading the outbox's backlog ends its read: the publisher's thread
+ * sleeps after it, and the snapshot it kept meanwhile held every
+ * checkpoint back from the frames committed since, so the WAL could start
+ * over only when the writer checkpointed it whole under its lock. */
+Test(store, reading_the_outbox_backlog_keeps_no_snapshot, .init = s_init,
+     .fini = s_fini)
+{
+    store_outbox_set_max(s_store, 1000);
+    free(s_project()); /* one event */
+    store_err_t e;
+    cr_assert_eq(store_outbox_refresh(s_store, &e), 0);
+    cr_assert_eq(store_outbox_backlog(s_store), 1);
+    char path[128];
+    snprintf(path, sizeof path, "%s/t.db", s_dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "INSERT INTO meta(key,value) VALUES('t','x')", NULL,
+                              NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    int frames = -1, done = -1, rc = SQLITE_BUSY;
+    for (int i = 0; i < 100 && rc == SQLITE_BUSY; i++) { /* the checkpointer's turn */
+        rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                       &done);
+        if (rc == SQLITE_BUSY)
+            usleep(10 * 1000);
+    }
+    cr_assert_eq(rc, SQLITE_OK);
+    cr_assert(frames > 0 && done == frames, "%d of %d frames checkpointed", done,
+              frames);
+    sqlite3_close(db);
 }
 
 /* Ids are UUIDs of version 7: made in different milliseconds, they sort

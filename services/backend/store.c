@@ -79,6 +79,7 @@ static void s_probe(store_t *s)
 #define STORE_WAL_TAIL 64
 #define STORE_WAL_TRIES 8
 #define STORE_WAL_QUICK_NS 1000000
+#define STORE_WAL_WAIT_NS 2000000 /* the most the hold waits for readers */
 
 /* A passive checkpoint: whether it left at most `tail` frames. */
 static bool s_checkpoint(sqlite3 *db, int *frames, int tail)
@@ -106,7 +107,7 @@ static bool s_sync_quick(int dbfd)
  * When the writes outrun the checkpoints, the rest is checkpointed under
  * the lock all the same: the WAL stays bounded, at the cost of a longer
  * hold. */
-static void s_restart_wal(sqlite3 *db, int lockfd, int dbfd)
+static void s_restart_wal(sqlite3 *db, int lockfd, int dbfd, uint64_t *until)
 {
     int frames = 0;
     for (int i = 0; i < STORE_WAL_TRIES; i++) {
@@ -119,19 +120,24 @@ static void s_restart_wal(sqlite3 *db, int lockfd, int dbfd)
     /* RESTART: the rest, after a brief wait (s_busy_brief) for readers of
      * an older snapshot, which hold the frames after it back, and then for
      * the readers of the WAL at all: the next write starts it over. */
-    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    *until = now_ns() + STORE_WAL_WAIT_NS;
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
     flock(lockfd, LOCK_UN);
+    if (rc == SQLITE_BUSY)
+        log_debug("store: a reader kept the WAL from starting over; again later");
 }
 
 /* The checkpointer's busy handler: only the checkpoint under the write
  * lock waits (for readers, done within a millisecond or so), and every
- * write waits with it, so in small steps and a few milliseconds at most;
- * then it goes on as a passive one (the WAL starts over at a later try). */
+ * write waits with it, so in small steps until *ud (now_ns), then it goes
+ * on as a passive one (the WAL starts over at a later try). */
 static int s_busy_brief(void *ud, int count)
 {
-    (void)ud;
+    (void)count;
+    if (now_ns() >= *(const uint64_t *)ud)
+        return 0;
     usleep(20);
-    return count < 100;
+    return 1;
 }
 
 /* The files a checkpointer works with (-1 when missing): the write lock
@@ -141,6 +147,7 @@ static int s_busy_brief(void *ud, int count)
  * among them. */
 typedef struct ckpt_fds {
     int lock, db, turn;
+    uint64_t until; /* s_busy_brief's deadline */
 } ckpt_fds_t;
 
 static int s_open_beside(const char *path, const char *suffix, int flags)
@@ -167,14 +174,14 @@ static void s_ckpt_close(ckpt_fds_t *f)
 }
 
 /* One round of checkpoints, when it is this worker's turn. */
-static void s_ckpt_round(sqlite3 *db, const ckpt_fds_t *f)
+static void s_ckpt_round(sqlite3 *db, ckpt_fds_t *f)
 {
     if (f->turn >= 0 && flock(f->turn, LOCK_EX | LOCK_NB) < 0)
         return; /* another worker's checkpointer is at it */
     int frames = 0;
     s_checkpoint(db, &frames, 0);
     if (frames >= STORE_WAL_RESTART_FRAMES && f->lock >= 0)
-        s_restart_wal(db, f->lock, f->db);
+        s_restart_wal(db, f->lock, f->db, &f->until);
     if (f->turn >= 0)
         flock(f->turn, LOCK_UN);
 }
@@ -194,9 +201,9 @@ static void *s_checkpointer(void *arg)
         log_warn("store: checkpointer: %s", err);
         return NULL;
     }
-    sqlite3_busy_handler(db, s_busy_brief, NULL);
-    ckpt_fds_t f;
+    ckpt_fds_t f = {.until = 0};
     s_ckpt_open(&f, s->path);
+    sqlite3_busy_handler(db, s_busy_brief, &f.until);
     for (unsigned n = 1; !atomic_load(&s->ckpt_stop); n++) {
         s_ckpt_round(db, &f);
         if (n % (STORE_PROBE_MS / STORE_CHECKPOINT_MS) == 0 && store_full_since(s))

@@ -58,19 +58,43 @@ static int s_insert_user(store_conn_t *c, const char *username, const char *hash
     return rc;
 }
 
+typedef struct user_create_op {
+    store_write_t w;
+    const char *username, *hash, *role;
+} user_create_op_t;
+
+static int s_create(store_write_t *w, store_t *s)
+{
+    user_create_op_t *op = container_of(w, user_create_op_t, w);
+    store_conn_t *c = store__conn(s);
+    if (!c || !store__begin(c))
+        return store__fail(c, w->e);
+    int rc = s_insert_user(c, op->username, op->hash, op->role, w->out);
+    if (rc == SQLITE_DONE && store__commit(c))
+        return 0;
+    store__rollback(c);
+    if (w->out) {
+        json_decref(*w->out);
+        *w->out = NULL;
+    }
+    if (rc != SQLITE_CONSTRAINT)
+        return store__fail(c, w->e);
+    w->e->code = "username_taken";
+    snprintf(w->e->msg, sizeof w->e->msg, "a user named \"%s\" already exists",
+             op->username);
+    return VP_ECONFLICT;
+}
+
+/* In the writer's next batch, as every write: an INSERT of the pool
+ * thread's own took SQLite's write lock past the workers' flock. */
 int store_user_create(store_t *s, const char *username, const char *hash,
                       const char *role, json_t **out, store_err_t *e)
 {
-    store_conn_t *c = store__conn(s);
-    if (!c)
-        return store__fail(c, e);
-    int rc = s_insert_user(c, username, hash, role, out);
-    if (rc == SQLITE_CONSTRAINT) {
-        e->code = "username_taken";
-        snprintf(e->msg, sizeof e->msg, "a user named \"%s\" already exists", username);
-        return VP_ECONFLICT;
-    }
-    return rc == SQLITE_DONE ? 0 : store__fail(c, e);
+    user_create_op_t op = {.w = {.run = s_create, .out = out, .e = e},
+                           .username = username,
+                           .hash = hash,
+                           .role = role};
+    return store__write(s, &op.w);
 }
 
 int store_user_by_name(store_t *s, const char *username, json_t **out, char **hash,
@@ -84,6 +108,7 @@ int store_user_by_name(store_t *s, const char *username, json_t **out, char **ha
     *out = s_user_row(st);
     *hash = xstrdup((const char *)sqlite3_column_text(st, 4));
     *ver = sqlite3_column_int64(st, 5);
+    sqlite3_reset(st); /* no snapshot kept through the password's check */
     return 0;
 }
 
@@ -94,6 +119,7 @@ int store_user_get(store_t *s, const char *id, json_t **out, store_err_t *e)
     if (r != 0)
         return r;
     *out = s_user_row(st);
+    sqlite3_reset(st);
     return 0;
 }
 
@@ -119,8 +145,10 @@ int store_user_token(store_t *s, const char *id, int64_t *ver, store_err_t *e)
 {
     sqlite3_stmt *st;
     int r = store__find_row(store__conn(s), SQL_USER_TOKEN, id, "user", &st, e);
-    if (r == 0)
+    if (r == 0) {
         *ver = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st); /* the job goes on (a password hashed): no snapshot */
+    }
     return r;
 }
 

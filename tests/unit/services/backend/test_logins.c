@@ -271,6 +271,14 @@ Test(logins, a_username_and_an_address_on_one_slot_count_apart, .init = s_init,
     char name[32];
     s_colliding_name(key, &a, name, sizeof name);
     logins_t *l = logins_new(s_dir, 2);
+    cr_assert(logins_shared(l), "the table is the file written above");
+    unsigned char head[16 + crypto_shorthash_KEYBYTES]; /* magic, slots, unused, key */
+    char path[96];
+    snprintf(path, sizeof path, "%s/login-throttle", s_dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f && fread(head, sizeof head, 1, f) == 1);
+    fclose(f);
+    cr_assert(memcmp(head + 16, key, sizeof key) == 0, "the table kept the test's key");
     cr_assert_eq(logins_admit(l, name, SA(a)), 0);
     cr_assert_eq(logins_admit(l, "another", SA(a)), 0, "the address had one attempt");
     cr_assert_gt(logins_admit(l, "a-third", SA(a)), 0, "and now two");

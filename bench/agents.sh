@@ -59,7 +59,7 @@ max_concurrent = 6000
 max_tokens = 4096
 "
 { cat etc/vapora.conf; echo "$overrides"; } > "$work/vapora.conf"
-echo "(the shipped etc/vapora.conf, then:$(echo "$overrides" | sed 's/^/  /'))" | head -8
+echo "(the shipped etc/vapora.conf, then:$(echo "$overrides" | sed 's/^/  /'))" | sed -n '1,8p' # head could end the echo with SIGPIPE
 python3 tests/fakes/fake_llm.py --port "$fake_port" --ttl 1800 >"$work/fake.log" 2>&1 &
 fake=$!
 "$BIN/vapora-supervisor" -c "$work/vapora.conf" 2>"$work/supervisor.log" &

@@ -73,7 +73,7 @@ static int s_create(store_write_t *w, store_t *s)
     if (rc == SQLITE_DONE && store__commit(c))
         return 0;
     store__rollback(c);
-    if (w->out) {
+    if (rc == SQLITE_DONE && w->out) { /* made, then not committed */
         json_decref(*w->out);
         *w->out = NULL;
     }

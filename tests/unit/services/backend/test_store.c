@@ -500,6 +500,7 @@ Test(store, reads_keep_no_snapshot_after_them, .init = s_init, .fini = s_fini)
     cr_assert_eq(store_user_create(s_store, "bob", "hash", "member", &u, &e), 0, "%s",
                  e.msg);
     json_decref(u);
+    u = NULL;
     cr_assert_eq(store_user_create(s_store, "bob", "hash", "member", &u, &e),
                  VP_ECONFLICT);
     cr_assert_str_eq(e.code, "username_taken");

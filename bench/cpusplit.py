@@ -15,7 +15,8 @@ request:
                   others' work: compare the server columns, not this one)
   idle          - share of the machine's CPU time that nothing used
 then, for the first target against each other one, the ratios of server
-CPU per request (user + kernel) and of p99, and the best ratio of requests
+CPU per request (user + kernel) and of p99 (each round's ratio, then their
+median: rounds alternate the order of the targets), and the best ratio of requests
 per second it could reach if its user-space time were zero and all else
 stayed equal. On a machine where the client shares the cores, that is the
 ceiling no server-side code change can pass."""
@@ -68,8 +69,8 @@ def main():
         name, url, pids = arg.split("=", 2)
         targets.append((name, url, [int(p) for p in pids.split(",") if p]))
     got = {t[0]: [] for t in targets}
-    for _ in range(rounds):
-        for name, url, pids in targets:
+    for i in range(rounds):  # every other round in reverse: none always runs first
+        for name, url, pids in (targets if i % 2 == 0 else targets[::-1]):
             got[name].append(run(url, pids, secs))
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
            for name, rs in got.items()}
@@ -85,10 +86,15 @@ def main():
             continue
         mine = m["kernel"] + m["rest"]
         theirs = o["user"] + o["kernel"] + o["rest"]
-        cpu = (m["user"] + m["kernel"]) / (o["user"] + o["kernel"])
+        # Each round's ratio, of runs seconds apart, then their median: the
+        # machine's state changes by the minute, and falls on both alike.
+        pairs = list(zip(got[first], got[name]))
+        cpu = statistics.median((a["user"] + a["kernel"]) / (b["user"] + b["kernel"])
+                                for a, b in pairs)
+        p99 = statistics.median(a["p99"] / b["p99"] for a, b in pairs)
         print(f"{first}/{name}: server CPU per request {cpu:.2f}, p99 "
-              f"{m['p99'] / o['p99']:.2f}; ceiling with zero user-space time "
-              f"{theirs / mine:.2f}")
+              f"{p99:.2f} (medians of each round's ratio); ceiling with zero "
+              f"user-space time {theirs / mine:.2f}")
 
 
 if __name__ == "__main__":

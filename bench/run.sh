@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 BIN=$PWD/${BUILD:-build}/bin
 SECS=${BENCH_SECS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
+CPU_ROUNDS=${BENCH_CPU_ROUNDS:-5} # part 1b: its ratios are medians of rounds
 work=$(mktemp -d /tmp/vapora-bench.XXXXXX)
 . bench/lib.sh
 stripped=
@@ -48,7 +49,7 @@ echo
 built=${BENCH_WORK:-${TMPDIR:-/tmp}/vapora-bench}
 tokio_bin=$built/tokio-health/target/release/tokio-health
 if [ -x "$tokio_bin" ] && [ -x "$compare" ] && command -v nginx >/dev/null; then
-  echo "== 1b. CPU per /health request and p99: ours (shipped) beside Tokio and nginx, and stripped (wrk -t2 -c100, ${SECS}s x $ROUNDS, interleaved)"
+  echo "== 1b. CPU per /health request and p99: ours (shipped) beside Tokio and nginx, and stripped (wrk -t2 -c100, ${SECS}s x $CPU_ROUNDS, interleaved)"
   # The stripped variant: the backend alone, no NATS, as the first benches ran.
   sport=$(free_port); sadmin=$(free_port)
   printf '[supervisor]\nadmin = 127.0.0.1:%s\ndata_dir = %s\n\n[service:backend]\nlisten = 127.0.0.1:%s\nworkers = auto\n' \
@@ -65,7 +66,7 @@ if [ -x "$tokio_bin" ] && [ -x "$compare" ] && command -v nginx >/dev/null; then
   wait_http "http://127.0.0.1:$sport/health" 10
   spids=$(VAPORA_ADMIN_TOKEN=$(cat "$work/stripped/admin-token") worker_pids "127.0.0.1:$sadmin" backend)
   npids=$(pgrep -d, -P "$npid"),$npid
-  python3 bench/cpusplit.py "$ROUNDS" "$SECS" "ours=$url=$(worker_pids "$admin" backend)" \
+  python3 bench/cpusplit.py "$CPU_ROUNDS" "$SECS" "ours=$url=$(worker_pids "$admin" backend)" \
     "tokio=http://127.0.0.1:$tport/health=$tpid" "nginx=http://127.0.0.1:$nport/health=$npids" \
     "stripped=http://127.0.0.1:$sport/health=$spids" || true
   echo "(stripped: the backend alone, without NATS, services or prices; not what users run)"

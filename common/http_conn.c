@@ -50,6 +50,7 @@
 #define HTTP_ACCEPT_BATCH 4         /* connections taken per wake-up */
 #define HTTP_REFUSED_LOG_MS 10000   /* at most one warning this often */
 #define HTTP_YIELD_MS 1             /* a turn left to a sibling (loadshare.h) */
+#define HTTP_SHED_MS 5              /* one connection given back at most this often */
 
 /* The body of the answer to a connection over its address's limit. */
 #define HTTP_TOO_MANY                                                                  \
@@ -205,6 +206,17 @@ static bool s_yield(http_server_t *srv)
         return false;
     srv->share_owed = true;
     s_pause_accepting(srv, HTTP_YIELD_MS);
+    return true;
+}
+
+bool http__conn_shed(http_server_t *srv)
+{
+    if (!srv->share || !srv->accepting)
+        return false;
+    uint64_t now = loop_now_ms(srv->loop);
+    if (now < srv->shed_next_ms || !loadshare_should_shed(srv->share, srv->nconns, now))
+        return false;
+    srv->shed_next_ms = now + HTTP_SHED_MS;
     return true;
 }
 

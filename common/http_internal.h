@@ -203,6 +203,7 @@ struct http_server {
     unsigned nconns;        /* open connections (those in conns) */
     loadshare_t *share;   /* the siblings' connection counts, or NULL */
     bool share_owed;        /* took a turn off: takes the next connection */
+    uint64_t shed_next_ms;  /* no connection given back before (monotonic) */
 };
 
 /* ---- http_conn.c: accepting, and the deadlines ---- */
@@ -212,6 +213,11 @@ struct http_server {
 int http__conn_start(http_server_t *srv, int listen_fd);
 /* Stops accepting for good (a drain). */
 void http__conn_stop_accepting(http_server_t *srv);
+
+/* Whether the reply being queued should close its connection, so that its
+ * client comes back through accept to a sibling holding far fewer
+ * (loadshare_should_shed); at most one per HTTP_SHED_MS. */
+bool http__conn_shed(http_server_t *srv);
 /* Stops the sweep (the server is being destroyed). */
 void http__conn_stop(http_server_t *srv);
 /* MHD_OPTION_NOTIFY_CONNECTION: tracks each connection from open to close. */

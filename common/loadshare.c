@@ -88,7 +88,8 @@ void loadshare_set(loadshare_t *a, unsigned conns, uint64_t now_ms)
     atomic_store_explicit(&a->mine->beat_ms, now_ms, memory_order_relaxed);
 }
 
-bool loadshare_should_yield(const loadshare_t *a, unsigned conns, uint64_t now_ms)
+/* The fewest a live sibling holds; UINT32_MAX when none is live. */
+static unsigned s_least(const loadshare_t *a, uint64_t now_ms)
 {
     unsigned least = UINT32_MAX;
     for (int i = 0; i < LOADSHARE_SLOTS; i++) {
@@ -102,5 +103,17 @@ bool loadshare_should_yield(const loadshare_t *a, unsigned conns, uint64_t now_m
         if (n < least)
             least = n;
     }
+    return least;
+}
+
+bool loadshare_should_yield(const loadshare_t *a, unsigned conns, uint64_t now_ms)
+{
+    unsigned least = s_least(a, now_ms);
     return least != UINT32_MAX && conns > least + 1 + least / 16;
+}
+
+bool loadshare_should_shed(const loadshare_t *a, unsigned conns, uint64_t now_ms)
+{
+    unsigned least = s_least(a, now_ms);
+    return least != UINT32_MAX && conns > least + 4 + least / 8;
 }

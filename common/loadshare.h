@@ -47,4 +47,11 @@ void loadshare_set(loadshare_t *a, unsigned conns, uint64_t now_ms);
  * to a live sibling that holds fewer (by more than a margin). */
 bool loadshare_should_yield(const loadshare_t *a, unsigned conns, uint64_t now_ms);
 
+/* Whether this worker, holding conns, holds so many more than a live
+ * sibling (a margin wider than loadshare_should_yield's) that it should
+ * give one of them back: work taken while the sibling could not take it
+ * (its loop busy when a burst came) stays there for as long as it lasts
+ * otherwise, keep-alive connections above all. */
+bool loadshare_should_shed(const loadshare_t *a, unsigned conns, uint64_t now_ms);
+
 #endif

@@ -1,5 +1,6 @@
 /* test_loadshare.c - unit tests for common/loadshare.c: a worker yields
- * a connection only to a live sibling holding fewer (beyond the margin);
+ * a connection only to a live sibling holding fewer (beyond the margin),
+ * and gives one back only beyond a wider one;
  * siblings without a recent heartbeat are not waited for; slots of gone
  * processes are taken again; a closed share frees its slot. Siblings are
  * other processes (fork), each with its own mapping of the file. */
@@ -88,6 +89,29 @@ Test(loadshare, a_worker_yields_to_a_live_sibling_holding_fewer)
     s_end(sib, rel);
     /* Its slot is free again: nobody to yield to. */
     cr_assert_not(loadshare_should_yield(a, 40, 10500));
+    loadshare_close(&a);
+}
+
+/* Giving a connection back takes a wider gap than yielding one: 20
+ * against 0 and 40 against 20 shed; 4 against 0 and 26 against 20 (which
+ * yield) do not; a stale sibling is not shed to. */
+Test(loadshare, a_worker_sheds_only_far_above_a_live_sibling)
+{
+    int rel;
+    pid_t sib = s_sibling(20, 10000, true, &rel);
+    loadshare_t *a = loadshare_open(s_path);
+    cr_assert_not_null(a);
+    cr_assert(loadshare_should_shed(a, 40, 10500));
+    cr_assert(loadshare_should_yield(a, 26, 10500));
+    cr_assert_not(loadshare_should_shed(a, 26, 10500));
+    cr_assert_not(loadshare_should_shed(a, 40, 10000 + LOADSHARE_STALE_MS + 1));
+    s_end(sib, rel);
+    sib = s_sibling(0, 10000, true, &rel);
+    cr_assert(loadshare_should_shed(a, 20, 10500));
+    cr_assert(loadshare_should_yield(a, 4, 10500));
+    cr_assert_not(loadshare_should_shed(a, 4, 10500));
+    s_end(sib, rel);
+    cr_assert_not(loadshare_should_shed(a, 40, 10500)); /* nobody left */
     loadshare_close(&a);
 }
 

@@ -51,6 +51,7 @@
 #define HTTP_REFUSED_LOG_MS 10000   /* at most one warning this often */
 #define HTTP_YIELD_MS 1             /* a turn left to a sibling (loadshare.h) */
 #define HTTP_SHED_MS 5              /* one connection given back at most this often */
+#define HTTP_SHED_MAX_MS 1000       /* ... or this, while that does not narrow the gap */
 
 /* The body of the answer to a connection over its address's limit. */
 #define HTTP_TOO_MANY                                                                  \
@@ -211,12 +212,26 @@ static bool s_yield(http_server_t *srv)
 
 bool http__conn_shed(http_server_t *srv)
 {
-    if (!srv->share || !srv->accepting)
+    if (!srv->share || srv->draining)
         return false;
     uint64_t now = loop_now_ms(srv->loop);
-    if (now < srv->shed_next_ms || !loadshare_should_shed(srv->share, srv->nconns, now))
+    if (now < srv->shed_next_ms)
         return false;
-    srv->shed_next_ms = now + HTTP_SHED_MS;
+    unsigned over = loadshare_shed_excess(srv->share, srv->nconns, now);
+    if (over == 0) {
+        srv->shed_over = 0;
+        return false;
+    }
+    /* The last one given back did not narrow the gap (its client came back
+     * here while the sibling's loop was busy, or what this worker holds
+     * cannot move: upgrades, streams): wait twice as long each time. */
+    uint64_t wait = HTTP_SHED_MS;
+    if (srv->shed_over && over >= srv->shed_over)
+        wait = srv->shed_wait_ms * 2 < HTTP_SHED_MAX_MS ? srv->shed_wait_ms * 2
+                                                        : HTTP_SHED_MAX_MS;
+    srv->shed_wait_ms = wait;
+    srv->shed_over = over;
+    srv->shed_next_ms = now + wait;
     return true;
 }
 

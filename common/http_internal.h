@@ -204,6 +204,8 @@ struct http_server {
     loadshare_t *share;   /* the siblings' connection counts, or NULL */
     bool share_owed;        /* took a turn off: takes the next connection */
     uint64_t shed_next_ms;  /* no connection given back before (monotonic) */
+    uint64_t shed_wait_ms;  /* the wait set after the last one given back */
+    unsigned shed_over;     /* connections over the margin then (0: none) */
 };
 
 /* ---- http_conn.c: accepting, and the deadlines ---- */
@@ -216,7 +218,8 @@ void http__conn_stop_accepting(http_server_t *srv);
 
 /* Whether the reply being queued should close its connection, so that its
  * client comes back through accept to a sibling holding far fewer
- * (loadshare_should_shed); at most one per HTTP_SHED_MS. */
+ * (loadshare_shed_excess); at most one per HTTP_SHED_MS, backing off to
+ * one per HTTP_SHED_MAX_MS while that does not narrow the gap. */
 bool http__conn_shed(http_server_t *srv);
 /* Stops the sweep (the server is being destroyed). */
 void http__conn_stop(http_server_t *srv);
@@ -327,7 +330,7 @@ void http__set_error(http_req_t *req, unsigned status, const char *code,
 /* ---- http_reply.c ---- */
 
 /* Queues req->resp on the connection (adds Date, and Connection: close
- * while draining) and drops our reference. When libmicrohttpd refuses it
+ * while draining or when http__conn_shed says so) and drops our reference. When libmicrohttpd refuses it
  * in this call (see http_reply.c), it stays in req->resp and the access
  * handler's next call queues it. */
 void http__queue(http_req_t *req);

@@ -41,8 +41,10 @@ void http__queue(http_req_t *req)
     if (!req->resp_shared) {
         MHD_add_response_header(req->resp, MHD_HTTP_HEADER_DATE, s_date(srv));
         /* Draining, or holding far more connections than a sibling: this
-         * one closes after its reply, and its client connects again. */
-        if (req->status != 101 && (srv->draining || http__conn_shed(srv)))
+         * one closes after its reply, and its client connects again (a
+         * stream, which may last hours, is not given back). */
+        if (req->status != 101 &&
+            (srv->draining || (!req->stream && http__conn_shed(srv))))
             MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
     if (MHD_queue_response(req->conn, req->status, req->resp) != MHD_YES) {

@@ -112,8 +112,11 @@ bool loadshare_should_yield(const loadshare_t *a, unsigned conns, uint64_t now_m
     return least != UINT32_MAX && conns > least + 1 + least / 16;
 }
 
-bool loadshare_should_shed(const loadshare_t *a, unsigned conns, uint64_t now_ms)
+unsigned loadshare_shed_excess(const loadshare_t *a, unsigned conns, uint64_t now_ms)
 {
     unsigned least = s_least(a, now_ms);
-    return least != UINT32_MAX && conns > least + 4 + least / 8;
+    if (least == UINT32_MAX)
+        return 0;
+    uint64_t bound = (uint64_t)least + 4 + least / 8;
+    return conns > bound ? conns - (unsigned)bound : 0;
 }

@@ -47,11 +47,11 @@ void loadshare_set(loadshare_t *a, unsigned conns, uint64_t now_ms);
  * to a live sibling that holds fewer (by more than a margin). */
 bool loadshare_should_yield(const loadshare_t *a, unsigned conns, uint64_t now_ms);
 
-/* Whether this worker, holding conns, holds so many more than a live
- * sibling (a margin wider than loadshare_should_yield's) that it should
- * give one of them back: work taken while the sibling could not take it
- * (its loop busy when a burst came) stays there for as long as it lasts
- * otherwise, keep-alive connections above all. */
-bool loadshare_should_shed(const loadshare_t *a, unsigned conns, uint64_t now_ms);
+/* How many of conns this worker holds beyond a live sibling's count and a
+ * margin wider than loadshare_should_yield's (0: none): the work it should
+ * give back. Work taken while a sibling could not take it (its loop busy
+ * when a burst came) otherwise stays for as long as it lasts, keep-alive
+ * connections above all. */
+unsigned loadshare_shed_excess(const loadshare_t *a, unsigned conns, uint64_t now_ms);
 
 #endif

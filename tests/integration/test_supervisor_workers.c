@@ -192,8 +192,14 @@ Test(supervisor_workers, connections_taken_while_a_sibling_was_away_are_given_ba
     enum { N = 40 };
     th_conn_t *conns[N];
     cr_assert_eq(kill(b, SIGSTOP), 0);
+    /* stopped, not on its way there: until then a connection may wake it
+     * alone, and wait */
+    for (long long t0 = th_now_ms(); th_pid_state(b) != 'T';) {
+        cr_assert_lt(th_now_ms() - t0, 5000, "worker %d did not stop", (int)b);
+        th_sleep_ms(1);
+    }
     for (int i = 0; i < N; i++) {
-        conns[i] = th_connect(sv->ports[0], 5000);
+        conns[i] = th_must_connect(sv->ports[0]);
         cr_assert_eq(s_pid_on(conns[i]), a, "connection %d: not the running worker", i);
     }
     cr_assert_eq(kill(b, SIGCONT), 0);
@@ -208,7 +214,7 @@ Test(supervisor_workers, connections_taken_while_a_sibling_was_away_are_given_ba
                 continue;
             closed++;
             th_conn_close(&conns[i]);
-            conns[i] = th_connect(sv->ports[0], 5000);
+            conns[i] = th_must_connect(sv->ports[0]);
             on_b += s_pid_on(conns[i]) == b;
         }
         th_sleep_ms(5);

@@ -92,26 +92,27 @@ Test(loadshare, a_worker_yields_to_a_live_sibling_holding_fewer)
     loadshare_close(&a);
 }
 
-/* Giving a connection back takes a wider gap than yielding one: 20
- * against 0 and 40 against 20 shed; 4 against 0 and 26 against 20 (which
- * yield) do not; a stale sibling is not shed to. */
+/* Giving a connection back takes a wider gap than yielding one: 40
+ * against 20 is 14 over (20 + 4 + 20/8), 20 against 0 is 16 over; 26
+ * against 20 and 4 against 0 (which yield) are not over; a stale sibling
+ * is not given anything. */
 Test(loadshare, a_worker_sheds_only_far_above_a_live_sibling)
 {
     int rel;
     pid_t sib = s_sibling(20, 10000, true, &rel);
     loadshare_t *a = loadshare_open(s_path);
     cr_assert_not_null(a);
-    cr_assert(loadshare_should_shed(a, 40, 10500));
+    cr_assert_eq(loadshare_shed_excess(a, 40, 10500), 14);
     cr_assert(loadshare_should_yield(a, 26, 10500));
-    cr_assert_not(loadshare_should_shed(a, 26, 10500));
-    cr_assert_not(loadshare_should_shed(a, 40, 10000 + LOADSHARE_STALE_MS + 1));
+    cr_assert_eq(loadshare_shed_excess(a, 26, 10500), 0);
+    cr_assert_eq(loadshare_shed_excess(a, 40, 10000 + LOADSHARE_STALE_MS + 1), 0);
     s_end(sib, rel);
     sib = s_sibling(0, 10000, true, &rel);
-    cr_assert(loadshare_should_shed(a, 20, 10500));
+    cr_assert_eq(loadshare_shed_excess(a, 20, 10500), 16);
     cr_assert(loadshare_should_yield(a, 4, 10500));
-    cr_assert_not(loadshare_should_shed(a, 4, 10500));
+    cr_assert_eq(loadshare_shed_excess(a, 4, 10500), 0);
     s_end(sib, rel);
-    cr_assert_not(loadshare_should_shed(a, 40, 10500)); /* nobody left */
+    cr_assert_eq(loadshare_shed_excess(a, 40, 10500), 0); /* nobody left */
     loadshare_close(&a);
 }
 

@@ -16,10 +16,10 @@ request:
   idle          - share of the machine's CPU time that nothing used
 then, for the first target against each other one, the ratios of server
 CPU per request (user + kernel) and of p99 (each round's ratio, then their
-median: rounds alternate the order of the targets), and the best ratio of requests
-per second it could reach if its user-space time were zero and all else
-stayed equal. On a machine where the client shares the cores, that is the
-ceiling no server-side code change can pass."""
+median: rounds alternate the order of the targets), and the best ratio of
+requests per second it could reach if its user-space time were zero and all
+else stayed equal. On a machine where the client shares the cores, that is
+the ceiling no server-side code change can pass."""
 import os, re, statistics, subprocess, sys, time
 
 TICK = os.sysconf("SC_CLK_TCK")

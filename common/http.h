@@ -12,8 +12,8 @@
  * max_body) and the handler runs once the request is complete, so the
  * response never has to close a keep-alive connection (it does while
  * draining, and to give a connection back to a sibling: see
- * http_server_share_accepts). A handler either replies at
- * once or returns without replying: the connection is then suspended until
+ * http_server_share_accepts). A handler either replies at once or returns
+ * without replying: the connection is then suspended until
  * http_reply*() is called later on the loop thread (typically from a pool
  * job's done() callback; see http_req_run_blocking).
  *
@@ -92,8 +92,8 @@ int http_server_start(http_server_t *srv, int listen_fd);
  * holding more leaves the next connection to a sibling holding fewer for a
  * moment, and one holding far more closes a connection after its reply
  * (Connection: close; never a shared reply, a stream or an upgrade) for
- * its client to connect again. Returns 0 or -errno (the file cannot be mapped; the server then
- * accepts as before). */
+ * its client to connect again. Returns 0 or -errno (the file cannot be
+ * mapped; the server then accepts as before). */
 int http_server_share_accepts(http_server_t *srv, const char *path);
 /* Stops accepting (the caller may then close the listening fd); later
  * responses carry `Connection: close`. */

@@ -330,9 +330,9 @@ void http__set_error(http_req_t *req, unsigned status, const char *code,
 /* ---- http_reply.c ---- */
 
 /* Queues req->resp on the connection (adds Date, and Connection: close
- * while draining or when http__conn_shed says so) and drops our reference. When libmicrohttpd refuses it
- * in this call (see http_reply.c), it stays in req->resp and the access
- * handler's next call queues it. */
+ * while draining or when http__conn_shed says so) and drops our reference.
+ * When libmicrohttpd refuses it in this call (see http_reply.c), it stays
+ * in req->resp and the access handler's next call queues it. */
 void http__queue(http_req_t *req);
 /* Adds the headers http_req_add_header collected to req->resp. */
 void http__add_headers(http_req_t *req);

@@ -15,19 +15,35 @@
 
 #include "supervisor_fixture.h"
 
-/* Waits until pid has died: a zombie (its parent not having reaped it yet)
- * or gone. */
-static bool s_wait_dead(pid_t pid, int timeout_ms)
+/* Waits until pid's state (th_pid_state; '-' for a pid that is gone) is
+ * one of states. */
+static bool s_wait_state(pid_t pid, const char *states, int timeout_ms)
 {
     long long deadline = th_now_ms() + timeout_ms;
     for (;;) {
         char st = th_pid_state(pid);
-        if (st == 0 || st == 'Z' || st == 'X')
+        if (strchr(states, st ? st : '-'))
             return true;
         if (th_now_ms() >= deadline)
             return false;
         th_sleep_ms(2);
     }
+}
+
+/* Waits until pid has died: a zombie (its parent not having reaped it yet)
+ * or gone. */
+static bool s_wait_dead(pid_t pid, int timeout_ms)
+{
+    return s_wait_state(pid, "ZX-", timeout_ms);
+}
+
+/* The pid of the worker that answers /health on c. */
+static long long s_pid_on(th_conn_t *c)
+{
+    th_resp_t *r = th_must_exchange(c, "GET", "/health", NULL, NULL);
+    long long pid = th_int(th_must_json(r), "pid");
+    th_resp_free(&r);
+    return pid;
 }
 
 /* CPUs this test may use: its affinity mask, capped by a cgroup CPU quota
@@ -148,13 +164,11 @@ Test(supervisor_workers, a_burst_of_connections_is_shared_evenly, .timeout = 60,
     long long pids[2] = {0, 0};
     int count[2] = {0, 0};
     for (int i = 0; i < N; i++) {
-        th_resp_t *r = th_must_exchange(conns[i], "GET", "/health", NULL, NULL);
-        long long pid = th_int(th_must_json(r), "pid");
+        long long pid = s_pid_on(conns[i]);
         int k = pids[0] == 0 || pids[0] == pid ? 0 : 1;
         cr_assert(k == 0 || pids[1] == 0 || pids[1] == pid, "a third worker: %lld", pid);
         pids[k] = pid;
         count[k]++;
-        th_resp_free(&r);
     }
     for (int i = 0; i < N; i++)
         th_conn_close(&conns[i]);
@@ -163,15 +177,6 @@ Test(supervisor_workers, a_burst_of_connections_is_shared_evenly, .timeout = 60,
     cr_assert(count[0] >= 25 && count[1] >= 25,
               "%d connections went to one worker and %d to the other", count[0],
               count[1]);
-}
-
-/* The pid of the worker that answers /health on c. */
-static long long s_pid_on(th_conn_t *c)
-{
-    th_resp_t *r = th_must_exchange(c, "GET", "/health", NULL, NULL);
-    long long pid = th_int(th_must_json(r), "pid");
-    th_resp_free(&r);
-    return pid;
 }
 
 /* Connections that one worker took while its sibling could not (stopped
@@ -194,10 +199,7 @@ Test(supervisor_workers, connections_taken_while_a_sibling_was_away_are_given_ba
     cr_assert_eq(kill(b, SIGSTOP), 0);
     /* stopped, not on its way there: until then a connection may wake it
      * alone, and wait */
-    for (long long t0 = th_now_ms(); th_pid_state(b) != 'T';) {
-        cr_assert_lt(th_now_ms() - t0, 5000, "worker %d did not stop", (int)b);
-        th_sleep_ms(1);
-    }
+    cr_assert(s_wait_state(b, "T", 5000), "worker %d did not stop", (int)b);
     for (int i = 0; i < N; i++) {
         conns[i] = th_must_connect(sv->ports[0]);
         cr_assert_eq(s_pid_on(conns[i]), a, "connection %d: not the running worker", i);

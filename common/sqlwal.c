@@ -43,11 +43,17 @@ static int s_flush(wfile_t *f)
     return f->real->pMethods->xWrite(f->real, f->buf, (int)n, f->off);
 }
 
+/* Before any call but a write: what is gathered goes out first. Its failure
+ * is reported as an I/O error even when the disk is full: SQLITE_FULL from a
+ * read makes SQLite roll back only the statement (which may not be the one
+ * whose pages were lost) and commit the rest over frames never written;
+ * an I/O error rolls the whole transaction back. SQLite's system errno (the
+ * write's ENOSPC) still says why. */
 #define FLUSH_FIRST(p)                                                                   \
     do {                                                                                 \
         int rc_ = s_flush((wfile_t *)(p));                                               \
         if (rc_ != SQLITE_OK)                                                            \
-            return rc_;                                                                  \
+            return (rc_ & 0xff) == SQLITE_FULL ? SQLITE_IOERR_WRITE : rc_;               \
     } while (0)
 
 static uint32_t s_be32(const unsigned char *p)
@@ -79,20 +85,28 @@ static int s_gather(wfile_t *f, const void *b, int n, sqlite3_int64 off)
     return SQLITE_OK;
 }
 
+/* A write error here fails the write that SQLite made (the spill or commit
+ * it belongs to), which puts its pager in the error state: SQLITE_FULL is
+ * kept, for the caller to say the disk is full. */
 static int s_write(sqlite3_file *p, const void *b, int n, sqlite3_int64 off)
 {
     wfile_t *f = (wfile_t *)p;
+    int rc = SQLITE_OK;
+    if (f->len && (!f->wal || off != f->off + (sqlite3_int64)f->len ||
+                   f->len + (size_t)n > SQLWAL_BUFFER) &&
+        (rc = s_flush(f)) != SQLITE_OK)
+        return rc;
     if (!f->wal)
         return f->real->pMethods->xWrite(f->real, b, n, off);
-    if (f->len && (off != f->off + (sqlite3_int64)f->len ||
-                   f->len + (size_t)n > SQLWAL_BUFFER))
-        FLUSH_FIRST(f);
     bool ends = f->commit_next; /* this is the page of a commit frame */
     int kind = s_frame_kind(b, n);
     f->commit_next = kind == 2 && n == FRAME_HEADER;
     ends = ends || (kind == 2 && n > FRAME_HEADER);
-    int rc = (size_t)n > SQLWAL_BUFFER ? f->real->pMethods->xWrite(f->real, b, n, off)
-                                      : s_gather(f, b, n, off);
+    /* A commit frame's header that starts the buffer goes out at once: it
+     * may have no page behind it (walRewriteChecksums rewrites headers
+     * alone, the commit's last, once the frames are written). */
+    bool through = (size_t)n > SQLWAL_BUFFER || (f->commit_next && f->len == 0);
+    rc = through ? f->real->pMethods->xWrite(f->real, b, n, off) : s_gather(f, b, n, off);
     if (rc == SQLITE_OK && ends)
         rc = s_flush(f);
     return rc;
@@ -155,9 +169,15 @@ static int s_control(sqlite3_file *p, int op, void *arg)
     return s_real(p)->pMethods->xFileControl(s_real(p), op, arg);
 }
 
+/* SQLite asks a WAL its sector size only to pad a commit to a sector
+ * (synchronous=FULL without powersafe overwrite), splitting a frame
+ * around a sync: gathering then could hold back the end of the commit, so
+ * this file writes through from now on. */
 static int s_sector(sqlite3_file *p)
 {
-    return s_real(p)->pMethods->xSectorSize(s_real(p));
+    wfile_t *f = (wfile_t *)p;
+    f->wal = false; /* anything gathered goes before the next write (s_write) */
+    return f->real->pMethods->xSectorSize(f->real);
 }
 
 static int s_caps(sqlite3_file *p)
@@ -170,21 +190,21 @@ static int s_caps(sqlite3_file *p)
 static int s_shm_map(sqlite3_file *p, int pg, int size, int extend, void volatile **out)
 {
     const sqlite3_io_methods *m = s_real(p)->pMethods;
-    return m->iVersion >= 2 ? m->xShmMap(s_real(p), pg, size, extend, out)
+    return m->iVersion >= 2 && m->xShmMap ? m->xShmMap(s_real(p), pg, size, extend, out)
                             : SQLITE_IOERR_SHMMAP;
 }
 
 static int s_shm_lock(sqlite3_file *p, int offset, int n, int flags)
 {
     const sqlite3_io_methods *m = s_real(p)->pMethods;
-    return m->iVersion >= 2 ? m->xShmLock(s_real(p), offset, n, flags)
+    return m->iVersion >= 2 && m->xShmLock ? m->xShmLock(s_real(p), offset, n, flags)
                             : SQLITE_IOERR_SHMLOCK;
 }
 
 static void s_shm_barrier(sqlite3_file *p)
 {
     const sqlite3_io_methods *m = s_real(p)->pMethods;
-    if (m->iVersion >= 2)
+    if (m->iVersion >= 2 && m->xShmBarrier)
         m->xShmBarrier(s_real(p));
     else
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -193,7 +213,7 @@ static void s_shm_barrier(sqlite3_file *p)
 static int s_shm_unmap(sqlite3_file *p, int del)
 {
     const sqlite3_io_methods *m = s_real(p)->pMethods;
-    return m->iVersion >= 2 ? m->xShmUnmap(s_real(p), del) : SQLITE_OK;
+    return m->iVersion >= 2 && m->xShmUnmap ? m->xShmUnmap(s_real(p), del) : SQLITE_OK;
 }
 
 static int s_fetch(sqlite3_file *p, sqlite3_int64 off, int n, void **out)
@@ -201,13 +221,13 @@ static int s_fetch(sqlite3_file *p, sqlite3_int64 off, int n, void **out)
     FLUSH_FIRST(p);
     const sqlite3_io_methods *m = s_real(p)->pMethods;
     *out = NULL; /* no mapping: SQLite reads the page instead */
-    return m->iVersion >= 3 ? m->xFetch(s_real(p), off, n, out) : SQLITE_OK;
+    return m->iVersion >= 3 && m->xFetch ? m->xFetch(s_real(p), off, n, out) : SQLITE_OK;
 }
 
 static int s_unfetch(sqlite3_file *p, sqlite3_int64 off, void *page)
 {
     const sqlite3_io_methods *m = s_real(p)->pMethods;
-    return m->iVersion >= 3 ? m->xUnfetch(s_real(p), off, page) : SQLITE_OK;
+    return m->iVersion >= 3 && m->xUnfetch ? m->xUnfetch(s_real(p), off, page) : SQLITE_OK;
 }
 
 static int s_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags,
@@ -218,7 +238,9 @@ static int s_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags
     *f = (wfile_t){.real = (sqlite3_file *)(f + 1)};
     int rc = s_base->xOpen(s_base, name, f->real, flags, out);
     if (rc != SQLITE_OK || !f->real->pMethods) {
-        p->pMethods = NULL; /* SQLite does not close a file that failed to open */
+        if (f->real->pMethods) /* SQLite closes no file that failed to open */
+            f->real->pMethods->xClose(f->real);
+        p->pMethods = NULL;
         return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     }
     f->wal = (flags & SQLITE_OPEN_WAL) != 0;

@@ -15,10 +15,14 @@
  *     SQLite publishes the commit to other connections in the WAL index;
  *   - before a write that does not continue it, or would overflow it;
  *   - before any other call on the file (read, size, sync, truncate, file
- *     control, close...), so nothing ever sees the file without its writes.
- * Frames of a transaction that never commits may stay buffered until the
- * next call, as SQLite ignores frames after the last commit anyway (and a
- * crash loses only what SQLite would have ignored on recovery).
+ *     control, close...), so nothing ever sees the file without its writes;
+ *     a failure there is reported as SQLITE_IOERR_WRITE (see sqlwal.c).
+ * A commit frame's header written alone at the start of the buffer (SQLite
+ * rewriting the checksums of frames it overwrote in place) goes out at
+ * once. Once SQLite asks a WAL its sector size (to pad commits, with
+ * synchronous=FULL), that file is written through. What may stay gathered
+ * is only frames after the last commit, which SQLite ignores, on recovery
+ * too.
  *
  * Connections must each be used by one thread at a time (as SQLite requires
  * of a connection opened with SQLITE_OPEN_NOMUTEX). */

@@ -4,6 +4,7 @@
 #include "sqlwal.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,109 @@ Test(sqlwal, a_write_that_fails_fails_its_commit)
     cr_assert_geq(pid, 0);
     if (pid == 0)
         _exit(s_full_child());
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the child died (signal %d)", WTERMSIG(status));
+    cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+}
+
+/* A transaction bigger than the page cache spills frames, then changes a
+ * spilled page again: SQLite overwrites that frame and, after the commit
+ * frame, rewrites the checksums of the frames from there on, the commit's
+ * header last, alone. That header must reach the file: with it left
+ * gathered, recovery after a crash stopped at it and lost the commit. */
+Test(sqlwal, a_commit_that_rewrote_spilled_frames_survives_a_crash)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        sqlite3 *db = s_try_open(sqlwal_vfs());
+        if (!db || sqlite3_exec(db, "PRAGMA cache_size=20; INSERT INTO t(v) VALUES('seed')",
+                                NULL, NULL, NULL) != SQLITE_OK)
+            _exit(3);
+        if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+            s_commit_rows(db, 400) != SQLITE_OK ||
+            sqlite3_exec(db, "UPDATE t SET v='x' WHERE id<5; COMMIT", NULL, NULL, NULL) !=
+                SQLITE_OK)
+            _exit(4);
+        _exit(0); /* no close: what is gathered dies with the process */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d", status);
+    sqlite3 *db = s_open(NULL);
+    cr_assert_eq(s_count(db), 401);
+    sqlite3_close(db);
+}
+
+static sqlite3_syscall_ptr s_real_pwrite;
+static int s_refuse; /* pwrites refused so far, -1: not refusing */
+
+static ssize_t s_pwrite_full(int fd, const void *b, size_t n, off_t off)
+{
+    if (s_refuse >= 0) {
+        s_refuse++;
+        errno = ENOSPC;
+        return -1;
+    }
+    return ((ssize_t(*)(int, const void *, size_t, off_t))s_real_pwrite)(fd, b, n, off);
+}
+
+/* In a child (the unix VFS's pwrite is swapped for one that fails as a
+ * full disk does while s_refuse >= 0): pages spilled by one statement are
+ * still gathered when the next statement reads them back and the disk is
+ * full. That must fail the whole transaction, as the default VFS's failing
+ * spill does: reported as SQLITE_FULL it rolled back only the statement,
+ * and the commit then went through over frames never written. */
+static int s_spill_child(void)
+{
+    sqlite3_vfs *unix_vfs = sqlite3_vfs_find(NULL);
+    const char *name = unix_vfs->xGetSystemCall(unix_vfs, "pwrite64") ? "pwrite64" : "pwrite";
+    s_real_pwrite = unix_vfs->xGetSystemCall(unix_vfs, name);
+    s_refuse = -1;
+    if (!s_real_pwrite ||
+        unix_vfs->xSetSystemCall(unix_vfs, name, (sqlite3_syscall_ptr)s_pwrite_full) != 0)
+        return 2;
+    sqlite3 *db = s_try_open(sqlwal_vfs());
+    if (!db || s_commit_rows(db, 200) != SQLITE_OK)
+        return 3;
+    if (sqlite3_exec(db,
+                     "PRAGMA cache_size=10; PRAGMA wal_checkpoint(TRUNCATE); BEGIN;"
+                     " UPDATE t SET v=printf('%500d',-id) WHERE id<=120",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return 4;
+    s_refuse = 0;
+    int rc = sqlite3_exec(db, "SAVEPOINT w; UPDATE t SET id=id+1000 WHERE id<=40", NULL,
+                          NULL, NULL);
+    if (rc == SQLITE_OK || s_refuse == 0)
+        return 5; /* the statement went through, or nothing was refused */
+    sqlite3_exec(db, "ROLLBACK TO w; RELEASE w", NULL, NULL, NULL);
+    s_refuse = -1;
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3 *r = s_try_open(NULL);
+    sqlite3_stmt *st = NULL;
+    if (!r || sqlite3_prepare_v2(r, "SELECT count(*) FROM t WHERE v=printf('%500d',-id)",
+                                 -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        return 6;
+    int changed = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (changed != 0)
+        return 7; /* part of the failed transaction was committed */
+    if (sqlite3_prepare_v2(r, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW ||
+        strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0)
+        return 8;
+    sqlite3_finalize(st);
+    return 0;
+}
+
+Test(sqlwal, a_spill_lost_to_a_full_disk_fails_the_whole_transaction)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(s_spill_child());
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status), "the child died (signal %d)", WTERMSIG(status));

@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "now.h"
+#include "sqlwal.h"
 #include "store_internal.h"
 
 static int s_busy(void *ud, int count)
@@ -25,9 +26,10 @@ static int s_busy(void *ud, int count)
 sqlite3 *store__open_db(const char *path, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
+    /* sqlwal: a group commit's WAL frames go out in one write (sqlwal.h). */
     int rc = sqlite3_open_v2(
         path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-        NULL);
+        sqlwal_vfs());
     if (rc == SQLITE_OK)
         sqlite3_busy_handler(db, s_busy, NULL);
     if (rc == SQLITE_OK)

@@ -218,10 +218,8 @@ static int s_shm_lock(sqlite3_file *p, int offset, int n, int flags)
 static void s_shm_barrier(sqlite3_file *p)
 {
     const sqlite3_io_methods *m = s_real(p)->pMethods;
-    if (m->iVersion >= 2 && m->xShmBarrier)
+    if (m->iVersion >= 2 && m->xShmBarrier) /* else s_shm_map mapped nothing */
         m->xShmBarrier(s_real(p));
-    else
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 static int s_shm_unmap(sqlite3_file *p, int del)

@@ -25,7 +25,6 @@ typedef struct wfile {
 
 static sqlite3_vfs s_vfs;
 static sqlite3_vfs *s_base;
-static sqlite3_io_methods s_io;
 static bool s_ready;
 
 static inline sqlite3_file *s_real(sqlite3_file *p)
@@ -50,11 +49,11 @@ static int s_flush(wfile_t *f)
  * whose pages were lost) and commit the rest over frames never written;
  * an I/O error rolls the whole transaction back. SQLite's system errno (the
  * write's ENOSPC) still says why. */
-#define FLUSH_FIRST(p)                                                                   \
-    do {                                                                                 \
-        int rc_ = s_flush((wfile_t *)(p));                                               \
-        if (rc_ != SQLITE_OK)                                                            \
-            return (rc_ & 0xff) == SQLITE_FULL ? SQLITE_IOERR_WRITE : rc_;               \
+#define FLUSH_FIRST(p)                                                                 \
+    do {                                                                               \
+        int rc_ = s_flush((wfile_t *)(p));                                             \
+        if (rc_ != SQLITE_OK)                                                          \
+            return (rc_ & 0xff) == SQLITE_FULL ? SQLITE_IOERR_WRITE : rc_;             \
     } while (0)
 
 static uint32_t s_be32(const unsigned char *p)
@@ -67,8 +66,8 @@ static uint32_t s_be32(const unsigned char *p)
 static int s_frame_kind(const unsigned char *b, int n)
 {
     int page = n - FRAME_HEADER;
-    bool header = n == FRAME_HEADER ||
-                  (page >= 512 && page <= 65536 && (page & (page - 1)) == 0);
+    bool header =
+        n == FRAME_HEADER || (page >= 512 && page <= 65536 && (page & (page - 1)) == 0);
     if (!header)
         return 0;
     return s_be32(b + 4) != 0 ? 2 : 1; /* bytes 4-7: the size after a commit */
@@ -93,8 +92,9 @@ static int s_write(sqlite3_file *p, const void *b, int n, sqlite3_int64 off)
 {
     wfile_t *f = (wfile_t *)p;
     int rc = SQLITE_OK;
-    if (f->len && (!f->wal || off != f->off + (sqlite3_int64)f->len ||
-                   f->len + (size_t)n > SQLWAL_BUFFER) &&
+    if (f->len &&
+        (!f->wal || off != f->off + (sqlite3_int64)f->len ||
+         f->len + (size_t)n > SQLWAL_BUFFER) &&
         (rc = s_flush(f)) != SQLITE_OK)
         return rc;
     if (!f->wal)
@@ -107,7 +107,8 @@ static int s_write(sqlite3_file *p, const void *b, int n, sqlite3_int64 off)
      * may have no page behind it (walRewriteChecksums rewrites headers
      * alone, the commit's last, once the frames are written). */
     bool through = (size_t)n > SQLWAL_BUFFER || (f->commit_next && f->len == 0);
-    rc = through ? f->real->pMethods->xWrite(f->real, b, n, off) : s_gather(f, b, n, off);
+    rc = through ? f->real->pMethods->xWrite(f->real, b, n, off)
+                 : s_gather(f, b, n, off);
     if (rc == SQLITE_OK && ends)
         rc = s_flush(f);
     return rc;
@@ -196,7 +197,7 @@ static int s_shm_map(sqlite3_file *p, int pg, int size, int extend, void volatil
 {
     const sqlite3_io_methods *m = s_real(p)->pMethods;
     return m->iVersion >= 2 && m->xShmMap ? m->xShmMap(s_real(p), pg, size, extend, out)
-                            : SQLITE_IOERR_SHMMAP;
+                                          : SQLITE_IOERR_SHMMAP;
 }
 
 /* Offset 0 is SQLite's WAL write lock: its release ends a write
@@ -212,7 +213,7 @@ static int s_shm_lock(sqlite3_file *p, int offset, int n, int flags)
     }
     const sqlite3_io_methods *m = s_real(p)->pMethods;
     return m->iVersion >= 2 && m->xShmLock ? m->xShmLock(s_real(p), offset, n, flags)
-                            : SQLITE_IOERR_SHMLOCK;
+                                           : SQLITE_IOERR_SHMLOCK;
 }
 
 static void s_shm_barrier(sqlite3_file *p)
@@ -233,14 +234,37 @@ static int s_fetch(sqlite3_file *p, sqlite3_int64 off, int n, void **out)
     FLUSH_FIRST(p);
     const sqlite3_io_methods *m = s_real(p)->pMethods;
     *out = NULL; /* no mapping: SQLite reads the page instead */
-    return m->iVersion >= 3 && m->xFetch ? m->xFetch(s_real(p), off, n, out) : SQLITE_OK;
+    return m->iVersion >= 3 && m->xFetch ? m->xFetch(s_real(p), off, n, out)
+                                         : SQLITE_OK;
 }
 
 static int s_unfetch(sqlite3_file *p, sqlite3_int64 off, void *page)
 {
     const sqlite3_io_methods *m = s_real(p)->pMethods;
-    return m->iVersion >= 3 && m->xUnfetch ? m->xUnfetch(s_real(p), off, page) : SQLITE_OK;
+    return m->iVersion >= 3 && m->xUnfetch ? m->xUnfetch(s_real(p), off, page)
+                                           : SQLITE_OK;
 }
+
+/* Every call on our files, each passing on to the underlying file. */
+static const sqlite3_io_methods s_io = {.iVersion = 3,
+                                        .xClose = s_close,
+                                        .xRead = s_read,
+                                        .xWrite = s_write,
+                                        .xTruncate = s_truncate,
+                                        .xSync = s_sync,
+                                        .xFileSize = s_size,
+                                        .xLock = s_lock,
+                                        .xUnlock = s_unlock,
+                                        .xCheckReservedLock = s_reserved,
+                                        .xFileControl = s_control,
+                                        .xSectorSize = s_sector,
+                                        .xDeviceCharacteristics = s_caps,
+                                        .xShmMap = s_shm_map,
+                                        .xShmLock = s_shm_lock,
+                                        .xShmBarrier = s_shm_barrier,
+                                        .xShmUnmap = s_shm_unmap,
+                                        .xFetch = s_fetch,
+                                        .xUnfetch = s_unfetch};
 
 static int s_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags,
                   int *out)
@@ -279,14 +303,6 @@ static void s_init(void)
     s_vfs.szOsFile = (int)sizeof(wfile_t) + s_base->szOsFile;
     s_vfs.xOpen = s_open;
     s_vfs.pNext = NULL;
-    s_io = (sqlite3_io_methods){
-        .iVersion = 3,         .xClose = s_close,          .xRead = s_read,
-        .xWrite = s_write,     .xTruncate = s_truncate,    .xSync = s_sync,
-        .xFileSize = s_size,   .xLock = s_lock,            .xUnlock = s_unlock,
-        .xCheckReservedLock = s_reserved,                  .xFileControl = s_control,
-        .xSectorSize = s_sector, .xDeviceCharacteristics = s_caps,
-        .xShmMap = s_shm_map,  .xShmLock = s_shm_lock,     .xShmBarrier = s_shm_barrier,
-        .xShmUnmap = s_shm_unmap, .xFetch = s_fetch,       .xUnfetch = s_unfetch};
     s_ready = sqlite3_vfs_register(&s_vfs, 0) == SQLITE_OK;
 }
 

@@ -37,13 +37,15 @@ static void s_teardown(void)
 static sqlite3 *s_try_open(const char *vfs)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(s_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs);
+    int rc =
+        sqlite3_open_v2(s_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db,
-                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          " PRAGMA wal_autocheckpoint=0;"
-                          " CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
-                          NULL, NULL, NULL);
+        rc = sqlite3_exec(
+            db,
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+            " PRAGMA wal_autocheckpoint=0;"
+            " CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
+            NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_close(db);
         return NULL;
@@ -106,6 +108,21 @@ static long s_writes_of_commit(const char *vfs)
     return n;
 }
 
+/* Runs fn in a forked child (criterion's assertions must stay in the
+ * parent) and asserts it exited with 0; its exit code names the step that
+ * failed. The child exits without closing what it opened, as a crash would. */
+static void s_in_child(int (*fn)(void))
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(fn());
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the child died (signal %d)", WTERMSIG(status));
+    cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+}
+
 TestSuite(sqlwal, .init = s_setup, .fini = s_teardown);
 
 /* A commit of ~20 pages: two writes per page without sqlwal (the control,
@@ -118,7 +135,8 @@ Test(sqlwal, a_commit_of_many_pages_is_a_few_writes)
     s_setup();
     long gathered = s_writes_of_commit(sqlwal_vfs());
     cr_assert_geq(plain, 30, "the default VFS made %ld writes for ~20 pages", plain);
-    cr_assert_leq(gathered, 4, "sqlwal made %ld writes (default VFS: %ld)", gathered, plain);
+    cr_assert_leq(gathered, 4, "sqlwal made %ld writes (default VFS: %ld)", gathered,
+                  plain);
 }
 
 /* Every commit is in the file when it returns: another connection (of the
@@ -137,25 +155,24 @@ Test(sqlwal, each_commit_is_seen_by_another_connection_at_once)
     sqlite3_close(w);
 }
 
+/* 200 commits, then the process ends without closing or checkpointing. */
+static int s_crash_child(void)
+{
+    sqlite3 *db = s_try_open(sqlwal_vfs());
+    if (!db)
+        return 3;
+    for (int i = 0; i < 200; i++)
+        if (s_commit_rows(db, i % 10 == 0 ? 100 : 3) != SQLITE_OK)
+            return 2;
+    return 0;
+}
+
 /* A process that dies without closing (its frames only in the WAL): the
  * next one's recovery, which checks every frame's checksum and drops the
  * WAL from the first bad one, finds all its commits. */
 Test(sqlwal, commits_survive_a_crash_and_recovery)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        sqlite3 *db = s_try_open(sqlwal_vfs());
-        if (!db)
-            _exit(3);
-        for (int i = 0; i < 200; i++)
-            if (s_commit_rows(db, i % 10 == 0 ? 100 : 3) != SQLITE_OK)
-                _exit(2);
-        _exit(0); /* no close, no checkpoint */
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    s_in_child(s_crash_child);
     sqlite3 *db = s_open(NULL);
     cr_assert_eq(s_count(db), 20 * 100 + 180 * 3);
     sqlite3_stmt *st = NULL;
@@ -183,7 +200,8 @@ static int s_full_child(void)
     struct stat sb;
     if (stat(wal, &sb) != 0)
         return 11;
-    struct rlimit lim = {.rlim_cur = (rlim_t)sb.st_size + 4096, .rlim_max = RLIM_INFINITY};
+    struct rlimit lim = {.rlim_cur = (rlim_t)sb.st_size + 4096,
+                         .rlim_max = RLIM_INFINITY};
     signal(SIGXFSZ, SIG_IGN);
     if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
         return 12;
@@ -206,14 +224,23 @@ static int s_full_child(void)
 
 Test(sqlwal, a_write_that_fails_fails_its_commit)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0)
-        _exit(s_full_child());
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status), "the child died (signal %d)", WTERMSIG(status));
-    cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+    s_in_child(s_full_child);
+}
+
+/* A transaction bigger than the 20-page cache, which changes a spilled
+ * page again, then the process ends without closing. */
+static int s_rewrite_child(void)
+{
+    sqlite3 *db = s_try_open(sqlwal_vfs());
+    if (!db || sqlite3_exec(db, "PRAGMA cache_size=20; INSERT INTO t(v) VALUES('seed')",
+                            NULL, NULL, NULL) != SQLITE_OK)
+        return 3;
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        s_commit_rows(db, 400) != SQLITE_OK ||
+        sqlite3_exec(db, "UPDATE t SET v='x' WHERE id<5; COMMIT", NULL, NULL, NULL) !=
+            SQLITE_OK)
+        return 4;
+    return 0; /* no close: what is gathered dies with the process */
 }
 
 /* A transaction bigger than the page cache spills frames, then changes a
@@ -223,23 +250,7 @@ Test(sqlwal, a_write_that_fails_fails_its_commit)
  * gathered, recovery after a crash stopped at it and lost the commit. */
 Test(sqlwal, a_commit_that_rewrote_spilled_frames_survives_a_crash)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        sqlite3 *db = s_try_open(sqlwal_vfs());
-        if (!db || sqlite3_exec(db, "PRAGMA cache_size=20; INSERT INTO t(v) VALUES('seed')",
-                                NULL, NULL, NULL) != SQLITE_OK)
-            _exit(3);
-        if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-            s_commit_rows(db, 400) != SQLITE_OK ||
-            sqlite3_exec(db, "UPDATE t SET v='x' WHERE id<5; COMMIT", NULL, NULL, NULL) !=
-                SQLITE_OK)
-            _exit(4);
-        _exit(0); /* no close: what is gathered dies with the process */
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d", status);
+    s_in_child(s_rewrite_child);
     sqlite3 *db = s_open(NULL);
     cr_assert_eq(s_count(db), 401);
     sqlite3_close(db);
@@ -267,11 +278,12 @@ static ssize_t s_pwrite_full(int fd, const void *b, size_t n, off_t off)
 static int s_spill_child(void)
 {
     sqlite3_vfs *unix_vfs = sqlite3_vfs_find(NULL);
-    const char *name = unix_vfs->xGetSystemCall(unix_vfs, "pwrite64") ? "pwrite64" : "pwrite";
+    const char *name =
+        unix_vfs->xGetSystemCall(unix_vfs, "pwrite64") ? "pwrite64" : "pwrite";
     s_real_pwrite = unix_vfs->xGetSystemCall(unix_vfs, name);
     s_refuse = -1;
-    if (!s_real_pwrite ||
-        unix_vfs->xSetSystemCall(unix_vfs, name, (sqlite3_syscall_ptr)s_pwrite_full) != 0)
+    if (!s_real_pwrite || unix_vfs->xSetSystemCall(
+                              unix_vfs, name, (sqlite3_syscall_ptr)s_pwrite_full) != 0)
         return 2;
     sqlite3 *db = s_try_open(sqlwal_vfs());
     if (!db || s_commit_rows(db, 200) != SQLITE_OK)
@@ -291,8 +303,9 @@ static int s_spill_child(void)
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sqlite3 *r = s_try_open(NULL);
     sqlite3_stmt *st = NULL;
-    if (!r || sqlite3_prepare_v2(r, "SELECT count(*) FROM t WHERE v=printf('%500d',-id)",
-                                 -1, &st, NULL) != SQLITE_OK ||
+    if (!r ||
+        sqlite3_prepare_v2(r, "SELECT count(*) FROM t WHERE v=printf('%500d',-id)", -1,
+                           &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW)
         return 6;
     int changed = sqlite3_column_int(st, 0);
@@ -309,14 +322,7 @@ static int s_spill_child(void)
 
 Test(sqlwal, a_spill_lost_to_a_full_disk_fails_the_whole_transaction)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0)
-        _exit(s_spill_child());
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status), "the child died (signal %d)", WTERMSIG(status));
-    cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+    s_in_child(s_spill_child);
 }
 
 /* A transaction spills frames (gathered), then rolls back; another
@@ -327,28 +333,31 @@ Test(sqlwal, a_spill_lost_to_a_full_disk_fails_the_whole_transaction)
 Test(sqlwal, frames_of_a_rolled_back_transaction_never_reach_the_file)
 {
     sqlite3 *a = s_open(sqlwal_vfs());
-    cr_assert_eq(sqlite3_exec(a,
-                              "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c"
-                              " WHERE i<40) INSERT INTO t(v) SELECT printf('%3000d',i) FROM c;"
-                              " PRAGMA wal_checkpoint(PASSIVE);",
-                              NULL, NULL, NULL),
-                 SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_exec(a,
+                     "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c"
+                     " WHERE i<40) INSERT INTO t(v) SELECT printf('%3000d',i) FROM c;"
+                     " PRAGMA wal_checkpoint(PASSIVE);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3 *b = s_open(sqlwal_vfs());
-    cr_assert_eq(sqlite3_exec(a, "BEGIN; UPDATE t SET v='rolled back' WHERE id<=4", NULL,
-                              NULL, NULL),
+    cr_assert_eq(sqlite3_exec(a, "BEGIN; UPDATE t SET v='rolled back' WHERE id<=4",
+                              NULL, NULL, NULL),
                  SQLITE_OK);
     cr_assert_eq(sqlite3_db_cacheflush(a), SQLITE_OK); /* spills: gathered frames */
     cr_assert_eq(sqlite3_exec(a, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(b, "UPDATE t SET v='committed' WHERE id<=4", NULL, NULL, NULL),
-                 SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_exec(b, "UPDATE t SET v='committed' WHERE id<=4", NULL, NULL, NULL),
+        SQLITE_OK);
     cr_assert_eq(s_count(a), 40); /* a reads its WAL */
     sqlite3 *c = s_open(NULL);
     sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(c, "SELECT count(*) FROM t WHERE v='committed'", -1, &st,
-                                    NULL),
+    cr_assert_eq(sqlite3_prepare_v2(c, "SELECT count(*) FROM t WHERE v='committed'", -1,
+                                    &st, NULL),
                  SQLITE_OK);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(st, 0), 4, "the other connection's commit was overwritten");
+    cr_assert_eq(sqlite3_column_int(st, 0), 4,
+                 "the other connection's commit was overwritten");
     sqlite3_finalize(st);
     sqlite3_close(c);
     sqlite3_close(b);

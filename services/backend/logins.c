@@ -60,6 +60,7 @@ struct logins {
     int fd;     /* the mapped file, for flock; -1 when private */
     unsigned free[KINDS];
     uint64_t overflow_logged_ms;
+    uint64_t lock_logged_ms;
 };
 
 /* Makes an empty table with a new key, unless t is one already. A new
@@ -117,14 +118,30 @@ bool logins_shared(const logins_t *l)
     return l->fd >= 0;
 }
 
-/* A few non-blocking tries: the holder is another worker inside a few
- * instructions; the loop thread never waits on it. */
+/* The holder is another worker inside a few instructions: a few
+ * non-blocking tries, then a wait (it was preempted there). Counting
+ * without the lock would let two workers' updates overwrite each other,
+ * and attempts go uncounted. A holder that dies lets go (the kernel
+ * releases its flock), so the wait ends. Only a file that cannot be
+ * locked at all is used without. */
 static bool s_lock(logins_t *l)
 {
-    for (int i = 0; l->fd >= 0 && i < 1000; i++)
+    if (l->fd < 0)
+        return false;
+    for (int i = 0; i < 100; i++) {
         if (flock(l->fd, LOCK_EX | LOCK_NB) == 0)
             return true;
-    return false;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+    }
+    int rc;
+    while ((rc = flock(l->fd, LOCK_EX)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0 && now_ms() - l->lock_logged_ms > 60000) {
+        l->lock_logged_ms = now_ms();
+        log_err(errno, "logins: cannot lock the throttle table; counting without");
+    }
+    return rc == 0;
 }
 
 static void s_unlock(logins_t *l, bool locked)

@@ -3,12 +3,15 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "logins.h"
@@ -285,5 +288,57 @@ Test(logins, a_username_and_an_address_on_one_slot_count_apart, .init = s_init,
     for (int i = 0; i < 4; i++) /* the username keeps its own count: 1 of 5 */
         cr_assert_eq(logins_admit(l, name, NULL), 0, "attempt %d", i + 2);
     cr_assert_gt(logins_admit(l, name, NULL), 0);
+    logins_destroy(&l);
+}
+
+/* Holds the table's flock for 300 ms from when the parent says it counts,
+ * and exits 0 only if the table did not change meanwhile. */
+static void s_hold_lock(const char *path, int ready, int go)
+{
+    static unsigned char before[1 << 20], after[1 << 20];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0)
+        _exit(2);
+    ssize_t n = pread(fd, before, sizeof before, 0);
+    char c = 0;
+    if (n <= 0 || write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+        _exit(2);
+    usleep(300 * 1000); /* the attempt is counted meanwhile, or waits */
+    bool same = pread(fd, after, sizeof after, 0) == n && memcmp(before, after, n) == 0;
+    flock(fd, LOCK_UN);
+    _exit(same ? 0 : 1);
+}
+
+/* Another worker holding the table (preempted inside its few
+ * instructions) once made an attempt count without the lock after 1,000
+ * tries: two workers' updates could overwrite each other and attempts go
+ * uncounted. Now the attempt waits for the lock. */
+Test(logins, an_attempt_waits_for_another_worker_holding_the_table, .init = s_init,
+     .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 0);
+    cr_assert(logins_shared(l));
+    char path[96];
+    snprintf(path, sizeof path, "%s/login-throttle", s_dir);
+    int ready[2], go[2];
+    cr_assert(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        s_hold_lock(path, ready[1], go[0]);
+    char c = 0;
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the other worker holds the table");
+    cr_assert_eq(write(go[1], &c, 1), 1);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(logins_admit(l, "frank", NULL), 0, "attempt %d", i + 1);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "the table changed while another worker held it (status %d)", st);
+    cr_assert_gt(logins_admit(l, "frank", NULL), 0, "the five attempts counted");
+    for (int i = 0; i < 2; i++) {
+        close(ready[i]);
+        close(go[i]);
+    }
     logins_destroy(&l);
 }

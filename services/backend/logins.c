@@ -24,6 +24,7 @@
 #define LOGINS_WINDOW_MS (15u * 60u * 1000u)
 #define LOGINS_FIRST_DELAY_MS 250u
 #define LOGINS_MAX_DELAY_MS 8000u
+#define LOGINS_LOCK_WAIT_MS 200u /* see s_lock */
 /* A username and address that logged in are trusted this long (from the
  * last success), until LOGINS_PAIR_FREE failures of their own. */
 #define LOGINS_TRUST_MS (30ull * 24 * 3600 * 1000)
@@ -119,29 +120,37 @@ bool logins_shared(const logins_t *l)
 }
 
 /* The holder is another worker inside a few instructions: a few
- * non-blocking tries, then a wait (it was preempted there). Counting
- * without the lock would let two workers' updates overwrite each other,
- * and attempts go uncounted. A holder that dies lets go (the kernel
- * releases its flock), so the wait ends. Only a file that cannot be
- * locked at all is used without. */
+ * non-blocking tries, then short sleeps while it is preempted there.
+ * Counting without the lock lets two workers' updates overwrite each
+ * other, and attempts go uncounted: it happens only when the table stays
+ * locked past LOGINS_LOCK_WAIT_MS (a worker stopped while holding it: the
+ * loop thread must not hang on it), or cannot be locked at all. */
 static bool s_lock(logins_t *l)
 {
     if (l->fd < 0)
         return false;
-    for (int i = 0; i < 100; i++) {
+    uint64_t start = 0;
+    for (int i = 0;; i++) {
         if (flock(l->fd, LOCK_EX | LOCK_NB) == 0)
             return true;
         if (errno != EWOULDBLOCK && errno != EINTR)
             break;
+        if (i < 100)
+            continue;
+        uint64_t now = now_ms();
+        if (!start)
+            start = now;
+        else if (now - start >= LOGINS_LOCK_WAIT_MS)
+            break;
+        usleep(500);
     }
-    int rc;
-    while ((rc = flock(l->fd, LOCK_EX)) != 0 && errno == EINTR) {
-    }
-    if (rc != 0 && now_ms() - l->lock_logged_ms > 60000) {
+    int err = errno;
+    if (now_ms() - l->lock_logged_ms > 60000) {
         l->lock_logged_ms = now_ms();
-        log_err(errno, "logins: cannot lock the throttle table; counting without");
+        log_err(err, "logins: the throttle table stayed locked; counting without the "
+                     "lock");
     }
-    return rc == 0;
+    return false;
 }
 
 static void s_unlock(logins_t *l, bool locked)

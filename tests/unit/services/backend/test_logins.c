@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -291,7 +292,7 @@ Test(logins, a_username_and_an_address_on_one_slot_count_apart, .init = s_init,
     logins_destroy(&l);
 }
 
-/* Holds the table's flock for 300 ms from when the parent says it counts,
+/* Holds the table's flock for 50 ms from when the parent says it counts,
  * and exits 0 only if the table did not change meanwhile. */
 static void s_hold_lock(const char *path, int ready, int go)
 {
@@ -303,7 +304,7 @@ static void s_hold_lock(const char *path, int ready, int go)
     char c = 0;
     if (n <= 0 || write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
         _exit(2);
-    usleep(300 * 1000); /* the attempt is counted meanwhile, or waits */
+    usleep(50 * 1000); /* the attempt is counted meanwhile, or waits */
     bool same = pread(fd, after, sizeof after, 0) == n && memcmp(before, after, n) == 0;
     flock(fd, LOCK_UN);
     _exit(same ? 0 : 1);
@@ -311,8 +312,9 @@ static void s_hold_lock(const char *path, int ready, int go)
 
 /* Another worker holding the table (preempted inside its few
  * instructions) once made an attempt count without the lock after 1,000
- * tries: two workers' updates could overwrite each other and attempts go
- * uncounted. Now the attempt waits for the lock. */
+ * tries (well under a millisecond): two workers' updates could overwrite
+ * each other and attempts go uncounted. Now the attempt waits for the lock
+ * (up to 200 ms). */
 Test(logins, an_attempt_waits_for_another_worker_holding_the_table, .init = s_init,
      .fini = s_fini)
 {
@@ -340,5 +342,39 @@ Test(logins, an_attempt_waits_for_another_worker_holding_the_table, .init = s_in
         close(ready[i]);
         close(go[i]);
     }
+    logins_destroy(&l);
+}
+
+/* A worker stopped while it holds the table (SIGSTOP, a debugger) must not
+ * hang the others' loop threads: past the wait, the attempt is counted
+ * without the lock. */
+Test(logins, a_table_held_for_ever_does_not_hang_an_attempt, .init = s_init,
+     .fini = s_fini)
+{
+    logins_t *l = logins_new(s_dir, 0);
+    char path[96];
+    snprintf(path, sizeof path, "%s/login-throttle", s_dir);
+    int ready[2];
+    cr_assert(pipe(ready) == 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(path, O_RDONLY);
+        char c = 0;
+        if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(ready[1], &c, 1) != 1)
+            _exit(2);
+        pause(); /* holds it until killed */
+        _exit(0);
+    }
+    char c = 0;
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the other worker holds the table");
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(logins_admit(l, "gina", NULL), 0, "attempt %d", i + 1);
+    cr_assert_gt(logins_admit(l, "gina", NULL), 0, "counted without the lock");
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the holder still holds it");
+    kill(pid, SIGKILL);
+    cr_assert_eq(waitpid(pid, NULL, 0), pid);
+    close(ready[0]);
+    close(ready[1]);
     logins_destroy(&l);
 }

@@ -525,3 +525,70 @@ Test(store, ids_sort_in_the_order_they_were_made, .init = s_init, .fini = s_fini
     free(prev);
     free(p);
 }
+
+/* Frames in the WAL now, as a passive checkpoint from db sees them (in
+ * turn with the store's checkpointer). */
+static int s_wal_frames(sqlite3 *db)
+{
+    int frames = -1, done = -1;
+    for (int i = 0; i < 1000; i++) {
+        if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                      &done) != SQLITE_BUSY)
+            break;
+        usleep(1000);
+    }
+    cr_assert_geq(frames, 0, "%s", sqlite3_errmsg(db));
+    return frames;
+}
+
+/* Creates a task with a 2 KB title (a few frames each). */
+static void s_create_big(const char *project)
+{
+    static char title[2000];
+    if (!title[0])
+        memset(title, 'y', sizeof title - 1);
+    store_task_new_t f = {
+        .project_id = project, .title = title, .type = "feature", .priority = "low"};
+    char *doc = NULL, id[STORE_ID_MAX];
+    store_err_t e;
+    cr_assert_eq(store_task_create(s_store, &f, &doc, id, &e), 0, "%s", e.msg);
+    free(doc);
+}
+
+/* A read of another worker that keeps an old snapshot holds back every
+ * frame after it. The checkpointer's RESTART, under the write lock that
+ * every write waits for, waits for such a reader only briefly
+ * (STORE_WAL_WAIT_NS): writes go on past STORE_WAL_RESTART_FRAMES and
+ * STORE_WAL_MAX_FRAMES while the reader holds on (an unbounded wait hangs
+ * them here), and once it lets go the WAL starts over. */
+Test(store, a_reader_holding_an_old_snapshot_holds_up_no_write, .init = s_init,
+     .fini = s_fini, .timeout = 120)
+{
+    char *p = s_project(), path[128];
+    snprintf(path, sizeof path, "%s/t.db", s_dir);
+    sqlite3 *rd = NULL, *mon = NULL; /* the reader; a connection that counts */
+    cr_assert_eq(sqlite3_open(path, &rd), SQLITE_OK);
+    cr_assert_eq(sqlite3_open(path, &mon), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(mon, "SELECT count(*) FROM meta", NULL, NULL, NULL),
+                 SQLITE_OK); /* it reads: it knows the WAL */
+    cr_assert_eq(
+        sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM tasks;", NULL, NULL, NULL),
+        SQLITE_OK, "%s", sqlite3_errmsg(rd));
+    int frames = 0, made = 0;
+    while (frames <= STORE_WAL_MAX_FRAMES + 1000) {
+        cr_assert_lt(made, 20000, "the WAL stayed at %d frames", frames);
+        s_create_big(p);
+        if (++made % 100 == 0)
+            frames = s_wal_frames(mon);
+    }
+    cr_assert_eq(sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < 20000 && frames > STORE_WAL_RESTART_FRAMES; i++) {
+        s_create_big(p);
+        if (i % 10 == 0)
+            frames = s_wal_frames(mon);
+    }
+    cr_assert_leq(frames, STORE_WAL_RESTART_FRAMES, "the WAL did not start over");
+    sqlite3_close(rd);
+    sqlite3_close(mon);
+    free(p);
+}

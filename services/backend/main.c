@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -123,6 +124,19 @@ static bool s_numbers(const cfg_t *cfg, long n[N_COUNT], char *err, size_t errle
     return true;
 }
 
+/* [backend] synchronous: normal (the default) or full; false with the
+ * reason in err. */
+static bool s_sync_mode(const cfg_t *cfg, store_sync_t *out, char *err, size_t errlen)
+{
+    const char *v = cfg_get_str(cfg, "backend", "synchronous", "normal");
+    *out = strcmp(v, "full") == 0 ? STORE_SYNC_FULL : STORE_SYNC_NORMAL;
+    if (strcmp(v, "full") == 0 || strcmp(v, "normal") == 0)
+        return true;
+    snprintf(err, errlen, "[backend] synchronous: \"%s\" is neither normal nor full",
+             v);
+    return false;
+}
+
 /* Workers start together: one at a time creates the database (WAL switch,
  * migrations), the secret and the first admin. SQLite answers "locked" at
  * once, without its busy handler, to a WAL switch or a read snapshot
@@ -130,10 +144,15 @@ static bool s_numbers(const cfg_t *cfg, long n[N_COUNT], char *err, size_t errle
 static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl, long address_free)
 {
     char err[512];
+    store_sync_t sync;
+    if (!s_sync_mode(cfg, &sync, err, sizeof err)) {
+        log_error("backend: %s", err);
+        return -EINVAL;
+    }
     const char *db = cfg_get(cfg, "backend", "database");
     char *path = db && *db ? xstrdup(db) : xasprintf("%s/vapora.db", b->data_dir);
     int lock = s_setup_lock(b->data_dir);
-    b->store = store_open(path, err, sizeof err);
+    b->store = store_open(path, sync, err, sizeof err);
     free(path);
     if (b->store)
         b->auth = auth_new(cfg_get(cfg, "backend", "jwt_secret"), b->data_dir,
@@ -250,11 +269,12 @@ static void s_drain(worker_t *w)
         relay_drain(s_relay);
 }
 
-/* --check: the [backend] numbers are in their bounds. */
+/* --check: the [backend] numbers are in their bounds, synchronous known. */
 static bool s_check(const cfg_t *cfg, char *err, size_t errlen)
 {
     long n[N_COUNT];
-    return s_numbers(cfg, n, err, errlen);
+    store_sync_t sync;
+    return s_numbers(cfg, n, err, errlen) && s_sync_mode(cfg, &sync, err, errlen);
 }
 
 static const worker_service_t s_service = {

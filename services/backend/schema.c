@@ -16,6 +16,7 @@ static const char *const s_backend[] = {
     "login_address_failures",
     "events_max_age",
     "events_max_bytes",
+    "synchronous",
     "web_root",
     "agents_url",
     "router_url",

@@ -196,7 +196,7 @@ static void *s_checkpointer(void *arg)
     store_t *s = arg;
     pthread_setname_np(pthread_self(), "store-ckpt");
     char err[256];
-    sqlite3 *db = store__open_db(s->path, err, sizeof err);
+    sqlite3 *db = store__open_db(s->path, s->sync, err, sizeof err);
     if (!db) {
         log_warn("store: checkpointer: %s", err);
         return NULL;
@@ -250,7 +250,7 @@ uint64_t store_full_since(const store_t *s)
     return atomic_load_explicit(&s->shared->full_ms, memory_order_relaxed);
 }
 
-store_t *store_open(const char *path, char *err, size_t errlen)
+store_t *store_open(const char *path, store_sync_t sync, char *err, size_t errlen)
 {
     if (sodium_init() < 0) {
         snprintf(err, errlen, "libsodium failed to initialise");
@@ -260,7 +260,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
      * sqlite3_malloc. Only before SQLite's first use (else it says
      * SQLITE_MISUSE and nothing changes). */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    sqlite3 *db = store__open_db(path, err, errlen);
+    sqlite3 *db = store__open_db(path, sync, err, errlen);
     if (!db)
         return NULL;
     int rc = store__migrate(db, err, errlen);
@@ -269,6 +269,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
         return NULL;
     store_t *s = xcalloc(1, sizeof *s);
     s->path = xstrdup(path);
+    s->sync = sync;
     s->outbox_max = 100000;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->hook_mu, NULL);

@@ -23,7 +23,7 @@ static int s_busy(void *ud, int count)
     return count < 25000;
 }
 
-sqlite3 *store__open_db(const char *path, char *err, size_t errlen)
+sqlite3 *store__open_db(const char *path, store_sync_t sync, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
     /* sqlwal: a group commit's WAL frames go out in one write (sqlwal.h). */
@@ -34,8 +34,13 @@ sqlite3 *store__open_db(const char *path, char *err, size_t errlen)
         sqlite3_busy_handler(db, s_busy, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db,
-                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          " PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
+                          sync == STORE_SYNC_FULL
+                              ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db,
+                          "PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
                           " PRAGMA wal_autocheckpoint=0;",
                           NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -75,7 +80,7 @@ store_conn_t *store__conn(store_t *s)
     if (c)
         return c;
     char err[256];
-    sqlite3 *db = store__open_db(s->path, err, sizeof err);
+    sqlite3 *db = store__open_db(s->path, s->sync, err, sizeof err);
     if (!db) {
         log_error("store: %s", err);
         return NULL;

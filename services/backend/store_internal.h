@@ -42,6 +42,7 @@ typedef struct store_shared {
 
 struct store {
     char *path;
+    store_sync_t sync; /* every connection's */
     pthread_key_t key; /* the calling thread's store_conn_t */
     /* The outbox (store_outbox.c). */
     long outbox_max;
@@ -119,7 +120,7 @@ typedef struct store_conn {
 
 /* Opens path with the store's pragmas (WAL, synchronous=NORMAL, foreign
  * keys, no automatic checkpoint) and busy handler; NULL with a reason. */
-sqlite3 *store__open_db(const char *path, char *err, size_t errlen);
+sqlite3 *store__open_db(const char *path, store_sync_t sync, char *err, size_t errlen);
 /* The calling thread's connection (opened on first use), or NULL (logged). */
 store_conn_t *store__conn(store_t *s);
 /* Closes a connection: the pthread key's destructor. */

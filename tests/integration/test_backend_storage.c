@@ -148,3 +148,32 @@ Test(backend_storage, a_full_disk_at_start_is_a_clear_error, .timeout = 90,
     cr_assert_eq(rc, 1, "exit %d on a full disk; log:\n%s", rc, log);
     cr_assert(strstr(log, "full"), "the log does not say the disk is full:\n%s", log);
 }
+
+/* [backend] synchronous = full: every commit is synced before its writes
+ * are answered, and the backend serves as usual; a value it does not know
+ * stops it at start, saying which key (no restart storm: exit 1). */
+Test(backend_storage, synchronous_is_normal_or_full, .timeout = 60, .fini = be_fini)
+{
+    th_proc_t *p = be_start("admin_password = " BE_PW "\nsynchronous = full\n");
+    const char *tok = be_login("admin", BE_PW);
+    json_t *prj = be_project(tok, "synced");
+    json_t *t = be_api(201, "POST", th_fmt(BE_API "/projects/%s/tasks", be_id(prj)),
+                       tok, "{\"title\":\"written through\"}");
+    be_api(200, "GET", th_fmt(BE_API "/tasks/%s", be_id(t)), tok, NULL);
+    cr_assert_eq(th_stop(p, SIGTERM, 10000), 0);
+
+    char *cfg = th_write_temp("backend", ".conf",
+                              th_fmt("[service:backend]\nlisten = 127.0.0.1:%d\n"
+                                     "[supervisor]\ndata_dir = %s\n"
+                                     "[backend]\nadmin_password = " BE_PW "\n"
+                                     "synchronous = fsync\n",
+                                     th_free_port(), be_new_dir()));
+    th_proc_t *q = th_spawn(th_keep(th_bin_path(BE_BIN)), cfg);
+    cr_assert_not_null(q);
+    int rc = th_wait_exit(q, 20000);
+    char *log = th_keep(th_log(q));
+    cr_assert_eq(rc, 1, "exit %d; log:\n%s", rc, log);
+    cr_assert(strstr(log, "[backend] synchronous: ") &&
+                  strstr(log, "fsync\\\" is neither normal nor full"),
+              "the log does not name the key and the value:\n%s", log);
+}

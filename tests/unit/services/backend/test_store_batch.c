@@ -25,7 +25,7 @@ static void s_init(void)
     cr_assert_not_null(mkdtemp(s_dir));
     char err[256];
     snprintf(s_path, sizeof s_path, "%s/t.db", s_dir);
-    s_store = store_open(s_path, err, sizeof err);
+    s_store = store_open(s_path, STORE_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(s_store, "%s", err);
 }
 
@@ -200,4 +200,51 @@ Test(writer, a_waiting_write_joins_the_queued_batch, .init = s_init, .fini = s_f
     cr_assert(s_visible("mine"), "store__write returned before its commit");
     s_wait(&a);
     cr_assert(s_visible("a"));
+}
+
+/* A write that reads the synchronous setting of the connection it runs on
+ * (the writer's). */
+typedef struct sync_op {
+    store_write_t w;
+    store_err_t e;
+    int level; /* PRAGMA synchronous: 1 NORMAL, 2 FULL */
+} sync_op_t;
+
+static int s_read_sync(store_write_t *w, store_t *s)
+{
+    sync_op_t *op = (sync_op_t *)w;
+    store_conn_t *c = store__conn(s);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(c->db, "PRAGMA synchronous", -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    op->level = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int s_writer_sync(store_t *s)
+{
+    sync_op_t op = {.w = {.run = s_read_sync}};
+    op.w.e = &op.e;
+    cr_assert_eq(store__write(s, &op.w), 0, "%s", op.e.msg);
+    return op.level;
+}
+
+/* [backend] synchronous = full: the writer's commits sync the WAL before
+ * their writes are answered (SQLite's synchronous=FULL); normal, the
+ * default, leaves that to the checkpoints. */
+Test(writer, a_full_store_syncs_every_commit, .init = s_init, .fini = s_fini)
+{
+    cr_assert_eq(s_writer_sync(s_store), 1, "the default is NORMAL");
+    store_destroy(&s_store);
+    char err[256];
+    s_store = store_open(s_path, STORE_SYNC_FULL, err, sizeof err);
+    cr_assert_not_null(s_store, "%s", err);
+    cr_assert_eq(s_writer_sync(s_store), 2, "the writer's connection is FULL");
+    static op_t a;
+    s_submit(&a, "full", false, NULL);
+    s_wait(&a);
+    cr_assert_eq(a.w.rc, 0, "%s", a.e.msg);
+    cr_assert(s_visible("full"), "a write of the FULL store commits");
 }

@@ -4,10 +4,13 @@
  * inserted, cascade delete. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -590,5 +593,49 @@ Test(store, a_reader_holding_an_old_snapshot_holds_up_no_write, .init = s_init,
     cr_assert_leq(frames, STORE_WAL_RESTART_FRAMES, "the WAL did not start over");
     sqlite3_close(rd);
     sqlite3_close(mon);
+    free(p);
+}
+
+/* From the WAL index (the -shm file; its layout is SQLite's documented
+ * wal-index format): the last frame committed (mxFrame, offset 16) and the
+ * frames checkpointed (nBackfill, offset 96). */
+static void s_wal_index(uint32_t *mx, uint32_t *backfill)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/t.db-shm", s_dir);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pread(fd, mx, 4, 16), 4);
+    cr_assert_eq(pread(fd, backfill, 4, 96), 4);
+    close(fd);
+}
+
+/* One worker's checkpointer runs at a time (two at once made each other's
+ * checkpoints end at once): a round finds the turn taken (the flock of
+ * DATABASE-ckptlock, held here as another worker's checkpointer would)
+ * and checkpoints nothing; once the turn is free, it catches up. */
+Test(store, a_checkpointer_waits_its_turn, .init = s_init, .fini = s_fini,
+     .timeout = 60)
+{
+    char *p = s_project(), path[128];
+    snprintf(path, sizeof path, "%s/t.db-ckptlock", s_dir);
+    int turn = open(path, O_RDWR | O_CREAT, 0600);
+    cr_assert_geq(turn, 0);
+    cr_assert_eq(flock(turn, LOCK_EX), 0); /* after the round in progress */
+    uint32_t mx0, bf0, mx, bf;
+    s_wal_index(&mx0, &bf0);
+    for (int i = 0; i < 50; i++)
+        s_create_big(p);
+    usleep(500 * 1000); /* five of its rounds (every 100 ms) */
+    s_wal_index(&mx, &bf);
+    cr_assert_gt(mx, mx0, "the writes added frames");
+    cr_assert_eq(bf, bf0, "a checkpoint ran while another worker had the turn");
+    cr_assert_eq(flock(turn, LOCK_UN), 0);
+    for (int i = 0; i < 500 && bf < mx; i++) {
+        usleep(10 * 1000);
+        s_wal_index(&mx, &bf);
+    }
+    cr_assert_eq(bf, mx, "its turn came and it did not catch up");
+    close(turn);
     free(p);
 }

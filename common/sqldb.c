@@ -41,8 +41,14 @@ static sqlite3 *s_open(const char *path, const char *schema, char *err, size_t e
         snprintf(why, sizeof why, "%s", db ? sqlite3_errmsg(db) : "out of memory");
     } else {
         sqlite3_busy_handler(db, sqldb_busy, NULL);
-        if (sqldb_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", why,
-                       sizeof why) == 0 && schema)
+        /* temp_store=MEMORY: statement journals and temporary tables in
+         * memory, not in the system's temporary directory (a full one
+         * failed writes as if the database's disk were full). */
+        if (sqldb_exec(db,
+                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                       " PRAGMA temp_store=MEMORY;",
+                       why, sizeof why) == 0 &&
+            schema)
             sqldb_exec(db, schema, why, sizeof why);
     }
     if (!why[0])

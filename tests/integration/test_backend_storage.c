@@ -177,3 +177,28 @@ Test(backend_storage, synchronous_is_normal_or_full, .timeout = 60, .fini = be_f
                   strstr(log, "fsync\\\" is neither normal nor full"),
               "the log does not name the key and the value:\n%s", log);
 }
+
+/* SQLite's temporary files (a savepoint's journal past 64 KiB, as a
+ * cascade delete's) went to the system's temporary directory: with that
+ * disk full and the data_dir's disk fine, the delete failed as
+ * "storage_full" and /health said the disk was full. They stay in memory
+ * now: the delete succeeds whatever the temporary directory. */
+Test(backend_storage, a_full_temporary_directory_fails_no_write, .timeout = 90,
+     .fini = be_fini)
+{
+    const char *tmp = s_disk();
+    be_fill_disk(tmp, 0);
+    cr_assert_eq(setenv("SQLITE_TMPDIR", tmp, 1), 0); /* for what starts now */
+    be_start(NULL);
+    const char *tok = be_login("admin", BE_PW);
+    json_t *p = be_project(tok, "big");
+    const char *tasks = th_fmt(BE_API "/projects/%s/tasks", be_id(p));
+    const char *body =
+        th_fmt("{\"title\":\"big\",\"description\":\"%s\"}", s_text(3000));
+    for (int i = 0; i < 200; i++)
+        be_api(201, "POST", tasks, tok, body);
+    be_api(204, "DELETE", th_fmt(BE_API "/projects/%s?cascade=true", be_id(p)), tok,
+           NULL);
+    const char *h;
+    cr_assert_eq(s_health(&h), 200, "/health: %s", h);
+}

@@ -415,6 +415,20 @@ Test(store, timestamps_are_written_as_now_iso8601_writes_them)
     }
 }
 
+/* Creates a task with a 2 KB title (a few frames each). */
+static void s_create_big(const char *project)
+{
+    static char title[2000];
+    if (!title[0])
+        memset(title, 'y', sizeof title - 1);
+    store_task_new_t f = {
+        .project_id = project, .title = title, .type = "feature", .priority = "low"};
+    char *doc = NULL, id[STORE_ID_MAX];
+    store_err_t e;
+    cr_assert_eq(store_task_create(s_store, &f, &doc, id, &e), 0, "%s", e.msg);
+    free(doc);
+}
+
 /* Under a steady stream of writes the WAL starts over now and then (the
  * checkpointer lets it): it does not grow with every write made. */
 Test(store, the_wal_stays_bounded_under_a_steady_stream_of_writes, .init = s_init,
@@ -422,17 +436,9 @@ Test(store, the_wal_stays_bounded_under_a_steady_stream_of_writes, .init = s_ini
 {
     char *p = s_project(), path[160];
     snprintf(path, sizeof path, "%s/t.db-wal", s_dir);
-    char title[2000];
-    memset(title, 'x', sizeof title - 1);
-    title[sizeof title - 1] = '\0';
     off_t most = 0;
     for (int i = 0; i < 12000; i++) { /* ~100 MB of WAL without restarts */
-        store_task_new_t f = {
-            .project_id = p, .title = title, .type = "feature", .priority = "low"};
-        char *doc = NULL, id[STORE_ID_MAX];
-        store_err_t e;
-        cr_assert_eq(store_task_create(s_store, &f, &doc, id, &e), 0, "%s", e.msg);
-        free(doc);
+        s_create_big(p);
         struct stat st;
         if (i % 100 == 0 && stat(path, &st) == 0 && st.st_size > most)
             most = st.st_size;
@@ -542,20 +548,6 @@ static int s_wal_frames(sqlite3 *db)
     }
     cr_assert_geq(frames, 0, "%s", sqlite3_errmsg(db));
     return frames;
-}
-
-/* Creates a task with a 2 KB title (a few frames each). */
-static void s_create_big(const char *project)
-{
-    static char title[2000];
-    if (!title[0])
-        memset(title, 'y', sizeof title - 1);
-    store_task_new_t f = {
-        .project_id = project, .title = title, .type = "feature", .priority = "low"};
-    char *doc = NULL, id[STORE_ID_MAX];
-    store_err_t e;
-    cr_assert_eq(store_task_create(s_store, &f, &doc, id, &e), 0, "%s", e.msg);
-    free(doc);
 }
 
 /* A read of another worker that keeps an old snapshot holds back every

@@ -145,8 +145,9 @@ static bool s_lock(logins_t *l)
         usleep(500);
     }
     int err = errno;
-    if (now_ms() - l->lock_logged_ms > 60000) {
-        l->lock_logged_ms = now_ms();
+    uint64_t now = now_ms();
+    if (now - l->lock_logged_ms > 60000) {
+        l->lock_logged_ms = now;
         log_err(err, "logins: the throttle table stayed locked; counting without the "
                      "lock");
     }

@@ -129,12 +129,14 @@ static bool s_numbers(const cfg_t *cfg, long n[N_COUNT], char *err, size_t errle
 static bool s_sync_mode(const cfg_t *cfg, store_sync_t *out, char *err, size_t errlen)
 {
     const char *v = cfg_get_str(cfg, "backend", "synchronous", "normal");
-    *out = strcmp(v, "full") == 0 ? STORE_SYNC_FULL : STORE_SYNC_NORMAL;
-    if (strcmp(v, "full") == 0 || strcmp(v, "normal") == 0)
-        return true;
-    snprintf(err, errlen, "[backend] synchronous: \"%s\" is neither normal nor full",
-             v);
-    return false;
+    bool full = strcmp(v, "full") == 0;
+    if (!full && strcmp(v, "normal") != 0) {
+        snprintf(err, errlen,
+                 "[backend] synchronous: \"%s\" is neither normal nor full", v);
+        return false;
+    }
+    *out = full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL;
+    return true;
 }
 
 /* Workers start together: one at a time creates the database (WAL switch,

@@ -32,20 +32,20 @@ sqlite3 *store__open_db(const char *path, store_sync_t sync, char *err, size_t e
         sqlwal_vfs());
     if (rc == SQLITE_OK)
         sqlite3_busy_handler(db, s_busy, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db,
-                          sync == STORE_SYNC_FULL
-                              ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                          NULL, NULL, NULL);
     /* temp_store=MEMORY: a savepoint's journal (past 64 KiB, as a cascade
      * delete's) stays in memory instead of a file in the system's
      * temporary directory, whose disk being full failed the write as if
      * the database's were. */
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db,
-                          "PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"
+                          "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
+                          " PRAGMA journal_size_limit=67108864;"
                           " PRAGMA wal_autocheckpoint=0; PRAGMA temp_store=MEMORY;",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db,
+                          sync == STORE_SYNC_FULL ? "PRAGMA synchronous=FULL"
+                                                  : "PRAGMA synchronous=NORMAL",
                           NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s%s", path,

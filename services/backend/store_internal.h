@@ -118,8 +118,9 @@ typedef struct store_conn {
 
 /* ---- store_conn.c: connections, statements, the write lock, transactions */
 
-/* Opens path with the store's pragmas (WAL, synchronous=NORMAL, foreign
- * keys, no automatic checkpoint) and busy handler; NULL with a reason. */
+/* Opens path with the store's pragmas (WAL, synchronous as sync asks,
+ * foreign keys, no automatic checkpoint, temporary data in memory) and
+ * busy handler; NULL with a reason. */
 sqlite3 *store__open_db(const char *path, store_sync_t sync, char *err, size_t errlen);
 /* The calling thread's connection (opened on first use), or NULL (logged). */
 store_conn_t *store__conn(store_t *s);

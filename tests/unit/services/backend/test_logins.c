@@ -292,9 +292,10 @@ Test(logins, a_username_and_an_address_on_one_slot_count_apart, .init = s_init,
     logins_destroy(&l);
 }
 
-/* Holds the table's flock for 50 ms from when the parent says it counts,
- * and exits 0 only if the table did not change meanwhile. */
-static void s_hold_lock(const char *path, int ready, int go)
+/* In the child: holds the table's flock, says so on ready, then for
+ * hold_ms exits 0 only if the table did not change meanwhile (1 if it
+ * did), or with hold_ms 0 holds it until killed. */
+static void s_hold(const char *path, int ready, int hold_ms)
 {
     static unsigned char before[1 << 20], after[1 << 20];
     int fd = open(path, O_RDONLY);
@@ -302,12 +303,35 @@ static void s_hold_lock(const char *path, int ready, int go)
         _exit(2);
     ssize_t n = pread(fd, before, sizeof before, 0);
     char c = 0;
-    if (n <= 0 || write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+    if (n <= 0 || write(ready, &c, 1) != 1)
         _exit(2);
-    usleep(50 * 1000); /* the attempt is counted meanwhile, or waits */
+    if (hold_ms == 0)
+        for (;;)
+            pause();
+    usleep((useconds_t)hold_ms *
+           1000); /* the attempts are counted meanwhile, or wait */
     bool same = pread(fd, after, sizeof after, 0) == n && memcmp(before, after, n) == 0;
     flock(fd, LOCK_UN);
     _exit(same ? 0 : 1);
+}
+
+/* Another worker (a child) that holds the table, as s_hold; returns once
+ * it does. */
+static pid_t s_holder(int hold_ms)
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/login-throttle", s_dir);
+    int ready[2];
+    cr_assert(pipe(ready) == 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        s_hold(path, ready[1], hold_ms);
+    char c = 0;
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the other worker holds the table");
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
 }
 
 /* Another worker holding the table (preempted inside its few
@@ -320,17 +344,7 @@ Test(logins, an_attempt_waits_for_another_worker_holding_the_table, .init = s_in
 {
     logins_t *l = logins_new(s_dir, 0);
     cr_assert(logins_shared(l));
-    char path[96];
-    snprintf(path, sizeof path, "%s/login-throttle", s_dir);
-    int ready[2], go[2];
-    cr_assert(pipe(ready) == 0 && pipe(go) == 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0)
-        s_hold_lock(path, ready[1], go[0]);
-    char c = 0;
-    cr_assert_eq(read(ready[0], &c, 1), 1, "the other worker holds the table");
-    cr_assert_eq(write(go[1], &c, 1), 1);
+    pid_t pid = s_holder(50);
     for (int i = 0; i < 5; i++)
         cr_assert_eq(logins_admit(l, "frank", NULL), 0, "attempt %d", i + 1);
     int st = 0;
@@ -338,10 +352,6 @@ Test(logins, an_attempt_waits_for_another_worker_holding_the_table, .init = s_in
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "the table changed while another worker held it (status %d)", st);
     cr_assert_gt(logins_admit(l, "frank", NULL), 0, "the five attempts counted");
-    for (int i = 0; i < 2; i++) {
-        close(ready[i]);
-        close(go[i]);
-    }
     logins_destroy(&l);
 }
 
@@ -352,29 +362,12 @@ Test(logins, a_table_held_for_ever_does_not_hang_an_attempt, .init = s_init,
      .fini = s_fini)
 {
     logins_t *l = logins_new(s_dir, 0);
-    char path[96];
-    snprintf(path, sizeof path, "%s/login-throttle", s_dir);
-    int ready[2];
-    cr_assert(pipe(ready) == 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int fd = open(path, O_RDONLY);
-        char c = 0;
-        if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(ready[1], &c, 1) != 1)
-            _exit(2);
-        pause(); /* holds it until killed */
-        _exit(0);
-    }
-    char c = 0;
-    cr_assert_eq(read(ready[0], &c, 1), 1, "the other worker holds the table");
+    pid_t pid = s_holder(0);
     for (int i = 0; i < 5; i++)
         cr_assert_eq(logins_admit(l, "gina", NULL), 0, "attempt %d", i + 1);
     cr_assert_gt(logins_admit(l, "gina", NULL), 0, "counted without the lock");
     cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the holder still holds it");
     kill(pid, SIGKILL);
     cr_assert_eq(waitpid(pid, NULL, 0), pid);
-    close(ready[0]);
-    close(ready[1]);
     logins_destroy(&l);
 }

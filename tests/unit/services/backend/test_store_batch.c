@@ -212,7 +212,7 @@ typedef struct sync_op {
 
 static int s_read_sync(store_write_t *w, store_t *s)
 {
-    sync_op_t *op = (sync_op_t *)w;
+    sync_op_t *op = container_of(w, sync_op_t, w);
     store_conn_t *c = store__conn(s);
     sqlite3_stmt *st = NULL;
     cr_assert_eq(sqlite3_prepare_v2(c->db, "PRAGMA synchronous", -1, &st, NULL),

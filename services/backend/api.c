@@ -151,6 +151,8 @@ static int s_write_run(store_write_t *w, store_t *s)
 {
     UNUSED(s);
     api_job_t *j = container_of(w, api_job_t, write);
+    j->rc = 0; /* it may run again (see store.h): nothing of a first run stays */
+    j->location[0] = '\0';
     if (j->token && !j->who.current && !s_user_holds(j))
         return -1; /* 401, or the database failed: nothing was written */
     j->fn(j);

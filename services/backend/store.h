@@ -77,7 +77,11 @@ struct store_write {
      * but not store_end. Returns 0 when its outcome stands only once the
      * batch commits: if the commit fails, rc, *out, *text and *e are replaced by
      * the failure. Anything else: its outcome holds whatever the batch
-     * does (it failed and rolled back its savepoint, or changed nothing). */
+     * does (it failed and rolled back its savepoint, or changed nothing).
+     * It may run twice: when a write of its batch failed after changing
+     * rows, the batch is rolled back, *out and *text are dropped, and every
+     * write runs again. So it sets its whole outcome each time and leaves
+     * its inputs as they were. */
     int (*run)(store_write_t *w, store_t *s);
     /* The writer thread, once the batch committed or failed (rc is then
      * final, and 0 means committed): w is the caller's again, and may be

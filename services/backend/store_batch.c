@@ -3,10 +3,11 @@
  * Writes queue here (store_write_submit from any thread, or store__write,
  * which waits). One thread per store takes whatever is queued, up to
  * STORE_BATCH writes, and runs them in one BEGIN IMMEDIATE transaction,
- * each in its own savepoint (a write that fails rolls back alone), commits
- * once, then completes each write in order. While it runs a batch the next
- * one queues, so batches grow with the load whatever the number of pool
- * threads: a request holds no thread while it waits for its commit.
+ * each as if in its own savepoint (a write that fails rolls back alone:
+ * see s_run_writes), commits once, then completes each write in order.
+ * While it runs a batch the next one queues, so batches grow with the load
+ * whatever the number of pool threads: a request holds no thread while it
+ * waits for its commit.
  * Concurrent writes thus share one commit and one hold of the database's
  * write lock instead of queueing for it one by one. No network I/O
  * happens inside.
@@ -28,6 +29,19 @@
  * lock is held (and on the latency of the writes behind). */
 #define STORE_BATCH 128
 
+/* Drops what a write produced (its result, or its text). */
+static void s_drop(store_write_t *w)
+{
+    if (w->out) {
+        json_decref(*w->out);
+        *w->out = NULL;
+    }
+    if (w->text) {
+        free(*w->text);
+        *w->text = NULL;
+    }
+}
+
 /* The batch failed to commit: outcomes that looked fine are replaced by
  * the batch's cause (c is NULL when there was no connection). */
 static void s_fail_all(store_conn_t *c, list_t *batch)
@@ -36,36 +50,75 @@ static void s_fail_all(store_conn_t *c, list_t *batch)
     {
         store_write_t *w = list_item(it, store_write_t, link);
         if (w->rc == 0) {
-            if (w->out) {
-                json_decref(*w->out);
-                *w->out = NULL;
-            }
-            if (w->text) {
-                free(*w->text);
-                *w->text = NULL;
-            }
+            s_drop(w);
             w->rc = store__fail(c, w->e);
         }
     }
 }
 
-/* Runs the writes of batch inside the open transaction, each in its
- * savepoint; false when the transaction is gone: SQLite rolls it back by
- * itself after some failures (a full disk), and the writes that had
- * succeeded went with it. */
-static bool s_run_ops(store_t *s, store_conn_t *c, list_t *batch)
+typedef enum {
+    RUN_OK,   /* every write ran, the transaction is open */
+    RUN_GONE, /* SQLite rolled the transaction back (a full disk) */
+    RUN_REDO, /* a write failed after changing rows, with no savepoint */
+} run_t;
+
+/* Whether w, run without savepoints, left changes that only its savepoint
+ * could have undone: a rollback after changes (c->redo), or a failure
+ * after rows changed since `before`. */
+static bool s_needs_redo(store_conn_t *c, const store_write_t *w, int64_t before)
 {
-    bool open = true;
+    return c->redo || (w->rc != 0 && sqlite3_total_changes64(c->db) != before);
+}
+
+/* Runs the writes of batch inside the open transaction: each in its
+ * savepoint, or (optimistic) with none, stopping at the first write that
+ * needed one. RUN_GONE: SQLite rolled the transaction back by itself after
+ * a failure (a full disk), and the writes that had succeeded went with
+ * it; the writes after that one are left with rc 0. */
+static run_t s_run_ops(store_t *s, store_conn_t *c, list_t *batch, bool optimistic)
+{
+    run_t r = RUN_OK;
     c->batched = true;
+    c->optimistic = optimistic;
+    c->redo = false;
     list_for_each(it, batch)
     {
         store_write_t *w = list_item(it, store_write_t, link);
-        w->rc = open ? w->run(w, s) : 0; /* 0: failed with the others below */
-        if (open && sqlite3_get_autocommit(c->db))
-            open = false;
+        w->rc = 0; /* when it does not run: failed with the others below */
+        if (r != RUN_OK)
+            continue;
+        c->depth = 0;
+        int64_t before = sqlite3_total_changes64(c->db);
+        w->rc = w->run(w, s);
+        if (sqlite3_get_autocommit(c->db))
+            r = RUN_GONE;
+        else if (optimistic && s_needs_redo(c, w, before))
+            r = RUN_REDO;
     }
-    c->batched = false;
-    return open;
+    c->batched = c->optimistic = false;
+    return r;
+}
+
+/* Runs the writes of batch in the transaction just begun. Savepoints cost
+ * the writer a copy of every page a write changes (nearly a fifth of its
+ * time), and only a write that fails after changing rows needs one. So
+ * the batch runs without; when such a write comes, the transaction is
+ * rolled back, what the writes produced is dropped, and the batch runs
+ * again from its start with a savepoint per write (a write's run may thus
+ * be called twice: see store.h). False when the transaction is gone. */
+static bool s_run_writes(store_t *s, store_conn_t *c, list_t *batch)
+{
+    run_t r = s_run_ops(s, c, batch, true);
+    if (r == RUN_REDO) {
+        store__tx(c, STORE_TX_ROLLBACK);
+        list_for_each(it, batch)
+        {
+            s_drop(list_item(it, store_write_t, link));
+        }
+        c->users_changed = false;
+        r = store__begin_immediate(c) ? s_run_ops(s, c, batch, false) : RUN_GONE;
+    }
+    return r == RUN_OK;
 }
 
 /* The writes outran the checkpointer: the WAL is checkpointed here, with
@@ -101,7 +154,7 @@ static void s_run_batch(store_t *s, list_t *batch)
     store_conn_t *c = store__conn(s);
     if (c)
         store__lock(c);
-    bool ok = c && store__begin_immediate(c) && s_run_ops(s, c, batch);
+    bool ok = c && store__begin_immediate(c) && s_run_writes(s, c, batch);
     long queued = atomic_load(&s->backlog);
     if (ok && !store__tx(c, STORE_TX_COMMIT)) {
         store__rollback(c);

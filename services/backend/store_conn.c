@@ -243,11 +243,31 @@ bool store__begin_immediate(store_conn_t *c)
     return store__tx(c, STORE_TX_BEGIN);
 }
 
+/* store__begin in a batch's first run: no savepoint, the changes so far
+ * noted (see store_conn_t). */
+static bool s_begin_unsaved(store_conn_t *c)
+{
+    if (c->depth < STORE_NEST_MAX)
+        c->begun[c->depth] = sqlite3_total_changes64(c->db);
+    c->depth++;
+    return true;
+}
+
+/* store__commit (ok) or store__rollback in a batch's first run. */
+static void s_end_unsaved(store_conn_t *c, bool ok)
+{
+    if (c->depth > 0)
+        c->depth--;
+    if (!ok && (c->depth >= STORE_NEST_MAX ||
+                sqlite3_total_changes64(c->db) != c->begun[c->depth]))
+        c->redo = true;
+}
+
 bool store__begin(store_conn_t *c)
 {
     c->cause_rc = 0;
     if (c->batched)
-        return store__tx(c, STORE_TX_SAVEPOINT);
+        return c->optimistic ? s_begin_unsaved(c) : store__tx(c, STORE_TX_SAVEPOINT);
     store__lock(c);
     if (store__begin_immediate(c))
         return true;
@@ -269,6 +289,10 @@ void store__bump(store_conn_t *c)
 
 bool store__commit(store_conn_t *c)
 {
+    if (c->batched && c->optimistic) {
+        s_end_unsaved(c, true);
+        return true;
+    }
     if (store__tx(c, c->batched ? STORE_TX_RELEASE : STORE_TX_COMMIT)) {
         if (!c->batched) {
             store__bump(c);
@@ -284,7 +308,9 @@ void store__rollback(store_conn_t *c)
 {
     if (c->cause_rc == 0) /* the first failure of a statement is its cause */
         s_note_cause(c);
-    if (!c->batched)
+    if (c->batched && c->optimistic)
+        s_end_unsaved(c, false);
+    else if (!c->batched)
         store__tx(c, STORE_TX_ROLLBACK);
     else if (store__tx(c, STORE_TX_ROLLBACK_TO)) /* fails when all is gone */
         store__tx(c, STORE_TX_RELEASE);

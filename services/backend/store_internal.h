@@ -87,6 +87,10 @@ enum {
     STORE_TX_N
 };
 
+/* How deeply store__begin may nest in a batch's first run and still be
+ * tracked (deeper: a rollback always runs the batch again). */
+#define STORE_NEST_MAX 8
+
 /* One thread's connection, made on its first use of the store and freed
  * when the thread exits (a pthread key destructor). */
 typedef struct store_conn {
@@ -105,6 +109,14 @@ typedef struct store_conn {
      * SAVEPOINT, RELEASE and ROLLBACK TO, so a write's body is the same alone
      * or batched. */
     bool batched;
+    /* A batch's first run (store_batch.c): its writes take no savepoint.
+     * store__begin then notes how many rows the connection has changed so
+     * far (begun[], nested depth deep), and a store__rollback after rows
+     * changed since sets redo: only a savepoint could have undone them, so
+     * the batch runs again with one per write. */
+    bool optimistic, redo;
+    int depth;
+    int64_t begun[STORE_NEST_MAX];
     /* Why the last rollback happened: SQLite's code and message, kept
      * because the ROLLBACK (which may fail: SQLite rolls back by itself on
      * a full disk) replaces them. 0: none since the current statement. */

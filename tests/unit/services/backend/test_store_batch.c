@@ -1,8 +1,9 @@
 /* test_store_batch.c - unit tests for the store's writer
  * (services/backend/store_batch.c): a batch is whatever was queued, even
  * by one thread; a write that fails rolls back alone while the others of
- * its batch commit; and a write completes only once its batch committed
- * (another connection sees it by then). */
+ * its batch commit (the batch running again with savepoints only when a
+ * write failed after changing rows); and a write completes only once its
+ * batch committed (another connection sees it by then). */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <semaphore.h>
@@ -39,13 +40,22 @@ static void s_fini(void)
 
 static const char *const SQL_PUT = "INSERT INTO meta(key,value) VALUES(?,'v')";
 
-/* A write of a meta row; the first statement of a failing one succeeds and
- * its second fails (the same key again), as a write whose later step fails. */
+/* How a write of a meta row goes. */
+typedef enum {
+    OP_OK,
+    OP_FAIL,   /* its first statement succeeds, its second fails (the same key
+                  again): a write whose later step fails */
+    OP_NESTED, /* a store write inside it fails so, and it goes on with a row
+                  of its own and succeeds */
+} how_t;
+
+/* A write of a meta row (a key already there fails it before any change). */
 typedef struct op {
     store_write_t w;
     store_err_t e;
     char key[32];
-    bool fail;
+    how_t how;
+    atomic_int runs;   /* how many times run() ran */
     sem_t *gate;       /* run() posts gate[1], then waits for gate[0] */
     uint64_t batch;    /* the writer's batch count when run() ran */
     int seen;          /* in done(): whether another connection saw the row */
@@ -76,22 +86,36 @@ static bool s_put(store_conn_t *c, const char *key)
     return sqlite3_step(st) == SQLITE_DONE;
 }
 
+/* Puts key, twice when twice (the second fails), as one store write. */
+static int s_put_write(store_conn_t *c, store_err_t *e, const char *key, bool twice)
+{
+    if (!store__begin(c))
+        return store__fail(c, e);
+    if (!s_put(c, key) || (twice && !s_put(c, key))) {
+        store__rollback(c);
+        return store__fail(c, e);
+    }
+    return store__commit(c) ? 0 : store__fail(c, e);
+}
+
 static int s_run(store_write_t *w, store_t *s)
 {
     op_t *o = container_of(w, op_t, w);
-    if (o->gate) { /* the writer is busy until the test lets it go */
+    atomic_fetch_add(&o->runs, 1);
+    if (o->gate && atomic_load(&o->runs) == 1) { /* the writer is busy until the
+                                                    test lets it go */
         sem_post(&o->gate[1]);
         sem_wait(&o->gate[0]);
     }
     o->batch = atomic_load(&s->batches);
     store_conn_t *c = store__conn(s);
-    if (!store__begin(c))
-        return store__fail(c, w->e);
-    if (!s_put(c, o->key) || (o->fail && !s_put(c, o->key))) {
-        store__rollback(c);
-        return store__fail(c, w->e);
-    }
-    return store__commit(c) ? 0 : store__fail(c, w->e);
+    if (o->how != OP_NESTED)
+        return s_put_write(c, w->e, o->key, o->how == OP_FAIL);
+    char inner[40];
+    snprintf(inner, sizeof inner, "%s-inner", o->key);
+    store_err_t e;
+    cr_assert_neq(s_put_write(c, &e, inner, true), 0, "the inner write succeeded");
+    return s_put_write(c, w->e, o->key, false);
 }
 
 static void s_done(store_write_t *w)
@@ -101,9 +125,9 @@ static void s_done(store_write_t *w)
     atomic_store(&o->ended, true);
 }
 
-static void s_submit(op_t *o, const char *key, bool fail, sem_t *gate)
+static void s_submit(op_t *o, const char *key, how_t how, sem_t *gate)
 {
-    *o = (op_t){.w = {.run = s_run, .done = s_done}, .fail = fail, .gate = gate};
+    *o = (op_t){.w = {.run = s_run, .done = s_done}, .how = how, .gate = gate};
     o->w.e = &o->e;
     snprintf(o->key, sizeof o->key, "%s", key);
     cr_assert_eq(store_write_submit(s_store, &o->w), 0);
@@ -115,7 +139,7 @@ static void s_hold(op_t *o, sem_t gate[2])
 {
     sem_init(&gate[0], 0, 0);
     sem_init(&gate[1], 0, 0);
-    s_submit(o, "hold", false, gate);
+    s_submit(o, "hold", OP_OK, gate);
     sem_wait(&gate[1]); /* it runs: what comes next queues */
 }
 
@@ -137,9 +161,9 @@ Test(writer, a_failing_write_rolls_back_alone_and_its_batch_commits, .init = s_i
     sem_t gate[2];
     static op_t hold, a, b, c;
     s_hold(&hold, gate);
-    s_submit(&a, "a", false, NULL);
-    s_submit(&b, "b", true, NULL);
-    s_submit(&c, "c", false, NULL);
+    s_submit(&a, "a", OP_OK, NULL);
+    s_submit(&b, "b", OP_FAIL, NULL);
+    s_submit(&c, "c", OP_OK, NULL);
     s_release(gate);
     s_wait(&hold), s_wait(&a), s_wait(&b), s_wait(&c);
     cr_assert(a.batch == b.batch && b.batch == c.batch && a.batch != hold.batch,
@@ -154,6 +178,59 @@ Test(writer, a_failing_write_rolls_back_alone_and_its_batch_commits, .init = s_i
               c.seen);
     cr_assert_not(b.seen, "the failing write's first row stayed");
     cr_assert(s_visible("a") && s_visible("c") && !s_visible("b"));
+    /* b failed after changing a row, with no savepoint: the batch ran again
+     * from a, with them; c had not run yet. */
+    cr_assert_eq(atomic_load(&a.runs), 2);
+    cr_assert_eq(atomic_load(&b.runs), 2);
+    cr_assert_eq(atomic_load(&c.runs), 1);
+}
+
+/* A write that fails before changing anything (a check that fails, a
+ * first statement refused) needs no savepoint: its batch runs once. */
+Test(writer, a_write_failing_before_any_change_leaves_its_batch_running_once,
+     .init = s_init, .fini = s_fini)
+{
+    sem_t gate[2];
+    static op_t first, hold, a, b, c;
+    s_submit(&first, "dup", OP_OK, NULL);
+    s_wait(&first);
+    s_hold(&hold, gate);
+    s_submit(&a, "a", OP_OK, NULL);
+    s_submit(&b, "dup", OP_OK, NULL); /* already there: refused at once */
+    s_submit(&c, "c", OP_OK, NULL);
+    s_release(gate);
+    s_wait(&hold), s_wait(&a), s_wait(&b), s_wait(&c);
+    cr_assert_eq(a.batch, c.batch, "not one batch");
+    cr_assert_eq(a.w.rc, 0, "%s", a.e.msg);
+    cr_assert_eq(c.w.rc, 0, "%s", c.e.msg);
+    cr_assert_eq(b.w.rc, VP_ESTORE, "the failing write answered %d", b.w.rc);
+    cr_assert(strstr(b.e.msg, "UNIQUE"), "%s", b.e.msg);
+    cr_assert(s_visible("a") && s_visible("c"));
+    cr_assert_eq(atomic_load(&a.runs), 1, "the batch ran again");
+    cr_assert_eq(atomic_load(&b.runs), 1);
+    cr_assert_eq(atomic_load(&c.runs), 1);
+}
+
+/* A store write inside a write fails after changing a row, and its caller
+ * goes on and succeeds: the inner write's row must not be committed with
+ * the caller's (its savepoint undoes it; without one, the batch runs
+ * again with them). */
+Test(writer, an_inner_write_failing_after_a_change_leaves_nothing_behind,
+     .init = s_init, .fini = s_fini)
+{
+    sem_t gate[2];
+    static op_t hold, a, n, c;
+    s_hold(&hold, gate);
+    s_submit(&a, "a", OP_OK, NULL);
+    s_submit(&n, "n", OP_NESTED, NULL);
+    s_submit(&c, "c", OP_OK, NULL);
+    s_release(gate);
+    s_wait(&hold), s_wait(&a), s_wait(&n), s_wait(&c);
+    cr_assert_eq(n.w.rc, 0, "%s", n.e.msg);
+    cr_assert(n.seen, "completed before its commit");
+    cr_assert(s_visible("a") && s_visible("n") && s_visible("c"));
+    cr_assert_not(s_visible("n-inner"), "the failed inner write's row was committed");
+    cr_assert_eq(atomic_load(&n.runs), 2, "the batch did not run again");
 }
 
 /* The size of a batch is what was queued meanwhile, not how many threads
@@ -168,7 +245,7 @@ Test(writer, one_thread_queues_a_whole_batch, .init = s_init, .fini = s_fini)
     for (int i = 0; i < N; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        s_submit(&ops[i], key, false, NULL);
+        s_submit(&ops[i], key, OP_OK, NULL);
     }
     store_writer_stats(s_store, &b0, &w0);
     s_release(gate);
@@ -191,7 +268,7 @@ Test(writer, a_waiting_write_joins_the_queued_batch, .init = s_init, .fini = s_f
     sem_t gate[2];
     static op_t hold, a, mine;
     s_hold(&hold, gate);
-    s_submit(&a, "a", false, NULL);
+    s_submit(&a, "a", OP_OK, NULL);
     mine = (op_t){.w = {.run = s_run}};
     mine.w.e = &mine.e;
     snprintf(mine.key, sizeof mine.key, "mine");
@@ -243,7 +320,7 @@ Test(writer, a_full_store_syncs_every_commit, .init = s_init, .fini = s_fini)
     cr_assert_not_null(s_store, "%s", err);
     cr_assert_eq(s_writer_sync(s_store), 2, "the writer's connection is FULL");
     static op_t a;
-    s_submit(&a, "full", false, NULL);
+    s_submit(&a, "full", OP_OK, NULL);
     s_wait(&a);
     cr_assert_eq(a.w.rc, 0, "%s", a.e.msg);
     cr_assert(s_visible("full"), "a write of the FULL store commits");

@@ -22,12 +22,34 @@ static const char *const SQL_OUTBOX_DELETE = "DELETE FROM outbox WHERE seq<=?";
 static const char *const SQL_OUTBOX_SIZE =
     "SELECT COALESCE(MAX(seq)-MIN(seq)+1,0) FROM outbox";
 
+/* The outbox's size as c sees it (its seqs are contiguous: the publisher
+ * deletes from the front). False when it cannot be read. */
+static bool s_size(store_conn_t *c, long *n)
+{
+    sqlite3_stmt *st = c ? store__stmt(c, SQL_OUTBOX_SIZE) : NULL;
+    bool ok = st && sqlite3_step(st) == SQLITE_ROW;
+    if (ok)
+        *n = (long)sqlite3_column_int64(st, 0);
+    if (st)
+        sqlite3_reset(st);
+    return ok;
+}
+
 /* Whether the outbox is full: the event is then counted as dropped (and
- * logged at most every 10 s). */
-static bool s_full(store_t *s)
+ * logged at most every 10 s). The estimate counts this worker's events
+ * since its last refresh, not what another worker's publisher sent
+ * meanwhile: at the limit, the outbox is counted again, in this write's
+ * transaction (two index lookups), before an event is dropped. */
+static bool s_full(store_t *s, store_conn_t *c)
 {
     if (atomic_load(&s->backlog) < s->outbox_max)
         return false;
+    long size;
+    if (s_size(c, &size)) {
+        atomic_store(&s->backlog, size);
+        if (size < s->outbox_max)
+            return false;
+    }
     unsigned long n = atomic_fetch_add(&s->dropped, 1) + 1;
     unsigned long now = (unsigned long)(now_ms() / 10000);
     if (atomic_exchange(&s->last_drop_log, now) != now)
@@ -61,7 +83,7 @@ bool store__emit_text(store_t *s, store_conn_t *c, const char *subject,
                       const char *type, const char *id, const char *project_id,
                       const char *data)
 {
-    if (s->outbox_max == 0 || s_full(s))
+    if (s->outbox_max == 0 || s_full(s, c))
         return true; /* events are off (no NATS configured), or dropped */
     char at[40];
     store__now(at);
@@ -124,13 +146,12 @@ unsigned long store_outbox_dropped(store_t *s)
 int store_outbox_refresh(store_t *s, store_err_t *e)
 {
     store_conn_t *c = store__conn(s);
-    sqlite3_stmt *st = c ? store__stmt(c, SQL_OUTBOX_SIZE) : NULL;
-    if (!st || sqlite3_step(st) != SQLITE_ROW)
+    long n;
+    /* The read ends in s_size: the publisher's thread sleeps after it, and
+     * a snapshot kept meanwhile held every checkpoint back (store.c). */
+    if (!s_size(c, &n))
         return store__fail(c, e);
-    atomic_store(&s->backlog, (long)sqlite3_column_int64(st, 0));
-    /* The read ends here: the publisher's thread sleeps after it, and a
-     * snapshot kept meanwhile held every checkpoint back (store.c). */
-    sqlite3_reset(st);
+    atomic_store(&s->backlog, n);
     return 0;
 }
 

@@ -3,8 +3,9 @@
  * program, every change reaches JetStream stream VAPORA, and with
  * nats-server killed mid-way no write fails and the queued events arrive,
  * in order, once it is back; concurrent writers on both workers get every
- * event published once, in the order of their changes; the stream keeps
- * events for a bounded time and size. */
+ * event published once, in the order of their changes, and a small outbox
+ * drops none while NATS keeps up; the stream keeps events for a bounded
+ * time and size. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -53,14 +54,19 @@ typedef struct s_env {
     const char *tasks; /* the project's tasks path */
 } s_env_t;
 
-static s_env_t s_setup(const char *project_name)
+static s_env_t s_setup_conf(const char *conf, const char *project_name)
 {
-    s_env_t e = {.sv = th_must_sv_start(SETUP)};
+    s_env_t e = {.sv = th_must_sv_start(conf)};
     e.tok = th_be_login(e.sv->ports[0], "admin", PW, 10000);
     e.project = th_be_call(e.sv->ports[0], "POST", "/api/v1/projects", e.tok,
                            th_fmt("{\"name\":\"%s\"}", project_name), 201);
     e.tasks = th_fmt("/api/v1/projects/%s/tasks", th_str(e.project, "id"));
     return e;
+}
+
+static s_env_t s_setup(const char *project_name)
+{
+    return s_setup_conf(SETUP, project_name);
 }
 
 /* Creates a task in the project (body: its JSON); returns it. */
@@ -277,6 +283,29 @@ Test(backend_events, concurrent_writes_on_two_workers_publish_every_event_in_ord
         cr_assert_str_eq(th_str(data, "title"), title_of[k + 2],
                          "event %d is not the change answered as version %d", k, k + 2);
     }
+    json_decref(evs);
+    natsConnection_Destroy(nc);
+}
+
+/* outbox_max bounds the events waiting for NATS, not those one worker
+ * queued since it last looked at the outbox (the other worker's publisher
+ * may have sent them all): writes made one at a time, on both workers (a
+ * connection each), with the publisher keeping up, lose no event to a
+ * small outbox. */
+Test(backend_events, a_small_outbox_drops_nothing_while_nats_keeps_up, .timeout = 90,
+     .fini = s_fini)
+{
+    enum { N = 300 };
+    s_env_t e = s_setup_conf(SETUP_KEYS("outbox_max = 50\n"), "small");
+    natsConnection *nc = s_nats(e.sv);
+    json_t *evs = s_consume(nc, "vapora.projects.created", 1, 10000);
+    cr_assert_eq(json_array_size(evs), 1, "the publisher is not up");
+    json_decref(evs);
+    for (int i = 0; i < N; i++)
+        json_decref(s_task(&e, "{\"title\":\"one at a time\"}"));
+    evs = s_consume(nc, "vapora.tasks.created", N, 30000);
+    cr_assert_eq(json_array_size(evs), (size_t)N, "%zu task.created events of %d",
+                 json_array_size(evs), N);
     json_decref(evs);
     natsConnection_Destroy(nc);
 }

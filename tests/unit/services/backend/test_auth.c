@@ -97,3 +97,31 @@ Test(auth, a_token_is_current_only_under_the_users_counter_it_was_checked_at)
     json_decref(u);
     auth_destroy(&a);
 }
+
+/* The cache finds a token's slot from its last bytes (its signature): a
+ * token that differs before them, though it lands in the cached one's
+ * slot, is verified on its own (a forgery is refused), and neither
+ * replaces nor marks the cached token. */
+Test(auth, a_token_sharing_a_cached_ones_signature_is_verified_on_its_own)
+{
+    auth_t *a = s_auth(7, 3600);
+    json_t *u =
+        json_pack("{s:s,s:s,s:s}", "id", "u1", "username", "ann", "role", "member");
+    char *tok = auth_issue_token(a, u, 3);
+    auth_claims_t c;
+    uint64_t users = 7;
+    cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), 0);
+    auth_token_checked(a, tok, 7, true);
+    char *forged = strdup(tok);
+    char *payload = strchr(forged, '.') + 1;
+    payload[4] = payload[4] == 'A' ? 'B' : 'A'; /* the claims, not the signature */
+    cr_assert_eq(auth_verify_token_cached(a, forged, &users, &c), -EACCES);
+    auth_token_checked(a, forged, 7, false);
+    cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), 0);
+    cr_assert(c.current, "the forgery touched the cached token");
+    cr_assert_str_eq(c.sub, "u1");
+    free(forged);
+    free(tok);
+    json_decref(u);
+    auth_destroy(&a);
+}

@@ -81,6 +81,7 @@ static run_t s_run_ops(store_t *s, store_conn_t *c, list_t *batch, bool optimist
     c->batched = true;
     c->optimistic = optimistic;
     c->redo = false;
+    c->run_events = c->run_drops = 0;
     list_for_each(it, batch)
     {
         store_write_t *w = list_item(it, store_write_t, link);
@@ -110,12 +111,15 @@ static bool s_run_writes(store_t *s, store_conn_t *c, list_t *batch)
 {
     run_t r = s_run_ops(s, c, batch, true);
     if (r == RUN_REDO) {
-        store__tx(c, STORE_TX_ROLLBACK);
+        if (!store__tx(c, STORE_TX_ROLLBACK))
+            return false; /* s_run_batch ends the transaction */
         list_for_each(it, batch)
         {
             s_drop(list_item(it, store_write_t, link));
         }
         c->users_changed = false;
+        atomic_fetch_sub(&s->backlog, c->run_events);
+        atomic_fetch_sub(&s->dropped, (unsigned long)c->run_drops);
         r = store__begin_immediate(c) ? s_run_ops(s, c, batch, false) : RUN_GONE;
     }
     return r == RUN_OK;
@@ -162,6 +166,8 @@ static void s_run_batch(store_t *s, list_t *batch)
     }
     if (ok && c->wal_frames >= STORE_WAL_MAX_FRAMES)
         s_checkpoint(c);
+    if (c && !sqlite3_get_autocommit(c->db)) /* a ROLLBACK that failed (NOMEM) */
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     if (c)
         store__unlock(c);
     if (!ok) {

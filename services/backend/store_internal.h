@@ -117,6 +117,10 @@ typedef struct store_conn {
     bool optimistic, redo;
     int depth;
     int64_t begun[STORE_NEST_MAX];
+    /* The events this run of a batch queued and dropped (store_outbox.c):
+     * taken back from the store's counters when the run is rolled back to
+     * be done again. */
+    long run_events, run_drops;
     /* Why the last rollback happened: SQLite's code and message, kept
      * because the ROLLBACK (which may fail: SQLite rolls back by itself on
      * a full disk) replaces them. 0: none since the current statement. */

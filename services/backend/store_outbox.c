@@ -50,6 +50,8 @@ static bool s_full(store_t *s, store_conn_t *c)
         if (size < s->outbox_max)
             return false;
     }
+    if (c)
+        c->run_drops++;
     unsigned long n = atomic_fetch_add(&s->dropped, 1) + 1;
     unsigned long now = (unsigned long)(now_ms() / 10000);
     if (atomic_exchange(&s->last_drop_log, now) != now)
@@ -94,8 +96,10 @@ bool store__emit_text(store_t *s, store_conn_t *c, const char *subject,
     sqlite3_bind_text(st, 2, s_payload(type, id, project_id, data, at), -1, free);
     store__bind_text(st, 3, at);
     bool ok = sqlite3_step(st) == SQLITE_DONE;
-    if (ok)
+    if (ok) {
         atomic_fetch_add(&s->backlog, 1);
+        c->run_events++;
+    }
     return ok;
 }
 

@@ -16,6 +16,7 @@
 
 #include "store.h"
 #include "store_internal.h"
+#include "store_outbox.h"
 
 static char s_dir[] = "/tmp/vapora-writer-XXXXXX";
 static char s_path[128];
@@ -47,6 +48,7 @@ typedef enum {
                   again): a write whose later step fails */
     OP_NESTED, /* a store write inside it fails so, and it goes on with a row
                   of its own and succeeds */
+    OP_EVENT,  /* it queues an event with its row */
 } how_t;
 
 /* A write of a meta row (a key already there fails it before any change). */
@@ -109,6 +111,12 @@ static int s_run(store_write_t *w, store_t *s)
     }
     o->batch = atomic_load(&s->batches);
     store_conn_t *c = store__conn(s);
+    if (o->how == OP_EVENT) {
+        cr_assert(store__begin(c));
+        cr_assert(s_put(c, o->key));
+        cr_assert(store__emit_text(s, c, "vapora.test", "test", o->key, o->key, "{}"));
+        return store__commit(c) ? 0 : store__fail(c, w->e);
+    }
     if (o->how != OP_NESTED)
         return s_put_write(c, w->e, o->key, o->how == OP_FAIL);
     char inner[40];
@@ -183,6 +191,30 @@ Test(writer, a_failing_write_rolls_back_alone_and_its_batch_commits, .init = s_i
     cr_assert_eq(atomic_load(&a.runs), 2);
     cr_assert_eq(atomic_load(&b.runs), 2);
     cr_assert_eq(atomic_load(&c.runs), 1);
+}
+
+/* The events of a batch's first run are not counted again when it runs
+ * again: the outbox's backlog and its dropped count are what committed. */
+Test(writer, a_batch_run_again_counts_its_events_once, .init = s_init, .fini = s_fini)
+{
+    sem_t gate[2];
+    static op_t hold, e1, e2, b;
+    store_outbox_set_max(s_store, 1);
+    s_hold(&hold, gate);
+    s_submit(&e1, "e1", OP_EVENT, NULL);
+    s_submit(&e2, "e2", OP_EVENT, NULL); /* the outbox holds one: dropped */
+    s_submit(&b, "b", OP_FAIL, NULL);
+    s_release(gate);
+    s_wait(&hold), s_wait(&e1), s_wait(&e2), s_wait(&b);
+    cr_assert_eq(e1.w.rc, 0, "%s", e1.e.msg);
+    cr_assert_eq(e2.w.rc, 0, "%s", e2.e.msg);
+    cr_assert_eq(atomic_load(&e1.runs), 2, "the batch did not run again");
+    cr_assert_eq(store_outbox_backlog(s_store), 1);
+    cr_assert_eq(store_outbox_dropped(s_store), 1);
+    store_err_t e;
+    cr_assert_eq(store_outbox_refresh(s_store, &e), 0, "%s", e.msg);
+    cr_assert_eq(store_outbox_backlog(s_store), 1, "one event committed");
+    store_end(s_store);
 }
 
 /* A write that fails before changing anything (a check that fails, a

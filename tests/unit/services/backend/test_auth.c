@@ -69,12 +69,21 @@ Test(roles, ranks)
     cr_assert_eq(auth_role_rank(NULL), -1);
 }
 
+/* A token of member ann (u1) under claim version ver. */
+static char *s_ann_token(auth_t *a, int64_t ver)
+{
+    json_t *u =
+        json_pack("{s:s,s:s,s:s}", "id", "u1", "username", "ann", "role", "member");
+    char *tok = auth_issue_token(a, u, ver);
+    cr_assert_not_null(tok);
+    json_decref(u);
+    return tok;
+}
+
 Test(auth, a_token_is_current_only_under_the_users_counter_it_was_checked_at)
 {
     auth_t *a = s_auth(7, 3600);
-    json_t *u =
-        json_pack("{s:s,s:s,s:s}", "id", "u1", "username", "ann", "role", "member");
-    char *tok = auth_issue_token(a, u, 3);
+    char *tok = s_ann_token(a, 3);
     auth_claims_t c;
     uint64_t users = 7;
     cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), 0);
@@ -94,7 +103,6 @@ Test(auth, a_token_is_current_only_under_the_users_counter_it_was_checked_at)
     cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), -EKEYREVOKED,
                  "for good");
     free(tok);
-    json_decref(u);
     auth_destroy(&a);
 }
 
@@ -105,9 +113,7 @@ Test(auth, a_token_is_current_only_under_the_users_counter_it_was_checked_at)
 Test(auth, a_token_sharing_a_cached_ones_signature_is_verified_on_its_own)
 {
     auth_t *a = s_auth(7, 3600);
-    json_t *u =
-        json_pack("{s:s,s:s,s:s}", "id", "u1", "username", "ann", "role", "member");
-    char *tok = auth_issue_token(a, u, 3);
+    char *tok = s_ann_token(a, 3);
     auth_claims_t c;
     uint64_t users = 7;
     cr_assert_eq(auth_verify_token_cached(a, tok, &users, &c), 0);
@@ -122,6 +128,5 @@ Test(auth, a_token_sharing_a_cached_ones_signature_is_verified_on_its_own)
     cr_assert_str_eq(c.sub, "u1");
     free(forged);
     free(tok);
-    json_decref(u);
     auth_destroy(&a);
 }

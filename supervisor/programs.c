@@ -16,7 +16,10 @@
 
 static void s_program_exec(sv_program_t *pg)
 {
-    spawn_req_t req = {.argv = pg->argv, .directory = pg->directory, .listen_fd = -1};
+    spawn_req_t req = {.argv = pg->argv,
+                       .directory = pg->directory,
+                       .listen_fd = -1,
+                       .env = (const char *const *)pg->env};
     char err[256];
     uint64_t now = now_ms();
     pid_t pid = spawn_process(&req, err, sizeof err);
@@ -31,6 +34,7 @@ sv_program_t *sv_program_new(sv_t *sv, const sv_program_cfg_t *pc)
     pg->name = xstrdup(pc->name);
     pg->argv = sv_argv_dup(pc->argv);
     pg->directory = pc->directory ? xstrdup(pc->directory) : NULL;
+    pg->env = pc->env ? sv_argv_dup(pc->env) : NULL;
     pg->fingerprint = xstrdup(pc->fingerprint);
     pg->p.last_status = -1;
     sv->programs = xrealloc(sv->programs, (sv->nprograms + 1) * sizeof *sv->programs);
@@ -60,6 +64,7 @@ static void s_program_destroy(sv_program_t **pgp)
     free(pg->name);
     sv_argv_free(pg->argv);
     free(pg->directory);
+    sv_argv_free(pg->env);
     free(pg->fingerprint);
     free(pg);
     *pgp = NULL;
@@ -108,6 +113,8 @@ static void s_program_reconfigure(sv_t *sv, sv_program_t *pg,
     pg->argv = sv_argv_dup(pc->argv);
     free(pg->directory);
     pg->directory = pc->directory ? xstrdup(pc->directory) : NULL;
+    sv_argv_free(pg->env);
+    pg->env = pc->env ? sv_argv_dup(pc->env) : NULL;
     free(pg->fingerprint);
     pg->fingerprint = xstrdup(pc->fingerprint);
     log_info("reload: program %s changed; restarting it", pg->name);

@@ -23,6 +23,7 @@ struct sv_program {
     char *name;
     char **argv;
     char *directory;
+    char **env; /* [program] environment, or NULL */
     char *fingerprint;
     bool removed;         /* stop it and forget it */
     bool restart_pending; /* its config changed: start again once stopped */

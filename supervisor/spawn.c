@@ -47,6 +47,18 @@ static bool s_is_ours(const char *kv)
     return false;
 }
 
+/* Whether req->env sets the variable kv ("NAME=value") names: the extra
+ * entry then replaces it (getenv finds a name's first entry). */
+static bool s_replaced(const char *kv, const spawn_req_t *req)
+{
+    const char *eq = strchr(kv, '=');
+    size_t len = eq ? (size_t)(eq - kv) : strlen(kv);
+    for (size_t i = 0; req->env && req->env[i]; i++)
+        if (strncmp(req->env[i], kv, len) == 0 && req->env[i][len] == '=')
+            return true;
+    return false;
+}
+
 /* Builds envp; *pid_slot receives the LISTEN_PID entry to fill in the child. */
 static char **s_envp(const spawn_req_t *req, char **pid_slot)
 {
@@ -58,7 +70,7 @@ static char **s_envp(const spawn_req_t *req, char **pid_slot)
     char **envp = xcalloc(n + extra + 4, sizeof *envp);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!s_is_ours(environ[i]))
+        if (!s_is_ours(environ[i]) && !s_replaced(environ[i], req))
             envp[k++] = environ[i];
     for (size_t i = 0; i < extra; i++)
         envp[k++] = (char *)req->env[i];

@@ -10,7 +10,8 @@ typedef struct spawn_req {
     char *const *argv;      /* argv[0] is resolved against PATH if it has no '/' */
     const char *directory;  /* chdir there first, or NULL */
     int listen_fd;          /* handed over as fd 3 with LISTEN_FDS=1, or -1 */
-    const char *const *env; /* extra NAME=value entries, NULL-terminated, or NULL */
+    const char *const *env; /* extra NAME=value entries, NULL-terminated, or NULL;
+                               each replaces the supervisor's variable of that name */
     int output_fd;          /* > 0: stdout and stderr go there; 0: inherited */
 } spawn_req_t;
 

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "sv_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -282,6 +283,41 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
     return 0;
 }
 
+/* A NAME=value word: NAME a letter or '_', then letters, digits, '_'. */
+static bool s_env_entry(const char *word)
+{
+    const char *eq = strchr(word, '=');
+    if (!eq || eq == word || isdigit((unsigned char)word[0]))
+        return false;
+    for (const char *p = word; p < eq; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return false;
+    return true;
+}
+
+/* environment (optional): NAME=value words, quoted as in command, set for
+ * the program over the supervisor's own environment. */
+static int s_load_environment(sv_program_cfg_t *p, const cfg_t *cfg, const char *section,
+                              char *err, size_t errlen)
+{
+    const char *text = cfg_get(cfg, section, "environment");
+    if (!text || !text[strspn(text, " \t")])
+        return 0;
+    p->env = sv_split_command(text);
+    if (!p->env) {
+        snprintf(err, errlen, "[%s] environment: unterminated quote", section);
+        return -EINVAL;
+    }
+    for (char **e = p->env; *e; e++) {
+        if (!s_env_entry(*e)) {
+            snprintf(err, errlen, "[%s] environment: \"%.64s\" is not NAME=value",
+                     section, *e);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 static int s_load_program(sv_config_t *c, const char *section, char *err, size_t errlen)
 {
     sv_program_cfg_t *p = &c->programs[c->nprograms];
@@ -297,7 +333,8 @@ static int s_load_program(sv_config_t *c, const char *section, char *err, size_t
     }
     const char *dir = cfg_get(c->cfg, section, "directory");
     p->directory = dir ? xstrdup(dir) : NULL;
-    if (s_check_command(p->argv, section, p->directory, err, errlen) < 0)
+    if (s_check_command(p->argv, section, p->directory, err, errlen) < 0 ||
+        s_load_environment(p, c->cfg, section, err, errlen) < 0)
         return -EINVAL;
     p->fingerprint = s_program_fingerprint(c->cfg, section);
     return 0;
@@ -402,6 +439,7 @@ void sv_config_destroy(sv_config_t **cp)
         free(c->programs[i].name);
         sv_argv_free(c->programs[i].argv);
         free(c->programs[i].directory);
+        sv_argv_free(c->programs[i].env);
         free(c->programs[i].fingerprint);
     }
     free(c->services);

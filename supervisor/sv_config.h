@@ -31,6 +31,7 @@ typedef struct sv_program_cfg {
     char *name;
     char **argv;     /* NULL-terminated */
     char *directory; /* working directory, or NULL */
+    char **env;      /* environment: "NAME=value" entries, NULL-terminated, or NULL */
     char *fingerprint;
 } sv_program_cfg_t;
 

@@ -2,7 +2,8 @@
  * the admin API answers while stopping; SIGTERM drains in-flight requests
  * and leaves no process, socket or lock behind; shutdown_timeout bounds
  * stubborn workers and programs; programs (nats-server, a sleeper) are
- * restarted, backed off and stopped with their children, and services
+ * restarted, backed off and stopped with their children, run with their
+ * [program] environment (a reload that changes it restarts them), services
  * follow a NATS that comes late and restarts, and take connections only
  * once connected to it. */
 #define _GNU_SOURCE
@@ -190,6 +191,47 @@ Test(supervisor_programs, stopping_a_program_stops_its_children, .timeout = 60,
     cr_assert_eq(th_wait_exit(sv->proc, 8000), 0);
     cr_assert(sup_wait_gone(child, 3000), "the program's child %d outlived it",
               (int)child);
+}
+
+/* Whether sv's data_dir/name holds want within timeout_ms. */
+static bool s_file_holds(const th_sv_t *sv, const char *name, const char *want,
+                         int timeout_ms)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", sv->data_dir, name);
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        size_t len = 0;
+        char *text = th_read_file(path, &len);
+        bool ok = text && strcmp(text, want) == 0;
+        free(text);
+        if (ok)
+            return true;
+        th_sleep_ms(50);
+    }
+    return false;
+}
+
+/* The program writes its GREETING and the GOMAXPROCS entries execve gave
+ * it (the supervisor's own is 8); "$$$$" is the shell's "$$". */
+#define ENV_PROGRAM(greeting)                                                          \
+    "[program:envp]\ncommand = sh -c 'echo \"$GREETING|$(tr \"\\\\0\" \"\\\\n\" "        \
+    "< /proc/$$$$/environ | grep ^GOMAXPROCS=)\" >> @DATA@/env.log; exec sleep 1000'\n"  \
+    "environment = GOMAXPROCS=1 'GREETING=" greeting "'\n"
+
+/* A program runs with its [program] environment over the supervisor's
+ * own, and a reload that changes it restarts the program with the new one. */
+Test(supervisor_programs, a_program_runs_with_its_environment_and_reloads_it,
+     .timeout = 60, .fini = sup_fini)
+{
+    cr_assert_eq(setenv("GOMAXPROCS", "8", 1), 0);
+    th_sv_t *sv = th_must_sv_start("shutdown_timeout = 3\n\n" ENV_PROGRAM("hello world"));
+    cr_assert(s_file_holds(sv, "env.log", "hello world|GOMAXPROCS=1\n", 10000),
+              "the program did not run with its environment");
+    cr_assert_eq(th_sv_write_config(sv, "shutdown_timeout = 3\n\n" ENV_PROGRAM("bye")), 0);
+    cr_assert_eq(th_signal(sv->proc, SIGHUP), 0);
+    cr_assert(s_file_holds(sv, "env.log", "hello world|GOMAXPROCS=1\nbye|GOMAXPROCS=1\n",
+                           10000),
+              "the reload did not restart the program with its new environment");
 }
 
 /* Sends SIGTERM to the supervisor while three 1.5 s requests are in flight

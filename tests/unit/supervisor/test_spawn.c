@@ -196,3 +196,27 @@ Test(spawn, resolves_commands_on_path)
     setenv("PATH", "/nonexistent", 1);
     cr_assert_null(spawn_resolve("sh"));
 }
+
+/* An extra entry replaces the supervisor's variable of the same name (a
+ * program's [program] environment): the environment the child was given
+ * (/proc/PID/environ, as execve passed it) holds one entry, the extra one
+ * (getenv and Go's os.Getenv take a name's first entry); a variable whose
+ * name only starts the same is kept. */
+Test(spawn, extra_environment_replaces_the_supervisors_own)
+{
+    cr_assert_eq(setenv("VAPORA_SPAWN_T", "outer", 1), 0);
+    cr_assert_eq(setenv("VAPORA_SPAWN_TX", "kept", 1), 0);
+    char *const argv[] = {"sh", "-c",
+                          "e=$(tr '\\0' '\\n' < /proc/$$/environ) && "
+                          "test \"$(echo \"$e\" | grep '^VAPORA_SPAWN_T=')\" = "
+                          "VAPORA_SPAWN_T=inner && "
+                          "test \"$(echo \"$e\" | grep '^VAPORA_SPAWN_TX=')\" = "
+                          "VAPORA_SPAWN_TX=kept",
+                          NULL};
+    const char *env[] = {"VAPORA_SPAWN_T=inner", NULL};
+    spawn_req_t req = {.argv = argv, .listen_fd = -1, .env = env};
+    int rc = s_run(&req);
+    unsetenv("VAPORA_SPAWN_T");
+    unsetenv("VAPORA_SPAWN_TX");
+    cr_assert_eq(rc, 0, "the child saw the supervisor's value, or both");
+}

@@ -95,7 +95,8 @@ Test(sv_config, services_programs_and_defaults, .fini = s_fini)
                             "[service:agents]\nlisten = 127.0.0.1:9002\n"
                             "command = /bin/echo --fast\n"
                             "control = no\nstart_timeout = 5\n"
-                            "[program:nats]\ncommand = nats-server -p 4222\n",
+                            "[program:nats]\ncommand = nats-server -p 4222\n"
+                            "environment = GOMAXPROCS=1 'GREETING=hello world' E=\n",
                             err);
     cr_assert_not_null(c, "%s", err);
     cr_assert_str_eq(c->admin, "127.0.0.1:9000");
@@ -124,6 +125,10 @@ Test(sv_config, services_programs_and_defaults, .fini = s_fini)
     const sv_program_cfg_t *n = sv_config_program(c, "nats");
     cr_assert_str_eq(n->argv[0], "nats-server");
     cr_assert_null(n->argv[3]);
+    cr_assert_str_eq(n->env[0], "GOMAXPROCS=1");
+    cr_assert_str_eq(n->env[1], "GREETING=hello world");
+    cr_assert_str_eq(n->env[2], "E=");
+    cr_assert_null(n->env[3]);
     cr_assert_null(sv_config_service(c, "nats"));
     sv_config_destroy(&c);
     cr_assert_null(c);
@@ -161,6 +166,14 @@ Test(sv_config, invalid_configs_name_the_problem, .fini = s_fini)
     s_invalid("[program:p]\ncommand = no-such-command-on-path -x\n",
               "no-such-command-on-path is not an executable file on PATH");
     s_invalid("[service:b]\nlisten = 127.0.0.1:1\ncontrol = perhaps\n", "control");
+    s_invalid("[program:p]\ncommand = sh\nenvironment = GOMAXPROCS\n",
+              "[program:p] environment: \"GOMAXPROCS\" is not NAME=value");
+    s_invalid("[program:p]\ncommand = sh\nenvironment = A=1 1B=2\n",
+              "\"1B=2\" is not NAME=value");
+    s_invalid("[program:p]\ncommand = sh\nenvironment = A-B=1\n", "is not NAME=value");
+    s_invalid("[program:p]\ncommand = sh\nenvironment = =1\n", "is not NAME=value");
+    s_invalid("[program:p]\ncommand = sh\nenvironment = 'A=1\n",
+              "[program:p] environment: unterminated quote");
     /* The runtime settings a worker would refuse, from either section. */
     s_invalid("[runtime]\npool_threads = lots\n[service:b]\nlisten = 127.0.0.1:1\n",
               "[runtime] pool_threads");

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/backend.sh - the backend's benchmarks (part of `make bench`), on the
-# shape `make run` ships: vapora-supervisor with workers = auto, NATS on
-# (every write's event published to JetStream), pool sizes at their
-# defaults. wrk -t2 -c100 against
+# shape `make run` ships: etc/vapora.conf itself (vapora-supervisor with
+# every service, workers = auto, NATS on: every write's event published to
+# JetStream; pool sizes at their defaults). wrk -t2 -c100 against
 #   GET /api/v1/tasks/{id}, GET /api/v1/tasks?project_id=…&limit=50,
 #   GET /health and POST /api/v1/projects/{id}/tasks,
 # beside the raw rates at which SQLite commits rows on this machine (WAL,
@@ -32,24 +32,34 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 # start NAME NATS(1|0): a supervisor on the config of that shape, data in
 # $work/NAME; sets port, B, tok, auth and pid (the project the tasks go to).
+# With NATS: etc/vapora.conf itself, every service (bench/lib.sh
+# shipped_start), POOL_THREADS appended when set; without: the backend
+# alone.
 start() {
-  local name=$1 with_nats=$2 admin nats
-  port=$(free_port); admin=$(free_port); nats=$(free_port)
+  local name=$1 with_nats=$2 admin
   mkdir -p "$work/$name"
-  {
-    printf '[supervisor]\nadmin = 127.0.0.1:%s\ndata_dir = %s\nshutdown_timeout = 5\n\n' \
-      "$admin" "$work/$name/data"
-    [ "$with_nats" = 1 ] && printf '[nats]\nurl = nats://127.0.0.1:%s\n\n' "$nats"
-    printf '[backend]\nadmin_password = bench-password-123\n\n'
-    printf '[service:backend]\nlisten = 127.0.0.1:%s\nworkers = auto\n' "$port"
-    [ -n "${POOL_THREADS:-}" ] && printf 'pool_threads = %s\n' "$POOL_THREADS"
-    [ "$with_nats" = 1 ] && printf '\n[program:nats]\ncommand = nats-server -js -a 127.0.0.1 -p %s -sd %s\n' \
-      "$nats" "$work/$name/data/nats"
-  } > "$work/$name/vapora.conf"
-  "$BIN/vapora-supervisor" -c "$work/$name/vapora.conf" 2>"$work/$name/supervisor.log" &
-  sv=$!
-  B=http://127.0.0.1:$port
-  wait_http "$B/health"
+  if [ "$with_nats" = 1 ]; then
+    { cat etc/vapora.conf
+      if [ -n "${POOL_THREADS:-}" ]; then printf '\n[runtime]\npool_threads = %s\n' "$POOL_THREADS"; fi
+    } > "$work/$name/vapora.conf"
+    export VAPORA_ADMIN_PASSWORD=bench-password-123
+    shipped_start "$work/$name" "$work/$name/vapora.conf"
+    sv=$SHIPPED_PID
+    B=$VAPORA_BACKEND_URL port=${VAPORA_BACKEND_LISTEN##*:}
+  else
+    port=$(free_port); admin=$(free_port)
+    {
+      printf '[supervisor]\nadmin = 127.0.0.1:%s\ndata_dir = %s\nshutdown_timeout = 5\n\n' \
+        "$admin" "$work/$name/data"
+      printf '[backend]\nadmin_password = bench-password-123\n\n'
+      printf '[service:backend]\nlisten = 127.0.0.1:%s\nworkers = auto\n' "$port"
+      if [ -n "${POOL_THREADS:-}" ]; then printf 'pool_threads = %s\n' "$POOL_THREADS"; fi
+    } > "$work/$name/vapora.conf"
+    "$BIN/vapora-supervisor" -c "$work/$name/vapora.conf" 2>"$work/$name/supervisor.log" &
+    sv=$!
+    B=http://127.0.0.1:$port
+    wait_http "$B/health"
+  fi
   tok=$(curl -sf -XPOST "$B/api/v1/auth/login" -H 'Content-Type: application/json' \
     -d '{"username":"admin","password":"bench-password-123"}' | json '["access_token"]')
   auth="Authorization: Bearer $tok"
@@ -66,7 +76,10 @@ wrk.headers["Authorization"] = "Bearer $tok"
 LUA
 }
 
-stop() { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; sv=""; }
+stop() {
+  kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; sv=""
+  shipped_stop; unset VAPORA_ADMIN_PASSWORD
+}
 
 run() { # label script url -> "label  req/s  p99"; req/s and p99 (ms) in $work/last
   wrk -t2 -c100 -d"${SECS}s" --latency ${2:+-s "$2"} "$3" 2>&1 | awk -v n="$1" -v out="$work/last" '
@@ -103,7 +116,7 @@ printf "%-40s rows/s %8.0f   (single-row transactions, WAL/NORMAL, one process)\
 printf "%-40s rows/s %8.0f   (64 rows per transaction)\n" \
   "anchor: raw SQLite, 64-row commits" "$("$work/sqlite_rate" "$work/raw64.db" "$SECS" 64)"
 
-echo "-- shipped shape: NATS on, every write's event published"
+echo "-- shipped shape (etc/vapora.conf: every service, NATS on, every write's event published)"
 start shipped 1
 for i in $(seq 60); do
   curl -sf -o /dev/null -XPOST "$B/api/v1/projects/$pid/tasks" -H "$auth" \

@@ -13,18 +13,20 @@ wait_http() {
 # does (NATS with JetStream, every service, model prices and budgets, the
 # default pool sizes), with its data in DIR and every address on a free
 # loopback port: through the variables the file reads (${VAPORA_*}), which
-# stay exported for vaporactl. Sets SHIPPED_PID (the supervisor) and
-# exports VAPORA_ADMIN_TOKEN; returns once the backend answers /health
-# healthy (NATS connected), or fails.
+# stay exported for vaporactl. CONFIG, when given, is run instead: the
+# shipped file with a bench's sections appended (a later key replaces an
+# earlier one). Sets SHIPPED_PID (the supervisor) and exports
+# VAPORA_ADMIN_TOKEN; returns once the backend answers /health healthy
+# (NATS connected), or fails.
 shipped_start() {
-  local dir=$1
+  local dir=$1 config=${2:-etc/vapora.conf}
   mkdir -p "$dir/data"
   export VAPORA_DATA_DIR=$dir/data VAPORA_PROMPTS_DIR=$PWD/etc
   export VAPORA_ADMIN_ADDR=127.0.0.1:$(free_port) VAPORA_NATS_PORT=$(free_port)
   export VAPORA_BACKEND_LISTEN=127.0.0.1:$(free_port) VAPORA_AGENTS_LISTEN=127.0.0.1:$(free_port)
   export VAPORA_ROUTER_LISTEN=127.0.0.1:$(free_port)
   export VAPORA_BACKEND_URL=http://$VAPORA_BACKEND_LISTEN VAPORA_ROUTER_URL=http://$VAPORA_ROUTER_LISTEN
-  "$BIN/vapora-supervisor" -c etc/vapora.conf 2>"$dir/supervisor.log" &
+  "$BIN/vapora-supervisor" -c "$config" 2>"$dir/supervisor.log" &
   SHIPPED_PID=$!
   wait_http "$VAPORA_BACKEND_URL/health" 30 || { echo "the shipped configuration did not start:" >&2; tail -20 "$dir/supervisor.log" >&2; return 1; }
   VAPORA_ADMIN_TOKEN=$(cat "$VAPORA_DATA_DIR/admin-token")

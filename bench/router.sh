@@ -21,13 +21,60 @@ fake_port=$(free_port)
 up=${UPSTREAM_PORT:-18090}
 MODEL=bench-model
 sv=; fake=
-stop_sv() { [ -z "$sv" ] || { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; sv=; }; }
+stop_sv() {
+  [ -z "$sv" ] || { kill "$sv" 2>/dev/null || true; wait "$sv" 2>/dev/null || true; sv=; }
+  [ "${shape:-}" != shipped ] || { shipped_stop; unset VAPORA_ROUTER_API_KEYS; }
+}
 cleanup() { stop_sv; kill "$fake" 2>/dev/null || true; wait "$fake" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-# config SHAPE DIR: the configuration of a run, shipped or stripped.
+# The sections both shapes set: the bench's upstream and its slow fake,
+# compare-router's key, the bench model first. The shipped shape appends
+# them to etc/vapora.conf (a later key replaces an earlier one).
+bench_sections() {
+  cat <<CONF
+[provider:upstream]
+kind = openai
+base_url = http://127.0.0.1:$up/v1
+api_key = bench
+models = $MODEL
+
+[provider:slow]
+kind = openai
+base_url = http://127.0.0.1:$fake_port/s/slow/v1
+api_key = bench
+models = slow-model
+timeout = 60
+
+[routing]
+default_model = $MODEL
+fallback_chain = upstream
+CONF
+}
+
+# config SHAPE DIR: the configuration of a run. shipped: etc/vapora.conf
+# itself (NATS with JetStream, every service, so the backend's stream keeps
+# every usage event; [budget:default] \$25 a month; default pool sizes) and
+# the bench's sections, the model priced as gpt-4o-mini; stripped: the
+# router alone, no NATS, no prices.
 config() {
   local shape=$1 dir=$2
+  if [ "$shape" = shipped ]; then
+    cat etc/vapora.conf
+    echo
+    bench_sections
+    cat <<CONF
+
+[service:llm-router]
+max_connections_per_ip = 8192   ; every stream comes from this one host
+
+; gpt-4o-mini's prices, as shipped
+[model:$MODEL]
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.6
+CONF
+    return 0
+  fi
   cat <<CONF
 [supervisor]
 admin = 127.0.0.1:$admin_port
@@ -46,56 +93,37 @@ max_url_bytes = 2048
 anonymous = loopback
 api_keys = sk-bench   ; compare-router's key (legacy keys may be short)
 
-[provider:upstream]
-kind = openai
-base_url = http://127.0.0.1:$up/v1
-api_key = bench
-models = $MODEL
-
-[provider:slow]
-kind = openai
-base_url = http://127.0.0.1:$fake_port/s/slow/v1
-api_key = bench
-models = slow-model
-timeout = 60
-
 ; as shipped: every role without its own budget spends from this one
 [budget:default]
 window = monthly
 limit_usd = 25
 
-[routing]
-default_model = $MODEL
-fallback_chain = upstream
 CONF
-  [ "$shape" = shipped ] || return 0
-  cat <<CONF
-
-[nats]
-url = nats://127.0.0.1:$nats_port
-
-[program:nats]
-command = nats-server -a 127.0.0.1 -p $nats_port
-
-; gpt-4o-mini's prices, as shipped
-[model:$MODEL]
-input_usd_per_mtok = 0.15
-output_usd_per_mtok = 0.6
-CONF
+  bench_sections
 }
 
 # Waits up to 10 s for URL to answer (a router that failed to start would
 # leave curl waiting in the listen backlog: each try is bounded).
 up_http() { for _ in $(seq 100); do curl -sf -m 1 "$1" >/dev/null && return 0; sleep 0.1; done; return 1; }
 
-# start SHAPE: a supervisor running the router in that shape, on new ports.
+# start SHAPE: a supervisor running the router in that shape, on new ports
+# (the shipped one through bench/lib.sh's shipped_start and its variables).
 start() {
   local dir=$work/$1
   mkdir -p "$dir"
-  port=$(free_port); admin_port=$(free_port); nats_port=$(free_port)
-  config "$1" "$dir" >"$dir/vapora.conf"
-  "$BIN/vapora-supervisor" -c "$dir/vapora.conf" 2>"$dir/supervisor.log" &
-  sv=$!
+  if [ "$1" = shipped ]; then
+    config shipped "$dir" >"$dir/vapora.conf"
+    export VAPORA_ROUTER_API_KEYS=sk-bench
+    shipped_start "$dir" "$dir/vapora.conf" ||
+      { echo "the shipped configuration did not start" >&2; exit 1; }
+    sv=$SHIPPED_PID
+    port=${VAPORA_ROUTER_LISTEN##*:} admin_port=${VAPORA_ADMIN_ADDR##*:}
+  else
+    port=$(free_port); admin_port=$(free_port)
+    config stripped "$dir" >"$dir/vapora.conf"
+    "$BIN/vapora-supervisor" -c "$dir/vapora.conf" 2>"$dir/supervisor.log" &
+    sv=$!
+  fi
   up_http "http://127.0.0.1:$port/health" ||
     { echo "the router did not start:" >&2; tail -5 "$dir/supervisor.log" >&2; exit 1; }
   if [ "$1" = shipped ]; then  # serving with NATS connected: /health says healthy

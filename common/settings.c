@@ -18,7 +18,8 @@
 
 static const char *const s_runtime_keys[] = {SETTINGS_RUNTIME_KEYS, NULL};
 static const char *const s_service_keys[] = {
-    "listen", "workers", "command", "control", "start_timeout", SETTINGS_RUNTIME_KEYS,
+    "listen", "workers", "command", "control", "start_timeout", "cpu_affinity",
+    SETTINGS_RUNTIME_KEYS,
     NULL};
 static const char *const s_nats_keys[] = {"url", NULL};
 

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "cpupin.h"
 #include "health.h"
 #include "log.h"
 #include "metrics_http.h"
@@ -475,6 +476,22 @@ static void s_share_accepts(worker_t *w)
     free(path);
 }
 
+/* VAPORA_WORKER_CPU (the supervisor's cpu_affinity, cpupin.h): the loop
+ * thread moves to that CPU, once every thread of the worker's own (pool,
+ * service threads, libzmq's) has started with all of them. */
+static void s_pin_loop(void)
+{
+    const char *v = getenv("VAPORA_WORKER_CPU");
+    if (!v || !*v)
+        return;
+    int cpu = cpupin_self(v);
+    if (cpu < 0)
+        log_warn("cpu_affinity: cannot run the loop on CPU %s (%s); it runs on every CPU",
+                 v, strerror(-cpu));
+    else
+        log_debug("cpu_affinity: the loop runs on CPU %d", cpu);
+}
+
 /* Serving: connections, the timers, and "ready" to the supervisor when
  * there is one. Returns 0 or -errno (logged). */
 static int s_go_live(worker_t *w)
@@ -492,6 +509,7 @@ static int s_go_live(worker_t *w)
     w->tick = loop_add_timer(w->loop, 1000, 1000, s_tick, w);
     static const control_ops_t ops = {s_on_drain, s_on_log_level};
     w->control = control_from_env(w->loop, &ops, w);
+    s_pin_loop();
     if (w->control)
         control_send_ready(w->control);
     log_info("%s worker ready (pid %d, %ld pool threads, version %s)", w->svc->name,

@@ -82,6 +82,7 @@ static json_t *s_worker_json(const sv_worker_t *w)
         "pool_busy", (int)w->stats.pool_busy, "generation", (int)w->gen);
     if (w->p.state == SV_BACKOFF)
         json_object_set_new(j, "next_attempt_at", s_time_json(w->p.next_attempt_wall));
+    json_object_set_new(j, "cpu", w->cpu >= 0 ? json_integer(w->cpu) : json_null());
     return j;
 }
 

@@ -131,6 +131,7 @@ static void s_apply_service(sv_t *sv, sv_service_t *svc, const sv_service_cfg_t 
     svc->control = sc->control;
     svc->start_timeout = sc->start_timeout;
     svc->shutdown_timeout = sc->shutdown_timeout;
+    svc->pin = sc->pin;
     free(svc->fingerprint);
     svc->fingerprint = xstrdup(sc->fingerprint);
     if (svc->desired != sc->workers)

@@ -126,6 +126,24 @@ unsigned sv_cpus_available(void)
     return n ? n : 1;
 }
 
+bool sv_cpus_own(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return false;
+    unsigned q = s_cgroup_cpus();
+    return q == 0 || q >= (unsigned)CPU_COUNT(&set);
+}
+
+int sv_cpu_least(const cpu_set_t *allowed, const unsigned *load)
+{
+    int best = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, allowed) && (best < 0 || load[c] < load[best]))
+            best = c;
+    return best;
+}
+
 /* Renders section's keys into b, less those named in skip. */
 static void s_render(sbuf_t *b, const cfg_t *cfg, const char *section,
                      const char *const *skip)
@@ -251,6 +269,26 @@ static int s_load_command(sv_service_cfg_t *s, const cfg_t *cfg, const char *sec
     return s_check_command(s->argv, section, NULL, err, errlen);
 }
 
+/* cpu_affinity: auto (the default: yes when the CPUs are this process's
+ * own, sv_cpus_own), yes or no. Only workers that speak the control
+ * protocol (ours) pin their loop. */
+static int s_load_affinity(sv_service_cfg_t *s, const cfg_t *cfg, const char *section,
+                           char *err, size_t errlen)
+{
+    const char *v = cfg_get_str(cfg, section, "cpu_affinity", "auto");
+    if (strcmp(v, "auto") == 0) {
+        s->pin = sv_cpus_own();
+    } else if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
+        s->pin = v[0] == 'y';
+    } else {
+        snprintf(err, errlen, "[%s] cpu_affinity: \"%s\" is not auto, yes or no", section,
+                 v);
+        return -EINVAL;
+    }
+    s->pin = s->pin && s->control;
+    return 0;
+}
+
 static int s_load_service(sv_config_t *c, const char *section, const char *bin_dir,
                           char *err, size_t errlen)
 {
@@ -269,6 +307,8 @@ static int s_load_service(sv_config_t *c, const char *section, const char *bin_d
         return -EINVAL;
     s->control = control;
     s->start_timeout = (unsigned)start;
+    if (s_load_affinity(s, c->cfg, section, err, errlen) < 0)
+        return -EINVAL;
     /* Our workers would refuse to start on a bad runtime setting: say so
      * now, before one is started or the running ones are replaced. */
     if (control && settings_check(c->cfg, section, err, errlen) < 0)

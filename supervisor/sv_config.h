@@ -9,6 +9,7 @@
 #ifndef VAPORA_SV_CONFIG_H
 #define VAPORA_SV_CONFIG_H
 
+#include <sched.h> /* cpu_set_t: the includer defines _GNU_SOURCE */
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,6 +26,7 @@ typedef struct sv_service_cfg {
     unsigned start_timeout; /* seconds a starting worker has to say ready */
     unsigned shutdown_timeout; /* seconds a retiring worker may drain ([service],
                                   [runtime], then [supervisor]) */
+    bool pin; /* cpu_affinity, resolved: each worker's loop on a CPU of its own */
 } sv_service_cfg_t;
 
 typedef struct sv_program_cfg {
@@ -72,5 +74,13 @@ void sv_argv_free(char **argv);
 /* CPUs this process may use: its affinity mask, capped by a cgroup CPU
  * quota (v2 cpu.max or v1 cfs_quota_us), rounded up; at least 1. */
 unsigned sv_cpus_available(void);
+/* Whether the CPUs this process may use are its own to share out: no
+ * cgroup quota below its affinity set (a quota means a share of a host's
+ * CPUs, which other tenants use too). What cpu_affinity = auto follows. */
+bool sv_cpus_own(void);
+/* The CPU of allowed with the fewest in load (indexed by CPU number, at
+ * least CPU_SETSIZE entries), the lowest number among equals; -1 when
+ * allowed is empty. */
+int sv_cpu_least(const cpu_set_t *allowed, const unsigned *load);
 
 #endif

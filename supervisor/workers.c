@@ -24,14 +24,41 @@ static void s_worker_describe(const sv_worker_t *w, char *buf, size_t len)
 
 /* ---- one worker's life ---- */
 
-/* Forks the worker's process; on failure the worker goes to backoff. */
+/* The CPU for w's loop: of those this process may use, the one the fewest
+ * other workers (of every service, but those retiring) have, so that loops
+ * spread over the cores before any two share one. -1: none. */
+static int s_pick_cpu(const sv_t *sv, const sv_worker_t *w)
+{
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        return -1;
+    static unsigned load[CPU_SETSIZE];
+    memset(load, 0, sizeof load);
+    for (size_t i = 0; i < sv->nservices; i++) {
+        const sv_service_t *svc = sv->services[i];
+        for (size_t j = 0; j < svc->nworkers; j++) {
+            const sv_worker_t *o = svc->workers[j];
+            if (o != w && !o->retiring && o->cpu >= 0 && o->cpu < CPU_SETSIZE)
+                load[o->cpu]++;
+        }
+    }
+    return sv_cpu_least(&allowed, load);
+}
+
+/* Forks the worker's process; on failure the worker goes to backoff. A
+ * worker of a service with cpu_affinity keeps its CPU across restarts. */
 static void s_worker_exec(sv_t *sv, sv_worker_t *w)
 {
     sv_service_t *svc = w->svc;
-    char env_ctl[600], env_id[128];
+    char env_ctl[600], env_id[128], env_cpu[48];
     snprintf(env_ctl, sizeof env_ctl, "VAPORA_CONTROL=%s", sv->control_ep);
     snprintf(env_id, sizeof env_id, "VAPORA_WORKER_ID=%s", w->ident);
-    const char *env[] = {env_ctl, env_id, NULL};
+    if (!svc->pin)
+        w->cpu = -1;
+    else if (w->cpu < 0)
+        w->cpu = s_pick_cpu(sv, w);
+    snprintf(env_cpu, sizeof env_cpu, "VAPORA_WORKER_CPU=%d", w->cpu);
+    const char *env[] = {env_ctl, env_id, w->cpu >= 0 ? env_cpu : NULL, NULL};
     /* Our workers get the config the supervisor validated last. */
     size_t argc = 0;
     while (svc->argv[argc])
@@ -66,6 +93,7 @@ static sv_worker_t *s_worker_new(sv_t *sv, sv_service_t *svc)
     sv_worker_t *w = xcalloc(1, sizeof *w);
     w->svc = svc;
     w->id = ++svc->next_id;
+    w->cpu = -1;
     w->gen = svc->gen;
     w->p.last_status = -1;
     w->sock = sv_socket_ref(svc->sock);
@@ -241,6 +269,7 @@ sv_service_t *sv_service_new(sv_t *sv, const sv_service_cfg_t *sc, sv_socket_t *
     svc->control = sc->control;
     svc->start_timeout = sc->start_timeout;
     svc->shutdown_timeout = sc->shutdown_timeout;
+    svc->pin = sc->pin;
     svc->fingerprint = xstrdup(sc->fingerprint);
     svc->desired = sc->workers;
     svc->sock = sock;

@@ -43,6 +43,7 @@ typedef struct sv_worker {
     uint64_t last_seen_ms; /* last ready or heartbeat */
     bool aborted;          /* the watchdog sent SIGABRT */
     bool retiring;         /* not replaced when it exits */
+    int cpu;               /* the CPU its loop runs on (cpu_affinity), or -1 */
     control_stats_t stats;
     double cpu_percent;
     uint64_t stats_ms;
@@ -55,6 +56,7 @@ struct sv_service {
     bool control;           /* speaks the control protocol */
     unsigned start_timeout; /* seconds to say ready */
     unsigned shutdown_timeout; /* seconds a retiring worker may drain */
+    bool pin;                  /* cpu_affinity: each worker's loop on a CPU */
     char *fingerprint;
     unsigned desired;
     unsigned gen;

@@ -2,9 +2,11 @@
  * one per CPU and every one of them serves; a worker killed with -9 is
  * replaced with no client error; a service that cannot start backs off
  * while another serves; a hung worker is aborted by the watchdog and
- * replaced. */
+ * replaced; cpu_affinity puts each worker's loop thread on a CPU of its
+ * own, and a replacement on the same. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <sched.h>
 #include <signal.h>
@@ -283,6 +285,105 @@ Test(supervisor_workers, killed_worker_is_replaced_and_clients_see_no_error,
                  st.ok - mid.ok);
     cr_assert_not(th_pid_remains(victim), "the killed worker %d was not reaped",
                   (int)victim);
+}
+
+/* ---- cpu_affinity ---- */
+
+/* Cpus_allowed_list of thread tid of pid ("self", 0: this process). */
+static void s_allowed(pid_t pid, pid_t tid, char *out, size_t len)
+{
+    char path[96];
+    if (pid)
+        snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+    else
+        snprintf(path, sizeof path, "/proc/self/status");
+    char *text = th_read_file(path, NULL);
+    cr_assert_not_null(text, "%s: cannot read", path);
+    const char *l = strstr(text, "Cpus_allowed_list:");
+    cr_assert_not_null(l, "%s: no Cpus_allowed_list", path);
+    l += strlen("Cpus_allowed_list:");
+    l += strspn(l, " \t");
+    snprintf(out, len, "%.*s", (int)strcspn(l, "\n"), l);
+    free(text);
+}
+
+/* A thread of pid other than its main one (0: none). */
+static pid_t s_other_thread(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    cr_assert_not_null(d, "%s: cannot list", path);
+    pid_t tid = 0;
+    for (struct dirent *e; !tid && (e = readdir(d));)
+        if (atoi(e->d_name) > 0 && atoi(e->d_name) != pid)
+            tid = (pid_t)atoi(e->d_name);
+    closedir(d);
+    return tid;
+}
+
+/* Asserts that worker w's loop thread (its main one) runs on the CPU the
+ * status gives it, and another of its threads (a pool thread) on every
+ * CPU (ours). Returns that CPU. */
+static int s_assert_pinned(json_t *w)
+{
+    pid_t pid = (pid_t)th_int(w, "pid");
+    json_t *cpu = json_object_get(w, "cpu");
+    cr_assert(json_is_integer(cpu), "worker %d has no CPU in the status", (int)pid);
+    char loop[64], want[64], ours[64], other[64];
+    s_allowed(pid, pid, loop, sizeof loop);
+    snprintf(want, sizeof want, "%lld", (long long)json_integer_value(cpu));
+    cr_assert_str_eq(loop, want, "worker %d's loop runs on %s, not on CPU %s", (int)pid,
+                     loop, want);
+    s_allowed(0, 0, ours, sizeof ours);
+    pid_t tid = s_other_thread(pid);
+    cr_assert_gt(tid, 0, "worker %d has a single thread", (int)pid);
+    s_allowed(pid, tid, other, sizeof other);
+    cr_assert_str_eq(other, ours, "worker %d's pool thread runs on %s, not on %s",
+                     (int)pid, other, ours);
+    return (int)json_integer_value(cpu);
+}
+
+/* cpu_affinity = yes: each worker's loop thread on a CPU of its own while
+ * there are enough (the other threads keep every CPU), and a worker
+ * killed with -9 back on its CPU; no: every CPU, and no CPU in the status. */
+Test(supervisor_workers, cpu_affinity_gives_each_loop_a_cpu_and_keeps_it,
+     .timeout = 60, .fini = sup_fini)
+{
+    th_sv_t *sv =
+        th_must_sv_start("shutdown_timeout = 3\n\n" SUP_WEB("2") "cpu_affinity = yes\n\n"
+                         "[service:plain]\nlisten = 127.0.0.1:@PORT2@\nworkers = 1\n"
+                         "command = @TESTSVC@\ncpu_affinity = no\n");
+    th_assert_settled(sv, "web", 2, 5000);
+    th_assert_settled(sv, "plain", 1, 5000);
+    json_t *web = sup_service(sv, "web");
+    int a = s_assert_pinned(sup_worker(web, 1));
+    int b = s_assert_pinned(sup_worker(web, 2));
+    if (s_cpus() >= 2)
+        cr_assert_neq(a, b, "both loops on CPU %d", a);
+
+    pid_t victim = (pid_t)th_int(sup_worker(web, 2), "pid");
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    cr_assert(s_wait_dead(victim, 2000), "worker %d still runs after SIGKILL",
+              (int)victim);
+    json_t *w = NULL;
+    for (int i = 0; i < 300; i++, th_sleep_ms(10)) {
+        web = sup_service(sv, "web");
+        w = sup_worker(web, 2);
+        if (w && th_int(w, "pid") > 0 && th_int(w, "pid") != victim &&
+            th_sv_count(web, "running") == 2)
+            break;
+    }
+    cr_assert_neq(th_int(w, "pid"), victim, "worker 2 was not replaced");
+    cr_assert_eq(s_assert_pinned(w), b, "the replacement left CPU %d", b);
+
+    json_t *plain = sup_worker(sup_service(sv, "plain"), 1);
+    cr_assert(json_is_null(json_object_get(plain, "cpu")), "cpu_affinity = no has a CPU");
+    pid_t pp = (pid_t)th_int(plain, "pid");
+    char loop[64], ours[64];
+    s_allowed(pp, pp, loop, sizeof loop);
+    s_allowed(0, 0, ours, sizeof ours);
+    cr_assert_str_eq(loop, ours, "cpu_affinity = no: the loop runs on %s", loop);
 }
 
 /* ---- a service that cannot start ---- */

@@ -1,7 +1,8 @@
 /* test_sv_config.c - unit tests for supervisor/sv_config.c: command
- * splitting, CPU counting, validation and fingerprints. */
+ * splitting, CPU counting and choosing, validation and fingerprints. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -166,6 +167,8 @@ Test(sv_config, invalid_configs_name_the_problem, .fini = s_fini)
     s_invalid("[program:p]\ncommand = no-such-command-on-path -x\n",
               "no-such-command-on-path is not an executable file on PATH");
     s_invalid("[service:b]\nlisten = 127.0.0.1:1\ncontrol = perhaps\n", "control");
+    s_invalid("[service:b]\nlisten = 127.0.0.1:1\ncpu_affinity = 3\n",
+              "[service:b] cpu_affinity: \"3\" is not auto, yes or no");
     s_invalid("[program:p]\ncommand = sh\nenvironment = GOMAXPROCS\n",
               "[program:p] environment: \"GOMAXPROCS\" is not NAME=value");
     s_invalid("[program:p]\ncommand = sh\nenvironment = A=1 1B=2\n",
@@ -185,6 +188,47 @@ Test(sv_config, invalid_configs_name_the_problem, .fini = s_fini)
               "access_log");
     s_invalid("[service:b]\nlisten = 127.0.0.1:1\nstart_timeout = 0\n",
               "start_timeout");
+}
+
+/* cpu_affinity: yes and no as said, auto as sv_cpus_own says; never for a
+ * service without the control protocol (not our worker). */
+Test(sv_config, cpu_affinity_resolves, .fini = s_fini)
+{
+    char err[512];
+    sv_config_t *c = s_load("[service:a]\nlisten = 127.0.0.1:9001\ncpu_affinity = yes\n"
+                            "[service:b]\nlisten = 127.0.0.1:9002\ncpu_affinity = no\n"
+                            "[service:backend]\nlisten = 127.0.0.1:9003\n"
+                            "[service:x]\nlisten = 127.0.0.1:9004\ncommand = /bin/echo\n"
+                            "control = no\ncpu_affinity = yes\n",
+                            err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert(sv_config_service(c, "a")->pin);
+    cr_assert_not(sv_config_service(c, "b")->pin);
+    cr_assert_eq(sv_config_service(c, "backend")->pin, sv_cpus_own());
+    cr_assert_not(sv_config_service(c, "x")->pin);
+    cr_assert_str_neq(sv_config_service(c, "a")->fingerprint,
+                      sv_config_service(c, "b")->fingerprint);
+    sv_config_destroy(&c);
+}
+
+/* The least loaded CPU of those allowed, the lowest among equals. */
+Test(sv_config, cpu_least_spreads_over_the_allowed_cpus)
+{
+    static unsigned load[CPU_SETSIZE];
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    cr_assert_eq(sv_cpu_least(&allowed, load), -1);
+    CPU_SET(1, &allowed);
+    CPU_SET(3, &allowed);
+    CPU_SET(5, &allowed);
+    cr_assert_eq(sv_cpu_least(&allowed, load), 1);
+    load[1] = 1;
+    cr_assert_eq(sv_cpu_least(&allowed, load), 3);
+    load[3] = 1;
+    load[0] = 0; /* not allowed, however idle */
+    cr_assert_eq(sv_cpu_least(&allowed, load), 5);
+    load[5] = 2;
+    cr_assert_eq(sv_cpu_least(&allowed, load), 1);
 }
 
 /* A service's fingerprint covers what its workers read, and only that. */

@@ -1,0 +1,37 @@
+/* cpupin.c - see cpupin.h. */
+#define _GNU_SOURCE
+#include "cpupin.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include "parse.h"
+
+/* Threads started later without attributes of their own (libraries'
+ * threads, started from the loop thread) get every CPU the process has
+ * now, not the loop's one. */
+static void s_default_all_cpus(void)
+{
+    cpu_set_t all;
+    pthread_attr_t attr;
+    if (sched_getaffinity(0, sizeof all, &all) != 0 || pthread_attr_init(&attr) != 0)
+        return;
+    if (pthread_attr_setaffinity_np(&attr, sizeof all, &all) == 0)
+        (void)pthread_setattr_default_np(&attr);
+    pthread_attr_destroy(&attr);
+}
+
+int cpupin_self(const char *text)
+{
+    long cpu;
+    if (!text || parse_long(text, 0, CPU_SETSIZE - 1, &cpu) < 0)
+        return -EINVAL;
+    s_default_all_cpus();
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((int)cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) /* 0: this thread */
+        return -errno;
+    return (int)cpu;
+}

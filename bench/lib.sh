@@ -31,6 +31,26 @@ shipped_start() {
   wait_http "$VAPORA_BACKEND_URL/health" 30 || { echo "the shipped configuration did not start:" >&2; tail -20 "$dir/supervisor.log" >&2; return 1; }
   VAPORA_ADMIN_TOKEN=$(cat "$VAPORA_DATA_DIR/admin-token")
   export VAPORA_ADMIN_TOKEN
+  # One healthy backend worker is not all of them: a burst sent now would
+  # land on the workers already up (measured: all 100 of wrk's connections
+  # on one backend worker, its sibling still waiting for NATS).
+  all_running "$VAPORA_ADMIN_ADDR" 30 || echo "warning: not every worker is running yet" >&2
+}
+
+# Waits (up to SECONDS) until the supervisor at ADMIN runs every worker it
+# wants, for every service.
+all_running() {
+  local tries=$(( ${2:-30} * 10 ))
+  for _ in $(seq "$tries"); do
+    "$BIN/vaporactl" -a "$1" --json status 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if all(s["desired"] == len(s["workers"]) and
+                  all(w["state"] == "running" for w in s["workers"])
+                  for s in d["services"]) else 1)' && return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 # Stops what shipped_start started and forgets its variables (the next

@@ -269,13 +269,13 @@ static int s_load_command(sv_service_cfg_t *s, const cfg_t *cfg, const char *sec
     return s_check_command(s->argv, section, NULL, err, errlen);
 }
 
-/* cpu_affinity: auto (the default: yes when the CPUs are this process's
- * own, sv_cpus_own), yes or no. Only workers that speak the control
+/* cpu_affinity: no (the default), yes, or auto (yes when the CPUs are
+ * this process's own, sv_cpus_own). Only workers that speak the control
  * protocol (ours) pin their loop. */
 static int s_load_affinity(sv_service_cfg_t *s, const cfg_t *cfg, const char *section,
                            char *err, size_t errlen)
 {
-    const char *v = cfg_get_str(cfg, section, "cpu_affinity", "auto");
+    const char *v = cfg_get_str(cfg, section, "cpu_affinity", "no");
     if (strcmp(v, "auto") == 0) {
         s->pin = sv_cpus_own();
     } else if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {

@@ -190,14 +190,16 @@ Test(sv_config, invalid_configs_name_the_problem, .fini = s_fini)
               "start_timeout");
 }
 
-/* cpu_affinity: yes and no as said, auto as sv_cpus_own says; never for a
- * service without the control protocol (not our worker). */
+/* cpu_affinity: yes and no as said, auto as sv_cpus_own says, no when
+ * unset; never for a service without the control protocol (not ours). */
 Test(sv_config, cpu_affinity_resolves, .fini = s_fini)
 {
     char err[512];
     sv_config_t *c = s_load("[service:a]\nlisten = 127.0.0.1:9001\ncpu_affinity = yes\n"
                             "[service:b]\nlisten = 127.0.0.1:9002\ncpu_affinity = no\n"
                             "[service:backend]\nlisten = 127.0.0.1:9003\n"
+                            "cpu_affinity = auto\n[service:c]\nlisten = 127.0.0.1:9005\n"
+                            "command = /bin/echo\n"
                             "[service:x]\nlisten = 127.0.0.1:9004\ncommand = /bin/echo\n"
                             "control = no\ncpu_affinity = yes\n",
                             err);
@@ -205,6 +207,7 @@ Test(sv_config, cpu_affinity_resolves, .fini = s_fini)
     cr_assert(sv_config_service(c, "a")->pin);
     cr_assert_not(sv_config_service(c, "b")->pin);
     cr_assert_eq(sv_config_service(c, "backend")->pin, sv_cpus_own());
+    cr_assert_not(sv_config_service(c, "c")->pin);
     cr_assert_not(sv_config_service(c, "x")->pin);
     cr_assert_str_neq(sv_config_service(c, "a")->fingerprint,
                       sv_config_service(c, "b")->fingerprint);

@@ -27,8 +27,12 @@ int cpupin_self(const char *text)
     long cpu;
     if (!text || parse_long(text, 0, CPU_SETSIZE - 1, &cpu) < 0)
         return -EINVAL;
-    s_default_all_cpus();
     cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return -errno;
+    if (!CPU_ISSET((int)cpu, &set))
+        return -EINVAL; /* not one of ours, though the cgroup may allow it */
+    s_default_all_cpus();
     CPU_ZERO(&set);
     CPU_SET((int)cpu, &set);
     if (sched_setaffinity(0, sizeof set, &set) != 0) /* 0: this thread */

@@ -14,11 +14,10 @@
 #ifndef VAPORA_CPUPIN_H
 #define VAPORA_CPUPIN_H
 
-/* Moves the calling thread to the CPU numbered by text (decimal), after
- * making every CPU the process may use the default of threads created
- * later. Returns
- * the CPU, or -EINVAL (not a CPU number) or -errno of sched_setaffinity
- * (EINVAL: a CPU this process may not use). */
+/* Moves the calling thread to the CPU numbered by text (decimal), one of
+ * those it may use now, after making all of those the default of threads
+ * created later. Returns the CPU, or -EINVAL (not a CPU number, or not
+ * one of the thread's), or -errno of sched_setaffinity. */
 int cpupin_self(const char *text);
 
 #endif

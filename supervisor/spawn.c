@@ -40,7 +40,7 @@ char *spawn_resolve(const char *cmd)
 static bool s_is_ours(const char *kv)
 {
     static const char *const names[] = {
-        "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", NULL};
+        "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "VAPORA_WORKER_CPU=", NULL};
     for (const char *const *n = names; *n; n++)
         if (strncmp(kv, *n, strlen(*n)) == 0)
             return true;

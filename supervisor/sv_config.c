@@ -78,8 +78,9 @@ char **sv_split_command(const char *cmd)
     return argv;
 }
 
-/* Reads "quota period" (v2 cpu.max) or two v1 files; returns CPUs or 0. */
-static unsigned s_cgroup_cpus(void)
+/* Reads "quota period" (v2 cpu.max) or two v1 files; returns the CPUs
+ * the quota gives (1.5 for 150000 100000), or 0 without one. */
+static double s_cgroup_cpus(void)
 {
     char path[600] = "", line[512];
     FILE *f = fopen("/proc/self/cgroup", "r");
@@ -109,7 +110,7 @@ static unsigned s_cgroup_cpus(void)
     }
     if (quota <= 0 || period <= 0)
         return 0;
-    return (unsigned)((quota + period - 1) / period);
+    return (double)quota / (double)period;
 }
 
 unsigned sv_cpus_available(void)
@@ -120,9 +121,9 @@ unsigned sv_cpus_available(void)
         n = (unsigned)CPU_COUNT(&set);
     if (n == 0)
         n = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned q = s_cgroup_cpus();
+    double q = ceil(s_cgroup_cpus());
     if (q > 0 && q < n)
-        n = q;
+        n = (unsigned)q;
     return n ? n : 1;
 }
 
@@ -131,8 +132,8 @@ bool sv_cpus_own(void)
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) != 0)
         return false;
-    unsigned q = s_cgroup_cpus();
-    return q == 0 || q >= (unsigned)CPU_COUNT(&set);
+    double q = s_cgroup_cpus();
+    return q == 0 || q >= CPU_COUNT(&set);
 }
 
 int sv_cpu_least(const cpu_set_t *allowed, const unsigned *load)
@@ -354,6 +355,13 @@ static int s_load_environment(sv_program_cfg_t *p, const cfg_t *cfg, const char 
                      section, *e);
             return -EINVAL;
         }
+        size_t len = (size_t)(strchr(*e, '=') - *e) + 1;
+        for (char **d = p->env; d < e; d++)
+            if (strncmp(*d, *e, len) == 0) {
+                snprintf(err, errlen, "[%s] environment: %.*s is set twice", section,
+                         (int)len - 1, *e);
+                return -EINVAL;
+            }
     }
     return 0;
 }

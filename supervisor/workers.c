@@ -24,14 +24,17 @@ static void s_worker_describe(const sv_worker_t *w, char *buf, size_t len)
 
 /* ---- one worker's life ---- */
 
-/* The CPU for w's loop: of those this process may use, the one the fewest
- * other workers (of every service, but those retiring) have, so that loops
- * spread over the cores before any two share one. -1: none. */
+/* The CPU for w's loop: the one it has while this process may still use
+ * it, else of those it may use the one the fewest other workers (of every
+ * service, but those retiring) have, so that loops spread over the cores
+ * before any two share one. -1: none. */
 static int s_pick_cpu(const sv_t *sv, const sv_worker_t *w)
 {
     cpu_set_t allowed;
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
         return -1;
+    if (w->cpu >= 0 && w->cpu < CPU_SETSIZE && CPU_ISSET(w->cpu, &allowed))
+        return w->cpu;
     static unsigned load[CPU_SETSIZE];
     memset(load, 0, sizeof load);
     for (size_t i = 0; i < sv->nservices; i++) {
@@ -53,10 +56,7 @@ static void s_worker_exec(sv_t *sv, sv_worker_t *w)
     char env_ctl[600], env_id[128], env_cpu[48];
     snprintf(env_ctl, sizeof env_ctl, "VAPORA_CONTROL=%s", sv->control_ep);
     snprintf(env_id, sizeof env_id, "VAPORA_WORKER_ID=%s", w->ident);
-    if (!svc->pin)
-        w->cpu = -1;
-    else if (w->cpu < 0)
-        w->cpu = s_pick_cpu(sv, w);
+    w->cpu = svc->pin ? s_pick_cpu(sv, w) : -1;
     snprintf(env_cpu, sizeof env_cpu, "VAPORA_WORKER_CPU=%d", w->cpu);
     const char *env[] = {env_ctl, env_id, w->cpu >= 0 ? env_cpu : NULL, NULL};
     /* Our workers get the config the supervisor validated last. */

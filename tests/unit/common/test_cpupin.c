@@ -61,3 +61,24 @@ Test(cpupin, refuses_what_is_not_a_cpu_of_ours)
     cr_assert_eq(sched_getaffinity(0, sizeof now, &now), 0);
     cr_assert(CPU_EQUAL(&now, &all), "a refused call moved the thread");
 }
+
+/* A CPU outside the thread's own set is refused, even where the cgroup
+ * would let sched_setaffinity take it. */
+Test(cpupin, refuses_a_cpu_outside_this_threads_set)
+{
+    cpu_set_t all, one, now;
+    int first = s_first_cpu(&all);
+    if (CPU_COUNT(&all) < 2)
+        cr_skip_test("one CPU");
+    int second = first + 1;
+    while (!CPU_ISSET(second, &all))
+        second++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    char text[16];
+    snprintf(text, sizeof text, "%d", second);
+    cr_assert_eq(cpupin_self(text), -EINVAL);
+    cr_assert_eq(sched_getaffinity(0, sizeof now, &now), 0);
+    cr_assert(CPU_EQUAL(&now, &one), "a refused call moved the thread");
+}

@@ -206,17 +206,19 @@ Test(spawn, extra_environment_replaces_the_supervisors_own)
 {
     cr_assert_eq(setenv("VAPORA_SPAWN_T", "outer", 1), 0);
     cr_assert_eq(setenv("VAPORA_SPAWN_TX", "kept", 1), 0);
+    cr_assert_eq(setenv("VAPORA_WORKER_CPU", "7", 1), 0); /* ours to give, never passed on */
     char *const argv[] = {"sh", "-c",
                           "e=$(tr '\\0' '\\n' < /proc/$$/environ) && "
                           "test \"$(echo \"$e\" | grep '^VAPORA_SPAWN_T=')\" = "
                           "VAPORA_SPAWN_T=inner && "
                           "test \"$(echo \"$e\" | grep '^VAPORA_SPAWN_TX=')\" = "
-                          "VAPORA_SPAWN_TX=kept",
+                          "VAPORA_SPAWN_TX=kept && ! echo \"$e\" | grep -q VAPORA_WORKER_CPU",
                           NULL};
     const char *env[] = {"VAPORA_SPAWN_T=inner", NULL};
     spawn_req_t req = {.argv = argv, .listen_fd = -1, .env = env};
     int rc = s_run(&req);
     unsetenv("VAPORA_SPAWN_T");
     unsetenv("VAPORA_SPAWN_TX");
+    unsetenv("VAPORA_WORKER_CPU");
     cr_assert_eq(rc, 0, "the child saw the supervisor's value, or both");
 }

@@ -177,6 +177,8 @@ Test(sv_config, invalid_configs_name_the_problem, .fini = s_fini)
     s_invalid("[program:p]\ncommand = sh\nenvironment = =1\n", "is not NAME=value");
     s_invalid("[program:p]\ncommand = sh\nenvironment = 'A=1\n",
               "[program:p] environment: unterminated quote");
+    s_invalid("[program:p]\ncommand = sh\nenvironment = AB=1 A=2 AB=3\n",
+              "[program:p] environment: AB is set twice");
     /* The runtime settings a worker would refuse, from either section. */
     s_invalid("[runtime]\npool_threads = lots\n[service:b]\nlisten = 127.0.0.1:1\n",
               "[runtime] pool_threads");
@@ -209,9 +211,15 @@ Test(sv_config, cpu_affinity_resolves, .fini = s_fini)
     cr_assert_eq(sv_config_service(c, "backend")->pin, sv_cpus_own());
     cr_assert_not(sv_config_service(c, "c")->pin);
     cr_assert_not(sv_config_service(c, "x")->pin);
-    cr_assert_str_neq(sv_config_service(c, "a")->fingerprint,
-                      sv_config_service(c, "b")->fingerprint);
     sv_config_destroy(&c);
+    /* Its workers are replaced when it changes: it is in the fingerprint. */
+    sv_config_t *yes = s_load("[service:a]\nlisten = 127.0.0.1:9001\ncpu_affinity = yes\n", err);
+    sv_config_t *no = s_load("[service:a]\nlisten = 127.0.0.1:9001\ncpu_affinity = no\n", err);
+    cr_assert(yes && no, "%s", err);
+    cr_assert_str_neq(sv_config_service(yes, "a")->fingerprint,
+                      sv_config_service(no, "a")->fingerprint);
+    sv_config_destroy(&yes);
+    sv_config_destroy(&no);
 }
 
 /* The least loaded CPU of those allowed, the lowest among equals. */

@@ -47,14 +47,18 @@ static bool s_is_ours(const char *kv)
     return false;
 }
 
-/* Whether req->env sets the variable kv ("NAME=value") names: the extra
- * entry then replaces it (getenv finds a name's first entry). */
+bool spawn_env_same_name(const char *a, const char *b)
+{
+    size_t len = strcspn(a, "=");
+    return strncmp(a, b, len) == 0 && (b[len] == '=' || b[len] == '\0');
+}
+
+/* Whether req->env sets the variable kv names: the extra entry then
+ * replaces it (getenv finds a name's first entry). */
 static bool s_replaced(const char *kv, const spawn_req_t *req)
 {
-    const char *eq = strchr(kv, '=');
-    size_t len = eq ? (size_t)(eq - kv) : strlen(kv);
     for (size_t i = 0; req->env && req->env[i]; i++)
-        if (strncmp(req->env[i], kv, len) == 0 && req->env[i][len] == '=')
+        if (spawn_env_same_name(kv, req->env[i]))
             return true;
     return false;
 }

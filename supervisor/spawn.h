@@ -4,6 +4,7 @@
 #ifndef VAPORA_SPAWN_H
 #define VAPORA_SPAWN_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 typedef struct spawn_req {
@@ -20,6 +21,10 @@ typedef struct spawn_req {
  * and SIGTERM as its parent-death signal. Returns the pid, or -errno with a
  * reason in err (e.g. the command is not found or not executable). */
 pid_t spawn_process(const spawn_req_t *req, char *err, size_t errlen);
+
+/* Whether two environment entries ("NAME=value", or a bare NAME) name
+ * the same variable. */
+bool spawn_env_same_name(const char *a, const char *b);
 
 /* The path cmd runs (PATH is searched when it has no '/'), if executable;
  * heap string, or NULL. */

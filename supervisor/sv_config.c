@@ -355,11 +355,10 @@ static int s_load_environment(sv_program_cfg_t *p, const cfg_t *cfg, const char 
                      section, *e);
             return -EINVAL;
         }
-        size_t len = (size_t)(strchr(*e, '=') - *e) + 1;
         for (char **d = p->env; d < e; d++)
-            if (strncmp(*d, *e, len) == 0) {
+            if (spawn_env_same_name(*d, *e)) {
                 snprintf(err, errlen, "[%s] environment: %.*s is set twice", section,
-                         (int)len - 1, *e);
+                         (int)strcspn(*e, "="), *e);
                 return -EINVAL;
             }
     }

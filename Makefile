@@ -86,7 +86,9 @@ bins: $(BINS)
 # The supervisor's schema registry alone sees the services' folders, for
 # their schema.h ("backend/schema.h").
 $(BUILD)/obj/supervisor/schemas.o: CFLAGS += -Iservices
-# The unit tests of a folder see that folder's headers.
+# The unit tests of a folder see that folder's headers, and tests/unit's
+# own (tmpdir_test.h).
+$(BUILD)/obj/tests/unit/%.o: CFLAGS += -Itests/unit
 $(BUILD)/obj/tests/unit/supervisor/%.o: CFLAGS += -Isupervisor
 $(foreach s,$(SERVICES),$(eval $(BUILD)/obj/tests/unit/services/$(s)/%.o: CFLAGS += -Iservices/$(s)))
 

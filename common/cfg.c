@@ -493,6 +493,32 @@ int cfg_get_bool(const cfg_t *cfg, const char *section, const char *key, bool de
     return -EINVAL;
 }
 
+int cfg_get_choice(const cfg_t *cfg, const char *section, const char *key,
+                   const char *const *choices, int def, int *out, char *err,
+                   size_t errlen)
+{
+    const char *v = cfg_get(cfg, section, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char list[256] = "";
+    size_t used = 0;
+    for (int i = 0; choices[i]; i++) {
+        if (strcasecmp(v, choices[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                         choices[i]);
+        if (n > 0 && (size_t)n < sizeof list - used)
+            used += (size_t)n;
+    }
+    vp_errorf(err, errlen, 0, "[%s] %s: \"%s\" is not one of %s", section, key, v,
+              list);
+    return -EINVAL;
+}
+
 bool cfg_has_section(const cfg_t *cfg, const char *section)
 {
     return s_section_get(cfg, section) != NULL;

@@ -43,6 +43,13 @@ int cfg_get_double(const cfg_t *cfg, const char *section, const char *key, doubl
 int cfg_get_bool(const cfg_t *cfg, const char *section, const char *key, bool def,
                  bool *out, char *err, size_t errlen);
 
+/* One of the words of choices (NULL-terminated; matched case-insensitively):
+ * *out is its index (def when absent), or -EINVAL with a reason that names
+ * section, key, value and every choice in err. */
+int cfg_get_choice(const cfg_t *cfg, const char *section, const char *key,
+                   const char *const *choices, int def, int *out, char *err,
+                   size_t errlen);
+
 bool cfg_has_section(const cfg_t *cfg, const char *section);
 /* Number of sections, and the i-th section name in file order (first
  * appearance); NULL when out of range. */

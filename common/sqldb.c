@@ -12,6 +12,8 @@
 #include "file.h"
 #include "log.h"
 
+const char *const sqldb_sync_words[] = {"normal", "full", NULL};
+
 int sqldb_busy(void *ud, int count)
 {
     UNUSED(ud);
@@ -32,7 +34,8 @@ int sqldb_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
     return -1;
 }
 
-static sqlite3 *s_open(const char *path, const char *schema, char *err, size_t errlen)
+static sqlite3 *s_open(const char *path, const char *schema, sqldb_sync_t sync,
+                       char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -45,8 +48,11 @@ static sqlite3 *s_open(const char *path, const char *schema, char *err, size_t e
          * memory, not in the system's temporary directory (a full one
          * failed writes as if the database's disk were full). */
         if (sqldb_exec(db,
-                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                       " PRAGMA temp_store=MEMORY;",
+                       sync == SQLDB_SYNC_FULL
+                           ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                             " PRAGMA temp_store=MEMORY;"
+                           : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                             " PRAGMA temp_store=MEMORY;",
                        why, sizeof why) == 0 &&
             schema)
             sqldb_exec(db, schema, why, sizeof why);
@@ -58,14 +64,15 @@ static sqlite3 *s_open(const char *path, const char *schema, char *err, size_t e
     return NULL;
 }
 
-sqlite3 *sqldb_open(const char *path, const char *schema, char *err, size_t errlen)
+sqlite3 *sqldb_open(const char *path, const char *schema, sqldb_sync_t sync, char *err,
+                    size_t errlen)
 {
     char *lock_path = xasprintf("%s.lock", path);
     int fd = file_lock(lock_path);
     if (fd < 0)
         log_err(-fd, "locking %s (opening without it)", lock_path);
     free(lock_path);
-    sqlite3 *db = s_open(path, schema, err, errlen);
+    sqlite3 *db = s_open(path, schema, sync, err, errlen);
     if (fd >= 0)
         close(fd);
     return db;

@@ -1,6 +1,6 @@
 /* sqldb.h - opening an SQLite file that several worker processes share,
  * the way every service here needs it (see FIELD-GUIDE.md section 6): WAL,
- * synchronous=NORMAL, a busy handler that sleeps 150-300 µs (SQLite's own
+ * synchronous=NORMAL (or FULL, a service's setting), a busy handler that sleeps 150-300 µs (SQLite's own
  * sleeps up to 100 ms and is unfair between processes), and a set-up done
  * by one process at a time (an flock on PATH.lock: SQLite refuses a
  * concurrent WAL switch at once, without its busy handler).
@@ -12,10 +12,19 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+/* How a commit reaches the disk. NORMAL: a commit survives the process's
+ * crash, and a power loss may undo the last ones (WAL synced at each
+ * checkpoint). FULL: the WAL is synced at each commit, before it returns. */
+typedef enum { SQLDB_SYNC_NORMAL, SQLDB_SYNC_FULL } sqldb_sync_t;
+/* Their words in a configuration (`synchronous = normal|full`), in that
+ * order, NULL-terminated: for cfg_get_choice. */
+extern const char *const sqldb_sync_words[];
+
 /* Opens (creating) path with SQLITE_OPEN_NOMUTEX, sets it up as above and
  * runs schema (SQL, may be NULL) under the set-up lock. Returns the
  * connection, or NULL with a reason naming path in err. */
-sqlite3 *sqldb_open(const char *path, const char *schema, char *err, size_t errlen);
+sqlite3 *sqldb_open(const char *path, const char *schema, sqldb_sync_t sync, char *err,
+                    size_t errlen);
 
 /* The busy handler sqldb_open installs (for connections opened otherwise). */
 int sqldb_busy(void *ud, int count);

@@ -142,7 +142,7 @@ static int s_rc(adb_t *db, int rc, const char *what)
     return full ? VP_EFULL : VP_ESTORE;
 }
 
-adb_t *adb_open(const char *path, char *err, size_t errlen)
+adb_t *adb_open(const char *path, sqldb_sync_t sync, char *err, size_t errlen)
 {
     adb_t *db = xcalloc(1, sizeof *db);
     pthread_mutexattr_t ma;
@@ -150,7 +150,7 @@ adb_t *adb_open(const char *path, char *err, size_t errlen)
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE); /* adb_batch's calls nest */
     pthread_mutex_init(&db->mu, &ma);
     pthread_mutexattr_destroy(&ma);
-    db->db = sqldb_open(path, s_schema, err, errlen);
+    db->db = sqldb_open(path, s_schema, sync, err, errlen);
     for (int i = 0; db->db && i < Q_COUNT; i++) {
         if (sqlite3_prepare_v3(db->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->q[i],
                                NULL) != SQLITE_OK) {

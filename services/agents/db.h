@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sqldb.h"
+
 typedef struct adb adb_t;
 
 /* A run's states. */
@@ -66,8 +68,9 @@ typedef struct exec_row {
     int64_t at; /* unix seconds */
 } exec_row_t;
 
-/* Opens (creating and migrating) path. NULL with the reason in err. */
-adb_t *adb_open(const char *path, char *err, size_t errlen);
+/* Opens (creating and migrating) path, its commits synced as sync says.
+ * NULL with the reason in err. */
+adb_t *adb_open(const char *path, sqldb_sync_t sync, char *err, size_t errlen);
 void adb_destroy(adb_t **dbp);
 
 /* Inserts r as a new run unless its id exists; either way *r is then the

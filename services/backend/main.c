@@ -28,6 +28,7 @@
 #include "sbuf.h"
 #include "schema.h"
 #include "settings.h"
+#include "sqldb.h"
 #include "store_outbox.h"
 #include "tasks.h"
 #include "users.h"
@@ -128,14 +129,11 @@ static bool s_numbers(const cfg_t *cfg, long n[N_COUNT], char *err, size_t errle
  * reason in err. */
 static bool s_sync_mode(const cfg_t *cfg, store_sync_t *out, char *err, size_t errlen)
 {
-    const char *v = cfg_get_str(cfg, "backend", "synchronous", "normal");
-    bool full = strcmp(v, "full") == 0;
-    if (!full && strcmp(v, "normal") != 0) {
-        snprintf(err, errlen,
-                 "[backend] synchronous: \"%s\" is neither normal nor full", v);
+    int v;
+    if (cfg_get_choice(cfg, "backend", "synchronous", sqldb_sync_words, SQLDB_SYNC_NORMAL,
+                       &v, err, errlen) < 0)
         return false;
-    }
-    *out = full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL;
+    *out = v == SQLDB_SYNC_FULL ? STORE_SYNC_FULL : STORE_SYNC_NORMAL;
     return true;
 }
 

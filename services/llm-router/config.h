@@ -79,6 +79,7 @@ typedef struct rt_config {
     long cooldown_failures;
     double cooldown_s;
     long default_max_tokens; /* for reservations and Anthropic upstreams */
+    int synchronous;         /* sqldb_sync_t: [router] synchronous, for the ledger */
 } rt_config_t;
 
 /* Loads and checks the router's sections. NULL with a one-line reason

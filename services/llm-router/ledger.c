@@ -3,20 +3,14 @@
 #include "ledger.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "alloc.h"
-#include "file.h"
 #include "utf8.h"
 #include "vp_error.h"
 
@@ -59,66 +53,13 @@ struct ledger {
     sqlite3_stmt *q[Q_COUNT];
 };
 
-/* Short sleeps: SQLite's default busy handler sleeps up to 100 ms, unfairly
- * between processes (see the field guide). */
-static int s_busy(void *ud, int count)
-{
-    UNUSED(ud);
-    if (count > 20000) /* ~5 s */
-        return 0;
-    struct timespec ts = {0, (150 + (count % 4) * 50) * 1000L};
-    nanosleep(&ts, NULL);
-    return 1;
-}
-
-static int s_exec(ledger_t *l, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(l->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        log_warn("ledger: %s: %s", sql, msg ? msg : sqlite3_errmsg(l->db));
-        sqlite3_free(msg);
-        return VP_ESTORE;
-    }
-    return 0;
-}
-
-static ledger_t *s_open(const char *path, char *err, size_t errlen);
-
-/* Workers start together: one at a time creates the file, switches it to
- * WAL and creates the tables (SQLite answers "locked" to a concurrent WAL
- * switch at once, without its busy handler). */
-ledger_t *ledger_open(const char *path, char *err, size_t errlen)
-{
-    char *lock_path = xasprintf("%s.lock", path);
-    int fd = file_lock(lock_path);
-    if (fd < 0)
-        log_err(-fd, "ledger: locking %s (opening without it)", lock_path);
-    free(lock_path);
-    ledger_t *l = s_open(path, err, errlen);
-    if (fd >= 0)
-        close(fd);
-    return l;
-}
-
-static ledger_t *s_open(const char *path, char *err, size_t errlen)
+/* Workers start together: sqldb_open sets the file up one at a time. */
+ledger_t *ledger_open(const char *path, sqldb_sync_t sync, char *err, size_t errlen)
 {
     ledger_t *l = xcalloc(1, sizeof *l);
     pthread_mutex_init(&l->lock, NULL);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &l->db, flags, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "opening %s: %s", path,
-                 l->db ? sqlite3_errmsg(l->db) : "out of memory");
-        ledger_destroy(&l);
-        return NULL;
-    }
-    sqlite3_busy_handler(l->db, s_busy, NULL);
-    if (s_exec(l, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0 ||
-        s_exec(l, s_schema) < 0) {
-        snprintf(err, errlen, "preparing %s: %s", path, sqlite3_errmsg(l->db));
-        ledger_destroy(&l);
-        return NULL;
-    }
-    for (int i = 0; i < Q_COUNT; i++) {
+    l->db = sqldb_open(path, s_schema, sync, err, errlen);
+    for (int i = 0; l->db && i < Q_COUNT; i++) {
         if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->q[i],
                                NULL) != SQLITE_OK) {
             snprintf(err, errlen, "preparing a statement on %s: %s", path,
@@ -127,6 +68,8 @@ static ledger_t *s_open(const char *path, char *err, size_t errlen)
             return NULL;
         }
     }
+    if (!l->db)
+        ledger_destroy(&l);
     return l;
 }
 

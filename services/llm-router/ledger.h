@@ -20,15 +20,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sqldb.h"
 #include "vp_error.h"
 
 typedef struct ledger ledger_t;
 
 #define LEDGER_NANO 1000000000.0
 
-/* Opens (creating, migrating) the database at path. NULL with a reason.
- * The caller owns the result. */
-ledger_t *ledger_open(const char *path, char *err, size_t errlen);
+/* Opens (creating, migrating) the database at path, its commits synced as
+ * sync says. NULL with a reason. The caller owns the result. */
+ledger_t *ledger_open(const char *path, sqldb_sync_t sync, char *err, size_t errlen);
 /* Closes l (NULL is fine) and sets *lp to NULL. */
 void ledger_destroy(ledger_t **lp);
 

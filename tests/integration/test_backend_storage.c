@@ -174,7 +174,7 @@ Test(backend_storage, synchronous_is_normal_or_full, .timeout = 60, .fini = be_f
     char *log = th_keep(th_log(q));
     cr_assert_eq(rc, 1, "exit %d; log:\n%s", rc, log);
     cr_assert(strstr(log, "[backend] synchronous: ") &&
-                  strstr(log, "fsync\\\" is neither normal nor full"),
+                  strstr(log, "fsync\\\" is not one of normal, full"),
               "the log does not name the key and the value:\n%s", log);
 }
 

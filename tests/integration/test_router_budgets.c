@@ -269,7 +269,10 @@ static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *f
 Test(router_budgets, spend_survives_a_restart, .timeout = 90, .fini = th_cleanup)
 {
     th_proc_t *fake = llm_fake();
-    char *tmpl = llm_config(fake->port, &(llm_opts_t){.extra = TINY_BUDGET("10")});
+    /* The ledger synced at each batch here ([router] synchronous = full);
+     * the test below kills the router on the default (normal). */
+    char *tmpl = llm_config(fake->port, &(llm_opts_t){.router = "synchronous = full\n",
+                                                      .extra = TINY_BUDGET("10")});
     th_sv_t *sv = llm_start_in(NULL, tmpl, 2);
     s_tiny_call(sv, "gpt-a", "normal", "0.050000");
     s_tiny_call(sv, "gpt-a", "normal", "0.050000");

@@ -95,7 +95,7 @@ Test(services, backend_health_metrics_sigterm, .timeout = 30, .fini = th_cleanup
 
 Test(services, agents_health_metrics_sigterm, .timeout = 30, .fini = th_cleanup)
 {
-    s_check_service("vapora-agents", "agents", NULL);
+    s_check_service("vapora-agents", "agents", "[agents]\nsynchronous = full\n");
 }
 
 Test(services, llm_router_health_metrics_sigterm, .timeout = 30, .fini = th_cleanup)
@@ -105,7 +105,8 @@ Test(services, llm_router_health_metrics_sigterm, .timeout = 30, .fini = th_clea
     char *extra = NULL;
     cr_assert(asprintf(&extra,
                        "[supervisor]\ndata_dir = %s\n[provider:p]\nkind = openai\n"
-                       "base_url = http://127.0.0.1:9/v1\nmodels = m\n",
+                       "base_url = http://127.0.0.1:9/v1\nmodels = m\n"
+                       "[router]\nsynchronous = full\n",
                        data) > 0);
     s_check_service("vapora-llm-router", "llm-router", extra);
     free(extra);
@@ -137,6 +138,44 @@ Test(config, unset_variable_exits_2_naming_section_and_key, .timeout = 30,
     bool names = strstr(line, "[service:backend]") && strstr(line, "listen");
     cr_assert(names, "the error does not name [service:backend] listen: %s", line);
     free(line);
+}
+
+/* synchronous (how a service's SQLite commits reach the disk) is normal or
+ * full; another word stops the router and the agents at start, exit 1,
+ * with a line that names the section, the key and the value. */
+Test(config, a_synchronous_not_normal_or_full_stops_the_service, .timeout = 60,
+     .fini = th_cleanup)
+{
+    static const struct {
+        const char *bin, *service, *section;
+    } svc[] = {{"vapora-llm-router", "llm-router", "router"},
+               {"vapora-agents", "agents", "agents"}};
+    for (size_t i = 0; i < sizeof svc / sizeof *svc; i++) {
+        char *data = th_tmp_path("syncdata", "");
+        char *text = NULL;
+        cr_assert(asprintf(&text,
+                           "[service:%s]\nlisten = 127.0.0.1:%d\n[supervisor]\n"
+                           "data_dir = %s\n[provider:p]\nkind = openai\n"
+                           "base_url = http://127.0.0.1:9/v1\nmodels = m\n"
+                           "[%s]\nsynchronous = fsync\n",
+                           svc[i].service, th_free_port(), data, svc[i].section) > 0);
+        char *config = th_write_temp("sync", ".conf", text);
+        char *bin = th_bin_path(svc[i].bin);
+        th_proc_t *p = th_spawn(bin, config);
+        cr_assert_not_null(p);
+        int st = th_wait_exit(p, TH_EXIT_MS);
+        char *log = th_log(p);
+        cr_assert_eq(st, 1, "%s: exit status %d, want 1; log:\n%s", svc[i].bin, st, log);
+        char want[96];
+        snprintf(want, sizeof want, "[%s] synchronous: ", svc[i].section);
+        cr_assert(strstr(log, want) && strstr(log, "is not one of normal, full"),
+                  "%s: the log does not name the key and the choices:\n%s", svc[i].bin,
+                  log);
+        free(log);
+        free(bin);
+        free(text);
+        free(data);
+    }
 }
 
 Test(config, unknown_key_warns_and_starts, .timeout = 30, .fini = th_cleanup)

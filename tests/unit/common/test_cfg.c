@@ -230,6 +230,30 @@ Test(cfg, getter_bool)
     cfg_destroy(&cfg);
 }
 
+/* A word among choices, whatever its case, gives its index; absent, the
+ * default; another word, an error that lists the choices. */
+Test(cfg, getter_choice)
+{
+    static const char *const words[] = {"normal", "full", NULL};
+    char err[ERRLEN];
+    int v = -1;
+    cfg_t *cfg = s_load("[r]\na = full\nb = NORMAL\nc = fsync\nd =\n", err);
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_eq(cfg_get_choice(cfg, "r", "a", words, 0, &v, err, ERRLEN), 0);
+    cr_assert_eq(v, 1);
+    cr_assert_eq(cfg_get_choice(cfg, "r", "b", words, 1, &v, err, ERRLEN), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(cfg_get_choice(cfg, "r", "absent", words, 1, &v, err, ERRLEN), 0);
+    cr_assert_eq(v, 1);
+    v = 7;
+    cr_assert_eq(cfg_get_choice(cfg, "r", "c", words, 0, &v, err, ERRLEN), -EINVAL);
+    cr_assert_str_eq(err, "[r] c: \"fsync\" is not one of normal, full");
+    cr_assert_eq(v, 7, "a refused value leaves *out alone");
+    cr_assert_eq(cfg_get_choice(cfg, "r", "d", words, 0, &v, err, ERRLEN), -EINVAL);
+    cr_assert_str_eq(err, "[r] d: \"\" is not one of normal, full");
+    cfg_destroy(&cfg);
+}
+
 Test(cfg, duplicate_keys_and_sections)
 {
     char err[ERRLEN];

@@ -14,21 +14,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char s_dir[] = "/tmp/vapora-sqlwal-XXXXXX";
-static char s_path[96];
+#include "tmpdir_test.h"
 
 static void s_setup(void)
 {
-    strcpy(s_dir, "/tmp/vapora-sqlwal-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/t.db", s_dir);
+    tmpdir_make("vapora-sqlwal", "t.db");
 }
 
 static void s_teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove();
 }
 
 /* A connection on vfs (NULL: SQLite's default) in WAL mode, NORMAL sync,
@@ -195,7 +190,7 @@ static int s_full_child(void)
         return 9;
     if (s_commit_rows(w, 5) != SQLITE_OK)
         return 10;
-    char wal[128];
+    char wal[sizeof s_path + 8];
     snprintf(wal, sizeof wal, "%s-wal", s_path);
     struct stat sb;
     if (stat(wal, &sb) != 0)

@@ -11,25 +11,22 @@
 
 #include "vp_error.h"
 
-static char s_dir[64], s_path[96];
+#include "tmpdir_test.h"
+
 static adb_t *s_db;
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/vapora-adb-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/agents.db", s_dir);
+    tmpdir_make("vapora-adb", "agents.db");
     char err[256];
-    s_db = adb_open(s_path, err, sizeof err);
+    s_db = adb_open(s_path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(s_db, "%s", err);
 }
 
 static void s_teardown(void)
 {
     adb_destroy(&s_db);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove();
 }
 
 static run_row_t s_run(const char *id, const char *task, const char *agent)

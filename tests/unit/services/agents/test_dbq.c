@@ -21,7 +21,8 @@ typedef struct op {
     int rc;
 } op_t;
 
-static char s_dir[64], s_path[96];
+#include "tmpdir_test.h"
+
 static adb_t *s_db, *s_other; /* s_other: a second connection, as another worker */
 static loop_t *s_loop;
 static char s_order[16];
@@ -30,13 +31,11 @@ static bool s_all_seen;
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/vapora-dbq-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/agents.db", s_dir);
+    tmpdir_make("vapora-dbq", "agents.db");
     char err[256];
-    s_db = adb_open(s_path, err, sizeof err);
+    s_db = adb_open(s_path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(s_db, "%s", err);
-    s_other = adb_open(s_path, err, sizeof err);
+    s_other = adb_open(s_path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(s_other, "%s", err);
     s_loop = loop_new();
     s_ndone = 0;
@@ -49,9 +48,7 @@ static void s_teardown(void)
     loop_destroy(&s_loop);
     adb_destroy(&s_other);
     adb_destroy(&s_db);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove();
 }
 
 static void s_work(dbq_op_t *o, adb_t *db)

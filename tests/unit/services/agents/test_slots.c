@@ -12,20 +12,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char s_dir[64], s_path[96];
+#include "tmpdir_test.h"
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/vapora-slots-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/agents-slots", s_dir);
+    tmpdir_make("vapora-slots", "agents-slots");
 }
 
 static void s_teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove();
 }
 
 /* A child that takes n runs of agent, reports through a pipe, then waits

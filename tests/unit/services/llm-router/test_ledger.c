@@ -49,7 +49,7 @@ Test(router_ledger, settling_adds_spend_only_for_budgets, .init = s_ledger_init,
      .fini = s_ledger_fini)
 {
     char err[256];
-    ledger_t *l = ledger_open(s_path, err, sizeof err);
+    ledger_t *l = ledger_open(s_path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(l, "%s", err);
     ledger_entry_t e[3] = {s_entry(1, 70), s_entry(1, 0), s_entry(1, 30)};
     e[1].window_start = 0; /* no budget */
@@ -60,7 +60,7 @@ Test(router_ledger, settling_adds_spend_only_for_budgets, .init = s_ledger_init,
     cr_assert_eq(ledger_spent(l, "dev", 0, &spent), 0);
     cr_assert_eq(spent, 0, "no budget, no spend");
     ledger_destroy(&l);
-    l = ledger_open(s_path, err, sizeof err);
+    l = ledger_open(s_path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(l, "%s", err);
     s_expect_spent(l, 100);
     json_t *u = ledger_usage(l, "role", 0);
@@ -84,7 +84,7 @@ Test(router_ledger, usage_totals_by_group_and_since, .init = s_ledger_init,
      .fini = s_ledger_fini)
 {
     char err[256];
-    ledger_t *l = ledger_open(s_path, err, sizeof err);
+    ledger_t *l = ledger_open(s_path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(l, "%s", err);
     ledger_entry_t e[4] = {s_entry(10, 1), s_entry(10, 2), s_entry(20, 4),
                            s_entry(30, 8)};

@@ -1,7 +1,8 @@
-/* tmpdir_test.h - what the router's unit tests on real files share
- * (test_ledger.c, test_book.c): a fresh temporary directory per test, a
- * file path in it, and its removal. Header only; each test runs in a
- * process of its own (criterion), so the statics are per test. */
+/* tmpdir_test.h - what the unit tests on real files share (the router's
+ * ledger and book, the agents' database and slots, common/sqldb and
+ * sqlwal): a fresh temporary directory per test, a file path in it, and
+ * its removal. Header only, included once per test file; each test runs in
+ * a process of its own (criterion), so the statics are per test. */
 #ifndef VAPORA_TEST_TMPDIR_TEST_H
 #define VAPORA_TEST_TMPDIR_TEST_H
 

@@ -89,12 +89,15 @@ def main():
         # Each round's ratio, of runs seconds apart, then their median: the
         # machine's state changes by the minute, and falls on both alike.
         pairs = list(zip(got[first], got[name]))
-        cpu = statistics.median((a["user"] + a["kernel"]) / (b["user"] + b["kernel"])
-                                for a, b in pairs)
+        ratios = [(a["user"] + a["kernel"]) / (b["user"] + b["kernel"]) for a, b in pairs]
+        cpu = statistics.median(ratios)
         p99 = statistics.median(a["p99"] / b["p99"] for a, b in pairs)
         print(f"{first}/{name}: server CPU per request {cpu:.2f}, p99 "
               f"{p99:.2f} (medians of each round's ratio); ceiling with zero "
               f"user-space time {theirs / mine:.2f}")
+        # The spread: one round's ratio moves by several percent either way.
+        print(f"{'':8} CPU ratio of each round {min(ratios):.2f}-{max(ratios):.2f}, "
+              f"{sum(r <= 1 for r in ratios)} of {len(ratios)} at or under 1")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 BIN=$PWD/${BUILD:-build}/bin
 SECS=${BENCH_SECS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-CPU_ROUNDS=${BENCH_CPU_ROUNDS:-5} # part 1b: its ratios are medians of rounds
+CPU_ROUNDS=${BENCH_CPU_ROUNDS:-9} # part 1b: its ratios are medians of rounds
 work=$(mktemp -d /tmp/vapora-bench.XXXXXX)
 . bench/lib.sh
 stripped=

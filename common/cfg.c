@@ -493,6 +493,22 @@ int cfg_get_bool(const cfg_t *cfg, const char *section, const char *key, bool de
     return -EINVAL;
 }
 
+/* "a, b, c" into list (size > 4): the choices, ending in "..." when they
+ * do not all fit. */
+static void s_choice_list(char *list, size_t size, const char *const *choices)
+{
+    size_t used = 0;
+    list[0] = '\0';
+    for (int i = 0; choices[i]; i++) {
+        int n = snprintf(list + used, size - used, "%s%s", i ? ", " : "", choices[i]);
+        if (n < 0 || (size_t)n >= size - used) {
+            memcpy(list + size - 4, "...", 4);
+            return;
+        }
+        used += (size_t)n;
+    }
+}
+
 int cfg_get_choice(const cfg_t *cfg, const char *section, const char *key,
                    const char *const *choices, int def, int *out, char *err,
                    size_t errlen)
@@ -502,18 +518,14 @@ int cfg_get_choice(const cfg_t *cfg, const char *section, const char *key,
         *out = def;
         return 0;
     }
-    char list[256] = "";
-    size_t used = 0;
     for (int i = 0; choices[i]; i++) {
         if (strcasecmp(v, choices[i]) == 0) {
             *out = i;
             return 0;
         }
-        int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                         choices[i]);
-        if (n > 0 && (size_t)n < sizeof list - used)
-            used += (size_t)n;
     }
+    char list[256];
+    s_choice_list(list, sizeof list, choices);
     vp_errorf(err, errlen, 0, "[%s] %s: \"%s\" is not one of %s", section, key, v,
               list);
     return -EINVAL;

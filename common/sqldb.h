@@ -1,9 +1,9 @@
 /* sqldb.h - opening an SQLite file that several worker processes share,
  * the way every service here needs it (see FIELD-GUIDE.md section 6): WAL,
- * synchronous=NORMAL (or FULL, a service's setting), a busy handler that sleeps 150-300 µs (SQLite's own
- * sleeps up to 100 ms and is unfair between processes), and a set-up done
- * by one process at a time (an flock on PATH.lock: SQLite refuses a
- * concurrent WAL switch at once, without its busy handler).
+ * synchronous=NORMAL (or FULL, a service's setting), a busy handler that sleeps 150-300
+ * µs (SQLite's own sleeps up to 100 ms and is unfair between processes), and a set-up
+ * done by one process at a time (an flock on PATH.lock: SQLite refuses a concurrent WAL
+ * switch at once, without its busy handler).
  *
  * Blocking: call at start-up or on a pool thread. */
 #ifndef VAPORA_SQLDB_H

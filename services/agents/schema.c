@@ -5,7 +5,8 @@
 
 static const char *const s_agents[] = {
     "router_url",   "router_key",     "router_key_file", "backend_url",
-    "backend_user", "backend_password", "backend_password_file", "database", "synchronous", "default_role", "prompts_dir",
+    "backend_user", "backend_password", "backend_password_file", "database",
+    "synchronous",  "default_role",   "prompts_dir",
     "max_deliveries", "ack_wait",     "run_timeout",     "max_failures",
     "max_run_cost_usd", NULL};
 static const char *const s_agent[] = {

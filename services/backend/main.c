@@ -127,13 +127,13 @@ static bool s_numbers(const cfg_t *cfg, long n[N_COUNT], char *err, size_t errle
 
 /* [backend] synchronous: normal (the default) or full; false with the
  * reason in err. */
-static bool s_sync_mode(const cfg_t *cfg, store_sync_t *out, char *err, size_t errlen)
+static bool s_sync_mode(const cfg_t *cfg, sqldb_sync_t *out, char *err, size_t errlen)
 {
     int v;
-    if (cfg_get_choice(cfg, "backend", "synchronous", sqldb_sync_words, SQLDB_SYNC_NORMAL,
-                       &v, err, errlen) < 0)
+    if (cfg_get_choice(cfg, "backend", "synchronous", sqldb_sync_words,
+                       SQLDB_SYNC_NORMAL, &v, err, errlen) < 0)
         return false;
-    *out = v == SQLDB_SYNC_FULL ? STORE_SYNC_FULL : STORE_SYNC_NORMAL;
+    *out = (sqldb_sync_t)v;
     return true;
 }
 
@@ -144,7 +144,7 @@ static bool s_sync_mode(const cfg_t *cfg, store_sync_t *out, char *err, size_t e
 static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl, long address_free)
 {
     char err[512];
-    store_sync_t sync;
+    sqldb_sync_t sync;
     if (!s_sync_mode(cfg, &sync, err, sizeof err)) {
         log_error("backend: %s", err);
         return -EINVAL;
@@ -273,7 +273,7 @@ static void s_drain(worker_t *w)
 static bool s_check(const cfg_t *cfg, char *err, size_t errlen)
 {
     long n[N_COUNT];
-    store_sync_t sync;
+    sqldb_sync_t sync;
     return s_numbers(cfg, n, err, errlen) && s_sync_mode(cfg, &sync, err, errlen);
 }
 

@@ -250,7 +250,7 @@ uint64_t store_full_since(const store_t *s)
     return atomic_load_explicit(&s->shared->full_ms, memory_order_relaxed);
 }
 
-store_t *store_open(const char *path, store_sync_t sync, char *err, size_t errlen)
+store_t *store_open(const char *path, sqldb_sync_t sync, char *err, size_t errlen)
 {
     if (sodium_init() < 0) {
         snprintf(err, errlen, "libsodium failed to initialise");

@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "list.h"
+#include "sqldb.h"
 #include "vp_error.h"
 
 typedef struct store store_t;
@@ -46,17 +47,13 @@ typedef struct store_err {
     char msg[256];
 } store_err_t;
 
-/* How a commit reaches the disk ([backend] synchronous). NORMAL: the WAL
- * is synced by the checkpoints; a commit survives the crash of any
- * process (kill -9 included), but a power loss or a kernel crash may take
- * the last ones back. FULL: each commit (one per batch) syncs the WAL
- * before its writes are answered, so nothing answered is lost. */
-typedef enum { STORE_SYNC_NORMAL, STORE_SYNC_FULL } store_sync_t;
-
-/* Opens (creating) the database at path and applies pending migrations,
- * on the calling thread: call once at start-up, before serving. Starts the
- * writer and checkpointer threads. NULL with a reason in err on failure. */
-store_t *store_open(const char *path, store_sync_t sync, char *err, size_t errlen);
+/* Opens (creating) the database at path, its commits synced as sync
+ * ([backend] synchronous; sqldb.h says what each mode keeps) says: with
+ * FULL, each commit (one per batch) syncs the WAL before its writes are
+ * answered. Applies pending migrations on the calling thread: call once
+ * at start-up, before serving. Starts the writer and checkpointer
+ * threads. NULL with a reason in err on failure. */
+store_t *store_open(const char *path, sqldb_sync_t sync, char *err, size_t errlen);
 /* Runs the writes still queued (their done() runs), stops the writer and
  * the checkpointer and frees the store (after the pool and every other
  * thread using it have stopped). Accepts NULL; sets *sp = NULL. */

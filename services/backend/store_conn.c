@@ -23,7 +23,7 @@ static int s_busy(void *ud, int count)
     return count < 25000;
 }
 
-sqlite3 *store__open_db(const char *path, store_sync_t sync, char *err, size_t errlen)
+sqlite3 *store__open_db(const char *path, sqldb_sync_t sync, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
     /* sqlwal: a group commit's WAL frames go out in one write (sqlwal.h). */
@@ -44,7 +44,7 @@ sqlite3 *store__open_db(const char *path, store_sync_t sync, char *err, size_t e
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db,
-                          sync == STORE_SYNC_FULL ? "PRAGMA synchronous=FULL"
+                          sync == SQLDB_SYNC_FULL ? "PRAGMA synchronous=FULL"
                                                   : "PRAGMA synchronous=NORMAL",
                           NULL, NULL, NULL);
     if (rc != SQLITE_OK) {

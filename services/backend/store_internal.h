@@ -42,7 +42,7 @@ typedef struct store_shared {
 
 struct store {
     char *path;
-    store_sync_t sync; /* every connection's */
+    sqldb_sync_t sync; /* every connection's */
     pthread_key_t key; /* the calling thread's store_conn_t */
     /* The outbox (store_outbox.c). */
     long outbox_max;
@@ -137,7 +137,7 @@ typedef struct store_conn {
 /* Opens path with the store's pragmas (WAL, synchronous as sync asks,
  * foreign keys, no automatic checkpoint, temporary data in memory) and
  * busy handler; NULL with a reason. */
-sqlite3 *store__open_db(const char *path, store_sync_t sync, char *err, size_t errlen);
+sqlite3 *store__open_db(const char *path, sqldb_sync_t sync, char *err, size_t errlen);
 /* The calling thread's connection (opened on first use), or NULL (logged). */
 store_conn_t *store__conn(store_t *s);
 /* Closes a connection: the pthread key's destructor. */

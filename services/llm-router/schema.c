@@ -6,7 +6,7 @@
 
 #define SCHEMA_READER "llm-router"
 
-static const char *const s_router[] = {"api_keys", "anonymous", "default_max_tokens",
+static const char *const s_router[] = {"api_keys", "anonymous",   "default_max_tokens",
                                        "database", "synchronous", NULL};
 static const char *const s_caller[] = {"key", "key_file", "roles", "default_role",
                                        NULL};

@@ -142,7 +142,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char *db;
     FZ_CHECK(asprintf(&db, "%s/vapora.db", s_dir) > 0, "asprintf");
     s_b = (backend_t){.w = &s_worker, .data_dir = s_dir};
-    s_b.store = store_open(db, STORE_SYNC_NORMAL, err, sizeof err);
+    s_b.store = store_open(db, SQLDB_SYNC_NORMAL, err, sizeof err);
     FZ_CHECK(s_b.store, "%s", err);
     free(db);
     s_b.auth = auth_new_with_key("fuzz-key-fuzz-key-fuzz-key-fuzz!", 32, 3600);

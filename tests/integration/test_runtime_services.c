@@ -165,10 +165,12 @@ Test(config, a_synchronous_not_normal_or_full_stops_the_service, .timeout = 60,
         cr_assert_not_null(p);
         int st = th_wait_exit(p, TH_EXIT_MS);
         char *log = th_log(p);
-        cr_assert_eq(st, 1, "%s: exit status %d, want 1; log:\n%s", svc[i].bin, st, log);
+        cr_assert_eq(st, 1, "%s: exit status %d, want 1; log:\n%s", svc[i].bin, st,
+                     log);
         char want[96];
         snprintf(want, sizeof want, "[%s] synchronous: ", svc[i].section);
-        cr_assert(strstr(log, want) && strstr(log, "is not one of normal, full"),
+        cr_assert(strstr(log, want) && strstr(log, "fsync") &&
+                      strstr(log, "is not one of normal, full"),
                   "%s: the log does not name the key and the choices:\n%s", svc[i].bin,
                   log);
         free(log);

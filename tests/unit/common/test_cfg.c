@@ -251,6 +251,18 @@ Test(cfg, getter_choice)
     cr_assert_eq(v, 7, "a refused value leaves *out alone");
     cr_assert_eq(cfg_get_choice(cfg, "r", "d", words, 0, &v, err, ERRLEN), -EINVAL);
     cr_assert_str_eq(err, "[r] d: \"\" is not one of normal, full");
+    /* More choices than the message holds: as many as fit, then "...". */
+    const char *many[41];
+    for (int i = 0; i < 40; i++)
+        many[i] = i % 2 ? "a-rather-long-choice-odd" : "a-rather-long-choice-even";
+    many[40] = NULL;
+    char big[1024];
+    cr_assert_eq(cfg_get_choice(cfg, "r", "c", many, 0, &v, big, sizeof big), -EINVAL);
+    size_t n = strlen(big);
+    cr_assert(n > 200 && strcmp(big + n - 3, "...") == 0, "%s", big);
+    cr_assert(
+        strstr(big, "not one of a-rather-long-choice-even, a-rather-long-choice-odd, "),
+        "%s", big);
     cfg_destroy(&cfg);
 }
 

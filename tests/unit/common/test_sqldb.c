@@ -37,12 +37,13 @@ static long s_pragma(sqlite3 *db, const char *sql)
 Test(sqldb, synchronous_is_what_the_caller_asked)
 {
     char err[256] = "";
-    sqlite3 *db = sqldb_open(s_path, "CREATE TABLE t (x INTEGER);", SQLDB_SYNC_FULL, err,
-                             sizeof err);
+    sqlite3 *db = sqldb_open(s_path, "CREATE TABLE t (x INTEGER);", SQLDB_SYNC_FULL,
+                             err, sizeof err);
     cr_assert_not_null(db, "%s", err);
     cr_assert_eq(s_pragma(db, "PRAGMA synchronous"), 2, "FULL");
     cr_assert_eq(s_pragma(db, "PRAGMA temp_store"), 2, "MEMORY");
-    cr_assert_eq(sqldb_exec(db, "INSERT INTO t VALUES (1)", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(sqldb_exec(db, "INSERT INTO t VALUES (1)", err, sizeof err), 0, "%s",
+                 err);
     sqlite3_close(db);
 
     db = sqldb_open(s_path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);",
@@ -51,7 +52,8 @@ Test(sqldb, synchronous_is_what_the_caller_asked)
     cr_assert_eq(s_pragma(db, "PRAGMA synchronous"), 1, "NORMAL");
     cr_assert_eq(s_pragma(db, "SELECT count(*) FROM t"), 1);
     sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
+                 SQLITE_OK);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
     cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
@@ -68,6 +70,7 @@ Test(sqldb, a_file_it_cannot_open_is_named)
     cr_assert_null(sqldb_open(path, NULL, SQLDB_SYNC_NORMAL, err, sizeof err));
     cr_assert(strstr(err, path), "%s", err);
 
-    cr_assert_null(sqldb_open(s_path, "NOT SQL AT ALL", SQLDB_SYNC_NORMAL, err, sizeof err));
+    cr_assert_null(
+        sqldb_open(s_path, "NOT SQL AT ALL", SQLDB_SYNC_NORMAL, err, sizeof err));
     cr_assert(strstr(err, s_path) && strstr(err, "syntax error"), "%s", err);
 }

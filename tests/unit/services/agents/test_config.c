@@ -2,6 +2,7 @@
  * shape loads with its defaults, and each bad value is refused with the
  * section and key named. */
 #include "config.h"
+#include "sqldb.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ Test(agents_config, agents_and_defaults)
     cr_assert_str_eq(c->router_url, "http://10.0.0.1:9");
     cr_assert_str_eq(c->backend_url, "http://127.0.0.1:8001");
     cr_assert_str_eq(c->database, "data/agents.db");
+    cr_assert_eq(c->synchronous, SQLDB_SYNC_NORMAL);
     cr_assert_str_eq(c->default_role, "developer");
     cr_assert_eq(c->max_deliveries, 5);
     cr_assert_eq(c->nagents, 2);
@@ -71,6 +73,17 @@ Test(agents_config, bad_values_name_section_and_key)
     s_refused("[agents]\nrouter_url = ftp://x\n", "[agents] router_url");
     s_refused("[agents]\ndefault_role = boss\n", "[agents] default_role");
     s_refused("[agents]\nmax_deliveries = 0\n", "max_deliveries");
+    s_refused("[agents]\nsynchronous = fsync\n",
+              "[agents] synchronous: \"fsync\" is not one of normal, full");
+}
+
+Test(agents_config, synchronous_full)
+{
+    char err[256] = "";
+    agents_config_t *c = s_load("[agents]\nsynchronous = full\n", err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->synchronous, SQLDB_SYNC_FULL);
+    agents_config_destroy(&c);
 }
 
 /* The shipped configuration: twelve agents, one per role, each with its

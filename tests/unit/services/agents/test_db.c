@@ -1,7 +1,7 @@
 /* test_db.c - unit tests for services/agents/db.c on a real SQLite file:
  * a run is admitted once, saved and read back, pages filter and resume,
  * an execution counts once per run, and failures in a row reset. */
-#include "db.h"
+#include "db.c" /* struct adb: its connection, for PRAGMA synchronous */
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -184,4 +184,23 @@ Test(adb, streaks_of_a_task_come_in_one_read, .init = s_setup, .fini = s_teardow
     seen[0] = seen[1] = -1;
     cr_assert_eq(adb_streaks(s_db, "none", s_streak_seen, seen), 0);
     cr_assert_eq(seen[0], -1, "a task without failures has no streaks");
+}
+
+/* [agents] synchronous reaches the database's connection (PRAGMA
+ * synchronous: 1 NORMAL, 2 FULL). */
+Test(adb, opens_with_the_sync_it_is_given, .init = s_setup, .fini = s_teardown)
+{
+    for (int full = 0; full < 2; full++) {
+        char err[256] = "";
+        adb_t *db = adb_open(s_path, full ? SQLDB_SYNC_FULL : SQLDB_SYNC_NORMAL, err,
+                             sizeof err);
+        cr_assert_not_null(db, "%s", err);
+        sqlite3_stmt *st = NULL;
+        cr_assert_eq(sqlite3_prepare_v2(db->db, "PRAGMA synchronous", -1, &st, NULL),
+                     SQLITE_OK);
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+        cr_assert_eq(sqlite3_column_int(st, 0), full ? 2 : 1);
+        sqlite3_finalize(st);
+        adb_destroy(&db);
+    }
 }

@@ -31,7 +31,7 @@ static void s_init(void)
     cr_assert_not_null(mkdtemp(s_dir));
     char path[128], err[256];
     snprintf(path, sizeof path, "%s/t.db", s_dir);
-    s_store = store_open(path, STORE_SYNC_NORMAL, err, sizeof err);
+    s_store = store_open(path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(s_store, "%s", err);
 }
 
@@ -111,7 +111,7 @@ Test(store, reopening_applies_no_migration_twice, .init = s_init, .fini = s_fini
 {
     char path[128], err[256];
     snprintf(path, sizeof path, "%s/t.db", s_dir);
-    store_t *again = store_open(path, STORE_SYNC_NORMAL, err, sizeof err);
+    store_t *again = store_open(path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(again, "%s", err);
     store_destroy(&again);
 }

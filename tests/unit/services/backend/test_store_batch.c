@@ -27,7 +27,7 @@ static void s_init(void)
     cr_assert_not_null(mkdtemp(s_dir));
     char err[256];
     snprintf(s_path, sizeof s_path, "%s/t.db", s_dir);
-    s_store = store_open(s_path, STORE_SYNC_NORMAL, err, sizeof err);
+    s_store = store_open(s_path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(s_store, "%s", err);
 }
 
@@ -348,7 +348,7 @@ Test(writer, a_full_store_syncs_every_commit, .init = s_init, .fini = s_fini)
     cr_assert_eq(s_writer_sync(s_store), 1, "the default is NORMAL");
     store_destroy(&s_store);
     char err[256];
-    s_store = store_open(s_path, STORE_SYNC_FULL, err, sizeof err);
+    s_store = store_open(s_path, SQLDB_SYNC_FULL, err, sizeof err);
     cr_assert_not_null(s_store, "%s", err);
     cr_assert_eq(s_writer_sync(s_store), 2, "the writer's connection is FULL");
     static op_t a;

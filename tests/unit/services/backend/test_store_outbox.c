@@ -19,7 +19,7 @@ static store_t *s_open(void)
 {
     char path[128], err[256];
     snprintf(path, sizeof path, "%s/t.db", s_dir);
-    store_t *s = store_open(path, STORE_SYNC_NORMAL, err, sizeof err);
+    store_t *s = store_open(path, SQLDB_SYNC_NORMAL, err, sizeof err);
     cr_assert_not_null(s, "%s", err);
     return s;
 }

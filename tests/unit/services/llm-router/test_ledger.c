@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ledger.h"
+#include "ledger.c" /* struct ledger: its connection, for PRAGMA synchronous */
 #include "tmpdir_test.h"
 
 static void s_ledger_init(void)
@@ -121,4 +121,36 @@ Test(router_ledger, usage_totals_by_group_and_since, .init = s_ledger_init,
     cr_assert_eq(json_array_size(u), 0);
     json_decref(u);
     ledger_destroy(&l);
+}
+
+/* PRAGMA synchronous on the ledger's own connection: 1 NORMAL, 2 FULL. */
+static long s_sync_level(ledger_t *l)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(l->db, "PRAGMA synchronous", -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* [router] synchronous reaches the ledger's connection; a file that cannot
+ * be opened is named, and nothing is left to free. */
+Test(router_ledger, opens_with_the_sync_it_is_given, .init = s_ledger_init,
+     .fini = s_ledger_fini)
+{
+    char err[256] = "";
+    ledger_t *l = ledger_open(s_path, SQLDB_SYNC_FULL, err, sizeof err);
+    cr_assert_not_null(l, "%s", err);
+    cr_assert_eq(s_sync_level(l), 2);
+    ledger_destroy(&l);
+    l = ledger_open(s_path, SQLDB_SYNC_NORMAL, err, sizeof err);
+    cr_assert_not_null(l, "%s", err);
+    cr_assert_eq(s_sync_level(l), 1);
+    ledger_destroy(&l);
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/no-such-dir/l.db", s_dir);
+    cr_assert_null(ledger_open(bad, SQLDB_SYNC_FULL, err, sizeof err));
+    cr_assert(strstr(err, bad), "%s", err);
 }

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "plan.h"
+#include "sqldb.h"
 
 static const char s_conf[] = "[provider:claude]\n"
                              "kind = anthropic\n"
@@ -77,6 +78,24 @@ Test(router_config, loads_sections_and_references)
     cr_assert_float_eq(rt_cost(c, "llama", 1000000, 1000000), 0, 1e-9);
     rt_config_destroy(&c);
     cr_assert_null(c);
+}
+
+/* [router] synchronous: normal unless set; full; another word refused. */
+Test(router_config, synchronous_for_the_ledger)
+{
+    char err[256] = "", text[4096];
+    rt_config_t *c = s_load(s_conf, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->synchronous, SQLDB_SYNC_NORMAL);
+    rt_config_destroy(&c);
+    snprintf(text, sizeof text, "%s[router]\nsynchronous = full\n", s_conf);
+    c = s_load(text, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->synchronous, SQLDB_SYNC_FULL);
+    rt_config_destroy(&c);
+    snprintf(text, sizeof text, "%s[router]\nsynchronous = off\n", s_conf);
+    cr_assert_null(s_load(text, err, sizeof err));
+    cr_assert_str_eq(err, "[router] synchronous: \"off\" is not one of normal, full");
 }
 
 Test(router_config, rejects_what_cannot_work)

@@ -75,5 +75,7 @@ sqlite3 *sqldb_open(const char *path, const char *schema, sqldb_sync_t sync, cha
     sqlite3 *db = s_open(path, schema, sync, err, errlen);
     if (fd >= 0)
         close(fd);
+    if (db)
+        log_info("%s: WAL, synchronous=%s", path, sqldb_sync_words[sync]);
     return db;
 }

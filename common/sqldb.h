@@ -21,7 +21,8 @@ typedef enum { SQLDB_SYNC_NORMAL, SQLDB_SYNC_FULL } sqldb_sync_t;
 extern const char *const sqldb_sync_words[];
 
 /* Opens (creating) path with SQLITE_OPEN_NOMUTEX, sets it up as above and
- * runs schema (SQL, may be NULL) under the set-up lock. Returns the
+ * runs schema (SQL, may be NULL) under the set-up lock; logs the path and
+ * its mode ("PATH: WAL, synchronous=full") at info. Returns the
  * connection, or NULL with a reason naming path in err. */
 sqlite3 *sqldb_open(const char *path, const char *schema, sqldb_sync_t sync, char *err,
                     size_t errlen);

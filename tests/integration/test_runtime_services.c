@@ -68,10 +68,16 @@ static void s_assert_metrics(const th_resp_t *r, const char *service)
                  svc, v, r->body);
 }
 
-/* Starts a shipped service, checks /health and /metrics, stops it. */
-static void s_check_service(const char *bin, const char *service, const char *extra)
+/* Starts a shipped service, checks /health and /metrics and that its log
+ * says `said` at info (NULL: nothing to look for), stops it. */
+static void s_check_service(const char *bin, const char *service, const char *extra,
+                            const char *said)
 {
     th_proc_t *p = th_must_start(bin, service, extra);
+    if (said) { /* the worker sets up after it listens */
+        th_log_wait(p, said, 5000);
+        th_assert_log(p, said, "info");
+    }
     th_conn_t *c = th_must_connect(p->port);
     th_resp_t *r = th_must_exchange(c, "GET", "/health", NULL, NULL);
     s_assert_health(r, service, p->pid);
@@ -90,12 +96,14 @@ static void s_check_service(const char *bin, const char *service, const char *ex
 
 Test(services, backend_health_metrics_sigterm, .timeout = 30, .fini = th_cleanup)
 {
-    s_check_service("vapora-backend", "backend", NULL);
+    s_check_service("vapora-backend", "backend", NULL, NULL);
 }
 
 Test(services, agents_health_metrics_sigterm, .timeout = 30, .fini = th_cleanup)
 {
-    s_check_service("vapora-agents", "agents", "[agents]\nsynchronous = full\n");
+    /* [agents] synchronous reaches the database it opens */
+    s_check_service("vapora-agents", "agents", "[agents]\nsynchronous = full\n",
+                    "agents.db: WAL, synchronous=full");
 }
 
 Test(services, llm_router_health_metrics_sigterm, .timeout = 30, .fini = th_cleanup)
@@ -108,7 +116,8 @@ Test(services, llm_router_health_metrics_sigterm, .timeout = 30, .fini = th_clea
                        "base_url = http://127.0.0.1:9/v1\nmodels = m\n"
                        "[router]\nsynchronous = full\n",
                        data) > 0);
-    s_check_service("vapora-llm-router", "llm-router", extra);
+    s_check_service("vapora-llm-router", "llm-router", extra,
+                    "llm-router.db: WAL, synchronous=full");
     free(extra);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf %s", data);

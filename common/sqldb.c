@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "sqldb.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -13,6 +14,23 @@
 #include "log.h"
 
 const char *const sqldb_sync_words[] = {"normal", "full", NULL};
+
+const char *sqldb_sync_pragma(sqldb_sync_t sync)
+{
+    return sync == SQLDB_SYNC_FULL ? "PRAGMA synchronous=FULL"
+                                   : "PRAGMA synchronous=NORMAL";
+}
+
+int sqldb_sync_setting(const cfg_t *cfg, const char *section, sqldb_sync_t *out,
+                       char *err, size_t errlen)
+{
+    int v;
+    if (cfg_get_choice(cfg, section, "synchronous", sqldb_sync_words, SQLDB_SYNC_NORMAL,
+                       &v, err, errlen) < 0)
+        return -EINVAL;
+    *out = (sqldb_sync_t)v;
+    return 0;
+}
 
 int sqldb_busy(void *ud, int count)
 {
@@ -47,14 +65,9 @@ static sqlite3 *s_open(const char *path, const char *schema, sqldb_sync_t sync,
         /* temp_store=MEMORY: statement journals and temporary tables in
          * memory, not in the system's temporary directory (a full one
          * failed writes as if the database's disk were full). */
-        if (sqldb_exec(db,
-                       sync == SQLDB_SYNC_FULL
-                           ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                             " PRAGMA temp_store=MEMORY;"
-                           : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                             " PRAGMA temp_store=MEMORY;",
-                       why, sizeof why) == 0 &&
-            schema)
+        if (sqldb_exec(db, "PRAGMA journal_mode=WAL; PRAGMA temp_store=MEMORY;", why,
+                       sizeof why) == 0 &&
+            sqldb_exec(db, sqldb_sync_pragma(sync), why, sizeof why) == 0 && schema)
             sqldb_exec(db, schema, why, sizeof why);
     }
     if (!why[0])

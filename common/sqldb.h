@@ -12,6 +12,8 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "cfg.h"
+
 /* How a commit reaches the disk. NORMAL: a commit survives the process's
  * crash, and a power loss may undo the last ones (WAL synced at each
  * checkpoint). FULL: the WAL is synced at each commit, before it returns. */
@@ -19,6 +21,13 @@ typedef enum { SQLDB_SYNC_NORMAL, SQLDB_SYNC_FULL } sqldb_sync_t;
 /* Their words in a configuration (`synchronous = normal|full`), in that
  * order, NULL-terminated: for cfg_get_choice. */
 extern const char *const sqldb_sync_words[];
+/* The PRAGMA that sets sync on a connection ("PRAGMA synchronous=FULL"),
+ * for connections opened otherwise than by sqldb_open. */
+const char *sqldb_sync_pragma(sqldb_sync_t sync);
+/* [section] synchronous (normal, the default, or full; any case) into
+ * *out: 0, or -EINVAL with a reason naming section, key and value. */
+int sqldb_sync_setting(const cfg_t *cfg, const char *section, sqldb_sync_t *out,
+                       char *err, size_t errlen);
 
 /* Opens (creating) path with SQLITE_OPEN_NOMUTEX, sets it up as above and
  * runs schema (SQL, may be NULL) under the set-up lock; logs the path and

@@ -12,7 +12,6 @@
 #include "vp_error.h"
 #include "file.h"
 #include "roles.h"
-#include "sqldb.h"
 
 #define PROMPT_MAX (64 * 1024)
 
@@ -136,8 +135,7 @@ static int s_service_keys(const cfg_t *cfg, agents_config_t *c, long dflt[2],
         return vp_errorf(err, len, -EINVAL,
                          "[agents] default_role: \"%s\" is not one of the twelve "
                          "roles", c->default_role);
-    if (cfg_get_choice(cfg, "agents", "synchronous", sqldb_sync_words, SQLDB_SYNC_NORMAL,
-                       &c->synchronous, err, len) < 0 ||
+    if (sqldb_sync_setting(cfg, "agents", &c->synchronous, err, len) < 0 ||
         cfg_get_long(cfg, "agents", "max_deliveries", 5, 1, 100, &c->max_deliveries, err,
                      len) < 0 ||
         cfg_get_long(cfg, "agents", "ack_wait", 60, 5, 3600, &c->ack_wait_s, err, len) < 0 ||

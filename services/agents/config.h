@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "cfg.h"
+#include "sqldb.h"
 
 #define AGENT_NAME_MAX 63
 
@@ -50,7 +51,7 @@ typedef struct agents_config {
     char *backend_password; /* from the config, else backend_password_file */
     char *backend_password_file; /* DATA_DIR/agents-password (the backend writes it) */
     char *database;         /* the service's own SQLite file */
-    int synchronous;        /* sqldb_sync_t: [agents] synchronous */
+    sqldb_sync_t synchronous; /* [agents] synchronous */
     char *data_dir;
     char *default_role;     /* candidates when no agent claims a task's type */
     char *prompts_dir;      /* where relative system_prompt_file paths start */

@@ -218,7 +218,7 @@ static int s_open(agents_t *a)
     }
     if (file_mkdirs(a->cfg->data_dir, 0700) < 0)
         log_warn("agents: cannot create %s", a->cfg->data_dir);
-    a->db = adb_open(a->cfg->database, (sqldb_sync_t)a->cfg->synchronous, err, sizeof err);
+    a->db = adb_open(a->cfg->database, a->cfg->synchronous, err, sizeof err);
     char *slots = xasprintf("%s/agents-slots", a->cfg->data_dir);
     a->slots = a->db ? slots_open(slots) : NULL;
     if (a->db && !a->slots)

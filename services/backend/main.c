@@ -125,18 +125,6 @@ static bool s_numbers(const cfg_t *cfg, long n[N_COUNT], char *err, size_t errle
     return true;
 }
 
-/* [backend] synchronous: normal (the default) or full; false with the
- * reason in err. */
-static bool s_sync_mode(const cfg_t *cfg, sqldb_sync_t *out, char *err, size_t errlen)
-{
-    int v;
-    if (cfg_get_choice(cfg, "backend", "synchronous", sqldb_sync_words,
-                       SQLDB_SYNC_NORMAL, &v, err, errlen) < 0)
-        return false;
-    *out = (sqldb_sync_t)v;
-    return true;
-}
-
 /* Workers start together: one at a time creates the database (WAL switch,
  * migrations), the secret and the first admin. SQLite answers "locked" at
  * once, without its busy handler, to a WAL switch or a read snapshot
@@ -145,7 +133,7 @@ static int s_open(backend_t *b, const cfg_t *cfg, long token_ttl, long address_f
 {
     char err[512];
     sqldb_sync_t sync;
-    if (!s_sync_mode(cfg, &sync, err, sizeof err)) {
+    if (sqldb_sync_setting(cfg, "backend", &sync, err, sizeof err) < 0) {
         log_error("backend: %s", err);
         return -EINVAL;
     }
@@ -274,7 +262,8 @@ static bool s_check(const cfg_t *cfg, char *err, size_t errlen)
 {
     long n[N_COUNT];
     sqldb_sync_t sync;
-    return s_numbers(cfg, n, err, errlen) && s_sync_mode(cfg, &sync, err, errlen);
+    return s_numbers(cfg, n, err, errlen) &&
+           sqldb_sync_setting(cfg, "backend", &sync, err, errlen) == 0;
 }
 
 static const worker_service_t s_service = {

@@ -43,10 +43,7 @@ sqlite3 *store__open_db(const char *path, sqldb_sync_t sync, char *err, size_t e
                           " PRAGMA wal_autocheckpoint=0; PRAGMA temp_store=MEMORY;",
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db,
-                          sync == SQLDB_SYNC_FULL ? "PRAGMA synchronous=FULL"
-                                                  : "PRAGMA synchronous=NORMAL",
-                          NULL, NULL, NULL);
+        rc = sqlite3_exec(db, sqldb_sync_pragma(sync), NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s%s", path,
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),

@@ -10,7 +10,6 @@
 
 #include "config.h"
 #include "alloc.h"
-#include "sqldb.h"
 #include "vp_error.h"
 
 /* "provider:claude" -> "claude" when the section has type `type`. */
@@ -202,8 +201,7 @@ static int s_check_refs(const rt_config_t *c, char *err, size_t len)
 
 static int s_load_router(const cfg_t *cfg, rt_config_t *c, char *err, size_t len)
 {
-    if (cfg_get_choice(cfg, "router", "synchronous", sqldb_sync_words,
-                       SQLDB_SYNC_NORMAL, &c->synchronous, err, len) < 0)
+    if (sqldb_sync_setting(cfg, "router", &c->synchronous, err, len) < 0)
         return -EINVAL;
     return cfg_get_long(cfg, "router", "default_max_tokens", 4096, 1, 10000000,
                         &c->default_max_tokens, err, len);

@@ -15,6 +15,7 @@
 
 #include "cfg.h"
 #include "sbuf.h"
+#include "sqldb.h"
 #include "wire.h"
 
 /* Providers in [routing] fallback_chain, at most (a plan's attempts). */
@@ -78,8 +79,8 @@ typedef struct rt_config {
     long retries;
     long cooldown_failures;
     double cooldown_s;
-    long default_max_tokens; /* for reservations and Anthropic upstreams */
-    int synchronous;         /* sqldb_sync_t: [router] synchronous, for the ledger */
+    long default_max_tokens;  /* for reservations and Anthropic upstreams */
+    sqldb_sync_t synchronous; /* [router] synchronous, for the ledger */
 } rt_config_t;
 
 /* Loads and checks the router's sections. NULL with a one-line reason
@@ -113,7 +114,8 @@ const rt_budget_t *rt_budget_for(const rt_config_t *c, const char *role);
  * returns how many. */
 size_t rt_keyless_names(const rt_config_t *c, sbuf_t *out);
 /* USD for the tokens at model's prices. */
-double rt_cost(const rt_config_t *c, const char *model, long in_tokens, long out_tokens);
+double rt_cost(const rt_config_t *c, const char *model, long in_tokens,
+               long out_tokens);
 
 /* The current window [start, end) of w containing `now` (unix seconds, UTC
  * calendar: days, ISO weeks from Monday, months). */

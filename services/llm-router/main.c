@@ -85,7 +85,7 @@ static int s_open_ledger(router_t *rt, const cfg_t *cfg)
     }
     const char *db = cfg_get(cfg, "router", "database");
     char *path = db && *db ? xstrdup(db) : xasprintf("%s/llm-router.db", dir);
-    rt->ledger = ledger_open(path, (sqldb_sync_t)rt->cfg->synchronous, err, sizeof err);
+    rt->ledger = ledger_open(path, rt->cfg->synchronous, err, sizeof err);
     if (!rt->ledger)
         log_error("llm-router: %s", err);
     int rc = rt->ledger && admit_open(rt, path) == 0 ? 0 : -EIO;
